@@ -1,0 +1,97 @@
+// embedding_gather: out[p, :] = table[indices[p], :].
+//
+// THREADS_PER_ROW invocations share one output row and stride over its
+// columns. On a real GPU that makes neighbouring invocations read
+// neighbouring vec4s (coalesced); on a CPU rasterizer (lavapipe) one
+// invocation per row is faster because each SIMD lane streams its own row.
+// The host picks the value from the adapter type.
+//
+// Rows whose index is out of range are zero-filled and the first bad position
+// is recorded in status[0] with atomicMin (the host initialises it to
+// 0xFFFFFFFF), so indices that only exist on the GPU are still checked.
+//
+// Two entry points: gather_vec4 (dim % 4 == 0, bindings 0-4) and
+// gather_scalar (any dim, bindings 0-2, 5, 6). Each pipeline's layout names
+// only its own bindings.
+
+override WORKGROUP_SIZE: u32 = 256u;
+override THREADS_PER_ROW: u32 = 1u;
+
+struct Params {
+    n: u32,              // number of indices (output rows)
+    dim: u32,            // floats per row
+    num_embeddings: u32, // table rows
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> indices: array<u32>;
+@group(0) @binding(2) var<storage, read_write> status: array<atomic<u32>>;
+@group(0) @binding(3) var<storage, read> table4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> out4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> table: array<f32>;
+@group(0) @binding(6) var<storage, read_write> out: array<f32>;
+
+// The dispatch folds into 2-D past 65 535 workgroups; this undoes the fold.
+fn invocation(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn gather_vec4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = invocation(wid, nwg, lid);
+    let pos = g / THREADS_PER_ROW;
+    let lane = g % THREADS_PER_ROW;
+    if pos >= params.n {
+        return;
+    }
+    let dim4 = params.dim / 4u;
+    let dst = pos * dim4;
+    let row = indices[pos];
+    if row >= params.num_embeddings {
+        if lane == 0u {
+            atomicMin(&status[0], pos);
+        }
+        for (var c = lane; c < dim4; c += THREADS_PER_ROW) {
+            out4[dst + c] = vec4<f32>(0.0);
+        }
+        return;
+    }
+    let src = row * dim4;
+    for (var c = lane; c < dim4; c += THREADS_PER_ROW) {
+        out4[dst + c] = table4[src + c];
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn gather_scalar(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = invocation(wid, nwg, lid);
+    let pos = g / THREADS_PER_ROW;
+    let lane = g % THREADS_PER_ROW;
+    if pos >= params.n {
+        return;
+    }
+    let dst = pos * params.dim;
+    let row = indices[pos];
+    if row >= params.num_embeddings {
+        if lane == 0u {
+            atomicMin(&status[0], pos);
+        }
+        for (var c = lane; c < params.dim; c += THREADS_PER_ROW) {
+            out[dst + c] = 0.0;
+        }
+        return;
+    }
+    let src = row * params.dim;
+    for (var c = lane; c < params.dim; c += THREADS_PER_ROW) {
+        out[dst + c] = table[src + c];
+    }
+}

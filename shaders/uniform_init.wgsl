@@ -1,0 +1,403 @@
+// uniform_init: counter-based random fill (Philox4x32-10, Salmon et al. 2011).
+//
+// Element e of a tensor is lane e % 4 of philox(counter = (e / 4) as 64 bits,
+// key = seed as 64 bits): its value depends only on (seed, e), never on the
+// workgroup size, the dispatch shape, the adapter, or how the tensor was split
+// into calls. Each invocation computes one Philox block (four elements).
+//
+// Identical floats on every device. Vulkan, Metal and GL compilers may fuse
+// a * b + c into an FMA and may refactor float expressions (Mesa does:
+// a*b + a*c -> a*(b + c)), and their log/sqrt/sin differ by several ulps. So
+// no float arithmetic happens here at all: Box–Muller runs in fixed point
+// (log2 by repeated squaring, a digit-by-digit square root, CORDIC for
+// cos/sin), the result is rounded to f32 once, and the affine step
+// `a + b · x` is a software FMA on the float bits, correctly rounded
+// (results below 2^-126 in magnitude flush to zero). The CPU twin
+// (src/cpu/uniform_init.rs) runs the same integer steps and matches bit for bit.
+
+override WORKGROUP_SIZE: u32 = 256u;
+
+struct Params {
+    key: vec2<u32>,        // the seed, low word first
+    first_block: vec2<u32>, // Philox block of the first element written, 64-bit
+    skip: u32,             // elements of that block before the first written one (0..3)
+    begin: u32,            // first output position written
+    end: u32,              // one past the last output position written
+    blocks: u32,           // invocations with work
+    a: f32,                // uniform: lo;  normal: mean
+    b: f32,                // uniform: hi - lo;  normal: std
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out_bits: array<u32>;
+
+// 32 × 32 → 64-bit product as (hi, lo); WGSL has no 64-bit integers.
+fn mulhilo(a: u32, b: u32) -> vec2<u32> {
+    let a0 = a & 0xFFFFu;
+    let a1 = a >> 16u;
+    let b0 = b & 0xFFFFu;
+    let b1 = b >> 16u;
+    let p00 = a0 * b0;
+    let p01 = a0 * b1;
+    let p10 = a1 * b0;
+    let p11 = a1 * b1;
+    let mid = (p00 >> 16u) + (p01 & 0xFFFFu) + (p10 & 0xFFFFu);
+    let hi = p11 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u);
+    return vec2<u32>(hi, a * b);
+}
+
+fn philox4x32_10(counter: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
+    var c = counter;
+    var k = key;
+    for (var round = 0u; round < 10u; round++) {
+        let p0 = mulhilo(0xD2511F53u, c.x);
+        let p1 = mulhilo(0xCD9E8D57u, c.z);
+        c = vec4<u32>(p1.x ^ c.y ^ k.x, p1.y, p0.x ^ c.w ^ k.y, p0.y);
+        k = k + vec2<u32>(0x9E3779B9u, 0xBB67AE85u);
+    }
+    return c;
+}
+
+// ---- 64-bit integers as vec2<u32>(lo, hi) -------------------------------
+
+fn mul64(a: u32, b: u32) -> vec2<u32> {
+    let p = mulhilo(a, b);
+    return vec2<u32>(p.y, p.x);
+}
+
+fn shl64(x: vec2<u32>, n: u32) -> vec2<u32> {
+    if n == 0u {
+        return x;
+    }
+    if n >= 64u {
+        return vec2<u32>(0u, 0u);
+    }
+    if n >= 32u {
+        return vec2<u32>(0u, x.x << (n - 32u));
+    }
+    return vec2<u32>(x.x << n, (x.y << n) | (x.x >> (32u - n)));
+}
+
+fn shr64(x: vec2<u32>, n: u32) -> vec2<u32> {
+    if n == 0u {
+        return x;
+    }
+    if n >= 64u {
+        return vec2<u32>(0u, 0u);
+    }
+    if n >= 32u {
+        return vec2<u32>(x.y >> (n - 32u), 0u);
+    }
+    return vec2<u32>((x.x >> n) | (x.y << (32u - n)), x.y >> n);
+}
+
+fn add64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+    let lo = a.x + b.x;
+    return vec2<u32>(lo, a.y + b.y + select(0u, 1u, lo < a.x));
+}
+
+fn sub64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+    return vec2<u32>(a.x - b.x, a.y - b.y - select(0u, 1u, a.x < b.x));
+}
+
+fn lt64(a: vec2<u32>, b: vec2<u32>) -> bool {
+    return a.y < b.y || (a.y == b.y && a.x < b.x);
+}
+
+fn is_zero64(x: vec2<u32>) -> bool {
+    return (x.x | x.y) == 0u;
+}
+
+// Number of significant bits (0 for zero).
+fn bitlen64(x: vec2<u32>) -> u32 {
+    if x.y != 0u {
+        return 64u - countLeadingZeros(x.y);
+    }
+    return 32u - countLeadingZeros(x.x);
+}
+
+// x >> n, with every bit shifted out ORed into bit 0 (the sticky bit).
+fn shr64_sticky(x: vec2<u32>, n: u32) -> vec2<u32> {
+    let kept = shr64(x, n);
+    let lost = !is_zero64(sub64(x, shl64(kept, n))) || (n >= 64u && !is_zero64(x));
+    return vec2<u32>(kept.x | select(0u, 1u, lost), kept.y);
+}
+
+// ---- floats from integers, rounded once ----------------------------------
+
+// The f32 nearest to (-1)^neg · mag · 2^e (ties to even); zero gives +0,
+// overflow ±inf, results below 2^-126 in magnitude ±0.
+fn round_pack(neg: bool, mag: vec2<u32>, e: i32) -> f32 {
+    if is_zero64(mag) {
+        return 0.0;
+    }
+    let top = bitlen64(mag) - 1u;
+    var keep: u32;
+    var exp = i32(top) + e;
+    if top > 23u {
+        let shift = top - 23u;
+        keep = shr64(mag, shift).x;
+        let rest = sub64(mag, shl64(vec2<u32>(keep, 0u), shift));
+        let half = shl64(vec2<u32>(1u, 0u), shift - 1u);
+        if lt64(half, rest) || (!lt64(rest, half) && (keep & 1u) == 1u) {
+            keep = keep + 1u;
+            if keep == 0x1000000u {
+                keep = 0x800000u;
+                exp = exp + 1;
+            }
+        }
+    } else {
+        keep = mag.x << (23u - top);
+    }
+    let sign = select(0u, 0x80000000u, neg);
+    if exp > 127 {
+        return bitcast<f32>(sign | 0x7F800000u);
+    }
+    if exp < -126 {
+        return bitcast<f32>(sign);
+    }
+    return bitcast<f32>(sign | (u32(exp + 127) << 23u) | (keep & 0x7FFFFFu));
+}
+
+// A finite f32 as (-1)^neg · m · 2^q.
+struct Unpacked {
+    neg: bool,
+    m: u32,
+    q: i32,
+}
+
+fn unpack(x: f32) -> Unpacked {
+    let bits = bitcast<u32>(x);
+    let field = (bits >> 23u) & 0xFFu;
+    let frac = bits & 0x7FFFFFu;
+    if field == 0u {
+        return Unpacked(bits >= 0x80000000u, frac, -149);
+    }
+    return Unpacked(bits >= 0x80000000u, frac | 0x800000u, i32(field) - 150);
+}
+
+// a + b · x for finite a, b, x, rounded once: a software FMA on integers.
+fn soft_fma(b: f32, x: f32, a: f32) -> f32 {
+    let ub = unpack(b);
+    let ux = unpack(x);
+    let ua = unpack(a);
+    let p = mul64(ub.m, ux.m);
+    let qp = ub.q + ux.q;
+    let negp = ub.neg != ux.neg;
+    if is_zero64(p) {
+        return a;
+    }
+    let am = vec2<u32>(ua.m, 0u);
+    if ua.m == 0u {
+        return round_pack(negp, p, qp);
+    }
+    // Place the larger operand's top bit at bit 61 of a 64-bit window.
+    let tp = qp + i32(bitlen64(p)) - 1;
+    let ta = ua.q + i32(bitlen64(am)) - 1;
+    let unit = max(tp, ta) - 61;
+    var pw: vec2<u32>;
+    if qp >= unit {
+        pw = shl64(p, u32(qp - unit));
+    } else {
+        pw = shr64_sticky(p, u32(unit - qp));
+    }
+    var aw: vec2<u32>;
+    if ua.q >= unit {
+        aw = shl64(am, u32(ua.q - unit));
+    } else {
+        aw = shr64_sticky(am, u32(unit - ua.q));
+    }
+    if negp == ua.neg {
+        return round_pack(ua.neg, add64(pw, aw), unit);
+    }
+    if lt64(pw, aw) {
+        return round_pack(ua.neg, sub64(aw, pw), unit);
+    }
+    return round_pack(negp, sub64(pw, aw), unit);
+}
+
+// ---- Box–Muller in fixed point -------------------------------------------
+
+// log2(u) for 1 <= u <= 2^24, as a fixed-point number with 24 fraction bits:
+// the integer part from the leading bit, each fraction bit by squaring the
+// mantissa (Q1.31) and halving when it reaches 2.
+fn log2_q24(u: u32) -> u32 {
+    let n = firstLeadingBit(u);
+    var m = u << (31u - n);
+    var frac = 0u;
+    for (var i = 0u; i < 24u; i++) {
+        let sq = mul64(m, m);
+        frac = frac << 1u;
+        if sq.y >= 0x80000000u {
+            frac = frac | 1u;
+            m = sq.y;
+        } else {
+            m = (sq.y << 1u) | (sq.x >> 31u);
+        }
+    }
+    return (n << 24u) | frac;
+}
+
+// floor(sqrt(x)) for a 64-bit x, two bits at a time.
+fn isqrt64(x: vec2<u32>) -> u32 {
+    var num = x;
+    var rem = vec2<u32>(0u, 0u);
+    var root = 0u;
+    for (var i = 0u; i < 32u; i++) {
+        rem = shl64(rem, 2u);
+        rem.x = rem.x | (num.y >> 30u);
+        num = shl64(num, 2u);
+        root = root << 1u;
+        let trial = add64(shl64(vec2<u32>(root, 0u), 1u), vec2<u32>(1u, 0u));
+        if !lt64(rem, trial) {
+            rem = sub64(rem, trial);
+            root = root | 1u;
+        }
+    }
+    return root;
+}
+
+// round(atan(2^-i) · 2^30)
+const ATAN_Q30 = array<i32, 30>(
+    843314857, 497837829, 263043837, 133525159, 67021687, 33543516, 16775851, 8388437,
+    4194283, 2097149, 1048576, 524288, 262144, 131072, 65536, 32768,
+    16384, 8192, 4096, 2048, 1024, 512, 256, 128,
+    64, 32, 16, 8, 4, 2,
+);
+
+// (cos, sin) of z · 2^-30 radians, z in [0, π/2 · 2^30), each times 2^30: CORDIC.
+fn cordic_q30(angle: i32) -> vec2<i32> {
+    var x = 652032874; // the CORDIC gain K = 0.60725…, times 2^30
+    var y = 0;
+    var z = angle;
+    for (var i = 0u; i < 30u; i++) {
+        let xs = x >> i;
+        let ys = y >> i;
+        if z >= 0 {
+            x = x - ys;
+            y = y + xs;
+            z = z - ATAN_Q30[i];
+        } else {
+            x = x + ys;
+            y = y - xs;
+            z = z + ATAN_Q30[i];
+        }
+    }
+    return vec2<i32>(x, y);
+}
+
+// Two independent N(0, 1) from two 32-bit words: r = sqrt(-2 ln u0) with
+// u0 = ((x0 >> 8) + 1) · 2^-24 in (0, 1], angle 2π · x1 · 2^-32.
+fn box_muller(x0: u32, x1: u32) -> vec2<f32> {
+    // -2 ln u0 = 2 ln 2 · (24 - log2((x0 >> 8) + 1)), in units of 2^-54.
+    let d = (24u << 24u) - log2_q24((x0 >> 8u) + 1u);
+    let y = mul64(d, 1488522236u); // round(2 ln 2 · 2^30)
+    // sqrt with the input shifted up by an even amount so the root keeps 32 bits.
+    let k = (64u - bitlen64(y)) / 2u;
+    let r = isqrt64(shl64(y, 2u * k)); // sqrt(-2 ln u0) · 2^(27 + k)
+    // The top two bits pick the quadrant; the other 30 the angle inside it.
+    let quadrant = x1 >> 30u;
+    let t = mul64(x1 & 0x3FFFFFFFu, 3373259426u); // round(π/2 · 2^31)
+    let cs = cordic_q30(i32((t.y << 1u) | (t.x >> 31u)));
+    var rot = cs;
+    if quadrant == 1u {
+        rot = vec2<i32>(-cs.y, cs.x);
+    } else if quadrant == 2u {
+        rot = vec2<i32>(-cs.x, -cs.y);
+    } else if quadrant == 3u {
+        rot = vec2<i32>(cs.y, -cs.x);
+    }
+    let e = -57 - i32(k);
+    let z0 = round_pack(rot.x < 0, mul64(r, u32(abs(rot.x))), e);
+    let z1 = round_pack(rot.y < 0, mul64(r, u32(abs(rot.y))), e);
+    return vec2<f32>(z0, z1);
+}
+
+// [0, 1) with 24 random bits; exact.
+fn unit_open(x: u32) -> f32 {
+    return f32(x >> 8u) * 5.960464477539063e-08; // 2^-24
+}
+
+// The Philox block of invocation `i` and where its first lane lands in `out`.
+fn block_bits(i: u32) -> vec4<u32> {
+    let lo = params.first_block.x + i;
+    let hi = params.first_block.y + select(0u, 1u, lo < i);
+    return philox4x32_10(vec4<u32>(lo, hi, 0u, 0u), params.key);
+}
+
+// Output position of lane `lane` of invocation `i`, or none if outside [begin, end).
+fn position(i: u32, lane: u32) -> u32 {
+    let k = i * 4u + lane;
+    if k < params.skip {
+        return 0xFFFFFFFFu;
+    }
+    let p = params.begin + (k - params.skip);
+    return select(0xFFFFFFFFu, p, p < params.end);
+}
+
+fn block_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn bits_fill(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = block_index(wid, nwg, lid);
+    if i >= params.blocks {
+        return;
+    }
+    let x = block_bits(i);
+    for (var lane = 0u; lane < 4u; lane++) {
+        let p = position(i, lane);
+        if p != 0xFFFFFFFFu {
+            out_bits[p] = x[lane];
+        }
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn uniform_fill(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = block_index(wid, nwg, lid);
+    if i >= params.blocks {
+        return;
+    }
+    let x = block_bits(i);
+    for (var lane = 0u; lane < 4u; lane++) {
+        let p = position(i, lane);
+        if p != 0xFFFFFFFFu {
+            out[p] = soft_fma(params.b, unit_open(x[lane]), params.a);
+        }
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn normal_fill(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = block_index(wid, nwg, lid);
+    if i >= params.blocks {
+        return;
+    }
+    let x = block_bits(i);
+    let z01 = box_muller(x.x, x.y);
+    let z23 = box_muller(x.z, x.w);
+    let z = vec4<f32>(z01.x, z01.y, z23.x, z23.y);
+    for (var lane = 0u; lane < 4u; lane++) {
+        let p = position(i, lane);
+        if p != 0xFFFFFFFFu {
+            out[p] = soft_fma(params.b, z[lane], params.a);
+        }
+    }
+}

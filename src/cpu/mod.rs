@@ -1,0 +1,12 @@
+//! The CPU twins: one function per kernel, with the kernel's name, its
+//! bindings as arguments in binding order, and loops shaped like the WGSL.
+//! They are the specification the GPU kernels are tested against, bit for bit
+//! wherever the arithmetic allows; read them first.
+
+pub mod embedding_gather;
+pub mod one_hot;
+pub mod uniform_init;
+
+pub use embedding_gather::embedding_gather;
+pub use one_hot::one_hot;
+pub use uniform_init::{bits_fill, normal_fill, philox4x32_10, soft_fma, uniform_fill};

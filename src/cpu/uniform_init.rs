@@ -1,0 +1,264 @@
+//! CPU twin of `shaders/uniform_init.wgsl`: Philox4x32-10, fixed-point
+//! Box–Muller and the software FMA, step for step.
+//!
+//! Element `e` of a tensor is lane `e % 4` of `philox4x32_10([e/4 as u64], seed)`.
+//! `counter_base` is the element index of `out[0]`, so a tensor filled in
+//! pieces (or in row-chunks) equals one filled in a single call.
+
+const M0: u32 = 0xD251_1F53;
+const M1: u32 = 0xCD9E_8D57;
+const W0: u32 = 0x9E37_79B9;
+const W1: u32 = 0xBB67_AE85;
+const TWO_POW_M24: f32 = 1.0 / 16_777_216.0;
+
+fn mulhilo(a: u32, b: u32) -> (u32, u32) {
+    let p = a as u64 * b as u64;
+    ((p >> 32) as u32, p as u32)
+}
+
+/// The Philox4x32 bijection with 10 rounds (Random123's `philox4x32_10`).
+pub fn philox4x32_10(counter: [u32; 4], key: [u32; 2]) -> [u32; 4] {
+    let mut c = counter;
+    let mut k = key;
+    for _round in 0..10 {
+        let (hi0, lo0) = mulhilo(M0, c[0]);
+        let (hi1, lo1) = mulhilo(M1, c[2]);
+        c = [hi1 ^ c[1] ^ k[0], lo1, hi0 ^ c[3] ^ k[1], lo0];
+        k = [k[0].wrapping_add(W0), k[1].wrapping_add(W1)];
+    }
+    c
+}
+
+fn key(seed: u64) -> [u32; 2] {
+    [seed as u32, (seed >> 32) as u32]
+}
+
+fn block_bits(seed: u64, block: u64) -> [u32; 4] {
+    philox4x32_10([block as u32, (block >> 32) as u32, 0, 0], key(seed))
+}
+
+/// Visits elements `counter_base .. counter_base + len` block by block, as the
+/// shader's invocations do, handing each lane's output position and the block.
+fn for_each_block(counter_base: u64, len: usize, mut f: impl FnMut(u64, usize, usize)) {
+    let first = counter_base;
+    let last = counter_base + len as u64;
+    let mut block = first / 4;
+    while block * 4 < last {
+        for lane in 0..4 {
+            let e = block * 4 + lane as u64;
+            if e >= first && e < last {
+                f(block, lane, (e - first) as usize);
+            }
+        }
+        block += 1;
+    }
+}
+
+/// The raw 32-bit stream: `out[p]` = word of element `counter_base + p`.
+pub fn bits_fill(seed: u64, counter_base: u64, out: &mut [u32]) {
+    for_each_block(counter_base, out.len(), |block, lane, p| {
+        out[p] = block_bits(seed, block)[lane];
+    });
+}
+
+/// The f32 nearest to `(-1)^neg · mag · 2^e` (ties to even); zero gives +0,
+/// overflow ±inf, results below 2^-126 in magnitude ±0.
+pub(crate) fn round_pack(neg: bool, mag: u64, e: i32) -> f32 {
+    if mag == 0 {
+        return 0.0;
+    }
+    let top = 63 - mag.leading_zeros();
+    let mut exp = top as i32 + e;
+    let mut keep: u32;
+    if top > 23 {
+        let shift = top - 23;
+        keep = (mag >> shift) as u32;
+        let rest = mag - ((keep as u64) << shift);
+        let half = 1u64 << (shift - 1);
+        if rest > half || (rest == half && keep & 1 == 1) {
+            keep += 1;
+            if keep == 0x100_0000 {
+                keep = 0x80_0000;
+                exp += 1;
+            }
+        }
+    } else {
+        keep = (mag as u32) << (23 - top);
+    }
+    let sign = if neg { 0x8000_0000 } else { 0 };
+    if exp > 127 {
+        return f32::from_bits(sign | 0x7F80_0000);
+    }
+    if exp < -126 {
+        return f32::from_bits(sign);
+    }
+    f32::from_bits(sign | (((exp + 127) as u32) << 23) | (keep & 0x7F_FFFF))
+}
+
+/// A finite f32 as `(-1)^neg · m · 2^q`.
+fn unpack(x: f32) -> (bool, u32, i32) {
+    let bits = x.to_bits();
+    let field = (bits >> 23) & 0xFF;
+    let frac = bits & 0x7F_FFFF;
+    if field == 0 {
+        return (bits >= 0x8000_0000, frac, -149);
+    }
+    (bits >= 0x8000_0000, frac | 0x80_0000, field as i32 - 150)
+}
+
+/// `x >> n` with every bit shifted out ORed into bit 0.
+fn shr_sticky(x: u64, n: u32) -> u64 {
+    if n >= 64 {
+        return (x != 0) as u64;
+    }
+    let kept = x >> n;
+    kept | ((x != kept << n) as u64)
+}
+
+fn place(x: u64, q: i32, unit: i32) -> u64 {
+    if q >= unit {
+        x << (q - unit)
+    } else {
+        shr_sticky(x, (unit - q) as u32)
+    }
+}
+
+/// `a + b · x` for finite a, b, x, rounded once: the shader's software FMA.
+/// Equals `b.mul_add(x, a)` whenever the result is a normal float.
+pub fn soft_fma(b: f32, x: f32, a: f32) -> f32 {
+    let (nb, mb, qb) = unpack(b);
+    let (nx, mx, qx) = unpack(x);
+    let (na, ma, qa) = unpack(a);
+    let p = mb as u64 * mx as u64;
+    let qp = qb + qx;
+    let negp = nb != nx;
+    if p == 0 {
+        return a;
+    }
+    if ma == 0 {
+        return round_pack(negp, p, qp);
+    }
+    let am = ma as u64;
+    // Place the larger operand's top bit at bit 61 of a 64-bit window.
+    let tp = qp + (64 - p.leading_zeros()) as i32 - 1;
+    let ta = qa + (64 - am.leading_zeros()) as i32 - 1;
+    let unit = tp.max(ta) - 61;
+    let pw = place(p, qp, unit);
+    let aw = place(am, qa, unit);
+    if negp == na {
+        return round_pack(na, pw + aw, unit);
+    }
+    if pw < aw {
+        return round_pack(na, aw - pw, unit);
+    }
+    round_pack(negp, pw - aw, unit)
+}
+
+/// log2(u) for 1 <= u <= 2^24 with 24 fraction bits, by repeated squaring.
+fn log2_q24(u: u32) -> u32 {
+    let n = 31 - u.leading_zeros();
+    let mut m = u << (31 - n);
+    let mut frac = 0u32;
+    for _ in 0..24 {
+        let sq = m as u64 * m as u64;
+        frac <<= 1;
+        if sq >> 63 == 1 {
+            frac |= 1;
+            m = (sq >> 32) as u32;
+        } else {
+            m = (sq >> 31) as u32;
+        }
+    }
+    (n << 24) | frac
+}
+
+/// floor(sqrt(x)), two bits at a time.
+fn isqrt64(x: u64) -> u32 {
+    let mut num = x;
+    let mut rem = 0u64;
+    let mut root = 0u32;
+    for _ in 0..32 {
+        rem = (rem << 2) | (num >> 62);
+        num <<= 2;
+        root <<= 1;
+        let trial = ((root as u64) << 1) + 1;
+        if rem >= trial {
+            rem -= trial;
+            root |= 1;
+        }
+    }
+    root
+}
+
+/// round(atan(2^-i) · 2^30)
+const ATAN_Q30: [i32; 30] = [
+    843314857, 497837829, 263043837, 133525159, 67021687, 33543516, 16775851, 8388437, 4194283,
+    2097149, 1048576, 524288, 262144, 131072, 65536, 32768, 16384, 8192, 4096, 2048, 1024, 512,
+    256, 128, 64, 32, 16, 8, 4, 2,
+];
+
+/// (cos, sin) · 2^30 of `angle` · 2^-30 radians in [0, π/2): CORDIC.
+fn cordic_q30(angle: i32) -> (i32, i32) {
+    let mut x: i32 = 652_032_874; // the CORDIC gain K = 0.60725…, times 2^30
+    let mut y: i32 = 0;
+    let mut z = angle;
+    for (i, &atan) in ATAN_Q30.iter().enumerate() {
+        let (xs, ys) = (x >> i, y >> i);
+        if z >= 0 {
+            x -= ys;
+            y += xs;
+            z -= atan;
+        } else {
+            x += ys;
+            y -= xs;
+            z += atan;
+        }
+    }
+    (x, y)
+}
+
+/// Two N(0, 1) from two words, in fixed point (see the shader).
+fn box_muller(x0: u32, x1: u32) -> (f32, f32) {
+    let d = (24u32 << 24) - log2_q24((x0 >> 8) + 1);
+    let y = d as u64 * 1_488_522_236; // round(2 ln 2 · 2^30)
+    let k = (64 - (64 - y.leading_zeros())) / 2;
+    let r = isqrt64(y << (2 * k));
+    let quadrant = x1 >> 30;
+    let t = (x1 & 0x3FFF_FFFF) as u64 * 3_373_259_426; // round(π/2 · 2^31)
+    let (c, s) = cordic_q30((t >> 31) as u32 as i32);
+    let (rc, rs) = match quadrant {
+        0 => (c, s),
+        1 => (-s, c),
+        2 => (-c, -s),
+        _ => (s, -c),
+    };
+    let e = -57 - k as i32;
+    let z0 = round_pack(rc < 0, r as u64 * rc.unsigned_abs() as u64, e);
+    let z1 = round_pack(rs < 0, r as u64 * rs.unsigned_abs() as u64, e);
+    (z0, z1)
+}
+
+fn unit_open(x: u32) -> f32 {
+    (x >> 8) as f32 * TWO_POW_M24
+}
+
+/// `out[p] = lo + (hi − lo) · U[0, 1)` for element `counter_base + p`.
+pub fn uniform_fill(seed: u64, counter_base: u64, lo: f32, hi: f32, out: &mut [f32]) {
+    let (a, b) = (lo, hi - lo);
+    for_each_block(counter_base, out.len(), |block, lane, p| {
+        let x = block_bits(seed, block);
+        out[p] = soft_fma(b, unit_open(x[lane]), a);
+    });
+}
+
+/// `out[p] = mean + std · N(0, 1)` for element `counter_base + p` (Box–Muller:
+/// lanes 0, 1 from words 0, 1 and lanes 2, 3 from words 2, 3 of the block).
+pub fn normal_fill(seed: u64, counter_base: u64, mean: f32, std: f32, out: &mut [f32]) {
+    for_each_block(counter_base, out.len(), |block, lane, p| {
+        let x = block_bits(seed, block);
+        let (z0, z1) = box_muller(x[0], x[1]);
+        let (z2, z3) = box_muller(x[2], x[3]);
+        let z = [z0, z1, z2, z3];
+        out[p] = soft_fma(std, z[lane], mean);
+    });
+}

@@ -1,0 +1,98 @@
+//! The crate's one error type. Every message names what was wrong, the value,
+//! and the limit it broke, so the caller can act without reading our source.
+
+use thiserror::Error;
+
+/// Shorthand for `Result<T, wgpu_embed::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in `wgpu_embed`. Library code returns these
+/// instead of panicking on anything a caller can cause.
+#[derive(Debug, Error, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// No adapter at all: on a machine without a GPU install a software one.
+    #[error(
+        "no GPU adapter found (backends searched: {backends}). On a machine without a GPU, \
+         install the lavapipe software Vulkan driver: `apt-get install -y mesa-vulkan-drivers`"
+    )]
+    NoAdapter { backends: String },
+
+    /// `WGPU_ADAPTER_NAME` / `--adapter` matched nothing.
+    #[error("no adapter name contains {wanted:?}; adapters found: {available}")]
+    AdapterNotFound { wanted: String, available: String },
+
+    /// The adapter refused to open a device.
+    #[error("could not open a device on adapter {adapter:?}: {reason}")]
+    RequestDevice { adapter: String, reason: String },
+
+    /// An index is not a row of the table.
+    #[error(
+        "index {index} at position {position} is out of range for a table of {num_embeddings} rows"
+    )]
+    IndexOutOfRange {
+        position: usize,
+        index: u64,
+        num_embeddings: usize,
+    },
+
+    /// A table with no rows or no columns.
+    #[error("an embedding table needs at least one row and one column, got {num_embeddings} × {dim}")]
+    EmptyTable { num_embeddings: usize, dim: usize },
+
+    /// A slice or buffer of the wrong length.
+    #[error("{what}: expected {expected} elements, got {found}")]
+    LengthMismatch {
+        what: &'static str,
+        expected: usize,
+        found: usize,
+    },
+
+    /// Two shapes that must agree do not.
+    #[error("{what}: expected shape {expected:?}, got {found:?}")]
+    ShapeMismatch {
+        what: &'static str,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+
+    /// A buffer or binding larger than the adapter allows.
+    #[error("{what} needs {bytes} bytes, past the adapter's limit of {limit} bytes ({limit_name})")]
+    TooLarge {
+        what: &'static str,
+        bytes: u64,
+        limit: u64,
+        limit_name: &'static str,
+    },
+
+    /// An argument outside its domain (a NaN bound, `lo > hi`, a negative std, …).
+    #[error("invalid argument {name}: {reason}")]
+    InvalidArgument { name: &'static str, reason: String },
+
+    /// A tensor made on one `Gpu` handed to a layer or kernel on another.
+    #[error("{what} lives on a different Gpu (device) than the layer or kernel it was passed to")]
+    DifferentGpu { what: &'static str },
+
+    /// The adapter lacks a feature this call needs.
+    #[error("this call needs the adapter feature {feature}, which {adapter:?} does not have")]
+    MissingFeature {
+        feature: &'static str,
+        adapter: String,
+    },
+
+    /// Backward or an update on an embedding created with `freeze = true`.
+    #[error("the embedding is frozen (freeze = true): it has no gradient and cannot be updated")]
+    Frozen,
+
+    /// wgpu reported a validation error or ran out of memory.
+    #[error("GPU error during {during}: {message}")]
+    Gpu { during: &'static str, message: String },
+
+    /// The device was lost (driver reset, unplugged, destroyed). Every later call returns this.
+    #[error("the GPU device was lost ({reason}); create a new Gpu")]
+    DeviceLost { reason: String },
+
+    /// Mapping a buffer for readback failed.
+    #[error("reading {what} back from the GPU failed: {reason}")]
+    Readback { what: &'static str, reason: String },
+}

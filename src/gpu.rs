@@ -1,0 +1,331 @@
+//! The GPU context: adapter selection, the device and queue, limits and
+//! features, the pipeline cache, memory accounting and fault tracking.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+use crate::memory::MemoryCounters;
+use crate::pipeline::PipelineCache;
+
+/// Features we turn on whenever the adapter has them; every kernel works without them.
+const WANTED_FEATURES: wgpu::Features = wgpu::Features::SHADER_FLOAT32_ATOMIC
+    .union(wgpu::Features::TIMESTAMP_QUERY)
+    .union(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS)
+    .union(wgpu::Features::SHADER_F16);
+
+/// How to pick an adapter. `Default` honours `WGPU_BACKEND` and `WGPU_ADAPTER_NAME`.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    /// Backends to search; `None` reads `WGPU_BACKEND`, else all.
+    pub backends: Option<wgpu::Backends>,
+    /// Case-insensitive substring of the adapter name; `None` reads `WGPU_ADAPTER_NAME`.
+    pub adapter_name: Option<String>,
+}
+
+impl GpuOptions {
+    fn backends(&self) -> wgpu::Backends {
+        self.backends
+            .or_else(wgpu::Backends::from_env)
+            .unwrap_or(wgpu::Backends::all())
+    }
+    fn adapter_name(&self) -> Option<String> {
+        self.adapter_name
+            .clone()
+            .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok())
+            .filter(|s| !s.is_empty())
+            .map(|s| s.to_lowercase())
+    }
+}
+
+/// A GPU device and queue with everything the kernels share. Cheap to clone
+/// (an `Arc`); `Send + Sync`, so one `Gpu` serves many threads.
+#[derive(Clone)]
+pub struct Gpu {
+    pub(crate) inner: Arc<GpuInner>,
+}
+
+pub(crate) struct GpuInner {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    pub(crate) info: wgpu::AdapterInfo,
+    pub(crate) limits: wgpu::Limits,
+    pub(crate) features: wgpu::Features,
+    pub(crate) pipelines: PipelineCache,
+    pub(crate) memory: Arc<MemoryCounters>,
+    /// Set by the device-lost callback; checked before every operation.
+    lost: Arc<Mutex<Option<String>>>,
+    id: u64,
+}
+
+static NEXT_GPU_ID: AtomicU64 = AtomicU64::new(1);
+
+fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let ty = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    };
+    // At equal type, prefer the native compute APIs over GL.
+    let backend = match info.backend {
+        wgpu::Backend::Vulkan => 0,
+        wgpu::Backend::Metal => 0,
+        wgpu::Backend::Dx12 => 1,
+        wgpu::Backend::Gl => 2,
+        _ => 3,
+    };
+    (ty, backend)
+}
+
+fn describe(adapters: &[wgpu::Adapter]) -> String {
+    if adapters.is_empty() {
+        return "none".into();
+    }
+    adapters
+        .iter()
+        .map(|a| {
+            let i = a.get_info();
+            format!("{} ({:?})", i.name, i.backend)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every adapter wgpu finds for `options`, best first, filtered by the name if one is set.
+fn adapters(options: &GpuOptions) -> Result<Vec<wgpu::Adapter>> {
+    let backends = options.backends();
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    desc.backends = backends;
+    let instance = wgpu::Instance::new(desc);
+    let mut found = pollster::block_on(instance.enumerate_adapters(backends));
+    if found.is_empty() {
+        return Err(Error::NoAdapter {
+            backends: format!("{backends:?}"),
+        });
+    }
+    found.sort_by_key(|a| rank(&a.get_info()));
+    if let Some(wanted) = options.adapter_name() {
+        let available = describe(&found);
+        found.retain(|a| a.get_info().name.to_lowercase().contains(&wanted));
+        if found.is_empty() {
+            return Err(Error::AdapterNotFound { wanted, available });
+        }
+    }
+    Ok(found)
+}
+
+impl Gpu {
+    /// Opens the best adapter: discrete > integrated > virtual > CPU, honouring
+    /// `WGPU_BACKEND` (e.g. `vulkan`, `gl`) and `WGPU_ADAPTER_NAME`.
+    pub fn new() -> Result<Gpu> {
+        Gpu::with_options(&GpuOptions::default())
+    }
+
+    /// Opens the best adapter that `options` allows.
+    pub fn with_options(options: &GpuOptions) -> Result<Gpu> {
+        let best = adapters(options)?.into_iter().next().expect("adapters() never returns an empty list");
+        Gpu::from_adapter(&best)
+    }
+
+    /// Opens every adapter the machine has (tests and `wgpu-embed adapters` use this).
+    /// An adapter that fails to open is returned as its error, not skipped.
+    pub fn all(options: &GpuOptions) -> Result<Vec<Result<Gpu>>> {
+        Ok(adapters(options)?.iter().map(Gpu::from_adapter).collect())
+    }
+
+    /// Infos of every adapter, without opening devices.
+    pub fn list_adapters(options: &GpuOptions) -> Result<Vec<(wgpu::AdapterInfo, wgpu::Limits, wgpu::Features)>> {
+        Ok(adapters(options)?
+            .iter()
+            .map(|a| (a.get_info(), a.limits(), a.features()))
+            .collect())
+    }
+
+    /// Opens a device on `adapter` with the adapter's own limits (not wgpu's
+    /// conservative defaults: a 128 MiB binding would cap the table size) and
+    /// the optional features we use where present.
+    pub fn from_adapter(adapter: &wgpu::Adapter) -> Result<Gpu> {
+        let info = adapter.get_info();
+        let features = adapter.features() & WANTED_FEATURES;
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("wgpu-embed"),
+            required_features: features,
+            required_limits: adapter.limits(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
+            Error::RequestDevice {
+                adapter: info.name.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        // wgpu's default handler panics; ours records, and error scopes around
+        // each of our calls turn the errors into values.
+        device.on_uncaptured_error(Arc::new(|e| {
+            eprintln!("wgpu-embed: uncaptured GPU error: {e}");
+        }));
+        Ok(Gpu::wrap(device, queue, info))
+    }
+
+    /// Wraps a device and queue the caller already owns (a renderer's, a
+    /// trainer's). The library records into that device; it does not replace
+    /// the caller's uncaptured-error handler.
+    pub fn from_wgpu(device: wgpu::Device, queue: wgpu::Queue) -> Gpu {
+        let info = device.adapter_info();
+        Gpu::wrap(device, queue, info)
+    }
+
+    fn wrap(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Gpu {
+        let lost = Arc::new(Mutex::new(None));
+        let flag = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            let mut slot = flag.lock().unwrap_or_else(|p| p.into_inner());
+            *slot = Some(format!("{reason:?}: {message}"));
+        });
+        let limits = device.limits();
+        let features = device.features();
+        Gpu {
+            inner: Arc::new(GpuInner {
+                device,
+                queue,
+                info,
+                limits,
+                features,
+                pipelines: PipelineCache::default(),
+                memory: Arc::new(MemoryCounters::default()),
+                lost,
+                id: NEXT_GPU_ID.fetch_add(1, Ordering::Relaxed),
+            }),
+        }
+    }
+
+    /// The wgpu device, to share with the caller's own work.
+    pub fn device(&self) -> &wgpu::Device {
+        &self.inner.device
+    }
+    /// The wgpu queue.
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.inner.queue
+    }
+    /// Name, backend, device type, driver.
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.inner.info
+    }
+    /// The limits the device was opened with.
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.inner.limits
+    }
+    /// The features the device was opened with.
+    pub fn features(&self) -> wgpu::Features {
+        self.inner.features
+    }
+    /// Whether `atomicAdd` on `f32` storage is available (the opt-in gradient fast path).
+    pub fn has_float_atomics(&self) -> bool {
+        self.inner.features.contains(wgpu::Features::SHADER_FLOAT32_ATOMIC)
+    }
+    /// Whether GPU timestamps can be written around passes.
+    pub fn has_timestamps(&self) -> bool {
+        self.inner.features.contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+    /// One line naming the adapter: `llvmpipe (LLVM 15.0.6, 256 bits) [Vulkan, Cpu]`.
+    pub fn describe(&self) -> String {
+        let i = &self.inner.info;
+        format!("{} [{:?}, {:?}]", i.name, i.backend, i.device_type)
+    }
+    /// Bytes the library's buffers hold now.
+    pub fn memory_live(&self) -> u64 {
+        self.inner.memory.live()
+    }
+    /// The most bytes the library's buffers held at once since creation or the last reset.
+    pub fn memory_peak(&self) -> u64 {
+        self.inner.memory.peak()
+    }
+    /// Restarts peak tracking from the bytes live now.
+    pub fn reset_memory_peak(&self) {
+        self.inner.memory.reset_peak()
+    }
+
+    pub(crate) fn same(&self, other: &Gpu) -> bool {
+        self.inner.id == other.inner.id
+    }
+
+    /// Fails with `DeviceLost` once the device is gone, so no call hangs on a dead device.
+    pub fn check_alive(&self) -> Result<()> {
+        let slot = self.inner.lost.lock().unwrap_or_else(|p| p.into_inner());
+        match &*slot {
+            Some(reason) => Err(Error::DeviceLost {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `f` inside validation and out-of-memory error scopes and turns what
+    /// they catch into `Error::Gpu`.
+    pub(crate) fn scoped<T>(&self, during: &'static str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.check_alive()?;
+        let device = &self.inner.device;
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let out = f();
+        let v = pollster::block_on(validation.pop());
+        let o = pollster::block_on(oom.pop());
+        if let Some(e) = v.or(o) {
+            self.check_alive()?;
+            return Err(Error::Gpu {
+                during,
+                message: e.to_string(),
+            });
+        }
+        out
+    }
+
+    /// Submits `encoder` and blocks until the GPU has finished it.
+    pub fn submit_and_wait(&self, encoder: wgpu::CommandEncoder) -> Result<()> {
+        let index = self.scoped("submit", || Ok(self.inner.queue.submit([encoder.finish()])))?;
+        self.wait(index)
+    }
+
+    /// Blocks until submission `index` has finished.
+    pub(crate) fn wait(&self, index: wgpu::SubmissionIndex) -> Result<()> {
+        self.inner
+            .device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(index),
+                timeout: None,
+            })
+            .map_err(|e| {
+                self.check_alive().err().unwrap_or(Error::Gpu {
+                    during: "wait for the GPU",
+                    message: e.to_string(),
+                })
+            })?;
+        self.check_alive()
+    }
+
+    /// A command encoder on this device.
+    pub fn encoder(&self, label: &str) -> wgpu::CommandEncoder {
+        self.inner
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
+    }
+
+    /// Largest single storage binding, in bytes.
+    pub fn max_binding_bytes(&self) -> u64 {
+        self.inner.limits.max_storage_buffer_binding_size
+    }
+    /// Largest single buffer, in bytes.
+    pub fn max_buffer_bytes(&self) -> u64 {
+        self.inner.limits.max_buffer_size
+    }
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Gpu({})", self.describe())
+    }
+}

@@ -1,0 +1,162 @@
+//! `embedding_gather`: `out[p, :] = table[indices[p], :]`.
+//! Shader: `shaders/embedding_gather.wgsl`; CPU twin: `cpu::embedding_gather`.
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::kernels::{to_u32, WORKGROUP_SIZE};
+use crate::pipeline::{Access, KernelSpec};
+use crate::tensor::{IndexTensor, Tensor};
+
+const SOURCE: &str = include_str!("../../shaders/embedding_gather.wgsl");
+
+const VEC4: KernelSpec = KernelSpec {
+    name: "embedding_gather",
+    source: SOURCE,
+    entry: "gather_vec4",
+    bindings: &[
+        (0, Access::Uniform),
+        (1, Access::Read),
+        (2, Access::ReadWrite),
+        (3, Access::Read),
+        (4, Access::ReadWrite),
+    ],
+};
+
+const SCALAR: KernelSpec = KernelSpec {
+    name: "embedding_gather",
+    source: SOURCE,
+    entry: "gather_scalar",
+    bindings: &[
+        (0, Access::Uniform),
+        (1, Access::Read),
+        (2, Access::ReadWrite),
+        (5, Access::Read),
+        (6, Access::ReadWrite),
+    ],
+};
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    dim: u32,
+    num_embeddings: u32,
+    _pad: u32,
+}
+
+/// The status word's value when every index was in range.
+pub const STATUS_OK: u32 = u32::MAX;
+
+/// How many invocations share one output row. A CPU adapter (lavapipe) runs
+/// invocations as SIMD lanes and is fastest streaming one row per lane; a GPU
+/// wants neighbouring invocations on neighbouring vec4s so loads coalesce.
+pub fn threads_per_row(gpu: &Gpu, dim: usize) -> u32 {
+    if gpu.adapter_info().device_type == wgpu::DeviceType::Cpu {
+        return 1;
+    }
+    let words = if dim % 4 == 0 { dim / 4 } else { dim };
+    words.clamp(1, 64) as u32
+}
+
+/// The buffers one gather reads and writes. `status` is one u32 that the
+/// caller initialises to [`STATUS_OK`]; the kernel lowers it to the first
+/// out-of-range position.
+pub struct GatherArgs<'a> {
+    pub table: &'a wgpu::Buffer,
+    pub num_embeddings: usize,
+    pub dim: usize,
+    pub indices: &'a wgpu::Buffer,
+    pub n: usize,
+    pub status: &'a wgpu::Buffer,
+    pub out: &'a wgpu::Buffer,
+    /// Invocations per row; `None` picks [`threads_per_row`].
+    pub threads_per_row: Option<u32>,
+}
+
+/// Records the gather into `encoder`; submits nothing.
+pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &GatherArgs) -> Result<()> {
+    if args.n == 0 {
+        return Ok(());
+    }
+    let tpr = args.threads_per_row.unwrap_or_else(|| threads_per_row(gpu, args.dim)).max(1);
+    let params = Params {
+        n: to_u32("index count", args.n)?,
+        dim: to_u32("embedding dim", args.dim)?,
+        num_embeddings: to_u32("num_embeddings", args.num_embeddings)?,
+        _pad: 0,
+    };
+    let vec4 = args.dim % 4 == 0;
+    let spec = if vec4 { &VEC4 } else { &SCALAR };
+    let kernel = gpu.kernel(
+        spec,
+        &[
+            ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
+            ("THREADS_PER_ROW", tpr as f64),
+        ],
+    )?;
+    let uniform = gpu.uniform("embedding_gather params", &params)?;
+    let (table_slot, out_slot) = if vec4 { (3, 4) } else { (5, 6) };
+    let bind = kernel.bind(
+        gpu,
+        &[
+            (0, uniform.raw()),
+            (1, args.indices),
+            (2, args.status),
+            (table_slot, args.table),
+            (out_slot, args.out),
+        ],
+    );
+    let invocations = args.n as u64 * tpr as u64;
+    kernel.dispatch(gpu, encoder, &bind, invocations.div_ceil(WORKGROUP_SIZE as u64));
+    Ok(())
+}
+
+/// Gathers rows of `table` (`[num_embeddings, dim]`) at GPU-resident `indices`,
+/// submits, waits, and reports the first out-of-range index as
+/// `Error::IndexOutOfRange` (those rows are zero in the kernel's output).
+pub fn embedding_gather(table: &Tensor, indices: &IndexTensor) -> Result<Tensor> {
+    let gpu = table.gpu();
+    indices.check_gpu(gpu, "indices")?;
+    let [num_embeddings, dim] = table.shape() else {
+        return Err(Error::ShapeMismatch {
+            what: "embedding_gather table ([num_embeddings, dim])",
+            expected: vec![0, 0],
+            found: table.shape().to_vec(),
+        });
+    };
+    let (num_embeddings, dim) = (*num_embeddings, *dim);
+    let out = Tensor::zeros(gpu, &[indices.len(), dim])?;
+    let status = gpu.storage_from("embedding_gather status", &[STATUS_OK])?;
+    let mut encoder = gpu.encoder("embedding_gather");
+    encode(
+        gpu,
+        &mut encoder,
+        &GatherArgs {
+            table: table.buffer(),
+            num_embeddings,
+            dim,
+            indices: indices.buffer(),
+            n: indices.len(),
+            status: status.raw(),
+            out: out.buffer(),
+            threads_per_row: None,
+        },
+    )?;
+    gpu.submit_and_wait(encoder)?;
+    check_status(gpu, status.raw(), indices, num_embeddings)?;
+    Ok(out)
+}
+
+/// Reads a status word and turns a recorded position into `IndexOutOfRange`.
+pub(crate) fn check_status(gpu: &Gpu, status: &wgpu::Buffer, indices: &IndexTensor, num_embeddings: usize) -> Result<()> {
+    let word: u32 = bytemuck::pod_read_unaligned(&crate::readback::read_bytes(gpu, status, 0, 4, "gather status")?);
+    if word == STATUS_OK {
+        return Ok(());
+    }
+    let position = word as usize;
+    Err(Error::IndexOutOfRange {
+        position,
+        index: indices.read_one(position)? as u64,
+        num_embeddings,
+    })
+}

@@ -1,0 +1,23 @@
+//! Host side of each WGSL kernel: its pipeline (built once per device, see
+//! `pipeline.rs`), an `encode` that records into the caller's
+//! `wgpu::CommandEncoder` without submitting, and a convenience call that
+//! submits and waits. File names match `shaders/` and `src/cpu/`.
+
+pub mod embedding_gather;
+pub mod one_hot;
+pub mod uniform_init;
+
+/// Workgroup size of every 1-D kernel: a multiple of every subgroup size
+/// wgpu reports (8 on lavapipe, 32 on NVIDIA, 64 on AMD) and within the
+/// 256-invocation default limit.
+pub(crate) const WORKGROUP_SIZE: u32 = 256;
+
+/// Fails with `TooLarge` when a count does not fit the u32 arithmetic of the shaders.
+pub(crate) fn to_u32(what: &'static str, value: usize) -> crate::Result<u32> {
+    u32::try_from(value).map_err(|_| crate::Error::TooLarge {
+        what,
+        bytes: value as u64,
+        limit: u32::MAX as u64,
+        limit_name: "u32 element count",
+    })
+}

@@ -1,0 +1,74 @@
+//! `one_hot`: the `n × num_classes` one-hot matrix of an index list.
+//! Shader: `shaders/one_hot.wgsl`; CPU twin: `cpu::one_hot`.
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::kernels::{to_u32, WORKGROUP_SIZE};
+use crate::pipeline::{Access, KernelSpec};
+use crate::tensor::Tensor;
+
+const SPEC: KernelSpec = KernelSpec {
+    name: "one_hot",
+    source: include_str!("../../shaders/one_hot.wgsl"),
+    entry: "one_hot",
+    bindings: &[(0, Access::Uniform), (1, Access::Read), (2, Access::ReadWrite)],
+};
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    num_classes: u32,
+    quads_per_row: u32,
+    _pad: u32,
+}
+
+/// Records the one-hot fill of `out` (`n × num_classes` floats) into `encoder`.
+pub fn encode(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    indices: &wgpu::Buffer,
+    n: usize,
+    num_classes: usize,
+    out: &wgpu::Buffer,
+) -> Result<()> {
+    if n == 0 || num_classes == 0 {
+        return Ok(());
+    }
+    let quads = num_classes.div_ceil(4);
+    let params = Params {
+        n: to_u32("index count", n)?,
+        num_classes: to_u32("num_classes", num_classes)?,
+        quads_per_row: to_u32("num_classes", quads)?,
+        _pad: 0,
+    };
+    to_u32("one-hot elements", n * num_classes)?;
+    let kernel = gpu.kernel(&SPEC, &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
+    let uniform = gpu.uniform("one_hot params", &params)?;
+    let bind = kernel.bind(gpu, &[(0, uniform.raw()), (1, indices), (2, out)]);
+    let invocations = n as u64 * quads as u64;
+    kernel.dispatch(gpu, encoder, &bind, invocations.div_ceil(WORKGROUP_SIZE as u64));
+    Ok(())
+}
+
+/// The one-hot matrix `[indices.len(), num_classes]` of host indices, each
+/// checked against `num_classes` first.
+pub fn one_hot(gpu: &Gpu, indices: &[u32], num_classes: usize) -> Result<Tensor> {
+    if num_classes == 0 {
+        return Err(Error::InvalidArgument {
+            name: "num_classes",
+            reason: "must be at least 1".into(),
+        });
+    }
+    crate::nn::check_indices(indices, num_classes)?;
+    let bytes = (indices.len() as u64)
+        .saturating_mul(num_classes as u64)
+        .saturating_mul(4);
+    gpu.check_size("one-hot matrix", bytes, true)?;
+    let out = Tensor::zeros(gpu, &[indices.len(), num_classes])?;
+    let idx = gpu.storage_from("one_hot indices", indices)?;
+    let mut encoder = gpu.encoder("one_hot");
+    encode(gpu, &mut encoder, idx.raw(), indices.len(), num_classes, out.buffer())?;
+    gpu.submit_and_wait(encoder)?;
+    Ok(out)
+}

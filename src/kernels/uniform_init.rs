@@ -1,0 +1,165 @@
+//! `uniform_init`: counter-based Philox4x32-10 fills, uniform and normal.
+//! Shader: `shaders/uniform_init.wgsl`; CPU twin: `cpu::uniform_init`.
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::kernels::{to_u32, WORKGROUP_SIZE};
+use crate::pipeline::{Access, KernelSpec};
+use crate::tensor::Tensor;
+
+const BINDINGS: &[(u32, Access)] = &[(0, Access::Uniform), (1, Access::ReadWrite)];
+const BITS_BINDINGS: &[(u32, Access)] = &[(0, Access::Uniform), (2, Access::ReadWrite)];
+const SOURCE: &str = include_str!("../../shaders/uniform_init.wgsl");
+
+/// What to fill with.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Distribution {
+    /// `lo + (hi − lo) · U[0, 1)` (24 random bits per value).
+    Uniform { lo: f32, hi: f32 },
+    /// `mean + std · N(0, 1)` by Box–Muller.
+    Normal { mean: f32, std: f32 },
+    /// The raw 32-bit Philox words (for testing the stream; the buffer holds u32).
+    Bits,
+}
+
+impl Distribution {
+    fn check(&self) -> Result<()> {
+        match *self {
+            Distribution::Uniform { lo, hi } => {
+                if !(lo.is_finite() && hi.is_finite() && lo <= hi && (hi - lo).is_finite()) {
+                    return Err(Error::InvalidArgument {
+                        name: "uniform bounds",
+                        reason: format!("need finite lo <= hi, got lo = {lo}, hi = {hi}"),
+                    });
+                }
+            }
+            Distribution::Normal { mean, std } => {
+                if !(mean.is_finite() && std.is_finite() && std >= 0.0) {
+                    return Err(Error::InvalidArgument {
+                        name: "normal parameters",
+                        reason: format!("need finite mean and std >= 0, got mean = {mean}, std = {std}"),
+                    });
+                }
+            }
+            Distribution::Bits => {}
+        }
+        Ok(())
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    key: [u32; 2],
+    first_block: [u32; 2],
+    skip: u32,
+    begin: u32,
+    end: u32,
+    blocks: u32,
+    a: f32,
+    b: f32,
+    _pad: [u32; 2],
+}
+
+/// One fill: positions `begin .. end` of `out`, where position `p` takes the
+/// random element `counter_base + p` of stream `seed`.
+pub struct FillArgs<'a> {
+    pub out: &'a wgpu::Buffer,
+    pub begin: usize,
+    pub end: usize,
+    pub counter_base: u64,
+    pub seed: u64,
+    pub distribution: Distribution,
+}
+
+/// Records the fill into `encoder`; submits nothing.
+pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &FillArgs) -> Result<()> {
+    args.distribution.check()?;
+    if args.end <= args.begin {
+        return Ok(());
+    }
+    let first = args.counter_base + args.begin as u64;
+    let skip = (first % 4) as u32;
+    let first_block = first / 4;
+    let count = (args.end - args.begin) as u64;
+    let blocks = (skip as u64 + count).div_ceil(4);
+    let (entry, bindings, a, b) = match args.distribution {
+        Distribution::Uniform { lo, hi } => ("uniform_fill", BINDINGS, lo, hi - lo),
+        Distribution::Normal { mean, std } => ("normal_fill", BINDINGS, mean, std),
+        Distribution::Bits => ("bits_fill", BITS_BINDINGS, 0.0, 0.0),
+    };
+    let params = Params {
+        key: [args.seed as u32, (args.seed >> 32) as u32],
+        first_block: [first_block as u32, (first_block >> 32) as u32],
+        skip,
+        begin: to_u32("fill begin", args.begin)?,
+        end: to_u32("fill end", args.end)?,
+        blocks: to_u32("fill blocks", blocks as usize)?,
+        a,
+        b,
+        _pad: [0; 2],
+    };
+    let spec = KernelSpec {
+        name: "uniform_init",
+        source: SOURCE,
+        entry,
+        bindings,
+    };
+    let kernel = gpu.kernel(&spec, &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
+    let uniform = gpu.uniform("uniform_init params", &params)?;
+    let slot = if args.distribution == Distribution::Bits { 2 } else { 1 };
+    let bind = kernel.bind(gpu, &[(0, uniform.raw()), (slot, args.out)]);
+    kernel.dispatch(gpu, encoder, &bind, blocks.div_ceil(WORKGROUP_SIZE as u64));
+    Ok(())
+}
+
+/// Fills all of `tensor` from stream `seed` (element `i` ← random element `i`), submits and waits.
+pub fn fill(tensor: &Tensor, seed: u64, distribution: Distribution) -> Result<()> {
+    fill_range(tensor, 0, tensor.numel(), seed, distribution)
+}
+
+/// Fills elements `begin .. end` of `tensor` with the same values a whole-tensor fill gives them.
+pub fn fill_range(tensor: &Tensor, begin: usize, end: usize, seed: u64, distribution: Distribution) -> Result<()> {
+    if begin > end || end > tensor.numel() {
+        return Err(Error::InvalidArgument {
+            name: "fill range",
+            reason: format!("{begin}..{end} is not inside 0..{}", tensor.numel()),
+        });
+    }
+    let gpu = tensor.gpu();
+    let mut encoder = gpu.encoder("uniform_init");
+    encode(
+        gpu,
+        &mut encoder,
+        &FillArgs {
+            out: tensor.buffer(),
+            begin,
+            end,
+            counter_base: 0,
+            seed,
+            distribution,
+        },
+    )?;
+    gpu.submit_and_wait(encoder)
+}
+
+/// The raw Philox words of elements `counter_base .. counter_base + len` of stream `seed`.
+pub fn bits(gpu: &Gpu, seed: u64, counter_base: u64, len: usize) -> Result<Vec<u32>> {
+    let out = gpu.storage("uniform_init bits", len as u64 * 4)?;
+    let mut encoder = gpu.encoder("uniform_init bits");
+    encode(
+        gpu,
+        &mut encoder,
+        &FillArgs {
+            out: out.raw(),
+            begin: 0,
+            end: len,
+            counter_base,
+            seed,
+            distribution: Distribution::Bits,
+        },
+    )?;
+    gpu.submit_and_wait(encoder)?;
+    let bytes = crate::readback::read_bytes(gpu, out.raw(), 0, len as u64 * 4, "random bits")?;
+    Ok(bytemuck::pod_collect_to_vec(&bytes))
+}

@@ -1,0 +1,42 @@
+//! # wgpu-embed
+//!
+//! Hand-written WGSL compute kernels for an embedding layer's whole life —
+//! seeded initialisation, lookup (gather), and the one-hot baseline — on any
+//! adapter wgpu reaches (Vulkan, Metal, DX12, GL, software rasterizers). Every
+//! kernel has a CPU twin in [`cpu`] that is its specification and its test oracle.
+//!
+//! An embedding is a Linear layer applied to a one-hot vector that never
+//! builds the one-hot vector: it just reads a row.
+//!
+//! ```no_run
+//! use wgpu_embed::{Embedding, Error, Gpu};
+//! # fn main() -> Result<(), Error> {
+//! let gpu = Gpu::new()?;                               // best adapter; honours WGPU_BACKEND
+//! let mut emb = Embedding::new(&gpu, 10_000, 64)?;     // N(0, 1) from a fixed seed
+//! emb.uniform_(-1.0, 1.0, 42)?;                        // same numbers on every device
+//! let out = emb.forward(&[0, 1, 9_999])?;              // [3, 64]
+//! let rows: Vec<f32> = out.to_vec()?;
+//! assert_eq!(rows.len(), 3 * 64);
+//! assert!(matches!(emb.forward(&[10_000]), Err(Error::IndexOutOfRange { .. })));
+//! # Ok(()) }
+//! ```
+//!
+//! Kernels record into the caller's `wgpu::CommandEncoder` (`encode_*`), so
+//! they can share a device with a renderer or trainer ([`Gpu::from_wgpu`]).
+
+pub mod cpu;
+mod error;
+mod gpu;
+pub mod kernels;
+mod memory;
+pub mod nn;
+mod pipeline;
+mod readback;
+mod tensor;
+
+pub use error::{Error, Result};
+pub use gpu::{Gpu, GpuOptions};
+pub use kernels::uniform_init::Distribution;
+pub use memory::GpuBuffer;
+pub use nn::{Embedding, EmbeddingOptions};
+pub use tensor::{IndexTensor, Tensor};

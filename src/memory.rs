@@ -1,0 +1,149 @@
+//! Buffers the library allocates, and the live/peak byte counters behind
+//! `Gpu::memory_live` and `Gpu::memory_peak` (the benchmark's memory column).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+
+#[derive(Default)]
+pub(crate) struct MemoryCounters {
+    live: AtomicU64,
+    peak: AtomicU64,
+}
+
+impl MemoryCounters {
+    fn add(&self, bytes: u64) {
+        let now = self.live.fetch_add(bytes, Ordering::SeqCst) + bytes;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+    }
+    fn sub(&self, bytes: u64) {
+        self.live.fetch_sub(bytes, Ordering::SeqCst);
+    }
+    pub(crate) fn live(&self) -> u64 {
+        self.live.load(Ordering::SeqCst)
+    }
+    pub(crate) fn peak(&self) -> u64 {
+        self.peak.load(Ordering::SeqCst)
+    }
+    pub(crate) fn reset_peak(&self) {
+        self.peak.store(self.live(), Ordering::SeqCst);
+    }
+}
+
+/// A `wgpu::Buffer` counted in its `Gpu`'s memory accounting for as long as it lives.
+pub struct GpuBuffer {
+    buffer: wgpu::Buffer,
+    bytes: u64,
+    counters: Arc<MemoryCounters>,
+}
+
+impl GpuBuffer {
+    /// The underlying wgpu buffer, to bind in the caller's own passes.
+    pub fn raw(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+    /// Allocated size in bytes (at least 4, a multiple of 4).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+impl Drop for GpuBuffer {
+    fn drop(&mut self) {
+        self.counters.sub(self.bytes);
+    }
+}
+
+/// Usage of every storage buffer we create: bound to kernels, copied in and out.
+pub(crate) const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+
+impl Gpu {
+    /// Checks `bytes` against the buffer and (for storage) binding limits and
+    /// names both sizes when it does not fit.
+    pub(crate) fn check_size(&self, what: &'static str, bytes: u64, storage: bool) -> Result<()> {
+        let max_buffer = self.max_buffer_bytes();
+        if bytes > max_buffer {
+            return Err(Error::TooLarge {
+                what,
+                bytes,
+                limit: max_buffer,
+                limit_name: "max_buffer_size",
+            });
+        }
+        let max_binding = self.max_binding_bytes();
+        if storage && bytes > max_binding {
+            return Err(Error::TooLarge {
+                what,
+                bytes,
+                limit: max_binding,
+                limit_name: "max_storage_buffer_binding_size",
+            });
+        }
+        Ok(())
+    }
+
+    /// Allocates a counted buffer; `contents`, when given, is copied in at creation.
+    pub(crate) fn buffer(
+        &self,
+        what: &'static str,
+        bytes: u64,
+        usage: wgpu::BufferUsages,
+        contents: Option<&[u8]>,
+    ) -> Result<GpuBuffer> {
+        self.check_size(what, bytes, usage.contains(wgpu::BufferUsages::STORAGE))?;
+        // wgpu needs sizes in multiples of 4 and rejects empty bindings.
+        let size = bytes.max(4).div_ceil(4) * 4;
+        let buffer = self.scoped("buffer allocation", || {
+            let buffer = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(what),
+                size,
+                usage,
+                mapped_at_creation: contents.is_some(),
+            });
+            if let Some(data) = contents {
+                let mut view = buffer
+                    .slice(..)
+                    .get_mapped_range_mut()
+                    .map_err(|e| Error::Gpu {
+                        during: "upload",
+                        message: e.to_string(),
+                    })?;
+                view.slice(..data.len()).copy_from_slice(data);
+                drop(view);
+                buffer.unmap();
+            }
+            Ok(buffer)
+        })?;
+        self.inner.memory.add(size);
+        Ok(GpuBuffer {
+            buffer,
+            bytes: size,
+            counters: self.inner.memory.clone(),
+        })
+    }
+
+    /// A storage buffer holding `data`.
+    pub(crate) fn storage_from<T: bytemuck::Pod>(&self, what: &'static str, data: &[T]) -> Result<GpuBuffer> {
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        self.buffer(what, bytes.len() as u64, STORAGE, Some(bytes))
+    }
+
+    /// An uninitialised storage buffer of `bytes` (wgpu zero-fills new buffers).
+    pub(crate) fn storage(&self, what: &'static str, bytes: u64) -> Result<GpuBuffer> {
+        self.buffer(what, bytes, STORAGE, None)
+    }
+
+    /// A small uniform buffer holding a kernel's parameters.
+    pub(crate) fn uniform<T: bytemuck::Pod>(&self, what: &'static str, params: &T) -> Result<GpuBuffer> {
+        self.buffer(
+            what,
+            std::mem::size_of::<T>() as u64,
+            wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            Some(bytemuck::bytes_of(params)),
+        )
+    }
+}

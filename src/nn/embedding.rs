@@ -1,0 +1,297 @@
+//! `Embedding`: a trainable lookup table, as `torch.nn.Embedding`.
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::kernels::embedding_gather::{self, GatherArgs, STATUS_OK};
+use crate::kernels::uniform_init::{self, Distribution, FillArgs};
+use crate::nn::check_indices;
+use crate::tensor::{IndexTensor, Tensor};
+
+/// The seed `Embedding::new` initialises from, so two runs give the same table.
+pub const DEFAULT_SEED: u64 = 0x5EED_0000_0000_0001;
+
+/// Options of `torch.nn.Embedding`, plus the initialisation seed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmbeddingOptions {
+    /// Seed of the N(0, 1) initial weights.
+    pub seed: u64,
+    /// This row starts at zero (and, once gradients exist, never receives one).
+    pub padding_idx: Option<usize>,
+    /// Renormalise referenced rows whose `norm_type`-norm exceeds this (gradient issue).
+    pub max_norm: Option<f32>,
+    /// The p of the p-norm used with `max_norm`.
+    pub norm_type: f32,
+    /// Divide each row's gradient by its frequency in the batch (gradient issue).
+    pub scale_grad_by_freq: bool,
+    /// Return gradients as (rows, values) instead of a dense table (gradient issue).
+    pub sparse: bool,
+    /// No gradient, no updates.
+    pub freeze: bool,
+}
+
+impl Default for EmbeddingOptions {
+    fn default() -> Self {
+        EmbeddingOptions {
+            seed: DEFAULT_SEED,
+            padding_idx: None,
+            max_norm: None,
+            norm_type: 2.0,
+            scale_grad_by_freq: false,
+            sparse: false,
+            freeze: false,
+        }
+    }
+}
+
+/// A `[num_embeddings, dim]` table on the GPU; `forward` gathers rows.
+pub struct Embedding {
+    gpu: Gpu,
+    weight: Tensor,
+    num_embeddings: usize,
+    dim: usize,
+    options: EmbeddingOptions,
+}
+
+impl Embedding {
+    /// A table with N(0, 1) weights from [`DEFAULT_SEED`], as PyTorch initialises it.
+    pub fn new(gpu: &Gpu, num_embeddings: usize, dim: usize) -> Result<Embedding> {
+        Embedding::with_options(gpu, num_embeddings, dim, EmbeddingOptions::default())
+    }
+
+    /// A table with N(0, 1) weights from `options.seed`; the `padding_idx` row is zero.
+    pub fn with_options(gpu: &Gpu, num_embeddings: usize, dim: usize, options: EmbeddingOptions) -> Result<Embedding> {
+        let mut emb = Embedding::empty(gpu, num_embeddings, dim, options)?;
+        let seed = emb.options.seed;
+        emb.normal_(0.0, 1.0, seed)?;
+        emb.zero_padding_row()?;
+        Ok(emb)
+    }
+
+    /// A table holding `weights` (row-major, `num_embeddings × dim`), as
+    /// `Embedding.from_pretrained`. `freeze = true` refuses gradients and updates.
+    pub fn from_pretrained(gpu: &Gpu, weights: &[f32], num_embeddings: usize, dim: usize, freeze: bool) -> Result<Embedding> {
+        let options = EmbeddingOptions {
+            freeze,
+            ..EmbeddingOptions::default()
+        };
+        Embedding::from_pretrained_with_options(gpu, weights, num_embeddings, dim, options)
+    }
+
+    /// `from_pretrained` with all options. The weights are taken as given
+    /// (PyTorch does not zero the padding row of a pretrained table either).
+    pub fn from_pretrained_with_options(
+        gpu: &Gpu,
+        weights: &[f32],
+        num_embeddings: usize,
+        dim: usize,
+        options: EmbeddingOptions,
+    ) -> Result<Embedding> {
+        check_shape(num_embeddings, dim)?;
+        check_len(weights, num_embeddings, dim, "Embedding::from_pretrained weights")?;
+        check_options(&options, num_embeddings)?;
+        let weight = Tensor::from_slice(gpu, weights, &[num_embeddings, dim])?;
+        Ok(Embedding {
+            gpu: gpu.clone(),
+            weight,
+            num_embeddings,
+            dim,
+            options,
+        })
+    }
+
+    fn empty(gpu: &Gpu, num_embeddings: usize, dim: usize, options: EmbeddingOptions) -> Result<Embedding> {
+        check_shape(num_embeddings, dim)?;
+        check_options(&options, num_embeddings)?;
+        let bytes = (num_embeddings as u64).saturating_mul(dim as u64).saturating_mul(4);
+        gpu.check_size("embedding table", bytes, true)?;
+        let weight = Tensor::zeros(gpu, &[num_embeddings, dim])?;
+        Ok(Embedding {
+            gpu: gpu.clone(),
+            weight,
+            num_embeddings,
+            dim,
+            options,
+        })
+    }
+
+    /// Rows in the table.
+    pub fn num_embeddings(&self) -> usize {
+        self.num_embeddings
+    }
+    /// Floats per row.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+    /// The options it was built with.
+    pub fn options(&self) -> &EmbeddingOptions {
+        &self.options
+    }
+    /// The `Gpu` it lives on.
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+    /// The weight tensor `[num_embeddings, dim]` (read it with `to_vec`).
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// Refills the table with U(lo, hi) from `seed`: `weight.data.uniform_(lo, hi)`.
+    /// Like PyTorch's, this does not re-zero the padding row.
+    pub fn uniform_(&mut self, lo: f32, hi: f32, seed: u64) -> Result<()> {
+        uniform_init::fill(&self.weight, seed, Distribution::Uniform { lo, hi })
+    }
+
+    /// Refills the table with N(mean, std²) from `seed`: `weight.data.normal_(mean, std)`.
+    pub fn normal_(&mut self, mean: f32, std: f32, seed: u64) -> Result<()> {
+        uniform_init::fill(&self.weight, seed, Distribution::Normal { mean, std })
+    }
+
+    /// Replaces the weights (row-major, `num_embeddings × dim`): PyTorch's
+    /// `embedding.weight = nn.Parameter(...)`.
+    pub fn set_weight(&mut self, rows: &[f32]) -> Result<()> {
+        check_len(rows, self.num_embeddings, self.dim, "Embedding::set_weight rows")?;
+        self.weight.write(rows)
+    }
+
+    fn zero_padding_row(&mut self) -> Result<()> {
+        if let Some(p) = self.options.padding_idx {
+            let zeros = vec![0.0f32; self.dim];
+            self.gpu.scoped("zero padding row", || {
+                let offset = (p * self.dim * 4) as u64;
+                self.gpu
+                    .queue()
+                    .write_buffer(self.weight.buffer(), offset, bytemuck::cast_slice(&zeros));
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Looks up `indices`: a `[indices.len(), dim]` tensor. Every index is
+    /// checked first; the first one out of range is `Error::IndexOutOfRange`.
+    pub fn forward(&self, indices: &[u32]) -> Result<Tensor> {
+        check_indices(indices, self.num_embeddings)?;
+        let idx = IndexTensor::from_slice(&self.gpu, indices)?;
+        let out = self.alloc_output(indices.len())?;
+        let status = self.gpu.storage_from("embedding_gather status", &[STATUS_OK])?;
+        let mut encoder = self.gpu.encoder("Embedding::forward");
+        self.encode_forward(&mut encoder, &idx, &out, status.raw())?;
+        self.gpu.submit_and_wait(encoder)?;
+        Ok(out)
+    }
+
+    /// Looks up indices already on the GPU. Out-of-range indices are found by
+    /// the kernel (its status word) and returned as the same `IndexOutOfRange`.
+    pub fn forward_gpu(&self, indices: &IndexTensor) -> Result<Tensor> {
+        indices.check_gpu(&self.gpu, "indices")?;
+        let out = self.alloc_output(indices.len())?;
+        let status = self.gpu.storage_from("embedding_gather status", &[STATUS_OK])?;
+        let mut encoder = self.gpu.encoder("Embedding::forward_gpu");
+        self.encode_forward(&mut encoder, indices, &out, status.raw())?;
+        self.gpu.submit_and_wait(encoder)?;
+        embedding_gather::check_status(&self.gpu, status.raw(), indices, self.num_embeddings)?;
+        Ok(out)
+    }
+
+    /// Records the lookup into the caller's encoder: `out` must be
+    /// `[indices.len(), dim]`; `status` one u32 set to `STATUS_OK` that the
+    /// kernel lowers to the first out-of-range position.
+    pub fn encode_forward(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        indices: &IndexTensor,
+        out: &Tensor,
+        status: &wgpu::Buffer,
+    ) -> Result<()> {
+        indices.check_gpu(&self.gpu, "indices")?;
+        out.check_gpu(&self.gpu, "output tensor")?;
+        if out.shape() != [indices.len(), self.dim] {
+            return Err(Error::ShapeMismatch {
+                what: "Embedding::encode_forward output",
+                expected: vec![indices.len(), self.dim],
+                found: out.shape().to_vec(),
+            });
+        }
+        embedding_gather::encode(
+            &self.gpu,
+            encoder,
+            &GatherArgs {
+                table: self.weight.buffer(),
+                num_embeddings: self.num_embeddings,
+                dim: self.dim,
+                indices: indices.buffer(),
+                n: indices.len(),
+                status,
+                out: out.buffer(),
+                threads_per_row: None,
+            },
+        )
+    }
+
+    fn alloc_output(&self, n: usize) -> Result<Tensor> {
+        let bytes = (n as u64).saturating_mul(self.dim as u64).saturating_mul(4);
+        self.gpu.check_size("embedding output", bytes, true)?;
+        Tensor::zeros(&self.gpu, &[n, self.dim])
+    }
+
+    /// Records a fill of the whole table into the caller's encoder.
+    pub fn encode_init(&self, encoder: &mut wgpu::CommandEncoder, seed: u64, distribution: Distribution) -> Result<()> {
+        uniform_init::encode(
+            &self.gpu,
+            encoder,
+            &FillArgs {
+                out: self.weight.buffer(),
+                begin: 0,
+                end: self.weight.numel(),
+                counter_base: 0,
+                seed,
+                distribution,
+            },
+        )
+    }
+}
+
+fn check_shape(num_embeddings: usize, dim: usize) -> Result<()> {
+    if num_embeddings == 0 || dim == 0 {
+        return Err(Error::EmptyTable { num_embeddings, dim });
+    }
+    Ok(())
+}
+
+fn check_len(data: &[f32], num_embeddings: usize, dim: usize, what: &'static str) -> Result<()> {
+    let expected = num_embeddings.saturating_mul(dim);
+    if data.len() != expected {
+        return Err(Error::LengthMismatch {
+            what,
+            expected,
+            found: data.len(),
+        });
+    }
+    Ok(())
+}
+
+fn check_options(options: &EmbeddingOptions, num_embeddings: usize) -> Result<()> {
+    if let Some(p) = options.padding_idx {
+        if p >= num_embeddings {
+            return Err(Error::InvalidArgument {
+                name: "padding_idx",
+                reason: format!("{p} is not a row of a table of {num_embeddings} rows"),
+            });
+        }
+    }
+    if let Some(m) = options.max_norm {
+        if !(m.is_finite() && m > 0.0) {
+            return Err(Error::InvalidArgument {
+                name: "max_norm",
+                reason: format!("must be finite and positive, got {m}"),
+            });
+        }
+    }
+    if !(options.norm_type.is_finite() && options.norm_type > 0.0) {
+        return Err(Error::InvalidArgument {
+            name: "norm_type",
+            reason: format!("must be finite and positive, got {}", options.norm_type),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,19 @@
+//! Layers built from the kernels, mirroring PyTorch's `torch.nn`.
+
+mod embedding;
+
+pub use embedding::{Embedding, EmbeddingOptions, DEFAULT_SEED};
+
+use crate::error::{Error, Result};
+
+/// The first index not below `num_embeddings`, as `IndexOutOfRange`.
+pub(crate) fn check_indices(indices: &[u32], num_embeddings: usize) -> Result<()> {
+    match indices.iter().position(|&i| i as usize >= num_embeddings) {
+        Some(position) => Err(Error::IndexOutOfRange {
+            position,
+            index: indices[position] as u64,
+            num_embeddings,
+        }),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,162 @@
+//! Compute pipelines, built once per device and cached by (kernel, entry
+//! point, override constants), with explicit bind-group layouts: a pipeline
+//! with `layout: None` drops bindings the entry point does not use, and a bind
+//! group naming them then fails validation.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::error::Result;
+use crate::gpu::Gpu;
+
+/// How a kernel sees one binding.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Access {
+    Uniform,
+    Read,
+    ReadWrite,
+}
+
+/// A kernel entry point: the WGSL file (by kernel name) and its bindings in order.
+pub(crate) struct KernelSpec {
+    /// The kernel's one name: `shaders/<name>.wgsl`, `src/kernels/<name>.rs`, `src/cpu/<name>.rs`.
+    pub name: &'static str,
+    pub source: &'static str,
+    pub entry: &'static str,
+    /// `(binding, access)` for group 0.
+    pub bindings: &'static [(u32, Access)],
+}
+
+/// A built pipeline and the layout its bind groups must follow.
+pub(crate) struct Kernel {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+}
+
+type Key = (&'static str, &'static str, Vec<(&'static str, u64)>);
+
+#[derive(Default)]
+pub(crate) struct PipelineCache {
+    pipelines: Mutex<HashMap<Key, Arc<Kernel>>>,
+    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+}
+
+impl Gpu {
+    /// The pipeline for `spec` with `constants` (WGSL `override`s), built on first use.
+    pub(crate) fn kernel(&self, spec: &KernelSpec, constants: &[(&'static str, f64)]) -> Result<Arc<Kernel>> {
+        let key: Key = (
+            spec.name,
+            spec.entry,
+            constants.iter().map(|(k, v)| (*k, v.to_bits())).collect(),
+        );
+        let cache = &self.inner.pipelines;
+        if let Some(k) = cache.pipelines.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(k.clone());
+        }
+        let kernel = self.scoped("pipeline creation", || {
+            let device = self.device();
+            let module = {
+                let mut modules = cache.modules.lock().unwrap_or_else(|p| p.into_inner());
+                modules
+                    .entry(spec.name)
+                    .or_insert_with(|| {
+                        device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                            label: Some(spec.name),
+                            source: wgpu::ShaderSource::Wgsl(spec.source.into()),
+                        })
+                    })
+                    .clone()
+            };
+            let entries: Vec<wgpu::BindGroupLayoutEntry> = spec
+                .bindings
+                .iter()
+                .map(|&(binding, access)| wgpu::BindGroupLayoutEntry {
+                    binding,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: match access {
+                            Access::Uniform => wgpu::BufferBindingType::Uniform,
+                            Access::Read => wgpu::BufferBindingType::Storage { read_only: true },
+                            Access::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
+                        },
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                })
+                .collect();
+            let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(spec.name),
+                entries: &entries,
+            });
+            let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(spec.name),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+            let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(spec.name),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some(spec.entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    zero_initialize_workgroup_memory: true,
+                },
+                cache: None,
+            });
+            Ok(Arc::new(Kernel { pipeline, layout }))
+        })?;
+        cache
+            .pipelines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, kernel.clone());
+        Ok(kernel)
+    }
+}
+
+impl Kernel {
+    /// A bind group from whole buffers, in the order of the spec's bindings.
+    pub(crate) fn bind(&self, gpu: &Gpu, buffers: &[(u32, &wgpu::Buffer)]) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .map(|&(binding, buffer)| wgpu::BindGroupEntry {
+                binding,
+                resource: buffer.as_entire_binding(),
+            })
+            .collect();
+        gpu.device().create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &self.layout,
+            entries: &entries,
+        })
+    }
+
+    /// Records one dispatch of `workgroups` workgroups in a pass of its own.
+    /// Past `max_compute_workgroups_per_dimension` the grid folds into 2-D;
+    /// shaders recover the linear workgroup index with [`crate::kernels::linear_workgroup`]'s rule.
+    pub(crate) fn dispatch(&self, gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, bind: &wgpu::BindGroup, workgroups: u64) {
+        if workgroups == 0 {
+            return;
+        }
+        let (x, y) = grid(workgroups, gpu.limits().max_compute_workgroups_per_dimension);
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: None,
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, bind, &[]);
+        pass.dispatch_workgroups(x, y, 1);
+    }
+}
+
+/// A 2-D grid covering `workgroups`: x as wide as allowed, y the rows needed.
+pub(crate) fn grid(workgroups: u64, max_per_dim: u32) -> (u32, u32) {
+    let max = max_per_dim.max(1) as u64;
+    if workgroups <= max {
+        (workgroups as u32, 1)
+    } else {
+        (max as u32, workgroups.div_ceil(max) as u32)
+    }
+}

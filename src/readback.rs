@@ -1,0 +1,84 @@
+//! The one readback path: copy into a staging buffer, map it, copy out, unmap.
+//! Every `to_vec` in the crate goes through here.
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+
+fn staging(gpu: &Gpu, src: &wgpu::Buffer, offset: u64, bytes: u64) -> Result<(wgpu::Buffer, wgpu::SubmissionIndex)> {
+    gpu.scoped("readback copy", || {
+        let staging = gpu.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wgpu-embed readback"),
+            size: bytes.max(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = gpu.encoder("readback");
+        encoder.copy_buffer_to_buffer(src, offset, &staging, 0, bytes);
+        let index = gpu.queue().submit([encoder.finish()]);
+        Ok((staging, index))
+    })
+}
+
+fn finish(staging: wgpu::Buffer, bytes: u64, what: &'static str) -> Result<Vec<u8>> {
+    let view = staging
+        .slice(..bytes)
+        .get_mapped_range()
+        .map_err(|e| Error::Readback { what, reason: e.to_string() })?;
+    let out = view.to_vec();
+    drop(view);
+    staging.unmap();
+    Ok(out)
+}
+
+/// Reads `bytes` bytes of `src` from `offset`, blocking until they arrive.
+/// `offset` and `bytes` must be multiples of 4 (the crate's buffers always are).
+pub(crate) fn read_bytes(gpu: &Gpu, src: &wgpu::Buffer, offset: u64, bytes: u64, what: &'static str) -> Result<Vec<u8>> {
+    if bytes == 0 {
+        return Ok(Vec::new());
+    }
+    let (staging, index) = staging(gpu, src, offset, bytes)?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    staging.slice(..bytes).map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    gpu.wait(index)?;
+    match rx.recv() {
+        Ok(Ok(())) => finish(staging, bytes, what),
+        Ok(Err(e)) => Err(Error::Readback { what, reason: e.to_string() }),
+        Err(_) => Err(gpu.check_alive().err().unwrap_or(Error::Readback {
+            what,
+            reason: "the map callback never ran".into(),
+        })),
+    }
+}
+
+/// The async form of [`read_bytes`]: a helper thread drives the device until
+/// the copy lands, so the caller's executor is never blocked.
+pub(crate) async fn read_bytes_async(
+    gpu: &Gpu,
+    src: &wgpu::Buffer,
+    offset: u64,
+    bytes: u64,
+    what: &'static str,
+) -> Result<Vec<u8>> {
+    if bytes == 0 {
+        return Ok(Vec::new());
+    }
+    let (staging, index) = staging(gpu, src, offset, bytes)?;
+    let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
+    staging.slice(..bytes).map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    let poller = gpu.clone();
+    std::thread::spawn(move || {
+        let _ = poller.wait(index);
+    });
+    match rx.receive().await {
+        Some(Ok(())) => finish(staging, bytes, what),
+        Some(Err(e)) => Err(Error::Readback { what, reason: e.to_string() }),
+        None => Err(gpu.check_alive().err().unwrap_or(Error::Readback {
+            what,
+            reason: "the map callback never ran".into(),
+        })),
+    }
+}

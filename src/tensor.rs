@@ -1,0 +1,205 @@
+//! GPU tensors: an f32 buffer with a shape, and a u32 index list.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::memory::GpuBuffer;
+use crate::readback;
+
+/// Number of elements of `shape`, or `TooLarge` when it overflows.
+pub(crate) fn numel(what: &'static str, shape: &[usize]) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or(Error::TooLarge {
+            what,
+            bytes: u64::MAX,
+            limit: usize::MAX as u64,
+            limit_name: "usize",
+        })
+}
+
+/// A row-major f32 tensor on one `Gpu`. Cloning shares the buffer.
+#[derive(Clone)]
+pub struct Tensor {
+    gpu: Gpu,
+    buffer: Arc<GpuBuffer>,
+    shape: Vec<usize>,
+}
+
+impl Tensor {
+    /// Uploads `data` as a tensor of `shape`; `data.len()` must equal the product of `shape`.
+    pub fn from_slice(gpu: &Gpu, data: &[f32], shape: &[usize]) -> Result<Tensor> {
+        let n = numel("tensor", shape)?;
+        if data.len() != n {
+            return Err(Error::LengthMismatch {
+                what: "Tensor::from_slice data for the given shape",
+                expected: n,
+                found: data.len(),
+            });
+        }
+        let buffer = gpu.storage_from("tensor", data)?;
+        Ok(Tensor::from_parts(gpu, buffer, shape.to_vec()))
+    }
+
+    /// A tensor of zeros.
+    pub fn zeros(gpu: &Gpu, shape: &[usize]) -> Result<Tensor> {
+        let n = numel("tensor", shape)?;
+        let bytes = (n as u64).checked_mul(4).ok_or(Error::TooLarge {
+            what: "tensor",
+            bytes: u64::MAX,
+            limit: gpu.max_buffer_bytes(),
+            limit_name: "max_buffer_size",
+        })?;
+        // New wgpu buffers are zero-initialised.
+        let buffer = gpu.storage("tensor", bytes)?;
+        Ok(Tensor::from_parts(gpu, buffer, shape.to_vec()))
+    }
+
+    pub(crate) fn from_parts(gpu: &Gpu, buffer: GpuBuffer, shape: Vec<usize>) -> Tensor {
+        Tensor {
+            gpu: gpu.clone(),
+            buffer: Arc::new(buffer),
+            shape,
+        }
+    }
+
+    /// The shape, outermost first.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+    /// Bytes of data (not of the allocation, which is padded to at least 4).
+    pub fn bytes(&self) -> u64 {
+        self.numel() as u64 * 4
+    }
+    /// The wgpu buffer, to bind in the caller's own passes.
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        self.buffer.raw()
+    }
+    /// The `Gpu` it lives on.
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    /// Copies the tensor to the host, blocking until it arrives.
+    pub fn to_vec(&self) -> Result<Vec<f32>> {
+        let bytes = readback::read_bytes(&self.gpu, self.buffer(), 0, self.bytes(), "tensor")?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// Copies the tensor to the host without blocking the caller's executor.
+    pub async fn to_vec_async(&self) -> Result<Vec<f32>> {
+        let bytes = readback::read_bytes_async(&self.gpu, self.buffer(), 0, self.bytes(), "tensor").await?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// Copies rows `first .. first + count` of a 2-D (or higher) tensor to the host.
+    pub fn rows_to_vec(&self, first: usize, count: usize) -> Result<Vec<f32>> {
+        let rows = self.shape.first().copied().unwrap_or(1);
+        let end = first.checked_add(count).unwrap_or(usize::MAX);
+        if end > rows {
+            return Err(Error::IndexOutOfRange {
+                position: 0,
+                index: end.saturating_sub(1) as u64,
+                num_embeddings: rows,
+            });
+        }
+        let row_bytes = (self.numel() / rows.max(1)) as u64 * 4;
+        let bytes = readback::read_bytes(
+            &self.gpu,
+            self.buffer(),
+            first as u64 * row_bytes,
+            count as u64 * row_bytes,
+            "tensor rows",
+        )?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// Overwrites the contents with `data` (same length), in queue order.
+    pub fn write(&self, data: &[f32]) -> Result<()> {
+        if data.len() != self.numel() {
+            return Err(Error::LengthMismatch {
+                what: "Tensor::write data",
+                expected: self.numel(),
+                found: data.len(),
+            });
+        }
+        self.gpu.scoped("tensor write", || {
+            self.gpu.queue().write_buffer(self.buffer(), 0, bytemuck::cast_slice(data));
+            Ok(())
+        })
+    }
+
+    pub(crate) fn check_gpu(&self, gpu: &Gpu, what: &'static str) -> Result<()> {
+        if self.gpu.same(gpu) {
+            Ok(())
+        } else {
+            Err(Error::DifferentGpu { what })
+        }
+    }
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tensor({:?} on {})", self.shape, self.gpu.describe())
+    }
+}
+
+/// A list of u32 indices on the GPU. Its values are not checked on upload:
+/// kernels that read it check each index and report the first bad position.
+#[derive(Clone)]
+pub struct IndexTensor {
+    gpu: Gpu,
+    buffer: Arc<GpuBuffer>,
+    len: usize,
+}
+
+impl IndexTensor {
+    /// Uploads `indices`.
+    pub fn from_slice(gpu: &Gpu, indices: &[u32]) -> Result<IndexTensor> {
+        let buffer = gpu.storage_from("indices", indices)?;
+        Ok(IndexTensor {
+            gpu: gpu.clone(),
+            buffer: Arc::new(buffer),
+            len: indices.len(),
+        })
+    }
+    /// Number of indices.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// Whether there are no indices.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// The wgpu buffer (u32 elements).
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        self.buffer.raw()
+    }
+    /// The `Gpu` it lives on.
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+    /// Copies the indices to the host.
+    pub fn to_vec(&self) -> Result<Vec<u32>> {
+        let bytes = readback::read_bytes(&self.gpu, self.buffer(), 0, self.len as u64 * 4, "indices")?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+    /// Reads the single index at `position`.
+    pub(crate) fn read_one(&self, position: usize) -> Result<u32> {
+        let bytes = readback::read_bytes(&self.gpu, self.buffer(), position as u64 * 4, 4, "index")?;
+        Ok(bytemuck::pod_read_unaligned(&bytes))
+    }
+    pub(crate) fn check_gpu(&self, gpu: &Gpu, what: &'static str) -> Result<()> {
+        if self.gpu.same(gpu) {
+            Ok(())
+        } else {
+            Err(Error::DifferentGpu { what })
+        }
+    }
+}
