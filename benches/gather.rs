@@ -1,1 +1,77 @@
-fn main(){}
+//! Gather against a copy of the same bytes, in one run, so the ratio can be
+//! read off directly. N = 2^18 indices, dim = 128, vocab = 2^16.
+//!
+//! Times are wall time around submit-and-wait (criterion's clock); on a CPU
+//! adapter (lavapipe) they are CPU figures, not GPU performance.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use wgpu_embed::kernels::embedding_gather::{self, GatherArgs, STATUS_OK};
+use wgpu_embed::{Embedding, Gpu, IndexTensor, Tensor};
+
+const N: usize = 1 << 18;
+const DIM: usize = 128;
+const VOCAB: usize = 1 << 16;
+
+fn bench(c: &mut Criterion) {
+    let gpu = Gpu::new()
+        .expect("no adapter: install lavapipe with `apt-get install -y mesa-vulkan-drivers`");
+    eprintln!("adapter: {}", gpu.describe());
+    let emb = Embedding::new(&gpu, VOCAB, DIM).unwrap();
+    let idx: Vec<u32> = (0..N as u32)
+        .map(|i| i.wrapping_mul(2_654_435_761) % VOCAB as u32)
+        .collect();
+    let idx_t = IndexTensor::from_slice(&gpu, &idx).unwrap();
+    let out = Tensor::zeros(&gpu, &[N, DIM]).unwrap();
+    let src = Tensor::zeros(&gpu, &[N, DIM]).unwrap();
+    let status = Tensor::from_slice(&gpu, &[f32::from_bits(STATUS_OK)], &[1]).unwrap();
+    let row_bytes = (N * DIM * 4) as u64;
+
+    let mut group = c.benchmark_group(format!(
+        "gather N=2^18 dim=128 V=2^16 on {}",
+        gpu.adapter_info().name
+    ));
+    group.sample_size(20);
+    group.measurement_time(std::time::Duration::from_secs(4));
+    // Bytes moved: rows read + rows written (+ the indices for gather).
+    group.throughput(Throughput::Bytes(2 * row_bytes));
+    group.bench_function("copy_buffer_to_buffer", |b| {
+        b.iter(|| {
+            let mut enc = gpu.encoder("copy");
+            enc.copy_buffer_to_buffer(src.buffer(), 0, out.buffer(), 0, row_bytes);
+            gpu.submit_and_wait(enc).unwrap();
+        })
+    });
+    group.throughput(Throughput::Bytes(2 * row_bytes + N as u64 * 4));
+    for (name, tpr) in [
+        ("embedding_gather (auto layout)", None),
+        ("embedding_gather (32 invocations/row)", Some(32)),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut enc = gpu.encoder("gather");
+                embedding_gather::encode(
+                    &gpu,
+                    &mut enc,
+                    &GatherArgs {
+                        table: emb.weight().buffer(),
+                        num_embeddings: VOCAB,
+                        dim: DIM,
+                        indices: idx_t.buffer(),
+                        n: N,
+                        status: status.buffer(),
+                        out: out.buffer(),
+                        threads_per_row: tpr,
+                        workgroup_size: None,
+                        const_dim: false,
+                    },
+                )
+                .unwrap();
+                gpu.submit_and_wait(enc).unwrap();
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -16,6 +16,9 @@
 
 override WORKGROUP_SIZE: u32 = 256u;
 override THREADS_PER_ROW: u32 = 1u;
+// The row width in vec4s when the host knows it at pipeline creation (0: read
+// params.dim). A constant trip count lets the compiler unroll the row copy.
+override DIM4: u32 = 0u;
 
 struct Params {
     n: u32,              // number of indices (output rows)
@@ -49,7 +52,7 @@ fn gather_vec4(
     if pos >= params.n {
         return;
     }
-    let dim4 = params.dim / 4u;
+    let dim4 = select(params.dim / 4u, DIM4, DIM4 != 0u);
     let dst = pos * dim4;
     let row = indices[pos];
     if row >= params.num_embeddings {

@@ -71,6 +71,10 @@ pub struct GatherArgs<'a> {
     pub out: &'a wgpu::Buffer,
     /// Invocations per row; `None` picks [`threads_per_row`].
     pub threads_per_row: Option<u32>,
+    /// Invocations per workgroup; `None` picks [`workgroup_size`].
+    pub workgroup_size: Option<u32>,
+    /// Bake `dim` into the pipeline (one pipeline per dim, unrolled row copy).
+    pub const_dim: bool,
 }
 
 /// Records the gather into `encoder`; submits nothing.
@@ -78,7 +82,10 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &GatherArgs) 
     if args.n == 0 {
         return Ok(());
     }
-    let tpr = args.threads_per_row.unwrap_or_else(|| threads_per_row(gpu, args.dim)).max(1);
+    let tpr = args
+        .threads_per_row
+        .unwrap_or_else(|| threads_per_row(gpu, args.dim))
+        .max(1);
     let params = Params {
         n: to_u32("index count", args.n)?,
         dim: to_u32("embedding dim", args.dim)?,
@@ -87,11 +94,20 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &GatherArgs) 
     };
     let vec4 = args.dim % 4 == 0;
     let spec = if vec4 { &VEC4 } else { &SCALAR };
+    let wg = args.workgroup_size.unwrap_or_else(|| workgroup_size(gpu));
     let kernel = gpu.kernel(
         spec,
         &[
-            ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
+            ("WORKGROUP_SIZE", wg as f64),
             ("THREADS_PER_ROW", tpr as f64),
+            (
+                "DIM4",
+                if vec4 && args.const_dim {
+                    (args.dim / 4) as f64
+                } else {
+                    0.0
+                },
+            ),
         ],
     )?;
     let uniform = gpu.uniform("embedding_gather params", &params)?;
@@ -107,8 +123,13 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &GatherArgs) 
         ],
     );
     let invocations = args.n as u64 * tpr as u64;
-    kernel.dispatch(gpu, encoder, &bind, invocations.div_ceil(WORKGROUP_SIZE as u64));
+    kernel.dispatch(gpu, encoder, &bind, invocations.div_ceil(wg as u64));
     Ok(())
+}
+
+/// Invocations per workgroup.
+pub fn workgroup_size(_gpu: &Gpu) -> u32 {
+    WORKGROUP_SIZE
 }
 
 /// Gathers rows of `table` (`[num_embeddings, dim]`) at GPU-resident `indices`,
@@ -140,6 +161,8 @@ pub fn embedding_gather(table: &Tensor, indices: &IndexTensor) -> Result<Tensor>
             status: status.raw(),
             out: out.buffer(),
             threads_per_row: None,
+            workgroup_size: None,
+            const_dim: false,
         },
     )?;
     gpu.submit_and_wait(encoder)?;
@@ -148,8 +171,19 @@ pub fn embedding_gather(table: &Tensor, indices: &IndexTensor) -> Result<Tensor>
 }
 
 /// Reads a status word and turns a recorded position into `IndexOutOfRange`.
-pub(crate) fn check_status(gpu: &Gpu, status: &wgpu::Buffer, indices: &IndexTensor, num_embeddings: usize) -> Result<()> {
-    let word: u32 = bytemuck::pod_read_unaligned(&crate::readback::read_bytes(gpu, status, 0, 4, "gather status")?);
+pub(crate) fn check_status(
+    gpu: &Gpu,
+    status: &wgpu::Buffer,
+    indices: &IndexTensor,
+    num_embeddings: usize,
+) -> Result<()> {
+    let word: u32 = bytemuck::pod_read_unaligned(&crate::readback::read_bytes(
+        gpu,
+        status,
+        0,
+        4,
+        "gather status",
+    )?);
     if word == STATUS_OK {
         return Ok(());
     }

@@ -37,7 +37,9 @@ impl Distribution {
                 if !(mean.is_finite() && std.is_finite() && std >= 0.0) {
                     return Err(Error::InvalidArgument {
                         name: "normal parameters",
-                        reason: format!("need finite mean and std >= 0, got mean = {mean}, std = {std}"),
+                        reason: format!(
+                            "need finite mean and std >= 0, got mean = {mean}, std = {std}"
+                        ),
                     });
                 }
             }
@@ -70,6 +72,8 @@ pub struct FillArgs<'a> {
     pub counter_base: u64,
     pub seed: u64,
     pub distribution: Distribution,
+    /// Invocations per workgroup; `None` is 256. Values never depend on it.
+    pub workgroup_size: Option<u32>,
 }
 
 /// Records the fill into `encoder`; submits nothing.
@@ -105,11 +109,26 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &FillArgs) ->
         entry,
         bindings,
     };
-    let kernel = gpu.kernel(&spec, &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
+    let wg = args.workgroup_size.unwrap_or(WORKGROUP_SIZE);
+    let max_wg = gpu
+        .limits()
+        .max_compute_invocations_per_workgroup
+        .min(gpu.limits().max_compute_workgroup_size_x);
+    if wg == 0 || wg > max_wg {
+        return Err(Error::InvalidArgument {
+            name: "workgroup_size",
+            reason: format!("{wg} is outside 1..={max_wg} for this adapter"),
+        });
+    }
+    let kernel = gpu.kernel(&spec, &[("WORKGROUP_SIZE", wg as f64)])?;
     let uniform = gpu.uniform("uniform_init params", &params)?;
-    let slot = if args.distribution == Distribution::Bits { 2 } else { 1 };
+    let slot = if args.distribution == Distribution::Bits {
+        2
+    } else {
+        1
+    };
     let bind = kernel.bind(gpu, &[(0, uniform.raw()), (slot, args.out)]);
-    kernel.dispatch(gpu, encoder, &bind, blocks.div_ceil(WORKGROUP_SIZE as u64));
+    kernel.dispatch(gpu, encoder, &bind, blocks.div_ceil(wg as u64));
     Ok(())
 }
 
@@ -119,7 +138,13 @@ pub fn fill(tensor: &Tensor, seed: u64, distribution: Distribution) -> Result<()
 }
 
 /// Fills elements `begin .. end` of `tensor` with the same values a whole-tensor fill gives them.
-pub fn fill_range(tensor: &Tensor, begin: usize, end: usize, seed: u64, distribution: Distribution) -> Result<()> {
+pub fn fill_range(
+    tensor: &Tensor,
+    begin: usize,
+    end: usize,
+    seed: u64,
+    distribution: Distribution,
+) -> Result<()> {
     if begin > end || end > tensor.numel() {
         return Err(Error::InvalidArgument {
             name: "fill range",
@@ -138,6 +163,7 @@ pub fn fill_range(tensor: &Tensor, begin: usize, end: usize, seed: u64, distribu
             counter_base: 0,
             seed,
             distribution,
+            workgroup_size: None,
         },
     )?;
     gpu.submit_and_wait(encoder)
@@ -157,6 +183,7 @@ pub fn bits(gpu: &Gpu, seed: u64, counter_base: u64, len: usize) -> Result<Vec<u
             counter_base,
             seed,
             distribution: Distribution::Bits,
+            workgroup_size: None,
         },
     )?;
     gpu.submit_and_wait(encoder)?;

@@ -1,0 +1,269 @@
+//! The Embedding layer's surface and every bad input of the foundation: a
+//! typed error naming the value and the limit, and the weights unchanged.
+
+mod common;
+
+use common::{assert_bits_eq, each_gpu, gpus, table};
+use wgpu_embed::{cpu, Embedding, EmbeddingOptions, Error, IndexTensor};
+
+#[test]
+fn the_documented_example() {
+    each_gpu(|gpu| {
+        let mut emb = Embedding::new(gpu, 10_000, 64).unwrap();
+        emb.uniform_(-1.0, 1.0, 42).unwrap();
+        emb.normal_(0.0, 1.0, 7).unwrap();
+        let rows = table(10_000, 64);
+        emb.set_weight(&rows).unwrap();
+        let out = emb.forward(&[0, 1, 9_999]).unwrap();
+        assert_eq!(out.shape(), [3, 64]);
+        let v = out.to_vec().unwrap();
+        assert_bits_eq("row 0", &v[..64], &rows[..64]);
+        assert_bits_eq("row 9999", &v[128..], &rows[9_999 * 64..]);
+        let w = emb.weight().to_vec().unwrap();
+        assert_bits_eq("weight", &w, &rows);
+        let pre = Embedding::from_pretrained(gpu, &[1.0, 2.0, 2.0, 2.0], 2, 2, true).unwrap();
+        assert_eq!(
+            pre.forward(&[1, 0]).unwrap().to_vec().unwrap(),
+            [2.0, 2.0, 1.0, 2.0]
+        );
+        assert!(matches!(
+            emb.forward(&[10_000]),
+            Err(Error::IndexOutOfRange { .. })
+        ));
+    });
+}
+
+#[test]
+fn default_init_is_seeded_normal_and_padding_row_is_zero() {
+    each_gpu(|gpu| {
+        let opts = EmbeddingOptions {
+            seed: 99,
+            padding_idx: Some(3),
+            ..Default::default()
+        };
+        let emb = Embedding::with_options(gpu, 50, 6, opts).unwrap();
+        let w = emb.weight().to_vec().unwrap();
+        let mut want = vec![0.0; 300];
+        cpu::normal_fill(99, 0, 0.0, 1.0, &mut want);
+        want[18..24].fill(0.0);
+        assert_bits_eq("seeded init with padding row", &w, &want);
+        // Embedding::new uses the fixed default seed: two tables are equal.
+        let a = Embedding::new(gpu, 20, 3)
+            .unwrap()
+            .weight()
+            .to_vec()
+            .unwrap();
+        let b = Embedding::new(gpu, 20, 3)
+            .unwrap()
+            .weight()
+            .to_vec()
+            .unwrap();
+        assert_bits_eq("default seed", &a, &b);
+    });
+}
+
+#[test]
+fn uniform_matches_the_twin() {
+    each_gpu(|gpu| {
+        let mut emb = Embedding::new(gpu, 300, 7).unwrap();
+        emb.uniform_(-1.0, 1.0, 42).unwrap();
+        let mut want = vec![0.0; 2100];
+        cpu::uniform_fill(42, 0, -1.0, 1.0, &mut want);
+        assert_bits_eq("uniform_", &emb.weight().to_vec().unwrap(), &want);
+    });
+}
+
+#[test]
+fn empty_index_list_gives_an_empty_output() {
+    each_gpu(|gpu| {
+        let emb = Embedding::new(gpu, 5, 3).unwrap();
+        let out = emb.forward(&[]).unwrap();
+        assert_eq!(out.shape(), [0, 3]);
+        assert!(out.to_vec().unwrap().is_empty());
+        let out = emb
+            .forward_gpu(&IndexTensor::from_slice(gpu, &[]).unwrap())
+            .unwrap();
+        assert_eq!(out.shape(), [0, 3]);
+    });
+}
+
+/// Runs `f`, which must fail, and checks that the weights did not change.
+fn fails_and_keeps_weights(
+    emb: &mut Embedding,
+    f: impl FnOnce(&mut Embedding) -> Result<(), Error>,
+) -> Error {
+    let before = emb.weight().to_vec().unwrap();
+    let err = f(emb).expect_err("the call should have failed");
+    assert_bits_eq(
+        &format!("weights after {err}"),
+        &emb.weight().to_vec().unwrap(),
+        &before,
+    );
+    err
+}
+
+#[test]
+fn bad_indices_are_typed_errors_and_lose_nothing() {
+    each_gpu(|gpu| {
+        let mut emb = Embedding::new(gpu, 100, 4).unwrap();
+        let e = fails_and_keeps_weights(&mut emb, |e| e.forward(&[0, 5, 100, 7]).map(drop));
+        assert_eq!(
+            e,
+            Error::IndexOutOfRange {
+                position: 2,
+                index: 100,
+                num_embeddings: 100
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "index 100 at position 2 is out of range for a table of 100 rows"
+        );
+        let e = fails_and_keeps_weights(&mut emb, |e| e.forward(&[u32::MAX]).map(drop));
+        assert_eq!(
+            e,
+            Error::IndexOutOfRange {
+                position: 0,
+                index: u32::MAX as u64,
+                num_embeddings: 100
+            }
+        );
+        // GPU-resident indices: found by the kernel's status word, same error.
+        let idx = IndexTensor::from_slice(gpu, &[99, 1, 2, 3, 4, 100, 101]).unwrap();
+        let e = fails_and_keeps_weights(&mut emb, |e| e.forward_gpu(&idx).map(drop));
+        assert_eq!(
+            e,
+            Error::IndexOutOfRange {
+                position: 5,
+                index: 100,
+                num_embeddings: 100
+            }
+        );
+        // The last row is fine.
+        assert_eq!(emb.forward(&[99]).unwrap().shape(), [1, 4]);
+    });
+}
+
+#[test]
+fn bad_shapes_lengths_and_arguments() {
+    each_gpu(|gpu| {
+        assert_eq!(
+            Embedding::new(gpu, 0, 4).err(),
+            Some(Error::EmptyTable {
+                num_embeddings: 0,
+                dim: 4
+            })
+        );
+        assert_eq!(
+            Embedding::new(gpu, 4, 0).err(),
+            Some(Error::EmptyTable {
+                num_embeddings: 4,
+                dim: 0
+            })
+        );
+        assert!(matches!(
+            Embedding::from_pretrained(gpu, &[1.0; 5], 2, 3, false),
+            Err(Error::LengthMismatch {
+                expected: 6,
+                found: 5,
+                ..
+            })
+        ));
+        assert!(matches!(
+            Embedding::with_options(
+                gpu,
+                4,
+                2,
+                EmbeddingOptions {
+                    padding_idx: Some(4),
+                    ..Default::default()
+                }
+            ),
+            Err(Error::InvalidArgument {
+                name: "padding_idx",
+                ..
+            })
+        ));
+        let mut emb = Embedding::new(gpu, 10, 3).unwrap();
+        let e = fails_and_keeps_weights(&mut emb, |e| e.set_weight(&[0.0; 29]));
+        assert!(
+            matches!(
+                e,
+                Error::LengthMismatch {
+                    expected: 30,
+                    found: 29,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        for (lo, hi) in [
+            (1.0, -1.0),
+            (f32::NAN, 1.0),
+            (0.0, f32::INFINITY),
+            (-f32::MAX, f32::MAX),
+        ] {
+            let e = fails_and_keeps_weights(&mut emb, |e| e.uniform_(lo, hi, 1));
+            assert!(matches!(e, Error::InvalidArgument { .. }), "{e}");
+        }
+        let e = fails_and_keeps_weights(&mut emb, |e| e.normal_(0.0, -1.0, 1));
+        assert!(matches!(e, Error::InvalidArgument { .. }), "{e}");
+    });
+}
+
+#[test]
+fn a_table_past_the_binding_limit_names_both_sizes() {
+    each_gpu(|gpu| {
+        let dim = 1024;
+        let rows = (gpu.max_binding_bytes() / 4 / dim as u64 + 1) as usize;
+        match Embedding::new(gpu, rows, dim) {
+            Err(Error::TooLarge { bytes, limit, .. }) => {
+                assert_eq!(bytes, rows as u64 * dim as u64 * 4);
+                assert!(limit < bytes);
+            }
+            Err(e) => panic!("expected TooLarge, got {e}"),
+            Ok(_) => panic!("expected TooLarge, got a table"),
+        }
+        // An output past the limit is refused the same way, before any allocation.
+        let emb = Embedding::new(gpu, 2, dim).unwrap();
+        let idx = vec![0u32; rows];
+        assert!(matches!(emb.forward(&idx), Err(Error::TooLarge { .. })));
+    });
+}
+
+#[test]
+fn tensors_from_another_gpu_are_refused() {
+    let all = gpus();
+    if all.len() < 2 {
+        panic!(
+            "this test needs two adapters (lavapipe and llvmpipe-GL); found {}",
+            all.len()
+        );
+    }
+    let emb = Embedding::new(&all[0], 10, 4).unwrap();
+    let idx = IndexTensor::from_slice(&all[1], &[1, 2]).unwrap();
+    assert_eq!(
+        emb.forward_gpu(&idx).err(),
+        Some(Error::DifferentGpu { what: "indices" })
+    );
+}
+
+#[test]
+fn memory_accounting_counts_live_and_peak_bytes() {
+    // A Gpu of its own, so no other test's buffers are counted.
+    let gpu = wgpu_embed::Gpu::new().unwrap();
+    assert_eq!(gpu.memory_live(), 0);
+    let emb = Embedding::new(&gpu, 1000, 64).unwrap();
+    assert_eq!(gpu.memory_live(), 256_000, "only the table stays alive");
+    let out = emb.forward(&[1, 2, 3]).unwrap();
+    assert_eq!(gpu.memory_live(), 256_000 + 3 * 64 * 4);
+    assert!(
+        gpu.memory_peak() >= 256_000 + 3 * 64 * 4 + 12,
+        "indices were live during forward"
+    );
+    drop(out);
+    drop(emb);
+    assert_eq!(gpu.memory_live(), 0);
+    gpu.reset_memory_peak();
+    assert_eq!(gpu.memory_peak(), 0);
+}

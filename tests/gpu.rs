@@ -1,0 +1,118 @@
+//! The context: sharing a caller's device, async readback, Send + Sync, one_hot.
+
+mod common;
+
+use common::{assert_bits_eq, each_gpu};
+use wgpu_embed::kernels::one_hot;
+use wgpu_embed::{cpu, Embedding, Error, Gpu, GpuOptions, Tensor};
+
+#[test]
+fn gpu_and_layers_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Gpu>();
+    check::<Tensor>();
+    check::<Embedding>();
+}
+
+#[test]
+fn wraps_a_device_the_caller_owns() {
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapter =
+        pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
+            .expect("no adapter: install lavapipe with `apt-get install -y mesa-vulkan-drivers`");
+    let (device, queue) =
+        pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).unwrap();
+    let gpu = Gpu::from_wgpu(device.clone(), queue.clone());
+    let emb = Embedding::from_pretrained(&gpu, &[1.0, 2.0, 3.0, 4.0], 2, 2, true).unwrap();
+    // Record into the caller's own encoder, submit on the caller's queue.
+    let idx = wgpu_embed::IndexTensor::from_slice(&gpu, &[1, 0, 1]).unwrap();
+    let out = Tensor::zeros(&gpu, &[3, 2]).unwrap();
+    let status = Tensor::from_slice(&gpu, &[f32::from_bits(u32::MAX)], &[1]).unwrap();
+    let mut encoder = device.create_command_encoder(&Default::default());
+    emb.encode_forward(&mut encoder, &idx, &out, status.buffer())
+        .unwrap();
+    queue.submit([encoder.finish()]);
+    assert_eq!(out.to_vec().unwrap(), [3.0, 4.0, 1.0, 2.0, 3.0, 4.0]);
+}
+
+#[test]
+fn async_readback_equals_blocking() {
+    each_gpu(|gpu| {
+        let data: Vec<f32> = (0..1000).map(|i| i as f32).collect();
+        let t = Tensor::from_slice(gpu, &data, &[10, 100]).unwrap();
+        assert_eq!(pollster::block_on(t.to_vec_async()).unwrap(), data);
+        assert_eq!(t.rows_to_vec(3, 2).unwrap(), data[300..500]);
+        assert!(matches!(
+            t.rows_to_vec(9, 2),
+            Err(Error::IndexOutOfRange { .. })
+        ));
+    });
+}
+
+#[test]
+fn shape_and_length_errors_for_tensors() {
+    each_gpu(|gpu| {
+        assert!(matches!(
+            Tensor::from_slice(gpu, &[1.0; 5], &[2, 3]),
+            Err(Error::LengthMismatch {
+                expected: 6,
+                found: 5,
+                ..
+            })
+        ));
+        let t = Tensor::zeros(gpu, &[4]).unwrap();
+        assert!(matches!(
+            t.write(&[1.0; 3]),
+            Err(Error::LengthMismatch { .. })
+        ));
+        assert_eq!(t.to_vec().unwrap(), [0.0; 4]);
+    });
+}
+
+#[test]
+fn adapter_name_that_matches_nothing_is_an_error() {
+    let options = GpuOptions {
+        adapter_name: Some("no-such-adapter-xyz".into()),
+        ..Default::default()
+    };
+    match Gpu::with_options(&options) {
+        Err(Error::AdapterNotFound { wanted, available }) => {
+            assert_eq!(wanted, "no-such-adapter-xyz");
+            assert!(available != "none" && !available.is_empty(), "{available}");
+        }
+        other => panic!("expected AdapterNotFound, got {other:?}"),
+    }
+}
+
+#[test]
+fn one_hot_matches_twin() {
+    each_gpu(|gpu| {
+        for (n, classes) in [(1, 1), (5, 3), (7, 4), (100, 1000), (33, 1001), (0, 5)] {
+            let idx: Vec<u32> = (0..n as u32)
+                .map(|i| (i * 31 + 7) % classes as u32)
+                .collect();
+            let got = one_hot::one_hot(gpu, &idx, classes).unwrap();
+            assert_eq!(got.shape(), [n, classes]);
+            let mut want = vec![0.0; n * classes];
+            cpu::one_hot(&idx, classes, &mut want);
+            assert_bits_eq(
+                &format!("one_hot {n}×{classes}"),
+                &got.to_vec().unwrap(),
+                &want,
+            );
+        }
+        assert!(matches!(
+            one_hot::one_hot(gpu, &[0, 3], 3),
+            Err(Error::IndexOutOfRange {
+                position: 1,
+                index: 3,
+                num_embeddings: 3
+            })
+        ));
+        assert!(matches!(
+            one_hot::one_hot(gpu, &[0], 0),
+            Err(Error::InvalidArgument { .. })
+        ));
+    });
+}
