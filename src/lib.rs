@@ -33,6 +33,7 @@ pub mod nn;
 mod pipeline;
 mod readback;
 mod tensor;
+mod timing;
 
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions};
@@ -40,3 +41,4 @@ pub use kernels::uniform_init::Distribution;
 pub use memory::GpuBuffer;
 pub use nn::{Embedding, EmbeddingOptions};
 pub use tensor::{IndexTensor, Tensor};
+pub use timing::{Clock, Timing};

@@ -1,0 +1,362 @@
+//! The default command: gather against one-hot matmul, forward and backward,
+//! time and memory, at each vocabulary size, on one adapter.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use wgpu_embed::kernels::embedding_gather::{self, GatherArgs, STATUS_OK};
+use wgpu_embed::kernels::matmul::{self, MatmulArgs, MatmulOptions};
+use wgpu_embed::kernels::one_hot;
+use wgpu_embed::{Embedding, EmbeddingOptions, Error, Gpu, IndexTensor, Result, Tensor};
+
+use crate::report::{summarize, Results, Row, SCHEMA};
+use crate::roofline;
+
+/// What to run; every field has an adapter-dependent default (see `main.rs`).
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub vocab: Vec<usize>,
+    pub batch: usize,
+    pub dim: usize,
+    pub backward: bool,
+    pub reps: usize,
+    pub warmup: usize,
+    pub seed: u64,
+}
+
+/// Relative Frobenius error allowed between the two backward paths: they sum
+/// the same products in different orders (segment order vs. matmul tiles), so
+/// they agree to a few ulps of the largest row sum, not bit for bit.
+pub const BACKWARD_TOLERANCE: f64 = 1e-5;
+
+/// Times `work` `reps` times after `warmup` runs; seconds per run.
+fn sample(
+    gpu: &Gpu,
+    plan: &Plan,
+    mut work: impl FnMut(&mut wgpu::CommandEncoder) -> Result<()>,
+) -> Result<Vec<f64>> {
+    for _ in 0..plan.warmup {
+        gpu.time(&mut work)?;
+    }
+    (0..plan.reps)
+        .map(|_| gpu.time(&mut work).map(|t| t.seconds))
+        .collect()
+}
+
+fn indices(plan: &Plan, vocab: usize) -> Vec<u32> {
+    // A fixed xorshift stream: the same index list for both paths and every run.
+    let mut s = plan.seed | 1;
+    (0..plan.batch)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s % vocab as u64) as u32
+        })
+        .collect()
+}
+
+/// Moving the indices in is part of each path: a copy from an upload buffer
+/// recorded in the same encoder, so the GPU timestamps include it.
+fn record_upload(encoder: &mut wgpu::CommandEncoder, upload: &IndexTensor, dst: &IndexTensor) {
+    if !upload.is_empty() {
+        encoder.copy_buffer_to_buffer(upload.buffer(), 0, dst.buffer(), 0, upload.len() as u64 * 4);
+    }
+}
+
+struct PathResult {
+    forward: Vec<f64>,
+    backward: Option<Vec<f64>>,
+    peak: u64,
+    output: Vec<f32>,
+    grad: Option<Vec<f32>>,
+}
+
+fn gather_path(
+    gpu: &Gpu,
+    plan: &Plan,
+    emb: &Embedding,
+    idx: &[u32],
+    grad_out: Option<&Tensor>,
+) -> Result<PathResult> {
+    let (n, dim, vocab) = (plan.batch, plan.dim, emb.num_embeddings());
+    gpu.reset_memory_peak();
+    let (staging, idx_buf) = index_buffers(gpu, idx)?;
+    let out = Tensor::zeros(gpu, &[n, dim])?;
+    let status = Tensor::from_slice(gpu, &[f32::from_bits(STATUS_OK)], &[1])?;
+    let forward = sample(gpu, plan, |enc| {
+        record_upload(enc, &staging, &idx_buf);
+        embedding_gather::encode(
+            gpu,
+            enc,
+            &GatherArgs {
+                table: emb.weight().buffer(),
+                num_embeddings: vocab,
+                dim,
+                indices: idx_buf.buffer(),
+                n,
+                status: status.buffer(),
+                out: out.buffer(),
+                threads_per_row: None,
+                workgroup_size: None,
+                const_dim: false,
+            },
+        )
+    })?;
+    let (backward, grad) = if let Some(grad_out) = grad_out {
+        let (times, grad) = gather_backward(gpu, plan, emb, &idx_buf, grad_out)?;
+        (Some(times), Some(grad))
+    } else {
+        (None, None)
+    };
+    let peak = gpu.memory_peak();
+    Ok(PathResult {
+        forward,
+        backward,
+        peak,
+        output: out.to_vec()?,
+        grad,
+    })
+}
+
+fn one_hot_path(
+    gpu: &Gpu,
+    plan: &Plan,
+    emb: &Embedding,
+    idx: &[u32],
+    grad_out: Option<&Tensor>,
+) -> Result<PathResult> {
+    let (n, dim, vocab) = (plan.batch, plan.dim, emb.num_embeddings());
+    gpu.reset_memory_peak();
+    let (staging, idx_buf) = index_buffers(gpu, idx)?;
+    let hot = Tensor::zeros(gpu, &[n, vocab])?;
+    let out = Tensor::zeros(gpu, &[n, dim])?;
+    // out[n, dim] = one_hot[n, vocab] · W[vocab, dim]
+    let forward = sample(gpu, plan, |enc| {
+        record_upload(enc, &staging, &idx_buf);
+        one_hot::encode(gpu, enc, idx_buf.buffer(), n, vocab, hot.buffer())?;
+        matmul::encode(
+            gpu,
+            enc,
+            &MatmulArgs {
+                m: n,
+                n: dim,
+                k: vocab,
+                a: hot.buffer(),
+                b: emb.weight().buffer(),
+                bias: None,
+                c: out.buffer(),
+                options: MatmulOptions::default(),
+                tiles: None,
+            },
+        )
+    })?;
+    let (backward, grad) = if let Some(grad_out) = grad_out {
+        // dW[vocab, dim] = one_hotᵀ · dY: the one-hot matrix is the saved activation.
+        let dw = Tensor::zeros(gpu, &[vocab, dim])?;
+        let times = sample(gpu, plan, |enc| {
+            matmul::encode(
+                gpu,
+                enc,
+                &MatmulArgs {
+                    m: vocab,
+                    n: dim,
+                    k: n,
+                    a: hot.buffer(),
+                    b: grad_out.buffer(),
+                    bias: None,
+                    c: dw.buffer(),
+                    options: MatmulOptions {
+                        trans_a: true,
+                        ..MatmulOptions::default()
+                    },
+                    tiles: None,
+                },
+            )
+        })?;
+        (Some(times), Some(dw.to_vec()?))
+    } else {
+        (None, None)
+    };
+    let peak = gpu.memory_peak();
+    Ok(PathResult {
+        forward,
+        backward,
+        peak,
+        output: out.to_vec()?,
+        grad,
+    })
+}
+
+/// The index list twice: an upload buffer and the buffer the kernels read.
+fn index_buffers(gpu: &Gpu, idx: &[u32]) -> Result<(IndexTensor, IndexTensor)> {
+    Ok((
+        IndexTensor::from_slice(gpu, idx)?,
+        IndexTensor::from_slice(gpu, &vec![0; idx.len()])?,
+    ))
+}
+
+fn rel_error(got: &[f32], want: &[f32]) -> f64 {
+    let (mut num, mut den) = (0.0f64, 0.0f64);
+    for (g, w) in got.iter().zip(want) {
+        num += (*g as f64 - *w as f64).powi(2);
+        den += (*w as f64).powi(2);
+    }
+    (num / den.max(f64::MIN_POSITIVE)).sqrt()
+}
+
+fn row(vocab: usize, path: &str, r: Option<&PathResult>, formula: u64, note: String) -> Row {
+    let (fm, fmin, fmax) = match r {
+        Some(r) => {
+            let (a, b, c) = summarize(&mut r.forward.clone());
+            (Some(a), Some(b), Some(c))
+        }
+        None => (None, None, None),
+    };
+    let (bm, bmin, bmax) = match r.and_then(|r| r.backward.clone()) {
+        Some(mut b) => {
+            let (a, b2, c) = summarize(&mut b);
+            (Some(a), Some(b2), Some(c))
+        }
+        None => (None, None, None),
+    };
+    Row {
+        vocab,
+        path: path.into(),
+        forward_ms_median: fm,
+        forward_ms_min: fmin,
+        forward_ms_max: fmax,
+        backward_ms_median: bm,
+        backward_ms_min: bmin,
+        backward_ms_max: bmax,
+        peak_bytes: r.map(|r| r.peak),
+        formula_bytes: formula,
+        forward_fraction_of_ceiling: None,
+        backward_fraction_of_ceiling: None,
+        note,
+    }
+}
+
+/// Runs the whole sweep. A mismatch between the paths is an error: the run fails loudly.
+pub fn run(gpu: &Gpu, plan: &Plan, quiet: bool) -> std::result::Result<Results, String> {
+    let e = |e: Error| e.to_string();
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(plan.vocab.len() as u64 * 2 + 1)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
+            .expect("the progress template is valid")
+            .progress_chars("=> "),
+    );
+    bar.set_message("measuring the adapter's ceilings");
+    let ceilings = roofline::measure(gpu, plan.reps.max(3)).map_err(e)?;
+    bar.inc(1);
+    let (n, dim) = (plan.batch, plan.dim);
+    let mut rows = Vec::new();
+    for &vocab in &plan.vocab {
+        let options = EmbeddingOptions {
+            seed: plan.seed,
+            ..EmbeddingOptions::default()
+        };
+        let emb = Embedding::with_options(gpu, vocab, dim, options).map_err(e)?;
+        let idx = indices(plan, vocab);
+        // dY, shared by both backward paths (and counted in both peaks).
+        let grad_out = if plan.backward {
+            let t = Tensor::zeros(gpu, &[n, dim]).map_err(e)?;
+            let normal = wgpu_embed::Distribution::Normal {
+                mean: 0.0,
+                std: 1.0,
+            };
+            wgpu_embed::kernels::uniform_init::fill(&t, plan.seed ^ 0xD1, normal).map_err(e)?;
+            Some(t)
+        } else {
+            None
+        };
+
+        let (n64, d64, v64) = (n as u64, dim as u64, vocab as u64);
+        let table = v64 * d64 * 4;
+        let bwd_extra = if plan.backward {
+            table + n64 * d64 * 4
+        } else {
+            0
+        };
+        let gather_formula = table + n64 * 4 * 2 + n64 * d64 * 4 + bwd_extra;
+        let hot_bytes = n64 * v64 * 4;
+        let one_hot_formula = table + n64 * 4 * 2 + hot_bytes + n64 * d64 * 4 + bwd_extra;
+
+        bar.set_message(format!("vocab {vocab}: gather"));
+        let g = gather_path(gpu, plan, &emb, &idx, grad_out.as_ref()).map_err(e)?;
+        bar.inc(1);
+        bar.set_message(format!("vocab {vocab}: one-hot"));
+        let fits = gpu.check_size("one-hot matrix", hot_bytes, true);
+        let (h, note) = match fits {
+            Err(err) => (None, format!("not run: {err}")),
+            Ok(()) => match one_hot_path(gpu, plan, &emb, &idx, grad_out.as_ref()) {
+                Ok(h) => (Some(h), String::new()),
+                Err(err @ (Error::TooLarge { .. } | Error::Gpu { .. })) => {
+                    (None, format!("not run: {err}"))
+                }
+                Err(err) => return Err(err.to_string()),
+            },
+        };
+        bar.inc(1);
+        let mut gather_note = String::new();
+        if let Some(h) = &h {
+            if h.output
+                .iter()
+                .zip(&g.output)
+                .any(|(a, b)| a.to_bits() != b.to_bits())
+            {
+                return Err(format!(
+                    "vocab {vocab}: the one-hot matmul's output differs from the gather's; the paths must agree bit for bit"
+                ));
+            }
+            gather_note = "forward equal bit for bit".into();
+            if let (Some(a), Some(b)) = (&g.grad, &h.grad) {
+                let err = rel_error(b, a);
+                if err > BACKWARD_TOLERANCE {
+                    return Err(format!(
+                        "vocab {vocab}: backward weight gradients differ by relative error {err:.2e} > {BACKWARD_TOLERANCE:.0e}"
+                    ));
+                }
+                gather_note += &format!("; grads within {err:.1e}");
+            }
+        }
+        let mut gr = row(vocab, "gather", Some(&g), gather_formula, gather_note);
+        // Gather moves the rows read, the rows written and the indices.
+        let gather_bytes = (2 * n64 * d64 * 4 + n64 * 4) as f64;
+        gr.forward_fraction_of_ceiling = gr
+            .forward_ms_median
+            .map(|ms| gather_bytes / (ms * 1e-3) / ceilings.copy_bytes_per_s);
+        // Scatter-add reads dY and the indices and writes the dense gradient.
+        let scatter_bytes = (n64 * d64 * 4 + n64 * 4 + table) as f64;
+        gr.backward_fraction_of_ceiling = gr
+            .backward_ms_median
+            .map(|ms| scatter_bytes / (ms * 1e-3) / ceilings.copy_bytes_per_s);
+        rows.push(gr);
+        let mut hr = row(vocab, "one_hot", h.as_ref(), one_hot_formula, note);
+        let flops = 2.0 * (n64 * v64 * d64) as f64;
+        hr.forward_fraction_of_ceiling = hr
+            .forward_ms_median
+            .map(|ms| flops / (ms * 1e-3) / ceilings.fma_flops_per_s);
+        hr.backward_fraction_of_ceiling = hr
+            .backward_ms_median
+            .map(|ms| flops / (ms * 1e-3) / ceilings.fma_flops_per_s);
+        rows.push(hr);
+    }
+    bar.finish_and_clear();
+    let info = gpu.adapter_info();
+    Ok(Results {
+        schema: SCHEMA.into(),
+        producer: "wgpu-embed".into(),
+        adapter: info.name.clone(),
+        backend: format!("{:?}", info.backend),
+        device_type: format!("{:?}", info.device_type),
+        clock: gpu.clock().to_string(),
+        batch: n,
+        dim,
+        reps: plan.reps,
+        roofline: Some(ceilings),
+        rows,
+    })
+}

@@ -1,0 +1,231 @@
+//! `wgpu-embed`: benchmark an embedding's gather against a one-hot matmul on
+//! this machine's GPU, forward and backward, time and memory.
+
+mod bench;
+mod chart;
+mod compare;
+mod report;
+mod roofline;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use wgpu_embed::{Gpu, GpuOptions};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "wgpu-embed",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    bench: BenchArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Gather vs one-hot matmul at each vocabulary size (the default).
+    Bench(BenchArgs),
+    /// Every adapter wgpu finds, with its limits and features.
+    Adapters(AdapterArgs),
+    /// The adapter's ceilings: copy bandwidth, shader copy, FMA peak, RNG fill.
+    Roofline {
+        #[command(flatten)]
+        adapter: AdapterArgs,
+        /// Samples per measurement.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+        reps: u64,
+    },
+    /// Two results.json files side by side (e.g. ours and scripts/torch_reference.py's).
+    Compare { a: PathBuf, b: PathBuf },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Backend {
+    Vulkan,
+    Gl,
+    Metal,
+    Dx12,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+struct AdapterArgs {
+    /// Use the first adapter whose name contains this (case-insensitive).
+    #[arg(long)]
+    adapter: Option<String>,
+    /// Only look at this backend.
+    #[arg(long, value_enum)]
+    backend: Option<Backend>,
+}
+
+impl AdapterArgs {
+    fn options(&self) -> GpuOptions {
+        GpuOptions {
+            backends: self.backend.map(|b| match b {
+                Backend::Vulkan => wgpu::Backends::VULKAN,
+                Backend::Gl => wgpu::Backends::GL,
+                Backend::Metal => wgpu::Backends::METAL,
+                Backend::Dx12 => wgpu::Backends::DX12,
+            }),
+            adapter_name: self.adapter.clone(),
+        }
+    }
+}
+
+fn positive(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(v) => Ok(v),
+        Err(e) => Err(format!("{s:?} is not a positive whole number: {e}")),
+    }
+}
+
+#[derive(Args, Debug, Clone, Default)]
+struct BenchArgs {
+    #[command(flatten)]
+    adapter: AdapterArgs,
+    /// Vocabulary sizes, comma-separated [default: by adapter type].
+    #[arg(long, value_delimiter = ',', value_parser = positive)]
+    vocab: Vec<usize>,
+    /// Indices per batch [default: 2048 on a CPU adapter, 16384 on a GPU].
+    #[arg(long, value_parser = positive)]
+    batch: Option<usize>,
+    /// Embedding width [default: 64 on a CPU adapter, 128 on a GPU].
+    #[arg(long, value_parser = positive)]
+    dim: Option<usize>,
+    /// Also time the backward pass (the default).
+    #[arg(long, overrides_with = "no_backward")]
+    backward: bool,
+    /// Forward only.
+    #[arg(long)]
+    no_backward: bool,
+    /// Timed runs per measurement, after warm-up [default: 5 on a CPU adapter, 20 on a GPU].
+    #[arg(long, value_parser = positive)]
+    reps: Option<usize>,
+    /// Seed of the table and the index list.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Where results.json, results.csv and chart.svg go.
+    #[arg(long, default_value = "target/wgpu-embed")]
+    out: PathBuf,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn open(args: &AdapterArgs) -> Result<Gpu, String> {
+    Gpu::with_options(&args.options()).map_err(|e| e.to_string())
+}
+
+fn run_bench(args: &BenchArgs) -> Result<(), String> {
+    let gpu = open(&args.adapter)?;
+    let cpu = gpu.adapter_info().device_type == wgpu::DeviceType::Cpu;
+    let plan = bench::Plan {
+        vocab: if args.vocab.is_empty() {
+            if cpu {
+                vec![1_000, 3_000, 10_000, 30_000, 100_000]
+            } else {
+                vec![1_000, 10_000, 100_000, 1_000_000]
+            }
+        } else {
+            args.vocab.clone()
+        },
+        batch: args.batch.unwrap_or(if cpu { 2048 } else { 16384 }),
+        dim: args.dim.unwrap_or(if cpu { 64 } else { 128 }),
+        backward: !args.no_backward,
+        reps: args.reps.unwrap_or(if cpu { 5 } else { 20 }),
+        warmup: 1,
+        seed: args.seed,
+    };
+    eprintln!("adapter: {}", gpu.describe());
+    let results = bench::run(&gpu, &plan, args.quiet)?;
+    print!("{}", results.table());
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
+    let json = args.out.join("results.json");
+    let csv = args.out.join("results.csv");
+    let svg = args.out.join("chart.svg");
+    results
+        .write_json(&json)
+        .map_err(|e| format!("cannot write {}: {e}", json.display()))?;
+    std::fs::write(&csv, results.to_csv())
+        .map_err(|e| format!("cannot write {}: {e}", csv.display()))?;
+    chart::write_svg(&results, &svg)?;
+    println!(
+        "wrote {}, {} and {}",
+        json.display(),
+        csv.display(),
+        svg.display()
+    );
+    Ok(())
+}
+
+fn list_adapters(args: &AdapterArgs) -> Result<(), String> {
+    let list = Gpu::list_adapters(&args.options()).map_err(|e| e.to_string())?;
+    for (i, (info, limits, features)) in list.iter().enumerate() {
+        println!(
+            "{i}: {} [{:?}, {:?}] driver {} {}",
+            info.name, info.backend, info.device_type, info.driver, info.driver_info
+        );
+        println!(
+            "   max storage binding {} MiB, max buffer {} MiB, workgroup storage {} KiB, workgroups/dim {}, invocations/workgroup {}",
+            limits.max_storage_buffer_binding_size >> 20,
+            limits.max_buffer_size >> 20,
+            limits.max_compute_workgroup_storage_size >> 10,
+            limits.max_compute_workgroups_per_dimension,
+            limits.max_compute_invocations_per_workgroup
+        );
+        let f = |feat: wgpu::Features| if features.contains(feat) { "yes" } else { "no" };
+        println!(
+            "   f32 atomics {}, timestamps {} (inside encoders {}), f16 {}",
+            f(wgpu::Features::SHADER_FLOAT32_ATOMIC),
+            f(wgpu::Features::TIMESTAMP_QUERY),
+            f(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS),
+            f(wgpu::Features::SHADER_F16)
+        );
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        None => run_bench(&cli.bench),
+        Some(Command::Bench(args)) => run_bench(args),
+        Some(Command::Adapters(args)) => list_adapters(args),
+        Some(Command::Roofline { adapter, reps }) => open(adapter).and_then(|gpu| {
+            let r = roofline::measure(&gpu, *reps as usize).map_err(|e| e.to_string())?;
+            println!("{} — times from {}", gpu.describe(), gpu.clock());
+            println!(
+                "copy_buffer_to_buffer  {:8.2} GB/s (read + write)",
+                r.copy_bytes_per_s / 1e9
+            );
+            println!(
+                "compute-shader copy    {:8.2} GB/s (read + write)",
+                r.shader_copy_bytes_per_s / 1e9
+            );
+            println!(
+                "FMA peak               {:8.2} GFLOP/s",
+                r.fma_flops_per_s / 1e9
+            );
+            println!(
+                "normal fill            {:8.2} GB/s (written)",
+                r.rng_fill_bytes_per_s / 1e9
+            );
+            Ok(())
+        }),
+        Some(Command::Compare { a, b }) => compare::run(a, b),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

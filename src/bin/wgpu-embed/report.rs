@@ -1,0 +1,200 @@
+//! The benchmark's results: one schema for JSON and CSV, and the terminal table.
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Bumped whenever a field changes meaning.
+pub const SCHEMA: &str = "wgpu-embed/bench/v1";
+
+/// A whole run: where it ran, its ceilings, and one row per (vocabulary, path).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Results {
+    pub schema: String,
+    /// Who produced it: "wgpu-embed" or "pytorch".
+    pub producer: String,
+    pub adapter: String,
+    pub backend: String,
+    pub device_type: String,
+    /// "gpu timestamps" or "wall time".
+    pub clock: String,
+    pub batch: usize,
+    pub dim: usize,
+    pub reps: usize,
+    pub roofline: Option<Roofline>,
+    pub rows: Vec<Row>,
+}
+
+/// The adapter's ceilings, measured in the same run.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Roofline {
+    /// `copy_buffer_to_buffer`, bytes read + written per second.
+    pub copy_bytes_per_s: f64,
+    /// A plain compute-shader vec4 copy, bytes read + written per second.
+    pub shader_copy_bytes_per_s: f64,
+    /// Register-only fused multiply-adds, FLOP/s (2 per FMA).
+    pub fma_flops_per_s: f64,
+    /// Normal-distribution fill (`uniform_init`), bytes written per second.
+    pub rng_fill_bytes_per_s: f64,
+}
+
+/// One path at one vocabulary size. Times in milliseconds; `None` where the
+/// path did not run (see `note`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Row {
+    pub vocab: usize,
+    /// "gather" or "one_hot".
+    pub path: String,
+    pub forward_ms_median: Option<f64>,
+    pub forward_ms_min: Option<f64>,
+    pub forward_ms_max: Option<f64>,
+    pub backward_ms_median: Option<f64>,
+    pub backward_ms_min: Option<f64>,
+    pub backward_ms_max: Option<f64>,
+    /// Peak bytes the library held while this path ran (table included).
+    pub peak_bytes: Option<u64>,
+    /// Bytes the path needs by formula (table included).
+    pub formula_bytes: u64,
+    /// Forward: bytes moved / time, as a fraction of `copy_bytes_per_s` (gather);
+    /// FLOP/s as a fraction of `fma_flops_per_s` (one_hot's matmul).
+    pub forward_fraction_of_ceiling: Option<f64>,
+    pub backward_fraction_of_ceiling: Option<f64>,
+    /// Why a value is missing, or how the two paths compared.
+    pub note: String,
+}
+
+impl Results {
+    pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(path, text + "\n")
+    }
+
+    pub fn read_json(path: &Path) -> Result<Results, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let results: Results = serde_json::from_str(&text)
+            .map_err(|e| format!("{} is not a {SCHEMA} file: {e}", path.display()))?;
+        if results.schema != SCHEMA {
+            return Err(format!(
+                "{} has schema {:?}; this program reads {SCHEMA:?}",
+                path.display(),
+                results.schema
+            ));
+        }
+        Ok(results)
+    }
+
+    /// One line per row; the run's fields repeated on every line.
+    pub fn to_csv(&self) -> String {
+        let mut s = String::from(
+            "schema,producer,adapter,backend,clock,batch,dim,reps,vocab,path,\
+             forward_ms_median,forward_ms_min,forward_ms_max,\
+             backward_ms_median,backward_ms_min,backward_ms_max,\
+             peak_bytes,formula_bytes,forward_fraction_of_ceiling,backward_fraction_of_ceiling,note\n",
+        );
+        let opt = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();
+        for r in &self.rows {
+            s += &format!(
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+                self.schema,
+                self.producer,
+                csv_text(&self.adapter),
+                self.backend,
+                self.clock,
+                self.batch,
+                self.dim,
+                self.reps,
+                r.vocab,
+                r.path,
+                opt(r.forward_ms_median),
+                opt(r.forward_ms_min),
+                opt(r.forward_ms_max),
+                opt(r.backward_ms_median),
+                opt(r.backward_ms_min),
+                opt(r.backward_ms_max),
+                r.peak_bytes.map(|b| b.to_string()).unwrap_or_default(),
+                r.formula_bytes,
+                opt(r.forward_fraction_of_ceiling),
+                opt(r.backward_fraction_of_ceiling),
+                csv_text(&r.note),
+            );
+        }
+        s
+    }
+
+    /// The terminal table.
+    pub fn table(&self) -> String {
+        let mut s = format!(
+            "{} [{}, {}] — batch {}, dim {}, {} reps, times from {}\n",
+            self.adapter,
+            self.backend,
+            self.device_type,
+            self.batch,
+            self.dim,
+            self.reps,
+            self.clock
+        );
+        if let Some(r) = &self.roofline {
+            s += &format!(
+                "ceilings: copy_buffer_to_buffer {:.1} GB/s, shader copy {:.1} GB/s, FMA peak {:.1} GFLOP/s, normal fill {:.1} GB/s\n",
+                r.copy_bytes_per_s / 1e9,
+                r.shader_copy_bytes_per_s / 1e9,
+                r.fma_flops_per_s / 1e9,
+                r.rng_fill_bytes_per_s / 1e9
+            );
+        }
+        s += &format!(
+            "{:>9} {:<8} {:>11} {:>11} {:>10} {:>10} {:>8} {:>8}  {}\n",
+            "vocab",
+            "path",
+            "fwd ms",
+            "bwd ms",
+            "peak MiB",
+            "need MiB",
+            "fwd/ceil",
+            "bwd/ceil",
+            "note"
+        );
+        let ms = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "—".into());
+        let frac = |v: Option<f64>| {
+            v.map(|x| format!("{:.0}%", x * 100.0))
+                .unwrap_or_else(|| "—".into())
+        };
+        for r in &self.rows {
+            s += &format!(
+                "{:>9} {:<8} {:>11} {:>11} {:>10} {:>10.1} {:>8} {:>8}  {}\n",
+                r.vocab,
+                r.path,
+                ms(r.forward_ms_median),
+                ms(r.backward_ms_median),
+                r.peak_bytes
+                    .map(|b| format!("{:.1}", b as f64 / 1048576.0))
+                    .unwrap_or_else(|| "—".into()),
+                r.formula_bytes as f64 / 1048576.0,
+                frac(r.forward_fraction_of_ceiling),
+                frac(r.backward_fraction_of_ceiling),
+                r.note
+            );
+        }
+        s
+    }
+}
+
+fn csv_text(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// (median, min, max) of the samples, in milliseconds.
+pub fn summarize(seconds: &mut [f64]) -> (f64, f64, f64) {
+    seconds.sort_by(f64::total_cmp);
+    let n = seconds.len();
+    let median = if n % 2 == 1 {
+        seconds[n / 2]
+    } else {
+        (seconds[n / 2 - 1] + seconds[n / 2]) / 2.0
+    };
+    (median * 1e3, seconds[0] * 1e3, seconds[n - 1] * 1e3)
+}

@@ -1,0 +1,69 @@
+//! The adapter's ceilings, measured in the same run as the kernels they judge.
+
+use wgpu_embed::kernels::{buffer_copy, fma_peak, uniform_init};
+use wgpu_embed::{Distribution, Gpu, Result, Tensor};
+
+use crate::report::{summarize, Roofline};
+
+/// Bytes each bandwidth probe moves: big enough to leave the caches, within one binding.
+fn probe_bytes(gpu: &Gpu) -> u64 {
+    let want: u64 = if gpu.adapter_info().device_type == wgpu::DeviceType::Cpu {
+        64 << 20
+    } else {
+        512 << 20
+    };
+    want.min(gpu.max_binding_bytes() / 16 * 16)
+}
+
+fn median_seconds(
+    gpu: &Gpu,
+    reps: usize,
+    mut work: impl FnMut(&mut wgpu::CommandEncoder) -> Result<()>,
+) -> Result<f64> {
+    gpu.time(&mut work)?; // warm-up: pipeline creation, first touch of the pages
+    let mut s: Vec<f64> = (0..reps)
+        .map(|_| gpu.time(&mut work).map(|t| t.seconds))
+        .collect::<Result<_>>()?;
+    Ok(summarize(&mut s).0 * 1e-3)
+}
+
+/// Measures copy, shader-copy, FMA and RNG-fill ceilings with `reps` samples each.
+pub fn measure(gpu: &Gpu, reps: usize) -> Result<Roofline> {
+    let bytes = probe_bytes(gpu);
+    let floats = (bytes / 4) as usize;
+    let src = Tensor::zeros(gpu, &[floats])?;
+    let dst = Tensor::zeros(gpu, &[floats])?;
+    let copy = median_seconds(gpu, reps, |enc| {
+        enc.copy_buffer_to_buffer(src.buffer(), 0, dst.buffer(), 0, bytes);
+        Ok(())
+    })?;
+    let shader_copy = median_seconds(gpu, reps, |enc| {
+        buffer_copy::encode(gpu, enc, src.buffer(), dst.buffer(), bytes)
+    })?;
+    let rng = median_seconds(gpu, reps, |enc| {
+        uniform_init::encode(
+            gpu,
+            enc,
+            &uniform_init::FillArgs {
+                out: dst.buffer(),
+                begin: 0,
+                end: floats,
+                counter_base: 0,
+                seed: 1,
+                distribution: Distribution::Normal {
+                    mean: 0.0,
+                    std: 1.0,
+                },
+                workgroup_size: None,
+            },
+        )
+    })?;
+    drop((src, dst));
+    let fma = fma_peak::measure(gpu, reps)?;
+    Ok(Roofline {
+        copy_bytes_per_s: 2.0 * bytes as f64 / copy,
+        shader_copy_bytes_per_s: 2.0 * bytes as f64 / shader_copy,
+        fma_flops_per_s: fma,
+        rng_fill_bytes_per_s: bytes as f64 / rng,
+    })
+}
