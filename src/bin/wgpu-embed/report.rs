@@ -198,3 +198,69 @@ pub fn summarize(seconds: &mut [f64]) -> (f64, f64, f64) {
     };
     (median * 1e3, seconds[0] * 1e3, seconds[n - 1] * 1e3)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Results {
+        Results {
+            schema: SCHEMA.into(),
+            producer: "wgpu-embed".into(),
+            adapter: "llvmpipe, with a comma".into(),
+            backend: "Vulkan".into(),
+            device_type: "Cpu".into(),
+            clock: "gpu timestamps".into(),
+            batch: 64,
+            dim: 8,
+            reps: 2,
+            roofline: Some(Roofline {
+                copy_bytes_per_s: 2e10,
+                shader_copy_bytes_per_s: 7e9,
+                fma_flops_per_s: 1e11,
+                rng_fill_bytes_per_s: 1e9,
+            }),
+            rows: vec![Row {
+                vocab: 10,
+                path: "gather".into(),
+                forward_ms_median: Some(0.5),
+                forward_ms_min: Some(0.4),
+                forward_ms_max: Some(0.7),
+                backward_ms_median: None,
+                backward_ms_min: None,
+                backward_ms_max: None,
+                peak_bytes: Some(4096),
+                formula_bytes: 4000,
+                forward_fraction_of_ceiling: Some(0.25),
+                backward_fraction_of_ceiling: None,
+                note: "not run: \"quoted\"".into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn json_round_trip() {
+        let dir = std::env::temp_dir().join(format!("wgpu-embed-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("results.json");
+        let r = sample();
+        r.write_json(&path).unwrap();
+        assert_eq!(Results::read_json(&path).unwrap(), r);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn csv_quotes_text_with_commas_and_quotes() {
+        let csv = sample().to_csv();
+        let line = csv.lines().nth(1).unwrap();
+        assert!(line.contains("\"llvmpipe, with a comma\""), "{line}");
+        assert!(line.ends_with("\"not run: \"\"quoted\"\"\""), "{line}");
+        assert_eq!(csv.lines().next().unwrap().split(',').count(), 21);
+    }
+
+    #[test]
+    fn summary_is_median_min_max_in_ms() {
+        assert_eq!(summarize(&mut [0.003, 0.001, 0.002]), (2.0, 1.0, 3.0));
+        assert_eq!(summarize(&mut [0.004, 0.001, 0.002, 0.003]), (2.5, 1.0, 4.0));
+    }
+}

@@ -1,0 +1,95 @@
+//! The command-line program: argument errors say what is wrong, a small run
+//! writes JSON, CSV and SVG that read back, and compare reads them.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn wgpu_embed(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wgpu-embed"))
+        .args(args)
+        .output()
+        .expect("the wgpu-embed binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn bad_arguments_fail_with_clear_messages() {
+    let o = wgpu_embed(&["--vocab", "1000,0"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("must be at least 1"), "{}", stderr(&o));
+
+    let o = wgpu_embed(&["--batch", "lots"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("not a positive whole number"), "{}", stderr(&o));
+
+    let o = wgpu_embed(&["--backend", "glide"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("invalid value 'glide'"), "{}", stderr(&o));
+
+    let o = wgpu_embed(&["--adapter", "no-such-gpu-anywhere", "--vocab", "10"]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("no adapter name contains \"no-such-gpu-anywhere\""), "{e}");
+    assert!(e.contains("llvmpipe"), "the message lists the adapters found: {e}");
+}
+
+#[test]
+fn adapters_lists_every_adapter() {
+    let o = wgpu_embed(&["adapters"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("Vulkan"), "{text}");
+    assert!(text.contains("Gl"), "{text}");
+    assert!(text.contains("max storage binding"), "{text}");
+}
+
+#[test]
+fn a_small_run_writes_results_that_read_back() {
+    let dir = out_dir("cli-small-run");
+    let d = dir.to_str().unwrap();
+    let o = wgpu_embed(&[
+        "--vocab", "10,300", "--batch", "64", "--dim", "8", "--reps", "2", "--quiet", "--out", d,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("gather") && table.contains("one_hot"), "{table}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    assert_eq!(json["schema"], "wgpu-embed/bench/v1");
+    assert_eq!(json["batch"], 64);
+    let rows = json["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "two vocabularies × two paths");
+    for r in rows {
+        assert!(r["forward_ms_median"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["backward_ms_median"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["peak_bytes"].as_u64().unwrap() >= r["formula_bytes"].as_u64().unwrap() / 2, "{r}");
+    }
+    let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5, "header + 4 rows:\n{csv}");
+    assert!(csv.starts_with("schema,producer,adapter"));
+    let svg = std::fs::read_to_string(dir.join("chart.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("one-hot"), "not the chart: {}", &svg[..200.min(svg.len())]);
+
+    let json_path = dir.join("results.json");
+    let p = json_path.to_str().unwrap();
+    let o = wgpu_embed(&["compare", p, p]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("1.00"), "a run compared with itself has ratio 1: {text}");
+
+    let bogus = dir.join("bogus.json");
+    std::fs::write(&bogus, "{\"schema\": \"something-else\"}").unwrap();
+    let o = wgpu_embed(&["compare", p, bogus.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("is not a wgpu-embed/bench/v1 file"), "{}", stderr(&o));
+}
