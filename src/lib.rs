@@ -38,5 +38,8 @@ pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions};
 pub use kernels::uniform_init::Distribution;
 pub use memory::GpuBuffer;
-pub use nn::{Embedding, EmbeddingOptions};
+pub use nn::{
+    BagMode, BagOutput, DType, Embedding, EmbeddingBag, EmbeddingBagOptions, EmbeddingOptions,
+    HalfTensor, Weight,
+};
 pub use tensor::{IndexTensor, Tensor};

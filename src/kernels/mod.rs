@@ -3,6 +3,7 @@
 //! `wgpu::CommandEncoder` without submitting, and a convenience call that
 //! submits and waits. File names match `shaders/` and `src/cpu/`.
 
+pub mod embedding_bag;
 pub mod embedding_gather;
 pub mod one_hot;
 pub mod uniform_init;
