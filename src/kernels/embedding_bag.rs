@@ -107,7 +107,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &BagArgs) -> 
         padding_idx: args.padding_idx.unwrap_or(u32::MAX),
         _pad: [0; 3],
     };
-    let vec4 = args.dim % 4 == 0;
+    let vec4 = args.dim.is_multiple_of(4);
     let spec = if vec4 { &VEC4 } else { &SCALAR };
     let kernel = gpu.kernel(
         spec,
