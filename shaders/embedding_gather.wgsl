@@ -10,8 +10,12 @@
 // is recorded in status[0] with atomicMin (the host initialises it to
 // 0xFFFFFFFF), so indices that only exist on the GPU are still checked.
 //
-// Two entry points: gather_vec4 (dim % 4 == 0, bindings 0-4) and
-// gather_scalar (any dim, bindings 0-2, 5, 6). Each pipeline's layout names
+// Four entry points: gather_vec4 (dim % 4 == 0, bindings 0-4) and
+// gather_scalar (any dim, bindings 0-2, 5, 6) read f32 tables;
+// gather_f16_vec4 (bindings 0-2, 7, 4) and gather_f16_scalar (bindings 0-2,
+// 8, 6) read f16 tables packed two halves per u32 and write f32. They decode
+// with unpack2x16float, which is core WGSL: no `enable f16`, so the module
+// compiles on adapters without SHADER_F16 too. Each pipeline's layout names
 // only its own bindings.
 
 override WORKGROUP_SIZE: u32 = 256u;
@@ -34,6 +38,9 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> out4: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read> table: array<f32>;
 @group(0) @binding(6) var<storage, read_write> out: array<f32>;
+// f16 tables: four halves per vec2<u32> (vec4 path), two per u32 (scalar path).
+@group(0) @binding(7) var<storage, read> table_h4: array<vec2<u32>>;
+@group(0) @binding(8) var<storage, read> table_h: array<u32>;
 
 // The dispatch folds into 2-D past 65 535 workgroups; this undoes the fold.
 fn invocation(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
@@ -96,5 +103,66 @@ fn gather_scalar(
     let src = row * params.dim;
     for (var c = lane; c < params.dim; c += THREADS_PER_ROW) {
         out[dst + c] = table[src + c];
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn gather_f16_vec4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = invocation(wid, nwg, lid);
+    let pos = g / THREADS_PER_ROW;
+    let lane = g % THREADS_PER_ROW;
+    if pos >= params.n {
+        return;
+    }
+    let dim4 = select(params.dim / 4u, DIM4, DIM4 != 0u);
+    let dst = pos * dim4;
+    let row = indices[pos];
+    if row >= params.num_embeddings {
+        if lane == 0u {
+            atomicMin(&status[0], pos);
+        }
+        for (var c = lane; c < dim4; c += THREADS_PER_ROW) {
+            out4[dst + c] = vec4<f32>(0.0);
+        }
+        return;
+    }
+    let src = row * dim4;
+    for (var c = lane; c < dim4; c += THREADS_PER_ROW) {
+        let w = table_h4[src + c];
+        out4[dst + c] = vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn gather_f16_scalar(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = invocation(wid, nwg, lid);
+    let pos = g / THREADS_PER_ROW;
+    let lane = g % THREADS_PER_ROW;
+    if pos >= params.n {
+        return;
+    }
+    let dst = pos * params.dim;
+    let row = indices[pos];
+    if row >= params.num_embeddings {
+        if lane == 0u {
+            atomicMin(&status[0], pos);
+        }
+        for (var c = lane; c < params.dim; c += THREADS_PER_ROW) {
+            out[dst + c] = 0.0;
+        }
+        return;
+    }
+    let src = row * params.dim;
+    for (var c = lane; c < params.dim; c += THREADS_PER_ROW) {
+        let e = src + c;
+        out[dst + c] = unpack2x16float(table_h[e >> 1u])[e & 1u];
     }
 }

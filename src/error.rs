@@ -99,6 +99,52 @@ pub enum Error {
     #[error("the GPU device was lost ({reason}); create a new Gpu")]
     DeviceLost { reason: String },
 
+    /// `offsets` of an embedding bag that do not describe bags of the index list.
+    #[error("offsets[{position}] = {offset}: {reason}")]
+    InvalidOffsets {
+        position: usize,
+        offset: u64,
+        reason: String,
+    },
+
+    /// A file could not be opened, read, written or parsed.
+    #[error("{path}: {reason}")]
+    File { path: String, reason: String },
+
+    /// A tensor in a file has an element type the table cannot hold.
+    #[error("{path}: tensor {tensor:?} has dtype {found}, expected {expected}")]
+    FileDType {
+        path: String,
+        tensor: String,
+        expected: &'static str,
+        found: String,
+    },
+
+    /// A tensor in a file is not a 2-D `[num_embeddings, dim]` table.
+    #[error("{path}: tensor {tensor:?} has shape {found:?}, expected {expected}")]
+    FileShape {
+        path: String,
+        tensor: String,
+        expected: &'static str,
+        found: Vec<u64>,
+    },
+
+    /// A file holds fewer or more data bytes than its header declares.
+    #[error("{path}: the header declares {expected} bytes of data, the file holds {found}")]
+    FileSize {
+        path: String,
+        expected: u64,
+        found: u64,
+    },
+
+    /// A safetensors file has no tensor of the requested name.
+    #[error("{path}: no tensor named {name:?}; the file holds {available}")]
+    TensorNotFound {
+        path: String,
+        name: String,
+        available: String,
+    },
+
     /// Mapping a buffer for readback failed.
     #[error("reading {what} back from the GPU failed: {reason}")]
     Readback { what: &'static str, reason: String },

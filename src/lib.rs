@@ -39,6 +39,9 @@ pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions};
 pub use kernels::uniform_init::Distribution;
 pub use memory::GpuBuffer;
-pub use nn::{Embedding, EmbeddingOptions};
+pub use nn::{
+    BagMode, BagOutput, DType, Embedding, EmbeddingBag, EmbeddingBagOptions, EmbeddingOptions,
+    HalfTensor, Weight,
+};
 pub use tensor::{IndexTensor, Tensor};
 pub use timing::{Clock, Timing};

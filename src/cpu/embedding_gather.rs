@@ -33,3 +33,37 @@ pub fn embedding_gather(
         out[dst..dst + dim].copy_from_slice(&table[src..src + dim]);
     }
 }
+
+/// CPU twin of the shader's `gather_f16_*` entry points: the same gather from
+/// an f16 table, each element widened to f32 (exactly).
+pub fn embedding_gather_f16(
+    num_embeddings: usize,
+    dim: usize,
+    indices: &[u32],
+    status: &mut u32,
+    table: &[half::f16],
+    out: &mut [f32],
+) {
+    assert_eq!(
+        table.len(),
+        num_embeddings * dim,
+        "table length is rows × dim"
+    );
+    assert_eq!(
+        out.len(),
+        indices.len() * dim,
+        "out length is indices × dim"
+    );
+    for (pos, &row) in indices.iter().enumerate() {
+        let dst = pos * dim;
+        if row as usize >= num_embeddings {
+            *status = (*status).min(pos as u32);
+            out[dst..dst + dim].fill(0.0);
+            continue;
+        }
+        let src = row as usize * dim;
+        for c in 0..dim {
+            out[dst + c] = table[src + c].to_f32();
+        }
+    }
+}

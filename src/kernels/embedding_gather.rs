@@ -35,6 +35,32 @@ const SCALAR: KernelSpec = KernelSpec {
     ],
 };
 
+const F16_VEC4: KernelSpec = KernelSpec {
+    name: "embedding_gather",
+    source: SOURCE,
+    entry: "gather_f16_vec4",
+    bindings: &[
+        (0, Access::Uniform),
+        (1, Access::Read),
+        (2, Access::ReadWrite),
+        (7, Access::Read),
+        (4, Access::ReadWrite),
+    ],
+};
+
+const F16_SCALAR: KernelSpec = KernelSpec {
+    name: "embedding_gather",
+    source: SOURCE,
+    entry: "gather_f16_scalar",
+    bindings: &[
+        (0, Access::Uniform),
+        (1, Access::Read),
+        (2, Access::ReadWrite),
+        (8, Access::Read),
+        (6, Access::ReadWrite),
+    ],
+};
+
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
@@ -54,7 +80,7 @@ pub fn threads_per_row(gpu: &Gpu, dim: usize) -> u32 {
     if gpu.adapter_info().device_type == wgpu::DeviceType::Cpu {
         return 1;
     }
-    let words = if dim % 4 == 0 { dim / 4 } else { dim };
+    let words = if dim.is_multiple_of(4) { dim / 4 } else { dim };
     words.clamp(1, 64) as u32
 }
 
@@ -79,6 +105,22 @@ pub struct GatherArgs<'a> {
 
 /// Records the gather into `encoder`; submits nothing.
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &GatherArgs) -> Result<()> {
+    encode_dtype(gpu, encoder, args, false)
+}
+
+/// Records the gather of an f16 table (`args.table` holds halves packed two
+/// per u32, as [`crate::nn::HalfTensor`] stores them; `args.out` is f32);
+/// submits nothing. CPU twin: `cpu::embedding_gather_f16`.
+pub fn encode_f16(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &GatherArgs) -> Result<()> {
+    encode_dtype(gpu, encoder, args, true)
+}
+
+fn encode_dtype(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    args: &GatherArgs,
+    half: bool,
+) -> Result<()> {
     if args.n == 0 {
         return Ok(());
     }
@@ -92,8 +134,13 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &GatherArgs) 
         num_embeddings: to_u32("num_embeddings", args.num_embeddings)?,
         _pad: 0,
     };
-    let vec4 = args.dim % 4 == 0;
-    let spec = if vec4 { &VEC4 } else { &SCALAR };
+    let vec4 = args.dim.is_multiple_of(4);
+    let spec = match (half, vec4) {
+        (false, true) => &VEC4,
+        (false, false) => &SCALAR,
+        (true, true) => &F16_VEC4,
+        (true, false) => &F16_SCALAR,
+    };
     let wg = args.workgroup_size.unwrap_or_else(|| workgroup_size(gpu));
     let kernel = gpu.kernel(
         spec,
@@ -111,7 +158,12 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &GatherArgs) 
         ],
     )?;
     let uniform = gpu.uniform("embedding_gather params", &params)?;
-    let (table_slot, out_slot) = if vec4 { (3, 4) } else { (5, 6) };
+    let (table_slot, out_slot) = match (half, vec4) {
+        (false, true) => (3, 4),
+        (false, false) => (5, 6),
+        (true, true) => (7, 4),
+        (true, false) => (8, 6),
+    };
     let bind = kernel.bind(
         gpu,
         &[

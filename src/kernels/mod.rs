@@ -4,6 +4,7 @@
 //! submits and waits. File names match `shaders/` and `src/cpu/`.
 
 pub mod buffer_copy;
+pub mod embedding_bag;
 pub mod embedding_gather;
 pub mod one_hot;
 pub mod uniform_init;

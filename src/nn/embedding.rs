@@ -5,6 +5,7 @@ use crate::gpu::Gpu;
 use crate::kernels::embedding_gather::{self, GatherArgs, STATUS_OK};
 use crate::kernels::uniform_init::{self, Distribution, FillArgs};
 use crate::nn::check_indices;
+use crate::nn::weight::{DType, HalfTensor, Weight};
 use crate::tensor::{IndexTensor, Tensor};
 
 /// The seed `Embedding::new` initialises from, so two runs give the same table.
@@ -27,6 +28,9 @@ pub struct EmbeddingOptions {
     pub sparse: bool,
     /// No gradient, no updates.
     pub freeze: bool,
+    /// Storage of the table: f32, or f16 for half the memory and lookup
+    /// traffic (math and outputs stay f32; see [`crate::nn::weight`]).
+    pub dtype: DType,
 }
 
 impl Default for EmbeddingOptions {
@@ -39,6 +43,7 @@ impl Default for EmbeddingOptions {
             scale_grad_by_freq: false,
             sparse: false,
             freeze: false,
+            dtype: DType::F32,
         }
     }
 }
@@ -46,7 +51,7 @@ impl Default for EmbeddingOptions {
 /// A `[num_embeddings, dim]` table on the GPU; `forward` gathers rows.
 pub struct Embedding {
     gpu: Gpu,
-    weight: Tensor,
+    weight: Weight,
     num_embeddings: usize,
     dim: usize,
     options: EmbeddingOptions,
@@ -65,6 +70,16 @@ impl Embedding {
         dim: usize,
         options: EmbeddingOptions,
     ) -> Result<Embedding> {
+        if options.dtype == DType::F16 {
+            // The CPU twin gives the GPU fill's exact bits; round them once.
+            check_shape(num_embeddings, dim)?;
+            let mut w = vec![0.0f32; num_embeddings.saturating_mul(dim)];
+            crate::cpu::normal_fill(options.seed, 0, 0.0, 1.0, &mut w);
+            if let Some(p) = options.padding_idx.filter(|&p| p < num_embeddings) {
+                w[p * dim..(p + 1) * dim].fill(0.0);
+            }
+            return Embedding::from_pretrained_with_options(gpu, &w, num_embeddings, dim, options);
+        }
         let mut emb = Embedding::empty(gpu, num_embeddings, dim, options)?;
         let seed = emb.options.seed;
         emb.normal_(0.0, 1.0, seed)?;
@@ -105,7 +120,39 @@ impl Embedding {
             "Embedding::from_pretrained weights",
         )?;
         check_options(&options, num_embeddings)?;
-        let weight = Tensor::from_slice(gpu, weights, &[num_embeddings, dim])?;
+        let bytes = (num_embeddings as u64)
+            .saturating_mul(dim as u64)
+            .saturating_mul(options.dtype.size());
+        gpu.check_size("embedding table", bytes, true)?;
+        let weight = match options.dtype {
+            DType::F32 => Weight::F32(Tensor::from_slice(gpu, weights, &[num_embeddings, dim])?),
+            DType::F16 => Weight::F16(HalfTensor::from_f32(gpu, weights, &[num_embeddings, dim])?),
+        };
+        Ok(Embedding {
+            gpu: gpu.clone(),
+            weight,
+            num_embeddings,
+            dim,
+            options,
+        })
+    }
+
+    /// A table holding f16 `weights` as they are, stored as f16 whatever
+    /// `options.dtype` says (the file loaders use it to skip a round trip).
+    pub(crate) fn from_f16_with_options(
+        gpu: &Gpu,
+        weights: &[half::f16],
+        num_embeddings: usize,
+        dim: usize,
+        options: EmbeddingOptions,
+    ) -> Result<Embedding> {
+        check_shape(num_embeddings, dim)?;
+        check_options(&options, num_embeddings)?;
+        let options = EmbeddingOptions {
+            dtype: DType::F16,
+            ..options
+        };
+        let weight = Weight::F16(HalfTensor::from_f16(gpu, weights, &[num_embeddings, dim])?);
         Ok(Embedding {
             gpu: gpu.clone(),
             weight,
@@ -127,7 +174,7 @@ impl Embedding {
             .saturating_mul(dim as u64)
             .saturating_mul(4);
         gpu.check_size("embedding table", bytes, true)?;
-        let weight = Tensor::zeros(gpu, &[num_embeddings, dim])?;
+        let weight = Weight::F32(Tensor::zeros(gpu, &[num_embeddings, dim])?);
         Ok(Embedding {
             gpu: gpu.clone(),
             weight,
@@ -153,20 +200,61 @@ impl Embedding {
     pub fn gpu(&self) -> &Gpu {
         &self.gpu
     }
-    /// The weight tensor `[num_embeddings, dim]` (read it with `to_vec`).
-    pub fn weight(&self) -> &Tensor {
+    /// The weight `[num_embeddings, dim]` in its storage type (read it with
+    /// `to_vec`; [`Weight::as_f32`] gives the f32 [`Tensor`]).
+    pub fn weight(&self) -> &Weight {
         &self.weight
+    }
+    /// Storage type of the table.
+    pub fn dtype(&self) -> DType {
+        self.weight.dtype()
     }
 
     /// Refills the table with U(lo, hi) from `seed`: `weight.data.uniform_(lo, hi)`.
     /// Like PyTorch's, this does not re-zero the padding row.
     pub fn uniform_(&mut self, lo: f32, hi: f32, seed: u64) -> Result<()> {
-        uniform_init::fill(&self.weight, seed, Distribution::Uniform { lo, hi })
+        self.fill(seed, Distribution::Uniform { lo, hi })
     }
 
     /// Refills the table with N(mean, std²) from `seed`: `weight.data.normal_(mean, std)`.
     pub fn normal_(&mut self, mean: f32, std: f32, seed: u64) -> Result<()> {
-        uniform_init::fill(&self.weight, seed, Distribution::Normal { mean, std })
+        self.fill(seed, Distribution::Normal { mean, std })
+    }
+
+    fn fill(&mut self, seed: u64, distribution: Distribution) -> Result<()> {
+        match &self.weight {
+            Weight::F32(t) => uniform_init::fill(t, seed, distribution),
+            // An f16 table is filled by the CPU twin (bit-identical to the
+            // kernel) and rounded once; the init kernel writes f32 only.
+            Weight::F16(t) => {
+                let mut w = vec![0.0f32; t.numel()];
+                match distribution {
+                    Distribution::Uniform { lo, hi }
+                        if lo.is_finite()
+                            && hi.is_finite()
+                            && lo <= hi
+                            && (hi - lo).is_finite() =>
+                    {
+                        crate::cpu::uniform_fill(seed, 0, lo, hi, &mut w)
+                    }
+                    Distribution::Normal { mean, std }
+                        if mean.is_finite() && std.is_finite() && std >= 0.0 =>
+                    {
+                        crate::cpu::normal_fill(seed, 0, mean, std, &mut w)
+                    }
+                    _ => {
+                        return Err(Error::InvalidArgument {
+                            name: "distribution",
+                            reason: format!(
+                                "{distribution:?} cannot fill an f16 table: \
+                                 need finite bounds lo <= hi, or a finite mean and std >= 0"
+                            ),
+                        });
+                    }
+                }
+                t.write(&w)
+            }
+        }
     }
 
     /// Replaces the weights (row-major, `num_embeddings × dim`): PyTorch's
@@ -184,6 +272,12 @@ impl Embedding {
     fn zero_padding_row(&mut self) -> Result<()> {
         if let Some(p) = self.options.padding_idx {
             let zeros = vec![0.0f32; self.dim];
+            if let Weight::F16(t) = &self.weight {
+                // Row offsets of an f16 table need not be 4-byte aligned: rewrite it whole.
+                let mut w = t.to_vec()?;
+                w[p * self.dim..(p + 1) * self.dim].fill(0.0);
+                return t.write(&w);
+            }
             self.gpu.scoped("zero padding row", || {
                 let offset = (p * self.dim * 4) as u64;
                 self.gpu.queue().write_buffer(
@@ -246,7 +340,11 @@ impl Embedding {
                 found: out.shape().to_vec(),
             });
         }
-        embedding_gather::encode(
+        let encode = match self.weight.dtype() {
+            DType::F32 => embedding_gather::encode,
+            DType::F16 => embedding_gather::encode_f16,
+        };
+        encode(
             &self.gpu,
             encoder,
             &GatherArgs {
@@ -277,6 +375,13 @@ impl Embedding {
         seed: u64,
         distribution: Distribution,
     ) -> Result<()> {
+        if self.weight.dtype() != DType::F32 {
+            return Err(Error::InvalidArgument {
+                name: "encode_init",
+                reason: "the init kernel writes f32; fill an f16 table with uniform_ or normal_"
+                    .into(),
+            });
+        }
         uniform_init::encode(
             &self.gpu,
             encoder,

@@ -1,8 +1,14 @@
 //! Layers built from the kernels, mirroring PyTorch's `torch.nn`.
 
 mod embedding;
+mod embedding_bag;
+mod files;
+pub mod weight;
 
+pub use crate::cpu::embedding_bag::BagMode;
 pub use embedding::{Embedding, EmbeddingOptions, DEFAULT_SEED};
+pub use embedding_bag::{BagOutput, EmbeddingBag, EmbeddingBagOptions};
+pub use weight::{DType, HalfTensor, Weight};
 
 use crate::error::{Error, Result};
 

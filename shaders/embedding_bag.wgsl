@@ -1,0 +1,205 @@
+// embedding_bag: out[b, :] = reduce over positions p in bag b of table[indices[p], :],
+// with bag b = offsets[b] .. offsets[b + 1] (the host always passes the CSR
+// form, num_bags + 1 offsets). Gather and reduction are fused: the gathered
+// rows never reach memory.
+//
+// MODE 0 (sum):  acc = acc + v, or acc = acc + (w[p] * v) with per-sample weights.
+// MODE 1 (mean): the sum divided by the number of non-padding entries.
+// MODE 2 (max):  per column, the largest value; a tie keeps the lowest
+//                position (strict >, scanning upwards). The winning position
+//                (an index into `indices`) goes to max_pos for the backward
+//                pass; an empty bag's is 0xFFFFFFFF.
+// Positions are visited in ascending order, one accumulator per column, so
+// each output equals the CPU twin's bit for bit wherever the adapter rounds
+// + and * as IEEE does (and / too, for mean: WGSL allows 2.5 ULP there).
+// The weighted product is a separate statement; see the twin about fusion.
+//
+// Entries equal to params.padding_idx (0xFFFFFFFF: none) are skipped; a bag
+// with no other entries, like an empty bag, gives zeros. An index past the
+// table is skipped too and its first position recorded in status[0] with
+// atomicMin (the host initialises it to 0xFFFFFFFF).
+//
+// THREADS_PER_BAG invocations share one bag and stride over its columns
+// (1 on CPU adapters, where a lane streams a bag; up to 64 on GPUs, where
+// neighbouring lanes read neighbouring words of a row).
+//
+// HALF selects the table's storage: f32, or f16 packed two per u32 and
+// decoded with unpack2x16float (core WGSL, so no SHADER_F16 needed).
+//
+// Two entry points: bag_vec4 (dim % 4 == 0; bindings 0-7) and bag_scalar
+// (any dim; bindings 0-5, 8, 9).
+
+override WORKGROUP_SIZE: u32 = 256u;
+override THREADS_PER_BAG: u32 = 1u;
+override MODE: u32 = 0u;
+override WEIGHTED: bool = false;
+override HALF: bool = false;
+
+const MODE_SUM: u32 = 0u;
+const MODE_MEAN: u32 = 1u;
+const MODE_MAX: u32 = 2u;
+const NONE: u32 = 0xFFFFFFFFu;
+
+struct Params {
+    num_bags: u32,
+    dim: u32,            // floats per row
+    num_embeddings: u32, // table rows
+    n: u32,              // number of indices
+    padding_idx: u32,    // NONE: no padding row
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> indices: array<u32>;
+@group(0) @binding(2) var<storage, read> offsets: array<u32>;
+@group(0) @binding(3) var<storage, read> per_sample_weights: array<f32>;
+@group(0) @binding(4) var<storage, read_write> status: array<atomic<u32>>;
+@group(0) @binding(5) var<storage, read_write> max_pos: array<u32>;
+// vec4 path: f32 rows as pairs of vec2<u32> per 4 floats; f16 rows as one vec2<u32> per 4 halves.
+@group(0) @binding(6) var<storage, read> table_v: array<vec2<u32>>;
+@group(0) @binding(7) var<storage, read_write> out4: array<vec4<f32>>;
+// scalar path: f32 as one u32 per float; f16 as one u32 per 2 halves.
+@group(0) @binding(8) var<storage, read> table_w: array<u32>;
+@group(0) @binding(9) var<storage, read_write> out: array<f32>;
+
+fn invocation(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
+}
+
+// Elements 4·e4 .. 4·e4 + 3 of the table.
+fn load4(e4: u32) -> vec4<f32> {
+    if HALF {
+        let w = table_v[e4];
+        return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+    }
+    let a = table_v[2u * e4];
+    let b = table_v[2u * e4 + 1u];
+    return bitcast<vec4<f32>>(vec4<u32>(a, b));
+}
+
+// Element e of the table.
+fn load1(e: u32) -> f32 {
+    if HALF {
+        return unpack2x16float(table_w[e >> 1u])[e & 1u];
+    }
+    return bitcast<f32>(table_w[e]);
+}
+
+// The bag's positions, clamped to the index list (the host validates offsets;
+// this keeps hand-built ones from reading past it).
+fn bag_range(b: u32) -> vec2<u32> {
+    let start = min(offsets[b], params.n);
+    let end = clamp(offsets[b + 1u], start, params.n);
+    return vec2<u32>(start, end);
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn bag_vec4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = invocation(wid, nwg, lid);
+    let b = g / THREADS_PER_BAG;
+    let lane = g % THREADS_PER_BAG;
+    if b >= params.num_bags {
+        return;
+    }
+    let dim4 = params.dim / 4u;
+    let r = bag_range(b);
+    for (var c = lane; c < dim4; c += THREADS_PER_BAG) {
+        var acc = vec4<f32>(0.0);
+        var arg = vec4<u32>(NONE);
+        var count = 0u;
+        for (var p = r.x; p < r.y; p++) {
+            let row = indices[p];
+            if row == params.padding_idx {
+                continue;
+            }
+            if row >= params.num_embeddings {
+                if c == lane {
+                    atomicMin(&status[0], p);
+                }
+                continue;
+            }
+            let v = load4(row * dim4 + c);
+            if MODE == MODE_MAX {
+                let better = (v > acc) | vec4<bool>(count == 0u);
+                acc = select(acc, v, better);
+                arg = select(arg, vec4<u32>(p), better);
+            } else if WEIGHTED {
+                let wv = per_sample_weights[p] * v;
+                acc = acc + wv;
+            } else {
+                acc = acc + v;
+            }
+            count += 1u;
+        }
+        if MODE == MODE_MEAN && count > 0u {
+            acc = acc / f32(count);
+        }
+        out4[b * dim4 + c] = acc;
+        if MODE == MODE_MAX {
+            let m = b * params.dim + 4u * c;
+            max_pos[m] = arg.x;
+            max_pos[m + 1u] = arg.y;
+            max_pos[m + 2u] = arg.z;
+            max_pos[m + 3u] = arg.w;
+        }
+    }
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn bag_scalar(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = invocation(wid, nwg, lid);
+    let b = g / THREADS_PER_BAG;
+    let lane = g % THREADS_PER_BAG;
+    if b >= params.num_bags {
+        return;
+    }
+    let dim = params.dim;
+    let r = bag_range(b);
+    for (var c = lane; c < dim; c += THREADS_PER_BAG) {
+        var acc = 0.0;
+        var arg = NONE;
+        var count = 0u;
+        for (var p = r.x; p < r.y; p++) {
+            let row = indices[p];
+            if row == params.padding_idx {
+                continue;
+            }
+            if row >= params.num_embeddings {
+                if c == lane {
+                    atomicMin(&status[0], p);
+                }
+                continue;
+            }
+            let v = load1(row * dim + c);
+            if MODE == MODE_MAX {
+                if count == 0u || v > acc {
+                    acc = v;
+                    arg = p;
+                }
+            } else if WEIGHTED {
+                let wv = per_sample_weights[p] * v;
+                acc = acc + wv;
+            } else {
+                acc = acc + v;
+            }
+            count += 1u;
+        }
+        if MODE == MODE_MEAN && count > 0u {
+            acc = acc / f32(count);
+        }
+        out[b * dim + c] = acc;
+        if MODE == MODE_MAX {
+            max_pos[b * dim + c] = arg;
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! Embedding tables from and to files: safetensors (the `safetensors` crate)
+//! and NumPy `.npy` (the `npyz` crate), f32 or f16 on disk. Files are
+//! memory-mapped, so a large table is read once, straight into the upload.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::Path;
+
+use half::f16;
+use npyz::WriterBuilder;
+use safetensors::tensor::{Dtype as StDtype, SafeTensorError, SafeTensors, TensorView};
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::nn::weight::{DType, Weight};
+use crate::nn::{Embedding, EmbeddingOptions};
+
+const EXPECTED_DTYPE: &str = "F32 or F16 (npy: '<f4' or '<f2')";
+const EXPECTED_SHAPE: &str = "2-D [num_embeddings, dim]";
+
+/// A table as read from disk, in the file's element type.
+enum Values {
+    F32(Vec<f32>),
+    F16(Vec<f16>),
+}
+
+struct Loaded {
+    values: Values,
+    rows: usize,
+    dim: usize,
+}
+
+fn shown(path: &Path) -> String {
+    path.display().to_string()
+}
+
+fn file_error(path: &Path, reason: impl std::fmt::Display) -> Error {
+    Error::File {
+        path: shown(path),
+        reason: reason.to_string(),
+    }
+}
+
+/// Maps `path` read-only. Safety: the mapping is read while we hold it; a
+/// file truncated or rewritten by another process meanwhile is undefined
+/// behaviour, the usual caveat of every memory-mapped reader (safetensors'
+/// own loaders included).
+fn map(path: &Path) -> Result<memmap2::Mmap> {
+    let file = File::open(path).map_err(|e| file_error(path, e))?;
+    // SAFETY: see above; we only read, and only while `file` is not being modified by us.
+    unsafe { memmap2::Mmap::map(&file) }.map_err(|e| file_error(path, e))
+}
+
+fn two_d(path: &Path, tensor: &str, shape: &[u64]) -> Result<(usize, usize)> {
+    let bad = || Error::FileShape {
+        path: shown(path),
+        tensor: tensor.to_string(),
+        expected: EXPECTED_SHAPE,
+        found: shape.to_vec(),
+    };
+    match shape {
+        [rows, dim] => Ok((
+            usize::try_from(*rows).map_err(|_| bad())?,
+            usize::try_from(*dim).map_err(|_| bad())?,
+        )),
+        _ => Err(bad()),
+    }
+}
+
+fn read_safetensors(path: &Path, name: &str) -> Result<Loaded> {
+    let map = map(path)?;
+    let tensors = SafeTensors::deserialize(&map).map_err(|e| match e {
+        SafeTensorError::MetadataIncompleteBuffer => size_error(path, &map),
+        other => file_error(path, format!("not a valid safetensors file: {other}")),
+    })?;
+    let view = tensors.tensor(name).map_err(|e| match e {
+        SafeTensorError::TensorNotFound(_) => {
+            let mut names = tensors.names();
+            names.sort();
+            Error::TensorNotFound {
+                path: shown(path),
+                name: name.to_string(),
+                available: if names.is_empty() {
+                    "no tensors".into()
+                } else {
+                    names.join(", ")
+                },
+            }
+        }
+        other => file_error(path, other),
+    })?;
+    let shape: Vec<u64> = view.shape().iter().map(|&d| d as u64).collect();
+    let (rows, dim) = two_d(path, name, &shape)?;
+    let bytes = view.data();
+    let values = match view.dtype() {
+        // safetensors stores little-endian whatever the host.
+        StDtype::F32 => Values::F32(
+            bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        ),
+        StDtype::F16 => Values::F16(
+            bytes
+                .chunks_exact(2)
+                .map(|b| f16::from_le_bytes([b[0], b[1]]))
+                .collect(),
+        ),
+        other => {
+            return Err(Error::FileDType {
+                path: shown(path),
+                tensor: name.to_string(),
+                expected: EXPECTED_DTYPE,
+                found: format!("{other:?}"),
+            })
+        }
+    };
+    Ok(Loaded { values, rows, dim })
+}
+
+/// The crate only says the data does not match the header; read the header
+/// ourselves to say by how much.
+fn size_error(path: &Path, file: &[u8]) -> Error {
+    let declared = || -> Option<(u64, u64)> {
+        let n = u64::from_le_bytes(file.get(..8)?.try_into().ok()?);
+        let header_end = 8usize.checked_add(usize::try_from(n).ok()?)?;
+        let header: serde_json::Value = serde_json::from_slice(file.get(8..header_end)?).ok()?;
+        let end = header
+            .as_object()?
+            .iter()
+            .filter(|(k, _)| k.as_str() != "__metadata__")
+            .filter_map(|(_, v)| v.get("data_offsets")?.get(1)?.as_u64())
+            .max()
+            .unwrap_or(0);
+        Some((end, (file.len() - header_end) as u64))
+    };
+    match declared() {
+        Some((expected, found)) => Error::FileSize {
+            path: shown(path),
+            expected,
+            found,
+        },
+        None => file_error(path, "the data does not match the header's offsets"),
+    }
+}
+
+fn read_npy(path: &Path) -> Result<Loaded> {
+    let map = map(path)?;
+    let mut data: &[u8] = &map;
+    let header = npyz::NpyHeader::from_reader(&mut data)
+        .map_err(|e| file_error(path, format!("not a valid .npy file: {e}")))?;
+    let tensor = "array";
+    let (rows, dim) = two_d(path, tensor, header.shape())?;
+    let dtype = header.dtype();
+    let size = match &dtype {
+        npyz::DType::Plain(t) if t.type_char() == npyz::TypeChar::Float => t.size_field(),
+        _ => 0,
+    };
+    if size != 4 && size != 2 {
+        return Err(Error::FileDType {
+            path: shown(path),
+            tensor: tensor.into(),
+            expected: EXPECTED_DTYPE,
+            found: match &dtype {
+                npyz::DType::Plain(t) => t.to_string(),
+                other => format!("{other:?}"),
+            },
+        });
+    }
+    let expected = header.len().saturating_mul(size);
+    if data.len() as u64 != expected {
+        return Err(Error::FileSize {
+            path: shown(path),
+            expected,
+            found: data.len() as u64,
+        });
+    }
+    let fortran = header.order() == npyz::Order::Fortran;
+    let npy = npyz::NpyFile::with_header(header, data);
+    let bad = |e: std::io::Error| file_error(path, e);
+    let values = if size == 4 {
+        let v: Vec<f32> = npy.into_vec().map_err(bad)?;
+        Values::F32(if fortran { transpose(&v, rows, dim) } else { v })
+    } else {
+        let v: Vec<f16> = npy.into_vec().map_err(bad)?;
+        Values::F16(if fortran { transpose(&v, rows, dim) } else { v })
+    };
+    Ok(Loaded { values, rows, dim })
+}
+
+/// Column-major `[rows, dim]` (NumPy's `fortran_order`) to row-major.
+fn transpose<T: Copy>(v: &[T], rows: usize, dim: usize) -> Vec<T> {
+    (0..rows * dim)
+        .map(|i| v[(i % dim) * rows + i / dim])
+        .collect()
+}
+
+impl Embedding {
+    /// The 2-D tensor `tensor_name` of a safetensors file (F32 or F16), in the
+    /// file's dtype, as `Embedding.from_pretrained`. The file is memory-mapped.
+    pub fn from_safetensors(
+        gpu: &Gpu,
+        path: impl AsRef<Path>,
+        tensor_name: &str,
+        freeze: bool,
+    ) -> Result<Embedding> {
+        let path = path.as_ref();
+        let loaded = read_safetensors(path, tensor_name)?;
+        let dtype = loaded.dtype();
+        from_loaded(gpu, loaded, options(freeze, dtype))
+    }
+
+    /// [`Embedding::from_safetensors`] with all options; the table is stored
+    /// as `options.dtype` (f16 from an f32 file rounds to nearest, once).
+    pub fn from_safetensors_with_options(
+        gpu: &Gpu,
+        path: impl AsRef<Path>,
+        tensor_name: &str,
+        options: EmbeddingOptions,
+    ) -> Result<Embedding> {
+        from_loaded(gpu, read_safetensors(path.as_ref(), tensor_name)?, options)
+    }
+
+    /// The 2-D array of a `.npy` file (`<f4`/`>f4` or `<f2`/`>f2`, C or
+    /// Fortran order), in the file's dtype. The file is memory-mapped.
+    pub fn from_npy(gpu: &Gpu, path: impl AsRef<Path>, freeze: bool) -> Result<Embedding> {
+        let loaded = read_npy(path.as_ref())?;
+        let dtype = loaded.dtype();
+        from_loaded(gpu, loaded, options(freeze, dtype))
+    }
+
+    /// [`Embedding::from_npy`] with all options; the table is stored as `options.dtype`.
+    pub fn from_npy_with_options(
+        gpu: &Gpu,
+        path: impl AsRef<Path>,
+        options: EmbeddingOptions,
+    ) -> Result<Embedding> {
+        from_loaded(gpu, read_npy(path.as_ref())?, options)
+    }
+
+    /// Writes the table as tensor `tensor_name` of a safetensors file, in the
+    /// table's dtype (F32 or F16).
+    pub fn save_safetensors(&self, path: impl AsRef<Path>, tensor_name: &str) -> Result<()> {
+        let path = path.as_ref();
+        let shape = vec![self.num_embeddings(), self.dim()];
+        let (dtype, bytes): (StDtype, Vec<u8>) = match self.weight() {
+            Weight::F32(t) => (
+                StDtype::F32,
+                t.to_vec()?.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            ),
+            Weight::F16(t) => (
+                StDtype::F16,
+                t.to_f16_vec()?
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect(),
+            ),
+        };
+        let view = TensorView::new(dtype, shape, &bytes).map_err(|e| file_error(path, e))?;
+        safetensors::tensor::serialize_to_file([(tensor_name, view)], None, path)
+            .map_err(|e| file_error(path, e))
+    }
+
+    /// Writes the table as a `.npy` file (`<f4` or `<f2`, C order).
+    pub fn save_npy(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        let shape = [self.num_embeddings() as u64, self.dim() as u64];
+        let file = File::create(path).map_err(|e| file_error(path, e))?;
+        let out = BufWriter::new(file);
+        let io = |e: std::io::Error| file_error(path, e);
+        match self.weight() {
+            Weight::F32(t) => {
+                let mut w = npyz::WriteOptions::<f32>::new()
+                    .default_dtype()
+                    .shape(&shape)
+                    .writer(out)
+                    .begin_nd()
+                    .map_err(io)?;
+                w.extend(t.to_vec()?).map_err(io)?;
+                w.finish().map_err(io)
+            }
+            Weight::F16(t) => {
+                let mut w = npyz::WriteOptions::<f16>::new()
+                    .default_dtype()
+                    .shape(&shape)
+                    .writer(out)
+                    .begin_nd()
+                    .map_err(io)?;
+                w.extend(t.to_f16_vec()?).map_err(io)?;
+                w.finish().map_err(io)
+            }
+        }
+    }
+}
+
+impl Loaded {
+    fn dtype(&self) -> DType {
+        match self.values {
+            Values::F32(_) => DType::F32,
+            Values::F16(_) => DType::F16,
+        }
+    }
+}
+
+fn options(freeze: bool, dtype: DType) -> EmbeddingOptions {
+    EmbeddingOptions {
+        freeze,
+        dtype,
+        ..EmbeddingOptions::default()
+    }
+}
+
+fn from_loaded(gpu: &Gpu, loaded: Loaded, options: EmbeddingOptions) -> Result<Embedding> {
+    let Loaded { values, rows, dim } = loaded;
+    match (values, options.dtype) {
+        // f16 → f16: upload the file's bits, no round trip through f32.
+        (Values::F16(v), DType::F16) => {
+            Embedding::from_f16_with_options(gpu, &v, rows, dim, options)
+        }
+        (Values::F16(v), DType::F32) => {
+            let wide: Vec<f32> = v.iter().map(|h| h.to_f32()).collect();
+            Embedding::from_pretrained_with_options(gpu, &wide, rows, dim, options)
+        }
+        (Values::F32(v), _) => Embedding::from_pretrained_with_options(gpu, &v, rows, dim, options),
+    }
+}

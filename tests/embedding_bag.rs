@@ -1,0 +1,375 @@
+//! EmbeddingBag on every adapter against its CPU twin: sum and max bit for
+//! bit, mean bit for bit where division rounds as IEEE does (WGSL allows
+//! x / y 2.5 ULP, so on other adapters within 3 ULP); offsets edge cases and
+//! every bad input as a typed error.
+
+mod common;
+
+use common::{assert_bits_eq, each_gpu};
+use half::f16;
+use wgpu_embed::cpu::embedding_bag::NO_POSITION;
+use wgpu_embed::{
+    cpu, BagMode, DType, Embedding, EmbeddingBag, EmbeddingBagOptions, EmbeddingOptions, Error, Gpu,
+};
+
+const MODES: [BagMode; 3] = [BagMode::Sum, BagMode::Mean, BagMode::Max];
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    /// A float in [-2, 2) with a full mantissa, so sums round.
+    fn float(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0
+    }
+}
+
+/// The twin's output and max positions for CSR `offsets`.
+#[allow(clippy::too_many_arguments)]
+fn twin(
+    mode: BagMode,
+    rows: usize,
+    dim: usize,
+    padding: Option<u32>,
+    table: &[f32],
+    idx: &[u32],
+    csr: &[u32],
+    psw: Option<&[f32]>,
+) -> (Vec<f32>, Vec<u32>) {
+    let bags = csr.len() - 1;
+    let mut out = vec![0.0; bags * dim];
+    let mut pos = vec![0; bags * dim];
+    let mut status = u32::MAX;
+    cpu::embedding_bag(
+        mode,
+        rows,
+        dim,
+        padding,
+        idx,
+        csr,
+        psw,
+        &mut status,
+        &mut pos,
+        table,
+        &mut out,
+    );
+    assert_eq!(status, u32::MAX, "the twin saw a bad index");
+    (out, pos)
+}
+
+fn ulps(a: f32, b: f32) -> u32 {
+    (a.to_bits() as i32)
+        .wrapping_sub(b.to_bits() as i32)
+        .unsigned_abs()
+}
+
+/// Mean divides once per output: exact on IEEE adapters (the CPU ones here),
+/// else within WGSL's 2.5 ULP bound for `/`, rounded up to 3.
+fn assert_matches(gpu: &Gpu, mode: BagMode, what: &str, got: &[f32], want: &[f32]) {
+    if mode != BagMode::Mean || gpu.adapter_info().device_type == wgpu::DeviceType::Cpu {
+        return assert_bits_eq(what, got, want);
+    }
+    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(ulps(*g, *w) <= 3, "{what}: element {i}: got {g} want {w}");
+    }
+}
+
+/// Random bags (some empty) over `n` indices: CSR offsets.
+fn random_csr(rng: &mut Rng, n: usize, bags: usize) -> Vec<u32> {
+    let mut cuts: Vec<u32> = (0..bags.saturating_sub(1))
+        .map(|_| rng.below(n + 1) as u32)
+        .collect();
+    cuts.sort();
+    let mut csr = vec![0];
+    csr.extend(cuts);
+    csr.push(n as u32);
+    csr
+}
+
+#[test]
+fn every_mode_and_option_matches_the_twin() {
+    each_gpu(|gpu| {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        for dim in [1, 3, 4, 7, 64, 128] {
+            let rows = 50;
+            let table: Vec<f32> = (0..rows * dim).map(|_| rng.float()).collect();
+            let n = 300;
+            let idx: Vec<u32> = (0..n).map(|_| rng.below(rows) as u32).collect();
+            let csr = random_csr(&mut rng, n, 40);
+            let psw: Vec<f32> = (0..n).map(|_| rng.float()).collect();
+            for padding in [None, Some(3u32)] {
+                for mode in MODES {
+                    let opts = EmbeddingOptions {
+                        padding_idx: padding.map(|p| p as usize),
+                        ..Default::default()
+                    };
+                    let emb = Embedding::from_pretrained_with_options(gpu, &table, rows, dim, opts)
+                        .unwrap();
+                    let bag = EmbeddingBag::from_embedding(
+                        emb,
+                        EmbeddingBagOptions {
+                            mode,
+                            include_last_offset: true,
+                        },
+                    );
+                    let what = format!("{mode:?} dim={dim} padding={padding:?}");
+                    let got = bag.forward_with_positions(&idx, &csr, None).unwrap();
+                    assert_eq!(got.output.shape(), [csr.len() - 1, dim]);
+                    let (want, want_pos) = twin(mode, rows, dim, padding, &table, &idx, &csr, None);
+                    assert_matches(gpu, mode, &what, &got.output.to_vec().unwrap(), &want);
+                    if mode == BagMode::Max {
+                        assert_eq!(got.max_positions_to_vec().unwrap(), want_pos, "{what}");
+                    }
+                    if mode == BagMode::Sum {
+                        // Product then add, never fused: bit for bit on both adapters.
+                        let got = bag.forward(&idx, &csr, Some(&psw)).unwrap();
+                        let (want, _) =
+                            twin(mode, rows, dim, padding, &table, &idx, &csr, Some(&psw));
+                        assert_bits_eq(&format!("{what} weighted"), &got.to_vec().unwrap(), &want);
+                    }
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn f16_tables_match_the_f16_twin() {
+    each_gpu(|gpu| {
+        let mut rng = Rng(77);
+        for dim in [3, 4, 6, 128] {
+            let rows = 33;
+            let halves: Vec<f16> = (0..rows * dim)
+                .map(|_| f16::from_f32(rng.float()))
+                .collect();
+            let wide: Vec<f32> = halves.iter().map(|h| h.to_f32()).collect();
+            let n = 200;
+            let idx: Vec<u32> = (0..n).map(|_| rng.below(rows) as u32).collect();
+            let csr = random_csr(&mut rng, n, 25);
+            for mode in MODES {
+                let opts = EmbeddingOptions {
+                    dtype: DType::F16,
+                    padding_idx: Some(1),
+                    ..Default::default()
+                };
+                let emb =
+                    Embedding::from_pretrained_with_options(gpu, &wide, rows, dim, opts).unwrap();
+                assert_eq!(emb.dtype(), DType::F16);
+                let bag = EmbeddingBag::from_embedding(
+                    emb,
+                    EmbeddingBagOptions {
+                        mode,
+                        include_last_offset: true,
+                    },
+                );
+                let got = bag.forward_with_positions(&idx, &csr, None).unwrap();
+                let bags = csr.len() - 1;
+                let mut want = vec![0.0; bags * dim];
+                let mut pos = vec![0; bags * dim];
+                let mut status = u32::MAX;
+                cpu::embedding_bag_f16(
+                    mode,
+                    rows,
+                    dim,
+                    Some(1),
+                    &idx,
+                    &csr,
+                    None,
+                    &mut status,
+                    &mut pos,
+                    &halves,
+                    &mut want,
+                );
+                let what = format!("f16 {mode:?} dim={dim}");
+                assert_matches(gpu, mode, &what, &got.output.to_vec().unwrap(), &want);
+                if mode == BagMode::Max {
+                    assert_eq!(got.max_positions_to_vec().unwrap(), pos, "{what}");
+                }
+            }
+        }
+    });
+}
+
+fn small_bag(gpu: &Gpu, mode: BagMode, include_last_offset: bool) -> EmbeddingBag {
+    // Row r is [r, 10 r, -r, 0.5].
+    let table: Vec<f32> = (0..6)
+        .flat_map(|r| [r as f32, 10.0 * r as f32, -(r as f32), 0.5])
+        .collect();
+    let opts = EmbeddingOptions {
+        padding_idx: Some(0),
+        ..Default::default()
+    };
+    let emb = Embedding::from_pretrained_with_options(gpu, &table, 6, 4, opts).unwrap();
+    EmbeddingBag::from_embedding(
+        emb,
+        EmbeddingBagOptions {
+            mode,
+            include_last_offset,
+        },
+    )
+}
+
+#[test]
+fn empty_and_padding_bags_give_zeros_and_mean_counts_non_padding() {
+    each_gpu(|gpu| {
+        // Bags: [] (first empty), [1, 0, 3], [0, 0] (padding only), [] (last empty).
+        let idx = [1, 0, 3, 0, 0];
+        let offsets = [0, 0, 3, 5];
+        let mean = small_bag(gpu, BagMode::Mean, false);
+        let got = mean
+            .forward(&idx, &offsets, None)
+            .unwrap()
+            .to_vec()
+            .unwrap();
+        assert_eq!(
+            got,
+            [
+                [0.0; 4],
+                [2.0, 20.0, -2.0, 0.5], // (row1 + row3) / 2: the padding entry is not counted
+                [0.0; 4],
+                [0.0; 4],
+            ]
+            .concat()
+        );
+        let sum = small_bag(gpu, BagMode::Sum, false);
+        let got = sum.forward(&idx, &offsets, None).unwrap().to_vec().unwrap();
+        assert_eq!(got[4..8], [4.0, 40.0, -4.0, 1.0]);
+        assert_eq!(got[8..], [0.0; 8]);
+        let max = small_bag(gpu, BagMode::Max, false);
+        let out = max.forward_with_positions(&idx, &offsets, None).unwrap();
+        assert_eq!(
+            out.output.to_vec().unwrap()[..8],
+            [0.0, 0.0, 0.0, 0.0, 3.0, 30.0, -1.0, 0.5]
+        );
+        let pos = out.max_positions_to_vec().unwrap();
+        // Column 3 ties (0.5 in both rows): the lowest position, 0, wins.
+        assert_eq!(pos[4..8], [2, 2, 0, 0]);
+        assert_eq!(pos[..4], [NO_POSITION; 4]);
+        assert_eq!(pos[8..], [NO_POSITION; 8]);
+        // The same bags in CSR form (include_last_offset) give the same bits.
+        let csr = small_bag(gpu, BagMode::Mean, true);
+        let a = csr.forward(&idx, &[0, 0, 3, 5, 5], None).unwrap();
+        let b = mean.forward(&idx, &offsets, None).unwrap();
+        assert_bits_eq(
+            "include_last_offset",
+            &a.to_vec().unwrap(),
+            &b.to_vec().unwrap(),
+        );
+        // No bags at all.
+        let none = mean.forward(&[], &[], None).unwrap();
+        assert_eq!(none.shape(), [0, 4]);
+    });
+}
+
+#[test]
+fn fixed_length_bags_equal_offsets() {
+    each_gpu(|gpu| {
+        let idx = [1, 2, 3, 4, 5, 1, 0, 0, 2];
+        for mode in MODES {
+            let bag = small_bag(gpu, mode, false);
+            let fixed = bag.forward_2d(&idx, [3, 3], None).unwrap();
+            let offs = bag.forward(&idx, &[0, 3, 6], None).unwrap();
+            assert_eq!(fixed.shape(), [3, 4]);
+            assert_bits_eq(
+                &format!("{mode:?} 2-D"),
+                &fixed.to_vec().unwrap(),
+                &offs.to_vec().unwrap(),
+            );
+        }
+        let bag = small_bag(gpu, BagMode::Sum, false);
+        let zero_len = bag.forward_2d(&[], [2, 0], None).unwrap();
+        assert_eq!(zero_len.to_vec().unwrap(), [0.0; 8]);
+        assert!(matches!(
+            bag.forward_2d(&idx, [2, 3], None),
+            Err(Error::ShapeMismatch { .. })
+        ));
+    });
+}
+
+#[test]
+fn bad_inputs_are_typed_errors_and_change_nothing() {
+    each_gpu(|gpu| {
+        let bag = small_bag(gpu, BagMode::Sum, false);
+        let before = bag.weight().to_vec().unwrap();
+        let idx = [1, 2, 3, 4];
+        let offsets_err = |offsets: &[u32]| match bag.forward(&idx, offsets, None) {
+            Err(Error::InvalidOffsets {
+                position, offset, ..
+            }) => (position, offset),
+            other => panic!("{offsets:?}: expected InvalidOffsets, got {other:?}"),
+        };
+        assert_eq!(offsets_err(&[1, 2]), (0, 1)); // first bag must start at 0
+        assert_eq!(offsets_err(&[0, 3, 2]), (2, 2)); // decreasing
+        assert_eq!(offsets_err(&[0, 5]), (1, 5)); // past the end
+        let e = bag.forward(&idx, &[0, 3, 2], None).unwrap_err().to_string();
+        assert!(
+            e.contains("offsets[2] = 2") && e.contains("offsets[1] = 3"),
+            "{e}"
+        );
+        assert!(matches!(
+            bag.forward(&idx, &[], None),
+            Err(Error::InvalidArgument { .. })
+        ));
+
+        let csr = small_bag(gpu, BagMode::Sum, true);
+        assert!(matches!(
+            csr.forward(&idx, &[0, 2, 3], None),
+            Err(Error::InvalidOffsets {
+                position: 2,
+                offset: 3,
+                ..
+            })
+        ));
+        assert!(matches!(
+            csr.forward(&idx, &[], None),
+            Err(Error::InvalidArgument { .. })
+        ));
+
+        assert_eq!(
+            bag.forward(&[1, 9, 2], &[0], None).unwrap_err(),
+            Error::IndexOutOfRange {
+                position: 1,
+                index: 9,
+                num_embeddings: 6
+            }
+        );
+        assert!(matches!(
+            bag.forward(&idx, &[0], Some(&[1.0, 2.0])),
+            Err(Error::LengthMismatch {
+                expected: 4,
+                found: 2,
+                ..
+            })
+        ));
+        for mode in [BagMode::Mean, BagMode::Max] {
+            let other = small_bag(gpu, mode, false);
+            let e = other.forward(&idx, &[0], Some(&[1.0; 4])).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    Error::InvalidArgument {
+                        name: "per_sample_weights",
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+        }
+        assert_bits_eq(
+            "weights after errors",
+            &bag.weight().to_vec().unwrap(),
+            &before,
+        );
+        // And it still works.
+        let ok = bag.forward(&idx, &[0, 2], None).unwrap().to_vec().unwrap();
+        assert_eq!(ok, [3.0, 30.0, -3.0, 1.0, 7.0, 70.0, -7.0, 1.0]);
+    });
+}

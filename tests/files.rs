@@ -1,0 +1,199 @@
+//! Tables from and to safetensors and .npy files, f32 and f16, on every
+//! adapter: NumPy-written fixtures (tests/data, made by make_fixtures.py),
+//! save → load round trips bit for bit, and every bad file as a typed error.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{assert_bits_eq, each_gpu};
+use half::f16;
+use wgpu_embed::{
+    BagMode, DType, Embedding, EmbeddingBag, EmbeddingBagOptions, EmbeddingOptions, Error,
+};
+
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+/// A fresh path under the system temp folder, unique per test and call.
+fn scratch(name: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!("wgpu-embed-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(format!("{}-{name}", N.fetch_add(1, Ordering::Relaxed)))
+}
+
+/// What make_fixtures.py writes: w[i, j] = (i * 7 + j) * 0.25 - 3, 6 × 5.
+fn fixture_values() -> Vec<f32> {
+    (0..6)
+        .flat_map(|i| (0..5).map(move |j| (i * 7 + j) as f32 * 0.25 - 3.0))
+        .collect()
+}
+
+#[test]
+fn numpy_written_fixtures_load() {
+    let want = fixture_values();
+    each_gpu(|gpu| {
+        for (file, dtype) in [
+            ("table_f32.npy", DType::F32),
+            ("table_f16.npy", DType::F16),
+            ("table_f32_fortran.npy", DType::F32),
+            ("table_f32_bigendian.npy", DType::F32),
+        ] {
+            let emb = Embedding::from_npy(gpu, data(file), true).unwrap();
+            assert_eq!(
+                (emb.num_embeddings(), emb.dim(), emb.dtype()),
+                (6, 5, dtype)
+            );
+            assert_bits_eq(file, &emb.weight().to_vec().unwrap(), &want);
+            // The lookup reads the table in its own dtype.
+            let rows = emb.forward(&[5, 0]).unwrap().to_vec().unwrap();
+            assert_bits_eq(file, &rows, &[&want[25..], &want[..5]].concat());
+        }
+        for (name, dtype) in [("weight", DType::F32), ("weight_f16", DType::F16)] {
+            let path = data("tables.safetensors");
+            let emb = Embedding::from_safetensors(gpu, &path, name, false).unwrap();
+            assert_eq!(emb.dtype(), dtype);
+            assert_bits_eq(name, &emb.weight().to_vec().unwrap(), &want);
+        }
+        // The dtype on disk need not be the table's.
+        let opts = EmbeddingOptions {
+            dtype: DType::F16,
+            ..Default::default()
+        };
+        let emb = Embedding::from_npy_with_options(gpu, data("table_f32.npy"), opts).unwrap();
+        assert_eq!(emb.dtype(), DType::F16);
+        assert_bits_eq(
+            "f32 file, f16 table",
+            &emb.weight().to_vec().unwrap(),
+            &want,
+        );
+        let bag = EmbeddingBag::from_safetensors(
+            gpu,
+            data("tables.safetensors"),
+            "weight_f16",
+            true,
+            EmbeddingBagOptions {
+                mode: BagMode::Sum,
+                include_last_offset: false,
+            },
+        )
+        .unwrap();
+        let sum = bag.forward(&[1, 2], &[0], None).unwrap().to_vec().unwrap();
+        let by_hand: Vec<f32> = (0..5).map(|j| want[5 + j] + want[10 + j]).collect();
+        assert_bits_eq("bag from file", &sum, &by_hand);
+    });
+}
+
+#[test]
+fn save_then_load_round_trips_both_formats_and_dtypes() {
+    each_gpu(|gpu| {
+        for dtype in [DType::F32, DType::F16] {
+            for dim in [1, 5, 8] {
+                let rows = 11;
+                let opts = EmbeddingOptions {
+                    dtype,
+                    seed: 3,
+                    ..Default::default()
+                };
+                let emb = Embedding::with_options(gpu, rows, dim, opts).unwrap();
+                let want = emb.weight().to_vec().unwrap();
+                let what = format!("{dtype:?} dim={dim}");
+
+                let st = scratch("t.safetensors");
+                emb.save_safetensors(&st, "emb.weight").unwrap();
+                let back = Embedding::from_safetensors(gpu, &st, "emb.weight", true).unwrap();
+                assert_eq!(back.dtype(), dtype, "{what}");
+                assert_eq!((back.num_embeddings(), back.dim()), (rows, dim));
+                assert_bits_eq(&what, &back.weight().to_vec().unwrap(), &want);
+
+                let npy = scratch("t.npy");
+                emb.save_npy(&npy).unwrap();
+                let back = Embedding::from_npy(gpu, &npy, true).unwrap();
+                assert_eq!(back.dtype(), dtype, "{what}");
+                assert_bits_eq(&what, &back.weight().to_vec().unwrap(), &want);
+                if dtype == DType::F16 {
+                    let h = back.weight().as_f16().unwrap().to_f16_vec().unwrap();
+                    let w: Vec<f16> = want.iter().map(|&x| f16::from_f32(x)).collect();
+                    assert_eq!(h, w, "{what}: the f16 bits survive");
+                }
+                let _ = std::fs::remove_file(st);
+                let _ = std::fs::remove_file(npy);
+            }
+        }
+    });
+}
+
+#[test]
+fn bad_files_are_typed_errors_naming_expected_and_found() {
+    each_gpu(|gpu| {
+        let st = data("tables.safetensors");
+        match Embedding::from_safetensors(gpu, &st, "nope", true).err() {
+            Some(Error::TensorNotFound {
+                name, available, ..
+            }) => {
+                assert_eq!(name, "nope");
+                assert_eq!(available, "bias, ids, weight, weight_f16");
+            }
+            other => panic!("expected TensorNotFound, got {other:?}"),
+        }
+        match Embedding::from_safetensors(gpu, &st, "bias", true).err() {
+            Some(Error::FileShape { found, .. }) => assert_eq!(found, [5]),
+            other => panic!("expected FileShape, got {other:?}"),
+        }
+        let e = Embedding::from_safetensors(gpu, &st, "ids", true)
+            .err()
+            .expect("an I64 tensor is refused");
+        assert!(
+            matches!(&e, Error::FileDType { found, .. } if found == "I64"),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("expected F32 or F16"), "{e}");
+
+        match Embedding::from_npy(gpu, data("bad_3d.npy"), true).err() {
+            Some(Error::FileShape { found, .. }) => assert_eq!(found, [6, 5, 1]),
+            other => panic!("expected FileShape, got {other:?}"),
+        }
+        match Embedding::from_npy(gpu, data("bad_int.npy"), true).err() {
+            Some(Error::FileDType { found, .. }) => assert_eq!(found, "<i4"),
+            other => panic!("expected FileDType, got {other:?}"),
+        }
+
+        // Truncated files: the header promises more than the file holds.
+        let bytes = std::fs::read(data("table_f32.npy")).unwrap();
+        let cut = scratch("cut.npy");
+        std::fs::write(&cut, &bytes[..bytes.len() - 8]).unwrap();
+        assert!(matches!(
+            Embedding::from_npy(gpu, &cut, true).err(),
+            Some(Error::FileSize {
+                expected: 120,
+                found: 112,
+                ..
+            })
+        ));
+        let bytes = std::fs::read(&st).unwrap();
+        let cut_st = scratch("cut.safetensors");
+        std::fs::write(&cut_st, &bytes[..bytes.len() - 4]).unwrap();
+        match Embedding::from_safetensors(gpu, &cut_st, "weight", true).err() {
+            Some(Error::FileSize {
+                expected, found, ..
+            }) => assert_eq!(expected, found + 4),
+            other => panic!("expected FileSize, got {other:?}"),
+        }
+        std::fs::write(&cut, b"not a numpy file").unwrap();
+        assert!(matches!(
+            Embedding::from_npy(gpu, &cut, true),
+            Err(Error::File { .. })
+        ));
+        assert!(matches!(
+            Embedding::from_npy(gpu, data("missing.npy"), true),
+            Err(Error::File { .. })
+        ));
+        let _ = std::fs::remove_file(cut);
+        let _ = std::fs::remove_file(cut_st);
+    });
+}
