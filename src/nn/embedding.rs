@@ -3,8 +3,11 @@
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::embedding_gather::{self, GatherArgs, STATUS_OK};
+use crate::kernels::embedding_renorm::{self, RenormArgs};
+use crate::kernels::row_histogram::{self, HistogramArgs};
 use crate::kernels::uniform_init::{self, Distribution, FillArgs};
 use crate::nn::check_indices;
+use crate::nn::GradientMode;
 use crate::tensor::{IndexTensor, Tensor};
 
 /// The seed `Embedding::new` initialises from, so two runs give the same table.
@@ -17,16 +20,19 @@ pub struct EmbeddingOptions {
     pub seed: u64,
     /// This row starts at zero (and, once gradients exist, never receives one).
     pub padding_idx: Option<usize>,
-    /// Renormalise referenced rows whose `norm_type`-norm exceeds this (gradient issue).
+    /// `forward` renormalises, in place, each referenced row whose
+    /// `norm_type`-norm exceeds this (a repeated row once), as PyTorch does.
     pub max_norm: Option<f32>,
     /// The p of the p-norm used with `max_norm`.
     pub norm_type: f32,
-    /// Divide each row's gradient by its frequency in the batch (gradient issue).
+    /// Divide each row's gradient by how often the row occurs in the batch.
     pub scale_grad_by_freq: bool,
-    /// Return gradients as (rows, values) instead of a dense table (gradient issue).
+    /// `backward` returns `Gradient::Sparse` (unique rows ascending, one summed row each).
     pub sparse: bool,
-    /// No gradient, no updates.
+    /// No gradient, no updates: those calls return `Error::Frozen`.
     pub freeze: bool,
+    /// Sorted and deterministic (default), or float atomics where the adapter has them.
+    pub gradient_mode: GradientMode,
 }
 
 impl Default for EmbeddingOptions {
@@ -39,17 +45,18 @@ impl Default for EmbeddingOptions {
             scale_grad_by_freq: false,
             sparse: false,
             freeze: false,
+            gradient_mode: GradientMode::Deterministic,
         }
     }
 }
 
 /// A `[num_embeddings, dim]` table on the GPU; `forward` gathers rows.
 pub struct Embedding {
-    gpu: Gpu,
-    weight: Tensor,
-    num_embeddings: usize,
-    dim: usize,
-    options: EmbeddingOptions,
+    pub(super) gpu: Gpu,
+    pub(super) weight: Tensor,
+    pub(super) num_embeddings: usize,
+    pub(super) dim: usize,
+    pub(super) options: EmbeddingOptions,
 }
 
 impl Embedding {
@@ -59,7 +66,12 @@ impl Embedding {
     }
 
     /// A table with N(0, 1) weights from `options.seed`; the `padding_idx` row is zero.
-    pub fn with_options(gpu: &Gpu, num_embeddings: usize, dim: usize, options: EmbeddingOptions) -> Result<Embedding> {
+    pub fn with_options(
+        gpu: &Gpu,
+        num_embeddings: usize,
+        dim: usize,
+        options: EmbeddingOptions,
+    ) -> Result<Embedding> {
         let mut emb = Embedding::empty(gpu, num_embeddings, dim, options)?;
         let seed = emb.options.seed;
         emb.normal_(0.0, 1.0, seed)?;
@@ -69,7 +81,13 @@ impl Embedding {
 
     /// A table holding `weights` (row-major, `num_embeddings × dim`), as
     /// `Embedding.from_pretrained`. `freeze = true` refuses gradients and updates.
-    pub fn from_pretrained(gpu: &Gpu, weights: &[f32], num_embeddings: usize, dim: usize, freeze: bool) -> Result<Embedding> {
+    pub fn from_pretrained(
+        gpu: &Gpu,
+        weights: &[f32],
+        num_embeddings: usize,
+        dim: usize,
+        freeze: bool,
+    ) -> Result<Embedding> {
         let options = EmbeddingOptions {
             freeze,
             ..EmbeddingOptions::default()
@@ -87,7 +105,12 @@ impl Embedding {
         options: EmbeddingOptions,
     ) -> Result<Embedding> {
         check_shape(num_embeddings, dim)?;
-        check_len(weights, num_embeddings, dim, "Embedding::from_pretrained weights")?;
+        check_len(
+            weights,
+            num_embeddings,
+            dim,
+            "Embedding::from_pretrained weights",
+        )?;
         check_options(&options, num_embeddings)?;
         let weight = Tensor::from_slice(gpu, weights, &[num_embeddings, dim])?;
         Ok(Embedding {
@@ -99,10 +122,17 @@ impl Embedding {
         })
     }
 
-    fn empty(gpu: &Gpu, num_embeddings: usize, dim: usize, options: EmbeddingOptions) -> Result<Embedding> {
+    fn empty(
+        gpu: &Gpu,
+        num_embeddings: usize,
+        dim: usize,
+        options: EmbeddingOptions,
+    ) -> Result<Embedding> {
         check_shape(num_embeddings, dim)?;
         check_options(&options, num_embeddings)?;
-        let bytes = (num_embeddings as u64).saturating_mul(dim as u64).saturating_mul(4);
+        let bytes = (num_embeddings as u64)
+            .saturating_mul(dim as u64)
+            .saturating_mul(4);
         gpu.check_size("embedding table", bytes, true)?;
         let weight = Tensor::zeros(gpu, &[num_embeddings, dim])?;
         Ok(Embedding {
@@ -130,6 +160,11 @@ impl Embedding {
     pub fn gpu(&self) -> &Gpu {
         &self.gpu
     }
+    /// Chooses how `backward` and `backward_sgd` sum rows (see [`GradientMode`]).
+    pub fn set_gradient_mode(&mut self, mode: GradientMode) {
+        self.options.gradient_mode = mode;
+    }
+
     /// The weight tensor `[num_embeddings, dim]` (read it with `to_vec`).
     pub fn weight(&self) -> &Tensor {
         &self.weight
@@ -149,7 +184,12 @@ impl Embedding {
     /// Replaces the weights (row-major, `num_embeddings × dim`): PyTorch's
     /// `embedding.weight = nn.Parameter(...)`.
     pub fn set_weight(&mut self, rows: &[f32]) -> Result<()> {
-        check_len(rows, self.num_embeddings, self.dim, "Embedding::set_weight rows")?;
+        check_len(
+            rows,
+            self.num_embeddings,
+            self.dim,
+            "Embedding::set_weight rows",
+        )?;
         self.weight.write(rows)
     }
 
@@ -158,9 +198,11 @@ impl Embedding {
             let zeros = vec![0.0f32; self.dim];
             self.gpu.scoped("zero padding row", || {
                 let offset = (p * self.dim * 4) as u64;
-                self.gpu
-                    .queue()
-                    .write_buffer(self.weight.buffer(), offset, bytemuck::cast_slice(&zeros));
+                self.gpu.queue().write_buffer(
+                    self.weight.buffer(),
+                    offset,
+                    bytemuck::cast_slice(&zeros),
+                );
                 Ok(())
             })?;
         }
@@ -169,11 +211,14 @@ impl Embedding {
 
     /// Looks up `indices`: a `[indices.len(), dim]` tensor. Every index is
     /// checked first; the first one out of range is `Error::IndexOutOfRange`.
+    /// With `max_norm` set, the referenced rows are renormalised in place first.
     pub fn forward(&self, indices: &[u32]) -> Result<Tensor> {
         check_indices(indices, self.num_embeddings)?;
         let idx = IndexTensor::from_slice(&self.gpu, indices)?;
         let out = self.alloc_output(indices.len())?;
-        let status = self.gpu.storage_from("embedding_gather status", &[STATUS_OK])?;
+        let status = self
+            .gpu
+            .storage_from("embedding_gather status", &[STATUS_OK])?;
         let mut encoder = self.gpu.encoder("Embedding::forward");
         self.encode_forward(&mut encoder, &idx, &out, status.raw())?;
         self.gpu.submit_and_wait(encoder)?;
@@ -185,7 +230,9 @@ impl Embedding {
     pub fn forward_gpu(&self, indices: &IndexTensor) -> Result<Tensor> {
         indices.check_gpu(&self.gpu, "indices")?;
         let out = self.alloc_output(indices.len())?;
-        let status = self.gpu.storage_from("embedding_gather status", &[STATUS_OK])?;
+        let status = self
+            .gpu
+            .storage_from("embedding_gather status", &[STATUS_OK])?;
         let mut encoder = self.gpu.encoder("Embedding::forward_gpu");
         self.encode_forward(&mut encoder, indices, &out, status.raw())?;
         self.gpu.submit_and_wait(encoder)?;
@@ -195,7 +242,9 @@ impl Embedding {
 
     /// Records the lookup into the caller's encoder: `out` must be
     /// `[indices.len(), dim]`; `status` one u32 set to `STATUS_OK` that the
-    /// kernel lowers to the first out-of-range position.
+    /// kernel lowers to the first out-of-range position. With `max_norm`, the
+    /// renormalisation (`row_histogram` then `embedding_renorm`, skipped
+    /// entirely when an index is out of range) is recorded before the gather.
     pub fn encode_forward(
         &self,
         encoder: &mut wgpu::CommandEncoder,
@@ -211,6 +260,35 @@ impl Embedding {
                 expected: vec![indices.len(), self.dim],
                 found: out.shape().to_vec(),
             });
+        }
+        if let Some(max_norm) = self.options.max_norm {
+            let counts = self
+                .gpu
+                .storage("max_norm row counts", self.num_embeddings as u64 * 4)?;
+            row_histogram::encode(
+                &self.gpu,
+                encoder,
+                &HistogramArgs {
+                    indices: indices.buffer(),
+                    n: indices.len(),
+                    num_embeddings: self.num_embeddings,
+                    status,
+                    counts: counts.raw(),
+                },
+            )?;
+            embedding_renorm::encode(
+                &self.gpu,
+                encoder,
+                &RenormArgs {
+                    num_embeddings: self.num_embeddings,
+                    dim: self.dim,
+                    max_norm,
+                    norm_type: self.options.norm_type,
+                    status,
+                    counts: counts.raw(),
+                    weight: self.weight.buffer(),
+                },
+            )?;
         }
         embedding_gather::encode(
             &self.gpu,
@@ -235,7 +313,12 @@ impl Embedding {
     }
 
     /// Records a fill of the whole table into the caller's encoder.
-    pub fn encode_init(&self, encoder: &mut wgpu::CommandEncoder, seed: u64, distribution: Distribution) -> Result<()> {
+    pub fn encode_init(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        seed: u64,
+        distribution: Distribution,
+    ) -> Result<()> {
         uniform_init::encode(
             &self.gpu,
             encoder,
@@ -253,7 +336,10 @@ impl Embedding {
 
 fn check_shape(num_embeddings: usize, dim: usize) -> Result<()> {
     if num_embeddings == 0 || dim == 0 {
-        return Err(Error::EmptyTable { num_embeddings, dim });
+        return Err(Error::EmptyTable {
+            num_embeddings,
+            dim,
+        });
     }
     Ok(())
 }

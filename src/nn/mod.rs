@@ -1,8 +1,10 @@
 //! Layers built from the kernels, mirroring PyTorch's `torch.nn`.
 
 mod embedding;
+mod gradient;
 
 pub use embedding::{Embedding, EmbeddingOptions, DEFAULT_SEED};
+pub use gradient::{Gradient, GradientMode};
 
 use crate::error::{Error, Result};
 
