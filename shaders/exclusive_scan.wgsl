@@ -130,3 +130,26 @@ fn scan_apply(
         }
     }
 }
+
+// The whole scan in one dispatch of one workgroup, for short arrays (the
+// host uses it up to SINGLE_MAX elements): each invocation owns a contiguous
+// run, so no workgroup waits on another; on lavapipe one dispatch instead of
+// three saves more than the serial runs cost.
+@compute @workgroup_size(WG)
+fn scan_single(@builtin(local_invocation_index) lid: u32) {
+    let per = (params.len + WG - 1u) / WG;
+    let first = lid * per;
+    let last = min(first + per, params.len);
+    var sum = 0u;
+    for (var i = first; i < last; i++) {
+        sum += element(i);
+    }
+    var running = workgroup_exclusive_scan(lid, sum);
+    for (var i = first; i < last; i++) {
+        out[i] = running;
+        running += element(i);
+    }
+    if lid == WG - 1u {
+        out[params.len] = running;
+    }
+}

@@ -147,7 +147,7 @@ pub fn segment_dense(
 
 /// The sparse gradient: `rows[ranks[r]] = r` and `values[ranks[r], :]` for
 /// every referenced row except the padding row.
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 pub fn segment_sparse(
     p: &SegmentParams,
     status: u32,
@@ -195,7 +195,7 @@ pub fn segment_sgd(
         let g = row_grad(p, r, offsets, sorted_pos, grad_out, partials);
         for (c, &gc) in g.iter().enumerate() {
             let w = &mut weight[r * p.dim + c];
-            *w = *w - lr * gc;
+            *w -= lr * gc;
         }
     }
 }
@@ -226,14 +226,14 @@ pub fn segment_adagrad(
         let g = row_grad(p, r, offsets, sorted_pos, grad_out, partials);
         let mut squares = 0.0f32;
         for &gc in &g {
-            squares = squares + gc * gc;
+            squares += gc * gc;
         }
         let h = state[r] + squares / p.dim as f32;
         state[r] = h;
         let multiplier = lr / (h.sqrt() + eps);
         for (c, &gc) in g.iter().enumerate() {
             let w = &mut weight[r * p.dim + c];
-            *w = *w - multiplier * gc;
+            *w -= multiplier * gc;
         }
     }
 }

@@ -35,6 +35,18 @@ const APPLY: KernelSpec = KernelSpec {
     bindings: BINDINGS,
 };
 
+const SINGLE: KernelSpec = KernelSpec {
+    name: "exclusive_scan",
+    source: SOURCE,
+    entry: "scan_single",
+    bindings: BINDINGS,
+};
+
+/// Up to this many elements the scan is one dispatch of one workgroup
+/// (`scan_single`): dispatches cost far more than 256 serial elements per
+/// invocation on CPU adapters, and little on GPUs at this size.
+pub const SINGLE_MAX: usize = 1 << 16;
+
 /// Elements per workgroup block (256 invocations × 16 elements).
 pub const BLOCK: usize = 4096;
 
@@ -78,6 +90,11 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &ScanArgs) ->
         (2, block_sums.raw()),
         (3, args.out),
     ];
+    if args.len <= SINGLE_MAX {
+        let single = gpu.kernel(&SINGLE, &[])?;
+        single.dispatch(gpu, encoder, &single.bind(gpu, &buffers), 1);
+        return Ok(());
+    }
     let reduce = gpu.kernel(&REDUCE, &[])?;
     reduce.dispatch(gpu, encoder, &reduce.bind(gpu, &buffers), num_blocks as u64);
     let sums = gpu.kernel(&BLOCK_SUMS, &[])?;

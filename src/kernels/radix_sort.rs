@@ -90,7 +90,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SortArgs) ->
     let mut src: (&wgpu::Buffer, &wgpu::Buffer) = (args.keys, args.keys);
     for pass in 0..passes {
         // The last pass must land in the outputs; alternate backwards from there.
-        let dst = if (passes - 1 - pass) % 2 == 0 {
+        let dst = if (passes - 1 - pass).is_multiple_of(2) {
             (args.keys_out, args.positions_out)
         } else {
             match (&tmp_keys, &tmp_positions) {
