@@ -102,7 +102,7 @@ impl Tensor {
     /// Copies rows `first .. first + count` of a 2-D (or higher) tensor to the host.
     pub fn rows_to_vec(&self, first: usize, count: usize) -> Result<Vec<f32>> {
         let rows = self.shape.first().copied().unwrap_or(1);
-        let end = first.checked_add(count).unwrap_or(usize::MAX);
+        let end = first.saturating_add(count);
         if end > rows {
             return Err(Error::IndexOutOfRange {
                 position: 0,

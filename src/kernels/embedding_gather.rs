@@ -54,7 +54,7 @@ pub fn threads_per_row(gpu: &Gpu, dim: usize) -> u32 {
     if gpu.adapter_info().device_type == wgpu::DeviceType::Cpu {
         return 1;
     }
-    let words = if dim % 4 == 0 { dim / 4 } else { dim };
+    let words = if dim.is_multiple_of(4) { dim / 4 } else { dim };
     words.clamp(1, 64) as u32
 }
 
@@ -88,7 +88,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &GatherArgs) 
         num_embeddings: to_u32("num_embeddings", args.num_embeddings)?,
         _pad: 0,
     };
-    let vec4 = args.dim % 4 == 0;
+    let vec4 = args.dim.is_multiple_of(4);
     let spec = if vec4 { &VEC4 } else { &SCALAR };
     let kernel = gpu.kernel(
         spec,
