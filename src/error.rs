@@ -37,9 +37,7 @@ pub enum Error {
     },
 
     /// A table with no rows or no columns.
-    #[error(
-        "an embedding table needs at least one row and one column, got {num_embeddings} × {dim}"
-    )]
+    #[error("an embedding table needs at least one row and one column, got {num_embeddings} × {dim}")]
     EmptyTable { num_embeddings: usize, dim: usize },
 
     /// A slice or buffer of the wrong length.
@@ -59,9 +57,7 @@ pub enum Error {
     },
 
     /// A buffer or binding larger than the adapter allows.
-    #[error(
-        "{what} needs {bytes} bytes, past the adapter's limit of {limit} bytes ({limit_name})"
-    )]
+    #[error("{what} needs {bytes} bytes, past the adapter's limit of {limit} bytes ({limit_name})")]
     TooLarge {
         what: &'static str,
         bytes: u64,
@@ -90,10 +86,7 @@ pub enum Error {
 
     /// wgpu reported a validation error or ran out of memory.
     #[error("GPU error during {during}: {message}")]
-    Gpu {
-        during: &'static str,
-        message: String,
-    },
+    Gpu { during: &'static str, message: String },
 
     /// The device was lost (driver reset, unplugged, destroyed). Every later call returns this.
     #[error("the GPU device was lost ({reason}); create a new Gpu")]

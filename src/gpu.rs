@@ -125,10 +125,7 @@ impl Gpu {
 
     /// Opens the best adapter that `options` allows.
     pub fn with_options(options: &GpuOptions) -> Result<Gpu> {
-        let best = adapters(options)?
-            .into_iter()
-            .next()
-            .expect("adapters() never returns an empty list");
+        let best = adapters(options)?.into_iter().next().expect("adapters() never returns an empty list");
         Gpu::from_adapter(&best)
     }
 
@@ -139,9 +136,7 @@ impl Gpu {
     }
 
     /// Infos of every adapter, without opening devices.
-    pub fn list_adapters(
-        options: &GpuOptions,
-    ) -> Result<Vec<(wgpu::AdapterInfo, wgpu::Limits, wgpu::Features)>> {
+    pub fn list_adapters(options: &GpuOptions) -> Result<Vec<(wgpu::AdapterInfo, wgpu::Limits, wgpu::Features)>> {
         Ok(adapters(options)?
             .iter()
             .map(|a| (a.get_info(), a.limits(), a.features()))
@@ -230,15 +225,11 @@ impl Gpu {
     }
     /// Whether `atomicAdd` on `f32` storage is available (the opt-in gradient fast path).
     pub fn has_float_atomics(&self) -> bool {
-        self.inner
-            .features
-            .contains(wgpu::Features::SHADER_FLOAT32_ATOMIC)
+        self.inner.features.contains(wgpu::Features::SHADER_FLOAT32_ATOMIC)
     }
     /// Whether GPU timestamps can be written around passes.
     pub fn has_timestamps(&self) -> bool {
-        self.inner
-            .features
-            .contains(wgpu::Features::TIMESTAMP_QUERY)
+        self.inner.features.contains(wgpu::Features::TIMESTAMP_QUERY)
     }
     /// One line naming the adapter: `llvmpipe (LLVM 15.0.6, 256 bits) [Vulkan, Cpu]`.
     pub fn describe(&self) -> String {
@@ -275,11 +266,7 @@ impl Gpu {
 
     /// Runs `f` inside validation and out-of-memory error scopes and turns what
     /// they catch into `Error::Gpu`.
-    pub(crate) fn scoped<T>(
-        &self,
-        during: &'static str,
-        f: impl FnOnce() -> Result<T>,
-    ) -> Result<T> {
+    pub(crate) fn scoped<T>(&self, during: &'static str, f: impl FnOnce() -> Result<T>) -> Result<T> {
         self.check_alive()?;
         let device = &self.inner.device;
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);

@@ -20,17 +20,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let w = emb.weight().to_vec()?;
         let mut n = vec![0.0; w.len()];
         cpu::normal_fill(7, 0, 0.1, 1.7, &mut n);
-        let diff = n
-            .iter()
-            .zip(&w)
-            .filter(|(a, b)| a.to_bits() != b.to_bits())
-            .count();
-        println!(
-            "normal mismatches: {diff} of {}; first {:?} vs {:?}",
-            w.len(),
-            &w[..4],
-            &n[..4]
-        );
+        let diff = n.iter().zip(&w).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        println!("normal mismatches: {diff} of {}; first {:?} vs {:?}", w.len(), &w[..4], &n[..4]);
         let mean: f64 = w.iter().map(|&x| x as f64).sum::<f64>() / w.len() as f64;
         let var: f64 = w.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / w.len() as f64;
         println!("mean {mean:.4} var {var:.4}");

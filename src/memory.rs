@@ -127,11 +127,7 @@ impl Gpu {
     }
 
     /// A storage buffer holding `data`.
-    pub(crate) fn storage_from<T: bytemuck::Pod>(
-        &self,
-        what: &'static str,
-        data: &[T],
-    ) -> Result<GpuBuffer> {
+    pub(crate) fn storage_from<T: bytemuck::Pod>(&self, what: &'static str, data: &[T]) -> Result<GpuBuffer> {
         let bytes: &[u8] = bytemuck::cast_slice(data);
         self.buffer(what, bytes.len() as u64, STORAGE, Some(bytes))
     }
@@ -142,11 +138,7 @@ impl Gpu {
     }
 
     /// A small uniform buffer holding a kernel's parameters.
-    pub(crate) fn uniform<T: bytemuck::Pod>(
-        &self,
-        what: &'static str,
-        params: &T,
-    ) -> Result<GpuBuffer> {
+    pub(crate) fn uniform<T: bytemuck::Pod>(&self, what: &'static str, params: &T) -> Result<GpuBuffer> {
         self.buffer(
             what,
             std::mem::size_of::<T>() as u64,

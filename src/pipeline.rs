@@ -43,23 +43,14 @@ pub(crate) struct PipelineCache {
 
 impl Gpu {
     /// The pipeline for `spec` with `constants` (WGSL `override`s), built on first use.
-    pub(crate) fn kernel(
-        &self,
-        spec: &KernelSpec,
-        constants: &[(&'static str, f64)],
-    ) -> Result<Arc<Kernel>> {
+    pub(crate) fn kernel(&self, spec: &KernelSpec, constants: &[(&'static str, f64)]) -> Result<Arc<Kernel>> {
         let key: Key = (
             spec.name,
             spec.entry,
             constants.iter().map(|(k, v)| (*k, v.to_bits())).collect(),
         );
         let cache = &self.inner.pipelines;
-        if let Some(k) = cache
-            .pipelines
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
+        if let Some(k) = cache.pipelines.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(k.clone());
         }
         let kernel = self.scoped("pipeline creation", || {
@@ -86,9 +77,7 @@ impl Gpu {
                         ty: match access {
                             Access::Uniform => wgpu::BufferBindingType::Uniform,
                             Access::Read => wgpu::BufferBindingType::Storage { read_only: true },
-                            Access::ReadWrite => {
-                                wgpu::BufferBindingType::Storage { read_only: false }
-                            }
+                            Access::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
                         },
                         has_dynamic_offset: false,
                         min_binding_size: None,
@@ -147,20 +136,11 @@ impl Kernel {
     /// Records one dispatch of `workgroups` workgroups in a pass of its own.
     /// Past `max_compute_workgroups_per_dimension` the grid folds into 2-D;
     /// shaders recover the linear workgroup index with [`crate::kernels::linear_workgroup`]'s rule.
-    pub(crate) fn dispatch(
-        &self,
-        gpu: &Gpu,
-        encoder: &mut wgpu::CommandEncoder,
-        bind: &wgpu::BindGroup,
-        workgroups: u64,
-    ) {
+    pub(crate) fn dispatch(&self, gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, bind: &wgpu::BindGroup, workgroups: u64) {
         if workgroups == 0 {
             return;
         }
-        let (x, y) = grid(
-            workgroups,
-            gpu.limits().max_compute_workgroups_per_dimension,
-        );
+        let (x, y) = grid(workgroups, gpu.limits().max_compute_workgroups_per_dimension);
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: None,
             timestamp_writes: None,

@@ -4,12 +4,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 
-fn staging(
-    gpu: &Gpu,
-    src: &wgpu::Buffer,
-    offset: u64,
-    bytes: u64,
-) -> Result<(wgpu::Buffer, wgpu::SubmissionIndex)> {
+fn staging(gpu: &Gpu, src: &wgpu::Buffer, offset: u64, bytes: u64) -> Result<(wgpu::Buffer, wgpu::SubmissionIndex)> {
     gpu.scoped("readback copy", || {
         let staging = gpu.device().create_buffer(&wgpu::BufferDescriptor {
             label: Some("wgpu-embed readback"),
@@ -28,10 +23,7 @@ fn finish(staging: wgpu::Buffer, bytes: u64, what: &'static str) -> Result<Vec<u
     let view = staging
         .slice(..bytes)
         .get_mapped_range()
-        .map_err(|e| Error::Readback {
-            what,
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| Error::Readback { what, reason: e.to_string() })?;
     let out = view.to_vec();
     drop(view);
     staging.unmap();
@@ -40,30 +32,19 @@ fn finish(staging: wgpu::Buffer, bytes: u64, what: &'static str) -> Result<Vec<u
 
 /// Reads `bytes` bytes of `src` from `offset`, blocking until they arrive.
 /// `offset` and `bytes` must be multiples of 4 (the crate's buffers always are).
-pub(crate) fn read_bytes(
-    gpu: &Gpu,
-    src: &wgpu::Buffer,
-    offset: u64,
-    bytes: u64,
-    what: &'static str,
-) -> Result<Vec<u8>> {
+pub(crate) fn read_bytes(gpu: &Gpu, src: &wgpu::Buffer, offset: u64, bytes: u64, what: &'static str) -> Result<Vec<u8>> {
     if bytes == 0 {
         return Ok(Vec::new());
     }
     let (staging, index) = staging(gpu, src, offset, bytes)?;
     let (tx, rx) = std::sync::mpsc::channel();
-    staging
-        .slice(..bytes)
-        .map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
+    staging.slice(..bytes).map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
     gpu.wait(index)?;
     match rx.recv() {
         Ok(Ok(())) => finish(staging, bytes, what),
-        Ok(Err(e)) => Err(Error::Readback {
-            what,
-            reason: e.to_string(),
-        }),
+        Ok(Err(e)) => Err(Error::Readback { what, reason: e.to_string() }),
         Err(_) => Err(gpu.check_alive().err().unwrap_or(Error::Readback {
             what,
             reason: "the map callback never ran".into(),
@@ -85,21 +66,16 @@ pub(crate) async fn read_bytes_async(
     }
     let (staging, index) = staging(gpu, src, offset, bytes)?;
     let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
-    staging
-        .slice(..bytes)
-        .map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
+    staging.slice(..bytes).map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
     let poller = gpu.clone();
     std::thread::spawn(move || {
         let _ = poller.wait(index);
     });
     match rx.receive().await {
         Some(Ok(())) => finish(staging, bytes, what),
-        Some(Err(e)) => Err(Error::Readback {
-            what,
-            reason: e.to_string(),
-        }),
+        Some(Err(e)) => Err(Error::Readback { what, reason: e.to_string() }),
         None => Err(gpu.check_alive().err().unwrap_or(Error::Readback {
             what,
             reason: "the map callback never ran".into(),

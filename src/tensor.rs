@@ -94,8 +94,7 @@ impl Tensor {
 
     /// Copies the tensor to the host without blocking the caller's executor.
     pub async fn to_vec_async(&self) -> Result<Vec<f32>> {
-        let bytes =
-            readback::read_bytes_async(&self.gpu, self.buffer(), 0, self.bytes(), "tensor").await?;
+        let bytes = readback::read_bytes_async(&self.gpu, self.buffer(), 0, self.bytes(), "tensor").await?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 
@@ -131,9 +130,7 @@ impl Tensor {
             });
         }
         self.gpu.scoped("tensor write", || {
-            self.gpu
-                .queue()
-                .write_buffer(self.buffer(), 0, bytemuck::cast_slice(data));
+            self.gpu.queue().write_buffer(self.buffer(), 0, bytemuck::cast_slice(data));
             Ok(())
         })
     }
@@ -190,14 +187,12 @@ impl IndexTensor {
     }
     /// Copies the indices to the host.
     pub fn to_vec(&self) -> Result<Vec<u32>> {
-        let bytes =
-            readback::read_bytes(&self.gpu, self.buffer(), 0, self.len as u64 * 4, "indices")?;
+        let bytes = readback::read_bytes(&self.gpu, self.buffer(), 0, self.len as u64 * 4, "indices")?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
     /// Reads the single index at `position`.
     pub(crate) fn read_one(&self, position: usize) -> Result<u32> {
-        let bytes =
-            readback::read_bytes(&self.gpu, self.buffer(), position as u64 * 4, 4, "index")?;
+        let bytes = readback::read_bytes(&self.gpu, self.buffer(), position as u64 * 4, 4, "index")?;
         Ok(bytemuck::pod_read_unaligned(&bytes))
     }
     pub(crate) fn check_gpu(&self, gpu: &Gpu, what: &'static str) -> Result<()> {

@@ -12,16 +12,8 @@ pub fn embedding_gather(
     table: &[f32],
     out: &mut [f32],
 ) {
-    assert_eq!(
-        table.len(),
-        num_embeddings * dim,
-        "table length is rows × dim"
-    );
-    assert_eq!(
-        out.len(),
-        indices.len() * dim,
-        "out length is indices × dim"
-    );
+    assert_eq!(table.len(), num_embeddings * dim, "table length is rows × dim");
+    assert_eq!(out.len(), indices.len() * dim, "out length is indices × dim");
     for (pos, &row) in indices.iter().enumerate() {
         let dst = pos * dim;
         if row as usize >= num_embeddings {

@@ -3,11 +3,7 @@
 /// `out[p, c] = 1.0` if `indices[p] == c`, else `0.0`; `out` is
 /// `indices.len() × num_classes`. An out-of-range index gives a zero row.
 pub fn one_hot(indices: &[u32], num_classes: usize, out: &mut [f32]) {
-    assert_eq!(
-        out.len(),
-        indices.len() * num_classes,
-        "out length is indices × classes"
-    );
+    assert_eq!(out.len(), indices.len() * num_classes, "out length is indices × classes");
     for (pos, &hot) in indices.iter().enumerate() {
         let base = pos * num_classes;
         for c in 0..num_classes {

@@ -78,10 +78,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &GatherArgs) 
     if args.n == 0 {
         return Ok(());
     }
-    let tpr = args
-        .threads_per_row
-        .unwrap_or_else(|| threads_per_row(gpu, args.dim))
-        .max(1);
+    let tpr = args.threads_per_row.unwrap_or_else(|| threads_per_row(gpu, args.dim)).max(1);
     let params = Params {
         n: to_u32("index count", args.n)?,
         dim: to_u32("embedding dim", args.dim)?,
@@ -110,12 +107,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &GatherArgs) 
         ],
     );
     let invocations = args.n as u64 * tpr as u64;
-    kernel.dispatch(
-        gpu,
-        encoder,
-        &bind,
-        invocations.div_ceil(WORKGROUP_SIZE as u64),
-    );
+    kernel.dispatch(gpu, encoder, &bind, invocations.div_ceil(WORKGROUP_SIZE as u64));
     Ok(())
 }
 
@@ -156,19 +148,8 @@ pub fn embedding_gather(table: &Tensor, indices: &IndexTensor) -> Result<Tensor>
 }
 
 /// Reads a status word and turns a recorded position into `IndexOutOfRange`.
-pub(crate) fn check_status(
-    gpu: &Gpu,
-    status: &wgpu::Buffer,
-    indices: &IndexTensor,
-    num_embeddings: usize,
-) -> Result<()> {
-    let word: u32 = bytemuck::pod_read_unaligned(&crate::readback::read_bytes(
-        gpu,
-        status,
-        0,
-        4,
-        "gather status",
-    )?);
+pub(crate) fn check_status(gpu: &Gpu, status: &wgpu::Buffer, indices: &IndexTensor, num_embeddings: usize) -> Result<()> {
+    let word: u32 = bytemuck::pod_read_unaligned(&crate::readback::read_bytes(gpu, status, 0, 4, "gather status")?);
     if word == STATUS_OK {
         return Ok(());
     }

@@ -11,11 +11,7 @@ const SPEC: KernelSpec = KernelSpec {
     name: "one_hot",
     source: include_str!("../../shaders/one_hot.wgsl"),
     entry: "one_hot",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::ReadWrite),
-    ],
+    bindings: &[(0, Access::Uniform), (1, Access::Read), (2, Access::ReadWrite)],
 };
 
 #[repr(C)]
@@ -51,12 +47,7 @@ pub fn encode(
     let uniform = gpu.uniform("one_hot params", &params)?;
     let bind = kernel.bind(gpu, &[(0, uniform.raw()), (1, indices), (2, out)]);
     let invocations = n as u64 * quads as u64;
-    kernel.dispatch(
-        gpu,
-        encoder,
-        &bind,
-        invocations.div_ceil(WORKGROUP_SIZE as u64),
-    );
+    kernel.dispatch(gpu, encoder, &bind, invocations.div_ceil(WORKGROUP_SIZE as u64));
     Ok(())
 }
 
@@ -77,14 +68,7 @@ pub fn one_hot(gpu: &Gpu, indices: &[u32], num_classes: usize) -> Result<Tensor>
     let out = Tensor::zeros(gpu, &[indices.len(), num_classes])?;
     let idx = gpu.storage_from("one_hot indices", indices)?;
     let mut encoder = gpu.encoder("one_hot");
-    encode(
-        gpu,
-        &mut encoder,
-        idx.raw(),
-        indices.len(),
-        num_classes,
-        out.buffer(),
-    )?;
+    encode(gpu, &mut encoder, idx.raw(), indices.len(), num_classes, out.buffer())?;
     gpu.submit_and_wait(encoder)?;
     Ok(out)
 }

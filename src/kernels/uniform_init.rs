@@ -37,9 +37,7 @@ impl Distribution {
                 if !(mean.is_finite() && std.is_finite() && std >= 0.0) {
                     return Err(Error::InvalidArgument {
                         name: "normal parameters",
-                        reason: format!(
-                            "need finite mean and std >= 0, got mean = {mean}, std = {std}"
-                        ),
+                        reason: format!("need finite mean and std >= 0, got mean = {mean}, std = {std}"),
                     });
                 }
             }
@@ -109,11 +107,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &FillArgs) ->
     };
     let kernel = gpu.kernel(&spec, &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
     let uniform = gpu.uniform("uniform_init params", &params)?;
-    let slot = if args.distribution == Distribution::Bits {
-        2
-    } else {
-        1
-    };
+    let slot = if args.distribution == Distribution::Bits { 2 } else { 1 };
     let bind = kernel.bind(gpu, &[(0, uniform.raw()), (slot, args.out)]);
     kernel.dispatch(gpu, encoder, &bind, blocks.div_ceil(WORKGROUP_SIZE as u64));
     Ok(())
@@ -125,13 +119,7 @@ pub fn fill(tensor: &Tensor, seed: u64, distribution: Distribution) -> Result<()
 }
 
 /// Fills elements `begin .. end` of `tensor` with the same values a whole-tensor fill gives them.
-pub fn fill_range(
-    tensor: &Tensor,
-    begin: usize,
-    end: usize,
-    seed: u64,
-    distribution: Distribution,
-) -> Result<()> {
+pub fn fill_range(tensor: &Tensor, begin: usize, end: usize, seed: u64, distribution: Distribution) -> Result<()> {
     if begin > end || end > tensor.numel() {
         return Err(Error::InvalidArgument {
             name: "fill range",

@@ -66,12 +66,7 @@ impl Embedding {
     }
 
     /// A table with N(0, 1) weights from `options.seed`; the `padding_idx` row is zero.
-    pub fn with_options(
-        gpu: &Gpu,
-        num_embeddings: usize,
-        dim: usize,
-        options: EmbeddingOptions,
-    ) -> Result<Embedding> {
+    pub fn with_options(gpu: &Gpu, num_embeddings: usize, dim: usize, options: EmbeddingOptions) -> Result<Embedding> {
         let mut emb = Embedding::empty(gpu, num_embeddings, dim, options)?;
         let seed = emb.options.seed;
         emb.normal_(0.0, 1.0, seed)?;
@@ -81,13 +76,7 @@ impl Embedding {
 
     /// A table holding `weights` (row-major, `num_embeddings × dim`), as
     /// `Embedding.from_pretrained`. `freeze = true` refuses gradients and updates.
-    pub fn from_pretrained(
-        gpu: &Gpu,
-        weights: &[f32],
-        num_embeddings: usize,
-        dim: usize,
-        freeze: bool,
-    ) -> Result<Embedding> {
+    pub fn from_pretrained(gpu: &Gpu, weights: &[f32], num_embeddings: usize, dim: usize, freeze: bool) -> Result<Embedding> {
         let options = EmbeddingOptions {
             freeze,
             ..EmbeddingOptions::default()
@@ -105,12 +94,7 @@ impl Embedding {
         options: EmbeddingOptions,
     ) -> Result<Embedding> {
         check_shape(num_embeddings, dim)?;
-        check_len(
-            weights,
-            num_embeddings,
-            dim,
-            "Embedding::from_pretrained weights",
-        )?;
+        check_len(weights, num_embeddings, dim, "Embedding::from_pretrained weights")?;
         check_options(&options, num_embeddings)?;
         let weight = Tensor::from_slice(gpu, weights, &[num_embeddings, dim])?;
         Ok(Embedding {
@@ -122,17 +106,10 @@ impl Embedding {
         })
     }
 
-    fn empty(
-        gpu: &Gpu,
-        num_embeddings: usize,
-        dim: usize,
-        options: EmbeddingOptions,
-    ) -> Result<Embedding> {
+    fn empty(gpu: &Gpu, num_embeddings: usize, dim: usize, options: EmbeddingOptions) -> Result<Embedding> {
         check_shape(num_embeddings, dim)?;
         check_options(&options, num_embeddings)?;
-        let bytes = (num_embeddings as u64)
-            .saturating_mul(dim as u64)
-            .saturating_mul(4);
+        let bytes = (num_embeddings as u64).saturating_mul(dim as u64).saturating_mul(4);
         gpu.check_size("embedding table", bytes, true)?;
         let weight = Tensor::zeros(gpu, &[num_embeddings, dim])?;
         Ok(Embedding {
@@ -184,12 +161,7 @@ impl Embedding {
     /// Replaces the weights (row-major, `num_embeddings × dim`): PyTorch's
     /// `embedding.weight = nn.Parameter(...)`.
     pub fn set_weight(&mut self, rows: &[f32]) -> Result<()> {
-        check_len(
-            rows,
-            self.num_embeddings,
-            self.dim,
-            "Embedding::set_weight rows",
-        )?;
+        check_len(rows, self.num_embeddings, self.dim, "Embedding::set_weight rows")?;
         self.weight.write(rows)
     }
 
@@ -198,11 +170,9 @@ impl Embedding {
             let zeros = vec![0.0f32; self.dim];
             self.gpu.scoped("zero padding row", || {
                 let offset = (p * self.dim * 4) as u64;
-                self.gpu.queue().write_buffer(
-                    self.weight.buffer(),
-                    offset,
-                    bytemuck::cast_slice(&zeros),
-                );
+                self.gpu
+                    .queue()
+                    .write_buffer(self.weight.buffer(), offset, bytemuck::cast_slice(&zeros));
                 Ok(())
             })?;
         }
@@ -216,9 +186,7 @@ impl Embedding {
         check_indices(indices, self.num_embeddings)?;
         let idx = IndexTensor::from_slice(&self.gpu, indices)?;
         let out = self.alloc_output(indices.len())?;
-        let status = self
-            .gpu
-            .storage_from("embedding_gather status", &[STATUS_OK])?;
+        let status = self.gpu.storage_from("embedding_gather status", &[STATUS_OK])?;
         let mut encoder = self.gpu.encoder("Embedding::forward");
         self.encode_forward(&mut encoder, &idx, &out, status.raw())?;
         self.gpu.submit_and_wait(encoder)?;
@@ -230,9 +198,7 @@ impl Embedding {
     pub fn forward_gpu(&self, indices: &IndexTensor) -> Result<Tensor> {
         indices.check_gpu(&self.gpu, "indices")?;
         let out = self.alloc_output(indices.len())?;
-        let status = self
-            .gpu
-            .storage_from("embedding_gather status", &[STATUS_OK])?;
+        let status = self.gpu.storage_from("embedding_gather status", &[STATUS_OK])?;
         let mut encoder = self.gpu.encoder("Embedding::forward_gpu");
         self.encode_forward(&mut encoder, indices, &out, status.raw())?;
         self.gpu.submit_and_wait(encoder)?;
@@ -262,9 +228,7 @@ impl Embedding {
             });
         }
         if let Some(max_norm) = self.options.max_norm {
-            let counts = self
-                .gpu
-                .storage("max_norm row counts", self.num_embeddings as u64 * 4)?;
+            let counts = self.gpu.storage("max_norm row counts", self.num_embeddings as u64 * 4)?;
             row_histogram::encode(
                 &self.gpu,
                 encoder,
@@ -313,12 +277,7 @@ impl Embedding {
     }
 
     /// Records a fill of the whole table into the caller's encoder.
-    pub fn encode_init(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        seed: u64,
-        distribution: Distribution,
-    ) -> Result<()> {
+    pub fn encode_init(&self, encoder: &mut wgpu::CommandEncoder, seed: u64, distribution: Distribution) -> Result<()> {
         uniform_init::encode(
             &self.gpu,
             encoder,
@@ -336,10 +295,7 @@ impl Embedding {
 
 fn check_shape(num_embeddings: usize, dim: usize) -> Result<()> {
     if num_embeddings == 0 || dim == 0 {
-        return Err(Error::EmptyTable {
-            num_embeddings,
-            dim,
-        });
+        return Err(Error::EmptyTable { num_embeddings, dim });
     }
     Ok(())
 }

@@ -10,8 +10,9 @@ use wgpu_embed::{Gpu, GpuOptions};
 pub fn gpus() -> &'static [Gpu] {
     static GPUS: OnceLock<Vec<Gpu>> = OnceLock::new();
     GPUS.get_or_init(|| {
-        let all = Gpu::all(&GpuOptions::default())
-            .unwrap_or_else(|e| panic!("GPU tests need an adapter and found none: {e}"));
+        let all = Gpu::all(&GpuOptions::default()).unwrap_or_else(|e| {
+            panic!("GPU tests need an adapter and found none: {e}")
+        });
         let gpus: Vec<Gpu> = all
             .into_iter()
             .map(|g| g.unwrap_or_else(|e| panic!("an adapter failed to open: {e}")))
@@ -38,18 +39,13 @@ pub fn each_gpu(mut f: impl FnMut(&Gpu)) {
 
 /// A deterministic table whose every value is distinct and exactly representable.
 pub fn table(rows: usize, dim: usize) -> Vec<f32> {
-    (0..rows * dim)
-        .map(|i| (i % 16_777_216) as f32 * 0.5 - 1000.0)
-        .collect()
+    (0..rows * dim).map(|i| (i % 16_777_216) as f32 * 0.5 - 1000.0).collect()
 }
 
 /// Bitwise equality of two float slices, reporting the first difference.
 pub fn assert_bits_eq(what: &str, got: &[f32], want: &[f32]) {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
     if let Some(i) = (0..got.len()).find(|&i| got[i].to_bits() != want[i].to_bits()) {
-        panic!(
-            "{what}: element {i} differs: got {} want {}",
-            got[i], want[i]
-        );
+        panic!("{what}: element {i} differs: got {} want {}", got[i], want[i]);
     }
 }
