@@ -6,7 +6,14 @@
 pub mod buffer_copy;
 pub mod embedding_bag;
 pub mod embedding_gather;
+pub mod embedding_renorm;
+pub mod exclusive_scan;
 pub mod one_hot;
+pub mod radix_sort;
+pub mod row_histogram;
+pub mod scatter_add_atomic;
+pub mod segment_sum;
+pub mod sgd_update;
 pub mod uniform_init;
 
 /// Workgroup size of every 1-D kernel: a multiple of every subgroup size

@@ -3,9 +3,12 @@
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::embedding_gather::{self, GatherArgs, STATUS_OK};
+use crate::kernels::embedding_renorm::{self, RenormArgs};
+use crate::kernels::row_histogram::{self, HistogramArgs};
 use crate::kernels::uniform_init::{self, Distribution, FillArgs};
 use crate::nn::check_indices;
 use crate::nn::weight::{DType, HalfTensor, Weight};
+use crate::nn::GradientMode;
 use crate::tensor::{IndexTensor, Tensor};
 
 /// The seed `Embedding::new` initialises from, so two runs give the same table.
@@ -18,19 +21,22 @@ pub struct EmbeddingOptions {
     pub seed: u64,
     /// This row starts at zero (and, once gradients exist, never receives one).
     pub padding_idx: Option<usize>,
-    /// Renormalise referenced rows whose `norm_type`-norm exceeds this (gradient issue).
+    /// `forward` renormalises, in place, each referenced row whose
+    /// `norm_type`-norm exceeds this (a repeated row once), as PyTorch does.
     pub max_norm: Option<f32>,
     /// The p of the p-norm used with `max_norm`.
     pub norm_type: f32,
-    /// Divide each row's gradient by its frequency in the batch (gradient issue).
+    /// Divide each row's gradient by how often the row occurs in the batch.
     pub scale_grad_by_freq: bool,
-    /// Return gradients as (rows, values) instead of a dense table (gradient issue).
+    /// `backward` returns `Gradient::Sparse` (unique rows ascending, one summed row each).
     pub sparse: bool,
-    /// No gradient, no updates.
+    /// No gradient, no updates: those calls return `Error::Frozen`.
     pub freeze: bool,
     /// Storage of the table: f32, or f16 for half the memory and lookup
     /// traffic (math and outputs stay f32; see [`crate::nn::weight`]).
     pub dtype: DType,
+    /// Sorted and deterministic (default), or float atomics where the adapter has them.
+    pub gradient_mode: GradientMode,
 }
 
 impl Default for EmbeddingOptions {
@@ -44,17 +50,18 @@ impl Default for EmbeddingOptions {
             sparse: false,
             freeze: false,
             dtype: DType::F32,
+            gradient_mode: GradientMode::Deterministic,
         }
     }
 }
 
 /// A `[num_embeddings, dim]` table on the GPU; `forward` gathers rows.
 pub struct Embedding {
-    gpu: Gpu,
-    weight: Weight,
-    num_embeddings: usize,
-    dim: usize,
-    options: EmbeddingOptions,
+    pub(super) gpu: Gpu,
+    pub(super) weight: Weight,
+    pub(super) num_embeddings: usize,
+    pub(super) dim: usize,
+    pub(super) options: EmbeddingOptions,
 }
 
 impl Embedding {
@@ -200,6 +207,11 @@ impl Embedding {
     pub fn gpu(&self) -> &Gpu {
         &self.gpu
     }
+    /// Chooses how `backward` and `backward_sgd` sum rows (see [`GradientMode`]).
+    pub fn set_gradient_mode(&mut self, mode: GradientMode) {
+        self.options.gradient_mode = mode;
+    }
+
     /// The weight `[num_embeddings, dim]` in its storage type (read it with
     /// `to_vec`; [`Weight::as_f32`] gives the f32 [`Tensor`]).
     pub fn weight(&self) -> &Weight {
@@ -293,6 +305,7 @@ impl Embedding {
 
     /// Looks up `indices`: a `[indices.len(), dim]` tensor. Every index is
     /// checked first; the first one out of range is `Error::IndexOutOfRange`.
+    /// With `max_norm` set, the referenced rows are renormalised in place first.
     pub fn forward(&self, indices: &[u32]) -> Result<Tensor> {
         check_indices(indices, self.num_embeddings)?;
         let idx = IndexTensor::from_slice(&self.gpu, indices)?;
@@ -323,7 +336,9 @@ impl Embedding {
 
     /// Records the lookup into the caller's encoder: `out` must be
     /// `[indices.len(), dim]`; `status` one u32 set to `STATUS_OK` that the
-    /// kernel lowers to the first out-of-range position.
+    /// kernel lowers to the first out-of-range position. With `max_norm`, the
+    /// renormalisation (`row_histogram` then `embedding_renorm`, skipped
+    /// entirely when an index is out of range) is recorded before the gather.
     pub fn encode_forward(
         &self,
         encoder: &mut wgpu::CommandEncoder,
@@ -339,6 +354,33 @@ impl Embedding {
                 expected: vec![indices.len(), self.dim],
                 found: out.shape().to_vec(),
             });
+        }
+        if let Some(max_norm) = self.options.max_norm {
+            let counts = self.gpu.storage("max_norm row counts", self.num_embeddings as u64 * 4)?;
+            row_histogram::encode(
+                &self.gpu,
+                encoder,
+                &HistogramArgs {
+                    indices: indices.buffer(),
+                    n: indices.len(),
+                    num_embeddings: self.num_embeddings,
+                    status,
+                    counts: counts.raw(),
+                },
+            )?;
+            embedding_renorm::encode(
+                &self.gpu,
+                encoder,
+                &RenormArgs {
+                    num_embeddings: self.num_embeddings,
+                    dim: self.dim,
+                    max_norm,
+                    norm_type: self.options.norm_type,
+                    status,
+                    counts: counts.raw(),
+                    weight: self.weight.buffer(),
+                },
+            )?;
         }
         let encode = match self.weight.dtype() {
             DType::F32 => embedding_gather::encode,
@@ -421,6 +463,12 @@ fn check_len(data: &[f32], num_embeddings: usize, dim: usize, what: &'static str
 }
 
 fn check_options(options: &EmbeddingOptions, num_embeddings: usize) -> Result<()> {
+    if options.max_norm.is_some() && options.dtype != DType::F32 {
+        return Err(Error::InvalidArgument {
+            name: "max_norm",
+            reason: "renormalising rows in place needs an f32 table; this one is f16".into(),
+        });
+    }
     if let Some(p) = options.padding_idx {
         if p >= num_embeddings {
             return Err(Error::InvalidArgument {

@@ -4,11 +4,13 @@ mod embedding;
 mod embedding_bag;
 mod files;
 pub mod weight;
+mod gradient;
 
 pub use crate::cpu::embedding_bag::BagMode;
 pub use embedding::{Embedding, EmbeddingOptions, DEFAULT_SEED};
 pub use embedding_bag::{BagOutput, EmbeddingBag, EmbeddingBagOptions};
 pub use weight::{DType, HalfTensor, Weight};
+pub use gradient::{Gradient, GradientMode};
 
 use crate::error::{Error, Result};
 

@@ -1,0 +1,170 @@
+//! The embedding gradient at V = 2^16, dim = 128, N = 2^18, uniform and
+//! Zipf(1.1) indices: the deterministic sorted backward, the float-atomic
+//! backward, and the forward gather they are measured against, in one run.
+//!
+//! Times are wall-clock around submit-and-wait of one recorded encoder (the
+//! same for every kernel, so the ratios are fair). On lavapipe they are CPU
+//! figures, not GPU performance. `cargo bench --bench gradient`.
+
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use wgpu_embed::{Embedding, Gpu, GradientMode, IndexTensor, Tensor};
+
+const V: usize = 1 << 16;
+const DIM: usize = 128;
+const N: usize = 1 << 18;
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn uniform(rng: &mut Rng) -> Vec<u32> {
+    (0..N).map(|_| (rng.next() % V as u64) as u32).collect()
+}
+
+/// Zipf(1.1) over ranks 1..=V, rank k -> row k - 1 (row 0 is the hottest, ~14 % of the batch).
+fn zipf(rng: &mut Rng) -> Vec<u32> {
+    let mut cdf = Vec::with_capacity(V);
+    let mut total = 0.0f64;
+    for k in 1..=V {
+        total += (k as f64).powf(-1.1);
+        cdf.push(total);
+    }
+    (0..N)
+        .map(|_| {
+            let u = rng.unit() * total;
+            cdf.partition_point(|&c| c < u).min(V - 1) as u32
+        })
+        .collect()
+}
+
+struct Setup {
+    gpu: Gpu,
+    emb: Embedding,
+    atomic: Option<Embedding>,
+    grad_out: Tensor,
+    grad: Tensor,
+    out: Tensor,
+    status: IndexTensor,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let gpu = Gpu::new().expect("an adapter (lavapipe: apt-get install mesa-vulkan-drivers)");
+        let emb = Embedding::new(&gpu, V, DIM).expect("table");
+        let atomic = gpu.has_float_atomics().then(|| {
+            let mut e = Embedding::new(&gpu, V, DIM).expect("table");
+            e.set_gradient_mode(GradientMode::Atomic);
+            e
+        });
+        let mut rng = Rng(1);
+        let values: Vec<f32> = (0..N * DIM)
+            .map(|_| (rng.unit() * 2.0 - 1.0) as f32)
+            .collect();
+        let grad_out = Tensor::from_slice(&gpu, &values, &[N, DIM]).expect("grad_out");
+        let grad = Tensor::zeros(&gpu, &[V, DIM]).expect("grad");
+        let out = Tensor::zeros(&gpu, &[N, DIM]).expect("out");
+        let status = IndexTensor::from_slice(&gpu, &[u32::MAX]).expect("status");
+        Setup {
+            gpu,
+            emb,
+            atomic,
+            grad_out,
+            grad,
+            out,
+            status,
+        }
+    }
+
+    fn forward(&self, idx: &IndexTensor) {
+        let mut enc = self.gpu.encoder("bench forward");
+        self.emb
+            .encode_forward(&mut enc, idx, &self.out, self.status.buffer())
+            .unwrap();
+        self.gpu.submit_and_wait(enc).unwrap();
+    }
+
+    fn backward(&self, emb: &Embedding, idx: &IndexTensor) {
+        let mut enc = self.gpu.encoder("bench backward");
+        emb.encode_backward(
+            &mut enc,
+            idx,
+            &self.grad_out,
+            &self.grad,
+            self.status.buffer(),
+        )
+        .unwrap();
+        self.gpu.submit_and_wait(enc).unwrap();
+    }
+}
+
+fn median_ms(mut f: impl FnMut()) -> f64 {
+    f();
+    let mut times: Vec<f64> = (0..7)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(|a, b| a.total_cmp(b));
+    times[times.len() / 2]
+}
+
+fn bench(c: &mut Criterion) {
+    let s = Setup::new();
+    println!(
+        "adapter: {} (times are wall clock around submit-and-wait)",
+        s.gpu.describe()
+    );
+    let mut rng = Rng(2);
+    let lists = [("uniform", uniform(&mut rng)), ("zipf1.1", zipf(&mut rng))];
+    let mut summary = Vec::new();
+    for (name, list) in &lists {
+        let idx = IndexTensor::from_slice(&s.gpu, list).unwrap();
+        let mut group = c.benchmark_group(format!("gradient/{name}"));
+        group
+            .sample_size(10)
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(3));
+        // Forward: read N rows, write N rows. Backward: read grad_out, write the table.
+        group.throughput(Throughput::Bytes((2 * N * DIM * 4) as u64));
+        group.bench_function("forward_gather", |b| b.iter(|| s.forward(&idx)));
+        group.throughput(Throughput::Bytes(((N + V) * DIM * 4) as u64));
+        group.bench_function("backward_deterministic", |b| {
+            b.iter(|| s.backward(&s.emb, &idx))
+        });
+        if let Some(atomic) = &s.atomic {
+            group.bench_function("backward_atomic", |b| b.iter(|| s.backward(atomic, &idx)));
+        }
+        group.finish();
+        let fwd = median_ms(|| s.forward(&idx));
+        let det = median_ms(|| s.backward(&s.emb, &idx));
+        let atom = s.atomic.as_ref().map(|a| median_ms(|| s.backward(a, &idx)));
+        summary.push((name, fwd, det, atom));
+    }
+    println!("\nsummary (median of 7, ms) on {}:", s.gpu.describe());
+    for (name, fwd, det, atom) in summary {
+        let atom = atom.map_or("n/a (no SHADER_FLOAT32_ATOMIC)".to_string(), |a| {
+            format!("{a:.1} ({:.2}x forward)", a / fwd)
+        });
+        println!(
+            "  {name:8} forward {fwd:.1}  deterministic backward {det:.1} ({:.2}x forward)  atomic backward {atom}",
+            det / fwd
+        );
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

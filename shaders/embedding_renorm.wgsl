@@ -1,0 +1,61 @@
+// embedding_renorm: max_norm, as PyTorch's embedding_renorm_. Every row the
+// batch references (counts[r] > 0: a row repeated in the batch is visited
+// once) whose norm_type-norm exceeds max_norm is scaled in place by
+// max_norm / (norm + 1e-7). Runs before the gather, in the same encoder.
+//
+// norm_type 1 and 2 use only additions, multiplications and sqrt; other
+// values use pow, whose precision varies by adapter, so the renormalised rows
+// match the CPU twin to a few ulps rather than bit for bit.
+
+override WORKGROUP_SIZE: u32 = 256u;
+
+const STATUS_OK: u32 = 0xFFFFFFFFu;
+
+struct Params {
+    num_embeddings: u32,
+    dim: u32,
+    max_norm: f32,
+    norm_type: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> status: array<u32>;
+@group(0) @binding(2) var<storage, read> counts: array<u32>;
+@group(0) @binding(3) var<storage, read_write> weight: array<f32>;
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn embedding_renorm(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let r = (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
+    if r >= params.num_embeddings || status[0] != STATUS_OK || counts[r] == 0u {
+        return;
+    }
+    let base = r * params.dim;
+    let p = params.norm_type;
+    var acc = 0.0;
+    for (var c = 0u; c < params.dim; c++) {
+        let x = abs(weight[base + c]);
+        if p == 1.0 {
+            acc = acc + x;
+        } else if p == 2.0 {
+            acc = acc + x * x;
+        } else if x > 0.0 {
+            acc = acc + pow(x, p);
+        }
+    }
+    var norm = acc;
+    if p == 2.0 {
+        norm = sqrt(acc);
+    } else if p != 1.0 && acc > 0.0 {
+        norm = pow(acc, 1.0 / p);
+    }
+    if norm > params.max_norm {
+        let scale = params.max_norm / (norm + 1e-7);
+        for (var c = 0u; c < params.dim; c++) {
+            weight[base + c] = weight[base + c] * scale;
+        }
+    }
+}

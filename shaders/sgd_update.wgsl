@@ -1,0 +1,54 @@
+// sgd_update: weight -= lr * grad, for a dense gradient (sgd_dense, one
+// invocation per element) or a sparse one (sgd_sparse, one invocation per
+// (row, column) of `values`; `rows` must be unique, as the backward pass
+// makes them, and rows outside the table are skipped).
+
+override WORKGROUP_SIZE: u32 = 256u;
+
+struct Params {
+    len: u32,            // dense: elements; sparse: rows of `values`
+    dim: u32,
+    num_embeddings: u32,
+    lr: f32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> grad: array<f32>;
+@group(0) @binding(2) var<storage, read_write> weight: array<f32>;
+@group(0) @binding(3) var<storage, read> rows: array<u32>;
+
+fn invocation(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn sgd_dense(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = invocation(wid, nwg, lid);
+    if i >= params.len {
+        return;
+    }
+    weight[i] = weight[i] - params.lr * grad[i];
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn sgd_sparse(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = invocation(wid, nwg, lid);
+    let i = g / params.dim;
+    let c = g % params.dim;
+    if i >= params.len {
+        return;
+    }
+    let row = rows[i];
+    if row >= params.num_embeddings {
+        return;
+    }
+    weight[row * params.dim + c] = weight[row * params.dim + c] - params.lr * grad[i * params.dim + c];
+}

@@ -1,0 +1,189 @@
+//! The whole deterministic embedding backward on the CPU, composed from the
+//! kernel twins in the order `nn::Embedding` records the kernels:
+//! `row_histogram` → `exclusive_scan` → `radix_sort` → `segment_sum`.
+//! This is the oracle the GPU gradient is compared with, bit for bit.
+
+use super::{exclusive_scan, radix_sort, row_histogram, segment_sum};
+use crate::cpu::segment_sum::SegmentParams;
+use crate::kernels::segment_sum::CHUNK;
+
+/// The gradient options that change the arithmetic.
+#[derive(Clone, Copy, Debug)]
+pub struct BackwardOptions {
+    pub padding_idx: Option<usize>,
+    pub scale_grad_by_freq: bool,
+    /// Tile length of the segment split (the GPU uses [`CHUNK`]).
+    pub chunk: usize,
+}
+
+impl Default for BackwardOptions {
+    fn default() -> Self {
+        BackwardOptions {
+            padding_idx: None,
+            scale_grad_by_freq: false,
+            chunk: CHUNK,
+        }
+    }
+}
+
+/// The batch grouped by row: what the sort stage hands the segment stage.
+pub struct SortedBatch {
+    pub status: u32,
+    pub counts: Vec<u32>,
+    /// `num_embeddings + 1` entries.
+    pub offsets: Vec<u32>,
+    pub sorted_keys: Vec<u32>,
+    pub sorted_pos: Vec<u32>,
+    /// Pieces of the segments that cross tiles.
+    pub partials: Vec<f32>,
+    pub params: SegmentParams,
+}
+
+/// Histogram, scan, sort and tile partials of one batch.
+pub fn sort_batch(
+    num_embeddings: usize,
+    dim: usize,
+    indices: &[u32],
+    grad_out: &[f32],
+    options: &BackwardOptions,
+) -> SortedBatch {
+    let n = indices.len();
+    assert_eq!(grad_out.len(), n * dim, "grad_out is n × dim");
+    let mut status = u32::MAX;
+    let mut counts = vec![0u32; num_embeddings];
+    row_histogram(num_embeddings, indices, &mut status, &mut counts);
+    let mut offsets = vec![0u32; num_embeddings + 1];
+    exclusive_scan(&counts, None, false, &mut offsets);
+    let mut sorted_keys = vec![0u32; n];
+    let mut sorted_pos = vec![0u32; n];
+    radix_sort(indices, num_embeddings, &mut sorted_keys, &mut sorted_pos);
+    let params = SegmentParams {
+        n,
+        dim,
+        num_embeddings,
+        chunk: options.chunk.max(1),
+        padding_idx: options.padding_idx,
+        scale_by_freq: options.scale_grad_by_freq,
+    };
+    let mut partials = vec![0.0f32; n.div_ceil(params.chunk) * 2 * dim];
+    segment_sum::segment_partials(
+        &params,
+        status,
+        &offsets,
+        &sorted_keys,
+        &sorted_pos,
+        grad_out,
+        &mut partials,
+    );
+    SortedBatch {
+        status,
+        counts,
+        offsets,
+        sorted_keys,
+        sorted_pos,
+        partials,
+        params,
+    }
+}
+
+/// The dense `[num_embeddings, dim]` gradient of a lookup of `indices`.
+pub fn embedding_backward_dense(
+    num_embeddings: usize,
+    dim: usize,
+    indices: &[u32],
+    grad_out: &[f32],
+    options: &BackwardOptions,
+) -> Vec<f32> {
+    let b = sort_batch(num_embeddings, dim, indices, grad_out, options);
+    let mut out = vec![0.0f32; num_embeddings * dim];
+    segment_sum::segment_dense(
+        &b.params,
+        b.status,
+        &b.offsets,
+        &b.sorted_pos,
+        grad_out,
+        &b.partials,
+        &mut out,
+    );
+    out
+}
+
+/// The sparse gradient: the referenced rows ascending (padding excluded) and
+/// one summed `dim`-row each.
+pub fn embedding_backward_sparse(
+    num_embeddings: usize,
+    dim: usize,
+    indices: &[u32],
+    grad_out: &[f32],
+    options: &BackwardOptions,
+) -> (Vec<u32>, Vec<f32>) {
+    let b = sort_batch(num_embeddings, dim, indices, grad_out, options);
+    let mut ranks = vec![0u32; num_embeddings + 1];
+    exclusive_scan(&b.counts, options.padding_idx, true, &mut ranks);
+    let unique = ranks[num_embeddings] as usize;
+    let mut rows = vec![0u32; unique];
+    let mut values = vec![0.0f32; unique * dim];
+    segment_sum::segment_sparse(
+        &b.params,
+        b.status,
+        &b.offsets,
+        &b.sorted_pos,
+        grad_out,
+        &b.partials,
+        &mut values,
+        &ranks,
+        &mut rows,
+    );
+    (rows, values)
+}
+
+/// Fused backward + SGD on `weight` (`[num_embeddings, dim]`).
+pub fn embedding_backward_sgd(
+    num_embeddings: usize,
+    dim: usize,
+    indices: &[u32],
+    grad_out: &[f32],
+    options: &BackwardOptions,
+    weight: &mut [f32],
+    lr: f32,
+) {
+    let b = sort_batch(num_embeddings, dim, indices, grad_out, options);
+    segment_sum::segment_sgd(
+        &b.params,
+        b.status,
+        &b.offsets,
+        &b.sorted_pos,
+        grad_out,
+        &b.partials,
+        weight,
+        lr,
+    );
+}
+
+/// Fused backward + row-wise Adagrad on `weight`, with one f32 of `state` per row.
+#[allow(clippy::too_many_arguments)]
+pub fn embedding_backward_adagrad(
+    num_embeddings: usize,
+    dim: usize,
+    indices: &[u32],
+    grad_out: &[f32],
+    options: &BackwardOptions,
+    weight: &mut [f32],
+    state: &mut [f32],
+    lr: f32,
+    eps: f32,
+) {
+    let b = sort_batch(num_embeddings, dim, indices, grad_out, options);
+    segment_sum::segment_adagrad(
+        &b.params,
+        b.status,
+        &b.offsets,
+        &b.sorted_pos,
+        grad_out,
+        &b.partials,
+        weight,
+        state,
+        lr,
+        eps,
+    );
+}

@@ -1,0 +1,49 @@
+//! CPU twin of `shaders/embedding_renorm.wgsl`.
+
+/// Scales each row with `counts[r] > 0` whose `norm_type`-norm exceeds
+/// `max_norm` by `max_norm / (norm + 1e-7)`, as PyTorch's `embedding_renorm_`
+/// (in f32, summing the row's columns in ascending order).
+pub fn embedding_renorm(
+    num_embeddings: usize,
+    dim: usize,
+    max_norm: f32,
+    norm_type: f32,
+    status: u32,
+    counts: &[u32],
+    weight: &mut [f32],
+) {
+    if status != u32::MAX {
+        return;
+    }
+    let p = norm_type;
+    for r in 0..num_embeddings {
+        if counts[r] == 0 {
+            continue;
+        }
+        let row = &mut weight[r * dim..(r + 1) * dim];
+        let mut acc = 0.0f32;
+        for &w in row.iter() {
+            let x = w.abs();
+            if p == 1.0 {
+                acc += x;
+            } else if p == 2.0 {
+                acc += x * x;
+            } else if x > 0.0 {
+                acc += x.powf(p);
+            }
+        }
+        let norm = if p == 2.0 {
+            acc.sqrt()
+        } else if p != 1.0 && acc > 0.0 {
+            acc.powf(1.0 / p)
+        } else {
+            acc
+        };
+        if norm > max_norm {
+            let scale = max_norm / (norm + 1e-7);
+            for w in row.iter_mut() {
+                *w *= scale;
+            }
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! CPU twin of `shaders/segment_sum.wgsl`: the same tiles, the same pieces,
+//! the same order of additions, so the GPU matches it bit for bit.
+
+/// The shader's uniform parameters.
+#[derive(Clone, Copy, Debug)]
+pub struct SegmentParams {
+    pub n: usize,
+    pub dim: usize,
+    pub num_embeddings: usize,
+    /// Tile length in sorted entries (`kernels::segment_sum::CHUNK`).
+    pub chunk: usize,
+    pub padding_idx: Option<usize>,
+    pub scale_by_freq: bool,
+}
+
+impl SegmentParams {
+    fn num_tiles(&self) -> usize {
+        self.n.div_ceil(self.chunk)
+    }
+}
+
+const STATUS_OK: u32 = u32::MAX;
+
+/// Sorted entries `s..e`, column `c`, added in ascending order from 0.
+fn run_sum(
+    p: &SegmentParams,
+    s: usize,
+    e: usize,
+    c: usize,
+    sorted_pos: &[u32],
+    grad_out: &[f32],
+) -> f32 {
+    let mut acc = 0.0f32;
+    for &pos in &sorted_pos[s..e] {
+        acc += grad_out[pos as usize * p.dim + c];
+    }
+    acc
+}
+
+/// The pieces of segments that cross tiles: `partials[(tile * 2 + piece) * dim + c]`,
+/// piece 0 the head (the row at the tile's first entry began earlier), piece 1
+/// the tail (the row at its last entry continues and began inside the tile).
+pub fn segment_partials(
+    p: &SegmentParams,
+    status: u32,
+    offsets: &[u32],
+    sorted_keys: &[u32],
+    sorted_pos: &[u32],
+    grad_out: &[f32],
+    partials: &mut [f32],
+) {
+    if status != STATUS_OK || p.n <= p.chunk {
+        return;
+    }
+    for t in 0..p.num_tiles() {
+        let begin = t * p.chunk;
+        let end = (begin + p.chunk).min(p.n);
+        for piece in 0..2 {
+            let (r, s, e) = if piece == 0 {
+                if begin == 0 || sorted_keys[begin - 1] != sorted_keys[begin] {
+                    continue;
+                }
+                let r = sorted_keys[begin] as usize;
+                (r, begin, end.min(offsets[r + 1] as usize))
+            } else {
+                if end >= p.n || sorted_keys[end] != sorted_keys[end - 1] {
+                    continue;
+                }
+                let r = sorted_keys[end - 1] as usize;
+                let s = offsets[r] as usize;
+                if s < begin {
+                    continue;
+                }
+                (r, s, end)
+            };
+            if Some(r) == p.padding_idx {
+                continue;
+            }
+            let slot = (t * 2 + piece) * p.dim;
+            for c in 0..p.dim {
+                partials[slot + c] = run_sum(p, s, e, c, sorted_pos, grad_out);
+            }
+        }
+    }
+}
+
+/// Row `r`'s gradient: its segment summed (directly, or its pieces in tile
+/// order), zero for the padding row, divided by its count with `scale_by_freq`.
+fn row_grad(
+    p: &SegmentParams,
+    r: usize,
+    offsets: &[u32],
+    sorted_pos: &[u32],
+    grad_out: &[f32],
+    partials: &[f32],
+) -> Vec<f32> {
+    let mut g = vec![0.0f32; p.dim];
+    if Some(r) == p.padding_idx {
+        return g;
+    }
+    let (s, e) = (offsets[r] as usize, offsets[r + 1] as usize);
+    if e == s {
+        return g;
+    }
+    let (t0, t1) = (s / p.chunk, (e - 1) / p.chunk);
+    for (c, out) in g.iter_mut().enumerate() {
+        let mut acc;
+        if t0 == t1 {
+            acc = run_sum(p, s, e, c, sorted_pos, grad_out);
+        } else {
+            acc = 0.0f32 + partials[(t0 * 2 + 1) * p.dim + c];
+            for t in t0 + 1..=t1 {
+                acc += partials[t * 2 * p.dim + c];
+            }
+        }
+        let count = (e - s) as u32;
+        if p.scale_by_freq && count > 1 {
+            acc /= count as f32;
+        }
+        *out = acc;
+    }
+    g
+}
+
+fn referenced(p: &SegmentParams, r: usize, offsets: &[u32]) -> bool {
+    offsets[r + 1] != offsets[r] && Some(r) != p.padding_idx
+}
+
+/// The dense `[num_embeddings, dim]` gradient; rows nobody references are 0.
+pub fn segment_dense(
+    p: &SegmentParams,
+    status: u32,
+    offsets: &[u32],
+    sorted_pos: &[u32],
+    grad_out: &[f32],
+    partials: &[f32],
+    out: &mut [f32],
+) {
+    if status != STATUS_OK {
+        return;
+    }
+    for r in 0..p.num_embeddings {
+        let g = row_grad(p, r, offsets, sorted_pos, grad_out, partials);
+        out[r * p.dim..(r + 1) * p.dim].copy_from_slice(&g);
+    }
+}
+
+/// The sparse gradient: `rows[ranks[r]] = r` and `values[ranks[r], :]` for
+/// every referenced row except the padding row.
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+pub fn segment_sparse(
+    p: &SegmentParams,
+    status: u32,
+    offsets: &[u32],
+    sorted_pos: &[u32],
+    grad_out: &[f32],
+    partials: &[f32],
+    values: &mut [f32],
+    ranks: &[u32],
+    rows: &mut [u32],
+) {
+    if status != STATUS_OK {
+        return;
+    }
+    for r in 0..p.num_embeddings {
+        if !referenced(p, r, offsets) {
+            continue;
+        }
+        let slot = ranks[r] as usize;
+        rows[slot] = r as u32;
+        let g = row_grad(p, r, offsets, sorted_pos, grad_out, partials);
+        values[slot * p.dim..(slot + 1) * p.dim].copy_from_slice(&g);
+    }
+}
+
+/// Fused SGD: `weight[r] -= lr * grad[r]` for referenced rows.
+#[allow(clippy::too_many_arguments)]
+pub fn segment_sgd(
+    p: &SegmentParams,
+    status: u32,
+    offsets: &[u32],
+    sorted_pos: &[u32],
+    grad_out: &[f32],
+    partials: &[f32],
+    weight: &mut [f32],
+    lr: f32,
+) {
+    if status != STATUS_OK {
+        return;
+    }
+    for r in 0..p.num_embeddings {
+        if !referenced(p, r, offsets) {
+            continue;
+        }
+        let g = row_grad(p, r, offsets, sorted_pos, grad_out, partials);
+        for (c, &gc) in g.iter().enumerate() {
+            let w = &mut weight[r * p.dim + c];
+            *w -= lr * gc;
+        }
+    }
+}
+
+/// Fused row-wise Adagrad (FBGEMM EXACT_ROWWISE_ADAGRAD) for referenced rows:
+/// `state[r] += mean(grad[r]²)` (squares summed over columns ascending), then
+/// `weight[r] -= lr / (sqrt(state[r]) + eps) * grad[r]`.
+#[allow(clippy::too_many_arguments)]
+pub fn segment_adagrad(
+    p: &SegmentParams,
+    status: u32,
+    offsets: &[u32],
+    sorted_pos: &[u32],
+    grad_out: &[f32],
+    partials: &[f32],
+    weight: &mut [f32],
+    state: &mut [f32],
+    lr: f32,
+    eps: f32,
+) {
+    if status != STATUS_OK {
+        return;
+    }
+    for r in 0..p.num_embeddings {
+        if !referenced(p, r, offsets) {
+            continue;
+        }
+        let g = row_grad(p, r, offsets, sorted_pos, grad_out, partials);
+        let mut squares = 0.0f32;
+        for &gc in &g {
+            squares += gc * gc;
+        }
+        let h = state[r] + squares / p.dim as f32;
+        state[r] = h;
+        let multiplier = lr / (h.sqrt() + eps);
+        for (c, &gc) in g.iter().enumerate() {
+            let w = &mut weight[r * p.dim + c];
+            *w -= multiplier * gc;
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! `embedding_renorm`: `max_norm`, as PyTorch's `embedding_renorm_`: each
+//! referenced row whose norm exceeds `max_norm` is scaled in place by
+//! `max_norm / (norm + 1e-7)`, once however often the batch repeats it.
+//! Shader: `shaders/embedding_renorm.wgsl`; CPU twin: `cpu::embedding_renorm`.
+
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::kernels::{to_u32, WORKGROUP_SIZE};
+use crate::pipeline::{Access, KernelSpec};
+
+const SPEC: KernelSpec = KernelSpec {
+    name: "embedding_renorm",
+    source: include_str!("../../shaders/embedding_renorm.wgsl"),
+    entry: "embedding_renorm",
+    bindings: &[
+        (0, Access::Uniform),
+        (1, Access::Read),
+        (2, Access::Read),
+        (3, Access::ReadWrite),
+    ],
+};
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    num_embeddings: u32,
+    dim: u32,
+    max_norm: f32,
+    norm_type: f32,
+}
+
+/// The buffers of one renormalisation.
+pub struct RenormArgs<'a> {
+    pub num_embeddings: usize,
+    pub dim: usize,
+    pub max_norm: f32,
+    pub norm_type: f32,
+    /// Nothing is written unless this is `STATUS_OK`.
+    pub status: &'a wgpu::Buffer,
+    /// `row_histogram` of the batch: rows with a nonzero count are renormalised.
+    pub counts: &'a wgpu::Buffer,
+    pub weight: &'a wgpu::Buffer,
+}
+
+/// Records the renormalisation into `encoder`.
+pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &RenormArgs) -> Result<()> {
+    to_u32(
+        "table elements",
+        args.num_embeddings.saturating_mul(args.dim),
+    )?;
+    let params = Params {
+        num_embeddings: to_u32("num_embeddings", args.num_embeddings)?,
+        dim: to_u32("embedding dim", args.dim)?,
+        max_norm: args.max_norm,
+        norm_type: args.norm_type,
+    };
+    let kernel = gpu.kernel(&SPEC, &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
+    let uniform = gpu.uniform("embedding_renorm params", &params)?;
+    let bind = kernel.bind(
+        gpu,
+        &[
+            (0, uniform.raw()),
+            (1, args.status),
+            (2, args.counts),
+            (3, args.weight),
+        ],
+    );
+    kernel.dispatch(
+        gpu,
+        encoder,
+        &bind,
+        (args.num_embeddings as u64).div_ceil(WORKGROUP_SIZE as u64),
+    );
+    Ok(())
+}

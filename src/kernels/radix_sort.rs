@@ -1,0 +1,136 @@
+//! `radix_sort`: a stable LSD sort of (key, position) pairs by key, 4 bits a
+//! pass, only as many passes as the largest key needs.
+//! Shader: `shaders/radix_sort.wgsl`; CPU twin: `cpu::radix_sort`.
+
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::kernels::exclusive_scan::{self, ScanArgs};
+use crate::kernels::to_u32;
+use crate::pipeline::{Access, KernelSpec};
+
+const SOURCE: &str = include_str!("../../shaders/radix_sort.wgsl");
+
+const COUNT: KernelSpec = KernelSpec {
+    name: "radix_sort",
+    source: SOURCE,
+    entry: "radix_count",
+    bindings: &[
+        (0, Access::Uniform),
+        (1, Access::Read),
+        (3, Access::ReadWrite),
+    ],
+};
+const SCATTER: KernelSpec = KernelSpec {
+    name: "radix_sort",
+    source: SOURCE,
+    entry: "radix_scatter",
+    bindings: &[
+        (0, Access::Uniform),
+        (1, Access::Read),
+        (2, Access::Read),
+        (3, Access::ReadWrite),
+        (4, Access::ReadWrite),
+        (5, Access::ReadWrite),
+    ],
+};
+
+/// Elements per workgroup (64 invocations × 16 elements).
+pub const BLOCK: usize = 1024;
+/// Bits of the key sorted per pass.
+pub const DIGIT_BITS: u32 = 4;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    shift: u32,
+    num_blocks: u32,
+    first_pass: u32,
+}
+
+/// Passes needed for keys below `key_bound` (at least one, so the positions are always written).
+pub fn passes(key_bound: usize) -> u32 {
+    let bits = usize::BITS - key_bound.saturating_sub(1).leading_zeros();
+    bits.div_ceil(DIGIT_BITS).max(1)
+}
+
+/// One sort. Keys at or above `key_bound` are sorted only by their low bits
+/// (callers reject them through the histogram's status word).
+pub struct SortArgs<'a> {
+    /// `n` u32 keys (the indices); read, never written.
+    pub keys: &'a wgpu::Buffer,
+    pub n: usize,
+    pub key_bound: usize,
+    /// `n` u32s each: the keys ascending, and the positions they came from.
+    pub keys_out: &'a wgpu::Buffer,
+    pub positions_out: &'a wgpu::Buffer,
+}
+
+/// Records every pass into `encoder` (allocating ping-pong and histogram scratch).
+pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SortArgs) -> Result<()> {
+    if args.n == 0 {
+        return Ok(());
+    }
+    let n = to_u32("index count", args.n)?;
+    let num_blocks = args.n.div_ceil(BLOCK);
+    let hist_len = num_blocks * (1 << DIGIT_BITS);
+    let hist = gpu.storage("radix_sort histogram", hist_len as u64 * 4)?;
+    let hist_scan = gpu.storage("radix_sort histogram scan", (hist_len as u64 + 1) * 4)?;
+    let passes = passes(args.key_bound);
+    let (tmp_keys, tmp_positions) = if passes > 1 {
+        (
+            Some(gpu.storage("radix_sort keys", args.n as u64 * 4)?),
+            Some(gpu.storage("radix_sort positions", args.n as u64 * 4)?),
+        )
+    } else {
+        (None, None)
+    };
+    let count = gpu.kernel(&COUNT, &[])?;
+    let scatter = gpu.kernel(&SCATTER, &[])?;
+    let mut src: (&wgpu::Buffer, &wgpu::Buffer) = (args.keys, args.keys);
+    for pass in 0..passes {
+        // The last pass must land in the outputs; alternate backwards from there.
+        let dst = if (passes - 1 - pass).is_multiple_of(2) {
+            (args.keys_out, args.positions_out)
+        } else {
+            match (&tmp_keys, &tmp_positions) {
+                (Some(k), Some(p)) => (k.raw(), p.raw()),
+                _ => unreachable!("scratch exists whenever there is more than one pass"),
+            }
+        };
+        let params = Params {
+            n,
+            shift: pass * DIGIT_BITS,
+            num_blocks: to_u32("radix blocks", num_blocks)?,
+            first_pass: (pass == 0) as u32,
+        };
+        let uniform = gpu.uniform("radix_sort params", &params)?;
+        let bind = count.bind(gpu, &[(0, uniform.raw()), (1, src.0), (3, hist.raw())]);
+        count.dispatch(gpu, encoder, &bind, num_blocks as u64);
+        exclusive_scan::encode(
+            gpu,
+            encoder,
+            &ScanArgs {
+                input: hist.raw(),
+                len: hist_len,
+                out: hist_scan.raw(),
+                exclude: None,
+                flags: false,
+            },
+        )?;
+        let bind = scatter.bind(
+            gpu,
+            &[
+                (0, uniform.raw()),
+                (1, src.0),
+                (2, src.1),
+                (3, hist_scan.raw()),
+                (4, dst.0),
+                (5, dst.1),
+            ],
+        );
+        scatter.dispatch(gpu, encoder, &bind, num_blocks as u64);
+        src = dst;
+    }
+    Ok(())
+}

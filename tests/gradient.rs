@@ -1,0 +1,705 @@
+//! The embedding gradient on every adapter: the deterministic path bit for
+//! bit against the CPU twin, run to run and adapter to adapter; PyTorch's
+//! options; the fused updates; the atomic path; bad input.
+
+mod common;
+
+use common::{assert_bits_eq, each_gpu, gpus};
+use proptest::prelude::*;
+use wgpu_embed::cpu::{self, BackwardOptions};
+use wgpu_embed::{
+    Embedding, EmbeddingOptions, Error, Gpu, Gradient, GradientMode, IndexTensor, Tensor,
+};
+
+/// wgpu's GL backend holds one context lock per adapter and panics when a
+/// thread waits on it for more than a second (a long shader compile on
+/// another test thread does that), so the tests in this file take turns.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// SplitMix64: test data from a seed, identical everywhere.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn float(&mut self) -> f32 {
+        (self.unit() * 2.0 - 1.0) as f32
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Dist {
+    Uniform,
+    Zipf,
+    AllSame,
+}
+
+/// `n` indices below `vocab`: uniform, Zipf(1.1) by rank, or one row repeated.
+fn index_list(rng: &mut Rng, n: usize, vocab: usize, dist: Dist) -> Vec<u32> {
+    match dist {
+        Dist::Uniform => (0..n).map(|_| rng.below(vocab) as u32).collect(),
+        Dist::AllSame => {
+            let r = rng.below(vocab) as u32;
+            vec![r; n]
+        }
+        Dist::Zipf => {
+            let mut cdf = Vec::with_capacity(vocab);
+            let mut total = 0.0f64;
+            for k in 1..=vocab {
+                total += (k as f64).powf(-1.1);
+                cdf.push(total);
+            }
+            (0..n)
+                .map(|_| {
+                    let u = rng.unit() * total;
+                    cdf.partition_point(|&c| c < u).min(vocab - 1) as u32
+                })
+                .collect()
+        }
+    }
+}
+
+fn floats(rng: &mut Rng, len: usize) -> Vec<f32> {
+    (0..len).map(|_| rng.float()).collect()
+}
+
+fn table(
+    gpu: &Gpu,
+    weights: &[f32],
+    vocab: usize,
+    dim: usize,
+    options: EmbeddingOptions,
+) -> Embedding {
+    Embedding::from_pretrained_with_options(gpu, weights, vocab, dim, options).expect("table")
+}
+
+fn twin_options(options: &EmbeddingOptions) -> BackwardOptions {
+    BackwardOptions {
+        padding_idx: options.padding_idx,
+        scale_grad_by_freq: options.scale_grad_by_freq,
+        ..BackwardOptions::default()
+    }
+}
+
+/// Runs the dense backward twice on `gpu`, checks both runs against the twin
+/// bit for bit, and returns the gradient.
+fn dense_checked(
+    gpu: &Gpu,
+    indices: &[u32],
+    grad_out: &[f32],
+    vocab: usize,
+    dim: usize,
+    options: &EmbeddingOptions,
+) -> Vec<f32> {
+    let emb = table(gpu, &vec![0.0; vocab * dim], vocab, dim, options.clone());
+    let g = Tensor::from_slice(gpu, grad_out, &[indices.len(), dim]).unwrap();
+    let first = emb
+        .backward(indices, &g)
+        .unwrap()
+        .to_dense_vec(vocab, dim)
+        .unwrap();
+    let second = emb
+        .backward(indices, &g)
+        .unwrap()
+        .to_dense_vec(vocab, dim)
+        .unwrap();
+    let want = cpu::embedding_backward_dense(vocab, dim, indices, grad_out, &twin_options(options));
+    assert_bits_eq("dense gradient vs CPU twin", &first, &want);
+    assert_bits_eq("dense gradient, second run", &second, &first);
+    first
+}
+
+#[test]
+fn deterministic_gradient_is_bit_exact_everywhere() {
+    let _turn = serial();
+    // Segments longer than a tile (all-same, Zipf) and dims that are not multiples of 8.
+    let cases = [
+        (5000, 1000, 37, Dist::Zipf),
+        (5000, 7, 8, Dist::AllSame),
+        (4099, 65_536, 5, Dist::Uniform),
+        (1, 1, 1, Dist::AllSame),
+        (0, 3, 4, Dist::Uniform),
+    ];
+    for (case, &(n, vocab, dim, dist)) in cases.iter().enumerate() {
+        let mut rng = Rng(case as u64);
+        let indices = index_list(&mut rng, n, vocab, dist);
+        let grad_out = floats(&mut rng, n * dim);
+        let mut per_adapter = Vec::new();
+        each_gpu(|gpu| {
+            per_adapter.push(dense_checked(
+                gpu,
+                &indices,
+                &grad_out,
+                vocab,
+                dim,
+                &EmbeddingOptions::default(),
+            ))
+        });
+        for other in &per_adapter[1..] {
+            assert_bits_eq("dense gradient across adapters", other, &per_adapter[0]);
+        }
+    }
+}
+
+#[test]
+fn small_tiles_split_and_recombine_like_the_twin() {
+    let _turn = serial();
+    // The twin with tiny tiles must still equal plain ascending sums when no
+    // piece sum is rounded differently: integers are exact in f32.
+    let mut rng = Rng(7);
+    let indices = index_list(&mut rng, 3000, 50, Dist::Zipf);
+    let grad_out: Vec<f32> = (0..3000 * 3).map(|_| rng.below(100) as f32).collect();
+    let tiny = BackwardOptions {
+        chunk: 3,
+        ..BackwardOptions::default()
+    };
+    let split = cpu::embedding_backward_dense(50, 3, &indices, &grad_out, &tiny);
+    let whole =
+        cpu::embedding_backward_dense(50, 3, &indices, &grad_out, &BackwardOptions::default());
+    assert_bits_eq("tiny tiles vs default tiles on exact data", &split, &whole);
+    let mut naive = vec![0.0f32; 50 * 3];
+    for (p, &r) in indices.iter().enumerate() {
+        for c in 0..3 {
+            naive[r as usize * 3 + c] += grad_out[p * 3 + c];
+        }
+    }
+    assert_bits_eq("twin vs naive scatter on exact data", &whole, &naive);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+    #[test]
+    fn gradient_matches_twin_on_every_adapter(
+        n in 0usize..=5000,
+        vocab in 1usize..=100_000,
+        dim in 1usize..=300,
+        dist in prop_oneof![Just(Dist::Uniform), Just(Dist::Zipf), Just(Dist::AllSame)],
+        seed in any::<u64>(),
+    ) {
+        let _turn = serial();
+        // Keep the dense table within lavapipe's 128 MiB binding.
+        let vocab = vocab.min((1 << 25) / dim);
+        let mut rng = Rng(seed);
+        let indices = index_list(&mut rng, n, vocab, dist);
+        let grad_out = floats(&mut rng, n * dim);
+        let mut per_adapter = Vec::new();
+        each_gpu(|gpu| per_adapter.push(dense_checked(gpu, &indices, &grad_out, vocab, dim, &EmbeddingOptions::default())));
+        for other in &per_adapter[1..] {
+            assert_bits_eq("dense gradient across adapters", other, &per_adapter[0]);
+        }
+    }
+}
+
+#[test]
+fn padding_row_gets_no_gradient() {
+    let _turn = serial();
+    let (vocab, dim) = (10, 6);
+    let indices = [0u32, 3, 3, 9, 3, 0, 5];
+    let mut rng = Rng(11);
+    let grad_out = floats(&mut rng, indices.len() * dim);
+    let options = EmbeddingOptions {
+        padding_idx: Some(3),
+        ..EmbeddingOptions::default()
+    };
+    each_gpu(|gpu| {
+        let grad = dense_checked(gpu, &indices, &grad_out, vocab, dim, &options);
+        assert!(
+            grad[3 * dim..4 * dim].iter().all(|&x| x == 0.0),
+            "padding row has a gradient"
+        );
+        assert!(
+            grad[0..dim].iter().any(|&x| x != 0.0),
+            "row 0 lost its gradient"
+        );
+    });
+}
+
+#[test]
+fn scale_grad_by_freq_divides_by_the_count() {
+    let _turn = serial();
+    let (vocab, dim) = (4, 2);
+    let indices = [1u32, 1, 2, 1];
+    let grad_out = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
+    let options = EmbeddingOptions {
+        scale_grad_by_freq: true,
+        ..EmbeddingOptions::default()
+    };
+    each_gpu(|gpu| {
+        let grad = dense_checked(gpu, &indices, &grad_out, vocab, dim, &options);
+        // Row 1: (1 + 3 + 7) / 3, (2 + 4 + 8) / 3; row 2: 5, 6.
+        assert_eq!(
+            grad,
+            vec![0.0, 0.0, 11.0 / 3.0, 14.0 / 3.0, 5.0, 6.0, 0.0, 0.0]
+        );
+    });
+    // And on a Zipf batch with tile-crossing segments.
+    let mut rng = Rng(12);
+    let indices = index_list(&mut rng, 4000, 300, Dist::Zipf);
+    let grad_out = floats(&mut rng, 4000 * 9);
+    each_gpu(|gpu| {
+        dense_checked(gpu, &indices, &grad_out, 300, 9, &options);
+    });
+}
+
+#[test]
+fn sparse_gradient_agrees_with_dense() {
+    let _turn = serial();
+    let (vocab, dim) = (500, 13);
+    let mut rng = Rng(13);
+    let indices = index_list(&mut rng, 3000, vocab, Dist::Zipf);
+    let grad_out = floats(&mut rng, 3000 * dim);
+    for padding_idx in [None, Some(0)] {
+        let dense_opts = EmbeddingOptions {
+            padding_idx,
+            scale_grad_by_freq: true,
+            ..EmbeddingOptions::default()
+        };
+        let sparse_opts = EmbeddingOptions {
+            sparse: true,
+            ..dense_opts.clone()
+        };
+        let twin = twin_options(&dense_opts);
+        let (want_rows, want_values) =
+            cpu::embedding_backward_sparse(vocab, dim, &indices, &grad_out, &twin);
+        each_gpu(|gpu| {
+            let dense = dense_checked(gpu, &indices, &grad_out, vocab, dim, &dense_opts);
+            let emb = table(
+                gpu,
+                &vec![0.0; vocab * dim],
+                vocab,
+                dim,
+                sparse_opts.clone(),
+            );
+            let g = Tensor::from_slice(gpu, &grad_out, &[3000, dim]).unwrap();
+            let Gradient::Sparse { rows, values } = emb.backward(&indices, &g).unwrap() else {
+                panic!("sparse = true must give a sparse gradient");
+            };
+            let rows = rows.to_vec().unwrap();
+            let values = values.to_vec().unwrap();
+            assert_eq!(rows, want_rows);
+            assert!(
+                rows.windows(2).all(|w| w[0] < w[1]),
+                "rows ascending and unique"
+            );
+            assert_eq!(rows.contains(&0), padding_idx.is_none());
+            assert_bits_eq("sparse values vs twin", &values, &want_values);
+            for (i, &r) in rows.iter().enumerate() {
+                let r = r as usize;
+                assert_bits_eq(
+                    "sparse row vs dense row",
+                    &values[i * dim..(i + 1) * dim],
+                    &dense[r * dim..(r + 1) * dim],
+                );
+            }
+        });
+    }
+}
+
+#[test]
+fn max_norm_renormalises_each_referenced_row_once() {
+    let _turn = serial();
+    let (vocab, dim) = (8, 5);
+    let mut rng = Rng(14);
+    let weights: Vec<f32> = (0..vocab * dim).map(|_| rng.float() * 3.0).collect();
+    let indices = [3u32, 3, 5, 3, 1, 5];
+    for norm_type in [2.0f32, 1.0, 3.0] {
+        let options = EmbeddingOptions {
+            max_norm: Some(1.0),
+            norm_type,
+            ..EmbeddingOptions::default()
+        };
+        let mut counts = vec![0u32; vocab];
+        let mut status = u32::MAX;
+        cpu::row_histogram(vocab, &indices, &mut status, &mut counts);
+        let mut want = weights.clone();
+        cpu::embedding_renorm(vocab, dim, 1.0, norm_type, status, &counts, &mut want);
+        each_gpu(|gpu| {
+            let emb = table(gpu, &weights, vocab, dim, options.clone());
+            let out = emb.forward(&indices).unwrap().to_vec().unwrap();
+            let after = emb.weight().to_vec().unwrap();
+            // sqrt/pow precision differs by adapter: a few ulps of tolerance.
+            for (i, (&got, &w)) in after.iter().zip(&want).enumerate() {
+                assert!(
+                    (got - w).abs() <= 1e-6 * w.abs().max(1e-6),
+                    "weight {i}: got {got} want {w} (p = {norm_type})"
+                );
+            }
+            for r in 0..vocab {
+                let row = &after[r * dim..(r + 1) * dim];
+                if counts[r] == 0 {
+                    assert_bits_eq(
+                        "unreferenced row untouched",
+                        row,
+                        &weights[r * dim..(r + 1) * dim],
+                    );
+                } else {
+                    let norm: f32 = row
+                        .iter()
+                        .map(|x| x.abs().powf(norm_type))
+                        .sum::<f32>()
+                        .powf(1.0 / norm_type);
+                    assert!(norm <= 1.0 + 1e-5, "row {r} norm {norm} above max_norm");
+                }
+            }
+            for (p, &r) in indices.iter().enumerate() {
+                let r = r as usize;
+                assert_bits_eq(
+                    "forward reads the renormalised row",
+                    &out[p * dim..(p + 1) * dim],
+                    &after[r * dim..(r + 1) * dim],
+                );
+            }
+        });
+    }
+}
+
+#[test]
+fn fused_updates_match_the_twin() {
+    let _turn = serial();
+    let (vocab, dim) = (700, 19);
+    let mut rng = Rng(15);
+    let weights = floats(&mut rng, vocab * dim);
+    let indices = index_list(&mut rng, 4000, vocab, Dist::Zipf);
+    let grad_out = floats(&mut rng, 4000 * dim);
+    let options = EmbeddingOptions {
+        padding_idx: Some(2),
+        scale_grad_by_freq: true,
+        ..EmbeddingOptions::default()
+    };
+    let twin = twin_options(&options);
+    let mut want_sgd = weights.clone();
+    cpu::embedding_backward_sgd(vocab, dim, &indices, &grad_out, &twin, &mut want_sgd, 0.05);
+    let mut want_ada = weights.clone();
+    let mut want_state: Vec<f32> = (0..vocab).map(|r| (r % 3) as f32 * 0.25).collect();
+    let start_state = want_state.clone();
+    cpu::embedding_backward_adagrad(
+        vocab,
+        dim,
+        &indices,
+        &grad_out,
+        &twin,
+        &mut want_ada,
+        &mut want_state,
+        0.1,
+        1e-8,
+    );
+    let dense = cpu::embedding_backward_dense(vocab, dim, &indices, &grad_out, &twin);
+    let mut want_step = weights.clone();
+    cpu::sgd_dense(0.05, &dense, &mut want_step);
+    each_gpu(|gpu| {
+        let g = Tensor::from_slice(gpu, &grad_out, &[4000, dim]).unwrap();
+        let mut emb = table(gpu, &weights, vocab, dim, options.clone());
+        emb.backward_sgd(&indices, &g, 0.05).unwrap();
+        assert_bits_eq(
+            "fused SGD vs twin",
+            &emb.weight().to_vec().unwrap(),
+            &want_sgd,
+        );
+
+        let mut emb = table(gpu, &weights, vocab, dim, options.clone());
+        let mut state = Tensor::from_slice(gpu, &start_state, &[vocab]).unwrap();
+        emb.backward_adagrad(&indices, &g, &mut state, 0.1, 1e-8)
+            .unwrap();
+        assert_bits_eq(
+            "fused Adagrad weights vs twin",
+            &emb.weight().to_vec().unwrap(),
+            &want_ada,
+        );
+        assert_bits_eq(
+            "fused Adagrad state vs twin",
+            &state.to_vec().unwrap(),
+            &want_state,
+        );
+
+        // Unfused: dense and sparse gradients, then sgd_step.
+        for sparse in [false, true] {
+            let mut emb = table(
+                gpu,
+                &weights,
+                vocab,
+                dim,
+                EmbeddingOptions {
+                    sparse,
+                    ..options.clone()
+                },
+            );
+            let grad = emb.backward(&indices, &g).unwrap();
+            emb.sgd_step(&grad, 0.05).unwrap();
+            assert_bits_eq(
+                "backward + sgd_step vs twin",
+                &emb.weight().to_vec().unwrap(),
+                &want_step,
+            );
+            assert_bits_eq(
+                "fused SGD equals backward + sgd_step",
+                &want_sgd,
+                &want_step,
+            );
+        }
+    });
+}
+
+#[test]
+fn atomic_path_where_supported_missing_feature_elsewhere() {
+    let _turn = serial();
+    let (vocab, dim) = (300, 24);
+    let mut rng = Rng(16);
+    let indices = index_list(&mut rng, 5000, vocab, Dist::Zipf);
+    let grad_out = floats(&mut rng, 5000 * dim);
+    let options = EmbeddingOptions {
+        gradient_mode: GradientMode::Atomic,
+        padding_idx: Some(1),
+        scale_grad_by_freq: true,
+        ..EmbeddingOptions::default()
+    };
+    let want =
+        cpu::embedding_backward_dense(vocab, dim, &indices, &grad_out, &twin_options(&options));
+    let mut atomic_adapters = 0;
+    each_gpu(|gpu| {
+        let g = Tensor::from_slice(gpu, &grad_out, &[5000, dim]).unwrap();
+        let mut emb = table(gpu, &vec![0.0; vocab * dim], vocab, dim, options.clone());
+        let result = emb.backward(&indices, &g);
+        if !gpu.has_float_atomics() {
+            assert!(
+                matches!(result, Err(Error::MissingFeature { .. })),
+                "got {result:?}"
+            );
+            assert!(matches!(
+                emb.backward_sgd(&indices, &g, 0.1),
+                Err(Error::MissingFeature { .. })
+            ));
+            assert!(
+                emb.weight().to_vec().unwrap().iter().all(|&w| w == 0.0),
+                "weights changed"
+            );
+            return;
+        }
+        atomic_adapters += 1;
+        let got = result.unwrap().to_dense_vec(vocab, dim).unwrap();
+        // The atomic order differs from the twin's, and each term is divided
+        // by the count before it is added: the error is a few ulps of the
+        // row's absolute sum, bounded here by 1e-5 of the largest magnitude
+        // (sums of up to ~1000 terms of |x| <= 1, ulp 2^-24 each).
+        let scale = want.iter().fold(1.0f32, |m, x| m.max(x.abs()));
+        for (i, (&a, &b)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-5 * scale,
+                "element {i}: atomic {a} vs twin {b}"
+            );
+        }
+        assert!(
+            got[dim..2 * dim].iter().all(|&x| x == 0.0),
+            "padding row has a gradient"
+        );
+        emb.backward_sgd(&indices, &g, 0.1).unwrap();
+        let w = emb.weight().to_vec().unwrap();
+        for (i, (&a, &b)) in w.iter().zip(&want).enumerate() {
+            assert!(
+                (a + 0.1 * b).abs() <= 1e-5 * scale,
+                "weight {i}: {a} vs {}",
+                -0.1 * b
+            );
+        }
+    });
+    let expected = gpus().iter().filter(|g| g.has_float_atomics()).count();
+    assert_eq!(atomic_adapters, expected);
+}
+
+#[test]
+fn bad_input_is_an_error_and_changes_nothing() {
+    let _turn = serial();
+    let (vocab, dim) = (10, 4);
+    let weights: Vec<f32> = (0..vocab * dim).map(|i| i as f32).collect();
+    each_gpu(|gpu| {
+        let mut emb = table(gpu, &weights, vocab, dim, EmbeddingOptions::default());
+        let g3 = Tensor::from_slice(gpu, &[1.0; 12], &[3, dim]).unwrap();
+        let bad = [1u32, 10, 2];
+        assert_eq!(
+            emb.backward(&bad, &g3).unwrap_err(),
+            Error::IndexOutOfRange {
+                position: 1,
+                index: 10,
+                num_embeddings: vocab
+            }
+        );
+        assert!(matches!(
+            emb.backward_sgd(&bad, &g3, 0.1),
+            Err(Error::IndexOutOfRange { position: 1, .. })
+        ));
+        // Indices only the GPU knows: the kernels find them and write nothing.
+        let on_gpu = IndexTensor::from_slice(gpu, &[4, 5, 99]).unwrap();
+        assert!(matches!(
+            emb.backward_gpu(&on_gpu, &g3),
+            Err(Error::IndexOutOfRange {
+                position: 2,
+                index: 99,
+                ..
+            })
+        ));
+        assert!(matches!(
+            emb.backward_sgd_gpu(&on_gpu, &g3, 0.1),
+            Err(Error::IndexOutOfRange { position: 2, .. })
+        ));
+        let mut state = emb.adagrad_state().unwrap();
+        assert!(matches!(
+            emb.backward_adagrad_gpu(&on_gpu, &g3, &mut state, 0.1, 1e-8),
+            Err(Error::IndexOutOfRange { position: 2, .. })
+        ));
+        assert!(
+            state.to_vec().unwrap().iter().all(|&s| s == 0.0),
+            "state changed"
+        );
+        // Wrong shapes and lengths.
+        let g2 = Tensor::from_slice(gpu, &[1.0; 8], &[2, dim]).unwrap();
+        assert!(matches!(
+            emb.backward(&[1, 2, 3], &g2),
+            Err(Error::ShapeMismatch { .. })
+        ));
+        assert!(matches!(
+            emb.backward_sgd(&[1, 2, 3], &g2, 0.1),
+            Err(Error::ShapeMismatch { .. })
+        ));
+        let mut short = Tensor::zeros(gpu, &[vocab - 1]).unwrap();
+        assert!(matches!(
+            emb.backward_adagrad(&[1, 2, 3], &g3, &mut short, 0.1, 1e-8),
+            Err(Error::LengthMismatch {
+                expected: 10,
+                found: 9,
+                ..
+            })
+        ));
+        assert!(matches!(
+            emb.backward_sgd(&[1, 2, 3], &g3, f32::NAN),
+            Err(Error::InvalidArgument { .. })
+        ));
+        let wrong = Gradient::Dense(Tensor::zeros(gpu, &[vocab, dim + 1]).unwrap());
+        assert!(matches!(
+            emb.sgd_step(&wrong, 0.1),
+            Err(Error::ShapeMismatch { .. })
+        ));
+        assert_bits_eq(
+            "weights after bad input",
+            &emb.weight().to_vec().unwrap(),
+            &weights,
+        );
+        // Frozen tables refuse gradients and updates.
+        let mut frozen = Embedding::from_pretrained(gpu, &weights, vocab, dim, true).unwrap();
+        assert_eq!(frozen.backward(&[1, 2, 3], &g3).unwrap_err(), Error::Frozen);
+        assert_eq!(
+            frozen.backward_sgd(&[1, 2, 3], &g3, 0.1).unwrap_err(),
+            Error::Frozen
+        );
+        let mut state = frozen.adagrad_state().unwrap();
+        assert_eq!(
+            frozen
+                .backward_adagrad(&[1, 2, 3], &g3, &mut state, 0.1, 1e-8)
+                .unwrap_err(),
+            Error::Frozen
+        );
+        let zero = Gradient::Dense(Tensor::zeros(gpu, &[vocab, dim]).unwrap());
+        assert_eq!(frozen.sgd_step(&zero, 0.1).unwrap_err(), Error::Frozen);
+    });
+}
+
+#[test]
+fn training_loop_loss_falls_and_final_weights_agree_everywhere() {
+    let _turn = serial();
+    // Fit each row to a target vector: loss = mean over the batch of
+    // 0.5 * |row - target|², trained 150 steps with fused SGD, then 150 with
+    // fused row-wise Adagrad. The host computes grad_out in the same order on
+    // every adapter, so the whole run must repeat bit for bit, and match the
+    // same loop run on the CPU twins.
+    let (vocab, dim, batch, steps) = (64, 16, 256, 300);
+    let mut rng = Rng(17);
+    let init = floats(&mut rng, vocab * dim);
+    let targets = floats(&mut rng, vocab * dim);
+    let batches: Vec<Vec<u32>> = (0..steps)
+        .map(|_| index_list(&mut rng, batch, vocab, Dist::Zipf))
+        .collect();
+    let grad_and_loss = |out: &[f32], idx: &[u32]| {
+        let mut grad = vec![0.0f32; batch * dim];
+        let mut loss = 0.0f64;
+        for (p, &r) in idx.iter().enumerate() {
+            for c in 0..dim {
+                let d = out[p * dim + c] - targets[r as usize * dim + c];
+                grad[p * dim + c] = d / batch as f32;
+                loss += 0.5 * (d as f64) * (d as f64) / batch as f64;
+            }
+        }
+        (grad, loss)
+    };
+    let (sgd_lr, ada_lr, eps) = (0.5f32, 0.05f32, 1e-8f32);
+
+    // The loop on the CPU twins.
+    let twin = BackwardOptions::default();
+    let mut want = init.clone();
+    let mut want_state = vec![0.0f32; vocab];
+    for (step, idx) in batches.iter().enumerate() {
+        let mut out = vec![0.0f32; batch * dim];
+        let mut status = u32::MAX;
+        cpu::embedding_gather(vocab, dim, idx, &mut status, &want, &mut out);
+        let (grad, _) = grad_and_loss(&out, idx);
+        if step < steps / 2 {
+            cpu::embedding_backward_sgd(vocab, dim, idx, &grad, &twin, &mut want, sgd_lr);
+        } else {
+            cpu::embedding_backward_adagrad(
+                vocab,
+                dim,
+                idx,
+                &grad,
+                &twin,
+                &mut want,
+                &mut want_state,
+                ada_lr,
+                eps,
+            );
+        }
+    }
+
+    each_gpu(|gpu| {
+        let mut emb = table(gpu, &init, vocab, dim, EmbeddingOptions::default());
+        let mut state = emb.adagrad_state().unwrap();
+        let mut losses = Vec::new();
+        for (step, idx) in batches.iter().enumerate() {
+            let out = emb.forward(idx).unwrap().to_vec().unwrap();
+            let (grad, loss) = grad_and_loss(&out, idx);
+            losses.push(loss);
+            let g = Tensor::from_slice(gpu, &grad, &[batch, dim]).unwrap();
+            if step < steps / 2 {
+                emb.backward_sgd(idx, &g, sgd_lr).unwrap();
+            } else {
+                emb.backward_adagrad(idx, &g, &mut state, ada_lr, eps)
+                    .unwrap();
+            }
+        }
+        let first: f64 = losses[..10].iter().sum();
+        let last: f64 = losses[steps - 10..].iter().sum();
+        assert!(
+            last < 0.1 * first,
+            "loss did not fall enough: {first} -> {last}"
+        );
+        assert_bits_eq(
+            "trained weights vs the CPU twin's loop",
+            &emb.weight().to_vec().unwrap(),
+            &want,
+        );
+        assert_bits_eq(
+            "Adagrad state vs the CPU twin's loop",
+            &state.to_vec().unwrap(),
+            &want_state,
+        );
+    });
+}
