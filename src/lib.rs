@@ -38,5 +38,5 @@ pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions};
 pub use kernels::uniform_init::Distribution;
 pub use memory::GpuBuffer;
-pub use nn::{Embedding, EmbeddingOptions};
+pub use nn::{Embedding, EmbeddingOptions, Linear, LinearGrad, LinearOptions};
 pub use tensor::{IndexTensor, Tensor};

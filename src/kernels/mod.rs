@@ -3,8 +3,12 @@
 //! `wgpu::CommandEncoder` without submitting, and a convenience call that
 //! submits and waits. File names match `shaders/` and `src/cpu/`.
 
+pub mod column_sum;
 pub mod embedding_gather;
+pub mod fma_peak;
+pub mod matmul;
 pub mod one_hot;
+pub mod sgd_step;
 pub mod uniform_init;
 
 /// Workgroup size of every 1-D kernel: a multiple of every subgroup size

@@ -1,8 +1,10 @@
 //! Layers built from the kernels, mirroring PyTorch's `torch.nn`.
 
 mod embedding;
+mod linear;
 
 pub use embedding::{Embedding, EmbeddingOptions, DEFAULT_SEED};
+pub use linear::{Linear, LinearGrad, LinearOptions, DEFAULT_LINEAR_SEED};
 
 use crate::error::{Error, Result};
 
