@@ -37,22 +37,17 @@ pub(crate) struct Kernel {
 /// into a shader module.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum RuntimeChecks {
-    /// wgpu's defaults: every index clamped, every loop bounded. For every kernel
-    /// whose indices come from data.
+    /// wgpu's defaults: every index clamped, every loop bounded. For every
+    /// kernel whose indices come from data.
     Checked,
     /// No injected checks. Only for shaders whose every storage index is
     /// guarded by an explicit comparison against sizes the host validated, and
     /// whose every workgroup-array index is in range by construction; the
-    /// kernel's host module says why. Worth +50% on an inner product loop.
+    /// kernel's host module says why.
     Unchecked,
 }
 
-type Key = (
-    &'static str,
-    &'static str,
-    RuntimeChecks,
-    Vec<(&'static str, u64)>,
-);
+type Key = (&'static str, &'static str, RuntimeChecks, Vec<(&'static str, u64)>);
 
 #[derive(Default)]
 pub(crate) struct PipelineCache {
@@ -62,11 +57,7 @@ pub(crate) struct PipelineCache {
 
 impl Gpu {
     /// The pipeline for `spec` with `constants` (WGSL `override`s), built on first use.
-    pub(crate) fn kernel(
-        &self,
-        spec: &KernelSpec,
-        constants: &[(&'static str, f64)],
-    ) -> Result<Arc<Kernel>> {
+    pub(crate) fn kernel(&self, spec: &KernelSpec, constants: &[(&'static str, f64)]) -> Result<Arc<Kernel>> {
         self.kernel_with_checks(spec, constants, RuntimeChecks::Checked)
     }
 
@@ -84,12 +75,7 @@ impl Gpu {
             constants.iter().map(|(k, v)| (*k, v.to_bits())).collect(),
         );
         let cache = &self.inner.pipelines;
-        if let Some(k) = cache
-            .pipelines
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
+        if let Some(k) = cache.pipelines.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
             return Ok(k.clone());
         }
         let kernel = self.scoped("pipeline creation", || {
@@ -105,13 +91,10 @@ impl Gpu {
                         };
                         match checks {
                             RuntimeChecks::Checked => device.create_shader_module(desc),
-                            // SAFETY: `RuntimeChecks::Unchecked` is only passed for
-                            // shaders whose indexing is proven in range (see the enum).
+                            // SAFETY: `Unchecked` is only passed for shaders whose
+                            // indexing is proven in range (see `RuntimeChecks`).
                             RuntimeChecks::Unchecked => unsafe {
-                                device.create_shader_module_trusted(
-                                    desc,
-                                    wgpu::ShaderRuntimeChecks::unchecked(),
-                                )
+                                device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked())
                             },
                         }
                     })
@@ -127,9 +110,7 @@ impl Gpu {
                         ty: match access {
                             Access::Uniform => wgpu::BufferBindingType::Uniform,
                             Access::Read => wgpu::BufferBindingType::Storage { read_only: true },
-                            Access::ReadWrite => {
-                                wgpu::BufferBindingType::Storage { read_only: false }
-                            }
+                            Access::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
                         },
                         has_dynamic_offset: false,
                         min_binding_size: None,
@@ -188,20 +169,11 @@ impl Kernel {
     /// Records one dispatch of `workgroups` workgroups in a pass of its own.
     /// Past `max_compute_workgroups_per_dimension` the grid folds into 2-D;
     /// shaders recover the linear workgroup index with [`crate::kernels::linear_workgroup`]'s rule.
-    pub(crate) fn dispatch(
-        &self,
-        gpu: &Gpu,
-        encoder: &mut wgpu::CommandEncoder,
-        bind: &wgpu::BindGroup,
-        workgroups: u64,
-    ) {
+    pub(crate) fn dispatch(&self, gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, bind: &wgpu::BindGroup, workgroups: u64) {
         if workgroups == 0 {
             return;
         }
-        let (x, y) = grid(
-            workgroups,
-            gpu.limits().max_compute_workgroups_per_dimension,
-        );
+        let (x, y) = grid(workgroups, gpu.limits().max_compute_workgroups_per_dimension);
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: None,
             timestamp_writes: None,
@@ -211,16 +183,10 @@ impl Kernel {
         pass.dispatch_workgroups(x, y, 1);
     }
 
-    /// Records one dispatch of an `x × y` grid of workgroups (2-D tiled
-    /// kernels); the caller checks both against
+    /// Records one dispatch of an `x × y` grid of workgroups in a pass of its
+    /// own (2-D tiled kernels); the caller checks both against
     /// `max_compute_workgroups_per_dimension`.
-    pub(crate) fn dispatch_xy(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        bind: &wgpu::BindGroup,
-        x: u32,
-        y: u32,
-    ) {
+    pub(crate) fn dispatch_xy(&self, encoder: &mut wgpu::CommandEncoder, bind: &wgpu::BindGroup, x: u32, y: u32) {
         if x == 0 || y == 0 {
             return;
         }
