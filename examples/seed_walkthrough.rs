@@ -6,12 +6,19 @@
 
 use wgpu_embed::kernels::one_hot::one_hot;
 use wgpu_embed::nn::{Linear, LinearOptions};
-use wgpu_embed::{Embedding, Gpu, Tensor};
+use wgpu_embed::{Embedding, Gpu, Tensor, Weight};
 
 fn show(name: &str, t: &Tensor) -> Result<Vec<f32>, wgpu_embed::Error> {
-    let v = t.to_vec()?;
-    let cols = *t.shape().last().unwrap_or(&1);
-    println!("{name} {:?}:", t.shape());
+    print_rows(name, t.shape(), t.to_vec()?)
+}
+
+fn show_weight(name: &str, w: &Weight) -> Result<Vec<f32>, wgpu_embed::Error> {
+    print_rows(name, w.shape(), w.to_vec()?)
+}
+
+fn print_rows(name: &str, shape: &[usize], v: Vec<f32>) -> Result<Vec<f32>, wgpu_embed::Error> {
+    let cols = *shape.last().unwrap_or(&1);
+    println!("{name} {shape:?}:");
     for row in v.chunks(cols.max(1)) {
         println!("  {:?}", row);
     }
@@ -33,7 +40,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     show("fc(vocab_vec) with bias", &fc.forward(&eye)?)?;
 
     // The same without a bias is exactly an embedding lookup.
-    let fc = Linear::with_options(&gpu, 2, 2, LinearOptions { bias: false, seed: 1 })?;
+    let fc = Linear::with_options(
+        &gpu,
+        2,
+        2,
+        LinearOptions {
+            bias: false,
+            seed: 1,
+        },
+    )?;
     let w = fc.weight().to_vec()?; // [out = 2, in = 2]
     let dense = show("fc(vocab_vec), no bias", &fc.forward(&eye)?)?;
 
@@ -45,21 +60,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let you = show("embedding(you = [1])", &emb.forward(&[1])?)?;
     let both = show("embedding(meyou = [0, 1])", &emb.forward(&[0, 1])?)?;
     assert_eq!([me, you].concat(), both);
-    let same = both.iter().zip(&dense).all(|(a, b)| a.to_bits() == b.to_bits());
+    let same = both
+        .iter()
+        .zip(&dense)
+        .all(|(a, b)| a.to_bits() == b.to_bits());
     println!("Linear on one-hot == Embedding lookup, bit for bit: {same}\n");
     assert!(same, "the two paths must agree");
 
     // Initialising it yourself. 1. Assign values (nn.Parameter(torch.rand(2, 2))).
     let mut embedding = Embedding::new(&gpu, 2, 2)?;
-    show("embedding.weight (default N(0, 1) init)", embedding.weight())?;
+    show_weight(
+        "embedding.weight (default N(0, 1) init)",
+        embedding.weight(),
+    )?;
     embedding.set_weight(&[0.25, 0.5, 0.75, 1.0])?;
-    show("after embedding.weight = myemb", embedding.weight())?;
+    show_weight("after embedding.weight = myemb", embedding.weight())?;
     // 2. weight.data.uniform_(-1, 1): the same numbers on every device for seed 42.
     embedding.uniform_(-1.0, 1.0, 42)?;
-    show("after uniform_(-1, 1)", embedding.weight())?;
+    show_weight("after uniform_(-1, 1)", embedding.weight())?;
     // 3. nn.Embedding.from_pretrained(a)
     let pretrained = Embedding::from_pretrained(&gpu, &[1.0, 2.0, 2.0, 2.0], 2, 2, true)?;
-    show("from_pretrained([[1, 2], [2, 2]]).weight", pretrained.weight())?;
+    show_weight(
+        "from_pretrained([[1, 2], [2, 2]]).weight",
+        pretrained.weight(),
+    )?;
     show("its lookup of [1, 0]", &pretrained.forward(&[1, 0])?)?;
     Ok(())
 }

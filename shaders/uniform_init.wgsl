@@ -260,33 +260,54 @@ fn isqrt64(x: vec2<u32>) -> u32 {
     return root;
 }
 
-// round(atan(2^-i) · 2^30)
-const ATAN_Q30 = array<i32, 30>(
-    843314857, 497837829, 263043837, 133525159, 67021687, 33543516, 16775851, 8388437,
-    4194283, 2097149, 1048576, 524288, 262144, 131072, 65536, 32768,
-    16384, 8192, 4096, 2048, 1024, 512, 256, 128,
-    64, 32, 16, 8, 4, 2,
-);
-
-// (cos, sin) of z · 2^-30 radians, z in [0, π/2 · 2^30), each times 2^30: CORDIC.
-fn cordic_q30(angle: i32) -> vec2<i32> {
-    var x = 652032874; // the CORDIC gain K = 0.60725…, times 2^30
-    var y = 0;
-    var z = angle;
-    for (var i = 0u; i < 30u; i++) {
-        let xs = x >> i;
-        let ys = y >> i;
-        if z >= 0 {
-            x = x - ys;
-            y = y + xs;
-            z = z - ATAN_Q30[i];
-        } else {
-            x = x + ys;
-            y = y - xs;
-            z = z + ATAN_Q30[i];
-        }
+// One CORDIC rotation by ±atan(2^-i): v = (x, y, z), z the angle left to turn.
+fn cordic_step(v: vec3<i32>, i: u32, atan_q30: i32) -> vec3<i32> {
+    let xs = v.x >> i;
+    let ys = v.y >> i;
+    if v.z >= 0 {
+        return vec3<i32>(v.x - ys, v.y + xs, v.z - atan_q30);
     }
-    return vec2<i32>(x, y);
+    return vec3<i32>(v.x + ys, v.y - xs, v.z + atan_q30);
+}
+
+// (cos, sin) of z · 2^-30 radians, z in [0, π/2 · 2^30), each times 2^30:
+// CORDIC, written out step by step with atan(2^-i) · 2^30 as literals (a
+// constant array indexed in a loop costs software rasterizers a local copy
+// of the whole table per step).
+fn cordic_q30(angle: i32) -> vec2<i32> {
+    // x starts at the CORDIC gain K = 0.60725…, times 2^30.
+    var v = vec3<i32>(652032874, 0, angle);
+    v = cordic_step(v, 0u, 843314857);
+    v = cordic_step(v, 1u, 497837829);
+    v = cordic_step(v, 2u, 263043837);
+    v = cordic_step(v, 3u, 133525159);
+    v = cordic_step(v, 4u, 67021687);
+    v = cordic_step(v, 5u, 33543516);
+    v = cordic_step(v, 6u, 16775851);
+    v = cordic_step(v, 7u, 8388437);
+    v = cordic_step(v, 8u, 4194283);
+    v = cordic_step(v, 9u, 2097149);
+    v = cordic_step(v, 10u, 1048576);
+    v = cordic_step(v, 11u, 524288);
+    v = cordic_step(v, 12u, 262144);
+    v = cordic_step(v, 13u, 131072);
+    v = cordic_step(v, 14u, 65536);
+    v = cordic_step(v, 15u, 32768);
+    v = cordic_step(v, 16u, 16384);
+    v = cordic_step(v, 17u, 8192);
+    v = cordic_step(v, 18u, 4096);
+    v = cordic_step(v, 19u, 2048);
+    v = cordic_step(v, 20u, 1024);
+    v = cordic_step(v, 21u, 512);
+    v = cordic_step(v, 22u, 256);
+    v = cordic_step(v, 23u, 128);
+    v = cordic_step(v, 24u, 64);
+    v = cordic_step(v, 25u, 32);
+    v = cordic_step(v, 26u, 16);
+    v = cordic_step(v, 27u, 8);
+    v = cordic_step(v, 28u, 4);
+    v = cordic_step(v, 29u, 2);
+    return v.xy;
 }
 
 // Two independent N(0, 1) from two 32-bit words: r = sqrt(-2 ln u0) with

@@ -41,7 +41,7 @@ pub use kernels::uniform_init::Distribution;
 pub use memory::GpuBuffer;
 pub use nn::{
     BagMode, BagOutput, DType, Embedding, EmbeddingBag, EmbeddingBagOptions, EmbeddingOptions,
-    Gradient, GradientMode, HalfTensor, Weight,
+    Gradient, GradientMode, HalfTensor, Linear, LinearGrad, LinearOptions, Weight,
 };
 pub use tensor::{IndexTensor, Tensor};
 pub use timing::{Clock, Timing};

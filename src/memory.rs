@@ -64,7 +64,7 @@ pub(crate) const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
 impl Gpu {
     /// Checks `bytes` against the buffer and (for storage) binding limits and
     /// names both sizes when it does not fit.
-    pub(crate) fn check_size(&self, what: &'static str, bytes: u64, storage: bool) -> Result<()> {
+    pub fn check_size(&self, what: &'static str, bytes: u64, storage: bool) -> Result<()> {
         let max_buffer = self.max_buffer_bytes();
         if bytes > max_buffer {
             return Err(Error::TooLarge {

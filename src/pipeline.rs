@@ -33,12 +33,31 @@ pub(crate) struct Kernel {
     pub layout: wgpu::BindGroupLayout,
 }
 
-type Key = (&'static str, &'static str, Vec<(&'static str, u64)>);
+/// Whether wgpu injects its runtime checks (index clamping, loop bounding)
+/// into a shader module.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum RuntimeChecks {
+    /// wgpu's defaults: every index clamped, every loop bounded. For every
+    /// kernel whose indices come from data.
+    Checked,
+    /// No injected checks. Only for shaders whose every storage index is
+    /// guarded by an explicit comparison against sizes the host validated, and
+    /// whose every workgroup-array index is in range by construction; the
+    /// kernel's host module says why.
+    Unchecked,
+}
+
+type Key = (
+    &'static str,
+    &'static str,
+    RuntimeChecks,
+    Vec<(&'static str, u64)>,
+);
 
 #[derive(Default)]
 pub(crate) struct PipelineCache {
     pipelines: Mutex<HashMap<Key, Arc<Kernel>>>,
-    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    modules: Mutex<HashMap<(&'static str, RuntimeChecks), wgpu::ShaderModule>>,
 }
 
 impl Gpu {
@@ -48,9 +67,20 @@ impl Gpu {
         spec: &KernelSpec,
         constants: &[(&'static str, f64)],
     ) -> Result<Arc<Kernel>> {
+        self.kernel_with_checks(spec, constants, RuntimeChecks::Checked)
+    }
+
+    /// [`Gpu::kernel`] with a choice of wgpu's injected runtime checks.
+    pub(crate) fn kernel_with_checks(
+        &self,
+        spec: &KernelSpec,
+        constants: &[(&'static str, f64)],
+        checks: RuntimeChecks,
+    ) -> Result<Arc<Kernel>> {
         let key: Key = (
             spec.name,
             spec.entry,
+            checks,
             constants.iter().map(|(k, v)| (*k, v.to_bits())).collect(),
         );
         let cache = &self.inner.pipelines;
@@ -67,12 +97,23 @@ impl Gpu {
             let module = {
                 let mut modules = cache.modules.lock().unwrap_or_else(|p| p.into_inner());
                 modules
-                    .entry(spec.name)
+                    .entry((spec.name, checks))
                     .or_insert_with(|| {
-                        device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                        let desc = wgpu::ShaderModuleDescriptor {
                             label: Some(spec.name),
                             source: wgpu::ShaderSource::Wgsl(spec.source.into()),
-                        })
+                        };
+                        match checks {
+                            RuntimeChecks::Checked => device.create_shader_module(desc),
+                            // SAFETY: `Unchecked` is only passed for shaders whose
+                            // indexing is proven in range (see `RuntimeChecks`).
+                            RuntimeChecks::Unchecked => unsafe {
+                                device.create_shader_module_trusted(
+                                    desc,
+                                    wgpu::ShaderRuntimeChecks::unchecked(),
+                                )
+                            },
+                        }
                     })
                     .clone()
             };
@@ -161,6 +202,28 @@ impl Kernel {
             workgroups,
             gpu.limits().max_compute_workgroups_per_dimension,
         );
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: None,
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, bind, &[]);
+        pass.dispatch_workgroups(x, y, 1);
+    }
+
+    /// Records one dispatch of an `x × y` grid of workgroups in a pass of its
+    /// own (2-D tiled kernels); the caller checks both against
+    /// `max_compute_workgroups_per_dimension`.
+    pub(crate) fn dispatch_xy(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        bind: &wgpu::BindGroup,
+        x: u32,
+        y: u32,
+    ) {
+        if x == 0 || y == 0 {
+            return;
+        }
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: None,
             timestamp_writes: None,

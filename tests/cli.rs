@@ -29,17 +29,31 @@ fn bad_arguments_fail_with_clear_messages() {
 
     let o = wgpu_embed(&["--batch", "lots"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("not a positive whole number"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not a positive whole number"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = wgpu_embed(&["--backend", "glide"]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("invalid value 'glide'"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("invalid value 'glide'"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = wgpu_embed(&["--adapter", "no-such-gpu-anywhere", "--vocab", "10"]);
     assert!(!o.status.success());
     let e = stderr(&o);
-    assert!(e.contains("no adapter name contains \"no-such-gpu-anywhere\""), "{e}");
-    assert!(e.contains("llvmpipe"), "the message lists the adapters found: {e}");
+    assert!(
+        e.contains("no adapter name contains \"no-such-gpu-anywhere\""),
+        "{e}"
+    );
+    assert!(
+        e.contains("llvmpipe"),
+        "the message lists the adapters found: {e}"
+    );
 }
 
 #[test]
@@ -61,7 +75,10 @@ fn a_small_run_writes_results_that_read_back() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let table = String::from_utf8_lossy(&o.stdout);
-    assert!(table.contains("gather") && table.contains("one_hot"), "{table}");
+    assert!(
+        table.contains("gather") && table.contains("one_hot"),
+        "{table}"
+    );
 
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
@@ -72,24 +89,38 @@ fn a_small_run_writes_results_that_read_back() {
     for r in rows {
         assert!(r["forward_ms_median"].as_f64().unwrap() > 0.0, "{r}");
         assert!(r["backward_ms_median"].as_f64().unwrap() > 0.0, "{r}");
-        assert!(r["peak_bytes"].as_u64().unwrap() >= r["formula_bytes"].as_u64().unwrap() / 2, "{r}");
+        assert!(
+            r["peak_bytes"].as_u64().unwrap() >= r["formula_bytes"].as_u64().unwrap() / 2,
+            "{r}"
+        );
     }
     let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 5, "header + 4 rows:\n{csv}");
     assert!(csv.starts_with("schema,producer,adapter"));
     let svg = std::fs::read_to_string(dir.join("chart.svg")).unwrap();
-    assert!(svg.starts_with("<svg") && svg.contains("one-hot"), "not the chart: {}", &svg[..200.min(svg.len())]);
+    assert!(
+        svg.starts_with("<svg") && svg.contains("one-hot"),
+        "not the chart: {}",
+        &svg[..200.min(svg.len())]
+    );
 
     let json_path = dir.join("results.json");
     let p = json_path.to_str().unwrap();
     let o = wgpu_embed(&["compare", p, p]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("1.00"), "a run compared with itself has ratio 1: {text}");
+    assert!(
+        text.contains("1.00"),
+        "a run compared with itself has ratio 1: {text}"
+    );
 
     let bogus = dir.join("bogus.json");
     std::fs::write(&bogus, "{\"schema\": \"something-else\"}").unwrap();
     let o = wgpu_embed(&["compare", p, bogus.to_str().unwrap()]);
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("is not a wgpu-embed/bench/v1 file"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is not a wgpu-embed/bench/v1 file"),
+        "{}",
+        stderr(&o)
+    );
 }

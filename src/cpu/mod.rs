@@ -4,20 +4,24 @@
 //! wherever the arithmetic allows; read them first.
 
 pub mod buffer_copy;
-pub mod embedding_bag;
+pub mod column_sum;
 pub mod embedding_backward;
+pub mod embedding_bag;
 pub mod embedding_gather;
 pub mod embedding_renorm;
 pub mod exclusive_scan;
+pub mod matmul;
 pub mod one_hot;
 pub mod radix_sort;
 pub mod row_histogram;
 pub mod scatter_add_atomic;
 pub mod segment_sum;
+pub mod sgd_step;
 pub mod sgd_update;
 pub mod uniform_init;
 
 pub use buffer_copy::buffer_copy;
+pub use column_sum::column_sum;
 pub use embedding_backward::{
     embedding_backward_adagrad, embedding_backward_dense, embedding_backward_sgd,
     embedding_backward_sparse, BackwardOptions,
@@ -26,9 +30,11 @@ pub use embedding_bag::{embedding_bag, embedding_bag_f16, BagMode};
 pub use embedding_gather::{embedding_gather, embedding_gather_f16};
 pub use embedding_renorm::embedding_renorm;
 pub use exclusive_scan::exclusive_scan;
+pub use matmul::matmul;
 pub use one_hot::one_hot;
 pub use radix_sort::radix_sort;
 pub use row_histogram::row_histogram;
 pub use scatter_add_atomic::scatter_add_atomic;
+pub use sgd_step::sgd_step;
 pub use sgd_update::{sgd_dense, sgd_sparse};
 pub use uniform_init::{bits_fill, normal_fill, philox4x32_10, soft_fma, uniform_fill};

@@ -4,15 +4,19 @@
 //! submits and waits. File names match `shaders/` and `src/cpu/`.
 
 pub mod buffer_copy;
+pub mod column_sum;
 pub mod embedding_bag;
 pub mod embedding_gather;
 pub mod embedding_renorm;
 pub mod exclusive_scan;
+pub mod fma_peak;
+pub mod matmul;
 pub mod one_hot;
 pub mod radix_sort;
 pub mod row_histogram;
 pub mod scatter_add_atomic;
 pub mod segment_sum;
+pub mod sgd_step;
 pub mod sgd_update;
 pub mod uniform_init;
 

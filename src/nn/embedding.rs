@@ -356,7 +356,9 @@ impl Embedding {
             });
         }
         if let Some(max_norm) = self.options.max_norm {
-            let counts = self.gpu.storage("max_norm row counts", self.num_embeddings as u64 * 4)?;
+            let counts = self
+                .gpu
+                .storage("max_norm row counts", self.num_embeddings as u64 * 4)?;
             row_histogram::encode(
                 &self.gpu,
                 encoder,

@@ -3,14 +3,16 @@
 mod embedding;
 mod embedding_bag;
 mod files;
-pub mod weight;
 mod gradient;
+mod linear;
+pub mod weight;
 
 pub use crate::cpu::embedding_bag::BagMode;
 pub use embedding::{Embedding, EmbeddingOptions, DEFAULT_SEED};
 pub use embedding_bag::{BagOutput, EmbeddingBag, EmbeddingBagOptions};
-pub use weight::{DType, HalfTensor, Weight};
 pub use gradient::{Gradient, GradientMode};
+pub use linear::{Linear, LinearGrad, LinearOptions, DEFAULT_LINEAR_SEED};
+pub use weight::{DType, HalfTensor, Weight};
 
 use crate::error::{Error, Result};
 

@@ -186,6 +186,20 @@ fn one_hot_path(
     })
 }
 
+/// The deterministic scatter-add: dW[vocab, dim] from dY, every row written.
+fn gather_backward(
+    gpu: &Gpu,
+    plan: &Plan,
+    emb: &Embedding,
+    idx: &IndexTensor,
+    grad_out: &Tensor,
+) -> Result<(Vec<f64>, Vec<f32>)> {
+    let grad = Tensor::zeros(gpu, &[emb.num_embeddings(), emb.dim()])?;
+    let status = Tensor::from_slice(gpu, &[f32::from_bits(STATUS_OK)], &[1])?;
+    let times = sample(gpu, plan, |enc| emb.encode_backward(enc, idx, grad_out, &grad, status.buffer()))?;
+    Ok((times, grad.to_vec()?))
+}
+
 /// The index list twice: an upload buffer and the buffer the kernels read.
 fn index_buffers(gpu: &Gpu, idx: &[u32]) -> Result<(IndexTensor, IndexTensor)> {
     Ok((

@@ -261,6 +261,9 @@ mod tests {
     #[test]
     fn summary_is_median_min_max_in_ms() {
         assert_eq!(summarize(&mut [0.003, 0.001, 0.002]), (2.0, 1.0, 3.0));
-        assert_eq!(summarize(&mut [0.004, 0.001, 0.002, 0.003]), (2.5, 1.0, 4.0));
+        assert_eq!(
+            summarize(&mut [0.004, 0.001, 0.002, 0.003]),
+            (2.5, 1.0, 4.0)
+        );
     }
 }

@@ -1,0 +1,106 @@
+//! `fma_peak`: register-only fused multiply-adds, the adapter's FLOP/s roof.
+//! Shader: `shaders/fma_peak.wgsl`. No CPU twin: it computes nothing anyone
+//! reads; its output exists so the compiler keeps the work.
+
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::memory::GpuBuffer;
+use crate::pipeline::{Access, KernelSpec};
+
+const SPEC: KernelSpec = KernelSpec {
+    name: "fma_peak",
+    source: include_str!("../../shaders/fma_peak.wgsl"),
+    entry: "fma_peak",
+    bindings: &[(0, Access::ReadWrite)],
+};
+
+const WORKGROUP_SIZE: u32 = 64;
+/// Independent vec4 chains per invocation (the shader's `c0 .. c7`).
+const CHAINS: u64 = 8;
+
+/// One FMA-peak launch: `workgroups · 64` invocations of `iterations` rounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FmaPeakShape {
+    pub workgroups: u32,
+    pub iterations: u32,
+}
+
+impl FmaPeakShape {
+    /// FLOPs one launch performs (an FMA counts two).
+    pub fn flops(&self) -> u64 {
+        self.workgroups as u64 * WORKGROUP_SIZE as u64 * self.iterations as u64 * CHAINS * 4 * 2
+    }
+}
+
+/// Enough work to fill every lane of a big GPU (1 024 workgroups) and to
+/// last long enough on a CPU rasterizer for the launch overhead to vanish.
+pub fn default_shape(gpu: &Gpu) -> FmaPeakShape {
+    if gpu.adapter_info().device_type == wgpu::DeviceType::Cpu {
+        FmaPeakShape {
+            workgroups: 64,
+            iterations: 4096,
+        }
+    } else {
+        FmaPeakShape {
+            workgroups: 16_384,
+            iterations: 4096,
+        }
+    }
+}
+
+/// The output buffer one launch of `shape` writes (one float per invocation).
+pub fn output(gpu: &Gpu, shape: FmaPeakShape) -> Result<GpuBuffer> {
+    gpu.storage(
+        "fma_peak out",
+        shape.workgroups as u64 * WORKGROUP_SIZE as u64 * 4,
+    )
+}
+
+/// Records one launch into `encoder`; submits nothing.
+pub fn encode(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    out: &wgpu::Buffer,
+    shape: FmaPeakShape,
+) -> Result<()> {
+    if out.size() < shape.workgroups as u64 * WORKGROUP_SIZE as u64 * 4 {
+        return Err(Error::LengthMismatch {
+            what: "fma_peak output",
+            expected: shape.workgroups as usize * WORKGROUP_SIZE as usize,
+            found: (out.size() / 4) as usize,
+        });
+    }
+    let kernel = gpu.kernel(
+        &SPEC,
+        &[
+            ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
+            ("ITERATIONS", shape.iterations as f64),
+        ],
+    )?;
+    let bind = kernel.bind(gpu, &[(0, out)]);
+    kernel.dispatch(gpu, encoder, &bind, shape.workgroups as u64);
+    Ok(())
+}
+
+/// Measures the FMA rate in FLOP/s: the best of `runs` timed launches of
+/// [`default_shape`] after one warm-up, each timed around submit-and-wait
+/// (on a real GPU that includes one submit's overhead, well under 1 % of a
+/// launch this long).
+pub fn measure(gpu: &Gpu, runs: usize) -> Result<f64> {
+    let shape = default_shape(gpu);
+    let out = output(gpu, shape)?;
+    let mut best = f64::INFINITY;
+    for run in 0..runs.max(1) + 1 {
+        let mut encoder = gpu.encoder("fma_peak");
+        encode(gpu, &mut encoder, out.raw(), shape)?;
+        let start = Instant::now();
+        gpu.submit_and_wait(encoder)?;
+        let seconds = start.elapsed().as_secs_f64();
+        if run > 0 {
+            best = best.min(seconds);
+        }
+    }
+    Ok(shape.flops() as f64 / best)
+}

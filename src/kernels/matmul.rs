@@ -1,0 +1,328 @@
+//! `matmul`: `C[M, N] = op(A) · op(B) (+ bias) (+ C)`, tiled in workgroup
+//! memory with an 8 × 8 register tile per invocation.
+//! Shader: `shaders/matmul.wgsl`; CPU twin: `cpu::matmul`.
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::kernels::to_u32;
+use crate::pipeline::{Access, KernelSpec, RuntimeChecks};
+use crate::tensor::Tensor;
+
+const SPEC: KernelSpec = KernelSpec {
+    name: "matmul",
+    source: include_str!("../../shaders/matmul.wgsl"),
+    entry: "matmul",
+    bindings: &[
+        (0, Access::Uniform),
+        (1, Access::Read),
+        (2, Access::Read),
+        (3, Access::Read),
+        (4, Access::ReadWrite),
+    ],
+};
+
+/// Outputs per invocation along each axis (the shader's `TM`, `TN`).
+const REGISTER_TILE: u32 = 8;
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    _pad: u32,
+}
+
+/// Workgroup shape and K-slab depth. A workgroup computes a
+/// `8·wg_y × 8·wg_x` block of C and holds `(8·wg_y + 8·wg_x) · bk` floats of
+/// workgroup memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tiles {
+    pub wg_x: u32,
+    pub wg_y: u32,
+    pub bk: u32,
+}
+
+impl Tiles {
+    /// Rows of C per workgroup.
+    pub fn block_m(&self) -> u32 {
+        self.wg_y * REGISTER_TILE
+    }
+    /// Columns of C per workgroup.
+    pub fn block_n(&self) -> u32 {
+        self.wg_x * REGISTER_TILE
+    }
+    /// Bytes of workgroup memory the two slabs take.
+    pub fn workgroup_bytes(&self) -> u32 {
+        (self.block_m() + self.block_n()) * self.bk * 4
+    }
+
+    fn check(&self, gpu: &Gpu) -> Result<()> {
+        let l = gpu.limits();
+        let invocations = self.wg_x as u64 * self.wg_y as u64;
+        let bad = |reason: String| Error::InvalidArgument {
+            name: "matmul tiles",
+            reason,
+        };
+        if self.wg_x == 0 || self.wg_y == 0 || self.bk == 0 {
+            return Err(bad(format!(
+                "every tile dimension must be at least 1, got {self:?}"
+            )));
+        }
+        if invocations > l.max_compute_invocations_per_workgroup as u64
+            || self.wg_x > l.max_compute_workgroup_size_x
+            || self.wg_y > l.max_compute_workgroup_size_y
+        {
+            return Err(bad(format!(
+                "{self:?} is {} × {} invocations, past the adapter's workgroup limits ({} in all, {} × {})",
+                self.wg_x,
+                self.wg_y,
+                l.max_compute_invocations_per_workgroup,
+                l.max_compute_workgroup_size_x,
+                l.max_compute_workgroup_size_y
+            )));
+        }
+        if self.workgroup_bytes() > l.max_compute_workgroup_storage_size {
+            return Err(bad(format!(
+                "{self:?} needs {} bytes of workgroup memory, past the adapter's {} (max_compute_workgroup_storage_size)",
+                self.workgroup_bytes(),
+                l.max_compute_workgroup_storage_size
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The tiles for this adapter: 128 × 128 blocks of C from 16 × 16
+/// invocations (8 × 8 where fewer than 256 invocations are allowed), with
+/// the deepest K slab up to 32 whose two slabs fit the adapter's workgroup
+/// memory: 16 KiB (the WebGPU default, DX12, lavapipe) takes BK = 16, 32 KiB
+/// and up BK = 32. On lavapipe 128 × 128 beat 64 × 64 (half the slab copies
+/// per FMA) and BK 16 beat 8.
+pub fn tiles_for(gpu: &Gpu) -> Tiles {
+    let l = gpu.limits();
+    let mut t = Tiles {
+        wg_x: 16,
+        wg_y: 16,
+        bk: 32,
+    };
+    if l.max_compute_invocations_per_workgroup < 256 {
+        t = Tiles {
+            wg_x: 8,
+            wg_y: 8,
+            bk: 32,
+        };
+    }
+    while t.bk > 1 && t.workgroup_bytes() > l.max_compute_workgroup_storage_size {
+        t.bk /= 2;
+    }
+    t
+}
+
+/// Transposes and fused extras of one product.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MatmulOptions {
+    /// A is stored `[K, M]` and used as Aᵀ.
+    pub trans_a: bool,
+    /// B is stored `[N, K]` and used as Bᵀ.
+    pub trans_b: bool,
+    /// Add the product to C's contents instead of overwriting them.
+    pub accumulate: bool,
+}
+
+/// The buffers of one product. `bias`, when given, holds `n` floats added to every row.
+pub struct MatmulArgs<'a> {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub a: &'a wgpu::Buffer,
+    pub b: &'a wgpu::Buffer,
+    pub bias: Option<&'a wgpu::Buffer>,
+    pub c: &'a wgpu::Buffer,
+    pub options: MatmulOptions,
+    /// `None` picks [`tiles_for`].
+    pub tiles: Option<Tiles>,
+}
+
+fn at_least(what: &'static str, buffer: &wgpu::Buffer, elements: usize) -> Result<()> {
+    let need = elements as u64 * 4;
+    if buffer.size() < need {
+        return Err(Error::LengthMismatch {
+            what,
+            expected: elements,
+            found: (buffer.size() / 4) as usize,
+        });
+    }
+    Ok(())
+}
+
+/// Records the product into `encoder`; submits nothing.
+///
+/// The shader is built without wgpu's injected bounds checks, so this checks
+/// what they would have: every buffer holds at least the elements the shapes
+/// say, and every element count fits the shader's u32 arithmetic.
+pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &MatmulArgs) -> Result<()> {
+    let (m, n, k) = (args.m, args.n, args.k);
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    for (what, rows, cols) in [("matmul A", m, k), ("matmul B", k, n), ("matmul C", m, n)] {
+        to_u32(what, rows.checked_mul(cols).unwrap_or(usize::MAX))?;
+    }
+    at_least("matmul A elements", args.a, m * k)?;
+    at_least("matmul B elements", args.b, k * n)?;
+    at_least("matmul C elements", args.c, m * n)?;
+    if let Some(bias) = args.bias {
+        at_least("matmul bias elements", bias, n)?;
+    }
+    let tiles = args.tiles.unwrap_or_else(|| tiles_for(gpu));
+    tiles.check(gpu)?;
+    let max = gpu.limits().max_compute_workgroups_per_dimension;
+    let groups_x = to_u32("matmul column blocks", n.div_ceil(tiles.block_n() as usize))?;
+    let groups_y = to_u32("matmul row blocks", m.div_ceil(tiles.block_m() as usize))?;
+    if groups_x > max || groups_y > max {
+        return Err(Error::TooLarge {
+            what: "matmul grid",
+            bytes: groups_x.max(groups_y) as u64,
+            limit: max as u64,
+            limit_name: "max_compute_workgroups_per_dimension (workgroups)",
+        });
+    }
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    let o = args.options;
+    let kernel = gpu.kernel_with_checks(
+        &SPEC,
+        &[
+            ("WG_X", tiles.wg_x as f64),
+            ("WG_Y", tiles.wg_y as f64),
+            ("BK", tiles.bk as f64),
+            ("TRANS_A", flag(o.trans_a)),
+            ("TRANS_B", flag(o.trans_b)),
+            ("HAS_BIAS", flag(args.bias.is_some())),
+            ("ACCUMULATE", flag(o.accumulate)),
+        ],
+        RuntimeChecks::Unchecked,
+    )?;
+    let params = Params {
+        m: m as u32,
+        n: n as u32,
+        k: to_u32("matmul K", k)?,
+        _pad: 0,
+    };
+    let uniform = gpu.uniform("matmul params", &params)?;
+    // Without a bias the shader never reads binding 3; A stands in for it.
+    let bias = args.bias.unwrap_or(args.a);
+    let bind = kernel.bind(
+        gpu,
+        &[
+            (0, uniform.raw()),
+            (1, args.a),
+            (2, args.b),
+            (3, bias),
+            (4, args.c),
+        ],
+    );
+    kernel.dispatch_xy(encoder, &bind, groups_x, groups_y);
+    Ok(())
+}
+
+/// `(M, K)` of op(A) and `(K, N)` of op(B) from 2-D tensors, or a shape error naming both.
+fn dims(a: &Tensor, b: &Tensor, options: MatmulOptions) -> Result<(usize, usize, usize)> {
+    let two = |t: &Tensor, what: &'static str| -> Result<(usize, usize)> {
+        match *t.shape() {
+            [r, c] => Ok((r, c)),
+            _ => Err(Error::ShapeMismatch {
+                what,
+                expected: vec![0, 0],
+                found: t.shape().to_vec(),
+            }),
+        }
+    };
+    let (ar, ac) = two(a, "matmul A must be 2-D")?;
+    let (br, bc) = two(b, "matmul B must be 2-D")?;
+    let (m, ka) = if options.trans_a { (ac, ar) } else { (ar, ac) };
+    let (kb, n) = if options.trans_b { (bc, br) } else { (br, bc) };
+    if ka != kb {
+        return Err(Error::ShapeMismatch {
+            what: "matmul: inner dimensions of op(A) [M, K] and op(B) [K, N] differ; expected is op(A)'s shape, found op(B)'s",
+            expected: vec![m, ka],
+            found: vec![kb, n],
+        });
+    }
+    Ok((m, n, ka))
+}
+
+/// `op(a) · op(b) (+ bias)` as a new `[M, N]` tensor; submits and waits.
+pub fn matmul(
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    options: MatmulOptions,
+) -> Result<Tensor> {
+    let (m, n, _) = dims(a, b, options)?;
+    let c = Tensor::zeros(a.gpu(), &[m, n])?;
+    matmul_into(a, b, bias, &c, options)?;
+    Ok(c)
+}
+
+/// `c = op(a) · op(b) (+ bias) (+ c when accumulating)`; submits and waits.
+pub fn matmul_into(
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    c: &Tensor,
+    options: MatmulOptions,
+) -> Result<()> {
+    let gpu = a.gpu();
+    let mut encoder = gpu.encoder("matmul");
+    encode_tensors(gpu, &mut encoder, a, b, bias, c, options)?;
+    gpu.submit_and_wait(encoder)
+}
+
+/// Records `c = op(a) · op(b) (+ bias) (+ c)` after checking every shape and device.
+pub fn encode_tensors(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    a: &Tensor,
+    b: &Tensor,
+    bias: Option<&Tensor>,
+    c: &Tensor,
+    options: MatmulOptions,
+) -> Result<()> {
+    a.check_gpu(gpu, "matmul A")?;
+    b.check_gpu(gpu, "matmul B")?;
+    c.check_gpu(gpu, "matmul C")?;
+    let (m, n, k) = dims(a, b, options)?;
+    if c.shape() != [m, n] {
+        return Err(Error::ShapeMismatch {
+            what: "matmul C",
+            expected: vec![m, n],
+            found: c.shape().to_vec(),
+        });
+    }
+    if let Some(bias) = bias {
+        bias.check_gpu(gpu, "matmul bias")?;
+        if bias.shape() != [n] {
+            return Err(Error::ShapeMismatch {
+                what: "matmul bias",
+                expected: vec![n],
+                found: bias.shape().to_vec(),
+            });
+        }
+    }
+    encode(
+        gpu,
+        encoder,
+        &MatmulArgs {
+            m,
+            n,
+            k,
+            a: a.buffer(),
+            b: b.buffer(),
+            bias: bias.map(|t| t.buffer()),
+            c: c.buffer(),
+            options,
+            tiles: None,
+        },
+    )
+}

@@ -1,0 +1,396 @@
+//! `matmul`, `column_sum` and `sgd_step` against their CPU twins on every adapter.
+
+mod common;
+
+use common::assert_bits_eq;
+use proptest::prelude::*;
+use wgpu_embed::kernels::matmul::{self, MatmulArgs, MatmulOptions, Tiles};
+use wgpu_embed::kernels::{column_sum, fma_peak, sgd_step};
+use wgpu_embed::{cpu, Error, Gpu, Tensor};
+
+/// `common::each_gpu`, one test at a time: wgpu's GL backend gives up on
+/// its context lock ("Could not lock adapter context") when long tests on
+/// several threads share the GL adapter.
+fn each_gpu(f: impl FnMut(&Gpu)) {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    common::each_gpu(f)
+}
+
+/// Deterministic values in [-1, 1) from a 64-bit LCG.
+fn data(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// ‖got − want‖_F / ‖want‖_F, in f64.
+fn relative_error(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let diff: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(&g, &w)| (g as f64 - w as f64).powi(2))
+        .sum();
+    let norm: f64 = want.iter().map(|&w| (w as f64).powi(2)).sum();
+    (diff / norm.max(f64::MIN_POSITIVE)).sqrt()
+}
+
+/// The bound every product must meet. f32 sums of K products of values in
+/// [-1, 1) with random signs drift by about √K · 2⁻²⁴ relative to the exact
+/// sum (4 · 10⁻⁶ at K = 4096), which the f64 twin computes; 1e-5 leaves
+/// room for that and fails on any wrong element (an error of one term in
+/// thousands is already above it for these sizes).
+const TOLERANCE: f64 = 1e-5;
+
+#[allow(clippy::too_many_arguments)]
+fn check_product(
+    gpu: &Gpu,
+    m: usize,
+    n: usize,
+    k: usize,
+    o: MatmulOptions,
+    with_bias: bool,
+    seed: u64,
+) {
+    let a = data(m * k, seed);
+    let b = data(k * n, seed + 1);
+    let bias = data(n, seed + 2);
+    let c0 = data(m * n, seed + 3);
+    let (ashape, bshape) = (
+        if o.trans_a { [k, m] } else { [m, k] },
+        if o.trans_b { [n, k] } else { [k, n] },
+    );
+    let ta = Tensor::from_slice(gpu, &a, &ashape).unwrap();
+    let tb = Tensor::from_slice(gpu, &b, &bshape).unwrap();
+    let tbias = Tensor::from_slice(gpu, &bias, &[n]).unwrap();
+    let tc = Tensor::from_slice(gpu, &c0, &[m, n]).unwrap();
+    matmul::matmul_into(&ta, &tb, with_bias.then_some(&tbias), &tc, o).unwrap();
+    let got = tc.to_vec().unwrap();
+    let mut want = c0.clone();
+    cpu::matmul(
+        m,
+        n,
+        k,
+        o.trans_a,
+        o.trans_b,
+        o.accumulate,
+        &a,
+        &b,
+        with_bias.then_some(&bias[..]),
+        &mut want,
+    );
+    let err = relative_error(&got, &want);
+    assert!(
+        err <= TOLERANCE,
+        "{} M={m} N={n} K={k} {o:?} bias={with_bias}: relative error {err:e} > {TOLERANCE:e}",
+        gpu.describe()
+    );
+}
+
+/// Sizes 1..=300 with 1, primes and tile-straddling values drawn often.
+fn size() -> impl Strategy<Value = usize> {
+    prop_oneof![
+        1 => Just(1usize),
+        2 => prop::sample::select(vec![2usize, 3, 7, 31, 127, 128, 129, 131, 251, 257, 293]),
+        3 => 1usize..=300,
+    ]
+}
+
+proptest! {
+    // lavapipe is a CPU: 24 cases, each on every adapter, keep the run short.
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #[test]
+    fn matmul_matches_f64_twin(
+        m in size(), n in size(), k in size(),
+        trans_a: bool, trans_b: bool, accumulate: bool, with_bias: bool,
+        seed in 0u64..1000,
+    ) {
+        let o = MatmulOptions { trans_a, trans_b, accumulate };
+        each_gpu(|gpu| check_product(gpu, m, n, k, o, with_bias, seed));
+    }
+}
+
+#[test]
+fn every_transpose_combination_with_bias_and_accumulate() {
+    each_gpu(|gpu| {
+        for (i, (trans_a, trans_b)) in [(false, false), (false, true), (true, false), (true, true)]
+            .into_iter()
+            .enumerate()
+        {
+            for accumulate in [false, true] {
+                let o = MatmulOptions {
+                    trans_a,
+                    trans_b,
+                    accumulate,
+                };
+                check_product(gpu, 67, 131, 29, o, accumulate, 10 + i as u64);
+            }
+        }
+    });
+}
+
+#[test]
+fn long_inner_dimension_k_4096() {
+    each_gpu(|gpu| check_product(gpu, 33, 70, 4096, MatmulOptions::default(), true, 77));
+}
+
+#[test]
+fn several_tile_shapes_give_the_same_product() {
+    each_gpu(|gpu| {
+        let (m, n, k) = (45, 77, 53);
+        let a = data(m * k, 5);
+        let b = data(k * n, 6);
+        let mut want = vec![0.0; m * n];
+        cpu::matmul(m, n, k, false, false, false, &a, &b, None, &mut want);
+        let ta = Tensor::from_slice(gpu, &a, &[m, k]).unwrap();
+        let tb = Tensor::from_slice(gpu, &b, &[k, n]).unwrap();
+        for tiles in [
+            Tiles {
+                wg_x: 16,
+                wg_y: 16,
+                bk: 16,
+            },
+            Tiles {
+                wg_x: 8,
+                wg_y: 8,
+                bk: 32,
+            },
+            Tiles {
+                wg_x: 4,
+                wg_y: 8,
+                bk: 5,
+            },
+            Tiles {
+                wg_x: 1,
+                wg_y: 1,
+                bk: 1,
+            },
+        ] {
+            let c = Tensor::zeros(gpu, &[m, n]).unwrap();
+            let mut encoder = gpu.encoder("tiles");
+            matmul::encode(
+                gpu,
+                &mut encoder,
+                &MatmulArgs {
+                    m,
+                    n,
+                    k,
+                    a: ta.buffer(),
+                    b: tb.buffer(),
+                    bias: None,
+                    c: c.buffer(),
+                    options: MatmulOptions::default(),
+                    tiles: Some(tiles),
+                },
+            )
+            .unwrap();
+            gpu.submit_and_wait(encoder).unwrap();
+            let err = relative_error(&c.to_vec().unwrap(), &want);
+            assert!(err <= TOLERANCE, "{tiles:?}: relative error {err:e}");
+        }
+    });
+}
+
+#[test]
+fn tiles_past_the_adapter_limits_are_errors() {
+    each_gpu(|gpu| {
+        let a = Tensor::zeros(gpu, &[4, 4]).unwrap();
+        let c = Tensor::zeros(gpu, &[4, 4]).unwrap();
+        for tiles in [
+            Tiles {
+                wg_x: 0,
+                wg_y: 1,
+                bk: 1,
+            },
+            Tiles {
+                wg_x: 64,
+                wg_y: 64,
+                bk: 16,
+            },
+            Tiles {
+                wg_x: 16,
+                wg_y: 16,
+                bk: 4096,
+            },
+        ] {
+            let mut encoder = gpu.encoder("bad tiles");
+            let r = matmul::encode(
+                gpu,
+                &mut encoder,
+                &MatmulArgs {
+                    m: 4,
+                    n: 4,
+                    k: 4,
+                    a: a.buffer(),
+                    b: a.buffer(),
+                    bias: None,
+                    c: c.buffer(),
+                    options: MatmulOptions::default(),
+                    tiles: Some(tiles),
+                },
+            );
+            assert!(
+                matches!(
+                    r,
+                    Err(Error::InvalidArgument {
+                        name: "matmul tiles",
+                        ..
+                    })
+                ),
+                "{tiles:?}: {r:?}"
+            );
+        }
+    });
+}
+
+#[test]
+fn shape_mismatches_are_errors_naming_both_shapes() {
+    each_gpu(|gpu| {
+        let a = Tensor::zeros(gpu, &[3, 5]).unwrap();
+        let b = Tensor::zeros(gpu, &[4, 2]).unwrap();
+        match matmul::matmul(&a, &b, None, MatmulOptions::default()) {
+            Err(Error::ShapeMismatch {
+                expected, found, ..
+            }) => {
+                assert_eq!(expected, vec![3, 5]);
+                assert_eq!(found, vec![4, 2]);
+            }
+            other => panic!("expected ShapeMismatch, got {other:?}"),
+        }
+        // Transposing B makes the same tensors agree on K = 5? No: Bᵀ is [2, 4].
+        assert!(matches!(
+            matmul::matmul(
+                &a,
+                &b,
+                None,
+                MatmulOptions {
+                    trans_b: true,
+                    ..Default::default()
+                }
+            ),
+            Err(Error::ShapeMismatch { .. })
+        ));
+        let b = Tensor::zeros(gpu, &[5, 2]).unwrap();
+        let wrong_c = Tensor::zeros(gpu, &[2, 3]).unwrap();
+        match matmul::matmul_into(&a, &b, None, &wrong_c, MatmulOptions::default()) {
+            Err(Error::ShapeMismatch {
+                expected, found, ..
+            }) => {
+                assert_eq!(expected, vec![3, 2]);
+                assert_eq!(found, vec![2, 3]);
+            }
+            other => panic!("expected ShapeMismatch, got {other:?}"),
+        }
+        let wrong_bias = Tensor::zeros(gpu, &[3]).unwrap();
+        assert!(matches!(
+            matmul::matmul(&a, &b, Some(&wrong_bias), MatmulOptions::default()),
+            Err(Error::ShapeMismatch {
+                what: "matmul bias",
+                ..
+            })
+        ));
+        let three_d = Tensor::zeros(gpu, &[1, 3, 5]).unwrap();
+        assert!(matches!(
+            matmul::matmul(&three_d, &b, None, MatmulOptions::default()),
+            Err(Error::ShapeMismatch { .. })
+        ));
+        // Raw buffers smaller than the shapes say are refused before the unchecked shader runs.
+        let c = Tensor::zeros(gpu, &[3, 2]).unwrap();
+        let mut encoder = gpu.encoder("short");
+        let r = matmul::encode(
+            gpu,
+            &mut encoder,
+            &MatmulArgs {
+                m: 3,
+                n: 2,
+                k: 6,
+                a: a.buffer(),
+                b: b.buffer(),
+                bias: None,
+                c: c.buffer(),
+                options: MatmulOptions::default(),
+                tiles: None,
+            },
+        );
+        assert!(matches!(r, Err(Error::LengthMismatch { .. })), "{r:?}");
+    });
+}
+
+#[test]
+fn column_sum_matches_twin_bit_for_bit() {
+    each_gpu(|gpu| {
+        for &(rows, cols) in &[(1usize, 1usize), (7, 3), (300, 129), (4096, 5)] {
+            let x = data(rows * cols, rows as u64);
+            let t = Tensor::from_slice(gpu, &x, &[rows, cols]).unwrap();
+            let got = column_sum::column_sum(&t).unwrap().to_vec().unwrap();
+            let mut want = vec![0.0; cols];
+            cpu::column_sum(rows, cols, false, &x, &mut want);
+            assert_bits_eq(&format!("column_sum {rows}x{cols}"), &got, &want);
+            // Accumulating adds onto what is there.
+            let out = Tensor::from_slice(gpu, &want, &[cols]).unwrap();
+            let mut encoder = gpu.encoder("column_sum acc");
+            column_sum::encode(
+                gpu,
+                &mut encoder,
+                rows,
+                cols,
+                true,
+                t.buffer(),
+                out.buffer(),
+            )
+            .unwrap();
+            gpu.submit_and_wait(encoder).unwrap();
+            let mut twice = want.clone();
+            cpu::column_sum(rows, cols, true, &x, &mut twice);
+            assert_bits_eq("column_sum accumulate", &out.to_vec().unwrap(), &twice);
+        }
+    });
+}
+
+#[test]
+fn sgd_step_matches_twin_bit_for_bit() {
+    each_gpu(|gpu| {
+        let w0 = data(1000, 1);
+        let g = data(1000, 2);
+        let w = Tensor::from_slice(gpu, &w0, &[1000]).unwrap();
+        let tg = Tensor::from_slice(gpu, &g, &[1000]).unwrap();
+        let mut encoder = gpu.encoder("sgd");
+        sgd_step::encode(gpu, &mut encoder, 1000, 0.37, tg.buffer(), w.buffer()).unwrap();
+        gpu.submit_and_wait(encoder).unwrap();
+        let mut want = w0.clone();
+        cpu::sgd_step(0.37, &g, &mut want);
+        // WGSL lets an adapter evaluate fma as a multiply and an add (lavapipe
+        // does), so the step may round twice where the twin rounds once: at
+        // most one rounding of the product apart, a few ulps of the inputs.
+        for (i, (&got, &want)) in w.to_vec().unwrap().iter().zip(&want).enumerate() {
+            assert!(
+                (got - want).abs() <= 4.0 * f32::EPSILON,
+                "element {i}: got {got} want {want}"
+            );
+        }
+        let mut encoder = gpu.encoder("sgd nan");
+        let r = sgd_step::encode(gpu, &mut encoder, 1000, f32::NAN, tg.buffer(), w.buffer());
+        assert!(matches!(r, Err(Error::InvalidArgument { .. })));
+    });
+}
+
+#[test]
+fn fma_peak_measures_a_finite_positive_rate() {
+    each_gpu(|gpu| {
+        let flops = fma_peak::measure(gpu, 1).unwrap();
+        assert!(
+            flops.is_finite() && flops > 1e6,
+            "{}: {flops} FLOP/s",
+            gpu.describe()
+        );
+    });
+}
