@@ -2,7 +2,6 @@
 
 /// `dst[i] = src[i]` for the first `len4 * 4` floats.
 pub fn buffer_copy(len4: usize, src: &[f32], dst: &mut [f32]) {
-    for i in 0..len4 * 4 {
-        dst[i] = src[i];
-    }
+    let n = len4 * 4;
+    dst[..n].copy_from_slice(&src[..n]);
 }

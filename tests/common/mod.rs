@@ -24,8 +24,18 @@ pub fn gpus() -> &'static [Gpu] {
     })
 }
 
+/// One test at a time on the GPUs of a test binary. wgpu's GL backend holds
+/// one context lock per adapter and panics ("Could not lock adapter context")
+/// when another thread holds it for long; serialising the tests avoids that,
+/// and on a 2-core machine costs little.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Runs `f` once per adapter, naming the adapter if it panics.
 pub fn each_gpu(mut f: impl FnMut(&Gpu)) {
+    let _serial = serial();
     for gpu in gpus() {
         let name = gpu.describe();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(gpu)));
