@@ -3,6 +3,10 @@
 // a plain shader moves bytes on this adapter, which gather is measured against.
 
 override WORKGROUP_SIZE: u32 = 256u;
+// Consecutive vec4s each invocation copies: 1 on GPUs (neighbouring
+// invocations touch neighbouring addresses), more on CPU rasterizers, where
+// each SIMD lane streaming its own run is faster (as in embedding_gather).
+override VEC4_PER_INVOCATION: u32 = 1u;
 
 struct Params {
     len4: u32, // vec4s to copy
@@ -21,8 +25,9 @@ fn buffer_copy(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
-    if i < params.len4 {
+    let first = ((wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid) * VEC4_PER_INVOCATION;
+    let end = min(first + VEC4_PER_INVOCATION, params.len4);
+    for (var i = first; i < end; i++) {
         dst[i] = src[i];
     }
 }

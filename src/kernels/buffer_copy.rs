@@ -24,6 +24,16 @@ struct Params {
     _pad: [u32; 3],
 }
 
+/// vec4s per invocation: the same layout choice `embedding_gather` makes
+/// (a row's worth, 32 vec4s, per invocation on a CPU adapter; one on a GPU).
+pub fn vec4_per_invocation(gpu: &Gpu) -> u32 {
+    if gpu.adapter_info().device_type == wgpu::DeviceType::Cpu {
+        32
+    } else {
+        1
+    }
+}
+
 /// Records a copy of `bytes` (a multiple of 16) from `src` to `dst`.
 pub fn encode(
     gpu: &Gpu,
@@ -32,21 +42,41 @@ pub fn encode(
     dst: &wgpu::Buffer,
     bytes: u64,
 ) -> Result<()> {
+    encode_with(gpu, encoder, src, dst, bytes, vec4_per_invocation(gpu))
+}
+
+/// [`encode`] with an explicit number of vec4s per invocation.
+pub fn encode_with(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    src: &wgpu::Buffer,
+    dst: &wgpu::Buffer,
+    bytes: u64,
+    per_invocation: u32,
+) -> Result<()> {
     if !bytes.is_multiple_of(16) {
         return Err(Error::InvalidArgument {
             name: "bytes",
             reason: format!("buffer_copy copies whole vec4s; {bytes} is not a multiple of 16"),
         });
     }
+    let per_invocation = per_invocation.max(1);
     let len4 = to_u32("vec4 count", (bytes / 16) as usize)?;
-    let kernel = gpu.kernel(&SPEC, &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
+    let kernel = gpu.kernel(
+        &SPEC,
+        &[
+            ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
+            ("VEC4_PER_INVOCATION", per_invocation as f64),
+        ],
+    )?;
     let uniform = gpu.uniform("buffer_copy params", &Params { len4, _pad: [0; 3] })?;
     let bind = kernel.bind(gpu, &[(0, uniform.raw()), (1, src), (2, dst)]);
+    let invocations = (len4 as u64).div_ceil(per_invocation as u64);
     kernel.dispatch(
         gpu,
         encoder,
         &bind,
-        (len4 as u64).div_ceil(WORKGROUP_SIZE as u64),
+        invocations.div_ceil(WORKGROUP_SIZE as u64),
     );
     Ok(())
 }
