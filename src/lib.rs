@@ -41,7 +41,8 @@ pub use kernels::uniform_init::Distribution;
 pub use memory::GpuBuffer;
 pub use nn::{
     BagMode, BagOutput, DType, Embedding, EmbeddingBag, EmbeddingBagOptions, EmbeddingOptions,
-    Gradient, GradientMode, HalfTensor, Linear, LinearGrad, LinearOptions, Weight,
+    ChunkedTensor, Gradient, GradientMode, HalfTensor, Linear, LinearGrad, LinearOptions, Weight,
+    WeightChunk,
 };
 pub use tensor::{IndexTensor, Tensor};
 pub use timing::{Clock, Timing};
