@@ -75,7 +75,11 @@ pub enum Error {
          one storage binding ({limit} bytes, max_storage_buffer_binding_size); this call needs \
          it in one binding: use Weight::chunks() or a chunk-aware call (forward, backward_sgd)"
     )]
-    ChunkedTable { chunks: usize, bytes: u64, limit: u64 },
+    ChunkedTable {
+        chunks: usize,
+        bytes: u64,
+        limit: u64,
+    },
 
     /// An argument outside its domain (a NaN bound, `lo > hi`, a negative std, …).
     #[error("invalid argument {name}: {reason}")]

@@ -197,13 +197,8 @@ fn a_300_mb_table_spans_chunks_and_matches_the_twin() {
         // Gradient: the fused deterministic backward + SGD, one update per chunk.
         let grad_out: Vec<f32> = (0..idx.len() * dim).map(|_| rng.grad()).collect();
         let g = Tensor::from_slice(gpu, &grad_out, &[idx.len(), dim]).unwrap();
-        let (grad_rows, grad_values) = cpu::embedding_backward_sparse(
-            rows,
-            dim,
-            &idx,
-            &grad_out,
-            &BackwardOptions::default(),
-        );
+        let (grad_rows, grad_values) =
+            cpu::embedding_backward_sparse(rows, dim, &idx, &grad_out, &BackwardOptions::default());
         emb.backward_sgd(&idx, &g, 0.5).unwrap();
         for (k, &r) in sample.iter().enumerate() {
             let j = grad_rows.binary_search(&(r as u32)).unwrap();
@@ -216,7 +211,9 @@ fn a_300_mb_table_spans_chunks_and_matches_the_twin() {
             assert_bits_eq(&format!("updated row {r}"), &got, &want);
         }
         // A row no index touched is unchanged.
-        let untouched = (0..rows).find(|r| sample.binary_search(r).is_err()).unwrap();
+        let untouched = (0..rows)
+            .find(|r| sample.binary_search(r).is_err())
+            .unwrap();
         let mut want = vec![0.0f32; dim];
         cpu::normal_fill(seed, (untouched * dim) as u64, 0.0, 1.0, &mut want);
         assert_bits_eq(

@@ -140,7 +140,11 @@ impl Embedding {
             }
             DType::F16 => {
                 let bytes = (num_embeddings as u64).saturating_mul(dim as u64) * 2;
-                gpu.check_size("f16 embedding table (f16 tables are not chunked)", bytes, true)?;
+                gpu.check_size(
+                    "f16 embedding table (f16 tables are not chunked)",
+                    bytes,
+                    true,
+                )?;
                 Weight::F16(HalfTensor::from_f32(gpu, weights, &[num_embeddings, dim])?)
             }
         };
@@ -306,7 +310,10 @@ impl Embedding {
             else {
                 return Err(Error::InvalidArgument {
                     name: "padding_idx",
-                    reason: format!("{p} is not a row of a table of {} rows", self.num_embeddings),
+                    reason: format!(
+                        "{p} is not a row of a table of {} rows",
+                        self.num_embeddings
+                    ),
                 });
             };
             self.gpu.scoped("zero padding row", || {

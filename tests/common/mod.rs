@@ -24,12 +24,17 @@ pub fn gpus() -> &'static [Gpu] {
     })
 }
 
+/// The turn of one GPU test body in this test binary (see [`each_gpu`]).
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Runs `f` once per adapter, naming the adapter if it panics. Bodies run one
 /// at a time across the test binary's threads: wgpu's GL backend panics
 /// ("Could not lock adapter context") when two threads hold its adapter long.
 pub fn each_gpu(mut f: impl FnMut(&Gpu)) {
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _turn = serial();
     for gpu in gpus() {
         let name = gpu.describe();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(gpu)));

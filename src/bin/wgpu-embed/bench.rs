@@ -199,7 +199,9 @@ fn gather_backward(
 ) -> Result<(Vec<f64>, Vec<f32>)> {
     let grad = Tensor::zeros(gpu, &[emb.num_embeddings(), emb.dim()])?;
     let status = Tensor::from_slice(gpu, &[f32::from_bits(STATUS_OK)], &[1])?;
-    let times = sample(gpu, plan, |enc| emb.encode_backward(enc, idx, grad_out, &grad, status.buffer()))?;
+    let times = sample(gpu, plan, |enc| {
+        emb.encode_backward(enc, idx, grad_out, &grad, status.buffer())
+    })?;
     Ok((times, grad.to_vec()?))
 }
 
