@@ -2,7 +2,5 @@
 
 /// `dst[i] = src[i]` for the first `len4 * 4` floats.
 pub fn buffer_copy(len4: usize, src: &[f32], dst: &mut [f32]) {
-    for i in 0..len4 * 4 {
-        dst[i] = src[i];
-    }
+    dst[..len4 * 4].copy_from_slice(&src[..len4 * 4]);
 }

@@ -32,7 +32,7 @@ pub fn encode(
     dst: &wgpu::Buffer,
     bytes: u64,
 ) -> Result<()> {
-    if bytes % 16 != 0 {
+    if !bytes.is_multiple_of(16) {
         return Err(Error::InvalidArgument {
             name: "bytes",
             reason: format!("buffer_copy copies whole vec4s; {bytes} is not a multiple of 16"),
