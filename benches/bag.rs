@@ -29,7 +29,10 @@ fn bench(c: &mut Criterion) {
         .expect("no adapter: install lavapipe with `apt-get install -y mesa-vulkan-drivers`");
     eprintln!("adapter: {}", gpu.describe());
     let emb = Embedding::new(&gpu, VOCAB, DIM).unwrap();
-    let table = emb.weight().buffer();
+    let table = emb
+        .weight()
+        .buffer()
+        .expect("the benchmark table fits one binding");
     let n = BAGS * BAG_LEN;
     let idx: Vec<u32> = (0..n as u32)
         .map(|i| i.wrapping_mul(2_654_435_761) % VOCAB as u32)
@@ -89,6 +92,7 @@ fn bench(c: &mut Criterion) {
                         threads_per_row: None,
                         workgroup_size: None,
                         const_dim: false,
+                        chunk: None,
                     },
                 )
                 .unwrap();

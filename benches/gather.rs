@@ -53,7 +53,10 @@ fn bench(c: &mut Criterion) {
                     &gpu,
                     &mut enc,
                     &GatherArgs {
-                        table: emb.weight().buffer(),
+                        table: emb
+                            .weight()
+                            .buffer()
+                            .expect("the benchmark table fits one binding"),
                         num_embeddings: VOCAB,
                         dim: DIM,
                         indices: idx_t.buffer(),
@@ -63,6 +66,7 @@ fn bench(c: &mut Criterion) {
                         threads_per_row: tpr,
                         workgroup_size: None,
                         const_dim: false,
+                        chunk: None,
                     },
                 )
                 .unwrap();

@@ -6,6 +6,11 @@
 // invocation per row is faster because each SIMD lane streams its own row.
 // The host picks the value from the adapter type.
 //
+// A table larger than one storage binding is stored as row-chunks and
+// gathered with one dispatch per chunk: the bound buffer holds rows
+// row_begin .. row_end, and an index outside that range (but inside the table)
+// is left to another chunk's dispatch. A table in one binding is one chunk.
+//
 // Rows whose index is out of range are zero-filled and the first bad position
 // is recorded in status[0] with atomicMin (the host initialises it to
 // 0xFFFFFFFF), so indices that only exist on the GPU are still checked.
@@ -28,7 +33,11 @@ struct Params {
     n: u32,              // number of indices (output rows)
     dim: u32,            // floats per row
     num_embeddings: u32, // table rows
-    _pad: u32,
+    row_begin: u32,      // first table row in the bound buffer
+    row_end: u32,        // one past its last row
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -71,7 +80,10 @@ fn gather_vec4(
         }
         return;
     }
-    let src = row * dim4;
+    if row < params.row_begin || row >= params.row_end {
+        return;
+    }
+    let src = (row - params.row_begin) * dim4;
     for (var c = lane; c < dim4; c += THREADS_PER_ROW) {
         out4[dst + c] = table4[src + c];
     }
@@ -100,7 +112,10 @@ fn gather_scalar(
         }
         return;
     }
-    let src = row * params.dim;
+    if row < params.row_begin || row >= params.row_end {
+        return;
+    }
+    let src = (row - params.row_begin) * params.dim;
     for (var c = lane; c < params.dim; c += THREADS_PER_ROW) {
         out[dst + c] = table[src + c];
     }
@@ -130,7 +145,10 @@ fn gather_f16_vec4(
         }
         return;
     }
-    let src = row * dim4;
+    if row < params.row_begin || row >= params.row_end {
+        return;
+    }
+    let src = (row - params.row_begin) * dim4;
     for (var c = lane; c < dim4; c += THREADS_PER_ROW) {
         let w = table_h4[src + c];
         out4[dst + c] = vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
@@ -160,7 +178,10 @@ fn gather_f16_scalar(
         }
         return;
     }
-    let src = row * params.dim;
+    if row < params.row_begin || row >= params.row_end {
+        return;
+    }
+    let src = (row - params.row_begin) * params.dim;
     for (var c = lane; c < params.dim; c += THREADS_PER_ROW) {
         let e = src + c;
         out[dst + c] = unpack2x16float(table_h[e >> 1u])[e & 1u];

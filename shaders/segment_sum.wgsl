@@ -28,6 +28,9 @@
 //   segment_adagrad   fused row-wise Adagrad (FBGEMM EXACT_ROWWISE_ADAGRAD):
 //                     state[r] += mean(grad[r]^2);
 //                     weight[r] -= lr / (sqrt(state[r]) + eps) * grad[r]
+// segment_dense, segment_sgd and segment_adagrad handle rows
+// row_begin .. row_end, stored from row 0 of `out`: a table past one storage
+// binding is updated one row-chunk per dispatch (the whole table is one chunk).
 // The padding row gets no gradient; with scale_by_freq each row's sum is
 // divided by its count. Every entry does nothing when status[0] reports an
 // out-of-range index, so a bad index leaves the weights untouched.
@@ -53,8 +56,8 @@ struct Params {
     _pad: u32,
     lr: f32,
     eps: f32,
-    _pad1: u32,
-    _pad2: u32,
+    row_begin: u32,      // dense/sgd/adagrad: first table row in `out`
+    row_end: u32,        // one past its last row (a row-chunk of a large table)
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -266,12 +269,12 @@ fn segment_dense(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let at = lane_of(wid, nwg, lid);
-    let r = at.item;
-    if r >= params.num_embeddings || status[0] != STATUS_OK {
+    let r = at.item + params.row_begin;
+    if r >= params.row_end || status[0] != STATUS_OK {
         return;
     }
     for (var c0 = at.lane * 8u; c0 < params.dim; c0 += THREADS_PER_ROW * 8u) {
-        store_out8(r, c0, row_grad8(r, c0));
+        store_out8(r - params.row_begin, c0, row_grad8(r, c0));
     }
 }
 
@@ -305,8 +308,8 @@ fn segment_sgd(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let at = lane_of(wid, nwg, lid);
-    let r = at.item;
-    if r >= params.num_embeddings || status[0] != STATUS_OK {
+    let r = at.item + params.row_begin;
+    if r >= params.row_end || status[0] != STATUS_OK {
         return;
     }
     if offsets[r + 1u] == offsets[r] || r == params.padding_idx {
@@ -314,8 +317,8 @@ fn segment_sgd(
     }
     for (var c0 = at.lane * 8u; c0 < params.dim; c0 += THREADS_PER_ROW * 8u) {
         let g = row_grad8(r, c0);
-        let w = out8(r, c0);
-        store_out8(r, c0, Sum8(w.a - params.lr * g.a, w.b - params.lr * g.b));
+        let w = out8(r - params.row_begin, c0);
+        store_out8(r - params.row_begin, c0, Sum8(w.a - params.lr * g.a, w.b - params.lr * g.b));
     }
 }
 
@@ -335,8 +338,8 @@ fn segment_adagrad(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let at = lane_of(wid, nwg, lid);
-    let r = at.item;
-    if r >= params.num_embeddings || status[0] != STATUS_OK || at.lane != 0u {
+    let r = at.item + params.row_begin;
+    if r >= params.row_end || status[0] != STATUS_OK || at.lane != 0u {
         return;
     }
     if offsets[r + 1u] == offsets[r] || r == params.padding_idx {
@@ -355,7 +358,7 @@ fn segment_adagrad(
     let multiplier = params.lr / (sqrt(h) + params.eps);
     for (var c0 = 0u; c0 < params.dim; c0 += 8u) {
         let g = row_grad8(r, c0);
-        let w = out8(r, c0);
-        store_out8(r, c0, Sum8(w.a - multiplier * g.a, w.b - multiplier * g.b));
+        let w = out8(r - params.row_begin, c0);
+        store_out8(r - params.row_begin, c0, Sum8(w.a - multiplier * g.a, w.b - multiplier * g.b));
     }
 }

@@ -5,11 +5,18 @@
 
 override WORKGROUP_SIZE: u32 = 256u;
 
+// `weight` may hold only table rows row_begin .. row_end (one row-chunk of a
+// table past one storage binding, updated one dispatch per chunk); a dense
+// `grad` is the whole [num_embeddings, dim] gradient either way.
 struct Params {
-    len: u32,            // dense: elements; sparse: rows of `values`
+    len: u32,            // dense: elements of the chunk; sparse: rows of `values`
     dim: u32,
     num_embeddings: u32,
     lr: f32,
+    row_begin: u32,
+    row_end: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -31,7 +38,7 @@ fn sgd_dense(
     if i >= params.len {
         return;
     }
-    weight[i] = weight[i] - params.lr * grad[i];
+    weight[i] = weight[i] - params.lr * grad[params.row_begin * params.dim + i];
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -47,8 +54,9 @@ fn sgd_sparse(
         return;
     }
     let row = rows[i];
-    if row >= params.num_embeddings {
+    if row >= params.num_embeddings || row < params.row_begin || row >= params.row_end {
         return;
     }
-    weight[row * params.dim + c] = weight[row * params.dim + c] - params.lr * grad[i * params.dim + c];
+    let w = (row - params.row_begin) * params.dim + c;
+    weight[w] = weight[w] - params.lr * grad[i * params.dim + c];
 }

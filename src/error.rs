@@ -69,6 +69,18 @@ pub enum Error {
         limit_name: &'static str,
     },
 
+    /// A call that needs the whole table in one binding, on a table stored in row-chunks.
+    #[error(
+        "the table ({bytes} bytes) is stored as {chunks} row-chunks because it is larger than \
+         one storage binding ({limit} bytes, max_storage_buffer_binding_size); this call needs \
+         it in one binding: use Weight::chunks() or a chunk-aware call (forward, backward_sgd)"
+    )]
+    ChunkedTable {
+        chunks: usize,
+        bytes: u64,
+        limit: u64,
+    },
+
     /// An argument outside its domain (a NaN bound, `lo > hi`, a negative std, …).
     #[error("invalid argument {name}: {reason}")]
     InvalidArgument { name: &'static str, reason: String },

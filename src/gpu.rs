@@ -40,6 +40,23 @@ impl GpuOptions {
 
 /// A GPU device and queue with everything the kernels share. Cheap to clone
 /// (an `Arc`); `Send + Sync`, so one `Gpu` serves many threads.
+///
+/// Across threads: the device, queue, pipeline cache (a mutex), memory
+/// counters (atomics) and device-lost flag are shared, and every call that
+/// takes `&self` (`Embedding::forward`, `backward`, `Tensor::to_vec`, …) may run
+/// from several threads at once; each records its own encoder and waits on its
+/// own submission. Calls that change a table take `&mut self`
+/// (`Embedding::backward_sgd`, `sgd_step`, `uniform_`, `set_weight`): Rust's
+/// borrow rules then keep a table from being read while it is updated; wrap
+/// a shared layer in a `RwLock` to train it from several threads. Error scopes
+/// are per thread in wgpu, so one thread's validation error is never reported
+/// to another.
+///
+/// Faults: every call checks the device-lost flag first and runs inside
+/// validation and out-of-memory error scopes; what they catch is
+/// `Error::Gpu`, and once the device is lost (driver reset, or
+/// `device().destroy()`) every call returns `Error::DeviceLost` instead of
+/// waiting on a device that will never answer.
 #[derive(Clone)]
 pub struct Gpu {
     pub(crate) inner: Arc<GpuInner>,
@@ -262,8 +279,18 @@ impl Gpu {
         self.inner.id == other.inner.id
     }
 
-    /// Fails with `DeviceLost` once the device is gone, so no call hangs on a dead device.
+    /// Fails with `DeviceLost` once the device is gone, so no call hangs on a
+    /// dead device. Polls the device once (without blocking) so that a loss
+    /// wgpu has not reported yet (`device.destroy()` reports on the next
+    /// poll) is seen now.
     pub fn check_alive(&self) -> Result<()> {
+        self.lost_flag()?;
+        let _ = self.inner.device.poll(wgpu::PollType::Poll);
+        self.lost_flag()
+    }
+
+    /// The device-lost flag alone: what every call checks first.
+    fn lost_flag(&self) -> Result<()> {
         let slot = self.inner.lost.lock().unwrap_or_else(|p| p.into_inner());
         match &*slot {
             Some(reason) => Err(Error::DeviceLost {
@@ -280,7 +307,7 @@ impl Gpu {
         during: &'static str,
         f: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
-        self.check_alive()?;
+        self.lost_flag()?;
         let device = &self.inner.device;
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -317,7 +344,7 @@ impl Gpu {
                     message: e.to_string(),
                 })
             })?;
-        self.check_alive()
+        self.lost_flag()
     }
 
     /// A command encoder on this device.

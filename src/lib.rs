@@ -40,8 +40,9 @@ pub use gpu::{Gpu, GpuOptions};
 pub use kernels::uniform_init::Distribution;
 pub use memory::GpuBuffer;
 pub use nn::{
-    BagMode, BagOutput, DType, Embedding, EmbeddingBag, EmbeddingBagOptions, EmbeddingOptions,
-    Gradient, GradientMode, HalfTensor, Linear, LinearGrad, LinearOptions, Weight,
+    BagMode, BagOutput, ChunkedTensor, DType, Embedding, EmbeddingBag, EmbeddingBagOptions,
+    EmbeddingOptions, Gradient, GradientMode, HalfTensor, Linear, LinearGrad, LinearOptions,
+    Weight, WeightChunk,
 };
 pub use tensor::{IndexTensor, Tensor};
 pub use timing::{Clock, Timing};

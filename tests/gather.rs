@@ -83,6 +83,7 @@ fn both_row_layouts_agree() {
                         threads_per_row: Some(tpr),
                         workgroup_size: None,
                         const_dim: false,
+                        chunk: None,
                     },
                 )
                 .unwrap();
@@ -147,6 +148,7 @@ fn gpu_resident_bad_index_zero_fills_and_reports_first_position() {
                 threads_per_row: None,
                 workgroup_size: None,
                 const_dim: false,
+                chunk: None,
             },
         )
         .unwrap();

@@ -67,7 +67,9 @@ struct Params {
     n: u32,
     dim: u32,
     num_embeddings: u32,
-    _pad: u32,
+    row_begin: u32,
+    row_end: u32,
+    _pad: [u32; 3],
 }
 
 /// The status word's value when every index was in range.
@@ -101,6 +103,17 @@ pub struct GatherArgs<'a> {
     pub workgroup_size: Option<u32>,
     /// Bake `dim` into the pipeline (one pipeline per dim, unrolled row copy).
     pub const_dim: bool,
+    /// `table` holds only rows `row_begin .. row_begin + rows` of a table
+    /// stored in row-chunks; `None`: the whole table. The dispatch writes the
+    /// output rows whose index falls in the chunk (and zeroes out-of-range ones).
+    pub chunk: Option<TableChunk>,
+}
+
+/// Rows `row_begin .. row_begin + rows` of a chunked table.
+#[derive(Clone, Copy, Debug)]
+pub struct TableChunk {
+    pub row_begin: usize,
+    pub rows: usize,
 }
 
 /// Records the gather into `encoder`; submits nothing.
@@ -128,11 +141,17 @@ fn encode_dtype(
         .threads_per_row
         .unwrap_or_else(|| threads_per_row(gpu, args.dim))
         .max(1);
+    let (row_begin, row_end) = match args.chunk {
+        Some(c) => (c.row_begin, c.row_begin.saturating_add(c.rows)),
+        None => (0, args.num_embeddings),
+    };
     let params = Params {
         n: to_u32("index count", args.n)?,
         dim: to_u32("embedding dim", args.dim)?,
         num_embeddings: to_u32("num_embeddings", args.num_embeddings)?,
-        _pad: 0,
+        row_begin: to_u32("chunk first row", row_begin)?,
+        row_end: to_u32("chunk end row", row_end)?,
+        _pad: [0; 3],
     };
     let vec4 = args.dim.is_multiple_of(4);
     let spec = match (half, vec4) {
@@ -215,6 +234,7 @@ pub fn embedding_gather(table: &Tensor, indices: &IndexTensor) -> Result<Tensor>
             threads_per_row: None,
             workgroup_size: None,
             const_dim: false,
+            chunk: None,
         },
     )?;
     gpu.submit_and_wait(encoder)?;

@@ -97,8 +97,8 @@ struct Params {
     _pad: u32,
     lr: f32,
     eps: f32,
-    _pad1: u32,
-    _pad2: u32,
+    row_begin: u32,
+    row_end: u32,
 }
 
 /// Where the row sums go.
@@ -141,6 +141,10 @@ pub struct SegmentArgs<'a> {
     pub output: SegmentOutput<'a>,
     /// Tile length; `None` uses [`CHUNK`]. Tests use small tiles to split often.
     pub chunk: Option<usize>,
+    /// Dense, SGD and Adagrad outputs: the bound `grad`/`weight` holds only
+    /// table rows `row_begin .. row_end` (one row-chunk of a large table);
+    /// `None`: every row. Sparse output ignores it.
+    pub rows: Option<std::ops::Range<usize>>,
 }
 
 /// Invocations per row: 1 on CPU adapters (each SIMD lane streams a row), up
@@ -161,6 +165,10 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SegmentArgs)
         SegmentOutput::Adagrad { lr, eps, .. } => (lr, eps),
         _ => (0.0, 0.0),
     };
+    let rows = match (&args.output, &args.rows) {
+        (SegmentOutput::Sparse { .. }, _) | (_, None) => 0..args.num_embeddings,
+        (_, Some(r)) => r.start.min(args.num_embeddings)..r.end.min(args.num_embeddings),
+    };
     let params = Params {
         n: to_u32("index count", args.n)?,
         dim: to_u32("embedding dim", args.dim)?,
@@ -175,14 +183,11 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SegmentArgs)
         _pad: 0,
         lr,
         eps,
-        _pad1: 0,
-        _pad2: 0,
+        row_begin: to_u32("chunk first row", rows.start)?,
+        row_end: to_u32("chunk end row", rows.end)?,
     };
     to_u32("grad_out elements", args.n.saturating_mul(args.dim))?;
-    to_u32(
-        "table elements",
-        args.num_embeddings.saturating_mul(args.dim),
-    )?;
+    to_u32("table chunk elements", rows.len().saturating_mul(args.dim))?;
     let uniform = gpu.uniform("segment_sum params", &params)?;
     let partials_bytes = (num_tiles as u64 * 2 * args.dim as u64 * 4).max(4);
     let partials = gpu.storage("segment_sum partials", partials_bytes)?;
@@ -248,7 +253,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SegmentArgs)
     };
     let kernel = gpu.kernel(spec, &constants)?;
     let bind = kernel.bind(gpu, &buffers);
-    let invocations = args.num_embeddings as u64 * tpr as u64;
+    let invocations = rows.len() as u64 * tpr as u64;
     kernel.dispatch(
         gpu,
         encoder,

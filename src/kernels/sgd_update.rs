@@ -37,6 +37,9 @@ struct Params {
     dim: u32,
     num_embeddings: u32,
     lr: f32,
+    row_begin: u32,
+    row_end: u32,
+    _pad: [u32; 2],
 }
 
 /// The gradient an update reads.
@@ -58,14 +61,20 @@ pub struct SgdArgs<'a> {
     pub dim: usize,
     pub grad: SgdGrad<'a>,
     pub lr: f32,
+    /// `weight` holds only table rows `row_begin .. row_end` (a row-chunk);
+    /// `None`: the whole table.
+    pub rows: Option<std::ops::Range<usize>>,
 }
 
 /// Records the update into `encoder`.
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SgdArgs) -> Result<()> {
-    let table = to_u32(
+    let range = args.rows.clone().unwrap_or(0..args.num_embeddings);
+    let range = range.start.min(args.num_embeddings)..range.end.min(args.num_embeddings);
+    to_u32(
         "table elements",
         args.num_embeddings.saturating_mul(args.dim),
     )?;
+    let table = to_u32("table chunk elements", range.len().saturating_mul(args.dim))?;
     let (spec, len, elements, grad, rows) = match args.grad {
         SgdGrad::Dense(grad) => (&DENSE, table, table as u64, grad, None),
         SgdGrad::Sparse {
@@ -91,6 +100,9 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SgdArgs) -> 
         dim: to_u32("embedding dim", args.dim)?,
         num_embeddings: to_u32("num_embeddings", args.num_embeddings)?,
         lr: args.lr,
+        row_begin: to_u32("chunk first row", range.start)?,
+        row_end: to_u32("chunk end row", range.end)?,
+        _pad: [0; 2],
     };
     let kernel = gpu.kernel(spec, &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
     let uniform = gpu.uniform("sgd_update params", &params)?;

@@ -2,12 +2,12 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::embedding_gather::{self, GatherArgs, STATUS_OK};
+use crate::kernels::embedding_gather::{self, GatherArgs, TableChunk, STATUS_OK};
 use crate::kernels::embedding_renorm::{self, RenormArgs};
 use crate::kernels::row_histogram::{self, HistogramArgs};
 use crate::kernels::uniform_init::{self, Distribution, FillArgs};
 use crate::nn::check_indices;
-use crate::nn::weight::{DType, HalfTensor, Weight};
+use crate::nn::weight::{ChunkedTensor, DType, HalfTensor, Weight};
 use crate::nn::GradientMode;
 use crate::tensor::{IndexTensor, Tensor};
 
@@ -37,6 +37,10 @@ pub struct EmbeddingOptions {
     pub dtype: DType,
     /// Sorted and deterministic (default), or float atomics where the adapter has them.
     pub gradient_mode: GradientMode,
+    /// Largest row-chunk of an f32 table, in bytes; `None` (default): the
+    /// adapter's `max_storage_buffer_binding_size`. A table past it is stored
+    /// as [`Weight::F32Chunked`]. Smaller values exercise chunking on small tables.
+    pub chunk_bytes: Option<u64>,
 }
 
 impl Default for EmbeddingOptions {
@@ -51,6 +55,7 @@ impl Default for EmbeddingOptions {
             freeze: false,
             dtype: DType::F32,
             gradient_mode: GradientMode::Deterministic,
+            chunk_bytes: None,
         }
     }
 }
@@ -127,13 +132,21 @@ impl Embedding {
             "Embedding::from_pretrained weights",
         )?;
         check_options(&options, num_embeddings)?;
-        let bytes = (num_embeddings as u64)
-            .saturating_mul(dim as u64)
-            .saturating_mul(options.dtype.size());
-        gpu.check_size("embedding table", bytes, true)?;
         let weight = match options.dtype {
-            DType::F32 => Weight::F32(Tensor::from_slice(gpu, weights, &[num_embeddings, dim])?),
-            DType::F16 => Weight::F16(HalfTensor::from_f32(gpu, weights, &[num_embeddings, dim])?),
+            DType::F32 => {
+                let weight = f32_table(gpu, num_embeddings, dim, &options)?;
+                weight.write(weights)?;
+                weight
+            }
+            DType::F16 => {
+                let bytes = (num_embeddings as u64).saturating_mul(dim as u64) * 2;
+                gpu.check_size(
+                    "f16 embedding table (f16 tables are not chunked)",
+                    bytes,
+                    true,
+                )?;
+                Weight::F16(HalfTensor::from_f32(gpu, weights, &[num_embeddings, dim])?)
+            }
         };
         Ok(Embedding {
             gpu: gpu.clone(),
@@ -177,11 +190,7 @@ impl Embedding {
     ) -> Result<Embedding> {
         check_shape(num_embeddings, dim)?;
         check_options(&options, num_embeddings)?;
-        let bytes = (num_embeddings as u64)
-            .saturating_mul(dim as u64)
-            .saturating_mul(4);
-        gpu.check_size("embedding table", bytes, true)?;
-        let weight = Weight::F32(Tensor::zeros(gpu, &[num_embeddings, dim])?);
+        let weight = f32_table(gpu, num_embeddings, dim, &options)?;
         Ok(Embedding {
             gpu: gpu.clone(),
             weight,
@@ -235,7 +244,11 @@ impl Embedding {
 
     fn fill(&mut self, seed: u64, distribution: Distribution) -> Result<()> {
         match &self.weight {
-            Weight::F32(t) => uniform_init::fill(t, seed, distribution),
+            Weight::F32(_) | Weight::F32Chunked(_) => {
+                let mut encoder = self.gpu.encoder("Embedding::fill");
+                self.encode_init(&mut encoder, seed, distribution)?;
+                self.gpu.submit_and_wait(encoder)
+            }
             // An f16 table is filled by the CPU twin (bit-identical to the
             // kernel) and rounded once; the init kernel writes f32 only.
             Weight::F16(t) => {
@@ -290,13 +303,24 @@ impl Embedding {
                 w[p * self.dim..(p + 1) * self.dim].fill(0.0);
                 return t.write(&w);
             }
+            let chunks = self.weight.chunks();
+            let Some(chunk) = chunks
+                .iter()
+                .find(|c| (c.row_begin..c.row_begin + c.rows).contains(&p))
+            else {
+                return Err(Error::InvalidArgument {
+                    name: "padding_idx",
+                    reason: format!(
+                        "{p} is not a row of a table of {} rows",
+                        self.num_embeddings
+                    ),
+                });
+            };
             self.gpu.scoped("zero padding row", || {
-                let offset = (p * self.dim * 4) as u64;
-                self.gpu.queue().write_buffer(
-                    self.weight.buffer(),
-                    offset,
-                    bytemuck::cast_slice(&zeros),
-                );
+                let offset = ((p - chunk.row_begin) * self.dim * 4) as u64;
+                self.gpu
+                    .queue()
+                    .write_buffer(chunk.buffer, offset, bytemuck::cast_slice(&zeros));
                 Ok(())
             })?;
         }
@@ -380,7 +404,7 @@ impl Embedding {
                     norm_type: self.options.norm_type,
                     status,
                     counts: counts.raw(),
-                    weight: self.weight.buffer(),
+                    weight: self.weight.buffer()?,
                 },
             )?;
         }
@@ -388,22 +412,34 @@ impl Embedding {
             DType::F32 => embedding_gather::encode,
             DType::F16 => embedding_gather::encode_f16,
         };
-        encode(
-            &self.gpu,
-            encoder,
-            &GatherArgs {
-                table: self.weight.buffer(),
-                num_embeddings: self.num_embeddings,
-                dim: self.dim,
-                indices: indices.buffer(),
-                n: indices.len(),
-                status,
-                out: out.buffer(),
-                threads_per_row: None,
-                workgroup_size: None,
-                const_dim: false,
-            },
-        )
+        // One dispatch per row-chunk (see `Weight::F32Chunked`): each writes
+        // the output rows whose index falls in its chunk. Measured against
+        // binding several chunks in one dispatch: see the crate's scale note.
+        let chunks = self.weight.chunks();
+        let whole = chunks.len() == 1;
+        for chunk in chunks {
+            encode(
+                &self.gpu,
+                encoder,
+                &GatherArgs {
+                    table: chunk.buffer,
+                    num_embeddings: self.num_embeddings,
+                    dim: self.dim,
+                    indices: indices.buffer(),
+                    n: indices.len(),
+                    status,
+                    out: out.buffer(),
+                    threads_per_row: None,
+                    workgroup_size: None,
+                    const_dim: false,
+                    chunk: (!whole).then_some(TableChunk {
+                        row_begin: chunk.row_begin,
+                        rows: chunk.rows,
+                    }),
+                },
+            )?;
+        }
+        Ok(())
     }
 
     fn alloc_output(&self, n: usize) -> Result<Tensor> {
@@ -426,20 +462,62 @@ impl Embedding {
                     .into(),
             });
         }
-        uniform_init::encode(
-            &self.gpu,
-            encoder,
-            &FillArgs {
-                out: self.weight.buffer(),
-                begin: 0,
-                end: self.weight.numel(),
-                counter_base: 0,
-                seed,
-                distribution,
-                workgroup_size: None,
-            },
-        )
+        // Chunk by chunk: element e of the table is random element e of the
+        // stream wherever it is stored (counter_base = the chunk's first
+        // element), so a chunked table equals one filled at once.
+        for chunk in self.weight.chunks() {
+            uniform_init::encode(
+                &self.gpu,
+                encoder,
+                &FillArgs {
+                    out: chunk.buffer,
+                    begin: 0,
+                    end: chunk.rows * self.dim,
+                    counter_base: (chunk.row_begin * self.dim) as u64,
+                    seed,
+                    distribution,
+                    workgroup_size: None,
+                },
+            )?;
+        }
+        Ok(())
     }
+}
+
+/// A zeroed f32 table: one buffer when it fits one storage binding (and
+/// `options.chunk_bytes`), else row-chunks of as many whole rows as fit.
+fn f32_table(
+    gpu: &Gpu,
+    num_embeddings: usize,
+    dim: usize,
+    options: &EmbeddingOptions,
+) -> Result<Weight> {
+    let row_bytes = (dim as u64).saturating_mul(4);
+    let limit = options
+        .chunk_bytes
+        .unwrap_or(u64::MAX)
+        .min(gpu.max_binding_bytes())
+        .min(gpu.max_buffer_bytes());
+    if row_bytes > limit {
+        return Err(Error::TooLarge {
+            what: "one embedding row (a chunk holds whole rows)",
+            bytes: row_bytes,
+            limit,
+            limit_name: "max_storage_buffer_binding_size (or chunk_bytes)",
+        });
+    }
+    // Rows are addressed with u32 in the kernels.
+    crate::kernels::to_u32("num_embeddings", num_embeddings)?;
+    let rows_per_chunk = (limit / row_bytes) as usize;
+    if num_embeddings <= rows_per_chunk {
+        return Ok(Weight::F32(Tensor::zeros(gpu, &[num_embeddings, dim])?));
+    }
+    Ok(Weight::F32Chunked(ChunkedTensor::zeros(
+        gpu,
+        num_embeddings,
+        dim,
+        rows_per_chunk,
+    )?))
 }
 
 fn check_shape(num_embeddings: usize, dim: usize) -> Result<()> {

@@ -324,7 +324,7 @@ impl EmbeddingBag {
             &mut encoder,
             &BagArgs {
                 mode,
-                table: emb.weight().buffer(),
+                table: emb.weight().buffer()?,
                 dtype: emb.dtype(),
                 num_embeddings: emb.num_embeddings(),
                 dim,

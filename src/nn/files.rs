@@ -244,9 +244,13 @@ impl Embedding {
         let path = path.as_ref();
         let shape = vec![self.num_embeddings(), self.dim()];
         let (dtype, bytes): (StDtype, Vec<u8>) = match self.weight() {
-            Weight::F32(t) => (
+            Weight::F32(_) | Weight::F32Chunked(_) => (
                 StDtype::F32,
-                t.to_vec()?.iter().flat_map(|x| x.to_le_bytes()).collect(),
+                self.weight()
+                    .to_vec()?
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect(),
             ),
             Weight::F16(t) => (
                 StDtype::F16,
@@ -269,14 +273,14 @@ impl Embedding {
         let out = BufWriter::new(file);
         let io = |e: std::io::Error| file_error(path, e);
         match self.weight() {
-            Weight::F32(t) => {
+            Weight::F32(_) | Weight::F32Chunked(_) => {
                 let mut w = npyz::WriteOptions::<f32>::new()
                     .default_dtype()
                     .shape(&shape)
                     .writer(out)
                     .begin_nd()
                     .map_err(io)?;
-                w.extend(t.to_vec()?).map_err(io)?;
+                w.extend(self.weight().to_vec()?).map_err(io)?;
                 w.finish().map_err(io)
             }
             Weight::F16(t) => {

@@ -202,6 +202,7 @@ impl Embedding {
             grad_out: grad_out.buffer(),
             output,
             chunk: None,
+            rows: None,
         }
     }
 
@@ -403,17 +404,33 @@ impl Embedding {
                 }
             }
         };
-        sgd_update::encode(
-            &self.gpu,
-            encoder,
-            &SgdArgs {
-                weight: self.weight.buffer(),
-                num_embeddings: v,
-                dim,
-                grad: sgd_grad,
-                lr,
-            },
-        )
+        // One dispatch per row-chunk of the table (one for a table in one binding).
+        for chunk in self.weight.chunks() {
+            sgd_update::encode(
+                &self.gpu,
+                encoder,
+                &SgdArgs {
+                    weight: chunk.buffer,
+                    num_embeddings: v,
+                    dim,
+                    grad: match sgd_grad {
+                        SgdGrad::Dense(b) => SgdGrad::Dense(b),
+                        SgdGrad::Sparse {
+                            rows,
+                            values,
+                            count,
+                        } => SgdGrad::Sparse {
+                            rows,
+                            values,
+                            count,
+                        },
+                    },
+                    lr,
+                    rows: Some(chunk.row_begin..chunk.row_begin + chunk.rows),
+                },
+            )?;
+        }
+        Ok(())
     }
 
     /// Backward and SGD in one pass: `weight[r] -= lr * grad[r]` for every row
@@ -475,15 +492,17 @@ impl Embedding {
         self.check_grad_out(indices.len(), grad_out)?;
         check_rate("lr", lr)?;
         let batch = encode_sort(&self.gpu, encoder, indices, self.num_embeddings, status)?;
-        let output = SegmentOutput::Sgd {
-            weight: self.weight.buffer(),
-            lr,
-        };
-        segment_sum::encode(
-            &self.gpu,
-            encoder,
-            &self.segment_args(&batch, indices, grad_out, status, output),
-        )
+        // The sort runs once; the update runs once per row-chunk of the table.
+        for chunk in self.weight.chunks() {
+            let output = SegmentOutput::Sgd {
+                weight: chunk.buffer,
+                lr,
+            };
+            let mut args = self.segment_args(&batch, indices, grad_out, status, output);
+            args.rows = Some(chunk.row_begin..chunk.row_begin + chunk.rows);
+            segment_sum::encode(&self.gpu, encoder, &args)?;
+        }
+        Ok(())
     }
 
     /// A zeroed row-wise Adagrad state: one f32 per row.
@@ -571,16 +590,17 @@ impl Embedding {
         check_rate("lr", lr)?;
         check_rate("eps", eps)?;
         let batch = encode_sort(&self.gpu, encoder, indices, self.num_embeddings, status)?;
-        let output = SegmentOutput::Adagrad {
-            weight: self.weight.buffer(),
-            state: state.buffer(),
-            lr,
-            eps,
-        };
-        segment_sum::encode(
-            &self.gpu,
-            encoder,
-            &self.segment_args(&batch, indices, grad_out, status, output),
-        )
+        for chunk in self.weight.chunks() {
+            let output = SegmentOutput::Adagrad {
+                weight: chunk.buffer,
+                state: state.buffer(),
+                lr,
+                eps,
+            };
+            let mut args = self.segment_args(&batch, indices, grad_out, status, output);
+            args.rows = Some(chunk.row_begin..chunk.row_begin + chunk.rows);
+            segment_sum::encode(&self.gpu, encoder, &args)?;
+        }
+        Ok(())
     }
 }

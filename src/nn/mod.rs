@@ -12,7 +12,7 @@ pub use embedding::{Embedding, EmbeddingOptions, DEFAULT_SEED};
 pub use embedding_bag::{BagOutput, EmbeddingBag, EmbeddingBagOptions};
 pub use gradient::{Gradient, GradientMode};
 pub use linear::{Linear, LinearGrad, LinearOptions, DEFAULT_LINEAR_SEED};
-pub use weight::{DType, HalfTensor, Weight};
+pub use weight::{ChunkedTensor, DType, HalfTensor, Weight, WeightChunk};
 
 use crate::error::{Error, Result};
 

@@ -153,18 +153,144 @@ impl std::fmt::Debug for HalfTensor {
     }
 }
 
+/// An f32 table larger than one storage binding, stored as row-chunks: chunk
+/// `k` is its own buffer holding rows `row_starts[k] .. row_starts[k + 1]`,
+/// each within `max_storage_buffer_binding_size`. Separate buffers (not
+/// offsets into one) mean no chunk needs `min_storage_buffer_offset_alignment`
+/// and the table is not capped by `max_buffer_size` either: only by the
+/// adapter's memory. Kernels run once per chunk (see `Embedding::forward`).
+#[derive(Clone)]
+pub struct ChunkedTensor {
+    gpu: Gpu,
+    chunks: Vec<Tensor>,
+    /// `chunks.len() + 1` entries; the last is the row count.
+    row_starts: Vec<usize>,
+    shape: Vec<usize>,
+}
+
+/// One row-chunk of a table: rows `row_begin .. row_begin + rows` in `buffer`.
+#[derive(Clone, Copy, Debug)]
+pub struct WeightChunk<'a> {
+    pub row_begin: usize,
+    pub rows: usize,
+    pub buffer: &'a wgpu::Buffer,
+}
+
+impl ChunkedTensor {
+    /// A zeroed `[rows, dim]` table in chunks of at most `rows_per_chunk` rows.
+    pub(crate) fn zeros(
+        gpu: &Gpu,
+        rows: usize,
+        dim: usize,
+        rows_per_chunk: usize,
+    ) -> Result<ChunkedTensor> {
+        let rows_per_chunk = rows_per_chunk.max(1);
+        let mut chunks = Vec::with_capacity(rows.div_ceil(rows_per_chunk));
+        let mut row_starts = vec![0];
+        let mut begin = 0;
+        while begin < rows {
+            let n = rows_per_chunk.min(rows - begin);
+            chunks.push(Tensor::zeros(gpu, &[n, dim])?);
+            begin += n;
+            row_starts.push(begin);
+        }
+        Ok(ChunkedTensor {
+            gpu: gpu.clone(),
+            chunks,
+            row_starts,
+            shape: vec![rows, dim],
+        })
+    }
+    /// `[num_embeddings, dim]`.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn dim(&self) -> usize {
+        self.shape[1]
+    }
+    /// The chunks in row order, each a `[rows, dim]` tensor.
+    pub fn tensors(&self) -> &[Tensor] {
+        &self.chunks
+    }
+    /// Chunk `k` holds rows `row_starts()[k] .. row_starts()[k + 1]`.
+    pub fn row_starts(&self) -> &[usize] {
+        &self.row_starts
+    }
+    /// Bytes of data.
+    pub fn bytes(&self) -> u64 {
+        self.chunks.iter().map(|t| t.bytes()).sum()
+    }
+    /// The whole table on the host.
+    pub fn to_vec(&self) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(self.shape[0] * self.dim());
+        for t in &self.chunks {
+            out.extend(t.to_vec()?);
+        }
+        Ok(out)
+    }
+    /// Rows `first .. first + count`, read from whichever chunks hold them.
+    pub fn rows_to_vec(&self, first: usize, count: usize) -> Result<Vec<f32>> {
+        let end = first.saturating_add(count);
+        if end > self.shape[0] {
+            return Err(Error::IndexOutOfRange {
+                position: 0,
+                index: end.saturating_sub(1) as u64,
+                num_embeddings: self.shape[0],
+            });
+        }
+        let mut out = Vec::with_capacity(count * self.dim());
+        for (k, t) in self.chunks.iter().enumerate() {
+            let (b, e) = (self.row_starts[k], self.row_starts[k + 1]);
+            let (lo, hi) = (first.max(b), end.min(e));
+            if lo < hi {
+                out.extend(t.rows_to_vec(lo - b, hi - lo)?);
+            }
+        }
+        Ok(out)
+    }
+    /// Overwrites the table with `data` (row-major, every row), in queue order.
+    pub fn write(&self, data: &[f32]) -> Result<()> {
+        let dim = self.dim();
+        if data.len() != self.shape[0] * dim {
+            return Err(Error::LengthMismatch {
+                what: "chunked table write data",
+                expected: self.shape[0] * dim,
+                found: data.len(),
+            });
+        }
+        for (k, t) in self.chunks.iter().enumerate() {
+            t.write(&data[self.row_starts[k] * dim..self.row_starts[k + 1] * dim])?;
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for ChunkedTensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ChunkedTensor({:?} in {} chunks on {})",
+            self.shape,
+            self.chunks.len(),
+            self.gpu.describe()
+        )
+    }
+}
+
 /// An embedding table's weight in its storage type.
 #[derive(Clone, Debug)]
 pub enum Weight {
     F32(Tensor),
     F16(HalfTensor),
+    /// An f32 table past one storage binding, in row-chunks.
+    F32Chunked(ChunkedTensor),
 }
 
 impl Weight {
     /// Element type.
     pub fn dtype(&self) -> DType {
         match self {
-            Weight::F32(_) => DType::F32,
+            Weight::F32(_) | Weight::F32Chunked(_) => DType::F32,
             Weight::F16(_) => DType::F16,
         }
     }
@@ -173,6 +299,7 @@ impl Weight {
         match self {
             Weight::F32(t) => t.shape(),
             Weight::F16(t) => t.shape(),
+            Weight::F32Chunked(t) => t.shape(),
         }
     }
     /// Number of elements.
@@ -184,13 +311,66 @@ impl Weight {
         match self {
             Weight::F32(t) => t.bytes(),
             Weight::F16(t) => t.bytes(),
+            Weight::F32Chunked(t) => t.bytes(),
         }
     }
-    /// The wgpu buffer (f32 elements, or f16 packed two per u32).
-    pub fn buffer(&self) -> &wgpu::Buffer {
+    /// The wgpu buffer (f32 elements, or f16 packed two per u32), for a
+    /// table in one binding; a chunked table is `Error::ChunkedTable` (use
+    /// [`chunks`](Self::chunks)).
+    pub fn buffer(&self) -> Result<&wgpu::Buffer> {
         match self {
-            Weight::F32(t) => t.buffer(),
-            Weight::F16(t) => t.buffer(),
+            Weight::F32(t) => Ok(t.buffer()),
+            Weight::F16(t) => Ok(t.buffer()),
+            Weight::F32Chunked(t) => Err(Error::ChunkedTable {
+                chunks: t.tensors().len(),
+                bytes: t.bytes(),
+                limit: t.gpu.max_binding_bytes(),
+            }),
+        }
+    }
+    /// The table's row-chunks in row order: one for a table in one binding.
+    pub fn chunks(&self) -> Vec<WeightChunk<'_>> {
+        match self {
+            Weight::F32(t) => vec![WeightChunk {
+                row_begin: 0,
+                rows: t.shape()[0],
+                buffer: t.buffer(),
+            }],
+            Weight::F16(t) => vec![WeightChunk {
+                row_begin: 0,
+                rows: t.shape()[0],
+                buffer: t.buffer(),
+            }],
+            Weight::F32Chunked(t) => t
+                .tensors()
+                .iter()
+                .zip(t.row_starts())
+                .map(|(c, &b)| WeightChunk {
+                    row_begin: b,
+                    rows: c.shape()[0],
+                    buffer: c.buffer(),
+                })
+                .collect(),
+        }
+    }
+    /// Rows `first .. first + count` as f32 (reads only those rows of an f32 table).
+    pub fn rows_to_vec(&self, first: usize, count: usize) -> Result<Vec<f32>> {
+        match self {
+            Weight::F32(t) => t.rows_to_vec(first, count),
+            Weight::F32Chunked(t) => t.rows_to_vec(first, count),
+            Weight::F16(t) => {
+                let dim = t.shape()[1];
+                let rows = t.shape()[0];
+                let end = first.saturating_add(count);
+                if end > rows {
+                    return Err(Error::IndexOutOfRange {
+                        position: 0,
+                        index: end.saturating_sub(1) as u64,
+                        num_embeddings: rows,
+                    });
+                }
+                Ok(t.to_vec()?[first * dim..end * dim].to_vec())
+            }
         }
     }
     /// The `Gpu` it lives on.
@@ -198,6 +378,7 @@ impl Weight {
         match self {
             Weight::F32(t) => t.gpu(),
             Weight::F16(t) => t.gpu(),
+            Weight::F32Chunked(t) => &t.gpu,
         }
     }
     /// The values as f32 (f16 widened exactly).
@@ -205,20 +386,28 @@ impl Weight {
         match self {
             Weight::F32(t) => t.to_vec(),
             Weight::F16(t) => t.to_vec(),
+            Weight::F32Chunked(t) => t.to_vec(),
         }
     }
-    /// The f32 tensor, for an f32 table.
+    /// The f32 tensor, for an f32 table in one binding.
     pub fn as_f32(&self) -> Option<&Tensor> {
         match self {
             Weight::F32(t) => Some(t),
-            Weight::F16(_) => None,
+            _ => None,
         }
     }
     /// The f16 tensor, for an f16 table.
     pub fn as_f16(&self) -> Option<&HalfTensor> {
         match self {
-            Weight::F32(_) => None,
             Weight::F16(t) => Some(t),
+            _ => None,
+        }
+    }
+    /// The chunks, for an f32 table past one binding.
+    pub fn as_chunked(&self) -> Option<&ChunkedTensor> {
+        match self {
+            Weight::F32Chunked(t) => Some(t),
+            _ => None,
         }
     }
     /// Overwrites the values (rounded to f16 for an f16 table).
@@ -226,6 +415,7 @@ impl Weight {
         match self {
             Weight::F32(t) => t.write(data),
             Weight::F16(t) => t.write(data),
+            Weight::F32Chunked(t) => t.write(data),
         }
     }
 }

@@ -82,13 +82,14 @@ fn gather_path(
     let (staging, idx_buf) = index_buffers(gpu, idx)?;
     let out = Tensor::zeros(gpu, &[n, dim])?;
     let status = Tensor::from_slice(gpu, &[f32::from_bits(STATUS_OK)], &[1])?;
+    let table = emb.weight().buffer()?;
     let forward = sample(gpu, plan, |enc| {
         record_upload(enc, &staging, &idx_buf);
         embedding_gather::encode(
             gpu,
             enc,
             &GatherArgs {
-                table: emb.weight().buffer(),
+                table,
                 num_embeddings: vocab,
                 dim,
                 indices: idx_buf.buffer(),
@@ -98,6 +99,7 @@ fn gather_path(
                 threads_per_row: None,
                 workgroup_size: None,
                 const_dim: false,
+                chunk: None,
             },
         )
     })?;
@@ -129,6 +131,7 @@ fn one_hot_path(
     let (staging, idx_buf) = index_buffers(gpu, idx)?;
     let hot = Tensor::zeros(gpu, &[n, vocab])?;
     let out = Tensor::zeros(gpu, &[n, dim])?;
+    let table = emb.weight().buffer()?;
     // out[n, dim] = one_hot[n, vocab] · W[vocab, dim]
     let forward = sample(gpu, plan, |enc| {
         record_upload(enc, &staging, &idx_buf);
@@ -141,7 +144,7 @@ fn one_hot_path(
                 n: dim,
                 k: vocab,
                 a: hot.buffer(),
-                b: emb.weight().buffer(),
+                b: table,
                 bias: None,
                 c: out.buffer(),
                 options: MatmulOptions::default(),

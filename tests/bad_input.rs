@@ -1,0 +1,204 @@
+//! Bad input: adversarial indices, shapes, NaN/Inf values, wrong lengths and
+//! tensors from another Gpu. Every call returns Ok or a typed error (a panic
+//! fails the property), and after every failed call the weights read back
+//! bit-identical to before.
+
+mod common;
+
+use common::{each_gpu, gpus};
+use proptest::prelude::*;
+use wgpu_embed::{Embedding, EmbeddingOptions, Error, IndexTensor, Tensor};
+
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Indices biased to the edges: u32::MAX, num_embeddings, num_embeddings − 1, 0.
+fn index_strategy(rows: usize) -> impl Strategy<Value = Vec<u32>> {
+    let r = rows as u32;
+    prop::collection::vec(
+        prop_oneof![
+            Just(u32::MAX),
+            Just(r),
+            Just(r - 1),
+            Just(0u32),
+            0..r,
+            r..u32::MAX,
+        ],
+        0..12,
+    )
+}
+
+/// Finite values, NaN, ±Inf.
+fn value_strategy() -> impl Strategy<Value = f32> {
+    prop_oneof![
+        4 => -4.0f32..4.0,
+        1 => Just(f32::NAN),
+        1 => Just(f32::INFINITY),
+        1 => Just(f32::NEG_INFINITY),
+    ]
+}
+
+/// A call that is Ok, or fails with the weights left exactly as they were.
+fn keeps_weights_on_error<T>(
+    emb: &mut Embedding,
+    call: impl FnOnce(&mut Embedding) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let before = bits(&emb.weight().to_vec().unwrap());
+    let out = call(emb);
+    if let Err(e) = &out {
+        let after = bits(&emb.weight().to_vec().unwrap());
+        assert_eq!(before, after, "weights changed after failed call: {e}");
+    }
+    out
+}
+
+fn expect_index_error<T: std::fmt::Debug>(r: Result<T, Error>, idx: &[u32], rows: usize) {
+    let bad = idx.iter().position(|&i| i as usize >= rows);
+    match (bad, r) {
+        (None, Ok(_)) => {}
+        (
+            Some(p),
+            Err(Error::IndexOutOfRange {
+                position, index, ..
+            }),
+        ) => {
+            assert_eq!(position, p);
+            assert_eq!(index, idx[p] as u64);
+        }
+        (bad, other) => panic!("indices {idx:?} (first bad {bad:?}): got {other:?}"),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn adversarial_batches_give_ok_or_a_typed_error(
+        (rows, idx) in (1usize..20).prop_flat_map(|r| (Just(r), index_strategy(r))),
+        dim in 1usize..6,
+        chunked in any::<bool>(),
+        weights_seed in prop::collection::vec(value_strategy(), 1..8),
+        grads in prop::collection::vec(value_strategy(), 1..8),
+        lr in prop_oneof![Just(0.5f32), Just(f32::NAN), Just(f32::INFINITY)],
+    ) {
+        let w: Vec<f32> = (0..rows * dim).map(|i| weights_seed[i % weights_seed.len()]).collect();
+        let g: Vec<f32> = (0..idx.len() * dim).map(|i| grads[i % grads.len()]).collect();
+        each_gpu(|gpu| {
+            let options = EmbeddingOptions {
+                chunk_bytes: chunked.then_some((dim * 4 * 2) as u64),
+                ..EmbeddingOptions::default()
+            };
+            let mut emb =
+                Embedding::from_pretrained_with_options(gpu, &w, rows, dim, options).unwrap();
+
+            // Forward: NaN/Inf rows come back as they are (a gather copies bits).
+            let r = emb.forward(&idx);
+            if let Ok(out) = &r {
+                let out = out.to_vec().unwrap();
+                for (p, &i) in idx.iter().enumerate() {
+                    let i = i as usize;
+                    for c in 0..dim {
+                        let (got, want) = (out[p * dim + c], w[i * dim + c]);
+                        assert!(got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()));
+                    }
+                }
+            }
+            expect_index_error(r, &idx, rows);
+            let on_gpu = IndexTensor::from_slice(gpu, &idx).unwrap();
+            expect_index_error(emb.forward_gpu(&on_gpu), &idx, rows);
+
+            // Backward and updates: NaN/Inf gradients propagate into the
+            // weights like PyTorch; bad indices and bad lr leave them untouched.
+            let grad_out = Tensor::from_slice(gpu, &g, &[idx.len(), dim]).unwrap();
+            let r = keeps_weights_on_error(&mut emb, |e| e.backward_sgd(&idx, &grad_out, lr));
+            if lr.is_finite() {
+                expect_index_error(r, &idx, rows);
+            } else {
+                assert!(matches!(r, Err(Error::InvalidArgument { .. })), "{r:?}");
+            }
+            let r = keeps_weights_on_error(&mut emb, |e| e.backward_sgd_gpu(&on_gpu, &grad_out, 0.5));
+            expect_index_error(r, &idx, rows);
+            let r = keeps_weights_on_error(&mut emb, |e| {
+                let grad = e.backward(&idx, &grad_out)?;
+                e.sgd_step(&grad, 0.5)
+            });
+            expect_index_error(r, &idx, rows);
+
+            // Wrong lengths and shapes.
+            let short = Tensor::zeros(gpu, &[idx.len() + 1, dim]).unwrap();
+            let r = keeps_weights_on_error(&mut emb, |e| e.backward_sgd(&idx, &short, 0.5));
+            assert!(matches!(r, Err(Error::ShapeMismatch { .. })), "{r:?}");
+            let r = keeps_weights_on_error(&mut emb, |e| e.set_weight(&w[..w.len() - 1]));
+            assert!(matches!(r, Err(Error::LengthMismatch { .. })), "{r:?}");
+        });
+    }
+}
+
+#[test]
+fn degenerate_and_huge_shapes_are_typed_errors() {
+    each_gpu(|gpu| {
+        for (rows, dim) in [(0, 4), (4, 0), (0, 0)] {
+            assert!(matches!(
+                Embedding::new(gpu, rows, dim),
+                Err(Error::EmptyTable { .. })
+            ));
+            assert!(matches!(
+                Embedding::from_pretrained(gpu, &[], rows, dim, false),
+                Err(Error::EmptyTable { .. })
+            ));
+        }
+        for (rows, dim) in [
+            (usize::MAX, 1),
+            (1, usize::MAX),
+            (usize::MAX / 2, 3),
+            (1 << 33, 1),
+        ] {
+            let r = Embedding::new(gpu, rows, dim);
+            assert!(
+                matches!(r, Err(Error::TooLarge { .. })),
+                "{rows} x {dim}: {:?}",
+                r.map(|_| ())
+            );
+        }
+        assert!(matches!(
+            Tensor::zeros(gpu, &[usize::MAX, 2]),
+            Err(Error::TooLarge { .. })
+        ));
+        // A one-row table, an empty batch, and an output past one binding.
+        let mut emb = Embedding::new(gpu, 1, 4).unwrap();
+        assert_eq!(emb.forward(&[]).unwrap().shape(), [0, 4]);
+        let g = Tensor::zeros(gpu, &[0, 4]).unwrap();
+        emb.backward_sgd(&[], &g, 0.5).unwrap();
+        let too_many = (gpu.max_binding_bytes() / 16 + 1) as usize;
+        let r = keeps_weights_on_error(&mut emb, |e| e.forward(&vec![0; too_many]).map(drop));
+        assert!(matches!(r, Err(Error::TooLarge { .. })), "{r:?}");
+    });
+}
+
+#[test]
+fn tensors_from_another_gpu_leave_the_weights_alone() {
+    let all = gpus();
+    assert!(
+        all.len() >= 2,
+        "this test needs two adapters (lavapipe and llvmpipe-GL); found {}",
+        all.len()
+    );
+    let (a, b) = (&all[0], &all[1]);
+    let _turn = common::serial();
+    for chunk_bytes in [None, Some(32)] {
+        let options = EmbeddingOptions {
+            chunk_bytes,
+            ..EmbeddingOptions::default()
+        };
+        let mut emb = Embedding::with_options(a, 10, 4, options).unwrap();
+        let idx = IndexTensor::from_slice(b, &[1, 2]).unwrap();
+        let g = Tensor::zeros(b, &[2, 4]).unwrap();
+        let r = keeps_weights_on_error(&mut emb, |e| e.forward_gpu(&idx).map(drop));
+        assert!(matches!(r, Err(Error::DifferentGpu { .. })), "{r:?}");
+        let r = keeps_weights_on_error(&mut emb, |e| e.backward_sgd(&[1, 2], &g, 0.5));
+        assert!(matches!(r, Err(Error::DifferentGpu { .. })), "{r:?}");
+        let r = keeps_weights_on_error(&mut emb, |e| e.backward(&[1, 2], &g).map(drop));
+        assert!(matches!(r, Err(Error::DifferentGpu { .. })), "{r:?}");
+    }
+}

@@ -1,0 +1,305 @@
+//! Scale: tables past one storage binding (row-chunks), batches past one
+//! dispatch's reach, several threads on one `Gpu`, and device loss.
+
+mod common;
+
+use common::{assert_bits_eq, each_gpu, gpus, table};
+use wgpu_embed::cpu::{self, BackwardOptions};
+use wgpu_embed::{Embedding, EmbeddingOptions, Error, Gpu, GpuOptions, IndexTensor, Tensor};
+
+/// SplitMix64: test data from a seed, identical everywhere.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    /// Multiples of 1/64 in [-8, 8): sums of a few stay exact.
+    fn grad(&mut self) -> f32 {
+        (self.below(1024) as f32 - 512.0) / 64.0
+    }
+}
+
+/// Rows either side of every chunk boundary, the first and last row, and a few others.
+fn sampled_rows(starts: &[usize], rows: usize, rng: &mut Rng) -> Vec<usize> {
+    let mut out = vec![0, 1, rows - 2, rows - 1];
+    for &b in &starts[1..starts.len() - 1] {
+        out.extend([b - 1, b, b + 1]);
+    }
+    out.extend((0..8).map(|_| rng.below(rows)));
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// A table small enough for the CPU twin of everything, forced into chunks of
+/// 7 rows (dim 12: the vec4 path) and 5 rows (dim 7: the scalar path).
+#[test]
+fn a_small_chunked_table_matches_the_twin_everywhere() {
+    each_gpu(|gpu| {
+        for (rows, dim, chunk_rows) in [(40usize, 12usize, 7usize), (23, 7, 5)] {
+            let options = EmbeddingOptions {
+                chunk_bytes: Some((chunk_rows * dim * 4) as u64),
+                padding_idx: Some(chunk_rows),
+                ..EmbeddingOptions::default()
+            };
+            // Default init (normal, padding row zeroed) across chunks.
+            let mut emb = Embedding::with_options(gpu, rows, dim, options.clone()).unwrap();
+            let chunked = emb.weight().as_chunked().expect("forced into chunks");
+            assert_eq!(chunked.tensors().len(), rows.div_ceil(chunk_rows));
+            assert!(matches!(
+                emb.weight().buffer(),
+                Err(Error::ChunkedTable { .. })
+            ));
+            let mut want = vec![0.0f32; rows * dim];
+            cpu::normal_fill(options.seed, 0, 0.0, 1.0, &mut want);
+            want[chunk_rows * dim..(chunk_rows + 1) * dim].fill(0.0);
+            assert_bits_eq("normal init", &emb.weight().to_vec().unwrap(), &want);
+            emb.uniform_(-2.0, 3.0, 99).unwrap();
+            cpu::uniform_fill(99, 0, -2.0, 3.0, &mut want);
+            assert_bits_eq("uniform_", &emb.weight().to_vec().unwrap(), &want);
+
+            // set_weight, gather.
+            let w = table(rows, dim);
+            emb.set_weight(&w).unwrap();
+            assert_bits_eq("set_weight", &emb.weight().to_vec().unwrap(), &w);
+            assert_bits_eq(
+                "rows_to_vec across a boundary",
+                &emb.weight()
+                    .rows_to_vec(chunk_rows - 2, chunk_rows + 3)
+                    .unwrap(),
+                &w[(chunk_rows - 2) * dim..(2 * chunk_rows + 1) * dim],
+            );
+            let mut rng = Rng(rows as u64);
+            let idx: Vec<u32> = (0..300).map(|_| rng.below(rows) as u32).collect();
+            let got = emb.forward(&idx).unwrap().to_vec().unwrap();
+            let mut status = u32::MAX;
+            let mut want_out = vec![0.0f32; idx.len() * dim];
+            cpu::embedding_gather(rows, dim, &idx, &mut status, &w, &mut want_out);
+            assert_bits_eq("gather", &got, &want_out);
+
+            // Fused backward + SGD, then backward + sgd_step (dense and sparse).
+            let grad_out: Vec<f32> = (0..idx.len() * dim).map(|_| rng.grad()).collect();
+            let g = Tensor::from_slice(gpu, &grad_out, &[idx.len(), dim]).unwrap();
+            let twin = BackwardOptions {
+                padding_idx: options.padding_idx,
+                ..BackwardOptions::default()
+            };
+            let mut want_w = w.clone();
+            cpu::embedding_backward_sgd(rows, dim, &idx, &grad_out, &twin, &mut want_w, 0.5);
+            emb.backward_sgd(&idx, &g, 0.5).unwrap();
+            assert_bits_eq("backward_sgd", &emb.weight().to_vec().unwrap(), &want_w);
+
+            let dense = cpu::embedding_backward_dense(rows, dim, &idx, &grad_out, &twin);
+            let grad = emb.backward(&idx, &g).unwrap();
+            assert_bits_eq(
+                "dense gradient",
+                &grad.to_dense_vec(rows, dim).unwrap(),
+                &dense,
+            );
+            emb.sgd_step(&grad, 0.5).unwrap();
+            cpu::sgd_dense(0.5, &dense, &mut want_w);
+            assert_bits_eq("dense sgd_step", &emb.weight().to_vec().unwrap(), &want_w);
+
+            let mut sparse_emb = Embedding::with_options(
+                gpu,
+                rows,
+                dim,
+                EmbeddingOptions {
+                    sparse: true,
+                    ..options.clone()
+                },
+            )
+            .unwrap();
+            sparse_emb.set_weight(&w).unwrap();
+            let sparse = sparse_emb.backward(&idx, &g).unwrap();
+            sparse_emb.sgd_step(&sparse, 0.5).unwrap();
+            let mut want_sparse = w.clone();
+            cpu::sgd_dense(0.5, &dense, &mut want_sparse);
+            assert_bits_eq(
+                "sparse sgd_step",
+                &sparse_emb.weight().to_vec().unwrap(),
+                &want_sparse,
+            );
+        }
+    });
+}
+
+/// A 300 MB table (more than two 128 MiB bindings on lavapipe): RNG init,
+/// gather and the fused gradient update against the CPU twin on sampled rows,
+/// including the rows either side of every chunk boundary. Only the sampled
+/// rows are read back; the twin fills only those rows.
+#[test]
+fn a_300_mb_table_spans_chunks_and_matches_the_twin() {
+    let (rows, dim) = (300_000usize, 256usize);
+    let bytes = (rows * dim * 4) as u64;
+    let vulkan: Vec<&Gpu> = gpus()
+        .iter()
+        .filter(|g| g.adapter_info().backend == wgpu::Backend::Vulkan)
+        .collect();
+    assert!(
+        !vulkan.is_empty(),
+        "this test needs lavapipe (Vulkan): apt-get install -y mesa-vulkan-drivers"
+    );
+    each_gpu(|gpu| {
+        // llvmpipe-GL runs the same code on the small chunked tables above;
+        // the 300 MB run is for the adapter whose binding limit it crosses.
+        if gpu.adapter_info().backend != wgpu::Backend::Vulkan {
+            return;
+        }
+        assert!(bytes > 2 * gpu.max_binding_bytes());
+        let seed = 0x300;
+        let options = EmbeddingOptions {
+            seed,
+            ..EmbeddingOptions::default()
+        };
+        let mut emb = Embedding::with_options(gpu, rows, dim, options).unwrap();
+        let chunked = emb.weight().as_chunked().expect("300 MB must be chunked");
+        let starts = chunked.row_starts().to_vec();
+        assert!(starts.len() >= 4, "expected at least 3 chunks: {starts:?}");
+        for c in chunked.tensors() {
+            assert!(c.bytes() <= gpu.max_binding_bytes());
+        }
+        let mut rng = Rng(7);
+        let sample = sampled_rows(&starts, rows, &mut rng);
+
+        // RNG: each sampled row against the twin filled at that row's counter.
+        let mut before = Vec::new();
+        for &r in &sample {
+            let got = emb.weight().rows_to_vec(r, 1).unwrap();
+            let mut want = vec![0.0f32; dim];
+            cpu::normal_fill(seed, (r * dim) as u64, 0.0, 1.0, &mut want);
+            assert_bits_eq(&format!("normal init row {r}"), &got, &want);
+            before.push(got);
+        }
+
+        // Gather: every sampled row, twice, in shuffled order.
+        let mut idx: Vec<u32> = sample.iter().chain(&sample).map(|&r| r as u32).collect();
+        for i in (1..idx.len()).rev() {
+            idx.swap(i, rng.below(i + 1));
+        }
+        let out = emb.forward(&idx).unwrap().to_vec().unwrap();
+        for (p, &r) in idx.iter().enumerate() {
+            let k = sample.binary_search(&(r as usize)).unwrap();
+            assert_bits_eq(
+                &format!("gather position {p} (row {r})"),
+                &out[p * dim..(p + 1) * dim],
+                &before[k],
+            );
+        }
+
+        // Gradient: the fused deterministic backward + SGD, one update per chunk.
+        let grad_out: Vec<f32> = (0..idx.len() * dim).map(|_| rng.grad()).collect();
+        let g = Tensor::from_slice(gpu, &grad_out, &[idx.len(), dim]).unwrap();
+        let (grad_rows, grad_values) =
+            cpu::embedding_backward_sparse(rows, dim, &idx, &grad_out, &BackwardOptions::default());
+        emb.backward_sgd(&idx, &g, 0.5).unwrap();
+        for (k, &r) in sample.iter().enumerate() {
+            let j = grad_rows.binary_search(&(r as u32)).unwrap();
+            let want: Vec<f32> = before[k]
+                .iter()
+                .zip(&grad_values[j * dim..(j + 1) * dim])
+                .map(|(w, g)| w - 0.5 * g)
+                .collect();
+            let got = emb.weight().rows_to_vec(r, 1).unwrap();
+            assert_bits_eq(&format!("updated row {r}"), &got, &want);
+        }
+        // A row no index touched is unchanged.
+        let untouched = (0..rows)
+            .find(|r| sample.binary_search(r).is_err())
+            .unwrap();
+        let mut want = vec![0.0f32; dim];
+        cpu::normal_fill(seed, (untouched * dim) as u64, 0.0, 1.0, &mut want);
+        assert_bits_eq(
+            "untouched row",
+            &emb.weight().rows_to_vec(untouched, 1).unwrap(),
+            &want,
+        );
+    });
+}
+
+/// 65 535 × 256 + 1000 indices: past one dispatch dimension of 256-wide workgroups.
+#[test]
+fn a_batch_past_one_dispatch_dimension() {
+    let n = 65_535 * 256 + 1000;
+    let (rows, dim) = (1000usize, 1usize);
+    let w = table(rows, dim);
+    let idx: Vec<u32> = (0..n).map(|i| ((i * 7919) % rows) as u32).collect();
+    each_gpu(|gpu| {
+        let emb = Embedding::from_pretrained(gpu, &w, rows, dim, false).unwrap();
+        let out = emb.forward(&idx).unwrap().to_vec().unwrap();
+        assert_eq!(out.len(), n);
+        if let Some(p) = (0..n).find(|&p| out[p].to_bits() != w[idx[p] as usize].to_bits()) {
+            panic!("position {p}: got {} want {}", out[p], w[idx[p] as usize]);
+        }
+    });
+}
+
+/// 4 threads × 100 forward calls on one shared `Gpu` and one shared table.
+#[test]
+fn four_threads_share_one_gpu() {
+    let (rows, dim) = (500usize, 16usize);
+    let w = table(rows, dim);
+    each_gpu(|gpu| {
+        let emb = Embedding::from_pretrained(gpu, &w, rows, dim, false).unwrap();
+        std::thread::scope(|s| {
+            for t in 0..4u64 {
+                let (emb, w) = (&emb, &w);
+                s.spawn(move || {
+                    let mut rng = Rng(t);
+                    for call in 0..100 {
+                        let idx: Vec<u32> = (0..64).map(|_| rng.below(rows) as u32).collect();
+                        let out = emb.forward(&idx).unwrap().to_vec().unwrap();
+                        for (p, &r) in idx.iter().enumerate() {
+                            let r = r as usize;
+                            assert_bits_eq(
+                                &format!("thread {t} call {call} position {p}"),
+                                &out[p * dim..(p + 1) * dim],
+                                &w[r * dim..(r + 1) * dim],
+                            );
+                        }
+                    }
+                });
+            }
+        });
+    });
+}
+
+/// After `device.destroy()` every call returns `DeviceLost` (or, for a call
+/// that only validates arguments, its own error), and none hangs.
+#[test]
+fn after_device_loss_every_call_is_an_error() {
+    let _turn = common::gpus(); // opened first so the fresh devices below are extra
+    each_gpu(|shared| {
+        let name = shared.adapter_info().name.clone();
+        let options = GpuOptions {
+            backends: Some(shared.adapter_info().backend.into()),
+            adapter_name: Some(name),
+        };
+        let gpu = Gpu::with_options(&options).unwrap();
+        let mut emb = Embedding::new(&gpu, 100, 8).unwrap();
+        let g = Tensor::zeros(&gpu, &[3, 8]).unwrap();
+        gpu.device().destroy();
+        let lost = |what: &str, r: Result<(), Error>| match r {
+            Err(Error::DeviceLost { .. }) => {}
+            other => panic!("{what}: expected DeviceLost, got {other:?}"),
+        };
+        lost("check_alive", gpu.check_alive());
+        lost("forward", emb.forward(&[1, 2, 3]).map(drop));
+        lost("backward_sgd", emb.backward_sgd(&[1, 2, 3], &g, 0.1));
+        lost("to_vec", emb.weight().to_vec().map(drop));
+        lost("uniform_", emb.uniform_(0.0, 1.0, 1));
+        lost("Embedding::new", Embedding::new(&gpu, 10, 4).map(drop));
+        lost("Tensor::zeros", Tensor::zeros(&gpu, &[4]).map(drop));
+        lost(
+            "IndexTensor::from_slice",
+            IndexTensor::from_slice(&gpu, &[1]).map(drop),
+        );
+    });
+}
