@@ -66,6 +66,8 @@ struct PathResult {
     forward: Vec<f64>,
     backward: Option<Vec<f64>>,
     peak: u64,
+    /// Bytes the forward pass allocated on top of what was live before it.
+    forward_extra: u64,
     output: Vec<f32>,
     grad: Option<Vec<f32>>,
 }
@@ -79,6 +81,7 @@ fn gather_path(
 ) -> Result<PathResult> {
     let (n, dim, vocab) = (plan.batch, plan.dim, emb.num_embeddings());
     gpu.reset_memory_peak();
+    let before = gpu.memory_live();
     let (staging, idx_buf) = index_buffers(gpu, idx)?;
     let out = Tensor::zeros(gpu, &[n, dim])?;
     let status = Tensor::from_slice(gpu, &[f32::from_bits(STATUS_OK)], &[1])?;
@@ -103,6 +106,7 @@ fn gather_path(
             },
         )
     })?;
+    let forward_extra = gpu.memory_peak() - before;
     let (backward, grad) = if let Some(grad_out) = grad_out {
         let (times, grad) = gather_backward(gpu, plan, emb, &idx_buf, grad_out)?;
         (Some(times), Some(grad))
@@ -114,6 +118,7 @@ fn gather_path(
         forward,
         backward,
         peak,
+        forward_extra,
         output: out.to_vec()?,
         grad,
     })
@@ -128,6 +133,7 @@ fn one_hot_path(
 ) -> Result<PathResult> {
     let (n, dim, vocab) = (plan.batch, plan.dim, emb.num_embeddings());
     gpu.reset_memory_peak();
+    let before = gpu.memory_live();
     let (staging, idx_buf) = index_buffers(gpu, idx)?;
     let hot = Tensor::zeros(gpu, &[n, vocab])?;
     let out = Tensor::zeros(gpu, &[n, dim])?;
@@ -152,6 +158,7 @@ fn one_hot_path(
             },
         )
     })?;
+    let forward_extra = gpu.memory_peak() - before;
     let (backward, grad) = if let Some(grad_out) = grad_out {
         // dW[vocab, dim] = one_hotᵀ · dY: the one-hot matrix is the saved activation.
         let dw = Tensor::zeros(gpu, &[vocab, dim])?;
@@ -184,6 +191,7 @@ fn one_hot_path(
         forward,
         backward,
         peak,
+        forward_extra,
         output: out.to_vec()?,
         grad,
     })
@@ -247,6 +255,7 @@ fn row(vocab: usize, path: &str, r: Option<&PathResult>, formula: u64, note: Str
         backward_ms_min: bmin,
         backward_ms_max: bmax,
         peak_bytes: r.map(|r| r.peak),
+        forward_extra_bytes: r.map(|r| r.forward_extra),
         formula_bytes: formula,
         forward_fraction_of_ceiling: None,
         backward_fraction_of_ceiling: None,

@@ -38,7 +38,7 @@ fn panel(
     let (lo, hi) = if ys.is_empty() {
         (1.0, 10.0)
     } else {
-        (lo / 2.0, hi * 2.0)
+        (lo / 2.0, hi * 40.0) // headroom above the data for the legend
     };
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 18))
@@ -51,8 +51,22 @@ fn panel(
         .configure_mesh()
         .x_desc("vocabulary size (rows)")
         .y_desc(y_label)
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_label_formatter(&|v| format!("{v:.3}"))
+        .x_label_formatter(&|v| {
+            // Label 1, 3 and 10 times each power of ten; the rest crowd.
+            let lead = v / 10f64.powf(v.log10().floor());
+            if (lead - 1.0).abs() < 1e-6 || (lead - 3.0).abs() < 1e-6 {
+                format!("{v:.0}")
+            } else {
+                String::new()
+            }
+        })
+        .y_label_formatter(&|v| {
+            if *v >= 1.0 {
+                format!("{v:.0}")
+            } else {
+                format!("{v}")
+            }
+        })
         .draw()
         .map_err(|e| e.to_string())?;
     for (name, color, points) in lines {
@@ -95,7 +109,7 @@ pub fn write_svg(results: &Results, path: &Path) -> Result<(), String> {
             series(results, "gather", |r| r.forward_ms_median),
         ),
         (
-            "gather backward".to_string(),
+            "gather backward (dense dW)".to_string(),
             RGBColor(120, 170, 220),
             series(results, "gather", |r| r.backward_ms_median),
         ),
@@ -110,24 +124,33 @@ pub fn write_svg(results: &Results, path: &Path) -> Result<(), String> {
             series(results, "one_hot", |r| r.backward_ms_median),
         ),
     ];
-    let mib = |r: &crate::report::Row| r.peak_bytes.map(|b| b as f64 / 1048576.0);
+    let mib = |b: u64| b as f64 / 1048576.0;
+    let row_mib = (results.dim * 4) as f64 / 1048576.0;
     let memory = vec![
         (
-            "gather peak".to_string(),
+            "gather forward, beyond the table".to_string(),
             gather,
-            series(results, "gather", mib),
+            series(results, "gather", |r| r.forward_extra_bytes.map(mib)),
         ),
         (
-            "one-hot peak".to_string(),
+            "one-hot forward, beyond the table".to_string(),
             one_hot,
-            series(results, "one_hot", mib),
+            series(results, "one_hot", |r| r.forward_extra_bytes.map(mib)),
         ),
         (
-            "one-hot needs (formula)".to_string(),
+            "gather peak, table and backward included".to_string(),
+            RGBColor(120, 170, 220),
+            series(results, "gather", |r| r.peak_bytes.map(mib)),
+        ),
+        (
+            "one-hot peak, table and backward included".to_string(),
+            RGBColor(240, 140, 140),
+            series(results, "one_hot", |r| r.peak_bytes.map(mib)),
+        ),
+        (
+            "the table itself (vocab × dim × 4 B)".to_string(),
             RGBColor(150, 150, 150),
-            series(results, "one_hot", |r| {
-                Some(r.formula_bytes as f64 / 1048576.0)
-            }),
+            series(results, "gather", |r| Some(r.vocab as f64 * row_mib)),
         ),
     ];
     let root = SVGBackend::new(path, (1200, 520)).into_drawing_area();

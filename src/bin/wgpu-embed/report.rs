@@ -52,6 +52,9 @@ pub struct Row {
     pub backward_ms_max: Option<f64>,
     /// Peak bytes the library held while this path ran (table included).
     pub peak_bytes: Option<u64>,
+    /// Bytes the forward pass allocated beyond what was already live (the
+    /// table, dY): indices, the one-hot matrix, the output.
+    pub forward_extra_bytes: Option<u64>,
     /// Bytes the path needs by formula (table included).
     pub formula_bytes: u64,
     /// Forward: bytes moved / time, as a fraction of `copy_bytes_per_s` (gather);
@@ -89,12 +92,12 @@ impl Results {
             "schema,producer,adapter,backend,clock,batch,dim,reps,vocab,path,\
              forward_ms_median,forward_ms_min,forward_ms_max,\
              backward_ms_median,backward_ms_min,backward_ms_max,\
-             peak_bytes,formula_bytes,forward_fraction_of_ceiling,backward_fraction_of_ceiling,note\n",
+             peak_bytes,forward_extra_bytes,formula_bytes,forward_fraction_of_ceiling,backward_fraction_of_ceiling,note\n",
         );
         let opt = |v: Option<f64>| v.map(|x| format!("{x}")).unwrap_or_default();
         for r in &self.rows {
             s += &format!(
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
                 self.schema,
                 self.producer,
                 csv_text(&self.adapter),
@@ -112,6 +115,9 @@ impl Results {
                 opt(r.backward_ms_min),
                 opt(r.backward_ms_max),
                 r.peak_bytes.map(|b| b.to_string()).unwrap_or_default(),
+                r.forward_extra_bytes
+                    .map(|b| b.to_string())
+                    .unwrap_or_default(),
                 r.formula_bytes,
                 opt(r.forward_fraction_of_ceiling),
                 opt(r.backward_fraction_of_ceiling),
@@ -143,11 +149,12 @@ impl Results {
             );
         }
         s += &format!(
-            "{:>9} {:<8} {:>11} {:>11} {:>10} {:>10} {:>8} {:>8}  {}\n",
+            "{:>9} {:<8} {:>11} {:>11} {:>10} {:>10} {:>10} {:>8} {:>8}  {}\n",
             "vocab",
             "path",
             "fwd ms",
             "bwd ms",
+            "fwd+ MiB",
             "peak MiB",
             "need MiB",
             "fwd/ceil",
@@ -161,11 +168,14 @@ impl Results {
         };
         for r in &self.rows {
             s += &format!(
-                "{:>9} {:<8} {:>11} {:>11} {:>10} {:>10.1} {:>8} {:>8}  {}\n",
+                "{:>9} {:<8} {:>11} {:>11} {:>10} {:>10} {:>10.1} {:>8} {:>8}  {}\n",
                 r.vocab,
                 r.path,
                 ms(r.forward_ms_median),
                 ms(r.backward_ms_median),
+                r.forward_extra_bytes
+                    .map(|b| format!("{:.2}", b as f64 / 1048576.0))
+                    .unwrap_or_else(|| "—".into()),
                 r.peak_bytes
                     .map(|b| format!("{:.1}", b as f64 / 1048576.0))
                     .unwrap_or_else(|| "—".into()),
@@ -230,6 +240,7 @@ mod tests {
                 backward_ms_min: None,
                 backward_ms_max: None,
                 peak_bytes: Some(4096),
+                forward_extra_bytes: Some(1024),
                 formula_bytes: 4000,
                 forward_fraction_of_ceiling: Some(0.25),
                 backward_fraction_of_ceiling: None,
@@ -255,7 +266,7 @@ mod tests {
         let line = csv.lines().nth(1).unwrap();
         assert!(line.contains("\"llvmpipe, with a comma\""), "{line}");
         assert!(line.ends_with("\"not run: \"\"quoted\"\"\""), "{line}");
-        assert_eq!(csv.lines().next().unwrap().split(',').count(), 21);
+        assert_eq!(csv.lines().next().unwrap().split(',').count(), 22);
     }
 
     #[test]
