@@ -1,9 +1,11 @@
 //! # wgpu-embed
 //!
 //! Hand-written WGSL compute kernels for an embedding layer's whole life —
-//! seeded initialisation, lookup (gather), and the one-hot baseline — on any
-//! adapter wgpu reaches (Vulkan, Metal, DX12, GL, software rasterizers). Every
-//! kernel has a CPU twin in [`cpu`] that is its specification and its test oracle.
+//! seeded initialisation, lookup (gather), pooled lookup (bags), the
+//! deterministic scatter-add gradient, updates, and the dense matmul of a
+//! Linear layer — on any adapter wgpu reaches (Vulkan, Metal, DX12, GL,
+//! software rasterizers). Every kernel has a CPU twin in [`cpu`] that is its
+//! specification and its test oracle.
 //!
 //! An embedding is a Linear layer applied to a one-hot vector that never
 //! builds the one-hot vector: it just reads a row.
@@ -17,6 +19,8 @@
 //! let out = emb.forward(&[0, 1, 9_999])?;              // [3, 64]
 //! let rows: Vec<f32> = out.to_vec()?;
 //! assert_eq!(rows.len(), 3 * 64);
+//! let grad_out = wgpu_embed::Tensor::from_slice(&gpu, &vec![1.0; 3 * 64], &[3, 64])?;
+//! emb.backward_sgd(&[0, 1, 9_999], &grad_out, 0.1)?;  // deterministic, fused update
 //! assert!(matches!(emb.forward(&[10_000]), Err(Error::IndexOutOfRange { .. })));
 //! # Ok(()) }
 //! ```
