@@ -38,6 +38,27 @@ fn finish(staging: wgpu::Buffer, bytes: u64, what: &'static str) -> Result<Vec<u
     Ok(out)
 }
 
+/// What the map callback reported (`None`: it never ran), as the readback's result.
+fn mapped(
+    gpu: &Gpu,
+    staging: wgpu::Buffer,
+    bytes: u64,
+    what: &'static str,
+    outcome: Option<std::result::Result<(), wgpu::BufferAsyncError>>,
+) -> Result<Vec<u8>> {
+    match outcome {
+        Some(Ok(())) => finish(staging, bytes, what),
+        Some(Err(e)) => Err(Error::Readback {
+            what,
+            reason: e.to_string(),
+        }),
+        None => Err(gpu.check_alive().err().unwrap_or(Error::Readback {
+            what,
+            reason: "the map callback never ran".into(),
+        })),
+    }
+}
+
 /// Reads `bytes` bytes of `src` from `offset`, blocking until they arrive.
 /// `offset` and `bytes` must be multiples of 4 (the crate's buffers always are).
 pub(crate) fn read_bytes(
@@ -58,17 +79,7 @@ pub(crate) fn read_bytes(
             let _ = tx.send(r);
         });
     gpu.wait(index)?;
-    match rx.recv() {
-        Ok(Ok(())) => finish(staging, bytes, what),
-        Ok(Err(e)) => Err(Error::Readback {
-            what,
-            reason: e.to_string(),
-        }),
-        Err(_) => Err(gpu.check_alive().err().unwrap_or(Error::Readback {
-            what,
-            reason: "the map callback never ran".into(),
-        })),
-    }
+    mapped(gpu, staging, bytes, what, rx.recv().ok())
 }
 
 /// The async form of [`read_bytes`]: a helper thread drives the device until
@@ -94,15 +105,5 @@ pub(crate) async fn read_bytes_async(
     std::thread::spawn(move || {
         let _ = poller.wait(index);
     });
-    match rx.receive().await {
-        Some(Ok(())) => finish(staging, bytes, what),
-        Some(Err(e)) => Err(Error::Readback {
-            what,
-            reason: e.to_string(),
-        }),
-        None => Err(gpu.check_alive().err().unwrap_or(Error::Readback {
-            what,
-            reason: "the map callback never ran".into(),
-        })),
-    }
+    mapped(gpu, staging, bytes, what, rx.receive().await)
 }
