@@ -732,3 +732,67 @@ fn bad_inputs_are_typed_errors_and_leave_the_weights() {
         }
     });
 }
+
+#[test]
+fn row_chunked_tables_train_in_sum_and_mean_and_say_so_otherwise() {
+    each_gpu(|gpu| {
+        let mut rng = Rng(0x5555_AAAA_1234_4321);
+        let (rows, dim, n) = (30, 4, 200);
+        let table = rng.floats(rows * dim);
+        let idx: Vec<u32> = (0..n).map(|_| rng.zipf(rows)).collect();
+        let csr = random_csr(&mut rng, n, 25);
+        let grad_out = rng.floats((csr.len() - 1) * dim);
+        for mode in MODES {
+            let opts = EmbeddingOptions {
+                chunk_bytes: Some((7 * dim * 4) as u64),
+                ..Default::default()
+            };
+            let emb =
+                Embedding::from_pretrained_with_options(gpu, &table, rows, dim, opts).unwrap();
+            assert!(emb.weight().chunks().len() > 1, "the table is row-chunked");
+            let mut bag = EmbeddingBag::from_embedding(
+                emb,
+                EmbeddingBagOptions {
+                    mode,
+                    include_last_offset: true,
+                },
+            );
+            let g = Tensor::from_slice(gpu, &grad_out, &[csr.len() - 1, dim]).unwrap();
+            if mode == BagMode::Max {
+                // Max needs the forward's winners, and the fused forward reads
+                // the table in one binding.
+                let err = bag.backward_sgd(&idx, &csr, None, &g, 0.5).unwrap_err();
+                assert!(matches!(err, Error::ChunkedTable { .. }), "{err}");
+                assert_bits_eq(
+                    "max chunked untouched",
+                    &bag.weight().rows_to_vec(0, rows).unwrap(),
+                    &table,
+                );
+                continue;
+            }
+            bag.backward_sgd(&idx, &csr, None, &g, 0.5).unwrap();
+            let mut want = table.clone();
+            cpu::embedding_bag_backward_sgd(
+                &BagBatch {
+                    mode,
+                    num_embeddings: rows,
+                    dim,
+                    indices: &idx,
+                    offsets: &csr,
+                    per_sample_weights: None,
+                    max_positions: &[],
+                    grad_out: &grad_out,
+                },
+                &BackwardOptions::default(),
+                &mut want,
+                0.5,
+            );
+            let got = bag.weight().rows_to_vec(0, rows).unwrap();
+            assert_grad_matches(gpu, mode, &format!("{mode:?} chunked sgd"), &got, &want);
+            if mode == BagMode::Sum {
+                let err = bag.per_sample_weights_grad(&idx, &csr, &g).unwrap_err();
+                assert!(matches!(err, Error::ChunkedTable { .. }), "{err}");
+            }
+        }
+    });
+}
