@@ -3,7 +3,7 @@
 //! `embedding_bag`; the gathered rows never reach memory.
 //!
 //! The backward pass (all three modes, and the per-sample-weight gradient)
-//! is in [`backward`]: it builds on the embedding gradient's sorted segment
+//! is in `embedding_bag/backward.rs`: it builds on the embedding gradient's sorted segment
 //! sum. Max mode keeps what it needs: the winning position of every output
 //! element ([`BagOutput::max_positions`]).
 
@@ -20,7 +20,7 @@ use crate::nn::weight::Weight;
 use crate::nn::{Embedding, EmbeddingOptions};
 use crate::tensor::{IndexTensor, Tensor};
 
-pub mod backward;
+mod backward;
 
 /// The options of `torch.nn.EmbeddingBag` that `torch.nn.Embedding` lacks.
 /// (`padding_idx`, the seed, `freeze` and the dtype are in [`EmbeddingOptions`].)
