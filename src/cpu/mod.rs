@@ -7,6 +7,7 @@ pub mod buffer_copy;
 pub mod column_sum;
 pub mod embedding_backward;
 pub mod embedding_bag;
+pub mod embedding_bag_backward;
 pub mod embedding_gather;
 pub mod embedding_renorm;
 pub mod exclusive_scan;
@@ -27,6 +28,10 @@ pub use embedding_backward::{
     embedding_backward_sparse, BackwardOptions,
 };
 pub use embedding_bag::{embedding_bag, embedding_bag_f16, BagMode};
+pub use embedding_bag_backward::{
+    embedding_bag_backward_dense, embedding_bag_backward_sgd, embedding_bag_backward_sparse,
+    BagBatch,
+};
 pub use embedding_gather::{embedding_gather, embedding_gather_f16};
 pub use embedding_renorm::embedding_renorm;
 pub use exclusive_scan::exclusive_scan;

@@ -6,6 +6,7 @@
 pub mod buffer_copy;
 pub mod column_sum;
 pub mod embedding_bag;
+pub mod embedding_bag_backward;
 pub mod embedding_gather;
 pub mod embedding_renorm;
 pub mod exclusive_scan;

@@ -2,10 +2,10 @@
 //! ids becomes one row (sum, mean or max of its rows) in one fused kernel,
 //! `embedding_bag`; the gathered rows never reach memory.
 //!
-//! Forward only for now: the backward pass (all three modes, and the
-//! per-sample-weight gradient) builds on the embedding gradient's sorted
-//! scatter-add. Max mode already keeps what it needs: the winning position of
-//! every output element ([`BagOutput::max_positions`]).
+//! The backward pass (all three modes, and the per-sample-weight gradient)
+//! is in `embedding_bag/backward.rs`: it builds on the embedding gradient's sorted segment
+//! sum. Max mode keeps what it needs: the winning position of every output
+//! element ([`BagOutput::max_positions`]).
 
 use std::path::Path;
 
@@ -19,6 +19,8 @@ use crate::nn::check_indices;
 use crate::nn::weight::Weight;
 use crate::nn::{Embedding, EmbeddingOptions};
 use crate::tensor::{IndexTensor, Tensor};
+
+mod backward;
 
 /// The options of `torch.nn.EmbeddingBag` that `torch.nn.Embedding` lacks.
 /// (`padding_idx`, the seed, `freeze` and the dtype are in [`EmbeddingOptions`].)
@@ -59,6 +61,21 @@ impl BagOutput {
             None => Ok(Vec::new()),
         }
     }
+}
+
+/// The CSR offsets of `shape[0]` bags of `shape[1]` ids (PyTorch's 2-D input).
+fn csr_2d(n: usize, shape: [usize; 2]) -> Result<Vec<u32>> {
+    let [bags, len] = shape;
+    if bags.checked_mul(len) != Some(n) {
+        return Err(Error::ShapeMismatch {
+            what: "EmbeddingBag 2-D indices ([bags, bag length])",
+            expected: vec![bags, len],
+            found: vec![n],
+        });
+    }
+    (0..=bags)
+        .map(|b| crate::kernels::to_u32("offset", b * len))
+        .collect()
 }
 
 /// A `[num_embeddings, dim]` table whose `forward` pools bags of rows.
@@ -187,17 +204,7 @@ impl EmbeddingBag {
         shape: [usize; 2],
         per_sample_weights: Option<&[f32]>,
     ) -> Result<Tensor> {
-        let [bags, len] = shape;
-        if bags.checked_mul(len) != Some(indices.len()) {
-            return Err(Error::ShapeMismatch {
-                what: "EmbeddingBag::forward_2d indices ([bags, bag length])",
-                expected: vec![bags, len],
-                found: vec![indices.len()],
-            });
-        }
-        let csr: Vec<u32> = (0..=bags)
-            .map(|b| crate::kernels::to_u32("offset", b * len))
-            .collect::<Result<_>>()?;
+        let csr = csr_2d(indices.len(), shape)?;
         Ok(self.run(indices, &csr, per_sample_weights)?.output)
     }
 
@@ -274,12 +281,8 @@ impl EmbeddingBag {
         Ok(csr)
     }
 
-    fn run(
-        &self,
-        indices: &[u32],
-        csr: &[u32],
-        per_sample_weights: Option<&[f32]>,
-    ) -> Result<BagOutput> {
+    /// Per-sample weights: only in sum mode, one per index.
+    fn check_weights(&self, n: usize, per_sample_weights: Option<&[f32]>) -> Result<()> {
         let mode = self.options.mode;
         if let Some(w) = per_sample_weights {
             if mode != BagMode::Sum {
@@ -290,14 +293,25 @@ impl EmbeddingBag {
                     ),
                 });
             }
-            if w.len() != indices.len() {
+            if w.len() != n {
                 return Err(Error::LengthMismatch {
                     what: "per_sample_weights (one per index)",
-                    expected: indices.len(),
+                    expected: n,
                     found: w.len(),
                 });
             }
         }
+        Ok(())
+    }
+
+    fn run(
+        &self,
+        indices: &[u32],
+        csr: &[u32],
+        per_sample_weights: Option<&[f32]>,
+    ) -> Result<BagOutput> {
+        self.check_weights(indices.len(), per_sample_weights)?;
+        let mode = self.options.mode;
         let emb = &self.table;
         check_indices(indices, emb.num_embeddings())?;
         let gpu = emb.gpu();

@@ -155,7 +155,7 @@ fn check_rate(name: &'static str, value: f32) -> Result<()> {
 }
 
 impl Embedding {
-    fn check_trainable(&self) -> Result<()> {
+    pub(crate) fn check_trainable(&self) -> Result<()> {
         if self.options.freeze {
             return Err(Error::Frozen);
         }

@@ -1,0 +1,163 @@
+// embedding_bag_backward: the bag-specific half of EmbeddingBag's backward.
+//
+// The table gradient is the embedding's deterministic one (row_histogram →
+// exclusive_scan → radix_sort → segment_sum, see gradient.rs) applied to a
+// per-position gradient `expanded` ([n, dim]): what each position of
+// `indices` contributes to its row. This file builds `expanded` from the
+// per-bag grad_out ([num_bags, dim]); segment_sum then adds each row's
+// positions in ascending position order, so the result is deterministic and
+// equal, bit for bit, to the CPU twin (src/cpu/embedding_bag_backward.rs).
+//
+// Position p belongs to bag b = the largest b with offsets[b] <= p (CSR
+// offsets, num_bags + 1 of them; empty bags own no position). A padding
+// entry contributes 0 in every mode. Otherwise, per column c:
+//   MODE 0 (sum):  grad_out[b, c], or per_sample_weights[p] * grad_out[b, c]
+//                  (the product rounded on its own, as the forward's);
+//   MODE 1 (mean): grad_out[b, c] / f32(count[b]), count[b] = the bag's
+//                  non-padding entries (bag_counts), the forward's divisor;
+//   MODE 2 (max):  grad_out[b, c] if max_pos[b, c] == p (the forward's
+//                  winner: ties went to the lowest position), else 0.
+//
+// psw_grad: the per_sample_weights gradient (sum mode),
+//   d psw[p] = sum over c ascending of grad_out[b, c] * table[indices[p], c]
+// (each product rounded on its own, then added), 0 for padding entries.
+//
+// Entry points (each binds only what it touches):
+//   bag_counts  one invocation per bag        bindings 0, 1, 2, 6
+//   bag_expand  one invocation per (p, c)     bindings 0 - 7
+//   psw_grad    one invocation per position   bindings 0, 1, 2, 5, 8, 9
+// HALF: the table is f16 packed two per u32 (unpack2x16float, core WGSL).
+
+override WORKGROUP_SIZE: u32 = 256u;
+override MODE: u32 = 0u;
+override WEIGHTED: bool = false;
+override HALF: bool = false;
+
+const MODE_SUM: u32 = 0u;
+const MODE_MEAN: u32 = 1u;
+const MODE_MAX: u32 = 2u;
+
+struct Params {
+    num_bags: u32,
+    dim: u32,
+    n: u32,              // number of indices
+    padding_idx: u32,    // 0xFFFFFFFF: none
+    num_embeddings: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> indices: array<u32>;
+@group(0) @binding(2) var<storage, read> offsets: array<u32>;
+@group(0) @binding(3) var<storage, read> per_sample_weights: array<f32>;
+@group(0) @binding(4) var<storage, read> max_pos: array<u32>;
+@group(0) @binding(5) var<storage, read> grad_out: array<f32>;
+@group(0) @binding(6) var<storage, read_write> counts: array<u32>;
+@group(0) @binding(7) var<storage, read_write> expanded: array<f32>;
+@group(0) @binding(8) var<storage, read> table: array<u32>;
+@group(0) @binding(9) var<storage, read_write> psw_out: array<f32>;
+
+fn invocation(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
+}
+
+// The bag owning position p: the largest b with offsets[b] <= p.
+// Invariant: offsets[lo] <= p < offsets[hi] (offsets[num_bags] = n > p).
+fn bag_of(p: u32) -> u32 {
+    var lo = 0u;
+    var hi = params.num_bags;
+    while hi - lo > 1u {
+        let mid = lo + (hi - lo) / 2u;
+        if offsets[mid] <= p {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn bag_counts(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let b = invocation(wid, nwg, lid);
+    if b >= params.num_bags {
+        return;
+    }
+    var count = 0u;
+    for (var p = offsets[b]; p < offsets[b + 1u]; p++) {
+        if indices[p] != params.padding_idx {
+            count += 1u;
+        }
+    }
+    counts[b] = count;
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn bag_expand(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let e = invocation(wid, nwg, lid);
+    if e >= params.n * params.dim {
+        return;
+    }
+    let p = e / params.dim;
+    let c = e % params.dim;
+    if indices[p] == params.padding_idx {
+        expanded[e] = 0.0;
+        return;
+    }
+    let b = bag_of(p);
+    let g = grad_out[b * params.dim + c];
+    var v: f32;
+    if MODE == MODE_MEAN {
+        v = g / f32(counts[b]);
+    } else if MODE == MODE_MAX {
+        v = select(0.0, g, max_pos[b * params.dim + c] == p);
+    } else if WEIGHTED {
+        v = per_sample_weights[p] * g;
+    } else {
+        v = g;
+    }
+    expanded[e] = v;
+}
+
+fn load(e: u32) -> f32 {
+    if HALF {
+        let pair = unpack2x16float(table[e / 2u]);
+        return select(pair.x, pair.y, e % 2u == 1u);
+    }
+    return bitcast<f32>(table[e]);
+}
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn psw_grad(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let p = invocation(wid, nwg, lid);
+    if p >= params.n {
+        return;
+    }
+    let row = indices[p];
+    if row == params.padding_idx || row >= params.num_embeddings {
+        psw_out[p] = 0.0;
+        return;
+    }
+    let b = bag_of(p);
+    var acc = 0.0;
+    for (var c = 0u; c < params.dim; c++) {
+        // A separate statement: no a * b + c expression to contract into an FMA.
+        let prod = grad_out[b * params.dim + c] * load(row * params.dim + c);
+        acc = acc + prod;
+    }
+    psw_out[p] = acc;
+}

@@ -1,0 +1,226 @@
+//! `embedding_bag_backward`: each position's share of a bag's gradient
+//! (`bag_counts` + `bag_expand`), which the embedding's sorted segment sum
+//! then adds per row, and the per-sample-weight gradient (`psw_grad`).
+//! Shader: `shaders/embedding_bag_backward.wgsl`; CPU twin:
+//! `cpu::embedding_bag_backward`.
+
+use crate::cpu::embedding_bag::BagMode;
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::kernels::{to_u32, WORKGROUP_SIZE};
+use crate::nn::DType;
+use crate::pipeline::{Access, KernelSpec};
+
+const SOURCE: &str = include_str!("../../shaders/embedding_bag_backward.wgsl");
+
+const COUNTS: KernelSpec = KernelSpec {
+    name: "embedding_bag_backward",
+    source: SOURCE,
+    entry: "bag_counts",
+    bindings: &[
+        (0, Access::Uniform),
+        (1, Access::Read),
+        (2, Access::Read),
+        (6, Access::ReadWrite),
+    ],
+};
+
+const EXPAND: KernelSpec = KernelSpec {
+    name: "embedding_bag_backward",
+    source: SOURCE,
+    entry: "bag_expand",
+    bindings: &[
+        (0, Access::Uniform),
+        (1, Access::Read),
+        (2, Access::Read),
+        (3, Access::Read),
+        (4, Access::Read),
+        (5, Access::Read),
+        (6, Access::ReadWrite),
+        (7, Access::ReadWrite),
+    ],
+};
+
+const PSW_GRAD: KernelSpec = KernelSpec {
+    name: "embedding_bag_backward",
+    source: SOURCE,
+    entry: "psw_grad",
+    bindings: &[
+        (0, Access::Uniform),
+        (1, Access::Read),
+        (2, Access::Read),
+        (5, Access::Read),
+        (8, Access::Read),
+        (9, Access::ReadWrite),
+    ],
+};
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    num_bags: u32,
+    dim: u32,
+    n: u32,
+    padding_idx: u32,
+    num_embeddings: u32,
+    _pad: [u32; 3],
+}
+
+/// The bag layout both passes read.
+pub struct BagLayout<'a> {
+    pub num_embeddings: usize,
+    pub dim: usize,
+    /// u32 row ids, `n` of them (already checked against the table).
+    pub indices: &'a wgpu::Buffer,
+    pub n: usize,
+    /// `num_bags + 1` CSR offsets (validated: ascending, the last `n`).
+    pub offsets: &'a wgpu::Buffer,
+    pub num_bags: usize,
+    pub padding_idx: Option<u32>,
+    /// `[num_bags, dim]` f32.
+    pub grad_out: &'a wgpu::Buffer,
+}
+
+/// What `bag_expand` needs beyond the layout.
+pub struct ExpandArgs<'a> {
+    pub mode: BagMode,
+    /// `n` f32 weights (sum mode), or `None`.
+    pub per_sample_weights: Option<&'a wgpu::Buffer>,
+    /// Max mode: `[num_bags, dim]` u32 winning positions from the forward.
+    pub max_positions: Option<&'a wgpu::Buffer>,
+    /// `[n, dim]` f32, every element written.
+    pub expanded: &'a wgpu::Buffer,
+}
+
+fn params(layout: &BagLayout) -> Result<Params> {
+    to_u32(
+        "per-position gradient elements",
+        layout.n.saturating_mul(layout.dim),
+    )?;
+    to_u32(
+        "grad_out elements",
+        layout.num_bags.saturating_mul(layout.dim),
+    )?;
+    Ok(Params {
+        num_bags: to_u32("bag count", layout.num_bags)?,
+        dim: to_u32("embedding dim", layout.dim)?,
+        n: to_u32("index count", layout.n)?,
+        padding_idx: layout.padding_idx.unwrap_or(u32::MAX),
+        num_embeddings: to_u32("num_embeddings", layout.num_embeddings)?,
+        _pad: [0; 3],
+    })
+}
+
+/// Records `bag_counts` (mean mode) and `bag_expand` into `encoder`: the
+/// per-position gradient that `segment_sum` reduces per row. Submits nothing.
+pub fn encode_expand(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    layout: &BagLayout,
+    args: &ExpandArgs,
+) -> Result<()> {
+    if layout.n == 0 || layout.dim == 0 {
+        return Ok(());
+    }
+    let uniform = gpu.uniform("embedding_bag_backward params", &params(layout)?)?;
+    let counts = gpu.storage(
+        "embedding_bag_backward counts",
+        (layout.num_bags as u64 * 4).max(4),
+    )?;
+    // Bindings the chosen mode never reads still need a buffer.
+    let unused_weights = gpu.storage("embedding_bag_backward unused weights", 4)?;
+    let unused_positions = gpu.storage("embedding_bag_backward unused positions", 4)?;
+    let constants = [
+        ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
+        ("MODE", args.mode.code() as f64),
+        (
+            "WEIGHTED",
+            if args.per_sample_weights.is_some() {
+                1.0
+            } else {
+                0.0
+            },
+        ),
+    ];
+    if args.mode == BagMode::Mean {
+        let kernel = gpu.kernel(&COUNTS, &constants)?;
+        let bind = kernel.bind(
+            gpu,
+            &[
+                (0, uniform.raw()),
+                (1, layout.indices),
+                (2, layout.offsets),
+                (6, counts.raw()),
+            ],
+        );
+        kernel.dispatch(
+            gpu,
+            encoder,
+            &bind,
+            (layout.num_bags as u64).div_ceil(WORKGROUP_SIZE as u64),
+        );
+    }
+    let kernel = gpu.kernel(&EXPAND, &constants)?;
+    let bind = kernel.bind(
+        gpu,
+        &[
+            (0, uniform.raw()),
+            (1, layout.indices),
+            (2, layout.offsets),
+            (3, args.per_sample_weights.unwrap_or(unused_weights.raw())),
+            (4, args.max_positions.unwrap_or(unused_positions.raw())),
+            (5, layout.grad_out),
+            (6, counts.raw()),
+            (7, args.expanded),
+        ],
+    );
+    let elements = layout.n as u64 * layout.dim as u64;
+    kernel.dispatch(
+        gpu,
+        encoder,
+        &bind,
+        elements.div_ceil(WORKGROUP_SIZE as u64),
+    );
+    Ok(())
+}
+
+/// Records `psw_grad` into `encoder`: `out[p]` (`n` f32) = the gradient of
+/// per-sample weight `p`. `table` is f32, or f16 packed two per u32.
+pub fn encode_psw_grad(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    layout: &BagLayout,
+    table: &wgpu::Buffer,
+    dtype: DType,
+    out: &wgpu::Buffer,
+) -> Result<()> {
+    if layout.n == 0 {
+        return Ok(());
+    }
+    let uniform = gpu.uniform("embedding_bag_backward params", &params(layout)?)?;
+    let kernel = gpu.kernel(
+        &PSW_GRAD,
+        &[
+            ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
+            ("HALF", if dtype == DType::F16 { 1.0 } else { 0.0 }),
+        ],
+    )?;
+    let bind = kernel.bind(
+        gpu,
+        &[
+            (0, uniform.raw()),
+            (1, layout.indices),
+            (2, layout.offsets),
+            (5, layout.grad_out),
+            (8, table),
+            (9, out),
+        ],
+    );
+    kernel.dispatch(
+        gpu,
+        encoder,
+        &bind,
+        (layout.n as u64).div_ceil(WORKGROUP_SIZE as u64),
+    );
+    Ok(())
+}
