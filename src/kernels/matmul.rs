@@ -1,5 +1,6 @@
 //! `matmul`: `C[M, N] = op(A) · op(B) (+ bias) (+ C)`, tiled in workgroup
-//! memory with an 8 × 8 register tile per invocation.
+//! memory with an 8 × 8 (GPUs) or 16 × 16 (CPU rasterizers) register tile
+//! per invocation.
 //! Shader: `shaders/matmul.wgsl`; CPU twin: `cpu::matmul`.
 
 use crate::error::{Error, Result};
@@ -8,21 +9,45 @@ use crate::kernels::to_u32;
 use crate::pipeline::{Access, KernelSpec, RuntimeChecks};
 use crate::tensor::Tensor;
 
-const SPEC: KernelSpec = KernelSpec {
-    name: "matmul",
-    source: include_str!("../../shaders/matmul.wgsl"),
-    entry: "matmul",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::Read),
-        (3, Access::Read),
-        (4, Access::ReadWrite),
-    ],
-};
+const SOURCE: &str = include_str!("../../shaders/matmul.wgsl");
+const BINDINGS: &[(u32, Access)] = &[
+    (0, Access::Uniform),
+    (1, Access::Read),
+    (2, Access::Read),
+    (3, Access::Read),
+    (4, Access::ReadWrite),
+];
 
-/// Outputs per invocation along each axis (the shader's `TM`, `TN`).
-const REGISTER_TILE: u32 = 8;
+/// The register tile of one invocation: which entry point runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegisterTile {
+    /// 8 × 8 outputs (`matmul_8x8`): GPUs, where 64 accumulators fit in registers.
+    R8x8,
+    /// 16 × 16 outputs (`matmul_16x16`): CPU rasterizers, where reads of
+    /// workgroup memory cost far more than spilled accumulators.
+    R16x16,
+}
+
+impl RegisterTile {
+    /// Outputs per invocation along each axis.
+    pub fn side(self) -> u32 {
+        match self {
+            RegisterTile::R8x8 => 8,
+            RegisterTile::R16x16 => 16,
+        }
+    }
+    fn spec(self) -> KernelSpec {
+        KernelSpec {
+            name: "matmul",
+            source: SOURCE,
+            entry: match self {
+                RegisterTile::R8x8 => "matmul_8x8",
+                RegisterTile::R16x16 => "matmul_16x16",
+            },
+            bindings: BINDINGS,
+        }
+    }
+}
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -33,24 +58,25 @@ struct Params {
     _pad: u32,
 }
 
-/// Workgroup shape and K-slab depth. A workgroup computes a
-/// `8·wg_y × 8·wg_x` block of C and holds `(8·wg_y + 8·wg_x) · bk` floats of
-/// workgroup memory.
+/// Workgroup shape, register tile and K-slab depth. A workgroup computes a
+/// `r·wg_y × r·wg_x` block of C (r the register tile's side) and holds
+/// `(r·wg_y + r·wg_x) · bk` floats of workgroup memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tiles {
     pub wg_x: u32,
     pub wg_y: u32,
     pub bk: u32,
+    pub register: RegisterTile,
 }
 
 impl Tiles {
     /// Rows of C per workgroup.
     pub fn block_m(&self) -> u32 {
-        self.wg_y * REGISTER_TILE
+        self.wg_y * self.register.side()
     }
     /// Columns of C per workgroup.
     pub fn block_n(&self) -> u32 {
-        self.wg_x * REGISTER_TILE
+        self.wg_x * self.register.side()
     }
     /// Bytes of workgroup memory the two slabs take.
     pub fn workgroup_bytes(&self) -> u32 {
@@ -93,26 +119,45 @@ impl Tiles {
     }
 }
 
-/// The tiles for this adapter: 128 × 128 blocks of C from 16 × 16
-/// invocations (8 × 8 where fewer than 256 invocations are allowed), with
-/// the deepest K slab up to 32 whose two slabs fit the adapter's workgroup
-/// memory: 16 KiB (the WebGPU default, DX12, lavapipe) takes BK = 16, 32 KiB
-/// and up BK = 32. On lavapipe 128 × 128 beat 64 × 64 (half the slab copies
-/// per FMA) and BK 16 beat 8.
+/// The tiles for this adapter.
+///
+/// GPUs: 16 × 16 invocations with 8 × 8 register tiles, 128 × 128 blocks of
+/// C, the classic shape of fast WGSL matmuls. CPU rasterizers (lavapipe):
+/// 8 × 8 invocations with 16 × 16 register tiles, also 128 × 128 blocks;
+/// measured on lavapipe at 1024³ this ran at about twice the speed of 8 × 8
+/// register tiles (whatever their workgroup shape) and ahead of 16 × 16
+/// invocations with 16 × 16 tiles. (Through wgpu's GL backend a CPU
+/// rasterizer gets the GPU tiles: see below.) In both cases K slabs are the deepest of
+/// 32, 16, 8, … whose two slabs fit `max_compute_workgroup_storage_size`
+/// (16 KiB, the WebGPU default and DX12's, gives BK = 16).
 pub fn tiles_for(gpu: &Gpu) -> Tiles {
     let l = gpu.limits();
-    let mut t = Tiles {
-        wg_x: 16,
-        wg_y: 16,
-        bk: 32,
-    };
-    if l.max_compute_invocations_per_workgroup < 256 {
-        t = Tiles {
+    let info = gpu.adapter_info();
+    // Not on GL: Mesa's GLSL compiler takes minutes over the 16 × 16 entry
+    // point (seconds through Vulkan), once per transpose/bias variant.
+    let cpu = info.device_type == wgpu::DeviceType::Cpu && info.backend != wgpu::Backend::Gl;
+    let mut t = if cpu {
+        Tiles {
             wg_x: 8,
             wg_y: 8,
             bk: 32,
-        };
-    }
+            register: RegisterTile::R16x16,
+        }
+    } else if l.max_compute_invocations_per_workgroup >= 256 {
+        Tiles {
+            wg_x: 16,
+            wg_y: 16,
+            bk: 32,
+            register: RegisterTile::R8x8,
+        }
+    } else {
+        Tiles {
+            wg_x: 8,
+            wg_y: 8,
+            bk: 32,
+            register: RegisterTile::R8x8,
+        }
+    };
     while t.bk > 1 && t.workgroup_bytes() > l.max_compute_workgroup_storage_size {
         t.bk /= 2;
     }
@@ -190,10 +235,13 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &MatmulArgs) 
     }
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
     let o = args.options;
+    let quads = (tiles.register.side() / 4) as f64;
     let kernel = gpu.kernel_with_checks(
-        &SPEC,
+        &tiles.register.spec(),
         &[
             ("WG_X", tiles.wg_x as f64),
+            ("QUADS_M", quads),
+            ("QUADS_N", quads),
             ("WG_Y", tiles.wg_y as f64),
             ("BK", tiles.bk as f64),
             ("TRANS_A", flag(o.trans_a)),
