@@ -11,7 +11,7 @@ pub fn column_sum(rows: usize, cols: usize, accumulate: bool, x: &[f32], out: &m
             sum += x[r * cols + col];
         }
         if accumulate {
-            sum = out[col] + sum;
+            sum += out[col];
         }
         out[col] = sum;
     }

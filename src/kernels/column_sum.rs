@@ -43,7 +43,7 @@ pub fn encode(
     if cols == 0 {
         return Ok(());
     }
-    let elements = rows.checked_mul(cols).unwrap_or(usize::MAX);
+    let elements = rows.saturating_mul(cols);
     to_u32("column_sum elements", elements)?;
     if x.size() < elements as u64 * 4 || out.size() < cols as u64 * 4 {
         return Err(Error::LengthMismatch {

@@ -212,7 +212,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &MatmulArgs) 
         return Ok(());
     }
     for (what, rows, cols) in [("matmul A", m, k), ("matmul B", k, n), ("matmul C", m, n)] {
-        to_u32(what, rows.checked_mul(cols).unwrap_or(usize::MAX))?;
+        to_u32(what, rows.saturating_mul(cols))?;
     }
     at_least("matmul A elements", args.a, m * k)?;
     at_least("matmul B elements", args.b, k * n)?;
