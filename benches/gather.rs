@@ -5,6 +5,7 @@
 //! adapter (lavapipe) they are CPU figures, not GPU performance.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use wgpu_embed::kernels::buffer_copy;
 use wgpu_embed::kernels::embedding_gather::{self, GatherArgs, STATUS_OK};
 use wgpu_embed::{Embedding, Gpu, IndexTensor, Tensor};
 
@@ -41,6 +42,25 @@ fn bench(c: &mut Criterion) {
             gpu.submit_and_wait(enc).unwrap();
         })
     });
+    // The best a plain compute shader moves bytes on this adapter: the ceiling
+    // for any kernel, gather included (on lavapipe far below memcpy).
+    for per in [1u32, 4] {
+        group.bench_function(format!("buffer_copy shader ({per} vec4/invocation)"), |b| {
+            b.iter(|| {
+                let mut enc = gpu.encoder("shader copy");
+                buffer_copy::encode_with(
+                    &gpu,
+                    &mut enc,
+                    src.buffer(),
+                    out.buffer(),
+                    row_bytes,
+                    per,
+                )
+                .unwrap();
+                gpu.submit_and_wait(enc).unwrap();
+            })
+        });
+    }
     group.throughput(Throughput::Bytes(2 * row_bytes + N as u64 * 4));
     for (name, tpr) in [
         ("embedding_gather (auto layout)", None),
