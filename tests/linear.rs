@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::{data, relative_error};
+
 use wgpu_embed::kernels::one_hot::one_hot;
 use wgpu_embed::{cpu, Embedding, Error, Gpu, Linear, LinearOptions, Tensor};
 
@@ -13,31 +15,6 @@ fn each_gpu(f: impl FnMut(&Gpu)) {
     static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     common::each_gpu(f)
-}
-
-fn data(len: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
-
-fn relative_error(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let diff: f64 = got
-        .iter()
-        .zip(want)
-        .map(|(&g, &w)| (g as f64 - w as f64).powi(2))
-        .sum();
-    let norm: f64 = want.iter().map(|&w| (w as f64).powi(2)).sum();
-    (diff / norm.max(f64::MIN_POSITIVE)).sqrt()
 }
 
 /// The matmul bound (tests/matmul.rs): f32 sums of a few hundred products

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::assert_bits_eq;
+use common::{assert_bits_eq, data, relative_error};
 use proptest::prelude::*;
 use wgpu_embed::kernels::matmul::{self, MatmulArgs, MatmulOptions, RegisterTile, Tiles};
 use wgpu_embed::kernels::{column_sum, fma_peak, sgd_step};
@@ -15,33 +15,6 @@ fn each_gpu(f: impl FnMut(&Gpu)) {
     static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     common::each_gpu(f)
-}
-
-/// Deterministic values in [-1, 1) from a 64-bit LCG.
-fn data(len: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-        })
-        .collect()
-}
-
-/// ‖got − want‖_F / ‖want‖_F, in f64.
-fn relative_error(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let diff: f64 = got
-        .iter()
-        .zip(want)
-        .map(|(&g, &w)| (g as f64 - w as f64).powi(2))
-        .sum();
-    let norm: f64 = want.iter().map(|&w| (w as f64).powi(2)).sum();
-    (diff / norm.max(f64::MIN_POSITIVE)).sqrt()
 }
 
 /// The bound every product must meet. f32 sums of K products of values in
