@@ -1,7 +1,9 @@
 //! The CPU twins: one function per kernel, with the kernel's name, its
 //! bindings as arguments in binding order, and loops shaped like the WGSL.
 //! They are the specification the GPU kernels are tested against, bit for bit
-//! wherever the arithmetic allows; read them first.
+//! wherever the arithmetic allows; read them first. They assert their
+//! length preconditions instead of returning errors: they are the
+//! specification, not the checked API (the layers in `nn` validate input).
 
 pub mod buffer_copy;
 pub mod column_sum;
