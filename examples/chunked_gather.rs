@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use wgpu_embed::kernels::embedding_gather::STATUS_OK;
+use wgpu_embed::kernels::embedding_gather::{self, GatherArgs, TableChunk, STATUS_OK};
 use wgpu_embed::{Embedding, EmbeddingOptions, Gpu, IndexTensor, Result, Tensor};
 
 const DIM: usize = 256;
@@ -20,7 +20,14 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn time_gather(gpu: &Gpu, rows: usize, chunk_bytes: Option<u64>) -> Result<(usize, f64)> {
+/// `per_chunk`: one dispatch per row-chunk, each reading every index (the
+/// alternative to `Embedding::encode_forward`'s up-to-four chunks bound per dispatch).
+fn time_gather(
+    gpu: &Gpu,
+    rows: usize,
+    chunk_bytes: Option<u64>,
+    per_chunk: bool,
+) -> Result<(usize, f64)> {
     let options = EmbeddingOptions {
         chunk_bytes,
         ..EmbeddingOptions::default()
@@ -37,7 +44,32 @@ fn time_gather(gpu: &Gpu, rows: usize, chunk_bytes: Option<u64>) -> Result<(usiz
     let mut times = Vec::new();
     for rep in 0..REPS + 2 {
         let mut enc = gpu.encoder("chunked_gather");
-        emb.encode_forward(&mut enc, &idx, &out, status.buffer())?;
+        if per_chunk {
+            for chunk in emb.weight().chunks() {
+                embedding_gather::encode(
+                    gpu,
+                    &mut enc,
+                    &GatherArgs {
+                        table: chunk.buffer,
+                        num_embeddings: rows,
+                        dim: DIM,
+                        indices: idx.buffer(),
+                        n: BATCH,
+                        status: status.buffer(),
+                        out: out.buffer(),
+                        threads_per_row: None,
+                        workgroup_size: None,
+                        const_dim: false,
+                        chunk: Some(TableChunk {
+                            row_begin: chunk.row_begin,
+                            rows: chunk.rows,
+                        }),
+                    },
+                )?;
+            }
+        } else {
+            emb.encode_forward(&mut enc, &idx, &out, status.buffer())?;
+        }
         let t = Instant::now();
         gpu.submit_and_wait(enc)?;
         if rep >= 2 {
@@ -82,14 +114,26 @@ fn main() -> Result<()> {
     // The same one-binding table forced into 3 chunks separates the cost of
     // chunking (3 dispatches, each reading every index) from table size.
     let third = (one_binding_rows * DIM * 4).div_ceil(3) as u64;
-    for (label, rows, chunk_bytes) in [
-        ("fits one binding", one_binding_rows, None),
-        ("same, 3 chunks", one_binding_rows, Some(third)),
-        ("~300 MB, chunked", 300_000, None),
+    for (label, rows, chunk_bytes, per_chunk) in [
+        ("fits one binding", one_binding_rows, None, false),
+        (
+            "same, 3 chunks, 1 dispatch",
+            one_binding_rows,
+            Some(third),
+            false,
+        ),
+        (
+            "same, 3 chunks, 3 dispatches",
+            one_binding_rows,
+            Some(third),
+            true,
+        ),
+        ("~300 MB, 1 dispatch", 300_000, None, false),
+        ("~300 MB, 3 dispatches", 300_000, None, true),
     ] {
-        let (chunks, t) = time_gather(&gpu, rows, chunk_bytes)?;
+        let (chunks, t) = time_gather(&gpu, rows, chunk_bytes, per_chunk)?;
         println!(
-            "{label:18} {:6.1} MB table, {chunks} chunk(s): {:8.3} ms  {:6.2} GB/s  {:6.3} ns/byte",
+            "{label:30} {:6.1} MB table, {chunks} chunk(s): {:8.3} ms  {:6.2} GB/s  {:6.3} ns/byte",
             (rows * DIM * 4) as f64 / 1e6,
             t * 1e3,
             moved / t / 1e9,

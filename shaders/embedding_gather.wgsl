@@ -35,7 +35,7 @@ struct Params {
     num_embeddings: u32, // table rows
     row_begin: u32,      // first table row in the bound buffer
     row_end: u32,        // one past its last row
-    _pad0: u32,
+    chunk_rows: u32,     // gather_vec4_chunks4: rows in each bound chunk (the last may hold fewer)
     _pad1: u32,
     _pad2: u32,
 }
@@ -50,6 +50,12 @@ struct Params {
 // f16 tables: four halves per vec2<u32> (vec4 path), two per u32 (scalar path).
 @group(0) @binding(7) var<storage, read> table_h4: array<vec2<u32>>;
 @group(0) @binding(8) var<storage, read> table_h: array<u32>;
+// gather_vec4_chunks4: up to four row-chunks of a table past one binding,
+// bound at once (bindings 0-2, 4, 9-12), the chunk picked per row.
+@group(0) @binding(9) var<storage, read> chunk0: array<vec4<f32>>;
+@group(0) @binding(10) var<storage, read> chunk1: array<vec4<f32>>;
+@group(0) @binding(11) var<storage, read> chunk2: array<vec4<f32>>;
+@group(0) @binding(12) var<storage, read> chunk3: array<vec4<f32>>;
 
 // The dispatch folds into 2-D past 65 535 workgroups; this undoes the fold.
 fn invocation(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
@@ -185,5 +191,53 @@ fn gather_f16_scalar(
     for (var c = lane; c < params.dim; c += THREADS_PER_ROW) {
         let e = src + c;
         out[dst + c] = unpack2x16float(table_h[e >> 1u])[e & 1u];
+    }
+}
+
+// vec4 k of chunk `which` (WGSL has no arrays of bindings in core).
+fn chunk_load(which: u32, k: u32) -> vec4<f32> {
+    switch which {
+        case 0u: { return chunk0[k]; }
+        case 1u: { return chunk1[k]; }
+        case 2u: { return chunk2[k]; }
+        default: { return chunk3[k]; }
+    }
+}
+
+// gather_vec4 over rows row_begin .. row_end stored in up to four bound
+// chunks of chunk_rows rows each: one dispatch for up to four chunks instead
+// of one dispatch per chunk that reads every index.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn gather_vec4_chunks4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let g = invocation(wid, nwg, lid);
+    let pos = g / THREADS_PER_ROW;
+    let lane = g % THREADS_PER_ROW;
+    if pos >= params.n {
+        return;
+    }
+    let dim4 = params.dim / 4u;
+    let dst = pos * dim4;
+    let row = indices[pos];
+    if row >= params.num_embeddings {
+        if lane == 0u {
+            atomicMin(&status[0], pos);
+        }
+        for (var c = lane; c < dim4; c += THREADS_PER_ROW) {
+            out4[dst + c] = vec4<f32>(0.0);
+        }
+        return;
+    }
+    if row < params.row_begin || row >= params.row_end {
+        return;
+    }
+    let local = row - params.row_begin;
+    let which = local / params.chunk_rows;
+    let src = (local - which * params.chunk_rows) * dim4;
+    for (var c = lane; c < dim4; c += THREADS_PER_ROW) {
+        out4[dst + c] = chunk_load(which, src + c);
     }
 }

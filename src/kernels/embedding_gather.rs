@@ -69,7 +69,8 @@ struct Params {
     num_embeddings: u32,
     row_begin: u32,
     row_end: u32,
-    _pad: [u32; 3],
+    chunk_rows: u32,
+    _pad: [u32; 2],
 }
 
 /// The status word's value when every index was in range.
@@ -151,7 +152,8 @@ fn encode_dtype(
         num_embeddings: to_u32("num_embeddings", args.num_embeddings)?,
         row_begin: to_u32("chunk first row", row_begin)?,
         row_end: to_u32("chunk end row", row_end)?,
-        _pad: [0; 3],
+        chunk_rows: 0,
+        _pad: [0; 2],
     };
     let vec4 = args.dim.is_multiple_of(4);
     let spec = match (half, vec4) {
@@ -191,6 +193,113 @@ fn encode_dtype(
             (2, args.status),
             (table_slot, args.table),
             (out_slot, args.out),
+        ],
+    );
+    let invocations = args.n as u64 * tpr as u64;
+    kernel.dispatch(gpu, encoder, &bind, invocations.div_ceil(wg as u64));
+    Ok(())
+}
+
+const VEC4_CHUNKS4: KernelSpec = KernelSpec {
+    name: "embedding_gather",
+    source: SOURCE,
+    entry: "gather_vec4_chunks4",
+    bindings: &[
+        (0, Access::Uniform),
+        (1, Access::Read),
+        (2, Access::ReadWrite),
+        (4, Access::ReadWrite),
+        (9, Access::Read),
+        (10, Access::Read),
+        (11, Access::Read),
+        (12, Access::Read),
+    ],
+};
+
+/// Chunks one `gather_vec4_chunks4` dispatch binds at most.
+pub const CHUNKS_PER_DISPATCH: usize = 4;
+
+/// Up to [`CHUNKS_PER_DISPATCH`] consecutive row-chunks of one f32 table:
+/// chunk `k` holds rows `row_begin + k·chunk_rows ..` (the last may be short).
+pub struct ChunkGroup<'a> {
+    pub chunks: &'a [&'a wgpu::Buffer],
+    pub row_begin: usize,
+    pub chunk_rows: usize,
+    /// Rows the group holds in all.
+    pub rows: usize,
+}
+
+/// Records a gather from a group of bound chunks (`dim % 4 == 0`): output
+/// rows whose index falls in the group are written; out-of-range indices are
+/// zero-filled and reported as by [`encode`]. `args.table` and `args.chunk`
+/// are ignored.
+pub fn encode_chunk_group(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    args: &GatherArgs,
+    group: &ChunkGroup,
+) -> Result<()> {
+    if group.chunks.is_empty() || group.chunks.len() > CHUNKS_PER_DISPATCH || group.chunk_rows == 0
+    {
+        return Err(Error::InvalidArgument {
+            name: "chunk group",
+            reason: format!(
+                "needs 1..={CHUNKS_PER_DISPATCH} chunks of at least one row, got {} chunks of {} rows",
+                group.chunks.len(),
+                group.chunk_rows
+            ),
+        });
+    }
+    if !args.dim.is_multiple_of(4) {
+        return Err(Error::InvalidArgument {
+            name: "dim",
+            reason: format!(
+                "bound chunk groups use the vec4 path; {} is not a multiple of 4",
+                args.dim
+            ),
+        });
+    }
+    if args.n == 0 {
+        return Ok(());
+    }
+    let tpr = args
+        .threads_per_row
+        .unwrap_or_else(|| threads_per_row(gpu, args.dim))
+        .max(1);
+    let params = Params {
+        n: to_u32("index count", args.n)?,
+        dim: to_u32("embedding dim", args.dim)?,
+        num_embeddings: to_u32("num_embeddings", args.num_embeddings)?,
+        row_begin: to_u32("chunk group first row", group.row_begin)?,
+        row_end: to_u32(
+            "chunk group end row",
+            group.row_begin.saturating_add(group.rows),
+        )?,
+        chunk_rows: to_u32("rows per chunk", group.chunk_rows)?,
+        _pad: [0; 2],
+    };
+    let wg = args.workgroup_size.unwrap_or_else(|| workgroup_size(gpu));
+    let kernel = gpu.kernel(
+        &VEC4_CHUNKS4,
+        &[
+            ("WORKGROUP_SIZE", wg as f64),
+            ("THREADS_PER_ROW", tpr as f64),
+        ],
+    )?;
+    let uniform = gpu.uniform("embedding_gather params", &params)?;
+    // Unused slots repeat the last chunk: the shader never picks them.
+    let slot = |k: usize| group.chunks[k.min(group.chunks.len() - 1)];
+    let bind = kernel.bind(
+        gpu,
+        &[
+            (0, uniform.raw()),
+            (1, args.indices),
+            (2, args.status),
+            (4, args.out),
+            (9, slot(0)),
+            (10, slot(1)),
+            (11, slot(2)),
+            (12, slot(3)),
         ],
     );
     let invocations = args.n as u64 * tpr as u64;

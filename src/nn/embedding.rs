@@ -412,11 +412,42 @@ impl Embedding {
             DType::F32 => embedding_gather::encode,
             DType::F16 => embedding_gather::encode_f16,
         };
-        // One dispatch per row-chunk (see `Weight::F32Chunked`): each writes
-        // the output rows whose index falls in its chunk. Measured against
-        // binding several chunks in one dispatch: see the crate's scale note.
+        // A table past one binding (see `Weight::F32Chunked`): bind up to four
+        // row-chunks per dispatch, each dispatch writing the output rows whose
+        // index falls in its chunks (measured against one dispatch per chunk
+        // in examples/chunked_gather.rs: fewer passes over the indices won).
         let chunks = self.weight.chunks();
         let whole = chunks.len() == 1;
+        if !whole && self.weight.dtype() == DType::F32 && self.dim.is_multiple_of(4) {
+            let chunk_rows = chunks[0].rows;
+            for group in chunks.chunks(embedding_gather::CHUNKS_PER_DISPATCH) {
+                let buffers: Vec<&wgpu::Buffer> = group.iter().map(|c| c.buffer).collect();
+                embedding_gather::encode_chunk_group(
+                    &self.gpu,
+                    encoder,
+                    &GatherArgs {
+                        table: group[0].buffer,
+                        num_embeddings: self.num_embeddings,
+                        dim: self.dim,
+                        indices: indices.buffer(),
+                        n: indices.len(),
+                        status,
+                        out: out.buffer(),
+                        threads_per_row: None,
+                        workgroup_size: None,
+                        const_dim: false,
+                        chunk: None,
+                    },
+                    &embedding_gather::ChunkGroup {
+                        chunks: &buffers,
+                        row_begin: group[0].row_begin,
+                        chunk_rows,
+                        rows: group.iter().map(|c| c.rows).sum(),
+                    },
+                )?;
+            }
+            return Ok(());
+        }
         for chunk in chunks {
             encode(
                 &self.gpu,
