@@ -50,7 +50,11 @@ impl GpuOptions {
 /// borrow rules then keep a table from being read while it is updated; wrap
 /// a shared layer in a `RwLock` to train it from several threads. Error scopes
 /// are per thread in wgpu, so one thread's validation error is never reported
-/// to another.
+/// to another. Two exceptions: `forward` with `max_norm` set renormalises rows
+/// in place through `&self` (as PyTorch's forward does), so serialise it with
+/// updates yourself; and wgpu's GL backend panics ("Could not lock adapter
+/// context") when two threads hold a GL adapter for long: on GL, use a `Gpu`
+/// from one thread at a time.
 ///
 /// Faults: every call checks the device-lost flag first and runs inside
 /// validation and out-of-memory error scopes; what they catch is
@@ -113,6 +117,16 @@ fn describe(adapters: &[wgpu::Adapter]) -> String {
 /// Every adapter wgpu finds for `options`, best first, filtered by the name if one is set.
 fn adapters(options: &GpuOptions) -> Result<Vec<wgpu::Adapter>> {
     let backends = options.backends();
+    if backends.is_empty() {
+        // wgpu reads an unknown WGPU_BACKEND value as "no backends"; say so.
+        return Err(Error::InvalidArgument {
+            name: "WGPU_BACKEND",
+            reason: format!(
+                "{:?} names no backend; use a comma-separated list of vulkan, metal, dx12, gl",
+                std::env::var("WGPU_BACKEND").unwrap_or_default()
+            ),
+        });
+    }
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
     desc.backends = backends;
     let instance = wgpu::Instance::new(desc);

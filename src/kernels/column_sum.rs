@@ -45,11 +45,18 @@ pub fn encode(
     }
     let elements = rows.saturating_mul(cols);
     to_u32("column_sum elements", elements)?;
-    if x.size() < elements as u64 * 4 || out.size() < cols as u64 * 4 {
+    if x.size() < elements as u64 * 4 {
         return Err(Error::LengthMismatch {
-            what: "column_sum buffers (x, then out)",
+            what: "column_sum input x (rows × cols)",
             expected: elements,
             found: (x.size() / 4) as usize,
+        });
+    }
+    if out.size() < cols as u64 * 4 {
+        return Err(Error::LengthMismatch {
+            what: "column_sum output (cols)",
+            expected: cols,
+            found: (out.size() / 4) as usize,
         });
     }
     let params = Params {

@@ -82,7 +82,17 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &FillArgs) ->
     if args.end <= args.begin {
         return Ok(());
     }
-    let first = args.counter_base + args.begin as u64;
+    let first = args
+        .counter_base
+        .checked_add(args.end as u64)
+        .map(|_| args.counter_base + args.begin as u64)
+        .ok_or_else(|| Error::InvalidArgument {
+            name: "counter_base",
+            reason: format!(
+                "{} + {} elements runs past the 64-bit element counter",
+                args.counter_base, args.end
+            ),
+        })?;
     let skip = (first % 4) as u32;
     let first_block = first / 4;
     let count = (args.end - args.begin) as u64;

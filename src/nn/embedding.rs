@@ -85,6 +85,11 @@ impl Embedding {
         if options.dtype == DType::F16 {
             // The CPU twin gives the GPU fill's exact bits; round them once.
             check_shape(num_embeddings, dim)?;
+            // Refuse before the host copy is allocated, not after.
+            let bytes = (num_embeddings as u64)
+                .saturating_mul(dim as u64)
+                .saturating_mul(2);
+            gpu.check_size("f16 embedding table", bytes, true)?;
             let mut w = vec![0.0f32; num_embeddings.saturating_mul(dim)];
             crate::cpu::normal_fill(options.seed, 0, 0.0, 1.0, &mut w);
             if let Some(p) = options.padding_idx.filter(|&p| p < num_embeddings) {

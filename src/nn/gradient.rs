@@ -64,11 +64,34 @@ impl Gradient {
     /// The dense gradient as a host vector (`num_embeddings × dim`), either variant.
     pub fn to_dense_vec(&self, num_embeddings: usize, dim: usize) -> Result<Vec<f32>> {
         match self {
-            Gradient::Dense(t) => t.to_vec(),
+            Gradient::Dense(t) => {
+                if t.shape() != [num_embeddings, dim] {
+                    return Err(Error::ShapeMismatch {
+                        what: "Gradient::to_dense_vec dense gradient",
+                        expected: vec![num_embeddings, dim],
+                        found: t.shape().to_vec(),
+                    });
+                }
+                t.to_vec()
+            }
             Gradient::Sparse { rows, values } => {
                 let rows = rows.to_vec()?;
                 let values = values.to_vec()?;
-                let mut out = vec![0.0f32; num_embeddings * dim];
+                let expected = rows.len().saturating_mul(dim);
+                if values.len() != expected {
+                    return Err(Error::LengthMismatch {
+                        what: "Gradient::to_dense_vec sparse values (rows × dim)",
+                        expected,
+                        found: values.len(),
+                    });
+                }
+                let total = num_embeddings.checked_mul(dim).ok_or(Error::TooLarge {
+                    what: "dense gradient on the host",
+                    bytes: u64::MAX,
+                    limit: usize::MAX as u64,
+                    limit_name: "usize",
+                })?;
+                let mut out = vec![0.0f32; total];
                 for (i, &r) in rows.iter().enumerate() {
                     let r = r as usize;
                     if r < num_embeddings {

@@ -7,10 +7,10 @@
 //! WebGPU implementations lack it); the math after the load is f32 and outputs
 //! are f32.
 //!
-//! Gradients (a later issue) will not accumulate into f16: a trainable f16
-//! table keeps an f32 master copy that the optimizer updates, and the f16
-//! table is rounded from it once per step, so rounding error does not
-//! compound across steps.
+//! f16 tables are for lookup only for now: gradients and updates on them
+//! return a typed error. The plan is an f32 master copy that the optimizer
+//! updates, rounded into the f16 table once per step, so rounding error
+//! does not compound across steps.
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! time and memory, at each vocabulary size, on one adapter.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use wgpu_embed::kernels::embedding_gather::{self, GatherArgs, STATUS_OK};
+use wgpu_embed::kernels::embedding_gather::STATUS_OK;
 use wgpu_embed::kernels::matmul::{self, MatmulArgs, MatmulOptions};
 use wgpu_embed::kernels::one_hot;
 use wgpu_embed::{Embedding, EmbeddingOptions, Error, Gpu, IndexTensor, Result, Tensor};
@@ -79,39 +79,26 @@ fn gather_path(
     idx: &[u32],
     grad_out: Option<&Tensor>,
 ) -> Result<PathResult> {
-    let (n, dim, vocab) = (plan.batch, plan.dim, emb.num_embeddings());
+    let (n, dim) = (plan.batch, plan.dim);
     gpu.reset_memory_peak();
     let before = gpu.memory_live();
     let (staging, idx_buf) = index_buffers(gpu, idx)?;
     let out = Tensor::zeros(gpu, &[n, dim])?;
     let status = Tensor::from_slice(gpu, &[f32::from_bits(STATUS_OK)], &[1])?;
-    let table = emb.weight().buffer()?;
+    // The layer's own lookup: it also handles tables split into row-chunks.
     let forward = sample(gpu, plan, |enc| {
         record_upload(enc, &staging, &idx_buf);
-        embedding_gather::encode(
-            gpu,
-            enc,
-            &GatherArgs {
-                table,
-                num_embeddings: vocab,
-                dim,
-                indices: idx_buf.buffer(),
-                n,
-                status: status.buffer(),
-                out: out.buffer(),
-                threads_per_row: None,
-                workgroup_size: None,
-                const_dim: false,
-                chunk: None,
-            },
-        )
+        emb.encode_forward(enc, &idx_buf, &out, status.buffer())
     })?;
     let forward_extra = gpu.memory_peak() - before;
-    let (backward, grad) = if let Some(grad_out) = grad_out {
-        let (times, grad) = gather_backward(gpu, plan, emb, &idx_buf, grad_out)?;
-        (Some(times), Some(grad))
-    } else {
-        (None, None)
+    // A dense gradient is as large as the table: past one binding it is refused.
+    let chunked = emb.weight().buffer().is_err();
+    let (backward, grad) = match grad_out {
+        Some(grad_out) if !chunked => {
+            let (times, grad) = gather_backward(gpu, plan, emb, &idx_buf, grad_out)?;
+            (Some(times), Some(grad))
+        }
+        _ => (None, None),
     };
     let peak = gpu.memory_peak();
     Ok(PathResult {
@@ -321,9 +308,9 @@ pub fn run(gpu: &Gpu, plan: &Plan, quiet: bool) -> std::result::Result<Results, 
             Err(err) => (None, format!("not run: {err}")),
             Ok(()) => match one_hot_path(gpu, plan, &emb, &idx, grad_out.as_ref()) {
                 Ok(h) => (Some(h), String::new()),
-                Err(err @ (Error::TooLarge { .. } | Error::Gpu { .. })) => {
-                    (None, format!("not run: {err}"))
-                }
+                Err(
+                    err @ (Error::TooLarge { .. } | Error::Gpu { .. } | Error::ChunkedTable { .. }),
+                ) => (None, format!("not run: {err}")),
                 Err(err) => return Err(err.to_string()),
             },
         };
@@ -349,6 +336,10 @@ pub fn run(gpu: &Gpu, plan: &Plan, quiet: bool) -> std::result::Result<Results, 
                 }
                 gather_note += &format!("; grads within {err:.1e}");
             }
+        }
+        if plan.backward && g.backward.is_none() {
+            gather_note += if gather_note.is_empty() { "" } else { "; " };
+            gather_note += "backward not run: the table is split into row-chunks and a dense gradient needs one binding";
         }
         let mut gr = row(vocab, "gather", Some(&g), gather_formula, gather_note);
         // Gather moves the rows read, the rows written and the indices.
