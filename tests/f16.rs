@@ -10,14 +10,6 @@ use half::f16;
 use wgpu_embed::kernels::embedding_gather::STATUS_OK;
 use wgpu_embed::{cpu, DType, Embedding, EmbeddingOptions};
 
-/// The memory test reads the Gpu's live-bytes counter, which the other tests
-/// of this binary move when they run beside it: every test here takes this lock.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 fn f16_options() -> EmbeddingOptions {
     EmbeddingOptions {
         dtype: DType::F16,
@@ -27,7 +19,6 @@ fn f16_options() -> EmbeddingOptions {
 
 #[test]
 fn an_f16_table_takes_half_the_memory() {
-    let _serial = serial();
     each_gpu(|gpu| {
         let (rows, dim) = (1000, 64);
         let base = gpu.memory_live();
@@ -45,7 +36,6 @@ fn an_f16_table_takes_half_the_memory() {
 
 #[test]
 fn f16_gather_matches_its_twin_and_init_rounds_the_f32_init_once() {
-    let _serial = serial();
     each_gpu(|gpu| {
         for dim in [1, 3, 4, 5, 128, 130] {
             let rows = 97;
@@ -87,7 +77,6 @@ fn f16_gather_matches_its_twin_and_init_rounds_the_f32_init_once() {
 
 #[test]
 fn f16_table_set_weight_and_fills() {
-    let _serial = serial();
     each_gpu(|gpu| {
         let mut emb = Embedding::with_options(gpu, 3, 3, f16_options()).unwrap();
         // 1/3 is not an f16: set_weight rounds to nearest.

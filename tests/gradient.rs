@@ -11,14 +11,6 @@ use wgpu_embed::{
     Embedding, EmbeddingOptions, Error, Gpu, Gradient, GradientMode, IndexTensor, Tensor,
 };
 
-/// wgpu's GL backend holds one context lock per adapter and panics when a
-/// thread waits on it for more than a second (a long shader compile on
-/// another test thread does that), so the tests in this file take turns.
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 /// SplitMix64: test data from a seed, identical everywhere.
 struct Rng(u64);
 impl Rng {
@@ -124,7 +116,6 @@ fn dense_checked(
 
 #[test]
 fn deterministic_gradient_is_bit_exact_everywhere() {
-    let _turn = serial();
     // Segments longer than a tile (all-same, Zipf) and dims that are not multiples of 8.
     let cases = [
         (5000, 1000, 37, Dist::Zipf),
@@ -156,7 +147,6 @@ fn deterministic_gradient_is_bit_exact_everywhere() {
 
 #[test]
 fn small_tiles_split_and_recombine_like_the_twin() {
-    let _turn = serial();
     // The twin with tiny tiles must still equal plain ascending sums when no
     // piece sum is rounded differently: integers are exact in f32.
     let mut rng = Rng(7);
@@ -189,7 +179,6 @@ proptest! {
         dist in prop_oneof![Just(Dist::Uniform), Just(Dist::Zipf), Just(Dist::AllSame)],
         seed in any::<u64>(),
     ) {
-        let _turn = serial();
         // Keep the dense table within lavapipe's 128 MiB binding.
         let vocab = vocab.min((1 << 25) / dim);
         let mut rng = Rng(seed);
@@ -205,7 +194,6 @@ proptest! {
 
 #[test]
 fn padding_row_gets_no_gradient() {
-    let _turn = serial();
     let (vocab, dim) = (10, 6);
     let indices = [0u32, 3, 3, 9, 3, 0, 5];
     let mut rng = Rng(11);
@@ -229,7 +217,6 @@ fn padding_row_gets_no_gradient() {
 
 #[test]
 fn scale_grad_by_freq_divides_by_the_count() {
-    let _turn = serial();
     let (vocab, dim) = (4, 2);
     let indices = [1u32, 1, 2, 1];
     let grad_out = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0];
@@ -256,7 +243,6 @@ fn scale_grad_by_freq_divides_by_the_count() {
 
 #[test]
 fn sparse_gradient_agrees_with_dense() {
-    let _turn = serial();
     let (vocab, dim) = (500, 13);
     let mut rng = Rng(13);
     let indices = index_list(&mut rng, 3000, vocab, Dist::Zipf);
@@ -310,7 +296,6 @@ fn sparse_gradient_agrees_with_dense() {
 
 #[test]
 fn max_norm_renormalises_each_referenced_row_once() {
-    let _turn = serial();
     let (vocab, dim) = (8, 5);
     let mut rng = Rng(14);
     let weights: Vec<f32> = (0..vocab * dim).map(|_| rng.float() * 3.0).collect();
@@ -368,7 +353,6 @@ fn max_norm_renormalises_each_referenced_row_once() {
 
 #[test]
 fn fused_updates_match_the_twin() {
-    let _turn = serial();
     let (vocab, dim) = (700, 19);
     let mut rng = Rng(15);
     let weights = floats(&mut rng, vocab * dim);
@@ -454,7 +438,6 @@ fn fused_updates_match_the_twin() {
 
 #[test]
 fn atomic_path_where_supported_missing_feature_elsewhere() {
-    let _turn = serial();
     let (vocab, dim) = (300, 24);
     let mut rng = Rng(16);
     let indices = index_list(&mut rng, 5000, vocab, Dist::Zipf);
@@ -520,7 +503,6 @@ fn atomic_path_where_supported_missing_feature_elsewhere() {
 
 #[test]
 fn bad_input_is_an_error_and_changes_nothing() {
-    let _turn = serial();
     let (vocab, dim) = (10, 4);
     let weights: Vec<f32> = (0..vocab * dim).map(|i| i as f32).collect();
     each_gpu(|gpu| {
@@ -616,7 +598,6 @@ fn bad_input_is_an_error_and_changes_nothing() {
 
 #[test]
 fn training_loop_loss_falls_and_final_weights_agree_everywhere() {
-    let _turn = serial();
     // Fit each row to a target vector: loss = mean over the batch of
     // 0.5 * |row - target|², trained 150 steps with fused SGD, then 150 with
     // fused row-wise Adagrad. The host computes grad_out in the same order on

@@ -4,18 +4,10 @@
 
 mod common;
 
-use common::{data, relative_error};
+use common::{data, each_gpu, relative_error};
 
 use wgpu_embed::kernels::one_hot::one_hot;
 use wgpu_embed::{cpu, Embedding, Error, Gpu, Linear, LinearOptions, Tensor};
-
-/// `common::each_gpu`, one test at a time (see tests/matmul.rs: wgpu's GL
-/// backend gives up on its context lock under concurrent long tests).
-fn each_gpu(f: impl FnMut(&Gpu)) {
-    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    common::each_gpu(f)
-}
 
 /// The matmul bound (tests/matmul.rs): f32 sums of a few hundred products
 /// stay within about √K · 2⁻²⁴ of the f64 twin.

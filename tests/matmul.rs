@@ -2,20 +2,11 @@
 
 mod common;
 
-use common::{assert_bits_eq, data, relative_error};
+use common::{assert_bits_eq, data, each_gpu, relative_error};
 use proptest::prelude::*;
 use wgpu_embed::kernels::matmul::{self, MatmulArgs, MatmulOptions, RegisterTile, Tiles};
 use wgpu_embed::kernels::{column_sum, fma_peak, sgd_step};
 use wgpu_embed::{cpu, Error, Gpu, Tensor};
-
-/// `common::each_gpu`, one test at a time: wgpu's GL backend gives up on
-/// its context lock ("Could not lock adapter context") when long tests on
-/// several threads share the GL adapter.
-fn each_gpu(f: impl FnMut(&Gpu)) {
-    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_at_a_time = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    common::each_gpu(f)
-}
 
 /// The bound every product must meet. f32 sums of K products of values in
 /// [-1, 1) with random signs drift by about √K · 2⁻²⁴ relative to the exact
