@@ -116,9 +116,13 @@ fn dense_checked(
 
 #[test]
 fn deterministic_gradient_is_bit_exact_everywhere() {
-    // Segments longer than a tile (all-same, Zipf) and dims that are not multiples of 8.
+    // Segments longer than a tile (all-same, Zipf), dims that are not
+    // multiples of 8 (scalar entry points) and multiples of 4 (vec4 ones,
+    // with a short last 16-column block at 36).
     let cases = [
         (5000, 1000, 37, Dist::Zipf),
+        (5000, 1000, 36, Dist::Zipf),
+        (3000, 20, 128, Dist::AllSame),
         (5000, 7, 8, Dist::AllSame),
         (4099, 65_536, 5, Dist::Uniform),
         (1, 1, 1, Dist::AllSame),
@@ -243,7 +247,14 @@ fn scale_grad_by_freq_divides_by_the_count() {
 
 #[test]
 fn sparse_gradient_agrees_with_dense() {
-    let (vocab, dim) = (500, 13);
+    // Scalar (13 columns) and vec4 (20) entry points.
+    for dim in [13, 20] {
+        sparse_case(dim);
+    }
+}
+
+fn sparse_case(dim: usize) {
+    let vocab = 500;
     let mut rng = Rng(13);
     let indices = index_list(&mut rng, 3000, vocab, Dist::Zipf);
     let grad_out = floats(&mut rng, 3000 * dim);
@@ -353,7 +364,15 @@ fn max_norm_renormalises_each_referenced_row_once() {
 
 #[test]
 fn fused_updates_match_the_twin() {
-    let (vocab, dim) = (700, 19);
+    // 19 columns run the scalar entry points, 36 (nine vec4s: two full
+    // 16-column blocks and a short one) the vec4 ones.
+    for dim in [19, 36] {
+        fused_updates_case(dim);
+    }
+}
+
+fn fused_updates_case(dim: usize) {
+    let vocab = 700;
     let mut rng = Rng(15);
     let weights = floats(&mut rng, vocab * dim);
     let indices = index_list(&mut rng, 4000, vocab, Dist::Zipf);

@@ -78,6 +78,75 @@ const ADAGRAD: KernelSpec = KernelSpec {
     ],
 };
 
+// The vec4 entry points (dim % 4 == 0): grad_out, partials and the output
+// bound as vec4 arrays at 11, 12 and 13 instead of 5, 6 and 7.
+const PARTIALS4: KernelSpec = KernelSpec {
+    name: "segment_sum",
+    source: SOURCE,
+    entry: "segment_partials4",
+    bindings: &[
+        (0, Access::Uniform),
+        (1, Access::Read),
+        (2, Access::Read),
+        (3, Access::Read),
+        (4, Access::Read),
+        (11, Access::Read),
+        (12, Access::ReadWrite),
+    ],
+};
+const REDUCE4_BINDINGS: [(u32, Access); 7] = [
+    (0, Access::Uniform),
+    (1, Access::Read),
+    (2, Access::Read),
+    (4, Access::Read),
+    (11, Access::Read),
+    (12, Access::ReadWrite),
+    (13, Access::ReadWrite),
+];
+const DENSE4: KernelSpec = KernelSpec {
+    name: "segment_sum",
+    source: SOURCE,
+    entry: "segment_dense4",
+    bindings: &REDUCE4_BINDINGS,
+};
+const SGD4: KernelSpec = KernelSpec {
+    name: "segment_sum",
+    source: SOURCE,
+    entry: "segment_sgd4",
+    bindings: &REDUCE4_BINDINGS,
+};
+const SPARSE4: KernelSpec = KernelSpec {
+    name: "segment_sum",
+    source: SOURCE,
+    entry: "segment_sparse4",
+    bindings: &[
+        (0, Access::Uniform),
+        (1, Access::Read),
+        (2, Access::Read),
+        (4, Access::Read),
+        (11, Access::Read),
+        (12, Access::ReadWrite),
+        (13, Access::ReadWrite),
+        (8, Access::Read),
+        (9, Access::ReadWrite),
+    ],
+};
+const ADAGRAD4: KernelSpec = KernelSpec {
+    name: "segment_sum",
+    source: SOURCE,
+    entry: "segment_adagrad4",
+    bindings: &[
+        (0, Access::Uniform),
+        (1, Access::Read),
+        (2, Access::Read),
+        (4, Access::Read),
+        (11, Access::Read),
+        (12, Access::ReadWrite),
+        (13, Access::ReadWrite),
+        (10, Access::ReadWrite),
+    ],
+};
+
 /// Sorted entries per tile. A segment longer than this is summed as several
 /// pieces in parallel; 256 keeps a row's serial work short (one hot row of
 /// 2^18 × 30 % entries becomes 300 pieces) while the partials stay small
@@ -148,12 +217,14 @@ pub struct SegmentArgs<'a> {
 }
 
 /// Invocations per row: 1 on CPU adapters (each SIMD lane streams a row), up
-/// to 8 on GPUs (neighbouring lanes read neighbouring 8-column blocks).
+/// to 8 on GPUs (neighbouring lanes read neighbouring column blocks: 16
+/// columns on the vec4 path, 8 otherwise).
 pub fn threads_per_row(gpu: &Gpu, dim: usize) -> u32 {
     if gpu.adapter_info().device_type == wgpu::DeviceType::Cpu {
         return 1;
     }
-    dim.div_ceil(8).clamp(1, 8).next_power_of_two() as u32
+    let block = if dim % 4 == 0 { 16 } else { 8 };
+    dim.div_ceil(block).clamp(1, 8).next_power_of_two() as u32
 }
 
 /// Records the partials pass (when any segment crosses a tile) and the row pass.
@@ -189,7 +260,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SegmentArgs)
     to_u32("grad_out elements", args.n.saturating_mul(args.dim))?;
     to_u32("table chunk elements", rows.len().saturating_mul(args.dim))?;
     let uniform = gpu.uniform("segment_sum params", &params)?;
-    let partials_bytes = (num_tiles as u64 * 2 * args.dim as u64 * 4).max(4);
+    let partials_bytes = (num_tiles as u64 * 2 * args.dim as u64 * 4).max(16);
     let partials = gpu.storage("segment_sum partials", partials_bytes)?;
     let tpr = match args.output {
         SegmentOutput::Adagrad { .. } => 1,
@@ -199,8 +270,12 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SegmentArgs)
         ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
         ("THREADS_PER_ROW", tpr as f64),
     ];
+    // The vec4 entry points when rows are whole vec4s; see the shader. (An
+    // empty batch's grad_out is a 4-byte placeholder, too short for a vec4.)
+    let vec4 = args.dim % 4 == 0 && args.n > 0;
+    let (grad_at, partials_at, out_at) = if vec4 { (11, 12, 13) } else { (5, 6, 7) };
     if args.n > chunk {
-        let kernel = gpu.kernel(&PARTIALS, &constants)?;
+        let kernel = gpu.kernel(if vec4 { &PARTIALS4 } else { &PARTIALS }, &constants)?;
         let bind = kernel.bind(
             gpu,
             &[
@@ -209,8 +284,8 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SegmentArgs)
                 (2, args.offsets),
                 (3, args.sorted_keys),
                 (4, args.sorted_positions),
-                (5, args.grad_out),
-                (6, partials.raw()),
+                (grad_at, args.grad_out),
+                (partials_at, partials.raw()),
             ],
         );
         let invocations = num_tiles as u64 * 2 * tpr as u64;
@@ -226,29 +301,45 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SegmentArgs)
         (1, args.status),
         (2, args.offsets),
         (4, args.sorted_positions),
-        (5, args.grad_out),
-        (6, partials.raw()),
+        (grad_at, args.grad_out),
+        (partials_at, partials.raw()),
     ];
     let spec = match args.output {
         SegmentOutput::Dense { grad } => {
-            buffers.push((7, grad));
-            &DENSE
+            buffers.push((out_at, grad));
+            if vec4 {
+                &DENSE4
+            } else {
+                &DENSE
+            }
         }
         SegmentOutput::Sparse {
             ranks,
             rows,
             values,
         } => {
-            buffers.extend([(7, values), (8, ranks), (9, rows)]);
-            &SPARSE
+            buffers.extend([(out_at, values), (8, ranks), (9, rows)]);
+            if vec4 {
+                &SPARSE4
+            } else {
+                &SPARSE
+            }
         }
         SegmentOutput::Sgd { weight, .. } => {
-            buffers.push((7, weight));
-            &SGD
+            buffers.push((out_at, weight));
+            if vec4 {
+                &SGD4
+            } else {
+                &SGD
+            }
         }
         SegmentOutput::Adagrad { weight, state, .. } => {
-            buffers.extend([(7, weight), (10, state)]);
-            &ADAGRAD
+            buffers.extend([(out_at, weight), (10, state)]);
+            if vec4 {
+                &ADAGRAD4
+            } else {
+                &ADAGRAD
+            }
         }
     };
     let kernel = gpu.kernel(spec, &constants)?;
