@@ -223,7 +223,7 @@ pub fn threads_per_row(gpu: &Gpu, dim: usize) -> u32 {
     if gpu.adapter_info().device_type == wgpu::DeviceType::Cpu {
         return 1;
     }
-    let block = if dim % 4 == 0 { 16 } else { 8 };
+    let block = if dim.is_multiple_of(4) { 16 } else { 8 };
     dim.div_ceil(block).clamp(1, 8).next_power_of_two() as u32
 }
 
@@ -272,7 +272,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SegmentArgs)
     ];
     // The vec4 entry points when rows are whole vec4s; see the shader. (An
     // empty batch's grad_out is a 4-byte placeholder, too short for a vec4.)
-    let vec4 = args.dim % 4 == 0 && args.n > 0;
+    let vec4 = args.dim.is_multiple_of(4) && args.n > 0;
     let (grad_at, partials_at, out_at) = if vec4 { (11, 12, 13) } else { (5, 6, 7) };
     if args.n > chunk {
         let kernel = gpu.kernel(if vec4 { &PARTIALS4 } else { &PARTIALS }, &constants)?;
