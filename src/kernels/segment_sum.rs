@@ -2,6 +2,8 @@
 //! `grad_out`, in ascending position order, with long segments split into
 //! tiles summed in parallel and combined in tile order; written as a dense
 //! gradient, a sparse one, or fused into an SGD or row-wise Adagrad update.
+//! Rows whose width is a multiple of 4 run the `*4` entry points, which read
+//! and write vec4s (the same sums, the same bits).
 //! Shader: `shaders/segment_sum.wgsl`; CPU twin: `cpu::segment_sum`.
 
 use crate::error::Result;
