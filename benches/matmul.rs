@@ -72,7 +72,12 @@ fn bench(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_millis(300))
         .measurement_time(Duration::from_secs(3));
-    for &(name, m, n, k) in SHAPES {
+    // 4096³ (137 GFLOP) only on GPUs: the shape to hold beside torch.matmul
+    // (scripts/torch_matmul.py), seconds per product on a CPU rasterizer.
+    let gpu_only = [("4096^3", 4096, 4096, 4096)];
+    let is_cpu = gpu.adapter_info().device_type == wgpu::DeviceType::Cpu;
+    let shapes = SHAPES.iter().chain(gpu_only.iter().filter(|_| !is_cpu));
+    for &(name, m, n, k) in shapes {
         let a = Tensor::from_slice(&gpu, &vec![0.5; m * k], &[m, k]).expect("A");
         let b = Tensor::from_slice(&gpu, &vec![0.25; k * n], &[k, n]).expect("B");
         let cc = Tensor::zeros(&gpu, &[m, n]).expect("C");

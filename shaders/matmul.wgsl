@@ -32,6 +32,9 @@
 // Every storage index is guarded by those comparisons and every workgroup
 // index is below its array's size by construction, which is why the host may
 // build this module without wgpu's injected bounds checks.
+//
+// A third path, matmul_texture, is for CPU rasterizers and is described with
+// it at the end of this file.
 
 override WG_X: u32 = 16u;
 override WG_Y: u32 = 16u;
@@ -48,11 +51,20 @@ override WG: u32 = WG_X * WG_Y;
 override BM4: u32 = WG_Y * QUADS_M; // vec4s per k-row of the A tile (BM / 4)
 override BN4: u32 = WG_X * QUADS_N; // vec4s per k-row of the B tile (BN / 4)
 
+// One dispatch sums k_begin .. k_end of the K products (all of K on GPUs).
+// CPU rasterizers split K: Mesa's LLVM backend (gallivm) stops every
+// invocation's loops after 65 535 iterations in all, silently, so a long K
+// would be cut short; the host keeps each dispatch well under that and
+// accumulates the pieces in C.
 struct Params {
     m: u32,
     n: u32,
     k: u32,
-    _pad: u32,
+    k_begin: u32,
+    k_end: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -133,7 +145,7 @@ fn matmul_8x8(
     let col0 = wid.x * BN4 * 4u;
     // acc[8·h + 4·g + i]: row i of quad (g, h).
     var acc: array<vec4<f32>, 16>;
-    for (var k0 = 0u; k0 < params.k; k0 += BK) {
+    for (var k0 = params.k_begin; k0 < params.k_end; k0 += BK) {
         copy_slabs(k0, li, row0, col0);
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
@@ -182,7 +194,7 @@ fn matmul_16x16(
     let col0 = wid.x * BN4 * 4u;
     // acc[16·h + 4·g + i]: row i of quad (g, h).
     var acc: array<vec4<f32>, 64>;
-    for (var k0 = 0u; k0 < params.k; k0 += BK) {
+    for (var k0 = params.k_begin; k0 < params.k_end; k0 += BK) {
         copy_slabs(k0, li, row0, col0);
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
@@ -345,6 +357,93 @@ fn store_row(row: u32, col: u32, v: vec4<f32>) {
                 x += c[i];
             }
             c[i] = x;
+        }
+    }
+}
+
+// ---- The texture path: matmul_pack_a, matmul_pack_b, matmul_texture.
+//
+// Why. A CPU rasterizer (lavapipe, Mesa 22.3 here) compiles every storage-
+// and workgroup-memory access into a loop over its SIMD lanes, one scalar
+// load per lane behind a branch, so the workgroup tiles above spend most of
+// their time loading, not multiplying (about a quarter of the FMA peak at
+// best). A texel fetch compiles to a vectorised gather of whole 16-byte
+// texels instead. So the two operands are first packed into rgba32float
+// textures, four consecutive k of op(A) or four consecutive n of op(B) per
+// texel, and the product reads only textures: no workgroup memory, no
+// barriers. Each invocation owns a 32 × 32 block of C whose 1 024
+// accumulators live in spilled registers; the loops run the four k of one
+// texel on one accumulator back to back, so each spilled accumulator is
+// loaded and stored once per four FMAs.
+//
+// Edges. The packed textures are zero outside the matrices and padded to
+// whole 32 × 32 blocks of the dispatch, so the main loop reads in range with
+// no comparisons; store_row drops the outputs past M and N.
+
+const TEX_ROWS: u32 = 32u;  // rows of C per invocation
+const TEX_QUADS: u32 = 8u;  // vec4s of columns of C per invocation (32 columns)
+
+@group(0) @binding(5) var packed: texture_storage_2d<rgba32float, write>;
+@group(0) @binding(6) var a_tex: texture_2d<f32>;
+@group(0) @binding(7) var b_tex: texture_2d<f32>;
+
+// Texel (k4, m) = op(A)[m, 4·k4 .. 4·k4 + 4].
+@compute @workgroup_size(WG_X, WG_Y)
+fn matmul_pack_a(@builtin(global_invocation_id) g: vec3<u32>) {
+    let size = textureDimensions(packed);
+    if g.x >= size.x || g.y >= size.y {
+        return;
+    }
+    let k = g.x * 4u;
+    textureStore(packed, g.xy, vec4<f32>(load_a(g.y, k), load_a(g.y, k + 1u), load_a(g.y, k + 2u), load_a(g.y, k + 3u)));
+}
+
+// Texel (n4, k) = op(B)[k, 4·n4 .. 4·n4 + 4].
+@compute @workgroup_size(WG_X, WG_Y)
+fn matmul_pack_b(@builtin(global_invocation_id) g: vec3<u32>) {
+    let size = textureDimensions(packed);
+    if g.x >= size.x || g.y >= size.y {
+        return;
+    }
+    let n = g.x * 4u;
+    textureStore(packed, g.xy, vec4<f32>(load_b(g.y, n), load_b(g.y, n + 1u), load_b(g.y, n + 2u), load_b(g.y, n + 3u)));
+}
+
+@compute @workgroup_size(WG_X, WG_Y)
+fn matmul_texture(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    let row0 = (wid.y * WG_Y + lid.y) * TEX_ROWS;
+    let quad0 = (wid.x * WG_X + lid.x) * TEX_QUADS;
+    var acc: array<array<vec4<f32>, TEX_QUADS>, TEX_ROWS>;
+    let k4_end = min(textureDimensions(a_tex).x, (params.k_end + 3u) / 4u);
+    for (var k4 = params.k_begin / 4u; k4 < k4_end; k4++) {
+        // a[i] = op(A)[row0 + i, 4·k4 .. +4]; b[kk][h] = op(B)[4·k4 + kk, 4·(quad0 + h) .. +4].
+        var a: array<vec4<f32>, TEX_ROWS>;
+        var b: array<array<vec4<f32>, TEX_QUADS>, 4>;
+        for (var i = 0u; i < TEX_ROWS; i++) {
+            a[i] = textureLoad(a_tex, vec2<u32>(k4, row0 + i), 0);
+        }
+        for (var kk = 0u; kk < 4u; kk++) {
+            for (var h = 0u; h < TEX_QUADS; h++) {
+                b[kk][h] = textureLoad(b_tex, vec2<u32>(quad0 + h, k4 * 4u + kk), 0);
+            }
+        }
+        for (var i = 0u; i < TEX_ROWS; i++) {
+            for (var h = 0u; h < TEX_QUADS; h++) {
+                var s = acc[i][h];
+                s = fma(vec4<f32>(a[i].x), b[0][h], s);
+                s = fma(vec4<f32>(a[i].y), b[1][h], s);
+                s = fma(vec4<f32>(a[i].z), b[2][h], s);
+                s = fma(vec4<f32>(a[i].w), b[3][h], s);
+                acc[i][h] = s;
+            }
+        }
+    }
+    for (var i = 0u; i < TEX_ROWS; i++) {
+        for (var h = 0u; h < TEX_QUADS; h++) {
+            store_row(row0 + i, (quad0 + h) * 4u, acc[i][h]);
         }
     }
 }

@@ -56,6 +56,32 @@ impl Drop for GpuBuffer {
     }
 }
 
+/// A 2-D rgba32float texture counted like [`GpuBuffer`] (16 bytes a texel);
+/// the matmul's texture path packs its operands into these.
+pub(crate) struct GpuTexture {
+    texture: wgpu::Texture,
+    bytes: u64,
+    counters: Arc<MemoryCounters>,
+}
+
+impl GpuTexture {
+    /// The underlying texture (a copy's destination).
+    pub(crate) fn raw(&self) -> &wgpu::Texture {
+        &self.texture
+    }
+    /// A view of the whole texture, for a bind group.
+    pub(crate) fn view(&self) -> wgpu::TextureView {
+        self.texture
+            .create_view(&wgpu::TextureViewDescriptor::default())
+    }
+}
+
+impl Drop for GpuTexture {
+    fn drop(&mut self) {
+        self.counters.sub(self.bytes);
+    }
+}
+
 /// Usage of every storage buffer we create: bound to kernels, copied in and out.
 pub(crate) const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_SRC)
@@ -122,6 +148,51 @@ impl Gpu {
         Ok(GpuBuffer {
             buffer,
             bytes: size,
+            counters: self.inner.memory.clone(),
+        })
+    }
+
+    /// A `width × height` rgba32float texture a kernel writes (storage) and
+    /// then reads (`textureLoad`); both sides must be within
+    /// `max_texture_dimension_2d`.
+    pub(crate) fn texture_rgba32float(
+        &self,
+        what: &'static str,
+        width: u32,
+        height: u32,
+    ) -> Result<GpuTexture> {
+        let max = self.limits().max_texture_dimension_2d;
+        if width > max || height > max || width == 0 || height == 0 {
+            return Err(Error::TooLarge {
+                what,
+                bytes: width.max(height) as u64,
+                limit: max as u64,
+                limit_name: "max_texture_dimension_2d (texels; sides must also be at least 1)",
+            });
+        }
+        let texture = self.scoped("texture allocation", || {
+            Ok(self.inner.device.create_texture(&wgpu::TextureDescriptor {
+                label: Some(what),
+                size: wgpu::Extent3d {
+                    width,
+                    height,
+                    depth_or_array_layers: 1,
+                },
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format: wgpu::TextureFormat::Rgba32Float,
+                usage: wgpu::TextureUsages::STORAGE_BINDING
+                    | wgpu::TextureUsages::TEXTURE_BINDING
+                    | wgpu::TextureUsages::COPY_DST,
+                view_formats: &[],
+            }))
+        })?;
+        let bytes = width as u64 * height as u64 * 16;
+        self.inner.memory.add(bytes);
+        Ok(GpuTexture {
+            texture,
+            bytes,
             counters: self.inner.memory.clone(),
         })
     }

@@ -15,6 +15,10 @@ pub(crate) enum Access {
     Uniform,
     Read,
     ReadWrite,
+    /// `texture_2d<f32>` read with `textureLoad` (no sampler, so not filterable).
+    Texture,
+    /// `texture_storage_2d<rgba32float, write>`.
+    StorageTextureRgba32Float,
 }
 
 /// A kernel entry point: the WGSL file (by kernel name) and its bindings in order.
@@ -123,17 +127,7 @@ impl Gpu {
                 .map(|&(binding, access)| wgpu::BindGroupLayoutEntry {
                     binding,
                     visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: match access {
-                            Access::Uniform => wgpu::BufferBindingType::Uniform,
-                            Access::Read => wgpu::BufferBindingType::Storage { read_only: true },
-                            Access::ReadWrite => {
-                                wgpu::BufferBindingType::Storage { read_only: false }
-                            }
-                        },
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
+                    ty: binding_type(access),
                     count: None,
                 })
                 .collect();
@@ -168,7 +162,43 @@ impl Gpu {
     }
 }
 
+fn binding_type(access: Access) -> wgpu::BindingType {
+    let buffer = |ty| wgpu::BindingType::Buffer {
+        ty,
+        has_dynamic_offset: false,
+        min_binding_size: None,
+    };
+    match access {
+        Access::Uniform => buffer(wgpu::BufferBindingType::Uniform),
+        Access::Read => buffer(wgpu::BufferBindingType::Storage { read_only: true }),
+        Access::ReadWrite => buffer(wgpu::BufferBindingType::Storage { read_only: false }),
+        Access::Texture => wgpu::BindingType::Texture {
+            sample_type: wgpu::TextureSampleType::Float { filterable: false },
+            view_dimension: wgpu::TextureViewDimension::D2,
+            multisampled: false,
+        },
+        Access::StorageTextureRgba32Float => wgpu::BindingType::StorageTexture {
+            access: wgpu::StorageTextureAccess::WriteOnly,
+            format: wgpu::TextureFormat::Rgba32Float,
+            view_dimension: wgpu::TextureViewDimension::D2,
+        },
+    }
+}
+
 impl Kernel {
+    /// A bind group from any resources (buffers and texture views).
+    pub(crate) fn bind_resources(
+        &self,
+        gpu: &Gpu,
+        entries: &[wgpu::BindGroupEntry],
+    ) -> wgpu::BindGroup {
+        gpu.device().create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &self.layout,
+            entries,
+        })
+    }
+
     /// A bind group from whole buffers, in the order of the spec's bindings.
     pub(crate) fn bind(&self, gpu: &Gpu, buffers: &[(u32, &wgpu::Buffer)]) -> wgpu::BindGroup {
         let entries: Vec<wgpu::BindGroupEntry> = buffers

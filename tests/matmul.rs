@@ -108,6 +108,66 @@ fn long_inner_dimension_k_4096() {
 }
 
 #[test]
+fn aligned_operands_every_transpose_combination() {
+    // Rows of 64 floats are whole 256-byte texel rows: the texture path
+    // (lavapipe) copies untransposed operands into its textures and packs
+    // transposed ones with the kernel; both must give the same product.
+    each_gpu(|gpu| {
+        for (i, &(m, n, k)) in [(64, 128, 192), (33, 64, 64), (128, 64, 100)]
+            .iter()
+            .enumerate()
+        {
+            for bits in 0..16u32 {
+                let o = MatmulOptions {
+                    trans_a: bits & 1 != 0,
+                    trans_b: bits & 2 != 0,
+                    accumulate: bits & 4 != 0,
+                };
+                check_product(gpu, m, n, k, o, bits & 8 != 0, 300 + i as u64);
+            }
+        }
+    });
+}
+
+#[test]
+fn operands_past_the_texture_limit_fall_back_or_fail_typed() {
+    each_gpu(|gpu| {
+        // K past 4 · max_texture_dimension_2d: A packs into more texels per
+        // row than a texture holds.
+        let k = 4 * gpu.limits().max_texture_dimension_2d as usize + 8;
+        check_product(gpu, 2, 3, k, MatmulOptions::default(), true, 400);
+        let a = Tensor::zeros(gpu, &[2, k]).unwrap();
+        let b = Tensor::zeros(gpu, &[k, 3]).unwrap();
+        let c = Tensor::zeros(gpu, &[2, 3]).unwrap();
+        let mut encoder = gpu.encoder("texture limit");
+        let r = matmul::encode(
+            gpu,
+            &mut encoder,
+            &MatmulArgs {
+                m: 2,
+                n: 3,
+                k,
+                a: a.buffer(),
+                b: b.buffer(),
+                bias: None,
+                c: c.buffer(),
+                options: MatmulOptions::default(),
+                tiles: Some(Tiles {
+                    wg_x: 8,
+                    wg_y: 1,
+                    bk: 1,
+                    register: RegisterTile::Texture32x32,
+                }),
+            },
+        );
+        assert!(
+            matches!(r, Err(Error::TooLarge { limit_name, .. }) if limit_name.contains("max_texture_dimension_2d")),
+            "{r:?}"
+        );
+    });
+}
+
+#[test]
 fn several_tile_shapes_give_the_same_product() {
     each_gpu(|gpu| {
         let (m, n, k) = (45, 77, 53);
@@ -119,7 +179,21 @@ fn several_tile_shapes_give_the_same_product() {
         let tb = Tensor::from_slice(gpu, &b, &[k, n]).unwrap();
         // The 16 × 16 entry point runs where `tiles_for` picks it (CPU
         // rasterizers outside GL); Mesa's GLSL compiler spends minutes on it.
-        let mut shapes = Vec::new();
+        let mut shapes = vec![
+            // The texture path: what lavapipe gets, and a wider workgroup.
+            Tiles {
+                wg_x: 8,
+                wg_y: 1,
+                bk: 1,
+                register: RegisterTile::Texture32x32,
+            },
+            Tiles {
+                wg_x: 4,
+                wg_y: 2,
+                bk: 1,
+                register: RegisterTile::Texture32x32,
+            },
+        ];
         if gpu.adapter_info().backend != wgpu::Backend::Gl {
             shapes.push(Tiles {
                 wg_x: 8,

@@ -1,7 +1,10 @@
-//! `matmul`: `C[M, N] = op(A) · op(B) (+ bias) (+ C)`, tiled in workgroup
-//! memory with an 8 × 8 (GPUs) or 16 × 16 (CPU rasterizers) register tile
-//! per invocation.
+//! `matmul`: `C[M, N] = op(A) · op(B) (+ bias) (+ C)`: on GPUs tiled in
+//! workgroup memory with an 8 × 8 register tile per invocation; on CPU
+//! rasterizers through Vulkan (lavapipe) with both operands packed into
+//! textures and a 32 × 32 register tile (`texture.rs`).
 //! Shader: `shaders/matmul.wgsl`; CPU twin: `cpu::matmul`.
+
+mod texture;
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -26,6 +29,11 @@ pub enum RegisterTile {
     /// 16 × 16 outputs (`matmul_16x16`): CPU rasterizers, where reads of
     /// workgroup memory cost far more than spilled accumulators.
     R16x16,
+    /// 32 × 32 outputs (`matmul_texture`, after `matmul_pack_a/b`): CPU
+    /// rasterizers, where a texel fetch is a vectorised gather and a storage
+    /// or workgroup read a loop over the SIMD lanes. No workgroup memory; `bk`
+    /// is unused.
+    Texture32x32,
 }
 
 impl RegisterTile {
@@ -34,6 +42,7 @@ impl RegisterTile {
         match self {
             RegisterTile::R8x8 => 8,
             RegisterTile::R16x16 => 16,
+            RegisterTile::Texture32x32 => texture::SIDE,
         }
     }
     fn spec(self) -> KernelSpec {
@@ -43,6 +52,7 @@ impl RegisterTile {
             entry: match self {
                 RegisterTile::R8x8 => "matmul_8x8",
                 RegisterTile::R16x16 => "matmul_16x16",
+                RegisterTile::Texture32x32 => return texture::PRODUCT,
             },
             bindings: BINDINGS,
         }
@@ -55,7 +65,49 @@ struct Params {
     m: u32,
     n: u32,
     k: u32,
-    _pad: u32,
+    /// This dispatch's share of K (see [`k_chunks`]).
+    k_begin: u32,
+    k_end: u32,
+    _pad: [u32; 3],
+}
+
+/// Products of K per dispatch on CPU rasterizers. Mesa's LLVM backend ends
+/// every invocation's loops after 65 535 iterations in all, without an
+/// error (measured: a 200 000-step loop returns after 65 535 on both
+/// lavapipe and llvmpipe GL; a 1 × 1 × 40 000 product summed 30 833 terms
+/// on the texture path). 8 192 keeps every matmul entry point, at any
+/// tile shape the checks allow, under 50 000 iterations.
+const CPU_K_CHUNK: usize = 8192;
+
+/// The K ranges of the dispatches: all of K at once on GPUs; on CPU
+/// rasterizers ranges of at most [`CPU_K_CHUNK`], each a whole number of K
+/// slabs (and of 4-wide texels), so no slab straddles two dispatches.
+fn k_chunks(gpu: &Gpu, k: usize, tiles: &Tiles) -> Vec<std::ops::Range<usize>> {
+    if gpu.adapter_info().device_type != wgpu::DeviceType::Cpu || k <= CPU_K_CHUNK {
+        return vec![0..k];
+    }
+    let step = tiles.bk.max(1) as usize * 4;
+    let chunk = (CPU_K_CHUNK / step * step).max(step);
+    (0..k.div_ceil(chunk))
+        .map(|i| i * chunk..((i + 1) * chunk).min(k))
+        .collect()
+}
+
+/// The override constants of one dispatch.
+fn constants(tiles: &Tiles, o: MatmulOptions, bias: bool) -> Vec<(&'static str, f64)> {
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    let quads = (tiles.register.side() / 4) as f64;
+    vec![
+        ("WG_X", tiles.wg_x as f64),
+        ("QUADS_M", quads),
+        ("QUADS_N", quads),
+        ("WG_Y", tiles.wg_y as f64),
+        ("BK", tiles.bk as f64),
+        ("TRANS_A", flag(o.trans_a)),
+        ("TRANS_B", flag(o.trans_b)),
+        ("HAS_BIAS", flag(bias)),
+        ("ACCUMULATE", flag(o.accumulate)),
+    ]
 }
 
 /// Workgroup shape, register tile and K-slab depth. A workgroup computes a
@@ -78,8 +130,11 @@ impl Tiles {
     pub fn block_n(&self) -> u32 {
         self.wg_x * self.register.side()
     }
-    /// Bytes of workgroup memory the two slabs take.
+    /// Bytes of workgroup memory the two slabs take (none on the texture path).
     pub fn workgroup_bytes(&self) -> u32 {
+        if self.register == RegisterTile::Texture32x32 {
+            return 0;
+        }
         (self.block_m() + self.block_n()) * self.bk * 4
     }
 
@@ -119,7 +174,39 @@ impl Tiles {
     }
 }
 
+/// Whether this adapter is a CPU rasterizer reached through Vulkan (or
+/// another non-GL backend): the one that gets the CPU tiles.
+fn cpu_rasterizer(gpu: &Gpu) -> bool {
+    let info = gpu.adapter_info();
+    // Not on GL: Mesa's GLSL compiler takes minutes over the big CPU entry
+    // points (seconds through Vulkan), once per transpose/bias variant.
+    info.device_type == wgpu::DeviceType::Cpu && info.backend != wgpu::Backend::Gl
+}
+
 /// The tiles for this adapter.
+///
+/// GPUs: 16 × 16 invocations with 8 × 8 register tiles (see
+/// [`buffer_tiles_for`]). CPU rasterizers through Vulkan (lavapipe): the
+/// texture path, rows of 8 invocations (one SIMD vector of lavapipe) each
+/// owning 32 × 32 outputs. Measured on lavapipe at 1024³ beside the FMA peak
+/// in the same run: 8 × 1 invocations 61 %, 8 × 2 49 %, 8 × 8 55 % (but
+/// 25 % at 256³, too few workgroups for the threads); 16 × 16 register tiles
+/// on the texture path 48 %, 8 × 8 34 %; the workgroup-memory kernel's best
+/// 24 %. [`encode`] falls back to [`buffer_tiles_for`] when a packed operand
+/// would pass `max_texture_dimension_2d`.
+pub fn tiles_for(gpu: &Gpu) -> Tiles {
+    if cpu_rasterizer(gpu) {
+        return Tiles {
+            wg_x: 8,
+            wg_y: 1,
+            bk: 1,
+            register: RegisterTile::Texture32x32,
+        };
+    }
+    buffer_tiles_for(gpu)
+}
+
+/// The tiles of the workgroup-memory kernels for this adapter.
 ///
 /// GPUs: 16 × 16 invocations with 8 × 8 register tiles, 128 × 128 blocks of
 /// C, the classic shape of fast WGSL matmuls. CPU rasterizers (lavapipe):
@@ -130,13 +217,9 @@ impl Tiles {
 /// rasterizer gets the GPU tiles: see below.) In both cases K slabs are the deepest of
 /// 32, 16, 8, … whose two slabs fit `max_compute_workgroup_storage_size`
 /// (16 KiB, the WebGPU default and DX12's, gives BK = 16).
-pub fn tiles_for(gpu: &Gpu) -> Tiles {
+pub fn buffer_tiles_for(gpu: &Gpu) -> Tiles {
     let l = gpu.limits();
-    let info = gpu.adapter_info();
-    // Not on GL: Mesa's GLSL compiler takes minutes over the 16 × 16 entry
-    // point (seconds through Vulkan), once per transpose/bias variant.
-    let cpu = info.device_type == wgpu::DeviceType::Cpu && info.backend != wgpu::Backend::Gl;
-    let mut t = if cpu {
+    let mut t = if cpu_rasterizer(gpu) {
         Tiles {
             wg_x: 8,
             wg_y: 8,
@@ -220,11 +303,30 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &MatmulArgs) 
     if let Some(bias) = args.bias {
         at_least("matmul bias elements", bias, n)?;
     }
-    let tiles = args.tiles.unwrap_or_else(|| tiles_for(gpu));
+    let mut tiles = args.tiles.unwrap_or_else(|| tiles_for(gpu));
     tiles.check(gpu)?;
+    let grid = |tiles: &Tiles| -> Result<(u32, u32)> {
+        Ok((
+            to_u32("matmul column blocks", n.div_ceil(tiles.block_n() as usize))?,
+            to_u32("matmul row blocks", m.div_ceil(tiles.block_m() as usize))?,
+        ))
+    };
+    let (mut groups_x, mut groups_y) = grid(&tiles)?;
+    let packed = texture::packed_sizes(k, (groups_x, groups_y), (tiles.wg_x, tiles.wg_y));
+    if tiles.register == RegisterTile::Texture32x32 && !texture::fits(gpu, &packed) {
+        if args.tiles.is_some() {
+            let side = [packed.a.0, packed.a.1, packed.b.0, packed.b.1];
+            return Err(Error::TooLarge {
+                what: "matmul packed operand (texture side)",
+                bytes: side.into_iter().max().unwrap_or(0) as u64,
+                limit: gpu.limits().max_texture_dimension_2d as u64,
+                limit_name: "max_texture_dimension_2d (texels)",
+            });
+        }
+        tiles = buffer_tiles_for(gpu);
+        (groups_x, groups_y) = grid(&tiles)?;
+    }
     let max = gpu.limits().max_compute_workgroups_per_dimension;
-    let groups_x = to_u32("matmul column blocks", n.div_ceil(tiles.block_n() as usize))?;
-    let groups_y = to_u32("matmul row blocks", m.div_ceil(tiles.block_m() as usize))?;
     if groups_x > max || groups_y > max {
         return Err(Error::TooLarge {
             what: "matmul grid",
@@ -233,44 +335,69 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &MatmulArgs) 
             limit_name: "max_compute_workgroups_per_dimension (workgroups)",
         });
     }
-    let flag = |b: bool| if b { 1.0 } else { 0.0 };
     let o = args.options;
-    let quads = (tiles.register.side() / 4) as f64;
-    let kernel = gpu.kernel_with_checks(
-        &tiles.register.spec(),
-        &[
-            ("WG_X", tiles.wg_x as f64),
-            ("QUADS_M", quads),
-            ("QUADS_N", quads),
-            ("WG_Y", tiles.wg_y as f64),
-            ("BK", tiles.bk as f64),
-            ("TRANS_A", flag(o.trans_a)),
-            ("TRANS_B", flag(o.trans_b)),
-            ("HAS_BIAS", flag(args.bias.is_some())),
-            ("ACCUMULATE", flag(o.accumulate)),
-        ],
-        RuntimeChecks::Unchecked,
-    )?;
-    let params = Params {
-        m: m as u32,
-        n: n as u32,
-        k: to_u32("matmul K", k)?,
-        _pad: 0,
-    };
-    let uniform = gpu.uniform("matmul params", &params)?;
+    let k32 = to_u32("matmul K", k)?;
+    // One dispatch per K range: the first as asked, the rest adding to C
+    // (and the bias already added once).
+    let dispatches: Vec<(Params, Vec<(&'static str, f64)>)> = k_chunks(gpu, k, &tiles)
+        .into_iter()
+        .enumerate()
+        .map(|(i, range)| {
+            let first = i == 0;
+            let params = Params {
+                m: m as u32,
+                n: n as u32,
+                k: k32,
+                k_begin: range.start as u32,
+                k_end: range.end as u32,
+                _pad: [0; 3],
+            };
+            let options = MatmulOptions {
+                accumulate: o.accumulate || !first,
+                ..o
+            };
+            (
+                params,
+                constants(&tiles, options, first && args.bias.is_some()),
+            )
+        })
+        .collect();
     // Without a bias the shader never reads binding 3; A stands in for it.
     let bias = args.bias.unwrap_or(args.a);
-    let bind = kernel.bind(
-        gpu,
-        &[
-            (0, uniform.raw()),
-            (1, args.a),
-            (2, args.b),
-            (3, bias),
-            (4, args.c),
-        ],
-    );
-    kernel.dispatch_xy(encoder, &bind, groups_x, groups_y);
+    if tiles.register == RegisterTile::Texture32x32 {
+        return texture::encode(
+            gpu,
+            encoder,
+            &texture::TextureArgs {
+                dispatches: &dispatches,
+                trans_a: o.trans_a,
+                trans_b: o.trans_b,
+                a: args.a,
+                b: args.b,
+                bias,
+                c: args.c,
+                groups: (groups_x, groups_y),
+                wg: (tiles.wg_x, tiles.wg_y),
+                packed,
+            },
+        );
+    }
+    for (params, constants) in &dispatches {
+        let kernel =
+            gpu.kernel_with_checks(&tiles.register.spec(), constants, RuntimeChecks::Unchecked)?;
+        let uniform = gpu.uniform("matmul params", params)?;
+        let bind = kernel.bind(
+            gpu,
+            &[
+                (0, uniform.raw()),
+                (1, args.a),
+                (2, args.b),
+                (3, bias),
+                (4, args.c),
+            ],
+        );
+        kernel.dispatch_xy(encoder, &bind, groups_x, groups_y);
+    }
     Ok(())
 }
 

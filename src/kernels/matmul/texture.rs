@@ -1,0 +1,270 @@
+//! The texture path of `matmul` (entry points `matmul_pack_a`,
+//! `matmul_pack_b`, `matmul_texture`; see the end of `shaders/matmul.wgsl`
+//! for why CPU rasterizers want it): pack op(A) and op(B) into rgba32float
+//! textures, then multiply reading only texels, 32 × 32 outputs per
+//! invocation. Three dispatches, recorded into the caller's encoder.
+
+use super::{Params, SOURCE};
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::memory::GpuTexture;
+use crate::pipeline::{Access, KernelSpec, RuntimeChecks};
+
+/// Outputs per invocation along each axis (`TEX_ROWS`, `4 · TEX_QUADS` in the shader).
+pub(super) const SIDE: u32 = 32;
+
+const PACK_A: KernelSpec = KernelSpec {
+    name: "matmul",
+    source: SOURCE,
+    entry: "matmul_pack_a",
+    bindings: &[
+        (0, Access::Uniform),
+        (1, Access::Read),
+        (5, Access::StorageTextureRgba32Float),
+    ],
+};
+const PACK_B: KernelSpec = KernelSpec {
+    name: "matmul",
+    source: SOURCE,
+    entry: "matmul_pack_b",
+    bindings: &[
+        (0, Access::Uniform),
+        (2, Access::Read),
+        (5, Access::StorageTextureRgba32Float),
+    ],
+};
+pub(super) const PRODUCT: KernelSpec = KernelSpec {
+    name: "matmul",
+    source: SOURCE,
+    entry: "matmul_texture",
+    bindings: &[
+        (0, Access::Uniform),
+        (3, Access::Read),
+        (4, Access::ReadWrite),
+        (6, Access::Texture),
+        (7, Access::Texture),
+    ],
+};
+
+/// Texture sizes for one product on a `groups_x × groups_y` grid of
+/// `wg_x × wg_y` invocations: A is `ceil(K/4) × (rows of the grid)`, B is
+/// `(column quads of the grid) × 4·ceil(K/4)`, so every fetch of the product
+/// is in range and reads zeros past the matrices.
+pub(super) struct Packed {
+    pub a: (u32, u32),
+    pub b: (u32, u32),
+}
+
+pub(super) fn packed_sizes(k: usize, groups: (u32, u32), wg: (u32, u32)) -> Packed {
+    let k4 = k.div_ceil(4).max(1) as u64;
+    let clamp = |v: u64| v.min(u32::MAX as u64) as u32;
+    Packed {
+        a: (
+            clamp(k4),
+            clamp(groups.1 as u64 * wg.1 as u64 * SIDE as u64),
+        ),
+        b: (
+            clamp(groups.0 as u64 * wg.0 as u64 * SIDE as u64 / 4),
+            clamp(4 * k4),
+        ),
+    }
+}
+
+/// Whether both packed operands fit the adapter's texture limit.
+pub(super) fn fits(gpu: &Gpu, packed: &Packed) -> bool {
+    let max = gpu.limits().max_texture_dimension_2d;
+    [packed.a.0, packed.a.1, packed.b.0, packed.b.1]
+        .iter()
+        .all(|&side| side <= max)
+}
+
+pub(super) struct TextureArgs<'a> {
+    /// One product dispatch per entry (a K range; see `k_chunks`); the first
+    /// one's constants also build the packing kernels.
+    pub dispatches: &'a [(Params, Vec<(&'static str, f64)>)],
+    pub trans_a: bool,
+    pub trans_b: bool,
+    pub a: &'a wgpu::Buffer,
+    pub b: &'a wgpu::Buffer,
+    pub bias: &'a wgpu::Buffer,
+    pub c: &'a wgpu::Buffer,
+    pub groups: (u32, u32),
+    pub wg: (u32, u32),
+    pub packed: Packed,
+}
+
+/// One operand, stored row-major as `rows × cols` floats: where the texel
+/// rows of op(operand) start line up with its own rows (A not transposed,
+/// B not transposed), so packing it is a copy of `rows` rows of `cols / 4`
+/// texels, when wgpu's copy alignment allows.
+struct Operand<'a> {
+    buffer: &'a wgpu::Buffer,
+    binding: u32,
+    /// `Some((rows, cols))` when the operand's layout is the packed layout.
+    row_major: Option<(u32, u32)>,
+}
+
+/// Packs one operand: a buffer-to-texture copy when its rows are already
+/// whole texel rows 256-byte aligned (wgpu's `COPY_BYTES_PER_ROW_ALIGNMENT`)
+/// and the buffer allows copies, otherwise the packing kernel. The texture
+/// starts zeroed (wgpu clears what was never written), which supplies the
+/// padding either way.
+#[allow(clippy::too_many_arguments)]
+fn pack(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    spec: &KernelSpec,
+    args: &TextureArgs,
+    source: Operand,
+    uniform: &wgpu::Buffer,
+    size: (u32, u32),
+    what: &'static str,
+) -> Result<GpuTexture> {
+    let texture = gpu.texture_rgba32float(what, size.0, size.1)?;
+    if let Some((rows, cols)) = source.row_major {
+        let bytes_per_row = cols as u64 * 4;
+        if bytes_per_row % wgpu::COPY_BYTES_PER_ROW_ALIGNMENT as u64 == 0
+            && source.buffer.usage().contains(wgpu::BufferUsages::COPY_SRC)
+        {
+            encoder.copy_buffer_to_texture(
+                wgpu::TexelCopyBufferInfo {
+                    buffer: source.buffer,
+                    layout: wgpu::TexelCopyBufferLayout {
+                        offset: 0,
+                        bytes_per_row: Some(bytes_per_row as u32),
+                        rows_per_image: Some(rows),
+                    },
+                },
+                texture.raw().as_image_copy(),
+                wgpu::Extent3d {
+                    width: cols / 4,
+                    height: rows,
+                    depth_or_array_layers: 1,
+                },
+            );
+            return Ok(texture);
+        }
+    }
+    let kernel = gpu.kernel_with_checks(
+        spec,
+        &only(
+            &args.dispatches[0].1,
+            &["WG_X", "WG_Y", "TRANS_A", "TRANS_B"],
+        ),
+        RuntimeChecks::Unchecked,
+    )?;
+    let view = texture.view();
+    let bind = kernel.bind_resources(
+        gpu,
+        &[
+            wgpu::BindGroupEntry {
+                binding: 0,
+                resource: uniform.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: source.binding,
+                resource: source.buffer.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 5,
+                resource: wgpu::BindingResource::TextureView(&view),
+            },
+        ],
+    );
+    kernel.dispatch_xy(
+        encoder,
+        &bind,
+        size.0.div_ceil(args.wg.0),
+        size.1.div_ceil(args.wg.1),
+    );
+    Ok(texture)
+}
+
+/// The constants an entry point reads, so that pipelines are built (and
+/// cached) once per variant that matters to it.
+fn only(constants: &[(&'static str, f64)], names: &[&str]) -> Vec<(&'static str, f64)> {
+    constants
+        .iter()
+        .filter(|(name, _)| names.contains(name))
+        .copied()
+        .collect()
+}
+
+/// Records the two packing passes and the product (one dispatch per K range).
+pub(super) fn encode(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    args: &TextureArgs,
+) -> Result<()> {
+    let Some((first, _)) = args.dispatches.first() else {
+        return Ok(());
+    };
+    let uniform = gpu.uniform("matmul params", first)?;
+    let p = first;
+    let a = Operand {
+        buffer: args.a,
+        binding: 1,
+        row_major: (!args.trans_a).then_some((p.m, p.k)),
+    };
+    let b = Operand {
+        buffer: args.b,
+        binding: 2,
+        row_major: (!args.trans_b).then_some((p.k, p.n)),
+    };
+    let a = pack(
+        gpu,
+        encoder,
+        &PACK_A,
+        args,
+        a,
+        uniform.raw(),
+        args.packed.a,
+        "matmul packed A",
+    )?;
+    let b = pack(
+        gpu,
+        encoder,
+        &PACK_B,
+        args,
+        b,
+        uniform.raw(),
+        args.packed.b,
+        "matmul packed B",
+    )?;
+    let (a_view, b_view) = (a.view(), b.view());
+    for (params, constants) in args.dispatches {
+        let kernel = gpu.kernel_with_checks(
+            &PRODUCT,
+            &only(constants, &["WG_X", "WG_Y", "HAS_BIAS", "ACCUMULATE"]),
+            RuntimeChecks::Unchecked,
+        )?;
+        let uniform = gpu.uniform("matmul params", params)?;
+        let bind = kernel.bind_resources(
+            gpu,
+            &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: uniform.raw().as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 3,
+                    resource: args.bias.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 4,
+                    resource: args.c.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 6,
+                    resource: wgpu::BindingResource::TextureView(&a_view),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 7,
+                    resource: wgpu::BindingResource::TextureView(&b_view),
+                },
+            ],
+        );
+        kernel.dispatch_xy(encoder, &bind, args.groups.0, args.groups.1);
+    }
+    Ok(())
+}
