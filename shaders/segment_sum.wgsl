@@ -35,6 +35,18 @@
 // divided by its count. Every entry does nothing when status[0] reports an
 // out-of-range index, so a bad index leaves the weights untouched.
 //
+// Past one storage binding. Outputs: dense/sgd/adagrad outputs are written
+// in windows of rows (row_begin .. row_end), sparse values in windows of
+// slots (slot_begin .. slot_end, stored from the window's start), one
+// dispatch each. grad_out: the host first gathers it into sorted order
+// (presorted = 1: entry i of `grad_out` is grad_out[sorted_pos[i]] — the
+// same values, so the same sums), and binds it in windows of whole tiles,
+// entries entry_base .. ; each dispatch then handles the tiles tile_begin ..
+// tile_end, and each row pass the rows whose segment starts in those tiles
+// (a single-tile segment lies inside its tile; a longer one reads only
+// partials). Rows with no entries belong to the window of tile 0. In one
+// binding: presorted = 0, one window of every tile.
+//
 // THREADS_PER_ROW invocations share a row, striding over blocks of 8
 // columns (1 on CPU adapters: each SIMD lane streams its own row). Per
 // element the order of additions is the same for any value; segment_adagrad
@@ -58,6 +70,14 @@ struct Params {
     eps: f32,
     row_begin: u32,      // dense/sgd/adagrad: first table row in `out`
     row_end: u32,        // one past its last row (a row-chunk of a large table)
+    tile_begin: u32,     // the tiles this dispatch handles
+    tile_end: u32,
+    entry_base: u32,     // presorted: the sorted entry at grad_out[0]
+    presorted: u32,      // 1: grad_out is in sorted order (see above)
+    slot_begin: u32,     // sparse: the slots `out` holds from its start
+    slot_end: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -124,9 +144,25 @@ fn partial8(slot: u32, c0: u32) -> Sum8 {
 fn run_sum8(s: u32, e: u32, c0: u32) -> Sum8 {
     var acc = zero8();
     for (var i = s; i < e; i++) {
-        acc = add8(acc, grad8(sorted_pos[i], c0));
+        var p: u32;
+        if params.presorted != 0u {
+            p = i - params.entry_base;
+        } else {
+            p = sorted_pos[i];
+        }
+        acc = add8(acc, grad8(p, c0));
     }
     return acc;
+}
+
+// Whether this dispatch's tiles hold row r's segment start (see the header).
+fn owns(r: u32) -> bool {
+    let s = offsets[r];
+    if offsets[r + 1u] == s {
+        return params.tile_begin == 0u;
+    }
+    let t0 = s / params.chunk;
+    return t0 >= params.tile_begin && t0 < params.tile_end;
 }
 
 // Row r's gradient (before scaling), columns c0 .. c0 + 8.
@@ -211,9 +247,9 @@ fn segment_partials(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let at = lane_of(wid, nwg, lid);
-    let t = at.item / 2u;
+    let t = params.tile_begin + at.item / 2u;
     let piece = at.item % 2u;
-    if t >= params.num_tiles || status[0] != STATUS_OK {
+    if t >= params.tile_end || t >= params.num_tiles || status[0] != STATUS_OK {
         return;
     }
     let begin = t * params.chunk;
@@ -250,7 +286,7 @@ fn segment_partials(
     if r == params.padding_idx {
         return;
     }
-    let base = at.item * params.dim;
+    let base = (t * 2u + piece) * params.dim;
     for (var c0 = at.lane * 8u; c0 < params.dim; c0 += THREADS_PER_ROW * 8u) {
         let v = run_sum8(s, e, c0);
         var vals = array<f32, 8>(v.a.x, v.a.y, v.a.z, v.a.w, v.b.x, v.b.y, v.b.z, v.b.w);
@@ -270,7 +306,7 @@ fn segment_dense(
 ) {
     let at = lane_of(wid, nwg, lid);
     let r = at.item + params.row_begin;
-    if r >= params.row_end || status[0] != STATUS_OK {
+    if r >= params.row_end || status[0] != STATUS_OK || !owns(r) {
         return;
     }
     for (var c0 = at.lane * 8u; c0 < params.dim; c0 += THREADS_PER_ROW * 8u) {
@@ -289,15 +325,18 @@ fn segment_sparse(
     if r >= params.num_embeddings || status[0] != STATUS_OK {
         return;
     }
-    if offsets[r + 1u] == offsets[r] || r == params.padding_idx {
+    if offsets[r + 1u] == offsets[r] || r == params.padding_idx || !owns(r) {
         return;
     }
     let slot = ranks[r];
+    if slot < params.slot_begin || slot >= params.slot_end {
+        return;
+    }
     if at.lane == 0u {
         rows_out[slot] = r;
     }
     for (var c0 = at.lane * 8u; c0 < params.dim; c0 += THREADS_PER_ROW * 8u) {
-        store_out8(slot, c0, row_grad8(r, c0));
+        store_out8(slot - params.slot_begin, c0, row_grad8(r, c0));
     }
 }
 
@@ -312,7 +351,7 @@ fn segment_sgd(
     if r >= params.row_end || status[0] != STATUS_OK {
         return;
     }
-    if offsets[r + 1u] == offsets[r] || r == params.padding_idx {
+    if offsets[r + 1u] == offsets[r] || r == params.padding_idx || !owns(r) {
         return;
     }
     for (var c0 = at.lane * 8u; c0 < params.dim; c0 += THREADS_PER_ROW * 8u) {
@@ -342,7 +381,7 @@ fn segment_adagrad(
     if r >= params.row_end || status[0] != STATUS_OK || at.lane != 0u {
         return;
     }
-    if offsets[r + 1u] == offsets[r] || r == params.padding_idx {
+    if offsets[r + 1u] == offsets[r] || r == params.padding_idx || !owns(r) {
         return;
     }
     // Pass 1: mean of the squared gradient over the row, columns ascending.

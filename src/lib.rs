@@ -28,6 +28,7 @@
 //! Kernels record into the caller's `wgpu::CommandEncoder` (`encode_*`), so
 //! they can share a device with a renderer or trainer ([`Gpu::from_wgpu`]).
 
+mod binding;
 pub mod cpu;
 mod error;
 mod gpu;

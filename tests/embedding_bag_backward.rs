@@ -734,7 +734,8 @@ fn bad_inputs_are_typed_errors_and_leave_the_weights() {
 }
 
 #[test]
-fn row_chunked_tables_train_in_sum_and_mean_and_say_so_otherwise() {
+fn row_chunked_tables_train_in_every_mode() {
+    // Forward, dense and sparse gradients of chunked tables: tests/chunked.rs.
     each_gpu(|gpu| {
         let mut rng = Rng(0x5555_AAAA_1234_4321);
         let (rows, dim, n) = (30, 4, 200);
@@ -758,17 +759,27 @@ fn row_chunked_tables_train_in_sum_and_mean_and_say_so_otherwise() {
                 },
             );
             let g = Tensor::from_slice(gpu, &grad_out, &[csr.len() - 1, dim]).unwrap();
-            if mode == BagMode::Max {
-                // Max needs the forward's winners, and the fused forward reads
-                // the table in one binding.
-                let err = bag.backward_sgd(&idx, &csr, None, &g, 0.5).unwrap_err();
-                assert!(matches!(err, Error::ChunkedTable { .. }), "{err}");
-                assert_bits_eq(
-                    "max chunked untouched",
-                    &bag.weight().rows_to_vec(0, rows).unwrap(),
-                    &table,
-                );
-                continue;
+            let case = Case {
+                mode,
+                rows,
+                dim,
+                padding: None,
+                table: &table,
+                idx: &idx,
+                csr: &csr,
+                psw: None,
+                grad_out: &grad_out,
+            };
+            let positions = if mode == BagMode::Max {
+                case.max_positions()
+            } else {
+                Vec::new()
+            };
+            if mode == BagMode::Sum {
+                let mut want = vec![0.0; n];
+                psw_grad(rows, dim, None, &idx, &csr, &grad_out, &table, &mut want);
+                let got = bag.per_sample_weights_grad(&idx, &csr, &g).unwrap();
+                assert_bits_eq("chunked psw grad", &got.to_vec().unwrap(), &want);
             }
             bag.backward_sgd(&idx, &csr, None, &g, 0.5).unwrap();
             let mut want = table.clone();
@@ -780,7 +791,7 @@ fn row_chunked_tables_train_in_sum_and_mean_and_say_so_otherwise() {
                     indices: &idx,
                     offsets: &csr,
                     per_sample_weights: None,
-                    max_positions: &[],
+                    max_positions: &positions,
                     grad_out: &grad_out,
                 },
                 &BackwardOptions::default(),
@@ -789,10 +800,6 @@ fn row_chunked_tables_train_in_sum_and_mean_and_say_so_otherwise() {
             );
             let got = bag.weight().rows_to_vec(0, rows).unwrap();
             assert_grad_matches(gpu, mode, &format!("{mode:?} chunked sgd"), &got, &want);
-            if mode == BagMode::Sum {
-                let err = bag.per_sample_weights_grad(&idx, &csr, &g).unwrap_err();
-                assert!(matches!(err, Error::ChunkedTable { .. }), "{err}");
-            }
         }
     });
 }
