@@ -33,12 +33,21 @@ impl<'a> Span<'a> {
     }
 
     /// Items `range` of a buffer holding `item_bytes` per item from byte 0.
+    /// An empty range binds the buffer's first word (wgpu rejects empty
+    /// bindings, and one at the buffer's end would run past it): a kernel
+    /// given no items reads none.
     pub fn items(buffer: &'a wgpu::Buffer, range: &Range<usize>, item_bytes: u64) -> Span<'a> {
+        if range.is_empty() {
+            return Span {
+                buffer,
+                offset: 0,
+                size: buffer.size().min(4),
+            };
+        }
         Span {
             buffer,
             offset: range.start as u64 * item_bytes,
-            // wgpu rejects empty bindings; an empty range binds one word.
-            size: (range.len() as u64 * item_bytes).max(4),
+            size: range.len() as u64 * item_bytes,
         }
     }
 

@@ -213,6 +213,9 @@ pub(crate) fn encode_block(
     block: &TableBlock,
     windows: &[Window],
 ) -> Result<()> {
+    if windows.is_empty() {
+        return Ok(());
+    }
     let tpr = args
         .threads_per_row
         .unwrap_or_else(|| threads_per_row(gpu, args.dim))
@@ -349,6 +352,9 @@ fn encode_group(
                 args.dim
             ),
         });
+    }
+    if windows.is_empty() {
+        return Ok(());
     }
     let tpr = args
         .threads_per_row

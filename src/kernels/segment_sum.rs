@@ -277,14 +277,12 @@ pub fn encode(
     let partials_bytes = (num_tiles as u64 * 2 * row_bytes).max(4);
     let partials = gpu.storage("segment_sum partials", partials_bytes)?;
     let tpr = threads_per_row(gpu, args.dim);
-    let constants = |tpr: u32| {
-        [
+    if args.n > chunk {
+        let constants = [
             ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
             ("THREADS_PER_ROW", tpr as f64),
-        ]
-    };
-    if args.n > chunk {
-        let kernel = gpu.kernel(&PARTIALS, &constants(tpr))?;
+        ];
+        let kernel = gpu.kernel(&PARTIALS, &constants)?;
         for (tiles, grad) in &tile_windows {
             let p = window_params(params, tiles, chunk, presorted);
             let uniform = gpu.uniform("segment_sum params", &p)?;

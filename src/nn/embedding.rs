@@ -417,8 +417,12 @@ impl Embedding {
                 )?;
             }
         }
+        // The output and index list in windows of positions that fit one
+        // binding; the table in its row-chunks (see `Weight::F32Chunked`), up
+        // to four bound per dispatch.
+        let blocks = self.weight.blocks();
         let args = GatherArgs {
-            table: out.buffer(), // unused: the blocks below name the table
+            table: blocks[0].span.buffer,
             num_embeddings: self.num_embeddings,
             dim: self.dim,
             indices: indices.buffer(),
@@ -430,10 +434,6 @@ impl Embedding {
             const_dim: false,
             chunk: None,
         };
-        // The output and index list in windows of positions that fit one
-        // binding; the table in its row-chunks (see `Weight::F32Chunked`), up
-        // to four bound per dispatch.
-        let blocks = self.weight.blocks();
         let windows = embedding_gather::windows(&self.gpu, &args)?;
         let half = self.weight.dtype() == DType::F16;
         embedding_gather::encode_blocks(&self.gpu, encoder, &args, half, &blocks, &windows)

@@ -405,8 +405,9 @@ impl EmbeddingBag {
             return Ok(());
         }
         let row_bytes = emb.dim() as u64 * 4;
+        let blocks = emb.weight().blocks();
         let args = GatherArgs {
-            table: scratch.raw(), // unused: the blocks name the table
+            table: blocks[0].span.buffer,
             num_embeddings: emb.num_embeddings(),
             dim: emb.dim(),
             indices: idx.buffer(),
@@ -424,13 +425,6 @@ impl EmbeddingBag {
             pos_base: positions.start,
             n: positions.len(),
         };
-        embedding_gather::encode_blocks(
-            emb.gpu(),
-            encoder,
-            &args,
-            false,
-            &emb.weight().blocks(),
-            &[gather_window],
-        )
+        embedding_gather::encode_blocks(emb.gpu(), encoder, &args, false, &blocks, &[gather_window])
     }
 }

@@ -10,6 +10,13 @@
 //! produce the same bits. The atomic path (`GradientMode::Atomic`) is one
 //! float `atomicAdd` per element: faster where the adapter has it, but the
 //! order of the additions, and so the rounding, changes from run to run.
+//!
+//! Past one storage binding: the dense gradient of a row-chunked table is
+//! chunked like it ([`Gradient::DenseChunked`]), and each kernel writes one
+//! chunk per dispatch; a `grad_out`, a one-tensor gradient or sparse values
+//! past one binding are read and written in windows (see `segment_sum`).
+//! The per-row arrays (`num_embeddings + 1` u32s) and the sort's index list
+//! must each fit one binding.
 
 use std::ops::Range;
 

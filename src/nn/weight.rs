@@ -160,7 +160,9 @@ impl std::fmt::Debug for HalfTensor {
 /// each within `max_storage_buffer_binding_size`. Separate buffers (not
 /// offsets into one) mean no chunk needs `min_storage_buffer_offset_alignment`
 /// and the table is not capped by `max_buffer_size` either: only by the
-/// adapter's memory. Kernels run once per chunk (see `Embedding::forward`).
+/// adapter's memory. Kernels run per chunk, or bind up to four at once (see
+/// `Embedding::encode_forward`). The dense gradient of such a table is a
+/// `ChunkedTensor` in the same chunks ([`crate::Gradient::DenseChunked`]).
 #[derive(Clone)]
 pub struct ChunkedTensor {
     gpu: Gpu,
