@@ -26,6 +26,18 @@
 // HALF selects the table's storage: f32, or f16 packed two per u32 and
 // decoded with unpack2x16float (core WGSL, so no SHADER_F16 needed).
 //
+// GATHERED: the table is stored in row-chunks past one binding, so the host
+// first gathers the batch's rows (embedding_gather over the chunks) into a
+// scratch buffer, row k holding position pos_base + k's row, and the kernel
+// reads that instead of the table: the same values in the same order, so
+// the same sums.
+//
+// Windows: outputs and index lists past one binding are pooled in windows of
+// bags, one dispatch each: `offsets`, `out` and `max_pos` bound from the
+// window's first bag, `indices`, `per_sample_weights` (and the scratch) from
+// position pos_base (at or before the window's first position). Offsets and
+// the positions recorded in status and max_pos stay those of the whole batch.
+//
 // Two entry points: bag_vec4 (dim % 4 == 0; bindings 0-7) and bag_scalar
 // (any dim; bindings 0-5, 8, 9).
 
@@ -34,6 +46,7 @@ override THREADS_PER_BAG: u32 = 1u;
 override MODE: u32 = 0u;
 override WEIGHTED: bool = false;
 override HALF: bool = false;
+override GATHERED: bool = false;
 
 const MODE_SUM: u32 = 0u;
 const MODE_MEAN: u32 = 1u;
@@ -44,9 +57,9 @@ struct Params {
     num_bags: u32,
     dim: u32,            // floats per row
     num_embeddings: u32, // table rows
-    n: u32,              // number of indices
+    n: u32,              // one past the last position bound (all: the number of indices)
     padding_idx: u32,    // NONE: no padding row
-    _pad0: u32,
+    pos_base: u32,       // the position at indices[0] (see Windows above)
     _pad1: u32,
     _pad2: u32,
 }
@@ -68,6 +81,14 @@ fn invocation(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
 }
 
+// The row of the bound table (or scratch) that position p reads.
+fn source_row(row: u32, p: u32) -> u32 {
+    if GATHERED {
+        return p - params.pos_base;
+    }
+    return row;
+}
+
 // Elements 4·e4 .. 4·e4 + 3 of the table.
 fn load4(e4: u32) -> vec4<f32> {
     if HALF {
@@ -87,10 +108,11 @@ fn load1(e: u32) -> f32 {
     return bitcast<f32>(table_w[e]);
 }
 
-// The bag's positions, clamped to the index list (the host validates offsets;
-// this keeps hand-built ones from reading past it).
+// The bag's positions, clamped to the bound part of the index list,
+// pos_base .. n (the host validates offsets; this keeps hand-built ones from
+// reading past it).
 fn bag_range(b: u32) -> vec2<u32> {
-    let start = min(offsets[b], params.n);
+    let start = clamp(offsets[b], params.pos_base, params.n);
     let end = clamp(offsets[b + 1u], start, params.n);
     return vec2<u32>(start, end);
 }
@@ -114,7 +136,7 @@ fn bag_vec4(
         var arg = vec4<u32>(NONE);
         var count = 0u;
         for (var p = r.x; p < r.y; p++) {
-            let row = indices[p];
+            let row = indices[p - params.pos_base];
             if row == params.padding_idx {
                 continue;
             }
@@ -124,13 +146,13 @@ fn bag_vec4(
                 }
                 continue;
             }
-            let v = load4(row * dim4 + c);
+            let v = load4(source_row(row, p) * dim4 + c);
             if MODE == MODE_MAX {
                 let better = (v > acc) | vec4<bool>(count == 0u);
                 acc = select(acc, v, better);
                 arg = select(arg, vec4<u32>(p), better);
             } else if WEIGHTED {
-                let wv = per_sample_weights[p] * v;
+                let wv = per_sample_weights[p - params.pos_base] * v;
                 acc = acc + wv;
             } else {
                 acc = acc + v;
@@ -170,7 +192,7 @@ fn bag_scalar(
         var arg = NONE;
         var count = 0u;
         for (var p = r.x; p < r.y; p++) {
-            let row = indices[p];
+            let row = indices[p - params.pos_base];
             if row == params.padding_idx {
                 continue;
             }
@@ -180,14 +202,14 @@ fn bag_scalar(
                 }
                 continue;
             }
-            let v = load1(row * dim + c);
+            let v = load1(source_row(row, p) * dim + c);
             if MODE == MODE_MAX {
                 if count == 0u || v > acc {
                     acc = v;
                     arg = p;
                 }
             } else if WEIGHTED {
-                let wv = per_sample_weights[p] * v;
+                let wv = per_sample_weights[p - params.pos_base] * v;
                 acc = acc + wv;
             } else {
                 acc = acc + v;

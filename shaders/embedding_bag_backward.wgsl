@@ -27,6 +27,14 @@
 //   bag_expand  one invocation per (p, c)     bindings 0 - 7
 //   psw_grad    one invocation per position   bindings 0, 1, 2, 5, 8, 9
 // HALF: the table is f16 packed two per u32 (unpack2x16float, core WGSL).
+//
+// Past one storage binding, bag_expand and psw_grad run in windows of
+// positions, one dispatch each: `indices`, `per_sample_weights`, `expanded`
+// and `psw_out` are bound from position pos_base, and positions are those of
+// the whole batch everywhere else (offsets, max_pos). psw_grad on a table in
+// row-chunks runs once per chunk: `table` holds rows row_begin .. row_end and
+// each dispatch fills the positions whose row it holds (padding and
+// out-of-range positions get 0 from every dispatch).
 
 override WORKGROUP_SIZE: u32 = 256u;
 override MODE: u32 = 0u;
@@ -40,12 +48,12 @@ const MODE_MAX: u32 = 2u;
 struct Params {
     num_bags: u32,
     dim: u32,
-    n: u32,              // number of indices
+    n: u32,              // number of indices (bag_expand, psw_grad: in this window)
     padding_idx: u32,    // 0xFFFFFFFF: none
     num_embeddings: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    row_begin: u32,      // psw_grad: the table rows bound in `table`
+    row_end: u32,
+    pos_base: u32,       // bag_expand, psw_grad: the position at indices[0]
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -108,9 +116,10 @@ fn bag_expand(
     if e >= params.n * params.dim {
         return;
     }
-    let p = e / params.dim;
+    let local = e / params.dim;
+    let p = params.pos_base + local;
     let c = e % params.dim;
-    if indices[p] == params.padding_idx {
+    if indices[local] == params.padding_idx {
         expanded[e] = 0.0;
         return;
     }
@@ -122,7 +131,7 @@ fn bag_expand(
     } else if MODE == MODE_MAX {
         v = select(0.0, g, max_pos[b * params.dim + c] == p);
     } else if WEIGHTED {
-        v = per_sample_weights[p] * g;
+        v = per_sample_weights[local] * g;
     } else {
         v = g;
     }
@@ -143,21 +152,24 @@ fn psw_grad(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let p = invocation(wid, nwg, lid);
-    if p >= params.n {
+    let local = invocation(wid, nwg, lid);
+    if local >= params.n {
         return;
     }
-    let row = indices[p];
+    let row = indices[local];
     if row == params.padding_idx || row >= params.num_embeddings {
-        psw_out[p] = 0.0;
+        psw_out[local] = 0.0;
         return;
     }
-    let b = bag_of(p);
+    if row < params.row_begin || row >= params.row_end {
+        return;
+    }
+    let b = bag_of(params.pos_base + local);
     var acc = 0.0;
     for (var c = 0u; c < params.dim; c++) {
         // A separate statement: no a * b + c expression to contract into an FMA.
-        let prod = grad_out[b * params.dim + c] * load(row * params.dim + c);
+        let prod = grad_out[b * params.dim + c] * load((row - params.row_begin) * params.dim + c);
         acc = acc + prod;
     }
-    psw_out[p] = acc;
+    psw_out[local] = acc;
 }

@@ -15,6 +15,11 @@
 // is recorded in status[0] with atomicMin (the host initialises it to
 // 0xFFFFFFFF), so indices that only exist on the GPU are still checked.
 //
+// An index list or output past one storage binding is gathered in windows of
+// positions, one dispatch each: `indices` and `out` are bound at the window's
+// offsets, `pos` counts from the window's start, and pos_base (the window's
+// first position) makes the recorded position the one in the whole list.
+//
 // Four entry points: gather_vec4 (dim % 4 == 0, bindings 0-4) and
 // gather_scalar (any dim, bindings 0-2, 5, 6) read f32 tables;
 // gather_f16_vec4 (bindings 0-2, 7, 4) and gather_f16_scalar (bindings 0-2,
@@ -36,7 +41,7 @@ struct Params {
     row_begin: u32,      // first table row in the bound buffer
     row_end: u32,        // one past its last row
     chunk_rows: u32,     // gather_vec4_chunks4: rows in each bound chunk (the last may hold fewer)
-    _pad1: u32,
+    pos_base: u32,       // position of this window's first index in the whole list
     _pad2: u32,
 }
 
@@ -79,7 +84,7 @@ fn gather_vec4(
     let row = indices[pos];
     if row >= params.num_embeddings {
         if lane == 0u {
-            atomicMin(&status[0], pos);
+            atomicMin(&status[0], params.pos_base + pos);
         }
         for (var c = lane; c < dim4; c += THREADS_PER_ROW) {
             out4[dst + c] = vec4<f32>(0.0);
@@ -111,7 +116,7 @@ fn gather_scalar(
     let row = indices[pos];
     if row >= params.num_embeddings {
         if lane == 0u {
-            atomicMin(&status[0], pos);
+            atomicMin(&status[0], params.pos_base + pos);
         }
         for (var c = lane; c < params.dim; c += THREADS_PER_ROW) {
             out[dst + c] = 0.0;
@@ -144,7 +149,7 @@ fn gather_f16_vec4(
     let row = indices[pos];
     if row >= params.num_embeddings {
         if lane == 0u {
-            atomicMin(&status[0], pos);
+            atomicMin(&status[0], params.pos_base + pos);
         }
         for (var c = lane; c < dim4; c += THREADS_PER_ROW) {
             out4[dst + c] = vec4<f32>(0.0);
@@ -177,7 +182,7 @@ fn gather_f16_scalar(
     let row = indices[pos];
     if row >= params.num_embeddings {
         if lane == 0u {
-            atomicMin(&status[0], pos);
+            atomicMin(&status[0], params.pos_base + pos);
         }
         for (var c = lane; c < params.dim; c += THREADS_PER_ROW) {
             out[dst + c] = 0.0;
@@ -224,7 +229,7 @@ fn gather_vec4_chunks4(
     let row = indices[pos];
     if row >= params.num_embeddings {
         if lane == 0u {
-            atomicMin(&status[0], pos);
+            atomicMin(&status[0], params.pos_base + pos);
         }
         for (var c = lane; c < dim4; c += THREADS_PER_ROW) {
             out4[dst + c] = vec4<f32>(0.0);

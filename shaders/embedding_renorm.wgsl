@@ -3,6 +3,10 @@
 // once) whose norm_type-norm exceeds max_norm is scaled in place by
 // max_norm / (norm + 1e-7). Runs before the gather, in the same encoder.
 //
+// A table past one storage binding is renormalised one row-chunk per
+// dispatch: `weight` holds table rows row_begin .. row_end from its start
+// (the whole table is one chunk); `counts` is indexed by table row.
+//
 // norm_type 1 and 2 use only additions, multiplications and sqrt; other
 // values use pow, whose precision varies by adapter, so the renormalised rows
 // match the CPU twin to a few ulps rather than bit for bit.
@@ -16,6 +20,10 @@ struct Params {
     dim: u32,
     max_norm: f32,
     norm_type: f32,
+    row_begin: u32,
+    row_end: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -29,11 +37,11 @@ fn embedding_renorm(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let r = (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
-    if r >= params.num_embeddings || status[0] != STATUS_OK || counts[r] == 0u {
+    let r = params.row_begin + (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
+    if r >= params.row_end || r >= params.num_embeddings || status[0] != STATUS_OK || counts[r] == 0u {
         return;
     }
-    let base = r * params.dim;
+    let base = (r - params.row_begin) * params.dim;
     let p = params.norm_type;
     var acc = 0.0;
     for (var c = 0u; c < params.dim; c++) {

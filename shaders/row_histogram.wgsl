@@ -9,13 +9,17 @@
 // An index outside the table is not counted; the first such position is
 // recorded in status[0] with atomicMin (the host initialises it to
 // 0xFFFFFFFF). The host clears `counts` before the dispatch.
+//
+// An index list past one storage binding is counted in windows, one dispatch
+// each, `indices` bound at the window's offset; pos_base (the window's first
+// position) makes the recorded position the one in the whole list.
 
 override WORKGROUP_SIZE: u32 = 256u;
 
 struct Params {
     n: u32,              // number of indices
     num_embeddings: u32, // table rows
-    _pad0: u32,
+    pos_base: u32,
     _pad1: u32,
 }
 
@@ -36,7 +40,7 @@ fn row_histogram(
     }
     let row = indices[p];
     if row >= params.num_embeddings {
-        atomicMin(&status[0], p);
+        atomicMin(&status[0], params.pos_base + p);
         return;
     }
     atomicAdd(&counts[row], 1u);

@@ -11,6 +11,13 @@
 // The host clears `grad` first. The padding row receives nothing; with
 // scale_by_freq each term is divided by its row's count before it is added.
 // Out-of-range indices are skipped and the first one's position recorded.
+//
+// Past one storage binding: `grad` holds only table rows row_begin .. row_end
+// from its start (a row-chunk of a chunked gradient, or a window of one past
+// a binding), and the batch runs in windows of positions with `indices` and
+// `grad_out` bound at the window's offsets; pos_base makes the recorded
+// position the one in the whole list. One dispatch per (rows, positions)
+// window; each adds only the rows it holds.
 
 override WORKGROUP_SIZE: u32 = 256u;
 
@@ -20,9 +27,9 @@ struct Params {
     num_embeddings: u32,
     padding_idx: u32, // 0xFFFFFFFF for none
     scale_by_freq: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    row_begin: u32,
+    row_end: u32,
+    pos_base: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -44,10 +51,10 @@ fn scatter_add_atomic(
     }
     let row = indices[p];
     if row >= params.num_embeddings {
-        atomicMin(&status[0], p);
+        atomicMin(&status[0], params.pos_base + p);
         return;
     }
-    if row == params.padding_idx {
+    if row == params.padding_idx || row < params.row_begin || row >= params.row_end {
         return;
     }
     var scale = 1.0;
@@ -55,7 +62,7 @@ fn scatter_add_atomic(
         scale = f32(max(counts[row], 1u));
     }
     let src = p * params.dim;
-    let dst = row * params.dim;
+    let dst = (row - params.row_begin) * params.dim;
     for (var c = 0u; c < params.dim; c++) {
         atomicAdd(&grad[dst + c], grad_out[src + c] / scale);
     }

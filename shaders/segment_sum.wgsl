@@ -35,6 +35,18 @@
 // divided by its count. Every entry does nothing when status[0] reports an
 // out-of-range index, so a bad index leaves the weights untouched.
 //
+// Past one storage binding. Outputs: dense/sgd/adagrad outputs are written
+// in windows of rows (row_begin .. row_end), sparse values in windows of
+// slots (slot_begin .. slot_end, stored from the window's start), one
+// dispatch each. grad_out: the host first gathers it into sorted order
+// (presorted = 1: entry i of `grad_out` is grad_out[sorted_pos[i]] — the
+// same values, so the same sums), and binds it in windows of whole tiles,
+// entries entry_base .. ; each dispatch then handles the tiles tile_begin ..
+// tile_end, and each row pass the rows whose segment starts in those tiles
+// (a single-tile segment lies inside its tile; a longer one reads only
+// partials). Rows with no entries belong to the window of tile 0. In one
+// binding: presorted = 0, one window of every tile.
+//
 // THREADS_PER_ROW invocations share a row, striding over blocks of 8
 // columns (1 on CPU adapters: each SIMD lane streams its own row). Per
 // element the order of additions is the same for any value; segment_adagrad
@@ -67,6 +79,14 @@ struct Params {
     eps: f32,
     row_begin: u32,      // dense/sgd/adagrad: first table row in `out`
     row_end: u32,        // one past its last row (a row-chunk of a large table)
+    tile_begin: u32,     // the tiles this dispatch handles
+    tile_end: u32,
+    entry_base: u32,     // presorted: the sorted entry at grad_out[0]
+    presorted: u32,      // 1: grad_out is in sorted order (see above)
+    slot_begin: u32,     // sparse: the slots `out` holds from its start
+    slot_end: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -133,12 +153,30 @@ fn partial8(slot: u32, c0: u32) -> Sum8 {
 }
 
 // Sorted entries s .. e, columns c0 .. c0 + 8, added in ascending order from 0.
+// The row of grad_out that sorted entry i reads (see the header's presorted).
+fn grad_row(i: u32) -> u32 {
+    if params.presorted != 0u {
+        return i - params.entry_base;
+    }
+    return sorted_pos[i];
+}
+
 fn run_sum8(s: u32, e: u32, c0: u32) -> Sum8 {
     var acc = zero8();
     for (var i = s; i < e; i++) {
-        acc = add8(acc, grad8(sorted_pos[i], c0));
+        acc = add8(acc, grad8(grad_row(i), c0));
     }
     return acc;
+}
+
+// Whether this dispatch's tiles hold row r's segment start (see the header).
+fn owns(r: u32) -> bool {
+    let s = offsets[r];
+    if offsets[r + 1u] == s {
+        return params.tile_begin == 0u;
+    }
+    let t0 = s / params.chunk;
+    return t0 >= params.tile_begin && t0 < params.tile_end;
 }
 
 // Row r's gradient (before scaling), columns c0 .. c0 + 8.
@@ -216,13 +254,21 @@ fn lane_of(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> Lane {
     return Lane(g / THREADS_PER_ROW, g % THREADS_PER_ROW);
 }
 
-// Which piece an invocation of segment_partials sums: the heads of all tiles
-// first, then the tails. Under a skewed batch most tiles are the middle of a
-// hot row (a head covering the whole tile, no tail), so this keeps neighbouring
-// SIMD lanes busy together instead of every other lane idle. The result goes
-// to partials slot tile * 2 + piece either way.
+// The tiles this dispatch of segment_partials handles (all of them when
+// grad_out fits one binding).
+fn window_tiles() -> u32 {
+    return min(params.tile_end, params.num_tiles) - params.tile_begin;
+}
+
+// Which piece an invocation of segment_partials sums: the heads of the
+// dispatch's tiles first, then the tails. Under a skewed batch most tiles are
+// the middle of a hot row (a head covering the whole tile, no tail), so this
+// keeps neighbouring SIMD lanes busy together instead of every other lane
+// idle. The result goes to partials slot tile * 2 + piece either way. Only
+// called with item < 2 · window_tiles().
 fn slot_of(item: u32) -> u32 {
-    return (item % params.num_tiles) * 2u + item / params.num_tiles;
+    let count = window_tiles();
+    return (params.tile_begin + item % count) * 2u + item / count;
 }
 
 // The piece in partials slot `slot` (tile slot / 2, head 0 or tail 1):
@@ -267,7 +313,7 @@ fn segment_partials(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let at = lane_of(wid, nwg, lid);
-    if at.item >= 2u * params.num_tiles || status[0] != STATUS_OK {
+    if at.item >= 2u * window_tiles() || status[0] != STATUS_OK {
         return;
     }
     let slot = slot_of(at.item);
@@ -295,7 +341,7 @@ fn segment_dense(
 ) {
     let at = lane_of(wid, nwg, lid);
     let r = at.item + params.row_begin;
-    if r >= params.row_end || status[0] != STATUS_OK {
+    if r >= params.row_end || status[0] != STATUS_OK || !owns(r) {
         return;
     }
     for (var c0 = at.lane * 8u; c0 < params.dim; c0 += THREADS_PER_ROW * 8u) {
@@ -314,15 +360,18 @@ fn segment_sparse(
     if r >= params.num_embeddings || status[0] != STATUS_OK {
         return;
     }
-    if offsets[r + 1u] == offsets[r] || r == params.padding_idx {
+    if offsets[r + 1u] == offsets[r] || r == params.padding_idx || !owns(r) {
         return;
     }
     let slot = ranks[r];
+    if slot < params.slot_begin || slot >= params.slot_end {
+        return;
+    }
     if at.lane == 0u {
         rows_out[slot] = r;
     }
     for (var c0 = at.lane * 8u; c0 < params.dim; c0 += THREADS_PER_ROW * 8u) {
-        store_out8(slot, c0, row_grad8(r, c0));
+        store_out8(slot - params.slot_begin, c0, row_grad8(r, c0));
     }
 }
 
@@ -337,7 +386,7 @@ fn segment_sgd(
     if r >= params.row_end || status[0] != STATUS_OK {
         return;
     }
-    if offsets[r + 1u] == offsets[r] || r == params.padding_idx {
+    if offsets[r + 1u] == offsets[r] || r == params.padding_idx || !owns(r) {
         return;
     }
     for (var c0 = at.lane * 8u; c0 < params.dim; c0 += THREADS_PER_ROW * 8u) {
@@ -367,7 +416,7 @@ fn segment_adagrad(
     if r >= params.row_end || status[0] != STATUS_OK || at.lane != 0u {
         return;
     }
-    if offsets[r + 1u] == offsets[r] || r == params.padding_idx {
+    if offsets[r + 1u] == offsets[r] || r == params.padding_idx || !owns(r) {
         return;
     }
     // Pass 1: mean of the squared gradient over the row, columns ascending.
@@ -465,7 +514,7 @@ fn store_out16(row: u32, c4: u32, v: Sum16) {
 fn run_sum16(s: u32, e: u32, c4: u32) -> Sum16 {
     var acc = zero16();
     for (var i = s; i < e; i++) {
-        acc = add16(acc, grad16(sorted_pos[i], c4));
+        acc = add16(acc, grad16(grad_row(i), c4));
     }
     return acc;
 }
@@ -509,7 +558,7 @@ fn segment_partials4(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let at = lane_of(wid, nwg, lid);
-    if at.item >= 2u * params.num_tiles || status[0] != STATUS_OK {
+    if at.item >= 2u * window_tiles() || status[0] != STATUS_OK {
         return;
     }
     let slot = slot_of(at.item);
@@ -530,7 +579,7 @@ fn segment_dense4(
 ) {
     let at = lane_of(wid, nwg, lid);
     let r = at.item + params.row_begin;
-    if r >= params.row_end || status[0] != STATUS_OK {
+    if r >= params.row_end || status[0] != STATUS_OK || !owns(r) {
         return;
     }
     for (var c4 = at.lane * 4u; col4(c4); c4 += THREADS_PER_ROW * 4u) {
@@ -549,15 +598,18 @@ fn segment_sparse4(
     if r >= params.num_embeddings || status[0] != STATUS_OK {
         return;
     }
-    if offsets[r + 1u] == offsets[r] || r == params.padding_idx {
+    if offsets[r + 1u] == offsets[r] || r == params.padding_idx || !owns(r) {
         return;
     }
     let slot = ranks[r];
+    if slot < params.slot_begin || slot >= params.slot_end {
+        return;
+    }
     if at.lane == 0u {
         rows_out[slot] = r;
     }
     for (var c4 = at.lane * 4u; col4(c4); c4 += THREADS_PER_ROW * 4u) {
-        store_out16(slot, c4, row_grad16(r, c4));
+        store_out16(slot - params.slot_begin, c4, row_grad16(r, c4));
     }
 }
 
@@ -572,7 +624,7 @@ fn segment_sgd4(
     if r >= params.row_end || status[0] != STATUS_OK {
         return;
     }
-    if offsets[r + 1u] == offsets[r] || r == params.padding_idx {
+    if offsets[r + 1u] == offsets[r] || r == params.padding_idx || !owns(r) {
         return;
     }
     for (var c4 = at.lane * 4u; col4(c4); c4 += THREADS_PER_ROW * 4u) {
@@ -601,7 +653,7 @@ fn segment_adagrad4(
     if r >= params.row_end || status[0] != STATUS_OK || at.lane != 0u {
         return;
     }
-    if offsets[r + 1u] == offsets[r] || r == params.padding_idx {
+    if offsets[r + 1u] == offsets[r] || r == params.padding_idx || !owns(r) {
         return;
     }
     // As segment_adagrad: squares over columns ascending, then the update.

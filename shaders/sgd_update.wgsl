@@ -6,8 +6,11 @@
 override WORKGROUP_SIZE: u32 = 256u;
 
 // `weight` may hold only table rows row_begin .. row_end (one row-chunk of a
-// table past one storage binding, updated one dispatch per chunk); a dense
-// `grad` is the whole [num_embeddings, dim] gradient either way.
+// table past one storage binding, updated one dispatch per chunk). A dense
+// `grad` element i of the bound weight is grad[grad_offset + i]: the host
+// binds the matching rows of the gradient (a whole gradient, a window of one
+// past a binding, or a row-chunk of a chunked one) and says where they start.
+// A sparse gradient past one binding is applied in windows of its rows.
 struct Params {
     len: u32,            // dense: elements of the chunk; sparse: rows of `values`
     dim: u32,
@@ -15,7 +18,7 @@ struct Params {
     lr: f32,
     row_begin: u32,
     row_end: u32,
-    _pad0: u32,
+    grad_offset: u32,    // dense: the element of `grad` that matches weight[0]
     _pad1: u32,
 }
 
@@ -38,7 +41,7 @@ fn sgd_dense(
     if i >= params.len {
         return;
     }
-    weight[i] = weight[i] - params.lr * grad[params.row_begin * params.dim + i];
+    weight[i] = weight[i] - params.lr * grad[params.grad_offset + i];
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)

@@ -69,11 +69,12 @@ pub enum Error {
         limit_name: &'static str,
     },
 
-    /// A call that needs the whole table in one binding, on a table stored in row-chunks.
+    /// `Weight::buffer` (or a kernel called directly) on a table stored in
+    /// row-chunks: the one buffer asked for does not exist.
     #[error(
         "the table ({bytes} bytes) is stored as {chunks} row-chunks because it is larger than \
-         one storage binding ({limit} bytes, max_storage_buffer_binding_size); this call needs \
-         it in one binding: use Weight::chunks() or a chunk-aware call (forward, backward_sgd)"
+         one storage binding ({limit} bytes, max_storage_buffer_binding_size), so it has no \
+         single buffer: use Weight::chunks(); every Embedding and EmbeddingBag call handles chunks"
     )]
     ChunkedTable {
         chunks: usize,

@@ -21,6 +21,12 @@ pub struct GpuOptions {
     pub backends: Option<wgpu::Backends>,
     /// Case-insensitive substring of the adapter name; `None` reads `WGPU_ADAPTER_NAME`.
     pub adapter_name: Option<String>,
+    /// Caps every storage binding at this many bytes (rounded down to a
+    /// multiple of 4), below the adapter's `max_storage_buffer_binding_size`:
+    /// tables, outputs, index lists and gradients past it are split exactly
+    /// as on an adapter with that limit. `None`: the adapter's own limit.
+    /// Tests use a small cap to run the split paths on small data.
+    pub max_binding_bytes: Option<u64>,
 }
 
 impl GpuOptions {
@@ -160,13 +166,16 @@ impl Gpu {
             .into_iter()
             .next()
             .expect("adapters() never returns an empty list");
-        Gpu::from_adapter(&best)
+        Gpu::open(&best, options)
     }
 
     /// Opens every adapter the machine has (tests and `wgpu-embed adapters` use this).
     /// An adapter that fails to open is returned as its error, not skipped.
     pub fn all(options: &GpuOptions) -> Result<Vec<Result<Gpu>>> {
-        Ok(adapters(options)?.iter().map(Gpu::from_adapter).collect())
+        Ok(adapters(options)?
+            .iter()
+            .map(|a| Gpu::open(a, options))
+            .collect())
     }
 
     /// Infos of every adapter, without opening devices.
@@ -183,6 +192,19 @@ impl Gpu {
     /// conservative defaults: a 128 MiB binding would cap the table size) and
     /// the optional features we use where present.
     pub fn from_adapter(adapter: &wgpu::Adapter) -> Result<Gpu> {
+        Gpu::open(adapter, &GpuOptions::default())
+    }
+
+    fn open(adapter: &wgpu::Adapter, options: &GpuOptions) -> Result<Gpu> {
+        let cap = match options.max_binding_bytes {
+            Some(bytes) if bytes < 4 => {
+                return Err(Error::InvalidArgument {
+                    name: "max_binding_bytes",
+                    reason: format!("a storage binding needs at least 4 bytes, got {bytes}"),
+                })
+            }
+            cap => cap.map(|b| b / 4 * 4),
+        };
         let info = adapter.get_info();
         let features = adapter.features() & WANTED_FEATURES;
         let desc = wgpu::DeviceDescriptor {
@@ -204,7 +226,7 @@ impl Gpu {
         device.on_uncaptured_error(Arc::new(|e| {
             eprintln!("wgpu-embed: uncaptured GPU error: {e}");
         }));
-        Ok(Gpu::wrap(device, queue, info))
+        Ok(Gpu::wrap(device, queue, info, cap))
     }
 
     /// Wraps a device and queue the caller already owns (a renderer's, a
@@ -212,17 +234,26 @@ impl Gpu {
     /// the caller's uncaptured-error handler.
     pub fn from_wgpu(device: wgpu::Device, queue: wgpu::Queue) -> Gpu {
         let info = device.adapter_info();
-        Gpu::wrap(device, queue, info)
+        Gpu::wrap(device, queue, info, None)
     }
 
-    fn wrap(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Gpu {
+    fn wrap(
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+        info: wgpu::AdapterInfo,
+        max_binding_bytes: Option<u64>,
+    ) -> Gpu {
         let lost = Arc::new(Mutex::new(None));
         let flag = lost.clone();
         device.set_device_lost_callback(move |reason, message| {
             let mut slot = flag.lock().unwrap_or_else(|p| p.into_inner());
             *slot = Some(format!("{reason:?}: {message}"));
         });
-        let limits = device.limits();
+        let mut limits = device.limits();
+        if let Some(cap) = max_binding_bytes {
+            limits.max_storage_buffer_binding_size =
+                limits.max_storage_buffer_binding_size.min(cap);
+        }
         let features = device.features();
         Gpu {
             inner: Arc::new(GpuInner {
@@ -251,7 +282,8 @@ impl Gpu {
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
         &self.inner.info
     }
-    /// The limits the device was opened with.
+    /// The limits the device was opened with (`max_storage_buffer_binding_size`
+    /// lowered to [`GpuOptions::max_binding_bytes`] when that is set).
     pub fn limits(&self) -> &wgpu::Limits {
         &self.inner.limits
     }
@@ -371,6 +403,10 @@ impl Gpu {
     /// Largest single storage binding, in bytes.
     pub fn max_binding_bytes(&self) -> u64 {
         self.inner.limits.max_storage_buffer_binding_size
+    }
+    /// Storage bindings at an offset must start at a multiple of this.
+    pub fn storage_offset_alignment(&self) -> u64 {
+        self.inner.limits.min_storage_buffer_offset_alignment.max(4) as u64
     }
     /// Largest single buffer, in bytes.
     pub fn max_buffer_bytes(&self) -> u64 {

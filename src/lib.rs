@@ -27,7 +27,15 @@
 //!
 //! Kernels record into the caller's `wgpu::CommandEncoder` (`encode_*`), so
 //! they can share a device with a renderer or trainer ([`Gpu::from_wgpu`]).
+//!
+//! Sizes: a table past one storage binding is stored in row-chunks
+//! ([`Weight::F32Chunked`]; its dense gradient is [`Gradient::DenseChunked`]),
+//! and outputs, index lists and gradients past one binding are processed in
+//! windows bound at aligned offsets, so the adapter's memory and
+//! `max_buffer_size` are the limits that remain; the README's "Known limits"
+//! lists the arrays that must still fit one binding.
 
+mod binding;
 pub mod cpu;
 mod error;
 mod gpu;

@@ -112,7 +112,10 @@ impl Gpu {
         Ok(())
     }
 
-    /// Allocates a counted buffer; `contents`, when given, is copied in at creation.
+    /// Allocates a counted buffer; `contents`, when given, is copied in at
+    /// creation. Only `max_buffer_size` caps it: a storage buffer past one
+    /// binding is bound in windows (`binding.rs`), and a kernel that cannot
+    /// split says `TooLarge` when it binds it.
     pub(crate) fn buffer(
         &self,
         what: &'static str,
@@ -120,9 +123,9 @@ impl Gpu {
         usage: wgpu::BufferUsages,
         contents: Option<&[u8]>,
     ) -> Result<GpuBuffer> {
-        self.check_size(what, bytes, usage.contains(wgpu::BufferUsages::STORAGE))?;
         // wgpu needs sizes in multiples of 4 and rejects empty bindings.
-        let size = bytes.max(4).div_ceil(4) * 4;
+        let size = bytes.max(4).div_ceil(4).saturating_mul(4);
+        self.check_size(what, size, false)?;
         let buffer = self.scoped("buffer allocation", || {
             let buffer = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(what),

@@ -6,7 +6,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::error::Result;
+use crate::binding::Span;
+use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 
 /// How a kernel sees one binding.
@@ -35,6 +36,8 @@ pub(crate) struct KernelSpec {
 pub(crate) struct Kernel {
     pub pipeline: wgpu::ComputePipeline,
     pub layout: wgpu::BindGroupLayout,
+    name: &'static str,
+    bindings: &'static [(u32, Access)],
 }
 
 /// Whether wgpu injects its runtime checks (index clamping, loop bounding)
@@ -151,7 +154,12 @@ impl Gpu {
                 },
                 cache: None,
             });
-            Ok(Arc::new(Kernel { pipeline, layout }))
+            Ok(Arc::new(Kernel {
+                pipeline,
+                layout,
+                name: spec.name,
+                bindings: spec.bindings,
+            }))
         })?;
         cache
             .pipelines
@@ -200,19 +208,47 @@ impl Kernel {
     }
 
     /// A bind group from whole buffers, in the order of the spec's bindings.
-    pub(crate) fn bind(&self, gpu: &Gpu, buffers: &[(u32, &wgpu::Buffer)]) -> wgpu::BindGroup {
-        let entries: Vec<wgpu::BindGroupEntry> = buffers
+    pub(crate) fn bind(
+        &self,
+        gpu: &Gpu,
+        buffers: &[(u32, &wgpu::Buffer)],
+    ) -> Result<wgpu::BindGroup> {
+        let spans: Vec<(u32, Span)> = buffers.iter().map(|&(b, buf)| (b, buf.into())).collect();
+        self.bind_spans(gpu, &spans)
+    }
+
+    /// A bind group from byte ranges of buffers. A storage span past
+    /// `max_storage_buffer_binding_size` is `TooLarge` naming the kernel: the
+    /// callers that can split their work into windows (see `binding.rs`) do so
+    /// before they get here.
+    pub(crate) fn bind_spans(&self, gpu: &Gpu, spans: &[(u32, Span)]) -> Result<wgpu::BindGroup> {
+        let limit = gpu.max_binding_bytes();
+        for &(binding, span) in spans {
+            let storage = self
+                .bindings
+                .iter()
+                .any(|&(b, access)| b == binding && !matches!(access, Access::Uniform));
+            if storage && span.size > limit {
+                return Err(Error::TooLarge {
+                    what: self.name,
+                    bytes: span.size,
+                    limit,
+                    limit_name: "max_storage_buffer_binding_size (one binding)",
+                });
+            }
+        }
+        let entries: Vec<wgpu::BindGroupEntry> = spans
             .iter()
-            .map(|&(binding, buffer)| wgpu::BindGroupEntry {
+            .map(|&(binding, span)| wgpu::BindGroupEntry {
                 binding,
-                resource: buffer.as_entire_binding(),
+                resource: span.binding(),
             })
             .collect();
-        gpu.device().create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
+        Ok(gpu.device().create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(self.name),
             layout: &self.layout,
             entries: &entries,
-        })
+        }))
     }
 
     /// Records one dispatch of `workgroups` workgroups in a pass of its own.

@@ -217,7 +217,6 @@ fn a_row_past_the_binding_limit_names_both_sizes() {
     // row is the unit of a chunk, so a row past the binding cannot be stored.
     each_gpu(|gpu| {
         let dim = 1024;
-        let rows = (gpu.max_binding_bytes() / 4 / dim as u64 + 1) as usize;
         let row_dim = (gpu.max_binding_bytes() / 4 + 1) as usize;
         match Embedding::new(gpu, 2, row_dim) {
             Err(Error::TooLarge { bytes, limit, .. }) => {
@@ -227,10 +226,27 @@ fn a_row_past_the_binding_limit_names_both_sizes() {
             Err(e) => panic!("expected TooLarge, got {e}"),
             Ok(_) => panic!("expected TooLarge, got a table"),
         }
-        // An output past the limit is refused the same way, before any allocation.
+        // An output past one binding is gathered in windows (tests/scale_windows.rs);
+        // one past the largest buffer is refused, naming that limit, before any allocation.
         let emb = Embedding::new(gpu, 2, dim).unwrap();
+        let rows = (gpu.max_buffer_bytes() / 4 / dim as u64 + 1) as usize;
         let idx = vec![0u32; rows];
-        assert!(matches!(emb.forward(&idx), Err(Error::TooLarge { .. })));
+        match emb.forward(&idx) {
+            Err(Error::TooLarge {
+                bytes,
+                limit,
+                limit_name,
+                ..
+            }) => {
+                assert_eq!(limit, gpu.max_buffer_bytes());
+                assert!(bytes > limit);
+                assert_eq!(limit_name, "max_buffer_size");
+            }
+            other => panic!(
+                "expected TooLarge, got {:?}",
+                other.map(|t| t.shape().to_vec())
+            ),
+        }
     });
 }
 

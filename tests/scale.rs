@@ -281,6 +281,7 @@ fn after_device_loss_every_call_is_an_error() {
         let options = GpuOptions {
             backends: Some(shared.adapter_info().backend.into()),
             adapter_name: Some(name),
+            ..GpuOptions::default()
         };
         let gpu = Gpu::with_options(&options).unwrap();
         let mut emb = Embedding::new(&gpu, 100, 8).unwrap();

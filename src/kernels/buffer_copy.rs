@@ -70,7 +70,7 @@ pub fn encode_with(
         ],
     )?;
     let uniform = gpu.uniform("buffer_copy params", &Params { len4, _pad: [0; 3] })?;
-    let bind = kernel.bind(gpu, &[(0, uniform.raw()), (1, src), (2, dst)]);
+    let bind = kernel.bind(gpu, &[(0, uniform.raw()), (1, src), (2, dst)])?;
     let invocations = (len4 as u64).div_ceil(per_invocation as u64);
     kernel.dispatch(
         gpu,

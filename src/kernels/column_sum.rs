@@ -72,7 +72,7 @@ pub fn encode(
         ],
     )?;
     let uniform = gpu.uniform("column_sum params", &params)?;
-    let bind = kernel.bind(gpu, &[(0, uniform.raw()), (1, x), (2, out)]);
+    let bind = kernel.bind(gpu, &[(0, uniform.raw()), (1, x), (2, out)])?;
     kernel.dispatch(
         gpu,
         encoder,

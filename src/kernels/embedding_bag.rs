@@ -3,7 +3,10 @@
 //! tables) and `cpu::embedding_bag_f16` (f16 tables).
 
 use crate::cpu::embedding_bag::BagMode;
-use crate::error::Result;
+use std::ops::Range;
+
+use crate::binding::{self, Span};
+use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::{to_u32, WORKGROUP_SIZE};
 use crate::nn::DType;
@@ -51,7 +54,8 @@ struct Params {
     num_embeddings: u32,
     n: u32,
     padding_idx: u32,
-    _pad: [u32; 3],
+    pos_base: u32,
+    _pad: [u32; 2],
 }
 
 /// Invocations per bag: one on a CPU adapter (each SIMD lane streams its own
@@ -90,40 +94,122 @@ pub struct BagArgs<'a> {
 
 /// Records the fused gather-and-reduce into `encoder`; submits nothing.
 /// Offsets are the caller's to validate (`EmbeddingBag` does); the kernel only
-/// clamps them to the index list.
+/// clamps them to the index list. Every buffer in one binding (the layer
+/// splits larger batches with the host's copy of the offsets).
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &BagArgs) -> Result<()> {
-    if args.num_bags == 0 || args.dim == 0 {
+    let window = BagWindow {
+        bags: 0..args.num_bags,
+        positions: 0..args.n,
+    };
+    encode_window(gpu, encoder, args, &window, false)
+}
+
+/// Bags `bags` of a batch, reading positions `positions` (from an aligned
+/// position at or before the first bag's start to the last bag's end).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct BagWindow {
+    pub bags: Range<usize>,
+    pub positions: Range<usize>,
+}
+
+/// Cuts a batch (CSR offsets `csr`, `num_bags + 1` of them) into windows of
+/// bags whose outputs, offsets, index and weight ranges (and, `gathered`,
+/// scratch rows) each fit one binding, bound at aligned offsets. One window
+/// when everything fits. `TooLarge` when one alignment step of bags holds
+/// more positions than a binding.
+pub(crate) fn windows(
+    gpu: &Gpu,
+    csr: &[u32],
+    dim: usize,
+    gathered: bool,
+) -> Result<Vec<BagWindow>> {
+    let num_bags = csr.len().saturating_sub(1);
+    let row_bytes = dim as u64 * 4;
+    let limit = gpu.max_binding_bytes();
+    let bag_step = binding::granularity(gpu.storage_offset_alignment(), &[4, row_bytes]) as usize;
+    let pos_step = binding::granularity(gpu.storage_offset_alignment(), &[4]) as usize;
+    let window = |b0: usize, b1: usize| {
+        let s0 = if b0 == 0 {
+            0
+        } else {
+            csr[b0] as usize / pos_step * pos_step
+        };
+        BagWindow {
+            bags: b0..b1,
+            positions: s0..csr[b1] as usize,
+        }
+    };
+    let fits = |w: &BagWindow| {
+        let (bags, positions) = (w.bags.len() as u64, w.positions.len() as u64);
+        bags * row_bytes <= limit
+            && (bags + 1) * 4 <= limit
+            && positions * 4 <= limit
+            && (!gathered || positions * row_bytes <= limit)
+    };
+    let all = window(0, num_bags);
+    if fits(&all) {
+        return Ok(vec![all]);
+    }
+    let mut out = Vec::new();
+    let mut b0 = 0;
+    while b0 < num_bags {
+        let mut b1 = (b0 + bag_step).min(num_bags);
+        let first = window(b0, b1);
+        if !fits(&first) {
+            return Err(Error::TooLarge {
+                what: "a run of bags (one offset-alignment step) with their indices and rows",
+                bytes: first.positions.len() as u64 * if gathered { row_bytes } else { 4 },
+                limit,
+                limit_name: "max_storage_buffer_binding_size",
+            });
+        }
+        while b1 < num_bags && fits(&window(b0, (b1 + bag_step).min(num_bags))) {
+            b1 = (b1 + bag_step).min(num_bags);
+        }
+        out.push(window(b0, b1));
+        b0 = b1;
+    }
+    Ok(out)
+}
+
+/// One window of bags. `gathered`: `args.table` is the scratch the
+/// batch's rows were gathered into, row `k` for position `positions.start + k`.
+pub(crate) fn encode_window(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    args: &BagArgs,
+    window: &BagWindow,
+    gathered: bool,
+) -> Result<()> {
+    if window.bags.is_empty() || args.dim == 0 {
         return Ok(());
     }
     let tpb = args
         .threads_per_bag
         .unwrap_or_else(|| threads_per_bag(gpu, args.dim))
         .max(1);
+    to_u32("index count", args.n)?;
     let params = Params {
-        num_bags: to_u32("bag count", args.num_bags)?,
+        num_bags: to_u32("bag count", window.bags.len())?,
         dim: to_u32("embedding dim", args.dim)?,
         num_embeddings: to_u32("num_embeddings", args.num_embeddings)?,
-        n: to_u32("index count", args.n)?,
+        n: to_u32("index count", window.positions.end)?,
         padding_idx: args.padding_idx.unwrap_or(u32::MAX),
-        _pad: [0; 3],
+        pos_base: to_u32("window first position", window.positions.start)?,
+        _pad: [0; 2],
     };
     let vec4 = args.dim.is_multiple_of(4);
     let spec = if vec4 { &VEC4 } else { &SCALAR };
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
     let kernel = gpu.kernel(
         spec,
         &[
             ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
             ("THREADS_PER_BAG", tpb as f64),
             ("MODE", args.mode.code() as f64),
-            (
-                "WEIGHTED",
-                if args.per_sample_weights.is_some() {
-                    1.0
-                } else {
-                    0.0
-                },
-            ),
-            ("HALF", if args.dtype == DType::F16 { 1.0 } else { 0.0 }),
+            ("WEIGHTED", flag(args.per_sample_weights.is_some())),
+            ("HALF", flag(args.dtype == DType::F16)),
+            ("GATHERED", flag(gathered)),
         ],
     )?;
     let uniform = gpu.uniform("embedding_bag params", &params)?;
@@ -132,20 +218,39 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &BagArgs) -> 
     let unused_read = gpu.storage("embedding_bag unused input", 4)?;
     let unused_write = gpu.storage("embedding_bag unused output", 4)?;
     let (table_slot, out_slot) = if vec4 { (6, 7) } else { (8, 9) };
-    let bind = kernel.bind(
+    let row_bytes = args.dim as u64 * 4;
+    let (bags, positions) = (&window.bags, &window.positions);
+    let offsets = Span {
+        buffer: args.offsets,
+        offset: bags.start as u64 * 4,
+        size: (bags.len() as u64 + 1) * 4,
+    };
+    let bind = kernel.bind_spans(
         gpu,
         &[
-            (0, uniform.raw()),
-            (1, args.indices),
-            (2, args.offsets),
-            (3, args.per_sample_weights.unwrap_or(unused_read.raw())),
-            (4, args.status),
-            (5, args.max_positions.unwrap_or(unused_write.raw())),
-            (table_slot, args.table),
-            (out_slot, args.out),
+            (0, uniform.raw().into()),
+            (1, Span::items(args.indices, positions, 4)),
+            (2, offsets),
+            (
+                3,
+                match args.per_sample_weights {
+                    Some(w) => Span::items(w, positions, 4),
+                    None => unused_read.raw().into(),
+                },
+            ),
+            (4, args.status.into()),
+            (
+                5,
+                match args.max_positions {
+                    Some(m) => Span::items(m, bags, row_bytes),
+                    None => unused_write.raw().into(),
+                },
+            ),
+            (table_slot, args.table.into()),
+            (out_slot, Span::items(args.out, bags, row_bytes)),
         ],
-    );
-    let invocations = args.num_bags as u64 * tpb as u64;
+    )?;
+    let invocations = bags.len() as u64 * tpb as u64;
     kernel.dispatch(
         gpu,
         encoder,

@@ -5,6 +5,9 @@
 //! `cpu::embedding_bag_backward`.
 
 use crate::cpu::embedding_bag::BagMode;
+use std::ops::Range;
+
+use crate::binding::{self, Span};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::kernels::{to_u32, WORKGROUP_SIZE};
@@ -63,7 +66,9 @@ struct Params {
     n: u32,
     padding_idx: u32,
     num_embeddings: u32,
-    _pad: [u32; 3],
+    row_begin: u32,
+    row_end: u32,
+    pos_base: u32,
 }
 
 /// The bag layout both passes read.
@@ -107,7 +112,9 @@ fn params(layout: &BagLayout) -> Result<Params> {
         n: to_u32("index count", layout.n)?,
         padding_idx: layout.padding_idx.unwrap_or(u32::MAX),
         num_embeddings: to_u32("num_embeddings", layout.num_embeddings)?,
-        _pad: [0; 3],
+        row_begin: 0,
+        row_end: to_u32("num_embeddings", layout.num_embeddings)?,
+        pos_base: 0,
     })
 }
 
@@ -152,7 +159,7 @@ pub fn encode_expand(
                 (2, layout.offsets),
                 (6, counts.raw()),
             ],
-        );
+        )?;
         kernel.dispatch(
             gpu,
             encoder,
@@ -161,26 +168,48 @@ pub fn encode_expand(
         );
     }
     let kernel = gpu.kernel(&EXPAND, &constants)?;
-    let bind = kernel.bind(
+    let row_bytes = layout.dim as u64 * 4;
+    let windows = binding::windows(
         gpu,
-        &[
-            (0, uniform.raw()),
-            (1, layout.indices),
-            (2, layout.offsets),
-            (3, args.per_sample_weights.unwrap_or(unused_weights.raw())),
-            (4, args.max_positions.unwrap_or(unused_positions.raw())),
-            (5, layout.grad_out),
-            (6, counts.raw()),
-            (7, args.expanded),
-        ],
-    );
-    let elements = layout.n as u64 * layout.dim as u64;
-    kernel.dispatch(
-        gpu,
-        encoder,
-        &bind,
-        elements.div_ceil(WORKGROUP_SIZE as u64),
-    );
+        layout.n,
+        &[4, 4, row_bytes],
+        "bag_expand window (indices, weights and per-position gradient rows)",
+    )?;
+    for w in windows {
+        let mut p = params(layout)?;
+        p.n = to_u32("index count", w.len())?;
+        p.pos_base = to_u32("window first position", w.start)?;
+        let uniform = gpu.uniform("embedding_bag_backward params", &p)?;
+        let bind = kernel.bind_spans(
+            gpu,
+            &[
+                (0, uniform.raw().into()),
+                (1, Span::items(layout.indices, &w, 4)),
+                (2, layout.offsets.into()),
+                (
+                    3,
+                    match args.per_sample_weights {
+                        Some(weights) => Span::items(weights, &w, 4),
+                        None => unused_weights.raw().into(),
+                    },
+                ),
+                (
+                    4,
+                    args.max_positions.unwrap_or(unused_positions.raw()).into(),
+                ),
+                (5, layout.grad_out.into()),
+                (6, counts.raw().into()),
+                (7, Span::items(args.expanded, &w, row_bytes)),
+            ],
+        )?;
+        let elements = w.len() as u64 * layout.dim as u64;
+        kernel.dispatch(
+            gpu,
+            encoder,
+            &bind,
+            elements.div_ceil(WORKGROUP_SIZE as u64),
+        );
+    }
     Ok(())
 }
 
@@ -194,10 +223,29 @@ pub fn encode_psw_grad(
     dtype: DType,
     out: &wgpu::Buffer,
 ) -> Result<()> {
-    if layout.n == 0 {
-        return Ok(());
-    }
-    let uniform = gpu.uniform("embedding_bag_backward params", &params(layout)?)?;
+    encode_psw_grad_rows(
+        gpu,
+        encoder,
+        layout,
+        table,
+        0..layout.num_embeddings,
+        dtype,
+        out,
+    )
+}
+
+/// [`encode_psw_grad`] for one row-chunk of a table: `table` holds rows
+/// `rows`, and only positions whose row it holds are written (padding and
+/// out-of-range ones get 0). One dispatch per window of positions.
+pub(crate) fn encode_psw_grad_rows(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    layout: &BagLayout,
+    table: &wgpu::Buffer,
+    rows: Range<usize>,
+    dtype: DType,
+    out: &wgpu::Buffer,
+) -> Result<()> {
     let kernel = gpu.kernel(
         &PSW_GRAD,
         &[
@@ -205,22 +253,36 @@ pub fn encode_psw_grad(
             ("HALF", if dtype == DType::F16 { 1.0 } else { 0.0 }),
         ],
     )?;
-    let bind = kernel.bind(
+    let windows = binding::windows(
         gpu,
-        &[
-            (0, uniform.raw()),
-            (1, layout.indices),
-            (2, layout.offsets),
-            (5, layout.grad_out),
-            (8, table),
-            (9, out),
-        ],
-    );
-    kernel.dispatch(
-        gpu,
-        encoder,
-        &bind,
-        (layout.n as u64).div_ceil(WORKGROUP_SIZE as u64),
-    );
+        layout.n,
+        &[4, 4],
+        "psw_grad window (indices and weight gradients)",
+    )?;
+    for w in windows {
+        let mut p = params(layout)?;
+        p.n = to_u32("index count", w.len())?;
+        p.pos_base = to_u32("window first position", w.start)?;
+        p.row_begin = to_u32("chunk first row", rows.start)?;
+        p.row_end = to_u32("chunk end row", rows.end)?;
+        let uniform = gpu.uniform("embedding_bag_backward params", &p)?;
+        let bind = kernel.bind_spans(
+            gpu,
+            &[
+                (0, uniform.raw().into()),
+                (1, Span::items(layout.indices, &w, 4)),
+                (2, layout.offsets.into()),
+                (5, layout.grad_out.into()),
+                (8, table.into()),
+                (9, Span::items(out, &w, 4)),
+            ],
+        )?;
+        kernel.dispatch(
+            gpu,
+            encoder,
+            &bind,
+            (w.len() as u64).div_ceil(WORKGROUP_SIZE as u64),
+        );
+    }
     Ok(())
 }

@@ -1,6 +1,9 @@
 //! `embedding_gather`: `out[p, :] = table[indices[p], :]`.
 //! Shader: `shaders/embedding_gather.wgsl`; CPU twin: `cpu::embedding_gather`.
 
+use std::ops::Range;
+
+use crate::binding::{self, Span};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::{to_u32, WORKGROUP_SIZE};
@@ -70,7 +73,8 @@ struct Params {
     row_begin: u32,
     row_end: u32,
     chunk_rows: u32,
-    _pad: [u32; 2],
+    pos_base: u32,
+    _pad: u32,
 }
 
 /// The status word's value when every index was in range.
@@ -89,7 +93,9 @@ pub fn threads_per_row(gpu: &Gpu, dim: usize) -> u32 {
 
 /// The buffers one gather reads and writes. `status` is one u32 that the
 /// caller initialises to [`STATUS_OK`]; the kernel lowers it to the first
-/// out-of-range position.
+/// out-of-range position. `indices` and `out` may be past one storage
+/// binding (up to `max_buffer_size`): the gather then runs in windows of
+/// positions, one dispatch each.
 pub struct GatherArgs<'a> {
     pub table: &'a wgpu::Buffer,
     pub num_embeddings: usize,
@@ -117,6 +123,44 @@ pub struct TableChunk {
     pub rows: usize,
 }
 
+/// Table rows `rows`, stored from the start of `span`: a row-chunk of a
+/// table, or a window of a buffer past one binding read as a table.
+#[derive(Clone, Debug)]
+pub(crate) struct TableBlock<'a> {
+    pub rows: Range<usize>,
+    pub span: Span<'a>,
+}
+
+/// One dispatch's share of the index list: positions `pos_base .. pos_base + n`,
+/// bound as `indices`, their rows written from the start of `out`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Window<'a> {
+    pub indices: Span<'a>,
+    pub out: Span<'a>,
+    pub pos_base: usize,
+    pub n: usize,
+}
+
+/// Windows over the whole index list of `args`: each window's indices and
+/// output rows fit one binding and start at aligned offsets.
+pub(crate) fn windows<'a>(gpu: &Gpu, args: &GatherArgs<'a>) -> Result<Vec<Window<'a>>> {
+    let row_bytes = args.dim as u64 * 4;
+    Ok(binding::windows(
+        gpu,
+        args.n,
+        &[4, row_bytes],
+        "embedding_gather window (indices and output rows)",
+    )?
+    .into_iter()
+    .map(|w| Window {
+        indices: Span::items(args.indices, &w, 4),
+        out: Span::items(args.out, &w, row_bytes),
+        pos_base: w.start,
+        n: w.len(),
+    })
+    .collect())
+}
+
 /// Records the gather into `encoder`; submits nothing.
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &GatherArgs) -> Result<()> {
     encode_dtype(gpu, encoder, args, false)
@@ -135,26 +179,47 @@ fn encode_dtype(
     args: &GatherArgs,
     half: bool,
 ) -> Result<()> {
-    if args.n == 0 {
+    let rows = match args.chunk {
+        Some(c) => c.row_begin..c.row_begin.saturating_add(c.rows),
+        None => 0..args.num_embeddings,
+    };
+    let block = TableBlock {
+        rows,
+        span: Span::whole(args.table),
+    };
+    encode_block(gpu, encoder, args, half, &block, &windows(gpu, args)?)
+}
+
+fn params(args: &GatherArgs, window: &Window, rows: &Range<usize>) -> Result<Params> {
+    to_u32("index count", args.n)?;
+    Ok(Params {
+        n: to_u32("index count", window.n)?,
+        dim: to_u32("embedding dim", args.dim)?,
+        num_embeddings: to_u32("num_embeddings", args.num_embeddings)?,
+        row_begin: to_u32("chunk first row", rows.start)?,
+        row_end: to_u32("chunk end row", rows.end)?,
+        chunk_rows: 0,
+        pos_base: to_u32("window first position", window.pos_base)?,
+        _pad: 0,
+    })
+}
+
+/// One table block (one binding) gathered over `windows`.
+pub(crate) fn encode_block(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    args: &GatherArgs,
+    half: bool,
+    block: &TableBlock,
+    windows: &[Window],
+) -> Result<()> {
+    if windows.is_empty() {
         return Ok(());
     }
     let tpr = args
         .threads_per_row
         .unwrap_or_else(|| threads_per_row(gpu, args.dim))
         .max(1);
-    let (row_begin, row_end) = match args.chunk {
-        Some(c) => (c.row_begin, c.row_begin.saturating_add(c.rows)),
-        None => (0, args.num_embeddings),
-    };
-    let params = Params {
-        n: to_u32("index count", args.n)?,
-        dim: to_u32("embedding dim", args.dim)?,
-        num_embeddings: to_u32("num_embeddings", args.num_embeddings)?,
-        row_begin: to_u32("chunk first row", row_begin)?,
-        row_end: to_u32("chunk end row", row_end)?,
-        chunk_rows: 0,
-        _pad: [0; 2],
-    };
     let vec4 = args.dim.is_multiple_of(4);
     let spec = match (half, vec4) {
         (false, true) => &VEC4,
@@ -178,25 +243,30 @@ fn encode_dtype(
             ),
         ],
     )?;
-    let uniform = gpu.uniform("embedding_gather params", &params)?;
     let (table_slot, out_slot) = match (half, vec4) {
         (false, true) => (3, 4),
         (false, false) => (5, 6),
         (true, true) => (7, 4),
         (true, false) => (8, 6),
     };
-    let bind = kernel.bind(
-        gpu,
-        &[
-            (0, uniform.raw()),
-            (1, args.indices),
-            (2, args.status),
-            (table_slot, args.table),
-            (out_slot, args.out),
-        ],
-    );
-    let invocations = args.n as u64 * tpr as u64;
-    kernel.dispatch(gpu, encoder, &bind, invocations.div_ceil(wg as u64));
+    for window in windows {
+        let uniform = gpu.uniform(
+            "embedding_gather params",
+            &params(args, window, &block.rows)?,
+        )?;
+        let bind = kernel.bind_spans(
+            gpu,
+            &[
+                (0, uniform.raw().into()),
+                (1, window.indices),
+                (2, args.status.into()),
+                (table_slot, block.span),
+                (out_slot, window.out),
+            ],
+        )?;
+        let invocations = window.n as u64 * tpr as u64;
+        kernel.dispatch(gpu, encoder, &bind, invocations.div_ceil(wg as u64));
+    }
     Ok(())
 }
 
@@ -239,14 +309,38 @@ pub fn encode_chunk_group(
     args: &GatherArgs,
     group: &ChunkGroup,
 ) -> Result<()> {
-    if group.chunks.is_empty() || group.chunks.len() > CHUNKS_PER_DISPATCH || group.chunk_rows == 0
-    {
+    let blocks: Vec<TableBlock> = group
+        .chunks
+        .iter()
+        .enumerate()
+        .map(|(k, &buffer)| {
+            let begin = group.row_begin + k * group.chunk_rows;
+            TableBlock {
+                rows: begin..(begin + group.chunk_rows).min(group.row_begin + group.rows),
+                span: Span::whole(buffer),
+            }
+        })
+        .collect();
+    encode_group(gpu, encoder, args, &blocks, &windows(gpu, args)?)
+}
+
+/// A gather from up to [`CHUNKS_PER_DISPATCH`] blocks bound at once, every
+/// block but the last holding the same number of rows (`dim % 4 == 0`).
+fn encode_group(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    args: &GatherArgs,
+    group: &[TableBlock],
+    windows: &[Window],
+) -> Result<()> {
+    let chunk_rows = group.first().map_or(0, |b| b.rows.len());
+    if group.is_empty() || group.len() > CHUNKS_PER_DISPATCH || chunk_rows == 0 {
         return Err(Error::InvalidArgument {
             name: "chunk group",
             reason: format!(
                 "needs 1..={CHUNKS_PER_DISPATCH} chunks of at least one row, got {} chunks of {} rows",
-                group.chunks.len(),
-                group.chunk_rows
+                group.len(),
+                chunk_rows
             ),
         });
     }
@@ -259,25 +353,14 @@ pub fn encode_chunk_group(
             ),
         });
     }
-    if args.n == 0 {
+    if windows.is_empty() {
         return Ok(());
     }
     let tpr = args
         .threads_per_row
         .unwrap_or_else(|| threads_per_row(gpu, args.dim))
         .max(1);
-    let params = Params {
-        n: to_u32("index count", args.n)?,
-        dim: to_u32("embedding dim", args.dim)?,
-        num_embeddings: to_u32("num_embeddings", args.num_embeddings)?,
-        row_begin: to_u32("chunk group first row", group.row_begin)?,
-        row_end: to_u32(
-            "chunk group end row",
-            group.row_begin.saturating_add(group.rows),
-        )?,
-        chunk_rows: to_u32("rows per chunk", group.chunk_rows)?,
-        _pad: [0; 2],
-    };
+    let rows = group[0].rows.start..group[group.len() - 1].rows.end;
     let wg = args.workgroup_size.unwrap_or_else(|| workgroup_size(gpu));
     let kernel = gpu.kernel(
         &VEC4_CHUNKS4,
@@ -286,24 +369,54 @@ pub fn encode_chunk_group(
             ("THREADS_PER_ROW", tpr as f64),
         ],
     )?;
-    let uniform = gpu.uniform("embedding_gather params", &params)?;
     // Unused slots repeat the last chunk: the shader never picks them.
-    let slot = |k: usize| group.chunks[k.min(group.chunks.len() - 1)];
-    let bind = kernel.bind(
-        gpu,
-        &[
-            (0, uniform.raw()),
-            (1, args.indices),
-            (2, args.status),
-            (4, args.out),
-            (9, slot(0)),
-            (10, slot(1)),
-            (11, slot(2)),
-            (12, slot(3)),
-        ],
-    );
-    let invocations = args.n as u64 * tpr as u64;
-    kernel.dispatch(gpu, encoder, &bind, invocations.div_ceil(wg as u64));
+    let slot = |k: usize| group[k.min(group.len() - 1)].span;
+    for window in windows {
+        let mut params = params(args, window, &rows)?;
+        params.chunk_rows = to_u32("rows per chunk", chunk_rows)?;
+        let uniform = gpu.uniform("embedding_gather params", &params)?;
+        let bind = kernel.bind_spans(
+            gpu,
+            &[
+                (0, uniform.raw().into()),
+                (1, window.indices),
+                (2, args.status.into()),
+                (4, window.out),
+                (9, slot(0)),
+                (10, slot(1)),
+                (11, slot(2)),
+                (12, slot(3)),
+            ],
+        )?;
+        let invocations = window.n as u64 * tpr as u64;
+        kernel.dispatch(gpu, encoder, &bind, invocations.div_ceil(wg as u64));
+    }
+    Ok(())
+}
+
+/// A gather from a table stored as `blocks` (row-chunks, or windows of one
+/// buffer) over `windows`: with `dim % 4 == 0` and f32, up to four blocks
+/// bound per dispatch (measured against one dispatch per block in
+/// examples/chunked_gather.rs: fewer passes over the indices won), else one
+/// dispatch per block. Each dispatch writes the output rows whose index falls
+/// in its blocks and zero-fills out-of-range ones.
+pub(crate) fn encode_blocks(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    args: &GatherArgs,
+    half: bool,
+    blocks: &[TableBlock],
+    windows: &[Window],
+) -> Result<()> {
+    if blocks.len() > 1 && !half && args.dim.is_multiple_of(4) {
+        for group in blocks.chunks(CHUNKS_PER_DISPATCH) {
+            encode_group(gpu, encoder, args, group, windows)?;
+        }
+        return Ok(());
+    }
+    for block in blocks {
+        encode_block(gpu, encoder, args, half, block, windows)?;
+    }
     Ok(())
 }
 

@@ -27,6 +27,9 @@ struct Params {
     dim: u32,
     max_norm: f32,
     norm_type: f32,
+    row_begin: u32,
+    row_end: u32,
+    _pad: [u32; 2],
 }
 
 /// The buffers of one renormalisation.
@@ -40,19 +43,24 @@ pub struct RenormArgs<'a> {
     /// `row_histogram` of the batch: rows with a nonzero count are renormalised.
     pub counts: &'a wgpu::Buffer,
     pub weight: &'a wgpu::Buffer,
+    /// `weight` holds only table rows `row_begin .. row_end` (one row-chunk
+    /// of a table past one binding); `None`: every row.
+    pub rows: Option<std::ops::Range<usize>>,
 }
 
 /// Records the renormalisation into `encoder`.
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &RenormArgs) -> Result<()> {
-    to_u32(
-        "table elements",
-        args.num_embeddings.saturating_mul(args.dim),
-    )?;
+    let rows = args.rows.clone().unwrap_or(0..args.num_embeddings);
+    let rows = rows.start.min(args.num_embeddings)..rows.end.min(args.num_embeddings);
+    to_u32("table chunk elements", rows.len().saturating_mul(args.dim))?;
     let params = Params {
         num_embeddings: to_u32("num_embeddings", args.num_embeddings)?,
         dim: to_u32("embedding dim", args.dim)?,
         max_norm: args.max_norm,
         norm_type: args.norm_type,
+        row_begin: to_u32("chunk first row", rows.start)?,
+        row_end: to_u32("chunk end row", rows.end)?,
+        _pad: [0; 2],
     };
     let kernel = gpu.kernel(&SPEC, &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
     let uniform = gpu.uniform("embedding_renorm params", &params)?;
@@ -64,12 +72,12 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &RenormArgs) 
             (2, args.counts),
             (3, args.weight),
         ],
-    );
+    )?;
     kernel.dispatch(
         gpu,
         encoder,
         &bind,
-        (args.num_embeddings as u64).div_ceil(WORKGROUP_SIZE as u64),
+        (rows.len() as u64).div_ceil(WORKGROUP_SIZE as u64),
     );
     Ok(())
 }

@@ -92,14 +92,19 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &ScanArgs) ->
     ];
     if args.len <= SINGLE_MAX {
         let single = gpu.kernel(&SINGLE, &[])?;
-        single.dispatch(gpu, encoder, &single.bind(gpu, &buffers), 1);
+        single.dispatch(gpu, encoder, &single.bind(gpu, &buffers)?, 1);
         return Ok(());
     }
     let reduce = gpu.kernel(&REDUCE, &[])?;
-    reduce.dispatch(gpu, encoder, &reduce.bind(gpu, &buffers), num_blocks as u64);
+    reduce.dispatch(
+        gpu,
+        encoder,
+        &reduce.bind(gpu, &buffers)?,
+        num_blocks as u64,
+    );
     let sums = gpu.kernel(&BLOCK_SUMS, &[])?;
-    sums.dispatch(gpu, encoder, &sums.bind(gpu, &buffers), 1);
+    sums.dispatch(gpu, encoder, &sums.bind(gpu, &buffers)?, 1);
     let apply = gpu.kernel(&APPLY, &[])?;
-    apply.dispatch(gpu, encoder, &apply.bind(gpu, &buffers), num_blocks as u64);
+    apply.dispatch(gpu, encoder, &apply.bind(gpu, &buffers)?, num_blocks as u64);
     Ok(())
 }

@@ -79,7 +79,7 @@ pub fn encode(
             ("ITERATIONS", shape.iterations as f64),
         ],
     )?;
-    let bind = kernel.bind(gpu, &[(0, out)]);
+    let bind = kernel.bind(gpu, &[(0, out)])?;
     kernel.dispatch(gpu, encoder, &bind, shape.workgroups as u64);
     Ok(())
 }

@@ -395,7 +395,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &MatmulArgs) 
                 (3, bias),
                 (4, args.c),
             ],
-        );
+        )?;
         kernel.dispatch_xy(encoder, &bind, groups_x, groups_y);
     }
     Ok(())

@@ -49,7 +49,7 @@ pub fn encode(
     to_u32("one-hot elements", n * num_classes)?;
     let kernel = gpu.kernel(&SPEC, &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
     let uniform = gpu.uniform("one_hot params", &params)?;
-    let bind = kernel.bind(gpu, &[(0, uniform.raw()), (1, indices), (2, out)]);
+    let bind = kernel.bind(gpu, &[(0, uniform.raw()), (1, indices), (2, out)])?;
     let invocations = n as u64 * quads as u64;
     kernel.dispatch(
         gpu,

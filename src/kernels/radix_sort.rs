@@ -105,7 +105,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SortArgs) ->
             first_pass: (pass == 0) as u32,
         };
         let uniform = gpu.uniform("radix_sort params", &params)?;
-        let bind = count.bind(gpu, &[(0, uniform.raw()), (1, src.0), (3, hist.raw())]);
+        let bind = count.bind(gpu, &[(0, uniform.raw()), (1, src.0), (3, hist.raw())])?;
         count.dispatch(gpu, encoder, &bind, num_blocks as u64);
         exclusive_scan::encode(
             gpu,
@@ -128,7 +128,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SortArgs) ->
                 (4, dst.0),
                 (5, dst.1),
             ],
-        );
+        )?;
         scatter.dispatch(gpu, encoder, &bind, num_blocks as u64);
         src = dst;
     }

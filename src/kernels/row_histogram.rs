@@ -1,6 +1,7 @@
 //! `row_histogram`: `counts[r]` = how many positions hold index `r`.
 //! Shader: `shaders/row_histogram.wgsl`; CPU twin: `cpu::row_histogram`.
 
+use crate::binding::{self, Span};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::kernels::{to_u32, WORKGROUP_SIZE};
@@ -23,7 +24,7 @@ const SPEC: KernelSpec = KernelSpec {
 struct Params {
     n: u32,
     num_embeddings: u32,
-    _pad0: u32,
+    pos_base: u32,
     _pad1: u32,
 }
 
@@ -38,34 +39,35 @@ pub struct HistogramArgs<'a> {
     pub counts: &'a wgpu::Buffer,
 }
 
-/// Records the clear of `counts` and the histogram into `encoder`.
+/// Records the clear of `counts` and the histogram into `encoder`; an index
+/// list past one binding is counted in windows.
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &HistogramArgs) -> Result<()> {
     encoder.clear_buffer(args.counts, 0, None);
-    if args.n == 0 {
-        return Ok(());
-    }
-    let params = Params {
-        n: to_u32("index count", args.n)?,
-        num_embeddings: to_u32("num_embeddings", args.num_embeddings)?,
-        _pad0: 0,
-        _pad1: 0,
-    };
+    to_u32("index count", args.n)?;
     let kernel = gpu.kernel(&SPEC, &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
-    let uniform = gpu.uniform("row_histogram params", &params)?;
-    let bind = kernel.bind(
-        gpu,
-        &[
-            (0, uniform.raw()),
-            (1, args.indices),
-            (2, args.status),
-            (3, args.counts),
-        ],
-    );
-    kernel.dispatch(
-        gpu,
-        encoder,
-        &bind,
-        (args.n as u64).div_ceil(WORKGROUP_SIZE as u64),
-    );
+    for window in binding::windows(gpu, args.n, &[4], "row_histogram indices")? {
+        let params = Params {
+            n: to_u32("index count", window.len())?,
+            num_embeddings: to_u32("num_embeddings", args.num_embeddings)?,
+            pos_base: to_u32("window first position", window.start)?,
+            _pad1: 0,
+        };
+        let uniform = gpu.uniform("row_histogram params", &params)?;
+        let bind = kernel.bind_spans(
+            gpu,
+            &[
+                (0, uniform.raw().into()),
+                (1, Span::items(args.indices, &window, 4)),
+                (2, args.status.into()),
+                (3, args.counts.into()),
+            ],
+        )?;
+        kernel.dispatch(
+            gpu,
+            encoder,
+            &bind,
+            (window.len() as u64).div_ceil(WORKGROUP_SIZE as u64),
+        );
+    }
     Ok(())
 }

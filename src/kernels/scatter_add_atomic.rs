@@ -4,6 +4,7 @@
 //! Shader: `shaders/scatter_add_atomic.wgsl`; CPU twin: `cpu::scatter_add_atomic`
 //! (one of the orders the GPU may take: ascending positions).
 
+use crate::binding::{self, Span};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::{to_u32, WORKGROUP_SIZE};
@@ -31,9 +32,9 @@ struct Params {
     num_embeddings: u32,
     padding_idx: u32,
     scale_by_freq: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    row_begin: u32,
+    row_end: u32,
+    pos_base: u32,
 }
 
 /// The buffers of one atomic scatter-add.
@@ -47,9 +48,14 @@ pub struct AtomicArgs<'a> {
     pub counts: &'a wgpu::Buffer,
     pub scale_by_freq: bool,
     pub status: &'a wgpu::Buffer,
+    /// `[n, dim]`; past one binding, read in windows of positions.
     pub grad_out: &'a wgpu::Buffer,
-    /// `[num_embeddings, dim]`; cleared here first.
+    /// `[num_embeddings, dim]`, or the rows of `rows`; cleared here first.
+    /// Past one binding, written in windows of rows.
     pub grad: &'a wgpu::Buffer,
+    /// `grad` holds only table rows `row_begin .. row_end` from its start
+    /// (a row-chunk of a chunked gradient); `None`: every row.
+    pub rows: Option<std::ops::Range<usize>>,
 }
 
 /// `MissingFeature` unless the adapter can add floats atomically.
@@ -65,49 +71,61 @@ pub fn check_supported(gpu: &Gpu) -> Result<()> {
     }
 }
 
-/// Records the clear of `grad` and the scatter-add into `encoder`.
+/// Records the clear of `grad` and the scatter-add into `encoder`: one
+/// dispatch per window of `grad` rows and window of positions.
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &AtomicArgs) -> Result<()> {
     check_supported(gpu)?;
-    encoder.clear_buffer(args.grad, 0, None);
+    let rows = args.rows.clone().unwrap_or(0..args.num_embeddings);
+    let rows = rows.start.min(args.num_embeddings)..rows.end.min(args.num_embeddings);
+    let row_bytes = args.dim as u64 * 4;
+    encoder.clear_buffer(args.grad, 0, Some(rows.len() as u64 * row_bytes));
     if args.n == 0 {
         return Ok(());
     }
-    to_u32("grad_out elements", args.n.saturating_mul(args.dim))?;
-    to_u32(
-        "table elements",
-        args.num_embeddings.saturating_mul(args.dim),
-    )?;
-    let params = Params {
-        n: to_u32("index count", args.n)?,
-        dim: to_u32("embedding dim", args.dim)?,
-        num_embeddings: to_u32("num_embeddings", args.num_embeddings)?,
-        padding_idx: match args.padding_idx {
-            Some(p) => to_u32("padding_idx", p)?,
-            None => u32::MAX,
-        },
-        scale_by_freq: args.scale_by_freq as u32,
-        _pad0: 0,
-        _pad1: 0,
-        _pad2: 0,
-    };
+    to_u32("index count", args.n)?;
+    to_u32("table chunk elements", rows.len().saturating_mul(args.dim))?;
     let kernel = gpu.kernel(&SPEC, &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
-    let uniform = gpu.uniform("scatter_add_atomic params", &params)?;
-    let bind = kernel.bind(
+    let row_windows = binding::windows(gpu, rows.len(), &[row_bytes], "gradient rows")?;
+    let positions = binding::windows(
         gpu,
-        &[
-            (0, uniform.raw()),
-            (1, args.indices),
-            (2, args.status),
-            (3, args.counts),
-            (4, args.grad_out),
-            (5, args.grad),
-        ],
-    );
-    kernel.dispatch(
-        gpu,
-        encoder,
-        &bind,
-        (args.n as u64).div_ceil(WORKGROUP_SIZE as u64),
-    );
+        args.n,
+        &[4, row_bytes],
+        "scatter_add_atomic window (indices and grad_out rows)",
+    )?;
+    for rw in &row_windows {
+        for pw in &positions {
+            let params = Params {
+                n: to_u32("index count", pw.len())?,
+                dim: to_u32("embedding dim", args.dim)?,
+                num_embeddings: to_u32("num_embeddings", args.num_embeddings)?,
+                padding_idx: match args.padding_idx {
+                    Some(p) => to_u32("padding_idx", p)?,
+                    None => u32::MAX,
+                },
+                scale_by_freq: args.scale_by_freq as u32,
+                row_begin: to_u32("chunk first row", rows.start + rw.start)?,
+                row_end: to_u32("chunk end row", rows.start + rw.end)?,
+                pos_base: to_u32("window first position", pw.start)?,
+            };
+            let uniform = gpu.uniform("scatter_add_atomic params", &params)?;
+            let bind = kernel.bind_spans(
+                gpu,
+                &[
+                    (0, uniform.raw().into()),
+                    (1, Span::items(args.indices, pw, 4)),
+                    (2, args.status.into()),
+                    (3, args.counts.into()),
+                    (4, Span::items(args.grad_out, pw, row_bytes)),
+                    (5, Span::items(args.grad, rw, row_bytes)),
+                ],
+            )?;
+            kernel.dispatch(
+                gpu,
+                encoder,
+                &bind,
+                (pw.len() as u64).div_ceil(WORKGROUP_SIZE as u64),
+            );
+        }
+    }
     Ok(())
 }

@@ -6,9 +6,14 @@
 //! and write vec4s (the same sums, the same bits).
 //! Shader: `shaders/segment_sum.wgsl`; CPU twin: `cpu::segment_sum`.
 
+use std::ops::Range;
+
+use crate::binding::{self, Span};
 use crate::error::Result;
 use crate::gpu::Gpu;
+use crate::kernels::embedding_gather::{self, GatherArgs, TableBlock, STATUS_OK};
 use crate::kernels::{to_u32, WORKGROUP_SIZE};
+use crate::memory::GpuBuffer;
 use crate::pipeline::{Access, KernelSpec};
 
 const SOURCE: &str = include_str!("../../shaders/segment_sum.wgsl");
@@ -170,11 +175,19 @@ struct Params {
     eps: f32,
     row_begin: u32,
     row_end: u32,
+    tile_begin: u32,
+    tile_end: u32,
+    entry_base: u32,
+    presorted: u32,
+    slot_begin: u32,
+    slot_end: u32,
+    _pad1: [u32; 2],
 }
 
 /// Where the row sums go.
 pub enum SegmentOutput<'a> {
-    /// `[num_embeddings, dim]`; every row written (untouched rows 0).
+    /// `[num_embeddings, dim]` (or the rows of [`SegmentTarget::rows`]);
+    /// every row written (untouched rows 0).
     Dense { grad: &'a wgpu::Buffer },
     /// Row `r` with `rank = ranks[r]` (exclusive scan of the referenced-row
     /// flags, padding excluded) writes `rows[rank] = r` and `values[rank, :]`.
@@ -194,6 +207,15 @@ pub enum SegmentOutput<'a> {
     },
 }
 
+/// One output of the row pass and the table rows its buffer holds.
+pub struct SegmentTarget<'a> {
+    pub output: SegmentOutput<'a>,
+    /// Dense, SGD and Adagrad outputs: the `grad`/`weight` buffer holds only
+    /// table rows `row_begin .. row_end` from its start (one row-chunk of a
+    /// large table); `None`: every row. Sparse output ignores it.
+    pub rows: Option<Range<usize>>,
+}
+
 /// The inputs of the segment reduction (see the shader's header).
 pub struct SegmentArgs<'a> {
     pub n: usize,
@@ -207,15 +229,11 @@ pub struct SegmentArgs<'a> {
     pub offsets: &'a wgpu::Buffer,
     pub sorted_keys: &'a wgpu::Buffer,
     pub sorted_positions: &'a wgpu::Buffer,
-    /// `[n, dim]` f32.
+    /// `[n, dim]` f32; past one binding it is first gathered into sorted
+    /// order (a second buffer of its size) and read in windows.
     pub grad_out: &'a wgpu::Buffer,
-    pub output: SegmentOutput<'a>,
     /// Tile length; `None` uses [`CHUNK`]. Tests use small tiles to split often.
     pub chunk: Option<usize>,
-    /// Dense, SGD and Adagrad outputs: the bound `grad`/`weight` holds only
-    /// table rows `row_begin .. row_end` (one row-chunk of a large table);
-    /// `None`: every row. Sparse output ignores it.
-    pub rows: Option<std::ops::Range<usize>>,
 }
 
 /// Invocations per row: 1 on CPU adapters (each SIMD lane streams a row), up
@@ -229,20 +247,74 @@ pub fn threads_per_row(gpu: &Gpu, dim: usize) -> u32 {
     dim.div_ceil(block).clamp(1, 8).next_power_of_two() as u32
 }
 
-/// Records the partials pass (when any segment crosses a tile) and the row pass.
-pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SegmentArgs) -> Result<()> {
+/// Whether the vec4 entry points run: rows of whole vec4s (see the shader).
+/// An empty batch's `grad_out` is a 4-byte placeholder, too short for a vec4.
+fn vec4_path(args: &SegmentArgs) -> bool {
+    args.dim.is_multiple_of(4) && args.n > 0
+}
+
+/// Where `grad_out`, `partials` and the output bind: 11, 12, 13 as vec4
+/// arrays on the vec4 path, 5, 6, 7 as f32 arrays otherwise.
+fn vec4_bindings(args: &SegmentArgs) -> (u32, u32, u32) {
+    if vec4_path(args) {
+        (11, 12, 13)
+    } else {
+        (5, 6, 7)
+    }
+}
+
+/// `grad_out` in sorted order: `out[i] = grad_out[sorted_positions[i]]`, an
+/// `embedding_gather` that reads `grad_out` as a table in windows.
+fn encode_presort(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    args: &SegmentArgs,
+) -> Result<GpuBuffer> {
+    let row_bytes = args.dim as u64 * 4;
+    let sorted = gpu.storage(
+        "segment_sum grad_out in sorted order",
+        args.n as u64 * row_bytes,
+    )?;
+    // The positions are a permutation of 0 .. n: nothing for this status to catch.
+    let status = gpu.storage_from("segment_sum presort status", &[STATUS_OK])?;
+    let gather = GatherArgs {
+        table: args.grad_out,
+        num_embeddings: args.n,
+        dim: args.dim,
+        indices: args.sorted_positions,
+        n: args.n,
+        status: status.raw(),
+        out: sorted.raw(),
+        threads_per_row: None,
+        workgroup_size: None,
+        const_dim: false,
+        chunk: None,
+    };
+    let blocks: Vec<TableBlock> = binding::windows(gpu, args.n, &[row_bytes], "grad_out rows")?
+        .into_iter()
+        .map(|w| TableBlock {
+            span: Span::items(args.grad_out, &w, row_bytes),
+            rows: w,
+        })
+        .collect();
+    let windows = embedding_gather::windows(gpu, &gather)?;
+    embedding_gather::encode_blocks(gpu, encoder, &gather, false, &blocks, &windows)?;
+    Ok(sorted)
+}
+
+/// Records the partials pass (when any segment crosses a tile) once, then the
+/// row pass for each target. Outputs past one binding are written in
+/// windows, and a `grad_out` past one binding is presorted (see the shader).
+pub fn encode(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    args: &SegmentArgs,
+    targets: &[SegmentTarget],
+) -> Result<()> {
     let chunk = args.chunk.unwrap_or(CHUNK).max(1);
     let num_tiles = args.n.div_ceil(chunk);
-    let (lr, eps) = match args.output {
-        SegmentOutput::Sgd { lr, .. } => (lr, 0.0),
-        SegmentOutput::Adagrad { lr, eps, .. } => (lr, eps),
-        _ => (0.0, 0.0),
-    };
-    let rows = match (&args.output, &args.rows) {
-        (SegmentOutput::Sparse { .. }, _) | (_, None) => 0..args.num_embeddings,
-        (_, Some(r)) => r.start.min(args.num_embeddings)..r.end.min(args.num_embeddings),
-    };
-    let params = Params {
+    let row_bytes = args.dim as u64 * 4;
+    let mut params = Params {
         n: to_u32("index count", args.n)?,
         dim: to_u32("embedding dim", args.dim)?,
         num_embeddings: to_u32("num_embeddings", args.num_embeddings)?,
@@ -254,104 +326,221 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SegmentArgs)
         },
         scale_by_freq: args.scale_by_freq as u32,
         _pad: 0,
-        lr,
-        eps,
-        row_begin: to_u32("chunk first row", rows.start)?,
-        row_end: to_u32("chunk end row", rows.end)?,
+        lr: 0.0,
+        eps: 0.0,
+        row_begin: 0,
+        row_end: 0,
+        tile_begin: 0,
+        tile_end: 0,
+        entry_base: 0,
+        presorted: 0,
+        slot_begin: 0,
+        slot_end: u32::MAX,
+        _pad1: [0; 2],
     };
     to_u32("grad_out elements", args.n.saturating_mul(args.dim))?;
-    to_u32("table chunk elements", rows.len().saturating_mul(args.dim))?;
-    let uniform = gpu.uniform("segment_sum params", &params)?;
-    let partials_bytes = (num_tiles as u64 * 2 * args.dim as u64 * 4).max(16);
+    let presorted = (args.n as u64).saturating_mul(row_bytes) > gpu.max_binding_bytes();
+    let sorted = if presorted {
+        Some(encode_presort(gpu, encoder, args)?)
+    } else {
+        None
+    };
+    // Windows of whole tiles over the (sorted) grad_out: one covering every
+    // tile when it fits one binding.
+    let tile_windows: Vec<(Range<usize>, Span)> = match &sorted {
+        Some(sorted) => binding::windows(
+            gpu,
+            num_tiles,
+            &[chunk as u64 * row_bytes],
+            "segment_sum tile of grad_out",
+        )?
+        .into_iter()
+        .map(|tiles| {
+            let entries = tiles.start * chunk..(tiles.end * chunk).min(args.n);
+            (tiles, Span::items(sorted.raw(), &entries, row_bytes))
+        })
+        .collect(),
+        None => vec![(0..num_tiles, Span::whole(args.grad_out))],
+    };
+    params.presorted = presorted as u32;
+    let partials_bytes = (num_tiles as u64 * 2 * row_bytes).max(16);
     let partials = gpu.storage("segment_sum partials", partials_bytes)?;
-    let tpr = match args.output {
+    let tpr = threads_per_row(gpu, args.dim);
+    if args.n > chunk {
+        let constants = [
+            ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
+            ("THREADS_PER_ROW", tpr as f64),
+        ];
+        let (grad_at, partials_at, _) = vec4_bindings(args);
+        let spec = if vec4_path(args) {
+            &PARTIALS4
+        } else {
+            &PARTIALS
+        };
+        let kernel = gpu.kernel(spec, &constants)?;
+        for (tiles, grad) in &tile_windows {
+            let p = window_params(params, tiles, chunk, presorted);
+            let uniform = gpu.uniform("segment_sum params", &p)?;
+            let bind = kernel.bind_spans(
+                gpu,
+                &[
+                    (0, uniform.raw().into()),
+                    (1, args.status.into()),
+                    (2, args.offsets.into()),
+                    (3, args.sorted_keys.into()),
+                    (4, args.sorted_positions.into()),
+                    (grad_at, *grad),
+                    (partials_at, partials.raw().into()),
+                ],
+            )?;
+            let invocations = tiles.len() as u64 * 2 * tpr as u64;
+            kernel.dispatch(
+                gpu,
+                encoder,
+                &bind,
+                invocations.div_ceil(WORKGROUP_SIZE as u64),
+            );
+        }
+    }
+    for target in targets {
+        encode_rows(
+            gpu,
+            encoder,
+            args,
+            target,
+            params,
+            &tile_windows,
+            partials.raw(),
+            chunk,
+            presorted,
+        )?;
+    }
+    Ok(())
+}
+
+fn window_params(
+    mut params: Params,
+    tiles: &Range<usize>,
+    chunk: usize,
+    presorted: bool,
+) -> Params {
+    params.tile_begin = tiles.start as u32;
+    params.tile_end = tiles.end as u32;
+    params.entry_base = if presorted {
+        (tiles.start * chunk) as u32
+    } else {
+        0
+    };
+    params
+}
+
+/// The row pass for one target: windows of its output rows (or slots) ×
+/// windows of tiles, one dispatch each.
+#[allow(clippy::too_many_arguments)]
+fn encode_rows(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    args: &SegmentArgs,
+    target: &SegmentTarget,
+    mut params: Params,
+    tile_windows: &[(Range<usize>, Span)],
+    partials: &wgpu::Buffer,
+    chunk: usize,
+    presorted: bool,
+) -> Result<()> {
+    let row_bytes = args.dim as u64 * 4;
+    let rows = match (&target.output, &target.rows) {
+        (SegmentOutput::Sparse { .. }, _) | (_, None) => 0..args.num_embeddings,
+        (_, Some(r)) => r.start.min(args.num_embeddings)..r.end.min(args.num_embeddings),
+    };
+    to_u32("table chunk elements", rows.len().saturating_mul(args.dim))?;
+    let tpr = match target.output {
         SegmentOutput::Adagrad { .. } => 1,
         _ => threads_per_row(gpu, args.dim),
     };
-    let constants = [
-        ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
-        ("THREADS_PER_ROW", tpr as f64),
-    ];
-    // The vec4 entry points when rows are whole vec4s; see the shader. (An
-    // empty batch's grad_out is a 4-byte placeholder, too short for a vec4.)
-    let vec4 = args.dim.is_multiple_of(4) && args.n > 0;
-    let (grad_at, partials_at, out_at) = if vec4 { (11, 12, 13) } else { (5, 6, 7) };
-    if args.n > chunk {
-        let kernel = gpu.kernel(if vec4 { &PARTIALS4 } else { &PARTIALS }, &constants)?;
-        let bind = kernel.bind(
-            gpu,
-            &[
-                (0, uniform.raw()),
-                (1, args.status),
-                (2, args.offsets),
-                (3, args.sorted_keys),
-                (4, args.sorted_positions),
-                (grad_at, args.grad_out),
-                (partials_at, partials.raw()),
-            ],
-        );
-        let invocations = num_tiles as u64 * 2 * tpr as u64;
-        kernel.dispatch(
-            gpu,
-            encoder,
-            &bind,
-            invocations.div_ceil(WORKGROUP_SIZE as u64),
-        );
-    }
-    let mut buffers = vec![
-        (0, uniform.raw()),
-        (1, args.status),
-        (2, args.offsets),
-        (4, args.sorted_positions),
-        (grad_at, args.grad_out),
-        (partials_at, partials.raw()),
-    ];
-    let spec = match args.output {
-        SegmentOutput::Dense { grad } => {
-            buffers.push((out_at, grad));
-            if vec4 {
-                &DENSE4
-            } else {
-                &DENSE
-            }
+    let pick = |scalar: &'static KernelSpec, wide: &'static KernelSpec| {
+        if vec4_path(args) {
+            wide
+        } else {
+            scalar
         }
+    };
+    let (spec, out, extra): (_, &wgpu::Buffer, Vec<(u32, &wgpu::Buffer)>) = match target.output {
+        SegmentOutput::Dense { grad } => (pick(&DENSE, &DENSE4), grad, vec![]),
         SegmentOutput::Sparse {
             ranks,
             rows,
             values,
+        } => (pick(&SPARSE, &SPARSE4), values, vec![(8, ranks), (9, rows)]),
+        SegmentOutput::Sgd { weight, lr } => {
+            params.lr = lr;
+            (pick(&SGD, &SGD4), weight, vec![])
+        }
+        SegmentOutput::Adagrad {
+            weight,
+            state,
+            lr,
+            eps,
         } => {
-            buffers.extend([(out_at, values), (8, ranks), (9, rows)]);
-            if vec4 {
-                &SPARSE4
-            } else {
-                &SPARSE
-            }
-        }
-        SegmentOutput::Sgd { weight, .. } => {
-            buffers.push((out_at, weight));
-            if vec4 {
-                &SGD4
-            } else {
-                &SGD
-            }
-        }
-        SegmentOutput::Adagrad { weight, state, .. } => {
-            buffers.extend([(out_at, weight), (10, state)]);
-            if vec4 {
-                &ADAGRAD4
-            } else {
-                &ADAGRAD
-            }
+            params.lr = lr;
+            params.eps = eps;
+            (pick(&ADAGRAD, &ADAGRAD4), weight, vec![(10, state)])
         }
     };
-    let kernel = gpu.kernel(spec, &constants)?;
-    let bind = kernel.bind(gpu, &buffers);
-    let invocations = rows.len() as u64 * tpr as u64;
-    kernel.dispatch(
-        gpu,
-        encoder,
-        &bind,
-        invocations.div_ceil(WORKGROUP_SIZE as u64),
-    );
+    let sparse = matches!(target.output, SegmentOutput::Sparse { .. });
+    // Windows of what `out` holds: table rows, or sparse slots.
+    let items = if sparse {
+        (out.size() / row_bytes.max(1)) as usize
+    } else {
+        rows.len()
+    };
+    let out_windows = if items == 0 {
+        // Nothing to write, but a dense output of zero rows still binds.
+        std::iter::once(0..0).collect()
+    } else {
+        binding::windows(gpu, items, &[row_bytes], "segment_sum output rows")?
+    };
+    let kernel = gpu.kernel(
+        spec,
+        &[
+            ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
+            ("THREADS_PER_ROW", tpr as f64),
+        ],
+    )?;
+    for w in &out_windows {
+        let (dispatch_rows, span) = if sparse {
+            params.slot_begin = to_u32("sparse slot", w.start)?;
+            params.slot_end = to_u32("sparse slot", w.end)?;
+            (rows.clone(), Span::items(out, w, row_bytes))
+        } else {
+            let r = rows.start + w.start..rows.start + w.end;
+            (r, Span::items(out, w, row_bytes))
+        };
+        params.row_begin = to_u32("chunk first row", dispatch_rows.start)?;
+        params.row_end = to_u32("chunk end row", dispatch_rows.end)?;
+        for (tiles, grad) in tile_windows {
+            let p = window_params(params, tiles, chunk, presorted);
+            let uniform = gpu.uniform("segment_sum params", &p)?;
+            let (grad_at, partials_at, out_at) = vec4_bindings(args);
+            let mut spans: Vec<(u32, Span)> = vec![
+                (0, uniform.raw().into()),
+                (1, args.status.into()),
+                (2, args.offsets.into()),
+                (4, args.sorted_positions.into()),
+                (grad_at, *grad),
+                (partials_at, partials.into()),
+                (out_at, span),
+            ];
+            spans.extend(extra.iter().map(|&(b, buf)| (b, Span::whole(buf))));
+            let bind = kernel.bind_spans(gpu, &spans)?;
+            let invocations = dispatch_rows.len() as u64 * tpr as u64;
+            kernel.dispatch(
+                gpu,
+                encoder,
+                &bind,
+                invocations.div_ceil(WORKGROUP_SIZE as u64),
+            );
+        }
+    }
     Ok(())
 }

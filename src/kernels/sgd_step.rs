@@ -50,7 +50,7 @@ pub fn encode(
     };
     let kernel = gpu.kernel(&SPEC, &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
     let uniform = gpu.uniform("sgd_step params", &params)?;
-    let bind = kernel.bind(gpu, &[(0, uniform.raw()), (1, g), (2, w)]);
+    let bind = kernel.bind(gpu, &[(0, uniform.raw()), (1, g), (2, w)])?;
     kernel.dispatch(
         gpu,
         encoder,

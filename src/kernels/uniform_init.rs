@@ -137,7 +137,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &FillArgs) ->
     } else {
         1
     };
-    let bind = kernel.bind(gpu, &[(0, uniform.raw()), (slot, args.out)]);
+    let bind = kernel.bind(gpu, &[(0, uniform.raw()), (slot, args.out)])?;
     kernel.dispatch(gpu, encoder, &bind, blocks.div_ceil(wg as u64));
     Ok(())
 }

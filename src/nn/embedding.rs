@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::embedding_gather::{self, GatherArgs, TableChunk, STATUS_OK};
+use crate::kernels::embedding_gather::{self, GatherArgs, STATUS_OK};
 use crate::kernels::embedding_renorm::{self, RenormArgs};
 use crate::kernels::row_histogram::{self, HistogramArgs};
 use crate::kernels::uniform_init::{self, Distribution, FillArgs};
@@ -399,88 +399,51 @@ impl Embedding {
                     counts: counts.raw(),
                 },
             )?;
-            embedding_renorm::encode(
-                &self.gpu,
-                encoder,
-                &RenormArgs {
-                    num_embeddings: self.num_embeddings,
-                    dim: self.dim,
-                    max_norm,
-                    norm_type: self.options.norm_type,
-                    status,
-                    counts: counts.raw(),
-                    weight: self.weight.buffer()?,
-                },
-            )?;
-        }
-        let encode = match self.weight.dtype() {
-            DType::F32 => embedding_gather::encode,
-            DType::F16 => embedding_gather::encode_f16,
-        };
-        // A table past one binding (see `Weight::F32Chunked`): bind up to four
-        // row-chunks per dispatch, each dispatch writing the output rows whose
-        // index falls in its chunks (measured against one dispatch per chunk
-        // in examples/chunked_gather.rs: fewer passes over the indices won).
-        let chunks = self.weight.chunks();
-        let whole = chunks.len() == 1;
-        if !whole && self.weight.dtype() == DType::F32 && self.dim.is_multiple_of(4) {
-            let chunk_rows = chunks[0].rows;
-            for group in chunks.chunks(embedding_gather::CHUNKS_PER_DISPATCH) {
-                let buffers: Vec<&wgpu::Buffer> = group.iter().map(|c| c.buffer).collect();
-                embedding_gather::encode_chunk_group(
+            // One dispatch per row-chunk of the table (one for a table in one binding).
+            for chunk in self.weight.chunks() {
+                embedding_renorm::encode(
                     &self.gpu,
                     encoder,
-                    &GatherArgs {
-                        table: group[0].buffer,
+                    &RenormArgs {
                         num_embeddings: self.num_embeddings,
                         dim: self.dim,
-                        indices: indices.buffer(),
-                        n: indices.len(),
+                        max_norm,
+                        norm_type: self.options.norm_type,
                         status,
-                        out: out.buffer(),
-                        threads_per_row: None,
-                        workgroup_size: None,
-                        const_dim: false,
-                        chunk: None,
-                    },
-                    &embedding_gather::ChunkGroup {
-                        chunks: &buffers,
-                        row_begin: group[0].row_begin,
-                        chunk_rows,
-                        rows: group.iter().map(|c| c.rows).sum(),
+                        counts: counts.raw(),
+                        weight: chunk.buffer,
+                        rows: Some(chunk.row_begin..chunk.row_begin + chunk.rows),
                     },
                 )?;
             }
-            return Ok(());
         }
-        for chunk in chunks {
-            encode(
-                &self.gpu,
-                encoder,
-                &GatherArgs {
-                    table: chunk.buffer,
-                    num_embeddings: self.num_embeddings,
-                    dim: self.dim,
-                    indices: indices.buffer(),
-                    n: indices.len(),
-                    status,
-                    out: out.buffer(),
-                    threads_per_row: None,
-                    workgroup_size: None,
-                    const_dim: false,
-                    chunk: (!whole).then_some(TableChunk {
-                        row_begin: chunk.row_begin,
-                        rows: chunk.rows,
-                    }),
-                },
-            )?;
-        }
-        Ok(())
+        // The output and index list in windows of positions that fit one
+        // binding; the table in its row-chunks (see `Weight::F32Chunked`), up
+        // to four bound per dispatch.
+        let blocks = self.weight.blocks();
+        let args = GatherArgs {
+            table: blocks[0].span.buffer,
+            num_embeddings: self.num_embeddings,
+            dim: self.dim,
+            indices: indices.buffer(),
+            n: indices.len(),
+            status,
+            out: out.buffer(),
+            threads_per_row: None,
+            workgroup_size: None,
+            const_dim: false,
+            chunk: None,
+        };
+        let windows = embedding_gather::windows(&self.gpu, &args)?;
+        let half = self.weight.dtype() == DType::F16;
+        embedding_gather::encode_blocks(&self.gpu, encoder, &args, half, &blocks, &windows)
     }
 
+    /// The `[n, dim]` output: up to `max_buffer_size`, gathered in windows
+    /// when past one binding; refused before any allocation past that.
     fn alloc_output(&self, n: usize) -> Result<Tensor> {
         let bytes = (n as u64).saturating_mul(self.dim as u64).saturating_mul(4);
-        self.gpu.check_size("embedding output", bytes, true)?;
+        self.gpu.check_size("embedding output", bytes, false)?;
         Tensor::zeros(&self.gpu, &[n, self.dim])
     }
 

@@ -9,11 +9,12 @@
 
 use std::path::Path;
 
+use crate::binding::Span;
 use crate::cpu::embedding_bag::BagMode;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::embedding_bag::{self, BagArgs};
-use crate::kernels::embedding_gather::STATUS_OK;
+use crate::kernels::embedding_bag::{self, BagArgs, BagWindow};
+use crate::kernels::embedding_gather::{self, GatherArgs, Window, STATUS_OK};
 use crate::memory::GpuBuffer;
 use crate::nn::check_indices;
 use crate::nn::weight::Weight;
@@ -170,6 +171,10 @@ impl EmbeddingBag {
     pub fn embedding(&self) -> &Embedding {
         &self.table
     }
+    /// The table, taken back (to pool it another way, or look rows up one by one).
+    pub fn into_embedding(self) -> Embedding {
+        self.table
+    }
     /// The weight `[num_embeddings, dim]`.
     pub fn weight(&self) -> &Weight {
         self.table.weight()
@@ -317,10 +322,13 @@ impl EmbeddingBag {
         let gpu = emb.gpu();
         let num_bags = csr.len() - 1;
         let dim = emb.dim();
-        let bytes = (num_bags as u64)
-            .saturating_mul(dim as u64)
-            .saturating_mul(4);
-        gpu.check_size("embedding_bag output", bytes, true)?;
+        let row_bytes = dim as u64 * 4;
+        let bytes = (num_bags as u64).saturating_mul(row_bytes);
+        gpu.check_size("embedding_bag output", bytes, false)?;
+        // A table in row-chunks is read through a scratch copy of the batch's
+        // rows (see the shader); batches past one binding pool in windows of bags.
+        let gathered = emb.weight().chunks().len() > 1;
+        let windows = embedding_bag::windows(gpu, csr, dim, gathered)?;
         let output = Tensor::zeros(gpu, &[num_bags, dim])?;
         let max_positions = match mode {
             BagMode::Max => Some(gpu.storage("embedding_bag max positions", bytes)?),
@@ -332,32 +340,91 @@ impl EmbeddingBag {
             .map(|w| gpu.storage_from("per_sample_weights", w))
             .transpose()?;
         let status = gpu.storage_from("embedding_bag status", &[STATUS_OK])?;
+        let scratch = if gathered {
+            let rows = windows.iter().map(|w| w.positions.len()).max().unwrap_or(0);
+            Some(gpu.storage(
+                "embedding_bag gathered rows",
+                (rows as u64).saturating_mul(row_bytes),
+            )?)
+        } else {
+            None
+        };
         let mut encoder = gpu.encoder("EmbeddingBag::forward");
-        embedding_bag::encode(
-            gpu,
-            &mut encoder,
-            &BagArgs {
-                mode,
-                table: emb.weight().buffer()?,
-                dtype: emb.dtype(),
-                num_embeddings: emb.num_embeddings(),
-                dim,
-                indices: idx.buffer(),
-                n: indices.len(),
-                offsets: offsets.raw(),
-                num_bags,
-                per_sample_weights: weights.as_ref().map(|w| w.raw()),
-                padding_idx: emb.options().padding_idx.map(|p| p as u32),
-                status: status.raw(),
-                max_positions: max_positions.as_ref().map(|m| m.raw()),
-                out: output.buffer(),
-                threads_per_bag: None,
-            },
-        )?;
+        for window in &windows {
+            let table = match &scratch {
+                Some(scratch) => {
+                    self.encode_gather_window(&mut encoder, &idx, status.raw(), scratch, window)?;
+                    scratch.raw()
+                }
+                None => emb.weight().buffer()?,
+            };
+            embedding_bag::encode_window(
+                gpu,
+                &mut encoder,
+                &BagArgs {
+                    mode,
+                    table,
+                    dtype: emb.dtype(),
+                    num_embeddings: emb.num_embeddings(),
+                    dim,
+                    indices: idx.buffer(),
+                    n: indices.len(),
+                    offsets: offsets.raw(),
+                    num_bags,
+                    per_sample_weights: weights.as_ref().map(|w| w.raw()),
+                    padding_idx: emb.options().padding_idx.map(|p| p as u32),
+                    status: status.raw(),
+                    max_positions: max_positions.as_ref().map(|m| m.raw()),
+                    out: output.buffer(),
+                    threads_per_bag: None,
+                },
+                window,
+                gathered,
+            )?;
+        }
         gpu.submit_and_wait(encoder)?;
         Ok(BagOutput {
             output,
             max_positions,
         })
+    }
+
+    /// Gathers the rows of a window's positions from the table's row-chunks
+    /// into `scratch`, row `k` for position `window.positions.start + k`.
+    fn encode_gather_window(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        idx: &IndexTensor,
+        status: &wgpu::Buffer,
+        scratch: &GpuBuffer,
+        window: &BagWindow,
+    ) -> Result<()> {
+        let emb = &self.table;
+        let positions = &window.positions;
+        if positions.is_empty() {
+            return Ok(());
+        }
+        let row_bytes = emb.dim() as u64 * 4;
+        let blocks = emb.weight().blocks();
+        let args = GatherArgs {
+            table: blocks[0].span.buffer,
+            num_embeddings: emb.num_embeddings(),
+            dim: emb.dim(),
+            indices: idx.buffer(),
+            n: idx.len(),
+            status,
+            out: scratch.raw(),
+            threads_per_row: None,
+            workgroup_size: None,
+            const_dim: false,
+            chunk: None,
+        };
+        let gather_window = Window {
+            indices: Span::items(idx.buffer(), positions, 4),
+            out: Span::items(scratch.raw(), &(0..positions.len()), row_bytes),
+            pos_base: positions.start,
+            n: positions.len(),
+        };
+        embedding_gather::encode_blocks(emb.gpu(), encoder, &args, false, &blocks, &[gather_window])
     }
 }

@@ -10,6 +10,15 @@
 //! produce the same bits. The atomic path (`GradientMode::Atomic`) is one
 //! float `atomicAdd` per element: faster where the adapter has it, but the
 //! order of the additions, and so the rounding, changes from run to run.
+//!
+//! Past one storage binding: the dense gradient of a row-chunked table is
+//! chunked like it ([`Gradient::DenseChunked`]), and each kernel writes one
+//! chunk per dispatch; a `grad_out`, a one-tensor gradient or sparse values
+//! past one binding are read and written in windows (see `segment_sum`).
+//! The per-row arrays (`num_embeddings + 1` u32s) and the sort's index list
+//! must each fit one binding.
+
+use std::ops::Range;
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -18,10 +27,10 @@ use crate::kernels::exclusive_scan::{self, ScanArgs};
 use crate::kernels::radix_sort::{self, SortArgs};
 use crate::kernels::row_histogram::{self, HistogramArgs};
 use crate::kernels::scatter_add_atomic::{self, AtomicArgs};
-use crate::kernels::segment_sum::{self, SegmentArgs, SegmentOutput};
-use crate::kernels::sgd_update::{self, SgdArgs, SgdGrad};
+use crate::kernels::segment_sum::{self, SegmentArgs, SegmentOutput, SegmentTarget};
 use crate::memory::GpuBuffer;
 use crate::nn::check_indices;
+use crate::nn::weight::{ChunkedTensor, Weight};
 use crate::nn::Embedding;
 use crate::tensor::{IndexTensor, Tensor};
 
@@ -39,11 +48,17 @@ pub enum GradientMode {
     Atomic,
 }
 
-/// The gradient of a lookup with respect to the table.
+/// The gradient of a lookup with respect to the table: what PyTorch leaves in
+/// `weight.grad`. A dense gradient is stored like the table it belongs to.
 #[derive(Clone)]
 pub enum Gradient {
     /// `[num_embeddings, dim]`; rows the batch did not reference are zero.
+    /// The gradient of a table in one binding.
     Dense(Tensor),
+    /// The same, for a table stored in row-chunks ([`Weight::F32Chunked`]):
+    /// the gradient is as large as the table, so it is chunked the same way
+    /// (the same `row_starts`), chunk `k` the gradient of table chunk `k`.
+    DenseChunked(ChunkedTensor),
     /// The referenced rows, ascending and unique (the padding row left out),
     /// and `[rows.len(), dim]` summed gradients, one row each.
     Sparse { rows: IndexTensor, values: Tensor },
@@ -53,6 +68,7 @@ impl std::fmt::Debug for Gradient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Gradient::Dense(t) => write!(f, "Gradient::Dense({t:?})"),
+            Gradient::DenseChunked(t) => write!(f, "Gradient::DenseChunked({t:?})"),
             Gradient::Sparse { rows, values } => {
                 write!(f, "Gradient::Sparse({} rows, {values:?})", rows.len())
             }
@@ -65,6 +81,16 @@ impl Gradient {
     pub fn to_dense_vec(&self, num_embeddings: usize, dim: usize) -> Result<Vec<f32>> {
         match self {
             Gradient::Dense(t) => {
+                if t.shape() != [num_embeddings, dim] {
+                    return Err(Error::ShapeMismatch {
+                        what: "Gradient::to_dense_vec dense gradient",
+                        expected: vec![num_embeddings, dim],
+                        found: t.shape().to_vec(),
+                    });
+                }
+                t.to_vec()
+            }
+            Gradient::DenseChunked(t) => {
                 if t.shape() != [num_embeddings, dim] {
                     return Err(Error::ShapeMismatch {
                         what: "Gradient::to_dense_vec dense gradient",
@@ -103,17 +129,47 @@ impl Gradient {
             }
         }
     }
+
+    /// Rows `first .. first + count` of the dense gradient (`count × dim`
+    /// floats), reading only those rows of a dense one: for sampling a
+    /// gradient too large to read back whole. A sparse gradient gives zeros
+    /// for the rows it does not hold.
+    pub fn rows_to_vec(&self, first: usize, count: usize) -> Result<Vec<f32>> {
+        match self {
+            Gradient::Dense(t) => t.rows_to_vec(first, count),
+            Gradient::DenseChunked(t) => t.rows_to_vec(first, count),
+            Gradient::Sparse { rows, values } => {
+                let dim = values.shape().get(1).copied().unwrap_or(0);
+                let held = rows.to_vec()?;
+                let total = count.checked_mul(dim).ok_or(Error::TooLarge {
+                    what: "gradient rows on the host",
+                    bytes: u64::MAX,
+                    limit: usize::MAX as u64,
+                    limit_name: "usize",
+                })?;
+                let mut out = vec![0.0f32; total];
+                for (i, &r) in held.iter().enumerate() {
+                    let r = r as usize;
+                    if (first..first.saturating_add(count)).contains(&r) {
+                        let row = values.rows_to_vec(i, 1)?;
+                        out[(r - first) * dim..(r - first + 1) * dim].copy_from_slice(&row);
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
 }
 
 /// What the sort stage leaves for the segment stage.
-struct SortedBatch {
+pub(super) struct SortedBatch {
     counts: GpuBuffer,
     offsets: GpuBuffer,
     keys: GpuBuffer,
     positions: GpuBuffer,
 }
 
-fn encode_sort(
+pub(super) fn encode_sort(
     gpu: &Gpu,
     encoder: &mut wgpu::CommandEncoder,
     indices: &IndexTensor,
@@ -166,7 +222,7 @@ fn encode_sort(
     })
 }
 
-fn check_rate(name: &'static str, value: f32) -> Result<()> {
+pub(super) fn check_rate(name: &'static str, value: f32) -> Result<()> {
     if value.is_finite() {
         Ok(())
     } else {
@@ -192,7 +248,7 @@ impl Embedding {
         Ok(())
     }
 
-    fn check_grad_out(&self, n: usize, grad_out: &Tensor) -> Result<()> {
+    pub(super) fn check_grad_out(&self, n: usize, grad_out: &Tensor) -> Result<()> {
         grad_out.check_gpu(&self.gpu, "grad_out")?;
         if grad_out.shape() != [n, self.dim] {
             return Err(Error::ShapeMismatch {
@@ -204,13 +260,12 @@ impl Embedding {
         Ok(())
     }
 
-    fn segment_args<'a>(
+    pub(super) fn segment_args<'a>(
         &'a self,
         batch: &'a SortedBatch,
         indices: &IndexTensor,
         grad_out: &'a Tensor,
         status: &'a wgpu::Buffer,
-        output: SegmentOutput<'a>,
     ) -> SegmentArgs<'a> {
         SegmentArgs {
             n: indices.len(),
@@ -223,9 +278,7 @@ impl Embedding {
             sorted_keys: batch.keys.raw(),
             sorted_positions: batch.positions.raw(),
             grad_out: grad_out.buffer(),
-            output,
             chunk: None,
-            rows: None,
         }
     }
 
@@ -251,12 +304,25 @@ impl Embedding {
         if self.options.sparse {
             return self.backward_sparse(indices, grad_out, &status);
         }
-        let grad = Tensor::zeros(gpu, &[self.num_embeddings, self.dim])?;
+        let grad = self.dense_gradient_zeros()?;
         let mut encoder = gpu.encoder("Embedding::backward");
-        self.encode_backward(&mut encoder, indices, grad_out, &grad, status.raw())?;
+        self.encode_backward_into(&mut encoder, indices, grad_out, &grad, status.raw())?;
         gpu.submit_and_wait(encoder)?;
         check_status(gpu, status.raw(), indices, self.num_embeddings)?;
-        Ok(Gradient::Dense(grad))
+        Ok(grad)
+    }
+
+    /// A zeroed dense gradient stored like the table: [`Gradient::Dense`] for
+    /// a table in one binding, [`Gradient::DenseChunked`] in the table's
+    /// row-chunks for a chunked one (what [`encode_backward_into`](Self::encode_backward_into) fills).
+    pub fn dense_gradient_zeros(&self) -> Result<Gradient> {
+        match &self.weight {
+            Weight::F32Chunked(t) => Ok(Gradient::DenseChunked(t.zeros_like()?)),
+            _ => Ok(Gradient::Dense(Tensor::zeros(
+                &self.gpu,
+                &[self.num_embeddings, self.dim],
+            )?)),
+        }
     }
 
     fn backward_sparse(
@@ -284,15 +350,19 @@ impl Embedding {
                 flags: true,
             },
         )?;
-        let output = SegmentOutput::Sparse {
-            ranks: ranks.raw(),
-            rows: rows.raw(),
-            values: values.raw(),
+        let target = SegmentTarget {
+            output: SegmentOutput::Sparse {
+                ranks: ranks.raw(),
+                rows: rows.raw(),
+                values: values.raw(),
+            },
+            rows: None,
         };
         segment_sum::encode(
             gpu,
             &mut encoder,
-            &self.segment_args(&batch, indices, grad_out, status.raw(), output),
+            &self.segment_args(&batch, indices, grad_out, status.raw()),
+            &[target],
         )?;
         gpu.submit_and_wait(encoder)?;
         check_status(gpu, status.raw(), indices, v)?;
@@ -314,7 +384,9 @@ impl Embedding {
     /// Records the dense gradient into `grad` (`[num_embeddings, dim]`, every
     /// row overwritten) in the caller's encoder, by the options' gradient
     /// mode. `status` is one u32 set to `STATUS_OK` (`u32::MAX`); the kernels
-    /// lower it to the first out-of-range position.
+    /// lower it to the first out-of-range position. `grad` may be past one
+    /// storage binding (it is written in windows); for a gradient past one
+    /// buffer use [`encode_backward_into`](Self::encode_backward_into).
     pub fn encode_backward(
         &self,
         encoder: &mut wgpu::CommandEncoder,
@@ -323,17 +395,33 @@ impl Embedding {
         grad: &Tensor,
         status: &wgpu::Buffer,
     ) -> Result<()> {
+        self.encode_backward_into(
+            encoder,
+            indices,
+            grad_out,
+            &Gradient::Dense(grad.clone()),
+            status,
+        )
+    }
+
+    /// [`encode_backward`](Self::encode_backward) into a dense gradient of
+    /// either storage ([`dense_gradient_zeros`](Self::dense_gradient_zeros)
+    /// makes one); a sparse `grad` is `InvalidArgument`.
+    pub fn encode_backward_into(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        indices: &IndexTensor,
+        grad_out: &Tensor,
+        grad: &Gradient,
+        status: &wgpu::Buffer,
+    ) -> Result<()> {
         self.check_trainable()?;
         indices.check_gpu(&self.gpu, "indices")?;
-        grad.check_gpu(&self.gpu, "grad")?;
         self.check_grad_out(indices.len(), grad_out)?;
-        if grad.shape() != [self.num_embeddings, self.dim] {
-            return Err(Error::ShapeMismatch {
-                what: "Embedding::encode_backward grad ([num_embeddings, dim])",
-                expected: vec![self.num_embeddings, self.dim],
-                found: grad.shape().to_vec(),
-            });
-        }
+        let blocks = self.dense_blocks(
+            grad,
+            "Embedding::encode_backward grad ([num_embeddings, dim])",
+        )?;
         let gpu = &self.gpu;
         if self.options.gradient_mode == GradientMode::Atomic {
             scatter_add_atomic::check_supported(gpu)?;
@@ -351,279 +439,83 @@ impl Embedding {
                     },
                 )?;
             }
-            return scatter_add_atomic::encode(
-                gpu,
-                encoder,
-                &AtomicArgs {
-                    indices: indices.buffer(),
-                    n: indices.len(),
-                    num_embeddings: self.num_embeddings,
-                    dim: self.dim,
-                    padding_idx: self.options.padding_idx,
-                    counts: counts.raw(),
-                    scale_by_freq: self.options.scale_grad_by_freq,
-                    status,
-                    grad_out: grad_out.buffer(),
-                    grad: grad.buffer(),
-                },
-            );
+            // One scatter per block of the gradient, each adding only its rows.
+            for (rows, buffer) in blocks {
+                scatter_add_atomic::encode(
+                    gpu,
+                    encoder,
+                    &AtomicArgs {
+                        indices: indices.buffer(),
+                        n: indices.len(),
+                        num_embeddings: self.num_embeddings,
+                        dim: self.dim,
+                        padding_idx: self.options.padding_idx,
+                        counts: counts.raw(),
+                        scale_by_freq: self.options.scale_grad_by_freq,
+                        status,
+                        grad_out: grad_out.buffer(),
+                        grad: buffer,
+                        rows: Some(rows),
+                    },
+                )?;
+            }
+            return Ok(());
         }
         let batch = encode_sort(gpu, encoder, indices, self.num_embeddings, status)?;
-        let output = SegmentOutput::Dense {
-            grad: grad.buffer(),
-        };
+        let targets: Vec<SegmentTarget> = blocks
+            .into_iter()
+            .map(|(rows, grad)| SegmentTarget {
+                output: SegmentOutput::Dense { grad },
+                rows: Some(rows),
+            })
+            .collect();
         segment_sum::encode(
             gpu,
             encoder,
-            &self.segment_args(&batch, indices, grad_out, status, output),
+            &self.segment_args(&batch, indices, grad_out, status),
+            &targets,
         )
     }
 
-    /// `weight -= lr * grad` for a dense or sparse gradient (as `torch.optim.SGD`
-    /// without momentum). A sparse gradient's rows must be unique, as
-    /// `backward` makes them.
-    pub fn sgd_step(&mut self, grad: &Gradient, lr: f32) -> Result<()> {
-        let mut encoder = self.gpu.encoder("Embedding::sgd_step");
-        self.encode_sgd_step(&mut encoder, grad, lr)?;
-        self.gpu.submit_and_wait(encoder)
-    }
-
-    /// Records [`sgd_step`](Self::sgd_step) into the caller's encoder.
-    pub fn encode_sgd_step(
+    /// The buffers of a dense gradient and the table rows each holds from its
+    /// start, after checking its Gpu and shape.
+    pub(super) fn dense_blocks<'a>(
         &self,
-        encoder: &mut wgpu::CommandEncoder,
-        grad: &Gradient,
-        lr: f32,
-    ) -> Result<()> {
-        self.check_trainable()?;
-        check_rate("lr", lr)?;
-        let (v, dim) = (self.num_embeddings, self.dim);
-        let sgd_grad = match grad {
+        grad: &'a Gradient,
+        what: &'static str,
+    ) -> Result<Vec<(Range<usize>, &'a wgpu::Buffer)>> {
+        let shape = [self.num_embeddings, self.dim];
+        let (found, blocks) = match grad {
             Gradient::Dense(t) => {
                 t.check_gpu(&self.gpu, "gradient")?;
-                if t.shape() != [v, dim] {
-                    return Err(Error::ShapeMismatch {
-                        what: "dense gradient ([num_embeddings, dim])",
-                        expected: vec![v, dim],
-                        found: t.shape().to_vec(),
-                    });
-                }
-                SgdGrad::Dense(t.buffer())
+                (t.shape(), vec![(0..self.num_embeddings, t.buffer())])
             }
-            Gradient::Sparse { rows, values } => {
-                rows.check_gpu(&self.gpu, "gradient rows")?;
-                values.check_gpu(&self.gpu, "gradient values")?;
-                if values.shape() != [rows.len(), dim] {
-                    return Err(Error::ShapeMismatch {
-                        what: "sparse gradient values ([rows.len(), dim])",
-                        expected: vec![rows.len(), dim],
-                        found: values.shape().to_vec(),
-                    });
+            Gradient::DenseChunked(t) => {
+                if !t.gpu().same(&self.gpu) {
+                    return Err(Error::DifferentGpu { what: "gradient" });
                 }
-                SgdGrad::Sparse {
-                    rows: rows.buffer(),
-                    values: values.buffer(),
-                    count: rows.len(),
-                }
+                let blocks = t
+                    .tensors()
+                    .iter()
+                    .zip(t.row_starts())
+                    .map(|(c, &b)| (b..b + c.shape()[0], c.buffer()))
+                    .collect();
+                (t.shape(), blocks)
+            }
+            Gradient::Sparse { .. } => {
+                return Err(Error::InvalidArgument {
+                    name: "grad",
+                    reason: "a dense gradient is needed here; this one is sparse".into(),
+                })
             }
         };
-        // One dispatch per row-chunk of the table (one for a table in one binding).
-        for chunk in self.weight.chunks() {
-            sgd_update::encode(
-                &self.gpu,
-                encoder,
-                &SgdArgs {
-                    weight: chunk.buffer,
-                    num_embeddings: v,
-                    dim,
-                    grad: match sgd_grad {
-                        SgdGrad::Dense(b) => SgdGrad::Dense(b),
-                        SgdGrad::Sparse {
-                            rows,
-                            values,
-                            count,
-                        } => SgdGrad::Sparse {
-                            rows,
-                            values,
-                            count,
-                        },
-                    },
-                    lr,
-                    rows: Some(chunk.row_begin..chunk.row_begin + chunk.rows),
-                },
-            )?;
-        }
-        Ok(())
-    }
-
-    /// Backward and SGD in one pass: `weight[r] -= lr * grad[r]` for every row
-    /// the batch references, without a dense gradient. Indices are checked
-    /// first; on any error the weights are unchanged.
-    pub fn backward_sgd(&mut self, indices: &[u32], grad_out: &Tensor, lr: f32) -> Result<()> {
-        self.check_trainable()?;
-        self.check_grad_out(indices.len(), grad_out)?;
-        check_rate("lr", lr)?;
-        check_indices(indices, self.num_embeddings)?;
-        let idx = IndexTensor::from_slice(&self.gpu, indices)?;
-        self.backward_sgd_gpu(&idx, grad_out, lr)
-    }
-
-    /// [`backward_sgd`](Self::backward_sgd) for indices on the GPU. An
-    /// out-of-range index is returned as `IndexOutOfRange` and the weights are unchanged.
-    pub fn backward_sgd_gpu(
-        &mut self,
-        indices: &IndexTensor,
-        grad_out: &Tensor,
-        lr: f32,
-    ) -> Result<()> {
-        if self.options.gradient_mode == GradientMode::Atomic {
-            // Two submits: the status is checked before the weights are touched.
-            let grad = self.backward_dense_atomic(indices, grad_out)?;
-            return self.sgd_step(&Gradient::Dense(grad), lr);
-        }
-        let gpu = self.gpu.clone();
-        let status = gpu.storage_from("gradient status", &[STATUS_OK])?;
-        let mut encoder = gpu.encoder("Embedding::backward_sgd");
-        self.encode_backward_sgd(&mut encoder, indices, grad_out, lr, status.raw())?;
-        gpu.submit_and_wait(encoder)?;
-        check_status(&gpu, status.raw(), indices, self.num_embeddings)
-    }
-
-    fn backward_dense_atomic(&self, indices: &IndexTensor, grad_out: &Tensor) -> Result<Tensor> {
-        let status = self.gpu.storage_from("gradient status", &[STATUS_OK])?;
-        let grad = Tensor::zeros(&self.gpu, &[self.num_embeddings, self.dim])?;
-        let mut encoder = self.gpu.encoder("Embedding::backward (atomic)");
-        self.encode_backward(&mut encoder, indices, grad_out, &grad, status.raw())?;
-        self.gpu.submit_and_wait(encoder)?;
-        check_status(&self.gpu, status.raw(), indices, self.num_embeddings)?;
-        Ok(grad)
-    }
-
-    /// Records the fused deterministic backward + SGD into the caller's
-    /// encoder. The update kernel skips every write when `status` reports an
-    /// out-of-range index, so a bad batch leaves the weights as they were.
-    pub fn encode_backward_sgd(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        indices: &IndexTensor,
-        grad_out: &Tensor,
-        lr: f32,
-        status: &wgpu::Buffer,
-    ) -> Result<()> {
-        self.check_trainable()?;
-        indices.check_gpu(&self.gpu, "indices")?;
-        self.check_grad_out(indices.len(), grad_out)?;
-        check_rate("lr", lr)?;
-        let batch = encode_sort(&self.gpu, encoder, indices, self.num_embeddings, status)?;
-        // The sort runs once; the update runs once per row-chunk of the table.
-        for chunk in self.weight.chunks() {
-            let output = SegmentOutput::Sgd {
-                weight: chunk.buffer,
-                lr,
-            };
-            let mut args = self.segment_args(&batch, indices, grad_out, status, output);
-            args.rows = Some(chunk.row_begin..chunk.row_begin + chunk.rows);
-            segment_sum::encode(&self.gpu, encoder, &args)?;
-        }
-        Ok(())
-    }
-
-    /// A zeroed row-wise Adagrad state: one f32 per row.
-    pub fn adagrad_state(&self) -> Result<Tensor> {
-        Tensor::zeros(&self.gpu, &[self.num_embeddings])
-    }
-
-    /// Backward and row-wise Adagrad (FBGEMM's EXACT_ROWWISE_ADAGRAD) in one
-    /// pass, without a dense gradient: for each referenced row,
-    /// `state[r] += mean(g_r²)` and `w_r -= lr · g_r / (sqrt(state[r]) + eps)`.
-    /// `state` holds one f32 per row ([`adagrad_state`](Self::adagrad_state)).
-    /// Always the deterministic path. On any error weights and state are unchanged.
-    pub fn backward_adagrad(
-        &mut self,
-        indices: &[u32],
-        grad_out: &Tensor,
-        state: &mut Tensor,
-        lr: f32,
-        eps: f32,
-    ) -> Result<()> {
-        self.check_trainable()?;
-        self.check_grad_out(indices.len(), grad_out)?;
-        self.check_state(state)?;
-        check_rate("lr", lr)?;
-        check_rate("eps", eps)?;
-        check_indices(indices, self.num_embeddings)?;
-        let idx = IndexTensor::from_slice(&self.gpu, indices)?;
-        self.backward_adagrad_gpu(&idx, grad_out, state, lr, eps)
-    }
-
-    /// [`backward_adagrad`](Self::backward_adagrad) for indices on the GPU.
-    pub fn backward_adagrad_gpu(
-        &mut self,
-        indices: &IndexTensor,
-        grad_out: &Tensor,
-        state: &mut Tensor,
-        lr: f32,
-        eps: f32,
-    ) -> Result<()> {
-        let gpu = self.gpu.clone();
-        let status = gpu.storage_from("gradient status", &[STATUS_OK])?;
-        let mut encoder = gpu.encoder("Embedding::backward_adagrad");
-        self.encode_backward_adagrad(
-            &mut encoder,
-            indices,
-            grad_out,
-            state,
-            lr,
-            eps,
-            status.raw(),
-        )?;
-        gpu.submit_and_wait(encoder)?;
-        check_status(&gpu, status.raw(), indices, self.num_embeddings)
-    }
-
-    fn check_state(&self, state: &Tensor) -> Result<()> {
-        state.check_gpu(&self.gpu, "adagrad state")?;
-        if state.numel() != self.num_embeddings {
-            return Err(Error::LengthMismatch {
-                what: "row-wise Adagrad state (one f32 per row)",
-                expected: self.num_embeddings,
-                found: state.numel(),
+        if found != shape {
+            return Err(Error::ShapeMismatch {
+                what,
+                expected: shape.to_vec(),
+                found: found.to_vec(),
             });
         }
-        Ok(())
-    }
-
-    /// Records the fused backward + row-wise Adagrad into the caller's encoder
-    /// (gated on `status` like [`encode_backward_sgd`](Self::encode_backward_sgd)).
-    #[allow(clippy::too_many_arguments)]
-    pub fn encode_backward_adagrad(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        indices: &IndexTensor,
-        grad_out: &Tensor,
-        state: &Tensor,
-        lr: f32,
-        eps: f32,
-        status: &wgpu::Buffer,
-    ) -> Result<()> {
-        self.check_trainable()?;
-        indices.check_gpu(&self.gpu, "indices")?;
-        self.check_grad_out(indices.len(), grad_out)?;
-        self.check_state(state)?;
-        check_rate("lr", lr)?;
-        check_rate("eps", eps)?;
-        let batch = encode_sort(&self.gpu, encoder, indices, self.num_embeddings, status)?;
-        for chunk in self.weight.chunks() {
-            let output = SegmentOutput::Adagrad {
-                weight: chunk.buffer,
-                state: state.buffer(),
-                lr,
-                eps,
-            };
-            let mut args = self.segment_args(&batch, indices, grad_out, status, output);
-            args.rows = Some(chunk.row_begin..chunk.row_begin + chunk.rows);
-            segment_sum::encode(&self.gpu, encoder, &args)?;
-        }
-        Ok(())
+        Ok(blocks)
     }
 }

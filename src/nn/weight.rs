@@ -16,8 +16,10 @@ use std::sync::Arc;
 
 use half::f16;
 
+use crate::binding::Span;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::kernels::embedding_gather::TableBlock;
 use crate::memory::GpuBuffer;
 use crate::readback;
 use crate::tensor::{numel, Tensor};
@@ -158,7 +160,9 @@ impl std::fmt::Debug for HalfTensor {
 /// each within `max_storage_buffer_binding_size`. Separate buffers (not
 /// offsets into one) mean no chunk needs `min_storage_buffer_offset_alignment`
 /// and the table is not capped by `max_buffer_size` either: only by the
-/// adapter's memory. Kernels run once per chunk (see `Embedding::forward`).
+/// adapter's memory. Kernels run per chunk, or bind up to four at once (see
+/// `Embedding::encode_forward`). The dense gradient of such a table is a
+/// `ChunkedTensor` in the same chunks ([`crate::Gradient::DenseChunked`]).
 #[derive(Clone)]
 pub struct ChunkedTensor {
     gpu: Gpu,
@@ -201,9 +205,29 @@ impl ChunkedTensor {
             shape: vec![rows, dim],
         })
     }
+    /// A zeroed tensor of the same shape in the same row-chunks (the dense
+    /// gradient of a chunked table).
+    pub(crate) fn zeros_like(&self) -> Result<ChunkedTensor> {
+        let dim = self.dim();
+        let chunks = self
+            .chunks
+            .iter()
+            .map(|c| Tensor::zeros(&self.gpu, &[c.shape()[0], dim]))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ChunkedTensor {
+            gpu: self.gpu.clone(),
+            chunks,
+            row_starts: self.row_starts.clone(),
+            shape: self.shape.clone(),
+        })
+    }
     /// `[num_embeddings, dim]`.
     pub fn shape(&self) -> &[usize] {
         &self.shape
+    }
+    /// The `Gpu` it lives on.
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
     }
     fn dim(&self) -> usize {
         self.shape[1]
@@ -352,6 +376,16 @@ impl Weight {
                 })
                 .collect(),
         }
+    }
+    /// The row-chunks as the gather reads them: each chunk's rows and buffer.
+    pub(crate) fn blocks(&self) -> Vec<TableBlock<'_>> {
+        self.chunks()
+            .iter()
+            .map(|c| TableBlock {
+                rows: c.row_begin..c.row_begin + c.rows,
+                span: Span::whole(c.buffer),
+            })
+            .collect()
     }
     /// Rows `first .. first + count` as f32 (reads only those rows of an f32 table).
     pub fn rows_to_vec(&self, first: usize, count: usize) -> Result<Vec<f32>> {

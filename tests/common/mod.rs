@@ -90,3 +90,134 @@ pub fn relative_error(got: &[f32], want: &[f32]) -> f64 {
     let norm: f64 = want.iter().map(|&w| (w as f64).powi(2)).sum();
     (diff / norm.max(f64::MIN_POSITIVE)).sqrt()
 }
+
+/// The storage-binding cap of [`capped_gpus`]: 16 KiB, so a few thousand
+/// floats already span several bindings, while one tile of the sorted
+/// gradient (256 rows of up to 16 floats) still fits one.
+pub const CAPPED_BINDING: u64 = 16 * 1024;
+
+/// Every adapter opened a second time with each storage binding capped at
+/// [`CAPPED_BINDING`] bytes (`GpuOptions::max_binding_bytes`): tables,
+/// outputs, index lists and gradients are split exactly as they would be past
+/// a real binding, on data small enough for the CPU twins.
+pub fn capped_gpus() -> &'static [Gpu] {
+    static GPUS: OnceLock<Vec<Gpu>> = OnceLock::new();
+    GPUS.get_or_init(|| {
+        gpus()
+            .iter()
+            .map(|shared| {
+                let info = shared.adapter_info();
+                let options = GpuOptions {
+                    backends: Some(info.backend.into()),
+                    adapter_name: Some(info.name.clone()),
+                    max_binding_bytes: Some(CAPPED_BINDING),
+                };
+                let gpu = Gpu::with_options(&options)
+                    .unwrap_or_else(|e| panic!("{} failed to open again: {e}", info.name));
+                assert_eq!(gpu.max_binding_bytes(), CAPPED_BINDING);
+                gpu
+            })
+            .collect()
+    })
+}
+
+/// [`each_gpu`] on [`capped_gpus`].
+pub fn each_capped_gpu(mut f: impl FnMut(&Gpu)) {
+    let _serial = serial();
+    for gpu in capped_gpus() {
+        let name = gpu.describe();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(gpu)));
+        if let Err(e) = result {
+            eprintln!("failed on adapter {name} (bindings capped at {CAPPED_BINDING} bytes)");
+            std::panic::resume_unwind(e);
+        }
+    }
+}
+
+/// SplitMix64: test data from a seed, identical everywhere.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    /// A float in [-2, 2) with a full mantissa, so sums round.
+    pub fn float(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0
+    }
+    pub fn floats(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.float()).collect()
+    }
+    /// Multiples of 1/64 in [-8, 8): sums of a few stay exact.
+    pub fn grad(&mut self) -> f32 {
+        (self.below(1024) as f32 - 512.0) / 64.0
+    }
+    /// `n` row ids of a `rows`-row table: a third on `hot` (its segment
+    /// crosses the sorted gradient's 256-entry tiles when `n` is large), the
+    /// rest uniform.
+    pub fn ids(&mut self, n: usize, rows: usize, hot: usize) -> Vec<u32> {
+        (0..n)
+            .map(|_| {
+                if self.below(3) == 0 {
+                    hot as u32
+                } else {
+                    self.below(rows) as u32
+                }
+            })
+            .collect()
+    }
+}
+
+/// Rows either side of every chunk boundary of `row_starts` (its last entry
+/// is the row count), and the first and last row.
+pub fn boundary_rows(row_starts: &[usize]) -> Vec<u32> {
+    let rows = row_starts[row_starts.len() - 1];
+    let mut out = vec![0, rows as u32 - 1];
+    for &b in &row_starts[1..row_starts.len() - 1] {
+        out.extend([b as u32 - 1, b as u32]);
+    }
+    out
+}
+
+/// `|got - want| <= tol · max(1, max |want|)` elementwise, naming the first miss.
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+    let scale = want.iter().fold(1.0f32, |m, x| m.max(x.abs()));
+    if let Some(i) = (0..got.len()).find(|&i| (got[i] - want[i]).abs() > tol * scale) {
+        panic!("{what}: element {i}: got {} want {}", got[i], want[i]);
+    }
+}
+
+fn ulps(a: f32, b: f32) -> u32 {
+    (a.to_bits() as i32)
+        .wrapping_sub(b.to_bits() as i32)
+        .unsigned_abs()
+}
+
+/// Bag outputs and gradients: bit for bit, except mean mode on non-CPU
+/// adapters, where WGSL lets `/` be 2.5 ULP off. Each contribution may then
+/// be 3 ULP off, and a row's sum of them is off by at most 3 ULP of the sum of
+/// their magnitudes, which the largest output bounds here (sums of at most a
+/// few hundred terms of |x| < 2): 3 ULP, or 1e-5 of the largest output.
+/// (On an H100 the 1e-6 absolute bound of tests/embedding_bag_backward.rs
+/// was too tight: 1.7e-6 on an output of 7.1.)
+pub fn assert_bag_matches(gpu: &Gpu, mean: bool, what: &str, got: &[f32], want: &[f32]) {
+    if !mean || gpu.adapter_info().device_type == wgpu::DeviceType::Cpu {
+        return assert_bits_eq(what, got, want);
+    }
+    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+    let scale = want.iter().fold(1.0f32, |m, x| m.max(x.abs()));
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            ulps(*g, *w) <= 3 || (g - w).abs() <= 1e-5 * scale,
+            "{what}: element {i}: got {g} want {w}"
+        );
+    }
+}

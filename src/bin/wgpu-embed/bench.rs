@@ -91,10 +91,10 @@ fn gather_path(
         emb.encode_forward(enc, &idx_buf, &out, status.buffer())
     })?;
     let forward_extra = gpu.memory_peak() - before;
-    // A dense gradient is as large as the table: past one binding it is refused.
-    let chunked = emb.weight().buffer().is_err();
+    // A dense gradient is as large as the table, and stored like it (in
+    // row-chunks past one binding).
     let (backward, grad) = match grad_out {
-        Some(grad_out) if !chunked => {
+        Some(grad_out) => {
             let (times, grad) = gather_backward(gpu, plan, emb, &idx_buf, grad_out)?;
             (Some(times), Some(grad))
         }
@@ -192,12 +192,12 @@ fn gather_backward(
     idx: &IndexTensor,
     grad_out: &Tensor,
 ) -> Result<(Vec<f64>, Vec<f32>)> {
-    let grad = Tensor::zeros(gpu, &[emb.num_embeddings(), emb.dim()])?;
+    let grad = emb.dense_gradient_zeros()?;
     let status = Tensor::from_slice(gpu, &[f32::from_bits(STATUS_OK)], &[1])?;
     let times = sample(gpu, plan, |enc| {
-        emb.encode_backward(enc, idx, grad_out, &grad, status.buffer())
+        emb.encode_backward_into(enc, idx, grad_out, &grad, status.buffer())
     })?;
-    Ok((times, grad.to_vec()?))
+    Ok((times, grad.to_dense_vec(emb.num_embeddings(), emb.dim())?))
 }
 
 /// The index list twice: an upload buffer and the buffer the kernels read.
@@ -336,10 +336,6 @@ pub fn run(gpu: &Gpu, plan: &Plan, quiet: bool) -> std::result::Result<Results, 
                 }
                 gather_note += &format!("; grads within {err:.1e}");
             }
-        }
-        if plan.backward && g.backward.is_none() {
-            gather_note += if gather_note.is_empty() { "" } else { "; " };
-            gather_note += "backward not run: the table is split into row-chunks and a dense gradient needs one binding";
         }
         let mut gr = row(vocab, "gather", Some(&g), gather_formula, gather_note);
         // Gather moves the rows read, the rows written and the indices.

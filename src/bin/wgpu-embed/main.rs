@@ -73,6 +73,7 @@ impl AdapterArgs {
                 Backend::Dx12 => wgpu::Backends::DX12,
             }),
             adapter_name: self.adapter.clone(),
+            ..GpuOptions::default()
         }
     }
 }

@@ -17,6 +17,13 @@
 //! Max mode routes `grad_out[b, c]` to row `indices[p]`, column `c`, for the
 //! position `p` that won that output element in the forward (ties went to
 //! the lowest position); an empty bag or one of only padding routes nothing.
+//!
+//! Row-chunked tables: the expansion never reads the table, and the
+//! embedding's backward handles chunks (a chunked dense gradient, one update
+//! per chunk); max mode's forward rerun and the per-sample-weight gradient
+//! read the chunks themselves. A per-position gradient past one binding is
+//! written and read in windows; `grad_out`, the offsets and max mode's
+//! winners (`[num_bags, dim]`) must each fit one binding.
 
 use super::{csr_2d, BagOutput, EmbeddingBag};
 use crate::cpu::embedding_bag::BagMode;
@@ -99,8 +106,8 @@ impl EmbeddingBag {
     /// The gradient of `per_sample_weights` (sum mode), one f32 per index:
     /// `dot(grad_out[bag(p)], weight[indices[p]])`, columns added in
     /// ascending order, each product rounded on its own; 0 for padding
-    /// entries. Needs the table in one binding (a row-chunked table is
-    /// [`Error::ChunkedTable`]); f32 and f16 tables alike.
+    /// entries. f32 and f16 tables, in one binding or in row-chunks (one
+    /// dispatch per chunk, each filling the positions whose row it holds).
     pub fn per_sample_weights_grad(
         &self,
         indices: &[u32],
@@ -121,7 +128,6 @@ impl EmbeddingBag {
         let gpu = emb.gpu();
         self.check_bag_grad(csr.len() - 1, grad_out)?;
         check_indices(indices, emb.num_embeddings())?;
-        let table = emb.weight().buffer()?;
         let out = Tensor::zeros(gpu, &[indices.len()])?;
         if indices.is_empty() {
             return Ok(out);
@@ -129,14 +135,18 @@ impl EmbeddingBag {
         let idx = IndexTensor::from_slice(gpu, indices)?;
         let offsets = gpu.storage_from("embedding_bag_backward offsets", &csr)?;
         let mut encoder = gpu.encoder("EmbeddingBag::per_sample_weights_grad");
-        embedding_bag_backward::encode_psw_grad(
-            gpu,
-            &mut encoder,
-            &self.layout(&idx, &offsets, csr.len() - 1, grad_out),
-            table,
-            emb.dtype(),
-            out.buffer(),
-        )?;
+        let layout = self.layout(&idx, &offsets, csr.len() - 1, grad_out);
+        for chunk in emb.weight().chunks() {
+            embedding_bag_backward::encode_psw_grad_rows(
+                gpu,
+                &mut encoder,
+                &layout,
+                chunk.buffer,
+                chunk.row_begin..chunk.row_begin + chunk.rows,
+                emb.dtype(),
+                out.buffer(),
+            )?;
+        }
         gpu.submit_and_wait(encoder)?;
         Ok(out)
     }
@@ -244,7 +254,9 @@ impl EmbeddingBag {
         let bytes = (indices.len() as u64)
             .saturating_mul(dim as u64)
             .saturating_mul(4);
-        gpu.check_size("EmbeddingBag per-position gradient", bytes, true)?;
+        // Past one binding it is written in windows (and the sorted backward
+        // reads it in windows); past one buffer it cannot be held.
+        gpu.check_size("EmbeddingBag per-position gradient", bytes, false)?;
         let rerun = match (self.options.mode, positions) {
             (BagMode::Max, None) => Some(self.run(indices, csr, None)?),
             _ => None,

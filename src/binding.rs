@@ -1,0 +1,148 @@
+//! Buffers past one storage binding: a [`Span`] is the byte range of a buffer
+//! that one binding sees, and [`windows`] cuts a run of items (positions,
+//! rows, bags) into ranges whose spans fit `max_storage_buffer_binding_size`
+//! and start at offsets aligned to `min_storage_buffer_offset_alignment`.
+//!
+//! A buffer may be as large as `max_buffer_size` (2 GiB on lavapipe, which
+//! binds only 128 MiB); kernels bind it one window at a time, one dispatch
+//! per window. Outputs, index lists and gradients of any size up to that
+//! limit work this way; tables go further, in row-chunks of their own
+//! buffers (`nn::ChunkedTensor`).
+
+use std::ops::Range;
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+
+/// `size` bytes of `buffer` from `offset`, bound as one binding.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Span<'a> {
+    pub buffer: &'a wgpu::Buffer,
+    pub offset: u64,
+    pub size: u64,
+}
+
+impl<'a> Span<'a> {
+    /// The whole buffer.
+    pub fn whole(buffer: &'a wgpu::Buffer) -> Span<'a> {
+        Span {
+            buffer,
+            offset: 0,
+            size: buffer.size(),
+        }
+    }
+
+    /// Items `range` of a buffer holding `item_bytes` per item from byte 0.
+    /// An empty range binds the buffer's first word (wgpu rejects empty
+    /// bindings, and one at the buffer's end would run past it): a kernel
+    /// given no items reads none.
+    pub fn items(buffer: &'a wgpu::Buffer, range: &Range<usize>, item_bytes: u64) -> Span<'a> {
+        if range.is_empty() {
+            return Span {
+                buffer,
+                offset: 0,
+                size: buffer.size().min(4),
+            };
+        }
+        Span {
+            buffer,
+            offset: range.start as u64 * item_bytes,
+            size: range.len() as u64 * item_bytes,
+        }
+    }
+
+    pub(crate) fn binding(&self) -> wgpu::BindingResource<'a> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: self.buffer,
+            offset: self.offset,
+            size: std::num::NonZeroU64::new(self.size),
+        })
+    }
+}
+
+impl<'a> From<&'a wgpu::Buffer> for Span<'a> {
+    fn from(buffer: &'a wgpu::Buffer) -> Span<'a> {
+        Span::whole(buffer)
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// Items per alignment step: the smallest `g` such that `g · b` is a multiple
+/// of the offset alignment for every `b` in `item_bytes`.
+pub(crate) fn granularity(align: u64, item_bytes: &[u64]) -> u64 {
+    item_bytes.iter().fold(1u64, |g, &b| {
+        let need = align / gcd(align, b.max(1));
+        g / gcd(g, need) * need
+    })
+}
+
+/// Cuts items `0 .. count` into windows for arrays indexed by the same item,
+/// `item_bytes[k]` bytes per item in array `k`: every window's span fits one
+/// binding in every array, and every window but the first starts at a
+/// multiple of the alignment granularity, so each array can be bound at the
+/// window's byte offset. One window when everything fits; none when `count`
+/// is 0. `TooLarge` names `what` when even one alignment step of items is
+/// past a binding (an item of megabytes).
+pub(crate) fn windows(
+    gpu: &Gpu,
+    count: usize,
+    item_bytes: &[u64],
+    what: &'static str,
+) -> Result<Vec<Range<usize>>> {
+    windows_within(gpu, count, item_bytes, gpu.max_binding_bytes(), what)
+}
+
+/// [`windows`] with spans of at most `limit` bytes (a binding less the room
+/// a caller needs to bind from an aligned offset before the window).
+pub(crate) fn windows_within(
+    gpu: &Gpu,
+    count: usize,
+    item_bytes: &[u64],
+    limit: u64,
+    what: &'static str,
+) -> Result<Vec<Range<usize>>> {
+    let widest = item_bytes.iter().copied().max().unwrap_or(4).max(1);
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    if (count as u64).saturating_mul(widest) <= limit {
+        return Ok(std::iter::once(0..count).collect());
+    }
+    let step = granularity(gpu.storage_offset_alignment(), item_bytes);
+    let fit = limit / widest / step * step;
+    if fit == 0 {
+        return Err(Error::TooLarge {
+            what,
+            bytes: step.saturating_mul(widest),
+            limit,
+            limit_name: "max_storage_buffer_binding_size (one offset-alignment step of items)",
+        });
+    }
+    let fit = fit as usize;
+    Ok((0..count)
+        .step_by(fit)
+        .map(|a| a..(a + fit).min(count))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::granularity;
+
+    #[test]
+    fn granularity_is_the_smallest_aligned_step() {
+        assert_eq!(granularity(32, &[4]), 8);
+        assert_eq!(granularity(32, &[4, 48]), 8);
+        assert_eq!(granularity(32, &[64]), 1);
+        assert_eq!(granularity(256, &[4, 12]), 64);
+        assert_eq!(granularity(4, &[4, 28]), 1);
+        assert_eq!(granularity(32, &[28]), 8);
+    }
+}
