@@ -84,7 +84,7 @@ const CPU_K_CHUNK: usize = 8192;
 /// slabs (and of 4-wide texels), so no slab straddles two dispatches.
 fn k_chunks(gpu: &Gpu, k: usize, tiles: &Tiles) -> Vec<std::ops::Range<usize>> {
     if gpu.adapter_info().device_type != wgpu::DeviceType::Cpu || k <= CPU_K_CHUNK {
-        return vec![0..k];
+        return std::iter::once(0..k).collect();
     }
     let step = tiles.bk.max(1) as usize * 4;
     let chunk = (CPU_K_CHUNK / step * step).max(step);

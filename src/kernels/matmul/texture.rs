@@ -123,7 +123,7 @@ fn pack(
     let texture = gpu.texture_rgba32float(what, size.0, size.1)?;
     if let Some((rows, cols)) = source.row_major {
         let bytes_per_row = cols as u64 * 4;
-        if bytes_per_row % wgpu::COPY_BYTES_PER_ROW_ALIGNMENT as u64 == 0
+        if bytes_per_row.is_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT as u64)
             && source.buffer.usage().contains(wgpu::BufferUsages::COPY_SRC)
         {
             encoder.copy_buffer_to_texture(
