@@ -142,6 +142,7 @@ fn bag_args<'a>(
         indices: indices.buffer(),
         offsets: offsets.buffer(),
         num_bags: offsets.len() - 1,
+        max_bag_len: BAG_LEN,
         per_sample_weights: None,
         padding_idx: None,
         status: status.buffer(),

@@ -3,6 +3,14 @@
 // of dL/dy). One invocation per column walks the rows in order, so the sum is
 // deterministic and the CPU twin matches it bit for bit; neighbouring
 // invocations read neighbouring columns of a row.
+//
+// Tall inputs. One invocation sums at most block_rows rows: Mesa's LLVM
+// backend (gallivm: lavapipe, llvmpipe GL) silently ends an invocation's
+// loops after 65 535 iterations in all, so a batch of 70 000 rows would be
+// summed short. Past block_rows the host runs this kernel on blocks of rows
+// (invocation (b, n) writes block b's sum to out[b, n]), then again on the
+// [blocks, cols] block sums, until one block is left; the sums are added in
+// block order on every adapter, and the twin does the same.
 
 override WORKGROUP_SIZE: u32 = 64u;
 override ACCUMULATE: bool = false;
@@ -10,7 +18,7 @@ override ACCUMULATE: bool = false;
 struct Params {
     rows: u32,
     cols: u32,
-    _pad0: u32,
+    block_rows: u32, // rows per invocation (the host's BLOCK_ROWS)
     _pad1: u32,
 }
 
@@ -24,16 +32,20 @@ fn column_sum(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let col = (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
-    if col >= params.cols {
+    let g = (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
+    let block = g / params.cols;
+    let col = g % params.cols;
+    let first = block * params.block_rows;
+    if first >= params.rows && block > 0u {
         return;
     }
+    let end = first + min(params.rows - min(first, params.rows), params.block_rows);
     var sum = 0.0;
-    for (var r = 0u; r < params.rows; r++) {
+    for (var r = first; r < end; r++) {
         sum += x[r * params.cols + col];
     }
     if ACCUMULATE {
         sum = out[col] + sum;
     }
-    out[col] = sum;
+    out[block * params.cols + col] = sum;
 }

@@ -38,6 +38,19 @@
 // position pos_base (at or before the window's first position). Offsets and
 // the positions recorded in status and max_pos stay those of the whole batch.
 //
+// Long bags. Each dispatch reduces at most piece_len positions of every bag:
+// positions piece_begin .. piece_begin + piece_len of it. Mesa's LLVM
+// backend (gallivm: lavapipe, llvmpipe GL) silently ends an invocation's
+// loops after 65 535 iterations in all, and an invocation loops over its
+// columns × its bag's positions, so one bag of 70 000 ids (or of 3 000 at
+// dim 128) would be reduced short. A bag longer than a piece takes several
+// dispatches, each carrying on from the last: the sum so far from the
+// output, max's winning positions from max_pos (NONE: nothing seen yet),
+// and mean's count of entries so far from max_pos too (a scratch the host
+// binds there in mean mode), divided only by the piece that ends the bag.
+// The positions are still visited in ascending order with one accumulator
+// per column, so the result is the same, bit for bit, as in one dispatch.
+//
 // Two entry points: bag_vec4 (dim % 4 == 0; bindings 0-7) and bag_scalar
 // (any dim; bindings 0-5, 8, 9).
 
@@ -60,8 +73,8 @@ struct Params {
     n: u32,              // one past the last position bound (all: the number of indices)
     padding_idx: u32,    // NONE: no padding row
     pos_base: u32,       // the position at indices[0] (see Windows above)
-    _pad1: u32,
-    _pad2: u32,
+    piece_begin: u32,    // this dispatch's positions of each bag (see Long bags)
+    piece_len: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -117,6 +130,28 @@ fn bag_range(b: u32) -> vec2<u32> {
     return vec2<u32>(start, end);
 }
 
+// The positions s .. e of bag b this dispatch reduces, and whether they are
+// the bag's first and last; skip when the bag ended in an earlier piece.
+struct Piece {
+    s: u32,
+    e: u32,
+    first: bool,
+    last: bool,
+    skip: bool,
+}
+
+fn piece(b: u32) -> Piece {
+    let r = bag_range(b);
+    let len = r.y - r.x;
+    let first = params.piece_begin == 0u;
+    if !first && params.piece_begin >= len {
+        return Piece(0u, 0u, false, false, true);
+    }
+    let s = r.x + params.piece_begin;
+    let e = s + min(len - params.piece_begin, params.piece_len);
+    return Piece(s, e, first, e == r.y, false);
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn bag_vec4(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -130,12 +165,25 @@ fn bag_vec4(
         return;
     }
     let dim4 = params.dim / 4u;
-    let r = bag_range(b);
+    let r = piece(b);
+    if r.skip {
+        return;
+    }
     for (var c = lane; c < dim4; c += THREADS_PER_BAG) {
+        let m = b * params.dim + 4u * c;
         var acc = vec4<f32>(0.0);
         var arg = vec4<u32>(NONE);
         var count = 0u;
-        for (var p = r.x; p < r.y; p++) {
+        if !r.first {
+            acc = out4[b * dim4 + c];
+            if MODE == MODE_MAX {
+                arg = vec4<u32>(max_pos[m], max_pos[m + 1u], max_pos[m + 2u], max_pos[m + 3u]);
+                count = select(0u, 1u, arg.x != NONE);
+            } else if MODE == MODE_MEAN {
+                count = max_pos[m];
+            }
+        }
+        for (var p = r.s; p < r.e; p++) {
             let row = indices[p - params.pos_base];
             if row == params.padding_idx {
                 continue;
@@ -159,16 +207,17 @@ fn bag_vec4(
             }
             count += 1u;
         }
-        if MODE == MODE_MEAN && count > 0u {
+        if MODE == MODE_MEAN && r.last && count > 0u {
             acc = acc / f32(count);
         }
         out4[b * dim4 + c] = acc;
         if MODE == MODE_MAX {
-            let m = b * params.dim + 4u * c;
             max_pos[m] = arg.x;
             max_pos[m + 1u] = arg.y;
             max_pos[m + 2u] = arg.z;
             max_pos[m + 3u] = arg.w;
+        } else if MODE == MODE_MEAN && !r.last {
+            max_pos[m] = count;
         }
     }
 }
@@ -186,12 +235,24 @@ fn bag_scalar(
         return;
     }
     let dim = params.dim;
-    let r = bag_range(b);
+    let r = piece(b);
+    if r.skip {
+        return;
+    }
     for (var c = lane; c < dim; c += THREADS_PER_BAG) {
         var acc = 0.0;
         var arg = NONE;
         var count = 0u;
-        for (var p = r.x; p < r.y; p++) {
+        if !r.first {
+            acc = out[b * dim + c];
+            if MODE == MODE_MAX {
+                arg = max_pos[b * dim + c];
+                count = select(0u, 1u, arg != NONE);
+            } else if MODE == MODE_MEAN {
+                count = max_pos[b * dim + c];
+            }
+        }
+        for (var p = r.s; p < r.e; p++) {
             let row = indices[p - params.pos_base];
             if row == params.padding_idx {
                 continue;
@@ -216,12 +277,14 @@ fn bag_scalar(
             }
             count += 1u;
         }
-        if MODE == MODE_MEAN && count > 0u {
+        if MODE == MODE_MEAN && r.last && count > 0u {
             acc = acc / f32(count);
         }
         out[b * dim + c] = acc;
         if MODE == MODE_MAX {
             max_pos[b * dim + c] = arg;
+        } else if MODE == MODE_MEAN && !r.last {
+            max_pos[b * dim + c] = count;
         }
     }
 }

@@ -14,7 +14,8 @@
 //   MODE 0 (sum):  grad_out[b, c], or per_sample_weights[p] * grad_out[b, c]
 //                  (the product rounded on its own, as the forward's);
 //   MODE 1 (mean): grad_out[b, c] / f32(count[b]), count[b] = the bag's
-//                  non-padding entries (bag_counts), the forward's divisor;
+//                  length less its padding entries (bag_padding counts
+//                  those), the forward's divisor;
 //   MODE 2 (max):  grad_out[b, c] if max_pos[b, c] == p (the forward's
 //                  winner: ties went to the lowest position), else 0.
 //
@@ -23,9 +24,17 @@
 // (each product rounded on its own, then added), 0 for padding entries.
 //
 // Entry points (each binds only what it touches):
-//   bag_counts  one invocation per bag        bindings 0, 1, 2, 6
-//   bag_expand  one invocation per (p, c)     bindings 0 - 7
-//   psw_grad    one invocation per position   bindings 0, 1, 2, 5, 8, 9
+//   bag_padding  one invocation per position  bindings 0, 1, 2, 10
+//   bag_expand   one invocation per (p, c)    bindings 0 - 7
+//   psw_grad     one invocation per position  bindings 0, 1, 2, 5, 8, 9
+// None loops over a bag or, past LOOP_BUDGET columns, over a row: Mesa's LLVM
+// backend (gallivm: lavapipe, llvmpipe GL) silently ends an invocation's
+// loops after 65 535 iterations in all. So mean's padding entries are
+// counted per position with integer atomics (exact in any order), and
+// psw_grad sums columns col_begin .. col_end per dispatch, each dispatch
+// carrying on from the last one's sum in psw_out (the same order of
+// additions as one loop over the row). bag_of is a binary search: at most
+// 32 steps.
 // HALF: the table is f16 packed two per u32 (unpack2x16float, core WGSL).
 //
 // Past one storage binding, bag_expand and psw_grad run in windows of
@@ -54,6 +63,10 @@ struct Params {
     row_begin: u32,      // psw_grad: the table rows bound in `table`
     row_end: u32,
     pos_base: u32,       // bag_expand, psw_grad: the position at indices[0]
+    col_begin: u32,      // psw_grad: the columns this dispatch adds
+    col_end: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -62,10 +75,12 @@ struct Params {
 @group(0) @binding(3) var<storage, read> per_sample_weights: array<f32>;
 @group(0) @binding(4) var<storage, read> max_pos: array<u32>;
 @group(0) @binding(5) var<storage, read> grad_out: array<f32>;
-@group(0) @binding(6) var<storage, read_write> counts: array<u32>;
+@group(0) @binding(6) var<storage, read_write> pads: array<u32>;
 @group(0) @binding(7) var<storage, read_write> expanded: array<f32>;
 @group(0) @binding(8) var<storage, read> table: array<u32>;
 @group(0) @binding(9) var<storage, read_write> psw_out: array<f32>;
+// bag_padding's view of `pads` (binding 6 in bag_expand).
+@group(0) @binding(10) var<storage, read_write> pad_counts: array<atomic<u32>>;
 
 fn invocation(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
@@ -87,23 +102,18 @@ fn bag_of(p: u32) -> u32 {
     return lo;
 }
 
+// pads[b] += 1 for each padding entry of bag b (the host clears `pads`).
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn bag_counts(
+fn bag_padding(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let b = invocation(wid, nwg, lid);
-    if b >= params.num_bags {
+    let local = invocation(wid, nwg, lid);
+    if local >= params.n || indices[local] != params.padding_idx {
         return;
     }
-    var count = 0u;
-    for (var p = offsets[b]; p < offsets[b + 1u]; p++) {
-        if indices[p] != params.padding_idx {
-            count += 1u;
-        }
-    }
-    counts[b] = count;
+    atomicAdd(&pad_counts[bag_of(params.pos_base + local)], 1u);
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -127,7 +137,7 @@ fn bag_expand(
     let g = grad_out[b * params.dim + c];
     var v: f32;
     if MODE == MODE_MEAN {
-        v = g / f32(counts[b]);
+        v = g / f32(offsets[b + 1u] - offsets[b] - pads[b]);
     } else if MODE == MODE_MAX {
         v = select(0.0, g, max_pos[b * params.dim + c] == p);
     } else if WEIGHTED {
@@ -166,7 +176,10 @@ fn psw_grad(
     }
     let b = bag_of(params.pos_base + local);
     var acc = 0.0;
-    for (var c = 0u; c < params.dim; c++) {
+    if params.col_begin > 0u {
+        acc = psw_out[local];
+    }
+    for (var c = params.col_begin; c < min(params.col_end, params.dim); c++) {
         // A separate statement: no a * b + c expression to contract into an FMA.
         let prod = grad_out[b * params.dim + c] * load((row - params.row_begin) * params.dim + c);
         acc = acc + prod;

@@ -18,6 +18,12 @@
 // `grad_out` bound at the window's offsets; pos_base makes the recorded
 // position the one in the whole list. One dispatch per (rows, positions)
 // window; each adds only the rows it holds.
+//
+// Each invocation adds at most col_block columns of its position's row
+// (invocation g: position g / blocks, columns from (g % blocks) · col_block):
+// Mesa's LLVM backend (gallivm: lavapipe, llvmpipe GL) silently ends an
+// invocation's loops after 65 535 iterations in all, so a whole row of a
+// very wide table per invocation would be added short.
 
 override WORKGROUP_SIZE: u32 = 256u;
 
@@ -30,6 +36,10 @@ struct Params {
     row_begin: u32,
     row_end: u32,
     pos_base: u32,
+    col_block: u32, // columns per invocation
+    blocks: u32,    // invocations per position: ceil(dim / col_block)
+    _pad0: u32,
+    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -45,7 +55,8 @@ fn scatter_add_atomic(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let p = (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
+    let g = (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
+    let p = g / params.blocks;
     if p >= params.n {
         return;
     }
@@ -63,7 +74,9 @@ fn scatter_add_atomic(
     }
     let src = p * params.dim;
     let dst = (row - params.row_begin) * params.dim;
-    for (var c = 0u; c < params.dim; c++) {
+    let c0 = (g % params.blocks) * params.col_block;
+    let c1 = min(c0 + params.col_block, params.dim);
+    for (var c = c0; c < c1; c++) {
         atomicAdd(&grad[dst + c], grad_out[src + c] / scale);
     }
 }

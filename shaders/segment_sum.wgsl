@@ -25,9 +25,10 @@
 //   segment_dense     the dense [num_embeddings, dim] gradient; untouched rows 0
 //   segment_sparse    (unique rows ascending, one summed row each)
 //   segment_sgd       fused: weight[r] -= lr * grad[r] for referenced rows
-//   segment_adagrad   fused row-wise Adagrad (FBGEMM EXACT_ROWWISE_ADAGRAD):
-//                     state[r] += mean(grad[r]^2);
-//                     weight[r] -= lr / (sqrt(state[r]) + eps) * grad[r]
+//   segment_adagrad   fused row-wise Adagrad (FBGEMM EXACT_ROWWISE_ADAGRAD),
+//                     pass 1: state[r] += mean(grad[r]^2)
+//   segment_adagrad_apply
+//                     pass 2: weight[r] -= lr / (sqrt(state[r]) + eps) * grad[r]
 // segment_dense, segment_sgd and segment_adagrad handle rows
 // row_begin .. row_end, stored from row 0 of `out`: a table past one storage
 // binding is updated one row-chunk per dispatch (the whole table is one chunk).
@@ -51,6 +52,17 @@
 // columns (1 on CPU adapters: each SIMD lane streams its own row). Per
 // element the order of additions is the same for any value; segment_adagrad
 // runs with 1 so the sum of squares runs over columns in ascending order.
+//
+// Loop budget. Mesa's LLVM backend (gallivm: lavapipe, llvmpipe GL) silently
+// ends an invocation's loops after 65 535 iterations in all. Per column
+// block an invocation runs a segment of at most a tile, or a row's pieces,
+// one per tile (SIMD lanes may run both): so the host caps the tiles at
+// 16 384 (longer batches get longer tiles; the twin does the same), gives a
+// row more invocations when its blocks would cost more than the budget, and
+// runs segment_adagrad's serial sum of squares over columns col_begin ..
+// col_end per dispatch, carrying the sum so far in `squares` (the same
+// order of additions as one loop). Past what that bounds (n beyond about
+// 2^28) CPU adapters refuse the batch.
 //
 // When dim is a multiple of 4 the `*4` entry points run instead: the same
 // sums over blocks of 16 columns read and written as vec4s (grad_out4,
@@ -85,8 +97,8 @@ struct Params {
     presorted: u32,      // 1: grad_out is in sorted order (see above)
     slot_begin: u32,     // sparse: the slots `out` holds from its start
     slot_end: u32,
-    _pad1: u32,
-    _pad2: u32,
+    col_begin: u32,      // segment_adagrad: the columns this dispatch squares
+    col_end: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -103,6 +115,8 @@ struct Params {
 @group(0) @binding(11) var<storage, read> grad_out4: array<vec4<f32>>;
 @group(0) @binding(12) var<storage, read_write> partials4: array<vec4<f32>>;
 @group(0) @binding(13) var<storage, read_write> out4: array<vec4<f32>>;
+// segment_adagrad: each row's sum of squares so far (rows from row_begin).
+@group(0) @binding(14) var<storage, read_write> squares: array<f32>;
 
 struct Sum8 {
     a: vec4<f32>,
@@ -405,6 +419,17 @@ fn sum_squares4(acc: f32, v: vec4<f32>, c: u32) -> f32 {
     return s;
 }
 
+// Whether row r gets an update from this dispatch (the checks of segment_sgd).
+fn updates(r: u32) -> bool {
+    if r >= params.row_end || status[0] != STATUS_OK {
+        return false;
+    }
+    return offsets[r + 1u] != offsets[r] && r != params.padding_idx && owns(r);
+}
+
+// Row-wise Adagrad, pass 1 (one invocation per row: the sum is serial): the
+// squared gradient over columns col_begin .. col_end, ascending, added to
+// the sum so far; the dispatch that ends the row adds its mean to state[r].
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn segment_adagrad(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -413,24 +438,41 @@ fn segment_adagrad(
 ) {
     let at = lane_of(wid, nwg, lid);
     let r = at.item + params.row_begin;
-    if r >= params.row_end || status[0] != STATUS_OK || at.lane != 0u {
+    if at.lane != 0u || !updates(r) {
         return;
     }
-    if offsets[r + 1u] == offsets[r] || r == params.padding_idx || !owns(r) {
-        return;
+    var sum = 0.0;
+    if params.col_begin > 0u {
+        sum = squares[r - params.row_begin];
     }
-    // Pass 1: mean of the squared gradient over the row, columns ascending.
-    // Pass 2 recomputes the gradient rather than storing a row of unknown length.
-    var squares = 0.0;
-    for (var c0 = 0u; c0 < params.dim; c0 += 8u) {
+    let end = min(params.col_end, params.dim);
+    for (var c0 = params.col_begin; c0 < end; c0 += 8u) {
         let g = row_grad8(r, c0);
-        squares = sum_squares4(squares, g.a, c0);
-        squares = sum_squares4(squares, g.b, c0 + 4u);
+        sum = sum_squares4(sum, g.a, c0);
+        sum = sum_squares4(sum, g.b, c0 + 4u);
     }
-    let h = state[r] + squares / f32(params.dim);
-    state[r] = h;
-    let multiplier = params.lr / (sqrt(h) + params.eps);
-    for (var c0 = 0u; c0 < params.dim; c0 += 8u) {
+    if end < params.dim {
+        squares[r - params.row_begin] = sum;
+        return;
+    }
+    state[r] = state[r] + sum / f32(params.dim);
+}
+
+// Pass 2, THREADS_PER_ROW invocations per row: the update, with the state
+// pass 1 stored (the gradient is recomputed rather than stored).
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn segment_adagrad_apply(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let at = lane_of(wid, nwg, lid);
+    let r = at.item + params.row_begin;
+    if !updates(r) {
+        return;
+    }
+    let multiplier = params.lr / (sqrt(state[r]) + params.eps);
+    for (var c0 = at.lane * 8u; c0 < params.dim; c0 += THREADS_PER_ROW * 8u) {
         let g = row_grad8(r, c0);
         let w = out8(r - params.row_begin, c0);
         store_out8(r - params.row_begin, c0, Sum8(w.a - multiplier * g.a, w.b - multiplier * g.b));
@@ -642,6 +684,7 @@ fn sum_squares16(acc: f32, v: Sum16, c4: u32) -> f32 {
     return sum_squares4(s, v.d, 4u * c4 + 12u);
 }
 
+// segment_adagrad over 16 columns: c4 counts vec4s, col_begin and col_end columns.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn segment_adagrad4(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -650,21 +693,38 @@ fn segment_adagrad4(
 ) {
     let at = lane_of(wid, nwg, lid);
     let r = at.item + params.row_begin;
-    if r >= params.row_end || status[0] != STATUS_OK || at.lane != 0u {
+    if at.lane != 0u || !updates(r) {
         return;
     }
-    if offsets[r + 1u] == offsets[r] || r == params.padding_idx || !owns(r) {
+    var sum = 0.0;
+    if params.col_begin > 0u {
+        sum = squares[r - params.row_begin];
+    }
+    let end4 = min(params.col_end, params.dim) / 4u;
+    for (var c4 = params.col_begin / 4u; c4 < end4; c4 += 4u) {
+        sum = sum_squares16(sum, row_grad16(r, c4), c4);
+    }
+    if end4 < params.dim / 4u {
+        squares[r - params.row_begin] = sum;
         return;
     }
-    // As segment_adagrad: squares over columns ascending, then the update.
-    var squares = 0.0;
-    for (var c4 = 0u; col4(c4); c4 += 4u) {
-        squares = sum_squares16(squares, row_grad16(r, c4), c4);
+    state[r] = state[r] + sum / f32(params.dim);
+}
+
+// segment_adagrad_apply over 16 columns.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn segment_adagrad_apply4(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let at = lane_of(wid, nwg, lid);
+    let r = at.item + params.row_begin;
+    if !updates(r) {
+        return;
     }
-    let h = state[r] + squares / f32(params.dim);
-    state[r] = h;
-    let m = params.lr / (sqrt(h) + params.eps);
-    for (var c4 = 0u; col4(c4); c4 += 4u) {
+    let m = params.lr / (sqrt(state[r]) + params.eps);
+    for (var c4 = at.lane * 4u; col4(c4); c4 += THREADS_PER_ROW * 4u) {
         let g = row_grad16(r, c4);
         let w = out16(r - params.row_begin, c4);
         store_out16(r - params.row_begin, c4, Sum16(w.a - m * g.a, w.b - m * g.b, w.c - m * g.c, w.d - m * g.d));

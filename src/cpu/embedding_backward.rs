@@ -5,14 +5,16 @@
 
 use super::{exclusive_scan, radix_sort, row_histogram, segment_sum};
 use crate::cpu::segment_sum::SegmentParams;
-use crate::kernels::segment_sum::CHUNK;
+use crate::kernels::segment_sum::{tile_len, CHUNK};
 
 /// The gradient options that change the arithmetic.
 #[derive(Clone, Copy, Debug)]
 pub struct BackwardOptions {
     pub padding_idx: Option<usize>,
     pub scale_grad_by_freq: bool,
-    /// Tile length of the segment split (the GPU uses [`CHUNK`]).
+    /// Tile length of the segment split (the GPU uses [`CHUNK`]); a batch
+    /// of more than `MAX_TILES` of them gets longer tiles, as on the GPU
+    /// ([`tile_len`]).
     pub chunk: usize,
 }
 
@@ -61,7 +63,7 @@ pub fn sort_batch(
         n,
         dim,
         num_embeddings,
-        chunk: options.chunk.max(1),
+        chunk: tile_len(options.chunk, n),
         padding_idx: options.padding_idx,
         scale_by_freq: options.scale_grad_by_freq,
     };

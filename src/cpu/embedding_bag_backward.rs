@@ -1,7 +1,7 @@
-//! CPU twin of `shaders/embedding_bag_backward.wgsl` (`bag_counts`,
+//! CPU twin of `shaders/embedding_bag_backward.wgsl` (`bag_padding`,
 //! `bag_expand`, `psw_grad`), and the whole EmbeddingBag backward composed
 //! from the twins in the order `nn::EmbeddingBag` records the kernels:
-//! `bag_counts` → `bag_expand` → the embedding backward
+//! `bag_padding` → `bag_expand` → the embedding backward
 //! (`cpu::embedding_backward_*`) of the expanded per-position gradient.
 
 use super::embedding_backward::{self, BackwardOptions};
@@ -23,14 +23,13 @@ fn bag_of(offsets: &[u32], p: u32) -> usize {
     lo
 }
 
-/// `counts[b]` = the non-padding entries of bag `b` (mean mode's divisor).
-pub fn bag_counts(padding_idx: Option<u32>, indices: &[u32], offsets: &[u32], counts: &mut [u32]) {
-    for (b, count) in counts.iter_mut().enumerate() {
-        let (s, e) = (offsets[b] as usize, offsets[b + 1] as usize);
-        *count = indices[s..e]
-            .iter()
-            .filter(|&&i| Some(i) != padding_idx)
-            .count() as u32;
+/// `pads[b]` += 1 for each padding entry of bag `b`, one position at a time
+/// (`pads` starts at 0); mean mode divides by the bag's length less this.
+pub fn bag_padding(padding_idx: Option<u32>, indices: &[u32], offsets: &[u32], pads: &mut [u32]) {
+    for (p, &row) in indices.iter().enumerate() {
+        if Some(row) == padding_idx {
+            pads[bag_of(offsets, p as u32)] += 1;
+        }
     }
 }
 
@@ -46,7 +45,7 @@ pub fn bag_expand(
     per_sample_weights: Option<&[f32]>,
     max_positions: &[u32],
     grad_out: &[f32],
-    counts: &[u32],
+    pads: &[u32],
     expanded: &mut [f32],
 ) {
     for (p, &row) in indices.iter().enumerate() {
@@ -59,7 +58,7 @@ pub fn bag_expand(
             let b = bag_of(offsets, p as u32);
             let g = grad_out[b * dim + c];
             expanded[e] = match (mode, per_sample_weights) {
-                (BagMode::Mean, _) => g / counts[b] as f32,
+                (BagMode::Mean, _) => g / (offsets[b + 1] - offsets[b] - pads[b]) as f32,
                 (BagMode::Max, _) => {
                     if max_positions[b * dim + c] == p as u32 {
                         g
@@ -167,13 +166,13 @@ pub struct BagBatch<'a> {
     pub grad_out: &'a [f32],
 }
 
-/// `bag_counts` then `bag_expand`: the `[n, dim]` per-position gradient.
+/// `bag_padding` then `bag_expand`: the `[n, dim]` per-position gradient.
 pub fn expand(batch: &BagBatch, padding_idx: Option<usize>) -> Vec<f32> {
     let num_bags = batch.offsets.len() - 1;
     let padding = padding_idx.map(|p| p as u32);
-    let mut counts = vec![0u32; num_bags];
+    let mut pads = vec![0u32; num_bags];
     if batch.mode == BagMode::Mean {
-        bag_counts(padding, batch.indices, batch.offsets, &mut counts);
+        bag_padding(padding, batch.indices, batch.offsets, &mut pads);
     }
     let mut expanded = vec![0.0f32; batch.indices.len() * batch.dim];
     bag_expand(
@@ -185,7 +184,7 @@ pub fn expand(batch: &BagBatch, padding_idx: Option<usize>) -> Vec<f32> {
         batch.per_sample_weights,
         batch.max_positions,
         batch.grad_out,
-        &counts,
+        &pads,
         &mut expanded,
     );
     expanded

@@ -7,7 +7,8 @@ pub struct SegmentParams {
     pub n: usize,
     pub dim: usize,
     pub num_embeddings: usize,
-    /// Tile length in sorted entries (`kernels::segment_sum::CHUNK`).
+    /// Tile length in sorted entries (`kernels::segment_sum::tile_len` of
+    /// the requested one, by default `CHUNK`).
     pub chunk: usize,
     pub padding_idx: Option<usize>,
     pub scale_by_freq: bool,

@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::{to_u32, WORKGROUP_SIZE};
+use crate::kernels::{loop_limited, to_u32, LOOP_BUDGET, WORKGROUP_SIZE};
 use crate::pipeline::{Access, KernelSpec};
 
 const SPEC: KernelSpec = KernelSpec {
@@ -58,6 +58,17 @@ pub fn encode_with(
         return Err(Error::InvalidArgument {
             name: "bytes",
             reason: format!("buffer_copy copies whole vec4s; {bytes} is not a multiple of 16"),
+        });
+    }
+    // Mesa's gallivm (lavapipe, llvmpipe GL) ends an invocation's loops
+    // after 65 535 iterations in all: the rest would silently not be copied.
+    if per_invocation as usize > LOOP_BUDGET && loop_limited(gpu) {
+        return Err(Error::InvalidArgument {
+            name: "per_invocation",
+            reason: format!(
+                "{per_invocation} vec4s per invocation is past {LOOP_BUDGET}, the most a CPU \
+                 adapter's loops run reliably (Mesa's gallivm ends them after 65 535 iterations)"
+            ),
         });
     }
     let per_invocation = per_invocation.max(1);

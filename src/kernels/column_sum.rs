@@ -3,7 +3,8 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::to_u32;
+use crate::kernels::{to_u32, LOOP_BUDGET};
+use crate::memory::GpuBuffer;
 use crate::pipeline::{Access, KernelSpec};
 use crate::tensor::Tensor;
 
@@ -21,12 +22,19 @@ const SPEC: KernelSpec = KernelSpec {
 /// Small: a Linear layer has hundreds to thousands of columns, not millions.
 const WORKGROUP_SIZE: u32 = 64;
 
+/// Rows one invocation sums. Mesa's gallivm (lavapipe, llvmpipe GL) ends an
+/// invocation's loops after 65 535 iterations in all, so taller inputs are
+/// summed in blocks of this many rows, then the block sums the same way, in
+/// block order (on every adapter: the same bits everywhere; see the shader).
+pub const BLOCK_ROWS: usize = LOOP_BUDGET;
+
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
     rows: u32,
     cols: u32,
-    _pad: [u32; 2],
+    block_rows: u32,
+    _pad: u32,
 }
 
 /// Records the column sums of `x` (`[rows, cols]`) into `out` (`cols`
@@ -59,10 +67,38 @@ pub fn encode(
             found: (out.size() / 4) as usize,
         });
     }
+    // Past BLOCK_ROWS rows: one pass per level of block sums, each into a
+    // scratch [blocks, cols] that the next pass reads.
+    let mut rows = rows;
+    let mut levels: Vec<GpuBuffer> = Vec::new();
+    while rows > BLOCK_ROWS {
+        let blocks = rows.div_ceil(BLOCK_ROWS);
+        let sums = gpu.storage("column_sum block sums", (blocks * cols) as u64 * 4)?;
+        let src = levels.last().map_or(x, |l| l.raw());
+        encode_pass(gpu, encoder, rows, cols, false, src, sums.raw())?;
+        levels.push(sums);
+        rows = blocks;
+    }
+    let src = levels.last().map_or(x, |l| l.raw());
+    encode_pass(gpu, encoder, rows, cols, accumulate, src, out)
+}
+
+/// One dispatch: the sums of blocks of [`BLOCK_ROWS`] rows of `x` into
+/// `out[block, col]`; one block (and `accumulate`) adds to `out`.
+fn encode_pass(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    rows: usize,
+    cols: usize,
+    accumulate: bool,
+    x: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+) -> Result<()> {
     let params = Params {
         rows: rows as u32,
         cols: cols as u32,
-        _pad: [0; 2],
+        block_rows: BLOCK_ROWS as u32,
+        _pad: 0,
     };
     let kernel = gpu.kernel(
         &SPEC,
@@ -73,11 +109,12 @@ pub fn encode(
     )?;
     let uniform = gpu.uniform("column_sum params", &params)?;
     let bind = kernel.bind(gpu, &[(0, uniform.raw()), (1, x), (2, out)])?;
+    let invocations = rows.div_ceil(BLOCK_ROWS).max(1) as u64 * cols as u64;
     kernel.dispatch(
         gpu,
         encoder,
         &bind,
-        (cols as u64).div_ceil(WORKGROUP_SIZE as u64),
+        invocations.div_ceil(WORKGROUP_SIZE as u64),
     );
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::ops::Range;
 use crate::binding::{self, Span};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::{to_u32, WORKGROUP_SIZE};
+use crate::kernels::{to_u32, LOOP_BUDGET, WORKGROUP_SIZE};
 use crate::nn::DType;
 use crate::pipeline::{Access, KernelSpec};
 
@@ -55,7 +55,8 @@ struct Params {
     n: u32,
     padding_idx: u32,
     pos_base: u32,
-    _pad: [u32; 2],
+    piece_begin: u32,
+    piece_len: u32,
 }
 
 /// Invocations per bag: one on a CPU adapter (each SIMD lane streams its own
@@ -63,6 +64,26 @@ struct Params {
 /// invocations read neighbouring words (coalesced).
 pub fn threads_per_bag(gpu: &Gpu, dim: usize) -> u32 {
     crate::kernels::embedding_gather::threads_per_row(gpu, dim)
+}
+
+/// Words of a row (vec4s, or floats off the vec4 path) one invocation
+/// reduces at most: wider rows get more invocations per bag, so that a piece
+/// (below) is never shorter than 31 positions.
+const MAX_WORDS_PER_INVOCATION: usize = 1024;
+
+/// Invocations per bag (at least `tpb`) and the positions of each bag one
+/// dispatch reduces. An invocation loops over its words once per position,
+/// and Mesa's gallivm (lavapipe, llvmpipe GL) ends an invocation's loops
+/// after 65 535 iterations in all, so a bag longer than the piece is reduced
+/// over several dispatches, each carrying on from the last (see the shader's
+/// "Long bags"; same order of additions, same bits, on every adapter).
+fn plan(dim: usize, tpb: u32) -> (u32, usize) {
+    let words = if dim.is_multiple_of(4) { dim / 4 } else { dim }.max(1);
+    let tpb = tpb
+        .max(words.div_ceil(MAX_WORDS_PER_INVOCATION) as u32)
+        .max(1);
+    let per_invocation = words.div_ceil(tpb as usize);
+    (tpb, LOOP_BUDGET / per_invocation - 1)
 }
 
 /// The buffers one bag reduction reads and writes.
@@ -79,6 +100,10 @@ pub struct BagArgs<'a> {
     /// `num_bags + 1` u32 offsets into `indices` (CSR: the last is `n`).
     pub offsets: &'a wgpu::Buffer,
     pub num_bags: usize,
+    /// At least the most positions one bag holds (`n` always is): only
+    /// that many of each bag are pooled. Bags longer than one dispatch's
+    /// piece (31 to 32 767 positions, by dim) take a dispatch per piece.
+    pub max_bag_len: usize,
     /// `n` f32 weights (sum mode), or `None`.
     pub per_sample_weights: Option<&'a wgpu::Buffer>,
     pub padding_idx: Option<u32>,
@@ -88,7 +113,8 @@ pub struct BagArgs<'a> {
     pub max_positions: Option<&'a wgpu::Buffer>,
     /// `[num_bags, dim]` f32.
     pub out: &'a wgpu::Buffer,
-    /// Invocations per bag; `None` picks [`threads_per_bag`].
+    /// Invocations per bag; `None` picks [`threads_per_bag`]. Raised where
+    /// one invocation would reduce more than 1 024 words of a row.
     pub threads_per_bag: Option<u32>,
 }
 
@@ -100,6 +126,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &BagArgs) -> 
     let window = BagWindow {
         bags: 0..args.num_bags,
         positions: 0..args.n,
+        longest: args.max_bag_len.min(args.n),
     };
     encode_window(gpu, encoder, args, &window, false)
 }
@@ -110,6 +137,8 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &BagArgs) -> 
 pub(crate) struct BagWindow {
     pub bags: Range<usize>,
     pub positions: Range<usize>,
+    /// The most positions one of these bags holds.
+    pub longest: usize,
 }
 
 /// Cuts a batch (CSR offsets `csr`, `num_bags + 1` of them) into windows of
@@ -137,6 +166,10 @@ pub(crate) fn windows(
         BagWindow {
             bags: b0..b1,
             positions: s0..csr[b1] as usize,
+            longest: (b0..b1)
+                .map(|b| csr[b + 1].saturating_sub(csr[b]) as usize)
+                .max()
+                .unwrap_or(0),
         }
     };
     let fits = |w: &BagWindow| {
@@ -184,19 +217,22 @@ pub(crate) fn encode_window(
     if window.bags.is_empty() || args.dim == 0 {
         return Ok(());
     }
-    let tpb = args
-        .threads_per_bag
-        .unwrap_or_else(|| threads_per_bag(gpu, args.dim))
-        .max(1);
+    let (tpb, piece_len) = plan(
+        args.dim,
+        args.threads_per_bag
+            .unwrap_or_else(|| threads_per_bag(gpu, args.dim)),
+    );
+    let pieces = window.longest.div_ceil(piece_len).max(1);
     to_u32("index count", args.n)?;
-    let params = Params {
+    let mut params = Params {
         num_bags: to_u32("bag count", window.bags.len())?,
         dim: to_u32("embedding dim", args.dim)?,
         num_embeddings: to_u32("num_embeddings", args.num_embeddings)?,
         n: to_u32("index count", window.positions.end)?,
         padding_idx: args.padding_idx.unwrap_or(u32::MAX),
         pos_base: to_u32("window first position", window.positions.start)?,
-        _pad: [0; 2],
+        piece_begin: 0,
+        piece_len: piece_len as u32,
     };
     let vec4 = args.dim.is_multiple_of(4);
     let spec = if vec4 { &VEC4 } else { &SCALAR };
@@ -212,7 +248,6 @@ pub(crate) fn encode_window(
             ("GATHERED", flag(gathered)),
         ],
     )?;
-    let uniform = gpu.uniform("embedding_bag params", &params)?;
     // Bindings the chosen variant never touches still need a buffer; one
     // buffer cannot be both read-only and read-write in one dispatch.
     let unused_read = gpu.storage("embedding_bag unused input", 4)?;
@@ -220,42 +255,56 @@ pub(crate) fn encode_window(
     let (table_slot, out_slot) = if vec4 { (6, 7) } else { (8, 9) };
     let row_bytes = args.dim as u64 * 4;
     let (bags, positions) = (&window.bags, &window.positions);
+    // Max's positions and mean's counts carry from piece to piece in max_pos.
+    let caller_positions = match args.mode {
+        BagMode::Max => args.max_positions,
+        _ => None,
+    };
+    let carry_scratch = match args.mode {
+        BagMode::Max | BagMode::Mean if pieces > 1 && caller_positions.is_none() => {
+            Some(gpu.storage("embedding_bag piece carry", bags.len() as u64 * row_bytes)?)
+        }
+        _ => None,
+    };
+    let carry: Span = match (caller_positions, &carry_scratch) {
+        (Some(m), _) => Span::items(m, bags, row_bytes),
+        (None, Some(scratch)) => scratch.raw().into(),
+        (None, None) => unused_write.raw().into(),
+    };
     let offsets = Span {
         buffer: args.offsets,
         offset: bags.start as u64 * 4,
         size: (bags.len() as u64 + 1) * 4,
     };
-    let bind = kernel.bind_spans(
-        gpu,
-        &[
-            (0, uniform.raw().into()),
-            (1, Span::items(args.indices, positions, 4)),
-            (2, offsets),
-            (
-                3,
-                match args.per_sample_weights {
-                    Some(w) => Span::items(w, positions, 4),
-                    None => unused_read.raw().into(),
-                },
-            ),
-            (4, args.status.into()),
-            (
-                5,
-                match args.max_positions {
-                    Some(m) => Span::items(m, bags, row_bytes),
-                    None => unused_write.raw().into(),
-                },
-            ),
-            (table_slot, args.table.into()),
-            (out_slot, Span::items(args.out, bags, row_bytes)),
-        ],
-    )?;
     let invocations = bags.len() as u64 * tpb as u64;
-    kernel.dispatch(
-        gpu,
-        encoder,
-        &bind,
-        invocations.div_ceil(WORKGROUP_SIZE as u64),
-    );
+    for piece in 0..pieces {
+        params.piece_begin = to_u32("bag piece", piece * piece_len)?;
+        let uniform = gpu.uniform("embedding_bag params", &params)?;
+        let bind = kernel.bind_spans(
+            gpu,
+            &[
+                (0, uniform.raw().into()),
+                (1, Span::items(args.indices, positions, 4)),
+                (2, offsets),
+                (
+                    3,
+                    match args.per_sample_weights {
+                        Some(w) => Span::items(w, positions, 4),
+                        None => unused_read.raw().into(),
+                    },
+                ),
+                (4, args.status.into()),
+                (5, carry),
+                (table_slot, args.table.into()),
+                (out_slot, Span::items(args.out, bags, row_bytes)),
+            ],
+        )?;
+        kernel.dispatch(
+            gpu,
+            encoder,
+            &bind,
+            invocations.div_ceil(WORKGROUP_SIZE as u64),
+        );
+    }
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! `embedding_bag_backward`: each position's share of a bag's gradient
-//! (`bag_counts` + `bag_expand`), which the embedding's sorted segment sum
+//! (`bag_padding` + `bag_expand`), which the embedding's sorted segment sum
 //! then adds per row, and the per-sample-weight gradient (`psw_grad`).
 //! Shader: `shaders/embedding_bag_backward.wgsl`; CPU twin:
 //! `cpu::embedding_bag_backward`.
@@ -10,23 +10,29 @@ use std::ops::Range;
 use crate::binding::{self, Span};
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::kernels::{to_u32, WORKGROUP_SIZE};
+use crate::kernels::{to_u32, LOOP_BUDGET, WORKGROUP_SIZE};
 use crate::nn::DType;
 use crate::pipeline::{Access, KernelSpec};
 
 const SOURCE: &str = include_str!("../../shaders/embedding_bag_backward.wgsl");
 
-const COUNTS: KernelSpec = KernelSpec {
+const PADDING: KernelSpec = KernelSpec {
     name: "embedding_bag_backward",
     source: SOURCE,
-    entry: "bag_counts",
+    entry: "bag_padding",
     bindings: &[
         (0, Access::Uniform),
         (1, Access::Read),
         (2, Access::Read),
-        (6, Access::ReadWrite),
+        (10, Access::ReadWrite),
     ],
 };
+
+/// Columns one `psw_grad` dispatch adds per position: a wider row takes
+/// several dispatches, each carrying on from the last one's sums, because
+/// Mesa's gallivm (lavapipe) ends an invocation's loops after 65 535
+/// iterations in all (the binary search for the bag adds up to 32).
+const PSW_COLUMNS: usize = LOOP_BUDGET - 64;
 
 const EXPAND: KernelSpec = KernelSpec {
     name: "embedding_bag_backward",
@@ -69,6 +75,9 @@ struct Params {
     row_begin: u32,
     row_end: u32,
     pos_base: u32,
+    col_begin: u32,
+    col_end: u32,
+    _pad: [u32; 2],
 }
 
 /// The bag layout both passes read.
@@ -115,10 +124,13 @@ fn params(layout: &BagLayout) -> Result<Params> {
         row_begin: 0,
         row_end: to_u32("num_embeddings", layout.num_embeddings)?,
         pos_base: 0,
+        col_begin: 0,
+        col_end: to_u32("embedding dim", layout.dim)?,
+        _pad: [0; 2],
     })
 }
 
-/// Records `bag_counts` (mean mode) and `bag_expand` into `encoder`: the
+/// Records `bag_padding` (mean mode, with a padding row) and `bag_expand` into `encoder`: the
 /// per-position gradient that `segment_sum` reduces per row. Submits nothing.
 pub fn encode_expand(
     gpu: &Gpu,
@@ -129,11 +141,11 @@ pub fn encode_expand(
     if layout.n == 0 || layout.dim == 0 {
         return Ok(());
     }
-    let uniform = gpu.uniform("embedding_bag_backward params", &params(layout)?)?;
-    let counts = gpu.storage(
-        "embedding_bag_backward counts",
+    let pads = gpu.storage(
+        "embedding_bag_backward padding counts",
         (layout.num_bags as u64 * 4).max(4),
     )?;
+    encoder.clear_buffer(pads.raw(), 0, None);
     // Bindings the chosen mode never reads still need a buffer.
     let unused_weights = gpu.storage("embedding_bag_backward unused weights", 4)?;
     let unused_positions = gpu.storage("embedding_bag_backward unused positions", 4)?;
@@ -149,24 +161,6 @@ pub fn encode_expand(
             },
         ),
     ];
-    if args.mode == BagMode::Mean {
-        let kernel = gpu.kernel(&COUNTS, &constants)?;
-        let bind = kernel.bind(
-            gpu,
-            &[
-                (0, uniform.raw()),
-                (1, layout.indices),
-                (2, layout.offsets),
-                (6, counts.raw()),
-            ],
-        )?;
-        kernel.dispatch(
-            gpu,
-            encoder,
-            &bind,
-            (layout.num_bags as u64).div_ceil(WORKGROUP_SIZE as u64),
-        );
-    }
     let kernel = gpu.kernel(&EXPAND, &constants)?;
     let row_bytes = layout.dim as u64 * 4;
     let windows = binding::windows(
@@ -175,6 +169,30 @@ pub fn encode_expand(
         &[4, 4, row_bytes],
         "bag_expand window (indices, weights and per-position gradient rows)",
     )?;
+    if args.mode == BagMode::Mean && layout.padding_idx.is_some() {
+        let padding = gpu.kernel(&PADDING, &constants)?;
+        for w in &windows {
+            let mut p = params(layout)?;
+            p.n = to_u32("index count", w.len())?;
+            p.pos_base = to_u32("window first position", w.start)?;
+            let uniform = gpu.uniform("embedding_bag_backward params", &p)?;
+            let bind = padding.bind_spans(
+                gpu,
+                &[
+                    (0, uniform.raw().into()),
+                    (1, Span::items(layout.indices, w, 4)),
+                    (2, layout.offsets.into()),
+                    (10, pads.raw().into()),
+                ],
+            )?;
+            padding.dispatch(
+                gpu,
+                encoder,
+                &bind,
+                (w.len() as u64).div_ceil(WORKGROUP_SIZE as u64),
+            );
+        }
+    }
     for w in windows {
         let mut p = params(layout)?;
         p.n = to_u32("index count", w.len())?;
@@ -198,7 +216,7 @@ pub fn encode_expand(
                     args.max_positions.unwrap_or(unused_positions.raw()).into(),
                 ),
                 (5, layout.grad_out.into()),
-                (6, counts.raw().into()),
+                (6, pads.raw().into()),
                 (7, Span::items(args.expanded, &w, row_bytes)),
             ],
         )?;
@@ -260,29 +278,33 @@ pub(crate) fn encode_psw_grad_rows(
         "psw_grad window (indices and weight gradients)",
     )?;
     for w in windows {
-        let mut p = params(layout)?;
-        p.n = to_u32("index count", w.len())?;
-        p.pos_base = to_u32("window first position", w.start)?;
-        p.row_begin = to_u32("chunk first row", rows.start)?;
-        p.row_end = to_u32("chunk end row", rows.end)?;
-        let uniform = gpu.uniform("embedding_bag_backward params", &p)?;
-        let bind = kernel.bind_spans(
-            gpu,
-            &[
-                (0, uniform.raw().into()),
-                (1, Span::items(layout.indices, &w, 4)),
-                (2, layout.offsets.into()),
-                (5, layout.grad_out.into()),
-                (8, table.into()),
-                (9, Span::items(out, &w, 4)),
-            ],
-        )?;
-        kernel.dispatch(
-            gpu,
-            encoder,
-            &bind,
-            (w.len() as u64).div_ceil(WORKGROUP_SIZE as u64),
-        );
+        for c0 in (0..layout.dim.max(1)).step_by(PSW_COLUMNS) {
+            let mut p = params(layout)?;
+            p.n = to_u32("index count", w.len())?;
+            p.pos_base = to_u32("window first position", w.start)?;
+            p.row_begin = to_u32("chunk first row", rows.start)?;
+            p.row_end = to_u32("chunk end row", rows.end)?;
+            p.col_begin = to_u32("embedding dim", c0)?;
+            p.col_end = to_u32("embedding dim", (c0 + PSW_COLUMNS).min(layout.dim))?;
+            let uniform = gpu.uniform("embedding_bag_backward params", &p)?;
+            let bind = kernel.bind_spans(
+                gpu,
+                &[
+                    (0, uniform.raw().into()),
+                    (1, Span::items(layout.indices, &w, 4)),
+                    (2, layout.offsets.into()),
+                    (5, layout.grad_out.into()),
+                    (8, table.into()),
+                    (9, Span::items(out, &w, 4)),
+                ],
+            )?;
+            kernel.dispatch(
+                gpu,
+                encoder,
+                &bind,
+                (w.len() as u64).div_ceil(WORKGROUP_SIZE as u64),
+            );
+        }
     }
     Ok(())
 }

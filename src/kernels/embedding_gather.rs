@@ -6,7 +6,7 @@ use std::ops::Range;
 use crate::binding::{self, Span};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::{to_u32, WORKGROUP_SIZE};
+use crate::kernels::{to_u32, LOOP_BUDGET, WORKGROUP_SIZE};
 use crate::pipeline::{Access, KernelSpec};
 use crate::tensor::{IndexTensor, Tensor};
 
@@ -83,12 +83,27 @@ pub const STATUS_OK: u32 = u32::MAX;
 /// How many invocations share one output row. A CPU adapter (lavapipe) runs
 /// invocations as SIMD lanes and is fastest streaming one row per lane; a GPU
 /// wants neighbouring invocations on neighbouring vec4s so loads coalesce.
+/// Never fewer than [`min_threads_per_row`].
 pub fn threads_per_row(gpu: &Gpu, dim: usize) -> u32 {
-    if gpu.adapter_info().device_type == wgpu::DeviceType::Cpu {
-        return 1;
-    }
     let words = if dim.is_multiple_of(4) { dim / 4 } else { dim };
-    words.clamp(1, 64) as u32
+    let preferred = if gpu.adapter_info().device_type == wgpu::DeviceType::Cpu {
+        1
+    } else {
+        words.clamp(1, 64) as u32
+    };
+    preferred.max(min_threads_per_row(dim))
+}
+
+/// The fewest invocations per row that keep each one's loops within
+/// [`LOOP_BUDGET`]: an invocation may run both its copy loop and the
+/// zero-fill loop of the out-of-range branch (SIMD lanes run both sides of a
+/// branch), each over its share of the row's words. Mesa's gallivm
+/// (lavapipe, llvmpipe GL) ends an invocation's loops after 65 535 iterations
+/// in all, which one invocation per row reaches at 65 536 words. A caller's
+/// `threads_per_row` is raised to this too.
+pub fn min_threads_per_row(dim: usize) -> u32 {
+    let words = if dim.is_multiple_of(4) { dim / 4 } else { dim };
+    words.div_ceil(LOOP_BUDGET / 2).max(1) as u32
 }
 
 /// The buffers one gather reads and writes. `status` is one u32 that the
@@ -104,7 +119,8 @@ pub struct GatherArgs<'a> {
     pub n: usize,
     pub status: &'a wgpu::Buffer,
     pub out: &'a wgpu::Buffer,
-    /// Invocations per row; `None` picks [`threads_per_row`].
+    /// Invocations per row; `None` picks [`threads_per_row`]. Never fewer
+    /// than [`min_threads_per_row`].
     pub threads_per_row: Option<u32>,
     /// Invocations per workgroup; `None` picks [`workgroup_size`].
     pub workgroup_size: Option<u32>,
@@ -219,7 +235,7 @@ pub(crate) fn encode_block(
     let tpr = args
         .threads_per_row
         .unwrap_or_else(|| threads_per_row(gpu, args.dim))
-        .max(1);
+        .max(min_threads_per_row(args.dim));
     let vec4 = args.dim.is_multiple_of(4);
     let spec = match (half, vec4) {
         (false, true) => &VEC4,
@@ -359,7 +375,7 @@ fn encode_group(
     let tpr = args
         .threads_per_row
         .unwrap_or_else(|| threads_per_row(gpu, args.dim))
-        .max(1);
+        .max(min_threads_per_row(args.dim));
     let rows = group[0].rows.start..group[group.len() - 1].rows.end;
     let wg = args.workgroup_size.unwrap_or_else(|| workgroup_size(gpu));
     let kernel = gpu.kernel(

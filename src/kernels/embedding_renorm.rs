@@ -3,9 +3,9 @@
 //! `max_norm / (norm + 1e-7)`, once however often the batch repeats it.
 //! Shader: `shaders/embedding_renorm.wgsl`; CPU twin: `cpu::embedding_renorm`.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::{to_u32, WORKGROUP_SIZE};
+use crate::kernels::{loop_limited, to_u32, LOOP_BUDGET, WORKGROUP_SIZE};
 use crate::pipeline::{Access, KernelSpec};
 
 const SPEC: KernelSpec = KernelSpec {
@@ -48,8 +48,29 @@ pub struct RenormArgs<'a> {
     pub rows: Option<std::ops::Range<usize>>,
 }
 
-/// Records the renormalisation into `encoder`.
+/// The widest row one invocation renormalises: it loops over the row twice
+/// (the norm, then the rescale), and Mesa's gallivm (lavapipe, llvmpipe GL)
+/// ends an invocation's loops after 65 535 iterations in all.
+pub const MAX_DIM: usize = LOOP_BUDGET / 2;
+
+/// `TooLarge` for rows past [`MAX_DIM`] on CPU adapters, whose compiler may
+/// cut the loops short; other adapters renormalise rows of any width.
+pub fn check_dim(gpu: &Gpu, dim: usize) -> Result<()> {
+    if dim > MAX_DIM && loop_limited(gpu) {
+        return Err(Error::TooLarge {
+            what: "max_norm row (one invocation computes its norm and rescales it)",
+            bytes: dim as u64 * 4,
+            limit: MAX_DIM as u64 * 4,
+            limit_name: "a row one invocation can loop over twice on this CPU adapter \
+                         (Mesa's gallivm ends an invocation's loops after 65 535 iterations)",
+        });
+    }
+    Ok(())
+}
+
+/// Records the renormalisation into `encoder`; `TooLarge` from [`check_dim`].
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &RenormArgs) -> Result<()> {
+    check_dim(gpu, args.dim)?;
     let rows = args.rows.clone().unwrap_or(0..args.num_embeddings);
     let rows = rows.start.min(args.num_embeddings)..rows.end.min(args.num_embeddings);
     to_u32("table chunk elements", rows.len().saturating_mul(args.dim))?;

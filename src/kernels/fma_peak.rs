@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::kernels::{loop_limited, LOOP_BUDGET};
 use crate::memory::GpuBuffer;
 use crate::pipeline::{Access, KernelSpec};
 
@@ -70,6 +71,19 @@ pub fn encode(
             what: "fma_peak output",
             expected: shape.workgroups as usize * WORKGROUP_SIZE as usize,
             found: (out.size() / 4) as usize,
+        });
+    }
+    // Mesa's gallivm (lavapipe, llvmpipe GL) ends an invocation's loops
+    // after 65 535 iterations in all: more would be measured as done.
+    if shape.iterations as usize > LOOP_BUDGET && loop_limited(gpu) {
+        return Err(Error::InvalidArgument {
+            name: "FmaPeakShape::iterations",
+            reason: format!(
+                "{} rounds per invocation is past {LOOP_BUDGET}, the most a CPU adapter runs \
+                 reliably (Mesa's gallivm ends an invocation's loops after 65 535 iterations); \
+                 raise `workgroups` instead",
+                shape.iterations
+            ),
         });
     }
     let kernel = gpu.kernel(

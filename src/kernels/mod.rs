@@ -26,6 +26,25 @@ pub mod uniform_init;
 /// 256-invocation default limit.
 pub(crate) const WORKGROUP_SIZE: u32 = 256;
 
+/// The most loop iterations one invocation of any kernel may run, all its
+/// loops together. Mesa's LLVM backend (gallivm: lavapipe, llvmpipe GL; the
+/// CPU adapters CI runs on) silently ends an invocation's loops after 65 535
+/// iterations in all — one counter for every loop the invocation runs,
+/// nested iterations included, shared by the SIMD lanes run together; once
+/// spent, later loops run at most once — and returns whatever was computed
+/// by then. Every kernel bounds each invocation's work by this, on every
+/// adapter (more invocations or more dispatches; results unchanged), and
+/// where a size cannot be bounded it is a `TooLarge` error on CPU adapters.
+/// Half the hardware limit, so an approximate count stays safe.
+pub(crate) const LOOP_BUDGET: usize = 1 << 15;
+
+/// Whether the adapter is a CPU rasterizer that may end long loops early
+/// (see [`LOOP_BUDGET`]): sizes past what the kernels can bound are refused
+/// there and run elsewhere.
+pub(crate) fn loop_limited(gpu: &crate::gpu::Gpu) -> bool {
+    gpu.adapter_info().device_type == wgpu::DeviceType::Cpu
+}
+
 /// Fails with `TooLarge` when a count does not fit the u32 arithmetic of the shaders.
 pub(crate) fn to_u32(what: &'static str, value: usize) -> crate::Result<u32> {
     u32::try_from(value).map_err(|_| crate::Error::TooLarge {

@@ -7,7 +7,7 @@
 use crate::binding::{self, Span};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::{to_u32, WORKGROUP_SIZE};
+use crate::kernels::{to_u32, LOOP_BUDGET, WORKGROUP_SIZE};
 use crate::pipeline::{Access, KernelSpec};
 
 const SPEC: KernelSpec = KernelSpec {
@@ -35,6 +35,9 @@ struct Params {
     row_begin: u32,
     row_end: u32,
     pos_base: u32,
+    col_block: u32,
+    blocks: u32,
+    _pad: [u32; 2],
 }
 
 /// The buffers of one atomic scatter-add.
@@ -57,6 +60,11 @@ pub struct AtomicArgs<'a> {
     /// (a row-chunk of a chunked gradient); `None`: every row.
     pub rows: Option<std::ops::Range<usize>>,
 }
+
+/// Columns one invocation adds: a row wider than this is split over several
+/// invocations, because Mesa's gallivm (lavapipe) ends an invocation's loops
+/// after 65 535 iterations in all.
+const COL_BLOCK: usize = LOOP_BUDGET;
 
 /// `MissingFeature` unless the adapter can add floats atomically.
 pub fn check_supported(gpu: &Gpu) -> Result<()> {
@@ -84,6 +92,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &AtomicArgs) 
     }
     to_u32("index count", args.n)?;
     to_u32("table chunk elements", rows.len().saturating_mul(args.dim))?;
+    let blocks = args.dim.div_ceil(COL_BLOCK).max(1);
     let kernel = gpu.kernel(&SPEC, &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
     let row_windows = binding::windows(gpu, rows.len(), &[row_bytes], "gradient rows")?;
     let positions = binding::windows(
@@ -106,6 +115,9 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &AtomicArgs) 
                 row_begin: to_u32("chunk first row", rows.start + rw.start)?,
                 row_end: to_u32("chunk end row", rows.start + rw.end)?,
                 pos_base: to_u32("window first position", pw.start)?,
+                col_block: COL_BLOCK as u32,
+                blocks: blocks as u32,
+                _pad: [0; 2],
             };
             let uniform = gpu.uniform("scatter_add_atomic params", &params)?;
             let bind = kernel.bind_spans(
@@ -119,11 +131,12 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &AtomicArgs) 
                     (5, Span::items(args.grad, rw, row_bytes)),
                 ],
             )?;
+            let invocations = pw.len() as u64 * blocks as u64;
             kernel.dispatch(
                 gpu,
                 encoder,
                 &bind,
-                (pw.len() as u64).div_ceil(WORKGROUP_SIZE as u64),
+                invocations.div_ceil(WORKGROUP_SIZE as u64),
             );
         }
     }

@@ -9,10 +9,10 @@
 use std::ops::Range;
 
 use crate::binding::{self, Span};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::embedding_gather::{self, GatherArgs, TableBlock, STATUS_OK};
-use crate::kernels::{to_u32, WORKGROUP_SIZE};
+use crate::kernels::{loop_limited, to_u32, LOOP_BUDGET, WORKGROUP_SIZE};
 use crate::memory::GpuBuffer;
 use crate::pipeline::{Access, KernelSpec};
 
@@ -73,6 +73,21 @@ const ADAGRAD: KernelSpec = KernelSpec {
     name: "segment_sum",
     source: SOURCE,
     entry: "segment_adagrad",
+    bindings: &[
+        (0, Access::Uniform),
+        (1, Access::Read),
+        (2, Access::Read),
+        (4, Access::Read),
+        (5, Access::Read),
+        (6, Access::ReadWrite),
+        (10, Access::ReadWrite),
+        (14, Access::ReadWrite),
+    ],
+};
+const ADAGRAD_APPLY: KernelSpec = KernelSpec {
+    name: "segment_sum",
+    source: SOURCE,
+    entry: "segment_adagrad_apply",
     bindings: &[
         (0, Access::Uniform),
         (1, Access::Read),
@@ -149,6 +164,21 @@ const ADAGRAD4: KernelSpec = KernelSpec {
         (4, Access::Read),
         (11, Access::Read),
         (12, Access::ReadWrite),
+        (10, Access::ReadWrite),
+        (14, Access::ReadWrite),
+    ],
+};
+const ADAGRAD_APPLY4: KernelSpec = KernelSpec {
+    name: "segment_sum",
+    source: SOURCE,
+    entry: "segment_adagrad_apply4",
+    bindings: &[
+        (0, Access::Uniform),
+        (1, Access::Read),
+        (2, Access::Read),
+        (4, Access::Read),
+        (11, Access::Read),
+        (12, Access::ReadWrite),
         (13, Access::ReadWrite),
         (10, Access::ReadWrite),
     ],
@@ -159,6 +189,35 @@ const ADAGRAD4: KernelSpec = KernelSpec {
 /// 2^18 × 30 % entries becomes 300 pieces) while the partials stay small
 /// (2 × dim floats per tile).
 pub const CHUNK: usize = 256;
+
+/// The most tiles a batch is cut into: a longer batch gets longer tiles
+/// (see [`tile_len`]).
+pub const MAX_TILES: usize = LOOP_BUDGET / 2;
+
+/// The tile length a batch of `n` entries is cut into when `requested` is
+/// asked for: at least `n / MAX_TILES`, because the invocation that sums a
+/// row adds its pieces one tile at a time, and Mesa's gallivm (lavapipe,
+/// llvmpipe GL) ends an invocation's loops after 65 535 iterations in all.
+/// Up to 4 Mi entries the default stays [`CHUNK`]. The CPU twin uses the same.
+pub fn tile_len(requested: usize, n: usize) -> usize {
+    requested.max(1).max(n.div_ceil(MAX_TILES))
+}
+
+/// Loop iterations one block of columns can cost an invocation: a segment
+/// of at most a tile, or a row's pieces in tile order (SIMD lanes may run
+/// both), plus the block's own step and the partials pass's 8-column store.
+fn block_cost(n: usize, chunk: usize, num_tiles: usize) -> usize {
+    n.min(chunk) + num_tiles + 9
+}
+
+/// Columns per block: 16 on the vec4 path, 8 otherwise.
+fn block_columns(args: &SegmentArgs) -> usize {
+    if vec4_path(args) {
+        16
+    } else {
+        8
+    }
+}
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -181,7 +240,8 @@ struct Params {
     presorted: u32,
     slot_begin: u32,
     slot_end: u32,
-    _pad1: [u32; 2],
+    col_begin: u32,
+    col_end: u32,
 }
 
 /// Where the row sums go.
@@ -232,7 +292,8 @@ pub struct SegmentArgs<'a> {
     /// `[n, dim]` f32; past one binding it is first gathered into sorted
     /// order (a second buffer of its size) and read in windows.
     pub grad_out: &'a wgpu::Buffer,
-    /// Tile length; `None` uses [`CHUNK`]. Tests use small tiles to split often.
+    /// Tile length; `None` uses [`CHUNK`]. Tests use small tiles to split
+    /// often. Raised to [`tile_len`] for batches past `MAX_TILES` tiles.
     pub chunk: Option<usize>,
 }
 
@@ -311,9 +372,23 @@ pub fn encode(
     args: &SegmentArgs,
     targets: &[SegmentTarget],
 ) -> Result<()> {
-    let chunk = args.chunk.unwrap_or(CHUNK).max(1);
+    let chunk = tile_len(args.chunk.unwrap_or(CHUNK), args.n);
     let num_tiles = args.n.div_ceil(chunk);
     let row_bytes = args.dim as u64 * 4;
+    // Column blocks one invocation may take within LOOP_BUDGET.
+    let cost = block_cost(args.n, chunk, num_tiles);
+    if cost > LOOP_BUDGET && loop_limited(gpu) {
+        return Err(Error::TooLarge {
+            what: "segment_sum index list (a row's serial sum: a tile, or one piece per tile)",
+            bytes: args.n as u64 * 4,
+            limit: (MAX_TILES * (LOOP_BUDGET - MAX_TILES - 9)) as u64 * 4,
+            limit_name: "what one invocation can sum before this CPU adapter's loop limit \
+                         (Mesa's gallivm ends an invocation's loops after 65 535 iterations)",
+        });
+    }
+    let blocks_per_invocation = (LOOP_BUDGET / cost).max(1);
+    let blocks = args.dim.div_ceil(block_columns(args)).max(1);
+    let min_tpr = blocks.div_ceil(blocks_per_invocation) as u32;
     let mut params = Params {
         n: to_u32("index count", args.n)?,
         dim: to_u32("embedding dim", args.dim)?,
@@ -336,7 +411,8 @@ pub fn encode(
         presorted: 0,
         slot_begin: 0,
         slot_end: u32::MAX,
-        _pad1: [0; 2],
+        col_begin: 0,
+        col_end: to_u32("embedding dim", args.dim)?,
     };
     to_u32("grad_out elements", args.n.saturating_mul(args.dim))?;
     let presorted = (args.n as u64).saturating_mul(row_bytes) > gpu.max_binding_bytes();
@@ -365,7 +441,7 @@ pub fn encode(
     params.presorted = presorted as u32;
     let partials_bytes = (num_tiles as u64 * 2 * row_bytes).max(16);
     let partials = gpu.storage("segment_sum partials", partials_bytes)?;
-    let tpr = threads_per_row(gpu, args.dim);
+    let tpr = threads_per_row(gpu, args.dim).max(min_tpr);
     if args.n > chunk {
         let constants = [
             ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
@@ -413,6 +489,7 @@ pub fn encode(
             partials.raw(),
             chunk,
             presorted,
+            (tpr, blocks_per_invocation),
         )?;
     }
     Ok(())
@@ -434,8 +511,21 @@ fn window_params(
     params
 }
 
+/// One dispatch's kernel over the rows: its threads per row, the columns it
+/// covers (all but for Adagrad's serial pass 1) and the extra bindings.
+struct RowPass<'a> {
+    spec: &'static KernelSpec,
+    tpr: u32,
+    columns: Range<usize>,
+    extra: Vec<(u32, &'a wgpu::Buffer)>,
+    /// Binds the output (Adagrad's pass 1 does not).
+    writes_out: bool,
+}
+
 /// The row pass for one target: windows of its output rows (or slots) ×
-/// windows of tiles, one dispatch each.
+/// windows of tiles, one dispatch each (Adagrad: its column ranges of
+/// pass 1, then pass 2). `(tpr, blocks_per_invocation)`: the threads per
+/// row and column blocks one invocation may take (see `block_cost`).
 #[allow(clippy::too_many_arguments)]
 fn encode_rows(
     gpu: &Gpu,
@@ -447,6 +537,7 @@ fn encode_rows(
     partials: &wgpu::Buffer,
     chunk: usize,
     presorted: bool,
+    (tpr, blocks_per_invocation): (u32, usize),
 ) -> Result<()> {
     let row_bytes = args.dim as u64 * 4;
     let rows = match (&target.output, &target.rows) {
@@ -454,10 +545,6 @@ fn encode_rows(
         (_, Some(r)) => r.start.min(args.num_embeddings)..r.end.min(args.num_embeddings),
     };
     to_u32("table chunk elements", rows.len().saturating_mul(args.dim))?;
-    let tpr = match target.output {
-        SegmentOutput::Adagrad { .. } => 1,
-        _ => threads_per_row(gpu, args.dim),
-    };
     let pick = |scalar: &'static KernelSpec, wide: &'static KernelSpec| {
         if vec4_path(args) {
             wide
@@ -465,29 +552,12 @@ fn encode_rows(
             scalar
         }
     };
-    let (spec, out, extra): (_, &wgpu::Buffer, Vec<(u32, &wgpu::Buffer)>) = match target.output {
-        SegmentOutput::Dense { grad } => (pick(&DENSE, &DENSE4), grad, vec![]),
-        SegmentOutput::Sparse {
-            ranks,
-            rows,
-            values,
-        } => (pick(&SPARSE, &SPARSE4), values, vec![(8, ranks), (9, rows)]),
-        SegmentOutput::Sgd { weight, lr } => {
-            params.lr = lr;
-            (pick(&SGD, &SGD4), weight, vec![])
-        }
-        SegmentOutput::Adagrad {
-            weight,
-            state,
-            lr,
-            eps,
-        } => {
-            params.lr = lr;
-            params.eps = eps;
-            (pick(&ADAGRAD, &ADAGRAD4), weight, vec![(10, state)])
-        }
-    };
     let sparse = matches!(target.output, SegmentOutput::Sparse { .. });
+    let out = match target.output {
+        SegmentOutput::Dense { grad } => grad,
+        SegmentOutput::Sparse { values, .. } => values,
+        SegmentOutput::Sgd { weight, .. } | SegmentOutput::Adagrad { weight, .. } => weight,
+    };
     // Windows of what `out` holds: table rows, or sparse slots.
     let items = if sparse {
         (out.size() / row_bytes.max(1)) as usize
@@ -500,13 +570,67 @@ fn encode_rows(
     } else {
         binding::windows(gpu, items, &[row_bytes], "segment_sum output rows")?
     };
-    let kernel = gpu.kernel(
-        spec,
-        &[
-            ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
-            ("THREADS_PER_ROW", tpr as f64),
-        ],
-    )?;
+    let all = 0..args.dim;
+    let one = |spec, extra| {
+        vec![RowPass {
+            spec,
+            tpr,
+            columns: all.clone(),
+            extra,
+            writes_out: true,
+        }]
+    };
+    // Adagrad's sum of squares so far, per row of an output window, when
+    // pass 1 takes more than one dispatch.
+    let mut squares = None;
+    let passes = match target.output {
+        SegmentOutput::Dense { .. } => one(pick(&DENSE, &DENSE4), vec![]),
+        SegmentOutput::Sparse { ranks, rows, .. } => {
+            one(pick(&SPARSE, &SPARSE4), vec![(8, ranks), (9, rows)])
+        }
+        SegmentOutput::Sgd { lr, .. } => {
+            params.lr = lr;
+            one(pick(&SGD, &SGD4), vec![])
+        }
+        SegmentOutput::Adagrad { state, lr, eps, .. } => {
+            params.lr = lr;
+            params.eps = eps;
+            let width = blocks_per_invocation * block_columns(args);
+            let ranges: Vec<Range<usize>> = (0..args.dim.max(1))
+                .step_by(width)
+                .map(|c| c..(c + width).min(args.dim))
+                .collect();
+            let longest = out_windows.iter().map(|w| w.len()).max().unwrap_or(0);
+            let scratch = gpu.storage(
+                "segment_sum adagrad squares",
+                if ranges.len() > 1 {
+                    longest as u64 * 4
+                } else {
+                    4
+                }
+                .max(4),
+            )?;
+            squares = Some(scratch);
+            let mut passes: Vec<RowPass> = ranges
+                .into_iter()
+                .map(|columns| RowPass {
+                    spec: pick(&ADAGRAD, &ADAGRAD4),
+                    tpr: 1,
+                    columns,
+                    extra: vec![(10, state)],
+                    writes_out: false,
+                })
+                .collect();
+            passes.push(RowPass {
+                spec: pick(&ADAGRAD_APPLY, &ADAGRAD_APPLY4),
+                tpr,
+                columns: all.clone(),
+                extra: vec![(10, state)],
+                writes_out: true,
+            });
+            passes
+        }
+    };
     for w in &out_windows {
         let (dispatch_rows, span) = if sparse {
             params.slot_begin = to_u32("sparse slot", w.start)?;
@@ -519,27 +643,42 @@ fn encode_rows(
         params.row_begin = to_u32("chunk first row", dispatch_rows.start)?;
         params.row_end = to_u32("chunk end row", dispatch_rows.end)?;
         for (tiles, grad) in tile_windows {
-            let p = window_params(params, tiles, chunk, presorted);
-            let uniform = gpu.uniform("segment_sum params", &p)?;
-            let (grad_at, partials_at, out_at) = vec4_bindings(args);
-            let mut spans: Vec<(u32, Span)> = vec![
-                (0, uniform.raw().into()),
-                (1, args.status.into()),
-                (2, args.offsets.into()),
-                (4, args.sorted_positions.into()),
-                (grad_at, *grad),
-                (partials_at, partials.into()),
-                (out_at, span),
-            ];
-            spans.extend(extra.iter().map(|&(b, buf)| (b, Span::whole(buf))));
-            let bind = kernel.bind_spans(gpu, &spans)?;
-            let invocations = dispatch_rows.len() as u64 * tpr as u64;
-            kernel.dispatch(
-                gpu,
-                encoder,
-                &bind,
-                invocations.div_ceil(WORKGROUP_SIZE as u64),
-            );
+            for pass in &passes {
+                let kernel = gpu.kernel(
+                    pass.spec,
+                    &[
+                        ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
+                        ("THREADS_PER_ROW", pass.tpr as f64),
+                    ],
+                )?;
+                let mut p = window_params(params, tiles, chunk, presorted);
+                p.col_begin = to_u32("embedding dim", pass.columns.start)?;
+                p.col_end = to_u32("embedding dim", pass.columns.end)?;
+                let uniform = gpu.uniform("segment_sum params", &p)?;
+                let (grad_at, partials_at, out_at) = vec4_bindings(args);
+                let mut spans: Vec<(u32, Span)> = vec![
+                    (0, uniform.raw().into()),
+                    (1, args.status.into()),
+                    (2, args.offsets.into()),
+                    (4, args.sorted_positions.into()),
+                    (grad_at, *grad),
+                    (partials_at, partials.into()),
+                ];
+                if pass.writes_out {
+                    spans.push((out_at, span));
+                } else if let Some(squares) = &squares {
+                    spans.push((14, squares.raw().into()));
+                }
+                spans.extend(pass.extra.iter().map(|&(b, buf)| (b, Span::whole(buf))));
+                let bind = kernel.bind_spans(gpu, &spans)?;
+                let invocations = dispatch_rows.len() as u64 * pass.tpr as u64;
+                kernel.dispatch(
+                    gpu,
+                    encoder,
+                    &bind,
+                    invocations.div_ceil(WORKGROUP_SIZE as u64),
+                );
+            }
         }
     }
     Ok(())

@@ -385,6 +385,7 @@ impl Embedding {
             });
         }
         if let Some(max_norm) = self.options.max_norm {
+            embedding_renorm::check_dim(&self.gpu, self.dim)?;
             let counts = self
                 .gpu
                 .storage("max_norm row counts", self.num_embeddings as u64 * 4)?;

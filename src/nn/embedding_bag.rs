@@ -371,6 +371,7 @@ impl EmbeddingBag {
                     n: indices.len(),
                     offsets: offsets.raw(),
                     num_bags,
+                    max_bag_len: window.longest,
                     per_sample_weights: weights.as_ref().map(|w| w.raw()),
                     padding_idx: emb.options().padding_idx.map(|p| p as u32),
                     status: status.raw(),

@@ -5,7 +5,7 @@
 //! the same `indices` with a per-position gradient `expanded[p, :]`, the
 //! share of its bag's `grad_out` row that position `p` receives (see
 //! `shaders/embedding_bag_backward.wgsl`). So the backward records
-//! `bag_counts` (mean) → `bag_expand`, then hands `expanded` to the
+//! `bag_padding` (mean) → `bag_expand`, then hands `expanded` to the
 //! embedding's deterministic path (`row_histogram` → `exclusive_scan` →
 //! `radix_sort` → `segment_sum`): each row's positions are added in ascending
 //! position order, long segments in fixed tiles, the same bits on every
@@ -234,7 +234,7 @@ impl EmbeddingBag {
         }
     }
 
-    /// Validates the batch, then records and runs `bag_counts` + `bag_expand`.
+    /// Validates the batch, then records and runs `bag_padding` + `bag_expand`.
     /// Max mode without `positions` reruns the forward for them.
     fn expand(
         &self,
