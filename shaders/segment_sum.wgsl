@@ -363,6 +363,18 @@ fn segment_dense(
     }
 }
 
+// Whether row r gets a sparse slot and that slot is in this dispatch's window.
+fn in_sparse_window(r: u32) -> bool {
+    if r >= params.num_embeddings || status[0] != STATUS_OK {
+        return false;
+    }
+    if offsets[r + 1u] == offsets[r] || r == params.padding_idx || !owns(r) {
+        return false;
+    }
+    let slot = ranks[r];
+    return slot >= params.slot_begin && slot < params.slot_end;
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn segment_sparse(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -371,22 +383,24 @@ fn segment_sparse(
 ) {
     let at = lane_of(wid, nwg, lid);
     let r = at.item;
-    if r >= params.num_embeddings || status[0] != STATUS_OK {
-        return;
-    }
-    if offsets[r + 1u] == offsets[r] || r == params.padding_idx || !owns(r) {
+    if !in_sparse_window(r) {
         return;
     }
     let slot = ranks[r];
-    if slot < params.slot_begin || slot >= params.slot_end {
-        return;
-    }
     if at.lane == 0u {
         rows_out[slot] = r;
     }
     for (var c0 = at.lane * 8u; c0 < params.dim; c0 += THREADS_PER_ROW * 8u) {
         store_out8(slot - params.slot_begin, c0, row_grad8(r, c0));
     }
+}
+
+// Whether row r gets an update from this dispatch (segment_sgd, both Adagrad passes).
+fn updates(r: u32) -> bool {
+    if r >= params.row_end || status[0] != STATUS_OK {
+        return false;
+    }
+    return offsets[r + 1u] != offsets[r] && r != params.padding_idx && owns(r);
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -397,10 +411,7 @@ fn segment_sgd(
 ) {
     let at = lane_of(wid, nwg, lid);
     let r = at.item + params.row_begin;
-    if r >= params.row_end || status[0] != STATUS_OK {
-        return;
-    }
-    if offsets[r + 1u] == offsets[r] || r == params.padding_idx || !owns(r) {
+    if !updates(r) {
         return;
     }
     for (var c0 = at.lane * 8u; c0 < params.dim; c0 += THREADS_PER_ROW * 8u) {
@@ -417,14 +428,6 @@ fn sum_squares4(acc: f32, v: vec4<f32>, c: u32) -> f32 {
     if col(c + 2u) { s = s + v.z * v.z; }
     if col(c + 3u) { s = s + v.w * v.w; }
     return s;
-}
-
-// Whether row r gets an update from this dispatch (the checks of segment_sgd).
-fn updates(r: u32) -> bool {
-    if r >= params.row_end || status[0] != STATUS_OK {
-        return false;
-    }
-    return offsets[r + 1u] != offsets[r] && r != params.padding_idx && owns(r);
 }
 
 // Row-wise Adagrad, pass 1 (one invocation per row: the sum is serial): the
@@ -637,16 +640,10 @@ fn segment_sparse4(
 ) {
     let at = lane_of(wid, nwg, lid);
     let r = at.item;
-    if r >= params.num_embeddings || status[0] != STATUS_OK {
-        return;
-    }
-    if offsets[r + 1u] == offsets[r] || r == params.padding_idx || !owns(r) {
+    if !in_sparse_window(r) {
         return;
     }
     let slot = ranks[r];
-    if slot < params.slot_begin || slot >= params.slot_end {
-        return;
-    }
     if at.lane == 0u {
         rows_out[slot] = r;
     }
@@ -663,10 +660,7 @@ fn segment_sgd4(
 ) {
     let at = lane_of(wid, nwg, lid);
     let r = at.item + params.row_begin;
-    if r >= params.row_end || status[0] != STATUS_OK {
-        return;
-    }
-    if offsets[r + 1u] == offsets[r] || r == params.padding_idx || !owns(r) {
+    if !updates(r) {
         return;
     }
     for (var c4 = at.lane * 4u; col4(c4); c4 += THREADS_PER_ROW * 4u) {

@@ -18,20 +18,45 @@ use crate::pipeline::{Access, KernelSpec};
 
 const SOURCE: &str = include_str!("../../shaders/segment_sum.wgsl");
 
-const PARTIALS: KernelSpec = KernelSpec {
-    name: "segment_sum",
-    source: SOURCE,
-    entry: "segment_partials",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::Read),
-        (3, Access::Read),
-        (4, Access::Read),
-        (5, Access::Read),
-        (6, Access::ReadWrite),
-    ],
-};
+const fn spec(entry: &'static str, bindings: &'static [(u32, Access)]) -> KernelSpec {
+    KernelSpec {
+        name: "segment_sum",
+        source: SOURCE,
+        entry,
+        bindings,
+    }
+}
+
+/// Where a binding of the scalar entry points sits on the vec4 ones: the
+/// vec4 views of grad_out, partials and the output are bindings 11, 12 and
+/// 13 instead of 5, 6 and 7; every other binding is shared.
+const fn wide(binding: u32) -> u32 {
+    match binding {
+        5..=7 => binding + 6,
+        b => b,
+    }
+}
+
+/// A scalar entry point's bindings as its vec4 twin declares them.
+const fn widen<const N: usize>(bindings: [(u32, Access); N]) -> [(u32, Access); N] {
+    let mut out = bindings;
+    let mut i = 0;
+    while i < N {
+        out[i].0 = wide(bindings[i].0);
+        i += 1;
+    }
+    out
+}
+
+const PARTIALS_BINDINGS: [(u32, Access); 7] = [
+    (0, Access::Uniform),
+    (1, Access::Read),
+    (2, Access::Read),
+    (3, Access::Read),
+    (4, Access::Read),
+    (5, Access::Read),
+    (6, Access::ReadWrite),
+];
 const REDUCE_BINDINGS: [(u32, Access); 7] = [
     (0, Access::Uniform),
     (1, Access::Read),
@@ -41,148 +66,52 @@ const REDUCE_BINDINGS: [(u32, Access); 7] = [
     (6, Access::ReadWrite),
     (7, Access::ReadWrite),
 ];
-const DENSE: KernelSpec = KernelSpec {
-    name: "segment_sum",
-    source: SOURCE,
-    entry: "segment_dense",
-    bindings: &REDUCE_BINDINGS,
-};
-const SGD: KernelSpec = KernelSpec {
-    name: "segment_sum",
-    source: SOURCE,
-    entry: "segment_sgd",
-    bindings: &REDUCE_BINDINGS,
-};
-const SPARSE: KernelSpec = KernelSpec {
-    name: "segment_sum",
-    source: SOURCE,
-    entry: "segment_sparse",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::Read),
-        (4, Access::Read),
-        (5, Access::Read),
-        (6, Access::ReadWrite),
-        (7, Access::ReadWrite),
-        (8, Access::Read),
-        (9, Access::ReadWrite),
-    ],
-};
-const ADAGRAD: KernelSpec = KernelSpec {
-    name: "segment_sum",
-    source: SOURCE,
-    entry: "segment_adagrad",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::Read),
-        (4, Access::Read),
-        (5, Access::Read),
-        (6, Access::ReadWrite),
-        (10, Access::ReadWrite),
-        (14, Access::ReadWrite),
-    ],
-};
-const ADAGRAD_APPLY: KernelSpec = KernelSpec {
-    name: "segment_sum",
-    source: SOURCE,
-    entry: "segment_adagrad_apply",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::Read),
-        (4, Access::Read),
-        (5, Access::Read),
-        (6, Access::ReadWrite),
-        (7, Access::ReadWrite),
-        (10, Access::ReadWrite),
-    ],
-};
-
-// The vec4 entry points (dim % 4 == 0): grad_out, partials and the output
-// bound as vec4 arrays at 11, 12 and 13 instead of 5, 6 and 7.
-const PARTIALS4: KernelSpec = KernelSpec {
-    name: "segment_sum",
-    source: SOURCE,
-    entry: "segment_partials4",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::Read),
-        (3, Access::Read),
-        (4, Access::Read),
-        (11, Access::Read),
-        (12, Access::ReadWrite),
-    ],
-};
-const REDUCE4_BINDINGS: [(u32, Access); 7] = [
+const SPARSE_BINDINGS: [(u32, Access); 9] = [
     (0, Access::Uniform),
     (1, Access::Read),
     (2, Access::Read),
     (4, Access::Read),
-    (11, Access::Read),
-    (12, Access::ReadWrite),
-    (13, Access::ReadWrite),
+    (5, Access::Read),
+    (6, Access::ReadWrite),
+    (7, Access::ReadWrite),
+    (8, Access::Read),
+    (9, Access::ReadWrite),
 ];
-const DENSE4: KernelSpec = KernelSpec {
-    name: "segment_sum",
-    source: SOURCE,
-    entry: "segment_dense4",
-    bindings: &REDUCE4_BINDINGS,
-};
-const SGD4: KernelSpec = KernelSpec {
-    name: "segment_sum",
-    source: SOURCE,
-    entry: "segment_sgd4",
-    bindings: &REDUCE4_BINDINGS,
-};
-const SPARSE4: KernelSpec = KernelSpec {
-    name: "segment_sum",
-    source: SOURCE,
-    entry: "segment_sparse4",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::Read),
-        (4, Access::Read),
-        (11, Access::Read),
-        (12, Access::ReadWrite),
-        (13, Access::ReadWrite),
-        (8, Access::Read),
-        (9, Access::ReadWrite),
-    ],
-};
-const ADAGRAD4: KernelSpec = KernelSpec {
-    name: "segment_sum",
-    source: SOURCE,
-    entry: "segment_adagrad4",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::Read),
-        (4, Access::Read),
-        (11, Access::Read),
-        (12, Access::ReadWrite),
-        (10, Access::ReadWrite),
-        (14, Access::ReadWrite),
-    ],
-};
-const ADAGRAD_APPLY4: KernelSpec = KernelSpec {
-    name: "segment_sum",
-    source: SOURCE,
-    entry: "segment_adagrad_apply4",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::Read),
-        (4, Access::Read),
-        (11, Access::Read),
-        (12, Access::ReadWrite),
-        (13, Access::ReadWrite),
-        (10, Access::ReadWrite),
-    ],
-};
+const ADAGRAD_BINDINGS: [(u32, Access); 8] = [
+    (0, Access::Uniform),
+    (1, Access::Read),
+    (2, Access::Read),
+    (4, Access::Read),
+    (5, Access::Read),
+    (6, Access::ReadWrite),
+    (10, Access::ReadWrite),
+    (14, Access::ReadWrite),
+];
+const ADAGRAD_APPLY_BINDINGS: [(u32, Access); 8] = [
+    (0, Access::Uniform),
+    (1, Access::Read),
+    (2, Access::Read),
+    (4, Access::Read),
+    (5, Access::Read),
+    (6, Access::ReadWrite),
+    (7, Access::ReadWrite),
+    (10, Access::ReadWrite),
+];
+
+const PARTIALS: KernelSpec = spec("segment_partials", &PARTIALS_BINDINGS);
+const DENSE: KernelSpec = spec("segment_dense", &REDUCE_BINDINGS);
+const SGD: KernelSpec = spec("segment_sgd", &REDUCE_BINDINGS);
+const SPARSE: KernelSpec = spec("segment_sparse", &SPARSE_BINDINGS);
+const ADAGRAD: KernelSpec = spec("segment_adagrad", &ADAGRAD_BINDINGS);
+const ADAGRAD_APPLY: KernelSpec = spec("segment_adagrad_apply", &ADAGRAD_APPLY_BINDINGS);
+
+// The vec4 entry points (dim % 4 == 0), with the bindings above moved by `wide`.
+const PARTIALS4: KernelSpec = spec("segment_partials4", &widen(PARTIALS_BINDINGS));
+const DENSE4: KernelSpec = spec("segment_dense4", &widen(REDUCE_BINDINGS));
+const SGD4: KernelSpec = spec("segment_sgd4", &widen(REDUCE_BINDINGS));
+const SPARSE4: KernelSpec = spec("segment_sparse4", &widen(SPARSE_BINDINGS));
+const ADAGRAD4: KernelSpec = spec("segment_adagrad4", &widen(ADAGRAD_BINDINGS));
+const ADAGRAD_APPLY4: KernelSpec = spec("segment_adagrad_apply4", &widen(ADAGRAD_APPLY_BINDINGS));
 
 /// Sorted entries per tile. A segment longer than this is summed as several
 /// pieces in parallel; 256 keeps a row's serial work short (one hot row of
@@ -314,11 +243,11 @@ fn vec4_path(args: &SegmentArgs) -> bool {
     args.dim.is_multiple_of(4) && args.n > 0
 }
 
-/// Where `grad_out`, `partials` and the output bind: 11, 12, 13 as vec4
-/// arrays on the vec4 path, 5, 6, 7 as f32 arrays otherwise.
+/// Where `grad_out`, `partials` and the output bind: 5, 6, 7 as f32 arrays,
+/// moved by [`wide`] to their vec4 views on the vec4 path.
 fn vec4_bindings(args: &SegmentArgs) -> (u32, u32, u32) {
     if vec4_path(args) {
-        (11, 12, 13)
+        (wide(5), wide(6), wide(7))
     } else {
         (5, 6, 7)
     }
