@@ -2,7 +2,6 @@
 // the layers use: it is the roofline's "compute-shader copy" ceiling, the best
 // a plain shader moves bytes on this adapter, which gather is measured against.
 
-override WORKGROUP_SIZE: u32 = 256u;
 // Consecutive vec4s each invocation copies: 1 on GPUs (neighbouring
 // invocations touch neighbouring addresses), more on CPU rasterizers, where
 // each SIMD lane streaming its own run is faster (as in embedding_gather).
@@ -25,7 +24,7 @@ fn buffer_copy(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let first = ((wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid) * VEC4_PER_INVOCATION;
+    let first = (invocation(wid, nwg, lid)) * VEC4_PER_INVOCATION;
     let end = min(first + VEC4_PER_INVOCATION, params.len4);
     for (var i = first; i < end; i++) {
         dst[i] = src[i];

@@ -12,7 +12,6 @@
 // [blocks, cols] block sums, until one block is left; the sums are added in
 // block order on every adapter, and the twin does the same.
 
-override WORKGROUP_SIZE: u32 = 64u;
 override ACCUMULATE: bool = false;
 
 struct Params {
@@ -32,7 +31,7 @@ fn column_sum(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let g = (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
+    let g = invocation(wid, nwg, lid);
     let block = g / params.cols;
     let col = g % params.cols;
     let first = block * params.block_rows;

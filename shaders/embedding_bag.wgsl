@@ -54,7 +54,6 @@
 // Two entry points: bag_vec4 (dim % 4 == 0; bindings 0-7) and bag_scalar
 // (any dim; bindings 0-5, 8, 9).
 
-override WORKGROUP_SIZE: u32 = 256u;
 override THREADS_PER_BAG: u32 = 1u;
 override MODE: u32 = 0u;
 override WEIGHTED: bool = false;
@@ -89,10 +88,6 @@ struct Params {
 // scalar path: f32 as one u32 per float; f16 as one u32 per 2 halves.
 @group(0) @binding(8) var<storage, read> table_w: array<u32>;
 @group(0) @binding(9) var<storage, read_write> out: array<f32>;
-
-fn invocation(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
-}
 
 // The row of the bound table (or scratch) that position p reads.
 fn source_row(row: u32, p: u32) -> u32 {

@@ -45,7 +45,6 @@
 // each dispatch fills the positions whose row it holds (padding and
 // out-of-range positions get 0 from every dispatch).
 
-override WORKGROUP_SIZE: u32 = 256u;
 override MODE: u32 = 0u;
 override WEIGHTED: bool = false;
 override HALF: bool = false;
@@ -81,10 +80,6 @@ struct Params {
 @group(0) @binding(9) var<storage, read_write> psw_out: array<f32>;
 // bag_padding's view of `pads` (binding 6 in bag_expand).
 @group(0) @binding(10) var<storage, read_write> pad_counts: array<atomic<u32>>;
-
-fn invocation(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
-}
 
 // The bag owning position p: the largest b with offsets[b] <= p.
 // Invariant: offsets[lo] <= p < offsets[hi] (offsets[num_bags] = n > p).

@@ -32,7 +32,6 @@
 // compiles on adapters without SHADER_F16 too. Each pipeline's layout names
 // only its own bindings.
 
-override WORKGROUP_SIZE: u32 = 256u;
 override THREADS_PER_ROW: u32 = 1u;
 // The row width in vec4s when the host knows it at pipeline creation (0: read
 // params.dim). A constant trip count lets the compiler unroll the row copy.
@@ -65,11 +64,6 @@ struct Params {
 @group(0) @binding(10) var<storage, read> chunk1: array<vec4<f32>>;
 @group(0) @binding(11) var<storage, read> chunk2: array<vec4<f32>>;
 @group(0) @binding(12) var<storage, read> chunk3: array<vec4<f32>>;
-
-// The dispatch folds into 2-D past 65 535 workgroups; this undoes the fold.
-fn invocation(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
-}
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn gather_vec4(

@@ -16,9 +16,7 @@
 // values use pow, whose precision varies by adapter, so the renormalised rows
 // match the CPU twin to a few ulps rather than bit for bit.
 
-override WORKGROUP_SIZE: u32 = 256u;
 
-const STATUS_OK: u32 = 0xFFFFFFFFu;
 
 struct Params {
     num_embeddings: u32,
@@ -42,7 +40,7 @@ fn embedding_renorm(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let r = params.row_begin + (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
+    let r = params.row_begin + invocation(wid, nwg, lid);
     if r >= params.row_end || r >= params.num_embeddings || status[0] != STATUS_OK || counts[r] == 0u {
         return;
     }

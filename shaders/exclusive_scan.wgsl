@@ -65,7 +65,7 @@ fn scan_reduce(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let b = wid.x + wid.y * nwg.x;
+    let b = workgroup_index(wid, nwg);
     let first = b * BLOCK + lid * ITEMS;
     var sum = 0u;
     for (var k = 0u; k < ITEMS; k++) {
@@ -111,7 +111,7 @@ fn scan_apply(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let b = wid.x + wid.y * nwg.x;
+    let b = workgroup_index(wid, nwg);
     let first = b * BLOCK + lid * ITEMS;
     var sum = 0u;
     for (var k = 0u; k < ITEMS; k++) {

@@ -6,7 +6,6 @@
 // vectors: 32 chains) as well as a GPU's. The sum is stored so the compiler
 // cannot drop the work. FLOPs = invocations · ITERATIONS · 8 · 4 · 2.
 
-override WORKGROUP_SIZE: u32 = 64u;
 override ITERATIONS: u32 = 1024u;
 
 @group(0) @binding(0) var<storage, read_write> out: array<f32>;
@@ -17,7 +16,7 @@ fn fma_peak(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let g = (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
+    let g = invocation(wid, nwg, lid);
     let seed = f32(g & 255u) * 1e-3;
     // x · 0.9999 + 1e-4 stays finite and never denormal however long it runs.
     let mul = vec4<f32>(0.9999);

@@ -39,10 +39,6 @@
 override WG_X: u32 = 16u;
 override WG_Y: u32 = 16u;
 override BK: u32 = 16u;
-override TRANS_A: bool = false;
-override TRANS_B: bool = false;
-override HAS_BIAS: bool = false;
-override ACCUMULATE: bool = false;
 // Quads per invocation along M and N: 2 for matmul_8x8, 4 for matmul_16x16.
 override QUADS_M: u32 = 2u;
 override QUADS_N: u32 = 2u;
@@ -56,12 +52,22 @@ override BN4: u32 = WG_X * QUADS_N; // vec4s per k-row of the B tile (BN / 4)
 // invocation's loops after 65 535 iterations in all, silently, so a long K
 // would be cut short; the host keeps each dispatch well under that and
 // accumulates the pieces in C.
+//
+// The transposes, the bias and accumulation are uniform flags, not override
+// constants: each branch on them is uniform across the dispatch and sits in
+// the slab copy or the final store, outside the FMA loop, so it costs
+// nothing measurable, while as constants they made 16 pipelines per tile
+// shape, each compiled cold by every driver.
 struct Params {
     m: u32,
     n: u32,
     k: u32,
     k_begin: u32,
     k_end: u32,
+    trans_a: u32,
+    trans_b: u32,
+    has_bias: u32,
+    accumulate: u32,
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
@@ -81,7 +87,7 @@ fn load_a(row: u32, col: u32) -> f32 {
     if row >= params.m || col >= params.k {
         return 0.0;
     }
-    if TRANS_A {
+    if params.trans_a != 0u {
         return a[col * params.m + row];
     }
     return a[row * params.k + col];
@@ -92,7 +98,7 @@ fn load_b(row: u32, col: u32) -> f32 {
     if row >= params.k || col >= params.n {
         return 0.0;
     }
-    if TRANS_B {
+    if params.trans_b != 0u {
         return b[col * params.k + row];
     }
     return b[row * params.n + col];
@@ -108,7 +114,7 @@ fn copy_slabs(k0: u32, li: u32, row0: u32, col0: u32) {
     for (var s = li; s < BK * BM4; s += WG) {
         var kk: u32;
         var m4: u32;
-        if TRANS_A {
+        if params.trans_a != 0u {
             kk = s / BM4;
             m4 = s % BM4;
         } else {
@@ -122,7 +128,7 @@ fn copy_slabs(k0: u32, li: u32, row0: u32, col0: u32) {
     for (var s = li; s < BK * BN4; s += WG) {
         var kk: u32;
         var n4: u32;
-        if TRANS_B {
+        if params.trans_b != 0u {
             kk = s % BK;
             n4 = s / BK;
         } else {
@@ -349,11 +355,11 @@ fn store_row(row: u32, col: u32, v: vec4<f32>) {
         let n = col + j;
         if n < params.n {
             var x = v[j];
-            if HAS_BIAS {
+            if params.has_bias != 0u {
                 x += bias[n];
             }
             let i = row * params.n + n;
-            if ACCUMULATE {
+            if params.accumulate != 0u {
                 x += c[i];
             }
             c[i] = x;

@@ -4,7 +4,6 @@
 // columns of one row. Out-of-range indices give an all-zero row (the host
 // validates host-side index lists first).
 
-override WORKGROUP_SIZE: u32 = 256u;
 
 struct Params {
     n: u32,
@@ -23,7 +22,7 @@ fn one_hot(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let g = (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
+    let g = invocation(wid, nwg, lid);
     let pos = g / params.quads_per_row;
     if pos >= params.n {
         return;

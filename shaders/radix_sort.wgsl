@@ -52,7 +52,7 @@ fn radix_count(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let b = wid.x + wid.y * nwg.x;
+    let b = workgroup_index(wid, nwg);
     let first = b * BLOCK + lid * ITEMS;
     for (var k = 0u; k < ITEMS; k++) {
         let i = first + k;
@@ -72,7 +72,7 @@ fn radix_scatter(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let b = wid.x + wid.y * nwg.x;
+    let b = workgroup_index(wid, nwg);
     let first = b * BLOCK + lid * ITEMS;
     // 1. Each invocation counts its own elements' digits in its column.
     for (var k = 0u; k < ITEMS; k++) {

@@ -14,7 +14,6 @@
 // each, `indices` bound at the window's offset; pos_base (the window's first
 // position) makes the recorded position the one in the whole list.
 
-override WORKGROUP_SIZE: u32 = 256u;
 
 struct Params {
     n: u32,              // number of indices
@@ -34,7 +33,7 @@ fn row_histogram(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let p = (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
+    let p = invocation(wid, nwg, lid);
     if p >= params.n {
         return;
     }

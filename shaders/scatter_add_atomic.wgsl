@@ -25,7 +25,6 @@
 // invocation's loops after 65 535 iterations in all, so a whole row of a
 // very wide table per invocation would be added short.
 
-override WORKGROUP_SIZE: u32 = 256u;
 
 struct Params {
     n: u32,
@@ -55,7 +54,7 @@ fn scatter_add_atomic(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let g = (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
+    let g = invocation(wid, nwg, lid);
     let p = g / params.blocks;
     if p >= params.n {
         return;

@@ -73,10 +73,8 @@
 // element is still the sum of the same values in the same order, so both
 // paths give the same bits.
 
-override WORKGROUP_SIZE: u32 = 256u;
 override THREADS_PER_ROW: u32 = 1u;
 
-const STATUS_OK: u32 = 0xFFFFFFFFu;
 
 struct Params {
     n: u32,              // positions
@@ -264,7 +262,7 @@ struct Lane {
 }
 
 fn lane_of(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> Lane {
-    let g = (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
+    let g = invocation(wid, nwg, lid);
     return Lane(g / THREADS_PER_ROW, g % THREADS_PER_ROW);
 }
 

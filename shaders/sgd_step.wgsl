@@ -2,7 +2,6 @@
 // multiply-add is written out so every adapter rounds once, as the CPU
 // twin's mul_add does, and the two agree bit for bit.
 
-override WORKGROUP_SIZE: u32 = 256u;
 
 struct Params {
     len: u32,
@@ -21,7 +20,7 @@ fn sgd_step(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
+    let i = invocation(wid, nwg, lid);
     if i >= params.len {
         return;
     }

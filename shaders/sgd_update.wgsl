@@ -3,7 +3,6 @@
 // (row, column) of `values`; `rows` must be unique, as the backward pass
 // makes them, and rows outside the table are skipped).
 
-override WORKGROUP_SIZE: u32 = 256u;
 
 // `weight` may hold only table rows row_begin .. row_end (one row-chunk of a
 // table past one storage binding, updated one dispatch per chunk). A dense
@@ -26,10 +25,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read> grad: array<f32>;
 @group(0) @binding(2) var<storage, read_write> weight: array<f32>;
 @group(0) @binding(3) var<storage, read> rows: array<u32>;
-
-fn invocation(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
-}
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn sgd_dense(

@@ -15,7 +15,6 @@
 // (results below 2^-126 in magnitude flush to zero). The CPU twin
 // (src/cpu/uniform_init.rs) runs the same integer steps and matches bit for bit.
 
-override WORKGROUP_SIZE: u32 = 256u;
 
 struct Params {
     key: vec2<u32>,        // the seed, low word first
@@ -359,17 +358,13 @@ fn position(i: u32, lane: u32) -> u32 {
     return select(0xFFFFFFFFu, p, p < params.end);
 }
 
-fn block_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WORKGROUP_SIZE + lid;
-}
-
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn bits_fill(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = block_index(wid, nwg, lid);
+    let i = invocation(wid, nwg, lid);
     if i >= params.blocks {
         return;
     }
@@ -388,7 +383,7 @@ fn uniform_fill(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = block_index(wid, nwg, lid);
+    let i = invocation(wid, nwg, lid);
     if i >= params.blocks {
         return;
     }
@@ -407,7 +402,7 @@ fn normal_fill(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = block_index(wid, nwg, lid);
+    let i = invocation(wid, nwg, lid);
     if i >= params.blocks {
         return;
     }

@@ -44,6 +44,7 @@ mod memory;
 pub mod nn;
 mod pipeline;
 mod readback;
+mod recorder;
 mod tensor;
 mod timing;
 

@@ -1,35 +1,49 @@
 //! Compute pipelines, built once per device and cached by (kernel, entry
-//! point, override constants), with explicit bind-group layouts: a pipeline
-//! with `layout: None` drops bindings the entry point does not use, and a bind
-//! group naming them then fails validation.
+//! point, runtime checks, override constants).
+//!
+//! A kernel's WGSL is composed here, not copied: `shaders/prelude.wgsl`
+//! (the invocation index, the status code, the workgroup size) goes in front
+//! of every shader. Each entry point's bind-group layout is reflected from
+//! the composed module with naga (the WGSL front end wgpu itself uses): the
+//! `@binding`s that entry point uses, with the access the shader declares, so
+//! a binding is written once, in the WGSL. The layout is explicit because a
+//! pipeline with `layout: None` would make wgpu derive one we could not share.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::binding::Span;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 
-/// How a kernel sees one binding.
-#[derive(Clone, Copy, Debug)]
+/// What every kernel shares; see the file's own comment.
+pub(crate) const PRELUDE: &str = include_str!("../shaders/prelude.wgsl");
+
+/// How a kernel sees one binding (reflected from the shader).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Access {
     Uniform,
     Read,
     ReadWrite,
-    /// `texture_2d<f32>` read with `textureLoad` (no sampler, so not filterable).
-    Texture,
-    /// `texture_storage_2d<rgba32float, write>`.
-    StorageTextureRgba32Float,
+    /// A sampled texture (read with `textureLoad`; no sampler, so not filterable).
+    Texture {
+        view_dimension: wgpu::TextureViewDimension,
+    },
+    /// A storage texture.
+    StorageTexture {
+        format: wgpu::TextureFormat,
+        access: wgpu::StorageTextureAccess,
+        view_dimension: wgpu::TextureViewDimension,
+    },
 }
 
-/// A kernel entry point: the WGSL file (by kernel name) and its bindings in order.
+/// A kernel entry point: the WGSL file (by kernel name) and the entry's name.
+/// Its bindings come from the shader itself ([`reflect`]).
 pub(crate) struct KernelSpec {
     /// The kernel's one name: `shaders/<name>.wgsl`, `src/kernels/<name>.rs`, `src/cpu/<name>.rs`.
     pub name: &'static str,
     pub source: &'static str,
     pub entry: &'static str,
-    /// `(binding, access)` for group 0.
-    pub bindings: &'static [(u32, Access)],
 }
 
 /// A built pipeline and the layout its bind groups must follow.
@@ -37,7 +51,147 @@ pub(crate) struct Kernel {
     pub pipeline: wgpu::ComputePipeline,
     pub layout: wgpu::BindGroupLayout,
     name: &'static str,
-    bindings: &'static [(u32, Access)],
+    bindings: Arc<Vec<(u32, Access)>>,
+}
+
+/// The composed WGSL of a kernel: the prelude, then the kernel's own file.
+pub(crate) fn compose(source: &str) -> String {
+    format!("{PRELUDE}\n{source}")
+}
+
+/// `(binding, access)` of every group-0 binding that `entry` of the composed
+/// `source` uses, in binding order. Parsed and validated once per process and
+/// kernel file (a few milliseconds), then cached.
+pub(crate) fn reflect(
+    name: &'static str,
+    source: &'static str,
+    entry: &str,
+) -> Result<Arc<Vec<(u32, Access)>>> {
+    type Reflected = HashMap<String, Arc<Vec<(u32, Access)>>>;
+    static CACHE: OnceLock<Mutex<HashMap<(&'static str, usize), Arc<Reflected>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    // Keyed by the source's address as well as the name: tests may build
+    // several modules under one name.
+    let key = (name, source.as_ptr() as usize);
+    let cached = cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&key)
+        .cloned();
+    let module = match cached {
+        Some(m) => m,
+        None => {
+            let m = Arc::new(reflect_module(name, &compose(source))?);
+            cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key, m.clone());
+            m
+        }
+    };
+    module
+        .get(entry)
+        .cloned()
+        .ok_or_else(|| Error::InvalidArgument {
+            name: "kernel entry point",
+            reason: format!("shaders/{name}.wgsl has no entry point {entry:?}"),
+        })
+}
+
+fn reflect_module(name: &str, wgsl: &str) -> Result<HashMap<String, Arc<Vec<(u32, Access)>>>> {
+    let shader_error = |message: String| Error::Gpu {
+        during: "shader reflection",
+        message: format!("shaders/{name}.wgsl (after the prelude): {message}"),
+    };
+    let module =
+        naga::front::wgsl::parse_str(wgsl).map_err(|e| shader_error(e.emit_to_string(wgsl)))?;
+    // Validation computes which globals each entry point uses; every
+    // capability is allowed because this only reads the module (wgpu checks
+    // the adapter's capabilities when it builds the pipeline).
+    let info = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::all(),
+    )
+    .validate(&module)
+    .map_err(|e| shader_error(e.emit_to_string(wgsl)))?;
+    let mut out = HashMap::new();
+    for (i, ep) in module.entry_points.iter().enumerate() {
+        let uses = info.get_entry_point(i);
+        let mut bindings = Vec::new();
+        for (handle, var) in module.global_variables.iter() {
+            let Some(rb) = &var.binding else { continue };
+            if uses[handle].is_empty() {
+                continue;
+            }
+            if rb.group != 0 {
+                return Err(shader_error(format!(
+                    "{} uses group {}; the kernels bind group 0 only",
+                    ep.name, rb.group
+                )));
+            }
+            let access = access(&module, var).ok_or_else(|| {
+                shader_error(format!(
+                    "binding {} has a type the kernels do not bind",
+                    rb.binding
+                ))
+            })?;
+            bindings.push((rb.binding, access));
+        }
+        bindings.sort_by_key(|&(b, _)| b);
+        out.insert(ep.name.clone(), Arc::new(bindings));
+    }
+    Ok(out)
+}
+
+fn access(module: &naga::Module, var: &naga::GlobalVariable) -> Option<Access> {
+    let view_dimension = |dim: naga::ImageDimension, arrayed: bool| match (dim, arrayed) {
+        (naga::ImageDimension::D1, _) => wgpu::TextureViewDimension::D1,
+        (naga::ImageDimension::D2, false) => wgpu::TextureViewDimension::D2,
+        (naga::ImageDimension::D2, true) => wgpu::TextureViewDimension::D2Array,
+        (naga::ImageDimension::D3, _) => wgpu::TextureViewDimension::D3,
+        (naga::ImageDimension::Cube, false) => wgpu::TextureViewDimension::Cube,
+        (naga::ImageDimension::Cube, true) => wgpu::TextureViewDimension::CubeArray,
+    };
+    match var.space {
+        naga::AddressSpace::Uniform => Some(Access::Uniform),
+        naga::AddressSpace::Storage { access } => {
+            Some(if access.contains(naga::StorageAccess::STORE) {
+                Access::ReadWrite
+            } else {
+                Access::Read
+            })
+        }
+        naga::AddressSpace::Handle => match module.types[var.ty].inner {
+            naga::TypeInner::Image {
+                dim,
+                arrayed,
+                class:
+                    naga::ImageClass::Sampled {
+                        kind: naga::ScalarKind::Float,
+                        multi: false,
+                    },
+            } => Some(Access::Texture {
+                view_dimension: view_dimension(dim, arrayed),
+            }),
+            naga::TypeInner::Image {
+                dim,
+                arrayed,
+                class: naga::ImageClass::Storage { format, access },
+            } => Some(Access::StorageTexture {
+                format: wgpu_naga_bridge::map_storage_format_from_naga(format),
+                access: if access.contains(naga::StorageAccess::LOAD | naga::StorageAccess::STORE) {
+                    wgpu::StorageTextureAccess::ReadWrite
+                } else if access.contains(naga::StorageAccess::STORE) {
+                    wgpu::StorageTextureAccess::WriteOnly
+                } else {
+                    wgpu::StorageTextureAccess::ReadOnly
+                },
+                view_dimension: view_dimension(dim, arrayed),
+            }),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// Whether wgpu injects its runtime checks (index clamping, loop bounding)
@@ -68,16 +222,8 @@ pub(crate) struct PipelineCache {
 }
 
 impl Gpu {
-    /// The pipeline for `spec` with `constants` (WGSL `override`s), built on first use.
-    pub(crate) fn kernel(
-        &self,
-        spec: &KernelSpec,
-        constants: &[(&'static str, f64)],
-    ) -> Result<Arc<Kernel>> {
-        self.kernel_with_checks(spec, constants, RuntimeChecks::Checked)
-    }
-
-    /// [`Gpu::kernel`] with a choice of wgpu's injected runtime checks.
+    /// The pipeline for `spec` with `constants` (WGSL `override`s) and a
+    /// choice of wgpu's injected runtime checks, built on first use.
     pub(crate) fn kernel_with_checks(
         &self,
         spec: &KernelSpec,
@@ -99,6 +245,7 @@ impl Gpu {
         {
             return Ok(k.clone());
         }
+        let bindings = reflect(spec.name, spec.source, spec.entry)?;
         let kernel = self.scoped("pipeline creation", || {
             let device = self.device();
             let module = {
@@ -108,7 +255,7 @@ impl Gpu {
                     .or_insert_with(|| {
                         let desc = wgpu::ShaderModuleDescriptor {
                             label: Some(spec.name),
-                            source: wgpu::ShaderSource::Wgsl(spec.source.into()),
+                            source: wgpu::ShaderSource::Wgsl(compose(spec.source).into()),
                         };
                         match checks {
                             RuntimeChecks::Checked => device.create_shader_module(desc),
@@ -124,8 +271,7 @@ impl Gpu {
                     })
                     .clone()
             };
-            let entries: Vec<wgpu::BindGroupLayoutEntry> = spec
-                .bindings
+            let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
                 .iter()
                 .map(|&(binding, access)| wgpu::BindGroupLayoutEntry {
                     binding,
@@ -158,7 +304,7 @@ impl Gpu {
                 pipeline,
                 layout,
                 name: spec.name,
-                bindings: spec.bindings,
+                bindings: bindings.clone(),
             }))
         })?;
         cache
@@ -180,34 +326,50 @@ fn binding_type(access: Access) -> wgpu::BindingType {
         Access::Uniform => buffer(wgpu::BufferBindingType::Uniform),
         Access::Read => buffer(wgpu::BufferBindingType::Storage { read_only: true }),
         Access::ReadWrite => buffer(wgpu::BufferBindingType::Storage { read_only: false }),
-        Access::Texture => wgpu::BindingType::Texture {
+        Access::Texture { view_dimension } => wgpu::BindingType::Texture {
             sample_type: wgpu::TextureSampleType::Float { filterable: false },
-            view_dimension: wgpu::TextureViewDimension::D2,
+            view_dimension,
             multisampled: false,
         },
-        Access::StorageTextureRgba32Float => wgpu::BindingType::StorageTexture {
-            access: wgpu::StorageTextureAccess::WriteOnly,
-            format: wgpu::TextureFormat::Rgba32Float,
-            view_dimension: wgpu::TextureViewDimension::D2,
+        Access::StorageTexture {
+            format,
+            access,
+            view_dimension,
+        } => wgpu::BindingType::StorageTexture {
+            access,
+            format,
+            view_dimension,
         },
     }
 }
 
 impl Kernel {
+    /// Whether this entry point uses `binding`. A kernel family's host code
+    /// passes the bindings of the whole family; an entry point that does not
+    /// use one has no slot for it in its (reflected) layout, so it is dropped.
+    fn uses(&self, binding: u32) -> bool {
+        self.bindings.iter().any(|&(b, _)| b == binding)
+    }
+
     /// A bind group from any resources (buffers and texture views).
     pub(crate) fn bind_resources(
         &self,
         gpu: &Gpu,
         entries: &[wgpu::BindGroupEntry],
     ) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry> = entries
+            .iter()
+            .filter(|e| self.uses(e.binding))
+            .cloned()
+            .collect();
         gpu.device().create_bind_group(&wgpu::BindGroupDescriptor {
-            label: None,
+            label: Some(self.name),
             layout: &self.layout,
-            entries,
+            entries: &entries,
         })
     }
 
-    /// A bind group from whole buffers, in the order of the spec's bindings.
+    /// A bind group from whole buffers.
     pub(crate) fn bind(
         &self,
         gpu: &Gpu,
@@ -227,7 +389,7 @@ impl Kernel {
             let storage = self
                 .bindings
                 .iter()
-                .any(|&(b, access)| b == binding && !matches!(access, Access::Uniform));
+                .any(|&(b, access)| b == binding && access != Access::Uniform);
             if storage && span.size > limit {
                 return Err(Error::TooLarge {
                     what: self.name,
@@ -239,6 +401,7 @@ impl Kernel {
         }
         let entries: Vec<wgpu::BindGroupEntry> = spans
             .iter()
+            .filter(|&&(binding, _)| self.uses(binding))
             .map(|&(binding, span)| wgpu::BindGroupEntry {
                 binding,
                 resource: span.binding(),
@@ -250,62 +413,74 @@ impl Kernel {
             entries: &entries,
         }))
     }
-
-    /// Records one dispatch of `workgroups` workgroups in a pass of its own.
-    /// Past `max_compute_workgroups_per_dimension` the grid folds into 2-D;
-    /// shaders recover the linear workgroup index with [`crate::kernels::linear_workgroup`]'s rule.
-    pub(crate) fn dispatch(
-        &self,
-        gpu: &Gpu,
-        encoder: &mut wgpu::CommandEncoder,
-        bind: &wgpu::BindGroup,
-        workgroups: u64,
-    ) {
-        if workgroups == 0 {
-            return;
-        }
-        let (x, y) = grid(
-            workgroups,
-            gpu.limits().max_compute_workgroups_per_dimension,
-        );
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: None,
-            timestamp_writes: None,
-        });
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, bind, &[]);
-        pass.dispatch_workgroups(x, y, 1);
-    }
-
-    /// Records one dispatch of an `x × y` grid of workgroups in a pass of its
-    /// own (2-D tiled kernels); the caller checks both against
-    /// `max_compute_workgroups_per_dimension`.
-    pub(crate) fn dispatch_xy(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        bind: &wgpu::BindGroup,
-        x: u32,
-        y: u32,
-    ) {
-        if x == 0 || y == 0 {
-            return;
-        }
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: None,
-            timestamp_writes: None,
-        });
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, bind, &[]);
-        pass.dispatch_workgroups(x, y, 1);
-    }
 }
 
-/// A 2-D grid covering `workgroups`: x as wide as allowed, y the rows needed.
-pub(crate) fn grid(workgroups: u64, max_per_dim: u32) -> (u32, u32) {
-    let max = max_per_dim.max(1) as u64;
-    if workgroups <= max {
-        (workgroups as u32, 1)
-    } else {
-        (max as u32, workgroups.div_ceil(max) as u32)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every shader, composed with the prelude, parses and validates in naga
+    /// and every entry point reflects to a non-empty layout: a composition
+    /// error shows up here, on any machine, before any adapter compiles it.
+    #[test]
+    fn every_shader_composes_and_reflects() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).expect("shaders/ is readable") {
+            let path = entry.expect("a directory entry").path();
+            let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+            if path.extension().is_none_or(|e| e != "wgsl") || name == "prelude" {
+                continue;
+            }
+            let source = std::fs::read_to_string(&path).expect("a shader is readable");
+            let entries = reflect_module(name, &compose(&source))
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(!entries.is_empty(), "{name} has no entry point");
+            for (entry, bindings) in &entries {
+                assert!(!bindings.is_empty(), "{name}::{entry} binds nothing");
+            }
+            checked += 1;
+        }
+        assert!(
+            checked >= 10,
+            "only {checked} shaders found in {}",
+            dir.display()
+        );
+    }
+
+    /// The reflected layout is what the WGSL declares: access modes, textures,
+    /// and only the bindings the entry point uses.
+    #[test]
+    fn reflection_reads_access_and_use() {
+        let wgsl = "
+            @group(0) @binding(0) var<uniform> u: vec4<u32>;
+            @group(0) @binding(1) var<storage, read> r: array<f32>;
+            @group(0) @binding(2) var<storage, read_write> w: array<f32>;
+            @group(0) @binding(3) var<storage, read_write> unused: array<f32>;
+            @group(0) @binding(4) var t: texture_2d<f32>;
+            @group(0) @binding(5) var s: texture_storage_2d<rgba32float, write>;
+            @compute @workgroup_size(1) fn main() {
+                w[0] = r[u.x] + textureLoad(t, vec2<u32>(0u), 0).x;
+                textureStore(s, vec2<u32>(0u), vec4<f32>(0.0));
+            }";
+        let entries = reflect_module("test", &compose(wgsl)).unwrap();
+        let d2 = wgpu::TextureViewDimension::D2;
+        assert_eq!(
+            *entries["main"],
+            vec![
+                (0, Access::Uniform),
+                (1, Access::Read),
+                (2, Access::ReadWrite),
+                (4, Access::Texture { view_dimension: d2 }),
+                (
+                    5,
+                    Access::StorageTexture {
+                        format: wgpu::TextureFormat::Rgba32Float,
+                        access: wgpu::StorageTextureAccess::WriteOnly,
+                        view_dimension: d2,
+                    }
+                ),
+            ]
+        );
     }
 }

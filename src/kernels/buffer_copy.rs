@@ -3,18 +3,14 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::{loop_limited, to_u32, LOOP_BUDGET, WORKGROUP_SIZE};
-use crate::pipeline::{Access, KernelSpec};
+use crate::kernels::{loop_limited, to_u32, LOOP_BUDGET};
+use crate::pipeline::KernelSpec;
+use crate::recorder::{Recorder, Work};
 
 const SPEC: KernelSpec = KernelSpec {
     name: "buffer_copy",
     source: include_str!("../../shaders/buffer_copy.wgsl"),
     entry: "buffer_copy",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::ReadWrite),
-    ],
 };
 
 #[repr(C)]
@@ -73,21 +69,11 @@ pub fn encode_with(
     }
     let per_invocation = per_invocation.max(1);
     let len4 = to_u32("vec4 count", (bytes / 16) as usize)?;
-    let kernel = gpu.kernel(
+    Recorder::new(gpu, encoder).launch(
         &SPEC,
-        &[
-            ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
-            ("VEC4_PER_INVOCATION", per_invocation as f64),
-        ],
-    )?;
-    let uniform = gpu.uniform("buffer_copy params", &Params { len4, _pad: [0; 3] })?;
-    let bind = kernel.bind(gpu, &[(0, uniform.raw()), (1, src), (2, dst)])?;
-    let invocations = (len4 as u64).div_ceil(per_invocation as u64);
-    kernel.dispatch(
-        gpu,
-        encoder,
-        &bind,
-        invocations.div_ceil(WORKGROUP_SIZE as u64),
-    );
-    Ok(())
+        &[("VEC4_PER_INVOCATION", per_invocation as f64)],
+        &Params { len4, _pad: [0; 3] },
+        &[(1, src.into()), (2, dst.into())],
+        Work::Invocations((len4 as u64).div_ceil(per_invocation as u64)),
+    )
 }

@@ -5,18 +5,14 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::{to_u32, LOOP_BUDGET};
 use crate::memory::GpuBuffer;
-use crate::pipeline::{Access, KernelSpec};
+use crate::pipeline::KernelSpec;
+use crate::recorder::{Recorder, Work};
 use crate::tensor::Tensor;
 
 const SPEC: KernelSpec = KernelSpec {
     name: "column_sum",
     source: include_str!("../../shaders/column_sum.wgsl"),
     entry: "column_sum",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::ReadWrite),
-    ],
 };
 
 /// Small: a Linear layer has hundreds to thousands of columns, not millions.
@@ -100,23 +96,16 @@ fn encode_pass(
         block_rows: BLOCK_ROWS as u32,
         _pad: 0,
     };
-    let kernel = gpu.kernel(
+    Recorder::new(gpu, encoder).launch(
         &SPEC,
-        &[
-            ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
-            ("ACCUMULATE", if accumulate { 1.0 } else { 0.0 }),
-        ],
-    )?;
-    let uniform = gpu.uniform("column_sum params", &params)?;
-    let bind = kernel.bind(gpu, &[(0, uniform.raw()), (1, x), (2, out)])?;
-    let invocations = rows.div_ceil(BLOCK_ROWS).max(1) as u64 * cols as u64;
-    kernel.dispatch(
-        gpu,
-        encoder,
-        &bind,
-        invocations.div_ceil(WORKGROUP_SIZE as u64),
-    );
-    Ok(())
+        &[("ACCUMULATE", if accumulate { 1.0 } else { 0.0 })],
+        &params,
+        &[(1, x.into()), (2, out.into())],
+        Work::InvocationsIn {
+            count: rows.div_ceil(BLOCK_ROWS).max(1) as u64 * cols as u64,
+            workgroup_size: WORKGROUP_SIZE,
+        },
+    )
 }
 
 /// The column sums of a 2-D tensor as a new `[cols]` tensor; submits and waits.

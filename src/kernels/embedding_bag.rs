@@ -8,9 +8,10 @@ use std::ops::Range;
 use crate::binding::{self, Span};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::{to_u32, LOOP_BUDGET, WORKGROUP_SIZE};
+use crate::kernels::{to_u32, LOOP_BUDGET};
 use crate::nn::DType;
-use crate::pipeline::{Access, KernelSpec};
+use crate::pipeline::KernelSpec;
+use crate::recorder::{Recorder, Work};
 
 const SOURCE: &str = include_str!("../../shaders/embedding_bag.wgsl");
 
@@ -18,32 +19,12 @@ const VEC4: KernelSpec = KernelSpec {
     name: "embedding_bag",
     source: SOURCE,
     entry: "bag_vec4",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::Read),
-        (3, Access::Read),
-        (4, Access::ReadWrite),
-        (5, Access::ReadWrite),
-        (6, Access::Read),
-        (7, Access::ReadWrite),
-    ],
 };
 
 const SCALAR: KernelSpec = KernelSpec {
     name: "embedding_bag",
     source: SOURCE,
     entry: "bag_scalar",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::Read),
-        (3, Access::Read),
-        (4, Access::ReadWrite),
-        (5, Access::ReadWrite),
-        (8, Access::Read),
-        (9, Access::ReadWrite),
-    ],
 };
 
 #[repr(C)]
@@ -237,17 +218,13 @@ pub(crate) fn encode_window(
     let vec4 = args.dim.is_multiple_of(4);
     let spec = if vec4 { &VEC4 } else { &SCALAR };
     let flag = |b: bool| if b { 1.0 } else { 0.0 };
-    let kernel = gpu.kernel(
-        spec,
-        &[
-            ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
-            ("THREADS_PER_BAG", tpb as f64),
-            ("MODE", args.mode.code() as f64),
-            ("WEIGHTED", flag(args.per_sample_weights.is_some())),
-            ("HALF", flag(args.dtype == DType::F16)),
-            ("GATHERED", flag(gathered)),
-        ],
-    )?;
+    let constants = [
+        ("THREADS_PER_BAG", tpb as f64),
+        ("MODE", args.mode.code() as f64),
+        ("WEIGHTED", flag(args.per_sample_weights.is_some())),
+        ("HALF", flag(args.dtype == DType::F16)),
+        ("GATHERED", flag(gathered)),
+    ];
     // Bindings the chosen variant never touches still need a buffer; one
     // buffer cannot be both read-only and read-write in one dispatch.
     let unused_read = gpu.storage("embedding_bag unused input", 4)?;
@@ -276,14 +253,15 @@ pub(crate) fn encode_window(
         offset: bags.start as u64 * 4,
         size: (bags.len() as u64 + 1) * 4,
     };
-    let invocations = bags.len() as u64 * tpb as u64;
+    let work = Work::Invocations(bags.len() as u64 * tpb as u64);
+    let mut rec = Recorder::new(gpu, encoder);
     for piece in 0..pieces {
         params.piece_begin = to_u32("bag piece", piece * piece_len)?;
-        let uniform = gpu.uniform("embedding_bag params", &params)?;
-        let bind = kernel.bind_spans(
-            gpu,
+        rec.launch(
+            spec,
+            &constants,
+            &params,
             &[
-                (0, uniform.raw().into()),
                 (1, Span::items(args.indices, positions, 4)),
                 (2, offsets),
                 (
@@ -298,13 +276,8 @@ pub(crate) fn encode_window(
                 (table_slot, args.table.into()),
                 (out_slot, Span::items(args.out, bags, row_bytes)),
             ],
+            work,
         )?;
-        kernel.dispatch(
-            gpu,
-            encoder,
-            &bind,
-            invocations.div_ceil(WORKGROUP_SIZE as u64),
-        );
     }
     Ok(())
 }

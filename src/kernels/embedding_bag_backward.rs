@@ -10,9 +10,10 @@ use std::ops::Range;
 use crate::binding::{self, Span};
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::kernels::{to_u32, LOOP_BUDGET, WORKGROUP_SIZE};
+use crate::kernels::{to_u32, LOOP_BUDGET};
 use crate::nn::DType;
-use crate::pipeline::{Access, KernelSpec};
+use crate::pipeline::KernelSpec;
+use crate::recorder::{Recorder, Work};
 
 const SOURCE: &str = include_str!("../../shaders/embedding_bag_backward.wgsl");
 
@@ -20,12 +21,6 @@ const PADDING: KernelSpec = KernelSpec {
     name: "embedding_bag_backward",
     source: SOURCE,
     entry: "bag_padding",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::Read),
-        (10, Access::ReadWrite),
-    ],
 };
 
 /// Columns one `psw_grad` dispatch adds per position: a wider row takes
@@ -38,30 +33,12 @@ const EXPAND: KernelSpec = KernelSpec {
     name: "embedding_bag_backward",
     source: SOURCE,
     entry: "bag_expand",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::Read),
-        (3, Access::Read),
-        (4, Access::Read),
-        (5, Access::Read),
-        (6, Access::ReadWrite),
-        (7, Access::ReadWrite),
-    ],
 };
 
 const PSW_GRAD: KernelSpec = KernelSpec {
     name: "embedding_bag_backward",
     source: SOURCE,
     entry: "psw_grad",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::Read),
-        (5, Access::Read),
-        (8, Access::Read),
-        (9, Access::ReadWrite),
-    ],
 };
 
 #[repr(C)]
@@ -145,12 +122,12 @@ pub fn encode_expand(
         "embedding_bag_backward padding counts",
         (layout.num_bags as u64 * 4).max(4),
     )?;
-    encoder.clear_buffer(pads.raw(), 0, None);
+    let mut rec = Recorder::new(gpu, encoder);
+    rec.encoder().clear_buffer(pads.raw(), 0, None);
     // Bindings the chosen mode never reads still need a buffer.
     let unused_weights = gpu.storage("embedding_bag_backward unused weights", 4)?;
     let unused_positions = gpu.storage("embedding_bag_backward unused positions", 4)?;
     let constants = [
-        ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
         ("MODE", args.mode.code() as f64),
         (
             "WEIGHTED",
@@ -161,7 +138,6 @@ pub fn encode_expand(
             },
         ),
     ];
-    let kernel = gpu.kernel(&EXPAND, &constants)?;
     let row_bytes = layout.dim as u64 * 4;
     let windows = binding::windows(
         gpu,
@@ -170,38 +146,32 @@ pub fn encode_expand(
         "bag_expand window (indices, weights and per-position gradient rows)",
     )?;
     if args.mode == BagMode::Mean && layout.padding_idx.is_some() {
-        let padding = gpu.kernel(&PADDING, &constants)?;
         for w in &windows {
             let mut p = params(layout)?;
             p.n = to_u32("index count", w.len())?;
             p.pos_base = to_u32("window first position", w.start)?;
-            let uniform = gpu.uniform("embedding_bag_backward params", &p)?;
-            let bind = padding.bind_spans(
-                gpu,
+            rec.launch(
+                &PADDING,
+                &constants,
+                &p,
                 &[
-                    (0, uniform.raw().into()),
                     (1, Span::items(layout.indices, w, 4)),
                     (2, layout.offsets.into()),
                     (10, pads.raw().into()),
                 ],
+                Work::Invocations(w.len() as u64),
             )?;
-            padding.dispatch(
-                gpu,
-                encoder,
-                &bind,
-                (w.len() as u64).div_ceil(WORKGROUP_SIZE as u64),
-            );
         }
     }
     for w in windows {
         let mut p = params(layout)?;
         p.n = to_u32("index count", w.len())?;
         p.pos_base = to_u32("window first position", w.start)?;
-        let uniform = gpu.uniform("embedding_bag_backward params", &p)?;
-        let bind = kernel.bind_spans(
-            gpu,
+        rec.launch(
+            &EXPAND,
+            &constants,
+            &p,
             &[
-                (0, uniform.raw().into()),
                 (1, Span::items(layout.indices, &w, 4)),
                 (2, layout.offsets.into()),
                 (
@@ -219,14 +189,8 @@ pub fn encode_expand(
                 (6, pads.raw().into()),
                 (7, Span::items(args.expanded, &w, row_bytes)),
             ],
+            Work::Invocations(w.len() as u64 * layout.dim as u64),
         )?;
-        let elements = w.len() as u64 * layout.dim as u64;
-        kernel.dispatch(
-            gpu,
-            encoder,
-            &bind,
-            elements.div_ceil(WORKGROUP_SIZE as u64),
-        );
     }
     Ok(())
 }
@@ -264,13 +228,8 @@ pub(crate) fn encode_psw_grad_rows(
     dtype: DType,
     out: &wgpu::Buffer,
 ) -> Result<()> {
-    let kernel = gpu.kernel(
-        &PSW_GRAD,
-        &[
-            ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
-            ("HALF", if dtype == DType::F16 { 1.0 } else { 0.0 }),
-        ],
-    )?;
+    let constants = [("HALF", if dtype == DType::F16 { 1.0 } else { 0.0 })];
+    let mut rec = Recorder::new(gpu, encoder);
     let windows = binding::windows(
         gpu,
         layout.n,
@@ -286,24 +245,19 @@ pub(crate) fn encode_psw_grad_rows(
             p.row_end = to_u32("chunk end row", rows.end)?;
             p.col_begin = to_u32("embedding dim", c0)?;
             p.col_end = to_u32("embedding dim", (c0 + PSW_COLUMNS).min(layout.dim))?;
-            let uniform = gpu.uniform("embedding_bag_backward params", &p)?;
-            let bind = kernel.bind_spans(
-                gpu,
+            rec.launch(
+                &PSW_GRAD,
+                &constants,
+                &p,
                 &[
-                    (0, uniform.raw().into()),
                     (1, Span::items(layout.indices, &w, 4)),
                     (2, layout.offsets.into()),
                     (5, layout.grad_out.into()),
                     (8, table.into()),
                     (9, Span::items(out, &w, 4)),
                 ],
+                Work::Invocations(w.len() as u64),
             )?;
-            kernel.dispatch(
-                gpu,
-                encoder,
-                &bind,
-                (w.len() as u64).div_ceil(WORKGROUP_SIZE as u64),
-            );
         }
     }
     Ok(())

@@ -7,7 +7,8 @@ use crate::binding::{self, Span};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::{to_u32, LOOP_BUDGET, WORKGROUP_SIZE};
-use crate::pipeline::{Access, KernelSpec};
+use crate::pipeline::KernelSpec;
+use crate::recorder::{Recorder, Work};
 use crate::tensor::{IndexTensor, Tensor};
 
 const SOURCE: &str = include_str!("../../shaders/embedding_gather.wgsl");
@@ -16,52 +17,24 @@ const VEC4: KernelSpec = KernelSpec {
     name: "embedding_gather",
     source: SOURCE,
     entry: "gather_vec4",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::ReadWrite),
-        (3, Access::Read),
-        (4, Access::ReadWrite),
-    ],
 };
 
 const SCALAR: KernelSpec = KernelSpec {
     name: "embedding_gather",
     source: SOURCE,
     entry: "gather_scalar",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::ReadWrite),
-        (5, Access::Read),
-        (6, Access::ReadWrite),
-    ],
 };
 
 const F16_VEC4: KernelSpec = KernelSpec {
     name: "embedding_gather",
     source: SOURCE,
     entry: "gather_f16_vec4",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::ReadWrite),
-        (7, Access::Read),
-        (4, Access::ReadWrite),
-    ],
 };
 
 const F16_SCALAR: KernelSpec = KernelSpec {
     name: "embedding_gather",
     source: SOURCE,
     entry: "gather_f16_scalar",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::ReadWrite),
-        (8, Access::Read),
-        (6, Access::ReadWrite),
-    ],
 };
 
 #[repr(C)]
@@ -244,44 +217,40 @@ pub(crate) fn encode_block(
         (true, false) => &F16_SCALAR,
     };
     let wg = args.workgroup_size.unwrap_or_else(|| workgroup_size(gpu));
-    let kernel = gpu.kernel(
-        spec,
-        &[
-            ("WORKGROUP_SIZE", wg as f64),
-            ("THREADS_PER_ROW", tpr as f64),
-            (
-                "DIM4",
-                if vec4 && args.const_dim {
-                    (args.dim / 4) as f64
-                } else {
-                    0.0
-                },
-            ),
-        ],
-    )?;
+    let constants = [
+        ("THREADS_PER_ROW", tpr as f64),
+        (
+            "DIM4",
+            if vec4 && args.const_dim {
+                (args.dim / 4) as f64
+            } else {
+                0.0
+            },
+        ),
+    ];
     let (table_slot, out_slot) = match (half, vec4) {
         (false, true) => (3, 4),
         (false, false) => (5, 6),
         (true, true) => (7, 4),
         (true, false) => (8, 6),
     };
+    let mut rec = Recorder::new(gpu, encoder);
     for window in windows {
-        let uniform = gpu.uniform(
-            "embedding_gather params",
+        rec.launch(
+            spec,
+            &constants,
             &params(args, window, &block.rows)?,
-        )?;
-        let bind = kernel.bind_spans(
-            gpu,
             &[
-                (0, uniform.raw().into()),
                 (1, window.indices),
                 (2, args.status.into()),
                 (table_slot, block.span),
                 (out_slot, window.out),
             ],
+            Work::InvocationsIn {
+                count: window.n as u64 * tpr as u64,
+                workgroup_size: wg,
+            },
         )?;
-        let invocations = window.n as u64 * tpr as u64;
-        kernel.dispatch(gpu, encoder, &bind, invocations.div_ceil(wg as u64));
     }
     Ok(())
 }
@@ -290,16 +259,6 @@ const VEC4_CHUNKS4: KernelSpec = KernelSpec {
     name: "embedding_gather",
     source: SOURCE,
     entry: "gather_vec4_chunks4",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::ReadWrite),
-        (4, Access::ReadWrite),
-        (9, Access::Read),
-        (10, Access::Read),
-        (11, Access::Read),
-        (12, Access::Read),
-    ],
 };
 
 /// Chunks one `gather_vec4_chunks4` dispatch binds at most.
@@ -378,23 +337,17 @@ fn encode_group(
         .max(min_threads_per_row(args.dim));
     let rows = group[0].rows.start..group[group.len() - 1].rows.end;
     let wg = args.workgroup_size.unwrap_or_else(|| workgroup_size(gpu));
-    let kernel = gpu.kernel(
-        &VEC4_CHUNKS4,
-        &[
-            ("WORKGROUP_SIZE", wg as f64),
-            ("THREADS_PER_ROW", tpr as f64),
-        ],
-    )?;
+    let mut rec = Recorder::new(gpu, encoder);
     // Unused slots repeat the last chunk: the shader never picks them.
     let slot = |k: usize| group[k.min(group.len() - 1)].span;
     for window in windows {
         let mut params = params(args, window, &rows)?;
         params.chunk_rows = to_u32("rows per chunk", chunk_rows)?;
-        let uniform = gpu.uniform("embedding_gather params", &params)?;
-        let bind = kernel.bind_spans(
-            gpu,
+        rec.launch(
+            &VEC4_CHUNKS4,
+            &[("THREADS_PER_ROW", tpr as f64)],
+            &params,
             &[
-                (0, uniform.raw().into()),
                 (1, window.indices),
                 (2, args.status.into()),
                 (4, window.out),
@@ -403,9 +356,11 @@ fn encode_group(
                 (11, slot(2)),
                 (12, slot(3)),
             ],
+            Work::InvocationsIn {
+                count: window.n as u64 * tpr as u64,
+                workgroup_size: wg,
+            },
         )?;
-        let invocations = window.n as u64 * tpr as u64;
-        kernel.dispatch(gpu, encoder, &bind, invocations.div_ceil(wg as u64));
     }
     Ok(())
 }

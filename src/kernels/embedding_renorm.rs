@@ -5,19 +5,14 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::{loop_limited, to_u32, LOOP_BUDGET, WORKGROUP_SIZE};
-use crate::pipeline::{Access, KernelSpec};
+use crate::kernels::{loop_limited, to_u32, LOOP_BUDGET};
+use crate::pipeline::KernelSpec;
+use crate::recorder::{Recorder, Work};
 
 const SPEC: KernelSpec = KernelSpec {
     name: "embedding_renorm",
     source: include_str!("../../shaders/embedding_renorm.wgsl"),
     entry: "embedding_renorm",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::Read),
-        (3, Access::ReadWrite),
-    ],
 };
 
 #[repr(C)]
@@ -83,22 +78,15 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &RenormArgs) 
         row_end: to_u32("chunk end row", rows.end)?,
         _pad: [0; 2],
     };
-    let kernel = gpu.kernel(&SPEC, &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
-    let uniform = gpu.uniform("embedding_renorm params", &params)?;
-    let bind = kernel.bind(
-        gpu,
+    Recorder::new(gpu, encoder).launch(
+        &SPEC,
+        &[],
+        &params,
         &[
-            (0, uniform.raw()),
-            (1, args.status),
-            (2, args.counts),
-            (3, args.weight),
+            (1, args.status.into()),
+            (2, args.counts.into()),
+            (3, args.weight.into()),
         ],
-    )?;
-    kernel.dispatch(
-        gpu,
-        encoder,
-        &bind,
-        (rows.len() as u64).div_ceil(WORKGROUP_SIZE as u64),
-    );
-    Ok(())
+        Work::Invocations(rows.len() as u64),
+    )
 }

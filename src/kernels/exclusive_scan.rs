@@ -6,40 +6,30 @@
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::kernels::to_u32;
-use crate::pipeline::{Access, KernelSpec};
+use crate::pipeline::KernelSpec;
+use crate::recorder::{Recorder, Work};
 
 const SOURCE: &str = include_str!("../../shaders/exclusive_scan.wgsl");
-const BINDINGS: &[(u32, Access)] = &[
-    (0, Access::Uniform),
-    (1, Access::Read),
-    (2, Access::ReadWrite),
-    (3, Access::ReadWrite),
-];
-
 const REDUCE: KernelSpec = KernelSpec {
     name: "exclusive_scan",
     source: SOURCE,
     entry: "scan_reduce",
-    bindings: BINDINGS,
 };
 const BLOCK_SUMS: KernelSpec = KernelSpec {
     name: "exclusive_scan",
     source: SOURCE,
     entry: "scan_block_sums",
-    bindings: BINDINGS,
 };
 const APPLY: KernelSpec = KernelSpec {
     name: "exclusive_scan",
     source: SOURCE,
     entry: "scan_apply",
-    bindings: BINDINGS,
 };
 
 const SINGLE: KernelSpec = KernelSpec {
     name: "exclusive_scan",
     source: SOURCE,
     entry: "scan_single",
-    bindings: BINDINGS,
 };
 
 /// Up to this many elements the scan is one dispatch of one workgroup
@@ -70,8 +60,13 @@ pub struct ScanArgs<'a> {
     pub flags: bool,
 }
 
-/// Records the three dispatches into `encoder` (allocating the block sums).
+/// Records the scan's dispatches into `encoder` (allocating the block sums).
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &ScanArgs) -> Result<()> {
+    record(&mut Recorder::new(gpu, encoder), args)
+}
+
+/// [`encode`] into a pass other kernels of the same call share.
+pub(crate) fn record(rec: &mut Recorder, args: &ScanArgs) -> Result<()> {
     let num_blocks = args.len.div_ceil(BLOCK);
     let params = Params {
         len: to_u32("scan length", args.len)?,
@@ -82,29 +77,19 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &ScanArgs) ->
         },
         flags: args.flags as u32,
     };
-    let uniform = gpu.uniform("exclusive_scan params", &params)?;
-    let block_sums = gpu.storage("exclusive_scan block sums", num_blocks as u64 * 4)?;
-    let buffers = [
-        (0, uniform.raw()),
-        (1, args.input),
-        (2, block_sums.raw()),
-        (3, args.out),
+    let block_sums = rec
+        .gpu()
+        .storage("exclusive_scan block sums", num_blocks as u64 * 4)?;
+    let spans = [
+        (1, args.input.into()),
+        (2, block_sums.raw().into()),
+        (3, args.out.into()),
     ];
     if args.len <= SINGLE_MAX {
-        let single = gpu.kernel(&SINGLE, &[])?;
-        single.dispatch(gpu, encoder, &single.bind(gpu, &buffers)?, 1);
-        return Ok(());
+        return rec.launch(&SINGLE, &[], &params, &spans, Work::Workgroups(1));
     }
-    let reduce = gpu.kernel(&REDUCE, &[])?;
-    reduce.dispatch(
-        gpu,
-        encoder,
-        &reduce.bind(gpu, &buffers)?,
-        num_blocks as u64,
-    );
-    let sums = gpu.kernel(&BLOCK_SUMS, &[])?;
-    sums.dispatch(gpu, encoder, &sums.bind(gpu, &buffers)?, 1);
-    let apply = gpu.kernel(&APPLY, &[])?;
-    apply.dispatch(gpu, encoder, &apply.bind(gpu, &buffers)?, num_blocks as u64);
-    Ok(())
+    let blocks = Work::Workgroups(num_blocks as u64);
+    rec.launch(&REDUCE, &[], &params, &spans, blocks)?;
+    rec.launch(&BLOCK_SUMS, &[], &params, &spans, Work::Workgroups(1))?;
+    rec.launch(&APPLY, &[], &params, &spans, blocks)
 }

@@ -8,13 +8,13 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::{loop_limited, LOOP_BUDGET};
 use crate::memory::GpuBuffer;
-use crate::pipeline::{Access, KernelSpec};
+use crate::pipeline::{KernelSpec, RuntimeChecks};
+use crate::recorder::{Recorder, Work};
 
 const SPEC: KernelSpec = KernelSpec {
     name: "fma_peak",
     source: include_str!("../../shaders/fma_peak.wgsl"),
     entry: "fma_peak",
-    bindings: &[(0, Access::ReadWrite)],
 };
 
 const WORKGROUP_SIZE: u32 = 64;
@@ -86,15 +86,20 @@ pub fn encode(
             ),
         });
     }
-    let kernel = gpu.kernel(
+    // No uniform: the one binding is the output.
+    let work = Work::InvocationsIn {
+        count: shape.workgroups as u64 * WORKGROUP_SIZE as u64,
+        workgroup_size: WORKGROUP_SIZE,
+    };
+    let mut rec = Recorder::new(gpu, encoder);
+    let kernel = rec.kernel(
         &SPEC,
-        &[
-            ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
-            ("ITERATIONS", shape.iterations as f64),
-        ],
+        &[("ITERATIONS", shape.iterations as f64)],
+        RuntimeChecks::Checked,
+        work,
     )?;
     let bind = kernel.bind(gpu, &[(0, out)])?;
-    kernel.dispatch(gpu, encoder, &bind, shape.workgroups as u64);
+    rec.dispatch(&kernel, &bind, work);
     Ok(())
 }
 

@@ -9,18 +9,11 @@ mod texture;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::to_u32;
-use crate::pipeline::{Access, KernelSpec, RuntimeChecks};
+use crate::pipeline::{KernelSpec, RuntimeChecks};
+use crate::recorder::{Recorder, Work};
 use crate::tensor::Tensor;
 
 const SOURCE: &str = include_str!("../../shaders/matmul.wgsl");
-const BINDINGS: &[(u32, Access)] = &[
-    (0, Access::Uniform),
-    (1, Access::Read),
-    (2, Access::Read),
-    (3, Access::Read),
-    (4, Access::ReadWrite),
-];
-
 /// The register tile of one invocation: which entry point runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RegisterTile {
@@ -54,7 +47,6 @@ impl RegisterTile {
                 RegisterTile::R16x16 => "matmul_16x16",
                 RegisterTile::Texture32x32 => return texture::PRODUCT,
             },
-            bindings: BINDINGS,
         }
     }
 }
@@ -68,6 +60,12 @@ struct Params {
     /// This dispatch's share of K (see [`k_chunks`]).
     k_begin: u32,
     k_end: u32,
+    /// Flags (0 or 1): uniform branches, not override constants, so one
+    /// pipeline per tile shape serves every combination.
+    trans_a: u32,
+    trans_b: u32,
+    has_bias: u32,
+    accumulate: u32,
     _pad: [u32; 3],
 }
 
@@ -93,9 +91,8 @@ fn k_chunks(gpu: &Gpu, k: usize, tiles: &Tiles) -> Vec<std::ops::Range<usize>> {
         .collect()
 }
 
-/// The override constants of one dispatch.
-fn constants(tiles: &Tiles, o: MatmulOptions, bias: bool) -> Vec<(&'static str, f64)> {
-    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+/// The override constants of a tile shape: everything else is in [`Params`].
+fn constants(tiles: &Tiles) -> Vec<(&'static str, f64)> {
     let quads = (tiles.register.side() / 4) as f64;
     vec![
         ("WG_X", tiles.wg_x as f64),
@@ -103,10 +100,6 @@ fn constants(tiles: &Tiles, o: MatmulOptions, bias: bool) -> Vec<(&'static str, 
         ("QUADS_N", quads),
         ("WG_Y", tiles.wg_y as f64),
         ("BK", tiles.bk as f64),
-        ("TRANS_A", flag(o.trans_a)),
-        ("TRANS_B", flag(o.trans_b)),
-        ("HAS_BIAS", flag(bias)),
-        ("ACCUMULATE", flag(o.accumulate)),
     ]
 }
 
@@ -339,39 +332,36 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &MatmulArgs) 
     let k32 = to_u32("matmul K", k)?;
     // One dispatch per K range: the first as asked, the rest adding to C
     // (and the bias already added once).
-    let dispatches: Vec<(Params, Vec<(&'static str, f64)>)> = k_chunks(gpu, k, &tiles)
+    let dispatches: Vec<Params> = k_chunks(gpu, k, &tiles)
         .into_iter()
         .enumerate()
         .map(|(i, range)| {
             let first = i == 0;
-            let params = Params {
+            Params {
                 m: m as u32,
                 n: n as u32,
                 k: k32,
                 k_begin: range.start as u32,
                 k_end: range.end as u32,
+                trans_a: o.trans_a.into(),
+                trans_b: o.trans_b.into(),
+                has_bias: (first && args.bias.is_some()).into(),
+                accumulate: (o.accumulate || !first).into(),
                 _pad: [0; 3],
-            };
-            let options = MatmulOptions {
-                accumulate: o.accumulate || !first,
-                ..o
-            };
-            (
-                params,
-                constants(&tiles, options, first && args.bias.is_some()),
-            )
+            }
         })
         .collect();
+    let constants = constants(&tiles);
     // Without a bias the shader never reads binding 3; A stands in for it.
     let bias = args.bias.unwrap_or(args.a);
+    let mut rec = Recorder::new(gpu, encoder);
     if tiles.register == RegisterTile::Texture32x32 {
         return texture::encode(
             gpu,
-            encoder,
+            &mut rec,
             &texture::TextureArgs {
                 dispatches: &dispatches,
-                trans_a: o.trans_a,
-                trans_b: o.trans_b,
+                constants: &constants,
                 a: args.a,
                 b: args.b,
                 bias,
@@ -382,21 +372,20 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &MatmulArgs) 
             },
         );
     }
-    for (params, constants) in &dispatches {
-        let kernel =
-            gpu.kernel_with_checks(&tiles.register.spec(), constants, RuntimeChecks::Unchecked)?;
-        let uniform = gpu.uniform("matmul params", params)?;
-        let bind = kernel.bind(
-            gpu,
+    for params in &dispatches {
+        rec.launch_checked(
+            &tiles.register.spec(),
+            &constants,
+            RuntimeChecks::Unchecked,
+            params,
             &[
-                (0, uniform.raw()),
-                (1, args.a),
-                (2, args.b),
-                (3, bias),
-                (4, args.c),
+                (1, args.a.into()),
+                (2, args.b.into()),
+                (3, bias.into()),
+                (4, args.c.into()),
             ],
+            Work::Grid(groups_x, groups_y),
         )?;
-        kernel.dispatch_xy(encoder, &bind, groups_x, groups_y);
     }
     Ok(())
 }

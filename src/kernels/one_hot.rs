@@ -3,19 +3,15 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::{to_u32, WORKGROUP_SIZE};
-use crate::pipeline::{Access, KernelSpec};
+use crate::kernels::to_u32;
+use crate::pipeline::KernelSpec;
+use crate::recorder::{Recorder, Work};
 use crate::tensor::Tensor;
 
 const SPEC: KernelSpec = KernelSpec {
     name: "one_hot",
     source: include_str!("../../shaders/one_hot.wgsl"),
     entry: "one_hot",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::ReadWrite),
-    ],
 };
 
 #[repr(C)]
@@ -47,17 +43,13 @@ pub fn encode(
         _pad: 0,
     };
     to_u32("one-hot elements", n * num_classes)?;
-    let kernel = gpu.kernel(&SPEC, &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
-    let uniform = gpu.uniform("one_hot params", &params)?;
-    let bind = kernel.bind(gpu, &[(0, uniform.raw()), (1, indices), (2, out)])?;
-    let invocations = n as u64 * quads as u64;
-    kernel.dispatch(
-        gpu,
-        encoder,
-        &bind,
-        invocations.div_ceil(WORKGROUP_SIZE as u64),
-    );
-    Ok(())
+    Recorder::new(gpu, encoder).launch(
+        &SPEC,
+        &[],
+        &params,
+        &[(1, indices.into()), (2, out.into())],
+        Work::Invocations(n as u64 * quads as u64),
+    )
 }
 
 /// The one-hot matrix `[indices.len(), num_classes]` of host indices, each

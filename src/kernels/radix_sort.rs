@@ -6,7 +6,8 @@ use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::kernels::exclusive_scan::{self, ScanArgs};
 use crate::kernels::to_u32;
-use crate::pipeline::{Access, KernelSpec};
+use crate::pipeline::KernelSpec;
+use crate::recorder::{Recorder, Work};
 
 const SOURCE: &str = include_str!("../../shaders/radix_sort.wgsl");
 
@@ -14,24 +15,11 @@ const COUNT: KernelSpec = KernelSpec {
     name: "radix_sort",
     source: SOURCE,
     entry: "radix_count",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (3, Access::ReadWrite),
-    ],
 };
 const SCATTER: KernelSpec = KernelSpec {
     name: "radix_sort",
     source: SOURCE,
     entry: "radix_scatter",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::Read),
-        (3, Access::ReadWrite),
-        (4, Access::ReadWrite),
-        (5, Access::ReadWrite),
-    ],
 };
 
 /// Elements per workgroup (64 invocations × 16 elements).
@@ -85,8 +73,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SortArgs) ->
     } else {
         (None, None)
     };
-    let count = gpu.kernel(&COUNT, &[])?;
-    let scatter = gpu.kernel(&SCATTER, &[])?;
+    let mut rec = Recorder::new(gpu, encoder);
     let mut src: (&wgpu::Buffer, &wgpu::Buffer) = (args.keys, args.keys);
     for pass in 0..passes {
         // The last pass must land in the outputs; alternate backwards from there.
@@ -104,12 +91,16 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SortArgs) ->
             num_blocks: to_u32("radix blocks", num_blocks)?,
             first_pass: (pass == 0) as u32,
         };
-        let uniform = gpu.uniform("radix_sort params", &params)?;
-        let bind = count.bind(gpu, &[(0, uniform.raw()), (1, src.0), (3, hist.raw())])?;
-        count.dispatch(gpu, encoder, &bind, num_blocks as u64);
-        exclusive_scan::encode(
-            gpu,
-            encoder,
+        let blocks = Work::Workgroups(num_blocks as u64);
+        rec.launch(
+            &COUNT,
+            &[],
+            &params,
+            &[(1, src.0.into()), (3, hist.raw().into())],
+            blocks,
+        )?;
+        exclusive_scan::record(
+            &mut rec,
             &ScanArgs {
                 input: hist.raw(),
                 len: hist_len,
@@ -118,18 +109,19 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SortArgs) ->
                 flags: false,
             },
         )?;
-        let bind = scatter.bind(
-            gpu,
+        rec.launch(
+            &SCATTER,
+            &[],
+            &params,
             &[
-                (0, uniform.raw()),
-                (1, src.0),
-                (2, src.1),
-                (3, hist_scan.raw()),
-                (4, dst.0),
-                (5, dst.1),
+                (1, src.0.into()),
+                (2, src.1.into()),
+                (3, hist_scan.raw().into()),
+                (4, dst.0.into()),
+                (5, dst.1.into()),
             ],
+            blocks,
         )?;
-        scatter.dispatch(gpu, encoder, &bind, num_blocks as u64);
         src = dst;
     }
     Ok(())

@@ -4,19 +4,14 @@
 use crate::binding::{self, Span};
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::kernels::{to_u32, WORKGROUP_SIZE};
-use crate::pipeline::{Access, KernelSpec};
+use crate::kernels::to_u32;
+use crate::pipeline::KernelSpec;
+use crate::recorder::{Recorder, Work};
 
 const SPEC: KernelSpec = KernelSpec {
     name: "row_histogram",
     source: include_str!("../../shaders/row_histogram.wgsl"),
     entry: "row_histogram",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::ReadWrite),
-        (3, Access::ReadWrite),
-    ],
 };
 
 #[repr(C)]
@@ -42,9 +37,9 @@ pub struct HistogramArgs<'a> {
 /// Records the clear of `counts` and the histogram into `encoder`; an index
 /// list past one binding is counted in windows.
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &HistogramArgs) -> Result<()> {
-    encoder.clear_buffer(args.counts, 0, None);
     to_u32("index count", args.n)?;
-    let kernel = gpu.kernel(&SPEC, &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
+    let mut rec = Recorder::new(gpu, encoder);
+    rec.encoder().clear_buffer(args.counts, 0, None);
     for window in binding::windows(gpu, args.n, &[4], "row_histogram indices")? {
         let params = Params {
             n: to_u32("index count", window.len())?,
@@ -52,22 +47,17 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &HistogramArg
             pos_base: to_u32("window first position", window.start)?,
             _pad1: 0,
         };
-        let uniform = gpu.uniform("row_histogram params", &params)?;
-        let bind = kernel.bind_spans(
-            gpu,
+        rec.launch(
+            &SPEC,
+            &[],
+            &params,
             &[
-                (0, uniform.raw().into()),
                 (1, Span::items(args.indices, &window, 4)),
                 (2, args.status.into()),
                 (3, args.counts.into()),
             ],
+            Work::Invocations(window.len() as u64),
         )?;
-        kernel.dispatch(
-            gpu,
-            encoder,
-            &bind,
-            (window.len() as u64).div_ceil(WORKGROUP_SIZE as u64),
-        );
     }
     Ok(())
 }

@@ -7,21 +7,14 @@
 use crate::binding::{self, Span};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::{to_u32, LOOP_BUDGET, WORKGROUP_SIZE};
-use crate::pipeline::{Access, KernelSpec};
+use crate::kernels::{to_u32, LOOP_BUDGET};
+use crate::pipeline::KernelSpec;
+use crate::recorder::{Recorder, Work};
 
 const SPEC: KernelSpec = KernelSpec {
     name: "scatter_add_atomic",
     source: include_str!("../../shaders/scatter_add_atomic.wgsl"),
     entry: "scatter_add_atomic",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::ReadWrite),
-        (3, Access::Read),
-        (4, Access::Read),
-        (5, Access::ReadWrite),
-    ],
 };
 
 #[repr(C)]
@@ -93,7 +86,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &AtomicArgs) 
     to_u32("index count", args.n)?;
     to_u32("table chunk elements", rows.len().saturating_mul(args.dim))?;
     let blocks = args.dim.div_ceil(COL_BLOCK).max(1);
-    let kernel = gpu.kernel(&SPEC, &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
+    let mut rec = Recorder::new(gpu, encoder);
     let row_windows = binding::windows(gpu, rows.len(), &[row_bytes], "gradient rows")?;
     let positions = binding::windows(
         gpu,
@@ -119,25 +112,19 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &AtomicArgs) 
                 blocks: blocks as u32,
                 _pad: [0; 2],
             };
-            let uniform = gpu.uniform("scatter_add_atomic params", &params)?;
-            let bind = kernel.bind_spans(
-                gpu,
+            rec.launch(
+                &SPEC,
+                &[],
+                &params,
                 &[
-                    (0, uniform.raw().into()),
                     (1, Span::items(args.indices, pw, 4)),
                     (2, args.status.into()),
                     (3, args.counts.into()),
                     (4, Span::items(args.grad_out, pw, row_bytes)),
                     (5, Span::items(args.grad, rw, row_bytes)),
                 ],
+                Work::Invocations(pw.len() as u64 * blocks as u64),
             )?;
-            let invocations = pw.len() as u64 * blocks as u64;
-            kernel.dispatch(
-                gpu,
-                encoder,
-                &bind,
-                invocations.div_ceil(WORKGROUP_SIZE as u64),
-            );
         }
     }
     Ok(())

@@ -12,18 +12,18 @@ use crate::binding::{self, Span};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::embedding_gather::{self, GatherArgs, TableBlock, STATUS_OK};
-use crate::kernels::{loop_limited, to_u32, LOOP_BUDGET, WORKGROUP_SIZE};
+use crate::kernels::{loop_limited, to_u32, LOOP_BUDGET};
 use crate::memory::GpuBuffer;
-use crate::pipeline::{Access, KernelSpec};
+use crate::pipeline::KernelSpec;
+use crate::recorder::{Recorder, Work};
 
 const SOURCE: &str = include_str!("../../shaders/segment_sum.wgsl");
 
-const fn spec(entry: &'static str, bindings: &'static [(u32, Access)]) -> KernelSpec {
+const fn spec(entry: &'static str) -> KernelSpec {
     KernelSpec {
         name: "segment_sum",
         source: SOURCE,
         entry,
-        bindings,
     }
 }
 
@@ -37,81 +37,20 @@ const fn wide(binding: u32) -> u32 {
     }
 }
 
-/// A scalar entry point's bindings as its vec4 twin declares them.
-const fn widen<const N: usize>(bindings: [(u32, Access); N]) -> [(u32, Access); N] {
-    let mut out = bindings;
-    let mut i = 0;
-    while i < N {
-        out[i].0 = wide(bindings[i].0);
-        i += 1;
-    }
-    out
-}
+const PARTIALS: KernelSpec = spec("segment_partials");
+const DENSE: KernelSpec = spec("segment_dense");
+const SGD: KernelSpec = spec("segment_sgd");
+const SPARSE: KernelSpec = spec("segment_sparse");
+const ADAGRAD: KernelSpec = spec("segment_adagrad");
+const ADAGRAD_APPLY: KernelSpec = spec("segment_adagrad_apply");
 
-const PARTIALS_BINDINGS: [(u32, Access); 7] = [
-    (0, Access::Uniform),
-    (1, Access::Read),
-    (2, Access::Read),
-    (3, Access::Read),
-    (4, Access::Read),
-    (5, Access::Read),
-    (6, Access::ReadWrite),
-];
-const REDUCE_BINDINGS: [(u32, Access); 7] = [
-    (0, Access::Uniform),
-    (1, Access::Read),
-    (2, Access::Read),
-    (4, Access::Read),
-    (5, Access::Read),
-    (6, Access::ReadWrite),
-    (7, Access::ReadWrite),
-];
-const SPARSE_BINDINGS: [(u32, Access); 9] = [
-    (0, Access::Uniform),
-    (1, Access::Read),
-    (2, Access::Read),
-    (4, Access::Read),
-    (5, Access::Read),
-    (6, Access::ReadWrite),
-    (7, Access::ReadWrite),
-    (8, Access::Read),
-    (9, Access::ReadWrite),
-];
-const ADAGRAD_BINDINGS: [(u32, Access); 8] = [
-    (0, Access::Uniform),
-    (1, Access::Read),
-    (2, Access::Read),
-    (4, Access::Read),
-    (5, Access::Read),
-    (6, Access::ReadWrite),
-    (10, Access::ReadWrite),
-    (14, Access::ReadWrite),
-];
-const ADAGRAD_APPLY_BINDINGS: [(u32, Access); 8] = [
-    (0, Access::Uniform),
-    (1, Access::Read),
-    (2, Access::Read),
-    (4, Access::Read),
-    (5, Access::Read),
-    (6, Access::ReadWrite),
-    (7, Access::ReadWrite),
-    (10, Access::ReadWrite),
-];
-
-const PARTIALS: KernelSpec = spec("segment_partials", &PARTIALS_BINDINGS);
-const DENSE: KernelSpec = spec("segment_dense", &REDUCE_BINDINGS);
-const SGD: KernelSpec = spec("segment_sgd", &REDUCE_BINDINGS);
-const SPARSE: KernelSpec = spec("segment_sparse", &SPARSE_BINDINGS);
-const ADAGRAD: KernelSpec = spec("segment_adagrad", &ADAGRAD_BINDINGS);
-const ADAGRAD_APPLY: KernelSpec = spec("segment_adagrad_apply", &ADAGRAD_APPLY_BINDINGS);
-
-// The vec4 entry points (dim % 4 == 0), with the bindings above moved by `wide`.
-const PARTIALS4: KernelSpec = spec("segment_partials4", &widen(PARTIALS_BINDINGS));
-const DENSE4: KernelSpec = spec("segment_dense4", &widen(REDUCE_BINDINGS));
-const SGD4: KernelSpec = spec("segment_sgd4", &widen(REDUCE_BINDINGS));
-const SPARSE4: KernelSpec = spec("segment_sparse4", &widen(SPARSE_BINDINGS));
-const ADAGRAD4: KernelSpec = spec("segment_adagrad4", &widen(ADAGRAD_BINDINGS));
-const ADAGRAD_APPLY4: KernelSpec = spec("segment_adagrad_apply4", &widen(ADAGRAD_APPLY_BINDINGS));
+// The vec4 entry points (dim % 4 == 0); their vec4 views sit at the bindings `wide` names.
+const PARTIALS4: KernelSpec = spec("segment_partials4");
+const DENSE4: KernelSpec = spec("segment_dense4");
+const SGD4: KernelSpec = spec("segment_sgd4");
+const SPARSE4: KernelSpec = spec("segment_sparse4");
+const ADAGRAD4: KernelSpec = spec("segment_adagrad4");
+const ADAGRAD_APPLY4: KernelSpec = spec("segment_adagrad_apply4");
 
 /// Sorted entries per tile. A segment longer than this is summed as several
 /// pieces in parallel; 256 keeps a row's serial work short (one hot row of
@@ -371,25 +310,22 @@ pub fn encode(
     let partials_bytes = (num_tiles as u64 * 2 * row_bytes).max(16);
     let partials = gpu.storage("segment_sum partials", partials_bytes)?;
     let tpr = threads_per_row(gpu, args.dim).max(min_tpr);
+    let mut rec = Recorder::new(gpu, encoder);
     if args.n > chunk {
-        let constants = [
-            ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
-            ("THREADS_PER_ROW", tpr as f64),
-        ];
+        let constants = [("THREADS_PER_ROW", tpr as f64)];
         let (grad_at, partials_at, _) = vec4_bindings(args);
         let spec = if vec4_path(args) {
             &PARTIALS4
         } else {
             &PARTIALS
         };
-        let kernel = gpu.kernel(spec, &constants)?;
         for (tiles, grad) in &tile_windows {
             let p = window_params(params, tiles, chunk, presorted);
-            let uniform = gpu.uniform("segment_sum params", &p)?;
-            let bind = kernel.bind_spans(
-                gpu,
+            rec.launch(
+                spec,
+                &constants,
+                &p,
                 &[
-                    (0, uniform.raw().into()),
                     (1, args.status.into()),
                     (2, args.offsets.into()),
                     (3, args.sorted_keys.into()),
@@ -397,20 +333,13 @@ pub fn encode(
                     (grad_at, *grad),
                     (partials_at, partials.raw().into()),
                 ],
+                Work::Invocations(tiles.len() as u64 * 2 * tpr as u64),
             )?;
-            let invocations = tiles.len() as u64 * 2 * tpr as u64;
-            kernel.dispatch(
-                gpu,
-                encoder,
-                &bind,
-                invocations.div_ceil(WORKGROUP_SIZE as u64),
-            );
         }
     }
     for target in targets {
         encode_rows(
-            gpu,
-            encoder,
+            &mut rec,
             args,
             target,
             params,
@@ -457,8 +386,7 @@ struct RowPass<'a> {
 /// row and column blocks one invocation may take (see `block_cost`).
 #[allow(clippy::too_many_arguments)]
 fn encode_rows(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    rec: &mut Recorder,
     args: &SegmentArgs,
     target: &SegmentTarget,
     mut params: Params,
@@ -468,6 +396,7 @@ fn encode_rows(
     presorted: bool,
     (tpr, blocks_per_invocation): (u32, usize),
 ) -> Result<()> {
+    let gpu = rec.gpu();
     let row_bytes = args.dim as u64 * 4;
     let rows = match (&target.output, &target.rows) {
         (SegmentOutput::Sparse { .. }, _) | (_, None) => 0..args.num_embeddings,
@@ -573,20 +502,11 @@ fn encode_rows(
         params.row_end = to_u32("chunk end row", dispatch_rows.end)?;
         for (tiles, grad) in tile_windows {
             for pass in &passes {
-                let kernel = gpu.kernel(
-                    pass.spec,
-                    &[
-                        ("WORKGROUP_SIZE", WORKGROUP_SIZE as f64),
-                        ("THREADS_PER_ROW", pass.tpr as f64),
-                    ],
-                )?;
                 let mut p = window_params(params, tiles, chunk, presorted);
                 p.col_begin = to_u32("embedding dim", pass.columns.start)?;
                 p.col_end = to_u32("embedding dim", pass.columns.end)?;
-                let uniform = gpu.uniform("segment_sum params", &p)?;
                 let (grad_at, partials_at, out_at) = vec4_bindings(args);
                 let mut spans: Vec<(u32, Span)> = vec![
-                    (0, uniform.raw().into()),
                     (1, args.status.into()),
                     (2, args.offsets.into()),
                     (4, args.sorted_positions.into()),
@@ -599,14 +519,13 @@ fn encode_rows(
                     spans.push((14, squares.raw().into()));
                 }
                 spans.extend(pass.extra.iter().map(|&(b, buf)| (b, Span::whole(buf))));
-                let bind = kernel.bind_spans(gpu, &spans)?;
-                let invocations = dispatch_rows.len() as u64 * pass.tpr as u64;
-                kernel.dispatch(
-                    gpu,
-                    encoder,
-                    &bind,
-                    invocations.div_ceil(WORKGROUP_SIZE as u64),
-                );
+                rec.launch(
+                    pass.spec,
+                    &[("THREADS_PER_ROW", pass.tpr as f64)],
+                    &p,
+                    &spans,
+                    Work::Invocations(dispatch_rows.len() as u64 * pass.tpr as u64),
+                )?;
             }
         }
     }

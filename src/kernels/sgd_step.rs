@@ -3,18 +3,14 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::{to_u32, WORKGROUP_SIZE};
-use crate::pipeline::{Access, KernelSpec};
+use crate::kernels::to_u32;
+use crate::pipeline::KernelSpec;
+use crate::recorder::{Recorder, Work};
 
 const SPEC: KernelSpec = KernelSpec {
     name: "sgd_step",
     source: include_str!("../../shaders/sgd_step.wgsl"),
     entry: "sgd_step",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::ReadWrite),
-    ],
 };
 
 #[repr(C)]
@@ -48,14 +44,11 @@ pub fn encode(
         neg_lr: -lr,
         _pad: [0; 2],
     };
-    let kernel = gpu.kernel(&SPEC, &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
-    let uniform = gpu.uniform("sgd_step params", &params)?;
-    let bind = kernel.bind(gpu, &[(0, uniform.raw()), (1, g), (2, w)])?;
-    kernel.dispatch(
-        gpu,
-        encoder,
-        &bind,
-        (len as u64).div_ceil(WORKGROUP_SIZE as u64),
-    );
-    Ok(())
+    Recorder::new(gpu, encoder).launch(
+        &SPEC,
+        &[],
+        &params,
+        &[(1, g.into()), (2, w.into())],
+        Work::Invocations(len as u64),
+    )
 }

@@ -4,8 +4,9 @@
 use crate::binding::{self, Span};
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::kernels::{to_u32, WORKGROUP_SIZE};
-use crate::pipeline::{Access, KernelSpec};
+use crate::kernels::to_u32;
+use crate::pipeline::KernelSpec;
+use crate::recorder::{Recorder, Work};
 
 const SOURCE: &str = include_str!("../../shaders/sgd_update.wgsl");
 
@@ -13,22 +14,11 @@ const DENSE: KernelSpec = KernelSpec {
     name: "sgd_update",
     source: SOURCE,
     entry: "sgd_dense",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::ReadWrite),
-    ],
 };
 const SPARSE: KernelSpec = KernelSpec {
     name: "sgd_update",
     source: SOURCE,
     entry: "sgd_sparse",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (2, Access::ReadWrite),
-        (3, Access::Read),
-    ],
 };
 
 #[repr(C)]
@@ -159,28 +149,18 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SgdArgs) -> 
     }
     let sparse = matches!(args.grad, SgdGrad::Sparse { .. });
     let spec = if sparse { &SPARSE } else { &DENSE };
-    let kernel = gpu.kernel(spec, &[("WORKGROUP_SIZE", WORKGROUP_SIZE as f64)])?;
+    let mut rec = Recorder::new(gpu, encoder);
     for (p, grad, weight, rows) in dispatches {
         let elements = if sparse {
             p.len as u64 * args.dim as u64
         } else {
             p.len as u64
         };
-        if elements == 0 {
-            continue;
-        }
-        let uniform = gpu.uniform("sgd_update params", &p)?;
-        let mut spans = vec![(0, uniform.raw().into()), (1, grad), (2, weight)];
+        let mut spans = vec![(1, grad), (2, weight)];
         if let Some(rows) = rows {
             spans.push((3, rows));
         }
-        let bind = kernel.bind_spans(gpu, &spans)?;
-        kernel.dispatch(
-            gpu,
-            encoder,
-            &bind,
-            elements.div_ceil(WORKGROUP_SIZE as u64),
-        );
+        rec.launch(spec, &[], &p, &spans, Work::Invocations(elements))?;
     }
     Ok(())
 }

@@ -4,11 +4,10 @@
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::{to_u32, WORKGROUP_SIZE};
-use crate::pipeline::{Access, KernelSpec};
+use crate::pipeline::KernelSpec;
+use crate::recorder::{Recorder, Work};
 use crate::tensor::Tensor;
 
-const BINDINGS: &[(u32, Access)] = &[(0, Access::Uniform), (1, Access::ReadWrite)];
-const BITS_BINDINGS: &[(u32, Access)] = &[(0, Access::Uniform), (2, Access::ReadWrite)];
 const SOURCE: &str = include_str!("../../shaders/uniform_init.wgsl");
 
 /// What to fill with.
@@ -97,10 +96,10 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &FillArgs) ->
     let first_block = first / 4;
     let count = (args.end - args.begin) as u64;
     let blocks = (skip as u64 + count).div_ceil(4);
-    let (entry, bindings, a, b) = match args.distribution {
-        Distribution::Uniform { lo, hi } => ("uniform_fill", BINDINGS, lo, hi - lo),
-        Distribution::Normal { mean, std } => ("normal_fill", BINDINGS, mean, std),
-        Distribution::Bits => ("bits_fill", BITS_BINDINGS, 0.0, 0.0),
+    let (entry, a, b) = match args.distribution {
+        Distribution::Uniform { lo, hi } => ("uniform_fill", lo, hi - lo),
+        Distribution::Normal { mean, std } => ("normal_fill", mean, std),
+        Distribution::Bits => ("bits_fill", 0.0, 0.0),
     };
     let params = Params {
         key: [args.seed as u32, (args.seed >> 32) as u32],
@@ -117,7 +116,6 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &FillArgs) ->
         name: "uniform_init",
         source: SOURCE,
         entry,
-        bindings,
     };
     let wg = args.workgroup_size.unwrap_or(WORKGROUP_SIZE);
     let max_wg = gpu
@@ -130,16 +128,21 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &FillArgs) ->
             reason: format!("{wg} is outside 1..={max_wg} for this adapter"),
         });
     }
-    let kernel = gpu.kernel(&spec, &[("WORKGROUP_SIZE", wg as f64)])?;
-    let uniform = gpu.uniform("uniform_init params", &params)?;
     let slot = if args.distribution == Distribution::Bits {
         2
     } else {
         1
     };
-    let bind = kernel.bind(gpu, &[(0, uniform.raw()), (slot, args.out)])?;
-    kernel.dispatch(gpu, encoder, &bind, blocks.div_ceil(wg as u64));
-    Ok(())
+    Recorder::new(gpu, encoder).launch(
+        &spec,
+        &[],
+        &params,
+        &[(slot, args.out.into())],
+        Work::InvocationsIn {
+            count: blocks,
+            workgroup_size: wg,
+        },
+    )
 }
 
 /// Fills all of `tensor` from stream `seed` (element `i` ← random element `i`), submits and waits.

@@ -8,7 +8,8 @@ use super::{Params, SOURCE};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::memory::GpuTexture;
-use crate::pipeline::{Access, KernelSpec, RuntimeChecks};
+use crate::pipeline::{KernelSpec, RuntimeChecks};
+use crate::recorder::{Recorder, Work};
 
 /// Outputs per invocation along each axis (`TEX_ROWS`, `4 · TEX_QUADS` in the shader).
 pub(super) const SIDE: u32 = 32;
@@ -17,33 +18,16 @@ const PACK_A: KernelSpec = KernelSpec {
     name: "matmul",
     source: SOURCE,
     entry: "matmul_pack_a",
-    bindings: &[
-        (0, Access::Uniform),
-        (1, Access::Read),
-        (5, Access::StorageTextureRgba32Float),
-    ],
 };
 const PACK_B: KernelSpec = KernelSpec {
     name: "matmul",
     source: SOURCE,
     entry: "matmul_pack_b",
-    bindings: &[
-        (0, Access::Uniform),
-        (2, Access::Read),
-        (5, Access::StorageTextureRgba32Float),
-    ],
 };
 pub(super) const PRODUCT: KernelSpec = KernelSpec {
     name: "matmul",
     source: SOURCE,
     entry: "matmul_texture",
-    bindings: &[
-        (0, Access::Uniform),
-        (3, Access::Read),
-        (4, Access::ReadWrite),
-        (6, Access::Texture),
-        (7, Access::Texture),
-    ],
 };
 
 /// Texture sizes for one product on a `groups_x × groups_y` grid of
@@ -80,10 +64,10 @@ pub(super) fn fits(gpu: &Gpu, packed: &Packed) -> bool {
 
 pub(super) struct TextureArgs<'a> {
     /// One product dispatch per entry (a K range; see `k_chunks`); the first
-    /// one's constants also build the packing kernels.
-    pub dispatches: &'a [(Params, Vec<(&'static str, f64)>)],
-    pub trans_a: bool,
-    pub trans_b: bool,
+    /// one's uniform (its transposes) also drives the packing kernels.
+    pub dispatches: &'a [Params],
+    /// The tile shape's override constants (only `WG_X`, `WG_Y` matter here).
+    pub constants: &'a [(&'static str, f64)],
     pub a: &'a wgpu::Buffer,
     pub b: &'a wgpu::Buffer,
     pub bias: &'a wgpu::Buffer,
@@ -112,7 +96,7 @@ struct Operand<'a> {
 #[allow(clippy::too_many_arguments)]
 fn pack(
     gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+    rec: &mut Recorder,
     spec: &KernelSpec,
     args: &TextureArgs,
     source: Operand,
@@ -126,7 +110,7 @@ fn pack(
         if bytes_per_row.is_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT as u64)
             && source.buffer.usage().contains(wgpu::BufferUsages::COPY_SRC)
         {
-            encoder.copy_buffer_to_texture(
+            rec.encoder().copy_buffer_to_texture(
                 wgpu::TexelCopyBufferInfo {
                     buffer: source.buffer,
                     layout: wgpu::TexelCopyBufferLayout {
@@ -147,10 +131,7 @@ fn pack(
     }
     let kernel = gpu.kernel_with_checks(
         spec,
-        &only(
-            &args.dispatches[0].1,
-            &["WG_X", "WG_Y", "TRANS_A", "TRANS_B"],
-        ),
+        &only(args.constants, &["WG_X", "WG_Y"]),
         RuntimeChecks::Unchecked,
     )?;
     let view = texture.view();
@@ -171,11 +152,10 @@ fn pack(
             },
         ],
     );
-    kernel.dispatch_xy(
-        encoder,
+    rec.dispatch(
+        &kernel,
         &bind,
-        size.0.div_ceil(args.wg.0),
-        size.1.div_ceil(args.wg.1),
+        Work::Grid(size.0.div_ceil(args.wg.0), size.1.div_ceil(args.wg.1)),
     );
     Ok(texture)
 }
@@ -191,12 +171,8 @@ fn only(constants: &[(&'static str, f64)], names: &[&str]) -> Vec<(&'static str,
 }
 
 /// Records the two packing passes and the product (one dispatch per K range).
-pub(super) fn encode(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
-    args: &TextureArgs,
-) -> Result<()> {
-    let Some((first, _)) = args.dispatches.first() else {
+pub(super) fn encode(gpu: &Gpu, rec: &mut Recorder, args: &TextureArgs) -> Result<()> {
+    let Some(first) = args.dispatches.first() else {
         return Ok(());
     };
     let uniform = gpu.uniform("matmul params", first)?;
@@ -204,16 +180,16 @@ pub(super) fn encode(
     let a = Operand {
         buffer: args.a,
         binding: 1,
-        row_major: (!args.trans_a).then_some((p.m, p.k)),
+        row_major: (p.trans_a == 0).then_some((p.m, p.k)),
     };
     let b = Operand {
         buffer: args.b,
         binding: 2,
-        row_major: (!args.trans_b).then_some((p.k, p.n)),
+        row_major: (p.trans_b == 0).then_some((p.k, p.n)),
     };
     let a = pack(
         gpu,
-        encoder,
+        rec,
         &PACK_A,
         args,
         a,
@@ -223,7 +199,7 @@ pub(super) fn encode(
     )?;
     let b = pack(
         gpu,
-        encoder,
+        rec,
         &PACK_B,
         args,
         b,
@@ -232,12 +208,12 @@ pub(super) fn encode(
         "matmul packed B",
     )?;
     let (a_view, b_view) = (a.view(), b.view());
-    for (params, constants) in args.dispatches {
-        let kernel = gpu.kernel_with_checks(
-            &PRODUCT,
-            &only(constants, &["WG_X", "WG_Y", "HAS_BIAS", "ACCUMULATE"]),
-            RuntimeChecks::Unchecked,
-        )?;
+    let kernel = gpu.kernel_with_checks(
+        &PRODUCT,
+        &only(args.constants, &["WG_X", "WG_Y"]),
+        RuntimeChecks::Unchecked,
+    )?;
+    for params in args.dispatches {
         let uniform = gpu.uniform("matmul params", params)?;
         let bind = kernel.bind_resources(
             gpu,
@@ -264,7 +240,7 @@ pub(super) fn encode(
                 },
             ],
         );
-        kernel.dispatch_xy(encoder, &bind, args.groups.0, args.groups.1);
+        rec.dispatch(&kernel, &bind, Work::Grid(args.groups.0, args.groups.1));
     }
     Ok(())
 }
