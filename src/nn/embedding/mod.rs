@@ -11,6 +11,8 @@ use crate::nn::weight::{ChunkedTensor, DType, HalfTensor, Weight};
 use crate::nn::GradientMode;
 use crate::tensor::{IndexTensor, Tensor};
 
+mod update;
+
 /// The seed `Embedding::new` initialises from, so two runs give the same table.
 pub const DEFAULT_SEED: u64 = 0x5EED_0000_0000_0001;
 
