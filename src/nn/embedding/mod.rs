@@ -6,21 +6,20 @@
 //!   refills (`uniform_`, `normal_`, `set_weight`, `encode_init`), the
 //!   padding row, and the checks on shapes and options;
 //! - `forward.rs`: the lookup (`forward`, `forward_gpu`, `encode_forward`);
-//! - `backward.rs`: the gradient of a lookup (`backward*`, `encode_backward*`),
-//!   for now with its types, [`Gradient`] and [`GradientMode`];
+//! - `backward.rs`: the gradient of a lookup (`backward*`, `encode_backward*`);
 //! - `update.rs`: SGD and row-wise Adagrad, alone or fused with the backward.
 //!
-//! Loading from and saving to files is in `nn/files.rs`.
+//! Loading from and saving to files is in `nn/files.rs`; the gradient's
+//! types, [`Gradient`](crate::nn::Gradient) and [`GradientMode`], in `nn/gradient.rs`.
 
 use crate::gpu::Gpu;
 use crate::nn::weight::{DType, Weight};
+use crate::nn::GradientMode;
 
 mod backward;
 mod forward;
 mod init;
 mod update;
-
-pub use backward::{Gradient, GradientMode};
 
 /// The seed `Embedding::new` initialises from, so two runs give the same table.
 pub const DEFAULT_SEED: u64 = 0x5EED_0000_0000_0001;

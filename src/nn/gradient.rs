@@ -1,0 +1,135 @@
+//! The gradient of an [`Embedding`](crate::Embedding) lookup as a value
+//! ([`Gradient`]: dense, dense in row-chunks, or sparse rows) and the choice
+//! of how it is summed ([`GradientMode`]). The methods that compute it are
+//! in `nn/embedding/backward.rs`.
+
+use crate::error::{Error, Result};
+use crate::nn::weight::ChunkedTensor;
+use crate::tensor::{IndexTensor, Tensor};
+
+/// How `backward` and `backward_sgd` add up positions that share a row.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GradientMode {
+    /// Sort positions by row and sum each row in ascending position order:
+    /// bit-identical run to run, across adapters, and to the CPU twin. Every adapter.
+    #[default]
+    Deterministic,
+    /// One float `atomicAdd` per element. Needs `SHADER_FLOAT32_ATOMIC`
+    /// (else `Error::MissingFeature`). The sum order varies from run to run, so
+    /// rows several positions share differ in their last bits between runs.
+    /// Sparse gradients and row-wise Adagrad always use the sorted path (they need it).
+    Atomic,
+}
+
+/// The gradient of a lookup with respect to the table: what PyTorch leaves in
+/// `weight.grad`. A dense gradient is stored like the table it belongs to.
+#[derive(Clone)]
+pub enum Gradient {
+    /// `[num_embeddings, dim]`; rows the batch did not reference are zero.
+    /// The gradient of a table in one binding.
+    Dense(Tensor),
+    /// The same, for a table stored in row-chunks ([`Weight::F32Chunked`]):
+    /// the gradient is as large as the table, so it is chunked the same way
+    /// (the same `row_starts`), chunk `k` the gradient of table chunk `k`.
+    DenseChunked(ChunkedTensor),
+    /// The referenced rows, ascending and unique (the padding row left out),
+    /// and `[rows.len(), dim]` summed gradients, one row each.
+    Sparse { rows: IndexTensor, values: Tensor },
+}
+
+impl std::fmt::Debug for Gradient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Gradient::Dense(t) => write!(f, "Gradient::Dense({t:?})"),
+            Gradient::DenseChunked(t) => write!(f, "Gradient::DenseChunked({t:?})"),
+            Gradient::Sparse { rows, values } => {
+                write!(f, "Gradient::Sparse({} rows, {values:?})", rows.len())
+            }
+        }
+    }
+}
+
+impl Gradient {
+    /// The dense gradient as a host vector (`num_embeddings × dim`), either variant.
+    pub fn to_dense_vec(&self, num_embeddings: usize, dim: usize) -> Result<Vec<f32>> {
+        match self {
+            Gradient::Dense(t) => {
+                if t.shape() != [num_embeddings, dim] {
+                    return Err(Error::ShapeMismatch {
+                        what: "Gradient::to_dense_vec dense gradient",
+                        expected: vec![num_embeddings, dim],
+                        found: t.shape().to_vec(),
+                    });
+                }
+                t.to_vec()
+            }
+            Gradient::DenseChunked(t) => {
+                if t.shape() != [num_embeddings, dim] {
+                    return Err(Error::ShapeMismatch {
+                        what: "Gradient::to_dense_vec dense gradient",
+                        expected: vec![num_embeddings, dim],
+                        found: t.shape().to_vec(),
+                    });
+                }
+                t.to_vec()
+            }
+            Gradient::Sparse { rows, values } => {
+                let rows = rows.to_vec()?;
+                let values = values.to_vec()?;
+                let expected = rows.len().saturating_mul(dim);
+                if values.len() != expected {
+                    return Err(Error::LengthMismatch {
+                        what: "Gradient::to_dense_vec sparse values (rows × dim)",
+                        expected,
+                        found: values.len(),
+                    });
+                }
+                let total = num_embeddings.checked_mul(dim).ok_or(Error::TooLarge {
+                    what: "dense gradient on the host",
+                    bytes: u64::MAX,
+                    limit: usize::MAX as u64,
+                    limit_name: "usize",
+                })?;
+                let mut out = vec![0.0f32; total];
+                for (i, &r) in rows.iter().enumerate() {
+                    let r = r as usize;
+                    if r < num_embeddings {
+                        out[r * dim..(r + 1) * dim]
+                            .copy_from_slice(&values[i * dim..(i + 1) * dim]);
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Rows `first .. first + count` of the dense gradient (`count × dim`
+    /// floats), reading only those rows of a dense one: for sampling a
+    /// gradient too large to read back whole. A sparse gradient gives zeros
+    /// for the rows it does not hold.
+    pub fn rows_to_vec(&self, first: usize, count: usize) -> Result<Vec<f32>> {
+        match self {
+            Gradient::Dense(t) => t.rows_to_vec(first, count),
+            Gradient::DenseChunked(t) => t.rows_to_vec(first, count),
+            Gradient::Sparse { rows, values } => {
+                let dim = values.shape().get(1).copied().unwrap_or(0);
+                let held = rows.to_vec()?;
+                let total = count.checked_mul(dim).ok_or(Error::TooLarge {
+                    what: "gradient rows on the host",
+                    bytes: u64::MAX,
+                    limit: usize::MAX as u64,
+                    limit_name: "usize",
+                })?;
+                let mut out = vec![0.0f32; total];
+                for (i, &r) in held.iter().enumerate() {
+                    let r = r as usize;
+                    if (first..first.saturating_add(count)).contains(&r) {
+                        let row = values.rows_to_vec(i, 1)?;
+                        out[(r - first) * dim..(r - first + 1) * dim].copy_from_slice(&row);
+                    }
+                }
+                Ok(out)
+            }
+        }
+    }
+}
