@@ -20,80 +20,18 @@
 
 use std::ops::Range;
 
+use super::sort::encode_sort;
 use crate::error::{Error, Result};
-use crate::gpu::Gpu;
 use crate::kernels::embedding_gather::{check_status, STATUS_OK};
 use crate::kernels::exclusive_scan::{self, ScanArgs};
-use crate::kernels::radix_sort::{self, SortArgs};
 use crate::kernels::row_histogram::{self, HistogramArgs};
 use crate::kernels::scatter_add_atomic::{self, AtomicArgs};
-use crate::kernels::segment_sum::{self, SegmentArgs, SegmentOutput, SegmentTarget};
+use crate::kernels::segment_sum::{self, SegmentOutput, SegmentTarget};
 use crate::memory::GpuBuffer;
 use crate::nn::check_indices;
 use crate::nn::weight::Weight;
 use crate::nn::{Embedding, Gradient, GradientMode};
 use crate::tensor::{IndexTensor, Tensor};
-
-/// What the sort stage leaves for the segment stage.
-pub(super) struct SortedBatch {
-    counts: GpuBuffer,
-    offsets: GpuBuffer,
-    keys: GpuBuffer,
-    positions: GpuBuffer,
-}
-
-pub(super) fn encode_sort(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
-    indices: &IndexTensor,
-    num_embeddings: usize,
-    status: &wgpu::Buffer,
-) -> Result<SortedBatch> {
-    let n = indices.len();
-    let counts = gpu.storage("gradient row counts", num_embeddings as u64 * 4)?;
-    let offsets = gpu.storage("gradient row offsets", (num_embeddings as u64 + 1) * 4)?;
-    let keys = gpu.storage("gradient sorted rows", n as u64 * 4)?;
-    let positions = gpu.storage("gradient sorted positions", n as u64 * 4)?;
-    row_histogram::encode(
-        gpu,
-        encoder,
-        &HistogramArgs {
-            indices: indices.buffer(),
-            n,
-            num_embeddings,
-            status,
-            counts: counts.raw(),
-        },
-    )?;
-    exclusive_scan::encode(
-        gpu,
-        encoder,
-        &ScanArgs {
-            input: counts.raw(),
-            len: num_embeddings,
-            out: offsets.raw(),
-            exclude: None,
-            flags: false,
-        },
-    )?;
-    radix_sort::encode(
-        gpu,
-        encoder,
-        &SortArgs {
-            keys: indices.buffer(),
-            n,
-            key_bound: num_embeddings,
-            keys_out: keys.raw(),
-            positions_out: positions.raw(),
-        },
-    )?;
-    Ok(SortedBatch {
-        counts,
-        offsets,
-        keys,
-        positions,
-    })
-}
 
 impl Embedding {
     pub(crate) fn check_trainable(&self) -> Result<()> {
@@ -120,28 +58,6 @@ impl Embedding {
             });
         }
         Ok(())
-    }
-
-    pub(super) fn segment_args<'a>(
-        &'a self,
-        batch: &'a SortedBatch,
-        indices: &IndexTensor,
-        grad_out: &'a Tensor,
-        status: &'a wgpu::Buffer,
-    ) -> SegmentArgs<'a> {
-        SegmentArgs {
-            n: indices.len(),
-            dim: self.dim,
-            num_embeddings: self.num_embeddings,
-            padding_idx: self.options.padding_idx,
-            scale_by_freq: self.options.scale_grad_by_freq,
-            status,
-            offsets: batch.offsets.raw(),
-            sorted_keys: batch.keys.raw(),
-            sorted_positions: batch.positions.raw(),
-            grad_out: grad_out.buffer(),
-            chunk: None,
-        }
     }
 
     /// The gradient of `forward(indices)` given `grad_out` (`[indices.len(), dim]`):

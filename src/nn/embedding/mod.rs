@@ -7,6 +7,8 @@
 //!   padding row, and the checks on shapes and options;
 //! - `forward.rs`: the lookup (`forward`, `forward_gpu`, `encode_forward`);
 //! - `backward.rs`: the gradient of a lookup (`backward*`, `encode_backward*`);
+//! - `sort.rs`: the sort stage of the deterministic gradient, shared by
+//!   `backward.rs` and the fused updates;
 //! - `update.rs`: SGD and row-wise Adagrad, alone or fused with the backward.
 //!
 //! Loading from and saving to files is in `nn/files.rs`; the gradient's
@@ -19,6 +21,7 @@ use crate::nn::GradientMode;
 mod backward;
 mod forward;
 mod init;
+mod sort;
 mod update;
 
 /// The seed `Embedding::new` initialises from, so two runs give the same table.

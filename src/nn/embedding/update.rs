@@ -3,7 +3,7 @@
 //! a dense gradient. On a table stored in row-chunks every update runs once
 //! per chunk; the sort and the tile partials of a fused update run once.
 
-use super::backward::encode_sort;
+use super::sort::encode_sort;
 use crate::error::{Error, Result};
 use crate::kernels::embedding_gather::{check_status, STATUS_OK};
 use crate::kernels::segment_sum::{self, SegmentOutput, SegmentTarget};
