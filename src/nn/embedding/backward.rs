@@ -34,7 +34,7 @@ use crate::nn::{Embedding, Gradient, GradientMode};
 use crate::tensor::{IndexTensor, Tensor};
 
 impl Embedding {
-    pub(crate) fn check_trainable(&self) -> Result<()> {
+    pub(in crate::nn) fn check_trainable(&self) -> Result<()> {
         if self.options.freeze {
             return Err(Error::Frozen);
         }

@@ -103,7 +103,7 @@ impl Embedding {
 
     /// A table holding f16 `weights` as they are, stored as f16 whatever
     /// `options.dtype` says (the file loaders use it to skip a round trip).
-    pub(crate) fn from_f16_with_options(
+    pub(in crate::nn) fn from_f16_with_options(
         gpu: &Gpu,
         weights: &[half::f16],
         num_embeddings: usize,

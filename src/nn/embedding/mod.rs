@@ -75,11 +75,11 @@ impl Default for EmbeddingOptions {
 
 /// A `[num_embeddings, dim]` table on the GPU; `forward` gathers rows.
 pub struct Embedding {
-    pub(super) gpu: Gpu,
-    pub(super) weight: Weight,
-    pub(super) num_embeddings: usize,
-    pub(super) dim: usize,
-    pub(super) options: EmbeddingOptions,
+    gpu: Gpu,
+    weight: Weight,
+    num_embeddings: usize,
+    dim: usize,
+    options: EmbeddingOptions,
 }
 
 impl Embedding {
