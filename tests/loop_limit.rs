@@ -1,11 +1,11 @@
-//! Mesa's LLVM backend (gallivm: lavapipe, llvmpipe GL) silently ends a
-//! shader invocation's loops after 65 535 iterations in all (one counter for
-//! every loop the invocation runs, nested iterations included). Each test
-//! gives one kernel an input whose natural per-invocation loop count is past
-//! that — long loops over little data — and compares with the CPU twin: bit
-//! for bit on the CPU adapters, and on others too wherever the result only
-//! adds, copies or compares (see `assert_near` for the rest). Where a size
-//! limit remains, the test checks for the typed error on CPU adapters.
+//! Mesa's loop limit: see kernels::LOOP_BUDGET.
+//!
+//! Each test gives one kernel an input whose natural per-invocation loop
+//! count is past that limit — long loops over little data — and compares
+//! with the CPU twin: bit for bit on the CPU adapters, and on others too
+//! wherever the result only adds, copies or compares (see `assert_near` for
+//! the rest). Where a size limit remains, the test checks for the typed
+//! error on CPU adapters.
 
 mod common;
 

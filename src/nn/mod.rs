@@ -5,7 +5,6 @@ mod embedding_bag;
 mod files;
 mod gradient;
 mod linear;
-mod update;
 pub mod weight;
 
 pub use crate::cpu::embedding_bag::BagMode;

@@ -25,7 +25,8 @@
 //! written and read in windows; `grad_out`, the offsets and max mode's
 //! winners (`[num_bags, dim]`) must each fit one binding.
 
-use super::{csr_2d, BagOutput, EmbeddingBag};
+use super::forward::csr_2d;
+use super::{BagOutput, EmbeddingBag};
 use crate::cpu::embedding_bag::BagMode;
 use crate::error::{Error, Result};
 use crate::kernels::embedding_bag_backward::{self, BagLayout, ExpandArgs};

@@ -3,12 +3,12 @@
 //! a dense gradient. On a table stored in row-chunks every update runs once
 //! per chunk; the sort and the tile partials of a fused update run once.
 
+use super::sort::encode_sort;
 use crate::error::{Error, Result};
 use crate::kernels::embedding_gather::{check_status, STATUS_OK};
 use crate::kernels::segment_sum::{self, SegmentOutput, SegmentTarget};
 use crate::kernels::sgd_update::{self, SgdArgs, SgdGrad};
 use crate::nn::check_indices;
-use crate::nn::gradient::{check_rate, encode_sort};
 use crate::nn::{Embedding, Gradient, GradientMode};
 use crate::tensor::{IndexTensor, Tensor};
 
@@ -278,5 +278,16 @@ impl Embedding {
             &self.segment_args(&batch, indices, grad_out, status),
             &targets,
         )
+    }
+}
+
+fn check_rate(name: &'static str, value: f32) -> Result<()> {
+    if value.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument {
+            name,
+            reason: format!("must be finite, got {value}"),
+        })
     }
 }

@@ -1,76 +1,15 @@
-//! `Embedding`: a trainable lookup table, as `torch.nn.Embedding`.
+//! Building an [`Embedding`] and filling its table: the constructors, the
+//! seeded refills, the padding row, and the checks on shapes and options.
 
+use super::{Embedding, EmbeddingOptions};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::embedding_gather::{self, GatherArgs, STATUS_OK};
-use crate::kernels::embedding_renorm::{self, RenormArgs};
-use crate::kernels::row_histogram::{self, HistogramArgs};
 use crate::kernels::uniform_init::{self, Distribution, FillArgs};
-use crate::nn::check_indices;
 use crate::nn::weight::{ChunkedTensor, DType, HalfTensor, Weight};
-use crate::nn::GradientMode;
-use crate::tensor::{IndexTensor, Tensor};
-
-/// The seed `Embedding::new` initialises from, so two runs give the same table.
-pub const DEFAULT_SEED: u64 = 0x5EED_0000_0000_0001;
-
-/// Options of `torch.nn.Embedding`, plus the initialisation seed.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EmbeddingOptions {
-    /// Seed of the N(0, 1) initial weights.
-    pub seed: u64,
-    /// This row starts at zero (and, once gradients exist, never receives one).
-    pub padding_idx: Option<usize>,
-    /// `forward` renormalises, in place, each referenced row whose
-    /// `norm_type`-norm exceeds this (a repeated row once), as PyTorch does.
-    pub max_norm: Option<f32>,
-    /// The p of the p-norm used with `max_norm`.
-    pub norm_type: f32,
-    /// Divide each row's gradient by how often the row occurs in the batch.
-    pub scale_grad_by_freq: bool,
-    /// `backward` returns `Gradient::Sparse` (unique rows ascending, one summed row each).
-    pub sparse: bool,
-    /// No gradient, no updates: those calls return `Error::Frozen`.
-    pub freeze: bool,
-    /// Storage of the table: f32, or f16 for half the memory and lookup
-    /// traffic (math and outputs stay f32; see [`crate::nn::weight`]).
-    pub dtype: DType,
-    /// Sorted and deterministic (default), or float atomics where the adapter has them.
-    pub gradient_mode: GradientMode,
-    /// Largest row-chunk of an f32 table, in bytes; `None` (default): the
-    /// adapter's `max_storage_buffer_binding_size`. A table past it is stored
-    /// as [`Weight::F32Chunked`]. Smaller values exercise chunking on small tables.
-    pub chunk_bytes: Option<u64>,
-}
-
-impl Default for EmbeddingOptions {
-    fn default() -> Self {
-        EmbeddingOptions {
-            seed: DEFAULT_SEED,
-            padding_idx: None,
-            max_norm: None,
-            norm_type: 2.0,
-            scale_grad_by_freq: false,
-            sparse: false,
-            freeze: false,
-            dtype: DType::F32,
-            gradient_mode: GradientMode::Deterministic,
-            chunk_bytes: None,
-        }
-    }
-}
-
-/// A `[num_embeddings, dim]` table on the GPU; `forward` gathers rows.
-pub struct Embedding {
-    pub(super) gpu: Gpu,
-    pub(super) weight: Weight,
-    pub(super) num_embeddings: usize,
-    pub(super) dim: usize,
-    pub(super) options: EmbeddingOptions,
-}
+use crate::tensor::Tensor;
 
 impl Embedding {
-    /// A table with N(0, 1) weights from [`DEFAULT_SEED`], as PyTorch initialises it.
+    /// A table with N(0, 1) weights from [`DEFAULT_SEED`](super::DEFAULT_SEED), as PyTorch initialises it.
     pub fn new(gpu: &Gpu, num_embeddings: usize, dim: usize) -> Result<Embedding> {
         Embedding::with_options(gpu, num_embeddings, dim, EmbeddingOptions::default())
     }
@@ -164,7 +103,7 @@ impl Embedding {
 
     /// A table holding f16 `weights` as they are, stored as f16 whatever
     /// `options.dtype` says (the file loaders use it to skip a round trip).
-    pub(crate) fn from_f16_with_options(
+    pub(in crate::nn) fn from_f16_with_options(
         gpu: &Gpu,
         weights: &[half::f16],
         num_embeddings: usize,
@@ -203,37 +142,6 @@ impl Embedding {
             dim,
             options,
         })
-    }
-
-    /// Rows in the table.
-    pub fn num_embeddings(&self) -> usize {
-        self.num_embeddings
-    }
-    /// Floats per row.
-    pub fn dim(&self) -> usize {
-        self.dim
-    }
-    /// The options it was built with.
-    pub fn options(&self) -> &EmbeddingOptions {
-        &self.options
-    }
-    /// The `Gpu` it lives on.
-    pub fn gpu(&self) -> &Gpu {
-        &self.gpu
-    }
-    /// Chooses how `backward` and `backward_sgd` sum rows (see [`GradientMode`]).
-    pub fn set_gradient_mode(&mut self, mode: GradientMode) {
-        self.options.gradient_mode = mode;
-    }
-
-    /// The weight `[num_embeddings, dim]` in its storage type (read it with
-    /// `to_vec`; [`Weight::as_f32`] gives the f32 [`Tensor`]).
-    pub fn weight(&self) -> &Weight {
-        &self.weight
-    }
-    /// Storage type of the table.
-    pub fn dtype(&self) -> DType {
-        self.weight.dtype()
     }
 
     /// Refills the table with U(lo, hi) from `seed`: `weight.data.uniform_(lo, hi)`.
@@ -330,122 +238,6 @@ impl Embedding {
             })?;
         }
         Ok(())
-    }
-
-    /// Looks up `indices`: a `[indices.len(), dim]` tensor. Every index is
-    /// checked first; the first one out of range is `Error::IndexOutOfRange`.
-    /// With `max_norm` set, the referenced rows are renormalised in place first.
-    pub fn forward(&self, indices: &[u32]) -> Result<Tensor> {
-        check_indices(indices, self.num_embeddings)?;
-        let idx = IndexTensor::from_slice(&self.gpu, indices)?;
-        let out = self.alloc_output(indices.len())?;
-        let status = self
-            .gpu
-            .storage_from("embedding_gather status", &[STATUS_OK])?;
-        let mut encoder = self.gpu.encoder("Embedding::forward");
-        self.encode_forward(&mut encoder, &idx, &out, status.raw())?;
-        self.gpu.submit_and_wait(encoder)?;
-        Ok(out)
-    }
-
-    /// Looks up indices already on the GPU. Out-of-range indices are found by
-    /// the kernel (its status word) and returned as the same `IndexOutOfRange`.
-    pub fn forward_gpu(&self, indices: &IndexTensor) -> Result<Tensor> {
-        indices.check_gpu(&self.gpu, "indices")?;
-        let out = self.alloc_output(indices.len())?;
-        let status = self
-            .gpu
-            .storage_from("embedding_gather status", &[STATUS_OK])?;
-        let mut encoder = self.gpu.encoder("Embedding::forward_gpu");
-        self.encode_forward(&mut encoder, indices, &out, status.raw())?;
-        self.gpu.submit_and_wait(encoder)?;
-        embedding_gather::check_status(&self.gpu, status.raw(), indices, self.num_embeddings)?;
-        Ok(out)
-    }
-
-    /// Records the lookup into the caller's encoder: `out` must be
-    /// `[indices.len(), dim]`; `status` one u32 set to `STATUS_OK` that the
-    /// kernel lowers to the first out-of-range position. With `max_norm`, the
-    /// renormalisation (`row_histogram` then `embedding_renorm`, skipped
-    /// entirely when an index is out of range) is recorded before the gather.
-    pub fn encode_forward(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        indices: &IndexTensor,
-        out: &Tensor,
-        status: &wgpu::Buffer,
-    ) -> Result<()> {
-        indices.check_gpu(&self.gpu, "indices")?;
-        out.check_gpu(&self.gpu, "output tensor")?;
-        if out.shape() != [indices.len(), self.dim] {
-            return Err(Error::ShapeMismatch {
-                what: "Embedding::encode_forward output",
-                expected: vec![indices.len(), self.dim],
-                found: out.shape().to_vec(),
-            });
-        }
-        if let Some(max_norm) = self.options.max_norm {
-            embedding_renorm::check_dim(&self.gpu, self.dim)?;
-            let counts = self
-                .gpu
-                .storage("max_norm row counts", self.num_embeddings as u64 * 4)?;
-            row_histogram::encode(
-                &self.gpu,
-                encoder,
-                &HistogramArgs {
-                    indices: indices.buffer(),
-                    n: indices.len(),
-                    num_embeddings: self.num_embeddings,
-                    status,
-                    counts: counts.raw(),
-                },
-            )?;
-            // One dispatch per row-chunk of the table (one for a table in one binding).
-            for chunk in self.weight.chunks() {
-                embedding_renorm::encode(
-                    &self.gpu,
-                    encoder,
-                    &RenormArgs {
-                        num_embeddings: self.num_embeddings,
-                        dim: self.dim,
-                        max_norm,
-                        norm_type: self.options.norm_type,
-                        status,
-                        counts: counts.raw(),
-                        weight: chunk.buffer,
-                        rows: Some(chunk.row_begin..chunk.row_begin + chunk.rows),
-                    },
-                )?;
-            }
-        }
-        // The output and index list in windows of positions that fit one
-        // binding; the table in its row-chunks (see `Weight::F32Chunked`), up
-        // to four bound per dispatch.
-        let blocks = self.weight.blocks();
-        let args = GatherArgs {
-            table: blocks[0].span.buffer,
-            num_embeddings: self.num_embeddings,
-            dim: self.dim,
-            indices: indices.buffer(),
-            n: indices.len(),
-            status,
-            out: out.buffer(),
-            threads_per_row: None,
-            workgroup_size: None,
-            const_dim: false,
-            chunk: None,
-        };
-        let windows = embedding_gather::windows(&self.gpu, &args)?;
-        let half = self.weight.dtype() == DType::F16;
-        embedding_gather::encode_blocks(&self.gpu, encoder, &args, half, &blocks, &windows)
-    }
-
-    /// The `[n, dim]` output: up to `max_buffer_size`, gathered in windows
-    /// when past one binding; refused before any allocation past that.
-    fn alloc_output(&self, n: usize) -> Result<Tensor> {
-        let bytes = (n as u64).saturating_mul(self.dim as u64).saturating_mul(4);
-        self.gpu.check_size("embedding output", bytes, false)?;
-        Tensor::zeros(&self.gpu, &[n, self.dim])
     }
 
     /// Records a fill of the whole table into the caller's encoder.

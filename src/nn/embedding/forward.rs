@@ -1,0 +1,129 @@
+//! The lookup of an [`Embedding`]: rows gathered by index, after the
+//! `max_norm` renormalisation when the options ask for it.
+
+use super::Embedding;
+use crate::error::{Error, Result};
+use crate::kernels::embedding_gather::{self, GatherArgs, STATUS_OK};
+use crate::kernels::embedding_renorm::{self, RenormArgs};
+use crate::kernels::row_histogram::{self, HistogramArgs};
+use crate::nn::check_indices;
+use crate::nn::weight::DType;
+use crate::tensor::{IndexTensor, Tensor};
+
+impl Embedding {
+    /// Looks up `indices`: a `[indices.len(), dim]` tensor. Every index is
+    /// checked first; the first one out of range is `Error::IndexOutOfRange`.
+    /// With `max_norm` set, the referenced rows are renormalised in place first.
+    pub fn forward(&self, indices: &[u32]) -> Result<Tensor> {
+        check_indices(indices, self.num_embeddings)?;
+        let idx = IndexTensor::from_slice(&self.gpu, indices)?;
+        let out = self.alloc_output(indices.len())?;
+        let status = self
+            .gpu
+            .storage_from("embedding_gather status", &[STATUS_OK])?;
+        let mut encoder = self.gpu.encoder("Embedding::forward");
+        self.encode_forward(&mut encoder, &idx, &out, status.raw())?;
+        self.gpu.submit_and_wait(encoder)?;
+        Ok(out)
+    }
+
+    /// Looks up indices already on the GPU. Out-of-range indices are found by
+    /// the kernel (its status word) and returned as the same `IndexOutOfRange`.
+    pub fn forward_gpu(&self, indices: &IndexTensor) -> Result<Tensor> {
+        indices.check_gpu(&self.gpu, "indices")?;
+        let out = self.alloc_output(indices.len())?;
+        let status = self
+            .gpu
+            .storage_from("embedding_gather status", &[STATUS_OK])?;
+        let mut encoder = self.gpu.encoder("Embedding::forward_gpu");
+        self.encode_forward(&mut encoder, indices, &out, status.raw())?;
+        self.gpu.submit_and_wait(encoder)?;
+        embedding_gather::check_status(&self.gpu, status.raw(), indices, self.num_embeddings)?;
+        Ok(out)
+    }
+
+    /// Records the lookup into the caller's encoder: `out` must be
+    /// `[indices.len(), dim]`; `status` one u32 set to `STATUS_OK` that the
+    /// kernel lowers to the first out-of-range position. With `max_norm`, the
+    /// renormalisation (`row_histogram` then `embedding_renorm`, skipped
+    /// entirely when an index is out of range) is recorded before the gather.
+    pub fn encode_forward(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        indices: &IndexTensor,
+        out: &Tensor,
+        status: &wgpu::Buffer,
+    ) -> Result<()> {
+        indices.check_gpu(&self.gpu, "indices")?;
+        out.check_gpu(&self.gpu, "output tensor")?;
+        if out.shape() != [indices.len(), self.dim] {
+            return Err(Error::ShapeMismatch {
+                what: "Embedding::encode_forward output",
+                expected: vec![indices.len(), self.dim],
+                found: out.shape().to_vec(),
+            });
+        }
+        if let Some(max_norm) = self.options.max_norm {
+            embedding_renorm::check_dim(&self.gpu, self.dim)?;
+            let counts = self
+                .gpu
+                .storage("max_norm row counts", self.num_embeddings as u64 * 4)?;
+            row_histogram::encode(
+                &self.gpu,
+                encoder,
+                &HistogramArgs {
+                    indices: indices.buffer(),
+                    n: indices.len(),
+                    num_embeddings: self.num_embeddings,
+                    status,
+                    counts: counts.raw(),
+                },
+            )?;
+            // One dispatch per row-chunk of the table (one for a table in one binding).
+            for chunk in self.weight.chunks() {
+                embedding_renorm::encode(
+                    &self.gpu,
+                    encoder,
+                    &RenormArgs {
+                        num_embeddings: self.num_embeddings,
+                        dim: self.dim,
+                        max_norm,
+                        norm_type: self.options.norm_type,
+                        status,
+                        counts: counts.raw(),
+                        weight: chunk.buffer,
+                        rows: Some(chunk.row_begin..chunk.row_begin + chunk.rows),
+                    },
+                )?;
+            }
+        }
+        // The output and index list in windows of positions that fit one
+        // binding; the table in its row-chunks (see `Weight::F32Chunked`), up
+        // to four bound per dispatch.
+        let blocks = self.weight.blocks();
+        let args = GatherArgs {
+            table: blocks[0].span.buffer,
+            num_embeddings: self.num_embeddings,
+            dim: self.dim,
+            indices: indices.buffer(),
+            n: indices.len(),
+            status,
+            out: out.buffer(),
+            threads_per_row: None,
+            workgroup_size: None,
+            const_dim: false,
+            chunk: None,
+        };
+        let windows = embedding_gather::windows(&self.gpu, &args)?;
+        let half = self.weight.dtype() == DType::F16;
+        embedding_gather::encode_blocks(&self.gpu, encoder, &args, half, &blocks, &windows)
+    }
+
+    /// The `[n, dim]` output: up to `max_buffer_size`, gathered in windows
+    /// when past one binding; refused before any allocation past that.
+    fn alloc_output(&self, n: usize) -> Result<Tensor> {
+        let bytes = (n as u64).saturating_mul(self.dim as u64).saturating_mul(4);
+        self.gpu.check_size("embedding output", bytes, false)?;
+        Tensor::zeros(&self.gpu, &[n, self.dim])
+    }
+}

@@ -1,0 +1,116 @@
+//! `Embedding`: a trainable lookup table, as `torch.nn.Embedding`.
+//!
+//! The type and its options are here; its methods are split by what they do:
+//!
+//! - `init.rs`: construction (`new`, `with_options`, `from_pretrained*`),
+//!   refills (`uniform_`, `normal_`, `set_weight`, `encode_init`), the
+//!   padding row, and the checks on shapes and options;
+//! - `forward.rs`: the lookup (`forward`, `forward_gpu`, `encode_forward`);
+//! - `backward.rs`: the gradient of a lookup (`backward*`, `encode_backward*`);
+//! - `sort.rs`: the sort stage of the deterministic gradient, shared by
+//!   `backward.rs` and the fused updates;
+//! - `update.rs`: SGD and row-wise Adagrad, alone or fused with the backward.
+//!
+//! Loading from and saving to files is in `nn/files.rs`; the gradient's
+//! types, [`Gradient`](crate::nn::Gradient) and [`GradientMode`], in `nn/gradient.rs`.
+
+use crate::gpu::Gpu;
+use crate::nn::weight::{DType, Weight};
+use crate::nn::GradientMode;
+
+mod backward;
+mod forward;
+mod init;
+mod sort;
+mod update;
+
+/// The seed `Embedding::new` initialises from, so two runs give the same table.
+pub const DEFAULT_SEED: u64 = 0x5EED_0000_0000_0001;
+
+/// Options of `torch.nn.Embedding`, plus the initialisation seed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmbeddingOptions {
+    /// Seed of the N(0, 1) initial weights.
+    pub seed: u64,
+    /// This row starts at zero (and, once gradients exist, never receives one).
+    pub padding_idx: Option<usize>,
+    /// `forward` renormalises, in place, each referenced row whose
+    /// `norm_type`-norm exceeds this (a repeated row once), as PyTorch does.
+    pub max_norm: Option<f32>,
+    /// The p of the p-norm used with `max_norm`.
+    pub norm_type: f32,
+    /// Divide each row's gradient by how often the row occurs in the batch.
+    pub scale_grad_by_freq: bool,
+    /// `backward` returns `Gradient::Sparse` (unique rows ascending, one summed row each).
+    pub sparse: bool,
+    /// No gradient, no updates: those calls return `Error::Frozen`.
+    pub freeze: bool,
+    /// Storage of the table: f32, or f16 for half the memory and lookup
+    /// traffic (math and outputs stay f32; see [`crate::nn::weight`]).
+    pub dtype: DType,
+    /// Sorted and deterministic (default), or float atomics where the adapter has them.
+    pub gradient_mode: GradientMode,
+    /// Largest row-chunk of an f32 table, in bytes; `None` (default): the
+    /// adapter's `max_storage_buffer_binding_size`. A table past it is stored
+    /// as [`Weight::F32Chunked`]. Smaller values exercise chunking on small tables.
+    pub chunk_bytes: Option<u64>,
+}
+
+impl Default for EmbeddingOptions {
+    fn default() -> Self {
+        EmbeddingOptions {
+            seed: DEFAULT_SEED,
+            padding_idx: None,
+            max_norm: None,
+            norm_type: 2.0,
+            scale_grad_by_freq: false,
+            sparse: false,
+            freeze: false,
+            dtype: DType::F32,
+            gradient_mode: GradientMode::Deterministic,
+            chunk_bytes: None,
+        }
+    }
+}
+
+/// A `[num_embeddings, dim]` table on the GPU; `forward` gathers rows.
+pub struct Embedding {
+    gpu: Gpu,
+    weight: Weight,
+    num_embeddings: usize,
+    dim: usize,
+    options: EmbeddingOptions,
+}
+
+impl Embedding {
+    /// Rows in the table.
+    pub fn num_embeddings(&self) -> usize {
+        self.num_embeddings
+    }
+    /// Floats per row.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+    /// The options it was built with.
+    pub fn options(&self) -> &EmbeddingOptions {
+        &self.options
+    }
+    /// The `Gpu` it lives on.
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+    /// Chooses how `backward` and `backward_sgd` sum rows (see [`GradientMode`]).
+    pub fn set_gradient_mode(&mut self, mode: GradientMode) {
+        self.options.gradient_mode = mode;
+    }
+
+    /// The weight `[num_embeddings, dim]` in its storage type (read it with
+    /// `to_vec`; [`Weight::as_f32`] gives the f32 [`Tensor`](crate::Tensor)).
+    pub fn weight(&self) -> &Weight {
+        &self.weight
+    }
+    /// Storage type of the table.
+    pub fn dtype(&self) -> DType {
+        self.weight.dtype()
+    }
+}
