@@ -4,9 +4,7 @@
 // deterministic and the CPU twin matches it bit for bit; neighbouring
 // invocations read neighbouring columns of a row.
 //
-// Tall inputs. One invocation sums at most block_rows rows: Mesa's LLVM
-// backend (gallivm: lavapipe, llvmpipe GL) silently ends an invocation's
-// loops after 65 535 iterations in all, so a batch of 70 000 rows would be
+// Tall inputs. One invocation sums at most block_rows rows: Mesa's gallivm cuts an invocation's loops short (`kernels::LOOP_BUDGET`), so a batch of 70 000 rows would be
 // summed short. Past block_rows the host runs this kernel on blocks of rows
 // (invocation (b, n) writes block b's sum to out[b, n]), then again on the
 // [blocks, cols] block sums, until one block is left; the sums are added in

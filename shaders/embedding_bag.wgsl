@@ -39,9 +39,7 @@
 // the positions recorded in status and max_pos stay those of the whole batch.
 //
 // Long bags. Each dispatch reduces at most piece_len positions of every bag:
-// positions piece_begin .. piece_begin + piece_len of it. Mesa's LLVM
-// backend (gallivm: lavapipe, llvmpipe GL) silently ends an invocation's
-// loops after 65 535 iterations in all, and an invocation loops over its
+// positions piece_begin .. piece_begin + piece_len of it. Mesa's gallivm cuts an invocation's loops short (`kernels::LOOP_BUDGET`), and an invocation loops over its
 // columns × its bag's positions, so one bag of 70 000 ids (or of 3 000 at
 // dim 128) would be reduced short. A bag longer than a piece takes several
 // dispatches, each carrying on from the last: the sum so far from the

@@ -27,9 +27,7 @@
 //   bag_padding  one invocation per position  bindings 0, 1, 2, 10
 //   bag_expand   one invocation per (p, c)    bindings 0 - 7
 //   psw_grad     one invocation per position  bindings 0, 1, 2, 5, 8, 9
-// None loops over a bag or, past LOOP_BUDGET columns, over a row: Mesa's LLVM
-// backend (gallivm: lavapipe, llvmpipe GL) silently ends an invocation's
-// loops after 65 535 iterations in all. So mean's padding entries are
+// None loops over a bag or, past LOOP_BUDGET columns, over a row: Mesa's gallivm cuts an invocation's loops short (`kernels::LOOP_BUDGET`). So mean's padding entries are
 // counted per position with integer atomics (exact in any order), and
 // psw_grad sums columns col_begin .. col_end per dispatch, each dispatch
 // carrying on from the last one's sum in psw_out (the same order of

@@ -5,9 +5,7 @@
 // neighbouring vec4s (coalesced); on a CPU rasterizer (lavapipe) one
 // invocation per row is faster because each SIMD lane streams its own row.
 // The host picks the value from the adapter type, and never so few that an
-// invocation loops over more than 16 384 words: Mesa's LLVM backend
-// (gallivm: lavapipe, llvmpipe GL) silently ends an invocation's loops after
-// 65 535 iterations in all, so one invocation per very wide row would copy
+// invocation loops over more than 16 384 words: Mesa's gallivm cuts an invocation's loops short (`kernels::LOOP_BUDGET`), so one invocation per very wide row would copy
 // it short.
 //
 // A table larger than one storage binding is stored as row-chunks and

@@ -8,9 +8,7 @@
 // (the whole table is one chunk); `counts` is indexed by table row.
 //
 // One invocation loops over its row twice, so on CPU adapters the host
-// refuses rows past 16 384 floats: Mesa's LLVM backend (gallivm: lavapipe,
-// llvmpipe GL) silently ends an invocation's loops after 65 535 iterations
-// in all, which would leave a wider row half scaled.
+// refuses rows past 16 384 floats: Mesa's gallivm cuts an invocation's loops short (`kernels::LOOP_BUDGET`), which would leave a wider row half scaled.
 //
 // norm_type 1 and 2 use only additions, multiplications and sqrt; other
 // values use pow, whose precision varies by adapter, so the renormalised rows

@@ -48,8 +48,7 @@ override BM4: u32 = WG_Y * QUADS_M; // vec4s per k-row of the A tile (BM / 4)
 override BN4: u32 = WG_X * QUADS_N; // vec4s per k-row of the B tile (BN / 4)
 
 // One dispatch sums k_begin .. k_end of the K products (all of K on GPUs).
-// CPU rasterizers split K: Mesa's LLVM backend (gallivm) stops every
-// invocation's loops after 65 535 iterations in all, silently, so a long K
+// CPU rasterizers split K: Mesa's gallivm cuts an invocation's loops short (`kernels::LOOP_BUDGET`), silently, so a long K
 // would be cut short; the host keeps each dispatch well under that and
 // accumulates the pieces in C.
 //

@@ -21,8 +21,7 @@
 //
 // Each invocation adds at most col_block columns of its position's row
 // (invocation g: position g / blocks, columns from (g % blocks) · col_block):
-// Mesa's LLVM backend (gallivm: lavapipe, llvmpipe GL) silently ends an
-// invocation's loops after 65 535 iterations in all, so a whole row of a
+// Mesa's gallivm cuts an invocation's loops short (`kernels::LOOP_BUDGET`), so a whole row of a
 // very wide table per invocation would be added short.
 
 

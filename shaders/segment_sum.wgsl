@@ -53,8 +53,7 @@
 // element the order of additions is the same for any value; segment_adagrad
 // runs with 1 so the sum of squares runs over columns in ascending order.
 //
-// Loop budget. Mesa's LLVM backend (gallivm: lavapipe, llvmpipe GL) silently
-// ends an invocation's loops after 65 535 iterations in all. Per column
+// Loop budget. Mesa's gallivm cuts an invocation's loops short (`kernels::LOOP_BUDGET`). Per column
 // block an invocation runs a segment of at most a tile, or a row's pieces,
 // one per tile (SIMD lanes may run both): so the host caps the tiles at
 // 16 384 (longer batches get longer tiles; the twin does the same), gives a

@@ -56,8 +56,7 @@ pub fn encode_with(
             reason: format!("buffer_copy copies whole vec4s; {bytes} is not a multiple of 16"),
         });
     }
-    // Mesa's gallivm (lavapipe, llvmpipe GL) ends an invocation's loops
-    // after 65 535 iterations in all: the rest would silently not be copied.
+    // Mesa's gallivm cuts an invocation's loops short (`kernels::LOOP_BUDGET`): the rest would silently not be copied.
     if per_invocation as usize > LOOP_BUDGET && loop_limited(gpu) {
         return Err(Error::InvalidArgument {
             name: "per_invocation",

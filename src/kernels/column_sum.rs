@@ -18,8 +18,7 @@ const SPEC: KernelSpec = KernelSpec {
 /// Small: a Linear layer has hundreds to thousands of columns, not millions.
 const WORKGROUP_SIZE: u32 = 64;
 
-/// Rows one invocation sums. Mesa's gallivm (lavapipe, llvmpipe GL) ends an
-/// invocation's loops after 65 535 iterations in all, so taller inputs are
+/// Rows one invocation sums. Mesa's gallivm cuts an invocation's loops short (`kernels::LOOP_BUDGET`), so taller inputs are
 /// summed in blocks of this many rows, then the block sums the same way, in
 /// block order (on every adapter: the same bits everywhere; see the shader).
 pub const BLOCK_ROWS: usize = LOOP_BUDGET;

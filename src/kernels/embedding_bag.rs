@@ -54,8 +54,7 @@ const MAX_WORDS_PER_INVOCATION: usize = 1024;
 
 /// Invocations per bag (at least `tpb`) and the positions of each bag one
 /// dispatch reduces. An invocation loops over its words once per position,
-/// and Mesa's gallivm (lavapipe, llvmpipe GL) ends an invocation's loops
-/// after 65 535 iterations in all, so a bag longer than the piece is reduced
+/// and Mesa's gallivm cuts an invocation's loops short (`kernels::LOOP_BUDGET`), so a bag longer than the piece is reduced
 /// over several dispatches, each carrying on from the last (see the shader's
 /// "Long bags"; same order of additions, same bits, on every adapter).
 fn plan(dim: usize, tpb: u32) -> (u32, usize) {

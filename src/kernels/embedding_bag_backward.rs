@@ -25,8 +25,7 @@ const PADDING: KernelSpec = KernelSpec {
 
 /// Columns one `psw_grad` dispatch adds per position: a wider row takes
 /// several dispatches, each carrying on from the last one's sums, because
-/// Mesa's gallivm (lavapipe) ends an invocation's loops after 65 535
-/// iterations in all (the binary search for the bag adds up to 32).
+/// Mesa's gallivm cuts an invocation's loops short (`kernels::LOOP_BUDGET`) (the binary search for the bag adds up to 32).
 const PSW_COLUMNS: usize = LOOP_BUDGET - 64;
 
 const EXPAND: KernelSpec = KernelSpec {

@@ -44,8 +44,7 @@ pub struct RenormArgs<'a> {
 }
 
 /// The widest row one invocation renormalises: it loops over the row twice
-/// (the norm, then the rescale), and Mesa's gallivm (lavapipe, llvmpipe GL)
-/// ends an invocation's loops after 65 535 iterations in all.
+/// (the norm, then the rescale), and Mesa's gallivm cuts an invocation's loops short (`kernels::LOOP_BUDGET`).
 pub const MAX_DIM: usize = LOOP_BUDGET / 2;
 
 /// `TooLarge` for rows past [`MAX_DIM`] on CPU adapters, whose compiler may

@@ -73,8 +73,7 @@ pub fn encode(
             found: (out.size() / 4) as usize,
         });
     }
-    // Mesa's gallivm (lavapipe, llvmpipe GL) ends an invocation's loops
-    // after 65 535 iterations in all: more would be measured as done.
+    // Mesa's gallivm cuts an invocation's loops short (`kernels::LOOP_BUDGET`): more would be measured as done.
     if shape.iterations as usize > LOOP_BUDGET && loop_limited(gpu) {
         return Err(Error::InvalidArgument {
             name: "FmaPeakShape::iterations",

@@ -69,11 +69,9 @@ struct Params {
     _pad: [u32; 3],
 }
 
-/// Products of K per dispatch on CPU rasterizers. Mesa's LLVM backend ends
-/// every invocation's loops after 65 535 iterations in all, without an
-/// error (measured: a 200 000-step loop returns after 65 535 on both
-/// lavapipe and llvmpipe GL; a 1 × 1 × 40 000 product summed 30 833 terms
-/// on the texture path). 8 192 keeps every matmul entry point, at any
+/// Products of K per dispatch on CPU rasterizers, which cut an invocation's
+/// loops short (`kernels::LOOP_BUDGET`; a 1 × 1 × 40 000 product summed
+/// 30 833 terms on the texture path before this split). 8 192 keeps every matmul entry point, at any
 /// tile shape the checks allow, under 50 000 iterations.
 const CPU_K_CHUNK: usize = 8192;
 

@@ -55,8 +55,7 @@ pub struct AtomicArgs<'a> {
 }
 
 /// Columns one invocation adds: a row wider than this is split over several
-/// invocations, because Mesa's gallivm (lavapipe) ends an invocation's loops
-/// after 65 535 iterations in all.
+/// invocations, because Mesa's gallivm cuts an invocation's loops short (`kernels::LOOP_BUDGET`).
 const COL_BLOCK: usize = LOOP_BUDGET;
 
 /// `MissingFeature` unless the adapter can add floats atomically.

@@ -64,8 +64,7 @@ pub const MAX_TILES: usize = LOOP_BUDGET / 2;
 
 /// The tile length a batch of `n` entries is cut into when `requested` is
 /// asked for: at least `n / MAX_TILES`, because the invocation that sums a
-/// row adds its pieces one tile at a time, and Mesa's gallivm (lavapipe,
-/// llvmpipe GL) ends an invocation's loops after 65 535 iterations in all.
+/// row adds its pieces one tile at a time, and Mesa's gallivm cuts an invocation's loops short (`kernels::LOOP_BUDGET`).
 /// Up to 4 Mi entries the default stays [`CHUNK`]. The CPU twin uses the same.
 pub fn tile_len(requested: usize, n: usize) -> usize {
     requested.max(1).max(n.div_ceil(MAX_TILES))
