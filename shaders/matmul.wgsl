@@ -39,6 +39,13 @@
 override WG_X: u32 = 16u;
 override WG_Y: u32 = 16u;
 override BK: u32 = 16u;
+// Bias and accumulation stay compile-time: the compiler unrolls the stores
+// (64 or 1 024 per invocation), and as uniform flags each store kept a load
+// of C and of the bias that Mesa's LLVM backend then spent minutes on
+// (measured: the benchmark's first matmul did not finish compiling in five
+// minutes on lavapipe, 84 s for the whole run with these as constants).
+override HAS_BIAS: bool = false;
+override ACCUMULATE: bool = false;
 // Quads per invocation along M and N: 2 for matmul_8x8, 4 for matmul_16x16.
 override QUADS_M: u32 = 2u;
 override QUADS_N: u32 = 2u;
@@ -52,11 +59,11 @@ override BN4: u32 = WG_X * QUADS_N; // vec4s per k-row of the B tile (BN / 4)
 // would be cut short; the host keeps each dispatch well under that and
 // accumulates the pieces in C.
 //
-// The transposes, the bias and accumulation are uniform flags, not override
-// constants: each branch on them is uniform across the dispatch and sits in
-// the slab copy or the final store, outside the FMA loop, so it costs
-// nothing measurable, while as constants they made 16 pipelines per tile
-// shape, each compiled cold by every driver.
+// The transposes are uniform flags, not override constants: each branch on
+// them is uniform across the dispatch and sits in the slab copy or the
+// packing kernels, outside the FMA loop, so it costs nothing measurable,
+// while as constants they made four times the pipelines, each compiled cold
+// by every driver.
 struct Params {
     m: u32,
     n: u32,
@@ -65,11 +72,8 @@ struct Params {
     k_end: u32,
     trans_a: u32,
     trans_b: u32,
-    has_bias: u32,
-    accumulate: u32,
     _pad0: u32,
     _pad1: u32,
-    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -354,11 +358,11 @@ fn store_row(row: u32, col: u32, v: vec4<f32>) {
         let n = col + j;
         if n < params.n {
             var x = v[j];
-            if params.has_bias != 0u {
+            if HAS_BIAS {
                 x += bias[n];
             }
             let i = row * params.n + n;
-            if params.accumulate != 0u {
+            if ACCUMULATE {
                 x += c[i];
             }
             c[i] = x;

@@ -51,8 +51,15 @@ pub(crate) struct Kernel {
     pub pipeline: wgpu::ComputePipeline,
     pub layout: wgpu::BindGroupLayout,
     name: &'static str,
-    bindings: Arc<Vec<(u32, Access)>>,
+    bindings: Bindings,
 }
+
+/// One entry point's group-0 bindings, in binding order.
+pub(crate) type Bindings = Arc<Vec<(u32, Access)>>;
+/// Every entry point of one module, by name.
+type Reflected = HashMap<String, Bindings>;
+/// Reflected modules by (kernel name, source address).
+type ReflectionCache = Mutex<HashMap<(&'static str, usize), Arc<Reflected>>>;
 
 /// The composed WGSL of a kernel: the prelude, then the kernel's own file.
 pub(crate) fn compose(source: &str) -> String {
@@ -62,13 +69,8 @@ pub(crate) fn compose(source: &str) -> String {
 /// `(binding, access)` of every group-0 binding that `entry` of the composed
 /// `source` uses, in binding order. Parsed and validated once per process and
 /// kernel file (a few milliseconds), then cached.
-pub(crate) fn reflect(
-    name: &'static str,
-    source: &'static str,
-    entry: &str,
-) -> Result<Arc<Vec<(u32, Access)>>> {
-    type Reflected = HashMap<String, Arc<Vec<(u32, Access)>>>;
-    static CACHE: OnceLock<Mutex<HashMap<(&'static str, usize), Arc<Reflected>>>> = OnceLock::new();
+pub(crate) fn reflect(name: &'static str, source: &'static str, entry: &str) -> Result<Bindings> {
+    static CACHE: OnceLock<ReflectionCache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     // Keyed by the source's address as well as the name: tests may build
     // several modules under one name.
@@ -98,7 +100,7 @@ pub(crate) fn reflect(
         })
 }
 
-fn reflect_module(name: &str, wgsl: &str) -> Result<HashMap<String, Arc<Vec<(u32, Access)>>>> {
+fn reflect_module(name: &str, wgsl: &str) -> Result<Reflected> {
     let shader_error = |message: String| Error::Gpu {
         during: "shader reflection",
         message: format!("shaders/{name}.wgsl (after the prelude): {message}"),

@@ -60,13 +60,10 @@ struct Params {
     /// This dispatch's share of K (see [`k_chunks`]).
     k_begin: u32,
     k_end: u32,
-    /// Flags (0 or 1): uniform branches, not override constants, so one
-    /// pipeline per tile shape serves every combination.
+    /// 0 or 1: uniform branches, not override constants (see the shader).
     trans_a: u32,
     trans_b: u32,
-    has_bias: u32,
-    accumulate: u32,
-    _pad: [u32; 3],
+    _pad: [u32; 2],
 }
 
 /// Products of K per dispatch on CPU rasterizers, which cut an invocation's
@@ -89,8 +86,10 @@ fn k_chunks(gpu: &Gpu, k: usize, tiles: &Tiles) -> Vec<std::ops::Range<usize>> {
         .collect()
 }
 
-/// The override constants of a tile shape: everything else is in [`Params`].
-fn constants(tiles: &Tiles) -> Vec<(&'static str, f64)> {
+/// The override constants of one dispatch: the tile shape, the bias and
+/// accumulation (the transposes are in [`Params`]).
+fn constants(tiles: &Tiles, bias: bool, accumulate: bool) -> Vec<(&'static str, f64)> {
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
     let quads = (tiles.register.side() / 4) as f64;
     vec![
         ("WG_X", tiles.wg_x as f64),
@@ -98,6 +97,8 @@ fn constants(tiles: &Tiles) -> Vec<(&'static str, f64)> {
         ("QUADS_N", quads),
         ("WG_Y", tiles.wg_y as f64),
         ("BK", tiles.bk as f64),
+        ("HAS_BIAS", flag(bias)),
+        ("ACCUMULATE", flag(accumulate)),
     ]
 }
 
@@ -330,12 +331,12 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &MatmulArgs) 
     let k32 = to_u32("matmul K", k)?;
     // One dispatch per K range: the first as asked, the rest adding to C
     // (and the bias already added once).
-    let dispatches: Vec<Params> = k_chunks(gpu, k, &tiles)
+    let dispatches: Vec<(Params, Vec<(&'static str, f64)>)> = k_chunks(gpu, k, &tiles)
         .into_iter()
         .enumerate()
         .map(|(i, range)| {
             let first = i == 0;
-            Params {
+            let params = Params {
                 m: m as u32,
                 n: n as u32,
                 k: k32,
@@ -343,13 +344,12 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &MatmulArgs) 
                 k_end: range.end as u32,
                 trans_a: o.trans_a.into(),
                 trans_b: o.trans_b.into(),
-                has_bias: (first && args.bias.is_some()).into(),
-                accumulate: (o.accumulate || !first).into(),
-                _pad: [0; 3],
-            }
+                _pad: [0; 2],
+            };
+            let constants = constants(&tiles, first && args.bias.is_some(), o.accumulate || !first);
+            (params, constants)
         })
         .collect();
-    let constants = constants(&tiles);
     // Without a bias the shader never reads binding 3; A stands in for it.
     let bias = args.bias.unwrap_or(args.a);
     let mut rec = Recorder::new(gpu, encoder);
@@ -359,7 +359,6 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &MatmulArgs) 
             &mut rec,
             &texture::TextureArgs {
                 dispatches: &dispatches,
-                constants: &constants,
                 a: args.a,
                 b: args.b,
                 bias,
@@ -370,10 +369,10 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &MatmulArgs) 
             },
         );
     }
-    for params in &dispatches {
+    for (params, constants) in &dispatches {
         rec.launch_checked(
             &tiles.register.spec(),
-            &constants,
+            constants,
             RuntimeChecks::Unchecked,
             params,
             &[

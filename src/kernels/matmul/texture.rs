@@ -63,11 +63,10 @@ pub(super) fn fits(gpu: &Gpu, packed: &Packed) -> bool {
 }
 
 pub(super) struct TextureArgs<'a> {
-    /// One product dispatch per entry (a K range; see `k_chunks`); the first
-    /// one's uniform (its transposes) also drives the packing kernels.
-    pub dispatches: &'a [Params],
-    /// The tile shape's override constants (only `WG_X`, `WG_Y` matter here).
-    pub constants: &'a [(&'static str, f64)],
+    /// One product dispatch per entry (a K range; see `k_chunks`) with its
+    /// override constants; the first one's uniform (its transposes) and
+    /// workgroup shape also drive the packing kernels.
+    pub dispatches: &'a [(Params, Vec<(&'static str, f64)>)],
     pub a: &'a wgpu::Buffer,
     pub b: &'a wgpu::Buffer,
     pub bias: &'a wgpu::Buffer,
@@ -131,7 +130,7 @@ fn pack(
     }
     let kernel = gpu.kernel_with_checks(
         spec,
-        &only(args.constants, &["WG_X", "WG_Y"]),
+        &only(&args.dispatches[0].1, &["WG_X", "WG_Y"]),
         RuntimeChecks::Unchecked,
     )?;
     let view = texture.view();
@@ -172,7 +171,7 @@ fn only(constants: &[(&'static str, f64)], names: &[&str]) -> Vec<(&'static str,
 
 /// Records the two packing passes and the product (one dispatch per K range).
 pub(super) fn encode(gpu: &Gpu, rec: &mut Recorder, args: &TextureArgs) -> Result<()> {
-    let Some(first) = args.dispatches.first() else {
+    let Some((first, _)) = args.dispatches.first() else {
         return Ok(());
     };
     let uniform = gpu.uniform("matmul params", first)?;
@@ -208,12 +207,12 @@ pub(super) fn encode(gpu: &Gpu, rec: &mut Recorder, args: &TextureArgs) -> Resul
         "matmul packed B",
     )?;
     let (a_view, b_view) = (a.view(), b.view());
-    let kernel = gpu.kernel_with_checks(
-        &PRODUCT,
-        &only(args.constants, &["WG_X", "WG_Y"]),
-        RuntimeChecks::Unchecked,
-    )?;
-    for params in args.dispatches {
+    for (params, constants) in args.dispatches {
+        let kernel = gpu.kernel_with_checks(
+            &PRODUCT,
+            &only(constants, &["WG_X", "WG_Y", "HAS_BIAS", "ACCUMULATE"]),
+            RuntimeChecks::Unchecked,
+        )?;
         let uniform = gpu.uniform("matmul params", params)?;
         let bind = kernel.bind_resources(
             gpu,
