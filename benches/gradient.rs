@@ -56,7 +56,7 @@ struct Setup {
     grad_out: Tensor,
     grad: Tensor,
     out: Tensor,
-    status: IndexTensor,
+    status: wgpu_embed::Status,
 }
 
 impl Setup {
@@ -75,7 +75,7 @@ impl Setup {
         let grad_out = Tensor::from_slice(&gpu, &values, &[N, DIM]).expect("grad_out");
         let grad = Tensor::zeros(&gpu, &[V, DIM]).expect("grad");
         let out = Tensor::zeros(&gpu, &[N, DIM]).expect("out");
-        let status = IndexTensor::from_slice(&gpu, &[u32::MAX]).expect("status");
+        let status = wgpu_embed::Status::new(&gpu).expect("status");
         Setup {
             gpu,
             emb,
@@ -90,21 +90,15 @@ impl Setup {
     fn forward(&self, idx: &IndexTensor) {
         let mut enc = self.gpu.encoder("bench forward");
         self.emb
-            .encode_forward(&mut enc, idx, &self.out, self.status.buffer())
+            .encode_forward(&mut enc, idx, &self.out, &self.status)
             .unwrap();
         self.gpu.submit_and_wait(enc).unwrap();
     }
 
     fn backward(&self, emb: &Embedding, idx: &IndexTensor) {
         let mut enc = self.gpu.encoder("bench backward");
-        emb.encode_backward(
-            &mut enc,
-            idx,
-            &self.grad_out,
-            &self.grad,
-            self.status.buffer(),
-        )
-        .unwrap();
+        emb.encode_backward(&mut enc, idx, &self.grad_out, &self.grad, &self.status)
+            .unwrap();
         self.gpu.submit_and_wait(enc).unwrap();
     }
 }

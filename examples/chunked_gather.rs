@@ -8,8 +8,8 @@
 
 use std::time::Instant;
 
-use wgpu_embed::kernels::embedding_gather::{self, GatherArgs, TableChunk, STATUS_OK};
-use wgpu_embed::{Embedding, EmbeddingOptions, Gpu, IndexTensor, Result, Tensor};
+use wgpu_embed::kernels::embedding_gather::{self, GatherArgs, TableChunk};
+use wgpu_embed::{Embedding, EmbeddingOptions, Gpu, IndexTensor, Result, Status, Tensor};
 
 const DIM: usize = 256;
 const BATCH: usize = 65_536;
@@ -40,7 +40,7 @@ fn time_gather(
         .collect();
     let idx = IndexTensor::from_slice(gpu, &idx)?;
     let out = Tensor::zeros(gpu, &[BATCH, DIM])?;
-    let status = Tensor::from_slice(gpu, &[f32::from_bits(STATUS_OK)], &[1])?;
+    let status = Status::new(gpu)?;
     let mut times = Vec::new();
     for rep in 0..REPS + 2 {
         let mut enc = gpu.encoder("chunked_gather");
@@ -68,7 +68,7 @@ fn time_gather(
                 )?;
             }
         } else {
-            emb.encode_forward(&mut enc, &idx, &out, status.buffer())?;
+            emb.encode_forward(&mut enc, &idx, &out, &status)?;
         }
         let t = Instant::now();
         gpu.submit_and_wait(enc)?;

@@ -39,11 +39,15 @@
 override WG_X: u32 = 16u;
 override WG_Y: u32 = 16u;
 override BK: u32 = 16u;
-// Bias and accumulation stay compile-time: the compiler unrolls the stores
-// (64 or 1 024 per invocation), and as uniform flags each store kept a load
-// of C and of the bias that Mesa's LLVM backend then spent minutes on
-// (measured: the benchmark's first matmul did not finish compiling in five
-// minutes on lavapipe, 84 s for the whole run with these as constants).
+// Bias and accumulation are compile-time in the products: the compiler
+// unrolls the stores (64 or 1 024 per invocation), and as uniform flags each
+// store kept a load of C and of the bias that Mesa's LLVM backend then spent
+// minutes on (measured: the benchmark's first matmul did not finish
+// compiling in five minutes on lavapipe, 84 s for the whole run with these
+// as constants). GPUs fuse them so (four pipelines per tile shape, each
+// compiled in milliseconds); CPU rasterizers, where each product pipeline
+// takes most of a minute to compile, build only the plain product and add
+// the bias and the old C in matmul_epilogue, a second small dispatch.
 override HAS_BIAS: bool = false;
 override ACCUMULATE: bool = false;
 // Quads per invocation along M and N: 2 for matmul_8x8, 4 for matmul_16x16.
@@ -72,8 +76,11 @@ struct Params {
     k_end: u32,
     trans_a: u32,
     trans_b: u32,
+    has_bias: u32,   // matmul_epilogue only
+    accumulate: u32, // matmul_epilogue only
     _pad0: u32,
     _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -368,6 +375,30 @@ fn store_row(row: u32, col: u32, v: vec4<f32>) {
             c[i] = x;
         }
     }
+}
+
+// ---- matmul_epilogue: c = product (+ bias[n]) (+ c), element by element,
+// in the fused store's order, so the bits are the same as the fused path's.
+@group(0) @binding(8) var<storage, read> product: array<f32>;
+
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn matmul_epilogue(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = invocation(wid, nwg, lid);
+    if i >= params.m * params.n {
+        return;
+    }
+    var x = product[i];
+    if params.has_bias != 0u {
+        x += bias[i % params.n];
+    }
+    if params.accumulate != 0u {
+        x += c[i];
+    }
+    c[i] = x;
 }
 
 // ---- The texture path: matmul_pack_a, matmul_pack_b, matmul_texture.

@@ -45,6 +45,7 @@ pub mod nn;
 mod pipeline;
 mod readback;
 mod recorder;
+mod status;
 mod tensor;
 mod timing;
 
@@ -57,5 +58,6 @@ pub use nn::{
     EmbeddingOptions, Gradient, GradientMode, HalfTensor, Linear, LinearGrad, LinearOptions,
     Weight, WeightChunk,
 };
+pub use status::{Status, STATUS_OK};
 pub use tensor::{IndexTensor, Tensor};
 pub use timing::{Clock, Timing};

@@ -3,7 +3,14 @@
 //!
 //! A kernel's WGSL is composed here, not copied: `shaders/prelude.wgsl`
 //! (the invocation index, the status code, the workgroup size) goes in front
-//! of every shader. Each entry point's bind-group layout is reflected from
+//! of every shader, and a shader's variants (vec4 or scalar words, f32 or f16
+//! storage) come from one body through `#ifdef NAME` / `#ifndef NAME` /
+//! `#else` / `#endif` lines resolved for the entry's `defs` ([`compose`]).
+//! Why not naga_oil (which does fit wgpu 30): it hands back naga IR, not
+//! WGSL, so wgpu would need its IR path and the browser backend would get
+//! WGSL written back out by naga instead of our source; it renames what a
+//! module imports, and our override constants are set by name; and all we
+//! need of it is `#ifdef`. Each entry point's bind-group layout is reflected from
 //! the composed module with naga (the WGSL front end wgpu itself uses): the
 //! `@binding`s that entry point uses, with the access the shader declares, so
 //! a binding is written once, in the WGSL. The layout is explicit because a
@@ -44,6 +51,9 @@ pub(crate) struct KernelSpec {
     pub name: &'static str,
     pub source: &'static str,
     pub entry: &'static str,
+    /// The names defined for the shader's `#ifdef` blocks: which variant of
+    /// the body this entry point is.
+    pub defs: &'static [&'static str],
 }
 
 /// A built pipeline and the layout its bind groups must follow.
@@ -58,23 +68,71 @@ pub(crate) struct Kernel {
 pub(crate) type Bindings = Arc<Vec<(u32, Access)>>;
 /// Every entry point of one module, by name.
 type Reflected = HashMap<String, Bindings>;
-/// Reflected modules by (kernel name, source address).
-type ReflectionCache = Mutex<HashMap<(&'static str, usize), Arc<Reflected>>>;
+/// Reflected modules by [`ModuleKey`].
+type ReflectionCache = Mutex<HashMap<ModuleKey, Arc<Reflected>>>;
+/// One composed module: (kernel name, source address, defs). The address
+/// tells apart modules that tests build under one name.
+type ModuleKey = (&'static str, usize, &'static [&'static str]);
 
-/// The composed WGSL of a kernel: the prelude, then the kernel's own file.
-pub(crate) fn compose(source: &str) -> String {
-    format!("{PRELUDE}\n{source}")
+fn module_key(spec: &KernelSpec) -> ModuleKey {
+    (spec.name, spec.source.as_ptr() as usize, spec.defs)
+}
+
+/// The composed WGSL of one variant of a kernel: the prelude, then the
+/// kernel's file with its `#ifdef` blocks resolved for `defs`. Lines left
+/// out become empty lines, so a compiler's line numbers still point into
+/// the file (after the prelude's lines).
+pub(crate) fn compose(source: &str, defs: &[&str]) -> std::result::Result<String, String> {
+    // One entry per open block: (the enclosing block is on, this branch is on).
+    let mut open: Vec<(bool, bool)> = Vec::new();
+    let mut out = String::with_capacity(PRELUDE.len() + source.len() + 1);
+    out.push_str(PRELUDE);
+    out.push('\n');
+    for (i, line) in source.lines().enumerate() {
+        let on = open.last().is_none_or(|&(outer, this)| outer && this);
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["#ifdef", name] => open.push((on, defs.contains(name))),
+            ["#ifndef", name] => open.push((on, !defs.contains(name))),
+            ["#else"] => match open.last_mut() {
+                Some(block) => block.1 = !block.1,
+                None => return Err(format!("line {}: #else without #ifdef", i + 1)),
+            },
+            ["#endif"] => {
+                if open.pop().is_none() {
+                    return Err(format!("line {}: #endif without #ifdef", i + 1));
+                }
+            }
+            [first, ..] if first.starts_with('#') => {
+                return Err(format!("line {}: unknown directive {first}", i + 1));
+            }
+            _ if on => out.push_str(line),
+            _ => {}
+        }
+        out.push('\n');
+    }
+    if !open.is_empty() {
+        return Err(format!("{} #ifdef block(s) never closed", open.len()));
+    }
+    Ok(out)
+}
+
+/// A kernel's composed WGSL, or the composition error as `Error::Gpu`.
+fn composed(spec: &KernelSpec) -> Result<String> {
+    compose(spec.source, spec.defs).map_err(|message| Error::Gpu {
+        during: "shader composition",
+        message: format!("shaders/{}.wgsl with {:?}: {message}", spec.name, spec.defs),
+    })
 }
 
 /// `(binding, access)` of every group-0 binding that `entry` of the composed
 /// `source` uses, in binding order. Parsed and validated once per process and
 /// kernel file (a few milliseconds), then cached.
-pub(crate) fn reflect(name: &'static str, source: &'static str, entry: &str) -> Result<Bindings> {
+pub(crate) fn reflect(spec: &KernelSpec) -> Result<Bindings> {
+    let (name, entry) = (spec.name, spec.entry);
     static CACHE: OnceLock<ReflectionCache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
-    // Keyed by the source's address as well as the name: tests may build
-    // several modules under one name.
-    let key = (name, source.as_ptr() as usize);
+    let key = module_key(spec);
     let cached = cache
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -83,7 +141,7 @@ pub(crate) fn reflect(name: &'static str, source: &'static str, entry: &str) -> 
     let module = match cached {
         Some(m) => m,
         None => {
-            let m = Arc::new(reflect_module(name, &compose(source))?);
+            let m = Arc::new(reflect_module(name, &composed(spec)?)?);
             cache
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -96,7 +154,10 @@ pub(crate) fn reflect(name: &'static str, source: &'static str, entry: &str) -> 
         .cloned()
         .ok_or_else(|| Error::InvalidArgument {
             name: "kernel entry point",
-            reason: format!("shaders/{name}.wgsl has no entry point {entry:?}"),
+            reason: format!(
+                "shaders/{name}.wgsl with {:?} has no entry point {entry:?}",
+                spec.defs
+            ),
         })
 }
 
@@ -211,7 +272,7 @@ pub(crate) enum RuntimeChecks {
 }
 
 type Key = (
-    &'static str,
+    ModuleKey,
     &'static str,
     RuntimeChecks,
     Vec<(&'static str, u64)>,
@@ -220,7 +281,7 @@ type Key = (
 #[derive(Default)]
 pub(crate) struct PipelineCache {
     pipelines: Mutex<HashMap<Key, Arc<Kernel>>>,
-    modules: Mutex<HashMap<(&'static str, RuntimeChecks), wgpu::ShaderModule>>,
+    modules: Mutex<HashMap<(ModuleKey, RuntimeChecks), wgpu::ShaderModule>>,
 }
 
 impl Gpu {
@@ -233,7 +294,7 @@ impl Gpu {
         checks: RuntimeChecks,
     ) -> Result<Arc<Kernel>> {
         let key: Key = (
-            spec.name,
+            module_key(spec),
             spec.entry,
             checks,
             constants.iter().map(|(k, v)| (*k, v.to_bits())).collect(),
@@ -247,17 +308,18 @@ impl Gpu {
         {
             return Ok(k.clone());
         }
-        let bindings = reflect(spec.name, spec.source, spec.entry)?;
+        let bindings = reflect(spec)?;
+        let source = composed(spec)?;
         let kernel = self.scoped("pipeline creation", || {
             let device = self.device();
             let module = {
                 let mut modules = cache.modules.lock().unwrap_or_else(|p| p.into_inner());
                 modules
-                    .entry((spec.name, checks))
+                    .entry((module_key(spec), checks))
                     .or_insert_with(|| {
                         let desc = wgpu::ShaderModuleDescriptor {
                             label: Some(spec.name),
-                            source: wgpu::ShaderSource::Wgsl(compose(spec.source).into()),
+                            source: wgpu::ShaderSource::Wgsl(source.into()),
                         };
                         match checks {
                             RuntimeChecks::Checked => device.create_shader_module(desc),
@@ -435,7 +497,13 @@ mod tests {
                 continue;
             }
             let source = std::fs::read_to_string(&path).expect("a shader is readable");
-            let entries = reflect_module(name, &compose(&source))
+            let defs = variants(&source);
+            for d in &defs {
+                let d: Vec<&str> = d.iter().map(|s| s.as_str()).collect();
+                let wgsl = compose(&source, &d).unwrap_or_else(|e| panic!("{name} {d:?}: {e}"));
+                reflect_module(name, &wgsl).unwrap_or_else(|e| panic!("{name} {d:?}: {e}"));
+            }
+            let entries = reflect_module(name, &compose(&source, &[]).unwrap())
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert!(!entries.is_empty(), "{name} has no entry point");
             for (entry, bindings) in &entries {
@@ -448,6 +516,44 @@ mod tests {
             "only {checked} shaders found in {}",
             dir.display()
         );
+    }
+
+    /// Every combination of the names a shader's `#ifdef`s test (at most 2^4).
+    fn variants(source: &str) -> Vec<Vec<String>> {
+        let mut names: Vec<String> = source
+            .lines()
+            .filter_map(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                match w.as_slice() {
+                    ["#ifdef" | "#ifndef", n] => Some(n.to_string()),
+                    _ => None,
+                }
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        assert!(names.len() <= 4, "too many #ifdef names to try: {names:?}");
+        (0..1u32 << names.len())
+            .map(|bits| {
+                (0..names.len())
+                    .filter(|i| bits & (1 << i) != 0)
+                    .map(|i| names[i].clone())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn compose_resolves_ifdef_blocks_and_keeps_line_numbers() {
+        let src = "a\n#ifdef X\nb\n#ifndef Y\nc\n#else\nd\n#endif\n#else\ne\n#endif\nf";
+        let body = |defs: &[&str]| compose(src, defs).unwrap()[PRELUDE.len() + 1..].to_string();
+        assert_eq!(body(&[]), "a\n\n\n\n\n\n\n\n\ne\n\nf\n");
+        assert_eq!(body(&["X"]), "a\n\nb\n\nc\n\n\n\n\n\n\nf\n");
+        assert_eq!(body(&["X", "Y"]), "a\n\nb\n\n\n\nd\n\n\n\n\nf\n");
+        assert!(compose("#ifdef X\n", &[]).is_err());
+        assert!(compose("#endif\n", &[]).is_err());
+        assert!(compose("#else\n", &[]).is_err());
+        assert!(compose("#include x\n", &[]).is_err());
     }
 
     /// The reflected layout is what the WGSL declares: access modes, textures,
@@ -465,7 +571,7 @@ mod tests {
                 w[0] = r[u.x] + textureLoad(t, vec2<u32>(0u), 0).x;
                 textureStore(s, vec2<u32>(0u), vec4<f32>(0.0));
             }";
-        let entries = reflect_module("test", &compose(wgsl)).unwrap();
+        let entries = reflect_module("test", &compose(wgsl, &[]).unwrap()).unwrap();
         let d2 = wgpu::TextureViewDimension::D2;
         assert_eq!(
             *entries["main"],

@@ -107,3 +107,28 @@ pub(crate) async fn read_bytes_async(
     });
     mapped(gpu, staging, bytes, what, rx.receive().await)
 }
+
+/// Maps `staging` (MAP_READ), whose copy was in a submission already waited
+/// on, and copies `bytes` out: how a copy that rode in a call's own submit is read.
+pub(crate) fn map_submitted(
+    gpu: &Gpu,
+    staging: &wgpu::Buffer,
+    bytes: u64,
+    what: &'static str,
+) -> Result<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    staging
+        .slice(..bytes)
+        .map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+    gpu.device()
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| {
+            gpu.check_alive().err().unwrap_or(Error::Readback {
+                what,
+                reason: e.to_string(),
+            })
+        })?;
+    mapped(gpu, staging.clone(), bytes, what, rx.recv().ok())
+}

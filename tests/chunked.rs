@@ -86,14 +86,14 @@ fn the_dense_gradient_of_a_chunked_table_is_chunked_like_it() {
                 );
 
                 // The encode forms: into a chunked gradient, and into one plain tensor.
-                let status = IndexTensor::from_slice(gpu, &[u32::MAX]).unwrap();
+                let status = wgpu_embed::Status::new(gpu).unwrap();
                 let idx_gpu = IndexTensor::from_slice(gpu, &idx).unwrap();
                 let into = emb.dense_gradient_zeros().unwrap();
                 let plain = Tensor::zeros(gpu, &[rows, dim]).unwrap();
                 let mut encoder = gpu.encoder("test");
-                emb.encode_backward_into(&mut encoder, &idx_gpu, &g, &into, status.buffer())
+                emb.encode_backward_into(&mut encoder, &idx_gpu, &g, &into, &status)
                     .unwrap();
-                emb.encode_backward(&mut encoder, &idx_gpu, &g, &plain, status.buffer())
+                emb.encode_backward(&mut encoder, &idx_gpu, &g, &plain, &status)
                     .unwrap();
                 gpu.submit_and_wait(encoder).unwrap();
                 assert_bits_eq(&what, &into.to_dense_vec(rows, dim).unwrap(), &want);

@@ -28,12 +28,48 @@ fn wraps_a_device_the_caller_owns() {
     // Record into the caller's own encoder, submit on the caller's queue.
     let idx = wgpu_embed::IndexTensor::from_slice(&gpu, &[1, 0, 1]).unwrap();
     let out = Tensor::zeros(&gpu, &[3, 2]).unwrap();
-    let status = Tensor::from_slice(&gpu, &[f32::from_bits(u32::MAX)], &[1]).unwrap();
+    let status = wgpu_embed::Status::new(&gpu).unwrap();
     let mut encoder = device.create_command_encoder(&Default::default());
-    emb.encode_forward(&mut encoder, &idx, &out, status.buffer())
+    emb.encode_forward(&mut encoder, &idx, &out, &status)
         .unwrap();
     queue.submit([encoder.finish()]);
     assert_eq!(out.to_vec().unwrap(), [3.0, 4.0, 1.0, 2.0, 3.0, 4.0]);
+    assert_eq!(status.read().unwrap(), None, "every index was in range");
+}
+
+#[test]
+fn a_status_reports_the_first_bad_gpu_index_after_the_callers_submit() {
+    each_gpu(|gpu| {
+        let emb = Embedding::from_pretrained(gpu, &[1.0, 2.0, 3.0, 4.0], 2, 2, true).unwrap();
+        let idx = wgpu_embed::IndexTensor::from_slice(gpu, &[1, 0, 7, 1, 9]).unwrap();
+        let out = Tensor::zeros(gpu, &[5, 2]).unwrap();
+        let status = wgpu_embed::Status::new(gpu).unwrap();
+        let mut encoder = gpu.encoder("test");
+        emb.encode_forward(&mut encoder, &idx, &out, &status)
+            .unwrap();
+        gpu.submit_and_wait(encoder).unwrap();
+        assert_eq!(
+            status.read().unwrap(),
+            Some(2),
+            "position 2 holds the first bad index (7)"
+        );
+        // The bad rows are zero, the good ones gathered.
+        assert_eq!(
+            out.to_vec().unwrap(),
+            [3.0, 4.0, 1.0, 2.0, 0.0, 0.0, 3.0, 4.0, 0.0, 0.0]
+        );
+        // A status from another Gpu (another device) is refused before anything is recorded.
+        let other = common::gpus()
+            .iter()
+            .find(|g| g.describe() != gpu.describe())
+            .expect("the GPU tests run on at least two adapters (lavapipe and GL)");
+        let foreign = wgpu_embed::Status::new(other).unwrap();
+        let mut encoder = gpu.encoder("test");
+        assert!(matches!(
+            emb.encode_forward(&mut encoder, &idx, &out, &foreign),
+            Err(wgpu_embed::Error::DifferentGpu { what: "status" })
+        ));
+    });
 }
 
 #[test]

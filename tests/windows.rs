@@ -159,10 +159,10 @@ fn backward_with_grad_out_past_a_binding_matches_the_twin() {
             assert_bits_eq(&what, &grad.to_dense_vec(rows, dim).unwrap(), &dense);
             // One tensor past a binding as the target of the encode form, then sgd_step with it.
             let plain = Tensor::zeros(gpu, &[rows, dim]).unwrap();
-            let status = IndexTensor::from_slice(gpu, &[u32::MAX]).unwrap();
+            let status = wgpu_embed::Status::new(gpu).unwrap();
             let idx_gpu = IndexTensor::from_slice(gpu, &idx).unwrap();
             let mut encoder = gpu.encoder("test");
-            emb.encode_backward(&mut encoder, &idx_gpu, &g, &plain, status.buffer())
+            emb.encode_backward(&mut encoder, &idx_gpu, &g, &plain, &status)
                 .unwrap();
             gpu.submit_and_wait(encoder).unwrap();
             assert_bits_eq(&what, &plain.to_vec().unwrap(), &dense);

@@ -34,7 +34,7 @@ pub fn embedding_gather(
     }
 }
 
-/// CPU twin of the shader's `gather_f16_*` entry points: the same gather from
+/// CPU twin of the shader's `F16` variants: the same gather from
 /// an f16 table, each element widened to f32 (exactly).
 pub fn embedding_gather_f16(
     num_embeddings: usize,

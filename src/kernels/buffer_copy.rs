@@ -11,6 +11,7 @@ const SPEC: KernelSpec = KernelSpec {
     name: "buffer_copy",
     source: include_str!("../../shaders/buffer_copy.wgsl"),
     entry: "buffer_copy",
+    defs: &[],
 };
 
 #[repr(C)]

@@ -13,6 +13,7 @@ const SPEC: KernelSpec = KernelSpec {
     name: "column_sum",
     source: include_str!("../../shaders/column_sum.wgsl"),
     entry: "column_sum",
+    defs: &[],
 };
 
 /// Small: a Linear layer has hundreds to thousands of columns, not millions.

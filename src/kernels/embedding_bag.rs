@@ -19,12 +19,14 @@ const VEC4: KernelSpec = KernelSpec {
     name: "embedding_bag",
     source: SOURCE,
     entry: "bag_vec4",
+    defs: &[],
 };
 
 const SCALAR: KernelSpec = KernelSpec {
     name: "embedding_bag",
     source: SOURCE,
     entry: "bag_scalar",
+    defs: &[],
 };
 
 #[repr(C)]

@@ -21,6 +21,7 @@ const PADDING: KernelSpec = KernelSpec {
     name: "embedding_bag_backward",
     source: SOURCE,
     entry: "bag_padding",
+    defs: &[],
 };
 
 /// Columns one `psw_grad` dispatch adds per position: a wider row takes
@@ -32,12 +33,14 @@ const EXPAND: KernelSpec = KernelSpec {
     name: "embedding_bag_backward",
     source: SOURCE,
     entry: "bag_expand",
+    defs: &[],
 };
 
 const PSW_GRAD: KernelSpec = KernelSpec {
     name: "embedding_bag_backward",
     source: SOURCE,
     entry: "psw_grad",
+    defs: &[],
 };
 
 #[repr(C)]

@@ -9,33 +9,24 @@ use crate::gpu::Gpu;
 use crate::kernels::{to_u32, LOOP_BUDGET, WORKGROUP_SIZE};
 use crate::pipeline::KernelSpec;
 use crate::recorder::{Recorder, Work};
+use crate::status::Status;
 use crate::tensor::{IndexTensor, Tensor};
 
 const SOURCE: &str = include_str!("../../shaders/embedding_gather.wgsl");
 
-const VEC4: KernelSpec = KernelSpec {
-    name: "embedding_gather",
-    source: SOURCE,
-    entry: "gather_vec4",
-};
-
-const SCALAR: KernelSpec = KernelSpec {
-    name: "embedding_gather",
-    source: SOURCE,
-    entry: "gather_scalar",
-};
-
-const F16_VEC4: KernelSpec = KernelSpec {
-    name: "embedding_gather",
-    source: SOURCE,
-    entry: "gather_f16_vec4",
-};
-
-const F16_SCALAR: KernelSpec = KernelSpec {
-    name: "embedding_gather",
-    source: SOURCE,
-    entry: "gather_f16_scalar",
-};
+/// The variants of the one `gather` body (see the shader's header).
+const fn spec(defs: &'static [&'static str]) -> KernelSpec {
+    KernelSpec {
+        name: "embedding_gather",
+        source: SOURCE,
+        entry: "gather",
+        defs,
+    }
+}
+const VEC4: KernelSpec = spec(&["VEC4"]);
+const SCALAR: KernelSpec = spec(&[]);
+const F16_VEC4: KernelSpec = spec(&["F16", "VEC4"]);
+const F16_SCALAR: KernelSpec = spec(&["F16"]);
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -50,8 +41,7 @@ struct Params {
     _pad: u32,
 }
 
-/// The status word's value when every index was in range.
-pub const STATUS_OK: u32 = u32::MAX;
+pub use crate::status::STATUS_OK;
 
 /// How many invocations share one output row. A CPU adapter (lavapipe) runs
 /// invocations as SIMD lanes and is fastest streaming one row per lane; a GPU
@@ -226,12 +216,6 @@ pub(crate) fn encode_block(
             },
         ),
     ];
-    let (table_slot, out_slot) = match (half, vec4) {
-        (false, true) => (3, 4),
-        (false, false) => (5, 6),
-        (true, true) => (7, 4),
-        (true, false) => (8, 6),
-    };
     let mut rec = Recorder::new(gpu, encoder);
     for window in windows {
         rec.launch(
@@ -241,8 +225,8 @@ pub(crate) fn encode_block(
             &[
                 (1, window.indices),
                 (2, args.status.into()),
-                (table_slot, block.span),
-                (out_slot, window.out),
+                (3, block.span),
+                (4, window.out),
             ],
             Work::InvocationsIn {
                 count: window.n as u64 * tpr as u64,
@@ -253,13 +237,9 @@ pub(crate) fn encode_block(
     Ok(())
 }
 
-const VEC4_CHUNKS4: KernelSpec = KernelSpec {
-    name: "embedding_gather",
-    source: SOURCE,
-    entry: "gather_vec4_chunks4",
-};
+const VEC4_CHUNKS4: KernelSpec = spec(&["CHUNKS4", "VEC4"]);
 
-/// Chunks one `gather_vec4_chunks4` dispatch binds at most.
+/// Chunks one `CHUNKS4` dispatch binds at most.
 pub const CHUNKS_PER_DISPATCH: usize = 4;
 
 /// Up to [`CHUNKS_PER_DISPATCH`] consecutive row-chunks of one f32 table:
@@ -348,11 +328,11 @@ fn encode_group(
             &[
                 (1, window.indices),
                 (2, args.status.into()),
+                (3, slot(0)),
                 (4, window.out),
-                (9, slot(0)),
-                (10, slot(1)),
-                (11, slot(2)),
-                (12, slot(3)),
+                (5, slot(1)),
+                (6, slot(2)),
+                (7, slot(3)),
             ],
             Work::InvocationsIn {
                 count: window.n as u64 * tpr as u64,
@@ -409,7 +389,7 @@ pub fn embedding_gather(table: &Tensor, indices: &IndexTensor) -> Result<Tensor>
     };
     let (num_embeddings, dim) = (*num_embeddings, *dim);
     let out = Tensor::zeros(gpu, &[indices.len(), dim])?;
-    let status = gpu.storage_from("embedding_gather status", &[STATUS_OK])?;
+    let status = Status::new(gpu)?;
     let mut encoder = gpu.encoder("embedding_gather");
     encode(
         gpu,
@@ -420,7 +400,7 @@ pub fn embedding_gather(table: &Tensor, indices: &IndexTensor) -> Result<Tensor>
             dim,
             indices: indices.buffer(),
             n: indices.len(),
-            status: status.raw(),
+            status: status.buffer(),
             out: out.buffer(),
             threads_per_row: None,
             workgroup_size: None,
@@ -428,32 +408,6 @@ pub fn embedding_gather(table: &Tensor, indices: &IndexTensor) -> Result<Tensor>
             chunk: None,
         },
     )?;
-    gpu.submit_and_wait(encoder)?;
-    check_status(gpu, status.raw(), indices, num_embeddings)?;
+    status.submit_and_check(encoder, indices, num_embeddings)?;
     Ok(out)
-}
-
-/// Reads a status word and turns a recorded position into `IndexOutOfRange`.
-pub(crate) fn check_status(
-    gpu: &Gpu,
-    status: &wgpu::Buffer,
-    indices: &IndexTensor,
-    num_embeddings: usize,
-) -> Result<()> {
-    let word: u32 = bytemuck::pod_read_unaligned(&crate::readback::read_bytes(
-        gpu,
-        status,
-        0,
-        4,
-        "gather status",
-    )?);
-    if word == STATUS_OK {
-        return Ok(());
-    }
-    let position = word as usize;
-    Err(Error::IndexOutOfRange {
-        position,
-        index: indices.read_one(position)? as u64,
-        num_embeddings,
-    })
 }

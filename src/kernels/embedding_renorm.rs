@@ -13,6 +13,7 @@ const SPEC: KernelSpec = KernelSpec {
     name: "embedding_renorm",
     source: include_str!("../../shaders/embedding_renorm.wgsl"),
     entry: "embedding_renorm",
+    defs: &[],
 };
 
 #[repr(C)]

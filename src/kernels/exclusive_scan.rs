@@ -14,22 +14,26 @@ const REDUCE: KernelSpec = KernelSpec {
     name: "exclusive_scan",
     source: SOURCE,
     entry: "scan_reduce",
+    defs: &[],
 };
 const BLOCK_SUMS: KernelSpec = KernelSpec {
     name: "exclusive_scan",
     source: SOURCE,
     entry: "scan_block_sums",
+    defs: &[],
 };
 const APPLY: KernelSpec = KernelSpec {
     name: "exclusive_scan",
     source: SOURCE,
     entry: "scan_apply",
+    defs: &[],
 };
 
 const SINGLE: KernelSpec = KernelSpec {
     name: "exclusive_scan",
     source: SOURCE,
     entry: "scan_single",
+    defs: &[],
 };
 
 /// Up to this many elements the scan is one dispatch of one workgroup

@@ -15,6 +15,7 @@ const SPEC: KernelSpec = KernelSpec {
     name: "fma_peak",
     source: include_str!("../../shaders/fma_peak.wgsl"),
     entry: "fma_peak",
+    defs: &[],
 };
 
 const WORKGROUP_SIZE: u32 = 64;

@@ -47,6 +47,7 @@ impl RegisterTile {
                 RegisterTile::R16x16 => "matmul_16x16",
                 RegisterTile::Texture32x32 => return texture::PRODUCT,
             },
+            defs: &[],
         }
     }
 }
@@ -63,7 +64,55 @@ struct Params {
     /// 0 or 1: uniform branches, not override constants (see the shader).
     trans_a: u32,
     trans_b: u32,
-    _pad: [u32; 2],
+    /// `matmul_epilogue` only: add the bias, add the old C.
+    has_bias: u32,
+    accumulate: u32,
+    _pad: [u32; 3],
+}
+
+/// One dispatch of the product over a K range, with its override constants;
+/// `epilogue`: the product goes to a scratch buffer and `matmul_epilogue`
+/// adds the bias and the old C (see [`fused_extras`]).
+pub(super) struct Dispatch {
+    params: Params,
+    constants: Vec<(&'static str, f64)>,
+    epilogue: bool,
+}
+
+/// Whether the products add the bias and the old C themselves (override
+/// constants: four pipelines per tile shape) or leave them to
+/// `matmul_epilogue`. GPUs fuse: their compilers build a pipeline in
+/// milliseconds and the second pass would cost a read and write of C. CPU
+/// rasterizers do not: there every product pipeline takes tens of seconds
+/// to compile (about 50 s for the texture product on lavapipe), and the
+/// epilogue is cheap next to the product.
+fn fused_extras(gpu: &Gpu) -> bool {
+    gpu.adapter_info().device_type != wgpu::DeviceType::Cpu
+}
+
+const EPILOGUE: KernelSpec = KernelSpec {
+    name: "matmul",
+    source: SOURCE,
+    entry: "matmul_epilogue",
+    defs: &[],
+};
+
+/// Records `c = product (+ bias) (+ c)` as the dispatch's flags say.
+pub(super) fn epilogue(
+    rec: &mut Recorder,
+    d: &Dispatch,
+    bias: &wgpu::Buffer,
+    product: &wgpu::Buffer,
+    c: &wgpu::Buffer,
+) -> Result<()> {
+    rec.launch_checked(
+        &EPILOGUE,
+        &[],
+        RuntimeChecks::Unchecked,
+        &d.params,
+        &[(3, bias.into()), (4, c.into()), (8, product.into())],
+        Work::Invocations(d.params.m as u64 * d.params.n as u64),
+    )
 }
 
 /// Products of K per dispatch on CPU rasterizers, which cut an invocation's
@@ -331,11 +380,14 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &MatmulArgs) 
     let k32 = to_u32("matmul K", k)?;
     // One dispatch per K range: the first as asked, the rest adding to C
     // (and the bias already added once).
-    let dispatches: Vec<(Params, Vec<(&'static str, f64)>)> = k_chunks(gpu, k, &tiles)
+    let fused = fused_extras(gpu);
+    let dispatches: Vec<Dispatch> = k_chunks(gpu, k, &tiles)
         .into_iter()
         .enumerate()
         .map(|(i, range)| {
             let first = i == 0;
+            let (has_bias, accumulate) = (first && args.bias.is_some(), o.accumulate || !first);
+            let epilogue = !fused && (has_bias || accumulate);
             let params = Params {
                 m: m as u32,
                 n: n as u32,
@@ -344,14 +396,29 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &MatmulArgs) 
                 k_end: range.end as u32,
                 trans_a: o.trans_a.into(),
                 trans_b: o.trans_b.into(),
-                _pad: [0; 2],
+                has_bias: has_bias.into(),
+                accumulate: accumulate.into(),
+                _pad: [0; 3],
             };
-            let constants = constants(&tiles, first && args.bias.is_some(), o.accumulate || !first);
-            (params, constants)
+            let constants = if epilogue {
+                constants(&tiles, false, false)
+            } else {
+                constants(&tiles, has_bias, accumulate)
+            };
+            Dispatch {
+                params,
+                constants,
+                epilogue,
+            }
         })
         .collect();
     // Without a bias the shader never reads binding 3; A stands in for it.
     let bias = args.bias.unwrap_or(args.a);
+    // The products that leave the extras to the epilogue write here.
+    let scratch = match dispatches.iter().any(|d| d.epilogue) {
+        true => Some(gpu.storage("matmul product before the epilogue", (m * n) as u64 * 4)?),
+        false => None,
+    };
     let mut rec = Recorder::new(gpu, encoder);
     if tiles.register == RegisterTile::Texture32x32 {
         return texture::encode(
@@ -363,26 +430,34 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &MatmulArgs) 
                 b: args.b,
                 bias,
                 c: args.c,
+                scratch: scratch.as_ref().map(|s| s.raw()),
                 groups: (groups_x, groups_y),
                 wg: (tiles.wg_x, tiles.wg_y),
                 packed,
             },
         );
     }
-    for (params, constants) in &dispatches {
+    for d in &dispatches {
+        let out = match (&scratch, d.epilogue) {
+            (Some(s), true) => s.raw(),
+            _ => args.c,
+        };
         rec.launch_checked(
             &tiles.register.spec(),
-            constants,
+            &d.constants,
             RuntimeChecks::Unchecked,
-            params,
+            &d.params,
             &[
                 (1, args.a.into()),
                 (2, args.b.into()),
                 (3, bias.into()),
-                (4, args.c.into()),
+                (4, out.into()),
             ],
             Work::Grid(groups_x, groups_y),
         )?;
+        if let (Some(s), true) = (&scratch, d.epilogue) {
+            epilogue(&mut rec, d, bias, s.raw(), args.c)?;
+        }
     }
     Ok(())
 }

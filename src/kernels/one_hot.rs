@@ -12,6 +12,7 @@ const SPEC: KernelSpec = KernelSpec {
     name: "one_hot",
     source: include_str!("../../shaders/one_hot.wgsl"),
     entry: "one_hot",
+    defs: &[],
 };
 
 #[repr(C)]

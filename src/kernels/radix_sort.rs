@@ -15,11 +15,13 @@ const COUNT: KernelSpec = KernelSpec {
     name: "radix_sort",
     source: SOURCE,
     entry: "radix_count",
+    defs: &[],
 };
 const SCATTER: KernelSpec = KernelSpec {
     name: "radix_sort",
     source: SOURCE,
     entry: "radix_scatter",
+    defs: &[],
 };
 
 /// Elements per workgroup (64 invocations × 16 elements).

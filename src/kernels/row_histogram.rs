@@ -12,6 +12,7 @@ const SPEC: KernelSpec = KernelSpec {
     name: "row_histogram",
     source: include_str!("../../shaders/row_histogram.wgsl"),
     entry: "row_histogram",
+    defs: &[],
 };
 
 #[repr(C)]

@@ -15,6 +15,7 @@ const SPEC: KernelSpec = KernelSpec {
     name: "scatter_add_atomic",
     source: include_str!("../../shaders/scatter_add_atomic.wgsl"),
     entry: "scatter_add_atomic",
+    defs: &[],
 };
 
 #[repr(C)]

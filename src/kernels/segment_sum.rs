@@ -24,6 +24,7 @@ const fn spec(entry: &'static str) -> KernelSpec {
         name: "segment_sum",
         source: SOURCE,
         entry,
+        defs: &[],
     }
 }
 

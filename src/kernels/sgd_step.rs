@@ -11,6 +11,7 @@ const SPEC: KernelSpec = KernelSpec {
     name: "sgd_step",
     source: include_str!("../../shaders/sgd_step.wgsl"),
     entry: "sgd_step",
+    defs: &[],
 };
 
 #[repr(C)]

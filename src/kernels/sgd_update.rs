@@ -14,11 +14,13 @@ const DENSE: KernelSpec = KernelSpec {
     name: "sgd_update",
     source: SOURCE,
     entry: "sgd_dense",
+    defs: &[],
 };
 const SPARSE: KernelSpec = KernelSpec {
     name: "sgd_update",
     source: SOURCE,
     entry: "sgd_sparse",
+    defs: &[],
 };
 
 #[repr(C)]

@@ -116,6 +116,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &FillArgs) ->
         name: "uniform_init",
         source: SOURCE,
         entry,
+        defs: &[],
     };
     let wg = args.workgroup_size.unwrap_or(WORKGROUP_SIZE);
     let max_wg = gpu

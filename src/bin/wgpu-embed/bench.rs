@@ -2,7 +2,6 @@
 //! time and memory, at each vocabulary size, on one adapter.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use wgpu_embed::kernels::embedding_gather::STATUS_OK;
 use wgpu_embed::kernels::matmul::{self, MatmulArgs, MatmulOptions};
 use wgpu_embed::kernels::one_hot;
 use wgpu_embed::{Embedding, EmbeddingOptions, Error, Gpu, IndexTensor, Result, Tensor};
@@ -84,11 +83,11 @@ fn gather_path(
     let before = gpu.memory_live();
     let (staging, idx_buf) = index_buffers(gpu, idx)?;
     let out = Tensor::zeros(gpu, &[n, dim])?;
-    let status = Tensor::from_slice(gpu, &[f32::from_bits(STATUS_OK)], &[1])?;
+    let status = wgpu_embed::Status::new(gpu)?;
     // The layer's own lookup: it also handles tables split into row-chunks.
     let forward = sample(gpu, plan, |enc| {
         record_upload(enc, &staging, &idx_buf);
-        emb.encode_forward(enc, &idx_buf, &out, status.buffer())
+        emb.encode_forward(enc, &idx_buf, &out, &status)
     })?;
     let forward_extra = gpu.memory_peak() - before;
     // A dense gradient is as large as the table, and stored like it (in
@@ -193,9 +192,9 @@ fn gather_backward(
     grad_out: &Tensor,
 ) -> Result<(Vec<f64>, Vec<f32>)> {
     let grad = emb.dense_gradient_zeros()?;
-    let status = Tensor::from_slice(gpu, &[f32::from_bits(STATUS_OK)], &[1])?;
+    let status = wgpu_embed::Status::new(gpu)?;
     let times = sample(gpu, plan, |enc| {
-        emb.encode_backward_into(enc, idx, grad_out, &grad, status.buffer())
+        emb.encode_backward_into(enc, idx, grad_out, &grad, &status)
     })?;
     Ok((times, grad.to_dense_vec(emb.num_embeddings(), emb.dim())?))
 }

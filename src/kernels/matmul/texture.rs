@@ -4,7 +4,7 @@
 //! textures, then multiply reading only texels, 32 × 32 outputs per
 //! invocation. Three dispatches, recorded into the caller's encoder.
 
-use super::{Params, SOURCE};
+use super::{Dispatch, SOURCE};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::memory::GpuTexture;
@@ -18,16 +18,19 @@ const PACK_A: KernelSpec = KernelSpec {
     name: "matmul",
     source: SOURCE,
     entry: "matmul_pack_a",
+    defs: &[],
 };
 const PACK_B: KernelSpec = KernelSpec {
     name: "matmul",
     source: SOURCE,
     entry: "matmul_pack_b",
+    defs: &[],
 };
 pub(super) const PRODUCT: KernelSpec = KernelSpec {
     name: "matmul",
     source: SOURCE,
     entry: "matmul_texture",
+    defs: &[],
 };
 
 /// Texture sizes for one product on a `groups_x × groups_y` grid of
@@ -63,10 +66,12 @@ pub(super) fn fits(gpu: &Gpu, packed: &Packed) -> bool {
 }
 
 pub(super) struct TextureArgs<'a> {
-    /// One product dispatch per entry (a K range; see `k_chunks`) with its
-    /// override constants; the first one's uniform (its transposes) and
-    /// workgroup shape also drive the packing kernels.
-    pub dispatches: &'a [(Params, Vec<(&'static str, f64)>)],
+    /// One product dispatch per entry (a K range; see `k_chunks`); the first
+    /// one's uniform (its transposes) and workgroup shape also drive the
+    /// packing kernels.
+    pub dispatches: &'a [Dispatch],
+    /// Where the products that leave the bias and the old C to the epilogue write.
+    pub scratch: Option<&'a wgpu::Buffer>,
     pub a: &'a wgpu::Buffer,
     pub b: &'a wgpu::Buffer,
     pub bias: &'a wgpu::Buffer,
@@ -130,7 +135,7 @@ fn pack(
     }
     let kernel = gpu.kernel_with_checks(
         spec,
-        &only(&args.dispatches[0].1, &["WG_X", "WG_Y"]),
+        &only(&args.dispatches[0].constants, &["WG_X", "WG_Y"]),
         RuntimeChecks::Unchecked,
     )?;
     let view = texture.view();
@@ -171,7 +176,7 @@ fn only(constants: &[(&'static str, f64)], names: &[&str]) -> Vec<(&'static str,
 
 /// Records the two packing passes and the product (one dispatch per K range).
 pub(super) fn encode(gpu: &Gpu, rec: &mut Recorder, args: &TextureArgs) -> Result<()> {
-    let Some((first, _)) = args.dispatches.first() else {
+    let Some(first) = args.dispatches.first().map(|d| &d.params) else {
         return Ok(());
     };
     let uniform = gpu.uniform("matmul params", first)?;
@@ -207,13 +212,17 @@ pub(super) fn encode(gpu: &Gpu, rec: &mut Recorder, args: &TextureArgs) -> Resul
         "matmul packed B",
     )?;
     let (a_view, b_view) = (a.view(), b.view());
-    for (params, constants) in args.dispatches {
+    for d in args.dispatches {
         let kernel = gpu.kernel_with_checks(
             &PRODUCT,
-            &only(constants, &["WG_X", "WG_Y", "HAS_BIAS", "ACCUMULATE"]),
+            &only(&d.constants, &["WG_X", "WG_Y", "HAS_BIAS", "ACCUMULATE"]),
             RuntimeChecks::Unchecked,
         )?;
-        let uniform = gpu.uniform("matmul params", params)?;
+        let out = match (args.scratch, d.epilogue) {
+            (Some(s), true) => s,
+            _ => args.c,
+        };
+        let uniform = gpu.uniform("matmul params", &d.params)?;
         let bind = kernel.bind_resources(
             gpu,
             &[
@@ -227,7 +236,7 @@ pub(super) fn encode(gpu: &Gpu, rec: &mut Recorder, args: &TextureArgs) -> Resul
                 },
                 wgpu::BindGroupEntry {
                     binding: 4,
-                    resource: args.c.as_entire_binding(),
+                    resource: out.as_entire_binding(),
                 },
                 wgpu::BindGroupEntry {
                     binding: 6,
@@ -240,6 +249,9 @@ pub(super) fn encode(gpu: &Gpu, rec: &mut Recorder, args: &TextureArgs) -> Resul
             ],
         );
         rec.dispatch(&kernel, &bind, Work::Grid(args.groups.0, args.groups.1));
+        if let (Some(scratch), true) = (args.scratch, d.epilogue) {
+            super::epilogue(rec, d, args.bias, scratch, args.c)?;
+        }
     }
     Ok(())
 }

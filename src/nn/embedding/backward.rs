@@ -21,16 +21,16 @@
 use std::ops::Range;
 
 use super::sort::encode_sort;
+use super::IndexCheck;
 use crate::error::{Error, Result};
-use crate::kernels::embedding_gather::{check_status, STATUS_OK};
 use crate::kernels::exclusive_scan::{self, ScanArgs};
 use crate::kernels::row_histogram::{self, HistogramArgs};
 use crate::kernels::scatter_add_atomic::{self, AtomicArgs};
 use crate::kernels::segment_sum::{self, SegmentOutput, SegmentTarget};
-use crate::memory::GpuBuffer;
 use crate::nn::check_indices;
 use crate::nn::weight::Weight;
 use crate::nn::{Embedding, Gradient, GradientMode};
+use crate::status::Status;
 use crate::tensor::{IndexTensor, Tensor};
 
 impl Embedding {
@@ -68,7 +68,7 @@ impl Embedding {
         self.check_grad_out(indices.len(), grad_out)?;
         check_indices(indices, self.num_embeddings)?;
         let idx = IndexTensor::from_slice(&self.gpu, indices)?;
-        self.backward_gpu(&idx, grad_out)
+        self.backward_with(&idx, grad_out, IndexCheck::Host)
     }
 
     /// [`backward`](Self::backward) for indices already on the GPU; an
@@ -77,16 +77,25 @@ impl Embedding {
         self.check_trainable()?;
         indices.check_gpu(&self.gpu, "indices")?;
         self.check_grad_out(indices.len(), grad_out)?;
-        let gpu = &self.gpu;
-        let status = gpu.storage_from("gradient status", &[STATUS_OK])?;
+        self.backward_with(indices, grad_out, IndexCheck::Gpu)
+    }
+
+    /// The backward after the checks, reading the status back only when the
+    /// host did not check the indices.
+    fn backward_with(
+        &self,
+        indices: &IndexTensor,
+        grad_out: &Tensor,
+        check: IndexCheck,
+    ) -> Result<Gradient> {
+        let status = Status::new(&self.gpu)?;
         if self.options.sparse {
-            return self.backward_sparse(indices, grad_out, &status);
+            return self.backward_sparse(indices, grad_out, &status, check);
         }
         let grad = self.dense_gradient_zeros()?;
-        let mut encoder = gpu.encoder("Embedding::backward");
-        self.encode_backward_into(&mut encoder, indices, grad_out, &grad, status.raw())?;
-        gpu.submit_and_wait(encoder)?;
-        check_status(gpu, status.raw(), indices, self.num_embeddings)?;
+        let mut encoder = self.gpu.encoder("Embedding::backward");
+        self.encode_backward_into(&mut encoder, indices, grad_out, &grad, &status)?;
+        self.submit_checked(encoder, &status, indices, check)?;
         Ok(grad)
     }
 
@@ -107,7 +116,8 @@ impl Embedding {
         &self,
         indices: &IndexTensor,
         grad_out: &Tensor,
-        status: &GpuBuffer,
+        status: &Status,
+        check: IndexCheck,
     ) -> Result<Gradient> {
         let gpu = &self.gpu;
         let (v, dim) = (self.num_embeddings, self.dim);
@@ -116,7 +126,7 @@ impl Embedding {
         let rows = gpu.storage("sparse gradient rows", capacity as u64 * 4)?;
         let values = gpu.storage("sparse gradient values", capacity as u64 * dim as u64 * 4)?;
         let mut encoder = gpu.encoder("Embedding::backward (sparse)");
-        let batch = encode_sort(gpu, &mut encoder, indices, v, status.raw())?;
+        let batch = encode_sort(gpu, &mut encoder, indices, v, status.buffer())?;
         exclusive_scan::encode(
             gpu,
             &mut encoder,
@@ -139,11 +149,10 @@ impl Embedding {
         segment_sum::encode(
             gpu,
             &mut encoder,
-            &self.segment_args(&batch, indices, grad_out, status.raw()),
+            &self.segment_args(&batch, indices, grad_out, status.buffer()),
             &[target],
         )?;
-        gpu.submit_and_wait(encoder)?;
-        check_status(gpu, status.raw(), indices, v)?;
+        self.submit_checked(encoder, status, indices, check)?;
         let unique_bytes =
             crate::readback::read_bytes(gpu, ranks.raw(), v as u64 * 4, 4, "sparse row count")?;
         let unique = (bytemuck::pod_read_unaligned::<u32>(&unique_bytes) as usize).min(capacity);
@@ -161,8 +170,8 @@ impl Embedding {
 
     /// Records the dense gradient into `grad` (`[num_embeddings, dim]`, every
     /// row overwritten) in the caller's encoder, by the options' gradient
-    /// mode. `status` is one u32 set to `STATUS_OK` (`u32::MAX`); the kernels
-    /// lower it to the first out-of-range position. `grad` may be past one
+    /// mode. `status` ([`Status::new`]) records the first out-of-range
+    /// position for [`Status::read`] after the submit. `grad` may be past one
     /// storage binding (it is written in windows); for a gradient past one
     /// buffer use [`encode_backward_into`](Self::encode_backward_into).
     pub fn encode_backward(
@@ -171,7 +180,7 @@ impl Embedding {
         indices: &IndexTensor,
         grad_out: &Tensor,
         grad: &Tensor,
-        status: &wgpu::Buffer,
+        status: &Status,
     ) -> Result<()> {
         self.encode_backward_into(
             encoder,
@@ -191,10 +200,12 @@ impl Embedding {
         indices: &IndexTensor,
         grad_out: &Tensor,
         grad: &Gradient,
-        status: &wgpu::Buffer,
+        status: &Status,
     ) -> Result<()> {
         self.check_trainable()?;
         indices.check_gpu(&self.gpu, "indices")?;
+        status.check_gpu(&self.gpu, "status")?;
+        let status = status.buffer();
         self.check_grad_out(indices.len(), grad_out)?;
         let blocks = self.dense_blocks(
             grad,

@@ -3,11 +3,12 @@
 
 use super::Embedding;
 use crate::error::{Error, Result};
-use crate::kernels::embedding_gather::{self, GatherArgs, STATUS_OK};
+use crate::kernels::embedding_gather::{self, GatherArgs};
 use crate::kernels::embedding_renorm::{self, RenormArgs};
 use crate::kernels::row_histogram::{self, HistogramArgs};
 use crate::nn::check_indices;
 use crate::nn::weight::DType;
+use crate::status::Status;
 use crate::tensor::{IndexTensor, Tensor};
 
 impl Embedding {
@@ -18,11 +19,10 @@ impl Embedding {
         check_indices(indices, self.num_embeddings)?;
         let idx = IndexTensor::from_slice(&self.gpu, indices)?;
         let out = self.alloc_output(indices.len())?;
-        let status = self
-            .gpu
-            .storage_from("embedding_gather status", &[STATUS_OK])?;
+        // Checked above: the kernel's status word cannot be set, so it is not read.
+        let status = Status::new(&self.gpu)?;
         let mut encoder = self.gpu.encoder("Embedding::forward");
-        self.encode_forward(&mut encoder, &idx, &out, status.raw())?;
+        self.encode_forward(&mut encoder, &idx, &out, &status)?;
         self.gpu.submit_and_wait(encoder)?;
         Ok(out)
     }
@@ -32,19 +32,16 @@ impl Embedding {
     pub fn forward_gpu(&self, indices: &IndexTensor) -> Result<Tensor> {
         indices.check_gpu(&self.gpu, "indices")?;
         let out = self.alloc_output(indices.len())?;
-        let status = self
-            .gpu
-            .storage_from("embedding_gather status", &[STATUS_OK])?;
+        let status = Status::new(&self.gpu)?;
         let mut encoder = self.gpu.encoder("Embedding::forward_gpu");
-        self.encode_forward(&mut encoder, indices, &out, status.raw())?;
-        self.gpu.submit_and_wait(encoder)?;
-        embedding_gather::check_status(&self.gpu, status.raw(), indices, self.num_embeddings)?;
+        self.encode_forward(&mut encoder, indices, &out, &status)?;
+        status.submit_and_check(encoder, indices, self.num_embeddings)?;
         Ok(out)
     }
 
     /// Records the lookup into the caller's encoder: `out` must be
-    /// `[indices.len(), dim]`; `status` one u32 set to `STATUS_OK` that the
-    /// kernel lowers to the first out-of-range position. With `max_norm`, the
+    /// `[indices.len(), dim]`; `status` ([`Status::new`]) records the first
+    /// out-of-range position for [`Status::read`] after the submit. With `max_norm`, the
     /// renormalisation (`row_histogram` then `embedding_renorm`, skipped
     /// entirely when an index is out of range) is recorded before the gather.
     pub fn encode_forward(
@@ -52,9 +49,11 @@ impl Embedding {
         encoder: &mut wgpu::CommandEncoder,
         indices: &IndexTensor,
         out: &Tensor,
-        status: &wgpu::Buffer,
+        status: &Status,
     ) -> Result<()> {
         indices.check_gpu(&self.gpu, "indices")?;
+        status.check_gpu(&self.gpu, "status")?;
+        let status = status.buffer();
         out.check_gpu(&self.gpu, "output tensor")?;
         if out.shape() != [indices.len(), self.dim] {
             return Err(Error::ShapeMismatch {

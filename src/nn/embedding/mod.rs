@@ -14,15 +14,46 @@
 //! Loading from and saving to files is in `nn/files.rs`; the gradient's
 //! types, [`Gradient`](crate::nn::Gradient) and [`GradientMode`], in `nn/gradient.rs`.
 
+use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::nn::weight::{DType, Weight};
 use crate::nn::GradientMode;
+use crate::status::Status;
+use crate::tensor::IndexTensor;
 
 mod backward;
 mod forward;
 mod init;
 mod sort;
 mod update;
+
+/// Who checked a call's indices against the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum IndexCheck {
+    /// The host, before the call (indices from a slice): the status word
+    /// cannot be set, so it is not read back.
+    Host,
+    /// Nobody yet (an `IndexTensor`): the kernels set the status word, and
+    /// its copy rides in the call's submit.
+    Gpu,
+}
+
+impl Embedding {
+    /// Submits `encoder` and waits; with [`IndexCheck::Gpu`], also reads the
+    /// status word back and turns a bad index into `IndexOutOfRange`.
+    pub(super) fn submit_checked(
+        &self,
+        encoder: wgpu::CommandEncoder,
+        status: &Status,
+        indices: &IndexTensor,
+        check: IndexCheck,
+    ) -> Result<()> {
+        match check {
+            IndexCheck::Host => self.gpu.submit_and_wait(encoder),
+            IndexCheck::Gpu => status.submit_and_check(encoder, indices, self.num_embeddings),
+        }
+    }
+}
 
 /// The seed `Embedding::new` initialises from, so two runs give the same table.
 pub const DEFAULT_SEED: u64 = 0x5EED_0000_0000_0001;

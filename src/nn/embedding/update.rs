@@ -4,12 +4,13 @@
 //! per chunk; the sort and the tile partials of a fused update run once.
 
 use super::sort::encode_sort;
+use super::IndexCheck;
 use crate::error::{Error, Result};
-use crate::kernels::embedding_gather::{check_status, STATUS_OK};
 use crate::kernels::segment_sum::{self, SegmentOutput, SegmentTarget};
 use crate::kernels::sgd_update::{self, SgdArgs, SgdGrad};
 use crate::nn::check_indices;
 use crate::nn::{Embedding, Gradient, GradientMode};
+use crate::status::Status;
 use crate::tensor::{IndexTensor, Tensor};
 
 impl Embedding {
@@ -102,7 +103,7 @@ impl Embedding {
         check_rate("lr", lr)?;
         check_indices(indices, self.num_embeddings)?;
         let idx = IndexTensor::from_slice(&self.gpu, indices)?;
-        self.backward_sgd_gpu(&idx, grad_out, lr)
+        self.backward_sgd_with(&idx, grad_out, lr, IndexCheck::Host)
     }
 
     /// [`backward_sgd`](Self::backward_sgd) for indices on the GPU. An
@@ -113,26 +114,38 @@ impl Embedding {
         grad_out: &Tensor,
         lr: f32,
     ) -> Result<()> {
-        if self.options.gradient_mode == GradientMode::Atomic {
-            // Two submits: the status is checked before the weights are touched.
-            let grad = self.backward_dense_atomic(indices, grad_out)?;
-            return self.sgd_step(&grad, lr);
-        }
-        let gpu = self.gpu.clone();
-        let status = gpu.storage_from("gradient status", &[STATUS_OK])?;
-        let mut encoder = gpu.encoder("Embedding::backward_sgd");
-        self.encode_backward_sgd(&mut encoder, indices, grad_out, lr, status.raw())?;
-        gpu.submit_and_wait(encoder)?;
-        check_status(&gpu, status.raw(), indices, self.num_embeddings)
+        self.backward_sgd_with(indices, grad_out, lr, IndexCheck::Gpu)
     }
 
-    fn backward_dense_atomic(&self, indices: &IndexTensor, grad_out: &Tensor) -> Result<Gradient> {
-        let status = self.gpu.storage_from("gradient status", &[STATUS_OK])?;
+    fn backward_sgd_with(
+        &mut self,
+        indices: &IndexTensor,
+        grad_out: &Tensor,
+        lr: f32,
+        check: IndexCheck,
+    ) -> Result<()> {
+        if self.options.gradient_mode == GradientMode::Atomic {
+            // Two submits: the status is checked before the weights are touched.
+            let grad = self.backward_dense_atomic(indices, grad_out, check)?;
+            return self.sgd_step(&grad, lr);
+        }
+        let status = Status::new(&self.gpu)?;
+        let mut encoder = self.gpu.encoder("Embedding::backward_sgd");
+        self.encode_backward_sgd(&mut encoder, indices, grad_out, lr, &status)?;
+        self.submit_checked(encoder, &status, indices, check)
+    }
+
+    fn backward_dense_atomic(
+        &self,
+        indices: &IndexTensor,
+        grad_out: &Tensor,
+        check: IndexCheck,
+    ) -> Result<Gradient> {
+        let status = Status::new(&self.gpu)?;
         let grad = self.dense_gradient_zeros()?;
         let mut encoder = self.gpu.encoder("Embedding::backward (atomic)");
-        self.encode_backward_into(&mut encoder, indices, grad_out, &grad, status.raw())?;
-        self.gpu.submit_and_wait(encoder)?;
-        check_status(&self.gpu, status.raw(), indices, self.num_embeddings)?;
+        self.encode_backward_into(&mut encoder, indices, grad_out, &grad, &status)?;
+        self.submit_checked(encoder, &status, indices, check)?;
         Ok(grad)
     }
 
@@ -145,8 +158,10 @@ impl Embedding {
         indices: &IndexTensor,
         grad_out: &Tensor,
         lr: f32,
-        status: &wgpu::Buffer,
+        status: &Status,
     ) -> Result<()> {
+        status.check_gpu(&self.gpu, "status")?;
+        let status = status.buffer();
         self.check_trainable()?;
         indices.check_gpu(&self.gpu, "indices")?;
         self.check_grad_out(indices.len(), grad_out)?;
@@ -198,7 +213,7 @@ impl Embedding {
         check_rate("eps", eps)?;
         check_indices(indices, self.num_embeddings)?;
         let idx = IndexTensor::from_slice(&self.gpu, indices)?;
-        self.backward_adagrad_gpu(&idx, grad_out, state, lr, eps)
+        self.backward_adagrad_with(&idx, grad_out, state, (lr, eps), IndexCheck::Host)
     }
 
     /// [`backward_adagrad`](Self::backward_adagrad) for indices on the GPU.
@@ -210,20 +225,21 @@ impl Embedding {
         lr: f32,
         eps: f32,
     ) -> Result<()> {
-        let gpu = self.gpu.clone();
-        let status = gpu.storage_from("gradient status", &[STATUS_OK])?;
-        let mut encoder = gpu.encoder("Embedding::backward_adagrad");
-        self.encode_backward_adagrad(
-            &mut encoder,
-            indices,
-            grad_out,
-            state,
-            lr,
-            eps,
-            status.raw(),
-        )?;
-        gpu.submit_and_wait(encoder)?;
-        check_status(&gpu, status.raw(), indices, self.num_embeddings)
+        self.backward_adagrad_with(indices, grad_out, state, (lr, eps), IndexCheck::Gpu)
+    }
+
+    fn backward_adagrad_with(
+        &mut self,
+        indices: &IndexTensor,
+        grad_out: &Tensor,
+        state: &mut Tensor,
+        (lr, eps): (f32, f32),
+        check: IndexCheck,
+    ) -> Result<()> {
+        let status = Status::new(&self.gpu)?;
+        let mut encoder = self.gpu.encoder("Embedding::backward_adagrad");
+        self.encode_backward_adagrad(&mut encoder, indices, grad_out, state, lr, eps, &status)?;
+        self.submit_checked(encoder, &status, indices, check)
     }
 
     fn check_state(&self, state: &Tensor) -> Result<()> {
@@ -249,8 +265,10 @@ impl Embedding {
         state: &Tensor,
         lr: f32,
         eps: f32,
-        status: &wgpu::Buffer,
+        status: &Status,
     ) -> Result<()> {
+        status.check_gpu(&self.gpu, "status")?;
+        let status = status.buffer();
         self.check_trainable()?;
         indices.check_gpu(&self.gpu, "indices")?;
         self.check_grad_out(indices.len(), grad_out)?;

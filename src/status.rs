@@ -1,0 +1,102 @@
+//! [`Status`]: the word through which a kernel reports a bad GPU-resident
+//! index, and its readback.
+//!
+//! Indices that live on the GPU ([`IndexTensor`]) cannot be checked on the
+//! host before a call. The kernels that read them check every index against
+//! the table and, on a bad one, skip its work and lower the status word to
+//! its position (atomically: the smallest bad position wins), so the word
+//! reads "first bad position, or none" (`STATUS_OK`, `shaders/prelude.wgsl`).
+//! The word's copy is recorded into the call's own encoder after the
+//! kernels, so reading it back costs a map, not a second submit. Calls whose
+//! indices were checked on the host never read it back.
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::memory::GpuBuffer;
+use crate::tensor::IndexTensor;
+
+/// The status word's value when every index was in range (`STATUS_OK` in the shaders).
+pub const STATUS_OK: u32 = u32::MAX;
+
+/// A status word on the GPU, set to [`STATUS_OK`], with the staging buffer
+/// its copy lands in. Pass it to the `encode_*` calls that take indices on
+/// the GPU; after their submit, [`Status::read`] says whether one was bad.
+pub struct Status {
+    gpu: Gpu,
+    word: GpuBuffer,
+    staging: wgpu::Buffer,
+}
+
+impl Status {
+    /// A fresh word: no bad index seen.
+    pub fn new(gpu: &Gpu) -> Result<Status> {
+        let word = gpu.storage_from("status word", &[STATUS_OK])?;
+        let staging = gpu.scoped("status staging", || {
+            Ok(gpu.device().create_buffer(&wgpu::BufferDescriptor {
+                label: Some("status staging"),
+                size: 4,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }))
+        })?;
+        Ok(Status {
+            gpu: gpu.clone(),
+            word,
+            staging,
+        })
+    }
+
+    /// The word itself (one u32), for the low-level `kernels::*::encode` calls.
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        self.word.raw()
+    }
+
+    pub(crate) fn check_gpu(&self, gpu: &Gpu, what: &'static str) -> Result<()> {
+        if !self.gpu.same(gpu) {
+            return Err(Error::DifferentGpu { what });
+        }
+        Ok(())
+    }
+
+    /// The first bad position the kernels recorded, or `None`. Waits for the
+    /// GPU: call it after the submit of the work that used this status.
+    pub fn read(&self) -> Result<Option<usize>> {
+        let word: u32 = bytemuck::pod_read_unaligned(&crate::readback::read_bytes(
+            &self.gpu,
+            self.word.raw(),
+            0,
+            4,
+            "status word",
+        )?);
+        Ok((word != STATUS_OK).then_some(word as usize))
+    }
+
+    /// Records the word's copy into `encoder` (after the kernels), submits
+    /// it and waits, then turns a recorded position into `IndexOutOfRange`
+    /// naming the position and the index found there.
+    pub(crate) fn submit_and_check(
+        &self,
+        mut encoder: wgpu::CommandEncoder,
+        indices: &IndexTensor,
+        num_embeddings: usize,
+    ) -> Result<()> {
+        encoder.copy_buffer_to_buffer(self.word.raw(), 0, &self.staging, 0, 4);
+        self.gpu.submit_and_wait(encoder)?;
+        let bytes = crate::readback::map_submitted(&self.gpu, &self.staging, 4, "status word")?;
+        let word: u32 = bytemuck::pod_read_unaligned(&bytes);
+        if word == STATUS_OK {
+            return Ok(());
+        }
+        Err(Error::IndexOutOfRange {
+            position: word as usize,
+            index: indices.read_one(word as usize)? as u64,
+            num_embeddings,
+        })
+    }
+}
+
+impl std::fmt::Debug for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Status({})", self.gpu.describe())
+    }
+}
