@@ -98,11 +98,10 @@ pub(crate) fn compose(source: &str, defs: &[&str]) -> std::result::Result<String
                 Some(block) => block.1 = !block.1,
                 None => return Err(format!("line {}: #else without #ifdef", i + 1)),
             },
-            ["#endif"] => {
-                if open.pop().is_none() {
-                    return Err(format!("line {}: #endif without #ifdef", i + 1));
-                }
+            ["#endif"] if open.pop().is_none() => {
+                return Err(format!("line {}: #endif without #ifdef", i + 1));
             }
+            ["#endif"] => {}
             [first, ..] if first.starts_with('#') => {
                 return Err(format!("line {}: unknown directive {first}", i + 1));
             }
