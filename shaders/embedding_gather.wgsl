@@ -63,12 +63,6 @@ alias Word = f32;
 
 @group(0) @binding(4) var<storage, read_write> out: array<Word>;
 
-#ifdef CHUNKS4
-@group(0) @binding(3) var<storage, read> chunk0: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read> chunk1: array<vec4<f32>>;
-@group(0) @binding(6) var<storage, read> chunk2: array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read> chunk3: array<vec4<f32>>;
-#else
 #ifdef F16
 // Four halves per vec2<u32> (VEC4), two per u32 (scalar).
 #ifdef VEC4
@@ -77,7 +71,18 @@ alias Word = f32;
 @group(0) @binding(3) var<storage, read> table: array<u32>;
 #endif
 #else
+#ifndef CHUNKS4
 @group(0) @binding(3) var<storage, read> table: array<Word>;
+#else
+// CHUNKS4 (with VEC4; alone it changes nothing): the table's chunks.
+#ifdef VEC4
+@group(0) @binding(3) var<storage, read> chunk0: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> chunk1: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> chunk2: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read> chunk3: array<vec4<f32>>;
+#else
+@group(0) @binding(3) var<storage, read> table: array<Word>;
+#endif
 #endif
 #endif
 
@@ -92,7 +97,17 @@ fn row_words() -> u32 {
 
 // Word c of row `local` of the bound rows (counted from params.row_begin).
 fn load(local: u32, c: u32, words: u32) -> Word {
+#ifdef F16
+    let e = local * words + c;
+#ifdef VEC4
+    let w = table[e];
+    return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+#else
+    return unpack2x16float(table[e >> 1u])[e & 1u];
+#endif
+#else
 #ifdef CHUNKS4
+#ifdef VEC4
     // WGSL has no arrays of bindings in core: one case per chunk.
     let which = local / params.chunk_rows;
     let k = (local - which * params.chunk_rows) * words + c;
@@ -103,16 +118,10 @@ fn load(local: u32, c: u32, words: u32) -> Word {
         default: { return chunk3[k]; }
     }
 #else
-    let e = local * words + c;
-#ifdef F16
-#ifdef VEC4
-    let w = table[e];
-    return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
-#else
-    return unpack2x16float(table[e >> 1u])[e & 1u];
+    return table[local * words + c];
 #endif
 #else
-    return table[e];
+    return table[local * words + c];
 #endif
 #endif
 }
