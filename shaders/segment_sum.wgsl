@@ -20,7 +20,7 @@
 // [num_tiles][2][dim].
 //
 // Entry points, one per output (each binds only what it touches; at most 8
-// storage buffers, the WebGPU default):
+// storage buffers, the WebGPU default), each in two variants of one body:
 //   segment_partials  the pieces of multi-tile segments
 //   segment_dense     the dense [num_embeddings, dim] gradient; untouched rows 0
 //   segment_sparse    (unique rows ascending, one summed row each)
@@ -63,14 +63,15 @@
 // order of additions as one loop). Past what that bounds (n beyond about
 // 2^28) CPU adapters refuse the batch.
 //
-// When dim is a multiple of 4 the `*4` entry points run instead: the same
-// sums over blocks of 16 columns read and written as vec4s (grad_out4,
-// partials4, out4 view the same buffers). A CPU rasterizer loops over its
-// SIMD lanes for every storage access, once per scalar or once per vec4, so
-// one vec4 access instead of four scalars, and one sorted_pos read per 16
-// columns instead of per 8, is most of the backward's time there. Every
-// element is still the sum of the same values in the same order, so both
-// paths give the same bits.
+// Words. Without defs a word is one f32 and a block 8 columns; with VEC4
+// (dim % 4 == 0) a word is a vec4 and a block 16 columns, read and written
+// as vec4s. A CPU rasterizer loops over its SIMD lanes for every storage
+// access, once per scalar or once per vec4, so one vec4 access instead of
+// four scalars, and one sorted_pos read per 16 columns instead of per 8, is
+// most of the backward's time there. Every element is still the sum of the
+// same values in the same order, so both variants give the same bits. Only
+// the block helpers below differ between the two; the sums and the entry
+// points are written once.
 
 override THREADS_PER_ROW: u32 = 1u;
 
@@ -103,67 +104,231 @@ struct Params {
 @group(0) @binding(2) var<storage, read> offsets: array<u32>;
 @group(0) @binding(3) var<storage, read> sorted_keys: array<u32>;
 @group(0) @binding(4) var<storage, read> sorted_pos: array<u32>;
-@group(0) @binding(5) var<storage, read> grad_out: array<f32>;
-@group(0) @binding(6) var<storage, read_write> partials: array<f32>;
-@group(0) @binding(7) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read> grad_out: array<Word>;
+@group(0) @binding(6) var<storage, read_write> partials: array<Word>;
+@group(0) @binding(7) var<storage, read_write> out: array<Word>;
 @group(0) @binding(8) var<storage, read> ranks: array<u32>;
 @group(0) @binding(9) var<storage, read_write> rows_out: array<u32>;
 @group(0) @binding(10) var<storage, read_write> state: array<f32>;
-@group(0) @binding(11) var<storage, read> grad_out4: array<vec4<f32>>;
-@group(0) @binding(12) var<storage, read_write> partials4: array<vec4<f32>>;
-@group(0) @binding(13) var<storage, read_write> out4: array<vec4<f32>>;
-// segment_adagrad: each row's sum of squares so far (rows from row_begin).
+// segment_adagrad: the sum of squares so far of rows whose columns take
+// several dispatches (see the header's loop budget).
 @group(0) @binding(14) var<storage, read_write> squares: array<f32>;
 
-struct Sum8 {
+// ---- Blocks: the only part that differs between the variants.
+#ifdef VEC4
+alias Word = vec4<f32>;
+const COLS_PER_WORD: u32 = 4u;
+const BLOCK_WORDS: u32 = 4u; // 16 columns
+
+struct Block {
+    a: vec4<f32>,
+    b: vec4<f32>,
+    c: vec4<f32>,
+    d: vec4<f32>,
+}
+
+fn zero_block() -> Block {
+    return Block(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+}
+
+fn add_block(x: Block, y: Block) -> Block {
+    return Block(x.a + y.a, x.b + y.b, x.c + y.c, x.d + y.d);
+}
+
+fn div_block(x: Block, f: f32) -> Block {
+    return Block(x.a / f, x.b / f, x.c / f, x.d / f);
+}
+
+// w - m · g, element by element.
+fn step_block(w: Block, m: f32, g: Block) -> Block {
+    return Block(w.a - m * g.a, w.b - m * g.b, w.c - m * g.c, w.d - m * g.d);
+}
+
+// Whether word w of a row exists (the last block of a row may be short).
+fn has_word(w: u32) -> bool {
+    return w < params.dim / 4u;
+}
+
+// Words w0 .. w0 + 4 of row `row` of grad_out, partials or out (zero past
+// dim). One function per buffer: core WGSL takes no pointers to storage as
+// arguments.
+fn grad_block(row: u32, w0: u32) -> Block {
+    let base = row * (params.dim / 4u) + w0;
+    var v = zero_block();
+    v.a = grad_out[base];
+    if has_word(w0 + 1u) { v.b = grad_out[base + 1u]; }
+    if has_word(w0 + 2u) { v.c = grad_out[base + 2u]; }
+    if has_word(w0 + 3u) { v.d = grad_out[base + 3u]; }
+    return v;
+}
+
+fn partial_block(slot: u32, w0: u32) -> Block {
+    let base = slot * (params.dim / 4u) + w0;
+    var v = zero_block();
+    v.a = partials[base];
+    if has_word(w0 + 1u) { v.b = partials[base + 1u]; }
+    if has_word(w0 + 2u) { v.c = partials[base + 2u]; }
+    if has_word(w0 + 3u) { v.d = partials[base + 3u]; }
+    return v;
+}
+
+fn out_block(row: u32, w0: u32) -> Block {
+    let base = row * (params.dim / 4u) + w0;
+    var v = zero_block();
+    v.a = out[base];
+    if has_word(w0 + 1u) { v.b = out[base + 1u]; }
+    if has_word(w0 + 2u) { v.c = out[base + 2u]; }
+    if has_word(w0 + 3u) { v.d = out[base + 3u]; }
+    return v;
+}
+
+fn store_partial_block(slot: u32, w0: u32, v: Block) {
+    let base = slot * (params.dim / 4u) + w0;
+    partials[base] = v.a;
+    if has_word(w0 + 1u) { partials[base + 1u] = v.b; }
+    if has_word(w0 + 2u) { partials[base + 2u] = v.c; }
+    if has_word(w0 + 3u) { partials[base + 3u] = v.d; }
+}
+
+fn store_out_block(row: u32, w0: u32, v: Block) {
+    let base = row * (params.dim / 4u) + w0;
+    out[base] = v.a;
+    if has_word(w0 + 1u) { out[base + 1u] = v.b; }
+    if has_word(w0 + 2u) { out[base + 2u] = v.c; }
+    if has_word(w0 + 3u) { out[base + 3u] = v.d; }
+}
+
+// The squares of the block's columns (from column c) added to acc in order.
+fn sum_squares_block(acc: f32, v: Block, c: u32) -> f32 {
+    var s = sum_squares4(acc, v.a, c);
+    s = sum_squares4(s, v.b, c + 4u);
+    s = sum_squares4(s, v.c, c + 8u);
+    return sum_squares4(s, v.d, c + 12u);
+}
+#else
+alias Word = f32;
+const COLS_PER_WORD: u32 = 1u;
+const BLOCK_WORDS: u32 = 8u; // 8 columns
+
+struct Block {
     a: vec4<f32>,
     b: vec4<f32>,
 }
 
-fn zero8() -> Sum8 {
-    return Sum8(vec4<f32>(0.0), vec4<f32>(0.0));
+fn zero_block() -> Block {
+    return Block(vec4<f32>(0.0), vec4<f32>(0.0));
 }
 
-fn add8(x: Sum8, y: Sum8) -> Sum8 {
-    return Sum8(x.a + y.a, x.b + y.b);
+fn add_block(x: Block, y: Block) -> Block {
+    return Block(x.a + y.a, x.b + y.b);
 }
 
-fn col(c: u32) -> bool {
-    return c < params.dim;
+fn div_block(x: Block, f: f32) -> Block {
+    return Block(x.a / f, x.b / f);
+}
+
+// w - m · g, element by element.
+fn step_block(w: Block, m: f32, g: Block) -> Block {
+    return Block(w.a - m * g.a, w.b - m * g.b);
+}
+
+fn has_word(w: u32) -> bool {
+    return w < params.dim;
 }
 
 fn grad_at(i: u32, c: u32) -> f32 {
-    if col(c) {
+    if has_word(c) {
         return grad_out[i + c];
     }
     return 0.0;
 }
 
 fn partial_at(i: u32, c: u32) -> f32 {
-    if col(c) {
+    if has_word(c) {
         return partials[i + c];
     }
     return 0.0;
 }
 
-// grad_out[p, c0 .. c0 + 8], zero past dim.
-fn grad8(p: u32, c0: u32) -> Sum8 {
-    let base = p * params.dim;
-    return Sum8(
-        vec4<f32>(grad_at(base, c0), grad_at(base, c0 + 1u), grad_at(base, c0 + 2u), grad_at(base, c0 + 3u)),
-        vec4<f32>(grad_at(base, c0 + 4u), grad_at(base, c0 + 5u), grad_at(base, c0 + 6u), grad_at(base, c0 + 7u)),
+fn out_at(i: u32, c: u32) -> f32 {
+    if has_word(c) {
+        return out[i + c];
+    }
+    return 0.0;
+}
+
+// Columns w0 .. w0 + 8 of row `row` of grad_out, partials or out (zero past
+// dim). One function per buffer: core WGSL takes no pointers to storage as
+// arguments.
+fn grad_block(row: u32, w0: u32) -> Block {
+    let i = row * params.dim;
+    return Block(
+        vec4<f32>(grad_at(i, w0), grad_at(i, w0 + 1u), grad_at(i, w0 + 2u), grad_at(i, w0 + 3u)),
+        vec4<f32>(grad_at(i, w0 + 4u), grad_at(i, w0 + 5u), grad_at(i, w0 + 6u), grad_at(i, w0 + 7u)),
     );
 }
 
-fn partial8(slot: u32, c0: u32) -> Sum8 {
-    let base = slot * params.dim;
-    return Sum8(
-        vec4<f32>(partial_at(base, c0), partial_at(base, c0 + 1u), partial_at(base, c0 + 2u), partial_at(base, c0 + 3u)),
-        vec4<f32>(partial_at(base, c0 + 4u), partial_at(base, c0 + 5u), partial_at(base, c0 + 6u), partial_at(base, c0 + 7u)),
+fn partial_block(slot: u32, w0: u32) -> Block {
+    let i = slot * params.dim;
+    return Block(
+        vec4<f32>(partial_at(i, w0), partial_at(i, w0 + 1u), partial_at(i, w0 + 2u), partial_at(i, w0 + 3u)),
+        vec4<f32>(partial_at(i, w0 + 4u), partial_at(i, w0 + 5u), partial_at(i, w0 + 6u), partial_at(i, w0 + 7u)),
     );
 }
 
-// Sorted entries s .. e, columns c0 .. c0 + 8, added in ascending order from 0.
+fn out_block(row: u32, w0: u32) -> Block {
+    let i = row * params.dim;
+    return Block(
+        vec4<f32>(out_at(i, w0), out_at(i, w0 + 1u), out_at(i, w0 + 2u), out_at(i, w0 + 3u)),
+        vec4<f32>(out_at(i, w0 + 4u), out_at(i, w0 + 5u), out_at(i, w0 + 6u), out_at(i, w0 + 7u)),
+    );
+}
+
+fn store_partial_block(slot: u32, w0: u32, v: Block) {
+    let i = slot * params.dim;
+    let vals = array<f32, 8>(v.a.x, v.a.y, v.a.z, v.a.w, v.b.x, v.b.y, v.b.z, v.b.w);
+    for (var k = 0u; k < 8u; k++) {
+        if has_word(w0 + k) {
+            partials[i + w0 + k] = vals[k];
+        }
+    }
+}
+
+fn store_out_block(row: u32, w0: u32, v: Block) {
+    let i = row * params.dim;
+    let vals = array<f32, 8>(v.a.x, v.a.y, v.a.z, v.a.w, v.b.x, v.b.y, v.b.z, v.b.w);
+    for (var k = 0u; k < 8u; k++) {
+        if has_word(w0 + k) {
+            out[i + w0 + k] = vals[k];
+        }
+    }
+}
+
+fn sum_squares_block(acc: f32, v: Block, c: u32) -> f32 {
+    let s = sum_squares4(acc, v.a, c);
+    return sum_squares4(s, v.b, c + 4u);
+}
+#endif
+
+// Whether column c of a row exists.
+fn col(c: u32) -> bool {
+    return c < params.dim;
+}
+
+fn sum_squares4(acc: f32, v: vec4<f32>, c: u32) -> f32 {
+    var s = acc;
+    if col(c) { s = s + v.x * v.x; }
+    if col(c + 1u) { s = s + v.y * v.y; }
+    if col(c + 2u) { s = s + v.z * v.z; }
+    if col(c + 3u) { s = s + v.w * v.w; }
+    return s;
+}
+
+// Words of a row.
+fn row_words() -> u32 {
+    return params.dim / COLS_PER_WORD;
+}
+
 // The row of grad_out that sorted entry i reads (see the header's presorted).
 fn grad_row(i: u32) -> u32 {
     if params.presorted != 0u {
@@ -172,10 +337,11 @@ fn grad_row(i: u32) -> u32 {
     return sorted_pos[i];
 }
 
-fn run_sum8(s: u32, e: u32, c0: u32) -> Sum8 {
-    var acc = zero8();
+// Sorted entries s .. e, words w0 .. w0 + BLOCK_WORDS, added in ascending order from 0.
+fn run_sum(s: u32, e: u32, w0: u32) -> Block {
+    var acc = zero_block();
     for (var i = s; i < e; i++) {
-        acc = add8(acc, grad8(grad_row(i), c0));
+        acc = add_block(acc, grad_block(grad_row(i), w0));
     }
     return acc;
 }
@@ -190,69 +356,36 @@ fn owns(r: u32) -> bool {
     return t0 >= params.tile_begin && t0 < params.tile_end;
 }
 
-// Row r's gradient (before scaling), columns c0 .. c0 + 8.
-fn row_sum8(r: u32, c0: u32) -> Sum8 {
+// Row r's gradient (before scaling), one block.
+fn row_sum(r: u32, w0: u32) -> Block {
     let s = offsets[r];
     let e = offsets[r + 1u];
     if e == s {
-        return zero8();
+        return zero_block();
     }
     let t0 = s / params.chunk;
     let t1 = (e - 1u) / params.chunk;
     if t0 == t1 {
-        return run_sum8(s, e, c0);
+        return run_sum(s, e, w0);
     }
-    var acc = add8(zero8(), partial8(t0 * 2u + 1u, c0));
+    var acc = add_block(zero_block(), partial_block(t0 * 2u + 1u, w0));
     for (var t = t0 + 1u; t <= t1; t++) {
-        acc = add8(acc, partial8(t * 2u, c0));
+        acc = add_block(acc, partial_block(t * 2u, w0));
     }
     return acc;
 }
 
-// The gradient of row r (scaled by 1 / count when asked), columns c0 .. c0 + 8.
-fn row_grad8(r: u32, c0: u32) -> Sum8 {
+// The gradient of row r (scaled by 1 / count when asked), one block.
+fn row_grad(r: u32, w0: u32) -> Block {
     if r == params.padding_idx {
-        return zero8();
+        return zero_block();
     }
-    let v = row_sum8(r, c0);
+    let v = row_sum(r, w0);
     let count = offsets[r + 1u] - offsets[r];
     if params.scale_by_freq != 0u && count > 1u {
-        let f = f32(count);
-        return Sum8(v.a / f, v.b / f);
+        return div_block(v, f32(count));
     }
     return v;
-}
-
-fn store_out(i: u32, c: u32, v: f32) {
-    if col(c) {
-        out[i + c] = v;
-    }
-}
-
-fn store_out8(row: u32, c0: u32, v: Sum8) {
-    let base = row * params.dim;
-    store_out(base, c0, v.a.x);
-    store_out(base, c0 + 1u, v.a.y);
-    store_out(base, c0 + 2u, v.a.z);
-    store_out(base, c0 + 3u, v.a.w);
-    store_out(base, c0 + 4u, v.b.x);
-    store_out(base, c0 + 5u, v.b.y);
-    store_out(base, c0 + 6u, v.b.z);
-    store_out(base, c0 + 7u, v.b.w);
-}
-
-fn out8(row: u32, c0: u32) -> Sum8 {
-    let base = row * params.dim;
-    var w = zero8();
-    if col(c0) { w.a.x = out[base + c0]; }
-    if col(c0 + 1u) { w.a.y = out[base + c0 + 1u]; }
-    if col(c0 + 2u) { w.a.z = out[base + c0 + 2u]; }
-    if col(c0 + 3u) { w.a.w = out[base + c0 + 3u]; }
-    if col(c0 + 4u) { w.b.x = out[base + c0 + 4u]; }
-    if col(c0 + 5u) { w.b.y = out[base + c0 + 5u]; }
-    if col(c0 + 6u) { w.b.z = out[base + c0 + 6u]; }
-    if col(c0 + 7u) { w.b.w = out[base + c0 + 7u]; }
-    return w;
 }
 
 struct Lane {
@@ -332,15 +465,8 @@ fn segment_partials(
     if piece.e == piece.s || piece.r == params.padding_idx {
         return;
     }
-    let base = slot * params.dim;
-    for (var c0 = at.lane * 8u; c0 < params.dim; c0 += THREADS_PER_ROW * 8u) {
-        let v = run_sum8(piece.s, piece.e, c0);
-        var vals = array<f32, 8>(v.a.x, v.a.y, v.a.z, v.a.w, v.b.x, v.b.y, v.b.z, v.b.w);
-        for (var k = 0u; k < 8u; k++) {
-            if col(c0 + k) {
-                partials[base + c0 + k] = vals[k];
-            }
-        }
+    for (var w0 = at.lane * BLOCK_WORDS; w0 < row_words(); w0 += THREADS_PER_ROW * BLOCK_WORDS) {
+        store_partial_block(slot, w0, run_sum(piece.s, piece.e, w0));
     }
 }
 
@@ -355,8 +481,8 @@ fn segment_dense(
     if r >= params.row_end || status[0] != STATUS_OK || !owns(r) {
         return;
     }
-    for (var c0 = at.lane * 8u; c0 < params.dim; c0 += THREADS_PER_ROW * 8u) {
-        store_out8(r - params.row_begin, c0, row_grad8(r, c0));
+    for (var w0 = at.lane * BLOCK_WORDS; w0 < row_words(); w0 += THREADS_PER_ROW * BLOCK_WORDS) {
+        store_out_block(r - params.row_begin, w0, row_grad(r, w0));
     }
 }
 
@@ -387,8 +513,8 @@ fn segment_sparse(
     if at.lane == 0u {
         rows_out[slot] = r;
     }
-    for (var c0 = at.lane * 8u; c0 < params.dim; c0 += THREADS_PER_ROW * 8u) {
-        store_out8(slot - params.slot_begin, c0, row_grad8(r, c0));
+    for (var w0 = at.lane * BLOCK_WORDS; w0 < row_words(); w0 += THREADS_PER_ROW * BLOCK_WORDS) {
+        store_out_block(slot - params.slot_begin, w0, row_grad(r, w0));
     }
 }
 
@@ -411,20 +537,11 @@ fn segment_sgd(
     if !updates(r) {
         return;
     }
-    for (var c0 = at.lane * 8u; c0 < params.dim; c0 += THREADS_PER_ROW * 8u) {
-        let g = row_grad8(r, c0);
-        let w = out8(r - params.row_begin, c0);
-        store_out8(r - params.row_begin, c0, Sum8(w.a - params.lr * g.a, w.b - params.lr * g.b));
+    for (var w0 = at.lane * BLOCK_WORDS; w0 < row_words(); w0 += THREADS_PER_ROW * BLOCK_WORDS) {
+        let g = row_grad(r, w0);
+        let w = out_block(r - params.row_begin, w0);
+        store_out_block(r - params.row_begin, w0, step_block(w, params.lr, g));
     }
-}
-
-fn sum_squares4(acc: f32, v: vec4<f32>, c: u32) -> f32 {
-    var s = acc;
-    if col(c) { s = s + v.x * v.x; }
-    if col(c + 1u) { s = s + v.y * v.y; }
-    if col(c + 2u) { s = s + v.z * v.z; }
-    if col(c + 3u) { s = s + v.w * v.w; }
-    return s;
 }
 
 // Row-wise Adagrad, pass 1 (one invocation per row: the sum is serial): the
@@ -445,13 +562,11 @@ fn segment_adagrad(
     if params.col_begin > 0u {
         sum = squares[r - params.row_begin];
     }
-    let end = min(params.col_end, params.dim);
-    for (var c0 = params.col_begin; c0 < end; c0 += 8u) {
-        let g = row_grad8(r, c0);
-        sum = sum_squares4(sum, g.a, c0);
-        sum = sum_squares4(sum, g.b, c0 + 4u);
+    let end = min(params.col_end, params.dim) / COLS_PER_WORD;
+    for (var w0 = params.col_begin / COLS_PER_WORD; w0 < end; w0 += BLOCK_WORDS) {
+        sum = sum_squares_block(sum, row_grad(r, w0), w0 * COLS_PER_WORD);
     }
-    if end < params.dim {
+    if end < row_words() {
         squares[r - params.row_begin] = sum;
         return;
     }
@@ -472,252 +587,9 @@ fn segment_adagrad_apply(
         return;
     }
     let multiplier = params.lr / (sqrt(state[r]) + params.eps);
-    for (var c0 = at.lane * 8u; c0 < params.dim; c0 += THREADS_PER_ROW * 8u) {
-        let g = row_grad8(r, c0);
-        let w = out8(r - params.row_begin, c0);
-        store_out8(r - params.row_begin, c0, Sum8(w.a - multiplier * g.a, w.b - multiplier * g.b));
-    }
-}
-
-// ---- The vec4 path (dim % 4 == 0): blocks of 16 columns, c4 counts vec4s.
-
-struct Sum16 {
-    a: vec4<f32>,
-    b: vec4<f32>,
-    c: vec4<f32>,
-    d: vec4<f32>,
-}
-
-fn zero16() -> Sum16 {
-    return Sum16(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
-}
-
-fn add16(x: Sum16, y: Sum16) -> Sum16 {
-    return Sum16(x.a + y.a, x.b + y.b, x.c + y.c, x.d + y.d);
-}
-
-fn scale16(x: Sum16, f: f32) -> Sum16 {
-    return Sum16(x.a / f, x.b / f, x.c / f, x.d / f);
-}
-
-// Whether vec4 c4 of a row exists (the last block of a row may be short).
-fn col4(c4: u32) -> bool {
-    return c4 < params.dim / 4u;
-}
-
-// grad_out[p, 4·c4 .. 4·c4 + 16], zero past dim.
-fn grad16(p: u32, c4: u32) -> Sum16 {
-    let base = p * (params.dim / 4u) + c4;
-    var v = zero16();
-    v.a = grad_out4[base];
-    if col4(c4 + 1u) { v.b = grad_out4[base + 1u]; }
-    if col4(c4 + 2u) { v.c = grad_out4[base + 2u]; }
-    if col4(c4 + 3u) { v.d = grad_out4[base + 3u]; }
-    return v;
-}
-
-fn partial16(slot: u32, c4: u32) -> Sum16 {
-    let base = slot * (params.dim / 4u) + c4;
-    var v = zero16();
-    v.a = partials4[base];
-    if col4(c4 + 1u) { v.b = partials4[base + 1u]; }
-    if col4(c4 + 2u) { v.c = partials4[base + 2u]; }
-    if col4(c4 + 3u) { v.d = partials4[base + 3u]; }
-    return v;
-}
-
-fn store_partial16(slot: u32, c4: u32, v: Sum16) {
-    let base = slot * (params.dim / 4u) + c4;
-    partials4[base] = v.a;
-    if col4(c4 + 1u) { partials4[base + 1u] = v.b; }
-    if col4(c4 + 2u) { partials4[base + 2u] = v.c; }
-    if col4(c4 + 3u) { partials4[base + 3u] = v.d; }
-}
-
-fn out16(row: u32, c4: u32) -> Sum16 {
-    let base = row * (params.dim / 4u) + c4;
-    var v = zero16();
-    v.a = out4[base];
-    if col4(c4 + 1u) { v.b = out4[base + 1u]; }
-    if col4(c4 + 2u) { v.c = out4[base + 2u]; }
-    if col4(c4 + 3u) { v.d = out4[base + 3u]; }
-    return v;
-}
-
-fn store_out16(row: u32, c4: u32, v: Sum16) {
-    let base = row * (params.dim / 4u) + c4;
-    out4[base] = v.a;
-    if col4(c4 + 1u) { out4[base + 1u] = v.b; }
-    if col4(c4 + 2u) { out4[base + 2u] = v.c; }
-    if col4(c4 + 3u) { out4[base + 3u] = v.d; }
-}
-
-// run_sum8 over 16 columns.
-fn run_sum16(s: u32, e: u32, c4: u32) -> Sum16 {
-    var acc = zero16();
-    for (var i = s; i < e; i++) {
-        acc = add16(acc, grad16(grad_row(i), c4));
-    }
-    return acc;
-}
-
-// row_sum8 over 16 columns.
-fn row_sum16(r: u32, c4: u32) -> Sum16 {
-    let s = offsets[r];
-    let e = offsets[r + 1u];
-    if e == s {
-        return zero16();
-    }
-    let t0 = s / params.chunk;
-    let t1 = (e - 1u) / params.chunk;
-    if t0 == t1 {
-        return run_sum16(s, e, c4);
-    }
-    var acc = add16(zero16(), partial16(t0 * 2u + 1u, c4));
-    for (var t = t0 + 1u; t <= t1; t++) {
-        acc = add16(acc, partial16(t * 2u, c4));
-    }
-    return acc;
-}
-
-// row_grad8 over 16 columns.
-fn row_grad16(r: u32, c4: u32) -> Sum16 {
-    if r == params.padding_idx {
-        return zero16();
-    }
-    let v = row_sum16(r, c4);
-    let count = offsets[r + 1u] - offsets[r];
-    if params.scale_by_freq != 0u && count > 1u {
-        return scale16(v, f32(count));
-    }
-    return v;
-}
-
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn segment_partials4(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let at = lane_of(wid, nwg, lid);
-    if at.item >= 2u * window_tiles() || status[0] != STATUS_OK {
-        return;
-    }
-    let slot = slot_of(at.item);
-    let piece = piece_of(slot);
-    if piece.e == piece.s || piece.r == params.padding_idx {
-        return;
-    }
-    for (var c4 = at.lane * 4u; col4(c4); c4 += THREADS_PER_ROW * 4u) {
-        store_partial16(slot, c4, run_sum16(piece.s, piece.e, c4));
-    }
-}
-
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn segment_dense4(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let at = lane_of(wid, nwg, lid);
-    let r = at.item + params.row_begin;
-    if r >= params.row_end || status[0] != STATUS_OK || !owns(r) {
-        return;
-    }
-    for (var c4 = at.lane * 4u; col4(c4); c4 += THREADS_PER_ROW * 4u) {
-        store_out16(r - params.row_begin, c4, row_grad16(r, c4));
-    }
-}
-
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn segment_sparse4(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let at = lane_of(wid, nwg, lid);
-    let r = at.item;
-    if !in_sparse_window(r) {
-        return;
-    }
-    let slot = ranks[r];
-    if at.lane == 0u {
-        rows_out[slot] = r;
-    }
-    for (var c4 = at.lane * 4u; col4(c4); c4 += THREADS_PER_ROW * 4u) {
-        store_out16(slot - params.slot_begin, c4, row_grad16(r, c4));
-    }
-}
-
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn segment_sgd4(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let at = lane_of(wid, nwg, lid);
-    let r = at.item + params.row_begin;
-    if !updates(r) {
-        return;
-    }
-    for (var c4 = at.lane * 4u; col4(c4); c4 += THREADS_PER_ROW * 4u) {
-        let g = row_grad16(r, c4);
-        let w = out16(r - params.row_begin, c4);
-        let lr = params.lr;
-        store_out16(r - params.row_begin, c4, Sum16(w.a - lr * g.a, w.b - lr * g.b, w.c - lr * g.c, w.d - lr * g.d));
-    }
-}
-
-fn sum_squares16(acc: f32, v: Sum16, c4: u32) -> f32 {
-    var s = sum_squares4(acc, v.a, 4u * c4);
-    s = sum_squares4(s, v.b, 4u * c4 + 4u);
-    s = sum_squares4(s, v.c, 4u * c4 + 8u);
-    return sum_squares4(s, v.d, 4u * c4 + 12u);
-}
-
-// segment_adagrad over 16 columns: c4 counts vec4s, col_begin and col_end columns.
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn segment_adagrad4(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let at = lane_of(wid, nwg, lid);
-    let r = at.item + params.row_begin;
-    if at.lane != 0u || !updates(r) {
-        return;
-    }
-    var sum = 0.0;
-    if params.col_begin > 0u {
-        sum = squares[r - params.row_begin];
-    }
-    let end4 = min(params.col_end, params.dim) / 4u;
-    for (var c4 = params.col_begin / 4u; c4 < end4; c4 += 4u) {
-        sum = sum_squares16(sum, row_grad16(r, c4), c4);
-    }
-    if end4 < params.dim / 4u {
-        squares[r - params.row_begin] = sum;
-        return;
-    }
-    state[r] = state[r] + sum / f32(params.dim);
-}
-
-// segment_adagrad_apply over 16 columns.
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn segment_adagrad_apply4(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let at = lane_of(wid, nwg, lid);
-    let r = at.item + params.row_begin;
-    if !updates(r) {
-        return;
-    }
-    let m = params.lr / (sqrt(state[r]) + params.eps);
-    for (var c4 = at.lane * 4u; col4(c4); c4 += THREADS_PER_ROW * 4u) {
-        let g = row_grad16(r, c4);
-        let w = out16(r - params.row_begin, c4);
-        store_out16(r - params.row_begin, c4, Sum16(w.a - m * g.a, w.b - m * g.b, w.c - m * g.c, w.d - m * g.d));
+    for (var w0 = at.lane * BLOCK_WORDS; w0 < row_words(); w0 += THREADS_PER_ROW * BLOCK_WORDS) {
+        let g = row_grad(r, w0);
+        let w = out_block(r - params.row_begin, w0);
+        store_out_block(r - params.row_begin, w0, step_block(w, multiplier, g));
     }
 }

@@ -19,39 +19,30 @@ use crate::recorder::{Recorder, Work};
 
 const SOURCE: &str = include_str!("../../shaders/segment_sum.wgsl");
 
-const fn spec(entry: &'static str) -> KernelSpec {
+/// An entry point of the one body, scalar (no defs) or vec4 (`VEC4`, for
+/// dim % 4 == 0: the same sums read and written as vec4s; see the shader).
+const fn spec(entry: &'static str, defs: &'static [&'static str]) -> KernelSpec {
     KernelSpec {
         name: "segment_sum",
         source: SOURCE,
         entry,
-        defs: &[],
+        defs,
     }
 }
 
-/// Where a binding of the scalar entry points sits on the vec4 ones: the
-/// vec4 views of grad_out, partials and the output are bindings 11, 12 and
-/// 13 instead of 5, 6 and 7; every other binding is shared.
-const fn wide(binding: u32) -> u32 {
-    match binding {
-        5..=7 => binding + 6,
-        b => b,
-    }
-}
+const PARTIALS: KernelSpec = spec("segment_partials", &[]);
+const DENSE: KernelSpec = spec("segment_dense", &[]);
+const SGD: KernelSpec = spec("segment_sgd", &[]);
+const SPARSE: KernelSpec = spec("segment_sparse", &[]);
+const ADAGRAD: KernelSpec = spec("segment_adagrad", &[]);
+const ADAGRAD_APPLY: KernelSpec = spec("segment_adagrad_apply", &[]);
 
-const PARTIALS: KernelSpec = spec("segment_partials");
-const DENSE: KernelSpec = spec("segment_dense");
-const SGD: KernelSpec = spec("segment_sgd");
-const SPARSE: KernelSpec = spec("segment_sparse");
-const ADAGRAD: KernelSpec = spec("segment_adagrad");
-const ADAGRAD_APPLY: KernelSpec = spec("segment_adagrad_apply");
-
-// The vec4 entry points (dim % 4 == 0); their vec4 views sit at the bindings `wide` names.
-const PARTIALS4: KernelSpec = spec("segment_partials4");
-const DENSE4: KernelSpec = spec("segment_dense4");
-const SGD4: KernelSpec = spec("segment_sgd4");
-const SPARSE4: KernelSpec = spec("segment_sparse4");
-const ADAGRAD4: KernelSpec = spec("segment_adagrad4");
-const ADAGRAD_APPLY4: KernelSpec = spec("segment_adagrad_apply4");
+const PARTIALS4: KernelSpec = spec("segment_partials", &["VEC4"]);
+const DENSE4: KernelSpec = spec("segment_dense", &["VEC4"]);
+const SGD4: KernelSpec = spec("segment_sgd", &["VEC4"]);
+const SPARSE4: KernelSpec = spec("segment_sparse", &["VEC4"]);
+const ADAGRAD4: KernelSpec = spec("segment_adagrad", &["VEC4"]);
+const ADAGRAD_APPLY4: KernelSpec = spec("segment_adagrad_apply", &["VEC4"]);
 
 /// Sorted entries per tile. A segment longer than this is summed as several
 /// pieces in parallel; 256 keeps a row's serial work short (one hot row of
@@ -182,16 +173,6 @@ fn vec4_path(args: &SegmentArgs) -> bool {
     args.dim.is_multiple_of(4) && args.n > 0
 }
 
-/// Where `grad_out`, `partials` and the output bind: 5, 6, 7 as f32 arrays,
-/// moved by [`wide`] to their vec4 views on the vec4 path.
-fn vec4_bindings(args: &SegmentArgs) -> (u32, u32, u32) {
-    if vec4_path(args) {
-        (wide(5), wide(6), wide(7))
-    } else {
-        (5, 6, 7)
-    }
-}
-
 /// `grad_out` in sorted order: `out[i] = grad_out[sorted_positions[i]]`, an
 /// `embedding_gather` that reads `grad_out` as a table in windows.
 fn encode_presort(
@@ -313,7 +294,6 @@ pub fn encode(
     let mut rec = Recorder::new(gpu, encoder);
     if args.n > chunk {
         let constants = [("THREADS_PER_ROW", tpr as f64)];
-        let (grad_at, partials_at, _) = vec4_bindings(args);
         let spec = if vec4_path(args) {
             &PARTIALS4
         } else {
@@ -330,8 +310,8 @@ pub fn encode(
                     (2, args.offsets.into()),
                     (3, args.sorted_keys.into()),
                     (4, args.sorted_positions.into()),
-                    (grad_at, *grad),
-                    (partials_at, partials.raw().into()),
+                    (5, *grad),
+                    (6, partials.raw().into()),
                 ],
                 Work::Invocations(tiles.len() as u64 * 2 * tpr as u64),
             )?;
@@ -505,16 +485,15 @@ fn encode_rows(
                 let mut p = window_params(params, tiles, chunk, presorted);
                 p.col_begin = to_u32("embedding dim", pass.columns.start)?;
                 p.col_end = to_u32("embedding dim", pass.columns.end)?;
-                let (grad_at, partials_at, out_at) = vec4_bindings(args);
                 let mut spans: Vec<(u32, Span)> = vec![
                     (1, args.status.into()),
                     (2, args.offsets.into()),
                     (4, args.sorted_positions.into()),
-                    (grad_at, *grad),
-                    (partials_at, partials.into()),
+                    (5, *grad),
+                    (6, partials.into()),
                 ];
                 if pass.writes_out {
-                    spans.push((out_at, span));
+                    spans.push((7, span));
                 } else if let Some(squares) = &squares {
                     spans.push((14, squares.raw().into()));
                 }
