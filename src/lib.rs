@@ -45,6 +45,7 @@ pub mod nn;
 mod pipeline;
 mod readback;
 mod recorder;
+mod shader;
 mod status;
 mod tensor;
 mod timing;
