@@ -49,8 +49,9 @@
 // The positions are still visited in ascending order with one accumulator
 // per column, so the result is the same, bit for bit, as in one dispatch.
 //
-// Two entry points: bag_vec4 (dim % 4 == 0; bindings 0-7) and bag_scalar
-// (any dim; bindings 0-5, 8, 9).
+// One entry point, `bag`, in two variants of one body: VEC4 (dim % 4 == 0)
+// reads and writes a vec4 per word, the scalar variant one float. Only the
+// word helpers below differ.
 
 override THREADS_PER_BAG: u32 = 1u;
 override MODE: u32 = 0u;
@@ -81,11 +82,71 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> status: array<atomic<u32>>;
 @group(0) @binding(5) var<storage, read_write> max_pos: array<u32>;
 // vec4 path: f32 rows as pairs of vec2<u32> per 4 floats; f16 rows as one vec2<u32> per 4 halves.
-@group(0) @binding(6) var<storage, read> table_v: array<vec2<u32>>;
-@group(0) @binding(7) var<storage, read_write> out4: array<vec4<f32>>;
-// scalar path: f32 as one u32 per float; f16 as one u32 per 2 halves.
-@group(0) @binding(8) var<storage, read> table_w: array<u32>;
-@group(0) @binding(9) var<storage, read_write> out: array<f32>;
+#ifdef VEC4
+alias Word = vec4<f32>;
+alias Arg = vec4<u32>;
+alias Mask = vec4<bool>;
+const COLS_PER_WORD: u32 = 4u;
+// f32 rows as pairs of vec2<u32> per 4 floats; f16 rows as one vec2<u32> per 4 halves.
+@group(0) @binding(6) var<storage, read> table: array<vec2<u32>>;
+#else
+alias Word = f32;
+alias Arg = u32;
+alias Mask = bool;
+const COLS_PER_WORD: u32 = 1u;
+// f32 as one u32 per float; f16 as one u32 per 2 halves.
+@group(0) @binding(6) var<storage, read> table: array<u32>;
+#endif
+@group(0) @binding(7) var<storage, read_write> out: array<Word>;
+
+#ifdef VEC4
+// Word e of the table (elements 4·e .. 4·e + 3).
+fn load_word(e: u32) -> Word {
+    if HALF {
+        let w = table[e];
+        return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+    }
+    let a = table[2u * e];
+    let b = table[2u * e + 1u];
+    return bitcast<vec4<f32>>(vec4<u32>(a, b));
+}
+
+// The winning positions of the word's columns, from max_pos[m ..].
+fn load_arg(m: u32) -> Arg {
+    return vec4<u32>(max_pos[m], max_pos[m + 1u], max_pos[m + 2u], max_pos[m + 3u]);
+}
+
+fn store_arg(m: u32, arg: Arg) {
+    max_pos[m] = arg.x;
+    max_pos[m + 1u] = arg.y;
+    max_pos[m + 2u] = arg.z;
+    max_pos[m + 3u] = arg.w;
+}
+
+// Whether the first column has a winner (all four do or none does).
+fn has_arg(arg: Arg) -> bool {
+    return arg.x != NONE;
+}
+#else
+fn load_word(e: u32) -> Word {
+    if HALF {
+        return unpack2x16float(table[e >> 1u])[e & 1u];
+    }
+    return bitcast<f32>(table[e]);
+}
+
+fn load_arg(m: u32) -> Arg {
+    return max_pos[m];
+}
+
+fn store_arg(m: u32, arg: Arg) {
+    max_pos[m] = arg;
+}
+
+fn has_arg(arg: Arg) -> bool {
+    return arg != NONE;
+}
+#endif
 
 // The row of the bound table (or scratch) that position p reads.
 fn source_row(row: u32, p: u32) -> u32 {
@@ -93,25 +154,6 @@ fn source_row(row: u32, p: u32) -> u32 {
         return p - params.pos_base;
     }
     return row;
-}
-
-// Elements 4·e4 .. 4·e4 + 3 of the table.
-fn load4(e4: u32) -> vec4<f32> {
-    if HALF {
-        let w = table_v[e4];
-        return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
-    }
-    let a = table_v[2u * e4];
-    let b = table_v[2u * e4 + 1u];
-    return bitcast<vec4<f32>>(vec4<u32>(a, b));
-}
-
-// Element e of the table.
-fn load1(e: u32) -> f32 {
-    if HALF {
-        return unpack2x16float(table_w[e >> 1u])[e & 1u];
-    }
-    return bitcast<f32>(table_w[e]);
 }
 
 // The bag's positions, clamped to the bound part of the index list,
@@ -146,7 +188,7 @@ fn piece(b: u32) -> Piece {
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn bag_vec4(
+fn bag(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
@@ -157,21 +199,22 @@ fn bag_vec4(
     if b >= params.num_bags {
         return;
     }
-    let dim4 = params.dim / 4u;
+    let words = params.dim / COLS_PER_WORD;
     let r = piece(b);
     if r.skip {
         return;
     }
-    for (var c = lane; c < dim4; c += THREADS_PER_BAG) {
-        let m = b * params.dim + 4u * c;
-        var acc = vec4<f32>(0.0);
-        var arg = vec4<u32>(NONE);
+    for (var c = lane; c < words; c += THREADS_PER_BAG) {
+        // max_pos holds one u32 per column: the winner (max) or the count so far (mean).
+        let m = b * params.dim + COLS_PER_WORD * c;
+        var acc = Word(0.0);
+        var arg = Arg(NONE);
         var count = 0u;
         if !r.first {
-            acc = out4[b * dim4 + c];
+            acc = out[b * words + c];
             if MODE == MODE_MAX {
-                arg = vec4<u32>(max_pos[m], max_pos[m + 1u], max_pos[m + 2u], max_pos[m + 3u]);
-                count = select(0u, 1u, arg.x != NONE);
+                arg = load_arg(m);
+                count = select(0u, 1u, has_arg(arg));
             } else if MODE == MODE_MEAN {
                 count = max_pos[m];
             }
@@ -187,11 +230,11 @@ fn bag_vec4(
                 }
                 continue;
             }
-            let v = load4(source_row(row, p) * dim4 + c);
+            let v = load_word(source_row(row, p) * words + c);
             if MODE == MODE_MAX {
-                let better = (v > acc) | vec4<bool>(count == 0u);
+                let better = (v > acc) | Mask(count == 0u);
                 acc = select(acc, v, better);
-                arg = select(arg, vec4<u32>(p), better);
+                arg = select(arg, Arg(p), better);
             } else if WEIGHTED {
                 let wv = per_sample_weights[p - params.pos_base] * v;
                 acc = acc + wv;
@@ -203,81 +246,11 @@ fn bag_vec4(
         if MODE == MODE_MEAN && r.last && count > 0u {
             acc = acc / f32(count);
         }
-        out4[b * dim4 + c] = acc;
+        out[b * words + c] = acc;
         if MODE == MODE_MAX {
-            max_pos[m] = arg.x;
-            max_pos[m + 1u] = arg.y;
-            max_pos[m + 2u] = arg.z;
-            max_pos[m + 3u] = arg.w;
+            store_arg(m, arg);
         } else if MODE == MODE_MEAN && !r.last {
             max_pos[m] = count;
-        }
-    }
-}
-
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn bag_scalar(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let g = invocation(wid, nwg, lid);
-    let b = g / THREADS_PER_BAG;
-    let lane = g % THREADS_PER_BAG;
-    if b >= params.num_bags {
-        return;
-    }
-    let dim = params.dim;
-    let r = piece(b);
-    if r.skip {
-        return;
-    }
-    for (var c = lane; c < dim; c += THREADS_PER_BAG) {
-        var acc = 0.0;
-        var arg = NONE;
-        var count = 0u;
-        if !r.first {
-            acc = out[b * dim + c];
-            if MODE == MODE_MAX {
-                arg = max_pos[b * dim + c];
-                count = select(0u, 1u, arg != NONE);
-            } else if MODE == MODE_MEAN {
-                count = max_pos[b * dim + c];
-            }
-        }
-        for (var p = r.s; p < r.e; p++) {
-            let row = indices[p - params.pos_base];
-            if row == params.padding_idx {
-                continue;
-            }
-            if row >= params.num_embeddings {
-                if c == lane {
-                    atomicMin(&status[0], p);
-                }
-                continue;
-            }
-            let v = load1(source_row(row, p) * dim + c);
-            if MODE == MODE_MAX {
-                if count == 0u || v > acc {
-                    acc = v;
-                    arg = p;
-                }
-            } else if WEIGHTED {
-                let wv = per_sample_weights[p - params.pos_base] * v;
-                acc = acc + wv;
-            } else {
-                acc = acc + v;
-            }
-            count += 1u;
-        }
-        if MODE == MODE_MEAN && r.last && count > 0u {
-            acc = acc / f32(count);
-        }
-        out[b * dim + c] = acc;
-        if MODE == MODE_MAX {
-            max_pos[b * dim + c] = arg;
-        } else if MODE == MODE_MEAN && !r.last {
-            max_pos[b * dim + c] = count;
         }
     }
 }

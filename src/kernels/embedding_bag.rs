@@ -18,14 +18,14 @@ const SOURCE: &str = include_str!("../../shaders/embedding_bag.wgsl");
 const VEC4: KernelSpec = KernelSpec {
     name: "embedding_bag",
     source: SOURCE,
-    entry: "bag_vec4",
-    defs: &[],
+    entry: "bag",
+    defs: &["VEC4"],
 };
 
 const SCALAR: KernelSpec = KernelSpec {
     name: "embedding_bag",
     source: SOURCE,
-    entry: "bag_scalar",
+    entry: "bag",
     defs: &[],
 };
 
@@ -230,7 +230,6 @@ pub(crate) fn encode_window(
     // buffer cannot be both read-only and read-write in one dispatch.
     let unused_read = gpu.storage("embedding_bag unused input", 4)?;
     let unused_write = gpu.storage("embedding_bag unused output", 4)?;
-    let (table_slot, out_slot) = if vec4 { (6, 7) } else { (8, 9) };
     let row_bytes = args.dim as u64 * 4;
     let (bags, positions) = (&window.bags, &window.positions);
     // Max's positions and mean's counts carry from piece to piece in max_pos.
@@ -274,8 +273,8 @@ pub(crate) fn encode_window(
                 ),
                 (4, args.status.into()),
                 (5, carry),
-                (table_slot, args.table.into()),
-                (out_slot, Span::items(args.out, bags, row_bytes)),
+                (6, args.table.into()),
+                (7, Span::items(args.out, bags, row_bytes)),
             ],
             work,
         )?;
