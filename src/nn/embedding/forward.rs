@@ -62,8 +62,30 @@ impl Embedding {
                 found: out.shape().to_vec(),
             });
         }
-        if let Some(max_norm) = self.options.max_norm {
+        // The output and index list in windows of positions that fit one
+        // binding; the table in its row-chunks (see `Weight::F32Chunked`), up
+        // to four bound per dispatch.
+        let blocks = self.weight.blocks();
+        let args = GatherArgs {
+            table: blocks[0].span.buffer,
+            num_embeddings: self.num_embeddings,
+            dim: self.dim,
+            indices: indices.buffer(),
+            n: indices.len(),
+            status,
+            out: out.buffer(),
+            threads_per_row: None,
+            workgroup_size: None,
+            const_dim: false,
+            chunk: None,
+        };
+        let windows = embedding_gather::windows(&self.gpu, &args)?;
+        // Everything that can fail is checked above and here, before anything
+        // is recorded: a failed call leaves the encoder without half of a lookup.
+        if self.options.max_norm.is_some() {
             embedding_renorm::check_dim(&self.gpu, self.dim)?;
+        }
+        if let Some(max_norm) = self.options.max_norm {
             let counts = self
                 .gpu
                 .storage("max_norm row counts", self.num_embeddings as u64 * 4)?;
@@ -96,24 +118,6 @@ impl Embedding {
                 )?;
             }
         }
-        // The output and index list in windows of positions that fit one
-        // binding; the table in its row-chunks (see `Weight::F32Chunked`), up
-        // to four bound per dispatch.
-        let blocks = self.weight.blocks();
-        let args = GatherArgs {
-            table: blocks[0].span.buffer,
-            num_embeddings: self.num_embeddings,
-            dim: self.dim,
-            indices: indices.buffer(),
-            n: indices.len(),
-            status,
-            out: out.buffer(),
-            threads_per_row: None,
-            workgroup_size: None,
-            const_dim: false,
-            chunk: None,
-        };
-        let windows = embedding_gather::windows(&self.gpu, &args)?;
         let half = self.weight.dtype() == DType::F16;
         embedding_gather::encode_blocks(&self.gpu, encoder, &args, half, &blocks, &windows)
     }
