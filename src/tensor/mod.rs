@@ -1,5 +1,11 @@
 //! GPU tensors: an f32 buffer with a shape, and a u32 index list.
 
+mod chunked;
+mod half;
+
+pub use chunked::ChunkedTensor;
+pub use half::HalfTensor;
+
 use std::sync::Arc;
 
 use crate::error::{Error, Result};

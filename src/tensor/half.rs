@@ -1,0 +1,122 @@
+//! [`HalfTensor`]: an f16 tensor, packed two halves per u32 word.
+
+use std::sync::Arc;
+
+use half::f16;
+
+use super::numel;
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::memory::GpuBuffer;
+use crate::readback;
+
+/// A row-major f16 tensor on one `Gpu`, packed two elements per u32 word
+/// (element `2k` in the low half). Cloning shares the buffer.
+#[derive(Clone)]
+pub struct HalfTensor {
+    gpu: Gpu,
+    buffer: Arc<GpuBuffer>,
+    shape: Vec<usize>,
+}
+
+/// Allocation size of `n` halves: a multiple of 8 bytes, because the vec4
+/// kernels read f16 tables as `array<vec2<u32>>` and a runtime array's length
+/// is the binding size divided by 8, rounded down.
+fn half_bytes(n: usize) -> u64 {
+    (n as u64 * 2).div_ceil(8) * 8
+}
+
+impl HalfTensor {
+    /// Uploads `data` (already f16) as a tensor of `shape`.
+    pub fn from_f16(gpu: &Gpu, data: &[f16], shape: &[usize]) -> Result<HalfTensor> {
+        let n = numel("f16 tensor", shape)?;
+        if data.len() != n {
+            return Err(Error::LengthMismatch {
+                what: "HalfTensor data for the given shape",
+                expected: n,
+                found: data.len(),
+            });
+        }
+        let bytes = half_bytes(n);
+        gpu.check_size("f16 tensor", bytes, true)?;
+        let mut padded: Vec<u8> = Vec::with_capacity(bytes as usize);
+        padded.extend_from_slice(bytemuck::cast_slice(data));
+        padded.resize(bytes as usize, 0);
+        let buffer = gpu.storage_from("f16 tensor", &padded)?;
+        Ok(HalfTensor {
+            gpu: gpu.clone(),
+            buffer: Arc::new(buffer),
+            shape: shape.to_vec(),
+        })
+    }
+
+    /// Rounds `data` to f16 (to nearest, ties to even) and uploads it.
+    pub fn from_f32(gpu: &Gpu, data: &[f32], shape: &[usize]) -> Result<HalfTensor> {
+        let halves: Vec<f16> = data.iter().map(|&x| f16::from_f32(x)).collect();
+        HalfTensor::from_f16(gpu, &halves, shape)
+    }
+
+    /// The shape, outermost first.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+    /// Bytes of data (the allocation is padded to a multiple of 8).
+    pub fn bytes(&self) -> u64 {
+        self.numel() as u64 * 2
+    }
+    /// The wgpu buffer (u32 words, two halves each).
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        self.buffer.raw()
+    }
+    /// The `Gpu` it lives on.
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    /// Copies the tensor to the host as f16.
+    pub fn to_f16_vec(&self) -> Result<Vec<f16>> {
+        let n = self.numel();
+        let padded = (n as u64 * 2).div_ceil(4) * 4;
+        let bytes = readback::read_bytes(&self.gpu, self.buffer(), 0, padded, "f16 tensor")?;
+        let mut out: Vec<f16> = bytemuck::pod_collect_to_vec(&bytes);
+        out.truncate(n);
+        Ok(out)
+    }
+
+    /// Copies the tensor to the host, widened to f32 (exact).
+    pub fn to_vec(&self) -> Result<Vec<f32>> {
+        Ok(self.to_f16_vec()?.iter().map(|h| h.to_f32()).collect())
+    }
+
+    /// Overwrites the contents with `data` rounded to f16, in queue order.
+    pub fn write(&self, data: &[f32]) -> Result<()> {
+        if data.len() != self.numel() {
+            return Err(Error::LengthMismatch {
+                what: "HalfTensor::write data",
+                expected: self.numel(),
+                found: data.len(),
+            });
+        }
+        let mut halves: Vec<f16> = data.iter().map(|&x| f16::from_f32(x)).collect();
+        // write_buffer needs a multiple of 4 bytes.
+        if halves.len() % 2 == 1 {
+            halves.push(f16::ZERO);
+        }
+        self.gpu.scoped("f16 tensor write", || {
+            self.gpu
+                .queue()
+                .write_buffer(self.buffer(), 0, bytemuck::cast_slice(&halves));
+            Ok(())
+        })
+    }
+}
+
+impl std::fmt::Debug for HalfTensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HalfTensor({:?} on {})", self.shape, self.gpu.describe())
+    }
+}
