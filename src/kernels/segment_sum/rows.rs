@@ -1,0 +1,182 @@
+//! The row pass of `segment_sum`: for one target, windows of its output
+//! rows (or sparse slots) × windows of tiles, one dispatch each.
+
+use super::*;
+
+pub(super) fn window_params(
+    mut params: Params,
+    tiles: &Range<usize>,
+    chunk: usize,
+    presorted: bool,
+) -> Params {
+    params.tile_begin = tiles.start as u32;
+    params.tile_end = tiles.end as u32;
+    params.entry_base = if presorted {
+        (tiles.start * chunk) as u32
+    } else {
+        0
+    };
+    params
+}
+
+/// One dispatch's kernel over the rows: its threads per row, the columns it
+/// covers (all but for Adagrad's serial pass 1) and the extra bindings.
+struct RowPass<'a> {
+    spec: &'static KernelSpec,
+    tpr: u32,
+    columns: Range<usize>,
+    extra: Vec<(u32, &'a wgpu::Buffer)>,
+    /// Binds the output (Adagrad's pass 1 does not).
+    writes_out: bool,
+}
+
+/// The row pass for one target: windows of its output rows (or slots) ×
+/// windows of tiles, one dispatch each (Adagrad: its column ranges of
+/// pass 1, then pass 2). `(tpr, blocks_per_invocation)`: the threads per
+/// row and column blocks one invocation may take (see `block_cost`).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn encode_rows(
+    rec: &mut Recorder,
+    args: &SegmentArgs,
+    target: &SegmentTarget,
+    mut params: Params,
+    tile_windows: &[(Range<usize>, Span)],
+    partials: &wgpu::Buffer,
+    chunk: usize,
+    presorted: bool,
+    (tpr, blocks_per_invocation): (u32, usize),
+) -> Result<()> {
+    let gpu = rec.gpu();
+    let row_bytes = args.dim as u64 * 4;
+    let rows = match (&target.output, &target.rows) {
+        (SegmentOutput::Sparse { .. }, _) | (_, None) => 0..args.num_embeddings,
+        (_, Some(r)) => r.start.min(args.num_embeddings)..r.end.min(args.num_embeddings),
+    };
+    to_u32("table chunk elements", rows.len().saturating_mul(args.dim))?;
+    let pick = |scalar: &'static KernelSpec, wide: &'static KernelSpec| {
+        if vec4_path(args) {
+            wide
+        } else {
+            scalar
+        }
+    };
+    let sparse = matches!(target.output, SegmentOutput::Sparse { .. });
+    let out = match target.output {
+        SegmentOutput::Dense { grad } => grad,
+        SegmentOutput::Sparse { values, .. } => values,
+        SegmentOutput::Sgd { weight, .. } | SegmentOutput::Adagrad { weight, .. } => weight,
+    };
+    // Windows of what `out` holds: table rows, or sparse slots.
+    let items = if sparse {
+        (out.size() / row_bytes.max(1)) as usize
+    } else {
+        rows.len()
+    };
+    let out_windows = if items == 0 {
+        // Nothing to write, but a dense output of zero rows still binds.
+        std::iter::once(0..0).collect()
+    } else {
+        binding::windows(gpu, items, &[row_bytes], "segment_sum output rows")?
+    };
+    let all = 0..args.dim;
+    let one = |spec, extra| {
+        vec![RowPass {
+            spec,
+            tpr,
+            columns: all.clone(),
+            extra,
+            writes_out: true,
+        }]
+    };
+    // Adagrad's sum of squares so far, per row of an output window, when
+    // pass 1 takes more than one dispatch.
+    let mut squares = None;
+    let passes = match target.output {
+        SegmentOutput::Dense { .. } => one(pick(&DENSE, &DENSE4), vec![]),
+        SegmentOutput::Sparse { ranks, rows, .. } => {
+            one(pick(&SPARSE, &SPARSE4), vec![(8, ranks), (9, rows)])
+        }
+        SegmentOutput::Sgd { lr, .. } => {
+            params.lr = lr;
+            one(pick(&SGD, &SGD4), vec![])
+        }
+        SegmentOutput::Adagrad { state, lr, eps, .. } => {
+            params.lr = lr;
+            params.eps = eps;
+            let width = blocks_per_invocation * block_columns(args);
+            let ranges: Vec<Range<usize>> = (0..args.dim.max(1))
+                .step_by(width)
+                .map(|c| c..(c + width).min(args.dim))
+                .collect();
+            let longest = out_windows.iter().map(|w| w.len()).max().unwrap_or(0);
+            let scratch = gpu.storage(
+                "segment_sum adagrad squares",
+                if ranges.len() > 1 {
+                    longest as u64 * 4
+                } else {
+                    4
+                }
+                .max(4),
+            )?;
+            squares = Some(scratch);
+            let mut passes: Vec<RowPass> = ranges
+                .into_iter()
+                .map(|columns| RowPass {
+                    spec: pick(&ADAGRAD, &ADAGRAD4),
+                    tpr: 1,
+                    columns,
+                    extra: vec![(10, state)],
+                    writes_out: false,
+                })
+                .collect();
+            passes.push(RowPass {
+                spec: pick(&ADAGRAD_APPLY, &ADAGRAD_APPLY4),
+                tpr,
+                columns: all.clone(),
+                extra: vec![(10, state)],
+                writes_out: true,
+            });
+            passes
+        }
+    };
+    for w in &out_windows {
+        let (dispatch_rows, span) = if sparse {
+            params.slot_begin = to_u32("sparse slot", w.start)?;
+            params.slot_end = to_u32("sparse slot", w.end)?;
+            (rows.clone(), Span::items(out, w, row_bytes))
+        } else {
+            let r = rows.start + w.start..rows.start + w.end;
+            (r, Span::items(out, w, row_bytes))
+        };
+        params.row_begin = to_u32("chunk first row", dispatch_rows.start)?;
+        params.row_end = to_u32("chunk end row", dispatch_rows.end)?;
+        for (tiles, grad) in tile_windows {
+            for pass in &passes {
+                let mut p = window_params(params, tiles, chunk, presorted);
+                p.col_begin = to_u32("embedding dim", pass.columns.start)?;
+                p.col_end = to_u32("embedding dim", pass.columns.end)?;
+                let mut spans: Vec<(u32, Span)> = vec![
+                    (1, args.status.into()),
+                    (2, args.offsets.into()),
+                    (4, args.sorted_positions.into()),
+                    (5, *grad),
+                    (6, partials.into()),
+                ];
+                if pass.writes_out {
+                    spans.push((7, span));
+                } else if let Some(squares) = &squares {
+                    spans.push((14, squares.raw().into()));
+                }
+                spans.extend(pass.extra.iter().map(|&(b, buf)| (b, Span::whole(buf))));
+                rec.launch(
+                    pass.spec,
+                    &[("THREADS_PER_ROW", pass.tpr as f64)],
+                    &p,
+                    &spans,
+                    Work::Invocations(dispatch_rows.len() as u64 * pass.tpr as u64),
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
