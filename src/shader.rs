@@ -60,12 +60,12 @@ pub(crate) type Bindings = Arc<Vec<(u32, Access)>>;
 type Reflected = HashMap<String, Bindings>;
 /// Reflected modules by [`ModuleKey`].
 type ReflectionCache = Mutex<HashMap<ModuleKey, Arc<Reflected>>>;
-/// One composed module: (kernel name, source address, defs). The address
-/// tells apart modules that tests build under one name.
-pub(crate) type ModuleKey = (&'static str, usize, &'static [&'static str]);
+/// One composed module: (kernel name, defs). A kernel's name is its file,
+/// so the pair names one composed text.
+pub(crate) type ModuleKey = (&'static str, &'static [&'static str]);
 
 pub(crate) fn module_key(spec: &KernelSpec) -> ModuleKey {
-    (spec.name, spec.source.as_ptr() as usize, spec.defs)
+    (spec.name, spec.defs)
 }
 
 /// The composed WGSL of one variant of a kernel: the prelude, then the

@@ -18,31 +18,20 @@ use crate::tensor::IndexTensor;
 /// The status word's value when every index was in range (`STATUS_OK` in the shaders).
 pub const STATUS_OK: u32 = u32::MAX;
 
-/// A status word on the GPU, set to [`STATUS_OK`], with the staging buffer
-/// its copy lands in. Pass it to the `encode_*` calls that take indices on
+/// A status word on the GPU, set to [`STATUS_OK`]. Pass it to the `encode_*` calls that take indices on
 /// the GPU; after their submit, [`Status::read`] says whether one was bad.
 pub struct Status {
     gpu: Gpu,
     word: GpuBuffer,
-    staging: wgpu::Buffer,
 }
 
 impl Status {
     /// A fresh word: no bad index seen.
     pub fn new(gpu: &Gpu) -> Result<Status> {
         let word = gpu.storage_from("status word", &[STATUS_OK])?;
-        let staging = gpu.scoped("status staging", || {
-            Ok(gpu.device().create_buffer(&wgpu::BufferDescriptor {
-                label: Some("status staging"),
-                size: 4,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            }))
-        })?;
         Ok(Status {
             gpu: gpu.clone(),
             word,
-            staging,
         })
     }
 
@@ -80,9 +69,18 @@ impl Status {
         indices: &IndexTensor,
         num_embeddings: usize,
     ) -> Result<()> {
-        encoder.copy_buffer_to_buffer(self.word.raw(), 0, &self.staging, 0, 4);
+        // Made here, not in `new`: calls whose indices the host checked never read the word.
+        let staging = self.gpu.scoped("status staging", || {
+            Ok(self.gpu.device().create_buffer(&wgpu::BufferDescriptor {
+                label: Some("status staging"),
+                size: 4,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }))
+        })?;
+        encoder.copy_buffer_to_buffer(self.word.raw(), 0, &staging, 0, 4);
         self.gpu.submit_and_wait(encoder)?;
-        let bytes = crate::readback::map_submitted(&self.gpu, &self.staging, 4, "status word")?;
+        let bytes = crate::readback::map_submitted(&self.gpu, &staging, 4, "status word")?;
         let word: u32 = bytemuck::pod_read_unaligned(&bytes);
         if word == STATUS_OK {
             return Ok(());
