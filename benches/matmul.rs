@@ -91,6 +91,7 @@ fn bench(c: &mut Criterion) {
             c: cc.buffer(),
             options: MatmulOptions::default(),
             tiles: None,
+            fuse_extras: None,
         };
         let flops = 2 * (m * n * k) as u64;
         group.throughput(Throughput::Elements(flops));

@@ -158,6 +158,7 @@ fn operands_past_the_texture_limit_fall_back_or_fail_typed() {
                     bk: 1,
                     register: RegisterTile::Texture32x32,
                 }),
+                fuse_extras: None,
             },
         );
         assert!(
@@ -249,6 +250,7 @@ fn several_tile_shapes_give_the_same_product() {
                     c: c.buffer(),
                     options: MatmulOptions::default(),
                     tiles: Some(tiles),
+                    fuse_extras: None,
                 },
             )
             .unwrap();
@@ -298,6 +300,7 @@ fn tiles_past_the_adapter_limits_are_errors() {
                     c: c.buffer(),
                     options: MatmulOptions::default(),
                     tiles: Some(tiles),
+                    fuse_extras: None,
                 },
             );
             assert!(
@@ -381,6 +384,7 @@ fn shape_mismatches_are_errors_naming_both_shapes() {
                 c: c.buffer(),
                 options: MatmulOptions::default(),
                 tiles: None,
+                fuse_extras: None,
             },
         );
         assert!(matches!(r, Err(Error::LengthMismatch { .. })), "{r:?}");
@@ -454,5 +458,84 @@ fn fma_peak_measures_a_finite_positive_rate() {
             "{}: {flops} FLOP/s",
             gpu.describe()
         );
+    });
+}
+
+/// The bias and the old C added by the product itself (what GPUs run) and by
+/// `matmul_epilogue` (what CPU adapters run) give the same bits, for every
+/// transpose, on every adapter; both within the bound of the f64 twin. The
+/// GPU tile shape (8 × 8 register tiles), small, so that the fused variant
+/// compiles quickly on the CPU adapters.
+#[test]
+fn fused_and_epilogue_bias_and_accumulate_give_the_same_bits() {
+    each_gpu(|gpu| {
+        let (m, n, k) = (37, 29, 41);
+        let tiles = Tiles {
+            wg_x: 4,
+            wg_y: 4,
+            bk: 8,
+            register: RegisterTile::R8x8,
+        };
+        for (i, (trans_a, trans_b)) in [(false, false), (true, true)].into_iter().enumerate() {
+            let seed = 900 + i as u64;
+            let (a, b, bias, c0) = (
+                data(m * k, seed),
+                data(k * n, seed + 1),
+                data(n, seed + 2),
+                data(m * n, seed + 3),
+            );
+            let ta = Tensor::from_slice(gpu, &a, &[m * k]).unwrap();
+            let tb = Tensor::from_slice(gpu, &b, &[k * n]).unwrap();
+            let tbias = Tensor::from_slice(gpu, &bias, &[n]).unwrap();
+            let options = MatmulOptions {
+                trans_a,
+                trans_b,
+                accumulate: true,
+            };
+            let run = |fuse: bool| {
+                let c = Tensor::from_slice(gpu, &c0, &[m, n]).unwrap();
+                let mut encoder = gpu.encoder("fused or epilogue");
+                matmul::encode(
+                    gpu,
+                    &mut encoder,
+                    &MatmulArgs {
+                        m,
+                        n,
+                        k,
+                        a: ta.buffer(),
+                        b: tb.buffer(),
+                        bias: Some(tbias.buffer()),
+                        c: c.buffer(),
+                        options,
+                        tiles: Some(tiles),
+                        fuse_extras: Some(fuse),
+                    },
+                )
+                .unwrap();
+                gpu.submit_and_wait(encoder).unwrap();
+                c.to_vec().unwrap()
+            };
+            let (fused, epilogue) = (run(true), run(false));
+            assert_bits_eq(
+                &format!("{options:?}: fused vs epilogue"),
+                &fused,
+                &epilogue,
+            );
+            let mut want = c0.clone();
+            cpu::matmul(
+                m,
+                n,
+                k,
+                trans_a,
+                trans_b,
+                true,
+                &a,
+                &b,
+                Some(&bias),
+                &mut want,
+            );
+            let err = relative_error(&fused, &want);
+            assert!(err <= TOLERANCE, "{options:?}: relative error {err:e}");
+        }
     });
 }

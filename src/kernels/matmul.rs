@@ -153,6 +153,10 @@ pub struct MatmulArgs<'a> {
     pub options: MatmulOptions,
     /// `None` picks [`tiles_for`].
     pub tiles: Option<Tiles>,
+    /// Whether the product adds the bias and the old C itself (`Some(true)`)
+    /// or leaves them to `matmul_epilogue` (`Some(false)`); the bits are the
+    /// same. `None`: fused on GPUs, not on CPU adapters (see `fused_extras`).
+    pub fuse_extras: Option<bool>,
 }
 
 fn at_least(what: &'static str, buffer: &wgpu::Buffer, elements: usize) -> Result<()> {
@@ -222,7 +226,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &MatmulArgs) 
     let k32 = to_u32("matmul K", k)?;
     // One dispatch per K range: the first as asked, the rest adding to C
     // (and the bias already added once).
-    let fused = fused_extras(gpu);
+    let fused = args.fuse_extras.unwrap_or_else(|| fused_extras(gpu));
     let dispatches: Vec<Dispatch> = k_chunks(gpu, k, &tiles)
         .into_iter()
         .enumerate()
@@ -401,6 +405,7 @@ pub fn encode_tensors(
             c: c.buffer(),
             options,
             tiles: None,
+            fuse_extras: None,
         },
     )
 }

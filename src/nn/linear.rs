@@ -251,6 +251,7 @@ impl Linear {
                     ..MatmulOptions::default()
                 },
                 tiles: None,
+                fuse_extras: None,
             },
         )
     }
@@ -336,6 +337,7 @@ impl Linear {
                 c: grad.input.buffer(),
                 options: MatmulOptions::default(),
                 tiles: None,
+                fuse_extras: None,
             },
         )?;
         // dW [out, in] = dyᵀ (dy stored [batch, out]) · x [batch, in]
@@ -356,6 +358,7 @@ impl Linear {
                     ..MatmulOptions::default()
                 },
                 tiles: None,
+                fuse_extras: None,
             },
         )?;
         if let Some(gb) = &grad.bias {

@@ -141,6 +141,7 @@ fn one_hot_path(
                 c: out.buffer(),
                 options: MatmulOptions::default(),
                 tiles: None,
+                fuse_extras: None,
             },
         )
     })?;
@@ -165,6 +166,7 @@ fn one_hot_path(
                         ..MatmulOptions::default()
                     },
                     tiles: None,
+                    fuse_extras: None,
                 },
             )
         })?;
