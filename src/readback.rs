@@ -72,14 +72,7 @@ pub(crate) fn read_bytes(
         return Ok(Vec::new());
     }
     let (staging, index) = staging(gpu, src, offset, bytes)?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    staging
-        .slice(..bytes)
-        .map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-    gpu.wait(index)?;
-    mapped(gpu, staging, bytes, what, rx.recv().ok())
+    map_after(gpu, &staging, bytes, what, index)
 }
 
 /// The async form of [`read_bytes`]: a helper thread drives the device until
@@ -108,13 +101,15 @@ pub(crate) async fn read_bytes_async(
     mapped(gpu, staging, bytes, what, rx.receive().await)
 }
 
-/// Maps `staging` (MAP_READ), whose copy was in a submission already waited
-/// on, and copies `bytes` out: how a copy that rode in a call's own submit is read.
-pub(crate) fn map_submitted(
+/// Maps `staging` (MAP_READ), whose copy is in submission `index`, waits
+/// for that submission and copies `bytes` out. Also how a copy that rode in
+/// a call's own submit is read (`Status`).
+pub(crate) fn map_after(
     gpu: &Gpu,
     staging: &wgpu::Buffer,
     bytes: u64,
     what: &'static str,
+    index: wgpu::SubmissionIndex,
 ) -> Result<Vec<u8>> {
     let (tx, rx) = std::sync::mpsc::channel();
     staging
@@ -122,13 +117,6 @@ pub(crate) fn map_submitted(
         .map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-    gpu.device()
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| {
-            gpu.check_alive().err().unwrap_or(Error::Readback {
-                what,
-                reason: e.to_string(),
-            })
-        })?;
+    gpu.wait(index)?;
     mapped(gpu, staging.clone(), bytes, what, rx.recv().ok())
 }

@@ -61,7 +61,7 @@ impl Status {
     }
 
     /// Records the word's copy into `encoder` (after the kernels), submits
-    /// it and waits, then turns a recorded position into `IndexOutOfRange`
+    /// it and waits for that submission, then turns a recorded position into `IndexOutOfRange`
     /// naming the position and the index found there.
     pub(crate) fn submit_and_check(
         &self,
@@ -79,8 +79,10 @@ impl Status {
             }))
         })?;
         encoder.copy_buffer_to_buffer(self.word.raw(), 0, &staging, 0, 4);
-        self.gpu.submit_and_wait(encoder)?;
-        let bytes = crate::readback::map_submitted(&self.gpu, &staging, 4, "status word")?;
+        let index = self
+            .gpu
+            .scoped("submit", || Ok(self.gpu.queue().submit([encoder.finish()])))?;
+        let bytes = crate::readback::map_after(&self.gpu, &staging, 4, "status word", index)?;
         let word: u32 = bytemuck::pod_read_unaligned(&bytes);
         if word == STATUS_OK {
             return Ok(());
