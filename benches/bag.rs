@@ -16,7 +16,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use wgpu_embed::kernels::embedding_bag::{self, BagArgs};
 use wgpu_embed::kernels::embedding_gather::{self, GatherArgs, STATUS_OK};
-use wgpu_embed::{BagMode, DType, Embedding, Gpu, IndexTensor, Tensor};
+use wgpu_embed::{BagMode, DType, Embedding, Gpu, IndexTensor, RowBlock, Tensor};
 
 const BAGS: usize = 1 << 14;
 const BAG_LEN: usize = 20;
@@ -82,7 +82,8 @@ fn bench(c: &mut Criterion) {
                     &gpu,
                     &mut enc,
                     &GatherArgs {
-                        table,
+                        table: &[RowBlock::new(table, 0..VOCAB)],
+                        dtype: DType::F32,
                         num_embeddings: VOCAB,
                         dim: DIM,
                         indices: chunk.buffer(),
@@ -92,7 +93,6 @@ fn bench(c: &mut Criterion) {
                         threads_per_row: None,
                         workgroup_size: None,
                         const_dim: false,
-                        chunk: None,
                     },
                 )
                 .unwrap();

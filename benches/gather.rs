@@ -7,7 +7,7 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use wgpu_embed::kernels::buffer_copy;
 use wgpu_embed::kernels::embedding_gather::{self, GatherArgs, STATUS_OK};
-use wgpu_embed::{Embedding, Gpu, IndexTensor, Tensor};
+use wgpu_embed::{DType, Embedding, Gpu, IndexTensor, Tensor};
 
 const N: usize = 1 << 18;
 const DIM: usize = 128;
@@ -62,6 +62,7 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.throughput(Throughput::Bytes(2 * row_bytes + N as u64 * 4));
+    let blocks = emb.weight().blocks();
     for (name, tpr) in [
         ("embedding_gather (auto layout)", None),
         ("embedding_gather (32 invocations/row)", Some(32)),
@@ -73,10 +74,8 @@ fn bench(c: &mut Criterion) {
                     &gpu,
                     &mut enc,
                     &GatherArgs {
-                        table: emb
-                            .weight()
-                            .buffer()
-                            .expect("the benchmark table fits one binding"),
+                        table: &blocks,
+                        dtype: DType::F32,
                         num_embeddings: VOCAB,
                         dim: DIM,
                         indices: idx_t.buffer(),
@@ -86,7 +85,6 @@ fn bench(c: &mut Criterion) {
                         threads_per_row: tpr,
                         workgroup_size: None,
                         const_dim: false,
-                        chunk: None,
                     },
                 )
                 .unwrap();

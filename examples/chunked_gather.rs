@@ -1,4 +1,4 @@
-//! Gather over a ~300 MB table stored in row-chunks (past one storage binding
+//! Gather over a ~300 MB table stored in row-blocks (past one storage binding
 //! on lavapipe) next to the same gather over a table that fits one binding,
 //! both in the same run, timed around submit-and-wait (wall time: on lavapipe
 //! this is CPU time, not a GPU figure), with a buffer copy of the same bytes
@@ -8,8 +8,8 @@
 
 use std::time::Instant;
 
-use wgpu_embed::kernels::embedding_gather::{self, GatherArgs, TableChunk};
-use wgpu_embed::{Embedding, EmbeddingOptions, Gpu, IndexTensor, Result, Status, Tensor};
+use wgpu_embed::kernels::embedding_gather::{self, GatherArgs};
+use wgpu_embed::{DType, Embedding, EmbeddingOptions, Gpu, IndexTensor, Result, Status, Tensor};
 
 const DIM: usize = 256;
 const BATCH: usize = 65_536;
@@ -33,7 +33,7 @@ fn time_gather(
         ..EmbeddingOptions::default()
     };
     let emb = Embedding::with_options(gpu, rows, DIM, options)?;
-    let chunks = emb.weight().chunks().len();
+    let chunks = emb.weight().num_blocks();
     // A fixed pseudo-random batch spread over the whole table.
     let idx: Vec<u32> = (0..BATCH)
         .map(|i| ((i as u64 * 2_654_435_761) % rows as u64) as u32)
@@ -45,12 +45,13 @@ fn time_gather(
     for rep in 0..REPS + 2 {
         let mut enc = gpu.encoder("chunked_gather");
         if per_chunk {
-            for chunk in emb.weight().chunks() {
+            for block in emb.weight().blocks() {
                 embedding_gather::encode(
                     gpu,
                     &mut enc,
                     &GatherArgs {
-                        table: chunk.buffer,
+                        table: &[block],
+                        dtype: DType::F32,
                         num_embeddings: rows,
                         dim: DIM,
                         indices: idx.buffer(),
@@ -60,10 +61,6 @@ fn time_gather(
                         threads_per_row: None,
                         workgroup_size: None,
                         const_dim: false,
-                        chunk: Some(TableChunk {
-                            row_begin: chunk.row_begin,
-                            rows: chunk.rows,
-                        }),
                     },
                 )?;
             }

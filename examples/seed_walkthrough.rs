@@ -6,13 +6,13 @@
 
 use wgpu_embed::kernels::one_hot::one_hot;
 use wgpu_embed::nn::{Linear, LinearOptions};
-use wgpu_embed::{Embedding, Gpu, Tensor, Weight};
+use wgpu_embed::{Embedding, Gpu, Table, Tensor};
 
 fn show(name: &str, t: &Tensor) -> Result<Vec<f32>, wgpu_embed::Error> {
     print_rows(name, t.shape(), t.to_vec()?)
 }
 
-fn show_weight(name: &str, w: &Weight) -> Result<Vec<f32>, wgpu_embed::Error> {
+fn show_weight(name: &str, w: &Table) -> Result<Vec<f32>, wgpu_embed::Error> {
     print_rows(name, w.shape(), w.to_vec()?)
 }
 

@@ -26,7 +26,7 @@
 // HALF selects the table's storage: f32, or f16 packed two per u32 and
 // decoded with unpack2x16float (core WGSL, so no SHADER_F16 needed).
 //
-// GATHERED: the table is stored in row-chunks past one binding, so the host
+// GATHERED: the table is stored in row-blocks past one binding, so the host
 // first gathers the batch's rows (embedding_gather over the chunks) into a
 // scratch buffer, row k holding position pos_base + k's row, and the kernel
 // reads that instead of the table: the same values in the same order, so

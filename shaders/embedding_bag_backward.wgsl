@@ -39,7 +39,7 @@
 // positions, one dispatch each: `indices`, `per_sample_weights`, `expanded`
 // and `psw_out` are bound from position pos_base, and positions are those of
 // the whole batch everywhere else (offsets, max_pos). psw_grad on a table in
-// row-chunks runs once per chunk: `table` holds rows row_begin .. row_end and
+// row-blocks runs once per chunk: `table` holds rows row_begin .. row_end and
 // each dispatch fills the positions whose row it holds (padding and
 // out-of-range positions get 0 from every dispatch).
 

@@ -8,7 +8,7 @@
 // invocation loops over more than 16 384 words: Mesa's gallivm cuts an invocation's loops short (`kernels::LOOP_BUDGET`), so one invocation per very wide row would copy
 // it short.
 //
-// A table larger than one storage binding is stored as row-chunks and
+// A table larger than one storage binding is stored as row-blocks and
 // gathered with one dispatch per chunk: the bound buffer holds rows
 // row_begin .. row_end, and an index outside that range (but inside the table)
 // is left to another chunk's dispatch. A table in one binding is one chunk.
@@ -29,7 +29,7 @@
 // - F16, F16 + VEC4: f16 table packed two halves per u32, written as f32,
 //   decoded with unpack2x16float, which is core WGSL: no `enable f16`, so it
 //   compiles on adapters without SHADER_F16 too;
-// - CHUNKS4 + VEC4: up to four row-chunks of an f32 table past one binding,
+// - CHUNKS4 + VEC4: up to four row-blocks of an f32 table past one binding,
 //   bound at once, the chunk picked per row (one dispatch for four chunks
 //   instead of one per chunk that reads every index).
 // Every variant binds the table (or chunk 0) at 3 and the output at 4.

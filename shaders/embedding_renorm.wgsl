@@ -3,7 +3,7 @@
 // once) whose norm_type-norm exceeds max_norm is scaled in place by
 // max_norm / (norm + 1e-7). Runs before the gather, in the same encoder.
 //
-// A table past one storage binding is renormalised one row-chunk per
+// A table past one storage binding is renormalised one row-block per
 // dispatch: `weight` holds table rows row_begin .. row_end from its start
 // (the whole table is one chunk); `counts` is indexed by table row.
 //

@@ -13,7 +13,7 @@
 // Out-of-range indices are skipped and the first one's position recorded.
 //
 // Past one storage binding: `grad` holds only table rows row_begin .. row_end
-// from its start (a row-chunk of a chunked gradient, or a window of one past
+// from its start (a row-block of a chunked gradient, or a window of one past
 // a binding), and the batch runs in windows of positions with `indices` and
 // `grad_out` bound at the window's offsets; pos_base makes the recorded
 // position the one in the whole list. One dispatch per (rows, positions)

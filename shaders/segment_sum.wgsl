@@ -31,7 +31,7 @@
 //                     pass 2: weight[r] -= lr / (sqrt(state[r]) + eps) * grad[r]
 // segment_dense, segment_sgd and segment_adagrad handle rows
 // row_begin .. row_end, stored from row 0 of `out`: a table past one storage
-// binding is updated one row-chunk per dispatch (the whole table is one chunk).
+// binding is updated one row-block per dispatch (the whole table is one chunk).
 // The padding row gets no gradient; with scale_by_freq each row's sum is
 // divided by its count. Every entry does nothing when status[0] reports an
 // out-of-range index, so a bad index leaves the weights untouched.
@@ -88,7 +88,7 @@ struct Params {
     lr: f32,
     eps: f32,
     row_begin: u32,      // dense/sgd/adagrad: first table row in `out`
-    row_end: u32,        // one past its last row (a row-chunk of a large table)
+    row_end: u32,        // one past its last row (a row-block of a large table)
     tile_begin: u32,     // the tiles this dispatch handles
     tile_end: u32,
     entry_base: u32,     // presorted: the sorted entry at grad_out[0]

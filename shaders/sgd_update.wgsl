@@ -4,11 +4,11 @@
 // makes them, and rows outside the table are skipped).
 
 
-// `weight` may hold only table rows row_begin .. row_end (one row-chunk of a
+// `weight` may hold only table rows row_begin .. row_end (one row-block of a
 // table past one storage binding, updated one dispatch per chunk). A dense
 // `grad` element i of the bound weight is grad[grad_offset + i]: the host
 // binds the matching rows of the gradient (a whole gradient, a window of one
-// past a binding, or a row-chunk of a chunked one) and says where they start.
+// past a binding, or a row-block of a chunked one) and says where they start.
 // A sparse gradient past one binding is applied in windows of its rows.
 struct Params {
     len: u32,            // dense: elements of the chunk; sparse: rows of `values`

@@ -6,8 +6,8 @@
 //! A buffer may be as large as `max_buffer_size` (2 GiB on lavapipe, which
 //! binds only 128 MiB); kernels bind it one window at a time, one dispatch
 //! per window. Outputs, index lists and gradients of any size up to that
-//! limit work this way; tables go further, in row-chunks of their own
-//! buffers (`nn::ChunkedTensor`).
+//! limit work this way; tables go further, in row-blocks of their own
+//! buffers ([`RowBlock`], `tensor::Table`).
 
 use std::ops::Range;
 
@@ -16,7 +16,7 @@ use crate::gpu::Gpu;
 
 /// `size` bytes of `buffer` from `offset`, bound as one binding.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Span<'a> {
+pub struct Span<'a> {
     pub buffer: &'a wgpu::Buffer,
     pub offset: u64,
     pub size: u64,
@@ -37,26 +37,53 @@ impl<'a> Span<'a> {
     /// bindings, and one at the buffer's end would run past it): a kernel
     /// given no items reads none.
     pub fn items(buffer: &'a wgpu::Buffer, range: &Range<usize>, item_bytes: u64) -> Span<'a> {
+        Span::whole(buffer).slice(range, item_bytes)
+    }
+
+    /// Items `range` of this span, `item_bytes` per item from its start (an
+    /// empty range: as [`items`](Self::items)).
+    pub fn slice(&self, range: &Range<usize>, item_bytes: u64) -> Span<'a> {
         if range.is_empty() {
             return Span {
-                buffer,
-                offset: 0,
-                size: buffer.size().min(4),
+                buffer: self.buffer,
+                offset: self.offset,
+                size: self.size.min(4),
             };
         }
         Span {
-            buffer,
-            offset: range.start as u64 * item_bytes,
+            buffer: self.buffer,
+            offset: self.offset + range.start as u64 * item_bytes,
             size: range.len() as u64 * item_bytes,
         }
     }
 
-    pub(crate) fn binding(&self) -> wgpu::BindingResource<'a> {
+    /// The binding resource.
+    pub fn binding(&self) -> wgpu::BindingResource<'a> {
         wgpu::BindingResource::Buffer(wgpu::BufferBinding {
             buffer: self.buffer,
             offset: self.offset,
             size: std::num::NonZeroU64::new(self.size),
         })
+    }
+}
+
+/// Table rows `rows`, stored from the start of `span`: one row-block of a
+/// [`Table`](crate::Table) (the whole table when it fits one binding), or a
+/// window of a buffer past one binding read as a table. Kernels that read
+/// or write table rows take one of these (or a list), never a bare buffer.
+#[derive(Clone, Debug)]
+pub struct RowBlock<'a> {
+    pub rows: Range<usize>,
+    pub span: Span<'a>,
+}
+
+impl<'a> RowBlock<'a> {
+    /// Rows `rows` held from the start of the whole `buffer`.
+    pub fn new(buffer: &'a wgpu::Buffer, rows: Range<usize>) -> RowBlock<'a> {
+        RowBlock {
+            rows,
+            span: Span::whole(buffer),
+        }
     }
 }
 

@@ -69,12 +69,12 @@ pub enum Error {
         limit_name: &'static str,
     },
 
-    /// `Weight::buffer` (or a kernel called directly) on a table stored in
-    /// row-chunks: the one buffer asked for does not exist.
+    /// `Table::buffer` (or a kernel called directly) on a table stored in
+    /// several row-blocks: the one buffer asked for does not exist.
     #[error(
-        "the table ({bytes} bytes) is stored as {chunks} row-chunks because it is larger than \
+        "the table ({bytes} bytes) is stored as {chunks} row-blocks because it is larger than \
          one storage binding ({limit} bytes, max_storage_buffer_binding_size), so it has no \
-         single buffer: use Weight::chunks(); every Embedding and EmbeddingBag call handles chunks"
+         single buffer: use Table::blocks(); every Embedding and EmbeddingBag call handles blocks"
     )]
     ChunkedTable {
         chunks: usize,

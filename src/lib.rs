@@ -28,9 +28,9 @@
 //! Kernels record into the caller's `wgpu::CommandEncoder` (`encode_*`), so
 //! they can share a device with a renderer or trainer ([`Gpu::from_wgpu`]).
 //!
-//! Sizes: a table past one storage binding is stored in row-chunks
-//! ([`Weight::F32Chunked`]; its dense gradient is [`Gradient::DenseChunked`]),
-//! and outputs, index lists and gradients past one binding are processed in
+//! Sizes: every table is a [`Table`] of row-blocks, one per storage binding
+//! (one block when it fits; its dense gradient has the same blocks), f32 or
+//! f16 alike, and outputs, index lists and gradients past one binding are processed in
 //! windows bound at aligned offsets, so the adapter's memory and
 //! `max_buffer_size` are the limits that remain; the README's "Known limits"
 //! lists the arrays that must still fit one binding.
@@ -50,15 +50,15 @@ mod status;
 mod tensor;
 mod timing;
 
+pub use binding::{RowBlock, Span};
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions};
 pub use kernels::uniform_init::Distribution;
 pub use memory::GpuBuffer;
 pub use nn::{
-    BagMode, BagOutput, ChunkedTensor, DType, Embedding, EmbeddingBag, EmbeddingBagOptions,
-    EmbeddingOptions, Gradient, GradientMode, HalfTensor, Linear, LinearGrad, LinearOptions,
-    Weight, WeightChunk,
+    BagMode, BagOutput, Embedding, EmbeddingBag, EmbeddingBagOptions, EmbeddingOptions, Gradient,
+    GradientMode, Linear, LinearGrad, LinearOptions,
 };
 pub use status::{Status, STATUS_OK};
-pub use tensor::{IndexTensor, Tensor};
+pub use tensor::{DType, HalfTensor, IndexTensor, Table, Tensor};
 pub use timing::{Clock, Timing};

@@ -28,11 +28,8 @@ fn chunked(dim: usize, chunk_rows: usize) -> EmbeddingOptions {
 /// A batch of `n` ids that hits both sides of every boundary, with one hot
 /// row (the first row of the second chunk) whose segment crosses tiles.
 fn batch(rng: &mut Rng, emb: &Embedding, n: usize) -> Vec<u32> {
-    let starts = emb
-        .weight()
-        .as_chunked()
-        .expect("forced into chunks")
-        .row_starts();
+    let starts = emb.weight().row_starts();
+    assert!(starts.len() > 2, "forced into blocks: {starts:?}");
     let mut idx = boundary_rows(starts);
     idx.extend(rng.ids(n - idx.len(), emb.num_embeddings(), starts[1]));
     idx
@@ -69,12 +66,12 @@ fn the_dense_gradient_of_a_chunked_table_is_chunked_like_it() {
                     cpu::embedding_backward_dense(rows, dim, &idx, &grad_out, &twin(&options));
 
                 let grad = emb.backward(&idx, &g).unwrap();
-                let Gradient::DenseChunked(chunks) = &grad else {
-                    panic!("{what}: a chunked table gave {grad:?}")
+                let Gradient::Dense(blocks) = &grad else {
+                    panic!("{what}: a dense backward gave {grad:?}")
                 };
                 assert_eq!(
-                    chunks.row_starts(),
-                    emb.weight().as_chunked().unwrap().row_starts(),
+                    blocks.row_starts(),
+                    emb.weight().row_starts(),
                     "{what}: the gradient is chunked like the table"
                 );
                 assert_bits_eq(&what, &grad.to_dense_vec(rows, dim).unwrap(), &want);
@@ -104,7 +101,7 @@ fn the_dense_gradient_of_a_chunked_table_is_chunked_like_it() {
                 cpu::sgd_dense(0.5, &want, &mut want_w);
                 emb.sgd_step(&grad, 0.5).unwrap();
                 assert_bits_eq(&what, &emb.weight().to_vec().unwrap(), &want_w);
-                emb.sgd_step(&Gradient::Dense(plain), 0.5).unwrap();
+                emb.sgd_step(&Gradient::Dense(plain.into()), 0.5).unwrap();
                 cpu::sgd_dense(0.5, &want, &mut want_w);
                 assert_bits_eq(&what, &emb.weight().to_vec().unwrap(), &want_w);
 
@@ -149,7 +146,10 @@ fn the_atomic_gradient_runs_per_chunk_where_the_adapter_has_float_atomics() {
                 continue;
             }
             let grad = result.unwrap();
-            assert!(matches!(grad, Gradient::DenseChunked(_)), "{grad:?}");
+            assert!(
+                matches!(&grad, Gradient::Dense(t) if t.num_blocks() > 1),
+                "{grad:?}"
+            );
             let want = cpu::embedding_backward_dense(rows, dim, &idx, &grad_out, &twin(&options));
             // The atomic order differs from the twin's: a few ulps of sums of
             // up to ~300 terms of |x| < 2, well inside 1e-5 of the largest.
@@ -185,9 +185,7 @@ fn max_norm_renormalises_referenced_rows_in_every_chunk() {
                     Embedding::from_pretrained_with_options(gpu, &w, rows, dim, options).unwrap();
                 // Boundary rows twice, others at random: some rows never.
                 let mut idx = batch(&mut rng, &emb, 40);
-                idx.extend(boundary_rows(
-                    emb.weight().as_chunked().unwrap().row_starts(),
-                ));
+                idx.extend(boundary_rows(emb.weight().row_starts()));
                 let mut counts = vec![0u32; rows];
                 let mut status = u32::MAX;
                 cpu::row_histogram(rows, &idx, &mut status, &mut counts);
@@ -275,7 +273,7 @@ impl BagCase {
         let emb =
             Embedding::from_pretrained_with_options(gpu, &self.table, self.rows, self.dim, options)
                 .unwrap();
-        assert!(emb.weight().chunks().len() > 2, "the table is row-chunked");
+        assert!(emb.weight().num_blocks() > 2, "the table is in row-blocks");
         EmbeddingBag::from_embedding(
             emb,
             EmbeddingBagOptions {
@@ -357,7 +355,7 @@ fn bags_on_a_chunked_table_match_the_twin_forward_and_backward() {
                     let dense = cpu::embedding_bag_backward_dense(&batch, &options);
                     let grad = bag.backward(&case.idx, &case.csr, psw, &g).unwrap();
                     assert!(
-                        matches!(grad, Gradient::DenseChunked(_)),
+                        matches!(&grad, Gradient::Dense(t) if t.num_blocks() > 1),
                         "{what}: {grad:?}"
                     );
                     assert_bag_matches(

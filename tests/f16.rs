@@ -8,7 +8,9 @@ mod common;
 use common::{assert_bits_eq, each_gpu};
 use half::f16;
 use wgpu_embed::kernels::embedding_gather::STATUS_OK;
-use wgpu_embed::{cpu, DType, Embedding, EmbeddingOptions};
+use wgpu_embed::{
+    cpu, BagMode, DType, Embedding, EmbeddingBag, EmbeddingBagOptions, EmbeddingOptions,
+};
 
 fn f16_options() -> EmbeddingOptions {
     EmbeddingOptions {
@@ -56,7 +58,8 @@ fn f16_gather_matches_its_twin_and_init_rounds_the_f32_init_once() {
                 },
             )
             .unwrap();
-            let halves = emb.weight().as_f16().unwrap().to_f16_vec().unwrap();
+            assert_eq!(emb.weight().dtype(), DType::F16);
+            let halves = emb.weight().to_f16_vec().unwrap();
             let rounded: Vec<f16> = f32_emb
                 .weight()
                 .to_vec()
@@ -94,5 +97,124 @@ fn f16_table_set_weight_and_fills() {
         assert!(emb.normal_(0.0, -1.0, 1).is_err());
         assert!(emb.set_weight(&[1.0]).is_err());
         assert_bits_eq("after errors", &emb.weight().to_vec().unwrap(), &before);
+    });
+}
+
+#[test]
+fn an_f16_table_in_row_blocks_gives_the_bits_of_one_in_one_block() {
+    // `chunk_bytes` forces small f16 tables into blocks of a few rows. dim 7
+    // and 3 give blocks of an odd number of halves (each block is padded on
+    // its own); dim 12 takes the vec4 paths.
+    each_gpu(|gpu| {
+        for (rows, dim, block_rows) in [(40, 12, 7), (23, 7, 5), (23, 3, 6)] {
+            let what = format!("{rows}x{dim} in blocks of {block_rows} rows");
+            let opts = EmbeddingOptions {
+                seed: 11,
+                padding_idx: Some(block_rows),
+                ..f16_options()
+            };
+            let blocked_opts = EmbeddingOptions {
+                chunk_bytes: Some((block_rows * dim * 2).next_multiple_of(8) as u64),
+                ..opts.clone()
+            };
+            let one = Embedding::with_options(gpu, rows, dim, opts.clone()).unwrap();
+            let mut blocked =
+                Embedding::with_options(gpu, rows, dim, blocked_opts.clone()).unwrap();
+            assert_eq!(one.weight().num_blocks(), 1, "{what}");
+            assert!(
+                blocked.weight().num_blocks() > 2,
+                "{what}: {:?}",
+                blocked.weight()
+            );
+            assert_eq!(blocked.weight().bytes(), (rows * dim * 2) as u64, "{what}");
+            // Init, the padding row included, is blocked without changing a bit.
+            let want = one.weight().to_f16_vec().unwrap();
+            assert_eq!(blocked.weight().to_f16_vec().unwrap(), want, "{what}: init");
+
+            // Every row, both sides of every block boundary, and the rows read back by range.
+            let idx: Vec<u32> = (0..rows as u32).rev().chain(0..rows as u32).collect();
+            let got = blocked.forward(&idx).unwrap().to_vec().unwrap();
+            assert_bits_eq(&what, &got, &one.forward(&idx).unwrap().to_vec().unwrap());
+            let middle = blocked.weight().rows_to_vec(block_rows - 1, 3).unwrap();
+            assert_bits_eq(
+                &what,
+                &middle,
+                &one.weight().rows_to_vec(block_rows - 1, 3).unwrap(),
+            );
+
+            // A bad GPU-resident index is found in every block's dispatch.
+            let bad = wgpu_embed::IndexTensor::from_slice(gpu, &[0, rows as u32, 1]).unwrap();
+            assert!(
+                matches!(
+                    blocked.forward_gpu(&bad),
+                    Err(wgpu_embed::Error::IndexOutOfRange { position: 1, .. })
+                ),
+                "{what}"
+            );
+
+            // Bags read a blocked table through an f32 scratch gather.
+            let csr = [0u32, 3, 3, 9, idx.len() as u32];
+            let psw: Vec<f32> = (0..idx.len())
+                .map(|i| 0.25 * (i % 5) as f32 - 0.5)
+                .collect();
+            for mode in [BagMode::Sum, BagMode::Mean, BagMode::Max] {
+                let bag_options = EmbeddingBagOptions {
+                    mode,
+                    include_last_offset: true,
+                };
+                let psw = (mode == BagMode::Sum).then_some(psw.as_slice());
+                let bag = |opts: &EmbeddingOptions| {
+                    let w = one.weight().to_vec().unwrap();
+                    let e =
+                        Embedding::from_pretrained_with_options(gpu, &w, rows, dim, opts.clone())
+                            .unwrap();
+                    EmbeddingBag::from_embedding(e, bag_options)
+                };
+                let (a, b) = (bag(&opts), bag(&blocked_opts));
+                assert!(b.weight().num_blocks() > 2, "{what}");
+                let want = a.forward(&idx, &csr, psw).unwrap().to_vec().unwrap();
+                let got = b.forward(&idx, &csr, psw).unwrap().to_vec().unwrap();
+                assert_bits_eq(&format!("{what} {mode:?} bags"), &got, &want);
+                if mode == BagMode::Sum {
+                    let g: Vec<f32> = (0..4 * dim).map(|i| (i % 9) as f32 - 4.0).collect();
+                    let g = wgpu_embed::Tensor::from_slice(gpu, &g, &[4, dim]).unwrap();
+                    let want = a.per_sample_weights_grad(&idx, &csr, &g).unwrap();
+                    let got = b.per_sample_weights_grad(&idx, &csr, &g).unwrap();
+                    assert_bits_eq(&what, &got.to_vec().unwrap(), &want.to_vec().unwrap());
+                }
+            }
+
+            // Refills and set_weight write every block.
+            blocked.uniform_(-2.0, 2.0, 3).unwrap();
+            let mut u = vec![0.0; rows * dim];
+            cpu::uniform_fill(3, 0, -2.0, 2.0, &mut u);
+            let want: Vec<f16> = u.iter().map(|&x| f16::from_f32(x)).collect();
+            assert_eq!(
+                blocked.weight().to_f16_vec().unwrap(),
+                want,
+                "{what}: uniform_"
+            );
+            let w: Vec<f32> = (0..rows * dim).map(|i| i as f32 / 7.0).collect();
+            blocked.set_weight(&w).unwrap();
+            let want: Vec<f16> = w.iter().map(|&x| f16::from_f32(x)).collect();
+            assert_eq!(
+                blocked.weight().to_f16_vec().unwrap(),
+                want,
+                "{what}: set_weight"
+            );
+
+            // A saved blocked table loads back into blocks with the same bits.
+            let path = std::env::temp_dir().join(format!(
+                "wgpu_embed_f16_blocks_{}_{rows}x{dim}.safetensors",
+                std::process::id()
+            ));
+            blocked.save_safetensors(&path, "w").unwrap();
+            let back =
+                Embedding::from_safetensors_with_options(gpu, &path, "w", blocked_opts.clone())
+                    .unwrap();
+            std::fs::remove_file(&path).unwrap();
+            assert!(back.weight().num_blocks() > 2, "{what}");
+            assert_eq!(back.weight().to_f16_vec().unwrap(), want, "{what}: file");
+        }
     });
 }

@@ -5,7 +5,7 @@ mod common;
 use common::{assert_bits_eq, each_gpu, table};
 use proptest::prelude::*;
 use wgpu_embed::kernels::embedding_gather::{self, GatherArgs, STATUS_OK};
-use wgpu_embed::{cpu, Embedding, Error, Gpu, IndexTensor, Tensor};
+use wgpu_embed::{cpu, DType, Embedding, Error, Gpu, IndexTensor, RowBlock, Tensor};
 
 fn cpu_gather(rows: usize, dim: usize, t: &[f32], idx: &[u32]) -> Vec<f32> {
     let mut out = vec![0.0; idx.len() * dim];
@@ -73,7 +73,8 @@ fn both_row_layouts_agree() {
                     gpu,
                     &mut enc,
                     &GatherArgs {
-                        table: table_t.buffer(),
+                        table: &[RowBlock::new(table_t.buffer(), 0..rows)],
+                        dtype: DType::F32,
                         num_embeddings: rows,
                         dim,
                         indices: idx_t.buffer(),
@@ -83,7 +84,6 @@ fn both_row_layouts_agree() {
                         threads_per_row: Some(tpr),
                         workgroup_size: None,
                         const_dim: false,
-                        chunk: None,
                     },
                 )
                 .unwrap();
@@ -138,7 +138,8 @@ fn gpu_resident_bad_index_zero_fills_and_reports_first_position() {
             gpu,
             &mut enc,
             &GatherArgs {
-                table: table_t.buffer(),
+                table: &[RowBlock::new(table_t.buffer(), 0..rows)],
+                dtype: DType::F32,
                 num_embeddings: rows,
                 dim,
                 indices: idx_t.buffer(),
@@ -148,7 +149,6 @@ fn gpu_resident_bad_index_zero_fills_and_reports_first_position() {
                 threads_per_row: None,
                 workgroup_size: None,
                 const_dim: false,
-                chunk: None,
             },
         )
         .unwrap();

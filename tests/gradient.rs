@@ -586,7 +586,7 @@ fn bad_input_is_an_error_and_changes_nothing() {
             emb.backward_sgd(&[1, 2, 3], &g3, f32::NAN),
             Err(Error::InvalidArgument { .. })
         ));
-        let wrong = Gradient::Dense(Tensor::zeros(gpu, &[vocab, dim + 1]).unwrap());
+        let wrong = Gradient::Dense(Tensor::zeros(gpu, &[vocab, dim + 1]).unwrap().into());
         assert!(matches!(
             emb.sgd_step(&wrong, 0.1),
             Err(Error::ShapeMismatch { .. })
@@ -610,7 +610,7 @@ fn bad_input_is_an_error_and_changes_nothing() {
                 .unwrap_err(),
             Error::Frozen
         );
-        let zero = Gradient::Dense(Tensor::zeros(gpu, &[vocab, dim]).unwrap());
+        let zero = Gradient::Dense(Tensor::zeros(gpu, &[vocab, dim]).unwrap().into());
         assert_eq!(frozen.sgd_step(&zero, 0.1).unwrap_err(), Error::Frozen);
     });
 }

@@ -13,8 +13,9 @@ use common::{assert_bits_eq, data, each_gpu};
 use wgpu_embed::cpu::embedding_bag_backward::{psw_grad, BagBatch};
 use wgpu_embed::cpu::BackwardOptions;
 use wgpu_embed::kernels::embedding_gather::STATUS_OK;
-use wgpu_embed::kernels::segment_sum::{self, SegmentArgs, SegmentOutput, SegmentTarget};
+use wgpu_embed::kernels::segment_sum::{self, SegmentArgs, SegmentOutput};
 use wgpu_embed::kernels::{buffer_copy, column_sum, fma_peak};
+use wgpu_embed::RowBlock;
 use wgpu_embed::{
     cpu, BagMode, DType, Embedding, EmbeddingBag, EmbeddingBagOptions, EmbeddingOptions, Error,
     Gpu, Gradient, GradientMode, IndexTensor, Tensor,
@@ -453,9 +454,8 @@ fn hot_row_over_70_000_tiles() {
             gpu,
             &mut encoder,
             &args,
-            &[SegmentTarget {
-                output: SegmentOutput::Dense { grad: out.buffer() },
-                rows: None,
+            &[SegmentOutput::Dense {
+                grad: RowBlock::new(out.buffer(), 0..vocab),
             }],
         )
         .unwrap();

@@ -51,8 +51,7 @@ fn a_small_chunked_table_matches_the_twin_everywhere() {
             };
             // Default init (normal, padding row zeroed) across chunks.
             let mut emb = Embedding::with_options(gpu, rows, dim, options.clone()).unwrap();
-            let chunked = emb.weight().as_chunked().expect("forced into chunks");
-            assert_eq!(chunked.tensors().len(), rows.div_ceil(chunk_rows));
+            assert_eq!(emb.weight().num_blocks(), rows.div_ceil(chunk_rows));
             assert!(matches!(
                 emb.weight().buffer(),
                 Err(Error::ChunkedTable { .. })
@@ -160,11 +159,10 @@ fn a_300_mb_table_spans_chunks_and_matches_the_twin() {
             ..EmbeddingOptions::default()
         };
         let mut emb = Embedding::with_options(gpu, rows, dim, options).unwrap();
-        let chunked = emb.weight().as_chunked().expect("300 MB must be chunked");
-        let starts = chunked.row_starts().to_vec();
-        assert!(starts.len() >= 4, "expected at least 3 chunks: {starts:?}");
-        for c in chunked.tensors() {
-            assert!(c.bytes() <= gpu.max_binding_bytes());
+        let starts = emb.weight().row_starts().to_vec();
+        assert!(starts.len() >= 4, "expected at least 3 blocks: {starts:?}");
+        for b in emb.weight().blocks() {
+            assert!(b.span.size <= gpu.max_binding_bytes());
         }
         let mut rng = Rng(7);
         let sample = sampled_rows(&starts, rows, &mut rng);

@@ -3,7 +3,7 @@
 //!
 //! Element `e` of a tensor is lane `e % 4` of `philox4x32_10([e/4 as u64], seed)`.
 //! `counter_base` is the element index of `out[0]`, so a tensor filled in
-//! pieces (or in row-chunks) equals one filled in a single call.
+//! pieces (or in row-blocks) equals one filled in a single call.
 
 const M0: u32 = 0xD251_1F53;
 const M1: u32 = 0xCD9E_8D57;

@@ -9,9 +9,9 @@ use crate::binding::{self, Span};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::{to_u32, LOOP_BUDGET};
-use crate::nn::DType;
 use crate::pipeline::KernelSpec;
 use crate::recorder::{Recorder, Work};
+use crate::tensor::DType;
 
 const SOURCE: &str = include_str!("../../shaders/embedding_bag.wgsl");
 

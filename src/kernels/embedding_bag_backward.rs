@@ -5,15 +5,14 @@
 //! `cpu::embedding_bag_backward`.
 
 use crate::cpu::embedding_bag::BagMode;
-use std::ops::Range;
 
-use crate::binding::{self, Span};
+use crate::binding::{self, RowBlock, Span};
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::kernels::{to_u32, LOOP_BUDGET};
-use crate::nn::DType;
 use crate::pipeline::KernelSpec;
 use crate::recorder::{Recorder, Work};
+use crate::tensor::DType;
 
 const SOURCE: &str = include_str!("../../shaders/embedding_bag_backward.wgsl");
 
@@ -198,35 +197,15 @@ pub fn encode_expand(
 }
 
 /// Records `psw_grad` into `encoder`: `out[p]` (`n` f32) = the gradient of
-/// per-sample weight `p`. `table` is f32, or f16 packed two per u32.
+/// per-sample weight `p`. `table` is the table's row-blocks, f32 or f16
+/// packed two per u32: one dispatch per block and window of positions, each
+/// writing the positions whose row the block holds (padding and
+/// out-of-range ones get 0).
 pub fn encode_psw_grad(
     gpu: &Gpu,
     encoder: &mut wgpu::CommandEncoder,
     layout: &BagLayout,
-    table: &wgpu::Buffer,
-    dtype: DType,
-    out: &wgpu::Buffer,
-) -> Result<()> {
-    encode_psw_grad_rows(
-        gpu,
-        encoder,
-        layout,
-        table,
-        0..layout.num_embeddings,
-        dtype,
-        out,
-    )
-}
-
-/// [`encode_psw_grad`] for one row-chunk of a table: `table` holds rows
-/// `rows`, and only positions whose row it holds are written (padding and
-/// out-of-range ones get 0). One dispatch per window of positions.
-pub(crate) fn encode_psw_grad_rows(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
-    layout: &BagLayout,
-    table: &wgpu::Buffer,
-    rows: Range<usize>,
+    table: &[RowBlock],
     dtype: DType,
     out: &wgpu::Buffer,
 ) -> Result<()> {
@@ -238,7 +217,11 @@ pub(crate) fn encode_psw_grad_rows(
         &[4, 4],
         "psw_grad window (indices and weight gradients)",
     )?;
-    for w in windows {
+    for (block, w) in table
+        .iter()
+        .flat_map(|b| windows.iter().map(move |w| (b, w)))
+    {
+        let rows = &block.rows;
         for c0 in (0..layout.dim.max(1)).step_by(PSW_COLUMNS) {
             let mut p = params(layout)?;
             p.n = to_u32("index count", w.len())?;
@@ -252,11 +235,11 @@ pub(crate) fn encode_psw_grad_rows(
                 &constants,
                 &p,
                 &[
-                    (1, Span::items(layout.indices, &w, 4)),
+                    (1, Span::items(layout.indices, w, 4)),
                     (2, layout.offsets.into()),
                     (5, layout.grad_out.into()),
-                    (8, table.into()),
-                    (9, Span::items(out, &w, 4)),
+                    (8, block.span),
+                    (9, Span::items(out, w, 4)),
                 ],
                 Work::Invocations(w.len() as u64),
             )?;

@@ -3,6 +3,7 @@
 //! `max_norm / (norm + 1e-7)`, once however often the batch repeats it.
 //! Shader: `shaders/embedding_renorm.wgsl`; CPU twin: `cpu::embedding_renorm`.
 
+use crate::binding::RowBlock;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::{loop_limited, to_u32, LOOP_BUDGET};
@@ -38,10 +39,8 @@ pub struct RenormArgs<'a> {
     pub status: &'a wgpu::Buffer,
     /// `row_histogram` of the batch: rows with a nonzero count are renormalised.
     pub counts: &'a wgpu::Buffer,
-    pub weight: &'a wgpu::Buffer,
-    /// `weight` holds only table rows `row_begin .. row_end` (one row-chunk
-    /// of a table past one binding); `None`: every row.
-    pub rows: Option<std::ops::Range<usize>>,
+    /// The row-block renormalised (one call per block of a large table).
+    pub weight: RowBlock<'a>,
 }
 
 /// The widest row one invocation renormalises: it loops over the row twice
@@ -66,7 +65,7 @@ pub fn check_dim(gpu: &Gpu, dim: usize) -> Result<()> {
 /// Records the renormalisation into `encoder`; `TooLarge` from [`check_dim`].
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &RenormArgs) -> Result<()> {
     check_dim(gpu, args.dim)?;
-    let rows = args.rows.clone().unwrap_or(0..args.num_embeddings);
+    let rows = args.weight.rows.clone();
     let rows = rows.start.min(args.num_embeddings)..rows.end.min(args.num_embeddings);
     to_u32("table chunk elements", rows.len().saturating_mul(args.dim))?;
     let params = Params {
@@ -85,7 +84,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &RenormArgs) 
         &[
             (1, args.status.into()),
             (2, args.counts.into()),
-            (3, args.weight.into()),
+            (3, args.weight.span),
         ],
         Work::Invocations(rows.len() as u64),
     )

@@ -4,7 +4,7 @@
 //! Shader: `shaders/scatter_add_atomic.wgsl`; CPU twin: `cpu::scatter_add_atomic`
 //! (one of the orders the GPU may take: ascending positions).
 
-use crate::binding::{self, Span};
+use crate::binding::{self, RowBlock, Span};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::{to_u32, LOOP_BUDGET};
@@ -47,12 +47,9 @@ pub struct AtomicArgs<'a> {
     pub status: &'a wgpu::Buffer,
     /// `[n, dim]`; past one binding, read in windows of positions.
     pub grad_out: &'a wgpu::Buffer,
-    /// `[num_embeddings, dim]`, or the rows of `rows`; cleared here first.
-    /// Past one binding, written in windows of rows.
-    pub grad: &'a wgpu::Buffer,
-    /// `grad` holds only table rows `row_begin .. row_end` from its start
-    /// (a row-chunk of a chunked gradient); `None`: every row.
-    pub rows: Option<std::ops::Range<usize>>,
+    /// The gradient rows written (one row-block of a gradient stored like
+    /// the table), cleared here first. Past one binding, written in windows of rows.
+    pub grad: RowBlock<'a>,
 }
 
 /// Columns one invocation adds: a row wider than this is split over several
@@ -76,10 +73,15 @@ pub fn check_supported(gpu: &Gpu) -> Result<()> {
 /// dispatch per window of `grad` rows and window of positions.
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &AtomicArgs) -> Result<()> {
     check_supported(gpu)?;
-    let rows = args.rows.clone().unwrap_or(0..args.num_embeddings);
+    let rows = args.grad.rows.clone();
     let rows = rows.start.min(args.num_embeddings)..rows.end.min(args.num_embeddings);
     let row_bytes = args.dim as u64 * 4;
-    encoder.clear_buffer(args.grad, 0, Some(rows.len() as u64 * row_bytes));
+    let grad = args.grad.span;
+    encoder.clear_buffer(
+        grad.buffer,
+        grad.offset,
+        Some(rows.len() as u64 * row_bytes),
+    );
     if args.n == 0 {
         return Ok(());
     }
@@ -121,7 +123,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &AtomicArgs) 
                     (2, args.status.into()),
                     (3, args.counts.into()),
                     (4, Span::items(args.grad_out, pw, row_bytes)),
-                    (5, Span::items(args.grad, rw, row_bytes)),
+                    (5, grad.slice(rw, row_bytes)),
                 ],
                 Work::Invocations(pw.len() as u64 * blocks as u64),
             )?;

@@ -8,14 +8,15 @@
 
 use std::ops::Range;
 
-use crate::binding::{self, Span};
+use crate::binding::{self, RowBlock, Span};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::embedding_gather::{self, GatherArgs, TableBlock, STATUS_OK};
+use crate::kernels::embedding_gather::{self, GatherArgs, STATUS_OK};
 use crate::kernels::{loop_limited, to_u32, LOOP_BUDGET};
 use crate::memory::GpuBuffer;
 use crate::pipeline::KernelSpec;
 use crate::recorder::{Recorder, Work};
+use crate::tensor::DType;
 
 mod rows;
 
@@ -107,11 +108,12 @@ struct Params {
     col_end: u32,
 }
 
-/// Where the row sums go.
+/// Where the row sums go. Dense, SGD and Adagrad outputs are one row-block
+/// of a table: the rows it holds are the rows written (one block per call,
+/// one call per block of a large table).
 pub enum SegmentOutput<'a> {
-    /// `[num_embeddings, dim]` (or the rows of [`SegmentTarget::rows`]);
-    /// every row written (untouched rows 0).
-    Dense { grad: &'a wgpu::Buffer },
+    /// Every row of the block written (untouched rows 0).
+    Dense { grad: RowBlock<'a> },
     /// Row `r` with `rank = ranks[r]` (exclusive scan of the referenced-row
     /// flags, padding excluded) writes `rows[rank] = r` and `values[rank, :]`.
     Sparse {
@@ -120,23 +122,14 @@ pub enum SegmentOutput<'a> {
         values: &'a wgpu::Buffer,
     },
     /// `weight[r] -= lr * grad[r]` for referenced rows.
-    Sgd { weight: &'a wgpu::Buffer, lr: f32 },
+    Sgd { weight: RowBlock<'a>, lr: f32 },
     /// FBGEMM EXACT_ROWWISE_ADAGRAD on referenced rows; `state` is one f32 per row.
     Adagrad {
-        weight: &'a wgpu::Buffer,
+        weight: RowBlock<'a>,
         state: &'a wgpu::Buffer,
         lr: f32,
         eps: f32,
     },
-}
-
-/// One output of the row pass and the table rows its buffer holds.
-pub struct SegmentTarget<'a> {
-    pub output: SegmentOutput<'a>,
-    /// Dense, SGD and Adagrad outputs: the `grad`/`weight` buffer holds only
-    /// table rows `row_begin .. row_end` from its start (one row-chunk of a
-    /// large table); `None`: every row. Sparse output ignores it.
-    pub rows: Option<Range<usize>>,
 }
 
 /// The inputs of the segment reduction (see the shader's header).
@@ -191,8 +184,16 @@ fn encode_presort(
     )?;
     // The positions are a permutation of 0 .. n: nothing for this status to catch.
     let status = gpu.storage_from("segment_sum presort status", &[STATUS_OK])?;
+    let blocks: Vec<RowBlock> = binding::windows(gpu, args.n, &[row_bytes], "grad_out rows")?
+        .into_iter()
+        .map(|w| RowBlock {
+            span: Span::items(args.grad_out, &w, row_bytes),
+            rows: w,
+        })
+        .collect();
     let gather = GatherArgs {
-        table: args.grad_out,
+        table: &blocks,
+        dtype: DType::F32,
         num_embeddings: args.n,
         dim: args.dim,
         indices: args.sorted_positions,
@@ -202,17 +203,8 @@ fn encode_presort(
         threads_per_row: None,
         workgroup_size: None,
         const_dim: false,
-        chunk: None,
     };
-    let blocks: Vec<TableBlock> = binding::windows(gpu, args.n, &[row_bytes], "grad_out rows")?
-        .into_iter()
-        .map(|w| TableBlock {
-            span: Span::items(args.grad_out, &w, row_bytes),
-            rows: w,
-        })
-        .collect();
-    let windows = embedding_gather::windows(gpu, &gather)?;
-    embedding_gather::encode_blocks(gpu, encoder, &gather, false, &blocks, &windows)?;
+    embedding_gather::encode(gpu, encoder, &gather)?;
     Ok(sorted)
 }
 
@@ -223,7 +215,7 @@ pub fn encode(
     gpu: &Gpu,
     encoder: &mut wgpu::CommandEncoder,
     args: &SegmentArgs,
-    targets: &[SegmentTarget],
+    targets: &[SegmentOutput],
 ) -> Result<()> {
     let chunk = tile_len(args.chunk.unwrap_or(CHUNK), args.n);
     let num_tiles = args.n.div_ceil(chunk);

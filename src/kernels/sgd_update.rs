@@ -1,8 +1,8 @@
 //! `sgd_update`: `weight -= lr * grad` for a dense or a sparse gradient.
 //! Shader: `shaders/sgd_update.wgsl`; CPU twin: `cpu::sgd_update`.
 
-use crate::binding::{self, Span};
-use crate::error::Result;
+use crate::binding::{self, RowBlock, Span};
+use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::to_u32;
 use crate::pipeline::KernelSpec;
@@ -37,13 +37,13 @@ struct Params {
 }
 
 /// The gradient an update reads.
-#[derive(Clone, Copy)]
+#[derive(Clone, Debug)]
 pub enum SgdGrad<'a> {
-    /// `[num_embeddings, dim]` (any size up to `max_buffer_size`).
-    Dense(&'a wgpu::Buffer),
-    /// Exactly the rows `weight` holds, from its start: the matching
-    /// row-chunk of a chunked gradient.
-    DenseChunk(&'a wgpu::Buffer),
+    /// Dense gradient rows that include every row of the weight block:
+    /// the matching row-block of a gradient stored like the table, or a
+    /// whole `[num_embeddings, dim]` gradient (any size up to
+    /// `max_buffer_size`, bound in windows).
+    Dense(RowBlock<'a>),
     /// `count` unique rows and their `[count, dim]` values.
     Sparse {
         rows: &'a wgpu::Buffer,
@@ -52,80 +52,85 @@ pub enum SgdGrad<'a> {
     },
 }
 
-/// One update of `weight` (`[num_embeddings, dim]`).
+/// One update of one row-block of a `[num_embeddings, dim]` table.
 pub struct SgdArgs<'a> {
-    pub weight: &'a wgpu::Buffer,
+    pub weight: RowBlock<'a>,
     pub num_embeddings: usize,
     pub dim: usize,
     pub grad: SgdGrad<'a>,
     pub lr: f32,
-    /// `weight` holds only table rows `row_begin .. row_end` (a row-chunk);
-    /// `None`: the whole table.
-    pub rows: Option<std::ops::Range<usize>>,
 }
 
 /// Records the update into `encoder`: one dispatch, or one per window where
 /// the gradient is past one storage binding.
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SgdArgs) -> Result<()> {
-    let range = args.rows.clone().unwrap_or(0..args.num_embeddings);
+    let range = &args.weight.rows;
     let range = range.start.min(args.num_embeddings)..range.end.min(args.num_embeddings);
     to_u32(
         "table elements",
         args.num_embeddings.saturating_mul(args.dim),
     )?;
-    to_u32("table chunk elements", range.len().saturating_mul(args.dim))?;
+    to_u32("table block elements", range.len().saturating_mul(args.dim))?;
     let row_bytes = args.dim as u64 * 4;
-    let mut params = Params {
+    let params = Params {
         len: 0,
         dim: to_u32("embedding dim", args.dim)?,
         num_embeddings: to_u32("num_embeddings", args.num_embeddings)?,
         lr: args.lr,
-        row_begin: to_u32("chunk first row", range.start)?,
-        row_end: to_u32("chunk end row", range.end)?,
+        row_begin: to_u32("block first row", range.start)?,
+        row_end: to_u32("block end row", range.end)?,
         grad_offset: 0,
         _pad: 0,
     };
+    let weight = args.weight.span;
     // (params, grad span, weight span, rows span) per dispatch.
     let mut dispatches: Vec<(Params, Span, Span, Option<Span>)> = Vec::new();
-    match args.grad {
-        SgdGrad::Dense(grad) if grad.size() <= gpu.max_binding_bytes() => {
-            params.len = to_u32("table chunk elements", range.len() * args.dim)?;
-            params.grad_offset = to_u32("gradient offset", range.start * args.dim)?;
-            dispatches.push((params, grad.into(), args.weight.into(), None));
-        }
+    match &args.grad {
         SgdGrad::Dense(grad) => {
-            // Rows of a gradient past one binding, bound from the aligned
-            // offset at or before the chunk's first row: the windows leave
-            // room for the bytes in between.
-            let align = gpu.storage_offset_alignment();
-            let limit = gpu.max_binding_bytes().saturating_sub(align - 4);
-            let windows =
-                binding::windows_within(gpu, range.len(), &[row_bytes], limit, "gradient rows")?;
-            for w in windows {
-                let start = (range.start + w.start) as u64 * row_bytes;
-                let offset = start / align * align;
-                let size = w.len() as u64 * row_bytes + (start - offset);
+            if grad.rows.start > range.start || grad.rows.end < range.end {
+                return Err(Error::ShapeMismatch {
+                    what: "dense gradient rows (must include the weight block's rows)",
+                    expected: vec![range.start, range.end],
+                    found: vec![grad.rows.start, grad.rows.end],
+                });
+            }
+            // The weight's first row within the gradient block.
+            let skip = (range.start - grad.rows.start) as u64 * row_bytes;
+            if grad.span.size <= gpu.max_binding_bytes() {
                 let mut p = params;
-                p.len = to_u32("table chunk elements", w.len() * args.dim)?;
-                p.grad_offset = ((start - offset) / 4) as u32;
-                let span = Span {
-                    buffer: grad,
-                    offset,
-                    size,
-                };
-                let weight = Span::items(args.weight, &w, row_bytes);
-                dispatches.push((p, span, weight, None));
+                p.len = to_u32("table block elements", range.len() * args.dim)?;
+                p.grad_offset = to_u32("gradient offset", (skip / 4) as usize)?;
+                dispatches.push((p, grad.span, weight, None));
+            } else {
+                // Rows of a gradient past one binding, bound from the aligned
+                // offset at or before the window's first row: the windows
+                // leave room for the bytes in between.
+                let align = gpu.storage_offset_alignment();
+                let limit = gpu.max_binding_bytes().saturating_sub(align - 4);
+                let windows = binding::windows_within(
+                    gpu,
+                    range.len(),
+                    &[row_bytes],
+                    limit,
+                    "gradient rows",
+                )?;
+                for w in windows {
+                    let start = grad.span.offset + skip + w.start as u64 * row_bytes;
+                    let offset = start / align * align;
+                    let size = w.len() as u64 * row_bytes + (start - offset);
+                    let mut p = params;
+                    p.len = to_u32("table block elements", w.len() * args.dim)?;
+                    p.grad_offset = ((start - offset) / 4) as u32;
+                    let span = Span {
+                        buffer: grad.span.buffer,
+                        offset,
+                        size,
+                    };
+                    dispatches.push((p, span, weight.slice(&w, row_bytes), None));
+                }
             }
         }
-        SgdGrad::DenseChunk(grad) => {
-            for w in binding::windows(gpu, range.len(), &[row_bytes], "gradient rows")? {
-                let mut p = params;
-                p.len = to_u32("table chunk elements", w.len() * args.dim)?;
-                let span = Span::items(grad, &w, row_bytes);
-                dispatches.push((p, span, Span::items(args.weight, &w, row_bytes), None));
-            }
-        }
-        SgdGrad::Sparse {
+        &SgdGrad::Sparse {
             rows,
             values,
             count,
@@ -143,7 +148,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SgdArgs) -> 
                 dispatches.push((
                     p,
                     Span::items(values, &w, row_bytes),
-                    args.weight.into(),
+                    weight,
                     Some(Span::items(rows, &w, 4)),
                 ));
             }

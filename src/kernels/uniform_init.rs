@@ -22,6 +22,27 @@ pub enum Distribution {
 }
 
 impl Distribution {
+    /// The fill of `out` by the CPU twin, bit-identical to the kernel's:
+    /// elements `counter_base ..` of the stream of `seed`.
+    pub(crate) fn fill_cpu(&self, seed: u64, counter_base: u64, out: &mut [f32]) -> Result<()> {
+        self.check()?;
+        match *self {
+            Distribution::Uniform { lo, hi } => {
+                crate::cpu::uniform_fill(seed, counter_base, lo, hi, out)
+            }
+            Distribution::Normal { mean, std } => {
+                crate::cpu::normal_fill(seed, counter_base, mean, std, out)
+            }
+            Distribution::Bits => {
+                return Err(Error::InvalidArgument {
+                    name: "distribution",
+                    reason: "Bits fills a u32 buffer; it cannot fill a table of floats".into(),
+                })
+            }
+        }
+        Ok(())
+    }
+
     fn check(&self) -> Result<()> {
         match *self {
             Distribution::Uniform { lo, hi } => {

@@ -12,8 +12,8 @@ use safetensors::tensor::{Dtype as StDtype, SafeTensorError, SafeTensors, Tensor
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::nn::weight::{DType, Weight};
 use crate::nn::{Embedding, EmbeddingOptions};
+use crate::tensor::DType;
 
 const EXPECTED_DTYPE: &str = "F32 or F16 (npy: '<f4' or '<f2')";
 const EXPECTED_SHAPE: &str = "2-D [num_embeddings, dim]";
@@ -243,8 +243,8 @@ impl Embedding {
     pub fn save_safetensors(&self, path: impl AsRef<Path>, tensor_name: &str) -> Result<()> {
         let path = path.as_ref();
         let shape = vec![self.num_embeddings(), self.dim()];
-        let (dtype, bytes): (StDtype, Vec<u8>) = match self.weight() {
-            Weight::F32(_) | Weight::F32Chunked(_) => (
+        let (dtype, bytes): (StDtype, Vec<u8>) = match self.dtype() {
+            DType::F32 => (
                 StDtype::F32,
                 self.weight()
                     .to_vec()?
@@ -252,9 +252,10 @@ impl Embedding {
                     .flat_map(|x| x.to_le_bytes())
                     .collect(),
             ),
-            Weight::F16(t) => (
+            DType::F16 => (
                 StDtype::F16,
-                t.to_f16_vec()?
+                self.weight()
+                    .to_f16_vec()?
                     .iter()
                     .flat_map(|x| x.to_le_bytes())
                     .collect(),
@@ -272,8 +273,8 @@ impl Embedding {
         let file = File::create(path).map_err(|e| file_error(path, e))?;
         let out = BufWriter::new(file);
         let io = |e: std::io::Error| file_error(path, e);
-        match self.weight() {
-            Weight::F32(_) | Weight::F32Chunked(_) => {
+        match self.dtype() {
+            DType::F32 => {
                 let mut w = npyz::WriteOptions::<f32>::new()
                     .default_dtype()
                     .shape(&shape)
@@ -283,14 +284,14 @@ impl Embedding {
                 w.extend(self.weight().to_vec()?).map_err(io)?;
                 w.finish().map_err(io)
             }
-            Weight::F16(t) => {
+            DType::F16 => {
                 let mut w = npyz::WriteOptions::<f16>::new()
                     .default_dtype()
                     .shape(&shape)
                     .writer(out)
                     .begin_nd()
                     .map_err(io)?;
-                w.extend(t.to_f16_vec()?).map_err(io)?;
+                w.extend(self.weight().to_f16_vec()?).map_err(io)?;
                 w.finish().map_err(io)
             }
         }

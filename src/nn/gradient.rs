@@ -1,11 +1,10 @@
 //! The gradient of an [`Embedding`](crate::Embedding) lookup as a value
-//! ([`Gradient`]: dense, dense in row-chunks, or sparse rows) and the choice
+//! ([`Gradient`]: a dense table, or sparse rows) and the choice
 //! of how it is summed ([`GradientMode`]). The methods that compute it are
 //! in `nn/embedding/backward.rs`.
 
 use crate::error::{Error, Result};
-use crate::nn::weight::ChunkedTensor;
-use crate::tensor::{IndexTensor, Tensor};
+use crate::tensor::{IndexTensor, Table, Tensor};
 
 /// How `backward` and `backward_sgd` add up positions that share a row.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -25,13 +24,11 @@ pub enum GradientMode {
 /// `weight.grad`. A dense gradient is stored like the table it belongs to.
 #[derive(Clone)]
 pub enum Gradient {
-    /// `[num_embeddings, dim]`; rows the batch did not reference are zero.
-    /// The gradient of a table in one binding.
-    Dense(Tensor),
-    /// The same, for a table stored in row-chunks ([`Weight::F32Chunked`]):
-    /// the gradient is as large as the table, so it is chunked the same way
-    /// (the same `row_starts`), chunk `k` the gradient of table chunk `k`.
-    DenseChunked(ChunkedTensor),
+    /// `[num_embeddings, dim]` f32; rows the batch did not reference are
+    /// zero. Stored in the table's row-blocks when made by `backward` (a
+    /// gradient is as large as its table); one made by hand from a
+    /// [`Tensor`] (`Gradient::Dense(t.into())`) is one block.
+    Dense(Table),
     /// The referenced rows, ascending and unique (the padding row left out),
     /// and `[rows.len(), dim]` summed gradients, one row each.
     Sparse { rows: IndexTensor, values: Tensor },
@@ -41,7 +38,6 @@ impl std::fmt::Debug for Gradient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Gradient::Dense(t) => write!(f, "Gradient::Dense({t:?})"),
-            Gradient::DenseChunked(t) => write!(f, "Gradient::DenseChunked({t:?})"),
             Gradient::Sparse { rows, values } => {
                 write!(f, "Gradient::Sparse({} rows, {values:?})", rows.len())
             }
@@ -54,16 +50,6 @@ impl Gradient {
     pub fn to_dense_vec(&self, num_embeddings: usize, dim: usize) -> Result<Vec<f32>> {
         match self {
             Gradient::Dense(t) => {
-                if t.shape() != [num_embeddings, dim] {
-                    return Err(Error::ShapeMismatch {
-                        what: "Gradient::to_dense_vec dense gradient",
-                        expected: vec![num_embeddings, dim],
-                        found: t.shape().to_vec(),
-                    });
-                }
-                t.to_vec()
-            }
-            Gradient::DenseChunked(t) => {
                 if t.shape() != [num_embeddings, dim] {
                     return Err(Error::ShapeMismatch {
                         what: "Gradient::to_dense_vec dense gradient",
@@ -110,7 +96,6 @@ impl Gradient {
     pub fn rows_to_vec(&self, first: usize, count: usize) -> Result<Vec<f32>> {
         match self {
             Gradient::Dense(t) => t.rows_to_vec(first, count),
-            Gradient::DenseChunked(t) => t.rows_to_vec(first, count),
             Gradient::Sparse { rows, values } => {
                 let dim = values.shape().get(1).copied().unwrap_or(0);
                 let held = rows.to_vec()?;

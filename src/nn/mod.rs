@@ -5,14 +5,12 @@ mod embedding_bag;
 mod files;
 mod gradient;
 mod linear;
-pub mod weight;
 
 pub use crate::cpu::embedding_bag::BagMode;
 pub use embedding::{Embedding, EmbeddingOptions, DEFAULT_SEED};
 pub use embedding_bag::{BagOutput, EmbeddingBag, EmbeddingBagOptions};
 pub use gradient::{Gradient, GradientMode};
 pub use linear::{Linear, LinearGrad, LinearOptions, DEFAULT_LINEAR_SEED};
-pub use weight::{ChunkedTensor, DType, HalfTensor, Weight, WeightChunk};
 
 use crate::error::{Error, Result};
 

@@ -1,10 +1,12 @@
-//! GPU tensors: an f32 buffer with a shape, and a u32 index list.
+//! GPU tensors: an f32 buffer with a shape, a u32 index list, an f16
+//! tensor (`half.rs`) and a table in row-blocks (`table.rs`).
 
-mod chunked;
 mod half;
+mod table;
 
-pub use chunked::ChunkedTensor;
 pub use half::HalfTensor;
+pub(crate) use table::rows_per_block;
+pub use table::{DType, Table};
 
 use std::sync::Arc;
 

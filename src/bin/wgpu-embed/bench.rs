@@ -84,14 +84,14 @@ fn gather_path(
     let (staging, idx_buf) = index_buffers(gpu, idx)?;
     let out = Tensor::zeros(gpu, &[n, dim])?;
     let status = wgpu_embed::Status::new(gpu)?;
-    // The layer's own lookup: it also handles tables split into row-chunks.
+    // The layer's own lookup: it also handles tables split into row-blocks.
     let forward = sample(gpu, plan, |enc| {
         record_upload(enc, &staging, &idx_buf);
         emb.encode_forward(enc, &idx_buf, &out, &status)
     })?;
     let forward_extra = gpu.memory_peak() - before;
     // A dense gradient is as large as the table, and stored like it (in
-    // row-chunks past one binding).
+    // row-blocks past one binding).
     let (backward, grad) = match grad_out {
         Some(grad_out) => {
             let (times, grad) = gather_backward(gpu, plan, emb, &idx_buf, grad_out)?;

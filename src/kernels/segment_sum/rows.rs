@@ -38,7 +38,7 @@ struct RowPass<'a> {
 pub(super) fn encode_rows(
     rec: &mut Recorder,
     args: &SegmentArgs,
-    target: &SegmentTarget,
+    target: &SegmentOutput,
     mut params: Params,
     tile_windows: &[(Range<usize>, Span)],
     partials: &wgpu::Buffer,
@@ -48,9 +48,15 @@ pub(super) fn encode_rows(
 ) -> Result<()> {
     let gpu = rec.gpu();
     let row_bytes = args.dim as u64 * 4;
-    let rows = match (&target.output, &target.rows) {
-        (SegmentOutput::Sparse { .. }, _) | (_, None) => 0..args.num_embeddings,
-        (_, Some(r)) => r.start.min(args.num_embeddings)..r.end.min(args.num_embeddings),
+    let (rows, out) = match target {
+        SegmentOutput::Sparse { values, .. } => (0..args.num_embeddings, Span::whole(values)),
+        SegmentOutput::Dense { grad: block }
+        | SegmentOutput::Sgd { weight: block, .. }
+        | SegmentOutput::Adagrad { weight: block, .. } => {
+            let r = &block.rows;
+            let rows = r.start.min(args.num_embeddings)..r.end.min(args.num_embeddings);
+            (rows, block.span)
+        }
     };
     to_u32("table chunk elements", rows.len().saturating_mul(args.dim))?;
     let pick = |scalar: &'static KernelSpec, wide: &'static KernelSpec| {
@@ -60,15 +66,10 @@ pub(super) fn encode_rows(
             scalar
         }
     };
-    let sparse = matches!(target.output, SegmentOutput::Sparse { .. });
-    let out = match target.output {
-        SegmentOutput::Dense { grad } => grad,
-        SegmentOutput::Sparse { values, .. } => values,
-        SegmentOutput::Sgd { weight, .. } | SegmentOutput::Adagrad { weight, .. } => weight,
-    };
+    let sparse = matches!(target, SegmentOutput::Sparse { .. });
     // Windows of what `out` holds: table rows, or sparse slots.
     let items = if sparse {
-        (out.size() / row_bytes.max(1)) as usize
+        (out.size / row_bytes.max(1)) as usize
     } else {
         rows.len()
     };
@@ -91,7 +92,7 @@ pub(super) fn encode_rows(
     // Adagrad's sum of squares so far, per row of an output window, when
     // pass 1 takes more than one dispatch.
     let mut squares = None;
-    let passes = match target.output {
+    let passes = match *target {
         SegmentOutput::Dense { .. } => one(pick(&DENSE, &DENSE4), vec![]),
         SegmentOutput::Sparse { ranks, rows, .. } => {
             one(pick(&SPARSE, &SPARSE4), vec![(8, ranks), (9, rows)])
@@ -143,10 +144,10 @@ pub(super) fn encode_rows(
         let (dispatch_rows, span) = if sparse {
             params.slot_begin = to_u32("sparse slot", w.start)?;
             params.slot_end = to_u32("sparse slot", w.end)?;
-            (rows.clone(), Span::items(out, w, row_bytes))
+            (rows.clone(), out.slice(w, row_bytes))
         } else {
             let r = rows.start + w.start..rows.start + w.end;
-            (r, Span::items(out, w, row_bytes))
+            (r, out.slice(w, row_bytes))
         };
         params.row_begin = to_u32("chunk first row", dispatch_rows.start)?;
         params.row_end = to_u32("chunk end row", dispatch_rows.end)?;

@@ -11,34 +11,32 @@
 //! float `atomicAdd` per element: faster where the adapter has it, but the
 //! order of the additions, and so the rounding, changes from run to run.
 //!
-//! Past one storage binding: the dense gradient of a row-chunked table is
-//! chunked like it ([`Gradient::DenseChunked`]), and each kernel writes one
-//! chunk per dispatch; a `grad_out`, a one-tensor gradient or sparse values
+//! Past one storage binding: the dense gradient of a table in several
+//! row-blocks has the same blocks (see [`crate::Table`]), and each kernel
+//! writes one block per dispatch; a `grad_out`, a one-tensor gradient or sparse values
 //! past one binding are read and written in windows (see `segment_sum`).
 //! The per-row arrays (`num_embeddings + 1` u32s) and the sort's index list
 //! must each fit one binding.
 
-use std::ops::Range;
-
 use super::sort::encode_sort;
 use super::IndexCheck;
+use crate::binding::RowBlock;
 use crate::error::{Error, Result};
 use crate::kernels::exclusive_scan::{self, ScanArgs};
 use crate::kernels::row_histogram::{self, HistogramArgs};
 use crate::kernels::scatter_add_atomic::{self, AtomicArgs};
-use crate::kernels::segment_sum::{self, SegmentOutput, SegmentTarget};
+use crate::kernels::segment_sum::{self, SegmentOutput};
 use crate::nn::check_indices;
-use crate::nn::weight::Weight;
 use crate::nn::{Embedding, Gradient, GradientMode};
 use crate::status::Status;
-use crate::tensor::{IndexTensor, Tensor};
+use crate::tensor::{DType, IndexTensor, Tensor};
 
 impl Embedding {
     pub(in crate::nn) fn check_trainable(&self) -> Result<()> {
         if self.options.freeze {
             return Err(Error::Frozen);
         }
-        if self.weight.dtype() != crate::nn::DType::F32 {
+        if self.weight.dtype() != crate::tensor::DType::F32 {
             // Training an f16 table needs an f32 master copy; not built yet.
             return Err(Error::InvalidArgument {
                 name: "dtype",
@@ -64,8 +62,7 @@ impl Embedding {
     /// `Gradient::Sparse` when the options say `sparse`, else `Gradient::Dense`.
     /// Every index is checked first (`IndexOutOfRange`); frozen tables give `Frozen`.
     pub fn backward(&self, indices: &[u32], grad_out: &Tensor) -> Result<Gradient> {
-        self.check_trainable()?;
-        self.check_grad_out(indices.len(), grad_out)?;
+        self.check_backward(indices.len(), grad_out)?;
         check_indices(indices, self.num_embeddings)?;
         let idx = IndexTensor::from_slice(&self.gpu, indices)?;
         self.backward_with(&idx, grad_out, IndexCheck::Host)
@@ -74,15 +71,22 @@ impl Embedding {
     /// [`backward`](Self::backward) for indices already on the GPU; an
     /// out-of-range index is found by the kernels and returned as the same error.
     pub fn backward_gpu(&self, indices: &IndexTensor, grad_out: &Tensor) -> Result<Gradient> {
-        self.check_trainable()?;
         indices.check_gpu(&self.gpu, "indices")?;
-        self.check_grad_out(indices.len(), grad_out)?;
+        self.check_backward(indices.len(), grad_out)?;
         self.backward_with(indices, grad_out, IndexCheck::Gpu)
     }
 
+    /// The checks every backward makes once, before anything is recorded:
+    /// a trainable f32 table and a `[n, dim]` `grad_out` on this Gpu.
+    pub(super) fn check_backward(&self, n: usize, grad_out: &Tensor) -> Result<()> {
+        self.check_trainable()?;
+        self.check_grad_out(n, grad_out)
+    }
+
     /// The backward after the checks, reading the status back only when the
-    /// host did not check the indices.
-    fn backward_with(
+    /// host did not check the indices (`EmbeddingBag` calls it with the
+    /// indices and gradient it expanded and checked).
+    pub(in crate::nn) fn backward_with(
         &self,
         indices: &IndexTensor,
         grad_out: &Tensor,
@@ -92,24 +96,23 @@ impl Embedding {
         if self.options.sparse {
             return self.backward_sparse(indices, grad_out, &status, check);
         }
-        let grad = self.dense_gradient_zeros()?;
+        let grad = self.weight.zeros_like_f32()?;
         let mut encoder = self.gpu.encoder("Embedding::backward");
-        self.encode_backward_into(&mut encoder, indices, grad_out, &grad, &status)?;
+        self.record_backward(
+            &mut encoder,
+            indices,
+            grad_out,
+            grad.blocks(),
+            status.buffer(),
+        )?;
         self.submit_checked(encoder, &status, indices, check)?;
-        Ok(grad)
+        Ok(Gradient::Dense(grad))
     }
 
-    /// A zeroed dense gradient stored like the table: [`Gradient::Dense`] for
-    /// a table in one binding, [`Gradient::DenseChunked`] in the table's
-    /// row-chunks for a chunked one (what [`encode_backward_into`](Self::encode_backward_into) fills).
+    /// A zeroed dense gradient in the table's row-blocks (what
+    /// [`encode_backward_into`](Self::encode_backward_into) fills).
     pub fn dense_gradient_zeros(&self) -> Result<Gradient> {
-        match &self.weight {
-            Weight::F32Chunked(t) => Ok(Gradient::DenseChunked(t.zeros_like()?)),
-            _ => Ok(Gradient::Dense(Tensor::zeros(
-                &self.gpu,
-                &[self.num_embeddings, self.dim],
-            )?)),
-        }
+        Ok(Gradient::Dense(self.weight.zeros_like_f32()?))
     }
 
     fn backward_sparse(
@@ -138,13 +141,10 @@ impl Embedding {
                 flags: true,
             },
         )?;
-        let target = SegmentTarget {
-            output: SegmentOutput::Sparse {
-                ranks: ranks.raw(),
-                rows: rows.raw(),
-                values: values.raw(),
-            },
-            rows: None,
+        let target = SegmentOutput::Sparse {
+            ranks: ranks.raw(),
+            rows: rows.raw(),
+            values: values.raw(),
         };
         segment_sum::encode(
             gpu,
@@ -186,7 +186,7 @@ impl Embedding {
             encoder,
             indices,
             grad_out,
-            &Gradient::Dense(grad.clone()),
+            &Gradient::Dense(grad.clone().into()),
             status,
         )
     }
@@ -202,15 +202,26 @@ impl Embedding {
         grad: &Gradient,
         status: &Status,
     ) -> Result<()> {
-        self.check_trainable()?;
         indices.check_gpu(&self.gpu, "indices")?;
         status.check_gpu(&self.gpu, "status")?;
-        let status = status.buffer();
-        self.check_grad_out(indices.len(), grad_out)?;
+        self.check_backward(indices.len(), grad_out)?;
         let blocks = self.dense_blocks(
             grad,
             "Embedding::encode_backward grad ([num_embeddings, dim])",
         )?;
+        self.record_backward(encoder, indices, grad_out, blocks, status.buffer())
+    }
+
+    /// Records the dense gradient into `blocks` (the gradient's row-blocks)
+    /// by the options' gradient mode, after the caller's checks.
+    pub(super) fn record_backward(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        indices: &IndexTensor,
+        grad_out: &Tensor,
+        blocks: Vec<RowBlock>,
+        status: &wgpu::Buffer,
+    ) -> Result<()> {
         let gpu = &self.gpu;
         if self.options.gradient_mode == GradientMode::Atomic {
             scatter_add_atomic::check_supported(gpu)?;
@@ -229,7 +240,7 @@ impl Embedding {
                 )?;
             }
             // One scatter per block of the gradient, each adding only its rows.
-            for (rows, buffer) in blocks {
+            for block in blocks {
                 scatter_add_atomic::encode(
                     gpu,
                     encoder,
@@ -243,20 +254,16 @@ impl Embedding {
                         scale_by_freq: self.options.scale_grad_by_freq,
                         status,
                         grad_out: grad_out.buffer(),
-                        grad: buffer,
-                        rows: Some(rows),
+                        grad: block,
                     },
                 )?;
             }
             return Ok(());
         }
         let batch = encode_sort(gpu, encoder, indices, self.num_embeddings, status)?;
-        let targets: Vec<SegmentTarget> = blocks
+        let targets: Vec<SegmentOutput> = blocks
             .into_iter()
-            .map(|(rows, grad)| SegmentTarget {
-                output: SegmentOutput::Dense { grad },
-                rows: Some(rows),
-            })
+            .map(|grad| SegmentOutput::Dense { grad })
             .collect();
         segment_sum::encode(
             gpu,
@@ -266,45 +273,32 @@ impl Embedding {
         )
     }
 
-    /// The buffers of a dense gradient and the table rows each holds from its
-    /// start, after checking its Gpu and shape.
+    /// The row-blocks of a dense gradient, after checking its Gpu, dtype and shape.
     pub(super) fn dense_blocks<'a>(
         &self,
         grad: &'a Gradient,
         what: &'static str,
-    ) -> Result<Vec<(Range<usize>, &'a wgpu::Buffer)>> {
-        let shape = [self.num_embeddings, self.dim];
-        let (found, blocks) = match grad {
-            Gradient::Dense(t) => {
-                t.check_gpu(&self.gpu, "gradient")?;
-                (t.shape(), vec![(0..self.num_embeddings, t.buffer())])
-            }
-            Gradient::DenseChunked(t) => {
-                if !t.gpu().same(&self.gpu) {
-                    return Err(Error::DifferentGpu { what: "gradient" });
-                }
-                let blocks = t
-                    .tensors()
-                    .iter()
-                    .zip(t.row_starts())
-                    .map(|(c, &b)| (b..b + c.shape()[0], c.buffer()))
-                    .collect();
-                (t.shape(), blocks)
-            }
-            Gradient::Sparse { .. } => {
-                return Err(Error::InvalidArgument {
-                    name: "grad",
-                    reason: "a dense gradient is needed here; this one is sparse".into(),
-                })
-            }
+    ) -> Result<Vec<RowBlock<'a>>> {
+        let Gradient::Dense(t) = grad else {
+            return Err(Error::InvalidArgument {
+                name: "grad",
+                reason: "a dense gradient is needed here; this one is sparse".into(),
+            });
         };
-        if found != shape {
-            return Err(Error::ShapeMismatch {
-                what,
-                expected: shape.to_vec(),
-                found: found.to_vec(),
+        t.check_gpu(&self.gpu, "gradient")?;
+        if t.dtype() != DType::F32 {
+            return Err(Error::InvalidArgument {
+                name: "grad",
+                reason: "a dense gradient is f32; this table is f16".into(),
             });
         }
-        Ok(blocks)
+        if t.shape() != [self.num_embeddings, self.dim] {
+            return Err(Error::ShapeMismatch {
+                what,
+                expected: vec![self.num_embeddings, self.dim],
+                found: t.shape().to_vec(),
+            });
+        }
+        Ok(t.blocks())
     }
 }

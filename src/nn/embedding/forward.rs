@@ -7,7 +7,6 @@ use crate::kernels::embedding_gather::{self, GatherArgs};
 use crate::kernels::embedding_renorm::{self, RenormArgs};
 use crate::kernels::row_histogram::{self, HistogramArgs};
 use crate::nn::check_indices;
-use crate::nn::weight::DType;
 use crate::status::Status;
 use crate::tensor::{IndexTensor, Tensor};
 
@@ -63,11 +62,11 @@ impl Embedding {
             });
         }
         // The output and index list in windows of positions that fit one
-        // binding; the table in its row-chunks (see `Weight::F32Chunked`), up
-        // to four bound per dispatch.
+        // binding; the table in its row-blocks, up to four bound per dispatch.
         let blocks = self.weight.blocks();
         let args = GatherArgs {
-            table: blocks[0].span.buffer,
+            table: &blocks,
+            dtype: self.weight.dtype(),
             num_embeddings: self.num_embeddings,
             dim: self.dim,
             indices: indices.buffer(),
@@ -77,7 +76,6 @@ impl Embedding {
             threads_per_row: None,
             workgroup_size: None,
             const_dim: false,
-            chunk: None,
         };
         let windows = embedding_gather::windows(&self.gpu, &args)?;
         // Everything that can fail is checked above and here, before anything
@@ -100,8 +98,8 @@ impl Embedding {
                     counts: counts.raw(),
                 },
             )?;
-            // One dispatch per row-chunk of the table (one for a table in one binding).
-            for chunk in self.weight.chunks() {
+            // One dispatch per row-block of the table.
+            for block in &blocks {
                 embedding_renorm::encode(
                     &self.gpu,
                     encoder,
@@ -112,14 +110,12 @@ impl Embedding {
                         norm_type: self.options.norm_type,
                         status,
                         counts: counts.raw(),
-                        weight: chunk.buffer,
-                        rows: Some(chunk.row_begin..chunk.row_begin + chunk.rows),
+                        weight: block.clone(),
                     },
                 )?;
             }
         }
-        let half = self.weight.dtype() == DType::F16;
-        embedding_gather::encode_blocks(&self.gpu, encoder, &args, half, &blocks, &windows)
+        embedding_gather::encode_windows(&self.gpu, encoder, &args, &windows)
     }
 
     /// The `[n, dim]` output: up to `max_buffer_size`, gathered in windows

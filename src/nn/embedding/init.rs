@@ -5,8 +5,7 @@ use super::{Embedding, EmbeddingOptions};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::uniform_init::{self, Distribution, FillArgs};
-use crate::nn::weight::{ChunkedTensor, DType, HalfTensor, Weight};
-use crate::tensor::Tensor;
+use crate::tensor::{rows_per_block, DType, Table};
 
 impl Embedding {
     /// A table with N(0, 1) weights from [`DEFAULT_SEED`](super::DEFAULT_SEED), as PyTorch initialises it.
@@ -21,21 +20,6 @@ impl Embedding {
         dim: usize,
         options: EmbeddingOptions,
     ) -> Result<Embedding> {
-        if options.dtype == DType::F16 {
-            // The CPU twin gives the GPU fill's exact bits; round them once.
-            check_shape(num_embeddings, dim)?;
-            // Refuse before the host copy is allocated, not after.
-            let bytes = (num_embeddings as u64)
-                .saturating_mul(dim as u64)
-                .saturating_mul(2);
-            gpu.check_size("f16 embedding table", bytes, true)?;
-            let mut w = vec![0.0f32; num_embeddings.saturating_mul(dim)];
-            crate::cpu::normal_fill(options.seed, 0, 0.0, 1.0, &mut w);
-            if let Some(p) = options.padding_idx.filter(|&p| p < num_embeddings) {
-                w[p * dim..(p + 1) * dim].fill(0.0);
-            }
-            return Embedding::from_pretrained_with_options(gpu, &w, num_embeddings, dim, options);
-        }
         let mut emb = Embedding::empty(gpu, num_embeddings, dim, options)?;
         let seed = emb.options.seed;
         emb.normal_(0.0, 1.0, seed)?;
@@ -76,22 +60,10 @@ impl Embedding {
             "Embedding::from_pretrained weights",
         )?;
         check_options(&options, num_embeddings)?;
-        let weight = match options.dtype {
-            DType::F32 => {
-                let weight = f32_table(gpu, num_embeddings, dim, &options)?;
-                weight.write(weights)?;
-                weight
-            }
-            DType::F16 => {
-                let bytes = (num_embeddings as u64).saturating_mul(dim as u64) * 2;
-                gpu.check_size(
-                    "f16 embedding table (f16 tables are not chunked)",
-                    bytes,
-                    true,
-                )?;
-                Weight::F16(HalfTensor::from_f32(gpu, weights, &[num_embeddings, dim])?)
-            }
-        };
+        let per_block =
+            rows_per_block(gpu, options.dtype, num_embeddings, dim, options.chunk_bytes)?;
+        let shape = [num_embeddings, dim];
+        let weight = Table::from_f32(gpu, weights, shape, options.dtype, per_block)?;
         Ok(Embedding {
             gpu: gpu.clone(),
             weight,
@@ -116,7 +88,8 @@ impl Embedding {
             dtype: DType::F16,
             ..options
         };
-        let weight = Weight::F16(HalfTensor::from_f16(gpu, weights, &[num_embeddings, dim])?);
+        let per_block = rows_per_block(gpu, DType::F16, num_embeddings, dim, options.chunk_bytes)?;
+        let weight = Table::from_f16(gpu, weights, [num_embeddings, dim], per_block)?;
         Ok(Embedding {
             gpu: gpu.clone(),
             weight,
@@ -134,7 +107,9 @@ impl Embedding {
     ) -> Result<Embedding> {
         check_shape(num_embeddings, dim)?;
         check_options(&options, num_embeddings)?;
-        let weight = f32_table(gpu, num_embeddings, dim, &options)?;
+        let per_block =
+            rows_per_block(gpu, options.dtype, num_embeddings, dim, options.chunk_bytes)?;
+        let weight = Table::zeros(gpu, options.dtype, [num_embeddings, dim], per_block)?;
         Ok(Embedding {
             gpu: gpu.clone(),
             weight,
@@ -156,43 +131,20 @@ impl Embedding {
     }
 
     fn fill(&mut self, seed: u64, distribution: Distribution) -> Result<()> {
-        match &self.weight {
-            Weight::F32(_) | Weight::F32Chunked(_) => {
-                let mut encoder = self.gpu.encoder("Embedding::fill");
-                self.encode_init(&mut encoder, seed, distribution)?;
-                self.gpu.submit_and_wait(encoder)
-            }
-            // An f16 table is filled by the CPU twin (bit-identical to the
-            // kernel) and rounded once; the init kernel writes f32 only.
-            Weight::F16(t) => {
-                let mut w = vec![0.0f32; t.numel()];
-                match distribution {
-                    Distribution::Uniform { lo, hi }
-                        if lo.is_finite()
-                            && hi.is_finite()
-                            && lo <= hi
-                            && (hi - lo).is_finite() =>
-                    {
-                        crate::cpu::uniform_fill(seed, 0, lo, hi, &mut w)
-                    }
-                    Distribution::Normal { mean, std }
-                        if mean.is_finite() && std.is_finite() && std >= 0.0 =>
-                    {
-                        crate::cpu::normal_fill(seed, 0, mean, std, &mut w)
-                    }
-                    _ => {
-                        return Err(Error::InvalidArgument {
-                            name: "distribution",
-                            reason: format!(
-                                "{distribution:?} cannot fill an f16 table: \
-                                 need finite bounds lo <= hi, or a finite mean and std >= 0"
-                            ),
-                        });
-                    }
-                }
-                t.write(&w)
-            }
+        if self.weight.dtype() == DType::F32 {
+            let mut encoder = self.gpu.encoder("Embedding::fill");
+            self.encode_init(&mut encoder, seed, distribution)?;
+            return self.gpu.submit_and_wait(encoder);
         }
+        // An f16 table is filled by the CPU twin (bit-identical to the
+        // kernel, which writes f32 only) and rounded once, a block at a time
+        // so the host holds one block's floats, not the table's.
+        for (k, rows) in self.weight.block_rows().enumerate() {
+            let mut w = host_floats(rows.len() * self.dim)?;
+            distribution.fill_cpu(seed, (rows.start * self.dim) as u64, &mut w)?;
+            self.weight.write_block(k, &w)?;
+        }
+        Ok(())
     }
 
     /// Replaces the weights (row-major, `num_embeddings × dim`): PyTorch's
@@ -208,36 +160,10 @@ impl Embedding {
     }
 
     fn zero_padding_row(&mut self) -> Result<()> {
-        if let Some(p) = self.options.padding_idx {
-            let zeros = vec![0.0f32; self.dim];
-            if let Weight::F16(t) = &self.weight {
-                // Row offsets of an f16 table need not be 4-byte aligned: rewrite it whole.
-                let mut w = t.to_vec()?;
-                w[p * self.dim..(p + 1) * self.dim].fill(0.0);
-                return t.write(&w);
-            }
-            let chunks = self.weight.chunks();
-            let Some(chunk) = chunks
-                .iter()
-                .find(|c| (c.row_begin..c.row_begin + c.rows).contains(&p))
-            else {
-                return Err(Error::InvalidArgument {
-                    name: "padding_idx",
-                    reason: format!(
-                        "{p} is not a row of a table of {} rows",
-                        self.num_embeddings
-                    ),
-                });
-            };
-            self.gpu.scoped("zero padding row", || {
-                let offset = ((p - chunk.row_begin) * self.dim * 4) as u64;
-                self.gpu
-                    .queue()
-                    .write_buffer(chunk.buffer, offset, bytemuck::cast_slice(&zeros));
-                Ok(())
-            })?;
+        match self.options.padding_idx {
+            Some(p) => self.weight.write_row(p, &vec![0.0; self.dim]),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Records a fill of the whole table into the caller's encoder.
@@ -254,18 +180,18 @@ impl Embedding {
                     .into(),
             });
         }
-        // Chunk by chunk: element e of the table is random element e of the
-        // stream wherever it is stored (counter_base = the chunk's first
-        // element), so a chunked table equals one filled at once.
-        for chunk in self.weight.chunks() {
+        // Block by block: element e of the table is random element e of the
+        // stream wherever it is stored (counter_base = the block's first
+        // element), so a table in blocks equals one filled at once.
+        for block in self.weight.blocks() {
             uniform_init::encode(
                 &self.gpu,
                 encoder,
                 &FillArgs {
-                    out: chunk.buffer,
+                    out: block.span.buffer,
                     begin: 0,
-                    end: chunk.rows * self.dim,
-                    counter_base: (chunk.row_begin * self.dim) as u64,
+                    end: block.rows.len() * self.dim,
+                    counter_base: (block.rows.start * self.dim) as u64,
                     seed,
                     distribution,
                     workgroup_size: None,
@@ -276,40 +202,18 @@ impl Embedding {
     }
 }
 
-/// A zeroed f32 table: one buffer when it fits one storage binding (and
-/// `options.chunk_bytes`), else row-chunks of as many whole rows as fit.
-fn f32_table(
-    gpu: &Gpu,
-    num_embeddings: usize,
-    dim: usize,
-    options: &EmbeddingOptions,
-) -> Result<Weight> {
-    let row_bytes = (dim as u64).saturating_mul(4);
-    let limit = options
-        .chunk_bytes
-        .unwrap_or(u64::MAX)
-        .min(gpu.max_binding_bytes())
-        .min(gpu.max_buffer_bytes());
-    if row_bytes > limit {
-        return Err(Error::TooLarge {
-            what: "one embedding row (a chunk holds whole rows)",
-            bytes: row_bytes,
-            limit,
-            limit_name: "max_storage_buffer_binding_size (or chunk_bytes)",
-        });
-    }
-    // Rows are addressed with u32 in the kernels.
-    crate::kernels::to_u32("num_embeddings", num_embeddings)?;
-    let rows_per_chunk = (limit / row_bytes) as usize;
-    if num_embeddings <= rows_per_chunk {
-        return Ok(Weight::F32(Tensor::zeros(gpu, &[num_embeddings, dim])?));
-    }
-    Ok(Weight::F32Chunked(ChunkedTensor::zeros(
-        gpu,
-        num_embeddings,
-        dim,
-        rows_per_chunk,
-    )?))
+/// A zeroed host vector of `n` floats, or `TooLarge` when the host cannot
+/// hold it (instead of aborting).
+fn host_floats(n: usize) -> Result<Vec<f32>> {
+    let mut w = Vec::new();
+    w.try_reserve_exact(n).map_err(|_| Error::TooLarge {
+        what: "host copy of one f16 table block",
+        bytes: (n as u64).saturating_mul(4),
+        limit: isize::MAX as u64,
+        limit_name: "host memory",
+    })?;
+    w.resize(n, 0.0);
+    Ok(w)
 }
 
 fn check_shape(num_embeddings: usize, dim: usize) -> Result<()> {

@@ -16,10 +16,9 @@
 
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::nn::weight::{DType, Weight};
 use crate::nn::GradientMode;
 use crate::status::Status;
-use crate::tensor::IndexTensor;
+use crate::tensor::{DType, IndexTensor, Table};
 
 mod backward;
 mod forward;
@@ -77,13 +76,13 @@ pub struct EmbeddingOptions {
     /// No gradient, no updates: those calls return `Error::Frozen`.
     pub freeze: bool,
     /// Storage of the table: f32, or f16 for half the memory and lookup
-    /// traffic (math and outputs stay f32; see [`crate::nn::weight`]).
+    /// traffic (math and outputs stay f32; see [`Table`]).
     pub dtype: DType,
     /// Sorted and deterministic (default), or float atomics where the adapter has them.
     pub gradient_mode: GradientMode,
-    /// Largest row-chunk of an f32 table, in bytes; `None` (default): the
+    /// Largest row-block of the table, in bytes; `None` (default): the
     /// adapter's `max_storage_buffer_binding_size`. A table past it is stored
-    /// as [`Weight::F32Chunked`]. Smaller values exercise chunking on small tables.
+    /// in several blocks (see [`Table`]). Smaller values exercise blocking on small tables.
     pub chunk_bytes: Option<u64>,
 }
 
@@ -107,7 +106,7 @@ impl Default for EmbeddingOptions {
 /// A `[num_embeddings, dim]` table on the GPU; `forward` gathers rows.
 pub struct Embedding {
     gpu: Gpu,
-    weight: Weight,
+    weight: Table,
     num_embeddings: usize,
     dim: usize,
     options: EmbeddingOptions,
@@ -135,9 +134,10 @@ impl Embedding {
         self.options.gradient_mode = mode;
     }
 
-    /// The weight `[num_embeddings, dim]` in its storage type (read it with
-    /// `to_vec`; [`Weight::as_f32`] gives the f32 [`Tensor`](crate::Tensor)).
-    pub fn weight(&self) -> &Weight {
+    /// The weight `[num_embeddings, dim]` in its storage type and row-blocks
+    /// (read it with `to_vec`; [`Table::as_tensor`] gives the f32
+    /// [`Tensor`](crate::Tensor) of a table in one block).
+    pub fn weight(&self) -> &Table {
         &self.weight
     }
     /// Storage type of the table.

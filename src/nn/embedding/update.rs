@@ -1,25 +1,43 @@
 //! The updates of [`Embedding`]: SGD with a dense or sparse gradient, and
 //! the fused backward + SGD and backward + row-wise Adagrad that never build
-//! a dense gradient. On a table stored in row-chunks every update runs once
-//! per chunk; the sort and the tile partials of a fused update run once.
+//! a dense gradient. On a table in several row-blocks every update runs once
+//! per block; the sort and the tile partials of a fused update run once.
+//!
+//! Each public call checks its inputs once (`check_*`), then records
+//! unchecked work (`record_*`); the `encode_*` forms do the same into the
+//! caller's encoder.
 
 use super::sort::encode_sort;
 use super::IndexCheck;
 use crate::error::{Error, Result};
-use crate::kernels::segment_sum::{self, SegmentOutput, SegmentTarget};
+use crate::kernels::segment_sum::{self, SegmentOutput};
 use crate::kernels::sgd_update::{self, SgdArgs, SgdGrad};
 use crate::nn::check_indices;
 use crate::nn::{Embedding, Gradient, GradientMode};
 use crate::status::Status;
 use crate::tensor::{IndexTensor, Tensor};
 
+/// The optimizer of a fused backward + update, and its parameters.
+#[derive(Clone, Copy)]
+enum Fused<'a> {
+    Sgd {
+        lr: f32,
+    },
+    Adagrad {
+        state: &'a Tensor,
+        lr: f32,
+        eps: f32,
+    },
+}
+
 impl Embedding {
     /// `weight -= lr * grad` for a dense or sparse gradient (as `torch.optim.SGD`
     /// without momentum). A sparse gradient's rows must be unique, as
     /// `backward` makes them.
     pub fn sgd_step(&mut self, grad: &Gradient, lr: f32) -> Result<()> {
+        let grads = self.check_sgd_step(grad, lr)?;
         let mut encoder = self.gpu.encoder("Embedding::sgd_step");
-        self.encode_sgd_step(&mut encoder, grad, lr)?;
+        self.record_sgd_step(&mut encoder, grads, lr)?;
         self.gpu.submit_and_wait(encoder)
     }
 
@@ -30,34 +48,37 @@ impl Embedding {
         grad: &Gradient,
         lr: f32,
     ) -> Result<()> {
+        let grads = self.check_sgd_step(grad, lr)?;
+        self.record_sgd_step(encoder, grads, lr)
+    }
+
+    /// Checks an SGD step and returns the gradient each row-block of the
+    /// table reads.
+    fn check_sgd_step<'a>(&self, grad: &'a Gradient, lr: f32) -> Result<Vec<SgdGrad<'a>>> {
         self.check_trainable()?;
         check_rate("lr", lr)?;
-        let (v, dim) = (self.num_embeddings, self.dim);
-        let chunks = self.weight.chunks();
-        // The gradient for each row-chunk of the table (one for a table in one binding).
-        let per_chunk: Vec<SgdGrad> = match grad {
-            Gradient::Dense(_) | Gradient::DenseChunked(_) => {
-                let blocks = self.dense_blocks(grad, "dense gradient ([num_embeddings, dim])")?;
-                if let Gradient::Dense(t) = grad {
-                    vec![SgdGrad::Dense(t.buffer()); chunks.len()]
-                } else {
-                    let same = blocks.len() == chunks.len()
-                        && blocks
-                            .iter()
-                            .zip(&chunks)
-                            .all(|((rows, _), c)| *rows == (c.row_begin..c.row_begin + c.rows));
-                    if !same {
-                        return Err(Error::ShapeMismatch {
-                            what: "chunked dense gradient row_starts (must match the table's)",
-                            expected: chunks.iter().map(|c| c.row_begin).collect(),
-                            found: blocks.iter().map(|(r, _)| r.start).collect(),
+        let dim = self.dim;
+        let blocks = self.weight.blocks();
+        // The gradient each row-block of the table reads: the block of a
+        // dense gradient that holds its rows (the same blocks when the
+        // gradient was made like the table), or the sparse rows.
+        let grads: Vec<SgdGrad> = match grad {
+            Gradient::Dense(_) => {
+                let grad_blocks =
+                    self.dense_blocks(grad, "dense gradient ([num_embeddings, dim])")?;
+                blocks
+                    .iter()
+                    .map(|b| {
+                        let holder = grad_blocks.iter().find(|g| {
+                            g.rows.start <= b.rows.start && b.rows.end <= g.rows.end
                         });
-                    }
-                    blocks
-                        .into_iter()
-                        .map(|(_, b)| SgdGrad::DenseChunk(b))
-                        .collect()
-                }
+                        holder.cloned().map(SgdGrad::Dense).ok_or_else(|| Error::ShapeMismatch {
+                            what: "dense gradient row-blocks (one must hold each table block's rows)",
+                            expected: blocks.iter().map(|b| b.rows.start).collect(),
+                            found: grad_blocks.iter().map(|g| g.rows.start).collect(),
+                        })
+                    })
+                    .collect::<Result<_>>()?
             }
             Gradient::Sparse { rows, values } => {
                 rows.check_gpu(&self.gpu, "gradient rows")?;
@@ -74,20 +95,28 @@ impl Embedding {
                     values: values.buffer(),
                     count: rows.len(),
                 };
-                vec![sparse; chunks.len()]
+                vec![sparse; blocks.len()]
             }
         };
-        for (chunk, grad) in chunks.iter().zip(per_chunk) {
+        Ok(grads)
+    }
+
+    fn record_sgd_step(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        grads: Vec<SgdGrad>,
+        lr: f32,
+    ) -> Result<()> {
+        for (weight, grad) in self.weight.blocks().into_iter().zip(grads) {
             sgd_update::encode(
                 &self.gpu,
                 encoder,
                 &SgdArgs {
-                    weight: chunk.buffer,
-                    num_embeddings: v,
-                    dim,
+                    weight,
+                    num_embeddings: self.num_embeddings,
+                    dim: self.dim,
                     grad,
                     lr,
-                    rows: Some(chunk.row_begin..chunk.row_begin + chunk.rows),
                 },
             )?;
         }
@@ -98,12 +127,7 @@ impl Embedding {
     /// the batch references, without a dense gradient. Indices are checked
     /// first; on any error the weights are unchanged.
     pub fn backward_sgd(&mut self, indices: &[u32], grad_out: &Tensor, lr: f32) -> Result<()> {
-        self.check_trainable()?;
-        self.check_grad_out(indices.len(), grad_out)?;
-        check_rate("lr", lr)?;
-        check_indices(indices, self.num_embeddings)?;
-        let idx = IndexTensor::from_slice(&self.gpu, indices)?;
-        self.backward_sgd_with(&idx, grad_out, lr, IndexCheck::Host)
+        self.fused_host(indices, grad_out, Fused::Sgd { lr })
     }
 
     /// [`backward_sgd`](Self::backward_sgd) for indices on the GPU. An
@@ -114,39 +138,7 @@ impl Embedding {
         grad_out: &Tensor,
         lr: f32,
     ) -> Result<()> {
-        self.backward_sgd_with(indices, grad_out, lr, IndexCheck::Gpu)
-    }
-
-    fn backward_sgd_with(
-        &mut self,
-        indices: &IndexTensor,
-        grad_out: &Tensor,
-        lr: f32,
-        check: IndexCheck,
-    ) -> Result<()> {
-        if self.options.gradient_mode == GradientMode::Atomic {
-            // Two submits: the status is checked before the weights are touched.
-            let grad = self.backward_dense_atomic(indices, grad_out, check)?;
-            return self.sgd_step(&grad, lr);
-        }
-        let status = Status::new(&self.gpu)?;
-        let mut encoder = self.gpu.encoder("Embedding::backward_sgd");
-        self.encode_backward_sgd(&mut encoder, indices, grad_out, lr, &status)?;
-        self.submit_checked(encoder, &status, indices, check)
-    }
-
-    fn backward_dense_atomic(
-        &self,
-        indices: &IndexTensor,
-        grad_out: &Tensor,
-        check: IndexCheck,
-    ) -> Result<Gradient> {
-        let status = Status::new(&self.gpu)?;
-        let grad = self.dense_gradient_zeros()?;
-        let mut encoder = self.gpu.encoder("Embedding::backward (atomic)");
-        self.encode_backward_into(&mut encoder, indices, grad_out, &grad, &status)?;
-        self.submit_checked(encoder, &status, indices, check)?;
-        Ok(grad)
+        self.fused_gpu(indices, grad_out, Fused::Sgd { lr })
     }
 
     /// Records the fused deterministic backward + SGD into the caller's
@@ -160,32 +152,7 @@ impl Embedding {
         lr: f32,
         status: &Status,
     ) -> Result<()> {
-        status.check_gpu(&self.gpu, "status")?;
-        let status = status.buffer();
-        self.check_trainable()?;
-        indices.check_gpu(&self.gpu, "indices")?;
-        self.check_grad_out(indices.len(), grad_out)?;
-        check_rate("lr", lr)?;
-        let batch = encode_sort(&self.gpu, encoder, indices, self.num_embeddings, status)?;
-        // The sort and partials run once; the update once per row-chunk of the table.
-        let targets: Vec<SegmentTarget> = self
-            .weight
-            .chunks()
-            .iter()
-            .map(|chunk| SegmentTarget {
-                output: SegmentOutput::Sgd {
-                    weight: chunk.buffer,
-                    lr,
-                },
-                rows: Some(chunk.row_begin..chunk.row_begin + chunk.rows),
-            })
-            .collect();
-        segment_sum::encode(
-            &self.gpu,
-            encoder,
-            &self.segment_args(&batch, indices, grad_out, status),
-            &targets,
-        )
+        self.encode_fused(encoder, indices, grad_out, Fused::Sgd { lr }, status)
     }
 
     /// A zeroed row-wise Adagrad state: one f32 per row.
@@ -206,14 +173,7 @@ impl Embedding {
         lr: f32,
         eps: f32,
     ) -> Result<()> {
-        self.check_trainable()?;
-        self.check_grad_out(indices.len(), grad_out)?;
-        self.check_state(state)?;
-        check_rate("lr", lr)?;
-        check_rate("eps", eps)?;
-        check_indices(indices, self.num_embeddings)?;
-        let idx = IndexTensor::from_slice(&self.gpu, indices)?;
-        self.backward_adagrad_with(&idx, grad_out, state, (lr, eps), IndexCheck::Host)
+        self.fused_host(indices, grad_out, Fused::Adagrad { state, lr, eps })
     }
 
     /// [`backward_adagrad`](Self::backward_adagrad) for indices on the GPU.
@@ -225,33 +185,7 @@ impl Embedding {
         lr: f32,
         eps: f32,
     ) -> Result<()> {
-        self.backward_adagrad_with(indices, grad_out, state, (lr, eps), IndexCheck::Gpu)
-    }
-
-    fn backward_adagrad_with(
-        &mut self,
-        indices: &IndexTensor,
-        grad_out: &Tensor,
-        state: &mut Tensor,
-        (lr, eps): (f32, f32),
-        check: IndexCheck,
-    ) -> Result<()> {
-        let status = Status::new(&self.gpu)?;
-        let mut encoder = self.gpu.encoder("Embedding::backward_adagrad");
-        self.encode_backward_adagrad(&mut encoder, indices, grad_out, state, lr, eps, &status)?;
-        self.submit_checked(encoder, &status, indices, check)
-    }
-
-    fn check_state(&self, state: &Tensor) -> Result<()> {
-        state.check_gpu(&self.gpu, "adagrad state")?;
-        if state.numel() != self.num_embeddings {
-            return Err(Error::LengthMismatch {
-                what: "row-wise Adagrad state (one f32 per row)",
-                expected: self.num_embeddings,
-                found: state.numel(),
-            });
-        }
-        Ok(())
+        self.fused_gpu(indices, grad_out, Fused::Adagrad { state, lr, eps })
     }
 
     /// Records the fused backward + row-wise Adagrad into the caller's encoder
@@ -267,27 +201,117 @@ impl Embedding {
         eps: f32,
         status: &Status,
     ) -> Result<()> {
-        status.check_gpu(&self.gpu, "status")?;
-        let status = status.buffer();
-        self.check_trainable()?;
+        let fused = Fused::Adagrad { state, lr, eps };
+        self.encode_fused(encoder, indices, grad_out, fused, status)
+    }
+
+    /// [`backward_sgd`](Self::backward_sgd) of indices the caller checked
+    /// with [`check_fused`](Self::check_fused)'s checks and on the host
+    /// (`EmbeddingBag` after expanding its bags): no status readback.
+    pub(in crate::nn) fn backward_sgd_checked(
+        &mut self,
+        indices: &IndexTensor,
+        grad_out: &Tensor,
+        lr: f32,
+    ) -> Result<()> {
+        self.fused_with(indices, grad_out, Fused::Sgd { lr }, IndexCheck::Host)
+    }
+
+    /// A fused update from host indices: every check (the indices too)
+    /// before the upload, then no status readback.
+    fn fused_host(&mut self, indices: &[u32], grad_out: &Tensor, fused: Fused) -> Result<()> {
+        self.check_fused(indices.len(), grad_out, fused)?;
+        check_indices(indices, self.num_embeddings)?;
+        let idx = IndexTensor::from_slice(&self.gpu, indices)?;
+        self.fused_with(&idx, grad_out, fused, IndexCheck::Host)
+    }
+
+    fn fused_gpu(&mut self, indices: &IndexTensor, grad_out: &Tensor, fused: Fused) -> Result<()> {
         indices.check_gpu(&self.gpu, "indices")?;
-        self.check_grad_out(indices.len(), grad_out)?;
-        self.check_state(state)?;
-        check_rate("lr", lr)?;
-        check_rate("eps", eps)?;
+        self.check_fused(indices.len(), grad_out, fused)?;
+        self.fused_with(indices, grad_out, fused, IndexCheck::Gpu)
+    }
+
+    fn encode_fused(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        indices: &IndexTensor,
+        grad_out: &Tensor,
+        fused: Fused,
+        status: &Status,
+    ) -> Result<()> {
+        status.check_gpu(&self.gpu, "status")?;
+        indices.check_gpu(&self.gpu, "indices")?;
+        self.check_fused(indices.len(), grad_out, fused)?;
+        self.record_fused(encoder, indices, grad_out, fused, status.buffer())
+    }
+
+    fn check_fused(&self, n: usize, grad_out: &Tensor, fused: Fused) -> Result<()> {
+        self.check_backward(n, grad_out)?;
+        match fused {
+            Fused::Sgd { lr } => check_rate("lr", lr),
+            Fused::Adagrad { state, lr, eps } => {
+                self.check_state(state)?;
+                check_rate("lr", lr)?;
+                check_rate("eps", eps)
+            }
+        }
+    }
+
+    /// The checked fused update, submitted. SGD in atomic mode is the atomic
+    /// dense gradient then a step, in two submits: the status is checked
+    /// before the weights are touched.
+    fn fused_with(
+        &mut self,
+        indices: &IndexTensor,
+        grad_out: &Tensor,
+        fused: Fused,
+        check: IndexCheck,
+    ) -> Result<()> {
+        let status = Status::new(&self.gpu)?;
+        if let (Fused::Sgd { lr }, GradientMode::Atomic) = (fused, self.options.gradient_mode) {
+            let grad = self.weight.zeros_like_f32()?;
+            let mut encoder = self.gpu.encoder("Embedding::backward (atomic)");
+            self.record_backward(
+                &mut encoder,
+                indices,
+                grad_out,
+                grad.blocks(),
+                status.buffer(),
+            )?;
+            self.submit_checked(encoder, &status, indices, check)?;
+            let mut encoder = self.gpu.encoder("Embedding::sgd_step");
+            let grads = grad.blocks().into_iter().map(SgdGrad::Dense).collect();
+            self.record_sgd_step(&mut encoder, grads, lr)?;
+            return self.gpu.submit_and_wait(encoder);
+        }
+        let mut encoder = self.gpu.encoder("Embedding fused backward and update");
+        self.record_fused(&mut encoder, indices, grad_out, fused, status.buffer())?;
+        self.submit_checked(encoder, &status, indices, check)
+    }
+
+    /// The sort and partials once; the update once per row-block of the table.
+    fn record_fused(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        indices: &IndexTensor,
+        grad_out: &Tensor,
+        fused: Fused,
+        status: &wgpu::Buffer,
+    ) -> Result<()> {
         let batch = encode_sort(&self.gpu, encoder, indices, self.num_embeddings, status)?;
-        let targets: Vec<SegmentTarget> = self
+        let targets: Vec<SegmentOutput> = self
             .weight
-            .chunks()
-            .iter()
-            .map(|chunk| SegmentTarget {
-                output: SegmentOutput::Adagrad {
-                    weight: chunk.buffer,
+            .blocks()
+            .into_iter()
+            .map(|weight| match fused {
+                Fused::Sgd { lr } => SegmentOutput::Sgd { weight, lr },
+                Fused::Adagrad { state, lr, eps } => SegmentOutput::Adagrad {
+                    weight,
                     state: state.buffer(),
                     lr,
                     eps,
                 },
-                rows: Some(chunk.row_begin..chunk.row_begin + chunk.rows),
             })
             .collect();
         segment_sum::encode(
@@ -296,6 +320,18 @@ impl Embedding {
             &self.segment_args(&batch, indices, grad_out, status),
             &targets,
         )
+    }
+
+    fn check_state(&self, state: &Tensor) -> Result<()> {
+        state.check_gpu(&self.gpu, "adagrad state")?;
+        if state.numel() != self.num_embeddings {
+            return Err(Error::LengthMismatch {
+                what: "row-wise Adagrad state (one f32 per row)",
+                expected: self.num_embeddings,
+                found: state.numel(),
+            });
+        }
+        Ok(())
     }
 }
 

@@ -10,7 +10,7 @@
 //! `radix_sort` → `segment_sum`): each row's positions are added in ascending
 //! position order, long segments in fixed tiles, the same bits on every
 //! adapter and in `cpu::embedding_bag_backward`. Dense or sparse output,
-//! `scale_grad_by_freq`, the padding row, fused SGD and row-chunked tables
+//! `scale_grad_by_freq`, the padding row, fused SGD and tables in row-blocks
 //! come with it unchanged. The price is one `[indices.len(), dim]` f32
 //! buffer, the size of a plain lookup's `grad_out`.
 //!
@@ -18,10 +18,10 @@
 //! position `p` that won that output element in the forward (ties went to
 //! the lowest position); an empty bag or one of only padding routes nothing.
 //!
-//! Row-chunked tables: the expansion never reads the table, and the
-//! embedding's backward handles chunks (a chunked dense gradient, one update
-//! per chunk); max mode's forward rerun and the per-sample-weight gradient
-//! read the chunks themselves. A per-position gradient past one binding is
+//! Tables in several row-blocks: the expansion never reads the table, and the
+//! embedding's backward handles blocks (a dense gradient in the same blocks, one update
+//! per block); max mode's forward rerun and the per-sample-weight gradient
+//! read the blocks themselves. A per-position gradient past one binding is
 //! written and read in windows; `grad_out`, the offsets and max mode's
 //! winners (`[num_bags, dim]`) must each fit one binding.
 
@@ -32,6 +32,7 @@ use crate::error::{Error, Result};
 use crate::kernels::embedding_bag_backward::{self, BagLayout, ExpandArgs};
 use crate::memory::GpuBuffer;
 use crate::nn::check_indices;
+use crate::nn::embedding::IndexCheck;
 use crate::nn::Gradient;
 use crate::tensor::{IndexTensor, Tensor};
 
@@ -69,7 +70,8 @@ impl EmbeddingBag {
         self.table.check_trainable()?;
         let csr = self.csr_offsets(offsets, indices.len())?;
         let e = self.expand(indices, &csr, per_sample_weights, None, grad_out)?;
-        self.table.backward_gpu(&e.indices, &e.grad)
+        self.table
+            .backward_with(&e.indices, &e.grad, IndexCheck::Host)
     }
 
     /// [`backward`](Self::backward) for fixed-length bags (`forward_2d`).
@@ -83,7 +85,8 @@ impl EmbeddingBag {
         self.table.check_trainable()?;
         let csr = csr_2d(indices.len(), shape)?;
         let e = self.expand(indices, &csr, per_sample_weights, None, grad_out)?;
-        self.table.backward_gpu(&e.indices, &e.grad)
+        self.table
+            .backward_with(&e.indices, &e.grad, IndexCheck::Host)
     }
 
     /// Max mode's [`backward`](Self::backward) with the winners `saved` by
@@ -101,14 +104,15 @@ impl EmbeddingBag {
         let csr = self.csr_offsets(offsets, indices.len())?;
         let positions = self.saved_positions(saved, csr.len() - 1)?;
         let e = self.expand(indices, &csr, None, positions, grad_out)?;
-        self.table.backward_gpu(&e.indices, &e.grad)
+        self.table
+            .backward_with(&e.indices, &e.grad, IndexCheck::Host)
     }
 
     /// The gradient of `per_sample_weights` (sum mode), one f32 per index:
     /// `dot(grad_out[bag(p)], weight[indices[p]])`, columns added in
     /// ascending order, each product rounded on its own; 0 for padding
-    /// entries. f32 and f16 tables, in one binding or in row-chunks (one
-    /// dispatch per chunk, each filling the positions whose row it holds).
+    /// entries. f32 and f16 tables, in one row-block or several (one
+    /// dispatch per block, each filling the positions whose row it holds).
     pub fn per_sample_weights_grad(
         &self,
         indices: &[u32],
@@ -137,23 +141,20 @@ impl EmbeddingBag {
         let offsets = gpu.storage_from("embedding_bag_backward offsets", &csr)?;
         let mut encoder = gpu.encoder("EmbeddingBag::per_sample_weights_grad");
         let layout = self.layout(&idx, &offsets, csr.len() - 1, grad_out);
-        for chunk in emb.weight().chunks() {
-            embedding_bag_backward::encode_psw_grad_rows(
-                gpu,
-                &mut encoder,
-                &layout,
-                chunk.buffer,
-                chunk.row_begin..chunk.row_begin + chunk.rows,
-                emb.dtype(),
-                out.buffer(),
-            )?;
-        }
+        embedding_bag_backward::encode_psw_grad(
+            gpu,
+            &mut encoder,
+            &layout,
+            &emb.weight().blocks(),
+            emb.dtype(),
+            out.buffer(),
+        )?;
         gpu.submit_and_wait(encoder)?;
         Ok(out)
     }
 
     /// Backward and SGD (`weight[r] -= lr * grad[r]`) in one call, through the
-    /// embedding's fused update (no dense gradient; row-chunked tables too).
+    /// embedding's fused update (no dense gradient; tables in row-blocks too).
     /// Every input is checked first; on any error the weights are unchanged.
     pub fn backward_sgd(
         &mut self,
@@ -172,7 +173,7 @@ impl EmbeddingBag {
         }
         let csr = self.csr_offsets(offsets, indices.len())?;
         let e = self.expand(indices, &csr, per_sample_weights, None, grad_out)?;
-        self.table.backward_sgd_gpu(&e.indices, &e.grad, lr)
+        self.table.backward_sgd_checked(&e.indices, &e.grad, lr)
     }
 
     fn check_bag_grad(&self, num_bags: usize, grad_out: &Tensor) -> Result<()> {

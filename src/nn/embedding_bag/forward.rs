@@ -1,6 +1,6 @@
 //! The forward pass of [`EmbeddingBag`]: the checks on offsets and
 //! per-sample weights, then the fused `embedding_bag` kernel over windows of
-//! bags (after a gather into scratch when the table is in row-chunks).
+//! bags (after a gather into scratch when the table is in several row-blocks).
 
 use super::{BagOutput, EmbeddingBag};
 use crate::binding::Span;
@@ -10,7 +10,7 @@ use crate::kernels::embedding_bag::{self, BagArgs, BagWindow};
 use crate::kernels::embedding_gather::{self, GatherArgs, Window, STATUS_OK};
 use crate::memory::GpuBuffer;
 use crate::nn::check_indices;
-use crate::tensor::{IndexTensor, Tensor};
+use crate::tensor::{DType, IndexTensor, Tensor};
 
 /// The CSR offsets of `shape[0]` bags of `shape[1]` ids (PyTorch's 2-D input).
 pub(super) fn csr_2d(n: usize, shape: [usize; 2]) -> Result<Vec<u32>> {
@@ -169,9 +169,10 @@ impl EmbeddingBag {
         let row_bytes = dim as u64 * 4;
         let bytes = (num_bags as u64).saturating_mul(row_bytes);
         gpu.check_size("embedding_bag output", bytes, false)?;
-        // A table in row-chunks is read through a scratch copy of the batch's
-        // rows (see the shader); batches past one binding pool in windows of bags.
-        let gathered = emb.weight().chunks().len() > 1;
+        // A table in several row-blocks is read through a scratch copy of the
+        // batch's rows, gathered as f32 (see the shader); batches past one
+        // binding pool in windows of bags.
+        let gathered = emb.weight().num_blocks() > 1;
         let windows = embedding_bag::windows(gpu, csr, dim, gathered)?;
         let output = Tensor::zeros(gpu, &[num_bags, dim])?;
         let max_positions = match mode {
@@ -208,7 +209,7 @@ impl EmbeddingBag {
                 &BagArgs {
                     mode,
                     table,
-                    dtype: emb.dtype(),
+                    dtype: if gathered { DType::F32 } else { emb.dtype() },
                     num_embeddings: emb.num_embeddings(),
                     dim,
                     indices: idx.buffer(),
@@ -234,7 +235,7 @@ impl EmbeddingBag {
         })
     }
 
-    /// Gathers the rows of a window's positions from the table's row-chunks
+    /// Gathers the rows of a window's positions from the table's row-blocks
     /// into `scratch`, row `k` for position `window.positions.start + k`.
     fn encode_gather_window(
         &self,
@@ -252,7 +253,8 @@ impl EmbeddingBag {
         let row_bytes = emb.dim() as u64 * 4;
         let blocks = emb.weight().blocks();
         let args = GatherArgs {
-            table: blocks[0].span.buffer,
+            table: &blocks,
+            dtype: emb.dtype(),
             num_embeddings: emb.num_embeddings(),
             dim: emb.dim(),
             indices: idx.buffer(),
@@ -262,7 +264,6 @@ impl EmbeddingBag {
             threads_per_row: None,
             workgroup_size: None,
             const_dim: false,
-            chunk: None,
         };
         let gather_window = Window {
             indices: Span::items(idx.buffer(), positions, 4),
@@ -270,6 +271,6 @@ impl EmbeddingBag {
             pos_base: positions.start,
             n: positions.len(),
         };
-        embedding_gather::encode_blocks(emb.gpu(), encoder, &args, false, &blocks, &[gather_window])
+        embedding_gather::encode_windows(emb.gpu(), encoder, &args, &[gather_window])
     }
 }

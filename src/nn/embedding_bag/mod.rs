@@ -16,9 +16,8 @@ use crate::cpu::embedding_bag::BagMode;
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::memory::GpuBuffer;
-use crate::nn::weight::Weight;
 use crate::nn::{Embedding, EmbeddingOptions};
-use crate::tensor::Tensor;
+use crate::tensor::{Table, Tensor};
 
 mod backward;
 mod forward;
@@ -161,7 +160,7 @@ impl EmbeddingBag {
         self.table
     }
     /// The weight `[num_embeddings, dim]`.
-    pub fn weight(&self) -> &Weight {
+    pub fn weight(&self) -> &Table {
         self.table.weight()
     }
     /// The bag options.

@@ -1,0 +1,448 @@
+//! [`Table`]: a `[rows, dim]` table of f32 or f16, stored as row-blocks.
+//!
+//! Every table is a list of row-blocks, each its own buffer holding whole
+//! rows and fitting one storage binding; a table that fits one binding is
+//! one block. Kernels see a block as a [`RowBlock`] (its rows and the span
+//! that holds them), so one code path serves small and large tables, f32
+//! and f16 alike. Separate buffers (not offsets into one) mean no block
+//! needs `min_storage_buffer_offset_alignment`, and a table is capped by the
+//! adapter's memory, not by `max_buffer_size`.
+//!
+//! f16 tables are decoded in the shaders with `unpack2x16float`, which is
+//! core WGSL, so they work on every adapter, `SHADER_F16` or not (GL and
+//! most WebGPU implementations lack it); the math after the load is f32 and
+//! outputs are f32. f16 tables are for lookup only for now: gradients and
+//! updates on them return a typed error.
+
+use std::ops::Range;
+
+use half::f16;
+
+use super::{HalfTensor, Tensor};
+use crate::binding::{RowBlock, Span};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+
+/// Element type of a table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DType {
+    /// 4 bytes per element.
+    #[default]
+    F32,
+    /// 2 bytes per element (IEEE binary16); lookups return f32.
+    F16,
+}
+
+impl DType {
+    /// Bytes per element.
+    pub fn size(self) -> u64 {
+        match self {
+            DType::F32 => 4,
+            DType::F16 => 2,
+        }
+    }
+}
+
+/// One block's storage.
+#[derive(Clone)]
+enum Block {
+    F32(Tensor),
+    F16(HalfTensor),
+}
+
+impl Block {
+    fn zeros(gpu: &Gpu, dtype: DType, shape: [usize; 2]) -> Result<Block> {
+        Ok(match dtype {
+            DType::F32 => Block::F32(Tensor::zeros(gpu, &shape)?),
+            DType::F16 => {
+                let zeros = vec![f16::ZERO; shape[0] * shape[1]];
+                Block::F16(HalfTensor::from_f16(gpu, &zeros, &shape)?)
+            }
+        })
+    }
+    fn buffer(&self) -> &wgpu::Buffer {
+        match self {
+            Block::F32(t) => t.buffer(),
+            Block::F16(t) => t.buffer(),
+        }
+    }
+    fn bytes(&self) -> u64 {
+        match self {
+            Block::F32(t) => t.bytes(),
+            Block::F16(t) => t.bytes(),
+        }
+    }
+    fn to_vec(&self) -> Result<Vec<f32>> {
+        match self {
+            Block::F32(t) => t.to_vec(),
+            Block::F16(t) => t.to_vec(),
+        }
+    }
+    fn write(&self, data: &[f32]) -> Result<()> {
+        match self {
+            Block::F32(t) => t.write(data),
+            Block::F16(t) => t.write(data),
+        }
+    }
+    /// `count` rows from block row `first` (an f16 block is read whole: its
+    /// rows need not start on a 4-byte boundary).
+    fn rows_to_vec(&self, first: usize, count: usize, dim: usize) -> Result<Vec<f32>> {
+        match self {
+            Block::F32(t) => t.rows_to_vec(first, count),
+            Block::F16(t) => Ok(t.to_vec()?[first * dim..(first + count) * dim].to_vec()),
+        }
+    }
+}
+
+/// A `[rows, dim]` table of f32 or f16 in row-blocks (see the module doc).
+/// Cloning shares the buffers.
+#[derive(Clone)]
+pub struct Table {
+    gpu: Gpu,
+    dtype: DType,
+    shape: [usize; 2],
+    blocks: Vec<Block>,
+    /// `blocks.len() + 1` entries: block `k` holds rows `starts[k] .. starts[k + 1]`.
+    starts: Vec<usize>,
+}
+
+/// The most whole rows of `dim` elements of `dtype` one block holds: the
+/// adapter's binding size, or `limit` when smaller (a smaller limit
+/// exercises blocking on small tables). Rows are addressed with u32 in the
+/// kernels, so `rows` must fit one.
+pub(crate) fn rows_per_block(
+    gpu: &Gpu,
+    dtype: DType,
+    rows: usize,
+    dim: usize,
+    limit: Option<u64>,
+) -> Result<usize> {
+    crate::kernels::to_u32("num_embeddings", rows)?;
+    let row_bytes = (dim as u64).saturating_mul(dtype.size());
+    let limit = limit
+        .unwrap_or(u64::MAX)
+        .min(gpu.max_binding_bytes())
+        .min(gpu.max_buffer_bytes());
+    // f16 blocks are padded to 8 bytes (see `HalfTensor`): keep the padded
+    // size within the limit too.
+    let limit = match dtype {
+        DType::F32 => limit,
+        DType::F16 => limit / 8 * 8,
+    };
+    if row_bytes > limit {
+        return Err(Error::TooLarge {
+            what: "one table row (a row-block holds whole rows)",
+            bytes: row_bytes,
+            limit,
+            limit_name: "max_storage_buffer_binding_size (or chunk_bytes)",
+        });
+    }
+    Ok((limit / row_bytes.max(1)) as usize)
+}
+
+/// Row ranges of `rows` rows cut into blocks of at most `per_block`.
+fn block_ranges(rows: usize, per_block: usize) -> impl Iterator<Item = Range<usize>> {
+    let per_block = per_block.max(1);
+    (0..rows)
+        .step_by(per_block)
+        .map(move |b| b..(b + per_block).min(rows))
+}
+
+impl Table {
+    fn from_blocks(
+        gpu: &Gpu,
+        dtype: DType,
+        dim: usize,
+        blocks: Vec<(Range<usize>, Block)>,
+    ) -> Table {
+        let mut starts = vec![0];
+        starts.extend(blocks.iter().map(|(r, _)| r.end));
+        Table {
+            gpu: gpu.clone(),
+            dtype,
+            shape: [*starts.last().unwrap_or(&0), dim],
+            blocks: blocks.into_iter().map(|(_, b)| b).collect(),
+            starts,
+        }
+    }
+
+    /// A zeroed table in blocks of at most `per_block` rows.
+    pub(crate) fn zeros(
+        gpu: &Gpu,
+        dtype: DType,
+        [rows, dim]: [usize; 2],
+        per_block: usize,
+    ) -> Result<Table> {
+        let blocks = block_ranges(rows, per_block)
+            .map(|r| Ok((r.clone(), Block::zeros(gpu, dtype, [r.len(), dim])?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Table::from_blocks(gpu, dtype, dim, blocks))
+    }
+
+    /// `data` (row-major, `rows × dim`) stored as `dtype` (f16 rounds to
+    /// nearest, ties to even) in blocks of at most `per_block` rows.
+    pub(crate) fn from_f32(
+        gpu: &Gpu,
+        data: &[f32],
+        [rows, dim]: [usize; 2],
+        dtype: DType,
+        per_block: usize,
+    ) -> Result<Table> {
+        check_len("table data", data.len(), rows, dim)?;
+        let blocks = block_ranges(rows, per_block)
+            .map(|r| {
+                let part = &data[r.start * dim..r.end * dim];
+                let shape = [r.len(), dim];
+                let block = match dtype {
+                    DType::F32 => Block::F32(Tensor::from_slice(gpu, part, &shape)?),
+                    DType::F16 => Block::F16(HalfTensor::from_f32(gpu, part, &shape)?),
+                };
+                Ok((r, block))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Table::from_blocks(gpu, dtype, dim, blocks))
+    }
+
+    /// f16 `data` (row-major, `rows × dim`) as it is, in blocks of at most `per_block` rows.
+    pub(crate) fn from_f16(
+        gpu: &Gpu,
+        data: &[f16],
+        [rows, dim]: [usize; 2],
+        per_block: usize,
+    ) -> Result<Table> {
+        check_len("f16 table data", data.len(), rows, dim)?;
+        let blocks = block_ranges(rows, per_block)
+            .map(|r| {
+                let part = &data[r.start * dim..r.end * dim];
+                let t = HalfTensor::from_f16(gpu, part, &[r.len(), dim])?;
+                Ok((r, Block::F16(t)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Table::from_blocks(gpu, DType::F16, dim, blocks))
+    }
+
+    /// A zeroed f32 table in the same row-blocks: the dense gradient of this one.
+    pub(crate) fn zeros_like_f32(&self) -> Result<Table> {
+        let dim = self.shape[1];
+        let blocks = self
+            .block_rows()
+            .map(|r| {
+                Ok((
+                    r.clone(),
+                    Block::zeros(&self.gpu, DType::F32, [r.len(), dim])?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Table::from_blocks(&self.gpu, DType::F32, dim, blocks))
+    }
+
+    /// Element type.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    /// `[rows, dim]`.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.shape[0] * self.shape[1]
+    }
+    /// Bytes of data: 4 per element for f32, 2 for f16.
+    pub fn bytes(&self) -> u64 {
+        self.blocks.iter().map(Block::bytes).sum()
+    }
+    /// The `Gpu` it lives on.
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+    /// Number of row-blocks: 1 for a table that fits one binding.
+    pub fn num_blocks(&self) -> usize {
+        self.blocks.len()
+    }
+    /// Block `k` holds rows `row_starts()[k] .. row_starts()[k + 1]`.
+    pub fn row_starts(&self) -> &[usize] {
+        &self.starts
+    }
+    /// The table rows each block holds, in row order.
+    pub fn block_rows(&self) -> impl Iterator<Item = Range<usize>> + '_ {
+        self.starts.windows(2).map(|w| w[0]..w[1])
+    }
+    /// The row-blocks as kernels bind them, in row order.
+    pub fn blocks(&self) -> Vec<RowBlock<'_>> {
+        self.block_rows()
+            .zip(&self.blocks)
+            .map(|(rows, b)| RowBlock {
+                rows,
+                span: Span::whole(b.buffer()),
+            })
+            .collect()
+    }
+    /// The one buffer of a table in one block (f32 elements, or f16 packed
+    /// two per u32); a table in several blocks is `Error::ChunkedTable`
+    /// (use [`blocks`](Self::blocks)).
+    pub fn buffer(&self) -> Result<&wgpu::Buffer> {
+        match self.blocks.as_slice() {
+            [one] => Ok(one.buffer()),
+            _ => Err(Error::ChunkedTable {
+                chunks: self.blocks.len(),
+                bytes: self.bytes(),
+                limit: self.gpu.max_binding_bytes(),
+            }),
+        }
+    }
+    /// The f32 tensor of an f32 table in one block.
+    pub fn as_tensor(&self) -> Option<&Tensor> {
+        match self.blocks.as_slice() {
+            [Block::F32(t)] => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The whole table on the host as f32 (f16 widened exactly).
+    pub fn to_vec(&self) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(self.numel());
+        for b in &self.blocks {
+            out.extend(b.to_vec()?);
+        }
+        Ok(out)
+    }
+    /// The whole table on the host as f16 (f32 rounded to nearest, ties to even).
+    pub fn to_f16_vec(&self) -> Result<Vec<f16>> {
+        let mut out = Vec::with_capacity(self.numel());
+        for b in &self.blocks {
+            match b {
+                Block::F16(t) => out.extend(t.to_f16_vec()?),
+                Block::F32(t) => out.extend(t.to_vec()?.into_iter().map(f16::from_f32)),
+            }
+        }
+        Ok(out)
+    }
+    /// Rows `first .. first + count` as f32, read from whichever blocks hold them.
+    pub fn rows_to_vec(&self, first: usize, count: usize) -> Result<Vec<f32>> {
+        let end = first.saturating_add(count);
+        if end > self.shape[0] {
+            return Err(Error::IndexOutOfRange {
+                position: 0,
+                index: end.saturating_sub(1) as u64,
+                num_embeddings: self.shape[0],
+            });
+        }
+        let mut out = Vec::with_capacity(count * self.shape[1]);
+        for (rows, b) in self.block_rows().zip(&self.blocks) {
+            let (lo, hi) = (first.max(rows.start), end.min(rows.end));
+            if lo < hi {
+                out.extend(b.rows_to_vec(lo - rows.start, hi - lo, self.shape[1])?);
+            }
+        }
+        Ok(out)
+    }
+    /// Overwrites the table with `data` (row-major, every row; rounded to
+    /// f16 for an f16 table), in queue order.
+    pub fn write(&self, data: &[f32]) -> Result<()> {
+        check_len("table write data", data.len(), self.shape[0], self.shape[1])?;
+        let dim = self.shape[1];
+        for (rows, b) in self.block_rows().zip(&self.blocks) {
+            b.write(&data[rows.start * dim..rows.end * dim])?;
+        }
+        Ok(())
+    }
+    /// Overwrites block `k` with `data` (its rows, row-major).
+    pub(crate) fn write_block(&self, k: usize, data: &[f32]) -> Result<()> {
+        match self.blocks.get(k) {
+            Some(b) => b.write(data),
+            None => Err(Error::InvalidArgument {
+                name: "block",
+                reason: format!("{k} is not a block of a table of {}", self.blocks.len()),
+            }),
+        }
+    }
+    /// Overwrites row `row` with `data` (`dim` values).
+    pub(crate) fn write_row(&self, row: usize, data: &[f32]) -> Result<()> {
+        let dim = self.shape[1];
+        check_len("table row", data.len(), 1, dim)?;
+        let Some(k) = self.block_rows().position(|r| r.contains(&row)) else {
+            return Err(Error::IndexOutOfRange {
+                position: 0,
+                index: row as u64,
+                num_embeddings: self.shape[0],
+            });
+        };
+        let local = row - self.starts[k];
+        match &self.blocks[k] {
+            Block::F32(t) => self.gpu.scoped("table row write", || {
+                let offset = (local * dim * 4) as u64;
+                let bytes = bytemuck::cast_slice(data);
+                self.gpu.queue().write_buffer(t.buffer(), offset, bytes);
+                Ok(())
+            }),
+            // An f16 row need not start on the 4-byte boundary write_buffer
+            // needs: rewrite its block.
+            Block::F16(t) => {
+                let mut w = t.to_vec()?;
+                w[local * dim..(local + 1) * dim].copy_from_slice(data);
+                t.write(&w)
+            }
+        }
+    }
+
+    /// `DifferentGpu` unless it lives on `gpu`.
+    pub(crate) fn check_gpu(&self, gpu: &Gpu, what: &'static str) -> Result<()> {
+        if self.gpu.same(gpu) {
+            Ok(())
+        } else {
+            Err(Error::DifferentGpu { what })
+        }
+    }
+}
+
+fn check_len(what: &'static str, found: usize, rows: usize, dim: usize) -> Result<()> {
+    let expected = rows.saturating_mul(dim);
+    if found != expected {
+        return Err(Error::LengthMismatch {
+            what,
+            expected,
+            found,
+        });
+    }
+    Ok(())
+}
+
+/// A 2-D tensor as a table of one block (e.g. a dense gradient made by hand).
+impl From<Tensor> for Table {
+    fn from(t: Tensor) -> Table {
+        let gpu = t.gpu().clone();
+        let [rows, dim] = match *t.shape() {
+            [rows, dim] => [rows, dim],
+            [n] => [1, n],
+            _ => [1, t.numel()],
+        };
+        Table::from_blocks(&gpu, DType::F32, dim, vec![(0..rows, Block::F32(t))])
+    }
+}
+
+/// A 2-D f16 tensor as a table of one block.
+impl From<HalfTensor> for Table {
+    fn from(t: HalfTensor) -> Table {
+        let gpu = t.gpu().clone();
+        let [rows, dim] = match *t.shape() {
+            [rows, dim] => [rows, dim],
+            [n] => [1, n],
+            _ => [1, t.numel()],
+        };
+        Table::from_blocks(&gpu, DType::F16, dim, vec![(0..rows, Block::F16(t))])
+    }
+}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Table({:?} {:?} in {} block(s) on {})",
+            self.shape,
+            self.dtype,
+            self.blocks.len(),
+            self.gpu.describe()
+        )
+    }
+}
