@@ -30,8 +30,11 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
+#ifdef BITS
+@group(0) @binding(1) var<storage, read_write> out: array<u32>;
+#else
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out_bits: array<u32>;
+#endif
 
 // 32 × 32 → 64-bit product as (hi, lo); WGSL has no 64-bit integers.
 fn mulhilo(a: u32, b: u32) -> vec2<u32> {
@@ -358,8 +361,12 @@ fn position(i: u32, lane: u32) -> u32 {
     return select(0xFFFFFFFFu, p, p < params.end);
 }
 
+// One body, three variants (defs): BITS writes the raw Philox words to a
+// u32 buffer (for testing the stream); NORMAL writes mean + std · N(0, 1);
+// neither writes lo + (hi - lo) · U[0, 1). (a, b) are (lo, hi - lo) or
+// (mean, std).
 @compute @workgroup_size(WORKGROUP_SIZE)
-fn bits_fill(
+fn fill(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
@@ -369,51 +376,21 @@ fn bits_fill(
         return;
     }
     let x = block_bits(i);
-    for (var lane = 0u; lane < 4u; lane++) {
-        let p = position(i, lane);
-        if p != 0xFFFFFFFFu {
-            out_bits[p] = x[lane];
-        }
-    }
-}
-
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn uniform_fill(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = invocation(wid, nwg, lid);
-    if i >= params.blocks {
-        return;
-    }
-    let x = block_bits(i);
-    for (var lane = 0u; lane < 4u; lane++) {
-        let p = position(i, lane);
-        if p != 0xFFFFFFFFu {
-            out[p] = soft_fma(params.b, unit_open(x[lane]), params.a);
-        }
-    }
-}
-
-@compute @workgroup_size(WORKGROUP_SIZE)
-fn normal_fill(
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_index) lid: u32,
-) {
-    let i = invocation(wid, nwg, lid);
-    if i >= params.blocks {
-        return;
-    }
-    let x = block_bits(i);
+#ifdef NORMAL
     let z01 = box_muller(x.x, x.y);
     let z23 = box_muller(x.z, x.w);
-    let z = vec4<f32>(z01.x, z01.y, z23.x, z23.y);
+    let u = vec4<f32>(z01.x, z01.y, z23.x, z23.y);
+#else
+    let u = vec4<f32>(unit_open(x.x), unit_open(x.y), unit_open(x.z), unit_open(x.w));
+#endif
     for (var lane = 0u; lane < 4u; lane++) {
         let p = position(i, lane);
         if p != 0xFFFFFFFFu {
-            out[p] = soft_fma(params.b, z[lane], params.a);
+#ifdef BITS
+            out[p] = x[lane];
+#else
+            out[p] = soft_fma(params.b, u[lane], params.a);
+#endif
         }
     }
 }

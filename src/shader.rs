@@ -5,6 +5,10 @@
 //! of every shader, and a shader's variants (vec4 or scalar words, f32 or f16
 //! storage) come from one body through `#ifdef NAME` / `#ifndef NAME` /
 //! `#else` / `#endif` lines resolved for the entry's `defs` ([`compose`]).
+//! A long shader may be kept in parts (`shaders/<name>.wgsl`, then the
+//! files in `shaders/<name>/`), which its host module `concat!`s: WGSL
+//! declarations may come in any order, and line numbers in messages count
+//! from the first part.
 //! Why not naga_oil (which does fit wgpu 30): it hands back naga IR, not
 //! WGSL, so wgpu would need its IR path and the browser backend would get
 //! WGSL written back out by naga instead of our source; it renames what a
@@ -263,7 +267,17 @@ mod tests {
             if path.extension().is_none_or(|e| e != "wgsl") || name == "prelude" {
                 continue;
             }
-            let source = std::fs::read_to_string(&path).expect("a shader is readable");
+            let mut source = std::fs::read_to_string(&path).expect("a shader is readable");
+            // A shader in several files: shaders/<name>.wgsl, then the
+            // parts in shaders/<name>/, in name order (as its host module
+            // `concat!`s them).
+            if let Ok(parts) = std::fs::read_dir(dir.join(name)) {
+                let mut parts: Vec<_> = parts.map(|p| p.expect("a part").path()).collect();
+                parts.sort();
+                for part in parts {
+                    source += &std::fs::read_to_string(&part).expect("a part is readable");
+                }
+            }
             let defs = variants(&source);
             for d in &defs {
                 let d: Vec<&str> = d.iter().map(|s| s.as_str()).collect();

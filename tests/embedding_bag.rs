@@ -175,7 +175,7 @@ fn f16_tables_match_the_f16_twin() {
                 let mut want = vec![0.0; bags * dim];
                 let mut pos = vec![0; bags * dim];
                 let mut status = u32::MAX;
-                cpu::embedding_bag_f16(
+                cpu::embedding_bag(
                     mode,
                     rows,
                     dim,

@@ -71,7 +71,7 @@ fn f16_gather_matches_its_twin_and_init_rounds_the_f32_init_once() {
             let idx: Vec<u32> = (0..500u32).map(|i| (i * 31) % rows as u32).collect();
             let mut want = vec![0.0; idx.len() * dim];
             let mut status = STATUS_OK;
-            cpu::embedding_gather_f16(rows, dim, &idx, &mut status, &halves, &mut want);
+            cpu::embedding_gather(rows, dim, &idx, &mut status, &halves, &mut want);
             let got = emb.forward(&idx).unwrap().to_vec().unwrap();
             assert_bits_eq(&format!("f16 gather dim={dim}"), &got, &want);
         }

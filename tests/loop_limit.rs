@@ -105,7 +105,7 @@ fn gather_of_rows_wider_than_one_loop_may_copy() {
         let mut status = u32::MAX;
         match dtype {
             DType::F32 => cpu::embedding_gather(rows, dim, &idx, &mut status, &table, &mut want),
-            DType::F16 => cpu::embedding_gather_f16(rows, dim, &idx, &mut status, &half, &mut want),
+            DType::F16 => cpu::embedding_gather(rows, dim, &idx, &mut status, &half, &mut want),
         }
         each_gpu(|gpu| {
             let opts = EmbeddingOptions {

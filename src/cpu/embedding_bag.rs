@@ -1,6 +1,6 @@
 //! CPU twin of `shaders/embedding_bag.wgsl`.
 
-use half::f16;
+use super::Element;
 
 /// How a bag's rows reduce to one, as `torch.nn.EmbeddingBag`'s `mode`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -42,7 +42,7 @@ pub const NO_POSITION: u32 = u32::MAX;
 /// fused into one FMA; the shader writes the product as a separate statement
 /// so the compiler has no `a * b + c` expression to contract.
 #[allow(clippy::too_many_arguments)]
-pub fn embedding_bag(
+pub fn embedding_bag<T: Element>(
     mode: BagMode,
     num_embeddings: usize,
     dim: usize,
@@ -52,75 +52,13 @@ pub fn embedding_bag(
     per_sample_weights: Option<&[f32]>,
     status: &mut u32,
     max_positions: &mut [u32],
-    table: &[f32],
-    out: &mut [f32],
-) {
-    reduce(
-        mode,
-        num_embeddings,
-        dim,
-        padding_idx,
-        indices,
-        offsets,
-        per_sample_weights,
-        status,
-        max_positions,
-        |e| table[e],
-        table.len(),
-        out,
-    );
-}
-
-/// [`embedding_bag`] reading an f16 table (each element widened to f32 exactly).
-#[allow(clippy::too_many_arguments)]
-pub fn embedding_bag_f16(
-    mode: BagMode,
-    num_embeddings: usize,
-    dim: usize,
-    padding_idx: Option<u32>,
-    indices: &[u32],
-    offsets: &[u32],
-    per_sample_weights: Option<&[f32]>,
-    status: &mut u32,
-    max_positions: &mut [u32],
-    table: &[f16],
-    out: &mut [f32],
-) {
-    reduce(
-        mode,
-        num_embeddings,
-        dim,
-        padding_idx,
-        indices,
-        offsets,
-        per_sample_weights,
-        status,
-        max_positions,
-        |e| table[e].to_f32(),
-        table.len(),
-        out,
-    );
-}
-
-#[allow(clippy::too_many_arguments)]
-fn reduce(
-    mode: BagMode,
-    num_embeddings: usize,
-    dim: usize,
-    padding_idx: Option<u32>,
-    indices: &[u32],
-    offsets: &[u32],
-    per_sample_weights: Option<&[f32]>,
-    status: &mut u32,
-    max_positions: &mut [u32],
-    load: impl Fn(usize) -> f32,
-    table_len: usize,
+    table: &[T],
     out: &mut [f32],
 ) {
     assert!(!offsets.is_empty(), "offsets has num_bags + 1 entries");
     let num_bags = offsets.len() - 1;
     assert_eq!(
-        table_len,
+        table.len(),
         num_embeddings * dim,
         "table length is rows × dim"
     );
@@ -149,7 +87,7 @@ fn reduce(
                     *status = (*status).min(p as u32);
                     continue;
                 }
-                let v = load(row as usize * dim + c);
+                let v = table[row as usize * dim + c].widen();
                 match (mode, per_sample_weights) {
                     (BagMode::Max, _) => {
                         if count == 0 || v > acc {

@@ -29,12 +29,12 @@ pub use embedding_backward::{
     embedding_backward_adagrad, embedding_backward_dense, embedding_backward_sgd,
     embedding_backward_sparse, BackwardOptions,
 };
-pub use embedding_bag::{embedding_bag, embedding_bag_f16, BagMode};
+pub use embedding_bag::{embedding_bag, BagMode};
 pub use embedding_bag_backward::{
     embedding_bag_backward_dense, embedding_bag_backward_sgd, embedding_bag_backward_sparse,
     BagBatch,
 };
-pub use embedding_gather::{embedding_gather, embedding_gather_f16};
+pub use embedding_gather::embedding_gather;
 pub use embedding_renorm::embedding_renorm;
 pub use exclusive_scan::exclusive_scan;
 pub use matmul::matmul;
@@ -45,3 +45,22 @@ pub use scatter_add_atomic::scatter_add_atomic;
 pub use sgd_step::sgd_step;
 pub use sgd_update::{sgd_dense, sgd_sparse};
 pub use uniform_init::{bits_fill, normal_fill, philox4x32_10, soft_fma, uniform_fill};
+
+/// An element of a stored table: f32, or f16 that the kernels widen to f32
+/// on load (exactly). The twins of kernels that read either take `&[T]`.
+pub trait Element: Copy {
+    /// The value as f32.
+    fn widen(self) -> f32;
+}
+
+impl Element for f32 {
+    fn widen(self) -> f32 {
+        self
+    }
+}
+
+impl Element for half::f16 {
+    fn widen(self) -> f32 {
+        self.to_f32()
+    }
+}

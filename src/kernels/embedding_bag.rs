@@ -1,6 +1,6 @@
 //! `embedding_bag`: one fused gather-and-reduce per bag (sum, mean or max).
-//! Shader: `shaders/embedding_bag.wgsl`; CPU twin: `cpu::embedding_bag` (f32
-//! tables) and `cpu::embedding_bag_f16` (f16 tables).
+//! Shader: `shaders/embedding_bag.wgsl`; CPU twin: `cpu::embedding_bag`
+//! (f32 and f16 tables).
 
 use crate::cpu::embedding_bag::BagMode;
 use std::ops::Range;

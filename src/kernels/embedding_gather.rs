@@ -124,7 +124,7 @@ pub(crate) fn windows<'a>(gpu: &Gpu, args: &GatherArgs<'a>) -> Result<Vec<Window
 }
 
 /// Records the gather into `encoder`; submits nothing. CPU twins:
-/// `cpu::embedding_gather` and `cpu::embedding_gather_f16`.
+/// `cpu::embedding_gather` (for f32 and f16 tables).
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &GatherArgs) -> Result<()> {
     encode_windows(gpu, encoder, args, &windows(gpu, args)?)
 }

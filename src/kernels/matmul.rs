@@ -16,7 +16,12 @@ use crate::pipeline::{KernelSpec, RuntimeChecks};
 use crate::recorder::{Recorder, Work};
 use crate::tensor::Tensor;
 
-const SOURCE: &str = include_str!("../../shaders/matmul.wgsl");
+/// The shader in two files: the workgroup-memory tiles and the epilogue,
+/// then the texture path (`texture.rs`).
+const SOURCE: &str = concat!(
+    include_str!("../../shaders/matmul.wgsl"),
+    include_str!("../../shaders/matmul/texture.wgsl"),
+);
 /// The product's entry point for a register tile.
 fn product_spec(register: RegisterTile) -> KernelSpec {
     KernelSpec {

@@ -22,7 +22,12 @@ mod rows;
 
 use rows::{encode_rows, window_params};
 
-const SOURCE: &str = include_str!("../../shaders/segment_sum.wgsl");
+/// The shader in two files: the sums and entry points, then the block
+/// helpers that differ between the scalar and vec4 variants.
+const SOURCE: &str = concat!(
+    include_str!("../../shaders/segment_sum.wgsl"),
+    include_str!("../../shaders/segment_sum/blocks.wgsl"),
+);
 
 /// An entry point of the one body, scalar (no defs) or vec4 (`VEC4`, for
 /// dim % 4 == 0: the same sums read and written as vec4s; see the shader).

@@ -10,6 +10,19 @@ use crate::tensor::Tensor;
 
 const SOURCE: &str = include_str!("../../shaders/uniform_init.wgsl");
 
+/// The variants of the one `fill` body (see the shader).
+const fn spec(defs: &'static [&'static str]) -> KernelSpec {
+    KernelSpec {
+        name: "uniform_init",
+        source: SOURCE,
+        entry: "fill",
+        defs,
+    }
+}
+const UNIFORM: KernelSpec = spec(&[]);
+const NORMAL: KernelSpec = spec(&["NORMAL"]);
+const BITS: KernelSpec = spec(&["BITS"]);
+
 /// What to fill with.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Distribution {
@@ -117,10 +130,10 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &FillArgs) ->
     let first_block = first / 4;
     let count = (args.end - args.begin) as u64;
     let blocks = (skip as u64 + count).div_ceil(4);
-    let (entry, a, b) = match args.distribution {
-        Distribution::Uniform { lo, hi } => ("uniform_fill", lo, hi - lo),
-        Distribution::Normal { mean, std } => ("normal_fill", mean, std),
-        Distribution::Bits => ("bits_fill", 0.0, 0.0),
+    let (spec, a, b) = match args.distribution {
+        Distribution::Uniform { lo, hi } => (&UNIFORM, lo, hi - lo),
+        Distribution::Normal { mean, std } => (&NORMAL, mean, std),
+        Distribution::Bits => (&BITS, 0.0, 0.0),
     };
     let params = Params {
         key: [args.seed as u32, (args.seed >> 32) as u32],
@@ -133,12 +146,6 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &FillArgs) ->
         b,
         _pad: [0; 2],
     };
-    let spec = KernelSpec {
-        name: "uniform_init",
-        source: SOURCE,
-        entry,
-        defs: &[],
-    };
     let wg = args.workgroup_size.unwrap_or(WORKGROUP_SIZE);
     let max_wg = gpu
         .limits()
@@ -150,16 +157,11 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &FillArgs) ->
             reason: format!("{wg} is outside 1..={max_wg} for this adapter"),
         });
     }
-    let slot = if args.distribution == Distribution::Bits {
-        2
-    } else {
-        1
-    };
     Recorder::new(gpu, encoder).launch(
-        &spec,
+        spec,
         &[],
         &params,
-        &[(slot, args.out.into())],
+        &[(1, args.out.into())],
         Work::InvocationsIn {
             count: blocks,
             workgroup_size: wg,

@@ -1,0 +1,197 @@
+// segment_sum, part 2 of 2 (after shaders/segment_sum.wgsl, which the host
+// puts in front of it): the block helpers, the only part that differs
+// between the scalar and VEC4 variants (see "Words" in the first part).
+#ifdef VEC4
+alias Word = vec4<f32>;
+const COLS_PER_WORD: u32 = 4u;
+const BLOCK_WORDS: u32 = 4u; // 16 columns
+
+struct Block {
+    a: vec4<f32>,
+    b: vec4<f32>,
+    c: vec4<f32>,
+    d: vec4<f32>,
+}
+
+fn zero_block() -> Block {
+    return Block(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+}
+
+fn add_block(x: Block, y: Block) -> Block {
+    return Block(x.a + y.a, x.b + y.b, x.c + y.c, x.d + y.d);
+}
+
+fn div_block(x: Block, f: f32) -> Block {
+    return Block(x.a / f, x.b / f, x.c / f, x.d / f);
+}
+
+// w - m · g, element by element.
+fn step_block(w: Block, m: f32, g: Block) -> Block {
+    return Block(w.a - m * g.a, w.b - m * g.b, w.c - m * g.c, w.d - m * g.d);
+}
+
+// Whether word w of a row exists (the last block of a row may be short).
+fn has_word(w: u32) -> bool {
+    return w < params.dim / 4u;
+}
+
+// Words w0 .. w0 + 4 of row `row` of grad_out, partials or out (zero past
+// dim). One function per buffer: core WGSL takes no pointers to storage as
+// arguments.
+fn grad_block(row: u32, w0: u32) -> Block {
+    let base = row * (params.dim / 4u) + w0;
+    var v = zero_block();
+    v.a = grad_out[base];
+    if has_word(w0 + 1u) { v.b = grad_out[base + 1u]; }
+    if has_word(w0 + 2u) { v.c = grad_out[base + 2u]; }
+    if has_word(w0 + 3u) { v.d = grad_out[base + 3u]; }
+    return v;
+}
+
+fn partial_block(slot: u32, w0: u32) -> Block {
+    let base = slot * (params.dim / 4u) + w0;
+    var v = zero_block();
+    v.a = partials[base];
+    if has_word(w0 + 1u) { v.b = partials[base + 1u]; }
+    if has_word(w0 + 2u) { v.c = partials[base + 2u]; }
+    if has_word(w0 + 3u) { v.d = partials[base + 3u]; }
+    return v;
+}
+
+fn out_block(row: u32, w0: u32) -> Block {
+    let base = row * (params.dim / 4u) + w0;
+    var v = zero_block();
+    v.a = out[base];
+    if has_word(w0 + 1u) { v.b = out[base + 1u]; }
+    if has_word(w0 + 2u) { v.c = out[base + 2u]; }
+    if has_word(w0 + 3u) { v.d = out[base + 3u]; }
+    return v;
+}
+
+fn store_partial_block(slot: u32, w0: u32, v: Block) {
+    let base = slot * (params.dim / 4u) + w0;
+    partials[base] = v.a;
+    if has_word(w0 + 1u) { partials[base + 1u] = v.b; }
+    if has_word(w0 + 2u) { partials[base + 2u] = v.c; }
+    if has_word(w0 + 3u) { partials[base + 3u] = v.d; }
+}
+
+fn store_out_block(row: u32, w0: u32, v: Block) {
+    let base = row * (params.dim / 4u) + w0;
+    out[base] = v.a;
+    if has_word(w0 + 1u) { out[base + 1u] = v.b; }
+    if has_word(w0 + 2u) { out[base + 2u] = v.c; }
+    if has_word(w0 + 3u) { out[base + 3u] = v.d; }
+}
+
+// The squares of the block's columns (from column c) added to acc in order.
+fn sum_squares_block(acc: f32, v: Block, c: u32) -> f32 {
+    var s = sum_squares4(acc, v.a, c);
+    s = sum_squares4(s, v.b, c + 4u);
+    s = sum_squares4(s, v.c, c + 8u);
+    return sum_squares4(s, v.d, c + 12u);
+}
+#else
+alias Word = f32;
+const COLS_PER_WORD: u32 = 1u;
+const BLOCK_WORDS: u32 = 8u; // 8 columns
+
+struct Block {
+    a: vec4<f32>,
+    b: vec4<f32>,
+}
+
+fn zero_block() -> Block {
+    return Block(vec4<f32>(0.0), vec4<f32>(0.0));
+}
+
+fn add_block(x: Block, y: Block) -> Block {
+    return Block(x.a + y.a, x.b + y.b);
+}
+
+fn div_block(x: Block, f: f32) -> Block {
+    return Block(x.a / f, x.b / f);
+}
+
+// w - m · g, element by element.
+fn step_block(w: Block, m: f32, g: Block) -> Block {
+    return Block(w.a - m * g.a, w.b - m * g.b);
+}
+
+fn has_word(w: u32) -> bool {
+    return w < params.dim;
+}
+
+fn grad_at(i: u32, c: u32) -> f32 {
+    if has_word(c) {
+        return grad_out[i + c];
+    }
+    return 0.0;
+}
+
+fn partial_at(i: u32, c: u32) -> f32 {
+    if has_word(c) {
+        return partials[i + c];
+    }
+    return 0.0;
+}
+
+fn out_at(i: u32, c: u32) -> f32 {
+    if has_word(c) {
+        return out[i + c];
+    }
+    return 0.0;
+}
+
+// Columns w0 .. w0 + 8 of row `row` of grad_out, partials or out (zero past
+// dim). One function per buffer: core WGSL takes no pointers to storage as
+// arguments.
+fn grad_block(row: u32, w0: u32) -> Block {
+    let i = row * params.dim;
+    return Block(
+        vec4<f32>(grad_at(i, w0), grad_at(i, w0 + 1u), grad_at(i, w0 + 2u), grad_at(i, w0 + 3u)),
+        vec4<f32>(grad_at(i, w0 + 4u), grad_at(i, w0 + 5u), grad_at(i, w0 + 6u), grad_at(i, w0 + 7u)),
+    );
+}
+
+fn partial_block(slot: u32, w0: u32) -> Block {
+    let i = slot * params.dim;
+    return Block(
+        vec4<f32>(partial_at(i, w0), partial_at(i, w0 + 1u), partial_at(i, w0 + 2u), partial_at(i, w0 + 3u)),
+        vec4<f32>(partial_at(i, w0 + 4u), partial_at(i, w0 + 5u), partial_at(i, w0 + 6u), partial_at(i, w0 + 7u)),
+    );
+}
+
+fn out_block(row: u32, w0: u32) -> Block {
+    let i = row * params.dim;
+    return Block(
+        vec4<f32>(out_at(i, w0), out_at(i, w0 + 1u), out_at(i, w0 + 2u), out_at(i, w0 + 3u)),
+        vec4<f32>(out_at(i, w0 + 4u), out_at(i, w0 + 5u), out_at(i, w0 + 6u), out_at(i, w0 + 7u)),
+    );
+}
+
+fn store_partial_block(slot: u32, w0: u32, v: Block) {
+    let i = slot * params.dim;
+    let vals = array<f32, 8>(v.a.x, v.a.y, v.a.z, v.a.w, v.b.x, v.b.y, v.b.z, v.b.w);
+    for (var k = 0u; k < 8u; k++) {
+        if has_word(w0 + k) {
+            partials[i + w0 + k] = vals[k];
+        }
+    }
+}
+
+fn store_out_block(row: u32, w0: u32, v: Block) {
+    let i = row * params.dim;
+    let vals = array<f32, 8>(v.a.x, v.a.y, v.a.z, v.a.w, v.b.x, v.b.y, v.b.z, v.b.w);
+    for (var k = 0u; k < 8u; k++) {
+        if has_word(w0 + k) {
+            out[i + w0 + k] = vals[k];
+        }
+    }
+}
+
+fn sum_squares_block(acc: f32, v: Block, c: u32) -> f32 {
+    let s = sum_squares4(acc, v.a, c);
+    return sum_squares4(s, v.b, c + 4u);
+}
+#endif
