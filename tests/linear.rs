@@ -333,6 +333,34 @@ fn shape_mismatches_are_typed_errors_naming_both_shapes() {
             Linear::new(gpu, 0, 3, true),
             Err(Error::InvalidArgument { .. })
         ));
+        // A step whose weight gradient is right but bias gradient wrong, or
+        // whose rate is not finite, records nothing: the weights keep their bits.
+        let before = (
+            lin.weight().to_vec().unwrap(),
+            lin.bias().unwrap().to_vec().unwrap(),
+        );
+        let mut g = Linear::new(gpu, 6, 3, true)
+            .unwrap()
+            .backward(&x, &Tensor::from_slice(gpu, &[1.0; 12], &[4, 3]).unwrap())
+            .unwrap();
+        for lr in [f32::NAN, f32::INFINITY] {
+            assert!(matches!(
+                lin.sgd_step(&g, lr),
+                Err(Error::InvalidArgument { name: "lr", .. })
+            ));
+        }
+        g.bias = Some(Tensor::zeros(gpu, &[4]).unwrap());
+        let mut encoder = gpu.encoder("half a step?");
+        assert!(matches!(
+            lin.encode_sgd_step(&mut encoder, &g, 0.5),
+            Err(Error::ShapeMismatch { .. })
+        ));
+        gpu.submit_and_wait(encoder).unwrap();
+        let after = (
+            lin.weight().to_vec().unwrap(),
+            lin.bias().unwrap().to_vec().unwrap(),
+        );
+        assert_eq!(after, before, "a refused step changes no weight");
     });
 }
 

@@ -213,10 +213,10 @@ impl Linear {
 
     /// `y = x · Wᵀ + b` for `x` of shape `[*, in_features]`: `[*, out_features]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.batch_of(x, "Linear::forward input [*, in_features]")?;
+        let batch = self.batch_of(x, "Linear::forward input [*, in_features]")?;
         let y = Tensor::zeros(&self.gpu, &Linear::with_last(x.shape(), self.out_features))?;
         let mut encoder = self.gpu.encoder("Linear::forward");
-        self.encode_forward(&mut encoder, x, &y)?;
+        self.record_forward(&mut encoder, x, &y, batch)?;
         self.gpu.submit_and_wait(encoder)?;
         Ok(y)
     }
@@ -235,6 +235,16 @@ impl Linear {
             &Linear::with_last(x.shape(), self.out_features),
             "Linear::forward output",
         )?;
+        self.record_forward(encoder, x, y, batch)
+    }
+
+    fn record_forward(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        x: &Tensor,
+        y: &Tensor,
+        batch: usize,
+    ) -> Result<()> {
         matmul::encode(
             &self.gpu,
             encoder,
@@ -272,7 +282,7 @@ impl Linear {
     /// forward input `x` and `grad_y` = dL/dy:
     /// dx = dy · W, dW = dyᵀ · x, db = Σ_batch dy.
     pub fn backward(&self, x: &Tensor, grad_y: &Tensor) -> Result<LinearGrad> {
-        self.batch_of(x, "Linear::backward input [*, in_features]")?;
+        let batch = self.check_backward(x, grad_y)?;
         let grad = LinearGrad {
             input: Tensor::zeros(&self.gpu, x.shape())?,
             weight: Tensor::zeros(&self.gpu, &[self.out_features, self.in_features])?,
@@ -282,7 +292,7 @@ impl Linear {
             },
         };
         let mut encoder = self.gpu.encoder("Linear::backward");
-        self.encode_backward(&mut encoder, x, grad_y, &grad, false)?;
+        self.record_backward(&mut encoder, x, grad_y, &grad, false, batch)?;
         self.gpu.submit_and_wait(encoder)?;
         Ok(grad)
     }
@@ -299,30 +309,47 @@ impl Linear {
         grad: &LinearGrad,
         accumulate: bool,
     ) -> Result<()> {
+        let batch = self.check_backward(x, grad_y)?;
+        self.check_like(&grad.input, x.shape(), "Linear::backward input gradient")?;
+        self.check_params_grad(grad, "Linear::backward weight or bias gradient")?;
+        self.record_backward(encoder, x, grad_y, grad, accumulate, batch)
+    }
+
+    /// The batch of `x`, after checking `x` and `grad_y` (the output's shape).
+    fn check_backward(&self, x: &Tensor, grad_y: &Tensor) -> Result<usize> {
         let batch = self.batch_of(x, "Linear::backward input [*, in_features]")?;
         self.check_like(
             grad_y,
             &Linear::with_last(x.shape(), self.out_features),
             "Linear::backward grad_y (the shape of the output)",
         )?;
-        self.check_like(&grad.input, x.shape(), "Linear::backward input gradient")?;
-        self.check_like(
-            &grad.weight,
-            &[self.out_features, self.in_features],
-            "Linear::backward weight gradient",
-        )?;
+        Ok(batch)
+    }
+
+    /// The weight and bias gradients match the layer's parameters.
+    fn check_params_grad(&self, grad: &LinearGrad, what: &'static str) -> Result<()> {
+        let weight = [self.out_features, self.in_features];
+        self.check_like(&grad.weight, &weight, what)?;
         match (&self.bias, &grad.bias) {
-            (Some(_), Some(gb)) => {
-                self.check_like(gb, &[self.out_features], "Linear::backward bias gradient")?
-            }
-            (None, None) => {}
-            _ => {
-                return Err(Error::InvalidArgument {
-                    name: "LinearGrad::bias",
-                    reason: "must be Some exactly when the layer has a bias".into(),
-                })
-            }
+            (Some(_), Some(gb)) => self.check_like(gb, &[self.out_features], what),
+            (None, None) => Ok(()),
+            _ => Err(Error::InvalidArgument {
+                name: "LinearGrad::bias",
+                reason: "must be Some exactly when the layer has a bias".into(),
+            }),
         }
+    }
+
+    /// The three gradients, after the checks.
+    fn record_backward(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        x: &Tensor,
+        grad_y: &Tensor,
+        grad: &LinearGrad,
+        accumulate: bool,
+        batch: usize,
+    ) -> Result<()> {
         // dx [batch, in] = dy [batch, out] · W [out, in]
         matmul::encode(
             &self.gpu,
@@ -382,44 +409,27 @@ impl Linear {
         self.gpu.submit_and_wait(encoder)
     }
 
-    /// Records the SGD step into the caller's encoder.
+    /// Records the SGD step into the caller's encoder. Every input is
+    /// checked before anything is recorded.
     pub fn encode_sgd_step(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         grad: &LinearGrad,
         lr: f32,
     ) -> Result<()> {
-        self.check_like(
-            &grad.weight,
-            &[self.out_features, self.in_features],
-            "Linear::sgd_step weight gradient",
-        )?;
-        sgd_step::encode(
-            &self.gpu,
-            encoder,
-            self.weight.numel(),
-            lr,
-            grad.weight.buffer(),
-            self.weight.buffer(),
-        )?;
-        match (&self.bias, &grad.bias) {
-            (Some(b), Some(gb)) => {
-                self.check_like(gb, &[self.out_features], "Linear::sgd_step bias gradient")?;
-                sgd_step::encode(
-                    &self.gpu,
-                    encoder,
-                    self.out_features,
-                    lr,
-                    gb.buffer(),
-                    b.buffer(),
-                )
-            }
-            (None, None) => Ok(()),
-            _ => Err(Error::InvalidArgument {
-                name: "LinearGrad::bias",
-                reason: "must be Some exactly when the layer has a bias".into(),
-            }),
+        self.check_params_grad(grad, "Linear::sgd_step weight or bias gradient")?;
+        if !lr.is_finite() {
+            return Err(Error::InvalidArgument {
+                name: "lr",
+                reason: format!("must be finite, got {lr}"),
+            });
         }
+        let params =
+            std::iter::once((&grad.weight, &self.weight)).chain(grad.bias.iter().zip(&self.bias));
+        for (g, w) in params {
+            sgd_step::encode(&self.gpu, encoder, w.numel(), lr, g.buffer(), w.buffer())?;
+        }
+        Ok(())
     }
 }
 

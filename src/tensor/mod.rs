@@ -6,7 +6,7 @@ mod table;
 
 pub use half::HalfTensor;
 pub(crate) use table::rows_per_block;
-pub use table::{DType, Table};
+pub use table::Table;
 
 use std::sync::Arc;
 
@@ -26,6 +26,26 @@ pub(crate) fn numel(what: &'static str, shape: &[usize]) -> Result<usize> {
             limit: usize::MAX as u64,
             limit_name: "usize",
         })
+}
+
+/// Element type of a table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DType {
+    /// 4 bytes per element.
+    #[default]
+    F32,
+    /// 2 bytes per element (IEEE binary16); lookups return f32.
+    F16,
+}
+
+impl DType {
+    /// Bytes per element.
+    pub fn size(self) -> u64 {
+        match self {
+            DType::F32 => 4,
+            DType::F16 => 2,
+        }
+    }
 }
 
 /// A row-major f32 tensor on one `Gpu`. Cloning shares the buffer.

@@ -18,30 +18,10 @@ use std::ops::Range;
 
 use half::f16;
 
-use super::{HalfTensor, Tensor};
+use super::{DType, HalfTensor, Tensor};
 use crate::binding::{RowBlock, Span};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-
-/// Element type of a table.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum DType {
-    /// 4 bytes per element.
-    #[default]
-    F32,
-    /// 2 bytes per element (IEEE binary16); lookups return f32.
-    F16,
-}
-
-impl DType {
-    /// Bytes per element.
-    pub fn size(self) -> u64 {
-        match self {
-            DType::F32 => 4,
-            DType::F16 => 2,
-        }
-    }
-}
 
 /// One block's storage.
 #[derive(Clone)]
@@ -149,21 +129,28 @@ fn block_ranges(rows: usize, per_block: usize) -> impl Iterator<Item = Range<usi
 }
 
 impl Table {
-    fn from_blocks(
+    /// A table of `dtype` whose block for rows `r` is `make(r)`, one block
+    /// per range of `ranges` (in row order, from row 0).
+    fn build(
         gpu: &Gpu,
         dtype: DType,
         dim: usize,
-        blocks: Vec<(Range<usize>, Block)>,
-    ) -> Table {
+        ranges: impl Iterator<Item = Range<usize>>,
+        make: impl Fn(Range<usize>) -> Result<Block>,
+    ) -> Result<Table> {
         let mut starts = vec![0];
-        starts.extend(blocks.iter().map(|(r, _)| r.end));
-        Table {
+        let mut blocks = Vec::new();
+        for r in ranges {
+            starts.push(r.end);
+            blocks.push(make(r)?);
+        }
+        Ok(Table {
             gpu: gpu.clone(),
             dtype,
             shape: [*starts.last().unwrap_or(&0), dim],
-            blocks: blocks.into_iter().map(|(_, b)| b).collect(),
+            blocks,
             starts,
-        }
+        })
     }
 
     /// A zeroed table in blocks of at most `per_block` rows.
@@ -173,10 +160,10 @@ impl Table {
         [rows, dim]: [usize; 2],
         per_block: usize,
     ) -> Result<Table> {
-        let blocks = block_ranges(rows, per_block)
-            .map(|r| Ok((r.clone(), Block::zeros(gpu, dtype, [r.len(), dim])?)))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Table::from_blocks(gpu, dtype, dim, blocks))
+        let ranges = block_ranges(rows, per_block);
+        Table::build(gpu, dtype, dim, ranges, |r| {
+            Block::zeros(gpu, dtype, [r.len(), dim])
+        })
     }
 
     /// `data` (row-major, `rows × dim`) stored as `dtype` (f16 rounds to
@@ -189,18 +176,13 @@ impl Table {
         per_block: usize,
     ) -> Result<Table> {
         check_len("table data", data.len(), rows, dim)?;
-        let blocks = block_ranges(rows, per_block)
-            .map(|r| {
-                let part = &data[r.start * dim..r.end * dim];
-                let shape = [r.len(), dim];
-                let block = match dtype {
-                    DType::F32 => Block::F32(Tensor::from_slice(gpu, part, &shape)?),
-                    DType::F16 => Block::F16(HalfTensor::from_f32(gpu, part, &shape)?),
-                };
-                Ok((r, block))
+        Table::build(gpu, dtype, dim, block_ranges(rows, per_block), |r| {
+            let (part, shape) = (&data[r.start * dim..r.end * dim], [r.len(), dim]);
+            Ok(match dtype {
+                DType::F32 => Block::F32(Tensor::from_slice(gpu, part, &shape)?),
+                DType::F16 => Block::F16(HalfTensor::from_f32(gpu, part, &shape)?),
             })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Table::from_blocks(gpu, dtype, dim, blocks))
+        })
     }
 
     /// f16 `data` (row-major, `rows × dim`) as it is, in blocks of at most `per_block` rows.
@@ -211,29 +193,22 @@ impl Table {
         per_block: usize,
     ) -> Result<Table> {
         check_len("f16 table data", data.len(), rows, dim)?;
-        let blocks = block_ranges(rows, per_block)
-            .map(|r| {
-                let part = &data[r.start * dim..r.end * dim];
-                let t = HalfTensor::from_f16(gpu, part, &[r.len(), dim])?;
-                Ok((r, Block::F16(t)))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Table::from_blocks(gpu, DType::F16, dim, blocks))
+        Table::build(gpu, DType::F16, dim, block_ranges(rows, per_block), |r| {
+            let part = &data[r.start * dim..r.end * dim];
+            Ok(Block::F16(HalfTensor::from_f16(
+                gpu,
+                part,
+                &[r.len(), dim],
+            )?))
+        })
     }
 
     /// A zeroed f32 table in the same row-blocks: the dense gradient of this one.
     pub(crate) fn zeros_like_f32(&self) -> Result<Table> {
-        let dim = self.shape[1];
-        let blocks = self
-            .block_rows()
-            .map(|r| {
-                Ok((
-                    r.clone(),
-                    Block::zeros(&self.gpu, DType::F32, [r.len(), dim])?,
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Table::from_blocks(&self.gpu, DType::F32, dim, blocks))
+        let (gpu, dim) = (&self.gpu, self.shape[1]);
+        Table::build(gpu, DType::F32, dim, self.block_rows(), |r| {
+            Block::zeros(gpu, DType::F32, [r.len(), dim])
+        })
     }
 
     /// Element type.
@@ -408,29 +383,37 @@ fn check_len(what: &'static str, found: usize, rows: usize, dim: usize) -> Resul
     Ok(())
 }
 
-/// A 2-D tensor as a table of one block (e.g. a dense gradient made by hand).
+/// A 2-D tensor as a table of one block (e.g. a dense gradient made by
+/// hand); a 1-D one is one row.
 impl From<Tensor> for Table {
     fn from(t: Tensor) -> Table {
-        let gpu = t.gpu().clone();
-        let [rows, dim] = match *t.shape() {
-            [rows, dim] => [rows, dim],
-            [n] => [1, n],
-            _ => [1, t.numel()],
-        };
-        Table::from_blocks(&gpu, DType::F32, dim, vec![(0..rows, Block::F32(t))])
+        let (gpu, shape) = (t.gpu().clone(), t.shape().to_vec());
+        Table::one_block(&gpu, DType::F32, &shape, Block::F32(t))
     }
 }
 
 /// A 2-D f16 tensor as a table of one block.
 impl From<HalfTensor> for Table {
     fn from(t: HalfTensor) -> Table {
-        let gpu = t.gpu().clone();
-        let [rows, dim] = match *t.shape() {
+        let (gpu, shape) = (t.gpu().clone(), t.shape().to_vec());
+        Table::one_block(&gpu, DType::F16, &shape, Block::F16(t))
+    }
+}
+
+impl Table {
+    fn one_block(gpu: &Gpu, dtype: DType, shape: &[usize], block: Block) -> Table {
+        let [rows, dim] = match *shape {
             [rows, dim] => [rows, dim],
             [n] => [1, n],
-            _ => [1, t.numel()],
+            _ => [1, shape.iter().product()],
         };
-        Table::from_blocks(&gpu, DType::F16, dim, vec![(0..rows, Block::F16(t))])
+        Table {
+            gpu: gpu.clone(),
+            dtype,
+            shape: [rows, dim],
+            blocks: vec![block],
+            starts: vec![0, rows],
+        }
     }
 }
 
