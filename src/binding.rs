@@ -93,6 +93,22 @@ impl<'a> From<&'a wgpu::Buffer> for Span<'a> {
     }
 }
 
+/// `LengthMismatch` naming `what` unless a binding of `size` bytes holds
+/// `words` u32 or f32 words: the check a public `encode` makes on each buffer
+/// a caller passes, so that a short buffer is an error, not a kernel that
+/// reads zeros or drops writes.
+pub(crate) fn check_holds(what: &'static str, size: u64, words: u64) -> Result<()> {
+    let found = (size / 4) as usize;
+    if found < words as usize || words > usize::MAX as u64 {
+        return Err(Error::LengthMismatch {
+            what,
+            expected: words as usize,
+            found,
+        });
+    }
+    Ok(())
+}
+
 fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 {
         a

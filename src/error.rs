@@ -108,6 +108,12 @@ pub enum Error {
         message: String,
     },
 
+    /// A submission did not finish within `GpuOptions::wait_timeout`: the
+    /// GPU hangs, or the work is far longer than expected. The work may
+    /// still finish later; what the call was to return is not returned.
+    #[error("gave up on {during} after {seconds} s (GpuOptions::wait_timeout)")]
+    Timeout { during: &'static str, seconds: f64 },
+
     /// The device was lost (driver reset, unplugged, destroyed). Every later call returns this.
     #[error("the GPU device was lost ({reason}); create a new Gpu")]
     DeviceLost { reason: String },

@@ -27,7 +27,16 @@ pub struct GpuOptions {
     /// as on an adapter with that limit. `None`: the adapter's own limit.
     /// Tests use a small cap to run the split paths on small data.
     pub max_binding_bytes: Option<u64>,
+    /// How long a call waits for its submission before giving up with
+    /// `Error::Timeout` (a GPU that hangs without being lost would otherwise
+    /// block it forever). `None`: [`DEFAULT_WAIT_TIMEOUT`].
+    pub wait_timeout: Option<std::time::Duration>,
 }
+
+/// The default [`GpuOptions::wait_timeout`]: far past any one call of this
+/// library on a working device (the slowest, a cold pipeline compile on a
+/// CPU adapter, takes about a minute).
+pub const DEFAULT_WAIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl GpuOptions {
     fn backends(&self) -> wgpu::Backends {
@@ -82,6 +91,7 @@ pub(crate) struct GpuInner {
     pub(crate) memory: Arc<MemoryCounters>,
     /// Set by the device-lost callback; checked before every operation.
     lost: Arc<Mutex<Option<String>>>,
+    wait_timeout: std::time::Duration,
     id: u64,
 }
 
@@ -226,7 +236,8 @@ impl Gpu {
         device.on_uncaptured_error(Arc::new(|e| {
             eprintln!("wgpu-embed: uncaptured GPU error: {e}");
         }));
-        Ok(Gpu::wrap(device, queue, info, cap))
+        let timeout = options.wait_timeout.unwrap_or(DEFAULT_WAIT_TIMEOUT);
+        Ok(Gpu::wrap(device, queue, info, cap, timeout))
     }
 
     /// Wraps a device and queue the caller already owns (a renderer's, a
@@ -234,7 +245,7 @@ impl Gpu {
     /// the caller's uncaptured-error handler.
     pub fn from_wgpu(device: wgpu::Device, queue: wgpu::Queue) -> Gpu {
         let info = device.adapter_info();
-        Gpu::wrap(device, queue, info, None)
+        Gpu::wrap(device, queue, info, None, DEFAULT_WAIT_TIMEOUT)
     }
 
     fn wrap(
@@ -242,6 +253,7 @@ impl Gpu {
         queue: wgpu::Queue,
         info: wgpu::AdapterInfo,
         max_binding_bytes: Option<u64>,
+        wait_timeout: std::time::Duration,
     ) -> Gpu {
         let lost = Arc::new(Mutex::new(None));
         let flag = lost.clone();
@@ -265,6 +277,7 @@ impl Gpu {
                 pipelines: PipelineCache::default(),
                 memory: Arc::new(MemoryCounters::default()),
                 lost,
+                wait_timeout,
                 id: NEXT_GPU_ID.fetch_add(1, Ordering::Relaxed),
             }),
         }
@@ -382,13 +395,17 @@ impl Gpu {
             .device
             .poll(wgpu::PollType::Wait {
                 submission_index: Some(index),
-                timeout: None,
+                timeout: Some(self.inner.wait_timeout),
             })
-            .map_err(|e| {
-                self.check_alive().err().unwrap_or(Error::Gpu {
+            .map_err(|e| match e {
+                wgpu::PollError::Timeout => Error::Timeout {
+                    during: "wait for the GPU",
+                    seconds: self.inner.wait_timeout.as_secs_f64(),
+                },
+                e => self.check_alive().err().unwrap_or(Error::Gpu {
                     during: "wait for the GPU",
                     message: e.to_string(),
-                })
+                }),
             })?;
         self.lost_flag()
     }

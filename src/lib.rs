@@ -52,7 +52,7 @@ mod timing;
 
 pub use binding::{RowBlock, Span};
 pub use error::{Error, Result};
-pub use gpu::{Gpu, GpuOptions};
+pub use gpu::{Gpu, GpuOptions, DEFAULT_WAIT_TIMEOUT};
 pub use kernels::uniform_init::Distribution;
 pub use memory::GpuBuffer;
 pub use nn::{

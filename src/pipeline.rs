@@ -184,16 +184,26 @@ impl Kernel {
         &self,
         gpu: &Gpu,
         entries: &[wgpu::BindGroupEntry],
-    ) -> wgpu::BindGroup {
+    ) -> Result<wgpu::BindGroup> {
         let entries: Vec<wgpu::BindGroupEntry> = entries
             .iter()
             .filter(|e| self.uses(e.binding))
             .cloned()
             .collect();
-        gpu.device().create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(self.name),
-            layout: &self.layout,
-            entries: &entries,
+        self.create(gpu, &entries)
+    }
+
+    /// The bind group, inside an error scope: a resource wgpu rejects (a
+    /// buffer of another device, one without STORAGE usage) is an
+    /// `Error::Gpu`, never the device's uncaptured-error handler (which
+    /// panics on a device the caller made).
+    fn create(&self, gpu: &Gpu, entries: &[wgpu::BindGroupEntry]) -> Result<wgpu::BindGroup> {
+        gpu.scoped("bind group creation", || {
+            Ok(gpu.device().create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(self.name),
+                layout: &self.layout,
+                entries,
+            }))
         })
     }
 
@@ -235,10 +245,6 @@ impl Kernel {
                 resource: span.binding(),
             })
             .collect();
-        Ok(gpu.device().create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(self.name),
-            layout: &self.layout,
-            entries: &entries,
-        }))
+        self.create(gpu, &entries)
     }
 }

@@ -94,11 +94,21 @@ pub(crate) async fn read_bytes_async(
         .map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-    let poller = gpu.clone();
+    // A wait that fails (a timeout, a lost device) aborts the mapping, so
+    // the callback runs and the caller gets the wait's error, not a hang.
+    let failed = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let (poller, slot, pending) = (gpu.clone(), failed.clone(), staging.clone());
     std::thread::spawn(move || {
-        let _ = poller.wait(index);
+        if let Err(e) = poller.wait(index) {
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            pending.unmap();
+        }
     });
-    mapped(gpu, staging, bytes, what, rx.receive().await)
+    let outcome = rx.receive().await;
+    if let Some(e) = failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(e);
+    }
+    mapped(gpu, staging, bytes, what, outcome)
 }
 
 /// Maps `staging` (MAP_READ), whose copy is in submission `index`, waits

@@ -8,7 +8,7 @@
 //! so only copies and clears (encoder commands) end it.
 
 use crate::binding::Span;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::WORKGROUP_SIZE;
 use crate::pipeline::{Kernel, KernelSpec, RuntimeChecks};
@@ -36,6 +36,40 @@ impl Work {
             Work::InvocationsIn { workgroup_size, .. } => Some(workgroup_size),
             Work::Workgroups(_) | Work::Grid(..) => None,
         }
+    }
+
+    /// `InvalidArgument` naming `kernel` when the work does not fit one
+    /// dispatch: past 2^32 invocations (a shader's invocation index is a
+    /// u32, and would wrap) or a grid past the adapter's workgroups per
+    /// dimension (a truncated height would leave work undone).
+    fn check(self, kernel: &'static str, max_per_dim: u32) -> Result<()> {
+        let invocations = match self {
+            Work::Invocations(n) | Work::InvocationsIn { count: n, .. } => Some(n),
+            _ => None,
+        };
+        let too_many = invocations.is_some_and(|n| n > 1 << 32);
+        let (x, y) = match self {
+            Work::Grid(x, y) => (x as u64, y as u64),
+            _ => {
+                let wg = self.workgroup_size().unwrap_or(1).max(1) as u64;
+                let groups = match self {
+                    Work::Workgroups(n) => n,
+                    _ => invocations.unwrap_or(0).div_ceil(wg),
+                };
+                let max = max_per_dim.max(1) as u64;
+                (groups.min(max), groups.div_ceil(max))
+            }
+        };
+        if too_many || x > max_per_dim as u64 || y > max_per_dim as u64 {
+            return Err(Error::InvalidArgument {
+                name: kernel,
+                reason: format!(
+                    "{self:?} does not fit one dispatch: at most 2^32 invocations and \
+                     {max_per_dim} × {max_per_dim} workgroups"
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// The `x × y` grid, or `None` when there is nothing to do.
@@ -122,10 +156,9 @@ impl<'a> Recorder<'a> {
         bindings: &[(u32, Span)],
         work: Work,
     ) -> Result<()> {
-        if work
-            .grid(self.gpu.limits().max_compute_workgroups_per_dimension)
-            .is_none()
-        {
+        let max = self.gpu.limits().max_compute_workgroups_per_dimension;
+        work.check(spec.name, max)?;
+        if work.grid(max).is_none() {
             return Ok(());
         }
         let kernel = self.kernel(spec, constants, checks, work)?;

@@ -175,6 +175,23 @@ fn degenerate_and_huge_shapes_are_typed_errors() {
         let too_many = (gpu.max_buffer_bytes() / 4096 + 1) as usize;
         let r = keeps_weights_on_error(&mut wide, |e| e.forward(&vec![0; too_many]).map(drop));
         assert!(matches!(r, Err(Error::TooLarge { .. })), "{r:?}");
+        // A tiny chunk_bytes on a big table: refused, not 2^24 buffer handles.
+        let tiny = EmbeddingOptions {
+            chunk_bytes: Some(4),
+            ..EmbeddingOptions::default()
+        };
+        let r = Embedding::with_options(gpu, 1 << 24, 1, tiny);
+        assert!(
+            matches!(
+                r,
+                Err(Error::InvalidArgument {
+                    name: "chunk_bytes",
+                    ..
+                })
+            ),
+            "{:?}",
+            r.err()
+        );
     });
 }
 

@@ -124,3 +124,39 @@ fn a_small_run_writes_results_that_read_back() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_closed_pipe_a_bad_out_dir_and_a_huge_batch_are_not_panics() {
+    use std::process::Stdio;
+    // `wgpu-embed adapters | head -0`: the reader is gone before the first
+    // line (the program takes far longer to open its adapters than this
+    // takes to close the pipe), so every write meets a closed pipe.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wgpu-embed"))
+        .arg("adapters")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the wgpu-embed binary runs");
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "exit {:?}: {}", o.status, stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+
+    // --out under a regular file cannot be created: said before the sweep runs.
+    let file = out_dir("not-a-dir");
+    std::fs::write(&file, b"").unwrap();
+    let bad = file.join("results");
+    let o = wgpu_embed(&["--vocab", "10", "--out", bad.to_str().unwrap(), "--quiet"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("cannot create"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+
+    // A batch past the adapter's buffers: refused by size, nothing allocated.
+    let o = wgpu_embed(&["--batch", "100000000000000", "--vocab", "10", "--quiet"]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("--batch 100000000000000") && e.contains("max_buffer_size"),
+        "{e}"
+    );
+}

@@ -373,3 +373,52 @@ fn bad_inputs_are_typed_errors_and_change_nothing() {
         assert_eq!(ok, [3.0, 30.0, -3.0, 1.0, 7.0, 70.0, -7.0, 1.0]);
     });
 }
+
+#[test]
+fn max_norm_renormalises_the_referenced_rows_before_pooling() {
+    each_gpu(|gpu| {
+        let mut rng = Rng(0x5EED_4A11);
+        let (rows, dim) = (30, 12);
+        let table: Vec<f32> = (0..rows * dim).map(|_| rng.float()).collect();
+        let idx: Vec<u32> = (0..40).map(|_| rng.below(20) as u32).collect();
+        let csr = random_csr(&mut rng, idx.len(), 6);
+        let options = EmbeddingOptions {
+            max_norm: Some(1.5),
+            ..Default::default()
+        };
+        let norm = |r: usize| {
+            table[r * dim..(r + 1) * dim]
+                .iter()
+                .map(|x| x * x)
+                .sum::<f32>()
+                .sqrt()
+        };
+        assert!(
+            idx.iter().any(|&r| norm(r as usize) > 1.5),
+            "some rows need renormalising"
+        );
+        for mode in MODES {
+            let what = format!("{mode:?} with max_norm");
+            let emb =
+                Embedding::from_pretrained_with_options(gpu, &table, rows, dim, options.clone())
+                    .unwrap();
+            let bag_options = EmbeddingBagOptions {
+                mode,
+                include_last_offset: true,
+            };
+            let bag = EmbeddingBag::from_embedding(emb, bag_options);
+            let got = bag.forward(&idx, &csr, None).unwrap().to_vec().unwrap();
+            // The same rows renormalised by the layer's own lookup…
+            let lookup =
+                Embedding::from_pretrained_with_options(gpu, &table, rows, dim, options.clone())
+                    .unwrap();
+            lookup.forward(&idx).unwrap();
+            let renormed = lookup.weight().to_vec().unwrap();
+            assert_bits_eq(&what, &bag.weight().to_vec().unwrap(), &renormed);
+            assert!(renormed != table, "{what}: the table was renormalised");
+            // …then pooled: the bag's output, as PyTorch's embedding_bag does.
+            let (want, _) = twin(mode, rows, dim, None, &renormed, &idx, &csr, None);
+            assert_matches(gpu, mode, &what, &got, &want);
+        }
+    });
+}

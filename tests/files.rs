@@ -194,6 +194,28 @@ fn bad_files_are_typed_errors_naming_expected_and_found() {
             Embedding::from_npy(gpu, data("missing.npy"), true),
             Err(Error::File { .. })
         ));
+        // A crafted Fortran-order header whose element count wraps in 64
+        // bits, with 8 bytes of data: a typed error, not a panic in the transpose.
+        for shape in ["(9223372036854775809, 2)", "(4611686018427387905, 4)"] {
+            let dict = format!("{{'descr': '<f4', 'fortran_order': True, 'shape': {shape}, }}");
+            let mut header = dict.into_bytes();
+            while (10 + header.len() + 1) % 64 != 0 {
+                header.push(b' ');
+            }
+            header.push(b'\n');
+            let mut file = b"\x93NUMPY\x01\x00".to_vec();
+            file.extend((header.len() as u16).to_le_bytes());
+            file.extend(header);
+            file.extend([0u8; 8]);
+            std::fs::write(&cut, &file).unwrap();
+            match Embedding::from_npy(gpu, &cut, true) {
+                Err(Error::FileShape { .. } | Error::FileSize { .. }) => {}
+                other => panic!(
+                    "{shape}: expected FileShape or FileSize, got {:?}",
+                    other.err()
+                ),
+            }
+        }
         let _ = std::fs::remove_file(cut);
         let _ = std::fs::remove_file(cut_st);
     });

@@ -161,3 +161,60 @@ fn gpu_resident_bad_index_zero_fills_and_reports_first_position() {
         assert_eq!(want_status, 2);
     });
 }
+
+#[test]
+fn encode_checks_every_buffer_and_the_dispatch_size() {
+    each_gpu(|gpu| {
+        let (rows, dim) = (10, 4);
+        let table_t = Tensor::zeros(gpu, &[rows, dim]).unwrap();
+        let idx = IndexTensor::from_slice(gpu, &[1, 2, 3]).unwrap();
+        let out = Tensor::zeros(gpu, &[3, dim]).unwrap();
+        let status = Tensor::from_slice(gpu, &[f32::from_bits(STATUS_OK)], &[1]).unwrap();
+        let table = [RowBlock::new(table_t.buffer(), 0..rows)];
+        let args = |n: usize, tpr: Option<u32>| GatherArgs {
+            table: &table,
+            dtype: DType::F32,
+            num_embeddings: rows,
+            dim,
+            indices: idx.buffer(),
+            n,
+            status: status.buffer(),
+            out: out.buffer(),
+            threads_per_row: tpr,
+            workgroup_size: None,
+            const_dim: false,
+        };
+        let mut enc = gpu.encoder("checks");
+        // n past the index list and the output: an error, not a short read.
+        let r = embedding_gather::encode(gpu, &mut enc, &args(4, None));
+        assert!(matches!(r, Err(Error::LengthMismatch { .. })), "{r:?}");
+        for tpr in [0, 1 << 20] {
+            let r = embedding_gather::encode(gpu, &mut enc, &args(3, Some(tpr)));
+            assert!(
+                matches!(r, Err(Error::InvalidArgument { .. })),
+                "{tpr}: {r:?}"
+            );
+        }
+        // 2^22 positions × 1024 invocations each is 2^32 + … invocations: a
+        // wrapped u32 invocation index once; now refused before any dispatch.
+        let n = (1 << 22) + 1;
+        let many = IndexTensor::from_slice(gpu, &vec![0; n]).unwrap();
+        let wide = Tensor::zeros(gpu, &[n, 1]).unwrap();
+        let one_col = Tensor::zeros(gpu, &[rows, 1]).unwrap();
+        let table = [RowBlock::new(one_col.buffer(), 0..rows)];
+        let r = embedding_gather::encode(
+            gpu,
+            &mut enc,
+            &GatherArgs {
+                table: &table,
+                dim: 1,
+                indices: many.buffer(),
+                out: wide.buffer(),
+                n,
+                threads_per_row: Some(1024),
+                ..args(0, None)
+            },
+        );
+        assert!(matches!(r, Err(Error::InvalidArgument { .. })), "{r:?}");
+    });
+}

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{assert_bits_eq, each_gpu};
-use wgpu_embed::kernels::one_hot;
+use wgpu_embed::kernels::{embedding_gather, one_hot};
 use wgpu_embed::{cpu, Embedding, Error, Gpu, GpuOptions, Tensor};
 
 #[test]
@@ -151,4 +151,91 @@ fn one_hot_matches_twin() {
             Err(Error::InvalidArgument { .. })
         ));
     });
+}
+
+#[test]
+fn a_wait_past_the_timeout_is_an_error_not_a_hang() {
+    each_gpu(|shared| {
+        let info = shared.adapter_info();
+        let options = GpuOptions {
+            backends: Some(info.backend.into()),
+            adapter_name: Some(info.name.clone()),
+            wait_timeout: Some(std::time::Duration::from_micros(1)),
+            ..Default::default()
+        };
+        let gpu = Gpu::with_options(&options).unwrap();
+        // Far more than a microsecond of work on any adapter: a 512³ matmul.
+        let a = Tensor::zeros(&gpu, &[512, 512]).unwrap();
+        let r = wgpu_embed::kernels::matmul::matmul(&a, &a, None, Default::default()).map(drop);
+        let t = Tensor::zeros(&gpu, &[1 << 20]).unwrap();
+        let r_async = pollster::block_on(t.to_vec_async()).map(drop);
+        if info.backend == wgpu::Backend::Gl {
+            // wgpu's GL backend finishes work before its waits return, so
+            // there is nothing to time out (the README says so).
+            assert!(r.is_ok() && r_async.is_ok(), "{r:?} {r_async:?}");
+            return;
+        }
+        assert!(matches!(r, Err(Error::Timeout { .. })), "{}: {r:?}", info.name);
+        // The async readback gives the wait's error too, instead of waiting forever.
+        assert!(matches!(r_async, Err(Error::Timeout { .. })), "{}: {r_async:?}", info.name);
+    });
+}
+
+#[test]
+fn rejected_resources_on_a_callers_device_are_errors_not_panics() {
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapter =
+        pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
+            .expect("no adapter: install lavapipe with `apt-get install -y mesa-vulkan-drivers`");
+    let open = || pollster::block_on(adapter.request_device(&Default::default())).unwrap();
+    let (device, queue) = open();
+    // The caller's handler: any error our calls let escape fails the test.
+    device.on_uncaptured_error(std::sync::Arc::new(|e| {
+        panic!("a GPU error escaped wgpu-embed's error scopes: {e}")
+    }));
+    let gpu = Gpu::from_wgpu(device.clone(), queue);
+    let table = Tensor::zeros(&gpu, &[4, 4]).unwrap();
+    let idx = wgpu_embed::IndexTensor::from_slice(&gpu, &[1, 2]).unwrap();
+    let out = Tensor::zeros(&gpu, &[2, 4]).unwrap();
+    let status = wgpu_embed::Status::new(&gpu).unwrap();
+    // A status buffer without STORAGE usage, and an index buffer of another device.
+    let unusable = device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 4,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let (other, _other_queue) = open();
+    let foreign = other.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 8,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let block = [wgpu_embed::RowBlock::new(table.buffer(), 0..4)];
+    for (what, status, indices) in [
+        ("status without STORAGE", &unusable, idx.buffer()),
+        ("indices of another device", status.buffer(), &foreign),
+    ] {
+        let mut encoder = gpu.encoder("bad resources");
+        let r = embedding_gather::encode(
+            &gpu,
+            &mut encoder,
+            &embedding_gather::GatherArgs {
+                table: &block,
+                dtype: wgpu_embed::DType::F32,
+                num_embeddings: 4,
+                dim: 4,
+                indices,
+                n: 2,
+                status,
+                out: out.buffer(),
+                threads_per_row: None,
+                workgroup_size: None,
+                const_dim: false,
+            },
+        );
+        assert!(matches!(r, Err(Error::Gpu { .. })), "{what}: {r:?}");
+    }
 }

@@ -703,3 +703,39 @@ fn training_loop_loss_falls_and_final_weights_agree_everywhere() {
         );
     });
 }
+
+#[test]
+fn caller_built_sparse_gradients_are_checked_not_trusted() {
+    each_gpu(|gpu| {
+        let rows = IndexTensor::from_slice(gpu, &[1, 3]).unwrap();
+        // Values that are not [rows.len(), dim]: a shape error, not a panic.
+        for shape in [vec![8], vec![3, 4], vec![2, 2, 2]] {
+            let values = Tensor::zeros(gpu, &shape).unwrap();
+            let g = Gradient::Sparse {
+                rows: rows.clone(),
+                values,
+            };
+            assert!(
+                matches!(g.rows_to_vec(0, 2), Err(Error::ShapeMismatch { .. })),
+                "{shape:?}"
+            );
+            assert!(
+                matches!(g.to_dense_vec(4, 4), Err(Error::ShapeMismatch { .. })),
+                "{shape:?}"
+            );
+        }
+        // Sizes no host can hold: TooLarge, not an abort in the allocator.
+        let values = Tensor::from_slice(gpu, &[1.0; 8], &[2, 4]).unwrap();
+        let g = Gradient::Sparse { rows, values };
+        assert!(matches!(
+            g.rows_to_vec(0, 1 << 50),
+            Err(Error::TooLarge { .. })
+        ));
+        assert!(matches!(
+            g.to_dense_vec(1 << 50, 4),
+            Err(Error::TooLarge { .. })
+        ));
+        let want = [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0];
+        assert_bits_eq("sparse rows", &g.rows_to_vec(0, 2).unwrap(), &want);
+    });
+}

@@ -285,6 +285,15 @@ fn tiles_past_the_adapter_limits_are_errors() {
                 bk: 4096,
                 register: RegisterTile::R8x8,
             },
+            // (64 + 64) rows × 2^30 × 4 bytes is 2^39: wrapped to 0 in
+            // u32 arithmetic, it passed the check that guards a shader built
+            // without bounds checks.
+            Tiles {
+                wg_x: 8,
+                wg_y: 8,
+                bk: 1 << 30,
+                register: RegisterTile::R8x8,
+            },
         ] {
             let mut encoder = gpu.encoder("bad tiles");
             let r = matmul::encode(

@@ -123,10 +123,55 @@ pub(crate) fn windows<'a>(gpu: &Gpu, args: &GatherArgs<'a>) -> Result<Vec<Window
     .collect())
 }
 
-/// Records the gather into `encoder`; submits nothing. CPU twins:
+/// Records the gather into `encoder`; submits nothing. Every buffer is
+/// checked against `n`, `dim` and its rows first. CPU twin:
 /// `cpu::embedding_gather` (for f32 and f16 tables).
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &GatherArgs) -> Result<()> {
+    check_sizes(args)?;
     encode_windows(gpu, encoder, args, &windows(gpu, args)?)
+}
+
+/// The most invocations one row may take: a workgroup's worth.
+pub const MAX_THREADS_PER_ROW: u32 = 1024;
+
+fn check_sizes(args: &GatherArgs) -> Result<()> {
+    let (n, dim) = (args.n as u64, args.dim as u64);
+    binding::check_holds("embedding_gather indices (n u32)", args.indices.size(), n)?;
+    binding::check_holds("embedding_gather status (one u32)", args.status.size(), 1)?;
+    let out = n.saturating_mul(dim);
+    binding::check_holds("embedding_gather out (n × dim f32)", args.out.size(), out)?;
+    // Consecutive rows (a caller may pass some of a table's blocks, or one).
+    let mut next = args.table.first().map_or(0, |b| b.rows.start);
+    for block in args.table {
+        let elements = (block.rows.len() as u64).saturating_mul(dim);
+        let words = match args.dtype {
+            DType::F32 => elements,
+            DType::F16 => elements.div_ceil(2),
+        };
+        binding::check_holds(
+            "embedding_gather table block (its rows × dim)",
+            block.span.size,
+            words,
+        )?;
+        if block.rows.start != next || block.rows.end > args.num_embeddings {
+            return Err(Error::InvalidArgument {
+                name: "table blocks",
+                reason: format!(
+                    "blocks must hold consecutive rows within {} rows; one holds {:?} \
+                     after row {next}",
+                    args.num_embeddings, block.rows
+                ),
+            });
+        }
+        next = block.rows.end;
+    }
+    match args.threads_per_row {
+        Some(t) if t == 0 || t > MAX_THREADS_PER_ROW => Err(Error::InvalidArgument {
+            name: "threads_per_row",
+            reason: format!("{t} is outside 1..={MAX_THREADS_PER_ROW}"),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Chunks one `CHUNKS4` dispatch binds at most.

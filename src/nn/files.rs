@@ -167,7 +167,17 @@ fn read_npy(path: &Path) -> Result<Loaded> {
             },
         });
     }
-    let expected = header.len().saturating_mul(size);
+    // From the shape, checked: npyz's own element count wraps on a crafted
+    // shape, and the transpose below trusts rows × dim.
+    let expected = (rows as u64)
+        .checked_mul(dim as u64)
+        .and_then(|n| n.checked_mul(size))
+        .ok_or_else(|| Error::FileShape {
+            path: shown(path),
+            tensor: tensor.to_string(),
+            expected: "a shape whose rows × dim × element size fits 64 bits",
+            found: vec![rows as u64, dim as u64],
+        })?;
     if data.len() as u64 != expected {
         return Err(Error::FileSize {
             path: shown(path),

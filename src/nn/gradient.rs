@@ -4,7 +4,7 @@
 //! in `nn/embedding/backward.rs`.
 
 use crate::error::{Error, Result};
-use crate::tensor::{IndexTensor, Table, Tensor};
+use crate::tensor::{host_zeros, IndexTensor, Table, Tensor};
 
 /// How `backward` and `backward_sgd` add up positions that share a row.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -46,6 +46,19 @@ impl std::fmt::Debug for Gradient {
 }
 
 impl Gradient {
+    /// The width of a sparse gradient's rows, after checking that `values`
+    /// is `[rows.len(), dim]` (a caller may build one by hand).
+    fn sparse_dim(rows: &IndexTensor, values: &Tensor) -> Result<usize> {
+        match *values.shape() {
+            [n, dim] if n == rows.len() => Ok(dim),
+            _ => Err(Error::ShapeMismatch {
+                what: "sparse gradient values ([rows.len(), dim])",
+                expected: vec![rows.len(), values.shape().last().copied().unwrap_or(0)],
+                found: values.shape().to_vec(),
+            }),
+        }
+    }
+
     /// The dense gradient as a host vector (`num_embeddings × dim`), either variant.
     pub fn to_dense_vec(&self, num_embeddings: usize, dim: usize) -> Result<Vec<f32>> {
         match self {
@@ -60,14 +73,12 @@ impl Gradient {
                 t.to_vec()
             }
             Gradient::Sparse { rows, values } => {
-                let rows = rows.to_vec()?;
-                let values = values.to_vec()?;
-                let expected = rows.len().saturating_mul(dim);
-                if values.len() != expected {
-                    return Err(Error::LengthMismatch {
-                        what: "Gradient::to_dense_vec sparse values (rows × dim)",
-                        expected,
-                        found: values.len(),
+                let held = Gradient::sparse_dim(rows, values)?;
+                if held != dim {
+                    return Err(Error::ShapeMismatch {
+                        what: "Gradient::to_dense_vec sparse values ([rows, dim])",
+                        expected: vec![rows.len(), dim],
+                        found: values.shape().to_vec(),
                     });
                 }
                 let total = num_embeddings.checked_mul(dim).ok_or(Error::TooLarge {
@@ -76,7 +87,8 @@ impl Gradient {
                     limit: usize::MAX as u64,
                     limit_name: "usize",
                 })?;
-                let mut out = vec![0.0f32; total];
+                let mut out = host_zeros("dense gradient on the host", total)?;
+                let (rows, values) = (rows.to_vec()?, values.to_vec()?);
                 for (i, &r) in rows.iter().enumerate() {
                     let r = r as usize;
                     if r < num_embeddings {
@@ -97,16 +109,15 @@ impl Gradient {
         match self {
             Gradient::Dense(t) => t.rows_to_vec(first, count),
             Gradient::Sparse { rows, values } => {
-                let dim = values.shape().get(1).copied().unwrap_or(0);
-                let held = rows.to_vec()?;
+                let dim = Gradient::sparse_dim(rows, values)?;
                 let total = count.checked_mul(dim).ok_or(Error::TooLarge {
                     what: "gradient rows on the host",
                     bytes: u64::MAX,
                     limit: usize::MAX as u64,
                     limit_name: "usize",
                 })?;
-                let mut out = vec![0.0f32; total];
-                for (i, &r) in held.iter().enumerate() {
+                let mut out = host_zeros("gradient rows on the host", total)?;
+                for (i, &r) in rows.to_vec()?.iter().enumerate() {
                     let r = r as usize;
                     if (first..first.saturating_add(count)).contains(&r) {
                         let row = values.rows_to_vec(i, 1)?;

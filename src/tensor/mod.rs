@@ -15,6 +15,20 @@ use crate::gpu::Gpu;
 use crate::memory::GpuBuffer;
 use crate::readback;
 
+/// `n` zeroed floats on the host, or `TooLarge` naming `what` when the
+/// host cannot hold them (instead of aborting the process).
+pub(crate) fn host_zeros(what: &'static str, n: usize) -> Result<Vec<f32>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| Error::TooLarge {
+        what,
+        bytes: (n as u64).saturating_mul(4),
+        limit: isize::MAX as u64,
+        limit_name: "host memory",
+    })?;
+    v.resize(n, 0.0);
+    Ok(v)
+}
+
 /// Number of elements of `shape`, or `TooLarge` when it overflows.
 pub(crate) fn numel(what: &'static str, shape: &[usize]) -> Result<usize> {
     shape

@@ -117,8 +117,24 @@ pub(crate) fn rows_per_block(
             limit_name: "max_storage_buffer_binding_size (or chunk_bytes)",
         });
     }
-    Ok((limit / row_bytes.max(1)) as usize)
+    let per_block = (limit / row_bytes.max(1)) as usize;
+    let blocks = rows.div_ceil(per_block.max(1));
+    if blocks > MAX_BLOCKS {
+        return Err(Error::InvalidArgument {
+            name: "chunk_bytes",
+            reason: format!(
+                "{rows} rows of {row_bytes} bytes in blocks of at most {limit} bytes would take \
+                 {blocks} buffers, past {MAX_BLOCKS}: raise chunk_bytes"
+            ),
+        });
+    }
+    Ok(per_block)
 }
+
+/// The most row-blocks a table may have: far more than any real table needs
+/// (2^16 blocks of a 128 MiB binding hold 8 TiB), and a bound on the buffer
+/// handles a tiny `chunk_bytes` could ask for.
+pub const MAX_BLOCKS: usize = 1 << 16;
 
 /// Row ranges of `rows` rows cut into blocks of at most `per_block`.
 fn block_ranges(rows: usize, per_block: usize) -> impl Iterator<Item = Range<usize>> {

@@ -111,6 +111,7 @@ pub fn capped_gpus() -> &'static [Gpu] {
                     backends: Some(info.backend.into()),
                     adapter_name: Some(info.name.clone()),
                     max_binding_bytes: Some(CAPPED_BINDING),
+                    ..Default::default()
                 };
                 let gpu = Gpu::with_options(&options)
                     .unwrap_or_else(|e| panic!("{} failed to open again: {e}", info.name));

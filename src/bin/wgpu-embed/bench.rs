@@ -252,6 +252,30 @@ fn row(vocab: usize, path: &str, r: Option<&PathResult>, formula: u64, note: Str
 }
 
 /// Runs the whole sweep. A mismatch between the paths is an error: the run fails loudly.
+/// Refuses a plan whose index list, output or table is past what the
+/// adapter can hold, before anything is allocated (a huge `--batch` would
+/// otherwise try to build its index list on the host first).
+fn check_sizes(gpu: &Gpu, plan: &Plan) -> std::result::Result<(), String> {
+    let limit = gpu.max_buffer_bytes();
+    let largest_vocab = plan.vocab.iter().copied().max().unwrap_or(0) as u64;
+    for (what, rows) in [("batch", plan.batch as u64), ("vocab", largest_vocab)] {
+        let bytes = rows
+            .checked_mul(plan.dim as u64)
+            .and_then(|x| x.checked_mul(4));
+        match bytes {
+            Some(b) if b <= limit => {}
+            _ => {
+                return Err(format!(
+                    "--{what} {rows} × --dim {} floats is past this adapter's max_buffer_size \
+                     ({limit} bytes)",
+                    plan.dim
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn run(gpu: &Gpu, plan: &Plan, quiet: bool) -> std::result::Result<Results, String> {
     let e = |e: Error| e.to_string();
     let bar = if quiet {
@@ -264,6 +288,7 @@ pub fn run(gpu: &Gpu, plan: &Plan, quiet: bool) -> std::result::Result<Results, 
             .expect("the progress template is valid")
             .progress_chars("=> "),
     );
+    check_sizes(gpu, plan)?;
     bar.set_message("measuring the adapter's ceilings");
     let ceilings = roofline::measure(gpu, plan.reps.max(3)).map_err(e)?;
     bar.inc(1);

@@ -119,6 +119,24 @@ struct BenchArgs {
     quiet: bool,
 }
 
+/// `println!` that returns an error instead of panicking when stdout is
+/// closed; a closed pipe (`wgpu-embed adapters | head -1`) ends the program
+/// quietly, as it does for other command-line tools.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        say(format_args!($($arg)*))?
+    };
+}
+
+fn say(line: std::fmt::Arguments) -> Result<(), String> {
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{line}") {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(format!("cannot write to stdout: {e}")),
+    }
+}
+
 fn open(args: &AdapterArgs) -> Result<Gpu, String> {
     Gpu::with_options(&args.options()).map_err(|e| e.to_string())
 }
@@ -144,10 +162,15 @@ fn run_bench(args: &BenchArgs) -> Result<(), String> {
         seed: args.seed,
     };
     eprintln!("adapter: {}", gpu.describe());
-    let results = bench::run(&gpu, &plan, args.quiet)?;
-    print!("{}", results.table());
+    // Before the sweep, so an unwritable --out does not lose a finished run.
     std::fs::create_dir_all(&args.out)
         .map_err(|e| format!("cannot create {}: {e}", args.out.display()))?;
+    let probe = args.out.join(".wgpu-embed-write-test");
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| format!("cannot write in {}: {e}", args.out.display()))?;
+    let results = bench::run(&gpu, &plan, args.quiet)?;
+    out!("{}", results.table().trim_end());
     let json = args.out.join("results.json");
     let csv = args.out.join("results.csv");
     let svg = args.out.join("chart.svg");
@@ -157,7 +180,7 @@ fn run_bench(args: &BenchArgs) -> Result<(), String> {
     std::fs::write(&csv, results.to_csv())
         .map_err(|e| format!("cannot write {}: {e}", csv.display()))?;
     chart::write_svg(&results, &svg)?;
-    println!(
+    out!(
         "wrote {}, {} and {}",
         json.display(),
         csv.display(),
@@ -169,11 +192,15 @@ fn run_bench(args: &BenchArgs) -> Result<(), String> {
 fn list_adapters(args: &AdapterArgs) -> Result<(), String> {
     let list = Gpu::list_adapters(&args.options()).map_err(|e| e.to_string())?;
     for (i, (info, limits, features)) in list.iter().enumerate() {
-        println!(
+        out!(
             "{i}: {} [{:?}, {:?}] driver {} {}",
-            info.name, info.backend, info.device_type, info.driver, info.driver_info
+            info.name,
+            info.backend,
+            info.device_type,
+            info.driver,
+            info.driver_info
         );
-        println!(
+        out!(
             "   max storage binding {} MiB, max buffer {} MiB, workgroup storage {} KiB, workgroups/dim {}, invocations/workgroup {}",
             limits.max_storage_buffer_binding_size >> 20,
             limits.max_buffer_size >> 20,
@@ -182,7 +209,7 @@ fn list_adapters(args: &AdapterArgs) -> Result<(), String> {
             limits.max_compute_invocations_per_workgroup
         );
         let f = |feat: wgpu::Features| if features.contains(feat) { "yes" } else { "no" };
-        println!(
+        out!(
             "   f32 atomics {}, timestamps {} (inside encoders {}), f16 {}",
             f(wgpu::Features::SHADER_FLOAT32_ATOMIC),
             f(wgpu::Features::TIMESTAMP_QUERY),
@@ -201,20 +228,20 @@ fn main() -> ExitCode {
         Some(Command::Adapters(args)) => list_adapters(args),
         Some(Command::Roofline { adapter, reps }) => open(adapter).and_then(|gpu| {
             let r = roofline::measure(&gpu, *reps as usize).map_err(|e| e.to_string())?;
-            println!("{} — times from {}", gpu.describe(), gpu.clock());
-            println!(
+            out!("{} — times from {}", gpu.describe(), gpu.clock());
+            out!(
                 "copy_buffer_to_buffer  {:8.2} GB/s (read + write)",
                 r.copy_bytes_per_s / 1e9
             );
-            println!(
+            out!(
                 "compute-shader copy    {:8.2} GB/s (read + write)",
                 r.shader_copy_bytes_per_s / 1e9
             );
-            println!(
+            out!(
                 "FMA peak               {:8.2} GFLOP/s",
                 r.fma_flops_per_s / 1e9
             );
-            println!(
+            out!(
                 "normal fill            {:8.2} GB/s (written)",
                 r.rng_fill_bytes_per_s / 1e9
             );

@@ -5,7 +5,7 @@
 //! invocation. Three dispatches, recorded into the caller's encoder.
 
 use super::{Dispatch, SOURCE};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::memory::GpuTexture;
 use crate::pipeline::{KernelSpec, RuntimeChecks};
@@ -133,6 +133,15 @@ fn pack(
             return Ok(texture);
         }
     }
+    // The packing kernel binds the whole operand (a copy above does not).
+    if source.buffer.size() > gpu.max_binding_bytes() {
+        return Err(Error::TooLarge {
+            what: "matmul operand on the texture path (packed by one dispatch)",
+            bytes: source.buffer.size(),
+            limit: gpu.max_binding_bytes(),
+            limit_name: "max_storage_buffer_binding_size (one binding)",
+        });
+    }
     let kernel = gpu.kernel_with_checks(
         spec,
         &only(&args.dispatches[0].constants, &["WG_X", "WG_Y"]),
@@ -155,7 +164,7 @@ fn pack(
                 resource: wgpu::BindingResource::TextureView(&view),
             },
         ],
-    );
+    )?;
     rec.dispatch(
         &kernel,
         &bind,
@@ -247,7 +256,7 @@ pub(super) fn encode(gpu: &Gpu, rec: &mut Recorder, args: &TextureArgs) -> Resul
                     resource: wgpu::BindingResource::TextureView(&b_view),
                 },
             ],
-        );
+        )?;
         rec.dispatch(&kernel, &bind, Work::Grid(args.groups.0, args.groups.1));
         if let (Some(scratch), true) = (args.scratch, d.epilogue) {
             super::epilogue(rec, d, args.bias, scratch, args.c)?;

@@ -42,20 +42,22 @@ pub struct Tiles {
 }
 
 impl Tiles {
-    /// Rows of C per workgroup.
-    pub fn block_m(&self) -> u32 {
-        self.wg_y * self.register.side()
+    /// Rows of C per workgroup (u64: a caller's tile sizes may be anything).
+    pub fn block_m(&self) -> u64 {
+        self.wg_y as u64 * self.register.side() as u64
     }
     /// Columns of C per workgroup.
-    pub fn block_n(&self) -> u32 {
-        self.wg_x * self.register.side()
+    pub fn block_n(&self) -> u64 {
+        self.wg_x as u64 * self.register.side() as u64
     }
-    /// Bytes of workgroup memory the two slabs take (none on the texture path).
-    pub fn workgroup_bytes(&self) -> u32 {
+    /// Bytes of workgroup memory the two slabs take (none on the texture
+    /// path), in u64 so that huge tiles cannot wrap past the check that
+    /// guards a shader built without bounds checks.
+    pub fn workgroup_bytes(&self) -> u64 {
         if self.register == RegisterTile::Texture32x32 {
             return 0;
         }
-        (self.block_m() + self.block_n()) * self.bk * 4
+        (self.block_m() + self.block_n()) * self.bk as u64 * 4
     }
 
     pub(super) fn check(&self, gpu: &Gpu) -> Result<()> {
@@ -83,7 +85,7 @@ impl Tiles {
                 l.max_compute_workgroup_size_y
             )));
         }
-        if self.workgroup_bytes() > l.max_compute_workgroup_storage_size {
+        if self.workgroup_bytes() > l.max_compute_workgroup_storage_size as u64 {
             return Err(bad(format!(
                 "{self:?} needs {} bytes of workgroup memory, past the adapter's {} (max_compute_workgroup_storage_size)",
                 self.workgroup_bytes(),
@@ -161,7 +163,7 @@ pub fn buffer_tiles_for(gpu: &Gpu) -> Tiles {
             register: RegisterTile::R8x8,
         }
     };
-    while t.bk > 1 && t.workgroup_bytes() > l.max_compute_workgroup_storage_size {
+    while t.bk > 1 && t.workgroup_bytes() > l.max_compute_workgroup_storage_size as u64 {
         t.bk /= 2;
     }
     t

@@ -80,42 +80,63 @@ impl Embedding {
         let windows = embedding_gather::windows(&self.gpu, &args)?;
         // Everything that can fail is checked above and here, before anything
         // is recorded: a failed call leaves the encoder without half of a lookup.
-        if self.options.max_norm.is_some() {
-            embedding_renorm::check_dim(&self.gpu, self.dim)?;
+        self.check_renorm()?;
+        self.record_renorm(encoder, indices, status)?;
+        embedding_gather::encode_windows(&self.gpu, encoder, &args, &windows)
+    }
+
+    /// What `max_norm` needs of the table, checked before anything is recorded.
+    pub(in crate::nn) fn check_renorm(&self) -> Result<()> {
+        match self.options.max_norm {
+            Some(_) => embedding_renorm::check_dim(&self.gpu, self.dim),
+            None => Ok(()),
         }
-        if let Some(max_norm) = self.options.max_norm {
-            let counts = self
-                .gpu
-                .storage("max_norm row counts", self.num_embeddings as u64 * 4)?;
-            row_histogram::encode(
+    }
+
+    /// With `max_norm`: records the renormalisation, in place, of every row
+    /// `indices` references whose norm exceeds it (`row_histogram`, then
+    /// `embedding_renorm` per row-block; nothing at all when an index is out
+    /// of range). Without: records nothing. `EmbeddingBag` runs it before
+    /// pooling, as PyTorch does.
+    pub(in crate::nn) fn record_renorm(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        indices: &IndexTensor,
+        status: &wgpu::Buffer,
+    ) -> Result<()> {
+        let Some(max_norm) = self.options.max_norm else {
+            return Ok(());
+        };
+        let counts = self
+            .gpu
+            .storage("max_norm row counts", self.num_embeddings as u64 * 4)?;
+        row_histogram::encode(
+            &self.gpu,
+            encoder,
+            &HistogramArgs {
+                indices: indices.buffer(),
+                n: indices.len(),
+                num_embeddings: self.num_embeddings,
+                status,
+                counts: counts.raw(),
+            },
+        )?;
+        for weight in self.weight.blocks() {
+            embedding_renorm::encode(
                 &self.gpu,
                 encoder,
-                &HistogramArgs {
-                    indices: indices.buffer(),
-                    n: indices.len(),
+                &RenormArgs {
                     num_embeddings: self.num_embeddings,
+                    dim: self.dim,
+                    max_norm,
+                    norm_type: self.options.norm_type,
                     status,
                     counts: counts.raw(),
+                    weight,
                 },
             )?;
-            // One dispatch per row-block of the table.
-            for block in &blocks {
-                embedding_renorm::encode(
-                    &self.gpu,
-                    encoder,
-                    &RenormArgs {
-                        num_embeddings: self.num_embeddings,
-                        dim: self.dim,
-                        max_norm,
-                        norm_type: self.options.norm_type,
-                        status,
-                        counts: counts.raw(),
-                        weight: block.clone(),
-                    },
-                )?;
-            }
         }
-        embedding_gather::encode_windows(&self.gpu, encoder, &args, &windows)
+        Ok(())
     }
 
     /// The `[n, dim]` output: up to `max_buffer_size`, gathered in windows

@@ -5,7 +5,7 @@ use super::{Embedding, EmbeddingOptions};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::uniform_init::{self, Distribution, FillArgs};
-use crate::tensor::{rows_per_block, DType, Table};
+use crate::tensor::{host_zeros, rows_per_block, DType, Table};
 
 impl Embedding {
     /// A table with N(0, 1) weights from [`DEFAULT_SEED`](super::DEFAULT_SEED), as PyTorch initialises it.
@@ -140,7 +140,7 @@ impl Embedding {
         // kernel, which writes f32 only) and rounded once, a block at a time
         // so the host holds one block's floats, not the table's.
         for (k, rows) in self.weight.block_rows().enumerate() {
-            let mut w = host_floats(rows.len() * self.dim)?;
+            let mut w = host_zeros("host copy of one f16 table block", rows.len() * self.dim)?;
             distribution.fill_cpu(seed, (rows.start * self.dim) as u64, &mut w)?;
             self.weight.write_block(k, &w)?;
         }
@@ -200,20 +200,6 @@ impl Embedding {
         }
         Ok(())
     }
-}
-
-/// A zeroed host vector of `n` floats, or `TooLarge` when the host cannot
-/// hold it (instead of aborting).
-fn host_floats(n: usize) -> Result<Vec<f32>> {
-    let mut w = Vec::new();
-    w.try_reserve_exact(n).map_err(|_| Error::TooLarge {
-        what: "host copy of one f16 table block",
-        bytes: (n as u64).saturating_mul(4),
-        limit: isize::MAX as u64,
-        limit_name: "host memory",
-    })?;
-    w.resize(n, 0.0);
-    Ok(w)
 }
 
 fn check_shape(num_embeddings: usize, dim: usize) -> Result<()> {

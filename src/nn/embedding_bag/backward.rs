@@ -260,7 +260,7 @@ impl EmbeddingBag {
         // reads it in windows); past one buffer it cannot be held.
         gpu.check_size("EmbeddingBag per-position gradient", bytes, false)?;
         let rerun = match (self.options.mode, positions) {
-            (BagMode::Max, None) => Some(self.run(indices, csr, None)?),
+            (BagMode::Max, None) => Some(self.run(indices, csr, None, false)?),
             _ => None,
         };
         let positions = positions.or(rerun.as_ref().and_then(|r| r.max_positions.as_ref()));

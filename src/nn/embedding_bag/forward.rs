@@ -54,7 +54,7 @@ impl EmbeddingBag {
         per_sample_weights: Option<&[f32]>,
     ) -> Result<Tensor> {
         let csr = csr_2d(indices.len(), shape)?;
-        Ok(self.run(indices, &csr, per_sample_weights)?.output)
+        Ok(self.run(indices, &csr, per_sample_weights, true)?.output)
     }
 
     /// [`EmbeddingBag::forward`] that also returns max mode's winning positions.
@@ -65,7 +65,7 @@ impl EmbeddingBag {
         per_sample_weights: Option<&[f32]>,
     ) -> Result<BagOutput> {
         let csr = self.csr_offsets(offsets, indices.len())?;
-        self.run(indices, &csr, per_sample_weights)
+        self.run(indices, &csr, per_sample_weights, true)
     }
 
     /// Validates `offsets` against `n` indices and returns the CSR form
@@ -153,16 +153,24 @@ impl EmbeddingBag {
         Ok(())
     }
 
+    /// The pooled forward. With `renorm` and the table's `max_norm`, the
+    /// referenced rows are first renormalised in place, as PyTorch's
+    /// `embedding_bag` does (max mode's backward reruns the pooling on the
+    /// rows as they are, without it).
     pub(super) fn run(
         &self,
         indices: &[u32],
         csr: &[u32],
         per_sample_weights: Option<&[f32]>,
+        renorm: bool,
     ) -> Result<BagOutput> {
         self.check_weights(indices.len(), per_sample_weights)?;
         let mode = self.options.mode;
         let emb = &self.table;
         check_indices(indices, emb.num_embeddings())?;
+        if renorm {
+            emb.check_renorm()?;
+        }
         let gpu = emb.gpu();
         let num_bags = csr.len() - 1;
         let dim = emb.dim();
@@ -195,6 +203,9 @@ impl EmbeddingBag {
             None
         };
         let mut encoder = gpu.encoder("EmbeddingBag::forward");
+        if renorm {
+            emb.record_renorm(&mut encoder, &idx, status.raw())?;
+        }
         for window in &windows {
             let table = match &scratch {
                 Some(scratch) => {
