@@ -1,0 +1,123 @@
+//! Random sequences of public calls on one Embedding (odd shapes, f16 or
+//! f32, small row-blocks, padding, max_norm, sparse gradients; random
+//! indices, lengths, NaNs and rates): every call returns a value or a typed
+//! error, never panics; a failed call leaves the table's bits as they were;
+//! a lookup without max_norm equals the CPU twin's gather of the table.
+#![no_main]
+
+#[path = "common.rs"]
+mod common;
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use wgpu_embed::{cpu, DType, Embedding, EmbeddingOptions, IndexTensor, Tensor};
+
+#[derive(Arbitrary, Debug)]
+struct Table {
+    rows: u8,
+    dim: u8,
+    f16: bool,
+    block_rows: Option<u8>,
+    padding: Option<u8>,
+    max_norm: Option<f32>,
+    sparse: bool,
+    seed: u64,
+}
+
+#[derive(Arbitrary, Debug)]
+enum Call {
+    Forward(Vec<u16>),
+    ForwardGpu(Vec<u16>),
+    Backward(Vec<u16>, u8),
+    BackwardSgd(Vec<u16>, u8, f32),
+    BackwardSgdGpu(Vec<u16>, f32),
+    BackwardAdagrad(Vec<u16>, f32, f32),
+    SgdStep(Vec<u16>, f32),
+    SetWeight(Vec<f32>),
+    Uniform(f32, f32, u64),
+    Normal(f32, f32, u64),
+}
+
+fn ids(v: &[u16], rows: usize) -> Vec<u32> {
+    // Mostly in range, some past it.
+    v.iter().map(|&i| i as u32 % (rows as u32 + 3)).collect()
+}
+
+fuzz_target!(|input: (Table, Vec<Call>)| {
+    let (t, calls) = input;
+    let gpu = common::gpu();
+    let (rows, dim) = (t.rows as usize % 20 + 1, t.dim as usize % 12 + 1);
+    let elem = if t.f16 { 2 } else { 4 };
+    let options = EmbeddingOptions {
+        seed: t.seed,
+        padding_idx: t.padding.map(|p| p as usize),
+        max_norm: t.max_norm,
+        sparse: t.sparse,
+        dtype: if t.f16 { DType::F16 } else { DType::F32 },
+        chunk_bytes: t
+            .block_rows
+            .map(|r| ((r as usize % 8 + 1) * dim * elem) as u64),
+        ..Default::default()
+    };
+    let Ok(mut emb) = Embedding::with_options(gpu, rows, dim, options) else {
+        return;
+    };
+    let grad =
+        |n: usize, fill: f32| Tensor::from_slice(gpu, &vec![fill; n * dim], &[n, dim]).unwrap();
+    for call in calls.into_iter().take(8) {
+        let before = common::bits(&emb);
+        let result = match &call {
+            Call::Forward(v) => {
+                let idx = ids(v, rows);
+                let r = emb.forward(&idx);
+                if let (Ok(out), None) = (&r, emb.options().max_norm) {
+                    let table: Vec<f32> = before.iter().map(|&b| f32::from_bits(b)).collect();
+                    let mut want = vec![0.0; idx.len() * dim];
+                    let mut status = u32::MAX;
+                    cpu::embedding_gather(rows, dim, &idx, &mut status, &table, &mut want);
+                    let got: Vec<u32> = out.to_vec().unwrap().iter().map(|x| x.to_bits()).collect();
+                    let want: Vec<u32> = want.iter().map(|x| x.to_bits()).collect();
+                    assert_eq!(got, want, "forward != twin for {call:?}");
+                }
+                r.map(drop)
+            }
+            Call::ForwardGpu(v) => {
+                let idx = IndexTensor::from_slice(gpu, &ids(v, rows)).unwrap();
+                emb.forward_gpu(&idx).map(drop)
+            }
+            Call::Backward(v, n) => emb
+                .backward(&ids(v, rows), &grad(*n as usize % 5, 0.5))
+                .map(drop),
+            Call::BackwardSgd(v, n, lr) => {
+                emb.backward_sgd(&ids(v, rows), &grad(*n as usize % 5, 0.25), *lr)
+            }
+            Call::BackwardSgdGpu(v, lr) => {
+                let idx = ids(v, rows);
+                let t = IndexTensor::from_slice(gpu, &idx).unwrap();
+                emb.backward_sgd_gpu(&t, &grad(idx.len(), -1.0), *lr)
+            }
+            Call::BackwardAdagrad(v, lr, eps) => {
+                let idx = ids(v, rows);
+                let mut state = emb.adagrad_state().unwrap();
+                emb.backward_adagrad(&idx, &grad(idx.len(), 1.5), &mut state, *lr, *eps)
+            }
+            Call::SgdStep(v, lr) => {
+                let idx = ids(v, rows);
+                match emb.backward(&idx, &grad(idx.len(), 2.0)) {
+                    Ok(g) => emb.sgd_step(&g, *lr),
+                    Err(e) => Err(e),
+                }
+            }
+            Call::SetWeight(w) => emb.set_weight(w),
+            Call::Uniform(lo, hi, seed) => emb.uniform_(*lo, *hi, *seed),
+            Call::Normal(mean, std, seed) => emb.normal_(*mean, *std, *seed),
+        };
+        if result.is_err() {
+            assert_eq!(
+                common::bits(&emb),
+                before,
+                "{call:?} failed and changed the table"
+            );
+        }
+    }
+});
