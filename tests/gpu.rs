@@ -175,9 +175,17 @@ fn a_wait_past_the_timeout_is_an_error_not_a_hang() {
             assert!(r.is_ok() && r_async.is_ok(), "{r:?} {r_async:?}");
             return;
         }
-        assert!(matches!(r, Err(Error::Timeout { .. })), "{}: {r:?}", info.name);
+        assert!(
+            matches!(r, Err(Error::Timeout { .. })),
+            "{}: {r:?}",
+            info.name
+        );
         // The async readback gives the wait's error too, instead of waiting forever.
-        assert!(matches!(r_async, Err(Error::Timeout { .. })), "{}: {r_async:?}", info.name);
+        assert!(
+            matches!(r_async, Err(Error::Timeout { .. })),
+            "{}: {r_async:?}",
+            info.name
+        );
     });
 }
 
