@@ -221,3 +221,103 @@ fn tensors_from_another_gpu_leave_the_weights_alone() {
         assert!(matches!(r, Err(Error::DifferentGpu { .. })), "{r:?}");
     }
 }
+
+/// Every public `kernels::*::encode` checks its buffers against the sizes it
+/// is given: a buffer too short for them is `LengthMismatch`, with nothing
+/// recorded, where the kernel used to read zeros or drop writes.
+#[test]
+fn public_encodes_check_their_buffers() {
+    use wgpu_embed::kernels::{
+        exclusive_scan, one_hot, radix_sort, row_histogram, scatter_add_atomic, sgd_step,
+        sgd_update, uniform_init,
+    };
+    use wgpu_embed::{Distribution, RowBlock};
+    each_gpu(|gpu| {
+        let short = Tensor::zeros(gpu, &[3]).unwrap(); // 3 words
+        let s = short.buffer();
+        let big = Tensor::zeros(gpu, &[4096]).unwrap();
+        let b = big.buffer();
+        let mut enc = gpu.encoder("short buffers");
+        let expect = |what: &str, r: wgpu_embed::Result<()>| {
+            assert!(
+                matches!(r, Err(Error::LengthMismatch { .. })),
+                "{what}: {r:?}"
+            );
+        };
+        let hist = |indices, counts| row_histogram::HistogramArgs {
+            indices,
+            n: 8,
+            num_embeddings: 8,
+            status: b,
+            counts,
+        };
+        expect(
+            "histogram indices",
+            row_histogram::encode(gpu, &mut enc, &hist(s, b)),
+        );
+        expect(
+            "histogram counts",
+            row_histogram::encode(gpu, &mut enc, &hist(b, s)),
+        );
+        let scan = exclusive_scan::ScanArgs {
+            input: b,
+            len: 3,
+            out: s, // needs len + 1
+            exclude: None,
+            flags: false,
+        };
+        expect("scan out", exclusive_scan::encode(gpu, &mut enc, &scan));
+        let sort = radix_sort::SortArgs {
+            keys: b,
+            n: 8,
+            key_bound: 8,
+            keys_out: b,
+            positions_out: s,
+        };
+        expect("sort positions", radix_sort::encode(gpu, &mut enc, &sort));
+        expect("sgd_step", sgd_step::encode(gpu, &mut enc, 8, 0.5, b, s));
+        expect("one_hot", one_hot::encode(gpu, &mut enc, b, 2, 2, s));
+        let fill = uniform_init::FillArgs {
+            out: s,
+            begin: 0,
+            end: 8,
+            counter_base: 0,
+            seed: 1,
+            distribution: Distribution::Uniform { lo: 0.0, hi: 1.0 },
+            workgroup_size: None,
+        };
+        expect("uniform_init", uniform_init::encode(gpu, &mut enc, &fill));
+        let atomic = scatter_add_atomic::AtomicArgs {
+            indices: b,
+            n: 4,
+            num_embeddings: 4,
+            dim: 2,
+            padding_idx: None,
+            counts: b,
+            scale_by_freq: false,
+            status: b,
+            grad_out: b,
+            grad: RowBlock::new(s, 0..4), // 4 rows × 2 in 3 words
+        };
+        if gpu.has_float_atomics() {
+            expect(
+                "scatter grad",
+                scatter_add_atomic::encode(gpu, &mut enc, &atomic),
+            );
+        }
+        let update = sgd_update::SgdArgs {
+            weight: RowBlock::new(s, 0..4),
+            num_embeddings: 4,
+            dim: 2,
+            grad: sgd_update::SgdGrad::Dense(RowBlock::new(b, 0..4)),
+            lr: 0.5,
+        };
+        expect(
+            "sgd_update weight",
+            sgd_update::encode(gpu, &mut enc, &update),
+        );
+        // Nothing was recorded: the encoder submits as an empty one.
+        gpu.submit_and_wait(enc).unwrap();
+        assert_eq!(short.to_vec().unwrap(), [0.0; 3]);
+    });
+}

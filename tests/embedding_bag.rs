@@ -422,3 +422,22 @@ fn max_norm_renormalises_the_referenced_rows_before_pooling() {
         }
     });
 }
+
+#[test]
+fn winners_saved_on_another_gpu_are_refused() {
+    each_gpu(|gpu| {
+        // Another device of the same adapter: a different Gpu.
+        let other = Gpu::new().unwrap();
+        let here = small_bag(gpu, BagMode::Max, false);
+        let there = small_bag(&other, BagMode::Max, false);
+        let (idx, offsets) = ([1u32, 2, 3, 4], [0u32, 2]);
+        let saved = there.forward_with_positions(&idx, &offsets, None).unwrap();
+        let g = wgpu_embed::Tensor::zeros(gpu, &[2, here.embedding().dim()]).unwrap();
+        let r = here.backward_with_positions(&idx, &offsets, &saved, &g);
+        assert!(
+            matches!(r, Err(Error::DifferentGpu { .. })),
+            "{:?}",
+            r.err()
+        );
+    });
+}

@@ -739,3 +739,38 @@ fn caller_built_sparse_gradients_are_checked_not_trusted() {
         assert_bits_eq("sparse rows", &g.rows_to_vec(0, 2).unwrap(), &want);
     });
 }
+
+#[test]
+fn a_hand_built_sparse_step_with_bad_rows_is_refused_and_changes_nothing() {
+    each_gpu(|gpu| {
+        let (vocab, dim) = (6, 3);
+        let mut emb = Embedding::new(gpu, vocab, dim).unwrap();
+        let before = emb.weight().to_vec().unwrap();
+        let values = Tensor::from_slice(gpu, &[1.0; 6], &[2, dim]).unwrap();
+        for (rows, what) in [
+            ([1u32, 9], "out of range"),
+            ([2, 2], "repeated"),
+            ([4, 1], "descending"),
+        ] {
+            let g = Gradient::Sparse {
+                rows: IndexTensor::from_slice(gpu, &rows).unwrap(),
+                values: values.clone(),
+            };
+            let r = emb.sgd_step(&g, 0.5);
+            assert!(
+                matches!(
+                    r,
+                    Err(Error::IndexOutOfRange { .. } | Error::InvalidArgument { .. })
+                ),
+                "{what}: {r:?}"
+            );
+            assert_bits_eq(what, &emb.weight().to_vec().unwrap(), &before);
+        }
+        // Rows as backward makes them still step.
+        let g = Gradient::Sparse {
+            rows: IndexTensor::from_slice(gpu, &[0, 5]).unwrap(),
+            values,
+        };
+        emb.sgd_step(&g, 0.5).unwrap();
+    });
+}

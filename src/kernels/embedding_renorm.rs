@@ -3,7 +3,7 @@
 //! `max_norm / (norm + 1e-7)`, once however often the batch repeats it.
 //! Shader: `shaders/embedding_renorm.wgsl`; CPU twin: `cpu::embedding_renorm`.
 
-use crate::binding::RowBlock;
+use crate::binding::{self, RowBlock};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::{loop_limited, to_u32, LOOP_BUDGET};
@@ -67,6 +67,19 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &RenormArgs) 
     check_dim(gpu, args.dim)?;
     let rows = args.weight.rows.clone();
     let rows = rows.start.min(args.num_embeddings)..rows.end.min(args.num_embeddings);
+    let words = (rows.len() as u64).saturating_mul(args.dim as u64);
+    binding::check_holds(
+        "embedding_renorm weight (its rows × dim)",
+        args.weight.span.size,
+        words,
+    )?;
+    binding::check_holds("embedding_renorm status (one u32)", args.status.size(), 1)?;
+    let counts = args.num_embeddings as u64;
+    binding::check_holds(
+        "embedding_renorm counts (num_embeddings u32)",
+        args.counts.size(),
+        counts,
+    )?;
     to_u32("table chunk elements", rows.len().saturating_mul(args.dim))?;
     let params = Params {
         num_embeddings: to_u32("num_embeddings", args.num_embeddings)?,

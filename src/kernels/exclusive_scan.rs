@@ -3,6 +3,7 @@
 //! without forward-progress guarantees between workgroups.
 //! Shader: `shaders/exclusive_scan.wgsl`; CPU twin: `cpu::exclusive_scan`.
 
+use crate::binding;
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::kernels::to_u32;
@@ -66,6 +67,9 @@ pub struct ScanArgs<'a> {
 
 /// Records the scan's dispatches into `encoder` (allocating the block sums).
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &ScanArgs) -> Result<()> {
+    let len = args.len as u64;
+    binding::check_holds("exclusive_scan input (len u32)", args.input.size(), len)?;
+    binding::check_holds("exclusive_scan out (len + 1 u32)", args.out.size(), len + 1)?;
     record(&mut Recorder::new(gpu, encoder), args)
 }
 

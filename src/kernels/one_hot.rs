@@ -1,6 +1,7 @@
 //! `one_hot`: the `n × num_classes` one-hot matrix of an index list.
 //! Shader: `shaders/one_hot.wgsl`; CPU twin: `cpu::one_hot`.
 
+use crate::binding;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::to_u32;
@@ -33,6 +34,9 @@ pub fn encode(
     num_classes: usize,
     out: &wgpu::Buffer,
 ) -> Result<()> {
+    binding::check_holds("one_hot indices (n u32)", indices.size(), n as u64)?;
+    let out_words = (n as u64).saturating_mul(num_classes as u64);
+    binding::check_holds("one_hot out (n × num_classes f32)", out.size(), out_words)?;
     if n == 0 || num_classes == 0 {
         return Ok(());
     }

@@ -2,6 +2,7 @@
 //! pass, only as many passes as the largest key needs.
 //! Shader: `shaders/radix_sort.wgsl`; CPU twin: `cpu::radix_sort`.
 
+use crate::binding;
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::kernels::exclusive_scan::{self, ScanArgs};
@@ -58,6 +59,13 @@ pub struct SortArgs<'a> {
 
 /// Records every pass into `encoder` (allocating ping-pong and histogram scratch).
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SortArgs) -> Result<()> {
+    for (what, buffer) in [
+        ("radix_sort keys (n u32)", args.keys),
+        ("radix_sort keys_out (n u32)", args.keys_out),
+        ("radix_sort positions_out (n u32)", args.positions_out),
+    ] {
+        binding::check_holds(what, buffer.size(), args.n as u64)?;
+    }
     if args.n == 0 {
         return Ok(());
     }

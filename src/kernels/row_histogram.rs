@@ -39,6 +39,18 @@ pub struct HistogramArgs<'a> {
 /// list past one binding is counted in windows.
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &HistogramArgs) -> Result<()> {
     to_u32("index count", args.n)?;
+    binding::check_holds(
+        "row_histogram indices (n u32)",
+        args.indices.size(),
+        args.n as u64,
+    )?;
+    binding::check_holds("row_histogram status (one u32)", args.status.size(), 1)?;
+    let rows = args.num_embeddings as u64;
+    binding::check_holds(
+        "row_histogram counts (num_embeddings u32)",
+        args.counts.size(),
+        rows,
+    )?;
     let mut rec = Recorder::new(gpu, encoder);
     rec.encoder().clear_buffer(args.counts, 0, None);
     for window in binding::windows(gpu, args.n, &[4], "row_histogram indices")? {

@@ -76,6 +76,25 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &AtomicArgs) 
     let rows = args.grad.rows.clone();
     let rows = rows.start.min(args.num_embeddings)..rows.end.min(args.num_embeddings);
     let row_bytes = args.dim as u64 * 4;
+    let (n, dim) = (args.n as u64, args.dim as u64);
+    binding::check_holds("scatter_add_atomic indices (n u32)", args.indices.size(), n)?;
+    binding::check_holds("scatter_add_atomic status (one u32)", args.status.size(), 1)?;
+    let grad_out = n.saturating_mul(dim);
+    binding::check_holds(
+        "scatter_add_atomic grad_out (n × dim)",
+        args.grad_out.size(),
+        grad_out,
+    )?;
+    let grad = (rows.len() as u64).saturating_mul(dim);
+    binding::check_holds(
+        "scatter_add_atomic grad (its rows × dim)",
+        args.grad.span.size,
+        grad,
+    )?;
+    if args.scale_by_freq {
+        let counts = args.num_embeddings as u64;
+        binding::check_holds("scatter_add_atomic counts", args.counts.size(), counts)?;
+    }
     let grad = args.grad.span;
     encoder.clear_buffer(
         grad.buffer,

@@ -1,6 +1,7 @@
 //! `sgd_step`: `w -= lr · g` in place.
 //! Shader: `shaders/sgd_step.wgsl`; CPU twin: `cpu::sgd_step`.
 
+use crate::binding;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::to_u32;
@@ -37,6 +38,8 @@ pub fn encode(
             reason: format!("must be finite, got {lr}"),
         });
     }
+    binding::check_holds("sgd_step gradient (len f32)", g.size(), len as u64)?;
+    binding::check_holds("sgd_step weights (len f32)", w.size(), len as u64)?;
     if len == 0 {
         return Ok(());
     }

@@ -83,6 +83,8 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SgdArgs) -> 
         _pad: 0,
     };
     let weight = args.weight.span;
+    let words = (range.len() as u64).saturating_mul(args.dim as u64);
+    binding::check_holds("sgd_update weight (its rows × dim)", weight.size, words)?;
     // (params, grad span, weight span, rows span) per dispatch.
     let mut dispatches: Vec<(Params, Span, Span, Option<Span>)> = Vec::new();
     match &args.grad {
@@ -94,6 +96,12 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SgdArgs) -> 
                     found: vec![grad.rows.start, grad.rows.end],
                 });
             }
+            let words = (grad.rows.len() as u64).saturating_mul(args.dim as u64);
+            binding::check_holds(
+                "sgd_update dense gradient (its rows × dim)",
+                grad.span.size,
+                words,
+            )?;
             // The weight's first row within the gradient block.
             let skip = (range.start - grad.rows.start) as u64 * row_bytes;
             if grad.span.size <= gpu.max_binding_bytes() {
@@ -136,6 +144,17 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SgdArgs) -> 
             count,
         } => {
             to_u32("sparse gradient elements", count.saturating_mul(args.dim))?;
+            binding::check_holds(
+                "sgd_update sparse rows (count u32)",
+                rows.size(),
+                count as u64,
+            )?;
+            let words = (count as u64).saturating_mul(args.dim as u64);
+            binding::check_holds(
+                "sgd_update sparse values (count × dim)",
+                values.size(),
+                words,
+            )?;
             let windows = binding::windows(
                 gpu,
                 count,

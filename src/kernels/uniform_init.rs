@@ -1,6 +1,7 @@
 //! `uniform_init`: counter-based Philox4x32-10 fills, uniform and normal.
 //! Shader: `shaders/uniform_init.wgsl`; CPU twin: `cpu::uniform_init`.
 
+use crate::binding;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::{to_u32, WORKGROUP_SIZE};
@@ -112,6 +113,11 @@ pub struct FillArgs<'a> {
 /// Records the fill into `encoder`; submits nothing.
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &FillArgs) -> Result<()> {
     args.distribution.check()?;
+    binding::check_holds(
+        "uniform_init out (end words)",
+        args.out.size(),
+        args.end as u64,
+    )?;
     if args.end <= args.begin {
         return Ok(());
     }

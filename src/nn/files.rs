@@ -144,8 +144,42 @@ fn size_error(path: &Path, file: &[u8]) -> Error {
     }
 }
 
+/// Refuses, before npyz parses it, a header this loader could never accept
+/// and that npyz's parser takes exponential time on: brackets nested deep
+/// inside (a structured dtype, or a crafted one; found by `fuzz/npy`). A
+/// plain float array's header holds one `{`, one `(` (the shape) and no `[`.
+fn check_npy_header(path: &Path, file: &[u8]) -> Result<()> {
+    let header = || -> Option<&[u8]> {
+        let (start, len): (usize, usize) = match *file.get(6)? {
+            1 => (
+                10,
+                u16::from_le_bytes(file.get(8..10)?.try_into().ok()?) as usize,
+            ),
+            _ => (
+                12,
+                u32::from_le_bytes(file.get(8..12)?.try_into().ok()?) as usize,
+            ),
+        };
+        file.get(start..start.checked_add(len)?.min(file.len()))
+    };
+    let Some(header) = header() else {
+        return Ok(()); // too short to hold a header: npyz says what is wrong
+    };
+    let count = |c: u8| header.iter().filter(|&&b| b == c).count();
+    if count(b'[') > 0 || count(b'(') > 1 || count(b'{') > 1 {
+        return Err(Error::FileDType {
+            path: shown(path),
+            tensor: "array".into(),
+            expected: EXPECTED_DTYPE,
+            found: "a structured or nested dtype header".into(),
+        });
+    }
+    Ok(())
+}
+
 fn read_npy(path: &Path) -> Result<Loaded> {
     let map = map(path)?;
+    check_npy_header(path, &map)?;
     let mut data: &[u8] = &map;
     let header = npyz::NpyHeader::from_reader(&mut data)
         .map_err(|e| file_error(path, format!("not a valid .npy file: {e}")))?;

@@ -20,8 +20,19 @@ pub fn gpus() -> &'static [Gpu] {
             !gpus.is_empty(),
             "no GPU adapter: install lavapipe with `apt-get install -y mesa-vulkan-drivers`"
         );
+        gpus.iter().for_each(panic_on_escaped_errors);
         gpus
     })
+}
+
+/// Replaces the library's handler for errors outside its error scopes with
+/// one that panics, as wgpu's default does on a device a caller made and
+/// shares with `Gpu::from_wgpu`: a GPU error that escapes a call then fails
+/// the test that made it, instead of a line on stderr.
+pub fn panic_on_escaped_errors(gpu: &Gpu) {
+    gpu.device().on_uncaptured_error(std::sync::Arc::new(|e| {
+        panic!("a GPU error escaped wgpu-embed's error scopes: {e}")
+    }));
 }
 
 /// One test at a time on the GPUs of a test binary. wgpu's GL backend holds
@@ -116,6 +127,7 @@ pub fn capped_gpus() -> &'static [Gpu] {
                 let gpu = Gpu::with_options(&options)
                     .unwrap_or_else(|e| panic!("{} failed to open again: {e}", info.name));
                 assert_eq!(gpu.max_binding_bytes(), CAPPED_BINDING);
+                panic_on_escaped_errors(&gpu);
                 gpu
             })
             .collect()

@@ -90,6 +90,7 @@ impl Embedding {
                         found: values.shape().to_vec(),
                     });
                 }
+                check_sparse_rows(&rows.to_vec()?, self.num_embeddings)?;
                 let sparse = SgdGrad::Sparse {
                     rows: rows.buffer(),
                     values: values.buffer(),
@@ -333,6 +334,33 @@ impl Embedding {
         }
         Ok(())
     }
+}
+
+/// The rows of a sparse gradient as `backward` makes them: ascending,
+/// unique and in the table. A gradient built by hand is read back and held
+/// to that (one small readback per step): the update kernel gives each row
+/// one invocation, so a repeated row would race and an out-of-range one
+/// would be skipped without a word.
+fn check_sparse_rows(rows: &[u32], num_embeddings: usize) -> Result<()> {
+    if let Some(position) = rows.iter().position(|&r| r as usize >= num_embeddings) {
+        return Err(Error::IndexOutOfRange {
+            position,
+            index: rows[position] as u64,
+            num_embeddings,
+        });
+    }
+    if let Some(k) = rows.windows(2).position(|w| w[0] >= w[1]) {
+        return Err(Error::InvalidArgument {
+            name: "sparse gradient rows",
+            reason: format!(
+                "must be ascending and unique, as backward makes them; rows[{k}] = {} then rows[{}] = {}",
+                rows[k],
+                k + 1,
+                rows[k + 1]
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn check_rate(name: &'static str, value: f32) -> Result<()> {

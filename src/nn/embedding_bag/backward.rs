@@ -194,6 +194,10 @@ impl EmbeddingBag {
         saved: &'a BagOutput,
         num_bags: usize,
     ) -> Result<Option<&'a GpuBuffer>> {
+        // Its winners are bound beside this table's buffers: they must live on its device.
+        saved
+            .output
+            .check_gpu(self.table.gpu(), "saved forward output")?;
         if self.options.mode != BagMode::Max {
             return Ok(None);
         }
