@@ -228,8 +228,8 @@ fn tensors_from_another_gpu_leave_the_weights_alone() {
 #[test]
 fn public_encodes_check_their_buffers() {
     use wgpu_embed::kernels::{
-        exclusive_scan, one_hot, radix_sort, row_histogram, scatter_add_atomic, sgd_step,
-        sgd_update, uniform_init,
+        buffer_copy, embedding_bag, exclusive_scan, one_hot, radix_sort, row_histogram,
+        scatter_add_atomic, segment_sum, sgd_step, sgd_update, uniform_init,
     };
     use wgpu_embed::{Distribution, RowBlock};
     each_gpu(|gpu| {
@@ -315,6 +315,52 @@ fn public_encodes_check_their_buffers() {
         expect(
             "sgd_update weight",
             sgd_update::encode(gpu, &mut enc, &update),
+        );
+        let bag = embedding_bag::BagArgs {
+            mode: wgpu_embed::BagMode::Sum,
+            table: b,
+            dtype: wgpu_embed::DType::F32,
+            num_embeddings: 4,
+            dim: 2,
+            indices: b,
+            n: 4,
+            offsets: b,
+            num_bags: 2,
+            max_bag_len: 4,
+            per_sample_weights: None,
+            padding_idx: None,
+            status: b,
+            max_positions: None,
+            out: s, // 2 bags × 2 in 3 words
+            threads_per_bag: None,
+        };
+        expect(
+            "embedding_bag out",
+            embedding_bag::encode(gpu, &mut enc, &bag),
+        );
+        let seg = segment_sum::SegmentArgs {
+            n: 8,
+            dim: 2,
+            num_embeddings: 4,
+            padding_idx: None,
+            scale_by_freq: false,
+            status: b,
+            offsets: b,
+            sorted_keys: b,
+            sorted_positions: s, // needs n
+            grad_out: b,
+            chunk: None,
+        };
+        let out = [segment_sum::SegmentOutput::Dense {
+            grad: RowBlock::new(b, 0..4),
+        }];
+        expect(
+            "segment_sum positions",
+            segment_sum::encode(gpu, &mut enc, &seg, &out),
+        );
+        expect(
+            "buffer_copy dst",
+            buffer_copy::encode(gpu, &mut enc, b, s, 64),
         );
         // Nothing was recorded: the encoder submits as an empty one.
         gpu.submit_and_wait(enc).unwrap();

@@ -1,6 +1,7 @@
 //! `buffer_copy`: the compute-shader copy the roofline measures.
 //! Shader: `shaders/buffer_copy.wgsl`; CPU twin: `cpu::buffer_copy`.
 
+use crate::binding;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::{loop_limited, to_u32, LOOP_BUDGET};
@@ -57,6 +58,8 @@ pub fn encode_with(
             reason: format!("buffer_copy copies whole vec4s; {bytes} is not a multiple of 16"),
         });
     }
+    binding::check_holds("buffer_copy src (bytes / 4 words)", src.size(), bytes / 4)?;
+    binding::check_holds("buffer_copy dst (bytes / 4 words)", dst.size(), bytes / 4)?;
     // Mesa's gallivm cuts an invocation's loops short (`kernels::LOOP_BUDGET`): the rest would silently not be copied.
     if per_invocation as usize > LOOP_BUDGET && loop_limited(gpu) {
         return Err(Error::InvalidArgument {

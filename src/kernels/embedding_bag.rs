@@ -105,12 +105,56 @@ pub struct BagArgs<'a> {
 /// clamps them to the index list. Every buffer in one binding (the layer
 /// splits larger batches with the host's copy of the offsets).
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &BagArgs) -> Result<()> {
+    check_sizes(args)?;
     let window = BagWindow {
         bags: 0..args.num_bags,
         positions: 0..args.n,
         longest: args.max_bag_len.min(args.n),
     };
     encode_window(gpu, encoder, args, &window, false)
+}
+
+/// The most invocations one bag may take: a workgroup's worth.
+pub const MAX_THREADS_PER_BAG: u32 = 1024;
+
+fn check_sizes(args: &BagArgs) -> Result<()> {
+    let (n, dim, bags) = (args.n as u64, args.dim as u64, args.num_bags as u64);
+    let table = (args.num_embeddings as u64).saturating_mul(dim);
+    let table = match args.dtype {
+        DType::F32 => table,
+        DType::F16 => table.div_ceil(2),
+    };
+    binding::check_holds(
+        "embedding_bag table (num_embeddings × dim)",
+        args.table.size(),
+        table,
+    )?;
+    binding::check_holds("embedding_bag indices (n u32)", args.indices.size(), n)?;
+    binding::check_holds(
+        "embedding_bag offsets (num_bags + 1 u32)",
+        args.offsets.size(),
+        bags + 1,
+    )?;
+    binding::check_holds("embedding_bag status (one u32)", args.status.size(), 1)?;
+    let out = bags.saturating_mul(dim);
+    binding::check_holds("embedding_bag out (num_bags × dim)", args.out.size(), out)?;
+    if let Some(w) = args.per_sample_weights {
+        binding::check_holds("embedding_bag per_sample_weights (n f32)", w.size(), n)?;
+    }
+    if let Some(p) = args.max_positions {
+        binding::check_holds(
+            "embedding_bag max_positions (num_bags × dim)",
+            p.size(),
+            out,
+        )?;
+    }
+    match args.threads_per_bag {
+        Some(t) if t == 0 || t > MAX_THREADS_PER_BAG => Err(Error::InvalidArgument {
+            name: "threads_per_bag",
+            reason: format!("{t} is outside 1..={MAX_THREADS_PER_BAG}"),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Bags `bags` of a batch, reading positions `positions` (from an aligned

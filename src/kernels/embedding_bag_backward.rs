@@ -108,6 +108,23 @@ fn params(layout: &BagLayout) -> Result<Params> {
     })
 }
 
+/// The buffers every bag backward kernel reads, against the layout's sizes.
+fn check_layout(layout: &BagLayout) -> Result<()> {
+    let (n, bags) = (layout.n as u64, layout.num_bags as u64);
+    binding::check_holds("bag backward indices (n u32)", layout.indices.size(), n)?;
+    binding::check_holds(
+        "bag backward offsets (num_bags + 1)",
+        layout.offsets.size(),
+        bags + 1,
+    )?;
+    let grad_out = bags.saturating_mul(layout.dim as u64);
+    binding::check_holds(
+        "bag backward grad_out (num_bags × dim)",
+        layout.grad_out.size(),
+        grad_out,
+    )
+}
+
 /// Records `bag_padding` (mean mode, with a padding row) and `bag_expand` into `encoder`: the
 /// per-position gradient that `segment_sum` reduces per row. Submits nothing.
 pub fn encode_expand(
@@ -116,6 +133,20 @@ pub fn encode_expand(
     layout: &BagLayout,
     args: &ExpandArgs,
 ) -> Result<()> {
+    check_layout(layout)?;
+    let words = (layout.n as u64).saturating_mul(layout.dim as u64);
+    binding::check_holds("bag_expand expanded (n × dim)", args.expanded.size(), words)?;
+    if let Some(w) = args.per_sample_weights {
+        binding::check_holds(
+            "bag_expand per_sample_weights (n f32)",
+            w.size(),
+            layout.n as u64,
+        )?;
+    }
+    if let Some(p) = args.max_positions {
+        let out = (layout.num_bags as u64).saturating_mul(layout.dim as u64);
+        binding::check_holds("bag_expand max_positions (num_bags × dim)", p.size(), out)?;
+    }
     if layout.n == 0 || layout.dim == 0 {
         return Ok(());
     }
@@ -209,6 +240,8 @@ pub fn encode_psw_grad(
     dtype: DType,
     out: &wgpu::Buffer,
 ) -> Result<()> {
+    check_layout(layout)?;
+    binding::check_holds("psw_grad out (n f32)", out.size(), layout.n as u64)?;
     let constants = [("HALF", if dtype == DType::F16 { 1.0 } else { 0.0 })];
     let mut rec = Recorder::new(gpu, encoder);
     let windows = binding::windows(

@@ -213,6 +213,60 @@ fn encode_presort(
     Ok(sorted)
 }
 
+fn check_sizes(args: &SegmentArgs, targets: &[SegmentOutput]) -> Result<()> {
+    let (n, dim, rows) = (args.n as u64, args.dim as u64, args.num_embeddings as u64);
+    binding::check_holds("segment_sum status (one u32)", args.status.size(), 1)?;
+    binding::check_holds(
+        "segment_sum offsets (num_embeddings + 1)",
+        args.offsets.size(),
+        rows + 1,
+    )?;
+    binding::check_holds(
+        "segment_sum sorted_keys (n u32)",
+        args.sorted_keys.size(),
+        n,
+    )?;
+    binding::check_holds(
+        "segment_sum sorted_positions (n)",
+        args.sorted_positions.size(),
+        n,
+    )?;
+    let grad_out = n.saturating_mul(dim);
+    binding::check_holds(
+        "segment_sum grad_out (n × dim)",
+        args.grad_out.size(),
+        grad_out,
+    )?;
+    for target in targets {
+        if let SegmentOutput::Dense { grad: block }
+        | SegmentOutput::Sgd { weight: block, .. }
+        | SegmentOutput::Adagrad { weight: block, .. } = target
+        {
+            let words = (block.rows.len() as u64).saturating_mul(dim);
+            binding::check_holds(
+                "segment_sum output (its rows × dim)",
+                block.span.size,
+                words,
+            )?;
+        }
+        if let SegmentOutput::Adagrad { state, .. } = target {
+            binding::check_holds(
+                "segment_sum adagrad state (one f32 per row)",
+                state.size(),
+                rows,
+            )?;
+        }
+        if let SegmentOutput::Sparse { ranks, .. } = target {
+            binding::check_holds(
+                "segment_sum ranks (num_embeddings + 1)",
+                ranks.size(),
+                rows + 1,
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// Records the partials pass (when any segment crosses a tile) once, then the
 /// row pass for each target. Outputs past one binding are written in
 /// windows, and a `grad_out` past one binding is presorted (see the shader).
@@ -222,6 +276,7 @@ pub fn encode(
     args: &SegmentArgs,
     targets: &[SegmentOutput],
 ) -> Result<()> {
+    check_sizes(args, targets)?;
     let chunk = tile_len(args.chunk.unwrap_or(CHUNK), args.n);
     let num_tiles = args.n.div_ceil(chunk);
     let row_bytes = args.dim as u64 * 4;
