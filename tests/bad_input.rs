@@ -367,3 +367,43 @@ fn public_encodes_check_their_buffers() {
         assert_eq!(short.to_vec().unwrap(), [0.0; 3]);
     });
 }
+
+/// A key bound past 2^32 once asked for more radix passes than u32 keys
+/// have digits; WGSL takes shifts modulo 32, so the extra passes re-sorted
+/// by the low digits and scrambled the order.
+#[test]
+fn radix_sort_with_a_key_bound_past_u32_still_sorts() {
+    use wgpu_embed::kernels::radix_sort;
+    each_gpu(|gpu| {
+        let keys: Vec<u32> = (0..300u32).map(|i| i.wrapping_mul(2_654_435_761)).collect();
+        let n = keys.len();
+        let k = IndexTensor::from_slice(gpu, &keys).unwrap();
+        let (keys_out, pos_out) = (
+            Tensor::zeros(gpu, &[n]).unwrap(),
+            Tensor::zeros(gpu, &[n]).unwrap(),
+        );
+        let mut enc = gpu.encoder("radix");
+        radix_sort::encode(
+            gpu,
+            &mut enc,
+            &radix_sort::SortArgs {
+                keys: k.buffer(),
+                n,
+                key_bound: 1 << 40,
+                keys_out: keys_out.buffer(),
+                positions_out: pos_out.buffer(),
+            },
+        )
+        .unwrap();
+        gpu.submit_and_wait(enc).unwrap();
+        let got: Vec<u32> = keys_out
+            .to_vec()
+            .unwrap()
+            .iter()
+            .map(|x| x.to_bits())
+            .collect();
+        let mut want = keys.clone();
+        want.sort();
+        assert_eq!(got, want);
+    });
+}

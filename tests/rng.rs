@@ -235,3 +235,12 @@ proptest! {
         });
     }
 }
+
+/// The twin states the kernel host's precondition (the fill fits the 64-bit
+/// element counter) instead of wrapping past it and filling nothing.
+#[test]
+#[should_panic(expected = "64-bit element counter")]
+fn the_twin_refuses_a_fill_past_the_counter() {
+    let mut out = [0.0f32; 8];
+    cpu::uniform_fill(1, u64::MAX - 3, 0.0, 1.0, &mut out);
+}

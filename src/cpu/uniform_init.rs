@@ -41,9 +41,13 @@ fn block_bits(seed: u64, block: u64) -> [u32; 4] {
 /// shader's invocations do, handing each lane's output position and the block.
 fn for_each_block(counter_base: u64, len: usize, mut f: impl FnMut(u64, usize, usize)) {
     let first = counter_base;
-    let last = counter_base + len as u64;
+    // The kernel's host refuses a fill past the 64-bit counter; the twin
+    // states the same precondition instead of overflowing.
+    let last = counter_base
+        .checked_add(len as u64)
+        .expect("counter_base + len must fit the 64-bit element counter");
     let mut block = first / 4;
-    while block * 4 < last {
+    while block < last.div_ceil(4) {
         for lane in 0..4 {
             let e = block * 4 + lane as u64;
             if e >= first && e < last {

@@ -32,7 +32,10 @@ pub struct FmaPeakShape {
 impl FmaPeakShape {
     /// FLOPs one launch performs (an FMA counts two).
     pub fn flops(&self) -> u64 {
-        self.workgroups as u64 * WORKGROUP_SIZE as u64 * self.iterations as u64 * CHAINS * 4 * 2
+        // Saturating: a caller's shape may be anything (debug builds check overflow).
+        (self.workgroups as u64 * WORKGROUP_SIZE as u64)
+            .saturating_mul(self.iterations as u64)
+            .saturating_mul(CHAINS * 4 * 2)
     }
 }
 
@@ -111,7 +114,7 @@ pub fn measure(gpu: &Gpu, runs: usize) -> Result<f64> {
     let shape = default_shape(gpu);
     let out = output(gpu, shape)?;
     let mut best = f64::INFINITY;
-    for run in 0..runs.max(1) + 1 {
+    for run in 0..runs.max(1).saturating_add(1) {
         let mut encoder = gpu.encoder("fma_peak");
         encode(gpu, &mut encoder, out.raw(), shape)?;
         let start = Instant::now();

@@ -41,7 +41,9 @@ struct Params {
 
 /// Passes needed for keys below `key_bound` (at least one, so the positions are always written).
 pub fn passes(key_bound: usize) -> u32 {
-    let bits = usize::BITS - key_bound.saturating_sub(1).leading_zeros();
+    // Keys are u32: never more passes than their 32 bits need (a larger
+    // bound would shift by 32 or more, which WGSL takes modulo 32).
+    let bits = (usize::BITS - key_bound.saturating_sub(1).leading_zeros()).min(u32::BITS);
     bits.div_ceil(DIGIT_BITS).max(1)
 }
 

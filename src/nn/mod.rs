@@ -14,8 +14,11 @@ pub use linear::{Linear, LinearGrad, LinearOptions, DEFAULT_LINEAR_SEED};
 
 use crate::error::{Error, Result};
 
-/// The first index not below `num_embeddings`, as `IndexOutOfRange`.
+/// The first index not below `num_embeddings`, as `IndexOutOfRange` (and a
+/// list past u32 positions as `TooLarge`).
 pub(crate) fn check_indices(indices: &[u32], num_embeddings: usize) -> Result<()> {
+    // Positions are u32 in the kernels: refuse a longer list before it is uploaded.
+    crate::kernels::to_u32("index count", indices.len())?;
     match indices.iter().position(|&i| i as usize >= num_embeddings) {
         Some(position) => Err(Error::IndexOutOfRange {
             position,
