@@ -548,3 +548,20 @@ fn fused_and_epilogue_bias_and_accumulate_give_the_same_bits() {
         }
     });
 }
+
+/// An operand past one storage binding: once bound whole by the texture
+/// path's packing kernel (a validation error outside every error scope);
+/// now `TooLarge` before anything is recorded, on every path.
+#[test]
+fn an_operand_past_one_binding_is_too_large_not_a_gpu_error() {
+    each_gpu(|gpu| {
+        // 4100 columns: rows of 16 400 bytes, not a multiple of 256, so the
+        // texture path packs A with a kernel rather than copying it.
+        let (m, k, n) = (gpu.max_binding_bytes() as usize / (4100 * 4) + 1, 4100, 4);
+        let a = Tensor::zeros(gpu, &[m, k]).unwrap();
+        assert!(a.bytes() > gpu.max_binding_bytes());
+        let b = Tensor::zeros(gpu, &[k, n]).unwrap();
+        let r = matmul::matmul(&a, &b, None, MatmulOptions::default());
+        assert!(matches!(r, Err(Error::TooLarge { .. })), "{:?}", r.err());
+    });
+}
