@@ -23,13 +23,12 @@ use super::IndexCheck;
 use crate::binding::RowBlock;
 use crate::error::{Error, Result};
 use crate::kernels::exclusive_scan::{self, ScanArgs};
-use crate::kernels::row_histogram::{self, HistogramArgs};
 use crate::kernels::scatter_add_atomic::{self, AtomicArgs};
 use crate::kernels::segment_sum::{self, SegmentOutput};
 use crate::nn::check_indices;
 use crate::nn::{Embedding, Gradient, GradientMode};
 use crate::status::Status;
-use crate::tensor::{DType, IndexTensor, Tensor};
+use crate::tensor::{DType, IndexTensor, Table, Tensor};
 
 impl Embedding {
     pub(in crate::nn) fn check_trainable(&self) -> Result<()> {
@@ -96,17 +95,24 @@ impl Embedding {
         if self.options.sparse {
             return self.backward_sparse(indices, grad_out, &status, check);
         }
+        let grad = self.dense_backward(indices, grad_out, &status, check)?;
+        Ok(Gradient::Dense(grad))
+    }
+
+    /// The dense gradient in the table's row-blocks, submitted and checked.
+    pub(super) fn dense_backward(
+        &self,
+        indices: &IndexTensor,
+        grad_out: &Tensor,
+        status: &Status,
+        check: IndexCheck,
+    ) -> Result<Table> {
         let grad = self.weight.zeros_like_f32()?;
         let mut encoder = self.gpu.encoder("Embedding::backward");
-        self.record_backward(
-            &mut encoder,
-            indices,
-            grad_out,
-            grad.blocks(),
-            status.buffer(),
-        )?;
-        self.submit_checked(encoder, &status, indices, check)?;
-        Ok(Gradient::Dense(grad))
+        let blocks = grad.blocks();
+        self.record_backward(&mut encoder, indices, grad_out, blocks, status.buffer())?;
+        self.submit_checked(encoder, status, indices, check)?;
+        Ok(grad)
     }
 
     /// A zeroed dense gradient in the table's row-blocks (what
@@ -225,20 +231,12 @@ impl Embedding {
         let gpu = &self.gpu;
         if self.options.gradient_mode == GradientMode::Atomic {
             scatter_add_atomic::check_supported(gpu)?;
-            let counts = gpu.storage("gradient row counts", self.num_embeddings as u64 * 4)?;
-            if self.options.scale_grad_by_freq {
-                row_histogram::encode(
-                    gpu,
-                    encoder,
-                    &HistogramArgs {
-                        indices: indices.buffer(),
-                        n: indices.len(),
-                        num_embeddings: self.num_embeddings,
-                        status,
-                        counts: counts.raw(),
-                    },
-                )?;
-            }
+            // The counts are read only to scale by frequency; else a placeholder.
+            let counts = if self.options.scale_grad_by_freq {
+                self.record_histogram(encoder, indices, status)?
+            } else {
+                gpu.storage("gradient row counts", self.num_embeddings as u64 * 4)?
+            };
             // One scatter per block of the gradient, each adding only its rows.
             for block in blocks {
                 scatter_add_atomic::encode(

@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::kernels::embedding_gather::{self, GatherArgs};
 use crate::kernels::embedding_renorm::{self, RenormArgs};
 use crate::kernels::row_histogram::{self, HistogramArgs};
+use crate::memory::GpuBuffer;
 use crate::nn::check_indices;
 use crate::status::Status;
 use crate::tensor::{IndexTensor, Tensor};
@@ -85,6 +86,32 @@ impl Embedding {
         embedding_gather::encode_windows(&self.gpu, encoder, &args, &windows)
     }
 
+    /// Records `row_histogram` of `indices` (how often each row occurs; it
+    /// also lowers `status` at the first index out of range) into a new
+    /// buffer of one u32 per row.
+    pub(super) fn record_histogram(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        indices: &IndexTensor,
+        status: &wgpu::Buffer,
+    ) -> Result<GpuBuffer> {
+        let counts = self
+            .gpu
+            .storage("row counts", self.num_embeddings as u64 * 4)?;
+        row_histogram::encode(
+            &self.gpu,
+            encoder,
+            &HistogramArgs {
+                indices: indices.buffer(),
+                n: indices.len(),
+                num_embeddings: self.num_embeddings,
+                status,
+                counts: counts.raw(),
+            },
+        )?;
+        Ok(counts)
+    }
+
     /// What `max_norm` needs of the table, checked before anything is recorded.
     pub(in crate::nn) fn check_renorm(&self) -> Result<()> {
         match self.options.max_norm {
@@ -107,20 +134,7 @@ impl Embedding {
         let Some(max_norm) = self.options.max_norm else {
             return Ok(());
         };
-        let counts = self
-            .gpu
-            .storage("max_norm row counts", self.num_embeddings as u64 * 4)?;
-        row_histogram::encode(
-            &self.gpu,
-            encoder,
-            &HistogramArgs {
-                indices: indices.buffer(),
-                n: indices.len(),
-                num_embeddings: self.num_embeddings,
-                status,
-                counts: counts.raw(),
-            },
-        )?;
+        let counts = self.record_histogram(encoder, indices, status)?;
         for weight in self.weight.blocks() {
             embedding_renorm::encode(
                 &self.gpu,

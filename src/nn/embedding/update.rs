@@ -271,16 +271,7 @@ impl Embedding {
     ) -> Result<()> {
         let status = Status::new(&self.gpu)?;
         if let (Fused::Sgd { lr }, GradientMode::Atomic) = (fused, self.options.gradient_mode) {
-            let grad = self.weight.zeros_like_f32()?;
-            let mut encoder = self.gpu.encoder("Embedding::backward (atomic)");
-            self.record_backward(
-                &mut encoder,
-                indices,
-                grad_out,
-                grad.blocks(),
-                status.buffer(),
-            )?;
-            self.submit_checked(encoder, &status, indices, check)?;
+            let grad = self.dense_backward(indices, grad_out, &status, check)?;
             let mut encoder = self.gpu.encoder("Embedding::sgd_step");
             let grads = grad.blocks().into_iter().map(SgdGrad::Dense).collect();
             self.record_sgd_step(&mut encoder, grads, lr)?;
