@@ -92,6 +92,15 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    // The same lookup through the public API: allocating the output each
+    // call, and into an output the caller keeps (the gap is what a caching
+    // allocator would close).
+    group.bench_function("Embedding::forward_gpu (allocates its output)", |b| {
+        b.iter(|| emb.forward_gpu(&idx_t).unwrap())
+    });
+    group.bench_function("Embedding::forward_into (output reused)", |b| {
+        b.iter(|| emb.forward_into(&idx_t, &out).unwrap())
+    });
     group.finish();
 }
 

@@ -286,3 +286,42 @@ fn memory_accounting_counts_live_and_peak_bytes() {
     gpu.reset_memory_peak();
     assert_eq!(gpu.memory_peak(), 0);
 }
+
+#[test]
+fn forward_into_reuses_the_callers_output_and_reports_bad_indices() {
+    each_gpu(|gpu| {
+        let (rows, dim) = (9, 5);
+        let t = table(rows, dim);
+        let emb = Embedding::from_pretrained(gpu, &t, rows, dim, true).unwrap();
+        let out = wgpu_embed::Tensor::zeros(gpu, &[4, dim]).unwrap();
+        let live = gpu.memory_live();
+        for batch in [[0u32, 8, 3, 3], [7, 1, 0, 2]] {
+            let idx = IndexTensor::from_slice(gpu, &batch).unwrap();
+            emb.forward_into(&idx, &out).unwrap();
+            let mut want = vec![0.0; 4 * dim];
+            let mut status = u32::MAX;
+            cpu::embedding_gather(rows, dim, &batch, &mut status, &t, &mut want);
+            assert_bits_eq("forward_into", &out.to_vec().unwrap(), &want);
+        }
+        assert_eq!(
+            gpu.memory_live(),
+            live,
+            "nothing left allocated between steps"
+        );
+        let bad = IndexTensor::from_slice(gpu, &[1, 9, 2, 3]).unwrap();
+        assert!(matches!(
+            emb.forward_into(&bad, &out),
+            Err(Error::IndexOutOfRange {
+                position: 1,
+                index: 9,
+                ..
+            })
+        ));
+        let wrong = wgpu_embed::Tensor::zeros(gpu, &[3, dim]).unwrap();
+        let idx = IndexTensor::from_slice(gpu, &[0, 1, 2, 3]).unwrap();
+        assert!(matches!(
+            emb.forward_into(&idx, &wrong),
+            Err(Error::ShapeMismatch { .. })
+        ));
+    });
+}

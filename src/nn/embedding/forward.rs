@@ -39,6 +39,16 @@ impl Embedding {
         Ok(out)
     }
 
+    /// [`forward_gpu`](Self::forward_gpu) into an output the caller keeps
+    /// (`[indices.len(), dim]`): a loop that looks up batches of one size
+    /// allocates nothing after its first step.
+    pub fn forward_into(&self, indices: &IndexTensor, out: &Tensor) -> Result<()> {
+        let status = Status::new(&self.gpu)?;
+        let mut encoder = self.gpu.encoder("Embedding::forward_into");
+        self.encode_forward(&mut encoder, indices, out, &status)?;
+        status.submit_and_check(encoder, indices, self.num_embeddings)
+    }
+
     /// Records the lookup into the caller's encoder: `out` must be
     /// `[indices.len(), dim]`; `status` ([`Status::new`]) records the first
     /// out-of-range position for [`Status::read`] after the submit. With `max_norm`, the
