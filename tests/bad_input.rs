@@ -407,3 +407,25 @@ fn radix_sort_with_a_key_bound_past_u32_still_sorts() {
         assert_eq!(got, want);
     });
 }
+
+/// Sizes past what the kernels address, refused or saturated rather than
+/// wrapped: an f16 table of 2^32 + 1 rows (f16 tables now span several
+/// buffers, so only the u32 row check stops it), and the FMA-peak probe's
+/// flop count for the largest shape a caller can give.
+#[test]
+fn counts_past_their_integers_are_refused_or_saturate() {
+    use wgpu_embed::kernels::fma_peak::FmaPeakShape;
+    let huge = FmaPeakShape {
+        workgroups: u32::MAX,
+        iterations: u32::MAX,
+    };
+    assert_eq!(huge.flops(), u64::MAX);
+    each_gpu(|gpu| {
+        let options = EmbeddingOptions {
+            dtype: wgpu_embed::DType::F16,
+            ..EmbeddingOptions::default()
+        };
+        let r = Embedding::with_options(gpu, (1 << 32) + 1, 1, options);
+        assert!(matches!(r, Err(Error::TooLarge { .. })), "{:?}", r.err());
+    });
+}
