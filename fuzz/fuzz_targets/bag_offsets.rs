@@ -48,7 +48,21 @@ fuzz_target!(|input: Input| {
         .map(|&i| i as u32 % (rows as u32 + 2))
         .collect();
     let offsets: Vec<u32> = input.offsets.iter().map(|&o| o as u32).collect();
-    let psw = input.weights.as_deref();
+    // Weights whose products with the table's small integers could be
+    // subnormal are zeroed: whether an adapter flushes subnormals is its own
+    // business (WGSL allows both), and this target compares bits.
+    let weights: Option<Vec<f32>> = input.weights.as_ref().map(|w| {
+        w.iter()
+            .map(|&x| {
+                if x.is_finite() && x.abs() < 1e-36 {
+                    0.0
+                } else {
+                    x
+                }
+            })
+            .collect()
+    });
+    let psw = weights.as_deref();
     if let Ok(out) = bag.forward(&indices, &offsets, psw) {
         // Accepted: the twin on the same CSR gives the same bits.
         let mut csr = offsets.clone();
