@@ -202,6 +202,10 @@ pub struct IndexTensor {
     gpu: Gpu,
     buffer: Arc<GpuBuffer>,
     len: usize,
+    /// Set only by the library, for lists it made: the values ascend, are
+    /// unique, and are below this bound (the rows of a sparse gradient that
+    /// `backward` returned), so an update need not read them back to check.
+    sorted_below: Option<usize>,
 }
 
 impl IndexTensor {
@@ -212,7 +216,18 @@ impl IndexTensor {
             gpu: gpu.clone(),
             buffer: Arc::new(buffer),
             len: indices.len(),
+            sorted_below: None,
         })
+    }
+    /// Marks the values as ascending, unique and below `bound` (the library's
+    /// own sparse gradient rows).
+    pub(crate) fn known_sorted_below(mut self, bound: usize) -> IndexTensor {
+        self.sorted_below = Some(bound);
+        self
+    }
+    /// The bound of [`known_sorted_below`](Self::known_sorted_below), if set.
+    pub(crate) fn sorted_below(&self) -> Option<usize> {
+        self.sorted_below
     }
     /// Number of indices.
     pub fn len(&self) -> usize {

@@ -169,7 +169,7 @@ impl Embedding {
             gpu.submit_and_wait(copy)?;
         }
         Ok(Gradient::Sparse {
-            rows: row_tensor,
+            rows: row_tensor.known_sorted_below(v),
             values: Tensor::from_parts(gpu, values, vec![unique, dim]),
         })
     }
