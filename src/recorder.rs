@@ -38,29 +38,31 @@ impl Work {
         }
     }
 
+    /// Workgroups of 1-D work, before the grid folds them into 2-D (`None`
+    /// for an explicit grid).
+    fn workgroups(self) -> Option<u64> {
+        match self {
+            Work::Invocations(n) | Work::InvocationsIn { count: n, .. } => {
+                let size = self.workgroup_size().unwrap_or(1).max(1);
+                Some(n.div_ceil(size as u64))
+            }
+            Work::Workgroups(n) => Some(n),
+            Work::Grid(..) => None,
+        }
+    }
+
     /// `InvalidArgument` naming `kernel` when the work does not fit one
     /// dispatch: past 2^32 invocations (a shader's invocation index is a
     /// u32, and would wrap) or a grid past the adapter's workgroups per
     /// dimension (a truncated height would leave work undone).
     fn check(self, kernel: &'static str, max_per_dim: u32) -> Result<()> {
-        let invocations = match self {
-            Work::Invocations(n) | Work::InvocationsIn { count: n, .. } => Some(n),
-            _ => None,
+        let max = max_per_dim.max(1) as u64;
+        let fits = match self {
+            Work::Invocations(n) | Work::InvocationsIn { count: n, .. } if n > 1 << 32 => false,
+            Work::Grid(x, y) => x <= max_per_dim && y <= max_per_dim,
+            _ => self.workgroups().unwrap_or(0).div_ceil(max) <= max,
         };
-        let too_many = invocations.is_some_and(|n| n > 1 << 32);
-        let (x, y) = match self {
-            Work::Grid(x, y) => (x as u64, y as u64),
-            _ => {
-                let wg = self.workgroup_size().unwrap_or(1).max(1) as u64;
-                let groups = match self {
-                    Work::Workgroups(n) => n,
-                    _ => invocations.unwrap_or(0).div_ceil(wg),
-                };
-                let max = max_per_dim.max(1) as u64;
-                (groups.min(max), groups.div_ceil(max))
-            }
-        };
-        if too_many || x > max_per_dim as u64 || y > max_per_dim as u64 {
+        if !fits {
             return Err(Error::InvalidArgument {
                 name: kernel,
                 reason: format!(
@@ -74,21 +76,16 @@ impl Work {
 
     /// The `x × y` grid, or `None` when there is nothing to do.
     fn grid(self, max_per_dim: u32) -> Option<(u32, u32)> {
-        let (x, y) = match self {
-            Work::Invocations(n) => grid(n.div_ceil(WORKGROUP_SIZE as u64), max_per_dim),
-            Work::InvocationsIn {
-                count,
-                workgroup_size,
-            } => grid(count.div_ceil(workgroup_size.max(1) as u64), max_per_dim),
-            Work::Workgroups(n) => grid(n, max_per_dim),
-            Work::Grid(x, y) => (x, y),
+        let (x, y) = match (self, self.workgroups()) {
+            (Work::Grid(x, y), _) => (x, y),
+            (_, groups) => grid(groups.unwrap_or(0), max_per_dim),
         };
         (x > 0 && y > 0).then_some((x, y))
     }
 }
 
 /// A 2-D grid covering `workgroups`: x as wide as allowed, y the rows needed.
-pub(crate) fn grid(workgroups: u64, max_per_dim: u32) -> (u32, u32) {
+fn grid(workgroups: u64, max_per_dim: u32) -> (u32, u32) {
     let max = max_per_dim.max(1) as u64;
     if workgroups <= max {
         (workgroups as u32, 1)

@@ -32,10 +32,7 @@ impl Embedding {
     pub fn forward_gpu(&self, indices: &IndexTensor) -> Result<Tensor> {
         indices.check_gpu(&self.gpu, "indices")?;
         let out = self.alloc_output(indices.len())?;
-        let status = Status::new(&self.gpu)?;
-        let mut encoder = self.gpu.encoder("Embedding::forward_gpu");
-        self.encode_forward(&mut encoder, indices, &out, &status)?;
-        status.submit_and_check(encoder, indices, self.num_embeddings)?;
+        self.forward_into(indices, &out)?;
         Ok(out)
     }
 
