@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::memory::MemoryCounters;
+use crate::memory::{MemoryCounters, Pool, Scope, DEFAULT_CACHE_BYTES};
 use crate::pipeline::PipelineCache;
 
 /// Features we turn on whenever the adapter has them; every kernel works without them.
@@ -31,6 +31,11 @@ pub struct GpuOptions {
     /// `Error::Timeout` (a GPU that hangs without being lost would otherwise
     /// block it forever). `None`: [`DEFAULT_WAIT_TIMEOUT`].
     pub wait_timeout: Option<std::time::Duration>,
+    /// Caps the bytes the caching allocator keeps for reuse (dropped
+    /// tensors' and temporaries' buffers); past it, the oldest go back to
+    /// the driver. `Some(0)` turns the cache off. `None`:
+    /// [`DEFAULT_CACHE_BYTES`] (1 GiB).
+    pub cache_bytes: Option<u64>,
 }
 
 /// The default [`GpuOptions::wait_timeout`]: far past any one call of this
@@ -89,10 +94,11 @@ pub(crate) struct GpuInner {
     pub(crate) features: wgpu::Features,
     pub(crate) pipelines: PipelineCache,
     pub(crate) memory: Arc<MemoryCounters>,
+    pub(crate) pool: Arc<Pool>,
     /// Set by the device-lost callback; checked before every operation.
     lost: Arc<Mutex<Option<String>>>,
     wait_timeout: std::time::Duration,
-    id: u64,
+    pub(crate) id: u64,
 }
 
 static NEXT_GPU_ID: AtomicU64 = AtomicU64::new(1);
@@ -237,7 +243,8 @@ impl Gpu {
             eprintln!("wgpu-embed: uncaptured GPU error: {e}");
         }));
         let timeout = options.wait_timeout.unwrap_or(DEFAULT_WAIT_TIMEOUT);
-        Ok(Gpu::wrap(device, queue, info, cap, timeout))
+        let cache = options.cache_bytes.unwrap_or(DEFAULT_CACHE_BYTES);
+        Ok(Gpu::wrap(device, queue, info, cap, timeout, cache))
     }
 
     /// Wraps a device and queue the caller already owns (a renderer's, a
@@ -245,7 +252,14 @@ impl Gpu {
     /// the caller's uncaptured-error handler.
     pub fn from_wgpu(device: wgpu::Device, queue: wgpu::Queue) -> Gpu {
         let info = device.adapter_info();
-        Gpu::wrap(device, queue, info, None, DEFAULT_WAIT_TIMEOUT)
+        Gpu::wrap(
+            device,
+            queue,
+            info,
+            None,
+            DEFAULT_WAIT_TIMEOUT,
+            DEFAULT_CACHE_BYTES,
+        )
     }
 
     fn wrap(
@@ -254,6 +268,7 @@ impl Gpu {
         info: wgpu::AdapterInfo,
         max_binding_bytes: Option<u64>,
         wait_timeout: std::time::Duration,
+        cache_bytes: u64,
     ) -> Gpu {
         let lost = Arc::new(Mutex::new(None));
         let flag = lost.clone();
@@ -276,6 +291,7 @@ impl Gpu {
                 features,
                 pipelines: PipelineCache::default(),
                 memory: Arc::new(MemoryCounters::default()),
+                pool: Arc::new(Pool::new(cache_bytes)),
                 lost,
                 wait_timeout,
                 id: NEXT_GPU_ID.fetch_add(1, Ordering::Relaxed),
@@ -333,6 +349,29 @@ impl Gpu {
     pub fn reset_memory_peak(&self) {
         self.inner.memory.reset_peak()
     }
+    /// Bytes the caching allocator holds for reuse: buffers of dropped
+    /// tensors and temporaries, not counted in [`memory_live`](Self::memory_live).
+    /// The driver's footprint is about `memory_live + memory_cached`.
+    pub fn memory_cached(&self) -> u64 {
+        self.inner.pool.cached()
+    }
+    /// Buffers the library has asked the driver for since this `Gpu` was
+    /// opened; one taken from the cache is not counted. A loop whose shapes
+    /// repeat stops adding to it after its first step.
+    pub fn buffers_allocated(&self) -> u64 {
+        self.inner.memory.created()
+    }
+    /// Returns every cached buffer to the driver (`memory_cached` drops to
+    /// 0), as `torch.cuda.empty_cache` does. Live tensors are untouched.
+    pub fn empty_cache(&self) {
+        self.inner.pool.clear()
+    }
+    /// Marks work this thread records into an encoder the library submits
+    /// itself (`memory/cache.rs`): buffers dropped meanwhile are reused
+    /// only after the scope, and buffers touched meanwhile stay reusable.
+    pub(crate) fn scope(&self) -> Scope {
+        Scope::enter()
+    }
 
     pub(crate) fn same(&self, other: &Gpu) -> bool {
         self.inner.id == other.inner.id
@@ -385,8 +424,24 @@ impl Gpu {
 
     /// Submits `encoder` and blocks until the GPU has finished it.
     pub fn submit_and_wait(&self, encoder: wgpu::CommandEncoder) -> Result<()> {
-        let index = self.scoped("submit", || Ok(self.inner.queue.submit([encoder.finish()])))?;
+        let index = self.submit(encoder)?;
         self.wait(index)
+    }
+
+    /// Submits `encoder`, behind the clears of cached buffers this thread's
+    /// scope allocated as zeros (one submit for both).
+    pub(crate) fn submit(&self, encoder: wgpu::CommandEncoder) -> Result<wgpu::SubmissionIndex> {
+        let clears = crate::memory::take_clears(self.inner.id);
+        self.scoped("submit", || {
+            if clears.is_empty() {
+                return Ok(self.inner.queue.submit([encoder.finish()]));
+            }
+            let mut first = self.encoder("cache clears");
+            for buffer in &clears {
+                first.clear_buffer(buffer, 0, None);
+            }
+            Ok(self.inner.queue.submit([first.finish(), encoder.finish()]))
+        })
     }
 
     /// Blocks until submission `index` has finished.

@@ -54,7 +54,7 @@ pub use binding::{RowBlock, Span};
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions, DEFAULT_WAIT_TIMEOUT};
 pub use kernels::uniform_init::Distribution;
-pub use memory::GpuBuffer;
+pub use memory::{GpuBuffer, DEFAULT_CACHE_BYTES};
 pub use nn::{
     BagMode, BagOutput, Embedding, EmbeddingBag, EmbeddingBagOptions, EmbeddingOptions, Gradient,
     GradientMode, Linear, LinearGrad, LinearOptions,

@@ -3,28 +3,36 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::memory::{GpuBuffer, Init};
+
+/// A staging buffer (MAP_READ) for `bytes`, from the cache when one is there.
+pub(crate) fn staging_buffer(gpu: &Gpu, bytes: u64) -> Result<GpuBuffer> {
+    gpu.buffer(
+        "wgpu-embed readback",
+        bytes,
+        wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        Init::Any,
+    )
+}
 
 fn staging(
     gpu: &Gpu,
     src: &wgpu::Buffer,
     offset: u64,
     bytes: u64,
-) -> Result<(wgpu::Buffer, wgpu::SubmissionIndex)> {
+) -> Result<(GpuBuffer, wgpu::SubmissionIndex)> {
+    let _scope = gpu.scope();
+    let staging = staging_buffer(gpu, bytes)?;
+    let mut encoder = gpu.encoder("readback");
     gpu.scoped("readback copy", || {
-        let staging = gpu.device().create_buffer(&wgpu::BufferDescriptor {
-            label: Some("wgpu-embed readback"),
-            size: bytes.max(4),
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut encoder = gpu.encoder("readback");
-        encoder.copy_buffer_to_buffer(src, offset, &staging, 0, bytes);
-        let index = gpu.queue().submit([encoder.finish()]);
-        Ok((staging, index))
-    })
+        encoder.copy_buffer_to_buffer(src, offset, staging.raw(), 0, bytes);
+        Ok(())
+    })?;
+    let index = gpu.submit(encoder)?;
+    Ok((staging, index))
 }
 
-fn finish(staging: wgpu::Buffer, bytes: u64, what: &'static str) -> Result<Vec<u8>> {
+fn finish(staging: &wgpu::Buffer, bytes: u64, what: &'static str) -> Result<Vec<u8>> {
     let view = staging
         .slice(..bytes)
         .get_mapped_range()
@@ -39,15 +47,16 @@ fn finish(staging: wgpu::Buffer, bytes: u64, what: &'static str) -> Result<Vec<u
 }
 
 /// What the map callback reported (`None`: it never ran), as the readback's result.
+/// A staging buffer whose map did not finish stays out of the cache.
 fn mapped(
     gpu: &Gpu,
-    staging: wgpu::Buffer,
+    staging: &GpuBuffer,
     bytes: u64,
     what: &'static str,
     outcome: Option<std::result::Result<(), wgpu::BufferAsyncError>>,
 ) -> Result<Vec<u8>> {
-    match outcome {
-        Some(Ok(())) => finish(staging, bytes, what),
+    let read = match outcome {
+        Some(Ok(())) => finish(staging.mapped(), bytes, what),
         Some(Err(e)) => Err(Error::Readback {
             what,
             reason: e.to_string(),
@@ -56,7 +65,11 @@ fn mapped(
             what,
             reason: "the map callback never ran".into(),
         })),
+    };
+    if read.is_err() {
+        staging.never_reuse();
     }
+    read
 }
 
 /// Reads `bytes` bytes of `src` from `offset`, blocking until they arrive.
@@ -90,6 +103,7 @@ pub(crate) async fn read_bytes_async(
     let (staging, index) = staging(gpu, src, offset, bytes)?;
     let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
     staging
+        .mapped()
         .slice(..bytes)
         .map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
@@ -97,7 +111,7 @@ pub(crate) async fn read_bytes_async(
     // A wait that fails (a timeout, a lost device) aborts the mapping, so
     // the callback runs and the caller gets the wait's error, not a hang.
     let failed = std::sync::Arc::new(std::sync::Mutex::new(None));
-    let (poller, slot, pending) = (gpu.clone(), failed.clone(), staging.clone());
+    let (poller, slot, pending) = (gpu.clone(), failed.clone(), staging.mapped().clone());
     std::thread::spawn(move || {
         if let Err(e) = poller.wait(index) {
             *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
@@ -106,9 +120,10 @@ pub(crate) async fn read_bytes_async(
     });
     let outcome = rx.receive().await;
     if let Some(e) = failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        staging.never_reuse();
         return Err(e);
     }
-    mapped(gpu, staging, bytes, what, outcome)
+    mapped(gpu, &staging, bytes, what, outcome)
 }
 
 /// Maps `staging` (MAP_READ), whose copy is in submission `index`, waits
@@ -116,17 +131,21 @@ pub(crate) async fn read_bytes_async(
 /// a call's own submit is read (`Status`).
 pub(crate) fn map_after(
     gpu: &Gpu,
-    staging: &wgpu::Buffer,
+    staging: &GpuBuffer,
     bytes: u64,
     what: &'static str,
     index: wgpu::SubmissionIndex,
 ) -> Result<Vec<u8>> {
     let (tx, rx) = std::sync::mpsc::channel();
     staging
+        .mapped()
         .slice(..bytes)
         .map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-    gpu.wait(index)?;
-    mapped(gpu, staging.clone(), bytes, what, rx.recv().ok())
+    if let Err(e) = gpu.wait(index) {
+        staging.never_reuse();
+        return Err(e);
+    }
+    mapped(gpu, staging, bytes, what, rx.recv().ok())
 }

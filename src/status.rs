@@ -70,18 +70,9 @@ impl Status {
         num_embeddings: usize,
     ) -> Result<()> {
         // Made here, not in `new`: calls whose indices the host checked never read the word.
-        let staging = self.gpu.scoped("status staging", || {
-            Ok(self.gpu.device().create_buffer(&wgpu::BufferDescriptor {
-                label: Some("status staging"),
-                size: 4,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            }))
-        })?;
-        encoder.copy_buffer_to_buffer(self.word.raw(), 0, &staging, 0, 4);
-        let index = self
-            .gpu
-            .scoped("submit", || Ok(self.gpu.queue().submit([encoder.finish()])))?;
+        let staging = crate::readback::staging_buffer(&self.gpu, 4)?;
+        encoder.copy_buffer_to_buffer(self.word.raw(), 0, staging.raw(), 0, 4);
+        let index = self.gpu.submit(encoder)?;
         let bytes = crate::readback::map_after(&self.gpu, &staging, 4, "status word", index)?;
         let word: u32 = bytemuck::pod_read_unaligned(&bytes);
         if word == STATUS_OK {

@@ -53,6 +53,8 @@ impl Gpu {
         &self,
         work: impl FnOnce(&mut wgpu::CommandEncoder) -> Result<()>,
     ) -> Result<Timing> {
+        // `work` records into an encoder submitted here: a scope of ours.
+        let _scope = self.scope();
         let mut encoder = self.encoder("timed");
         match self.clock() {
             Clock::Wall => {
@@ -74,7 +76,7 @@ impl Gpu {
                     "timestamp resolve",
                     16,
                     wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-                    None,
+                    crate::memory::Init::Any,
                 )?;
                 encoder.write_timestamp(&queries, 0);
                 work(&mut encoder)?;

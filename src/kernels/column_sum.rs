@@ -110,6 +110,7 @@ fn encode_pass(
 
 /// The column sums of a 2-D tensor as a new `[cols]` tensor; submits and waits.
 pub fn column_sum(x: &Tensor) -> Result<Tensor> {
+    let _scope = crate::memory::Scope::enter();
     let [rows, cols] = *x.shape() else {
         return Err(Error::ShapeMismatch {
             what: "column_sum input must be 2-D",

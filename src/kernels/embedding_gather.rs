@@ -279,6 +279,7 @@ pub fn workgroup_size(_gpu: &Gpu) -> u32 {
 /// submits, waits, and reports the first out-of-range index as
 /// `Error::IndexOutOfRange` (those rows are zero in the kernel's output).
 pub fn embedding_gather(table: &Tensor, indices: &IndexTensor) -> Result<Tensor> {
+    let _scope = crate::memory::Scope::enter();
     let gpu = table.gpu();
     indices.check_gpu(gpu, "indices")?;
     let [num_embeddings, dim] = table.shape() else {

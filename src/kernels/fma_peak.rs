@@ -111,6 +111,7 @@ pub fn encode(
 /// (on a real GPU that includes one submit's overhead, well under 1 % of a
 /// launch this long).
 pub fn measure(gpu: &Gpu, runs: usize) -> Result<f64> {
+    let _scope = gpu.scope();
     let shape = default_shape(gpu);
     let out = output(gpu, shape)?;
     let mut best = f64::INFINITY;

@@ -267,7 +267,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &MatmulArgs) 
     let bias = args.bias.unwrap_or(args.a);
     // The products that leave the extras to the epilogue write here.
     let scratch = match dispatches.iter().any(|d| d.epilogue) {
-        true => Some(gpu.storage("matmul product before the epilogue", (m * n) as u64 * 4)?),
+        true => Some(gpu.storage_uninit("matmul product before the epilogue", (m * n) as u64 * 4)?),
         false => None,
     };
     let mut rec = Recorder::new(gpu, encoder);
@@ -347,7 +347,11 @@ pub fn matmul(
     options: MatmulOptions,
 ) -> Result<Tensor> {
     let (m, n, _) = dims(a, b, options)?;
-    let c = Tensor::zeros(a.gpu(), &[m, n])?;
+    // Accumulating adds to c: zeros then; otherwise the kernel writes it all.
+    let c = match options.accumulate {
+        true => Tensor::zeros(a.gpu(), &[m, n])?,
+        false => Tensor::uninit(a.gpu(), &[m, n])?,
+    };
     matmul_into(a, b, bias, &c, options)?;
     Ok(c)
 }
@@ -360,6 +364,7 @@ pub fn matmul_into(
     c: &Tensor,
     options: MatmulOptions,
 ) -> Result<()> {
+    let _scope = crate::memory::Scope::enter();
     let gpu = a.gpu();
     let mut encoder = gpu.encoder("matmul");
     encode_tensors(gpu, &mut encoder, a, b, bias, c, options)?;

@@ -60,6 +60,7 @@ pub fn encode(
 /// The one-hot matrix `[indices.len(), num_classes]` of host indices, each
 /// checked against `num_classes` first.
 pub fn one_hot(gpu: &Gpu, indices: &[u32], num_classes: usize) -> Result<Tensor> {
+    let _scope = gpu.scope();
     if num_classes == 0 {
         return Err(Error::InvalidArgument {
             name: "num_classes",

@@ -183,7 +183,8 @@ fn encode_presort(
     args: &SegmentArgs,
 ) -> Result<GpuBuffer> {
     let row_bytes = args.dim as u64 * 4;
-    let sorted = gpu.storage(
+    // Every row is gathered into it (the positions are a permutation).
+    let sorted = gpu.storage_uninit(
         "segment_sum grad_out in sorted order",
         args.n as u64 * row_bytes,
     )?;

@@ -72,6 +72,7 @@ impl Linear {
         out_features: usize,
         options: LinearOptions,
     ) -> Result<Linear> {
+        let _scope = gpu.scope();
         if in_features == 0 || out_features == 0 {
             return Err(Error::InvalidArgument {
                 name: "Linear features",
@@ -213,8 +214,10 @@ impl Linear {
 
     /// `y = x · Wᵀ + b` for `x` of shape `[*, in_features]`: `[*, out_features]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let _scope = self.gpu.scope();
         let batch = self.batch_of(x, "Linear::forward input [*, in_features]")?;
-        let y = Tensor::zeros(&self.gpu, &Linear::with_last(x.shape(), self.out_features))?;
+        // The matmul writes every element.
+        let y = Tensor::uninit(&self.gpu, &Linear::with_last(x.shape(), self.out_features))?;
         let mut encoder = self.gpu.encoder("Linear::forward");
         self.record_forward(&mut encoder, x, &y, batch)?;
         self.gpu.submit_and_wait(encoder)?;
@@ -282,6 +285,7 @@ impl Linear {
     /// forward input `x` and `grad_y` = dL/dy:
     /// dx = dy · W, dW = dyᵀ · x, db = Σ_batch dy.
     pub fn backward(&self, x: &Tensor, grad_y: &Tensor) -> Result<LinearGrad> {
+        let _scope = self.gpu.scope();
         let batch = self.check_backward(x, grad_y)?;
         let grad = LinearGrad {
             input: Tensor::zeros(&self.gpu, x.shape())?,
@@ -404,6 +408,7 @@ impl Linear {
 
     /// `W -= lr · dW`, `b -= lr · db`: one plain SGD step.
     pub fn sgd_step(&mut self, grad: &LinearGrad, lr: f32) -> Result<()> {
+        let _scope = self.gpu.scope();
         let mut encoder = self.gpu.encoder("Linear::sgd_step");
         self.encode_sgd_step(&mut encoder, grad, lr)?;
         self.gpu.submit_and_wait(encoder)

@@ -81,6 +81,7 @@ impl HalfTensor {
     pub fn to_f16_vec(&self) -> Result<Vec<f16>> {
         let n = self.numel();
         let padded = (n as u64 * 2).div_ceil(4) * 4;
+        let _scope = self.gpu.scope();
         let bytes = readback::read_bytes(&self.gpu, self.buffer(), 0, padded, "f16 tensor")?;
         let mut out: Vec<f16> = bytemuck::pod_collect_to_vec(&bytes);
         out.truncate(n);
@@ -106,6 +107,7 @@ impl HalfTensor {
         if halves.len() % 2 == 1 {
             halves.push(f16::ZERO);
         }
+        let _scope = self.gpu.scope();
         self.gpu.scoped("f16 tensor write", || {
             self.gpu
                 .queue()

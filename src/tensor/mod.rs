@@ -94,8 +94,17 @@ impl Tensor {
             limit: gpu.max_buffer_bytes(),
             limit_name: "max_buffer_size",
         })?;
-        // New wgpu buffers are zero-initialised.
+        // New wgpu buffers are zero-initialised; cached ones are cleared.
         let buffer = gpu.storage("tensor", bytes)?;
+        Ok(Tensor::from_parts(gpu, buffer, shape.to_vec()))
+    }
+
+    /// A tensor whose contents are unspecified: for an output the next
+    /// kernel writes in full, so a cached buffer need not be cleared first.
+    pub(crate) fn uninit(gpu: &Gpu, shape: &[usize]) -> Result<Tensor> {
+        let n = numel("tensor", shape)?;
+        let bytes = (n as u64).saturating_mul(4);
+        let buffer = gpu.storage_uninit("tensor", bytes)?;
         Ok(Tensor::from_parts(gpu, buffer, shape.to_vec()))
     }
 
@@ -130,14 +139,20 @@ impl Tensor {
 
     /// Copies the tensor to the host, blocking until it arrives.
     pub fn to_vec(&self) -> Result<Vec<f32>> {
+        let _scope = self.gpu.scope();
         let bytes = readback::read_bytes(&self.gpu, self.buffer(), 0, self.bytes(), "tensor")?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 
     /// Copies the tensor to the host without blocking the caller's executor.
     pub async fn to_vec_async(&self) -> Result<Vec<f32>> {
-        let bytes =
-            readback::read_bytes_async(&self.gpu, self.buffer(), 0, self.bytes(), "tensor").await?;
+        // A readback of ours: the buffer stays reusable (the scope must end
+        // before the await; the copy is submitted before the first one).
+        let src = {
+            let _scope = self.gpu.scope();
+            self.buffer()
+        };
+        let bytes = readback::read_bytes_async(&self.gpu, src, 0, self.bytes(), "tensor").await?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 
@@ -153,6 +168,7 @@ impl Tensor {
             });
         }
         let row_bytes = (self.numel() / rows.max(1)) as u64 * 4;
+        let _scope = self.gpu.scope();
         let bytes = readback::read_bytes(
             &self.gpu,
             self.buffer(),
@@ -172,6 +188,9 @@ impl Tensor {
                 found: data.len(),
             });
         }
+        // Queue order puts the write after any work already submitted: no
+        // encoder of the caller's is involved, so the buffer stays reusable.
+        let _scope = self.gpu.scope();
         self.gpu.scoped("tensor write", || {
             self.gpu
                 .queue()
@@ -247,12 +266,14 @@ impl IndexTensor {
     }
     /// Copies the indices to the host.
     pub fn to_vec(&self) -> Result<Vec<u32>> {
+        let _scope = self.gpu.scope();
         let bytes =
             readback::read_bytes(&self.gpu, self.buffer(), 0, self.len as u64 * 4, "indices")?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
     /// Reads the single index at `position`.
     pub(crate) fn read_one(&self, position: usize) -> Result<u32> {
+        let _scope = self.gpu.scope();
         let bytes =
             readback::read_bytes(&self.gpu, self.buffer(), position as u64 * 4, 4, "index")?;
         Ok(bytemuck::pod_read_unaligned(&bytes))

@@ -360,6 +360,7 @@ impl Table {
             });
         };
         let local = row - self.starts[k];
+        let _scope = self.gpu.scope();
         match &self.blocks[k] {
             Block::F32(t) => self.gpu.scoped("table row write", || {
                 let offset = (local * dim * 4) as u64;

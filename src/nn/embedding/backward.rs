@@ -107,6 +107,7 @@ impl Embedding {
         status: &Status,
         check: IndexCheck,
     ) -> Result<Table> {
+        let _scope = self.gpu.scope();
         let grad = self.weight.zeros_like_f32()?;
         let mut encoder = self.gpu.encoder("Embedding::backward");
         let blocks = grad.blocks();
@@ -128,6 +129,7 @@ impl Embedding {
         status: &Status,
         check: IndexCheck,
     ) -> Result<Gradient> {
+        let _scope = self.gpu.scope();
         let gpu = &self.gpu;
         let (v, dim) = (self.num_embeddings, self.dim);
         let capacity = indices.len().min(v);

@@ -16,6 +16,7 @@ impl Embedding {
     /// checked first; the first one out of range is `Error::IndexOutOfRange`.
     /// With `max_norm` set, the referenced rows are renormalised in place first.
     pub fn forward(&self, indices: &[u32]) -> Result<Tensor> {
+        let _scope = self.gpu.scope();
         check_indices(indices, self.num_embeddings)?;
         let idx = IndexTensor::from_slice(&self.gpu, indices)?;
         let out = self.alloc_output(indices.len())?;
@@ -40,6 +41,7 @@ impl Embedding {
     /// (`[indices.len(), dim]`): a loop that looks up batches of one size
     /// allocates nothing after its first step.
     pub fn forward_into(&self, indices: &IndexTensor, out: &Tensor) -> Result<()> {
+        let _scope = self.gpu.scope();
         let status = Status::new(&self.gpu)?;
         let mut encoder = self.gpu.encoder("Embedding::forward_into");
         self.encode_forward(&mut encoder, indices, out, &status)?;
@@ -165,6 +167,7 @@ impl Embedding {
     fn alloc_output(&self, n: usize) -> Result<Tensor> {
         let bytes = (n as u64).saturating_mul(self.dim as u64).saturating_mul(4);
         self.gpu.check_size("embedding output", bytes, false)?;
-        Tensor::zeros(&self.gpu, &[n, self.dim])
+        // The gather writes every element (a failed lookup drops the output).
+        Tensor::uninit(&self.gpu, &[n, self.dim])
     }
 }

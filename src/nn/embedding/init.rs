@@ -131,6 +131,7 @@ impl Embedding {
     }
 
     fn fill(&mut self, seed: u64, distribution: Distribution) -> Result<()> {
+        let _scope = self.gpu.scope();
         if self.weight.dtype() == DType::F32 {
             let mut encoder = self.gpu.encoder("Embedding::fill");
             self.encode_init(&mut encoder, seed, distribution)?;

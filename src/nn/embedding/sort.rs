@@ -32,8 +32,9 @@ pub(super) fn encode_sort(
     let n = indices.len();
     let counts = gpu.storage("gradient row counts", num_embeddings as u64 * 4)?;
     let offsets = gpu.storage("gradient row offsets", (num_embeddings as u64 + 1) * 4)?;
-    let keys = gpu.storage("gradient sorted rows", n as u64 * 4)?;
-    let positions = gpu.storage("gradient sorted positions", n as u64 * 4)?;
+    // A permutation of all n: the sort writes every element.
+    let keys = gpu.storage_uninit("gradient sorted rows", n as u64 * 4)?;
+    let positions = gpu.storage_uninit("gradient sorted positions", n as u64 * 4)?;
     row_histogram::encode(
         gpu,
         encoder,

@@ -35,6 +35,7 @@ impl Embedding {
     /// without momentum). A sparse gradient's rows must be unique, as
     /// `backward` makes them.
     pub fn sgd_step(&mut self, grad: &Gradient, lr: f32) -> Result<()> {
+        let _scope = self.gpu.scope();
         let grads = self.check_sgd_step(grad, lr)?;
         let mut encoder = self.gpu.encoder("Embedding::sgd_step");
         self.record_sgd_step(&mut encoder, grads, lr)?;
@@ -273,6 +274,7 @@ impl Embedding {
         fused: Fused,
         check: IndexCheck,
     ) -> Result<()> {
+        let _scope = self.gpu.scope();
         let status = Status::new(&self.gpu)?;
         if let (Fused::Sgd { lr }, GradientMode::Atomic) = (fused, self.options.gradient_mode) {
             let grad = self.dense_backward(indices, grad_out, &status, check)?;

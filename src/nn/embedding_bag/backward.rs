@@ -119,6 +119,7 @@ impl EmbeddingBag {
         offsets: &[u32],
         grad_out: &Tensor,
     ) -> Result<Tensor> {
+        let _scope = crate::memory::Scope::enter();
         if self.options.mode != BagMode::Sum {
             return Err(Error::InvalidArgument {
                 name: "per_sample_weights",
@@ -250,6 +251,7 @@ impl EmbeddingBag {
         positions: Option<&GpuBuffer>,
         grad_out: &Tensor,
     ) -> Result<Expanded> {
+        let _scope = crate::memory::Scope::enter();
         let emb = &self.table;
         let gpu = emb.gpu();
         let num_bags = csr.len() - 1;

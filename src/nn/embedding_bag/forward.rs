@@ -164,6 +164,7 @@ impl EmbeddingBag {
         per_sample_weights: Option<&[f32]>,
         renorm: bool,
     ) -> Result<BagOutput> {
+        let _scope = crate::memory::Scope::enter();
         self.check_weights(indices.len(), per_sample_weights)?;
         let mode = self.options.mode;
         let emb = &self.table;

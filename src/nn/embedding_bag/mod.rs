@@ -49,6 +49,7 @@ impl BagOutput {
     pub fn max_positions_to_vec(&self) -> Result<Vec<u32>> {
         match &self.max_positions {
             Some(buffer) => {
+                let _scope = self.output.gpu().scope();
                 let bytes = crate::readback::read_bytes(
                     self.output.gpu(),
                     buffer.raw(),

@@ -1,8 +1,16 @@
-//! Buffers the library allocates, and the live/peak byte counters behind
-//! `Gpu::memory_live` and `Gpu::memory_peak` (the benchmark's memory column).
+//! Buffers the library allocates, the live/peak byte counters behind
+//! `Gpu::memory_live` and `Gpu::memory_peak` (the benchmark's memory
+//! column), and the cache that reuses them (`cache.rs`).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+mod cache;
+
+pub use cache::DEFAULT_CACHE_BYTES;
+pub(crate) use cache::{take_clears, Pool, Scope};
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+
+use cache::{Clear, Returned};
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -11,6 +19,8 @@ use crate::gpu::Gpu;
 pub(crate) struct MemoryCounters {
     live: AtomicU64,
     peak: AtomicU64,
+    /// Buffers asked of the driver (cache hits are not counted).
+    created: AtomicU64,
 }
 
 impl MemoryCounters {
@@ -27,33 +37,77 @@ impl MemoryCounters {
     pub(crate) fn peak(&self) -> u64 {
         self.peak.load(Ordering::SeqCst)
     }
+    pub(crate) fn created(&self) -> u64 {
+        self.created.load(Ordering::SeqCst)
+    }
     pub(crate) fn reset_peak(&self) {
         self.peak.store(self.live(), Ordering::SeqCst);
     }
 }
 
-/// A `wgpu::Buffer` counted in its `Gpu`'s memory accounting for as long as it lives.
+/// A `wgpu::Buffer` counted in its `Gpu`'s memory accounting for as long
+/// as it lives; when it drops, its buffer goes back to the `Gpu`'s cache
+/// (`cache.rs` says when that is safe).
 pub struct GpuBuffer {
-    buffer: wgpu::Buffer,
+    buffer: Option<wgpu::Buffer>,
     bytes: u64,
+    usage: wgpu::BufferUsages,
     counters: Arc<MemoryCounters>,
+    pool: Arc<Pool>,
+    /// Touched outside the library's own submits: not reused.
+    escaped: AtomicBool,
 }
 
 impl GpuBuffer {
     /// The underlying wgpu buffer, to bind in the caller's own passes.
+    /// Outside the library's own calls this marks the buffer as the
+    /// caller's to order: it then goes back to wgpu, not to the cache.
     pub fn raw(&self) -> &wgpu::Buffer {
-        &self.buffer
+        if !cache::in_scope() {
+            self.escaped.store(true, Ordering::Relaxed);
+        }
+        self.buffer.as_ref().expect("present until drop")
     }
     /// Allocated size in bytes (at least 4, a multiple of 4).
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+    /// A staging buffer, to map and unmap: mapping is no use in an encoder,
+    /// so this does not mark it as the caller's.
+    pub(crate) fn mapped(&self) -> &wgpu::Buffer {
+        self.buffer.as_ref().expect("present until drop")
+    }
+    /// Keeps this buffer out of the cache (a staging buffer whose map failed).
+    pub(crate) fn never_reuse(&self) {
+        self.escaped.store(true, Ordering::Relaxed);
     }
 }
 
 impl Drop for GpuBuffer {
     fn drop(&mut self) {
         self.counters.sub(self.bytes);
+        let Some(buffer) = self.buffer.take() else {
+            return;
+        };
+        if !self.escaped.load(Ordering::Relaxed) {
+            cache::release(Returned {
+                pool: self.pool.clone(),
+                usage: self.usage,
+                size: self.bytes,
+                buffer,
+            });
+        }
     }
+}
+
+/// What a new buffer must hold.
+pub(crate) enum Init<'a> {
+    /// Zeros.
+    Zeroed,
+    /// These bytes, then zeros.
+    Data(&'a [u8]),
+    /// Anything: the first kernel to use it writes every element.
+    Any,
 }
 
 /// A 2-D rgba32float texture counted like [`GpuBuffer`] (16 bytes a texel);
@@ -112,21 +166,53 @@ impl Gpu {
         Ok(())
     }
 
-    /// Allocates a counted buffer; `contents`, when given, is copied in at
-    /// creation. Only `max_buffer_size` caps it: a storage buffer past one
-    /// binding is bound in windows (`binding.rs`), and a kernel that cannot
-    /// split says `TooLarge` when it binds it.
+    /// A counted buffer of `bytes` (rounded up to a multiple of 4, at least
+    /// 4) holding `init`: from the cache when one of that size and usage is
+    /// there, else new. Only `max_buffer_size` caps it: a storage buffer
+    /// past one binding is bound in windows (`binding.rs`), and a kernel that
+    /// cannot split says `TooLarge` when it binds it.
     pub(crate) fn buffer(
         &self,
         what: &'static str,
         bytes: u64,
         usage: wgpu::BufferUsages,
-        contents: Option<&[u8]>,
+        init: Init<'_>,
     ) -> Result<GpuBuffer> {
         // wgpu needs sizes in multiples of 4 and rejects empty bindings.
         let size = bytes.max(4).div_ceil(4).saturating_mul(4);
         self.check_size(what, size, false)?;
-        let buffer = self.scoped("buffer allocation", || {
+        let buffer = match self.inner.pool.take(usage, size) {
+            Some(buffer) => self.refill(buffer, size, init)?,
+            None => {
+                let buffer = self.create(what, size, usage, init)?;
+                self.inner.memory.created.fetch_add(1, Ordering::SeqCst);
+                buffer
+            }
+        };
+        self.inner.memory.add(size);
+        Ok(GpuBuffer {
+            buffer: Some(buffer),
+            bytes: size,
+            usage,
+            counters: self.inner.memory.clone(),
+            pool: self.inner.pool.clone(),
+            escaped: AtomicBool::new(false),
+        })
+    }
+
+    /// A new buffer (wgpu zero-fills it), with `init`'s bytes copied in.
+    fn create(
+        &self,
+        what: &'static str,
+        size: u64,
+        usage: wgpu::BufferUsages,
+        init: Init<'_>,
+    ) -> Result<wgpu::Buffer> {
+        let contents = match init {
+            Init::Data(data) => Some(data),
+            Init::Zeroed | Init::Any => None,
+        };
+        self.scoped("buffer allocation", || {
             let buffer = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(what),
                 size,
@@ -146,13 +232,39 @@ impl Gpu {
                 buffer.unmap();
             }
             Ok(buffer)
-        })?;
-        self.inner.memory.add(size);
-        Ok(GpuBuffer {
-            buffer,
-            bytes: size,
-            counters: self.inner.memory.clone(),
         })
+    }
+
+    /// A cached buffer made to hold `init`: the bytes written in queue order
+    /// (before any later submit), zeros cleared in front of the next submit.
+    fn refill(&self, buffer: wgpu::Buffer, size: u64, init: Init<'_>) -> Result<wgpu::Buffer> {
+        let data = match init {
+            Init::Any => return Ok(buffer),
+            Init::Zeroed => {
+                cache::clear_before_use(Clear {
+                    gpu_id: self.inner.id,
+                    device: self.inner.device.clone(),
+                    queue: self.inner.queue.clone(),
+                    buffer: buffer.clone(),
+                });
+                return Ok(buffer);
+            }
+            Init::Data(data) => data,
+        };
+        // write_buffer takes whole words; the rest of the buffer reads as
+        // zeros, as a new one's would.
+        let padded;
+        let words = if data.len() as u64 == size {
+            data
+        } else {
+            padded = [data, &vec![0; size as usize - data.len()]].concat();
+            &padded
+        };
+        self.scoped("upload", || {
+            self.inner.queue.write_buffer(&buffer, 0, words);
+            Ok(())
+        })?;
+        Ok(buffer)
     }
 
     /// A `width × height` rgba32float texture a kernel writes (storage) and
@@ -207,12 +319,18 @@ impl Gpu {
         data: &[T],
     ) -> Result<GpuBuffer> {
         let bytes: &[u8] = bytemuck::cast_slice(data);
-        self.buffer(what, bytes.len() as u64, STORAGE, Some(bytes))
+        self.buffer(what, bytes.len() as u64, STORAGE, Init::Data(bytes))
     }
 
-    /// An uninitialised storage buffer of `bytes` (wgpu zero-fills new buffers).
+    /// A storage buffer of `bytes` zeros.
     pub(crate) fn storage(&self, what: &'static str, bytes: u64) -> Result<GpuBuffer> {
-        self.buffer(what, bytes, STORAGE, None)
+        self.buffer(what, bytes, STORAGE, Init::Zeroed)
+    }
+
+    /// A storage buffer of `bytes` the first kernel to use it writes in
+    /// full: a cached one is not cleared first.
+    pub(crate) fn storage_uninit(&self, what: &'static str, bytes: u64) -> Result<GpuBuffer> {
+        self.buffer(what, bytes, STORAGE, Init::Any)
     }
 
     /// A small uniform buffer holding a kernel's parameters.
@@ -225,7 +343,7 @@ impl Gpu {
             what,
             std::mem::size_of::<T>() as u64,
             wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            Some(bytemuck::bytes_of(params)),
+            Init::Data(bytemuck::bytes_of(params)),
         )
     }
 }
