@@ -187,6 +187,23 @@ fn fill(c: &mut Criterion, gpu: &Gpu) {
     group.bench_function("Embedding::uniform_", |b| {
         b.iter(|| emb.uniform_(-1.0, 1.0, 42).unwrap())
     });
+    group.bench_function("Embedding::encode_init N(0, 1) (GPU time)", |b| {
+        b.iter_custom(|iters| {
+            gpu_time(gpu, iters, |enc| {
+                emb.encode_init(
+                    enc,
+                    42,
+                    wgpu_embed::Distribution::Normal {
+                        mean: 0.0,
+                        std: 1.0,
+                    },
+                )
+            })
+        })
+    });
+    group.bench_function("Embedding::uniform_ (0, 1)", |b| {
+        b.iter(|| emb.uniform_(0.0, 1.0, 42).unwrap())
+    });
     group.finish();
 }
 

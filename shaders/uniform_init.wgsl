@@ -3,14 +3,15 @@
 // Element e of a tensor is lane e % 4 of philox(counter = (e / 4) as 64 bits,
 // key = seed as 64 bits): its value depends only on (seed, e), never on the
 // workgroup size, the dispatch shape, the adapter, or how the tensor was split
-// into calls. Each invocation computes one Philox block (four elements).
+// into calls. Each invocation computes ROUNDS Philox blocks (four elements each).
 //
 // Identical floats on every device. Vulkan, Metal and GL compilers may fuse
 // a * b + c into an FMA and may refactor float expressions (Mesa does:
 // a*b + a*c -> a*(b + c)), and their log/sqrt/sin differ by several ulps. So
-// no float arithmetic happens here at all: Box–Muller runs in fixed point
-// (log2 by repeated squaring, a digit-by-digit square root, CORDIC for
-// cos/sin), the result is rounded to f32 once, and the affine step
+// no float result depends on float arithmetic here: Box–Muller runs in
+// fixed point (log2 by repeated squaring, an exact integer square root
+// whose float first guess is corrected until exact, CORDIC for cos/sin),
+// the result is rounded to f32 once, and the affine step
 // `a + b · x` is a software FMA on the float bits, correctly rounded
 // (results below 2^-126 in magnitude flush to zero). The CPU twin
 // (src/cpu/uniform_init.rs) runs the same integer steps and matches bit for bit.
@@ -223,62 +224,103 @@ fn soft_fma(b: f32, x: f32, a: f32) -> f32 {
 
 // ---- Box–Muller in fixed point -------------------------------------------
 
-// log2(u) for 1 <= u <= 2^24, as a fixed-point number with 24 fraction bits:
-// the integer part from the leading bit, each fraction bit by squaring the
-// mantissa (Q1.31) and halving when it reaches 2.
-fn log2_q24(u: u32) -> u32 {
+// Two 64-bit integers, one per lane (the two Box–Muller pairs of a block
+// run side by side: two independent chains a CPU rasterizer overlaps).
+struct Wide2 {
+    lo: vec2<u32>,
+    hi: vec2<u32>,
+}
+
+// m · m per lane: three 16-bit products, not mulhilo's four.
+fn square64x2(m: vec2<u32>) -> Wide2 {
+    let m0 = m & vec2<u32>(0xFFFFu);
+    let m1 = m >> vec2<u32>(16u);
+    let p00 = m0 * m0;
+    let p01 = m0 * m1;
+    let p11 = m1 * m1;
+    // m² = p11 · 2^32 + p01 · 2^17 + p00
+    let lo = (p01 << vec2<u32>(17u)) + p00;
+    let carry = select(vec2<u32>(0u), vec2<u32>(1u), lo < p00);
+    return Wide2(lo, p11 + (p01 >> vec2<u32>(15u)) + carry);
+}
+
+// log2(u) per lane for 1 <= u <= 2^24, as a fixed-point number with 24
+// fraction bits: the integer part from the leading bit, each fraction bit
+// by squaring the mantissa (Q1.31) and halving when it reaches 2.
+fn log2_q24(u: vec2<u32>) -> vec2<u32> {
     let n = firstLeadingBit(u);
-    var m = u << (31u - n);
-    var frac = 0u;
+    var m = u << (vec2<u32>(31u) - n);
+    var frac = vec2<u32>(0u);
     for (var i = 0u; i < 24u; i++) {
-        let sq = mul64(m, m);
-        frac = frac << 1u;
-        if sq.y >= 0x80000000u {
-            frac = frac | 1u;
-            m = sq.y;
-        } else {
-            m = (sq.y << 1u) | (sq.x >> 31u);
-        }
+        let sq = square64x2(m);
+        let top = sq.hi >= vec2<u32>(0x80000000u);
+        frac = (frac << vec2<u32>(1u)) | select(vec2<u32>(0u), vec2<u32>(1u), top);
+        m = select((sq.hi << vec2<u32>(1u)) | (sq.lo >> vec2<u32>(31u)), sq.hi, top);
     }
-    return (n << 24u) | frac;
+    return (n << vec2<u32>(24u)) | frac;
 }
 
-// floor(sqrt(x)) for a 64-bit x, two bits at a time.
+// floor(sqrt(x)) for a 64-bit x of 63 or 64 significant bits (its root has
+// 32): a float estimate, one Newton step on the exact integer residual,
+// then exact corrections until r² <= x < (r + 1)². The root is unique, so
+// however the device rounds its float sqrt and division, the result is the
+// same (the twin takes it digit by digit); the float steps only make the
+// corrections few (at most one or two here).
 fn isqrt64(x: vec2<u32>) -> u32 {
-    var num = x;
-    var rem = vec2<u32>(0u, 0u);
-    var root = 0u;
-    for (var i = 0u; i < 32u; i++) {
-        rem = shl64(rem, 2u);
-        rem.x = rem.x | (num.y >> 30u);
-        num = shl64(num, 2u);
-        root = root << 1u;
-        let trial = add64(shl64(vec2<u32>(root, 0u), 1u), vec2<u32>(1u, 0u));
-        if !lt64(rem, trial) {
-            rem = sub64(rem, trial);
-            root = root | 1u;
+    let xf = f32(x.y) * 4294967296.0 + f32(x.x);
+    var r = max(u32(min(sqrt(xf), 4294967040.0)), 1u);
+    let sq = mul64(r, r);
+    let above = lt64(x, sq);
+    let e = select(sub64(x, sq), sub64(sq, x), above);
+    let step = u32(round((f32(e.y) * 4294967296.0 + f32(e.x)) / (2.0 * f32(r))));
+    if above {
+        r = max(r - min(step, r - 1u), 1u);
+    } else {
+        r = r + min(step, 0xFFFFFFFFu - r);
+    }
+    loop {
+        if !lt64(x, mul64(r, r)) {
+            break;
         }
+        r = r - 1u;
     }
-    return root;
+    loop {
+        if r == 0xFFFFFFFFu || lt64(x, mul64(r + 1u, r + 1u)) {
+            break;
+        }
+        r = r + 1u;
+    }
+    return r;
 }
 
-// One CORDIC rotation by ±atan(2^-i): v = (x, y, z), z the angle left to turn.
-fn cordic_step(v: vec3<i32>, i: u32, atan_q30: i32) -> vec3<i32> {
-    let xs = v.x >> i;
-    let ys = v.y >> i;
-    if v.z >= 0 {
-        return vec3<i32>(v.x - ys, v.y + xs, v.z - atan_q30);
-    }
-    return vec3<i32>(v.x + ys, v.y - xs, v.z + atan_q30);
+// CORDIC's state per lane: the vector (x, y) and z, the angle left to turn.
+struct Cordic {
+    x: vec2<i32>,
+    y: vec2<i32>,
+    z: vec2<i32>,
 }
 
-// (cos, sin) of z · 2^-30 radians, z in [0, π/2 · 2^30), each times 2^30:
-// CORDIC, written out step by step with atan(2^-i) · 2^30 as literals (a
-// constant array indexed in a loop costs software rasterizers a local copy
-// of the whole table per step).
-fn cordic_q30(angle: i32) -> vec2<i32> {
+// One CORDIC rotation by ±atan(2^-i) in both lanes.
+fn cordic_step(v: Cordic, i: u32, atan_q30: i32) -> Cordic {
+    let s = vec2<u32>(i);
+    let xs = v.x >> s;
+    let ys = v.y >> s;
+    let up = v.z >= vec2<i32>(0);
+    let a = vec2<i32>(atan_q30);
+    return Cordic(
+        select(v.x + ys, v.x - ys, up),
+        select(v.y - xs, v.y + xs, up),
+        select(v.z + a, v.z - a, up),
+    );
+}
+
+// (cos, sin) of z · 2^-30 radians per lane, z in [0, π/2 · 2^30), each
+// times 2^30: CORDIC, written out step by step with atan(2^-i) · 2^30 as
+// literals (a constant array indexed in a loop costs software rasterizers a
+// local copy of the whole table per step).
+fn cordic_q30(angle: vec2<i32>) -> Cordic {
     // x starts at the CORDIC gain K = 0.60725…, times 2^30.
-    var v = vec3<i32>(652032874, 0, angle);
+    var v = Cordic(vec2<i32>(652032874), vec2<i32>(0), angle);
     v = cordic_step(v, 0u, 843314857);
     v = cordic_step(v, 1u, 497837829);
     v = cordic_step(v, 2u, 263043837);
@@ -309,34 +351,40 @@ fn cordic_q30(angle: i32) -> vec2<i32> {
     v = cordic_step(v, 27u, 8);
     v = cordic_step(v, 28u, 4);
     v = cordic_step(v, 29u, 2);
-    return v.xy;
+    return v;
 }
 
-// Two independent N(0, 1) from two 32-bit words: r = sqrt(-2 ln u0) with
-// u0 = ((x0 >> 8) + 1) · 2^-24 in (0, 1], angle 2π · x1 · 2^-32.
-fn box_muller(x0: u32, x1: u32) -> vec2<f32> {
+// N(0, 1) from two 32-bit words, per pair of x: r = sqrt(-2 ln u0) with
+// u0 = ((x0 >> 8) + 1) · 2^-24 in (0, 1], angle 2π · x1 · 2^-32; the
+// block's two pairs, (x.x, x.y) and (x.z, x.w), side by side.
+fn box_muller(x: vec4<u32>) -> vec4<f32> {
     // -2 ln u0 = 2 ln 2 · (24 - log2((x0 >> 8) + 1)), in units of 2^-54.
-    let d = (24u << 24u) - log2_q24((x0 >> 8u) + 1u);
-    let y = mul64(d, 1488522236u); // round(2 ln 2 · 2^30)
-    // sqrt with the input shifted up by an even amount so the root keeps 32 bits.
-    let k = (64u - bitlen64(y)) / 2u;
-    let r = isqrt64(shl64(y, 2u * k)); // sqrt(-2 ln u0) · 2^(27 + k)
+    let d = vec2<u32>(24u << 24u) - log2_q24((x.xz >> vec2<u32>(8u)) + vec2<u32>(1u));
     // The top two bits pick the quadrant; the other 30 the angle inside it.
-    let quadrant = x1 >> 30u;
-    let t = mul64(x1 & 0x3FFFFFFFu, 3373259426u); // round(π/2 · 2^31)
-    let cs = cordic_q30(i32((t.y << 1u) | (t.x >> 31u)));
-    var rot = cs;
-    if quadrant == 1u {
-        rot = vec2<i32>(-cs.y, cs.x);
-    } else if quadrant == 2u {
-        rot = vec2<i32>(-cs.x, -cs.y);
-    } else if quadrant == 3u {
-        rot = vec2<i32>(cs.y, -cs.x);
+    let t0 = mul64(x.y & 0x3FFFFFFFu, 3373259426u); // round(π/2 · 2^31)
+    let t1 = mul64(x.w & 0x3FFFFFFFu, 3373259426u);
+    let cs = cordic_q30(vec2<i32>(
+        i32((t0.y << 1u) | (t0.x >> 31u)),
+        i32((t1.y << 1u) | (t1.x >> 31u)),
+    ));
+    let q = x.yw >> vec2<u32>(30u);
+    let q1 = q == vec2<u32>(1u);
+    let q2 = q == vec2<u32>(2u);
+    let q3 = q == vec2<u32>(3u);
+    // Quadrant q turns (cos, sin) by q · π/2.
+    let rx = select(select(select(cs.x, -cs.y, q1), -cs.x, q2), cs.y, q3);
+    let ry = select(select(select(cs.y, cs.x, q1), -cs.y, q2), -cs.x, q3);
+    var z: vec4<f32>;
+    for (var lane = 0u; lane < 2u; lane++) {
+        let y = mul64(d[lane], 1488522236u); // round(2 ln 2 · 2^30)
+        // sqrt with the input shifted up by an even amount so the root keeps 32 bits.
+        let k = (64u - bitlen64(y)) / 2u;
+        let r = isqrt64(shl64(y, 2u * k)); // sqrt(-2 ln u0) · 2^(27 + k)
+        let e = -57 - i32(k);
+        z[2u * lane] = round_pack(rx[lane] < 0, mul64(r, u32(abs(rx[lane]))), e);
+        z[2u * lane + 1u] = round_pack(ry[lane] < 0, mul64(r, u32(abs(ry[lane]))), e);
     }
-    let e = -57 - i32(k);
-    let z0 = round_pack(rot.x < 0, mul64(r, u32(abs(rot.x))), e);
-    let z1 = round_pack(rot.y < 0, mul64(r, u32(abs(rot.y))), e);
-    return vec2<f32>(z0, z1);
+    return z;
 }
 
 // [0, 1) with 24 random bits; exact.
@@ -361,36 +409,64 @@ fn position(i: u32, lane: u32) -> u32 {
     return select(0xFFFFFFFFu, p, p < params.end);
 }
 
+// Whether to apply a + b · x (the software FMA); false for the default
+// N(0, 1) and U(0, 1), where 0 + 1 · x is x itself, so their pipelines
+// carry none of its code (a CPU rasterizer pays for every branch it
+// compiles, taken or not).
+override AFFINE: bool = true;
+
+// Philox blocks per invocation: fewer, longer invocations cost a CPU
+// rasterizer less to launch.
+const ROUNDS: u32 = 4u;
+
+// The four values of Philox block `i`, as bits.
+fn block_values(i: u32) -> vec4<u32> {
+    let x = block_bits(i);
+#ifdef BITS
+    return x;
+#else
+#ifdef NORMAL
+    var u = box_muller(x);
+#else
+    var u = vec4<f32>(unit_open(x.x), unit_open(x.y), unit_open(x.z), unit_open(x.w));
+#endif
+    if AFFINE {
+        u = vec4<f32>(
+            soft_fma(params.b, u.x, params.a),
+            soft_fma(params.b, u.y, params.a),
+            soft_fma(params.b, u.z, params.a),
+            soft_fma(params.b, u.w, params.a),
+        );
+    }
+    return bitcast<vec4<u32>>(u);
+#endif
+}
+
 // One body, three variants (defs): BITS writes the raw Philox words to a
 // u32 buffer (for testing the stream); NORMAL writes mean + std · N(0, 1);
 // neither writes lo + (hi - lo) · U[0, 1). (a, b) are (lo, hi - lo) or
-// (mean, std).
+// (mean, std). Invocation t computes blocks t · ROUNDS + r.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn fill(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let i = invocation(wid, nwg, lid);
-    if i >= params.blocks {
-        return;
-    }
-    let x = block_bits(i);
-#ifdef NORMAL
-    let z01 = box_muller(x.x, x.y);
-    let z23 = box_muller(x.z, x.w);
-    let u = vec4<f32>(z01.x, z01.y, z23.x, z23.y);
-#else
-    let u = vec4<f32>(unit_open(x.x), unit_open(x.y), unit_open(x.z), unit_open(x.w));
-#endif
-    for (var lane = 0u; lane < 4u; lane++) {
-        let p = position(i, lane);
-        if p != 0xFFFFFFFFu {
+    let t = invocation(wid, nwg, lid);
+    for (var round = 0u; round < ROUNDS; round++) {
+        let i = t * ROUNDS + round;
+        if i < params.blocks {
+            let v = block_values(i);
+            for (var lane = 0u; lane < 4u; lane++) {
+                let p = position(i, lane);
+                if p != 0xFFFFFFFFu {
 #ifdef BITS
-            out[p] = x[lane];
+                    out[p] = v[lane];
 #else
-            out[p] = soft_fma(params.b, u[lane], params.a);
+                    out[p] = bitcast<f32>(v[lane]);
 #endif
+                }
+            }
         }
     }
 }
