@@ -131,29 +131,35 @@ fn shr64_sticky(x: vec2<u32>, n: u32) -> vec2<u32> {
 
 // ---- floats from integers, rounded once ----------------------------------
 
+// x << n for n in 0 .. 63, without branches (a CPU rasterizer runs both
+// sides of every branch; WGSL takes shift amounts modulo 32).
+fn shl64_any(x: vec2<u32>, n: u32) -> vec2<u32> {
+    let m = n & 31u;
+    let carry = select(x.x >> (32u - m), 0u, m == 0u);
+    let small = vec2<u32>(x.x << m, (x.y << m) | carry);
+    return select(small, vec2<u32>(0u, x.x << m), n >= 32u);
+}
+
 // The f32 nearest to (-1)^neg · mag · 2^e (ties to even); zero gives +0,
-// overflow ±inf, results below 2^-126 in magnitude ±0.
+// overflow ±inf, results below 2^-126 in magnitude ±0. mag is shifted up
+// until its top bit is bit 63: the top 24 bits are kept, bit 39 is the
+// rounding bit and everything below it the sticky bits.
 fn round_pack(neg: bool, mag: vec2<u32>, e: i32) -> f32 {
     if is_zero64(mag) {
         return 0.0;
     }
     let top = bitlen64(mag) - 1u;
-    var keep: u32;
+    let norm = shl64_any(mag, 63u - top);
+    var keep = norm.y >> 8u;
+    let half = (norm.y & 0x80u) != 0u;
+    let sticky = (norm.y & 0x7Fu) != 0u || norm.x != 0u;
     var exp = i32(top) + e;
-    if top > 23u {
-        let shift = top - 23u;
-        keep = shr64(mag, shift).x;
-        let rest = sub64(mag, shl64(vec2<u32>(keep, 0u), shift));
-        let half = shl64(vec2<u32>(1u, 0u), shift - 1u);
-        if lt64(half, rest) || (!lt64(rest, half) && (keep & 1u) == 1u) {
-            keep = keep + 1u;
-            if keep == 0x1000000u {
-                keep = 0x800000u;
-                exp = exp + 1;
-            }
-        }
-    } else {
-        keep = mag.x << (23u - top);
+    if half && (sticky || (keep & 1u) == 1u) {
+        keep = keep + 1u;
+    }
+    if keep == 0x1000000u {
+        keep = 0x800000u;
+        exp = exp + 1;
     }
     let sign = select(0u, 0x80000000u, neg);
     if exp > 127 {
@@ -269,25 +275,30 @@ fn log2_q24(u: vec2<u32>) -> vec2<u32> {
 fn isqrt64(x: vec2<u32>) -> u32 {
     let xf = f32(x.y) * 4294967296.0 + f32(x.x);
     var r = max(u32(min(sqrt(xf), 4294967040.0)), 1u);
-    let sq = mul64(r, r);
-    let above = lt64(x, sq);
-    let e = select(sub64(x, sq), sub64(sq, x), above);
+    let sq0 = mul64(r, r);
+    let above = lt64(x, sq0);
+    let e = select(sub64(x, sq0), sub64(sq0, x), above);
     let step = u32(round((f32(e.y) * 4294967296.0 + f32(e.x)) / (2.0 * f32(r))));
     if above {
         r = max(r - min(step, r - 1u), 1u);
     } else {
         r = r + min(step, 0xFFFFFFFFu - r);
     }
+    // sq tracks r² exactly: (r ± 1)² = r² ± 2r + 1.
+    var sq = mul64(r, r);
     loop {
-        if !lt64(x, mul64(r, r)) {
+        if !lt64(x, sq) {
             break;
         }
+        sq = sub64(sq, sub64(vec2<u32>(r << 1u, r >> 31u), vec2<u32>(1u, 0u)));
         r = r - 1u;
     }
     loop {
-        if r == 0xFFFFFFFFu || lt64(x, mul64(r + 1u, r + 1u)) {
+        let next = add64(sq, add64(vec2<u32>(r << 1u, r >> 31u), vec2<u32>(1u, 0u)));
+        if r == 0xFFFFFFFFu || lt64(x, next) {
             break;
         }
+        sq = next;
         r = r + 1u;
     }
     return r;

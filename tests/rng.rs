@@ -76,6 +76,53 @@ fn raw_stream_matches_twin_on_every_adapter() {
     }
 }
 
+/// The rounding of a + b · x at the ends of f32: results that flush below
+/// 2^-126, that overflow to infinity, a = -0 (not the identity), and std 0.
+#[test]
+fn extreme_scales_round_like_the_twin() {
+    let cases = [
+        Distribution::Normal {
+            mean: 0.0,
+            std: 1e-38,
+        },
+        Distribution::Normal {
+            mean: 1e-38,
+            std: 2e-38,
+        },
+        Distribution::Normal {
+            mean: 0.0,
+            std: 1e38,
+        },
+        Distribution::Normal {
+            mean: -0.0,
+            std: 1.0,
+        },
+        Distribution::Normal {
+            mean: 5.0,
+            std: 0.0,
+        },
+        Distribution::Uniform {
+            lo: -1.5e-38,
+            hi: 1.5e-38,
+        },
+        Distribution::Uniform {
+            lo: 0.0,
+            hi: 3.4e38,
+        },
+        Distribution::Uniform { lo: -0.0, hi: 1.0 },
+    ];
+    for (i, d) in cases.into_iter().enumerate() {
+        let want = cpu_fill(20_011, 77 + i as u64, d);
+        each_gpu(|gpu| {
+            assert_bits_eq(
+                &format!("{d:?}"),
+                &gpu_fill(gpu, want.len(), 77 + i as u64, d, None),
+                &want,
+            )
+        });
+    }
+}
+
 #[test]
 fn floats_match_twin_bit_for_bit() {
     let cases = [
