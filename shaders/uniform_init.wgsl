@@ -52,16 +52,27 @@ fn mulhilo(a: u32, b: u32) -> vec2<u32> {
     return vec2<u32>(hi, a * b);
 }
 
+// One Philox round with round key k.
+fn philox_round(c: vec4<u32>, k: vec2<u32>) -> vec4<u32> {
+    let p0 = mulhilo(0xD2511F53u, c.x);
+    let p1 = mulhilo(0xCD9E8D57u, c.z);
+    return vec4<u32>(p1.x ^ c.y ^ k.x, p1.y, p0.x ^ c.w ^ k.y, p0.y);
+}
+
+// Ten rounds written out (a loop's bookkeeping costs a CPU rasterizer
+// about as much as a round); round r's key is key + r · (the Weyl constants).
 fn philox4x32_10(counter: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
-    var c = counter;
-    var k = key;
-    for (var round = 0u; round < 10u; round++) {
-        let p0 = mulhilo(0xD2511F53u, c.x);
-        let p1 = mulhilo(0xCD9E8D57u, c.z);
-        c = vec4<u32>(p1.x ^ c.y ^ k.x, p1.y, p0.x ^ c.w ^ k.y, p0.y);
-        k = k + vec2<u32>(0x9E3779B9u, 0xBB67AE85u);
-    }
-    return c;
+    let w = vec2<u32>(0x9E3779B9u, 0xBB67AE85u);
+    var c = philox_round(counter, key);
+    c = philox_round(c, key + w);
+    c = philox_round(c, key + 2u * w);
+    c = philox_round(c, key + 3u * w);
+    c = philox_round(c, key + 4u * w);
+    c = philox_round(c, key + 5u * w);
+    c = philox_round(c, key + 6u * w);
+    c = philox_round(c, key + 7u * w);
+    c = philox_round(c, key + 8u * w);
+    return philox_round(c, key + 9u * w);
 }
 
 // ---- 64-bit integers as vec2<u32>(lo, hi) -------------------------------
@@ -255,15 +266,31 @@ fn square64x2(m: vec2<u32>) -> Wide2 {
 // by squaring the mantissa (Q1.31) and halving when it reaches 2.
 fn log2_q24(u: vec2<u32>) -> vec2<u32> {
     let n = firstLeadingBit(u);
-    var m = u << (vec2<u32>(31u) - n);
-    var frac = vec2<u32>(0u);
-    for (var i = 0u; i < 24u; i++) {
-        let sq = square64x2(m);
-        let top = sq.hi >= vec2<u32>(0x80000000u);
-        frac = (frac << vec2<u32>(1u)) | select(vec2<u32>(0u), vec2<u32>(1u), top);
-        m = select((sq.hi << vec2<u32>(1u)) | (sq.lo >> vec2<u32>(31u)), sq.hi, top);
-    }
-    return (n << vec2<u32>(24u)) | frac;
+    var s = Log2(u << (vec2<u32>(31u) - n), vec2<u32>(0u));
+    // 24 steps written out: a loop's bookkeeping costs a CPU rasterizer
+    // about as much as the step.
+    s = log2_step(log2_step(log2_step(log2_step(log2_step(log2_step(s))))));
+    s = log2_step(log2_step(log2_step(log2_step(log2_step(log2_step(s))))));
+    s = log2_step(log2_step(log2_step(log2_step(log2_step(log2_step(s))))));
+    s = log2_step(log2_step(log2_step(log2_step(log2_step(log2_step(s))))));
+    return (n << vec2<u32>(24u)) | s.frac;
+}
+
+// log2_q24's state per lane: the mantissa (Q1.31) and the bits so far.
+struct Log2 {
+    m: vec2<u32>,
+    frac: vec2<u32>,
+}
+
+// One fraction bit: square the mantissa; a square of 2 or more is a 1,
+// and is halved.
+fn log2_step(s: Log2) -> Log2 {
+    let sq = square64x2(s.m);
+    let top = sq.hi >= vec2<u32>(0x80000000u);
+    return Log2(
+        select((sq.hi << vec2<u32>(1u)) | (sq.lo >> vec2<u32>(31u)), sq.hi, top),
+        (s.frac << vec2<u32>(1u)) | select(vec2<u32>(0u), vec2<u32>(1u), top),
+    );
 }
 
 // floor(sqrt(x)) for a 64-bit x of 63 or 64 significant bits (its root has
@@ -385,17 +412,23 @@ fn box_muller(x: vec4<u32>) -> vec4<f32> {
     // Quadrant q turns (cos, sin) by q · π/2.
     let rx = select(select(select(cs.x, -cs.y, q1), -cs.x, q2), cs.y, q3);
     let ry = select(select(select(cs.y, cs.x, q1), -cs.y, q2), -cs.x, q3);
-    var z: vec4<f32>;
-    for (var lane = 0u; lane < 2u; lane++) {
-        let y = mul64(d[lane], 1488522236u); // round(2 ln 2 · 2^30)
-        // sqrt with the input shifted up by an even amount so the root keeps 32 bits.
-        let k = (64u - bitlen64(y)) / 2u;
-        let r = isqrt64(shl64(y, 2u * k)); // sqrt(-2 ln u0) · 2^(27 + k)
-        let e = -57 - i32(k);
-        z[2u * lane] = round_pack(rx[lane] < 0, mul64(r, u32(abs(rx[lane]))), e);
-        z[2u * lane + 1u] = round_pack(ry[lane] < 0, mul64(r, u32(abs(ry[lane]))), e);
-    }
-    return z;
+    let z01 = polar(d.x, rx.x, ry.x);
+    let z23 = polar(d.y, rx.y, ry.y);
+    return vec4<f32>(z01, z23);
+}
+
+// r · (rx, ry) rounded to f32, r = sqrt(d · 2 ln 2) in fixed point (d from
+// log2_q24, in units of 2^-24; rx, ry from CORDIC, in units of 2^-30).
+fn polar(d: u32, rx: i32, ry: i32) -> vec2<f32> {
+    let y = mul64(d, 1488522236u); // round(2 ln 2 · 2^30)
+    // sqrt with the input shifted up by an even amount so the root keeps 32 bits.
+    let k = (64u - bitlen64(y)) / 2u;
+    let r = isqrt64(shl64(y, 2u * k)); // sqrt(-2 ln u0) · 2^(27 + k)
+    let e = -57 - i32(k);
+    return vec2<f32>(
+        round_pack(rx < 0, mul64(r, u32(abs(rx))), e),
+        round_pack(ry < 0, mul64(r, u32(abs(ry))), e),
+    );
 }
 
 // [0, 1) with 24 random bits; exact.
@@ -426,9 +459,31 @@ fn position(i: u32, lane: u32) -> u32 {
 // compiles, taken or not).
 override AFFINE: bool = true;
 
-// Philox blocks per invocation: fewer, longer invocations cost a CPU
-// rasterizer less to launch.
+// Philox blocks per invocation (`fill` writes them out): fewer, longer
+// invocations cost a CPU rasterizer less to launch.
 const ROUNDS: u32 = 4u;
+
+// Block `i`'s four values at their positions, if it has work.
+fn put_block(i: u32) {
+    if i >= params.blocks {
+        return;
+    }
+    let v = block_values(i);
+    put(position(i, 0u), v.x);
+    put(position(i, 1u), v.y);
+    put(position(i, 2u), v.z);
+    put(position(i, 3u), v.w);
+}
+
+fn put(p: u32, bits: u32) {
+    if p != 0xFFFFFFFFu {
+#ifdef BITS
+        out[p] = bits;
+#else
+        out[p] = bitcast<f32>(bits);
+#endif
+    }
+}
 
 // The four values of Philox block `i`, as bits.
 fn block_values(i: u32) -> vec4<u32> {
@@ -456,7 +511,7 @@ fn block_values(i: u32) -> vec4<u32> {
 // One body, three variants (defs): BITS writes the raw Philox words to a
 // u32 buffer (for testing the stream); NORMAL writes mean + std · N(0, 1);
 // neither writes lo + (hi - lo) · U[0, 1). (a, b) are (lo, hi - lo) or
-// (mean, std). Invocation t computes blocks t · ROUNDS + r.
+// (mean, std). Invocation t computes blocks t · ROUNDS .. (t + 1) · ROUNDS.
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn fill(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -464,20 +519,8 @@ fn fill(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let t = invocation(wid, nwg, lid);
-    for (var round = 0u; round < ROUNDS; round++) {
-        let i = t * ROUNDS + round;
-        if i < params.blocks {
-            let v = block_values(i);
-            for (var lane = 0u; lane < 4u; lane++) {
-                let p = position(i, lane);
-                if p != 0xFFFFFFFFu {
-#ifdef BITS
-                    out[p] = v[lane];
-#else
-                    out[p] = bitcast<f32>(v[lane]);
-#endif
-                }
-            }
-        }
-    }
+    put_block(t * ROUNDS);
+    put_block(t * ROUNDS + 1u);
+    put_block(t * ROUNDS + 2u);
+    put_block(t * ROUNDS + 3u);
 }
