@@ -13,7 +13,7 @@ use common::{
 use wgpu_embed::cpu::embedding_bag_backward::{psw_grad, BagBatch};
 use wgpu_embed::cpu::{self, BackwardOptions};
 use wgpu_embed::{
-    BagMode, DType, Embedding, EmbeddingBag, EmbeddingBagOptions, EmbeddingOptions, Error,
+    BagMode, DType, Embedding, EmbeddingBag, EmbeddingBagOptions, EmbeddingOptions, Error, Gpu,
     Gradient, GradientMode, IndexTensor, Tensor,
 };
 
@@ -267,9 +267,34 @@ fn random_csr(rng: &mut Rng, n: usize, bags: usize) -> Vec<u32> {
     csr
 }
 
+/// A bag call's result, or `None` when one offset-alignment step of its
+/// bags is past the tests' 16 KiB binding. That happens only on an adapter
+/// that aligns storage offsets to 256 bytes (SwiftShader; lavapipe and
+/// llvmpipe-GL need less), and is the `TooLarge` a real binding that small
+/// would give; `ran` counts the calls that did run.
+fn unless_step_too_large<T>(
+    gpu: &Gpu,
+    result: wgpu_embed::Result<T>,
+    ran: &mut usize,
+) -> Option<T> {
+    match result {
+        Ok(t) => {
+            *ran += 1;
+            Some(t)
+        }
+        Err(Error::TooLarge { what, .. })
+            if what.contains("offset-alignment step") && gpu.storage_offset_alignment() >= 256 =>
+        {
+            None
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
 #[test]
 fn bags_past_a_binding_pool_in_windows() {
     each_capped_gpu(|gpu| {
+        let (mut ran, mut calls) = (0, 0);
         // (rows, dim, n, bags): outputs past a binding, one table in one
         // binding and one chunked by the cap; an index list past one (dim 4).
         for (rows, dim, n, bags) in [
@@ -325,7 +350,11 @@ fn bags_past_a_binding_pool_in_windows() {
                         include_last_offset: true,
                     },
                 );
-                let got = bag.forward_with_positions(&idx, &csr, weights).unwrap();
+                calls += 1;
+                let result = bag.forward_with_positions(&idx, &csr, weights);
+                let Some(got) = unless_step_too_large(gpu, result, &mut ran) else {
+                    continue;
+                };
                 assert_bag_matches(
                     gpu,
                     mode == BagMode::Mean,
@@ -338,7 +367,17 @@ fn bags_past_a_binding_pool_in_windows() {
                 }
             }
         }
+        all_or_some_ran(gpu, ran, calls);
     });
+}
+
+/// Every call ran where storage offsets align to less than 256 bytes, and
+/// at least one everywhere.
+fn all_or_some_ran(gpu: &Gpu, ran: usize, calls: usize) {
+    assert!(ran > 0, "no shape fit {}", gpu.describe());
+    if gpu.storage_offset_alignment() < 256 {
+        assert_eq!(ran, calls, "{}", gpu.describe());
+    }
 }
 
 /// Over a row-chunked table a bag's rows are gathered into a scratch of at
@@ -364,6 +403,7 @@ fn one_bag_past_a_binding_on_a_chunked_table_is_too_large() {
 #[test]
 fn bag_backward_with_a_per_position_gradient_past_a_binding() {
     each_capped_gpu(|gpu| {
+        let (mut ran, mut calls) = (0, 0);
         // 300 bags: grad_out fits one binding (it must, see below); 4000
         // positions of dim 12: the per-position gradient spans several.
         for chunk_bytes in [None, Some(97 * 12 * 4)] {
@@ -419,7 +459,11 @@ fn bag_backward_with_a_per_position_gradient_past_a_binding() {
                 };
                 let o = BackwardOptions::default();
                 let dense = cpu::embedding_bag_backward_dense(&batch, &o);
-                let grad = bag.backward(&idx, &csr, weights, &g).unwrap();
+                calls += 1;
+                let result = bag.backward(&idx, &csr, weights, &g);
+                let Some(grad) = unless_step_too_large(gpu, result, &mut ran) else {
+                    continue;
+                };
                 assert_bag_matches(
                     gpu,
                     mode == BagMode::Mean,
@@ -445,6 +489,7 @@ fn bag_backward_with_a_per_position_gradient_past_a_binding() {
                 );
             }
         }
+        all_or_some_ran(gpu, ran, calls);
         // A grad_out of [num_bags, dim] past one binding is the one bag
         // backward input that must fit one: a typed error, weights unchanged.
         let (rows, dim, bags) = (50, 12, 400);

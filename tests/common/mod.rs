@@ -134,6 +134,53 @@ pub fn capped_gpus() -> &'static [Gpu] {
     })
 }
 
+/// lavapipe's real storage binding, 128 MiB: what the 300 MB tests cross.
+pub const REAL_BINDING: u64 = 128 << 20;
+
+/// Every Vulkan adapter, with bindings of at most [`REAL_BINDING`]:
+/// lavapipe as it is, and an adapter that binds more (SwiftShader binds
+/// 1 GiB) opened again with that cap, so a 300 MB table is split on every
+/// one of them. Fails when there is no Vulkan adapter.
+pub fn each_vulkan_gpu_binding_128_mib(mut f: impl FnMut(&Gpu)) {
+    static GPUS: OnceLock<Vec<Gpu>> = OnceLock::new();
+    let gpus = GPUS.get_or_init(|| {
+        let vulkan: Vec<Gpu> = gpus()
+            .iter()
+            .filter(|g| g.adapter_info().backend == wgpu::Backend::Vulkan)
+            .map(|shared| {
+                if shared.max_binding_bytes() <= REAL_BINDING {
+                    return shared.clone();
+                }
+                let info = shared.adapter_info();
+                let options = GpuOptions {
+                    backends: Some(info.backend.into()),
+                    adapter_name: Some(info.name.clone()),
+                    max_binding_bytes: Some(REAL_BINDING),
+                    ..Default::default()
+                };
+                let gpu = Gpu::with_options(&options)
+                    .unwrap_or_else(|e| panic!("{} failed to open again: {e}", info.name));
+                panic_on_escaped_errors(&gpu);
+                gpu
+            })
+            .collect();
+        assert!(
+            !vulkan.is_empty(),
+            "this test needs lavapipe (Vulkan): apt-get install -y mesa-vulkan-drivers"
+        );
+        vulkan
+    });
+    let _serial = serial();
+    for gpu in gpus {
+        let name = gpu.describe();
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(gpu)));
+        if let Err(e) = result {
+            eprintln!("failed on adapter {name} (bindings of at most {REAL_BINDING} bytes)");
+            std::panic::resume_unwind(e);
+        }
+    }
+}
+
 /// [`each_gpu`] on [`capped_gpus`].
 pub fn each_capped_gpu(mut f: impl FnMut(&Gpu)) {
     let _serial = serial();
