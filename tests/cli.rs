@@ -160,3 +160,51 @@ fn a_closed_pipe_a_bad_out_dir_and_a_huge_batch_are_not_panics() {
         "{e}"
     );
 }
+
+/// `figures` (scripts/gpu-bench.sh's half) at its tiny size: every figure,
+/// each with a positive time, and the references the table divides by.
+#[test]
+fn figures_writes_every_figure_with_its_reference() {
+    let dir = out_dir("figures");
+    let json = dir.join("ours.json");
+    let o = wgpu_embed(&[
+        "figures",
+        "--size",
+        "tiny",
+        "--reps",
+        "2",
+        "--out",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["schema"], "wgpu-embed/figures/v1");
+    let figures = v["figures"].as_array().unwrap();
+    let names: Vec<&str> = figures
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "gather forward dim 16 uniform",
+            "deterministic backward dim 16 uniform",
+            "gather forward dim 16 zipf1.1",
+            "deterministic backward dim 16 zipf1.1",
+            "embedding_bag sum dim 16",
+            "matmul fp32 64^3",
+            "normal fill",
+        ]
+    );
+    for f in figures {
+        assert!(f["ms"].as_f64().unwrap() > 0.0, "{f}");
+        let referenced = !f["reference"].is_null();
+        assert_eq!(
+            referenced,
+            f["reference_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+            "{f}"
+        );
+    }
+    let o = wgpu_embed(&["figures", "--size", "huge"]);
+    assert!(!o.status.success());
+}

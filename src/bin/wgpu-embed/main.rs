@@ -4,6 +4,7 @@
 mod bench;
 mod chart;
 mod compare;
+mod figures;
 mod report;
 mod roofline;
 
@@ -43,6 +44,21 @@ enum Command {
     },
     /// Two results.json files side by side (e.g. ours and scripts/torch_reference.py's).
     Compare { a: PathBuf, b: PathBuf },
+    /// The figures of BENCHMARKS.md (gather, backward, bags, matmul, fill),
+    /// each beside its in-run reference, as JSON (scripts/gpu-bench.sh).
+    Figures {
+        #[command(flatten)]
+        adapter: AdapterArgs,
+        /// The issue's sizes, or smaller ones for a CPU adapter.
+        #[arg(long, value_enum, default_value = "issue")]
+        size: figures::Size,
+        /// Samples per figure (after one warm-up).
+        #[arg(long, default_value_t = 10, value_parser = positive)]
+        reps: usize,
+        /// Where to write the JSON.
+        #[arg(long, default_value = "target/figures/ours.json")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -220,6 +236,27 @@ fn list_adapters(args: &AdapterArgs) -> Result<(), String> {
     Ok(())
 }
 
+fn run_figures(gpu: &Gpu, size: figures::Size, reps: usize, out: &PathBuf) -> Result<(), String> {
+    eprintln!("adapter: {}", gpu.describe());
+    // Checked first, so an unwritable --out does not lose a finished run.
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    std::fs::write(out, b"").map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    let figures = figures::run(gpu, size, reps).map_err(|e| e.to_string())?;
+    for f in &figures.figures {
+        match (&f.reference, f.reference_ms) {
+            (Some(r), Some(ms)) => out!("{:<42} {:10.3} ms   ({r}: {ms:.3} ms)", f.name, f.ms),
+            _ => out!("{:<42} {:10.3} ms", f.name, f.ms),
+        }
+    }
+    let json = serde_json::to_string_pretty(&figures).map_err(|e| e.to_string())?;
+    std::fs::write(out, json).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    out!("wrote {}", out.display());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
@@ -248,6 +285,12 @@ fn main() -> ExitCode {
             Ok(())
         }),
         Some(Command::Compare { a, b }) => compare::run(a, b),
+        Some(Command::Figures {
+            adapter,
+            size,
+            reps,
+            out,
+        }) => open(adapter).and_then(|gpu| run_figures(&gpu, *size, *reps, out)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
