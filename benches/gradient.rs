@@ -9,44 +9,19 @@
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use wgpu_embed::{Embedding, Gpu, GradientMode, IndexTensor, Tensor};
+use wgpu_embed::{ids, Embedding, Gpu, GradientMode, IndexTensor, Tensor};
 
 const V: usize = 1 << 16;
 const DIM: usize = 128;
 const N: usize = 1 << 18;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-fn uniform(rng: &mut Rng) -> Vec<u32> {
-    (0..N).map(|_| (rng.next() % V as u64) as u32).collect()
+fn uniform(seed: u64) -> Vec<u32> {
+    ids::uniform(N, V, seed)
 }
 
 /// Zipf(1.1) over ranks 1..=V, rank k -> row k - 1 (row 0 is the hottest, ~14 % of the batch).
-fn zipf(rng: &mut Rng) -> Vec<u32> {
-    let mut cdf = Vec::with_capacity(V);
-    let mut total = 0.0f64;
-    for k in 1..=V {
-        total += (k as f64).powf(-1.1);
-        cdf.push(total);
-    }
-    (0..N)
-        .map(|_| {
-            let u = rng.unit() * total;
-            cdf.partition_point(|&c| c < u).min(V - 1) as u32
-        })
-        .collect()
+fn zipf(seed: u64) -> Vec<u32> {
+    ids::zipf(N, V, 1.1, seed)
 }
 
 struct Setup {
@@ -68,7 +43,7 @@ impl Setup {
             e.set_gradient_mode(GradientMode::Atomic);
             e
         });
-        let mut rng = Rng(1);
+        let mut rng = ids::SplitMix64(1);
         let values: Vec<f32> = (0..N * DIM)
             .map(|_| (rng.unit() * 2.0 - 1.0) as f32)
             .collect();
@@ -122,8 +97,7 @@ fn bench(c: &mut Criterion) {
         "adapter: {} (times are wall clock around submit-and-wait)",
         s.gpu.describe()
     );
-    let mut rng = Rng(2);
-    let lists = [("uniform", uniform(&mut rng)), ("zipf1.1", zipf(&mut rng))];
+    let lists = [("uniform", uniform(2)), ("zipf1.1", zipf(3))];
     let mut summary = Vec::new();
     for (name, list) in &lists {
         let idx = IndexTensor::from_slice(&s.gpu, list).unwrap();

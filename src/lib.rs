@@ -39,6 +39,7 @@ mod binding;
 pub mod cpu;
 mod error;
 mod gpu;
+pub mod ids;
 pub mod kernels;
 mod memory;
 pub mod nn;

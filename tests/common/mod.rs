@@ -117,21 +117,28 @@ pub fn capped_gpus() -> &'static [Gpu] {
         gpus()
             .iter()
             .map(|shared| {
-                let info = shared.adapter_info();
-                let options = GpuOptions {
-                    backends: Some(info.backend.into()),
-                    adapter_name: Some(info.name.clone()),
-                    max_binding_bytes: Some(CAPPED_BINDING),
-                    ..Default::default()
-                };
-                let gpu = Gpu::with_options(&options)
-                    .unwrap_or_else(|e| panic!("{} failed to open again: {e}", info.name));
+                let gpu = reopen_capped(shared, CAPPED_BINDING);
                 assert_eq!(gpu.max_binding_bytes(), CAPPED_BINDING);
-                panic_on_escaped_errors(&gpu);
                 gpu
             })
             .collect()
     })
+}
+
+/// `shared`'s adapter opened again with every storage binding capped at
+/// `cap` bytes, errors escaping the library's scopes panicking.
+fn reopen_capped(shared: &Gpu, cap: u64) -> Gpu {
+    let info = shared.adapter_info();
+    let options = GpuOptions {
+        backends: Some(info.backend.into()),
+        adapter_name: Some(info.name.clone()),
+        max_binding_bytes: Some(cap),
+        ..Default::default()
+    };
+    let gpu = Gpu::with_options(&options)
+        .unwrap_or_else(|e| panic!("{} failed to open again: {e}", info.name));
+    panic_on_escaped_errors(&gpu);
+    gpu
 }
 
 /// lavapipe's real storage binding, 128 MiB: what the 300 MB tests cross.
@@ -151,17 +158,7 @@ pub fn each_vulkan_gpu_binding_128_mib(mut f: impl FnMut(&Gpu)) {
                 if shared.max_binding_bytes() <= REAL_BINDING {
                     return shared.clone();
                 }
-                let info = shared.adapter_info();
-                let options = GpuOptions {
-                    backends: Some(info.backend.into()),
-                    adapter_name: Some(info.name.clone()),
-                    max_binding_bytes: Some(REAL_BINDING),
-                    ..Default::default()
-                };
-                let gpu = Gpu::with_options(&options)
-                    .unwrap_or_else(|e| panic!("{} failed to open again: {e}", info.name));
-                panic_on_escaped_errors(&gpu);
-                gpu
+                reopen_capped(shared, REAL_BINDING)
             })
             .collect();
         assert!(

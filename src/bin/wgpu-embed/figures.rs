@@ -10,7 +10,7 @@ use wgpu_embed::kernels::embedding_bag::{self, BagArgs};
 use wgpu_embed::kernels::matmul::{self, MatmulArgs, MatmulOptions};
 use wgpu_embed::kernels::uniform_init::{self, FillArgs};
 use wgpu_embed::{
-    BagMode, DType, Distribution, Embedding, Gpu, IndexTensor, Result, Status, Tensor,
+    ids, BagMode, DType, Distribution, Embedding, Gpu, IndexTensor, Result, Status, Tensor,
 };
 
 use crate::report::summarize;
@@ -97,43 +97,6 @@ pub struct Figures {
     pub figures: Vec<Figure>,
 }
 
-/// SplitMix64: the same ids on every machine.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-fn uniform_ids(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
-    let mut rng = Rng(seed);
-    (0..n).map(|_| (rng.next() % vocab as u64) as u32).collect()
-}
-
-/// Zipf(s) over `vocab` ids (id 0 the most frequent), by inverse CDF.
-fn zipf_ids(n: usize, vocab: usize, s: f64, seed: u64) -> Vec<u32> {
-    let mut cdf: Vec<f64> = (1..=vocab).map(|k| (k as f64).powf(-s)).collect();
-    for i in 1..vocab {
-        cdf[i] += cdf[i - 1];
-    }
-    let total = cdf[vocab - 1];
-    let mut rng = Rng(seed);
-    (0..n)
-        .map(|_| {
-            let u = rng.unit() * total;
-            cdf.partition_point(|&c| c < u).min(vocab - 1) as u32
-        })
-        .collect()
-}
-
 /// Median GPU time of `work` over `reps` runs after one warm-up, in ms.
 fn median_ms(
     gpu: &Gpu,
@@ -170,8 +133,8 @@ pub fn run(gpu: &Gpu, size: Size, reps: usize) -> Result<Figures> {
         let grad_out = Tensor::from_slice(gpu, &vec![1e-3; p.n * dim], &[p.n, dim])?;
         let grad = Tensor::zeros(gpu, &[p.vocab, dim])?;
         for (dist, ids) in [
-            ("uniform", uniform_ids(p.n, p.vocab, 1)),
-            ("zipf1.1", zipf_ids(p.n, p.vocab, 1.1, 2)),
+            ("uniform", ids::uniform(p.n, p.vocab, 1)),
+            ("zipf1.1", ids::zipf(p.n, p.vocab, 1.1, 2)),
         ] {
             let idx = IndexTensor::from_slice(gpu, &ids)?;
             let forward = median_ms(gpu, reps, |enc| {
@@ -219,7 +182,7 @@ fn bag_figure(gpu: &Gpu, p: &Plan, reps: usize, status: &Status) -> Result<Figur
     let (bags, len, dim) = (p.bags, p.bag_len, p.bag_dim);
     let n = bags * len;
     let emb = Embedding::new(gpu, p.vocab, dim)?;
-    let idx = IndexTensor::from_slice(gpu, &uniform_ids(n, p.vocab, 3))?;
+    let idx = IndexTensor::from_slice(gpu, &ids::uniform(n, p.vocab, 3))?;
     let csr: Vec<u32> = (0..=bags as u32).map(|b| b * len as u32).collect();
     let offsets = IndexTensor::from_slice(gpu, &csr)?;
     let out = Tensor::zeros(gpu, &[bags, dim])?;
