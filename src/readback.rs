@@ -108,16 +108,23 @@ pub(crate) async fn read_bytes_async(
         .map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
+    let failed = std::sync::Arc::new(std::sync::Mutex::new(None));
     // A wait that fails (a timeout, a lost device) aborts the mapping, so
     // the callback runs and the caller gets the wait's error, not a hang.
-    let failed = std::sync::Arc::new(std::sync::Mutex::new(None));
-    let (poller, slot, pending) = (gpu.clone(), failed.clone(), staging.mapped().clone());
-    std::thread::spawn(move || {
-        if let Err(e) = poller.wait(index) {
-            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-            pending.unmap();
-        }
-    });
+    // In a browser the page's event loop drives the device instead (and
+    // wgpu's objects there cannot cross threads).
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let (poller, slot, pending) = (gpu.clone(), failed.clone(), staging.mapped().clone());
+        std::thread::spawn(move || {
+            if let Err(e) = poller.wait(index) {
+                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                pending.unmap();
+            }
+        });
+    }
+    #[cfg(target_arch = "wasm32")]
+    let _ = index;
     let outcome = rx.receive().await;
     if let Some(e) = failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
         staging.never_reuse();
