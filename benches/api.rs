@@ -207,8 +207,37 @@ fn fill(c: &mut Criterion, gpu: &Gpu) {
     group.finish();
 }
 
+/// A small batch: what a call costs around its kernels (submit, waits,
+/// checks, allocation), since its kernels take almost nothing.
+fn small_batch(c: &mut Criterion, gpu: &Gpu) {
+    let (v, dim, n) = (1 << 12, 64, 256);
+    let mut emb = Embedding::new(gpu, v, dim).unwrap();
+    let ids = wgpu_embed::ids::uniform(n, v, 5);
+    let grad = Tensor::from_slice(gpu, &vec![1e-3; n * dim], &[n, dim]).unwrap();
+    let mut group = c.benchmark_group(format!(
+        "api small batch N=256 dim=64 on {}",
+        gpu.adapter_info().name
+    ));
+    group
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2));
+    group.bench_function("Embedding::forward", |b| {
+        b.iter(|| emb.forward(&ids).unwrap())
+    });
+    group.bench_function("step: forward + backward_sgd", |b| {
+        b.iter(|| {
+            let y = emb.forward(&ids).unwrap();
+            emb.backward_sgd(&ids, &grad, 1e-3).unwrap();
+            y
+        })
+    });
+    group.finish();
+}
+
 fn bench(c: &mut Criterion) {
     let gpu = gpu();
+    small_batch(c, &gpu);
     lookup_and_step(c, &gpu);
     linear(c, &gpu);
     fill(c, &gpu);
