@@ -76,6 +76,29 @@ fn raw_stream_matches_twin_on_every_adapter() {
     }
 }
 
+/// The fingerprint a browser's WebGPU must match (issue #13): the same on
+/// every adapter as in the twin, and pinned, so a change to the stream shows.
+#[test]
+fn the_digest_is_the_same_everywhere_and_pinned() {
+    let want = wgpu_embed::cpu::uniform_init::digest();
+    assert_eq!(
+        format!("{want:016x}"),
+        PINNED_DIGEST,
+        "the twin's stream changed"
+    );
+    each_gpu(|gpu| {
+        let got = wgpu_embed::kernels::uniform_init::digest(gpu).unwrap();
+        assert_eq!(format!("{got:016x}"), PINNED_DIGEST, "{}", gpu.describe());
+    });
+    // FNV-1a's published test vectors ("" and "a").
+    use wgpu_embed::cpu::uniform_init::fnv1a;
+    assert_eq!(fnv1a(*b""), 0xcbf2_9ce4_8422_2325);
+    assert_eq!(fnv1a(*b"a"), 0xaf63_dc4c_8601_ec8c);
+}
+
+/// `wgpu-embed adapters --digest` on lavapipe, llvmpipe-GL and SwiftShader.
+const PINNED_DIGEST: &str = "037a0bf3b8387ae0";
+
 /// The rounding of a + b · x at the ends of f32: results that flush below
 /// 2^-126, that overflow to infinity, a = -0 (not the identity), and std 0.
 #[test]

@@ -266,3 +266,27 @@ pub fn normal_fill(seed: u64, counter_base: u64, mean: f32, std: f32, out: &mut 
         out[p] = soft_fma(std, z[lane], mean);
     });
 }
+
+/// Rows × columns of the table [`digest`] hashes: 4096 × 64.
+pub const DIGEST_SHAPE: [usize; 2] = [4096, 64];
+
+/// 64-bit FNV-1a (offset 0xcbf29ce484222325, prime 0x100000001b3) of `bytes`.
+pub fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, byte| {
+        (h ^ byte as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// [`fnv1a`] of the little-endian bytes of `values`, in order.
+pub fn fnv1a_f32(values: &[f32]) -> u64 {
+    fnv1a(values.iter().flat_map(|v| v.to_le_bytes()))
+}
+
+/// The RNG's fingerprint: [`fnv1a`] of a 4096 × 64 table after
+/// `uniform_(-1.0, 1.0, 42)`, row-major. Every adapter, and a browser's
+/// WebGPU, must print the same (`wgpu-embed adapters --digest`).
+pub fn digest() -> u64 {
+    let mut t = vec![0.0f32; DIGEST_SHAPE[0] * DIGEST_SHAPE[1]];
+    uniform_fill(42, 0, -1.0, 1.0, &mut t);
+    fnv1a_f32(&t)
+}

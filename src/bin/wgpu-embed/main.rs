@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use wgpu_embed::kernels::uniform_init;
 use wgpu_embed::{Gpu, GpuOptions};
 
 #[derive(Parser, Debug)]
@@ -33,7 +34,14 @@ enum Command {
     /// Gather vs one-hot matmul at each vocabulary size (the default).
     Bench(BenchArgs),
     /// Every adapter wgpu finds, with its limits and features.
-    Adapters(AdapterArgs),
+    Adapters {
+        #[command(flatten)]
+        adapter: AdapterArgs,
+        /// Also open each adapter and print its RNG digest (FNV-1a of a
+        /// 4096 × 64 table after uniform_(-1, 1, 42)): the same everywhere.
+        #[arg(long)]
+        digest: bool,
+    },
     /// The adapter's ceilings: copy bandwidth, shader copy, FMA peak, RNG fill.
     Roofline {
         #[command(flatten)]
@@ -205,8 +213,12 @@ fn run_bench(args: &BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
-fn list_adapters(args: &AdapterArgs) -> Result<(), String> {
+fn list_adapters(args: &AdapterArgs, digest: bool) -> Result<(), String> {
     let list = Gpu::list_adapters(&args.options()).map_err(|e| e.to_string())?;
+    let gpus = match digest {
+        true => Gpu::all(&args.options()).map_err(|e| e.to_string())?,
+        false => Vec::new(),
+    };
     for (i, (info, limits, features)) in list.iter().enumerate() {
         out!(
             "{i}: {} [{:?}, {:?}] driver {} {}",
@@ -232,6 +244,19 @@ fn list_adapters(args: &AdapterArgs) -> Result<(), String> {
             f(wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS),
             f(wgpu::Features::SHADER_F16)
         );
+        if let Some(gpu) = gpus.get(i) {
+            match gpu
+                .as_ref()
+                .map_err(|e| e.to_string())
+                .and_then(|g| uniform_init::digest(g).map_err(|e| e.to_string()))
+            {
+                Ok(d) => out!(
+                    "   rng digest {d:016x} (twin: {:016x})",
+                    wgpu_embed::cpu::uniform_init::digest()
+                ),
+                Err(e) => out!("   rng digest: {e}"),
+            }
+        }
     }
     Ok(())
 }
@@ -262,7 +287,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         None => run_bench(&cli.bench),
         Some(Command::Bench(args)) => run_bench(args),
-        Some(Command::Adapters(args)) => list_adapters(args),
+        Some(Command::Adapters { adapter, digest }) => list_adapters(adapter, *digest),
         Some(Command::Roofline { adapter, reps }) => open(adapter).and_then(|gpu| {
             let r = roofline::measure(&gpu, *reps as usize).map_err(|e| e.to_string())?;
             out!("{} — times from {}", gpu.describe(), gpu.clock());
