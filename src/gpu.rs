@@ -44,7 +44,7 @@ pub struct GpuOptions {
 pub const DEFAULT_WAIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 impl GpuOptions {
-    fn backends(&self) -> wgpu::Backends {
+    pub(crate) fn backends(&self) -> wgpu::Backends {
         self.backends
             .or_else(wgpu::Backends::from_env)
             .unwrap_or(wgpu::Backends::all())
@@ -97,6 +97,8 @@ pub(crate) struct GpuInner {
     pub(crate) pool: Arc<Pool>,
     /// Set by the device-lost callback; checked before every operation.
     lost: Arc<Mutex<Option<String>>>,
+    // Unread in a page, which never blocks.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     wait_timeout: std::time::Duration,
     pub(crate) id: u64,
 }
@@ -212,6 +214,11 @@ impl Gpu {
     }
 
     fn open(adapter: &wgpu::Adapter, options: &GpuOptions) -> Result<Gpu> {
+        pollster::block_on(Gpu::open_async(adapter, options))
+    }
+
+    /// [`open`](Self::open) without blocking (a web page cannot block).
+    pub(crate) async fn open_async(adapter: &wgpu::Adapter, options: &GpuOptions) -> Result<Gpu> {
         let cap = match options.max_binding_bytes {
             Some(bytes) if bytes < 4 => {
                 return Err(Error::InvalidArgument {
@@ -231,12 +238,14 @@ impl Gpu {
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         };
-        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
-            Error::RequestDevice {
-                adapter: info.name.clone(),
-                reason: e.to_string(),
-            }
-        })?;
+        let (device, queue) =
+            adapter
+                .request_device(&desc)
+                .await
+                .map_err(|e| Error::RequestDevice {
+                    adapter: info.name.clone(),
+                    reason: e.to_string(),
+                })?;
         // wgpu's default handler panics; ours records, and error scopes around
         // each of our calls turn the errors into values.
         device.on_uncaptured_error(Arc::new(|e| {
@@ -400,6 +409,7 @@ impl Gpu {
 
     /// Runs `f` inside validation and out-of-memory error scopes and turns what
     /// they catch into `Error::Gpu`.
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn scoped<T>(
         &self,
         during: &'static str,
@@ -420,6 +430,19 @@ impl Gpu {
             });
         }
         out
+    }
+
+    /// In a page, which cannot block on a scope's pop, `f` runs without
+    /// scopes: its GPU errors reach the device's uncaptured-error handler
+    /// (the browser's console).
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) fn scoped<T>(
+        &self,
+        _during: &'static str,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        self.lost_flag()?;
+        f()
     }
 
     /// Submits `encoder` and blocks until the GPU has finished it.
@@ -445,6 +468,7 @@ impl Gpu {
     }
 
     /// Blocks until submission `index` has finished.
+    #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn wait(&self, index: wgpu::SubmissionIndex) -> Result<()> {
         self.inner
             .device
@@ -462,6 +486,13 @@ impl Gpu {
                     message: e.to_string(),
                 }),
             })?;
+        self.lost_flag()
+    }
+
+    /// In a page nothing blocks: work runs in queue order, and what reads
+    /// it back (the `_async` readbacks) waits for it.
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) fn wait(&self, _index: wgpu::SubmissionIndex) -> Result<()> {
         self.lost_flag()
     }
 

@@ -50,6 +50,7 @@ mod shader;
 mod status;
 mod tensor;
 mod timing;
+pub mod web;
 
 pub use binding::{RowBlock, Span};
 pub use error::{Error, Result};

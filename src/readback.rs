@@ -143,6 +143,16 @@ pub(crate) fn map_after(
     what: &'static str,
     index: wgpu::SubmissionIndex,
 ) -> Result<Vec<u8>> {
+    // A page cannot block: its readbacks are the `_async` forms.
+    #[cfg(target_arch = "wasm32")]
+    if cfg!(target_arch = "wasm32") {
+        let _ = index;
+        staging.never_reuse();
+        return Err(Error::Readback {
+            what,
+            reason: "a web page cannot wait for the GPU: use the _async form of this call".into(),
+        });
+    }
     let (tx, rx) = std::sync::mpsc::channel();
     staging
         .mapped()

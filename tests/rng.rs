@@ -96,6 +96,15 @@ fn the_digest_is_the_same_everywhere_and_pinned() {
     assert_eq!(fnv1a(*b"a"), 0xaf63_dc4c_8601_ec8c);
 }
 
+/// The page's path (web/): `Gpu::new_async` and the async digest, natively.
+#[test]
+fn the_async_open_and_digest_give_the_same_fingerprint() {
+    let _serial = common::serial();
+    let gpu = pollster::block_on(wgpu_embed::Gpu::new_async()).unwrap();
+    let d = pollster::block_on(wgpu_embed::web::rng_digest(&gpu)).unwrap();
+    assert_eq!(format!("{d:016x}"), PINNED_DIGEST, "{}", gpu.describe());
+}
+
 /// `wgpu-embed adapters --digest` on lavapipe, llvmpipe-GL and SwiftShader.
 const PINNED_DIGEST: &str = "037a0bf3b8387ae0";
 
