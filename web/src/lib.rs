@@ -179,8 +179,21 @@ pub async fn check() -> Result<String, JsValue> {
         Ok(got) => line("matmul", &got, &want, Some(1e-5)),
         Err(e) => failed("matmul", e),
     });
+    let l = gpu.limits();
     let result = json!({
         "adapter": gpu.describe(),
+        "limits": {
+            "max_storage_buffer_binding_size": l.max_storage_buffer_binding_size,
+            "max_buffer_size": l.max_buffer_size,
+            "max_compute_workgroup_storage_size": l.max_compute_workgroup_storage_size,
+            "max_compute_invocations_per_workgroup": l.max_compute_invocations_per_workgroup,
+            "max_compute_workgroups_per_dimension": l.max_compute_workgroups_per_dimension,
+            "min_storage_buffer_offset_alignment": l.min_storage_buffer_offset_alignment,
+        },
+        "features": {
+            "float32_atomics": gpu.has_float_atomics(),
+            "timestamps": gpu.has_timestamps(),
+        },
         "results": results,
         "rng_digest": format!("{:016x}", fnv1a_f32(&uniform)),
         "native_digest": format!("{:016x}", digest()),
