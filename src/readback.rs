@@ -101,6 +101,18 @@ pub(crate) async fn read_bytes_async(
         return Ok(Vec::new());
     }
     let (staging, index) = staging(gpu, src, offset, bytes)?;
+    map_after_async(gpu, &staging, bytes, what, index).await
+}
+
+/// The async form of [`map_after`]: maps `staging`, whose copy is in
+/// submission `index`, and copies `bytes` out without blocking the caller.
+pub(crate) async fn map_after_async(
+    gpu: &Gpu,
+    staging: &GpuBuffer,
+    bytes: u64,
+    what: &'static str,
+    index: wgpu::SubmissionIndex,
+) -> Result<Vec<u8>> {
     let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
     staging
         .mapped()
@@ -130,7 +142,7 @@ pub(crate) async fn read_bytes_async(
         staging.never_reuse();
         return Err(e);
     }
-    mapped(gpu, &staging, bytes, what, outcome)
+    mapped(gpu, staging, bytes, what, outcome)
 }
 
 /// Maps `staging` (MAP_READ), whose copy is in submission `index`, waits

@@ -65,24 +65,59 @@ impl Status {
     /// naming the position and the index found there.
     pub(crate) fn submit_and_check(
         &self,
-        mut encoder: wgpu::CommandEncoder,
+        encoder: wgpu::CommandEncoder,
         indices: &IndexTensor,
         num_embeddings: usize,
     ) -> Result<()> {
+        let (staging, index) = self.submit_with_copy(encoder)?;
+        let bytes = crate::readback::map_after(&self.gpu, &staging, 4, "status word", index)?;
+        match bytemuck::pod_read_unaligned::<u32>(&bytes) {
+            STATUS_OK => Ok(()),
+            word => Err(Error::IndexOutOfRange {
+                position: word as usize,
+                index: indices.read_one(word as usize)? as u64,
+                num_embeddings,
+            }),
+        }
+    }
+
+    /// Records the word's copy after the kernels and submits `encoder`
+    /// (inside the caller's scope: what it recorded is submitted before
+    /// any buffer it dropped can be reused).
+    pub(crate) fn submit_with_copy(
+        &self,
+        mut encoder: wgpu::CommandEncoder,
+    ) -> Result<(GpuBuffer, wgpu::SubmissionIndex)> {
         // Made here, not in `new`: calls whose indices the host checked never read the word.
         let staging = crate::readback::staging_buffer(&self.gpu, 4)?;
         encoder.copy_buffer_to_buffer(self.word.raw(), 0, staging.raw(), 0, 4);
         let index = self.gpu.submit(encoder)?;
-        let bytes = crate::readback::map_after(&self.gpu, &staging, 4, "status word", index)?;
-        let word: u32 = bytemuck::pod_read_unaligned(&bytes);
-        if word == STATUS_OK {
-            return Ok(());
+        Ok((staging, index))
+    }
+
+    /// The async form of [`submit_and_check`](Self::submit_and_check)'s
+    /// second half: reads the word that [`submit_with_copy`](Self::submit_with_copy)
+    /// copied, without blocking (a web page's way).
+    pub(crate) async fn check_async(
+        &self,
+        staging: GpuBuffer,
+        index: wgpu::SubmissionIndex,
+        indices: &IndexTensor,
+        num_embeddings: usize,
+    ) -> Result<()> {
+        let bytes =
+            crate::readback::map_after_async(&self.gpu, &staging, 4, "status word", index).await?;
+        match bytemuck::pod_read_unaligned::<u32>(&bytes) {
+            STATUS_OK => Ok(()),
+            word => {
+                let at = indices.to_vec_range_async(word as usize, 1).await?;
+                Err(Error::IndexOutOfRange {
+                    position: word as usize,
+                    index: at.first().copied().unwrap_or(u32::MAX) as u64,
+                    num_embeddings,
+                })
+            }
         }
-        Err(Error::IndexOutOfRange {
-            position: word as usize,
-            index: indices.read_one(word as usize)? as u64,
-            num_embeddings,
-        })
     }
 }
 

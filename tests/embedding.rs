@@ -325,3 +325,34 @@ fn forward_into_reuses_the_callers_output_and_reports_bad_indices() {
         ));
     });
 }
+
+/// The page's lookup (web/): GPU-resident indices, the status word read back
+/// without blocking; a bad index is the same typed error.
+#[test]
+fn forward_gpu_async_looks_up_and_reports_bad_indices() {
+    each_gpu(|gpu| {
+        let (rows, dim) = (9, 5);
+        let t = table(rows, dim);
+        let emb = Embedding::from_pretrained(gpu, &t, rows, dim, true).unwrap();
+        let batch = [0u32, 8, 3, 3];
+        let idx = IndexTensor::from_slice(gpu, &batch).unwrap();
+        let out = pollster::block_on(emb.forward_gpu_async(&idx)).unwrap();
+        let mut want = vec![0.0; batch.len() * dim];
+        let mut status = u32::MAX;
+        cpu::embedding_gather(rows, dim, &batch, &mut status, &t, &mut want);
+        assert_bits_eq("forward_gpu_async", &out.to_vec().unwrap(), &want);
+        let bad = IndexTensor::from_slice(gpu, &[1, 9, 2, 3]).unwrap();
+        let r = pollster::block_on(emb.forward_gpu_async(&bad));
+        assert!(
+            matches!(
+                r,
+                Err(Error::IndexOutOfRange {
+                    position: 1,
+                    index: 9,
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+    });
+}

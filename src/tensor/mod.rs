@@ -271,6 +271,22 @@ impl IndexTensor {
             readback::read_bytes(&self.gpu, self.buffer(), 0, self.len as u64 * 4, "indices")?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
+    /// Copies indices `first .. first + count` to the host without blocking.
+    pub(crate) async fn to_vec_range_async(&self, first: usize, count: usize) -> Result<Vec<u32>> {
+        let src = {
+            let _scope = self.gpu.scope();
+            self.buffer()
+        };
+        let bytes = readback::read_bytes_async(
+            &self.gpu,
+            src,
+            first as u64 * 4,
+            count as u64 * 4,
+            "indices",
+        )
+        .await?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
     /// Reads the single index at `position`.
     pub(crate) fn read_one(&self, position: usize) -> Result<u32> {
         let _scope = self.gpu.scope();

@@ -8,7 +8,9 @@ use wgpu_embed::cpu::uniform_init::{digest, fnv1a_f32, normal_fill, uniform_fill
 use wgpu_embed::cpu::{self, BackwardOptions};
 use wgpu_embed::kernels::matmul::{matmul, MatmulOptions};
 use wgpu_embed::kernels::uniform_init::fill;
-use wgpu_embed::{BagMode, Distribution, Embedding, EmbeddingBag, Gpu, Gradient, Tensor};
+use wgpu_embed::{
+    BagMode, Distribution, Embedding, EmbeddingBag, Gpu, Gradient, IndexTensor, Tensor,
+};
 
 fn js(e: impl std::fmt::Display) -> JsValue {
     JsValue::from_str(&e.to_string())
@@ -70,6 +72,18 @@ const DIM: usize = 24;
 async fn gather(gpu: &Gpu, ids: &[u32], table: &[f32]) -> Result<Vec<f32>, wgpu_embed::Error> {
     let emb = Embedding::from_pretrained(gpu, table, ROWS, DIM, true)?;
     emb.forward(ids)?.to_vec_async().await
+}
+
+async fn gather_gpu(gpu: &Gpu, ids: &[u32], table: &[f32]) -> Result<Vec<f32>, wgpu_embed::Error> {
+    let emb = Embedding::from_pretrained(gpu, table, ROWS, DIM, true)?;
+    let idx = IndexTensor::from_slice(gpu, ids)?;
+    emb.forward_gpu_async(&idx).await?.to_vec_async().await
+}
+
+async fn bad_index(gpu: &Gpu, table: &[f32]) -> Result<Tensor, wgpu_embed::Error> {
+    let emb = Embedding::from_pretrained(gpu, table, ROWS, DIM, true)?;
+    let idx = IndexTensor::from_slice(gpu, &[1, 2, ROWS as u32, 4])?;
+    emb.forward_gpu_async(&idx).await
 }
 
 async fn backward(
@@ -139,6 +153,31 @@ pub async fn check() -> Result<String, JsValue> {
         Ok(got) => line("embedding_gather", &got, &want, None),
         Err(e) => failed("embedding_gather", e),
     });
+    results.push(match gather_gpu(&gpu, &ids, &table).await {
+        Ok(got) => line(
+            "embedding_gather (GPU indices, status word read back)",
+            &got,
+            &want,
+            None,
+        ),
+        Err(e) => failed("embedding_gather (GPU indices)", e),
+    });
+    // A bad index in the page: a typed error naming it, not a device assert.
+    let bad = bad_index(&gpu, &table).await;
+    let caught = matches!(
+        bad,
+        Err(wgpu_embed::Error::IndexOutOfRange {
+            position: 2,
+            index: 300,
+            ..
+        })
+    );
+    results.push(json!({
+        "kernel": "embedding_gather (index 300 of 300 rows: IndexOutOfRange at position 2)",
+        "pass": caught,
+        "max_abs_diff": null,
+        "error": bad.err().map(|e| e.to_string()),
+    }));
     let go = data(ids.len() * DIM, 2);
     let want = cpu::embedding_backward_dense(ROWS, DIM, &ids, &go, &BackwardOptions::default());
     results.push(match backward(&gpu, &ids, &table, &go).await {

@@ -37,6 +37,26 @@ impl Embedding {
         Ok(out)
     }
 
+    /// [`forward_gpu`](Self::forward_gpu) without blocking: a web page's
+    /// way to look up GPU-resident indices. A bad index is the same
+    /// `IndexOutOfRange`, naming the position and the value.
+    pub async fn forward_gpu_async(&self, indices: &IndexTensor) -> Result<Tensor> {
+        indices.check_gpu(&self.gpu, "indices")?;
+        let out = self.alloc_output(indices.len())?;
+        let status = Status::new(&self.gpu)?;
+        // Recorded and submitted in one scope; only the readback is awaited.
+        let (staging, index) = {
+            let _scope = self.gpu.scope();
+            let mut encoder = self.gpu.encoder("Embedding::forward_gpu_async");
+            self.encode_forward(&mut encoder, indices, &out, &status)?;
+            status.submit_with_copy(encoder)?
+        };
+        status
+            .check_async(staging, index, indices, self.num_embeddings)
+            .await?;
+        Ok(out)
+    }
+
     /// [`forward_gpu`](Self::forward_gpu) into an output the caller keeps
     /// (`[indices.len(), dim]`): a loop that looks up batches of one size
     /// allocates nothing after its first step.
