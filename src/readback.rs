@@ -156,9 +156,7 @@ pub(crate) fn map_after(
     index: wgpu::SubmissionIndex,
 ) -> Result<Vec<u8>> {
     // A page cannot block: its readbacks are the `_async` forms.
-    #[cfg(target_arch = "wasm32")]
     if cfg!(target_arch = "wasm32") {
-        let _ = index;
         staging.never_reuse();
         return Err(Error::Readback {
             what,

@@ -50,14 +50,8 @@ impl Status {
     /// The first bad position the kernels recorded, or `None`. Waits for the
     /// GPU: call it after the submit of the work that used this status.
     pub fn read(&self) -> Result<Option<usize>> {
-        let word: u32 = bytemuck::pod_read_unaligned(&crate::readback::read_bytes(
-            &self.gpu,
-            self.word.raw(),
-            0,
-            4,
-            "status word",
-        )?);
-        Ok((word != STATUS_OK).then_some(word as usize))
+        let bytes = crate::readback::read_bytes(&self.gpu, self.word.raw(), 0, 4, "status word")?;
+        Ok(bad_position(&bytes))
     }
 
     /// Records the word's copy into `encoder` (after the kernels), submits
@@ -71,11 +65,11 @@ impl Status {
     ) -> Result<()> {
         let (staging, index) = self.submit_with_copy(encoder)?;
         let bytes = crate::readback::map_after(&self.gpu, &staging, 4, "status word", index)?;
-        match bytemuck::pod_read_unaligned::<u32>(&bytes) {
-            STATUS_OK => Ok(()),
-            word => Err(Error::IndexOutOfRange {
-                position: word as usize,
-                index: indices.read_one(word as usize)? as u64,
+        match bad_position(&bytes) {
+            None => Ok(()),
+            Some(position) => Err(Error::IndexOutOfRange {
+                position,
+                index: indices.read_one(position)? as u64,
                 num_embeddings,
             }),
         }
@@ -107,18 +101,24 @@ impl Status {
     ) -> Result<()> {
         let bytes =
             crate::readback::map_after_async(&self.gpu, &staging, 4, "status word", index).await?;
-        match bytemuck::pod_read_unaligned::<u32>(&bytes) {
-            STATUS_OK => Ok(()),
-            word => {
-                let at = indices.to_vec_range_async(word as usize, 1).await?;
+        match bad_position(&bytes) {
+            None => Ok(()),
+            Some(position) => {
+                let at = indices.to_vec_range_async(position, 1).await?;
                 Err(Error::IndexOutOfRange {
-                    position: word as usize,
+                    position,
                     index: at.first().copied().unwrap_or(u32::MAX) as u64,
                     num_embeddings,
                 })
             }
         }
     }
+}
+
+/// The first bad position a status word read back holds, if any.
+fn bad_position(word: &[u8]) -> Option<usize> {
+    let word: u32 = bytemuck::pod_read_unaligned(word);
+    (word != STATUS_OK).then_some(word as usize)
 }
 
 impl std::fmt::Debug for Status {

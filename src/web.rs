@@ -1,14 +1,12 @@
-//! What a web page needs, which cannot block: opening a `Gpu` and the
-//! RNG's fingerprint, as async calls (they work natively too). In a page,
+//! What a web page needs, which cannot block: opening a `Gpu` as an async
+//! call (it works natively too; the RNG's fingerprint is
+//! `kernels::uniform_init::digest_async`). In a page,
 //! calls record and submit without waiting (work runs in queue order),
 //! GPU errors reach the console instead of error scopes, and results come
 //! back through the `_async` readbacks; a blocking readback is an error.
 
-use crate::cpu::uniform_init::{fnv1a_f32, DIGEST_SHAPE};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuOptions};
-use crate::kernels::uniform_init::{fill, Distribution};
-use crate::tensor::Tensor;
 
 impl Gpu {
     /// The best adapter, opened without blocking: in a web page, the
@@ -34,13 +32,4 @@ impl Gpu {
             })?;
         Gpu::open_async(&adapter, &options).await
     }
-}
-
-/// [`crate::kernels::uniform_init::digest`] without blocking: what a page
-/// prints and compares with the native build's.
-pub async fn rng_digest(gpu: &Gpu) -> Result<u64> {
-    let [rows, cols] = DIGEST_SHAPE;
-    let t = Tensor::zeros(gpu, &[rows, cols])?;
-    fill(&t, 42, Distribution::Uniform { lo: -1.0, hi: 1.0 })?;
-    Ok(fnv1a_f32(&t.to_vec_async().await?))
 }

@@ -101,7 +101,7 @@ fn the_digest_is_the_same_everywhere_and_pinned() {
 fn the_async_open_and_digest_give_the_same_fingerprint() {
     let _serial = common::serial();
     let gpu = pollster::block_on(wgpu_embed::Gpu::new_async()).unwrap();
-    let d = pollster::block_on(wgpu_embed::web::rng_digest(&gpu)).unwrap();
+    let d = pollster::block_on(wgpu_embed::kernels::uniform_init::digest_async(&gpu)).unwrap();
     assert_eq!(format!("{d:016x}"), PINNED_DIGEST, "{}", gpu.describe());
 }
 

@@ -193,12 +193,20 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &FillArgs) ->
 
 /// The RNG's fingerprint on `gpu`: the twin's [`crate::cpu::uniform_init::digest`]
 /// (FNV-1a of a 4096 × 64 table after `uniform_(-1.0, 1.0, 42)`), computed
-/// from the GPU's table. Equal on every adapter.
+/// from the GPU's table. Equal on every adapter. Blocks; [`digest_async`]
+/// is the page's form.
 pub fn digest(gpu: &Gpu) -> Result<u64> {
+    pollster::block_on(digest_async(gpu))
+}
+
+/// [`digest`] without blocking (a web page's way).
+pub async fn digest_async(gpu: &Gpu) -> Result<u64> {
     let [rows, cols] = crate::cpu::uniform_init::DIGEST_SHAPE;
     let t = Tensor::zeros(gpu, &[rows, cols])?;
     fill(&t, 42, Distribution::Uniform { lo: -1.0, hi: 1.0 })?;
-    Ok(crate::cpu::uniform_init::fnv1a_f32(&t.to_vec()?))
+    Ok(crate::cpu::uniform_init::fnv1a_f32(
+        &t.to_vec_async().await?,
+    ))
 }
 
 /// Fills all of `tensor` from stream `seed` (element `i` ← random element `i`), submits and waits.

@@ -45,13 +45,19 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 /// Runs `f` once per adapter, naming the adapter if it panics.
-pub fn each_gpu(mut f: impl FnMut(&Gpu)) {
+pub fn each_gpu(f: impl FnMut(&Gpu)) {
+    run_on(gpus(), "", f);
+}
+
+/// Runs `f` on each of `gpus`, one test at a time, naming the adapter (and
+/// `how` it was opened) if it panics.
+fn run_on(gpus: &[Gpu], how: &str, mut f: impl FnMut(&Gpu)) {
     let _serial = serial();
-    for gpu in gpus() {
+    for gpu in gpus {
         let name = gpu.describe();
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(gpu)));
         if let Err(e) = result {
-            eprintln!("failed on adapter {name}");
+            eprintln!("failed on adapter {name}{how}");
             std::panic::resume_unwind(e);
         }
     }
@@ -148,7 +154,7 @@ pub const REAL_BINDING: u64 = 128 << 20;
 /// lavapipe as it is, and an adapter that binds more (SwiftShader binds
 /// 1 GiB) opened again with that cap, so a 300 MB table is split on every
 /// one of them. Fails when there is no Vulkan adapter.
-pub fn each_vulkan_gpu_binding_128_mib(mut f: impl FnMut(&Gpu)) {
+pub fn each_vulkan_gpu_binding_128_mib(f: impl FnMut(&Gpu)) {
     static GPUS: OnceLock<Vec<Gpu>> = OnceLock::new();
     let gpus = GPUS.get_or_init(|| {
         let vulkan: Vec<Gpu> = gpus()
@@ -167,28 +173,14 @@ pub fn each_vulkan_gpu_binding_128_mib(mut f: impl FnMut(&Gpu)) {
         );
         vulkan
     });
-    let _serial = serial();
-    for gpu in gpus {
-        let name = gpu.describe();
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(gpu)));
-        if let Err(e) = result {
-            eprintln!("failed on adapter {name} (bindings of at most {REAL_BINDING} bytes)");
-            std::panic::resume_unwind(e);
-        }
-    }
+    let how = format!(" (bindings of at most {REAL_BINDING} bytes)");
+    run_on(gpus, &how, f);
 }
 
 /// [`each_gpu`] on [`capped_gpus`].
-pub fn each_capped_gpu(mut f: impl FnMut(&Gpu)) {
-    let _serial = serial();
-    for gpu in capped_gpus() {
-        let name = gpu.describe();
-        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(gpu)));
-        if let Err(e) = result {
-            eprintln!("failed on adapter {name} (bindings capped at {CAPPED_BINDING} bytes)");
-            std::panic::resume_unwind(e);
-        }
-    }
+pub fn each_capped_gpu(f: impl FnMut(&Gpu)) {
+    let how = format!(" (bindings capped at {CAPPED_BINDING} bytes)");
+    run_on(capped_gpus(), &how, f);
 }
 
 /// SplitMix64: test data from a seed, identical everywhere.
