@@ -341,10 +341,18 @@ impl Gpu {
             .features
             .contains(wgpu::Features::TIMESTAMP_QUERY)
     }
+    /// The adapter's name (`llvmpipe (LLVM 15.0.6, 256 bits)`); a browser,
+    /// which hides it, gets ``BrowserWebGpu adapter (unnamed)``.
+    pub fn name(&self) -> String {
+        match self.inner.info.name.as_str() {
+            "" => format!("{:?} adapter (unnamed)", self.inner.info.backend),
+            name => name.to_string(),
+        }
+    }
     /// One line naming the adapter: `llvmpipe (LLVM 15.0.6, 256 bits) [Vulkan, Cpu]`.
     pub fn describe(&self) -> String {
         let i = &self.inner.info;
-        format!("{} [{:?}, {:?}]", i.name, i.backend, i.device_type)
+        format!("{} [{:?}, {:?}]", self.name(), i.backend, i.device_type)
     }
     /// Bytes the library's buffers hold now.
     pub fn memory_live(&self) -> u64 {
@@ -494,6 +502,37 @@ impl Gpu {
     #[cfg(target_arch = "wasm32")]
     pub(crate) fn wait(&self, _index: wgpu::SubmissionIndex) -> Result<()> {
         self.lost_flag()
+    }
+
+    /// Resolves when submission `index` has finished, without blocking the
+    /// caller: natively a helper thread waits (so a timeout or a lost device
+    /// still ends it with an error); in a page the browser's event loop tells.
+    pub(crate) async fn wait_async(&self, index: wgpu::SubmissionIndex) -> Result<()> {
+        if crate::readback::blocking() {
+            return self.wait(index);
+        }
+        let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let gpu = self.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send(gpu.wait(index));
+            });
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            let _ = index;
+            self.inner.queue.on_submitted_work_done(move || {
+                let _ = tx.send(Ok(()));
+            });
+        }
+        match rx.receive().await {
+            Some(done) => done.and_then(|()| self.lost_flag()),
+            None => Err(self.check_alive().err().unwrap_or(Error::Gpu {
+                during: "wait for the GPU",
+                message: "the completion callback never ran".into(),
+            })),
+        }
     }
 
     /// A command encoder on this device.

@@ -35,6 +35,8 @@
 //! `max_buffer_size` are the limits that remain; the README's "Known limits"
 //! lists the arrays that must still fit one binding.
 
+#[cfg(feature = "bench")]
+pub mod bench;
 mod binding;
 pub mod cpu;
 mod error;

@@ -72,6 +72,43 @@ fn mapped(
     read
 }
 
+thread_local! {
+    /// Set while [`block`] runs an async call on this thread.
+    static BLOCKING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is inside [`block`]: an async wait may then block.
+pub(crate) fn blocking() -> bool {
+    BLOCKING.with(|b| b.get())
+}
+
+/// Runs an `_async` call to completion: the blocking form of every call that
+/// waits on the GPU is this around its async form. A page cannot block, so
+/// there it is an error that names the async form to use.
+pub(crate) fn block<T>(
+    what: &'static str,
+    call: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let _ = what;
+        // Inside, the waits happen on this thread (no helper thread): the
+        // caller asked to block, and nothing else runs on it meanwhile.
+        let outer = BLOCKING.with(|b| b.replace(true));
+        let out = pollster::block_on(call);
+        BLOCKING.with(|b| b.set(outer));
+        out
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        drop(call);
+        Err(Error::Readback {
+            what,
+            reason: "a web page cannot wait for the GPU: use the _async form of this call".into(),
+        })
+    }
+}
+
 /// Reads `bytes` bytes of `src` from `offset`, blocking until they arrive.
 /// `offset` and `bytes` must be multiples of 4 (the crate's buffers always are).
 pub(crate) fn read_bytes(
@@ -113,6 +150,9 @@ pub(crate) async fn map_after_async(
     what: &'static str,
     index: wgpu::SubmissionIndex,
 ) -> Result<Vec<u8>> {
+    if blocking() {
+        return map_after(gpu, staging, bytes, what, index);
+    }
     let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
     staging
         .mapped()

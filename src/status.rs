@@ -50,7 +50,14 @@ impl Status {
     /// The first bad position the kernels recorded, or `None`. Waits for the
     /// GPU: call it after the submit of the work that used this status.
     pub fn read(&self) -> Result<Option<usize>> {
-        let bytes = crate::readback::read_bytes(&self.gpu, self.word.raw(), 0, 4, "status word")?;
+        crate::readback::block("status word", self.read_async())
+    }
+
+    /// [`read`](Self::read) without blocking (a web page's way).
+    pub async fn read_async(&self) -> Result<Option<usize>> {
+        let bytes =
+            crate::readback::read_bytes_async(&self.gpu, self.word.raw(), 0, 4, "status word")
+                .await?;
         Ok(bad_position(&bytes))
     }
 

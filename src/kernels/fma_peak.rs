@@ -2,8 +2,6 @@
 //! Shader: `shaders/fma_peak.wgsl`. No CPU twin: it computes nothing anyone
 //! reads; its output exists so the compiler keeps the work.
 
-use std::time::Instant;
-
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::{loop_limited, LOOP_BUDGET};
@@ -107,22 +105,26 @@ pub fn encode(
 }
 
 /// Measures the FMA rate in FLOP/s: the best of `runs` timed launches of
-/// [`default_shape`] after one warm-up, each timed around submit-and-wait
-/// (on a real GPU that includes one submit's overhead, well under 1 % of a
-/// launch this long).
+/// [`default_shape`] after one warm-up (GPU timestamps where the adapter has
+/// them, else wall time around submit-and-wait). Blocking: native only.
 pub fn measure(gpu: &Gpu, runs: usize) -> Result<f64> {
-    let _scope = gpu.scope();
+    crate::readback::block("the FMA peak", measure_async(gpu, runs))
+}
+
+/// The async form of [`measure`], for a page.
+pub async fn measure_async(gpu: &Gpu, runs: usize) -> Result<f64> {
     let shape = default_shape(gpu);
-    let out = output(gpu, shape)?;
+    let out = {
+        let _scope = gpu.scope();
+        output(gpu, shape)?
+    };
     let mut best = f64::INFINITY;
     for run in 0..runs.max(1).saturating_add(1) {
-        let mut encoder = gpu.encoder("fma_peak");
-        encode(gpu, &mut encoder, out.raw(), shape)?;
-        let start = Instant::now();
-        gpu.submit_and_wait(encoder)?;
-        let seconds = start.elapsed().as_secs_f64();
+        let t = gpu
+            .time_async(|encoder| encode(gpu, encoder, out.raw(), shape))
+            .await?;
         if run > 0 {
-            best = best.min(seconds);
+            best = best.min(t.seconds);
         }
     }
     Ok(shape.flops() as f64 / best)

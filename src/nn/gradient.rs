@@ -59,8 +59,14 @@ impl Gradient {
         }
     }
 
-    /// The dense gradient as a host vector (`num_embeddings × dim`), either variant.
+    /// The dense gradient as a host vector (`num_embeddings × dim`), either
+    /// variant, blocking until it arrives.
     pub fn to_dense_vec(&self, num_embeddings: usize, dim: usize) -> Result<Vec<f32>> {
+        crate::readback::block("gradient", self.to_dense_vec_async(num_embeddings, dim))
+    }
+
+    /// The async form of [`Gradient::to_dense_vec`], for a page.
+    pub async fn to_dense_vec_async(&self, num_embeddings: usize, dim: usize) -> Result<Vec<f32>> {
         match self {
             Gradient::Dense(t) => {
                 if t.shape() != [num_embeddings, dim] {
@@ -70,7 +76,7 @@ impl Gradient {
                         found: t.shape().to_vec(),
                     });
                 }
-                t.to_vec()
+                t.to_vec_async().await
             }
             Gradient::Sparse { rows, values } => {
                 let held = Gradient::sparse_dim(rows, values)?;
@@ -88,7 +94,7 @@ impl Gradient {
                     limit_name: "usize",
                 })?;
                 let mut out = host_zeros("dense gradient on the host", total)?;
-                let (rows, values) = (rows.to_vec()?, values.to_vec()?);
+                let (rows, values) = (rows.to_vec_async().await?, values.to_vec_async().await?);
                 for (i, &r) in rows.iter().enumerate() {
                     let r = r as usize;
                     if r < num_embeddings {

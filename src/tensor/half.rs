@@ -77,12 +77,20 @@ impl HalfTensor {
         &self.gpu
     }
 
-    /// Copies the tensor to the host as f16.
+    /// Copies the tensor to the host as f16, blocking until it arrives.
     pub fn to_f16_vec(&self) -> Result<Vec<f16>> {
+        readback::block("f16 tensor", self.to_f16_vec_async())
+    }
+
+    /// Copies the tensor to the host as f16 without blocking the caller's executor.
+    pub async fn to_f16_vec_async(&self) -> Result<Vec<f16>> {
         let n = self.numel();
         let padded = (n as u64 * 2).div_ceil(4) * 4;
-        let _scope = self.gpu.scope();
-        let bytes = readback::read_bytes(&self.gpu, self.buffer(), 0, padded, "f16 tensor")?;
+        let src = {
+            let _scope = self.gpu.scope();
+            self.buffer()
+        };
+        let bytes = readback::read_bytes_async(&self.gpu, src, 0, padded, "f16 tensor").await?;
         let mut out: Vec<f16> = bytemuck::pod_collect_to_vec(&bytes);
         out.truncate(n);
         Ok(out)
@@ -91,6 +99,16 @@ impl HalfTensor {
     /// Copies the tensor to the host, widened to f32 (exact).
     pub fn to_vec(&self) -> Result<Vec<f32>> {
         Ok(self.to_f16_vec()?.iter().map(|h| h.to_f32()).collect())
+    }
+
+    /// The async form of [`HalfTensor::to_vec`].
+    pub async fn to_vec_async(&self) -> Result<Vec<f32>> {
+        Ok(self
+            .to_f16_vec_async()
+            .await?
+            .iter()
+            .map(|h| h.to_f32())
+            .collect())
     }
 
     /// Overwrites the contents with `data` rounded to f16, in queue order.

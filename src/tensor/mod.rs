@@ -264,12 +264,16 @@ impl IndexTensor {
     pub fn gpu(&self) -> &Gpu {
         &self.gpu
     }
-    /// Copies the indices to the host.
+    /// Copies the indices to the host, blocking until they arrive.
     pub fn to_vec(&self) -> Result<Vec<u32>> {
         let _scope = self.gpu.scope();
         let bytes =
             readback::read_bytes(&self.gpu, self.buffer(), 0, self.len as u64 * 4, "indices")?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+    /// Copies the indices to the host without blocking the caller's executor.
+    pub async fn to_vec_async(&self) -> Result<Vec<u32>> {
+        self.to_vec_range_async(0, self.len).await
     }
     /// Copies indices `first .. first + count` to the host without blocking.
     pub(crate) async fn to_vec_range_async(&self, first: usize, count: usize) -> Result<Vec<u32>> {

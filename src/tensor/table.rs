@@ -58,6 +58,12 @@ impl Block {
             Block::F16(t) => t.to_vec(),
         }
     }
+    async fn to_vec_async(&self) -> Result<Vec<f32>> {
+        match self {
+            Block::F32(t) => t.to_vec_async().await,
+            Block::F16(t) => t.to_vec_async().await,
+        }
+    }
     fn write(&self, data: &[f32]) -> Result<()> {
         match self {
             Block::F32(t) => t.write(data),
@@ -295,6 +301,14 @@ impl Table {
         let mut out = Vec::with_capacity(self.numel());
         for b in &self.blocks {
             out.extend(b.to_vec()?);
+        }
+        Ok(out)
+    }
+    /// The async form of [`Table::to_vec`], for a page.
+    pub async fn to_vec_async(&self) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(self.numel());
+        for b in &self.blocks {
+            out.extend(b.to_vec_async().await?);
         }
         Ok(out)
     }

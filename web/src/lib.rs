@@ -2,18 +2,153 @@
 //! the browser tests call. Each kernel runs on the browser's WebGPU adapter
 //! and is compared with its CPU twin, in the page.
 
+use std::cell::RefCell;
+
 use serde_json::{json, Value};
 use wasm_bindgen::prelude::*;
+use wgpu_embed::bench;
 use wgpu_embed::cpu::uniform_init::{digest, fnv1a_f32, normal_fill, uniform_fill, DIGEST_SHAPE};
 use wgpu_embed::cpu::{self, BackwardOptions};
 use wgpu_embed::kernels::matmul::{matmul, MatmulOptions};
 use wgpu_embed::kernels::uniform_init::fill;
 use wgpu_embed::{
-    BagMode, Distribution, Embedding, EmbeddingBag, Gpu, Gradient, IndexTensor, Tensor,
+    BagMode, DType, Distribution, Embedding, EmbeddingBag, EmbeddingOptions, Gpu, Gradient,
+    IndexTensor, Tensor,
 };
 
 fn js(e: impl std::fmt::Display) -> JsValue {
     JsValue::from_str(&e.to_string())
+}
+
+thread_local! {
+    /// One device for the page: pipelines are built once and shared by the
+    /// self-check and the benchmark.
+    static GPU: RefCell<Option<Gpu>> = const { RefCell::new(None) };
+}
+
+async fn gpu() -> Result<Gpu, JsValue> {
+    if let Some(g) = GPU.with(|g| g.borrow().clone()) {
+        return Ok(g);
+    }
+    let g = Gpu::new_async().await.map_err(js)?;
+    GPU.with(|slot| *slot.borrow_mut() = Some(g.clone()));
+    Ok(g)
+}
+
+fn adapter_json(gpu: &Gpu) -> Value {
+    let l = gpu.limits();
+    let i = gpu.adapter_info();
+    json!({
+        "adapter": gpu.describe(),
+        "info": {
+            "name": i.name,
+            "vendor": i.vendor,
+            "device": i.device,
+            "driver": i.driver,
+            "driver_info": i.driver_info,
+            "backend": format!("{:?}", i.backend),
+            "device_type": format!("{:?}", i.device_type),
+        },
+        "limits": {
+            "max_storage_buffer_binding_size": l.max_storage_buffer_binding_size,
+            "max_buffer_size": l.max_buffer_size,
+            "max_compute_workgroup_storage_size": l.max_compute_workgroup_storage_size,
+            "max_compute_invocations_per_workgroup": l.max_compute_invocations_per_workgroup,
+            "max_compute_workgroups_per_dimension": l.max_compute_workgroups_per_dimension,
+            "min_storage_buffer_offset_alignment": l.min_storage_buffer_offset_alignment,
+        },
+        "features": {
+            "float32_atomics": gpu.has_float_atomics(),
+            "timestamps": gpu.has_timestamps(),
+            "shader_f16": gpu.features().contains(wgpu::Features::SHADER_F16),
+        },
+        "clock": gpu.clock().to_string(),
+    })
+}
+
+/// The browser's adapter: name, info, limits and features, as JSON.
+#[wasm_bindgen]
+pub async fn adapter() -> Result<String, JsValue> {
+    Ok(adapter_json(&gpu().await?).to_string())
+}
+
+/// What the benchmark would run on this adapter by default, as JSON
+/// (`{"vocab", "batch", "dim", "reps", "backward", "seed"}`).
+#[wasm_bindgen]
+pub async fn default_plan() -> Result<String, JsValue> {
+    let p = bench::Plan::for_adapter(&gpu().await?);
+    Ok(
+        json!({"vocab": p.vocab, "batch": p.batch, "dim": p.dim, "reps": p.reps,
+              "backward": p.backward, "seed": p.seed})
+        .to_string(),
+    )
+}
+
+/// The gather-vs-one-hot sweep on the browser's adapter: the CLI's sweep,
+/// schema and chart. `plan` is JSON whose fields (`vocab`, `batch`, `dim`,
+/// `reps`, `backward`, `seed`) override [`bench::Plan::for_adapter`]'s;
+/// `progress(done, total, message)` is called before each step. Returns
+/// `{"results": <wgpu-embed/bench/v1>, "table": <text>, "svg": <chart>}`.
+#[wasm_bindgen]
+pub async fn run_bench(plan: String, progress: js_sys::Function) -> Result<String, JsValue> {
+    let gpu = gpu().await?;
+    let mut p = bench::Plan::for_adapter(&gpu);
+    let o: Value = serde_json::from_str(if plan.trim().is_empty() { "{}" } else { &plan })
+        .map_err(|e| js(format!("the plan is not JSON: {e}")))?;
+    let count = |k: &str| -> Result<Option<usize>, JsValue> {
+        match &o[k] {
+            Value::Null => Ok(None),
+            v => v
+                .as_u64()
+                .filter(|&n| n > 0)
+                .map(|n| Some(n as usize))
+                .ok_or_else(|| {
+                    js(format!(
+                        "plan field {k} must be a positive whole number, not {v}"
+                    ))
+                }),
+        }
+    };
+    if let Some(v) = o["vocab"].as_array() {
+        p.vocab = v
+            .iter()
+            .map(|x| {
+                x.as_u64()
+                    .filter(|&n| n > 0)
+                    .map(|n| n as usize)
+                    .ok_or_else(|| {
+                        js(format!(
+                            "vocabulary sizes must be positive whole numbers, not {x}"
+                        ))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    p.batch = count("batch")?.unwrap_or(p.batch);
+    p.dim = count("dim")?.unwrap_or(p.dim);
+    p.reps = count("reps")?.unwrap_or(p.reps);
+    if let Some(b) = o["backward"].as_bool() {
+        p.backward = b;
+    }
+    if let Some(seed) = o["seed"].as_u64() {
+        p.seed = seed;
+    }
+    let mut tell = |s: bench::Progress| {
+        let _ = progress.call3(
+            &JsValue::NULL,
+            &JsValue::from_f64(s.done as f64),
+            &JsValue::from_f64(s.total as f64),
+            &JsValue::from_str(&s.message),
+        );
+    };
+    let results = bench::run(&gpu, &p, &mut tell).await.map_err(js)?;
+    let svg = bench::svg(&results).map_err(js)?;
+    Ok(json!({
+        "results": results,
+        "table": results.table(),
+        "svg": svg,
+    })
+    .to_string())
 }
 
 /// One line of the self-check: bit-for-bit unless `tolerance` (relative to
@@ -134,7 +269,7 @@ async fn product(
 /// must equal what `wgpu-embed adapters --digest` prints natively.
 #[wasm_bindgen]
 pub async fn check() -> Result<String, JsValue> {
-    let gpu = Gpu::new_async().await.map_err(js)?;
+    let gpu = gpu().await?;
     let mut results = Vec::new();
     let (uniform, want) = rng(&gpu, false).await.map_err(js)?;
     results.push(line("uniform_init (uniform)", &uniform, &want, None));
@@ -218,24 +353,210 @@ pub async fn check() -> Result<String, JsValue> {
         Ok(got) => line("matmul", &got, &want, Some(1e-5)),
         Err(e) => failed("matmul", e),
     });
-    let l = gpu.limits();
-    let result = json!({
-        "adapter": gpu.describe(),
-        "limits": {
-            "max_storage_buffer_binding_size": l.max_storage_buffer_binding_size,
-            "max_buffer_size": l.max_buffer_size,
-            "max_compute_workgroup_storage_size": l.max_compute_workgroup_storage_size,
-            "max_compute_invocations_per_workgroup": l.max_compute_invocations_per_workgroup,
-            "max_compute_workgroups_per_dimension": l.max_compute_workgroups_per_dimension,
-            "min_storage_buffer_offset_alignment": l.min_storage_buffer_offset_alignment,
-        },
-        "features": {
-            "float32_atomics": gpu.has_float_atomics(),
-            "timestamps": gpu.has_timestamps(),
-        },
-        "results": results,
-        "rng_digest": format!("{:016x}", fnv1a_f32(&uniform)),
-        "native_digest": format!("{:016x}", digest()),
-    });
+    results.extend(more_lines(&gpu, &table, &ids).await);
+    let mut result = adapter_json(&gpu);
+    result["results"] = Value::Array(results);
+    result["rng_digest"] = json!(format!("{:016x}", fnv1a_f32(&uniform)));
+    result["native_digest"] = json!(format!("{:016x}", digest()));
     Ok(result.to_string())
+}
+
+/// The lines past the first ones: updates, bag modes, f16, and the small kernels.
+async fn more_lines(gpu: &Gpu, table: &[f32], ids: &[u32]) -> Vec<Value> {
+    let mut out = Vec::new();
+    let go = data(ids.len() * DIM, 5);
+    let opts = BackwardOptions::default();
+
+    // Fused backward + SGD (segment_sum's SGD epilogue).
+    let mut want = table.to_vec();
+    cpu::embedding_backward_sgd(ROWS, DIM, ids, &go, &opts, &mut want, 0.5);
+    let got = async {
+        let mut emb = Embedding::from_pretrained(gpu, table, ROWS, DIM, false)?;
+        let grad_out = Tensor::from_slice(gpu, &go, &[ids.len(), DIM])?;
+        emb.backward_sgd(ids, &grad_out, 0.5)?;
+        emb.weight().to_vec_async().await
+    }
+    .await;
+    out.push(result_line(
+        "backward_sgd (segment_sum, fused SGD)",
+        got,
+        &want,
+    ));
+
+    // Fused backward + row-wise Adagrad.
+    let mut want = table.to_vec();
+    let mut state = vec![0.0f32; ROWS];
+    cpu::embedding_backward_adagrad(
+        ROWS, DIM, ids, &go, &opts, &mut want, &mut state, 0.1, 1e-10,
+    );
+    let got = async {
+        let mut emb = Embedding::from_pretrained(gpu, table, ROWS, DIM, false)?;
+        let grad_out = Tensor::from_slice(gpu, &go, &[ids.len(), DIM])?;
+        let mut s = emb.adagrad_state()?;
+        emb.backward_adagrad(ids, &grad_out, &mut s, 0.1, 1e-10)?;
+        let mut both = emb.weight().to_vec_async().await?;
+        both.extend(s.to_vec_async().await?);
+        Ok(both)
+    }
+    .await;
+    want.extend(state);
+    out.push(result_line(
+        "backward_adagrad (row-wise Adagrad, weights and state)",
+        got,
+        &want,
+    ));
+
+    // GPU-resident indices, one out of range: a typed error, weights unchanged.
+    let got = async {
+        let mut emb = Embedding::from_pretrained(gpu, table, ROWS, DIM, false)?;
+        let idx = IndexTensor::from_slice(gpu, &[3, 7, ROWS as u32 + 5, 1])?;
+        let grad_out = Tensor::from_slice(gpu, &go[..4 * DIM], &[4, DIM])?;
+        let outcome = emb.backward_sgd_gpu_async(&idx, &grad_out, 0.5).await;
+        Ok::<_, wgpu_embed::Error>((outcome, emb.weight().to_vec_async().await?))
+    }
+    .await;
+    out.push(match got {
+        Ok((Err(e @ wgpu_embed::Error::IndexOutOfRange { position: 2, .. }), after)) => {
+            let mut v = line("backward_sgd_gpu_async (index 305 at position 2: IndexOutOfRange, weights unchanged)", &after, table, None);
+            v["error"] = json!(e.to_string());
+            v
+        }
+        Ok((outcome, _)) => failed("backward_sgd_gpu_async (bad index)", format!("expected IndexOutOfRange at position 2, got {outcome:?}")),
+        Err(e) => failed("backward_sgd_gpu_async (bad index)", e),
+    });
+
+    // Bags: mean and max (max also returns the arg-max positions).
+    let csr: Vec<u32> = (0..=100u32).map(|b| b * 10).collect();
+    let starts = &csr[..100];
+    for mode in [BagMode::Mean, BagMode::Max] {
+        let mut want = vec![0.0; 100 * DIM];
+        let (mut status, mut positions) = (u32::MAX, vec![0u32; 100 * DIM]);
+        cpu::embedding_bag(
+            mode,
+            ROWS,
+            DIM,
+            None,
+            ids,
+            &csr,
+            None,
+            &mut status,
+            &mut positions,
+            table,
+            &mut want,
+        );
+        let got = async {
+            let bag = EmbeddingBag::from_pretrained(gpu, table, ROWS, DIM, true, mode)?;
+            bag.forward(ids, starts, None)?.to_vec_async().await
+        }
+        .await;
+        out.push(result_line(
+            &format!("embedding_bag ({mode:?})").to_lowercase(),
+            got,
+            &want,
+        ));
+    }
+
+    // An f16 table: the same gather, reading halves (exact widening).
+    let halves: Vec<half::f16> = table.iter().map(|&x| half::f16::from_f32(x)).collect();
+    let mut want = vec![0.0; ids.len() * DIM];
+    let mut status = u32::MAX;
+    cpu::embedding_gather(ROWS, DIM, ids, &mut status, &halves, &mut want);
+    let got = async {
+        let options = EmbeddingOptions {
+            dtype: DType::F16,
+            ..EmbeddingOptions::default()
+        };
+        let emb = Embedding::from_pretrained_with_options(gpu, table, ROWS, DIM, options)?;
+        emb.forward(ids)?.to_vec_async().await
+    }
+    .await;
+    out.push(match got {
+        Err(wgpu_embed::Error::MissingFeature { .. })
+            if !gpu.features().contains(wgpu::Features::SHADER_F16) =>
+        {
+            json!({"kernel": "embedding_gather (f16 table)", "pass": true, "max_abs_diff": null,
+                   "note": "this adapter has no shader-f16: f16 tables are a typed MissingFeature error here"})
+        }
+        got => result_line("embedding_gather (f16 table)", got, &want),
+    });
+
+    // max_norm: the lookup renormalises the rows it reads, in place.
+    let mut want = table.to_vec();
+    let mut counts = vec![0u32; ROWS];
+    for &i in ids {
+        counts[i as usize] += 1;
+    }
+    cpu::embedding_renorm(ROWS, DIM, 1.0, 2.0, u32::MAX, &counts, &mut want);
+    let got = async {
+        let options = EmbeddingOptions {
+            max_norm: Some(1.0),
+            ..EmbeddingOptions::default()
+        };
+        let emb = Embedding::from_pretrained_with_options(gpu, table, ROWS, DIM, options)?;
+        emb.forward(ids)?;
+        emb.weight().to_vec_async().await
+    }
+    .await;
+    out.push(result_line(
+        "embedding_renorm (max_norm 1.0, the rows read)",
+        got,
+        &want,
+    ));
+
+    // one_hot and column_sum (Linear's bias gradient).
+    let mut want = vec![0.0; ids.len() * ROWS];
+    cpu::one_hot(ids, ROWS, &mut want);
+    let got = async {
+        wgpu_embed::kernels::one_hot::one_hot(gpu, ids, ROWS)?
+            .to_vec_async()
+            .await
+    }
+    .await;
+    out.push(result_line("one_hot", got, &want));
+    let mut want = vec![0.0; DIM];
+    cpu::column_sum(ids.len(), DIM, false, &go, &mut want);
+    let got = async {
+        let x = Tensor::from_slice(gpu, &go, &[ids.len(), DIM])?;
+        wgpu_embed::kernels::column_sum::column_sum(&x)?
+            .to_vec_async()
+            .await
+    }
+    .await;
+    out.push(result_line("column_sum", got, &want));
+
+    // Float atomics: where the adapter has none, a typed error says so.
+    let mut emb = match Embedding::from_pretrained(gpu, table, ROWS, DIM, false) {
+        Ok(e) => e,
+        Err(e) => {
+            out.push(failed("scatter_add_atomic", e));
+            return out;
+        }
+    };
+    emb.set_gradient_mode(wgpu_embed::GradientMode::Atomic);
+    let got = async {
+        let grad_out = Tensor::from_slice(gpu, &go, &[ids.len(), DIM])?;
+        match emb.backward(ids, &grad_out)? {
+            Gradient::Dense(t) => t.to_vec_async().await,
+            Gradient::Sparse { .. } => Ok(Vec::new()),
+        }
+    }
+    .await;
+    let want = cpu::embedding_backward_dense(ROWS, DIM, ids, &go, &opts);
+    out.push(match got {
+        Err(wgpu_embed::Error::MissingFeature { .. }) if !gpu.has_float_atomics() => json!({
+            "kernel": "scatter_add_atomic", "pass": true, "max_abs_diff": null,
+            "note": "this adapter has no float atomics: GradientMode::Atomic is a typed MissingFeature error here"}),
+        // Atomic sums run in any order: within a few ulps of the sorted sum.
+        Ok(got) => line("scatter_add_atomic", &got, &want, Some(1e-5)),
+        Err(e) => failed("scatter_add_atomic", e),
+    });
+    out
+}
+
+/// A line from a call that may have failed: bit for bit against `want`.
+fn result_line(kernel: &str, got: Result<Vec<f32>, wgpu_embed::Error>, want: &[f32]) -> Value {
+    match got {
+        Ok(got) => line(kernel, &got, want, None),
+        Err(e) => failed(kernel, e),
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use crate::report::Results;
+use wgpu_embed::bench::Results;
 
 pub fn run(a: &Path, b: &Path) -> Result<(), String> {
     let (ra, rb) = (Results::read_json(a)?, Results::read_json(b)?);

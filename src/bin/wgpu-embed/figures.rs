@@ -13,7 +13,7 @@ use wgpu_embed::{
     ids, BagMode, DType, Distribution, Embedding, Gpu, IndexTensor, Result, Status, Tensor,
 };
 
-use crate::report::summarize;
+use wgpu_embed::bench::summarize;
 
 /// The sizes of one run: the issue's, or smaller ones for CPU adapters.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]

@@ -1,17 +1,14 @@
 //! `wgpu-embed`: benchmark an embedding's gather against a one-hot matmul on
 //! this machine's GPU, forward and backward, time and memory.
 
-mod bench;
-mod chart;
 mod compare;
 mod figures;
-mod report;
-mod roofline;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use wgpu_embed::bench;
 use wgpu_embed::kernels::uniform_init;
 use wgpu_embed::{Gpu, GpuOptions};
 
@@ -167,22 +164,18 @@ fn open(args: &AdapterArgs) -> Result<Gpu, String> {
 
 fn run_bench(args: &BenchArgs) -> Result<(), String> {
     let gpu = open(&args.adapter)?;
-    let cpu = gpu.adapter_info().device_type == wgpu::DeviceType::Cpu;
+    let defaults = bench::Plan::for_adapter(&gpu);
     let plan = bench::Plan {
         vocab: if args.vocab.is_empty() {
-            if cpu {
-                vec![1_000, 3_000, 10_000, 30_000, 100_000]
-            } else {
-                vec![1_000, 10_000, 100_000, 1_000_000]
-            }
+            defaults.vocab
         } else {
             args.vocab.clone()
         },
-        batch: args.batch.unwrap_or(if cpu { 2048 } else { 16384 }),
-        dim: args.dim.unwrap_or(if cpu { 64 } else { 128 }),
+        batch: args.batch.unwrap_or(defaults.batch),
+        dim: args.dim.unwrap_or(defaults.dim),
         backward: !args.no_backward,
-        reps: args.reps.unwrap_or(if cpu { 5 } else { 20 }),
-        warmup: 1,
+        reps: args.reps.unwrap_or(defaults.reps),
+        warmup: defaults.warmup,
         seed: args.seed,
     };
     eprintln!("adapter: {}", gpu.describe());
@@ -193,7 +186,7 @@ fn run_bench(args: &BenchArgs) -> Result<(), String> {
     std::fs::write(&probe, b"")
         .and_then(|()| std::fs::remove_file(&probe))
         .map_err(|e| format!("cannot write in {}: {e}", args.out.display()))?;
-    let results = bench::run(&gpu, &plan, args.quiet)?;
+    let results = run_with_bar(&gpu, &plan, args.quiet)?;
     out!("{}", results.table().trim_end());
     let json = args.out.join("results.json");
     let csv = args.out.join("results.csv");
@@ -203,7 +196,8 @@ fn run_bench(args: &BenchArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {e}", json.display()))?;
     std::fs::write(&csv, results.to_csv())
         .map_err(|e| format!("cannot write {}: {e}", csv.display()))?;
-    chart::write_svg(&results, &svg)?;
+    std::fs::write(&svg, bench::svg(&results)?)
+        .map_err(|e| format!("cannot write {}: {e}", svg.display()))?;
     out!(
         "wrote {}, {} and {}",
         json.display(),
@@ -211,6 +205,28 @@ fn run_bench(args: &BenchArgs) -> Result<(), String> {
         svg.display()
     );
     Ok(())
+}
+
+/// The sweep with a progress bar on stderr.
+fn run_with_bar(gpu: &Gpu, plan: &bench::Plan, quiet: bool) -> Result<bench::Results, String> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(plan.steps())
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
+            .expect("the progress template is valid")
+            .progress_chars("=> "),
+    );
+    let mut show = |p: bench::Progress| {
+        bar.set_position(p.done);
+        bar.set_message(p.message);
+    };
+    let results = pollster::block_on(bench::run(gpu, plan, &mut show));
+    bar.finish_and_clear();
+    results
 }
 
 fn list_adapters(args: &AdapterArgs, digest: bool) -> Result<(), String> {
@@ -289,7 +305,7 @@ fn main() -> ExitCode {
         Some(Command::Bench(args)) => run_bench(args),
         Some(Command::Adapters { adapter, digest }) => list_adapters(adapter, *digest),
         Some(Command::Roofline { adapter, reps }) => open(adapter).and_then(|gpu| {
-            let r = roofline::measure(&gpu, *reps as usize).map_err(|e| e.to_string())?;
+            let r = bench::measure_roofline(&gpu, *reps as usize).map_err(|e| e.to_string())?;
             out!("{} — times from {}", gpu.describe(), gpu.clock());
             out!(
                 "copy_buffer_to_buffer  {:8.2} GB/s (read + write)",

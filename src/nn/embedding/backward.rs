@@ -61,18 +61,34 @@ impl Embedding {
     /// `Gradient::Sparse` when the options say `sparse`, else `Gradient::Dense`.
     /// Every index is checked first (`IndexOutOfRange`); frozen tables give `Frozen`.
     pub fn backward(&self, indices: &[u32], grad_out: &Tensor) -> Result<Gradient> {
+        crate::readback::block("backward", self.backward_async(indices, grad_out))
+    }
+
+    /// [`backward`](Self::backward) without blocking (a web page's way; a
+    /// sparse gradient reads its row count back).
+    pub async fn backward_async(&self, indices: &[u32], grad_out: &Tensor) -> Result<Gradient> {
         self.check_backward(indices.len(), grad_out)?;
         check_indices(indices, self.num_embeddings)?;
         let idx = IndexTensor::from_slice(&self.gpu, indices)?;
-        self.backward_with(&idx, grad_out, IndexCheck::Host)
+        self.backward_with(&idx, grad_out, IndexCheck::Host).await
     }
 
     /// [`backward`](Self::backward) for indices already on the GPU; an
     /// out-of-range index is found by the kernels and returned as the same error.
     pub fn backward_gpu(&self, indices: &IndexTensor, grad_out: &Tensor) -> Result<Gradient> {
+        crate::readback::block("backward", self.backward_gpu_async(indices, grad_out))
+    }
+
+    /// [`backward_gpu`](Self::backward_gpu) without blocking: the index
+    /// check's status word is awaited, not waited for.
+    pub async fn backward_gpu_async(
+        &self,
+        indices: &IndexTensor,
+        grad_out: &Tensor,
+    ) -> Result<Gradient> {
         indices.check_gpu(&self.gpu, "indices")?;
         self.check_backward(indices.len(), grad_out)?;
-        self.backward_with(indices, grad_out, IndexCheck::Gpu)
+        self.backward_with(indices, grad_out, IndexCheck::Gpu).await
     }
 
     /// The checks every backward makes once, before anything is recorded:
@@ -85,7 +101,19 @@ impl Embedding {
     /// The backward after the checks, reading the status back only when the
     /// host did not check the indices (`EmbeddingBag` calls it with the
     /// indices and gradient it expanded and checked).
-    pub(in crate::nn) fn backward_with(
+    /// [`backward_with`](Self::backward_with) of host-checked indices, blocking.
+    pub(in crate::nn) fn backward_with_blocking(
+        &self,
+        indices: &IndexTensor,
+        grad_out: &Tensor,
+    ) -> Result<Gradient> {
+        crate::readback::block(
+            "backward",
+            self.backward_with(indices, grad_out, IndexCheck::Host),
+        )
+    }
+
+    pub(in crate::nn) async fn backward_with(
         &self,
         indices: &IndexTensor,
         grad_out: &Tensor,
@@ -93,14 +121,18 @@ impl Embedding {
     ) -> Result<Gradient> {
         let status = Status::new(&self.gpu)?;
         if self.options.sparse {
-            return self.backward_sparse(indices, grad_out, &status, check);
+            return self
+                .backward_sparse(indices, grad_out, &status, check)
+                .await;
         }
-        let grad = self.dense_backward(indices, grad_out, &status, check)?;
+        let grad = self
+            .dense_backward(indices, grad_out, &status, check)
+            .await?;
         Ok(Gradient::Dense(grad))
     }
 
     /// The dense gradient in the table's row-blocks, submitted and checked.
-    pub(super) fn dense_backward(
+    pub(super) async fn dense_backward(
         &self,
         indices: &IndexTensor,
         grad_out: &Tensor,
@@ -112,7 +144,7 @@ impl Embedding {
         let mut encoder = self.gpu.encoder("Embedding::backward");
         let blocks = grad.blocks();
         self.record_backward(&mut encoder, indices, grad_out, blocks, status.buffer())?;
-        self.submit_checked(encoder, status, indices, check)?;
+        self.submit_checked(encoder, status, indices, check).await?;
         Ok(grad)
     }
 
@@ -122,7 +154,7 @@ impl Embedding {
         Ok(Gradient::Dense(self.weight.zeros_like_f32()?))
     }
 
-    fn backward_sparse(
+    async fn backward_sparse(
         &self,
         indices: &IndexTensor,
         grad_out: &Tensor,
@@ -160,15 +192,22 @@ impl Embedding {
             &self.segment_args(&batch, indices, grad_out, status.buffer()),
             &[target],
         )?;
-        self.submit_checked(encoder, status, indices, check)?;
-        let unique_bytes =
-            crate::readback::read_bytes(gpu, ranks.raw(), v as u64 * 4, 4, "sparse row count")?;
+        self.submit_checked(encoder, status, indices, check).await?;
+        let unique_bytes = crate::readback::read_bytes_async(
+            gpu,
+            ranks.raw(),
+            v as u64 * 4,
+            4,
+            "sparse row count",
+        )
+        .await?;
         let unique = (bytemuck::pod_read_unaligned::<u32>(&unique_bytes) as usize).min(capacity);
         let row_tensor = IndexTensor::from_slice(gpu, &vec![0u32; unique])?;
         if unique > 0 {
             let mut copy = gpu.encoder("sparse gradient rows");
             copy.copy_buffer_to_buffer(rows.raw(), 0, row_tensor.buffer(), 0, unique as u64 * 4);
-            gpu.submit_and_wait(copy)?;
+            let index = gpu.submit(copy)?;
+            gpu.wait_async(index).await?;
         }
         Ok(Gradient::Sparse {
             rows: row_tensor.known_sorted_below(v),

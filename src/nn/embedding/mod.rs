@@ -38,9 +38,11 @@ pub(super) enum IndexCheck {
 }
 
 impl Embedding {
-    /// Submits `encoder` and waits; with [`IndexCheck::Gpu`], also reads the
-    /// status word back and turns a bad index into `IndexOutOfRange`.
-    pub(super) fn submit_checked(
+    /// Submits `encoder` and waits for it; with [`IndexCheck::Gpu`], also
+    /// reads the status word back and turns a bad index into
+    /// `IndexOutOfRange`. Async: the blocking calls run it through
+    /// `readback::block`, a page awaits it.
+    pub(super) async fn submit_checked(
         &self,
         encoder: wgpu::CommandEncoder,
         status: &Status,
@@ -48,8 +50,16 @@ impl Embedding {
         check: IndexCheck,
     ) -> Result<()> {
         match check {
-            IndexCheck::Host => self.gpu.submit_and_wait(encoder),
-            IndexCheck::Gpu => status.submit_and_check(encoder, indices, self.num_embeddings),
+            IndexCheck::Host => {
+                let index = self.gpu.submit(encoder)?;
+                self.gpu.wait_async(index).await
+            }
+            IndexCheck::Gpu => {
+                let (staging, index) = status.submit_with_copy(encoder)?;
+                status
+                    .check_async(staging, index, indices, self.num_embeddings)
+                    .await
+            }
         }
     }
 }

@@ -133,7 +133,10 @@ impl Embedding {
     /// the batch references, without a dense gradient. Indices are checked
     /// first; on any error the weights are unchanged.
     pub fn backward_sgd(&mut self, indices: &[u32], grad_out: &Tensor, lr: f32) -> Result<()> {
-        self.fused_host(indices, grad_out, Fused::Sgd { lr })
+        crate::readback::block(
+            "backward_sgd",
+            self.fused_host(indices, grad_out, Fused::Sgd { lr }),
+        )
     }
 
     /// [`backward_sgd`](Self::backward_sgd) for indices on the GPU. An
@@ -144,7 +147,21 @@ impl Embedding {
         grad_out: &Tensor,
         lr: f32,
     ) -> Result<()> {
-        self.fused_gpu(indices, grad_out, Fused::Sgd { lr })
+        crate::readback::block(
+            "backward_sgd_gpu",
+            self.backward_sgd_gpu_async(indices, grad_out, lr),
+        )
+    }
+
+    /// [`backward_sgd_gpu`](Self::backward_sgd_gpu) without blocking: the
+    /// index check's status word is awaited (a web page's way).
+    pub async fn backward_sgd_gpu_async(
+        &mut self,
+        indices: &IndexTensor,
+        grad_out: &Tensor,
+        lr: f32,
+    ) -> Result<()> {
+        self.fused_gpu(indices, grad_out, Fused::Sgd { lr }).await
     }
 
     /// Records the fused deterministic backward + SGD into the caller's
@@ -179,7 +196,10 @@ impl Embedding {
         lr: f32,
         eps: f32,
     ) -> Result<()> {
-        self.fused_host(indices, grad_out, Fused::Adagrad { state, lr, eps })
+        crate::readback::block(
+            "backward_adagrad",
+            self.fused_host(indices, grad_out, Fused::Adagrad { state, lr, eps }),
+        )
     }
 
     /// [`backward_adagrad`](Self::backward_adagrad) for indices on the GPU.
@@ -191,7 +211,23 @@ impl Embedding {
         lr: f32,
         eps: f32,
     ) -> Result<()> {
+        crate::readback::block(
+            "backward_adagrad_gpu",
+            self.backward_adagrad_gpu_async(indices, grad_out, state, lr, eps),
+        )
+    }
+
+    /// [`backward_adagrad_gpu`](Self::backward_adagrad_gpu) without blocking.
+    pub async fn backward_adagrad_gpu_async(
+        &mut self,
+        indices: &IndexTensor,
+        grad_out: &Tensor,
+        state: &mut Tensor,
+        lr: f32,
+        eps: f32,
+    ) -> Result<()> {
         self.fused_gpu(indices, grad_out, Fused::Adagrad { state, lr, eps })
+            .await
     }
 
     /// Records the fused backward + row-wise Adagrad into the caller's encoder
@@ -220,22 +256,37 @@ impl Embedding {
         grad_out: &Tensor,
         lr: f32,
     ) -> Result<()> {
-        self.fused_with(indices, grad_out, Fused::Sgd { lr }, IndexCheck::Host)
+        crate::readback::block(
+            "backward_sgd",
+            self.fused_with(indices, grad_out, Fused::Sgd { lr }, IndexCheck::Host),
+        )
     }
 
     /// A fused update from host indices: every check (the indices too)
     /// before the upload, then no status readback.
-    fn fused_host(&mut self, indices: &[u32], grad_out: &Tensor, fused: Fused) -> Result<()> {
+    async fn fused_host(
+        &mut self,
+        indices: &[u32],
+        grad_out: &Tensor,
+        fused: Fused<'_>,
+    ) -> Result<()> {
         self.check_fused(indices.len(), grad_out, fused)?;
         check_indices(indices, self.num_embeddings)?;
         let idx = IndexTensor::from_slice(&self.gpu, indices)?;
         self.fused_with(&idx, grad_out, fused, IndexCheck::Host)
+            .await
     }
 
-    fn fused_gpu(&mut self, indices: &IndexTensor, grad_out: &Tensor, fused: Fused) -> Result<()> {
+    async fn fused_gpu(
+        &mut self,
+        indices: &IndexTensor,
+        grad_out: &Tensor,
+        fused: Fused<'_>,
+    ) -> Result<()> {
         indices.check_gpu(&self.gpu, "indices")?;
         self.check_fused(indices.len(), grad_out, fused)?;
         self.fused_with(indices, grad_out, fused, IndexCheck::Gpu)
+            .await
     }
 
     fn encode_fused(
@@ -267,17 +318,19 @@ impl Embedding {
     /// The checked fused update, submitted. SGD in atomic mode is the atomic
     /// dense gradient then a step, in two submits: the status is checked
     /// before the weights are touched.
-    fn fused_with(
+    async fn fused_with(
         &mut self,
         indices: &IndexTensor,
         grad_out: &Tensor,
-        fused: Fused,
+        fused: Fused<'_>,
         check: IndexCheck,
     ) -> Result<()> {
         let _scope = self.gpu.scope();
         let status = Status::new(&self.gpu)?;
         if let (Fused::Sgd { lr }, GradientMode::Atomic) = (fused, self.options.gradient_mode) {
-            let grad = self.dense_backward(indices, grad_out, &status, check)?;
+            let grad = self
+                .dense_backward(indices, grad_out, &status, check)
+                .await?;
             let mut encoder = self.gpu.encoder("Embedding::sgd_step");
             let grads = grad.blocks().into_iter().map(SgdGrad::Dense).collect();
             self.record_sgd_step(&mut encoder, grads, lr)?;
@@ -285,7 +338,7 @@ impl Embedding {
         }
         let mut encoder = self.gpu.encoder("Embedding fused backward and update");
         self.record_fused(&mut encoder, indices, grad_out, fused, status.buffer())?;
-        self.submit_checked(encoder, &status, indices, check)
+        self.submit_checked(encoder, &status, indices, check).await
     }
 
     /// The sort and partials once; the update once per row-block of the table.

@@ -32,7 +32,6 @@ use crate::error::{Error, Result};
 use crate::kernels::embedding_bag_backward::{self, BagLayout, ExpandArgs};
 use crate::memory::GpuBuffer;
 use crate::nn::check_indices;
-use crate::nn::embedding::IndexCheck;
 use crate::nn::Gradient;
 use crate::tensor::{IndexTensor, Tensor};
 
@@ -70,8 +69,7 @@ impl EmbeddingBag {
         self.table.check_trainable()?;
         let csr = self.csr_offsets(offsets, indices.len())?;
         let e = self.expand(indices, &csr, per_sample_weights, None, grad_out)?;
-        self.table
-            .backward_with(&e.indices, &e.grad, IndexCheck::Host)
+        self.table.backward_with_blocking(&e.indices, &e.grad)
     }
 
     /// [`backward`](Self::backward) for fixed-length bags (`forward_2d`).
@@ -85,8 +83,7 @@ impl EmbeddingBag {
         self.table.check_trainable()?;
         let csr = csr_2d(indices.len(), shape)?;
         let e = self.expand(indices, &csr, per_sample_weights, None, grad_out)?;
-        self.table
-            .backward_with(&e.indices, &e.grad, IndexCheck::Host)
+        self.table.backward_with_blocking(&e.indices, &e.grad)
     }
 
     /// Max mode's [`backward`](Self::backward) with the winners `saved` by
@@ -104,8 +101,7 @@ impl EmbeddingBag {
         let csr = self.csr_offsets(offsets, indices.len())?;
         let positions = self.saved_positions(saved, csr.len() - 1)?;
         let e = self.expand(indices, &csr, None, positions, grad_out)?;
-        self.table
-            .backward_with(&e.indices, &e.grad, IndexCheck::Host)
+        self.table.backward_with_blocking(&e.indices, &e.grad)
     }
 
     /// The gradient of `per_sample_weights` (sum mode), one f32 per index:

@@ -1,16 +1,15 @@
 //! The SVG chart: time and memory against vocabulary size, both paths, log scales.
 
 use plotters::prelude::*;
-use std::path::Path;
 
-use crate::report::Results;
+use super::report::Results;
 
 type Series = (String, RGBColor, Vec<(f64, f64)>);
 
 fn series(
     results: &Results,
     path: &str,
-    pick: impl Fn(&crate::report::Row) -> Option<f64>,
+    pick: impl Fn(&super::report::Row) -> Option<f64>,
 ) -> Vec<(f64, f64)> {
     results
         .rows
@@ -93,8 +92,15 @@ fn panel(
     Ok(())
 }
 
-/// Writes the two-panel chart to `path`.
-pub fn write_svg(results: &Results, path: &Path) -> Result<(), String> {
+/// The two-panel chart as an SVG document: the CLI writes it to `chart.svg`,
+/// the page puts it inline.
+pub fn svg(results: &Results) -> Result<String, String> {
+    let mut out = String::new();
+    draw(results, &mut out)?;
+    Ok(out)
+}
+
+fn draw(results: &Results, out: &mut String) -> Result<(), String> {
     let vocabs: Vec<f64> = results.rows.iter().map(|r| r.vocab as f64).collect();
     let x_range = (
         vocabs.iter().cloned().fold(f64::MAX, f64::min) / 1.5,
@@ -153,7 +159,7 @@ pub fn write_svg(results: &Results, path: &Path) -> Result<(), String> {
             series(results, "gather", |r| Some(r.vocab as f64 * row_mib)),
         ),
     ];
-    let root = SVGBackend::new(path, (1200, 520)).into_drawing_area();
+    let root = SVGBackend::with_string(out, (1200, 520)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let root = root
         .titled(

@@ -1,16 +1,16 @@
 //! The default command: gather against one-hot matmul, forward and backward,
 //! time and memory, at each vocabulary size, on one adapter.
 
-use indicatif::{ProgressBar, ProgressStyle};
-use wgpu_embed::kernels::matmul::{self, MatmulArgs, MatmulOptions};
-use wgpu_embed::kernels::one_hot;
-use wgpu_embed::{Embedding, EmbeddingOptions, Error, Gpu, IndexTensor, Result, Tensor};
+use crate::kernels::matmul::{self, MatmulArgs, MatmulOptions};
+use crate::kernels::one_hot;
+use crate::{Embedding, EmbeddingOptions, Error, Gpu, IndexTensor, Result, Tensor};
 
-use crate::report::{summarize, Results, Row, SCHEMA};
-use crate::roofline;
+use super::report::{summarize, Results, Row, SCHEMA};
+use super::roofline;
 
-/// What to run; every field has an adapter-dependent default (see `main.rs`).
-#[derive(Clone, Debug)]
+/// What to run. [`Plan::for_adapter`] gives the defaults; the command line
+/// and the page's URL override each field.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
     pub vocab: Vec<usize>,
     pub batch: usize,
@@ -21,23 +21,64 @@ pub struct Plan {
     pub seed: u64,
 }
 
+impl Plan {
+    /// The defaults for `gpu`: sizes a CPU adapter (lavapipe, llvmpipe,
+    /// SwiftShader, natively or behind a browser's WebGPU) finishes in a
+    /// minute or two, and sizes that fill a real GPU.
+    pub fn for_adapter(gpu: &Gpu) -> Plan {
+        let info = gpu.adapter_info();
+        let software = ["llvmpipe", "lavapipe", "swiftshader"];
+        let text = format!("{} {} {}", info.name, info.driver, info.driver_info).to_lowercase();
+        let cpu =
+            info.device_type == wgpu::DeviceType::Cpu || software.iter().any(|s| text.contains(s));
+        Plan {
+            vocab: if cpu {
+                vec![1_000, 3_000, 10_000, 30_000, 100_000]
+            } else {
+                vec![1_000, 10_000, 100_000, 1_000_000]
+            },
+            batch: if cpu { 2048 } else { 16384 },
+            dim: if cpu { 64 } else { 128 },
+            backward: true,
+            reps: if cpu { 5 } else { 20 },
+            warmup: 1,
+            seed: 42,
+        }
+    }
+
+    /// Measurements the sweep takes: the ceilings, then two paths per vocabulary.
+    pub fn steps(&self) -> u64 {
+        self.vocab.len() as u64 * 2 + 1
+    }
+}
+
+/// Where a sweep is, for a progress bar: `done` of `total` steps, and what runs now.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    pub done: u64,
+    pub total: u64,
+    pub message: String,
+}
+
 /// Relative Frobenius error allowed between the two backward paths: they sum
 /// the same products in different orders (segment order vs. matmul tiles), so
 /// they agree to a few ulps of the largest row sum, not bit for bit.
 pub const BACKWARD_TOLERANCE: f64 = 1e-5;
 
 /// Times `work` `reps` times after `warmup` runs; seconds per run.
-fn sample(
+async fn sample(
     gpu: &Gpu,
     plan: &Plan,
     mut work: impl FnMut(&mut wgpu::CommandEncoder) -> Result<()>,
 ) -> Result<Vec<f64>> {
     for _ in 0..plan.warmup {
-        gpu.time(&mut work)?;
+        gpu.time_async(&mut work).await?;
     }
-    (0..plan.reps)
-        .map(|_| gpu.time(&mut work).map(|t| t.seconds))
-        .collect()
+    let mut seconds = Vec::with_capacity(plan.reps);
+    for _ in 0..plan.reps {
+        seconds.push(gpu.time_async(&mut work).await?.seconds);
+    }
+    Ok(seconds)
 }
 
 fn indices(plan: &Plan, vocab: usize) -> Vec<u32> {
@@ -71,7 +112,7 @@ struct PathResult {
     grad: Option<Vec<f32>>,
 }
 
-fn gather_path(
+async fn gather_path(
     gpu: &Gpu,
     plan: &Plan,
     emb: &Embedding,
@@ -83,18 +124,19 @@ fn gather_path(
     let before = gpu.memory_live();
     let (staging, idx_buf) = index_buffers(gpu, idx)?;
     let out = Tensor::zeros(gpu, &[n, dim])?;
-    let status = wgpu_embed::Status::new(gpu)?;
+    let status = crate::Status::new(gpu)?;
     // The layer's own lookup: it also handles tables split into row-blocks.
     let forward = sample(gpu, plan, |enc| {
         record_upload(enc, &staging, &idx_buf);
         emb.encode_forward(enc, &idx_buf, &out, &status)
-    })?;
+    })
+    .await?;
     let forward_extra = gpu.memory_peak() - before;
     // A dense gradient is as large as the table, and stored like it (in
     // row-blocks past one binding).
     let (backward, grad) = match grad_out {
         Some(grad_out) => {
-            let (times, grad) = gather_backward(gpu, plan, emb, &idx_buf, grad_out)?;
+            let (times, grad) = gather_backward(gpu, plan, emb, &idx_buf, grad_out).await?;
             (Some(times), Some(grad))
         }
         _ => (None, None),
@@ -105,12 +147,12 @@ fn gather_path(
         backward,
         peak,
         forward_extra,
-        output: out.to_vec()?,
+        output: out.to_vec_async().await?,
         grad,
     })
 }
 
-fn one_hot_path(
+async fn one_hot_path(
     gpu: &Gpu,
     plan: &Plan,
     emb: &Embedding,
@@ -144,7 +186,8 @@ fn one_hot_path(
                 fuse_extras: None,
             },
         )
-    })?;
+    })
+    .await?;
     let forward_extra = gpu.memory_peak() - before;
     let (backward, grad) = if let Some(grad_out) = grad_out {
         // dW[vocab, dim] = one_hotᵀ · dY: the one-hot matrix is the saved activation.
@@ -169,8 +212,9 @@ fn one_hot_path(
                     fuse_extras: None,
                 },
             )
-        })?;
-        (Some(times), Some(dw.to_vec()?))
+        })
+        .await?;
+        (Some(times), Some(dw.to_vec_async().await?))
     } else {
         (None, None)
     };
@@ -180,13 +224,13 @@ fn one_hot_path(
         backward,
         peak,
         forward_extra,
-        output: out.to_vec()?,
+        output: out.to_vec_async().await?,
         grad,
     })
 }
 
 /// The deterministic scatter-add: dW[vocab, dim] from dY, every row written.
-fn gather_backward(
+async fn gather_backward(
     gpu: &Gpu,
     plan: &Plan,
     emb: &Embedding,
@@ -194,11 +238,15 @@ fn gather_backward(
     grad_out: &Tensor,
 ) -> Result<(Vec<f64>, Vec<f32>)> {
     let grad = emb.dense_gradient_zeros()?;
-    let status = wgpu_embed::Status::new(gpu)?;
+    let status = crate::Status::new(gpu)?;
     let times = sample(gpu, plan, |enc| {
         emb.encode_backward_into(enc, idx, grad_out, &grad, &status)
-    })?;
-    Ok((times, grad.to_dense_vec(emb.num_embeddings(), emb.dim())?))
+    })
+    .await?;
+    let dense = grad
+        .to_dense_vec_async(emb.num_embeddings(), emb.dim())
+        .await?;
+    Ok((times, dense))
 }
 
 /// The index list twice: an upload buffer and the buffer the kernels read.
@@ -251,7 +299,6 @@ fn row(vocab: usize, path: &str, r: Option<&PathResult>, formula: u64, note: Str
     }
 }
 
-/// Runs the whole sweep. A mismatch between the paths is an error: the run fails loudly.
 /// Refuses a plan whose index list, output or table is past what the
 /// adapter can hold, before anything is allocated (a huge `--batch` would
 /// otherwise try to build its index list on the host first).
@@ -276,22 +323,38 @@ fn check_sizes(gpu: &Gpu, plan: &Plan) -> std::result::Result<(), String> {
     Ok(())
 }
 
-pub fn run(gpu: &Gpu, plan: &Plan, quiet: bool) -> std::result::Result<Results, String> {
+/// Runs the whole sweep, telling `progress` before each step. A mismatch
+/// between the paths is an error: the run fails loudly.
+pub async fn run(
+    gpu: &Gpu,
+    plan: &Plan,
+    progress: &mut dyn FnMut(Progress),
+) -> std::result::Result<Results, String> {
     let e = |e: Error| e.to_string();
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(plan.vocab.len() as u64 * 2 + 1)
+    let total = plan.steps();
+    let mut done = 0;
+    let mut step = |message: String| {
+        progress(Progress {
+            done,
+            total,
+            message,
+        });
+        done += 1;
     };
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} {msg}")
-            .expect("the progress template is valid")
-            .progress_chars("=> "),
-    );
     check_sizes(gpu, plan)?;
-    bar.set_message("measuring the adapter's ceilings");
-    let ceilings = roofline::measure(gpu, plan.reps.max(3)).map_err(e)?;
-    bar.inc(1);
+    if plan.vocab.is_empty() || plan.batch == 0 || plan.dim == 0 || plan.reps == 0 {
+        return Err(format!(
+            "nothing to measure: {} vocabulary sizes, batch {}, dim {}, {} reps (each must be at least 1)",
+            plan.vocab.len(),
+            plan.batch,
+            plan.dim,
+            plan.reps
+        ));
+    }
+    step("measuring the adapter's ceilings".into());
+    let ceilings = roofline::measure_async(gpu, plan.reps.max(3))
+        .await
+        .map_err(e)?;
     let (n, dim) = (plan.batch, plan.dim);
     let mut rows = Vec::new();
     for &vocab in &plan.vocab {
@@ -304,11 +367,11 @@ pub fn run(gpu: &Gpu, plan: &Plan, quiet: bool) -> std::result::Result<Results, 
         // dY, shared by both backward paths (and counted in both peaks).
         let grad_out = if plan.backward {
             let t = Tensor::zeros(gpu, &[n, dim]).map_err(e)?;
-            let normal = wgpu_embed::Distribution::Normal {
+            let normal = crate::Distribution::Normal {
                 mean: 0.0,
                 std: 1.0,
             };
-            wgpu_embed::kernels::uniform_init::fill(&t, plan.seed ^ 0xD1, normal).map_err(e)?;
+            crate::kernels::uniform_init::fill(&t, plan.seed ^ 0xD1, normal).map_err(e)?;
             Some(t)
         } else {
             None
@@ -325,14 +388,15 @@ pub fn run(gpu: &Gpu, plan: &Plan, quiet: bool) -> std::result::Result<Results, 
         let hot_bytes = n64 * v64 * 4;
         let one_hot_formula = table + n64 * 4 * 2 + hot_bytes + n64 * d64 * 4 + bwd_extra;
 
-        bar.set_message(format!("vocab {vocab}: gather"));
-        let g = gather_path(gpu, plan, &emb, &idx, grad_out.as_ref()).map_err(e)?;
-        bar.inc(1);
-        bar.set_message(format!("vocab {vocab}: one-hot"));
+        step(format!("vocab {vocab}: gather"));
+        let g = gather_path(gpu, plan, &emb, &idx, grad_out.as_ref())
+            .await
+            .map_err(e)?;
+        step(format!("vocab {vocab}: one-hot"));
         let fits = gpu.check_size("one-hot matrix", hot_bytes, true);
         let (h, note) = match fits {
             Err(err) => (None, format!("not run: {err}")),
-            Ok(()) => match one_hot_path(gpu, plan, &emb, &idx, grad_out.as_ref()) {
+            Ok(()) => match one_hot_path(gpu, plan, &emb, &idx, grad_out.as_ref()).await {
                 Ok(h) => (Some(h), String::new()),
                 Err(
                     err @ (Error::TooLarge { .. } | Error::Gpu { .. } | Error::ChunkedTable { .. }),
@@ -340,7 +404,6 @@ pub fn run(gpu: &Gpu, plan: &Plan, quiet: bool) -> std::result::Result<Results, 
                 Err(err) => return Err(err.to_string()),
             },
         };
-        bar.inc(1);
         let mut gather_note = String::new();
         if let Some(h) = &h {
             if h.output
@@ -385,12 +448,16 @@ pub fn run(gpu: &Gpu, plan: &Plan, quiet: bool) -> std::result::Result<Results, 
             .map(|ms| flops / (ms * 1e-3) / ceilings.fma_flops_per_s);
         rows.push(hr);
     }
-    bar.finish_and_clear();
+    progress(Progress {
+        done: total,
+        total,
+        message: "done".into(),
+    });
     let info = gpu.adapter_info();
     Ok(Results {
         schema: SCHEMA.into(),
         producer: "wgpu-embed".into(),
-        adapter: info.name.clone(),
+        adapter: gpu.name(),
         backend: format!("{:?}", info.backend),
         device_type: format!("{:?}", info.device_type),
         clock: gpu.clock().to_string(),

@@ -1,9 +1,9 @@
 //! The adapter's ceilings, measured in the same run as the kernels they judge.
 
-use wgpu_embed::kernels::{buffer_copy, fma_peak, uniform_init};
-use wgpu_embed::{Distribution, Gpu, Result, Tensor};
+use crate::kernels::{buffer_copy, fma_peak, uniform_init};
+use crate::{Distribution, Gpu, Result, Tensor};
 
-use crate::report::{summarize, Roofline};
+use super::report::{summarize, Roofline};
 
 /// Bytes each bandwidth probe moves: big enough to leave the caches, within one binding.
 fn probe_bytes(gpu: &Gpu) -> u64 {
@@ -15,20 +15,27 @@ fn probe_bytes(gpu: &Gpu) -> u64 {
     want.min(gpu.max_binding_bytes() / 16 * 16)
 }
 
-fn median_seconds(
+async fn median_seconds(
     gpu: &Gpu,
     reps: usize,
     mut work: impl FnMut(&mut wgpu::CommandEncoder) -> Result<()>,
 ) -> Result<f64> {
-    gpu.time(&mut work)?; // warm-up: pipeline creation, first touch of the pages
-    let mut s: Vec<f64> = (0..reps)
-        .map(|_| gpu.time(&mut work).map(|t| t.seconds))
-        .collect::<Result<_>>()?;
+    gpu.time_async(&mut work).await?; // warm-up: pipeline creation, first touch of the pages
+    let mut s = Vec::with_capacity(reps.max(1));
+    for _ in 0..reps.max(1) {
+        s.push(gpu.time_async(&mut work).await?.seconds);
+    }
     Ok(summarize(&mut s).0 * 1e-3)
 }
 
-/// Measures copy, shader-copy, FMA and RNG-fill ceilings with `reps` samples each.
+/// Measures copy, shader-copy, FMA and RNG-fill ceilings with `reps` samples
+/// each, blocking (native only; a page uses [`measure_async`]).
 pub fn measure(gpu: &Gpu, reps: usize) -> Result<Roofline> {
+    crate::readback::block("the roofline", measure_async(gpu, reps))
+}
+
+/// Measures copy, shader-copy, FMA and RNG-fill ceilings with `reps` samples each.
+pub async fn measure_async(gpu: &Gpu, reps: usize) -> Result<Roofline> {
     let bytes = probe_bytes(gpu);
     let floats = (bytes / 4) as usize;
     let src = Tensor::zeros(gpu, &[floats])?;
@@ -36,10 +43,12 @@ pub fn measure(gpu: &Gpu, reps: usize) -> Result<Roofline> {
     let copy = median_seconds(gpu, reps, |enc| {
         enc.copy_buffer_to_buffer(src.buffer(), 0, dst.buffer(), 0, bytes);
         Ok(())
-    })?;
+    })
+    .await?;
     let shader_copy = median_seconds(gpu, reps, |enc| {
         buffer_copy::encode(gpu, enc, src.buffer(), dst.buffer(), bytes)
-    })?;
+    })
+    .await?;
     let rng = median_seconds(gpu, reps, |enc| {
         uniform_init::encode(
             gpu,
@@ -57,9 +66,10 @@ pub fn measure(gpu: &Gpu, reps: usize) -> Result<Roofline> {
                 workgroup_size: None,
             },
         )
-    })?;
+    })
+    .await?;
     drop((src, dst));
-    let fma = fma_peak::measure(gpu, reps)?;
+    let fma = fma_peak::measure_async(gpu, reps).await?;
     Ok(Roofline {
         copy_bytes_per_s: 2.0 * bytes as f64 / copy,
         shader_copy_bytes_per_s: 2.0 * bytes as f64 / shader_copy,
