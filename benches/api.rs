@@ -235,8 +235,58 @@ fn small_batch(c: &mut Criterion, gpu: &Gpu) {
     group.finish();
 }
 
+/// The fused optimizers on one batch, GPU time of their kernels (sort,
+/// segment sums, update), and Adam through the API.
+fn optimizers(c: &mut Criterion, gpu: &Gpu) {
+    let mut emb = Embedding::new(gpu, VOCAB, DIM).unwrap();
+    let ids: Vec<u32> = (0..N as u32)
+        .map(|i| i.wrapping_mul(2_654_435_761) % VOCAB as u32)
+        .collect();
+    let idx = IndexTensor::from_slice(gpu, &ids).unwrap();
+    let grad = Tensor::from_slice(gpu, &vec![1e-3; N * DIM], &[N, DIM]).unwrap();
+    let status = Status::new(gpu).unwrap();
+    let adagrad = emb.adagrad_state().unwrap();
+    let mut adam = emb.adam_state().unwrap();
+    let options = wgpu_embed::AdamOptions::default();
+    let mut group = c.benchmark_group(format!(
+        "optimizers N=2^18 dim=128 V=2^16 on {}",
+        gpu.adapter_info().name
+    ));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(4));
+    group.throughput(Throughput::Elements(N as u64));
+    group.bench_function("fused backward_sgd (GPU time)", |b| {
+        b.iter_custom(|iters| {
+            gpu_time(gpu, iters, |enc| {
+                emb.encode_backward_sgd(enc, &idx, &grad, 1e-3, &status)
+            })
+        })
+    });
+    group.bench_function("fused backward_adagrad (GPU time)", |b| {
+        b.iter_custom(|iters| {
+            gpu_time(gpu, iters, |enc| {
+                emb.encode_backward_adagrad(enc, &idx, &grad, &adagrad, 1e-3, 1e-8, &status)
+            })
+        })
+    });
+    group.bench_function("fused backward_adam (GPU time)", |b| {
+        b.iter_custom(|iters| {
+            gpu_time(gpu, iters, |enc| {
+                emb.encode_backward_adam(enc, &idx, &grad, &mut adam, &options, &status)
+            })
+        })
+    });
+    group.bench_function("Embedding::backward_adam (host indices)", |b| {
+        b.iter(|| emb.backward_adam(&ids, &grad, &mut adam, &options).unwrap())
+    });
+    group.finish();
+}
+
 fn bench(c: &mut Criterion) {
     let gpu = gpu();
+    optimizers(c, &gpu);
     small_batch(c, &gpu);
     lookup_and_step(c, &gpu);
     linear(c, &gpu);

@@ -29,6 +29,8 @@
 //                     pass 1: state[r] += mean(grad[r]^2)
 //   segment_adagrad_apply
 //                     pass 2: weight[r] -= lr / (sqrt(state[r]) + eps) * grad[r]
+//   segment_adam      fused Adam (torch.optim.SparseAdam): the row's weights
+//                     and both moments through shaders/adam_step/update.wgsl
 // segment_dense, segment_sgd and segment_adagrad handle rows
 // row_begin .. row_end, stored from row 0 of `out`: a table past one storage
 // binding is updated one row-block per dispatch (the whole table is one chunk).
@@ -97,6 +99,10 @@ struct Params {
     slot_end: u32,
     col_begin: u32,      // segment_adagrad: the columns this dispatch squares
     col_end: u32,
+    beta1c: f32,         // segment_adam (lr holds its step size, eps its eps)
+    beta2c: f32,
+    bias2: f32,
+    weight_decay: f32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -110,6 +116,9 @@ struct Params {
 @group(0) @binding(8) var<storage, read> ranks: array<u32>;
 @group(0) @binding(9) var<storage, read_write> rows_out: array<u32>;
 @group(0) @binding(10) var<storage, read_write> state: array<f32>;
+// segment_adam: the moments, stored like the table (rows from row_begin).
+@group(0) @binding(11) var<storage, read_write> exp_avg: array<Word>;
+@group(0) @binding(12) var<storage, read_write> exp_avg_sq: array<Word>;
 // segment_adagrad: the sum of squares so far of rows whose columns take
 // several dispatches (see the header's loop budget).
 @group(0) @binding(14) var<storage, read_write> squares: array<f32>;
@@ -399,5 +408,26 @@ fn segment_adagrad_apply(
         let g = row_grad(r, w0);
         let w = out_block(r - params.row_begin, w0);
         store_out_block(r - params.row_begin, w0, step_block(w, multiplier, g));
+    }
+}
+
+// Fused Adam, THREADS_PER_ROW invocations per row: the row's gradient, then
+// weights and both moments updated element by element.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn segment_adam(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let at = lane_of(wid, nwg, lid);
+    let r = at.item + params.row_begin;
+    if !updates(r) {
+        return;
+    }
+    let a = AdamParams(params.lr, params.bias2, params.eps, params.beta1c, params.beta2c,
+                       params.weight_decay);
+    let row = r - params.row_begin;
+    for (var w0 = at.lane * BLOCK_WORDS; w0 < row_words(); w0 += THREADS_PER_ROW * BLOCK_WORDS) {
+        adam_block(a, row, w0, row_grad(r, w0));
     }
 }

@@ -535,6 +535,17 @@ impl Gpu {
         }
     }
 
+    /// Resolves when work in submission `index` is settled for the caller:
+    /// natively when it has finished (so its errors surface in the call
+    /// that made it); in a page at once, as later work and readbacks run
+    /// after it in queue order.
+    pub(crate) async fn settle(&self, index: wgpu::SubmissionIndex) -> Result<()> {
+        if cfg!(target_arch = "wasm32") {
+            return self.lost_flag();
+        }
+        self.wait_async(index).await
+    }
+
     /// A command encoder on this device.
     pub fn encoder(&self, label: &str) -> wgpu::CommandEncoder {
         self.inner

@@ -60,8 +60,8 @@ pub use gpu::{Gpu, GpuOptions, DEFAULT_WAIT_TIMEOUT};
 pub use kernels::uniform_init::Distribution;
 pub use memory::{GpuBuffer, DEFAULT_CACHE_BYTES};
 pub use nn::{
-    BagMode, BagOutput, Embedding, EmbeddingBag, EmbeddingBagOptions, EmbeddingOptions, Gradient,
-    GradientMode, Linear, LinearGrad, LinearOptions,
+    AdamOptions, AdamState, BagMode, BagOutput, Embedding, EmbeddingBag, EmbeddingBagOptions,
+    EmbeddingOptions, Gradient, GradientMode, Linear, LinearGrad, LinearOptions,
 };
 pub use status::{Status, STATUS_OK};
 pub use tensor::{DType, HalfTensor, IndexTensor, Table, Tensor};

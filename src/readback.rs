@@ -99,13 +99,20 @@ pub(crate) fn block<T>(
         BLOCKING.with(|b| b.set(outer));
         out
     }
+    // A page runs the call as far as it goes without waiting: calls that
+    // only record and submit finish; one that must wait for the GPU is an error.
     #[cfg(target_arch = "wasm32")]
     {
-        drop(call);
-        Err(Error::Readback {
-            what,
-            reason: "a web page cannot wait for the GPU: use the _async form of this call".into(),
-        })
+        let mut call = std::pin::pin!(call);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match call.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(out) => out,
+            std::task::Poll::Pending => Err(Error::Readback {
+                what,
+                reason: "a web page cannot wait for the GPU: use the _async form of this call"
+                    .into(),
+            }),
+        }
     }
 }
 

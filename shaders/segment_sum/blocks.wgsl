@@ -91,6 +91,20 @@ fn sum_squares_block(acc: f32, v: Block, c: u32) -> f32 {
     s = sum_squares4(s, v.c, c + 8u);
     return sum_squares4(s, v.d, c + 12u);
 }
+// segment_adam: the block's weights and moments through adam4, four words
+// at a time (a vec4 each), written back where they exist.
+fn adam_block(a: AdamParams, row: u32, w0: u32, g: Block) {
+    let base = row * (params.dim / 4u) + w0;
+    let gs = array<vec4<f32>, 4>(g.a, g.b, g.c, g.d);
+    for (var k = 0u; k < 4u; k++) {
+        if k == 0u || has_word(w0 + k) {
+            let r = adam4(a, out[base + k], gs[k], exp_avg[base + k], exp_avg_sq[base + k]);
+            out[base + k] = r.w;
+            exp_avg[base + k] = r.m;
+            exp_avg_sq[base + k] = r.v;
+        }
+    }
+}
 #else
 alias Word = f32;
 const COLS_PER_WORD: u32 = 1u;
@@ -193,5 +207,32 @@ fn store_out_block(row: u32, w0: u32, v: Block) {
 fn sum_squares_block(acc: f32, v: Block, c: u32) -> f32 {
     let s = sum_squares4(acc, v.a, c);
     return sum_squares4(s, v.b, c + 4u);
+}
+// segment_adam: the block's weights and moments through adam4, four
+// columns at a time, written back where they exist.
+fn adam_block(a: AdamParams, row: u32, w0: u32, g: Block) {
+    let i = row * params.dim;
+    let gs = array<vec4<f32>, 2>(g.a, g.b);
+    for (var q = 0u; q < 2u; q++) {
+        let c0 = w0 + q * 4u;
+        var w = vec4<f32>(0.0);
+        var m = vec4<f32>(0.0);
+        var v = vec4<f32>(0.0);
+        for (var k = 0u; k < 4u; k++) {
+            if has_word(c0 + k) {
+                w[k] = out[i + c0 + k];
+                m[k] = exp_avg[i + c0 + k];
+                v[k] = exp_avg_sq[i + c0 + k];
+            }
+        }
+        let r = adam4(a, w, gs[q], m, v);
+        for (var k = 0u; k < 4u; k++) {
+            if has_word(c0 + k) {
+                out[i + c0 + k] = r.w[k];
+                exp_avg[i + c0 + k] = r.m[k];
+                exp_avg_sq[i + c0 + k] = r.v[k];
+            }
+        }
+    }
 }
 #endif

@@ -189,3 +189,32 @@ pub fn embedding_backward_adagrad(
         eps,
     );
 }
+
+/// Fused backward + Adam (`torch.optim.SparseAdam`'s step when `adam` is
+/// made with `sparse`) on `weight` and its moments, `[num_embeddings, dim]` each.
+#[allow(clippy::too_many_arguments)]
+pub fn embedding_backward_adam(
+    num_embeddings: usize,
+    dim: usize,
+    indices: &[u32],
+    grad_out: &[f32],
+    options: &BackwardOptions,
+    weight: &mut [f32],
+    exp_avg: &mut [f32],
+    exp_avg_sq: &mut [f32],
+    adam: &crate::cpu::AdamArgs,
+) {
+    let b = sort_batch(num_embeddings, dim, indices, grad_out, options);
+    segment_sum::segment_adam(
+        &b.params,
+        b.status,
+        &b.offsets,
+        &b.sorted_pos,
+        grad_out,
+        &b.partials,
+        weight,
+        exp_avg,
+        exp_avg_sq,
+        adam,
+    );
+}

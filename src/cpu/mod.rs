@@ -5,6 +5,7 @@
 //! length preconditions instead of returning errors: they are the
 //! specification, not the checked API (the layers in `nn` validate input).
 
+pub mod adam_step;
 pub mod buffer_copy;
 pub mod column_sum;
 pub mod embedding_backward;
@@ -23,11 +24,12 @@ pub mod sgd_step;
 pub mod sgd_update;
 pub mod uniform_init;
 
+pub use adam_step::{adam_step, AdamArgs};
 pub use buffer_copy::buffer_copy;
 pub use column_sum::column_sum;
 pub use embedding_backward::{
-    embedding_backward_adagrad, embedding_backward_dense, embedding_backward_sgd,
-    embedding_backward_sparse, BackwardOptions,
+    embedding_backward_adagrad, embedding_backward_adam, embedding_backward_dense,
+    embedding_backward_sgd, embedding_backward_sparse, BackwardOptions,
 };
 pub use embedding_bag::{embedding_bag, BagMode};
 pub use embedding_bag_backward::{

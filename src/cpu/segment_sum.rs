@@ -238,3 +238,36 @@ pub fn segment_adagrad(
         }
     }
 }
+
+/// Fused Adam for referenced rows (`torch.optim.SparseAdam`'s step when `a`
+/// is made with `sparse`): each element through
+/// [`adam_update`](crate::cpu::adam_step::adam_update); rows the batch did
+/// not reference keep their weights and moments.
+#[allow(clippy::too_many_arguments)]
+pub fn segment_adam(
+    p: &SegmentParams,
+    status: u32,
+    offsets: &[u32],
+    sorted_pos: &[u32],
+    grad_out: &[f32],
+    partials: &[f32],
+    weight: &mut [f32],
+    exp_avg: &mut [f32],
+    exp_avg_sq: &mut [f32],
+    a: &crate::cpu::adam_step::AdamArgs,
+) {
+    if status != STATUS_OK {
+        return;
+    }
+    for r in 0..p.num_embeddings {
+        if !referenced(p, r, offsets) {
+            continue;
+        }
+        let g = row_grad(p, r, offsets, sorted_pos, grad_out, partials);
+        for (c, &gc) in g.iter().enumerate() {
+            let i = r * p.dim + c;
+            (weight[i], exp_avg[i], exp_avg_sq[i]) =
+                crate::cpu::adam_step::adam_update(a, weight[i], gc, exp_avg[i], exp_avg_sq[i]);
+        }
+    }
+}

@@ -3,6 +3,7 @@
 //! `wgpu::CommandEncoder` without submitting, and a convenience call that
 //! submits and waits. File names match `shaders/` and `src/cpu/`.
 
+pub mod adam_step;
 pub mod buffer_copy;
 pub mod column_sum;
 pub mod embedding_bag;

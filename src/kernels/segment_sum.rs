@@ -27,6 +27,7 @@ use rows::{encode_rows, window_params};
 const SOURCE: &str = concat!(
     include_str!("../../shaders/segment_sum.wgsl"),
     include_str!("../../shaders/segment_sum/blocks.wgsl"),
+    include_str!("../../shaders/adam_step/update.wgsl"),
 );
 
 /// An entry point of the one body, scalar (no defs) or vec4 (`VEC4`, for
@@ -46,6 +47,7 @@ const SGD: KernelSpec = spec("segment_sgd", &[]);
 const SPARSE: KernelSpec = spec("segment_sparse", &[]);
 const ADAGRAD: KernelSpec = spec("segment_adagrad", &[]);
 const ADAGRAD_APPLY: KernelSpec = spec("segment_adagrad_apply", &[]);
+const ADAM: KernelSpec = spec("segment_adam", &[]);
 
 const PARTIALS4: KernelSpec = spec("segment_partials", &["VEC4"]);
 const DENSE4: KernelSpec = spec("segment_dense", &["VEC4"]);
@@ -53,6 +55,7 @@ const SGD4: KernelSpec = spec("segment_sgd", &["VEC4"]);
 const SPARSE4: KernelSpec = spec("segment_sparse", &["VEC4"]);
 const ADAGRAD4: KernelSpec = spec("segment_adagrad", &["VEC4"]);
 const ADAGRAD_APPLY4: KernelSpec = spec("segment_adagrad_apply", &["VEC4"]);
+const ADAM4: KernelSpec = spec("segment_adam", &["VEC4"]);
 
 /// Sorted entries per tile. A segment longer than this is summed as several
 /// pieces in parallel; 256 keeps a row's serial work short (one hot row of
@@ -111,6 +114,10 @@ struct Params {
     slot_end: u32,
     col_begin: u32,
     col_end: u32,
+    beta1c: f32,
+    beta2c: f32,
+    bias2: f32,
+    weight_decay: f32,
 }
 
 /// Where the row sums go. Dense, SGD and Adagrad outputs are one row-block
@@ -134,6 +141,14 @@ pub enum SegmentOutput<'a> {
         state: &'a wgpu::Buffer,
         lr: f32,
         eps: f32,
+    },
+    /// Fused Adam on referenced rows (`shaders/adam_step/update.wgsl`);
+    /// the moments are stored like the table, in the same row-blocks.
+    Adam {
+        weight: RowBlock<'a>,
+        exp_avg: RowBlock<'a>,
+        exp_avg_sq: RowBlock<'a>,
+        adam: crate::cpu::AdamArgs,
     },
 }
 
@@ -241,7 +256,8 @@ fn check_sizes(args: &SegmentArgs, targets: &[SegmentOutput]) -> Result<()> {
     for target in targets {
         if let SegmentOutput::Dense { grad: block }
         | SegmentOutput::Sgd { weight: block, .. }
-        | SegmentOutput::Adagrad { weight: block, .. } = target
+        | SegmentOutput::Adagrad { weight: block, .. }
+        | SegmentOutput::Adam { weight: block, .. } = target
         {
             let words = (block.rows.len() as u64).saturating_mul(dim);
             binding::check_holds(
@@ -249,6 +265,23 @@ fn check_sizes(args: &SegmentArgs, targets: &[SegmentOutput]) -> Result<()> {
                 block.span.size,
                 words,
             )?;
+        }
+        if let SegmentOutput::Adam {
+            weight,
+            exp_avg,
+            exp_avg_sq,
+            ..
+        } = target
+        {
+            for m in [exp_avg, exp_avg_sq] {
+                if m.rows != weight.rows || m.span.size < weight.span.size {
+                    return Err(Error::ShapeMismatch {
+                        what: "segment_sum adam moments (the weight block's rows)",
+                        expected: vec![weight.rows.len(), args.dim],
+                        found: vec![m.rows.len(), args.dim],
+                    });
+                }
+            }
         }
         if let SegmentOutput::Adagrad { state, .. } = target {
             binding::check_holds(
@@ -319,6 +352,10 @@ pub fn encode(
         slot_end: u32::MAX,
         col_begin: 0,
         col_end: to_u32("embedding dim", args.dim)?,
+        beta1c: 0.0,
+        beta2c: 0.0,
+        bias2: 1.0,
+        weight_decay: 0.0,
     };
     to_u32("grad_out elements", args.n.saturating_mul(args.dim))?;
     let presorted = (args.n as u64).saturating_mul(row_bytes) > gpu.max_binding_bytes();

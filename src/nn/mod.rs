@@ -1,5 +1,6 @@
 //! Layers built from the kernels, mirroring PyTorch's `torch.nn`.
 
+pub(crate) mod adam;
 mod embedding;
 mod embedding_bag;
 mod files;
@@ -7,6 +8,7 @@ mod gradient;
 mod linear;
 
 pub use crate::cpu::embedding_bag::BagMode;
+pub use adam::{AdamOptions, AdamState};
 pub use embedding::{Embedding, EmbeddingOptions, DEFAULT_SEED};
 pub use embedding_bag::{BagOutput, EmbeddingBag, EmbeddingBagOptions};
 pub use gradient::{Gradient, GradientMode};

@@ -406,6 +406,31 @@ async fn more_lines(gpu: &Gpu, table: &[f32], ids: &[u32]) -> Vec<Value> {
         &want,
     ));
 
+    // Fused backward + Adam (torch.optim.SparseAdam's step), weights and moments.
+    let options = wgpu_embed::AdamOptions::default();
+    let adam = cpu::AdamArgs::for_step(1, options.lr, options.betas, options.eps, 0.0, true);
+    let mut want = table.to_vec();
+    let (mut m, mut v) = (vec![0.0f32; ROWS * DIM], vec![0.0f32; ROWS * DIM]);
+    cpu::embedding_backward_adam(ROWS, DIM, ids, &go, &opts, &mut want, &mut m, &mut v, &adam);
+    let got = async {
+        let mut emb = Embedding::from_pretrained(gpu, table, ROWS, DIM, false)?;
+        let grad_out = Tensor::from_slice(gpu, &go, &[ids.len(), DIM])?;
+        let mut state = emb.adam_state()?;
+        emb.backward_adam(ids, &grad_out, &mut state, &options)?;
+        let mut all = emb.weight().to_vec_async().await?;
+        all.extend(state.exp_avg().to_vec_async().await?);
+        all.extend(state.exp_avg_sq().to_vec_async().await?);
+        Ok(all)
+    }
+    .await;
+    want.extend(m);
+    want.extend(v);
+    out.push(result_line(
+        "backward_adam (SparseAdam: weights and both moments)",
+        got,
+        &want,
+    ));
+
     // GPU-resident indices, one out of range: a typed error, weights unchanged.
     let got = async {
         let mut emb = Embedding::from_pretrained(gpu, table, ROWS, DIM, false)?;

@@ -52,7 +52,8 @@ pub(super) fn encode_rows(
         SegmentOutput::Sparse { values, .. } => (0..args.num_embeddings, Span::whole(values)),
         SegmentOutput::Dense { grad: block }
         | SegmentOutput::Sgd { weight: block, .. }
-        | SegmentOutput::Adagrad { weight: block, .. } => {
+        | SegmentOutput::Adagrad { weight: block, .. }
+        | SegmentOutput::Adam { weight: block, .. } => {
             let r = &block.rows;
             let rows = r.start.min(args.num_embeddings)..r.end.min(args.num_embeddings);
             (rows, block.span)
@@ -92,7 +93,24 @@ pub(super) fn encode_rows(
     // Adagrad's sum of squares so far, per row of an output window, when
     // pass 1 takes more than one dispatch.
     let mut squares = None;
+    // Adam's moments: sliced by the same windows as the weights.
+    let mut moments = None;
     let passes = match *target {
+        SegmentOutput::Adam {
+            ref exp_avg,
+            ref exp_avg_sq,
+            adam,
+            ..
+        } => {
+            params.lr = adam.step_size;
+            params.eps = adam.eps;
+            params.beta1c = adam.beta1c;
+            params.beta2c = adam.beta2c;
+            params.bias2 = adam.bias2;
+            params.weight_decay = adam.weight_decay;
+            moments = Some((exp_avg.span, exp_avg_sq.span));
+            one(pick(&ADAM, &ADAM4), vec![])
+        }
         SegmentOutput::Dense { .. } => one(pick(&DENSE, &DENSE4), vec![]),
         SegmentOutput::Sparse { ranks, rows, .. } => {
             one(pick(&SPARSE, &SPARSE4), vec![(8, ranks), (9, rows)])
@@ -165,6 +183,10 @@ pub(super) fn encode_rows(
                 ];
                 if pass.writes_out {
                     spans.push((7, span));
+                    if let Some((m, v)) = &moments {
+                        spans.push((11, m.slice(w, row_bytes)));
+                        spans.push((12, v.slice(w, row_bytes)));
+                    }
                 } else if let Some(squares) = &squares {
                     spans.push((14, squares.raw().into()));
                 }

@@ -207,7 +207,7 @@ impl Embedding {
             let mut copy = gpu.encoder("sparse gradient rows");
             copy.copy_buffer_to_buffer(rows.raw(), 0, row_tensor.buffer(), 0, unique as u64 * 4);
             let index = gpu.submit(copy)?;
-            gpu.wait_async(index).await?;
+            gpu.settle(index).await?;
         }
         Ok(Gradient::Sparse {
             rows: row_tensor.known_sorted_below(v),

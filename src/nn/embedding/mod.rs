@@ -20,6 +20,7 @@ use crate::nn::GradientMode;
 use crate::status::Status;
 use crate::tensor::{DType, IndexTensor, Table};
 
+mod adam;
 mod backward;
 mod forward;
 mod init;
@@ -52,7 +53,7 @@ impl Embedding {
         match check {
             IndexCheck::Host => {
                 let index = self.gpu.submit(encoder)?;
-                self.gpu.wait_async(index).await
+                self.gpu.settle(index).await
             }
             IndexCheck::Gpu => {
                 let (staging, index) = status.submit_with_copy(encoder)?;

@@ -19,7 +19,7 @@ use crate::tensor::{IndexTensor, Tensor};
 
 /// The optimizer of a fused backward + update, and its parameters.
 #[derive(Clone, Copy)]
-enum Fused<'a> {
+pub(super) enum Fused<'a> {
     Sgd {
         lr: f32,
     },
@@ -27,6 +27,11 @@ enum Fused<'a> {
         state: &'a Tensor,
         lr: f32,
         eps: f32,
+    },
+    /// `SparseAdam`'s step: the state's moments, this step's constants.
+    Adam {
+        state: &'a crate::nn::adam::AdamState,
+        adam: crate::cpu::AdamArgs,
     },
 }
 
@@ -264,7 +269,7 @@ impl Embedding {
 
     /// A fused update from host indices: every check (the indices too)
     /// before the upload, then no status readback.
-    async fn fused_host(
+    pub(super) async fn fused_host(
         &mut self,
         indices: &[u32],
         grad_out: &Tensor,
@@ -277,7 +282,7 @@ impl Embedding {
             .await
     }
 
-    async fn fused_gpu(
+    pub(super) async fn fused_gpu(
         &mut self,
         indices: &IndexTensor,
         grad_out: &Tensor,
@@ -289,7 +294,7 @@ impl Embedding {
             .await
     }
 
-    fn encode_fused(
+    pub(super) fn encode_fused(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         indices: &IndexTensor,
@@ -312,6 +317,8 @@ impl Embedding {
                 check_rate("lr", lr)?;
                 check_rate("eps", eps)
             }
+            // Checked by `check_adam` when the step's constants were made.
+            Fused::Adam { .. } => Ok(()),
         }
     }
 
@@ -351,11 +358,16 @@ impl Embedding {
         status: &wgpu::Buffer,
     ) -> Result<()> {
         let batch = encode_sort(&self.gpu, encoder, indices, self.num_embeddings, status)?;
+        let moments = match fused {
+            Fused::Adam { state, .. } => Some((state.exp_avg.blocks(), state.exp_avg_sq.blocks())),
+            _ => None,
+        };
         let targets: Vec<SegmentOutput> = self
             .weight
             .blocks()
             .into_iter()
-            .map(|weight| match fused {
+            .enumerate()
+            .map(|(i, weight)| match fused {
                 Fused::Sgd { lr } => SegmentOutput::Sgd { weight, lr },
                 Fused::Adagrad { state, lr, eps } => SegmentOutput::Adagrad {
                     weight,
@@ -363,6 +375,15 @@ impl Embedding {
                     lr,
                     eps,
                 },
+                Fused::Adam { adam, .. } => {
+                    let (m, v) = moments.as_ref().expect("made above for Adam");
+                    SegmentOutput::Adam {
+                        weight,
+                        exp_avg: m[i].clone(),
+                        exp_avg_sq: v[i].clone(),
+                        adam,
+                    }
+                }
             })
             .collect();
         segment_sum::encode(

@@ -1,0 +1,37 @@
+// adam_step, the update itself: one Adam step on four elements, shared by
+// the dense step (shaders/adam_step.wgsl) and the fused sparse step
+// (segment_sum's segment_adam). The order of operations is
+// torch.optim.SparseAdam's; the CPU twin is cpu::adam_step::adam_update:
+//   g' = g + weight_decay · w
+//   m' = m + (g' − m) · (1 − β1)
+//   v' = v + (g'·g' − v) · (1 − β2)
+//   w' = w − step_size · (m' / (sqrt(v') / bias2 + eps))
+// with step_size and bias2 from the step count, on the host:
+// SparseAdam: step_size = lr · sqrt(1 − β2^t) / (1 − β1^t), bias2 = 1;
+// Adam:       step_size = lr / (1 − β1^t),  bias2 = sqrt(1 − β2^t).
+
+struct AdamParams {
+    step_size: f32,
+    bias2: f32,
+    eps: f32,
+    beta1c: f32,       // 1 − β1
+    beta2c: f32,       // 1 − β2
+    weight_decay: f32,
+}
+
+struct Adam4 {
+    w: vec4<f32>,
+    m: vec4<f32>,
+    v: vec4<f32>,
+}
+
+fn adam4(a: AdamParams, w: vec4<f32>, g0: vec4<f32>, m: vec4<f32>, v: vec4<f32>) -> Adam4 {
+    var g = g0;
+    if a.weight_decay != 0.0 {
+        g = g + a.weight_decay * w;
+    }
+    let m1 = m + (g - m) * a.beta1c;
+    let v1 = v + (g * g - v) * a.beta2c;
+    let denom = sqrt(v1) / a.bias2 + a.eps;
+    return Adam4(w - a.step_size * (m1 / denom), m1, v1);
+}

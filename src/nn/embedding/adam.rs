@@ -1,0 +1,198 @@
+//! Adam for an [`Embedding`]: the fused backward + `SparseAdam` step (only
+//! the rows in the batch move, their moments too) and the dense
+//! `torch.optim.Adam` step on a dense gradient (every element moves).
+
+use super::update::Fused;
+use crate::error::{Error, Result};
+use crate::kernels::adam_step::{self, AdamStepArgs};
+use crate::nn::adam::{AdamOptions, AdamState};
+use crate::nn::{Embedding, Gradient};
+use crate::status::Status;
+use crate::tensor::{IndexTensor, Tensor};
+
+impl Embedding {
+    /// A fresh Adam state for this table: zero moments stored like the
+    /// table (the same row-blocks), step 0.
+    pub fn adam_state(&self) -> Result<AdamState> {
+        Ok(AdamState {
+            exp_avg: self.weight.zeros_like_f32()?,
+            exp_avg_sq: self.weight.zeros_like_f32()?,
+            step: 0,
+        })
+    }
+
+    /// Backward and `torch.optim.SparseAdam`'s step in one pass, without a
+    /// dense gradient: each row the batch references gets its summed
+    /// gradient (deterministic order), then its moments and weights move;
+    /// other rows and their moments stay. Bias correction uses the step
+    /// count, which this advances. On any error (options, state, indices)
+    /// weights, moments and step are unchanged.
+    pub fn backward_adam(
+        &mut self,
+        indices: &[u32],
+        grad_out: &Tensor,
+        state: &mut AdamState,
+        options: &AdamOptions,
+    ) -> Result<()> {
+        self.check_adam(state, options)?;
+        let adam = options.args(state.step, true);
+        crate::readback::block(
+            "backward_adam",
+            self.fused_host(indices, grad_out, Fused::Adam { state, adam }),
+        )?;
+        state.step += 1;
+        Ok(())
+    }
+
+    /// [`backward_adam`](Self::backward_adam) for indices on the GPU: an
+    /// out-of-range index is `IndexOutOfRange`, and nothing changes.
+    pub fn backward_adam_gpu(
+        &mut self,
+        indices: &IndexTensor,
+        grad_out: &Tensor,
+        state: &mut AdamState,
+        options: &AdamOptions,
+    ) -> Result<()> {
+        crate::readback::block(
+            "backward_adam_gpu",
+            self.backward_adam_gpu_async(indices, grad_out, state, options),
+        )
+    }
+
+    /// [`backward_adam_gpu`](Self::backward_adam_gpu) without blocking.
+    pub async fn backward_adam_gpu_async(
+        &mut self,
+        indices: &IndexTensor,
+        grad_out: &Tensor,
+        state: &mut AdamState,
+        options: &AdamOptions,
+    ) -> Result<()> {
+        self.check_adam(state, options)?;
+        let adam = options.args(state.step, true);
+        self.fused_gpu(indices, grad_out, Fused::Adam { state, adam })
+            .await?;
+        state.step += 1;
+        Ok(())
+    }
+
+    /// Records [`backward_adam`](Self::backward_adam) into the caller's
+    /// encoder. The update skips every write when `status` reports an
+    /// out-of-range index, but the step count advances when this records:
+    /// after a bad batch (see [`Status::read`]) the moments and weights are
+    /// as they were and `state.step()` is one ahead.
+    pub fn encode_backward_adam(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        indices: &IndexTensor,
+        grad_out: &Tensor,
+        state: &mut AdamState,
+        options: &AdamOptions,
+        status: &Status,
+    ) -> Result<()> {
+        self.check_adam(state, options)?;
+        let adam = options.args(state.step, true);
+        self.encode_fused(
+            encoder,
+            indices,
+            grad_out,
+            Fused::Adam { state, adam },
+            status,
+        )?;
+        state.step += 1;
+        Ok(())
+    }
+
+    /// `torch.optim.Adam`'s step with a dense gradient (as `backward` makes
+    /// it): every element's moments and weight move. A sparse gradient is
+    /// an error, as in PyTorch (use [`backward_adam`](Self::backward_adam)).
+    pub fn adam_step(
+        &mut self,
+        grad: &Gradient,
+        state: &mut AdamState,
+        options: &AdamOptions,
+    ) -> Result<()> {
+        let _scope = self.gpu.scope();
+        let mut encoder = self.gpu.encoder("Embedding::adam_step");
+        self.encode_adam_step(&mut encoder, grad, state, options)?;
+        // Recorded (and counted) above; a failed submit takes the step back.
+        self.gpu.submit_and_wait(encoder).inspect_err(|_| {
+            state.step -= 1;
+        })
+    }
+
+    /// Records [`adam_step`](Self::adam_step) into the caller's encoder and
+    /// advances the step count.
+    pub fn encode_adam_step(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        grad: &Gradient,
+        state: &mut AdamState,
+        options: &AdamOptions,
+    ) -> Result<()> {
+        self.check_adam(state, options)?;
+        if !matches!(grad, Gradient::Dense(_)) {
+            return Err(Error::InvalidArgument {
+                name: "grad",
+                reason: "adam_step takes a dense gradient (torch.optim.Adam rejects sparse \
+                         ones too); backward_adam is SparseAdam's fused step"
+                    .into(),
+            });
+        }
+        let blocks = self.weight.blocks();
+        let grads = self.dense_blocks(grad, "dense gradient ([num_embeddings, dim])")?;
+        if grads
+            .iter()
+            .map(|b| &b.rows)
+            .ne(blocks.iter().map(|b| &b.rows))
+        {
+            return Err(Error::ShapeMismatch {
+                what: "dense gradient row-blocks (the table's, as backward makes them)",
+                expected: blocks.iter().map(|b| b.rows.start).collect(),
+                found: grads.iter().map(|b| b.rows.start).collect(),
+            });
+        }
+        let adam = options.args(state.step, false);
+        let (m, v) = (state.exp_avg.blocks(), state.exp_avg_sq.blocks());
+        for (((w, g), m), v) in blocks.iter().zip(&grads).zip(&m).zip(&v) {
+            adam_step::encode(
+                &self.gpu,
+                encoder,
+                &AdamStepArgs {
+                    len: w.rows.len() * self.dim,
+                    grad: g.span.buffer,
+                    weight: w.span.buffer,
+                    exp_avg: m.span.buffer,
+                    exp_avg_sq: v.span.buffer,
+                    adam,
+                },
+            )?;
+        }
+        state.step += 1;
+        Ok(())
+    }
+
+    /// The options, and a state made for this table (its GPU, shape and row-blocks).
+    fn check_adam(&self, state: &AdamState, options: &AdamOptions) -> Result<()> {
+        self.check_trainable()?;
+        options.check()?;
+        for (what, m) in [
+            ("Adam exp_avg", &state.exp_avg),
+            ("Adam exp_avg_sq", &state.exp_avg_sq),
+        ] {
+            if !m.gpu().same(&self.gpu) {
+                return Err(Error::DifferentGpu { what });
+            }
+            let rows = |t: &crate::tensor::Table| -> Vec<usize> {
+                t.blocks().iter().map(|b| b.rows.start).collect()
+            };
+            if m.shape() != [self.num_embeddings, self.dim] || rows(m) != rows(&self.weight) {
+                return Err(Error::ShapeMismatch {
+                    what: "Adam state (made by this table's adam_state)",
+                    expected: vec![self.num_embeddings, self.dim],
+                    found: m.shape().to_vec(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
