@@ -30,7 +30,8 @@
 //   segment_adagrad_apply
 //                     pass 2: weight[r] -= lr / (sqrt(state[r]) + eps) * grad[r]
 //   segment_adam      fused Adam (torch.optim.SparseAdam): the row's weights
-//                     and both moments through shaders/adam_step/update.wgsl
+//                     and both moments through the update the host appends:
+// with: adam_step/update.wgsl
 // segment_dense, segment_sgd and segment_adagrad handle rows
 // row_begin .. row_end, stored from row 0 of `out`: a table past one storage
 // binding is updated one row-block per dispatch (the whole table is one chunk).

@@ -269,14 +269,24 @@ mod tests {
             }
             let mut source = std::fs::read_to_string(&path).expect("a shader is readable");
             // A shader in several files: shaders/<name>.wgsl, then the
-            // parts in shaders/<name>/, in name order (as its host module
-            // `concat!`s them).
+            // parts in shaders/<name>/, in name order, then the files its
+            // `// with: <path>` lines name, relative to shaders/ (as its
+            // host module `concat!`s them).
             if let Ok(parts) = std::fs::read_dir(dir.join(name)) {
                 let mut parts: Vec<_> = parts.map(|p| p.expect("a part").path()).collect();
                 parts.sort();
                 for part in parts {
                     source += &std::fs::read_to_string(&part).expect("a part is readable");
                 }
+            }
+            let shared: Vec<String> = source
+                .lines()
+                .filter_map(|l| l.strip_prefix("// with: "))
+                .map(|p| p.trim().to_string())
+                .collect();
+            for part in shared {
+                source += &std::fs::read_to_string(dir.join(&part))
+                    .unwrap_or_else(|e| panic!("{name}: its part {part}: {e}"));
             }
             let defs = variants(&source);
             for d in &defs {
