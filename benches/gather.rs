@@ -102,6 +102,35 @@ fn bench(c: &mut Criterion) {
         b.iter(|| emb.forward_into(&idx_t, &out).unwrap())
     });
     group.finish();
+    by_dtype(c, &gpu, &idx_t, &out);
+}
+
+/// The same lookup from an f32, an f16 and an int8 row-wise table, in one
+/// run: throughput is the bytes of table rows read (4, 2 and 1 + 8/dim
+/// per value), so the three read the same rows at different widths.
+fn by_dtype(c: &mut Criterion, gpu: &Gpu, idx: &IndexTensor, out: &Tensor) {
+    let weights: Vec<f32> = (0..VOCAB * DIM)
+        .map(|i| (i.wrapping_mul(2_654_435_761) % 1000) as f32 / 500.0 - 1.0)
+        .collect();
+    let mut group = c.benchmark_group(format!(
+        "gather by dtype N=2^18 dim=128 V=2^16 on {}",
+        gpu.adapter_info().name
+    ));
+    group.sample_size(20);
+    group.measurement_time(std::time::Duration::from_secs(4));
+    for dtype in [DType::F32, DType::F16, DType::Int8] {
+        let options = wgpu_embed::EmbeddingOptions {
+            dtype,
+            ..Default::default()
+        };
+        let emb = Embedding::from_pretrained_with_options(gpu, &weights, VOCAB, DIM, options)
+            .expect("table");
+        group.throughput(Throughput::Bytes(N as u64 * dtype.row_bytes(DIM)));
+        group.bench_function(format!("Embedding::forward_into, {dtype:?} table"), |b| {
+            b.iter(|| emb.forward_into(idx, out).unwrap())
+        });
+    }
+    group.finish();
 }
 
 criterion_group!(benches, bench);

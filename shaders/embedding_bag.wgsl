@@ -25,6 +25,8 @@
 //
 // HALF selects the table's storage: f32, or f16 packed two per u32 and
 // decoded with unpack2x16float (core WGSL, so no SHADER_F16 needed).
+// INT8: int8 row-wise rows (codes padded to words, then scale and bias;
+// cpu::int8_rowwise), each value q · scale + bias, as embedding_gather.
 //
 // GATHERED: the table is stored in row-blocks past one binding, so the host
 // first gathers the batch's rows (embedding_gather over the chunks) into a
@@ -57,6 +59,7 @@ override THREADS_PER_BAG: u32 = 1u;
 override MODE: u32 = 0u;
 override WEIGHTED: bool = false;
 override HALF: bool = false;
+override INT8: bool = false;
 override GATHERED: bool = false;
 
 const MODE_SUM: u32 = 0u;
@@ -148,6 +151,39 @@ fn has_arg(arg: Arg) -> bool {
 }
 #endif
 
+// u32 word k of the table, whichever way it is bound.
+fn table_u32(k: u32) -> u32 {
+#ifdef VEC4
+    return table[k >> 1u][k & 1u];
+#else
+    return table[k];
+#endif
+}
+
+// Word c of row r of an int8 row-wise table.
+fn load_int8(r: u32, c: u32) -> Word {
+    let stride = (params.dim + 3u) / 4u + 2u;
+    let base = r * stride;
+    let scale = bitcast<f32>(table_u32(base + stride - 2u));
+    let bias = bitcast<f32>(table_u32(base + stride - 1u));
+#ifdef VEC4
+    let w = table_u32(base + c);
+    let q = vec4<f32>(vec4<u32>(w & 0xffu, (w >> 8u) & 0xffu, (w >> 16u) & 0xffu, w >> 24u));
+    return q * scale + bias;
+#else
+    let w = table_u32(base + c / 4u);
+    return f32((w >> (8u * (c % 4u))) & 0xffu) * scale + bias;
+#endif
+}
+
+// Word c of row r of the bound table (or scratch).
+fn load_cell(r: u32, c: u32, words: u32) -> Word {
+    if INT8 {
+        return load_int8(r, c);
+    }
+    return load_word(r * words + c);
+}
+
 // The row of the bound table (or scratch) that position p reads.
 fn source_row(row: u32, p: u32) -> u32 {
     if GATHERED {
@@ -230,7 +266,7 @@ fn bag(
                 }
                 continue;
             }
-            let v = load_word(source_row(row, p) * words + c);
+            let v = load_cell(source_row(row, p), c, words);
             if MODE == MODE_MAX {
                 let better = (v > acc) | Mask(count == 0u);
                 acc = select(acc, v, better);

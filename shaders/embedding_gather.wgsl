@@ -22,13 +22,16 @@
 // offsets, `pos` counts from the window's start, and pos_base (the window's
 // first position) makes the recorded position the one in the whole list.
 //
-// One entry point, `gather`, in five variants composed from this one body
+// One entry point, `gather`, in seven variants composed from this one body
 // (src/pipeline.rs resolves the #ifdef blocks):
 // - no defs: f32 table, one float per word (any dim);
 // - VEC4: f32 table, a vec4 per word (dim % 4 == 0);
 // - F16, F16 + VEC4: f16 table packed two halves per u32, written as f32,
 //   decoded with unpack2x16float, which is core WGSL: no `enable f16`, so it
 //   compiles on adapters without SHADER_F16 too;
+// - INT8, INT8 + VEC4: int8 row-wise table (FBGEMM's fused 8-bit
+//   row-wise, padded to words: cpu::int8_rowwise), dequantized on the fly
+//   as q · scale + bias (two roundings, as FBGEMM's reference) and written as f32;
 // - CHUNKS4 + VEC4: up to four row-blocks of an f32 table past one binding,
 //   bound at once, the chunk picked per row (one dispatch for four chunks
 //   instead of one per chunk that reads every index).
@@ -63,6 +66,10 @@ alias Word = f32;
 
 @group(0) @binding(4) var<storage, read_write> out: array<Word>;
 
+#ifdef INT8
+// Int8 row-wise: u32 words, four codes each, then scale and bias per row.
+@group(0) @binding(3) var<storage, read> table: array<u32>;
+#else
 #ifdef F16
 // Four halves per vec2<u32> (VEC4), two per u32 (scalar).
 #ifdef VEC4
@@ -85,6 +92,7 @@ alias Word = f32;
 #endif
 #endif
 #endif
+#endif
 
 // Words per row.
 fn row_words() -> u32 {
@@ -97,6 +105,22 @@ fn row_words() -> u32 {
 
 // Word c of row `local` of the bound rows (counted from params.row_begin).
 fn load(local: u32, c: u32, words: u32) -> Word {
+#ifdef INT8
+    // A row: its codes padded to whole words, then the scale's and the
+    // bias's bits (cpu::int8_rowwise); value = q · scale + bias.
+    let stride = (params.dim + 3u) / 4u + 2u;
+    let base = local * stride;
+    let scale = bitcast<f32>(table[base + stride - 2u]);
+    let bias = bitcast<f32>(table[base + stride - 1u]);
+#ifdef VEC4
+    let w = table[base + c];
+    let q = vec4<f32>(vec4<u32>(w & 0xffu, (w >> 8u) & 0xffu, (w >> 16u) & 0xffu, w >> 24u));
+    return q * scale + bias;
+#else
+    let w = table[base + c / 4u];
+    return f32((w >> (8u * (c % 4u))) & 0xffu) * scale + bias;
+#endif
+#else
 #ifdef F16
     let e = local * words + c;
 #ifdef VEC4
@@ -122,6 +146,7 @@ fn load(local: u32, c: u32, words: u32) -> Word {
 #endif
 #else
     return table[local * words + c];
+#endif
 #endif
 #endif
 }

@@ -64,5 +64,5 @@ pub use nn::{
     EmbeddingOptions, Gradient, GradientMode, Linear, LinearGrad, LinearOptions,
 };
 pub use status::{Status, STATUS_OK};
-pub use tensor::{DType, HalfTensor, IndexTensor, Table, Tensor};
+pub use tensor::{DType, HalfTensor, IndexTensor, Int8Tensor, Table, Tensor};
 pub use timing::{Clock, Timing};

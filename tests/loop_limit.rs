@@ -95,6 +95,7 @@ fn gather_of_rows_wider_than_one_loop_may_copy() {
     for (dim, dtype) in [
         (70_001, DType::F32),
         (70_001, DType::F16),
+        (70_001, DType::Int8),
         (4 * 65_537, DType::F32),
     ] {
         let rows = 2;
@@ -106,6 +107,11 @@ fn gather_of_rows_wider_than_one_loop_may_copy() {
         match dtype {
             DType::F32 => cpu::embedding_gather(rows, dim, &idx, &mut status, &table, &mut want),
             DType::F16 => cpu::embedding_gather(rows, dim, &idx, &mut status, &half, &mut want),
+            DType::Int8 => {
+                let fused = cpu::int8_rowwise::quantize(&table, dim);
+                let rows8 = cpu::int8_rowwise::Int8Rows { fused: &fused };
+                cpu::embedding_gather(rows, dim, &idx, &mut status, &rows8, &mut want)
+            }
         }
         each_gpu(|gpu| {
             let opts = EmbeddingOptions {

@@ -1,6 +1,6 @@
 //! CPU twin of `shaders/embedding_bag.wgsl`.
 
-use super::Element;
+use super::Rows;
 
 /// How a bag's rows reduce to one, as `torch.nn.EmbeddingBag`'s `mode`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -42,7 +42,7 @@ pub const NO_POSITION: u32 = u32::MAX;
 /// fused into one FMA; the shader writes the product as a separate statement
 /// so the compiler has no `a * b + c` expression to contract.
 #[allow(clippy::too_many_arguments)]
-pub fn embedding_bag<T: Element>(
+pub fn embedding_bag<T: Rows + ?Sized>(
     mode: BagMode,
     num_embeddings: usize,
     dim: usize,
@@ -52,15 +52,14 @@ pub fn embedding_bag<T: Element>(
     per_sample_weights: Option<&[f32]>,
     status: &mut u32,
     max_positions: &mut [u32],
-    table: &[T],
+    table: &T,
     out: &mut [f32],
 ) {
     assert!(!offsets.is_empty(), "offsets has num_bags + 1 entries");
     let num_bags = offsets.len() - 1;
-    assert_eq!(
-        table.len(),
-        num_embeddings * dim,
-        "table length is rows × dim"
+    assert!(
+        dim == 0 || table.rows(dim) == num_embeddings,
+        "the table holds num_embeddings rows of dim"
     );
     assert_eq!(out.len(), num_bags * dim, "out length is bags × dim");
     if mode == BagMode::Max {
@@ -87,7 +86,7 @@ pub fn embedding_bag<T: Element>(
                     *status = (*status).min(p as u32);
                     continue;
                 }
-                let v = table[row as usize * dim + c].widen();
+                let v = table.value(row as usize, c, dim);
                 match (mode, per_sample_weights) {
                     (BagMode::Max, _) => {
                         if count == 0 || v > acc {

@@ -1,24 +1,23 @@
 //! CPU twin of `shaders/embedding_gather.wgsl`.
 
-use super::Element;
+use super::Rows;
 
 /// `out[p, :] = table[indices[p], :]` for a table of `num_embeddings` rows of
 /// `dim` elements, f32 or f16 (the shader's `F16` variants: each element
 /// widened to f32, exactly). A row whose index is out of range is zero-filled and the
 /// smallest such position is written to `status` (which starts at `u32::MAX`),
 /// exactly as the shader's `atomicMin` leaves it.
-pub fn embedding_gather<T: Element>(
+pub fn embedding_gather<T: Rows + ?Sized>(
     num_embeddings: usize,
     dim: usize,
     indices: &[u32],
     status: &mut u32,
-    table: &[T],
+    table: &T,
     out: &mut [f32],
 ) {
-    assert_eq!(
-        table.len(),
-        num_embeddings * dim,
-        "table length is rows × dim"
+    assert!(
+        dim == 0 || table.rows(dim) == num_embeddings,
+        "the table holds num_embeddings rows of dim"
     );
     assert_eq!(
         out.len(),
@@ -32,9 +31,8 @@ pub fn embedding_gather<T: Element>(
             out[dst..dst + dim].fill(0.0);
             continue;
         }
-        let src = row as usize * dim;
-        for (o, &t) in out[dst..dst + dim].iter_mut().zip(&table[src..src + dim]) {
-            *o = t.widen();
+        for (c, o) in out[dst..dst + dim].iter_mut().enumerate() {
+            *o = table.value(row as usize, c, dim);
         }
     }
 }

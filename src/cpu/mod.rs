@@ -14,6 +14,7 @@ pub mod embedding_bag_backward;
 pub mod embedding_gather;
 pub mod embedding_renorm;
 pub mod exclusive_scan;
+pub mod int8_rowwise;
 pub mod matmul;
 pub mod one_hot;
 pub mod radix_sort;
@@ -50,6 +51,34 @@ pub use uniform_init::{bits_fill, normal_fill, philox4x32_10, soft_fma, uniform_
 
 /// An element of a stored table: f32, or f16 that the kernels widen to f32
 /// on load (exactly). The twins of kernels that read either take `&[T]`.
+/// A table the lookup twins read: rows of `dim` values, each as f32 (f32
+/// and f16 slices element by element, an int8 table through its row's
+/// scale and bias).
+pub trait Rows {
+    /// Rows of `dim` values.
+    fn rows(&self, dim: usize) -> usize;
+    /// Column `col` of row `row`, as the shaders load it.
+    fn value(&self, row: usize, col: usize, dim: usize) -> f32;
+}
+
+impl<T: Element> Rows for [T] {
+    fn rows(&self, dim: usize) -> usize {
+        self.len().checked_div(dim).unwrap_or(0)
+    }
+    fn value(&self, row: usize, col: usize, dim: usize) -> f32 {
+        self[row * dim + col].widen()
+    }
+}
+
+impl<T: Element> Rows for Vec<T> {
+    fn rows(&self, dim: usize) -> usize {
+        self.as_slice().rows(dim)
+    }
+    fn value(&self, row: usize, col: usize, dim: usize) -> f32 {
+        self.as_slice().value(row, col, dim)
+    }
+}
+
 pub trait Element: Copy {
     /// The value as f32.
     fn widen(self) -> f32;

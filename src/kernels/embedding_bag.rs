@@ -123,6 +123,7 @@ fn check_sizes(args: &BagArgs) -> Result<()> {
     let table = match args.dtype {
         DType::F32 => table,
         DType::F16 => table.div_ceil(2),
+        DType::Int8 => DType::Int8.row_bytes(args.dim) / 4 * args.num_embeddings as u64,
     };
     binding::check_holds(
         "embedding_bag table (num_embeddings × dim)",
@@ -268,6 +269,7 @@ pub(crate) fn encode_window(
         ("MODE", args.mode.code() as f64),
         ("WEIGHTED", flag(args.per_sample_weights.is_some())),
         ("HALF", flag(args.dtype == DType::F16)),
+        ("INT8", flag(args.dtype == DType::Int8)),
         ("GATHERED", flag(gathered)),
     ];
     // Bindings the chosen variant never touches still need a buffer; one

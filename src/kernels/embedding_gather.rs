@@ -25,6 +25,8 @@ const VEC4: KernelSpec = spec(&["VEC4"]);
 const SCALAR: KernelSpec = spec(&[]);
 const F16_VEC4: KernelSpec = spec(&["F16", "VEC4"]);
 const F16_SCALAR: KernelSpec = spec(&["F16"]);
+const INT8_VEC4: KernelSpec = spec(&["INT8", "VEC4"]);
+const INT8_SCALAR: KernelSpec = spec(&["INT8"]);
 const VEC4_CHUNKS4: KernelSpec = spec(&["CHUNKS4", "VEC4"]);
 
 #[repr(C)]
@@ -147,6 +149,7 @@ fn check_sizes(args: &GatherArgs) -> Result<()> {
         let words = match args.dtype {
             DType::F32 => elements,
             DType::F16 => elements.div_ceil(2),
+            DType::Int8 => DType::Int8.row_bytes(args.dim) / 4 * block.rows.len() as u64,
         };
         binding::check_holds(
             "embedding_gather table block (its rows × dim)",
@@ -192,7 +195,8 @@ pub(crate) fn encode_windows(
     to_u32("index count", args.n)?;
     let vec4 = args.dim.is_multiple_of(4);
     let half = args.dim > 0 && args.dtype == DType::F16;
-    let grouped = args.table.len() > 1 && !half && vec4;
+    let int8 = args.dim > 0 && args.dtype == DType::Int8;
+    let grouped = args.table.len() > 1 && !half && !int8 && vec4;
     let group_len = if grouped { CHUNKS_PER_DISPATCH } else { 1 };
     // Every block of a bound group but the last holds the same rows.
     for group in args.table.chunks(group_len) {
@@ -217,6 +221,8 @@ pub(crate) fn encode_windows(
         .unwrap_or_else(|| threads_per_row(gpu, args.dim))
         .max(min_threads_per_row(args.dim));
     let spec = match (grouped, half, vec4) {
+        _ if int8 && vec4 => &INT8_VEC4,
+        _ if int8 => &INT8_SCALAR,
         (true, _, _) => &VEC4_CHUNKS4,
         (false, false, true) => &VEC4,
         (false, false, false) => &SCALAR,

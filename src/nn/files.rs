@@ -15,13 +15,16 @@ use crate::gpu::Gpu;
 use crate::nn::{Embedding, EmbeddingOptions};
 use crate::tensor::DType;
 
-const EXPECTED_DTYPE: &str = "F32 or F16 (npy: '<f4' or '<f2')";
+const EXPECTED_DTYPE: &str =
+    "F32, F16, or U8 rows of dim + 8 bytes (int8 row-wise) (npy: '<f4', '<f2' or '|u1')";
 const EXPECTED_SHAPE: &str = "2-D [num_embeddings, dim]";
 
 /// A table as read from disk, in the file's element type.
 enum Values {
     F32(Vec<f32>),
     F16(Vec<f16>),
+    /// Int8 row-wise rows in FBGEMM's layout (`dim + 8` bytes each).
+    Int8(Vec<u8>),
 }
 
 struct Loaded {
@@ -90,9 +93,13 @@ fn read_safetensors(path: &Path, name: &str) -> Result<Loaded> {
         other => file_error(path, other),
     })?;
     let shape: Vec<u64> = view.shape().iter().map(|&d| d as u64).collect();
-    let (rows, dim) = two_d(path, name, &shape)?;
+    let (rows, mut dim) = two_d(path, name, &shape)?;
     let bytes = view.data();
     let values = match view.dtype() {
+        StDtype::U8 => {
+            dim = int8_dim(path, name, &shape)?;
+            Values::Int8(bytes.to_vec())
+        }
         // safetensors stores little-endian whatever the host.
         StDtype::F32 => Values::F32(
             bytes
@@ -177,6 +184,19 @@ fn check_npy_header(path: &Path, file: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// The `dim` of an int8 row-wise table stored as `[rows, dim + 8]` bytes.
+fn int8_dim(path: &Path, tensor: &str, shape: &[u64]) -> Result<usize> {
+    match shape {
+        [_, cols] if *cols > 8 => Ok((*cols - 8) as usize),
+        _ => Err(Error::FileShape {
+            path: shown(path),
+            tensor: tensor.to_string(),
+            expected: "[rows, dim + 8] bytes: an int8 row-wise table (codes, f32 scale, f32 bias)",
+            found: shape.to_vec(),
+        }),
+    }
+}
+
 fn read_npy(path: &Path) -> Result<Loaded> {
     let map = map(path)?;
     check_npy_header(path, &map)?;
@@ -188,9 +208,10 @@ fn read_npy(path: &Path) -> Result<Loaded> {
     let dtype = header.dtype();
     let size = match &dtype {
         npyz::DType::Plain(t) if t.type_char() == npyz::TypeChar::Float => t.size_field(),
+        npyz::DType::Plain(t) if t.type_char() == npyz::TypeChar::Uint && t.size_field() == 1 => 1,
         _ => 0,
     };
-    if size != 4 && size != 2 {
+    if size != 4 && size != 2 && size != 1 {
         return Err(Error::FileDType {
             path: shown(path),
             tensor: tensor.into(),
@@ -222,7 +243,16 @@ fn read_npy(path: &Path) -> Result<Loaded> {
     let fortran = header.order() == npyz::Order::Fortran;
     let npy = npyz::NpyFile::with_header(header, data);
     let bad = |e: std::io::Error| file_error(path, e);
-    let values = if size == 4 {
+    let values = if size == 1 {
+        let v: Vec<u8> = data.to_vec();
+        let v = if fortran { transpose(&v, rows, dim) } else { v };
+        let int8 = int8_dim(path, tensor, &[rows as u64, dim as u64])?;
+        return Ok(Loaded {
+            values: Values::Int8(v),
+            rows,
+            dim: int8,
+        });
+    } else if size == 4 {
         let v: Vec<f32> = npy.into_vec().map_err(bad)?;
         Values::F32(if fortran { transpose(&v, rows, dim) } else { v })
     } else {
@@ -304,6 +334,14 @@ impl Embedding {
                     .flat_map(|x| x.to_le_bytes())
                     .collect(),
             ),
+            DType::Int8 => (
+                StDtype::U8,
+                self.weight().to_int8_rowwise()?.unwrap_or_default(),
+            ),
+        };
+        let shape = match self.dtype() {
+            DType::Int8 => vec![self.num_embeddings(), self.dim() + 8],
+            _ => shape,
         };
         let view = TensorView::new(dtype, shape, &bytes).map_err(|e| file_error(path, e))?;
         safetensors::tensor::serialize_to_file([(tensor_name, view)], None, path)
@@ -338,6 +376,17 @@ impl Embedding {
                 w.extend(self.weight().to_f16_vec()?).map_err(io)?;
                 w.finish().map_err(io)
             }
+            DType::Int8 => {
+                let mut w = npyz::WriteOptions::<u8>::new()
+                    .default_dtype()
+                    .shape(&[shape[0], shape[1] + 8])
+                    .writer(out)
+                    .begin_nd()
+                    .map_err(io)?;
+                w.extend(self.weight().to_int8_rowwise()?.unwrap_or_default())
+                    .map_err(io)?;
+                w.finish().map_err(io)
+            }
         }
     }
 }
@@ -347,6 +396,7 @@ impl Loaded {
         match self.values {
             Values::F32(_) => DType::F32,
             Values::F16(_) => DType::F16,
+            Values::Int8(_) => DType::Int8,
         }
     }
 }
@@ -371,5 +421,17 @@ fn from_loaded(gpu: &Gpu, loaded: Loaded, options: EmbeddingOptions) -> Result<E
             Embedding::from_pretrained_with_options(gpu, &wide, rows, dim, options)
         }
         (Values::F32(v), _) => Embedding::from_pretrained_with_options(gpu, &v, rows, dim, options),
+        // An int8 file: as it is when int8 is asked for, else dequantized.
+        (Values::Int8(v), DType::Int8) => {
+            Embedding::from_int8_with_options(gpu, &v, rows, dim, options)
+        }
+        (Values::Int8(v), _) => {
+            let wide = crate::cpu::int8_rowwise::dequantize(&v, dim);
+            Embedding::from_pretrained_with_options(gpu, &wide, rows, dim, options)
+        }
+        (Values::F16(v), DType::Int8) => {
+            let wide: Vec<f32> = v.iter().map(|h| h.to_f32()).collect();
+            Embedding::from_pretrained_with_options(gpu, &wide, rows, dim, options)
+        }
     }
 }

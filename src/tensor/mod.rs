@@ -2,9 +2,11 @@
 //! tensor (`half.rs`) and a table in row-blocks (`table.rs`).
 
 mod half;
+mod int8;
 mod table;
 
 pub use half::HalfTensor;
+pub use int8::Int8Tensor;
 pub(crate) use table::rows_per_block;
 pub use table::Table;
 
@@ -50,14 +52,29 @@ pub enum DType {
     F32,
     /// 2 bytes per element (IEEE binary16); lookups return f32.
     F16,
+    /// Int8 row-wise (FBGEMM's fused 8-bit row-wise): per row, one u8 code
+    /// per element and an f32 scale and bias, value = scale · q + bias; a
+    /// lookup dequantizes on the fly and returns f32. For inference:
+    /// gradients and updates are a typed error.
+    Int8,
 }
 
 impl DType {
-    /// Bytes per element.
+    /// Bytes per element (an int8 row also holds 8 bytes of scale and
+    /// bias: see [`DType::row_bytes`]).
     pub fn size(self) -> u64 {
         match self {
             DType::F32 => 4,
             DType::F16 => 2,
+            DType::Int8 => 1,
+        }
+    }
+    /// Bytes one row of `dim` elements takes on the GPU (int8: the codes
+    /// padded to a word, then the scale and bias).
+    pub fn row_bytes(self, dim: usize) -> u64 {
+        match self {
+            DType::Int8 => crate::cpu::int8_rowwise::words_per_row(dim) as u64 * 4,
+            d => dim as u64 * d.size(),
         }
     }
 }

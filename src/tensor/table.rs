@@ -18,7 +18,7 @@ use std::ops::Range;
 
 use half::f16;
 
-use super::{DType, HalfTensor, Tensor};
+use super::{DType, HalfTensor, Int8Tensor, Tensor};
 use crate::binding::{RowBlock, Span};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -28,6 +28,7 @@ use crate::gpu::Gpu;
 enum Block {
     F32(Tensor),
     F16(HalfTensor),
+    Int8(Int8Tensor),
 }
 
 impl Block {
@@ -38,36 +39,46 @@ impl Block {
                 let zeros = vec![f16::ZERO; shape[0] * shape[1]];
                 Block::F16(HalfTensor::from_f16(gpu, &zeros, &shape)?)
             }
+            DType::Int8 => Block::Int8(Int8Tensor::quantize(
+                gpu,
+                &vec![0.0; shape[0] * shape[1]],
+                shape,
+            )?),
         })
     }
     fn buffer(&self) -> &wgpu::Buffer {
         match self {
             Block::F32(t) => t.buffer(),
             Block::F16(t) => t.buffer(),
+            Block::Int8(t) => t.buffer(),
         }
     }
     fn bytes(&self) -> u64 {
         match self {
             Block::F32(t) => t.bytes(),
             Block::F16(t) => t.bytes(),
+            Block::Int8(t) => t.bytes(),
         }
     }
     fn to_vec(&self) -> Result<Vec<f32>> {
         match self {
             Block::F32(t) => t.to_vec(),
             Block::F16(t) => t.to_vec(),
+            Block::Int8(t) => t.to_vec(),
         }
     }
     async fn to_vec_async(&self) -> Result<Vec<f32>> {
         match self {
             Block::F32(t) => t.to_vec_async().await,
             Block::F16(t) => t.to_vec_async().await,
+            Block::Int8(t) => t.to_vec_async().await,
         }
     }
     fn write(&self, data: &[f32]) -> Result<()> {
         match self {
             Block::F32(t) => t.write(data),
             Block::F16(t) => t.write(data),
+            Block::Int8(t) => t.write(data),
         }
     }
     /// `count` rows from block row `first` (an f16 block is read whole: its
@@ -76,6 +87,7 @@ impl Block {
         match self {
             Block::F32(t) => t.rows_to_vec(first, count),
             Block::F16(t) => Ok(t.to_vec()?[first * dim..(first + count) * dim].to_vec()),
+            Block::Int8(t) => Ok(t.to_vec()?[first * dim..(first + count) * dim].to_vec()),
         }
     }
 }
@@ -104,7 +116,7 @@ pub(crate) fn rows_per_block(
     limit: Option<u64>,
 ) -> Result<usize> {
     crate::kernels::to_u32("num_embeddings", rows)?;
-    let row_bytes = (dim as u64).saturating_mul(dtype.size());
+    let row_bytes = dtype.row_bytes(dim);
     let limit = limit
         .unwrap_or(u64::MAX)
         .min(gpu.max_binding_bytes())
@@ -113,7 +125,7 @@ pub(crate) fn rows_per_block(
     // size within the limit too.
     let limit = match dtype {
         DType::F32 => limit,
-        DType::F16 => limit / 8 * 8,
+        DType::F16 | DType::Int8 => limit / 8 * 8,
     };
     if row_bytes > limit {
         return Err(Error::TooLarge {
@@ -203,6 +215,7 @@ impl Table {
             Ok(match dtype {
                 DType::F32 => Block::F32(Tensor::from_slice(gpu, part, &shape)?),
                 DType::F16 => Block::F16(HalfTensor::from_f32(gpu, part, &shape)?),
+                DType::Int8 => Block::Int8(Int8Tensor::quantize(gpu, part, shape)?),
             })
         })
     }
@@ -221,6 +234,32 @@ impl Table {
                 gpu,
                 part,
                 &[r.len(), dim],
+            )?))
+        })
+    }
+
+    /// Rows in FBGEMM's fused 8-bit row-wise layout (`rows × (dim + 8)`
+    /// bytes) as they are, in blocks of at most `per_block` rows.
+    pub(crate) fn from_int8(
+        gpu: &Gpu,
+        fused: &[u8],
+        [rows, dim]: [usize; 2],
+        per_block: usize,
+    ) -> Result<Table> {
+        let stride = crate::cpu::int8_rowwise::fused_row_bytes(dim);
+        if fused.len() != rows.saturating_mul(stride) {
+            return Err(Error::LengthMismatch {
+                what: "int8 row-wise table data (rows × (dim + 8) bytes)",
+                expected: rows.saturating_mul(stride),
+                found: fused.len(),
+            });
+        }
+        Table::build(gpu, DType::Int8, dim, block_ranges(rows, per_block), |r| {
+            let part = &fused[r.start * stride..r.end * stride];
+            Ok(Block::Int8(Int8Tensor::from_fused(
+                gpu,
+                part,
+                [r.len(), dim],
             )?))
         })
     }
@@ -319,9 +358,24 @@ impl Table {
             match b {
                 Block::F16(t) => out.extend(t.to_f16_vec()?),
                 Block::F32(t) => out.extend(t.to_vec()?.into_iter().map(f16::from_f32)),
+                Block::Int8(t) => out.extend(t.to_vec()?.into_iter().map(f16::from_f32)),
             }
         }
         Ok(out)
+    }
+    /// An int8 table's rows in FBGEMM's fused layout (`rows × (dim + 8)`
+    /// bytes); `None` for an f32 or f16 table.
+    pub fn to_int8_rowwise(&self) -> Result<Option<Vec<u8>>> {
+        if self.dtype != DType::Int8 {
+            return Ok(None);
+        }
+        let mut out = Vec::new();
+        for b in &self.blocks {
+            if let Block::Int8(t) = b {
+                out.extend(t.to_fused_vec()?);
+            }
+        }
+        Ok(Some(out))
     }
     /// Rows `first .. first + count` as f32, read from whichever blocks hold them.
     pub fn rows_to_vec(&self, first: usize, count: usize) -> Result<Vec<f32>> {
@@ -385,6 +439,13 @@ impl Table {
             // An f16 row need not start on the 4-byte boundary write_buffer
             // needs: rewrite its block.
             Block::F16(t) => {
+                let mut w = t.to_vec()?;
+                w[local * dim..(local + 1) * dim].copy_from_slice(data);
+                t.write(&w)
+            }
+            // Other rows keep their codes: requantizing a dequantized row
+            // gives it back (its min and max are codes 0 and 255).
+            Block::Int8(t) => {
                 let mut w = t.to_vec()?;
                 w[local * dim..(local + 1) * dim].copy_from_slice(data);
                 t.write(&w)

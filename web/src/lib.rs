@@ -505,6 +505,58 @@ async fn more_lines(gpu: &Gpu, table: &[f32], ids: &[u32]) -> Vec<Value> {
         got => result_line("embedding_gather (f16 table)", got, &want),
     });
 
+    // An int8 row-wise table (FBGEMM's format): lookup and sum bag,
+    // dequantized on the fly.
+    let fused = cpu::int8_rowwise::quantize(table, DIM);
+    let rows8 = cpu::int8_rowwise::Int8Rows { fused: &fused };
+    let mut want = vec![0.0; ids.len() * DIM];
+    let mut status = u32::MAX;
+    cpu::embedding_gather(ROWS, DIM, ids, &mut status, &rows8, &mut want);
+    let got = async {
+        Embedding::from_int8_rowwise(gpu, &fused, ROWS, DIM)?
+            .forward(ids)?
+            .to_vec_async()
+            .await
+    }
+    .await;
+    out.push(result_line(
+        "embedding_gather (int8 row-wise table)",
+        got,
+        &want,
+    ));
+    let mut want = vec![0.0; 100 * DIM];
+    let (mut status, mut positions) = (u32::MAX, vec![0u32; 100 * DIM]);
+    cpu::embedding_bag(
+        BagMode::Sum,
+        ROWS,
+        DIM,
+        None,
+        ids,
+        &csr,
+        None,
+        &mut status,
+        &mut positions,
+        &rows8,
+        &mut want,
+    );
+    let got = async {
+        let emb = Embedding::from_int8_rowwise(gpu, &fused, ROWS, DIM)?;
+        let options = wgpu_embed::EmbeddingBagOptions {
+            mode: BagMode::Sum,
+            ..Default::default()
+        };
+        EmbeddingBag::from_embedding(emb, options)
+            .forward(ids, starts, None)?
+            .to_vec_async()
+            .await
+    }
+    .await;
+    out.push(result_line(
+        "embedding_bag (sum, int8 row-wise table)",
+        got,
+        &want,
+    ));
+
     // max_norm: the lookup renormalises the rows it reads, in place.
     let mut want = table.to_vec();
     let mut counts = vec![0u32; ROWS];

@@ -35,12 +35,23 @@ impl Embedding {
         if self.options.freeze {
             return Err(Error::Frozen);
         }
-        if self.weight.dtype() != crate::tensor::DType::F32 {
+        match self.weight.dtype() {
+            crate::tensor::DType::F32 => {}
             // Training an f16 table needs an f32 master copy; not built yet.
-            return Err(Error::InvalidArgument {
-                name: "dtype",
-                reason: "gradients and updates need an f32 table; this one is stored as f16".into(),
-            });
+            crate::tensor::DType::F16 => {
+                return Err(Error::InvalidArgument {
+                    name: "dtype",
+                    reason: "gradients and updates need an f32 table; this one is stored as f16"
+                        .into(),
+                })
+            }
+            crate::tensor::DType::Int8 => {
+                return Err(Error::InvalidArgument {
+                    name: "dtype",
+                    reason: "an int8 row-wise table is for inference: gradients and updates                              need an f32 table"
+                        .into(),
+                })
+            }
         }
         Ok(())
     }

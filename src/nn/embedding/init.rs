@@ -99,6 +99,64 @@ impl Embedding {
         })
     }
 
+    /// An int8 row-wise table (FBGEMM's fused 8-bit row-wise format:
+    /// `num_embeddings × (dim + 8)` bytes, each row its `dim` codes then
+    /// its f32 scale and bias, little endian) as it is, frozen: lookups and
+    /// bags dequantize on the fly; gradients and updates are a typed error.
+    pub fn from_int8_rowwise(
+        gpu: &Gpu,
+        fused: &[u8],
+        num_embeddings: usize,
+        dim: usize,
+    ) -> Result<Embedding> {
+        let options = EmbeddingOptions {
+            freeze: true,
+            dtype: DType::Int8,
+            ..EmbeddingOptions::default()
+        };
+        Embedding::from_int8_with_options(gpu, fused, num_embeddings, dim, options)
+    }
+
+    /// [`from_int8_rowwise`](Self::from_int8_rowwise) with options (stored
+    /// as int8 whatever `options.dtype` says).
+    pub fn from_int8_with_options(
+        gpu: &Gpu,
+        fused: &[u8],
+        num_embeddings: usize,
+        dim: usize,
+        options: EmbeddingOptions,
+    ) -> Result<Embedding> {
+        check_shape(num_embeddings, dim)?;
+        let options = EmbeddingOptions {
+            dtype: DType::Int8,
+            ..options
+        };
+        check_options(&options, num_embeddings)?;
+        let per_block = rows_per_block(gpu, DType::Int8, num_embeddings, dim, options.chunk_bytes)?;
+        let weight = Table::from_int8(gpu, fused, [num_embeddings, dim], per_block)?;
+        Ok(Embedding {
+            gpu: gpu.clone(),
+            weight,
+            num_embeddings,
+            dim,
+            options,
+        })
+    }
+
+    /// This table quantized to int8 row-wise (FBGEMM's reference quantizer,
+    /// row by row: scale = (max − min) / 255, bias = min), as a frozen table
+    /// for inference with the same rows, padding row and row-block size.
+    pub fn quantize_int8(&self) -> Result<Embedding> {
+        let weights = self.weight.to_vec()?;
+        let fused = crate::cpu::int8_rowwise::quantize(&weights, self.dim);
+        let options = EmbeddingOptions {
+            freeze: true,
+            max_norm: None,
+            ..self.options.clone()
+        };
+        Embedding::from_int8_with_options(&self.gpu, &fused, self.num_embeddings, self.dim, options)
+    }
+
     fn empty(
         gpu: &Gpu,
         num_embeddings: usize,
@@ -229,7 +287,10 @@ fn check_options(options: &EmbeddingOptions, num_embeddings: usize) -> Result<()
     if options.max_norm.is_some() && options.dtype != DType::F32 {
         return Err(Error::InvalidArgument {
             name: "max_norm",
-            reason: "renormalising rows in place needs an f32 table; this one is f16".into(),
+            reason: format!(
+                "renormalising rows in place needs an f32 table; this one is {:?}",
+                options.dtype
+            ),
         });
     }
     if let Some(p) = options.padding_idx {

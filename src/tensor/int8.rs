@@ -1,0 +1,133 @@
+//! [`Int8Tensor`]: rows of an int8 row-wise table (FBGEMM's fused 8-bit
+//! row-wise format, `cpu::int8_rowwise`), each row whole u32 words of
+//! codes followed by its f32 scale and bias.
+
+use std::sync::Arc;
+
+use crate::cpu::int8_rowwise::{self, words_per_row};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::memory::GpuBuffer;
+use crate::readback;
+
+/// `[rows, dim]` int8 row-wise values on one `Gpu` (see the module doc).
+/// Cloning shares the buffer.
+#[derive(Clone)]
+pub struct Int8Tensor {
+    gpu: Gpu,
+    buffer: Arc<GpuBuffer>,
+    shape: [usize; 2],
+}
+
+/// Allocation size of `rows` rows: a multiple of 8 bytes, because the vec4
+/// bag kernel reads tables as `array<vec2<u32>>`.
+fn int8_bytes(rows: usize, dim: usize) -> u64 {
+    (rows as u64 * words_per_row(dim) as u64 * 4).div_ceil(8) * 8
+}
+
+impl Int8Tensor {
+    /// Uploads rows in FBGEMM's layout (`rows × (dim + 8)` bytes).
+    pub fn from_fused(gpu: &Gpu, fused: &[u8], [rows, dim]: [usize; 2]) -> Result<Int8Tensor> {
+        let want = rows.saturating_mul(int8_rowwise::fused_row_bytes(dim));
+        if fused.len() != want {
+            return Err(Error::LengthMismatch {
+                what: "int8 row-wise data (rows × (dim + 8) bytes: codes, f32 scale, f32 bias)",
+                expected: want,
+                found: fused.len(),
+            });
+        }
+        let bytes = int8_bytes(rows, dim);
+        gpu.check_size("int8 row-wise tensor", bytes, true)?;
+        let mut words = int8_rowwise::to_words(fused, dim);
+        words.resize((bytes / 4) as usize, 0);
+        let buffer = gpu.storage_from("int8 row-wise tensor", &words)?;
+        Ok(Int8Tensor {
+            gpu: gpu.clone(),
+            buffer: Arc::new(buffer),
+            shape: [rows, dim],
+        })
+    }
+
+    /// Quantizes `data` (`rows × dim` f32, FBGEMM's quantizer) and uploads it.
+    pub fn quantize(gpu: &Gpu, data: &[f32], shape: [usize; 2]) -> Result<Int8Tensor> {
+        if data.len() != shape[0].saturating_mul(shape[1]) {
+            return Err(Error::LengthMismatch {
+                what: "data to quantize (rows × dim)",
+                expected: shape[0].saturating_mul(shape[1]),
+                found: data.len(),
+            });
+        }
+        Int8Tensor::from_fused(gpu, &int8_rowwise::quantize(data, shape[1]), shape)
+    }
+
+    /// `[rows, dim]`.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    /// Bytes the rows take on the GPU: whole words of codes, scale and bias.
+    pub fn bytes(&self) -> u64 {
+        self.shape[0] as u64 * words_per_row(self.shape[1]) as u64 * 4
+    }
+    /// The wgpu buffer (u32 words, [`words_per_row`] per row).
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        self.buffer.raw()
+    }
+    /// The `Gpu` it lives on.
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    /// The rows in FBGEMM's layout, blocking until they arrive.
+    pub fn to_fused_vec(&self) -> Result<Vec<u8>> {
+        readback::block("int8 tensor", self.to_fused_vec_async())
+    }
+
+    /// The rows in FBGEMM's layout, without blocking the caller's executor.
+    pub async fn to_fused_vec_async(&self) -> Result<Vec<u8>> {
+        let src = {
+            let _scope = self.gpu.scope();
+            self.buffer()
+        };
+        let bytes =
+            readback::read_bytes_async(&self.gpu, src, 0, self.bytes(), "int8 tensor").await?;
+        let words: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes);
+        Ok(int8_rowwise::from_words(&words, self.shape[1]))
+    }
+
+    /// Overwrites the rows with `data` (`rows × dim` f32) quantized by
+    /// FBGEMM's quantizer, in queue order.
+    pub fn write(&self, data: &[f32]) -> Result<()> {
+        let [rows, dim] = self.shape;
+        if data.len() != rows * dim {
+            return Err(Error::LengthMismatch {
+                what: "Int8Tensor::write data (rows × dim)",
+                expected: rows * dim,
+                found: data.len(),
+            });
+        }
+        let words = int8_rowwise::to_words(&int8_rowwise::quantize(data, dim), dim);
+        let _scope = self.gpu.scope();
+        self.gpu.scoped("int8 tensor write", || {
+            self.gpu
+                .queue()
+                .write_buffer(self.buffer(), 0, bytemuck::cast_slice(&words));
+            Ok(())
+        })
+    }
+
+    /// The values, dequantized as the shaders do (`q · scale + bias`).
+    pub fn to_vec(&self) -> Result<Vec<f32>> {
+        Ok(int8_rowwise::dequantize(
+            &self.to_fused_vec()?,
+            self.shape[1],
+        ))
+    }
+
+    /// The async form of [`Int8Tensor::to_vec`].
+    pub async fn to_vec_async(&self) -> Result<Vec<f32>> {
+        Ok(int8_rowwise::dequantize(
+            &self.to_fused_vec_async().await?,
+            self.shape[1],
+        ))
+    }
+}

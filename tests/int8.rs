@@ -1,0 +1,324 @@
+//! Int8 row-wise tables (FBGEMM's fused 8-bit row-wise format): our
+//! quantizer against PyTorch's FBGEMM prepack byte for byte, lookups and
+//! every bag mode against their twins bit for bit on every adapter (tables
+//! in one block and in several) and against FBGEMM's kernels (fixture
+//! tests/data/int8.json, made by tests/data/make_int8_fixture.py), files,
+//! and training calls refused with a typed error.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use wgpu_embed::cpu::int8_rowwise::{self, Int8Rows};
+use wgpu_embed::cpu::{self, BagMode};
+use wgpu_embed::{DType, Embedding, EmbeddingBag, EmbeddingOptions, Error, Tensor};
+
+fn fixture() -> Value {
+    serde_json::from_str(include_str!("data/int8.json")).expect("tests/data/int8.json is JSON")
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
+}
+
+fn u32s(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
+}
+
+/// FBGEMM's kernels and ours both dequantize each value then add; they may
+/// round a multiply-add once or twice: within a few ulps of the sums.
+fn assert_near(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= 1e-6 * w.abs().max(1.0),
+            "{what}: element {i} is {g}, FBGEMM's {w}"
+        );
+    }
+}
+
+#[test]
+fn quantize_is_fbgemms_prepack_byte_for_byte() {
+    for case in fixture()["cases"].as_array().unwrap() {
+        let dim = case["dim"].as_u64().unwrap() as usize;
+        let table = floats(&case["table"]);
+        let packed: Vec<u8> = u32s(&case["packed"]).iter().map(|&b| b as u8).collect();
+        assert_eq!(int8_rowwise::quantize(&table, dim), packed, "dim {dim}");
+    }
+}
+
+#[test]
+fn lookups_and_bags_match_the_twin_and_fbgemm() {
+    for case in fixture()["cases"].as_array().unwrap() {
+        let (rows, dim) = (
+            case["rows"].as_u64().unwrap() as usize,
+            case["dim"].as_u64().unwrap() as usize,
+        );
+        let packed: Vec<u8> = u32s(&case["packed"]).iter().map(|&b| b as u8).collect();
+        let idx = u32s(&case["indices"]);
+        let offsets = u32s(&case["offsets"]);
+        let psw = floats(&case["per_sample_weights"]);
+        let twin_rows = Int8Rows { fused: &packed };
+        let mut csr = offsets.clone();
+        csr.push(idx.len() as u32);
+        let twin = |mode: BagMode, weights: Option<&[f32]>| {
+            let bags = offsets.len();
+            let (mut out, mut status, mut pos) =
+                (vec![0.0; bags * dim], u32::MAX, vec![0u32; bags * dim]);
+            cpu::embedding_bag(
+                mode,
+                rows,
+                dim,
+                None,
+                &idx,
+                &csr,
+                weights,
+                &mut status,
+                &mut pos,
+                &twin_rows,
+                &mut out,
+            );
+            out
+        };
+        let mut want_lookup = vec![0.0; idx.len() * dim];
+        let mut status = u32::MAX;
+        cpu::embedding_gather(rows, dim, &idx, &mut status, &twin_rows, &mut want_lookup);
+        assert_near(
+            "twin lookup vs FBGEMM",
+            &want_lookup,
+            &floats(&case["lookup"]),
+        );
+        assert_near(
+            "twin sum vs FBGEMM",
+            &twin(BagMode::Sum, None),
+            &floats(&case["sum"]),
+        );
+        assert_near(
+            "twin weighted sum vs FBGEMM",
+            &twin(BagMode::Sum, Some(&psw)),
+            &floats(&case["weighted_sum"]),
+        );
+        each_gpu(|gpu| {
+            for chunk_rows in [None, Some(4)] {
+                let options = EmbeddingOptions {
+                    dtype: DType::Int8,
+                    chunk_bytes: chunk_rows.map(|r| r as u64 * DType::Int8.row_bytes(dim)),
+                    ..EmbeddingOptions::default()
+                };
+                let emb =
+                    Embedding::from_int8_with_options(gpu, &packed, rows, dim, options.clone())
+                        .unwrap();
+                let what = format!("dim {dim}, blocks of {chunk_rows:?} rows");
+                assert_eq!(
+                    emb.weight().num_blocks() > 1,
+                    chunk_rows.is_some(),
+                    "{what}"
+                );
+                assert_eq!(
+                    emb.weight().to_int8_rowwise().unwrap().unwrap(),
+                    packed,
+                    "{what}"
+                );
+                let got = emb.forward(&idx).unwrap().to_vec().unwrap();
+                assert_bits_eq(&format!("{what}: lookup vs twin"), &got, &want_lookup);
+                for (mode, weights, name) in [
+                    (BagMode::Sum, None, "sum"),
+                    (BagMode::Mean, None, "mean"),
+                    (BagMode::Max, None, "max"),
+                    (BagMode::Sum, Some(&psw[..]), "weighted sum"),
+                ] {
+                    let table =
+                        Embedding::from_int8_with_options(gpu, &packed, rows, dim, options.clone())
+                            .unwrap();
+                    let bag = EmbeddingBag::from_embedding(
+                        table,
+                        wgpu_embed::EmbeddingBagOptions {
+                            mode,
+                            ..Default::default()
+                        },
+                    );
+                    let got = bag
+                        .forward(&idx, &offsets, weights)
+                        .unwrap()
+                        .to_vec()
+                        .unwrap();
+                    assert_bits_eq(
+                        &format!("{what}: {name} vs twin"),
+                        &got,
+                        &twin(mode, weights),
+                    );
+                }
+            }
+        });
+    }
+}
+
+/// Shapes past the fixture: both kernel variants (dim % 4), a padding row,
+/// long rows, one-row blocks; quantized from f32 by `quantize_int8`.
+#[test]
+fn quantize_int8_tables_match_the_twin_over_shapes() {
+    for dim in [1, 3, 4, 5, 8, 17, 64, 130] {
+        let rows = 50;
+        let mut rng = Rng(dim as u64);
+        let table = rng.floats(rows * dim);
+        let idx: Vec<u32> = (0..200).map(|_| rng.below(rows) as u32).collect();
+        let fused = int8_rowwise::quantize(&table, dim);
+        let mut want = vec![0.0; idx.len() * dim];
+        let mut status = u32::MAX;
+        cpu::embedding_gather(
+            rows,
+            dim,
+            &idx,
+            &mut status,
+            &Int8Rows { fused: &fused },
+            &mut want,
+        );
+        each_gpu(|gpu| {
+            let f32_table = Embedding::from_pretrained(gpu, &table, rows, dim, false).unwrap();
+            let q = f32_table.quantize_int8().unwrap();
+            assert_eq!(q.dtype(), DType::Int8);
+            assert_eq!(
+                q.weight().bytes(),
+                (rows * (dim.div_ceil(4) + 2) * 4) as u64,
+                "dim {dim}: codes padded to words, scale, bias"
+            );
+            let got = q.forward(&idx).unwrap().to_vec().unwrap();
+            assert_bits_eq(&format!("dim {dim}: lookup"), &got, &want);
+            // The same table made with dtype Int8 directly, in one-row blocks.
+            let options = EmbeddingOptions {
+                dtype: DType::Int8,
+                // A block is allocated in whole 8-byte units.
+                chunk_bytes: Some(DType::Int8.row_bytes(dim).next_multiple_of(8)),
+                ..EmbeddingOptions::default()
+            };
+            let split =
+                Embedding::from_pretrained_with_options(gpu, &table, rows, dim, options).unwrap();
+            assert_eq!(split.weight().num_blocks(), rows);
+            let got = split.forward(&idx).unwrap().to_vec().unwrap();
+            assert_bits_eq(&format!("dim {dim}: lookup, one-row blocks"), &got, &want);
+        });
+    }
+}
+
+#[test]
+fn int8_files_round_trip_and_bad_shapes_are_refused() {
+    let dir = std::env::temp_dir().join(format!("wgpu-embed-int8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (rows, dim) = (9, 5);
+    let table = data(rows * dim, 4);
+    let fused = int8_rowwise::quantize(&table, dim);
+    each_gpu(|gpu| {
+        let emb = Embedding::from_int8_rowwise(gpu, &fused, rows, dim).unwrap();
+        let st = dir.join("t.safetensors");
+        let npy = dir.join("t.npy");
+        emb.save_safetensors(&st, "emb").unwrap();
+        emb.save_npy(&npy).unwrap();
+        let int8 = EmbeddingOptions {
+            dtype: DType::Int8,
+            ..EmbeddingOptions::default()
+        };
+        for loaded in [
+            Embedding::from_safetensors_with_options(gpu, &st, "emb", int8.clone()).unwrap(),
+            Embedding::from_npy_with_options(gpu, &npy, int8.clone()).unwrap(),
+        ] {
+            assert_eq!((loaded.num_embeddings(), loaded.dim()), (rows, dim));
+            assert_eq!(loaded.weight().to_int8_rowwise().unwrap().unwrap(), fused);
+        }
+        // Loaded as the file's dtype by default; asked for f32, dequantized.
+        assert_eq!(
+            Embedding::from_npy(gpu, &npy, true).unwrap().dtype(),
+            DType::Int8
+        );
+        let f32_options = EmbeddingOptions {
+            freeze: true,
+            ..EmbeddingOptions::default()
+        };
+        let wide = Embedding::from_npy_with_options(gpu, &npy, f32_options).unwrap();
+        assert_eq!(wide.dtype(), DType::F32);
+        assert_bits_eq(
+            "dequantized on load",
+            &wide.weight().to_vec().unwrap(),
+            &int8_rowwise::dequantize(&fused, dim),
+        );
+    });
+    // u8 rows too short to hold a scale and a bias.
+    let short = dir.join("short.npy");
+    use npyz::WriterBuilder;
+    let mut w = npyz::WriteOptions::<u8>::new()
+        .default_dtype()
+        .shape(&[3, 8])
+        .writer(std::io::BufWriter::new(
+            std::fs::File::create(&short).unwrap(),
+        ))
+        .begin_nd()
+        .unwrap();
+    w.extend(vec![0u8; 24]).unwrap();
+    w.finish().unwrap();
+    let gpu = &gpus()[0];
+    assert!(matches!(
+        Embedding::from_npy(gpu, &short, true),
+        Err(Error::FileShape { .. })
+    ));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn training_an_int8_table_is_a_typed_error_and_changes_nothing() {
+    each_gpu(|gpu| {
+        let (rows, dim) = (6, 4);
+        let table = data(rows * dim, 2);
+        let options = EmbeddingOptions {
+            dtype: DType::Int8,
+            ..EmbeddingOptions::default()
+        };
+        let mut emb =
+            Embedding::from_pretrained_with_options(gpu, &table, rows, dim, options).unwrap();
+        let before = emb.weight().to_int8_rowwise().unwrap().unwrap();
+        let g = Tensor::from_slice(gpu, &[0.5; 8], &[2, dim]).unwrap();
+        let dtype_error = |r: wgpu_embed::Result<()>| matches!(r, Err(Error::InvalidArgument { name: "dtype", ref reason }) if reason.contains("int8"));
+        assert!(dtype_error(emb.backward(&[1, 2], &g).map(|_| ())));
+        assert!(dtype_error(emb.backward_sgd(&[1, 2], &g, 0.1)));
+        let mut state = emb.adagrad_state().unwrap();
+        assert!(dtype_error(emb.backward_adagrad(
+            &[1, 2],
+            &g,
+            &mut state,
+            0.1,
+            1e-8
+        )));
+        assert!(emb
+            .adam_state()
+            .is_ok_and(|mut s| dtype_error(emb.backward_adam(
+                &[1, 2],
+                &g,
+                &mut s,
+                &Default::default()
+            ))));
+        assert!(matches!(
+            Embedding::from_pretrained_with_options(
+                gpu,
+                &table,
+                rows,
+                dim,
+                EmbeddingOptions {
+                    dtype: DType::Int8,
+                    max_norm: Some(1.0),
+                    ..EmbeddingOptions::default()
+                }
+            ),
+            Err(Error::InvalidArgument {
+                name: "max_norm",
+                ..
+            })
+        ));
+        assert_eq!(emb.weight().to_int8_rowwise().unwrap().unwrap(), before);
+    });
+}
