@@ -153,7 +153,7 @@ fn bad_files_are_typed_errors_naming_expected_and_found() {
             matches!(&e, Error::FileDType { found, .. } if found == "I64"),
             "{e:?}"
         );
-        assert!(e.to_string().contains("expected F32 or F16"), "{e}");
+        assert!(e.to_string().contains("expected F32, F16, or U8"), "{e}");
 
         match Embedding::from_npy(gpu, data("bad_3d.npy"), true).err() {
             Some(Error::FileShape { found, .. }) => assert_eq!(found, [6, 5, 1]),
