@@ -72,27 +72,25 @@ fn moments(state: &AdamState) -> (Vec<f32>, Vec<f32>) {
 /// (its `lerp`, `addcmul`, and a fused multiply-add or two).
 const TORCH_REL: f64 = 1e-6;
 
-#[test]
-fn backward_adam_is_sparse_adam() {
+/// Steps through the fixture's batches with `key`'s optimizer
+/// ("sparse_adam": the fused `backward_adam`; "adam": `backward` then
+/// `adam_step`), holding weights and moments to the twin bit for bit and to
+/// PyTorch within [`TORCH_REL`] after every step.
+fn follow_pytorch(key: &str) {
     let f = fixture();
     let (v, d) = (
         f["num_embeddings"].as_u64().unwrap() as usize,
         f["dim"].as_u64().unwrap() as usize,
     );
     let init = floats(&f["init"]);
-    let opts = options(&f["sparse_adam"]["options"]);
+    let opts = options(&f[key]["options"]);
+    let sparse = key == "sparse_adam";
     each_gpu(|gpu| {
         let mut emb = Embedding::from_pretrained(gpu, &init, v, d, false).unwrap();
         let mut state = emb.adam_state().unwrap();
-        // The twin alongside: bit for bit.
         let (mut w, mut m, mut s) = (init.clone(), vec![0.0; v * d], vec![0.0; v * d]);
-        for (t, (batch, after)) in f["batches"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .zip(f["sparse_adam"]["after"].as_array().unwrap())
-            .enumerate()
-        {
+        let steps = f["batches"].as_array().unwrap().iter();
+        for (t, (batch, after)) in steps.zip(f[key]["after"].as_array().unwrap()).enumerate() {
             let idx: Vec<u32> = batch["indices"]
                 .as_array()
                 .unwrap()
@@ -101,103 +99,53 @@ fn backward_adam_is_sparse_adam() {
                 .collect();
             let go = floats(&batch["grad_out"]);
             let g = Tensor::from_slice(gpu, &go, &[idx.len(), d]).unwrap();
-            emb.backward_adam(&idx, &g, &mut state, &opts).unwrap();
-            assert_eq!(state.step(), t as u64 + 1);
-            let a = AdamArgs::for_step(t as u64 + 1, opts.lr, opts.betas, opts.eps, 0.0, true);
-            let twin = BackwardOptions::default();
-            cpu::embedding_backward_adam(v, d, &idx, &go, &twin, &mut w, &mut m, &mut s, &a);
-            let got = emb.weight().to_vec().unwrap();
-            let (gm, gs) = moments(&state);
-            assert_bits_eq(&format!("step {t}: weights vs twin"), &got, &w);
-            assert_bits_eq(&format!("step {t}: exp_avg vs twin"), &gm, &m);
-            assert_bits_eq(&format!("step {t}: exp_avg_sq vs twin"), &gs, &s);
-            assert_rel(
-                &format!("step {t}: weights vs SparseAdam"),
-                &got,
-                &floats(&after["weight"]),
-                TORCH_REL,
-            );
-            assert_rel(
-                &format!("step {t}: exp_avg vs SparseAdam"),
-                &gm,
-                &floats(&after["exp_avg"]),
-                TORCH_REL,
-            );
-            assert_rel(
-                &format!("step {t}: exp_avg_sq vs SparseAdam"),
-                &gs,
-                &floats(&after["exp_avg_sq"]),
-                TORCH_REL,
-            );
-        }
-    });
-}
-
-#[test]
-fn adam_step_is_torch_adam() {
-    let f = fixture();
-    let (v, d) = (
-        f["num_embeddings"].as_u64().unwrap() as usize,
-        f["dim"].as_u64().unwrap() as usize,
-    );
-    let init = floats(&f["init"]);
-    let opts = options(&f["adam"]["options"]);
-    each_gpu(|gpu| {
-        let mut emb = Embedding::from_pretrained(gpu, &init, v, d, false).unwrap();
-        let mut state = emb.adam_state().unwrap();
-        let (mut w, mut m, mut s) = (init.clone(), vec![0.0; v * d], vec![0.0; v * d]);
-        for (t, (batch, after)) in f["batches"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .zip(f["adam"]["after"].as_array().unwrap())
-            .enumerate()
-        {
-            let idx: Vec<u32> = batch["indices"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_u64().unwrap() as u32)
-                .collect();
-            let go = floats(&batch["grad_out"]);
-            let g = Tensor::from_slice(gpu, &go, &[idx.len(), d]).unwrap();
-            let grad = emb.backward(&idx, &g).unwrap();
-            emb.adam_step(&grad, &mut state, &opts).unwrap();
-            let dense = cpu::embedding_backward_dense(v, d, &idx, &go, &BackwardOptions::default());
             let a = AdamArgs::for_step(
                 t as u64 + 1,
                 opts.lr,
                 opts.betas,
                 opts.eps,
                 opts.weight_decay,
-                false,
+                sparse,
             );
-            cpu::adam_step(&a, &dense, &mut w, &mut m, &mut s);
+            let twin = BackwardOptions::default();
+            if sparse {
+                emb.backward_adam(&idx, &g, &mut state, &opts).unwrap();
+                cpu::embedding_backward_adam(v, d, &idx, &go, &twin, &mut w, &mut m, &mut s, &a);
+            } else {
+                let grad = emb.backward(&idx, &g).unwrap();
+                emb.adam_step(&grad, &mut state, &opts).unwrap();
+                let dense = cpu::embedding_backward_dense(v, d, &idx, &go, &twin);
+                cpu::adam_step(&a, &dense, &mut w, &mut m, &mut s);
+            }
+            assert_eq!(state.step(), t as u64 + 1);
             let got = emb.weight().to_vec().unwrap();
             let (gm, gs) = moments(&state);
-            assert_bits_eq(&format!("step {t}: weights vs twin"), &got, &w);
-            assert_bits_eq(&format!("step {t}: exp_avg vs twin"), &gm, &m);
-            assert_bits_eq(&format!("step {t}: exp_avg_sq vs twin"), &gs, &s);
-            assert_rel(
-                &format!("step {t}: weights vs Adam"),
-                &got,
-                &floats(&after["weight"]),
-                TORCH_REL,
-            );
-            assert_rel(
-                &format!("step {t}: exp_avg vs Adam"),
-                &gm,
-                &floats(&after["exp_avg"]),
-                TORCH_REL,
-            );
-            assert_rel(
-                &format!("step {t}: exp_avg_sq vs Adam"),
-                &gs,
-                &floats(&after["exp_avg_sq"]),
-                TORCH_REL,
-            );
+            for (name, got, twin, torch) in [
+                ("weights", &got, &w, "weight"),
+                ("exp_avg", &gm, &m, "exp_avg"),
+                ("exp_avg_sq", &gs, &s, "exp_avg_sq"),
+            ] {
+                assert_bits_eq(&format!("{key} step {t}: {name} vs twin"), got, twin);
+                let want = floats(&after[torch]);
+                assert_rel(
+                    &format!("{key} step {t}: {name} vs PyTorch"),
+                    got,
+                    &want,
+                    TORCH_REL,
+                );
+            }
         }
     });
+}
+
+#[test]
+fn backward_adam_is_sparse_adam() {
+    follow_pytorch("sparse_adam");
+}
+
+#[test]
+fn adam_step_is_torch_adam() {
+    follow_pytorch("adam");
 }
 
 /// The fused step over shapes: both kernel variants (dim % 4), tables in

@@ -59,11 +59,25 @@ impl Embedding {
             dim,
             "Embedding::from_pretrained weights",
         )?;
+        let shape = [num_embeddings, dim];
+        Embedding::with_table(gpu, shape, options, |dtype, per_block| {
+            Table::from_f32(gpu, weights, shape, dtype, per_block)
+        })
+    }
+
+    /// The one way a table is made: the shape and options checked, the
+    /// row-block size for `options.dtype`, then `make(dtype, per_block)`.
+    fn with_table(
+        gpu: &Gpu,
+        [num_embeddings, dim]: [usize; 2],
+        options: EmbeddingOptions,
+        make: impl FnOnce(DType, usize) -> Result<Table>,
+    ) -> Result<Embedding> {
+        check_shape(num_embeddings, dim)?;
         check_options(&options, num_embeddings)?;
         let per_block =
             rows_per_block(gpu, options.dtype, num_embeddings, dim, options.chunk_bytes)?;
-        let shape = [num_embeddings, dim];
-        let weight = Table::from_f32(gpu, weights, shape, options.dtype, per_block)?;
+        let weight = make(options.dtype, per_block)?;
         Ok(Embedding {
             gpu: gpu.clone(),
             weight,
@@ -82,20 +96,13 @@ impl Embedding {
         dim: usize,
         options: EmbeddingOptions,
     ) -> Result<Embedding> {
-        check_shape(num_embeddings, dim)?;
-        check_options(&options, num_embeddings)?;
         let options = EmbeddingOptions {
             dtype: DType::F16,
             ..options
         };
-        let per_block = rows_per_block(gpu, DType::F16, num_embeddings, dim, options.chunk_bytes)?;
-        let weight = Table::from_f16(gpu, weights, [num_embeddings, dim], per_block)?;
-        Ok(Embedding {
-            gpu: gpu.clone(),
-            weight,
-            num_embeddings,
-            dim,
-            options,
+        let shape = [num_embeddings, dim];
+        Embedding::with_table(gpu, shape, options, |_, per_block| {
+            Table::from_f16(gpu, weights, shape, per_block)
         })
     }
 
@@ -126,20 +133,13 @@ impl Embedding {
         dim: usize,
         options: EmbeddingOptions,
     ) -> Result<Embedding> {
-        check_shape(num_embeddings, dim)?;
         let options = EmbeddingOptions {
             dtype: DType::Int8,
             ..options
         };
-        check_options(&options, num_embeddings)?;
-        let per_block = rows_per_block(gpu, DType::Int8, num_embeddings, dim, options.chunk_bytes)?;
-        let weight = Table::from_int8(gpu, fused, [num_embeddings, dim], per_block)?;
-        Ok(Embedding {
-            gpu: gpu.clone(),
-            weight,
-            num_embeddings,
-            dim,
-            options,
+        let shape = [num_embeddings, dim];
+        Embedding::with_table(gpu, shape, options, |_, per_block| {
+            Table::from_int8(gpu, fused, shape, per_block)
         })
     }
 
@@ -163,17 +163,9 @@ impl Embedding {
         dim: usize,
         options: EmbeddingOptions,
     ) -> Result<Embedding> {
-        check_shape(num_embeddings, dim)?;
-        check_options(&options, num_embeddings)?;
-        let per_block =
-            rows_per_block(gpu, options.dtype, num_embeddings, dim, options.chunk_bytes)?;
-        let weight = Table::zeros(gpu, options.dtype, [num_embeddings, dim], per_block)?;
-        Ok(Embedding {
-            gpu: gpu.clone(),
-            weight,
-            num_embeddings,
-            dim,
-            options,
+        let shape = [num_embeddings, dim];
+        Embedding::with_table(gpu, shape, options, |dtype, per_block| {
+            Table::zeros(gpu, dtype, shape, per_block)
         })
     }
 
