@@ -18,6 +18,11 @@ const ALLOW: &[(&str, &str)] = &[
     // it has no shader of its own.
     ("shaders/embedding_backward.wgsl", "composite twin"),
     ("src/kernels/embedding_backward.rs", "composite twin"),
+    // The int8 row-wise format: FBGEMM's quantizer (host-side) and the
+    // twin of the int8 load that embedding_gather and embedding_bag do; it
+    // is a storage format, not a kernel of its own.
+    ("shaders/int8_rowwise.wgsl", "storage format"),
+    ("src/kernels/int8_rowwise.rs", "storage format"),
 ];
 
 fn stems(dir: &Path, ext: &str) -> BTreeSet<String> {
