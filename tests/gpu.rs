@@ -164,14 +164,21 @@ fn a_wait_past_the_timeout_is_an_error_not_a_hang() {
             ..Default::default()
         };
         let gpu = Gpu::with_options(&options).unwrap();
-        // Far more than a microsecond of work on any adapter: a 512³ matmul.
-        // Lavapipe now and then runs a submit to its end before the wait
-        // begins (an Ok, which is not a hang either): the first of a few
-        // tries that times out is the one checked.
-        let a = Tensor::zeros(&gpu, &[512, 512]).unwrap();
-        let t = Tensor::zeros(&gpu, &[1 << 20]).unwrap();
+        // Far more than a microsecond of work on any adapter: a 1024³
+        // matmul, and a 64 MiB readback. On a busy 2-core machine the
+        // test's thread can be preempted between submit and wait long
+        // enough for lavapipe to finish a 512³ matmul (an Ok, which is not
+        // a hang either, but not what this checks): so the work is large,
+        // and the first of a few tries that times out is the one checked.
+        let a = Tensor::zeros(&gpu, &[1024, 1024]).unwrap();
+        let t = Tensor::zeros(&gpu, &[1 << 24]).unwrap();
         let mut tries = Vec::new();
-        for _ in 0..5 {
+        let attempts = if info.backend == wgpu::Backend::Gl {
+            1
+        } else {
+            5
+        };
+        for _ in 0..attempts {
             let r = wgpu_embed::kernels::matmul::matmul(&a, &a, None, Default::default()).map(drop);
             let r_async = pollster::block_on(t.to_vec_async()).map(drop);
             let done = r.is_err() && r_async.is_err();
