@@ -71,15 +71,10 @@ impl Status {
         num_embeddings: usize,
     ) -> Result<()> {
         let (staging, index) = self.submit_with_copy(encoder)?;
-        let bytes = crate::readback::map_after(&self.gpu, &staging, 4, "status word", index)?;
-        match bad_position(&bytes) {
-            None => Ok(()),
-            Some(position) => Err(Error::IndexOutOfRange {
-                position,
-                index: indices.read_one(position)? as u64,
-                num_embeddings,
-            }),
-        }
+        crate::readback::block(
+            "status word",
+            self.check_async(staging, index, indices, num_embeddings),
+        )
     }
 
     /// Records the word's copy after the kernels and submits `encoder`

@@ -308,13 +308,6 @@ impl IndexTensor {
         .await?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
-    /// Reads the single index at `position`.
-    pub(crate) fn read_one(&self, position: usize) -> Result<u32> {
-        let _scope = self.gpu.scope();
-        let bytes =
-            readback::read_bytes(&self.gpu, self.buffer(), position as u64 * 4, 4, "index")?;
-        Ok(bytemuck::pod_read_unaligned(&bytes))
-    }
     pub(crate) fn check_gpu(&self, gpu: &Gpu, what: &'static str) -> Result<()> {
         if self.gpu.same(gpu) {
             Ok(())

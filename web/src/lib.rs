@@ -171,6 +171,26 @@ fn line(kernel: &str, got: &[f32], want: &[f32], tolerance: Option<f32>) -> Valu
     json!({"kernel": kernel, "pass": pass, "max_abs_diff": max_abs_diff})
 }
 
+/// The bag twin's output for 100 bags of 10 ids (`csr`) over `table`.
+fn bag_twin<R: cpu::Rows + ?Sized>(mode: BagMode, ids: &[u32], csr: &[u32], table: &R) -> Vec<f32> {
+    let mut want = vec![0.0; 100 * DIM];
+    let (mut status, mut positions) = (u32::MAX, vec![0u32; 100 * DIM]);
+    cpu::embedding_bag(
+        mode,
+        ROWS,
+        DIM,
+        None,
+        ids,
+        csr,
+        None,
+        &mut status,
+        &mut positions,
+        table,
+        &mut want,
+    );
+    want
+}
+
 /// A line for a call that failed in the page: a failure naming the error.
 fn failed(kernel: &str, e: impl std::fmt::Display) -> Value {
     json!({"kernel": kernel, "pass": false, "max_abs_diff": null, "error": e.to_string()})
@@ -326,21 +346,7 @@ pub async fn check() -> Result<String, JsValue> {
     });
     let starts: Vec<u32> = (0..100u32).map(|b| b * 10).collect();
     let csr: Vec<u32> = (0..=100u32).map(|b| b * 10).collect();
-    let mut want = vec![0.0; 100 * DIM];
-    let mut positions = vec![0u32; 100 * DIM];
-    cpu::embedding_bag(
-        BagMode::Sum,
-        ROWS,
-        DIM,
-        None,
-        &ids,
-        &csr,
-        None,
-        &mut status,
-        &mut positions,
-        &table,
-        &mut want,
-    );
+    let want = bag_twin(BagMode::Sum, &ids, &csr, &table);
     results.push(match bag(&gpu, &ids, &starts, &table).await {
         Ok(got) => line("embedding_bag (sum)", &got, &want, None),
         Err(e) => failed("embedding_bag", e),
@@ -454,21 +460,7 @@ async fn more_lines(gpu: &Gpu, table: &[f32], ids: &[u32]) -> Vec<Value> {
     let csr: Vec<u32> = (0..=100u32).map(|b| b * 10).collect();
     let starts = &csr[..100];
     for mode in [BagMode::Mean, BagMode::Max] {
-        let mut want = vec![0.0; 100 * DIM];
-        let (mut status, mut positions) = (u32::MAX, vec![0u32; 100 * DIM]);
-        cpu::embedding_bag(
-            mode,
-            ROWS,
-            DIM,
-            None,
-            ids,
-            &csr,
-            None,
-            &mut status,
-            &mut positions,
-            table,
-            &mut want,
-        );
+        let want = bag_twin(mode, ids, &csr, table);
         let got = async {
             let bag = EmbeddingBag::from_pretrained(gpu, table, ROWS, DIM, true, mode)?;
             bag.forward(ids, starts, None)?.to_vec_async().await
@@ -524,21 +516,7 @@ async fn more_lines(gpu: &Gpu, table: &[f32], ids: &[u32]) -> Vec<Value> {
         got,
         &want,
     ));
-    let mut want = vec![0.0; 100 * DIM];
-    let (mut status, mut positions) = (u32::MAX, vec![0u32; 100 * DIM]);
-    cpu::embedding_bag(
-        BagMode::Sum,
-        ROWS,
-        DIM,
-        None,
-        ids,
-        &csr,
-        None,
-        &mut status,
-        &mut positions,
-        &rows8,
-        &mut want,
-    );
+    let want = bag_twin(BagMode::Sum, ids, &csr, &rows8);
     let got = async {
         let emb = Embedding::from_int8_rowwise(gpu, &fused, ROWS, DIM)?;
         let options = wgpu_embed::EmbeddingBagOptions {

@@ -113,11 +113,10 @@ impl Embedding {
     ) -> Result<()> {
         let _scope = self.gpu.scope();
         let mut encoder = self.gpu.encoder("Embedding::adam_step");
-        self.encode_adam_step(&mut encoder, grad, state, options)?;
-        // Recorded (and counted) above; a failed submit takes the step back.
-        self.gpu.submit_and_wait(encoder).inspect_err(|_| {
-            state.step -= 1;
-        })
+        self.record_adam_step(&mut encoder, grad, state, options)?;
+        self.gpu.submit_and_wait(encoder)?;
+        state.step += 1;
+        Ok(())
     }
 
     /// Records [`adam_step`](Self::adam_step) into the caller's encoder and
@@ -127,6 +126,19 @@ impl Embedding {
         encoder: &mut wgpu::CommandEncoder,
         grad: &Gradient,
         state: &mut AdamState,
+        options: &AdamOptions,
+    ) -> Result<()> {
+        self.record_adam_step(encoder, grad, state, options)?;
+        state.step += 1;
+        Ok(())
+    }
+
+    /// The checked dense step, recorded; the step count is the caller's to advance.
+    fn record_adam_step(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        grad: &Gradient,
+        state: &AdamState,
         options: &AdamOptions,
     ) -> Result<()> {
         self.check_adam(state, options)?;
@@ -167,7 +179,6 @@ impl Embedding {
                 },
             )?;
         }
-        state.step += 1;
         Ok(())
     }
 

@@ -358,34 +358,31 @@ impl Embedding {
         status: &wgpu::Buffer,
     ) -> Result<()> {
         let batch = encode_sort(&self.gpu, encoder, indices, self.num_embeddings, status)?;
-        let moments = match fused {
-            Fused::Adam { state, .. } => Some((state.exp_avg.blocks(), state.exp_avg_sq.blocks())),
-            _ => None,
-        };
-        let targets: Vec<SegmentOutput> = self
-            .weight
-            .blocks()
-            .into_iter()
-            .enumerate()
-            .map(|(i, weight)| match fused {
-                Fused::Sgd { lr } => SegmentOutput::Sgd { weight, lr },
-                Fused::Adagrad { state, lr, eps } => SegmentOutput::Adagrad {
+        let weights = self.weight.blocks().into_iter();
+        let targets: Vec<SegmentOutput> = match fused {
+            Fused::Sgd { lr } => weights
+                .map(|weight| SegmentOutput::Sgd { weight, lr })
+                .collect(),
+            Fused::Adagrad { state, lr, eps } => weights
+                .map(|weight| SegmentOutput::Adagrad {
                     weight,
                     state: state.buffer(),
                     lr,
                     eps,
-                },
-                Fused::Adam { adam, .. } => {
-                    let (m, v) = moments.as_ref().expect("made above for Adam");
-                    SegmentOutput::Adam {
-                        weight,
-                        exp_avg: m[i].clone(),
-                        exp_avg_sq: v[i].clone(),
-                        adam,
-                    }
-                }
-            })
-            .collect();
+                })
+                .collect(),
+            // The moments are in the table's row-blocks (`check_adam`).
+            Fused::Adam { state, adam } => weights
+                .zip(state.exp_avg.blocks())
+                .zip(state.exp_avg_sq.blocks())
+                .map(|((weight, exp_avg), exp_avg_sq)| SegmentOutput::Adam {
+                    weight,
+                    exp_avg,
+                    exp_avg_sq,
+                    adam,
+                })
+                .collect(),
+        };
         segment_sum::encode(
             &self.gpu,
             encoder,
