@@ -32,6 +32,12 @@
 //   segment_adam      fused Adam (torch.optim.SparseAdam): the row's weights
 //                     and both moments through the update the host appends:
 // with: adam_step/update.wgsl
+// F16 (the table is f16; not segment_adam): `out` is f16, packed two per
+// u32, so segment_dense writes an f16 gradient and the fused updates an
+// f16 table, each element's f32 result rounded once (to nearest, or
+// stochastically for the updates when params.stochastic = 1):
+// with: sgd_update/f16_round.wgsl
+// with: uniform_init/philox.wgsl
 // segment_dense, segment_sgd and segment_adagrad handle rows
 // row_begin .. row_end, stored from row 0 of `out`: a table past one storage
 // binding is updated one row-block per dispatch (the whole table is one chunk).
@@ -104,6 +110,10 @@ struct Params {
     beta2c: f32,
     bias2: f32,
     weight_decay: f32,
+    seed: vec2<u32>,     // F16 stochastic rounding: the table's seed
+    step: vec2<u32>,     // and this update's number
+    stochastic: u32,     // F16: 1 rounds the updates stochastically
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -113,7 +123,18 @@ struct Params {
 @group(0) @binding(4) var<storage, read> sorted_pos: array<u32>;
 @group(0) @binding(5) var<storage, read> grad_out: array<Word>;
 @group(0) @binding(6) var<storage, read_write> partials: array<Word>;
+#ifdef F16
+// Halves: a vec2<u32> (four) per vec4 word, whole words per row; scalar, a
+// u32 (two) per word, written half by half with atomicXor because with an
+// odd dim two rows (and two invocations) share a word.
+#ifdef VEC4
+@group(0) @binding(7) var<storage, read_write> out: array<vec2<u32>>;
+#else
+@group(0) @binding(7) var<storage, read_write> out: array<atomic<u32>>;
+#endif
+#else
 @group(0) @binding(7) var<storage, read_write> out: array<Word>;
+#endif
 @group(0) @binding(8) var<storage, read> ranks: array<u32>;
 @group(0) @binding(9) var<storage, read_write> rows_out: array<u32>;
 @group(0) @binding(10) var<storage, read_write> state: array<f32>;
@@ -194,6 +215,9 @@ fn row_sum(r: u32, w0: u32) -> Block {
 }
 
 // The gradient of row r (scaled by 1 / count when asked), one block.
+// F16: rounded to f16 (to nearest) and widened back, exactly, because an
+// f16 table's gradient is f16: the fused updates step by the gradient
+// `backward` would return, so fused and unfused give the same bits.
 fn row_grad(r: u32, w0: u32) -> Block {
     if r == params.padding_idx {
         return zero_block();
@@ -201,9 +225,9 @@ fn row_grad(r: u32, w0: u32) -> Block {
     let v = row_sum(r, w0);
     let count = offsets[r + 1u] - offsets[r];
     if params.scale_by_freq != 0u && count > 1u {
-        return div_block(v, f32(count));
+        return stored_block(div_block(v, f32(count)));
     }
-    return v;
+    return stored_block(v);
 }
 
 struct Lane {
@@ -412,6 +436,7 @@ fn segment_adagrad_apply(
     }
 }
 
+#ifndef F16
 // Fused Adam, THREADS_PER_ROW invocations per row: the row's gradient, then
 // weights and both moments updated element by element.
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -432,3 +457,4 @@ fn segment_adam(
         adam_block(a, row, w0, row_grad(r, w0));
     }
 }
+#endif

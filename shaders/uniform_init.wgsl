@@ -37,43 +37,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 #endif
 
-// 32 × 32 → 64-bit product as (hi, lo); WGSL has no 64-bit integers.
-fn mulhilo(a: u32, b: u32) -> vec2<u32> {
-    let a0 = a & 0xFFFFu;
-    let a1 = a >> 16u;
-    let b0 = b & 0xFFFFu;
-    let b1 = b >> 16u;
-    let p00 = a0 * b0;
-    let p01 = a0 * b1;
-    let p10 = a1 * b0;
-    let p11 = a1 * b1;
-    let mid = (p00 >> 16u) + (p01 & 0xFFFFu) + (p10 & 0xFFFFu);
-    let hi = p11 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u);
-    return vec2<u32>(hi, a * b);
-}
-
-// One Philox round with round key k.
-fn philox_round(c: vec4<u32>, k: vec2<u32>) -> vec4<u32> {
-    let p0 = mulhilo(0xD2511F53u, c.x);
-    let p1 = mulhilo(0xCD9E8D57u, c.z);
-    return vec4<u32>(p1.x ^ c.y ^ k.x, p1.y, p0.x ^ c.w ^ k.y, p0.y);
-}
-
-// Ten rounds written out (a loop's bookkeeping costs a CPU rasterizer
-// about as much as a round); round r's key is key + r · (the Weyl constants).
-fn philox4x32_10(counter: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
-    let w = vec2<u32>(0x9E3779B9u, 0xBB67AE85u);
-    var c = philox_round(counter, key);
-    c = philox_round(c, key + w);
-    c = philox_round(c, key + 2u * w);
-    c = philox_round(c, key + 3u * w);
-    c = philox_round(c, key + 4u * w);
-    c = philox_round(c, key + 5u * w);
-    c = philox_round(c, key + 6u * w);
-    c = philox_round(c, key + 7u * w);
-    c = philox_round(c, key + 8u * w);
-    return philox_round(c, key + 9u * w);
-}
+// Philox4x32-10 itself (mulhilo, philox_round, philox4x32_10) is in
+// shaders/uniform_init/philox.wgsl, which the host composes after this
+// file; the f16 stochastic rounding of the updates draws from it too.
 
 // ---- 64-bit integers as vec2<u32>(lo, hi) -------------------------------
 

@@ -40,8 +40,8 @@ impl<'a> Span<'a> {
         Span::whole(buffer).slice(range, item_bytes)
     }
 
-    /// Items `range` of this span, `item_bytes` per item from its start (an
-    /// empty range: as [`items`](Self::items)).
+    /// Items `range` of this span, `item_bytes` per item from its start,
+    /// rounded up to whole words (an empty range: as [`items`](Self::items)).
     pub fn slice(&self, range: &Range<usize>, item_bytes: u64) -> Span<'a> {
         if range.is_empty() {
             return Span {
@@ -50,10 +50,14 @@ impl<'a> Span<'a> {
                 size: self.size.min(4),
             };
         }
+        // Whole words (a binding's size is a multiple of 4; f16 items of an
+        // odd row width end mid-word), within the span.
+        let skip = range.start as u64 * item_bytes;
+        let size = (range.len() as u64 * item_bytes).next_multiple_of(4);
         Span {
             buffer: self.buffer,
-            offset: self.offset + range.start as u64 * item_bytes,
-            size: range.len() as u64 * item_bytes,
+            offset: self.offset + skip,
+            size: size.min(self.size.saturating_sub(skip)),
         }
     }
 

@@ -61,7 +61,7 @@ pub use kernels::uniform_init::Distribution;
 pub use memory::{GpuBuffer, DEFAULT_CACHE_BYTES};
 pub use nn::{
     AdamOptions, AdamState, BagMode, BagOutput, Embedding, EmbeddingBag, EmbeddingBagOptions,
-    EmbeddingOptions, Gradient, GradientMode, Linear, LinearGrad, LinearOptions,
+    EmbeddingOptions, F16Rounding, Gradient, GradientMode, Linear, LinearGrad, LinearOptions,
 };
 pub use status::{Status, STATUS_OK};
 pub use tensor::{DType, HalfTensor, IndexTensor, Int8Tensor, Table, Tensor};

@@ -311,6 +311,7 @@ fn public_encodes_check_their_buffers() {
             dim: 2,
             grad: sgd_update::SgdGrad::Dense(RowBlock::new(b, 0..4)),
             lr: 0.5,
+            half: None,
         };
         expect(
             "sgd_update weight",
@@ -350,6 +351,7 @@ fn public_encodes_check_their_buffers() {
             sorted_positions: s, // needs n
             grad_out: b,
             chunk: None,
+            half: None,
         };
         let out = [segment_sum::SegmentOutput::Dense {
             grad: RowBlock::new(b, 0..4),

@@ -713,7 +713,7 @@ fn caller_built_sparse_gradients_are_checked_not_trusted() {
             let values = Tensor::zeros(gpu, &shape).unwrap();
             let g = Gradient::Sparse {
                 rows: rows.clone(),
-                values,
+                values: values.into(),
             };
             assert!(
                 matches!(g.rows_to_vec(0, 2), Err(Error::ShapeMismatch { .. })),
@@ -726,7 +726,10 @@ fn caller_built_sparse_gradients_are_checked_not_trusted() {
         }
         // Sizes no host can hold: TooLarge, not an abort in the allocator.
         let values = Tensor::from_slice(gpu, &[1.0; 8], &[2, 4]).unwrap();
-        let g = Gradient::Sparse { rows, values };
+        let g = Gradient::Sparse {
+            rows,
+            values: values.into(),
+        };
         assert!(matches!(
             g.rows_to_vec(0, 1 << 50),
             Err(Error::TooLarge { .. })
@@ -754,7 +757,7 @@ fn a_hand_built_sparse_step_with_bad_rows_is_refused_and_changes_nothing() {
         ] {
             let g = Gradient::Sparse {
                 rows: IndexTensor::from_slice(gpu, &rows).unwrap(),
-                values: values.clone(),
+                values: values.clone().into(),
             };
             let r = emb.sgd_step(&g, 0.5);
             assert!(
@@ -769,7 +772,7 @@ fn a_hand_built_sparse_step_with_bad_rows_is_refused_and_changes_nothing() {
         // Rows as backward makes them still step.
         let g = Gradient::Sparse {
             rows: IndexTensor::from_slice(gpu, &[0, 5]).unwrap(),
-            values,
+            values: values.into(),
         };
         emb.sgd_step(&g, 0.5).unwrap();
     });

@@ -454,6 +454,7 @@ fn hot_row_over_70_000_tiles() {
             sorted_positions: positions.buffer(),
             grad_out: g.buffer(),
             chunk: Some(1),
+            half: None,
         };
         let mut encoder = gpu.encoder("hot row");
         segment_sum::encode(

@@ -25,6 +25,10 @@ fn div_block(x: Block, f: f32) -> Block {
     return Block(x.a / f, x.b / f, x.c / f, x.d / f);
 }
 
+fn stored_block(x: Block) -> Block {
+    return Block(stored4(x.a), stored4(x.b), stored4(x.c), stored4(x.d));
+}
+
 // w - m · g, element by element.
 fn step_block(w: Block, m: f32, g: Block) -> Block {
     return Block(w.a - m * g.a, w.b - m * g.b, w.c - m * g.c, w.d - m * g.d);
@@ -58,13 +62,37 @@ fn partial_block(slot: u32, w0: u32) -> Block {
     return v;
 }
 
+#ifdef F16
+// Four halves of `out` as f32 (exactly).
+fn out_word(k: u32) -> vec4<f32> {
+    let w = out[k];
+    return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+}
+
+// x rounded to four halves: columns c .. c + 3 of block-local row `row`.
+fn round_word(x: vec4<f32>, row: u32, c: u32) -> vec2<u32> {
+    let r = update_random4(row, c);
+    let s = params.stochastic != 0u;
+    return vec2<u32>(f16_bits(x.x, r.x, s) | (f16_bits(x.y, r.y, s) << 16u),
+                     f16_bits(x.z, r.z, s) | (f16_bits(x.w, r.w, s) << 16u));
+}
+#else
+fn out_word(k: u32) -> vec4<f32> {
+    return out[k];
+}
+
+fn round_word(x: vec4<f32>, row: u32, c: u32) -> vec4<f32> {
+    return x;
+}
+#endif
+
 fn out_block(row: u32, w0: u32) -> Block {
     let base = row * (params.dim / 4u) + w0;
     var v = zero_block();
-    v.a = out[base];
-    if has_word(w0 + 1u) { v.b = out[base + 1u]; }
-    if has_word(w0 + 2u) { v.c = out[base + 2u]; }
-    if has_word(w0 + 3u) { v.d = out[base + 3u]; }
+    v.a = out_word(base);
+    if has_word(w0 + 1u) { v.b = out_word(base + 1u); }
+    if has_word(w0 + 2u) { v.c = out_word(base + 2u); }
+    if has_word(w0 + 3u) { v.d = out_word(base + 3u); }
     return v;
 }
 
@@ -78,10 +106,10 @@ fn store_partial_block(slot: u32, w0: u32, v: Block) {
 
 fn store_out_block(row: u32, w0: u32, v: Block) {
     let base = row * (params.dim / 4u) + w0;
-    out[base] = v.a;
-    if has_word(w0 + 1u) { out[base + 1u] = v.b; }
-    if has_word(w0 + 2u) { out[base + 2u] = v.c; }
-    if has_word(w0 + 3u) { out[base + 3u] = v.d; }
+    out[base] = round_word(v.a, row, w0 * 4u);
+    if has_word(w0 + 1u) { out[base + 1u] = round_word(v.b, row, w0 * 4u + 4u); }
+    if has_word(w0 + 2u) { out[base + 2u] = round_word(v.c, row, w0 * 4u + 8u); }
+    if has_word(w0 + 3u) { out[base + 3u] = round_word(v.d, row, w0 * 4u + 12u); }
 }
 
 // The squares of the block's columns (from column c) added to acc in order.
@@ -91,6 +119,7 @@ fn sum_squares_block(acc: f32, v: Block, c: u32) -> f32 {
     s = sum_squares4(s, v.c, c + 8u);
     return sum_squares4(s, v.d, c + 12u);
 }
+#ifndef F16
 // segment_adam: the block's weights and moments through adam4, four words
 // at a time (a vec4 each), written back where they exist.
 fn adam_block(a: AdamParams, row: u32, w0: u32, g: Block) {
@@ -105,6 +134,7 @@ fn adam_block(a: AdamParams, row: u32, w0: u32, g: Block) {
         }
     }
 }
+#endif
 #else
 alias Word = f32;
 const COLS_PER_WORD: u32 = 1u;
@@ -125,6 +155,10 @@ fn add_block(x: Block, y: Block) -> Block {
 
 fn div_block(x: Block, f: f32) -> Block {
     return Block(x.a / f, x.b / f);
+}
+
+fn stored_block(x: Block) -> Block {
+    return Block(stored4(x.a), stored4(x.b));
 }
 
 // w - m · g, element by element.
@@ -150,12 +184,40 @@ fn partial_at(i: u32, c: u32) -> f32 {
     return 0.0;
 }
 
+#ifdef F16
+fn out_at(i: u32, c: u32) -> f32 {
+    if has_word(c) {
+        let e = i + c;
+        return unpack2x16float(atomicLoad(&out[e >> 1u]))[e & 1u];
+    }
+    return 0.0;
+}
+
+// Element c of block-local row `row` (starting at element i) set to x,
+// rounded; only its half of the word changes.
+fn store_out_at(i: u32, row: u32, c: u32, x: f32) {
+    let e = i + c;
+    var random = 0u;
+    if params.stochastic != 0u {
+        random = update_random4(row, c)[(i + c + params.row_begin * params.dim) & 3u];
+    }
+    let shift = (e & 1u) * 16u;
+    let old = (atomicLoad(&out[e >> 1u]) >> shift) & 0xFFFFu;
+    let fresh = f16_bits(x, random, params.stochastic != 0u);
+    atomicXor(&out[e >> 1u], (old ^ fresh) << shift);
+}
+#else
 fn out_at(i: u32, c: u32) -> f32 {
     if has_word(c) {
         return out[i + c];
     }
     return 0.0;
 }
+
+fn store_out_at(i: u32, row: u32, c: u32, x: f32) {
+    out[i + c] = x;
+}
+#endif
 
 // Columns w0 .. w0 + 8 of row `row` of grad_out, partials or out (zero past
 // dim). One function per buffer: core WGSL takes no pointers to storage as
@@ -199,7 +261,7 @@ fn store_out_block(row: u32, w0: u32, v: Block) {
     let vals = array<f32, 8>(v.a.x, v.a.y, v.a.z, v.a.w, v.b.x, v.b.y, v.b.z, v.b.w);
     for (var k = 0u; k < 8u; k++) {
         if has_word(w0 + k) {
-            out[i + w0 + k] = vals[k];
+            store_out_at(i, row, w0 + k, vals[k]);
         }
     }
 }
@@ -208,6 +270,7 @@ fn sum_squares_block(acc: f32, v: Block, c: u32) -> f32 {
     let s = sum_squares4(acc, v.a, c);
     return sum_squares4(s, v.b, c + 4u);
 }
+#ifndef F16
 // segment_adam: the block's weights and moments through adam4, four
 // columns at a time, written back where they exist.
 fn adam_block(a: AdamParams, row: u32, w0: u32, g: Block) {
@@ -234,5 +297,32 @@ fn adam_block(a: AdamParams, row: u32, w0: u32, g: Block) {
             }
         }
     }
+}
+#endif
+#endif
+
+// A gradient as it is stored: f16 rounded to nearest (exact when widened
+// back), or f32 as it is.
+#ifdef F16
+fn stored4(x: vec4<f32>) -> vec4<f32> {
+    let lo = f16_bits(x.x, 0u, false) | (f16_bits(x.y, 0u, false) << 16u);
+    let hi = f16_bits(x.z, 0u, false) | (f16_bits(x.w, 0u, false) << 16u);
+    return vec4<f32>(unpack2x16float(lo), unpack2x16float(hi));
+}
+#else
+fn stored4(x: vec4<f32>) -> vec4<f32> {
+    return x;
+}
+#endif
+
+#ifdef F16
+// The random bits of an update's stochastic rounding for columns c .. c + 3
+// of block-local row `row` (c a multiple of 4 on the vec4 path, so the four
+// are one Philox block); zeros when rounding to nearest.
+fn update_random4(row: u32, c: u32) -> vec4<u32> {
+    if params.stochastic == 0u {
+        return vec4<u32>(0u);
+    }
+    return f16_random4(params.seed, params.step, element64(row + params.row_begin, params.dim, c));
 }
 #endif

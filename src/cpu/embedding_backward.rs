@@ -5,6 +5,7 @@
 
 use super::{exclusive_scan, radix_sort, row_histogram, segment_sum};
 use crate::cpu::segment_sum::SegmentParams;
+use crate::cpu::sgd_update::Weights;
 use crate::kernels::segment_sum::{tile_len, CHUNK};
 
 /// The gradient options that change the arithmetic.
@@ -88,7 +89,8 @@ pub fn sort_batch(
     }
 }
 
-/// The dense `[num_embeddings, dim]` gradient of a lookup of `indices`.
+/// The dense `[num_embeddings, dim]` gradient of a lookup of `indices` (an
+/// f16 table's: each element of this rounded once to nearest).
 pub fn embedding_backward_dense(
     num_embeddings: usize,
     dim: usize,
@@ -139,14 +141,14 @@ pub fn embedding_backward_sparse(
     (rows, values)
 }
 
-/// Fused backward + SGD on `weight` (`[num_embeddings, dim]`).
-pub fn embedding_backward_sgd(
+/// Fused backward + SGD on `weight` (`[num_embeddings, dim]`, f32 or f16).
+pub fn embedding_backward_sgd<W: Weights + ?Sized>(
     num_embeddings: usize,
     dim: usize,
     indices: &[u32],
     grad_out: &[f32],
     options: &BackwardOptions,
-    weight: &mut [f32],
+    weight: &mut W,
     lr: f32,
 ) {
     let b = sort_batch(num_embeddings, dim, indices, grad_out, options);
@@ -162,15 +164,16 @@ pub fn embedding_backward_sgd(
     );
 }
 
-/// Fused backward + row-wise Adagrad on `weight`, with one f32 of `state` per row.
+/// Fused backward + row-wise Adagrad on `weight` (f32 or f16), with one
+/// f32 of `state` per row.
 #[allow(clippy::too_many_arguments)]
-pub fn embedding_backward_adagrad(
+pub fn embedding_backward_adagrad<W: Weights + ?Sized>(
     num_embeddings: usize,
     dim: usize,
     indices: &[u32],
     grad_out: &[f32],
     options: &BackwardOptions,
-    weight: &mut [f32],
+    weight: &mut W,
     state: &mut [f32],
     lr: f32,
     eps: f32,

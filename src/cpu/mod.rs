@@ -46,7 +46,7 @@ pub use radix_sort::radix_sort;
 pub use row_histogram::row_histogram;
 pub use scatter_add_atomic::scatter_add_atomic;
 pub use sgd_step::sgd_step;
-pub use sgd_update::{sgd_dense, sgd_sparse};
+pub use sgd_update::{f16_bits, sgd_dense, sgd_sparse, Half, Round16, Weights};
 pub use uniform_init::{bits_fill, normal_fill, philox4x32_10, soft_fma, uniform_fill};
 
 /// An element of a stored table: f32, or f16 that the kernels widen to f32

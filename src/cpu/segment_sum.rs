@@ -22,6 +22,8 @@ impl SegmentParams {
 
 const STATUS_OK: u32 = u32::MAX;
 
+use crate::cpu::sgd_update::Weights;
+
 /// Sorted entries `s..e`, column `c`, added in ascending order from 0.
 fn run_sum(
     p: &SegmentParams,
@@ -128,35 +130,38 @@ fn referenced(p: &SegmentParams, r: usize, offsets: &[u32]) -> bool {
 }
 
 /// The dense `[num_embeddings, dim]` gradient; rows nobody references are 0.
-pub fn segment_dense(
+/// `out` is f32, or f16 (rounded once, as the shader's F16 variant).
+pub fn segment_dense<W: Weights + ?Sized>(
     p: &SegmentParams,
     status: u32,
     offsets: &[u32],
     sorted_pos: &[u32],
     grad_out: &[f32],
     partials: &[f32],
-    out: &mut [f32],
+    out: &mut W,
 ) {
     if status != STATUS_OK {
         return;
     }
     for r in 0..p.num_embeddings {
         let g = row_grad(p, r, offsets, sorted_pos, grad_out, partials);
-        out[r * p.dim..(r + 1) * p.dim].copy_from_slice(&g);
+        for (c, &gc) in g.iter().enumerate() {
+            out.store(r * p.dim + c, gc);
+        }
     }
 }
 
 /// The sparse gradient: `rows[ranks[r]] = r` and `values[ranks[r], :]` for
 /// every referenced row except the padding row.
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
-pub fn segment_sparse(
+pub fn segment_sparse<W: Weights + ?Sized>(
     p: &SegmentParams,
     status: u32,
     offsets: &[u32],
     sorted_pos: &[u32],
     grad_out: &[f32],
     partials: &[f32],
-    values: &mut [f32],
+    values: &mut W,
     ranks: &[u32],
     rows: &mut [u32],
 ) {
@@ -170,20 +175,23 @@ pub fn segment_sparse(
         let slot = ranks[r] as usize;
         rows[slot] = r as u32;
         let g = row_grad(p, r, offsets, sorted_pos, grad_out, partials);
-        values[slot * p.dim..(slot + 1) * p.dim].copy_from_slice(&g);
+        for (c, &gc) in g.iter().enumerate() {
+            values.store(slot * p.dim + c, gc);
+        }
     }
 }
 
-/// Fused SGD: `weight[r] -= lr * grad[r]` for referenced rows.
+/// Fused SGD: `weight[r] -= lr * grad[r]` for referenced rows (an f16
+/// `weight` rounds each result once).
 #[allow(clippy::too_many_arguments)]
-pub fn segment_sgd(
+pub fn segment_sgd<W: Weights + ?Sized>(
     p: &SegmentParams,
     status: u32,
     offsets: &[u32],
     sorted_pos: &[u32],
     grad_out: &[f32],
     partials: &[f32],
-    weight: &mut [f32],
+    weight: &mut W,
     lr: f32,
 ) {
     if status != STATUS_OK {
@@ -195,8 +203,8 @@ pub fn segment_sgd(
         }
         let g = row_grad(p, r, offsets, sorted_pos, grad_out, partials);
         for (c, &gc) in g.iter().enumerate() {
-            let w = &mut weight[r * p.dim + c];
-            *w -= lr * gc;
+            let (w, gc) = (weight.load(r * p.dim + c), weight.as_gradient(gc));
+            weight.store(r * p.dim + c, w - lr * gc);
         }
     }
 }
@@ -204,15 +212,15 @@ pub fn segment_sgd(
 /// Fused row-wise Adagrad (FBGEMM EXACT_ROWWISE_ADAGRAD) for referenced rows:
 /// `state[r] += mean(grad[r]²)` (squares summed over columns ascending), then
 /// `weight[r] -= lr / (sqrt(state[r]) + eps) * grad[r]`.
-#[allow(clippy::too_many_arguments)]
-pub fn segment_adagrad(
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+pub fn segment_adagrad<W: Weights + ?Sized>(
     p: &SegmentParams,
     status: u32,
     offsets: &[u32],
     sorted_pos: &[u32],
     grad_out: &[f32],
     partials: &[f32],
-    weight: &mut [f32],
+    weight: &mut W,
     state: &mut [f32],
     lr: f32,
     eps: f32,
@@ -224,7 +232,11 @@ pub fn segment_adagrad(
         if !referenced(p, r, offsets) {
             continue;
         }
-        let g = row_grad(p, r, offsets, sorted_pos, grad_out, partials);
+        // An f16 table's gradient is f16 (see `Weights::as_gradient`).
+        let g: Vec<f32> = row_grad(p, r, offsets, sorted_pos, grad_out, partials)
+            .into_iter()
+            .map(|x| weight.as_gradient(x))
+            .collect();
         let mut squares = 0.0f32;
         for &gc in &g {
             squares += gc * gc;
@@ -233,8 +245,8 @@ pub fn segment_adagrad(
         state[r] = h;
         let multiplier = lr / (h.sqrt() + eps);
         for (c, &gc) in g.iter().enumerate() {
-            let w = &mut weight[r * p.dim + c];
-            *w -= multiplier * gc;
+            let w = weight.load(r * p.dim + c);
+            weight.store(r * p.dim + c, w - multiplier * gc);
         }
     }
 }

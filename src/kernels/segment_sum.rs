@@ -9,9 +9,11 @@
 use std::ops::Range;
 
 use crate::binding::{self, RowBlock, Span};
+use crate::cpu::Round16;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::embedding_gather::{self, GatherArgs, STATUS_OK};
+use crate::kernels::sgd_update::round_fields;
 use crate::kernels::{loop_limited, to_u32, LOOP_BUDGET};
 use crate::memory::GpuBuffer;
 use crate::pipeline::KernelSpec;
@@ -28,6 +30,8 @@ const SOURCE: &str = concat!(
     include_str!("../../shaders/segment_sum.wgsl"),
     include_str!("../../shaders/segment_sum/blocks.wgsl"),
     include_str!("../../shaders/adam_step/update.wgsl"),
+    include_str!("../../shaders/sgd_update/f16_round.wgsl"),
+    include_str!("../../shaders/uniform_init/philox.wgsl"),
 );
 
 /// An entry point of the one body, scalar (no defs) or vec4 (`VEC4`, for
@@ -56,6 +60,20 @@ const SPARSE4: KernelSpec = spec("segment_sparse", &["VEC4"]);
 const ADAGRAD4: KernelSpec = spec("segment_adagrad", &["VEC4"]);
 const ADAGRAD_APPLY4: KernelSpec = spec("segment_adagrad_apply", &["VEC4"]);
 const ADAM4: KernelSpec = spec("segment_adam", &["VEC4"]);
+
+// An f16 table's: `out` is f16 (its gradient or the table), and every row's
+// gradient is rounded to f16. The partials pass (pieces of sums, not
+// gradients) is the f32 one.
+const DENSE16: KernelSpec = spec("segment_dense", &["F16"]);
+const SGD16: KernelSpec = spec("segment_sgd", &["F16"]);
+const SPARSE16: KernelSpec = spec("segment_sparse", &["F16"]);
+const ADAGRAD16: KernelSpec = spec("segment_adagrad", &["F16"]);
+const ADAGRAD16_4: KernelSpec = spec("segment_adagrad", &["F16", "VEC4"]);
+const ADAGRAD_APPLY16: KernelSpec = spec("segment_adagrad_apply", &["F16"]);
+const DENSE16_4: KernelSpec = spec("segment_dense", &["F16", "VEC4"]);
+const SGD16_4: KernelSpec = spec("segment_sgd", &["F16", "VEC4"]);
+const SPARSE16_4: KernelSpec = spec("segment_sparse", &["F16", "VEC4"]);
+const ADAGRAD_APPLY16_4: KernelSpec = spec("segment_adagrad_apply", &["F16", "VEC4"]);
 
 /// Sorted entries per tile. A segment longer than this is summed as several
 /// pieces in parallel; 256 keeps a row's serial work short (one hot row of
@@ -118,6 +136,10 @@ struct Params {
     beta2c: f32,
     bias2: f32,
     weight_decay: f32,
+    seed: [u32; 2],
+    step: [u32; 2],
+    stochastic: u32,
+    _pad2: u32,
 }
 
 /// Where the row sums go. Dense, SGD and Adagrad outputs are one row-block
@@ -171,6 +193,16 @@ pub struct SegmentArgs<'a> {
     /// Tile length; `None` uses [`CHUNK`]. Tests use small tiles to split
     /// often. Raised to [`tile_len`] for batches past `MAX_TILES` tiles.
     pub chunk: Option<usize>,
+    /// `Some`: every output is f16 (the gradient, sparse values or table of
+    /// an f16 table), each element rounded once by this; `None`: f32.
+    pub half: Option<Round16>,
+}
+
+impl SegmentArgs<'_> {
+    /// Bytes of one row of an output: f32s, or halves.
+    fn out_row_bytes(&self) -> u64 {
+        self.dim as u64 * if self.half.is_some() { 2 } else { 4 }
+    }
 }
 
 /// Invocations per row: 1 on CPU adapters (each SIMD lane streams a row), up
@@ -259,11 +291,11 @@ fn check_sizes(args: &SegmentArgs, targets: &[SegmentOutput]) -> Result<()> {
         | SegmentOutput::Adagrad { weight: block, .. }
         | SegmentOutput::Adam { weight: block, .. } = target
         {
-            let words = (block.rows.len() as u64).saturating_mul(dim);
+            let bytes = (block.rows.len() as u64).saturating_mul(args.out_row_bytes());
             binding::check_holds(
                 "segment_sum output (its rows × dim)",
                 block.span.size,
-                words,
+                bytes.div_ceil(4),
             )?;
         }
         if let SegmentOutput::Adam {
@@ -356,7 +388,12 @@ pub fn encode(
         beta2c: 0.0,
         bias2: 1.0,
         weight_decay: 0.0,
+        seed: [0; 2],
+        step: [0; 2],
+        stochastic: 0,
+        _pad2: 0,
     };
+    (params.stochastic, params.seed, params.step) = round_fields(args.half);
     to_u32("grad_out elements", args.n.saturating_mul(args.dim))?;
     let presorted = (args.n as u64).saturating_mul(row_bytes) > gpu.max_binding_bytes();
     let sorted = if presorted {

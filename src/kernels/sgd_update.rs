@@ -2,26 +2,33 @@
 //! Shader: `shaders/sgd_update.wgsl`; CPU twin: `cpu::sgd_update`.
 
 use crate::binding::{self, RowBlock, Span};
+use crate::cpu::Round16;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::to_u32;
 use crate::pipeline::KernelSpec;
 use crate::recorder::{Recorder, Work};
 
-const SOURCE: &str = include_str!("../../shaders/sgd_update.wgsl");
+/// The update, its f16 rounding, and the Philox that rounding draws from.
+const SOURCE: &str = concat!(
+    include_str!("../../shaders/sgd_update.wgsl"),
+    include_str!("../../shaders/sgd_update/f16_round.wgsl"),
+    include_str!("../../shaders/uniform_init/philox.wgsl"),
+);
 
-const DENSE: KernelSpec = KernelSpec {
-    name: "sgd_update",
-    source: SOURCE,
-    entry: "sgd_dense",
-    defs: &[],
-};
-const SPARSE: KernelSpec = KernelSpec {
-    name: "sgd_update",
-    source: SOURCE,
-    entry: "sgd_sparse",
-    defs: &[],
-};
+const fn spec(entry: &'static str, defs: &'static [&'static str]) -> KernelSpec {
+    KernelSpec {
+        name: "sgd_update",
+        source: SOURCE,
+        entry,
+        defs,
+    }
+}
+
+const DENSE: KernelSpec = spec("sgd_dense", &[]);
+const SPARSE: KernelSpec = spec("sgd_sparse", &[]);
+const DENSE16: KernelSpec = spec("sgd_dense", &["F16"]);
+const SPARSE16: KernelSpec = spec("sgd_sparse", &["F16"]);
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -33,7 +40,18 @@ struct Params {
     row_begin: u32,
     row_end: u32,
     grad_offset: u32,
-    _pad: u32,
+    stochastic: u32,
+    seed: [u32; 2],
+    step: [u32; 2],
+}
+
+/// The shader's rounding fields for an f16 table (`f32` tables ignore them).
+pub(crate) fn round_fields(round: Option<Round16>) -> (u32, [u32; 2], [u32; 2]) {
+    let split = |x: u64| [x as u32, (x >> 32) as u32];
+    match round {
+        Some(Round16::Stochastic { seed, step }) => (1, split(seed), split(step)),
+        _ => (0, [0; 2], [0; 2]),
+    }
 }
 
 /// The gradient an update reads.
@@ -59,6 +77,9 @@ pub struct SgdArgs<'a> {
     pub dim: usize,
     pub grad: SgdGrad<'a>,
     pub lr: f32,
+    /// `Some`: the weight and the gradient are f16 (packed two per u32) and
+    /// the result is rounded so; `None`: f32.
+    pub half: Option<Round16>,
 }
 
 /// Records the update into `encoder`: one dispatch, or one per window where
@@ -71,7 +92,9 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SgdArgs) -> 
         args.num_embeddings.saturating_mul(args.dim),
     )?;
     to_u32("table block elements", range.len().saturating_mul(args.dim))?;
-    let row_bytes = args.dim as u64 * 4;
+    let elem = if args.half.is_some() { 2 } else { 4 };
+    let row_bytes = args.dim as u64 * elem;
+    let (stochastic, seed, step) = round_fields(args.half);
     let params = Params {
         len: 0,
         dim: to_u32("embedding dim", args.dim)?,
@@ -80,11 +103,18 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SgdArgs) -> 
         row_begin: to_u32("block first row", range.start)?,
         row_end: to_u32("block end row", range.end)?,
         grad_offset: 0,
-        _pad: 0,
+        stochastic,
+        seed,
+        step,
     };
     let weight = args.weight.span;
-    let words = (range.len() as u64).saturating_mul(args.dim as u64);
-    binding::check_holds("sgd_update weight (its rows × dim)", weight.size, words)?;
+    // The words of `count` rows: f32s, or halves two per word.
+    let words = |count: u64| (count.saturating_mul(args.dim as u64) * elem).div_ceil(4);
+    binding::check_holds(
+        "sgd_update weight (its rows × dim)",
+        weight.size,
+        words(range.len() as u64),
+    )?;
     // (params, grad span, weight span, rows span) per dispatch.
     let mut dispatches: Vec<(Params, Span, Span, Option<Span>)> = Vec::new();
     match &args.grad {
@@ -96,19 +126,25 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SgdArgs) -> 
                     found: vec![grad.rows.start, grad.rows.end],
                 });
             }
-            let words = (grad.rows.len() as u64).saturating_mul(args.dim as u64);
             binding::check_holds(
                 "sgd_update dense gradient (its rows × dim)",
                 grad.span.size,
-                words,
+                words(grad.rows.len() as u64),
             )?;
             // The weight's first row within the gradient block.
             let skip = (range.start - grad.rows.start) as u64 * row_bytes;
             if grad.span.size <= gpu.max_binding_bytes() {
                 let mut p = params;
                 p.len = to_u32("table block elements", range.len() * args.dim)?;
-                p.grad_offset = to_u32("gradient offset", (skip / 4) as usize)?;
+                p.grad_offset = to_u32("gradient offset", (skip / elem) as usize)?;
                 dispatches.push((p, grad.span, weight, None));
+            } else if args.half.is_some() {
+                // An f16 gradient is made in its table's row-blocks, each one binding.
+                return Err(Error::ShapeMismatch {
+                    what: "f16 dense gradient row-blocks (those of its table, each one binding)",
+                    expected: vec![range.start, range.end],
+                    found: vec![grad.rows.start, grad.rows.end],
+                });
             } else {
                 // Rows of a gradient past one binding, bound from the aligned
                 // offset at or before the window's first row: the windows
@@ -149,11 +185,10 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SgdArgs) -> 
                 rows.size(),
                 count as u64,
             )?;
-            let words = (count as u64).saturating_mul(args.dim as u64);
             binding::check_holds(
                 "sgd_update sparse values (count × dim)",
                 values.size(),
-                words,
+                words(count as u64),
             )?;
             let windows = binding::windows(
                 gpu,
@@ -174,11 +209,20 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SgdArgs) -> 
         }
     }
     let sparse = matches!(args.grad, SgdGrad::Sparse { .. });
-    let spec = if sparse { &SPARSE } else { &DENSE };
+    let spec = match (sparse, args.half.is_some()) {
+        (false, false) => &DENSE,
+        (true, false) => &SPARSE,
+        (false, true) => &DENSE16,
+        (true, true) => &SPARSE16,
+    };
     let mut rec = Recorder::new(gpu, encoder);
     for (p, grad, weight, rows) in dispatches {
+        // Sparse: one invocation per value; dense: per element, or per
+        // word of two halves.
         let elements = if sparse {
             p.len as u64 * args.dim as u64
+        } else if args.half.is_some() {
+            (p.len as u64).div_ceil(2)
         } else {
             p.len as u64
         };

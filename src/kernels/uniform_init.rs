@@ -9,7 +9,10 @@ use crate::pipeline::{KernelSpec, RuntimeChecks};
 use crate::recorder::{Recorder, Work};
 use crate::tensor::Tensor;
 
-const SOURCE: &str = include_str!("../../shaders/uniform_init.wgsl");
+const SOURCE: &str = concat!(
+    include_str!("../../shaders/uniform_init.wgsl"),
+    include_str!("../../shaders/uniform_init/philox.wgsl"),
+);
 
 /// The variants of the one `fill` body (see the shader).
 const fn spec(defs: &'static [&'static str]) -> KernelSpec {

@@ -4,7 +4,7 @@
 //! in `nn/embedding/backward.rs`.
 
 use crate::error::{Error, Result};
-use crate::tensor::{host_zeros, IndexTensor, Table, Tensor};
+use crate::tensor::{host_zeros, IndexTensor, Table};
 
 /// How `backward` and `backward_sgd` add up positions that share a row.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -27,11 +27,13 @@ pub enum Gradient {
     /// `[num_embeddings, dim]` f32; rows the batch did not reference are
     /// zero. Stored in the table's row-blocks when made by `backward` (a
     /// gradient is as large as its table); one made by hand from a
-    /// [`Tensor`] (`Gradient::Dense(t.into())`) is one block.
+    /// [`Tensor`](crate::Tensor) (`Gradient::Dense(t.into())`) is one block.
     Dense(Table),
     /// The referenced rows, ascending and unique (the padding row left out),
-    /// and `[rows.len(), dim]` summed gradients, one row each.
-    Sparse { rows: IndexTensor, values: Tensor },
+    /// and `[rows.len(), dim]` summed gradients, one row each, stored like
+    /// the table (f32, or f16 for an f16 table) in one block. One made by
+    /// hand from a [`Tensor`](crate::Tensor) of values: `values: t.into()`.
+    Sparse { rows: IndexTensor, values: Table },
 }
 
 impl std::fmt::Debug for Gradient {
@@ -48,7 +50,7 @@ impl std::fmt::Debug for Gradient {
 impl Gradient {
     /// The width of a sparse gradient's rows, after checking that `values`
     /// is `[rows.len(), dim]` (a caller may build one by hand).
-    fn sparse_dim(rows: &IndexTensor, values: &Tensor) -> Result<usize> {
+    fn sparse_dim(rows: &IndexTensor, values: &Table) -> Result<usize> {
         match *values.shape() {
             [n, dim] if n == rows.len() => Ok(dim),
             _ => Err(Error::ShapeMismatch {

@@ -9,7 +9,7 @@ mod linear;
 
 pub use crate::cpu::embedding_bag::BagMode;
 pub use adam::{AdamOptions, AdamState};
-pub use embedding::{Embedding, EmbeddingOptions, DEFAULT_SEED};
+pub use embedding::{Embedding, EmbeddingOptions, F16Rounding, DEFAULT_SEED};
 pub use embedding_bag::{BagOutput, EmbeddingBag, EmbeddingBagOptions};
 pub use gradient::{Gradient, GradientMode};
 pub use linear::{Linear, LinearGrad, LinearOptions, DEFAULT_LINEAR_SEED};

@@ -50,6 +50,16 @@ impl HalfTensor {
         })
     }
 
+    /// A tensor of `shape` over a buffer a kernel filled (at least
+    /// `half_bytes(numel)` long).
+    pub(crate) fn from_parts(gpu: &Gpu, buffer: GpuBuffer, shape: Vec<usize>) -> HalfTensor {
+        HalfTensor {
+            gpu: gpu.clone(),
+            buffer: Arc::new(buffer),
+            shape,
+        }
+    }
+
     /// Rounds `data` to f16 (to nearest, ties to even) and uploads it.
     pub fn from_f32(gpu: &Gpu, data: &[f32], shape: &[usize]) -> Result<HalfTensor> {
         let halves: Vec<f16> = data.iter().map(|&x| f16::from_f32(x)).collect();

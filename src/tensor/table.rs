@@ -11,8 +11,9 @@
 //! f16 tables are decoded in the shaders with `unpack2x16float`, which is
 //! core WGSL, so they work on every adapter, `SHADER_F16` or not (GL and
 //! most WebGPU implementations lack it); the math after the load is f32 and
-//! outputs are f32. f16 tables are for lookup only for now: gradients and
-//! updates on them return a typed error.
+//! outputs are f32. f16 tables train too: their gradients are f16 tables
+//! in the same row-blocks, and updates compute in f32 and round once
+//! (`shaders/sgd_update/f16_round.wgsl`).
 
 use std::ops::Range;
 
@@ -264,7 +265,16 @@ impl Table {
         })
     }
 
-    /// A zeroed f32 table in the same row-blocks: the dense gradient of this one.
+    /// A zeroed table of the same storage type in the same row-blocks: the
+    /// dense gradient of this one.
+    pub(crate) fn zeros_like(&self) -> Result<Table> {
+        let (gpu, dim, dtype) = (&self.gpu, self.shape[1], self.dtype);
+        Table::build(gpu, dtype, dim, self.block_rows(), |r| {
+            Block::zeros(gpu, dtype, [r.len(), dim])
+        })
+    }
+
+    /// A zeroed f32 table in the same row-blocks (Adam's moments).
     pub(crate) fn zeros_like_f32(&self) -> Result<Table> {
         let (gpu, dim) = (&self.gpu, self.shape[1]);
         Table::build(gpu, DType::F32, dim, self.block_rows(), |r| {

@@ -47,7 +47,9 @@ pub(super) fn encode_rows(
     (tpr, blocks_per_invocation): (u32, usize),
 ) -> Result<()> {
     let gpu = rec.gpu();
+    // f32 rows (grad_out, the moments) and the output's rows (f32 or f16).
     let row_bytes = args.dim as u64 * 4;
+    let out_bytes = args.out_row_bytes();
     let (rows, out) = match target {
         SegmentOutput::Sparse { values, .. } => (0..args.num_embeddings, Span::whole(values)),
         SegmentOutput::Dense { grad: block }
@@ -60,17 +62,22 @@ pub(super) fn encode_rows(
         }
     };
     to_u32("table chunk elements", rows.len().saturating_mul(args.dim))?;
-    let pick = |scalar: &'static KernelSpec, wide: &'static KernelSpec| {
-        if vec4_path(args) {
-            wide
-        } else {
-            scalar
-        }
+    // The variant for this row width and output type; the f16 ones are
+    // given only for passes that write `out`.
+    let half = args.half.is_some();
+    let pick = |[scalar, wide, half_scalar, half_wide]: [&'static KernelSpec; 4]| match (
+        vec4_path(args),
+        half,
+    ) {
+        (false, false) => scalar,
+        (true, false) => wide,
+        (false, true) => half_scalar,
+        (true, true) => half_wide,
     };
     let sparse = matches!(target, SegmentOutput::Sparse { .. });
     // Windows of what `out` holds: table rows, or sparse slots.
     let items = if sparse {
-        (out.size / row_bytes.max(1)) as usize
+        (out.size / out_bytes.max(1)) as usize
     } else {
         rows.len()
     };
@@ -78,7 +85,12 @@ pub(super) fn encode_rows(
         // Nothing to write, but a dense output of zero rows still binds.
         std::iter::once(0..0).collect()
     } else {
-        binding::windows(gpu, items, &[row_bytes], "segment_sum output rows")?
+        binding::windows(
+            gpu,
+            items,
+            &[row_bytes, out_bytes],
+            "segment_sum output rows",
+        )?
     };
     let all = 0..args.dim;
     let one = |spec, extra| {
@@ -109,15 +121,22 @@ pub(super) fn encode_rows(
             params.bias2 = adam.bias2;
             params.weight_decay = adam.weight_decay;
             moments = Some((exp_avg.span, exp_avg_sq.span));
-            one(pick(&ADAM, &ADAM4), vec![])
+            if half {
+                return Err(Error::InvalidArgument {
+                    name: "dtype",
+                    reason: "the fused Adam update needs an f32 table".into(),
+                });
+            }
+            one(pick([&ADAM, &ADAM4, &ADAM, &ADAM4]), vec![])
         }
-        SegmentOutput::Dense { .. } => one(pick(&DENSE, &DENSE4), vec![]),
+        SegmentOutput::Dense { .. } => one(pick([&DENSE, &DENSE4, &DENSE16, &DENSE16_4]), vec![]),
         SegmentOutput::Sparse { ranks, rows, .. } => {
-            one(pick(&SPARSE, &SPARSE4), vec![(8, ranks), (9, rows)])
+            let spec = pick([&SPARSE, &SPARSE4, &SPARSE16, &SPARSE16_4]);
+            one(spec, vec![(8, ranks), (9, rows)])
         }
         SegmentOutput::Sgd { lr, .. } => {
             params.lr = lr;
-            one(pick(&SGD, &SGD4), vec![])
+            one(pick([&SGD, &SGD4, &SGD16, &SGD16_4]), vec![])
         }
         SegmentOutput::Adagrad { state, lr, eps, .. } => {
             params.lr = lr;
@@ -141,7 +160,7 @@ pub(super) fn encode_rows(
             let mut passes: Vec<RowPass> = ranges
                 .into_iter()
                 .map(|columns| RowPass {
-                    spec: pick(&ADAGRAD, &ADAGRAD4),
+                    spec: pick([&ADAGRAD, &ADAGRAD4, &ADAGRAD16, &ADAGRAD16_4]),
                     tpr: 1,
                     columns,
                     extra: vec![(10, state)],
@@ -149,7 +168,12 @@ pub(super) fn encode_rows(
                 })
                 .collect();
             passes.push(RowPass {
-                spec: pick(&ADAGRAD_APPLY, &ADAGRAD_APPLY4),
+                spec: pick([
+                    &ADAGRAD_APPLY,
+                    &ADAGRAD_APPLY4,
+                    &ADAGRAD_APPLY16,
+                    &ADAGRAD_APPLY16_4,
+                ]),
                 tpr,
                 columns: all.clone(),
                 extra: vec![(10, state)],
@@ -162,10 +186,10 @@ pub(super) fn encode_rows(
         let (dispatch_rows, span) = if sparse {
             params.slot_begin = to_u32("sparse slot", w.start)?;
             params.slot_end = to_u32("sparse slot", w.end)?;
-            (rows.clone(), out.slice(w, row_bytes))
+            (rows.clone(), out.slice(w, out_bytes))
         } else {
             let r = rows.start + w.start..rows.start + w.end;
-            (r, out.slice(w, row_bytes))
+            (r, out.slice(w, out_bytes))
         };
         params.row_begin = to_u32("chunk first row", dispatch_rows.start)?;
         params.row_end = to_u32("chunk end row", dispatch_rows.end)?;

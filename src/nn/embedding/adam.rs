@@ -14,6 +14,7 @@ impl Embedding {
     /// A fresh Adam state for this table: zero moments stored like the
     /// table (the same row-blocks), step 0.
     pub fn adam_state(&self) -> Result<AdamState> {
+        self.check_adam_dtype()?;
         Ok(AdamState {
             exp_avg: self.weight.zeros_like_f32()?,
             exp_avg_sq: self.weight.zeros_like_f32()?,
@@ -183,8 +184,24 @@ impl Embedding {
     }
 
     /// The options, and a state made for this table (its GPU, shape and row-blocks).
+    /// Adam trains f32 tables: its f32 moments share the table's row-blocks,
+    /// which for an f16 table are sized for halves.
+    fn check_adam_dtype(&self) -> Result<()> {
+        if self.dtype() != crate::tensor::DType::F32 {
+            return Err(Error::InvalidArgument {
+                name: "dtype",
+                reason: format!(
+                    "Adam needs an f32 table (f32 moments in the table's row-blocks); this one is {:?}",
+                    self.dtype()
+                ),
+            });
+        }
+        Ok(())
+    }
+
     fn check_adam(&self, state: &AdamState, options: &AdamOptions) -> Result<()> {
         self.check_trainable()?;
+        self.check_adam_dtype()?;
         options.check()?;
         for (what, m) in [
             ("Adam exp_avg", &state.exp_avg),

@@ -17,6 +17,11 @@
 //! past one binding are read and written in windows (see `segment_sum`).
 //! The per-row arrays (`num_embeddings + 1` u32s) and the sort's index list
 //! must each fit one binding.
+//!
+//! An f16 table's gradient is f16, stored like the table (dense: its
+//! row-blocks; sparse: `[rows, dim]` halves): each element summed in f32 in
+//! the order above and rounded once, to nearest. It always takes the sorted
+//! path (there is no f16 atomic add).
 
 use super::sort::encode_sort;
 use super::IndexCheck;
@@ -28,30 +33,20 @@ use crate::kernels::segment_sum::{self, SegmentOutput};
 use crate::nn::check_indices;
 use crate::nn::{Embedding, Gradient, GradientMode};
 use crate::status::Status;
-use crate::tensor::{DType, IndexTensor, Table, Tensor};
+use crate::tensor::{DType, HalfTensor, IndexTensor, Table, Tensor};
 
 impl Embedding {
     pub(in crate::nn) fn check_trainable(&self) -> Result<()> {
         if self.options.freeze {
             return Err(Error::Frozen);
         }
-        match self.weight.dtype() {
-            crate::tensor::DType::F32 => {}
-            // Training an f16 table needs an f32 master copy; not built yet.
-            crate::tensor::DType::F16 => {
-                return Err(Error::InvalidArgument {
-                    name: "dtype",
-                    reason: "gradients and updates need an f32 table; this one is stored as f16"
-                        .into(),
-                })
-            }
-            crate::tensor::DType::Int8 => {
-                return Err(Error::InvalidArgument {
-                    name: "dtype",
-                    reason: "an int8 row-wise table is for inference: gradients and updates                              need an f32 table"
-                        .into(),
-                })
-            }
+        if self.weight.dtype() == DType::Int8 {
+            return Err(Error::InvalidArgument {
+                name: "dtype",
+                reason: "an int8 row-wise table is for inference: gradients and updates \
+                         need an f32 or f16 table"
+                    .into(),
+            });
         }
         Ok(())
     }
@@ -151,7 +146,7 @@ impl Embedding {
         check: IndexCheck,
     ) -> Result<Table> {
         let _scope = self.gpu.scope();
-        let grad = self.weight.zeros_like_f32()?;
+        let grad = self.weight.zeros_like()?;
         let mut encoder = self.gpu.encoder("Embedding::backward");
         let blocks = grad.blocks();
         self.record_backward(&mut encoder, indices, grad_out, blocks, status.buffer())?;
@@ -159,10 +154,10 @@ impl Embedding {
         Ok(grad)
     }
 
-    /// A zeroed dense gradient in the table's row-blocks (what
-    /// [`encode_backward_into`](Self::encode_backward_into) fills).
+    /// A zeroed dense gradient in the table's row-blocks and storage type
+    /// (what [`encode_backward_into`](Self::encode_backward_into) fills).
     pub fn dense_gradient_zeros(&self) -> Result<Gradient> {
-        Ok(Gradient::Dense(self.weight.zeros_like_f32()?))
+        Ok(Gradient::Dense(self.weight.zeros_like()?))
     }
 
     async fn backward_sparse(
@@ -178,7 +173,12 @@ impl Embedding {
         let capacity = indices.len().min(v);
         let ranks = gpu.storage("sparse gradient ranks", (v as u64 + 1) * 4)?;
         let rows = gpu.storage("sparse gradient rows", capacity as u64 * 4)?;
-        let values = gpu.storage("sparse gradient values", capacity as u64 * dim as u64 * 4)?;
+        let elements = capacity as u64 * dim as u64;
+        let values = match self.dtype() {
+            // Halves, padded to 8 bytes as a HalfTensor's buffer is.
+            DType::F16 => gpu.storage("sparse gradient values", (elements * 2).div_ceil(8) * 8)?,
+            _ => gpu.storage("sparse gradient values", elements * 4)?,
+        };
         let mut encoder = gpu.encoder("Embedding::backward (sparse)");
         let batch = encode_sort(gpu, &mut encoder, indices, v, status.buffer())?;
         exclusive_scan::encode(
@@ -200,7 +200,13 @@ impl Embedding {
         segment_sum::encode(
             gpu,
             &mut encoder,
-            &self.segment_args(&batch, indices, grad_out, status.buffer()),
+            &self.segment_args(
+                &batch,
+                indices,
+                grad_out,
+                status.buffer(),
+                self.gradient_rounding(),
+            ),
             &[target],
         )?;
         self.submit_checked(encoder, status, indices, check).await?;
@@ -220,9 +226,13 @@ impl Embedding {
             let index = gpu.submit(copy)?;
             gpu.settle(index).await?;
         }
+        let values = match self.dtype() {
+            DType::F16 => HalfTensor::from_parts(gpu, values, vec![unique, dim]).into(),
+            _ => Tensor::from_parts(gpu, values, vec![unique, dim]).into(),
+        };
         Ok(Gradient::Sparse {
             rows: row_tensor.known_sorted_below(v),
-            values: Tensor::from_parts(gpu, values, vec![unique, dim]),
+            values,
         })
     }
 
@@ -281,7 +291,8 @@ impl Embedding {
         status: &wgpu::Buffer,
     ) -> Result<()> {
         let gpu = &self.gpu;
-        if self.options.gradient_mode == GradientMode::Atomic {
+        // f16 gradients take the sorted path: there is no f16 atomic add.
+        if self.options.gradient_mode == GradientMode::Atomic && self.dtype() == DType::F32 {
             scatter_add_atomic::check_supported(gpu)?;
             // The counts are read only to scale by frequency; else a placeholder.
             let counts = if self.options.scale_grad_by_freq {
@@ -315,12 +326,8 @@ impl Embedding {
             .into_iter()
             .map(|grad| SegmentOutput::Dense { grad })
             .collect();
-        segment_sum::encode(
-            gpu,
-            encoder,
-            &self.segment_args(&batch, indices, grad_out, status),
-            &targets,
-        )
+        let args = self.segment_args(&batch, indices, grad_out, status, self.gradient_rounding());
+        segment_sum::encode(gpu, encoder, &args, &targets)
     }
 
     /// The row-blocks of a dense gradient, after checking its Gpu, dtype and shape.
@@ -336,10 +343,14 @@ impl Embedding {
             });
         };
         t.check_gpu(&self.gpu, "gradient")?;
-        if t.dtype() != DType::F32 {
+        if t.dtype() != self.dtype() {
             return Err(Error::InvalidArgument {
                 name: "grad",
-                reason: "a dense gradient is f32; this table is f16".into(),
+                reason: format!(
+                    "a dense gradient is stored like its table ({:?}); this one is {:?}",
+                    self.dtype(),
+                    t.dtype()
+                ),
             });
         }
         if t.shape() != [self.num_embeddings, self.dim] {

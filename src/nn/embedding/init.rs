@@ -84,6 +84,7 @@ impl Embedding {
             num_embeddings,
             dim,
             options,
+            updates: Default::default(),
         })
     }
 

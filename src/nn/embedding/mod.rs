@@ -14,6 +14,9 @@
 //! Loading from and saving to files is in `nn/files.rs`; the gradient's
 //! types, [`Gradient`](crate::nn::Gradient) and [`GradientMode`], in `nn/gradient.rs`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::cpu::Round16;
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::nn::GradientMode;
@@ -91,6 +94,9 @@ pub struct EmbeddingOptions {
     pub dtype: DType,
     /// Sorted and deterministic (default), or float atomics where the adapter has them.
     pub gradient_mode: GradientMode,
+    /// How the updates of an f16 table round their f32 results (f32 tables
+    /// ignore it): to nearest (default), or stochastically.
+    pub f16_rounding: F16Rounding,
     /// Largest row-block of the table, in bytes; `None` (default): the
     /// adapter's `max_storage_buffer_binding_size`. A table past it is stored
     /// in several blocks (see [`Table`]). Smaller values exercise blocking on small tables.
@@ -109,9 +115,25 @@ impl Default for EmbeddingOptions {
             freeze: false,
             dtype: DType::F32,
             gradient_mode: GradientMode::Deterministic,
+            f16_rounding: F16Rounding::Nearest,
             chunk_bytes: None,
         }
     }
+}
+
+/// How an update of an f16 table rounds each element's new value, computed
+/// in f32, to f16 (once).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum F16Rounding {
+    /// To nearest, ties to even.
+    #[default]
+    Nearest,
+    /// Stochastic rounding (as FBGEMM offers for f16 tables): up with
+    /// probability (x − down) / (up − down), so small updates survive on
+    /// average instead of rounding away. The random bits come from Philox
+    /// keyed by (`seed`, the table's update count, the element), so a run is
+    /// bit-reproducible on every adapter (`cpu::Round16` is the twin).
+    Stochastic { seed: u64 },
 }
 
 /// A `[num_embeddings, dim]` table on the GPU; `forward` gathers rows.
@@ -121,6 +143,9 @@ pub struct Embedding {
     num_embeddings: usize,
     dim: usize,
     options: EmbeddingOptions,
+    /// Updates recorded on this table: the `step` of an f16 table's
+    /// stochastic rounding (see [`Embedding::update_count`]).
+    updates: AtomicU64,
 }
 
 impl Embedding {
@@ -154,5 +179,39 @@ impl Embedding {
     /// Storage type of the table.
     pub fn dtype(&self) -> DType {
         self.weight.dtype()
+    }
+
+    /// How many updates (SGD steps, fused updates) have been recorded on
+    /// this table: an f16 table's stochastic rounding keys its random bits
+    /// on it, so a run resumed from a checkpoint restores it
+    /// ([`set_update_count`](Self::set_update_count)) to continue bit for bit.
+    pub fn update_count(&self) -> u64 {
+        self.updates.load(Ordering::Relaxed)
+    }
+    /// Sets the update count (see [`update_count`](Self::update_count)).
+    pub fn set_update_count(&mut self, count: u64) {
+        self.updates.store(count, Ordering::Relaxed);
+    }
+
+    /// How the next update rounds: `None` for an f32 table; the rounding
+    /// an f16 table's options ask for, at this update's step.
+    pub(super) fn update_rounding(&self) -> Option<Round16> {
+        (self.weight.dtype() == DType::F16).then(|| match self.options.f16_rounding {
+            F16Rounding::Nearest => Round16::Nearest,
+            F16Rounding::Stochastic { seed } => Round16::Stochastic {
+                seed,
+                step: self.update_count(),
+            },
+        })
+    }
+    /// Counts an update: after its submit, or when an `encode_*` form has
+    /// recorded it (the caller submits).
+    pub(super) fn count_update(&self) {
+        self.updates.fetch_add(1, Ordering::Relaxed);
+    }
+    /// How a gradient of this table is rounded: f16 to nearest for an f16
+    /// table, `None` (f32) otherwise.
+    pub(super) fn gradient_rounding(&self) -> Option<Round16> {
+        (self.weight.dtype() == DType::F16).then_some(Round16::Nearest)
     }
 }

@@ -83,6 +83,7 @@ impl Embedding {
         indices: &IndexTensor,
         grad_out: &'a Tensor,
         status: &'a wgpu::Buffer,
+        half: Option<crate::cpu::Round16>,
     ) -> SegmentArgs<'a> {
         SegmentArgs {
             n: indices.len(),
@@ -96,6 +97,7 @@ impl Embedding {
             sorted_positions: batch.positions.raw(),
             grad_out: grad_out.buffer(),
             chunk: None,
+            half,
         }
     }
 }

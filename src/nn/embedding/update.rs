@@ -15,7 +15,7 @@ use crate::kernels::sgd_update::{self, SgdArgs, SgdGrad};
 use crate::nn::check_indices;
 use crate::nn::{Embedding, Gradient, GradientMode};
 use crate::status::Status;
-use crate::tensor::{IndexTensor, Tensor};
+use crate::tensor::{DType, IndexTensor, Tensor};
 
 /// The optimizer of a fused backward + update, and its parameters.
 #[derive(Clone, Copy)]
@@ -44,7 +44,9 @@ impl Embedding {
         let grads = self.check_sgd_step(grad, lr)?;
         let mut encoder = self.gpu.encoder("Embedding::sgd_step");
         self.record_sgd_step(&mut encoder, grads, lr)?;
-        self.gpu.submit_and_wait(encoder)
+        self.gpu.submit_and_wait(encoder)?;
+        self.count_update();
+        Ok(())
     }
 
     /// Records [`sgd_step`](Self::sgd_step) into the caller's encoder.
@@ -55,7 +57,9 @@ impl Embedding {
         lr: f32,
     ) -> Result<()> {
         let grads = self.check_sgd_step(grad, lr)?;
-        self.record_sgd_step(encoder, grads, lr)
+        self.record_sgd_step(encoder, grads, lr)?;
+        self.count_update();
+        Ok(())
     }
 
     /// Checks an SGD step and returns the gradient each row-block of the
@@ -89,6 +93,16 @@ impl Embedding {
             Gradient::Sparse { rows, values } => {
                 rows.check_gpu(&self.gpu, "gradient rows")?;
                 values.check_gpu(&self.gpu, "gradient values")?;
+                if values.dtype() != self.dtype() {
+                    return Err(Error::InvalidArgument {
+                        name: "grad",
+                        reason: format!(
+                            "sparse gradient values are stored like their table ({:?}); these are {:?}",
+                            self.dtype(),
+                            values.dtype()
+                        ),
+                    });
+                }
                 if values.shape() != [rows.len(), dim] {
                     return Err(Error::ShapeMismatch {
                         what: "sparse gradient values ([rows.len(), dim])",
@@ -103,7 +117,7 @@ impl Embedding {
                 }
                 let sparse = SgdGrad::Sparse {
                     rows: rows.buffer(),
-                    values: values.buffer(),
+                    values: values.buffer()?,
                     count: rows.len(),
                 };
                 vec![sparse; blocks.len()]
@@ -118,6 +132,7 @@ impl Embedding {
         grads: Vec<SgdGrad>,
         lr: f32,
     ) -> Result<()> {
+        let half = self.update_rounding();
         for (weight, grad) in self.weight.blocks().into_iter().zip(grads) {
             sgd_update::encode(
                 &self.gpu,
@@ -128,6 +143,7 @@ impl Embedding {
                     dim: self.dim,
                     grad,
                     lr,
+                    half,
                 },
             )?;
         }
@@ -305,7 +321,9 @@ impl Embedding {
         status.check_gpu(&self.gpu, "status")?;
         indices.check_gpu(&self.gpu, "indices")?;
         self.check_fused(indices.len(), grad_out, fused)?;
-        self.record_fused(encoder, indices, grad_out, fused, status.buffer())
+        self.record_fused(encoder, indices, grad_out, fused, status.buffer())?;
+        self.count_update();
+        Ok(())
     }
 
     fn check_fused(&self, n: usize, grad_out: &Tensor, fused: Fused) -> Result<()> {
@@ -334,18 +352,24 @@ impl Embedding {
     ) -> Result<()> {
         let _scope = self.gpu.scope();
         let status = Status::new(&self.gpu)?;
-        if let (Fused::Sgd { lr }, GradientMode::Atomic) = (fused, self.options.gradient_mode) {
+        let atomic =
+            self.options.gradient_mode == GradientMode::Atomic && self.dtype() == DType::F32;
+        if let (Fused::Sgd { lr }, true) = (fused, atomic) {
             let grad = self
                 .dense_backward(indices, grad_out, &status, check)
                 .await?;
             let mut encoder = self.gpu.encoder("Embedding::sgd_step");
             let grads = grad.blocks().into_iter().map(SgdGrad::Dense).collect();
             self.record_sgd_step(&mut encoder, grads, lr)?;
-            return self.gpu.submit_and_wait(encoder);
+            self.gpu.submit_and_wait(encoder)?;
+        } else {
+            let mut encoder = self.gpu.encoder("Embedding fused backward and update");
+            self.record_fused(&mut encoder, indices, grad_out, fused, status.buffer())?;
+            self.submit_checked(encoder, &status, indices, check)
+                .await?;
         }
-        let mut encoder = self.gpu.encoder("Embedding fused backward and update");
-        self.record_fused(&mut encoder, indices, grad_out, fused, status.buffer())?;
-        self.submit_checked(encoder, &status, indices, check).await
+        self.count_update();
+        Ok(())
     }
 
     /// The sort and partials once; the update once per row-block of the table.
@@ -383,12 +407,8 @@ impl Embedding {
                 })
                 .collect(),
         };
-        segment_sum::encode(
-            &self.gpu,
-            encoder,
-            &self.segment_args(&batch, indices, grad_out, status),
-            &targets,
-        )
+        let args = self.segment_args(&batch, indices, grad_out, status, self.update_rounding());
+        segment_sum::encode(&self.gpu, encoder, &args, &targets)
     }
 
     fn check_state(&self, state: &Tensor) -> Result<()> {
