@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use wgpu_embed::kernels::matmul::{self, MatmulArgs, MatmulOptions};
-use wgpu_embed::{Embedding, Gpu, IndexTensor, Linear, Status, Tensor};
+use wgpu_embed::{
+    DType, Embedding, EmbeddingOptions, F16Rounding, Gpu, IndexTensor, Linear, Status, Tensor,
+};
 
 const N: usize = 1 << 18;
 const DIM: usize = 128;
@@ -281,6 +283,32 @@ fn optimizers(c: &mut Criterion, gpu: &Gpu) {
     group.bench_function("Embedding::backward_adam (host indices)", |b| {
         b.iter(|| emb.backward_adam(&ids, &grad, &mut adam, &options).unwrap())
     });
+    // The same fused SGD on f16 tables: half the table traffic, plus the
+    // integer rounding (and, stochastic, a Philox block per 4 elements).
+    for (name, rounding) in [
+        (
+            "f16 fused backward_sgd, to nearest (GPU time)",
+            F16Rounding::Nearest,
+        ),
+        (
+            "f16 fused backward_sgd, stochastic (GPU time)",
+            F16Rounding::Stochastic { seed: 1 },
+        ),
+    ] {
+        let options = EmbeddingOptions {
+            dtype: DType::F16,
+            f16_rounding: rounding,
+            ..EmbeddingOptions::default()
+        };
+        let half = Embedding::with_options(gpu, VOCAB, DIM, options).unwrap();
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                gpu_time(gpu, iters, |enc| {
+                    half.encode_backward_sgd(enc, &idx, &grad, 1e-3, &status)
+                })
+            })
+        });
+    }
     group.finish();
 }
 

@@ -3,7 +3,7 @@
 
 use crate::kernels::matmul::{self, MatmulArgs, MatmulOptions};
 use crate::kernels::one_hot;
-use crate::{Embedding, EmbeddingOptions, Error, Gpu, IndexTensor, Result, Tensor};
+use crate::{DType, Embedding, EmbeddingOptions, Error, Gpu, IndexTensor, Result, Tensor};
 
 use super::report::{summarize, Results, Row, SCHEMA};
 use super::roofline;
@@ -46,9 +46,10 @@ impl Plan {
         }
     }
 
-    /// Measurements the sweep takes: the ceilings, then two paths per vocabulary.
+    /// Measurements the sweep takes: the ceilings, then four paths per
+    /// vocabulary (gather, one-hot, and gather from f16 and int8 tables).
     pub fn steps(&self) -> u64 {
-        self.vocab.len() as u64 * 2 + 1
+        self.vocab.len() as u64 * 4 + 1
     }
 }
 
@@ -227,6 +228,38 @@ async fn one_hot_path(
         output: out.to_vec_async().await?,
         grad,
     })
+}
+
+/// A row for the gather from a `dtype` table: its memory by formula (the
+/// table and its dense gradient in that storage) and its share of the copy
+/// ceiling (the table bytes read per row, f32 written).
+fn storage_row(
+    vocab: usize,
+    path: &str,
+    r: &PathResult,
+    plan: &Plan,
+    dtype: DType,
+    note: String,
+    copy_bytes_per_s: f64,
+) -> Row {
+    let (n64, d64) = (plan.batch as u64, plan.dim as u64);
+    let table = vocab as u64 * dtype.row_bytes(plan.dim);
+    let bwd = if r.backward.is_some() {
+        table + n64 * d64 * 4
+    } else {
+        0
+    };
+    let formula = table + n64 * 4 * 2 + n64 * d64 * 4 + bwd;
+    let mut row = row(vocab, path, Some(r), formula, note);
+    let moved = (n64 * (dtype.row_bytes(plan.dim) + d64 * 4) + n64 * 4) as f64;
+    row.forward_fraction_of_ceiling = row
+        .forward_ms_median
+        .map(|ms| moved / (ms * 1e-3) / copy_bytes_per_s);
+    let scatter = (n64 * d64 * 4 + n64 * 4 + table) as f64;
+    row.backward_fraction_of_ceiling = row
+        .backward_ms_median
+        .map(|ms| scatter / (ms * 1e-3) / copy_bytes_per_s);
+    row
 }
 
 /// The deterministic scatter-add: dW[vocab, dim] from dY, every row written.
@@ -447,6 +480,60 @@ pub async fn run(
             .backward_ms_median
             .map(|ms| flops / (ms * 1e-3) / ceilings.fma_flops_per_s);
         rows.push(hr);
+
+        // The same lookup from smaller tables: f16 (trains too) and FBGEMM's
+        // int8 row-wise (inference: forward only). Each runs with only its
+        // own table live, so the memory columns show the saving.
+        let int8 = emb.quantize_int8().map_err(e)?;
+        let f32_out = g.output;
+        drop(emb);
+        let half_options = EmbeddingOptions {
+            seed: plan.seed,
+            dtype: DType::F16,
+            ..EmbeddingOptions::default()
+        };
+        let table16 = Embedding::with_options(gpu, vocab, dim, half_options).map_err(e)?;
+        step(format!("vocab {vocab}: gather from an f16 table"));
+        let r = gather_path(gpu, plan, &table16, &idx, grad_out.as_ref())
+            .await
+            .map_err(e)?;
+        // The f16 table of a seed is its f32 table rounded once: so is the lookup.
+        if r.output
+            .iter()
+            .zip(&f32_out)
+            .any(|(&a, &b)| a.to_bits() != half::f16::from_f32(b).to_f32().to_bits())
+        {
+            return Err(format!(
+                "vocab {vocab}: the f16 table's lookup is not the f32 lookup rounded to f16"
+            ));
+        }
+        rows.push(storage_row(
+            vocab,
+            "gather_f16",
+            &r,
+            plan,
+            DType::F16,
+            "f32 rows rounded once".into(),
+            ceilings.copy_bytes_per_s,
+        ));
+        drop((table16, grad_out));
+        step(format!("vocab {vocab}: gather from an int8 row-wise table"));
+        let r = gather_path(gpu, plan, &int8, &idx, None).await.map_err(e)?;
+        let worst = r
+            .output
+            .iter()
+            .zip(&f32_out)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        rows.push(storage_row(
+            vocab,
+            "gather_int8",
+            &r,
+            plan,
+            DType::Int8,
+            format!("dequantized; max |error| {worst:.1e} vs f32"),
+            ceilings.copy_bytes_per_s,
+        ));
     }
     progress(Progress {
         done: total,

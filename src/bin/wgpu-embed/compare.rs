@@ -27,7 +27,7 @@ pub fn table(a: &Results, b: &Results) -> String {
         );
     }
     s += &format!(
-        "{:>9} {:<8} {:>10} {:>10} {:>7} {:>10} {:>10} {:>7}\n",
+        "{:>9} {:<11} {:>10} {:>10} {:>7} {:>10} {:>10} {:>7}\n",
         "vocab", "path", "A fwd ms", "B fwd ms", "B/A", "A bwd ms", "B bwd ms", "B/A"
     );
     let ms = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_else(|| "—".into());
@@ -45,7 +45,7 @@ pub fn table(a: &Results, b: &Results) -> String {
             rb.and_then(|r| r.backward_ms_median),
         );
         s += &format!(
-            "{:>9} {:<8} {:>10} {:>10} {:>7} {:>10} {:>10} {:>7}\n",
+            "{:>9} {:<11} {:>10} {:>10} {:>7} {:>10} {:>10} {:>7}\n",
             ra.vocab,
             ra.path,
             ms(ra.forward_ms_median),

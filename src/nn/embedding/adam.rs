@@ -187,16 +187,18 @@ impl Embedding {
     /// Adam trains f32 tables: its f32 moments share the table's row-blocks,
     /// which for an f16 table are sized for halves.
     fn check_adam_dtype(&self) -> Result<()> {
-        if self.dtype() != crate::tensor::DType::F32 {
-            return Err(Error::InvalidArgument {
-                name: "dtype",
-                reason: format!(
-                    "Adam needs an f32 table (f32 moments in the table's row-blocks); this one is {:?}",
-                    self.dtype()
-                ),
-            });
-        }
-        Ok(())
+        use crate::tensor::DType;
+        let stored = match self.dtype() {
+            DType::F32 => return Ok(()),
+            DType::F16 => "f16",
+            DType::Int8 => "int8 row-wise",
+        };
+        Err(Error::InvalidArgument {
+            name: "dtype",
+            reason: format!(
+                "Adam needs an f32 table (f32 moments in the table's row-blocks); this one is {stored}"
+            ),
+        })
     }
 
     fn check_adam(&self, state: &AdamState, options: &AdamOptions) -> Result<()> {
