@@ -484,7 +484,7 @@ pub async fn run(
         // The same lookup from smaller tables: f16 (trains too) and FBGEMM's
         // int8 row-wise (inference: forward only). Each runs with only its
         // own table live, so the memory columns show the saving.
-        let int8 = emb.quantize_int8().map_err(e)?;
+        let int8 = emb.quantize_int8_async().await.map_err(e)?;
         let f32_out = g.output;
         drop(emb);
         let half_options = EmbeddingOptions {

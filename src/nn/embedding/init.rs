@@ -148,7 +148,13 @@ impl Embedding {
     /// row by row: scale = (max − min) / 255, bias = min), as a frozen table
     /// for inference with the same rows, padding row and row-block size.
     pub fn quantize_int8(&self) -> Result<Embedding> {
-        let weights = self.weight.to_vec()?;
+        crate::readback::block("quantize_int8", self.quantize_int8_async())
+    }
+
+    /// [`quantize_int8`](Self::quantize_int8) without blocking (a web
+    /// page's way: the table is read back, then quantized on the host).
+    pub async fn quantize_int8_async(&self) -> Result<Embedding> {
+        let weights = self.weight.to_vec_async().await?;
         let fused = crate::cpu::int8_rowwise::quantize(&weights, self.dim);
         let options = EmbeddingOptions {
             freeze: true,
