@@ -22,7 +22,7 @@ pub struct HalfTensor {
 /// Allocation size of `n` halves: a multiple of 8 bytes, because the vec4
 /// kernels read f16 tables as `array<vec2<u32>>` and a runtime array's length
 /// is the binding size divided by 8, rounded down.
-fn half_bytes(n: usize) -> u64 {
+pub(crate) fn half_bytes(n: usize) -> u64 {
     (n as u64 * 2).div_ceil(8) * 8
 }
 

@@ -5,6 +5,7 @@ mod half;
 mod int8;
 mod table;
 
+pub(crate) use half::half_bytes;
 pub use half::HalfTensor;
 pub use int8::Int8Tensor;
 pub(crate) use table::rows_per_block;

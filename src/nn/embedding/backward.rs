@@ -175,8 +175,11 @@ impl Embedding {
         let rows = gpu.storage("sparse gradient rows", capacity as u64 * 4)?;
         let elements = capacity as u64 * dim as u64;
         let values = match self.dtype() {
-            // Halves, padded to 8 bytes as a HalfTensor's buffer is.
-            DType::F16 => gpu.storage("sparse gradient values", (elements * 2).div_ceil(8) * 8)?,
+            // Halves, allocated as a HalfTensor's buffer is.
+            DType::F16 => gpu.storage(
+                "sparse gradient values",
+                crate::tensor::half_bytes(elements as usize),
+            )?,
             _ => gpu.storage("sparse gradient values", elements * 4)?,
         };
         let mut encoder = gpu.encoder("Embedding::backward (sparse)");
@@ -280,6 +283,13 @@ impl Embedding {
         self.record_backward(encoder, indices, grad_out, blocks, status.buffer())
     }
 
+    /// Whether the gradient takes the float-atomic path: asked for, and an
+    /// f32 table (f16 gradients take the sorted path: there is no f16
+    /// atomic add).
+    pub(super) fn atomic_gradient(&self) -> bool {
+        self.options.gradient_mode == GradientMode::Atomic && self.dtype() == DType::F32
+    }
+
     /// Records the dense gradient into `blocks` (the gradient's row-blocks)
     /// by the options' gradient mode, after the caller's checks.
     pub(super) fn record_backward(
@@ -291,8 +301,7 @@ impl Embedding {
         status: &wgpu::Buffer,
     ) -> Result<()> {
         let gpu = &self.gpu;
-        // f16 gradients take the sorted path: there is no f16 atomic add.
-        if self.options.gradient_mode == GradientMode::Atomic && self.dtype() == DType::F32 {
+        if self.atomic_gradient() {
             scatter_add_atomic::check_supported(gpu)?;
             // The counts are read only to scale by frequency; else a placeholder.
             let counts = if self.options.scale_grad_by_freq {

@@ -13,9 +13,9 @@ use crate::error::{Error, Result};
 use crate::kernels::segment_sum::{self, SegmentOutput};
 use crate::kernels::sgd_update::{self, SgdArgs, SgdGrad};
 use crate::nn::check_indices;
-use crate::nn::{Embedding, Gradient, GradientMode};
+use crate::nn::{Embedding, Gradient};
 use crate::status::Status;
-use crate::tensor::{DType, IndexTensor, Tensor};
+use crate::tensor::{IndexTensor, Tensor};
 
 /// The optimizer of a fused backward + update, and its parameters.
 #[derive(Clone, Copy)]
@@ -352,8 +352,7 @@ impl Embedding {
     ) -> Result<()> {
         let _scope = self.gpu.scope();
         let status = Status::new(&self.gpu)?;
-        let atomic =
-            self.options.gradient_mode == GradientMode::Atomic && self.dtype() == DType::F32;
+        let atomic = self.atomic_gradient();
         if let (Fused::Sgd { lr }, true) = (fused, atomic) {
             let grad = self
                 .dense_backward(indices, grad_out, &status, check)
