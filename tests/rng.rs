@@ -323,3 +323,41 @@ fn the_twin_refuses_a_fill_past_the_counter() {
     let mut out = [0.0f32; 8];
     cpu::uniform_fill(1, u64::MAX - 3, 0.0, 1.0, &mut out);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+    /// A fill of positions begin .. end with any counter base writes exactly
+    /// those positions, with the twin's values. The kernel runs the whole
+    /// 16-element runs through unguarded vec4 stores when their positions
+    /// are 16-byte aligned (begin − base % 4 ≡ 0 mod 4) and everything else
+    /// through guarded ones, so this covers both, and the seams between them.
+    #[test]
+    fn range_fills_write_exactly_their_range(
+        seed in any::<u64>(),
+        base in 0u64..(1 << 34),
+        begin in 0usize..70,
+        len in 0usize..200,
+        normal in any::<bool>(),
+    ) {
+        let (size, end) = (begin + len + 37, begin + len);
+        let mut want = vec![-7.0f32; size];
+        let at = base + begin as u64;
+        let d = if normal {
+            cpu::normal_fill(seed, at, 0.5, 2.0, &mut want[begin..end]);
+            Distribution::Normal { mean: 0.5, std: 2.0 }
+        } else {
+            cpu::uniform_fill(seed, at, 0.0, 1.0, &mut want[begin..end]);
+            Distribution::Uniform { lo: 0.0, hi: 1.0 }
+        };
+        each_gpu(|gpu| {
+            let t = Tensor::from_slice(gpu, &vec![-7.0f32; size], &[size]).unwrap();
+            let mut enc = gpu.encoder("test");
+            uniform_init::encode(gpu, &mut enc, &FillArgs {
+                out: t.buffer(), begin, end, counter_base: base, seed,
+                distribution: d, workgroup_size: None,
+            }).unwrap();
+            gpu.submit_and_wait(enc).unwrap();
+            assert_bits_eq("range fill", &t.to_vec().unwrap(), &want);
+        });
+    }
+}

@@ -1,4 +1,4 @@
-// uniform_init, part 2 of 2: Philox4x32-10 (Salmon et al. 2011), the
+// uniform_init, part 4 of 4: Philox4x32-10 (Salmon et al. 2011), the
 // counter-based generator. Also composed into sgd_update and segment_sum
 // (their `// with:` lines), whose f16 stochastic rounding draws from it.
 

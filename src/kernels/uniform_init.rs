@@ -11,6 +11,8 @@ use crate::tensor::Tensor;
 
 const SOURCE: &str = concat!(
     include_str!("../../shaders/uniform_init.wgsl"),
+    include_str!("../../shaders/uniform_init/box_muller.wgsl"),
+    include_str!("../../shaders/uniform_init/fixed_point.wgsl"),
     include_str!("../../shaders/uniform_init/philox.wgsl"),
 );
 
@@ -23,9 +25,11 @@ const fn spec(defs: &'static [&'static str]) -> KernelSpec {
         defs,
     }
 }
-const UNIFORM: KernelSpec = spec(&[]);
-const NORMAL: KernelSpec = spec(&["NORMAL"]);
-const BITS: KernelSpec = spec(&["BITS"]);
+/// Each distribution's two variants: any positions (guarded stores), and
+/// whole aligned runs of 16 (`RUNS`: unguarded vec4 stores).
+const UNIFORM: [KernelSpec; 2] = [spec(&[]), spec(&["RUNS"])];
+const NORMAL: [KernelSpec; 2] = [spec(&["NORMAL"]), spec(&["NORMAL", "RUNS"])];
+const BITS: [KernelSpec; 2] = [spec(&["BITS"]), spec(&["BITS", "RUNS"])];
 
 /// What to fill with.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -97,11 +101,17 @@ struct Params {
     blocks: u32,
     a: f32,
     b: f32,
+    invocations: u32,
+    first_t: u32,
+    head: u32,
+    jump: u32,
     _pad: [u32; 2],
 }
 
-/// Philox blocks per invocation (`ROUNDS` in the shader).
+/// Philox blocks per invocation (`ROUNDS` in the shader): invocation `t`
+/// writes the run of 16 positions `begin - skip + 16 t ..`.
 const ROUNDS: u64 = 4;
+const RUN: u64 = 4 * ROUNDS;
 
 /// One fill: positions `begin .. end` of `out`, where position `p` takes the
 /// random element `counter_base + p` of stream `seed`.
@@ -142,21 +152,10 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &FillArgs) ->
     let first_block = first / 4;
     let count = (args.end - args.begin) as u64;
     let blocks = (skip as u64 + count).div_ceil(4);
-    let (spec, a, b) = match args.distribution {
+    let (specs, a, b) = match args.distribution {
         Distribution::Uniform { lo, hi } => (&UNIFORM, lo, hi - lo),
         Distribution::Normal { mean, std } => (&NORMAL, mean, std),
         Distribution::Bits => (&BITS, 0.0, 0.0),
-    };
-    let params = Params {
-        key: [args.seed as u32, (args.seed >> 32) as u32],
-        first_block: [first_block as u32, (first_block >> 32) as u32],
-        skip,
-        begin: to_u32("fill begin", args.begin)?,
-        end: to_u32("fill end", args.end)?,
-        blocks: to_u32("fill blocks", blocks as usize)?,
-        a,
-        b,
-        _pad: [0; 2],
     };
     let wg = args.workgroup_size.unwrap_or(WORKGROUP_SIZE);
     let max_wg = gpu
@@ -173,25 +172,77 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &FillArgs) ->
     // software FMA (bits, not values, so a = -0 keeps it: -0 + 1 · +0 = -0).
     let affine = !matches!(args.distribution, Distribution::Bits)
         && (a.to_bits() != 0 || b.to_bits() != 1f32.to_bits());
-    // Unchecked: every storage write is guarded by `position`, which keeps
-    // it below `end` (checked against the buffer above), and `tile` is
-    // indexed below 4 · WORKGROUP_SIZE by construction. The loops have
-    // constant trip counts but isqrt64's corrections, which end when
-    // r² <= x < (r + 1)² (a handful of steps; at most 2^32 for any
-    // estimate). wgpu's injected loop counters would keep the compiler from
-    // unrolling Philox's and log2's loops.
-    Recorder::new(gpu, encoder).launch_checked(
-        spec,
-        &[("AFFINE", affine as u32 as f64)],
-        RuntimeChecks::Unchecked,
-        &params,
-        &[(1, args.out.into())],
-        Work::InvocationsIn {
-            // ROUNDS (shaders/uniform_init.wgsl) blocks per invocation.
-            count: blocks.div_ceil(ROUNDS),
-            workgroup_size: wg,
-        },
-    )
+    // Runs 0 .. runs, run t at positions begin - skip + 16 t ..; those in
+    // `interior` are whole (the first is not when the fill starts inside a
+    // block). They go to the RUNS variant when their positions are 16-byte
+    // aligned in the buffer, the rest (or all) to the guarded one.
+    let runs = blocks.div_ceil(ROUNDS);
+    let aligned = (args.begin as u64 + 4 - skip as u64).is_multiple_of(4);
+    let head = (skip > 0) as u64;
+    let interior = match aligned {
+        true => head..((skip as u64 + count) / RUN).max(head),
+        false => 0..0,
+    };
+    let edges = runs - (interior.end - interior.start);
+    let base = Params {
+        key: [args.seed as u32, (args.seed >> 32) as u32],
+        first_block: [first_block as u32, (first_block >> 32) as u32],
+        skip,
+        begin: to_u32("fill begin", args.begin)?,
+        end: to_u32("fill end", args.end)?,
+        blocks: to_u32("fill blocks", blocks as usize)?,
+        a,
+        b,
+        invocations: 0,
+        first_t: 0,
+        head: u32::MAX,
+        jump: 0,
+        _pad: [0; 2],
+    };
+    let mut rec = Recorder::new(gpu, encoder);
+    // Unchecked: every storage write is inside begin .. end (checked against
+    // the buffer above): the edge dispatch guards each by `position`, the
+    // interior one writes whole runs only. The loops have constant trip
+    // counts but isqrt64's corrections, which end when r² <= x < (r + 1)²
+    // (a handful of steps; at most 2^32 for any estimate). wgpu's injected
+    // loop counters would keep the compiler from unrolling Philox's and
+    // log2's loops.
+    let mut launch = |whole_runs: bool, params: Params| {
+        rec.launch_checked(
+            &specs[whole_runs as usize],
+            &[("AFFINE", affine as u32 as f64)],
+            RuntimeChecks::Unchecked,
+            &params,
+            &[(1, args.out.into())],
+            Work::InvocationsIn {
+                count: params.invocations as u64,
+                workgroup_size: wg,
+            },
+        )
+    };
+    if !interior.is_empty() {
+        launch(
+            true,
+            Params {
+                invocations: to_u32("fill runs", (interior.end - interior.start) as usize)?,
+                first_t: interior.start as u32,
+                ..base
+            },
+        )?;
+    }
+    if edges > 0 {
+        // Runs 0 .. interior.start, then interior.end .. runs.
+        launch(
+            false,
+            Params {
+                invocations: to_u32("fill runs", edges as usize)?,
+                head: interior.start as u32,
+                jump: (interior.end - interior.start) as u32,
+                ..base
+            },
+        )?;
+    }
+    Ok(())
 }
 
 /// The RNG's fingerprint on `gpu`: the twin's [`crate::cpu::uniform_init::digest`]

@@ -1,0 +1,215 @@
+// uniform_init, part 2 of 4 (after shaders/uniform_init.wgsl; host:
+// src/kernels/uniform_init.rs): N(0, 1) from Philox words by Box–Muller in
+// fixed point: log2 by repeated squaring, an exact integer square root,
+// CORDIC for cos and sin, each result rounded to f32 once (round_pack, in
+// uniform_init/fixed_point.wgsl). The CPU twin (src/cpu/uniform_init.rs)
+// runs the same integer steps.
+
+// ---- Box–Muller in fixed point -------------------------------------------
+
+// log2's state per lane: the mantissa (Q1.31) and the fraction bits so far.
+struct Log2 {
+    m: vec2<u32>,
+    frac: vec2<u32>,
+}
+
+// One fraction bit: square the mantissa (three 16-bit products; m² =
+// p11 · 2^32 + p01 · 2^17 + p00); a square of 2 or more is a 1, and is
+// halved. Only the square's top 33 bits are kept: c, the sum of its middle
+// parts, gives the carry into the high word (c >> 15) and bit 31 of the low
+// word (c's bit 14) without forming the low word, which keeps the chain of
+// dependent steps short.
+fn log2_step(s: Log2) -> Log2 {
+    let m0 = s.m & vec2<u32>(0xFFFFu);
+    let m1 = s.m >> vec2<u32>(16u);
+    let p00 = m0 * m0;
+    let p01 = m0 * m1;
+    let p11 = m1 * m1;
+    let c = (p01 & vec2<u32>(0x7FFFu)) + (p00 >> vec2<u32>(17u));
+    let hi = p11 + (p01 >> vec2<u32>(15u)) + (c >> vec2<u32>(15u));
+    let top = hi >> vec2<u32>(31u);
+    let doubled = (hi << vec2<u32>(1u)) | ((c >> vec2<u32>(14u)) & vec2<u32>(1u));
+    return Log2(select(doubled, hi, top == vec2<u32>(1u)), (s.frac << vec2<u32>(1u)) | top);
+}
+
+// floor(sqrt(x)) for a 64-bit x of 63 or 64 significant bits (its root has
+// 32): a float estimate, one Newton step on the exact integer residual,
+// then exact corrections until r² <= x < (r + 1)². The root is unique, so
+// however the device rounds its float sqrt and division, the result is the
+// same (the twin takes it digit by digit); the float steps only make the
+// corrections few (at most one or two here).
+fn isqrt64(x: vec2<u32>) -> u32 {
+    let xf = f32(x.y) * 4294967296.0 + f32(x.x);
+    var r = max(u32(min(sqrt(xf), 4294967040.0)), 1u);
+    let sq0 = mul64(r, r);
+    let above = lt64(x, sq0);
+    let e = select(sub64(x, sq0), sub64(sq0, x), above);
+    let step = u32(round((f32(e.y) * 4294967296.0 + f32(e.x)) / (2.0 * f32(r))));
+    if above {
+        r = max(r - min(step, r - 1u), 1u);
+    } else {
+        r = r + min(step, 0xFFFFFFFFu - r);
+    }
+    // sq tracks r² exactly: (r ± 1)² = r² ± 2r + 1.
+    var sq = mul64(r, r);
+    loop {
+        if !lt64(x, sq) {
+            break;
+        }
+        sq = sub64(sq, sub64(vec2<u32>(r << 1u, r >> 31u), vec2<u32>(1u, 0u)));
+        r = r - 1u;
+    }
+    loop {
+        let next = add64(sq, add64(vec2<u32>(r << 1u, r >> 31u), vec2<u32>(1u, 0u)));
+        if r == 0xFFFFFFFFu || lt64(x, next) {
+            break;
+        }
+        sq = next;
+        r = r + 1u;
+    }
+    return r;
+}
+
+// CORDIC's state per lane: the vector (x, y) and z, the angle left to turn.
+struct Cordic {
+    x: vec2<i32>,
+    y: vec2<i32>,
+    z: vec2<i32>,
+}
+
+// One CORDIC rotation by ±atan(2^-i) in both lanes.
+fn cordic_step(v: Cordic, i: u32, atan_q30: i32) -> Cordic {
+    let s = vec2<u32>(i);
+    let xs = v.x >> s;
+    let ys = v.y >> s;
+    let up = v.z >= vec2<i32>(0);
+    let a = vec2<i32>(atan_q30);
+    return Cordic(
+        select(v.x + ys, v.x - ys, up),
+        select(v.y - xs, v.y + xs, up),
+        select(v.z + a, v.z - a, up),
+    );
+}
+
+// Per lane, log2(u) for 1 <= u <= 2^24 and CORDIC's (cos, sin) of an angle.
+//
+// log2(u) as a fixed-point number with 24 fraction bits: the integer part
+// from the leading bit, each fraction bit by squaring the mantissa (Q1.31)
+// and halving when it reaches 2.
+//
+// (cos, sin) of angle · 2^-30 radians, angle in [0, π/2 · 2^30), each times
+// 2^30: CORDIC, x starting at the CORDIC gain K = 0.60725… (times 2^30),
+// with atan(2^-i) · 2^30 as literals (a constant array indexed in a loop
+// costs software rasterizers a local copy of the whole table per step).
+//
+// All 24 + 30 steps are written out (a loop's bookkeeping costs a CPU
+// rasterizer about as much as a step), and the two computations' steps
+// alternate: each is one long chain of dependent steps, and a CPU overlaps
+// two chains only when their instructions are near each other (8 % off the
+// N(0, 1) fill on lavapipe). The twin keeps them apart, as log2_q24 and
+// cordic_q30.
+struct LogAndTurn {
+    log2: vec2<u32>,
+    turn: Cordic,
+}
+
+fn log2_and_cordic(u: vec2<u32>, angle: vec2<i32>) -> LogAndTurn {
+    let n = firstLeadingBit(u);
+    var s = Log2(u << (vec2<u32>(31u) - n), vec2<u32>(0u));
+    var v = Cordic(vec2<i32>(652032874), vec2<i32>(0), angle);
+    s = log2_step(s);
+    v = cordic_step(v, 0u, 843314857);
+    s = log2_step(s);
+    v = cordic_step(v, 1u, 497837829);
+    s = log2_step(s);
+    v = cordic_step(v, 2u, 263043837);
+    s = log2_step(s);
+    v = cordic_step(v, 3u, 133525159);
+    s = log2_step(s);
+    v = cordic_step(v, 4u, 67021687);
+    s = log2_step(s);
+    v = cordic_step(v, 5u, 33543516);
+    s = log2_step(s);
+    v = cordic_step(v, 6u, 16775851);
+    s = log2_step(s);
+    v = cordic_step(v, 7u, 8388437);
+    s = log2_step(s);
+    v = cordic_step(v, 8u, 4194283);
+    s = log2_step(s);
+    v = cordic_step(v, 9u, 2097149);
+    s = log2_step(s);
+    v = cordic_step(v, 10u, 1048576);
+    s = log2_step(s);
+    v = cordic_step(v, 11u, 524288);
+    s = log2_step(s);
+    v = cordic_step(v, 12u, 262144);
+    s = log2_step(s);
+    v = cordic_step(v, 13u, 131072);
+    s = log2_step(s);
+    v = cordic_step(v, 14u, 65536);
+    s = log2_step(s);
+    v = cordic_step(v, 15u, 32768);
+    s = log2_step(s);
+    v = cordic_step(v, 16u, 16384);
+    s = log2_step(s);
+    v = cordic_step(v, 17u, 8192);
+    s = log2_step(s);
+    v = cordic_step(v, 18u, 4096);
+    s = log2_step(s);
+    v = cordic_step(v, 19u, 2048);
+    s = log2_step(s);
+    v = cordic_step(v, 20u, 1024);
+    s = log2_step(s);
+    v = cordic_step(v, 21u, 512);
+    s = log2_step(s);
+    v = cordic_step(v, 22u, 256);
+    s = log2_step(s);
+    v = cordic_step(v, 23u, 128);
+    v = cordic_step(v, 24u, 64);
+    v = cordic_step(v, 25u, 32);
+    v = cordic_step(v, 26u, 16);
+    v = cordic_step(v, 27u, 8);
+    v = cordic_step(v, 28u, 4);
+    v = cordic_step(v, 29u, 2);
+    return LogAndTurn((n << vec2<u32>(24u)) | s.frac, v);
+}
+
+// N(0, 1) from two 32-bit words, per pair of x: r = sqrt(-2 ln u0) with
+// u0 = ((x0 >> 8) + 1) · 2^-24 in (0, 1], angle 2π · x1 · 2^-32; the
+// block's two pairs, (x.x, x.y) and (x.z, x.w), side by side.
+fn box_muller(x: vec4<u32>) -> vec4<f32> {
+    // -2 ln u0 = 2 ln 2 · (24 - log2((x0 >> 8) + 1)), in units of 2^-54.
+    // The top two bits pick the quadrant; the other 30 the angle inside it.
+    let t0 = mul64(x.y & 0x3FFFFFFFu, 3373259426u); // round(π/2 · 2^31)
+    let t1 = mul64(x.w & 0x3FFFFFFFu, 3373259426u);
+    let lt = log2_and_cordic((x.xz >> vec2<u32>(8u)) + vec2<u32>(1u), vec2<i32>(
+        i32((t0.y << 1u) | (t0.x >> 31u)),
+        i32((t1.y << 1u) | (t1.x >> 31u)),
+    ));
+    let d = vec2<u32>(24u << 24u) - lt.log2;
+    let cs = lt.turn;
+    let q = x.yw >> vec2<u32>(30u);
+    let q1 = q == vec2<u32>(1u);
+    let q2 = q == vec2<u32>(2u);
+    let q3 = q == vec2<u32>(3u);
+    // Quadrant q turns (cos, sin) by q · π/2.
+    let rx = select(select(select(cs.x, -cs.y, q1), -cs.x, q2), cs.y, q3);
+    let ry = select(select(select(cs.y, cs.x, q1), -cs.y, q2), -cs.x, q3);
+    let z01 = polar(d.x, rx.x, ry.x);
+    let z23 = polar(d.y, rx.y, ry.y);
+    return vec4<f32>(z01, z23);
+}
+
+// r · (rx, ry) rounded to f32, r = sqrt(d · 2 ln 2) in fixed point (d from
+// log2, in units of 2^-24; rx, ry from CORDIC, in units of 2^-30).
+fn polar(d: u32, rx: i32, ry: i32) -> vec2<f32> {
+    let y = mul64(d, 1488522236u); // round(2 ln 2 · 2^30)
+    // sqrt with the input shifted up by an even amount so the root keeps 32 bits.
+    let k = (64u - bitlen64(y)) / 2u;
+    let r = isqrt64(shl64(y, 2u * k)); // sqrt(-2 ln u0) · 2^(27 + k)
+    let e = -57 - i32(k);
+    return vec2<f32>(
+        round_pack(rx < 0, mul64(r, u32(abs(rx))), e),
+        round_pack(ry < 0, mul64(r, u32(abs(ry))), e),
+    );
+}

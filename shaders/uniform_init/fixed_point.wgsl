@@ -1,0 +1,169 @@
+// uniform_init, part 3 of 4 (after shaders/uniform_init.wgsl and
+// uniform_init/box_muller.wgsl; host: src/kernels/uniform_init.rs): the
+// integer arithmetic that keeps every float result independent of the
+// device's float rounding. 64-bit integers as vec2<u32>(lo, hi); round_pack
+// rounds one to f32 once; soft_fma is `a + b · x` rounded once.
+
+// ---- 64-bit integers as vec2<u32>(lo, hi) -------------------------------
+
+fn mul64(a: u32, b: u32) -> vec2<u32> {
+    let p = mulhilo(a, b);
+    return vec2<u32>(p.y, p.x);
+}
+
+fn shl64(x: vec2<u32>, n: u32) -> vec2<u32> {
+    if n == 0u {
+        return x;
+    }
+    if n >= 64u {
+        return vec2<u32>(0u, 0u);
+    }
+    if n >= 32u {
+        return vec2<u32>(0u, x.x << (n - 32u));
+    }
+    return vec2<u32>(x.x << n, (x.y << n) | (x.x >> (32u - n)));
+}
+
+fn shr64(x: vec2<u32>, n: u32) -> vec2<u32> {
+    if n == 0u {
+        return x;
+    }
+    if n >= 64u {
+        return vec2<u32>(0u, 0u);
+    }
+    if n >= 32u {
+        return vec2<u32>(x.y >> (n - 32u), 0u);
+    }
+    return vec2<u32>((x.x >> n) | (x.y << (32u - n)), x.y >> n);
+}
+
+fn add64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+    let lo = a.x + b.x;
+    return vec2<u32>(lo, a.y + b.y + select(0u, 1u, lo < a.x));
+}
+
+fn sub64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+    return vec2<u32>(a.x - b.x, a.y - b.y - select(0u, 1u, a.x < b.x));
+}
+
+fn lt64(a: vec2<u32>, b: vec2<u32>) -> bool {
+    return a.y < b.y || (a.y == b.y && a.x < b.x);
+}
+
+fn is_zero64(x: vec2<u32>) -> bool {
+    return (x.x | x.y) == 0u;
+}
+
+// Number of significant bits (0 for zero).
+fn bitlen64(x: vec2<u32>) -> u32 {
+    if x.y != 0u {
+        return 64u - countLeadingZeros(x.y);
+    }
+    return 32u - countLeadingZeros(x.x);
+}
+
+// x >> n, with every bit shifted out ORed into bit 0 (the sticky bit).
+fn shr64_sticky(x: vec2<u32>, n: u32) -> vec2<u32> {
+    let kept = shr64(x, n);
+    let lost = !is_zero64(sub64(x, shl64(kept, n))) || (n >= 64u && !is_zero64(x));
+    return vec2<u32>(kept.x | select(0u, 1u, lost), kept.y);
+}
+
+// ---- floats from integers, rounded once ----------------------------------
+
+// x << n for n in 0 .. 63, without branches (a CPU rasterizer runs both
+// sides of every branch; WGSL takes shift amounts modulo 32).
+fn shl64_any(x: vec2<u32>, n: u32) -> vec2<u32> {
+    let m = n & 31u;
+    let carry = select(x.x >> (32u - m), 0u, m == 0u);
+    let small = vec2<u32>(x.x << m, (x.y << m) | carry);
+    return select(small, vec2<u32>(0u, x.x << m), n >= 32u);
+}
+
+// The f32 nearest to (-1)^neg · mag · 2^e (ties to even); zero gives +0,
+// overflow ±inf, results below 2^-126 in magnitude ±0. mag is shifted up
+// until its top bit is bit 63: the top 24 bits are kept, bit 39 is the
+// rounding bit and everything below it the sticky bits.
+fn round_pack(neg: bool, mag: vec2<u32>, e: i32) -> f32 {
+    if is_zero64(mag) {
+        return 0.0;
+    }
+    let top = bitlen64(mag) - 1u;
+    let norm = shl64_any(mag, 63u - top);
+    var keep = norm.y >> 8u;
+    let half = (norm.y & 0x80u) != 0u;
+    let sticky = (norm.y & 0x7Fu) != 0u || norm.x != 0u;
+    var exp = i32(top) + e;
+    if half && (sticky || (keep & 1u) == 1u) {
+        keep = keep + 1u;
+    }
+    if keep == 0x1000000u {
+        keep = 0x800000u;
+        exp = exp + 1;
+    }
+    let sign = select(0u, 0x80000000u, neg);
+    if exp > 127 {
+        return bitcast<f32>(sign | 0x7F800000u);
+    }
+    if exp < -126 {
+        return bitcast<f32>(sign);
+    }
+    return bitcast<f32>(sign | (u32(exp + 127) << 23u) | (keep & 0x7FFFFFu));
+}
+
+// A finite f32 as (-1)^neg · m · 2^q.
+struct Unpacked {
+    neg: bool,
+    m: u32,
+    q: i32,
+}
+
+fn unpack(x: f32) -> Unpacked {
+    let bits = bitcast<u32>(x);
+    let field = (bits >> 23u) & 0xFFu;
+    let frac = bits & 0x7FFFFFu;
+    if field == 0u {
+        return Unpacked(bits >= 0x80000000u, frac, -149);
+    }
+    return Unpacked(bits >= 0x80000000u, frac | 0x800000u, i32(field) - 150);
+}
+
+// a + b · x for finite a, b, x, rounded once: a software FMA on integers.
+fn soft_fma(b: f32, x: f32, a: f32) -> f32 {
+    let ub = unpack(b);
+    let ux = unpack(x);
+    let ua = unpack(a);
+    let p = mul64(ub.m, ux.m);
+    let qp = ub.q + ux.q;
+    let negp = ub.neg != ux.neg;
+    if is_zero64(p) {
+        return a;
+    }
+    let am = vec2<u32>(ua.m, 0u);
+    if ua.m == 0u {
+        return round_pack(negp, p, qp);
+    }
+    // Place the larger operand's top bit at bit 61 of a 64-bit window.
+    let tp = qp + i32(bitlen64(p)) - 1;
+    let ta = ua.q + i32(bitlen64(am)) - 1;
+    let unit = max(tp, ta) - 61;
+    var pw: vec2<u32>;
+    if qp >= unit {
+        pw = shl64(p, u32(qp - unit));
+    } else {
+        pw = shr64_sticky(p, u32(unit - qp));
+    }
+    var aw: vec2<u32>;
+    if ua.q >= unit {
+        aw = shl64(am, u32(ua.q - unit));
+    } else {
+        aw = shr64_sticky(am, u32(unit - ua.q));
+    }
+    if negp == ua.neg {
+        return round_pack(ua.neg, add64(pw, aw), unit);
+    }
+    if lt64(pw, aw) {
+        return round_pack(ua.neg, sub64(aw, pw), unit);
+    }
+    return round_pack(negp, sub64(pw, aw), unit);
+}
