@@ -1,7 +1,8 @@
 // matmul, part 2 of 2 (after shaders/matmul.wgsl, which the host puts in
 // front of it; host side: src/kernels/matmul/texture.rs).
 //
-// The texture path: matmul_pack_a, matmul_pack_b, matmul_texture.
+// The texture path: matmul_pack_a, matmul_pack_b or matmul_pack_bt,
+// matmul_texture.
 //
 // Why. A CPU rasterizer (lavapipe, Mesa 22.3 here) compiles every storage-
 // and workgroup-memory access into a loop over its SIMD lanes, one scalar
@@ -38,7 +39,8 @@ fn matmul_pack_a(@builtin(global_invocation_id) g: vec3<u32>) {
     textureStore(packed, g.xy, vec4<f32>(load_a(g.y, k), load_a(g.y, k + 1u), load_a(g.y, k + 2u), load_a(g.y, k + 3u)));
 }
 
-// Texel (n4, k) = op(B)[k, 4·n4 .. 4·n4 + 4].
+// Texel (n4, k) = op(B)[k, 4·n4 .. 4·n4 + 4]: B as the product reads it
+// when not transposed.
 @compute @workgroup_size(WG_X, WG_Y)
 fn matmul_pack_b(@builtin(global_invocation_id) g: vec3<u32>) {
     let size = textureDimensions(packed);
@@ -47,6 +49,19 @@ fn matmul_pack_b(@builtin(global_invocation_id) g: vec3<u32>) {
     }
     let n = g.x * 4u;
     textureStore(packed, g.xy, vec4<f32>(load_b(g.y, n), load_b(g.y, n + 1u), load_b(g.y, n + 2u), load_b(g.y, n + 3u)));
+}
+
+// Texel (k4, n) = op(B)[4·k4 .. 4·k4 + 4, n]: B transposed (a Linear
+// layer's W, [N, K]) packed along its own rows, like A, so that when those
+// rows are whole texel rows the packing is a copy of W, not a transpose.
+@compute @workgroup_size(WG_X, WG_Y)
+fn matmul_pack_bt(@builtin(global_invocation_id) g: vec3<u32>) {
+    let size = textureDimensions(packed);
+    if g.x >= size.x || g.y >= size.y {
+        return;
+    }
+    let k = g.x * 4u;
+    textureStore(packed, g.xy, vec4<f32>(load_b(k, g.y), load_b(k + 1u, g.y), load_b(k + 2u, g.y), load_b(k + 3u, g.y)));
 }
 
 @compute @workgroup_size(WG_X, WG_Y)
@@ -65,9 +80,27 @@ fn matmul_texture(
         for (var i = 0u; i < TEX_ROWS; i++) {
             a[i] = textureLoad(a_tex, vec2<u32>(k4, row0 + i), 0);
         }
-        for (var kk = 0u; kk < 4u; kk++) {
+        if params.trans_b != 0u {
+            // B packed by matmul_pack_bt: four texels, one per column n,
+            // hold a 4 × 4 block of op(B) to transpose (free on a CPU
+            // rasterizer, whose vec4 components are separate registers).
+            // A uniform branch once per four k: the same cost either way.
             for (var h = 0u; h < TEX_QUADS; h++) {
-                b[kk][h] = textureLoad(b_tex, vec2<u32>(quad0 + h, k4 * 4u + kk), 0);
+                let n = (quad0 + h) * 4u;
+                let c0 = textureLoad(b_tex, vec2<u32>(k4, n), 0);
+                let c1 = textureLoad(b_tex, vec2<u32>(k4, n + 1u), 0);
+                let c2 = textureLoad(b_tex, vec2<u32>(k4, n + 2u), 0);
+                let c3 = textureLoad(b_tex, vec2<u32>(k4, n + 3u), 0);
+                b[0][h] = vec4<f32>(c0.x, c1.x, c2.x, c3.x);
+                b[1][h] = vec4<f32>(c0.y, c1.y, c2.y, c3.y);
+                b[2][h] = vec4<f32>(c0.z, c1.z, c2.z, c3.z);
+                b[3][h] = vec4<f32>(c0.w, c1.w, c2.w, c3.w);
+            }
+        } else {
+            for (var kk = 0u; kk < 4u; kk++) {
+                for (var h = 0u; h < TEX_QUADS; h++) {
+                    b[kk][h] = textureLoad(b_tex, vec2<u32>(quad0 + h, k4 * 4u + kk), 0);
+                }
             }
         }
         for (var i = 0u; i < TEX_ROWS; i++) {

@@ -204,7 +204,12 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &MatmulArgs) 
         ))
     };
     let (mut groups_x, mut groups_y) = grid(&tiles)?;
-    let packed = texture::packed_sizes(k, (groups_x, groups_y), (tiles.wg_x, tiles.wg_y));
+    let packed = texture::packed_sizes(
+        k,
+        args.options.trans_b,
+        (groups_x, groups_y),
+        (tiles.wg_x, tiles.wg_y),
+    );
     if tiles.register == RegisterTile::Texture32x32 && !texture::fits(gpu, &packed) {
         if args.tiles.is_some() {
             let side = [packed.a.0, packed.a.1, packed.b.0, packed.b.1];

@@ -26,6 +26,12 @@ const PACK_B: KernelSpec = KernelSpec {
     entry: "matmul_pack_b",
     defs: &[],
 };
+const PACK_BT: KernelSpec = KernelSpec {
+    name: "matmul",
+    source: SOURCE,
+    entry: "matmul_pack_bt",
+    defs: &[],
+};
 pub(super) const PRODUCT: KernelSpec = KernelSpec {
     name: "matmul",
     source: SOURCE,
@@ -35,25 +41,27 @@ pub(super) const PRODUCT: KernelSpec = KernelSpec {
 
 /// Texture sizes for one product on a `groups_x × groups_y` grid of
 /// `wg_x × wg_y` invocations: A is `ceil(K/4) × (rows of the grid)`, B is
-/// `(column quads of the grid) × 4·ceil(K/4)`, so every fetch of the product
-/// is in range and reads zeros past the matrices.
+/// `(column quads of the grid) × 4·ceil(K/4)`, or when B is transposed
+/// `ceil(K/4) × (columns of the grid)` (packed along its own rows, like A),
+/// so every fetch of the product is in range and reads zeros past the matrices.
 pub(super) struct Packed {
     pub a: (u32, u32),
     pub b: (u32, u32),
 }
 
-pub(super) fn packed_sizes(k: usize, groups: (u32, u32), wg: (u32, u32)) -> Packed {
+pub(super) fn packed_sizes(k: usize, trans_b: bool, groups: (u32, u32), wg: (u32, u32)) -> Packed {
     let k4 = k.div_ceil(4).max(1) as u64;
     let clamp = |v: u64| v.min(u32::MAX as u64) as u32;
+    let columns = groups.0 as u64 * wg.0 as u64 * SIDE as u64;
     Packed {
         a: (
             clamp(k4),
             clamp(groups.1 as u64 * wg.1 as u64 * SIDE as u64),
         ),
-        b: (
-            clamp(groups.0 as u64 * wg.0 as u64 * SIDE as u64 / 4),
-            clamp(4 * k4),
-        ),
+        b: match trans_b {
+            false => (clamp(columns / 4), clamp(4 * k4)),
+            true => (clamp(k4), clamp(columns)),
+        },
     }
 }
 
@@ -82,9 +90,9 @@ pub(super) struct TextureArgs<'a> {
 }
 
 /// One operand, stored row-major as `rows × cols` floats: where the texel
-/// rows of op(operand) start line up with its own rows (A not transposed,
-/// B not transposed), so packing it is a copy of `rows` rows of `cols / 4`
-/// texels, when wgpu's copy alignment allows.
+/// rows of its packed texture line up with its own rows (A not transposed;
+/// B either way, see `matmul_pack_bt`), so packing it is a copy of `rows`
+/// rows of `cols / 4` texels, when wgpu's copy alignment allows.
 struct Operand<'a> {
     buffer: &'a wgpu::Buffer,
     binding: u32,
@@ -195,10 +203,16 @@ pub(super) fn encode(gpu: &Gpu, rec: &mut Recorder, args: &TextureArgs) -> Resul
         binding: 1,
         row_major: (p.trans_a == 0).then_some((p.m, p.k)),
     };
+    // B transposed ([N, K], a Linear layer's weight) packs along its own
+    // rows, which the product reads back as 4 × 4 blocks: a copy of W, not
+    // the transposing kernel (Linear::forward was 0.87 of the plain product).
     let b = Operand {
         buffer: args.b,
         binding: 2,
-        row_major: (p.trans_b == 0).then_some((p.k, p.n)),
+        row_major: Some(match p.trans_b {
+            0 => (p.k, p.n),
+            _ => (p.n, p.k),
+        }),
     };
     let a = pack(
         gpu,
@@ -213,7 +227,7 @@ pub(super) fn encode(gpu: &Gpu, rec: &mut Recorder, args: &TextureArgs) -> Resul
     let b = pack(
         gpu,
         rec,
-        &PACK_B,
+        if p.trans_b == 0 { &PACK_B } else { &PACK_BT },
         args,
         b,
         uniform.raw(),
