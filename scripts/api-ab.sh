@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Public-call timings at two commits, in one run (issue #16's figures).
+#
+#   scripts/api-ab.sh fill|linear BASE [HEAD] [ROUNDS]
+#
+# A lavapipe timing is a CPU timing, and this machine's vary by a third from
+# minute to minute, so the two builds run alternately, ROUNDS times each
+# (default 5), and the medians are compared.
+#
+# fill: a whole-tensor fill of 2^16 x 128 floats through the public
+# `uniform_init::encode` (wall time of encode + submit + wait, best of 9;
+# the API both commits share), for N(0, 1) (what `Embedding::new` does),
+# U(0, 1) and N(0.5, 2), with an FNV-1a hash of each table: equal hashes at
+# both commits show the bits did not change.
+#
+# linear: at 1024^3, the plain product A·B into a kept C (the matmul
+# bench's row) and `Linear::forward` (fresh y, x·Wᵀ), timed alternately 20
+# times in one process; the ratio is the median of the pairs' ratios.
+#
+# Worktrees and binaries go to target/api-ab/.
+set -euo pipefail
+what="${1:?usage: scripts/api-ab.sh fill|linear BASE [HEAD] [ROUNDS]}"
+base="${2:?usage: scripts/api-ab.sh fill|linear BASE [HEAD] [ROUNDS]}"
+head="${3:-HEAD}"
+rounds="${4:-5}"
+cd "$(dirname "$0")/.."
+repo="$PWD"
+work="$repo/target/api-ab"
+mkdir -p "$work"
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
+fill='use std::time::Instant;
+use wgpu_embed::kernels::uniform_init::{self, Distribution, FillArgs};
+use wgpu_embed::{Gpu, Tensor};
+fn main() {
+    let gpu = Gpu::new().unwrap();
+    let n = (1usize << 16) * 128;
+    let t = Tensor::zeros(&gpu, &[1 << 16, 128]).unwrap();
+    for (name, d) in [
+        ("N(0,1)", Distribution::Normal { mean: 0.0, std: 1.0 }),
+        ("U(0,1)", Distribution::Uniform { lo: 0.0, hi: 1.0 }),
+        ("N(0.5,2)", Distribution::Normal { mean: 0.5, std: 2.0 }),
+    ] {
+        let mut best = f64::MAX;
+        for _ in 0..9 {
+            let s = Instant::now();
+            let mut enc = gpu.encoder("fill-ab");
+            let args = FillArgs { out: t.buffer(), begin: 0, end: n, counter_base: 0, seed: 7,
+                distribution: d, workgroup_size: None };
+            uniform_init::encode(&gpu, &mut enc, &args).unwrap();
+            gpu.submit_and_wait(enc).unwrap();
+            best = best.min(s.elapsed().as_secs_f64());
+        }
+        let mut h: u64 = 0xcbf29ce484222325;
+        for x in t.to_vec().unwrap() {
+            h = (h ^ x.to_bits() as u64).wrapping_mul(0x100000001b3);
+        }
+        println!("{name} {:.1} ms {h:016x}", best * 1e3);
+    }
+}'
+linear='use std::time::Instant;
+use wgpu_embed::kernels::matmul::{self, MatmulArgs, MatmulOptions};
+use wgpu_embed::{Gpu, Linear, Tensor};
+fn main() {
+    let gpu = Gpu::new().unwrap();
+    let (m, k, n) = (1024, 1024, 1024);
+    let lin = Linear::new(&gpu, k, n, false).unwrap();
+    let x = Tensor::from_slice(&gpu, &vec![0.5; m * k], &[m, k]).unwrap();
+    let b = Tensor::from_slice(&gpu, &vec![0.25; k * n], &[k, n]).unwrap();
+    let c = Tensor::zeros(&gpu, &[m, n]).unwrap();
+    let args = MatmulArgs { m, n, k, a: x.buffer(), b: b.buffer(), bias: None, c: c.buffer(),
+        options: MatmulOptions::default(), tiles: None, fuse_extras: None };
+    let (mut mm, mut lf, mut r) = (vec![], vec![], vec![]);
+    for i in 0..22 {
+        let s = Instant::now();
+        let mut enc = gpu.encoder("matmul");
+        matmul::encode(&gpu, &mut enc, &args).unwrap();
+        gpu.submit_and_wait(enc).unwrap();
+        let t1 = s.elapsed().as_secs_f64() * 1e3;
+        let s = Instant::now();
+        drop(lin.forward(&x).unwrap());
+        let t2 = s.elapsed().as_secs_f64() * 1e3;
+        if i >= 2 {
+            mm.push(t1);
+            lf.push(t2);
+            r.push(t1 / t2);
+        }
+    }
+    let med = |mut v: Vec<f64>| { v.sort_by(f64::total_cmp); v[v.len() / 2] };
+    println!("matmul_A·B {:.1} ms -", med(mm));
+    println!("Linear::forward {:.1} ms -", med(lf));
+    println!("ratio {:.3} x -", med(r));
+}'
+probe=$([ "$what" = linear ] && echo "$linear" || echo "$fill")
+for side in base head; do
+    rev=$([ "$side" = base ] && echo "$base" || echo "$head")
+    rm -rf "$work/$side"
+    git worktree add --force --detach "$work/$side" "$rev" >/dev/null
+    mkdir -p "$work/$side/examples"
+    printf '%s\n' "$probe" > "$work/$side/examples/api_ab.rs"
+    (cd "$work/$side" && CARGO_TARGET_DIR="$repo/target" cargo build --release --quiet --example api_ab)
+    cp "$repo/target/release/examples/api_ab" "$work/$side.bin"
+    git worktree remove --force "$work/$side"
+done
+: > "$work/runs.txt"
+for _ in $(seq "$rounds"); do
+    for side in base head; do
+        "$work/$side.bin" | sed "s/^/$side /" | tee -a "$work/runs.txt"
+    done
+done
+python3 - "$work/runs.txt" "$base" "$head" <<'PY'
+import sys, statistics
+runs, base, head = sys.argv[1], sys.argv[2], sys.argv[3]
+t, h = {}, {}
+for line in open(runs):
+    side, name, ms, _, digest = line.split()
+    t.setdefault((side, name), []).append(float(ms))
+    h.setdefault((side, name), set()).add(digest)
+print(f"\n{'median':<16} {base:>12} {head:>12}  base/head  same bits")
+for name in dict.fromkeys(n for _, n in t):
+    b, x = statistics.median(t["base", name]), statistics.median(t["head", name])
+    same = h["base", name] == h["head", name] and len(h["base", name]) == 1
+    bits = {"-": ""}.get(next(iter(h["head", name])), "yes" if same else "NO")
+    print(f"{name:<16} {b:12.3f} {x:12.3f}  {b / x:8.2f}x  {bits}")
+PY
