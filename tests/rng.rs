@@ -329,7 +329,7 @@ proptest! {
     /// A fill of positions begin .. end with any counter base writes exactly
     /// those positions, with the twin's values. The kernel runs the whole
     /// 16-element runs through unguarded vec4 stores when their positions
-    /// are 16-byte aligned (begin − base % 4 ≡ 0 mod 4) and everything else
+    /// are 16-byte aligned (a counter base that is a multiple of 4) and everything else
     /// through guarded ones, so this covers both, and the seams between them.
     #[test]
     fn range_fills_write_exactly_their_range(

@@ -175,9 +175,11 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &FillArgs) ->
     // Runs 0 .. runs, run t at positions begin - skip + 16 t ..; those in
     // `interior` are whole (the first is not when the fill starts inside a
     // block). They go to the RUNS variant when their positions are 16-byte
-    // aligned in the buffer, the rest (or all) to the guarded one.
+    // aligned in the buffer, the rest (or all) to the guarded one. As
+    // skip = (counter_base + begin) % 4, begin - skip is a multiple of 4
+    // exactly when counter_base is.
     let runs = blocks.div_ceil(ROUNDS);
-    let aligned = (args.begin as u64 + 4 - skip as u64).is_multiple_of(4);
+    let aligned = args.counter_base.is_multiple_of(4);
     let head = (skip > 0) as u64;
     let interior = match aligned {
         true => head..((skip as u64 + count) / RUN).max(head),
