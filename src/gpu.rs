@@ -95,6 +95,8 @@ pub(crate) struct GpuInner {
     pub(crate) pipelines: PipelineCache,
     pub(crate) memory: Arc<MemoryCounters>,
     pub(crate) pool: Arc<Pool>,
+    /// The normal fill's constant table, made on first use (`Gpu::log2_table`).
+    pub(crate) log2_table: std::sync::OnceLock<wgpu::Buffer>,
     /// Set by the device-lost callback; checked before every operation.
     lost: Arc<Mutex<Option<String>>>,
     // Unread in a page, which never blocks.
@@ -301,6 +303,7 @@ impl Gpu {
                 pipelines: PipelineCache::default(),
                 memory: Arc::new(MemoryCounters::default()),
                 pool: Arc::new(Pool::new(cache_bytes)),
+                log2_table: std::sync::OnceLock::new(),
                 lost,
                 wait_timeout,
                 id: NEXT_GPU_ID.fetch_add(1, Ordering::Relaxed),

@@ -7,6 +7,15 @@
 
 // ---- Box–Muller in fixed point -------------------------------------------
 
+// log2_shortcut's table: (c_i, λ_i low word, λ_i high word, 0), from the
+// twin's log2_table.
+@group(0) @binding(2) var<storage, read> log2_table: array<vec4<u32>, 256>;
+
+// The slack around each step, in units of 2^-40 (the host passes the
+// twin's LOG2_SLACK_BELOW and LOG2_SLACK_ABOVE, which its test checks).
+override LOG2_SLACK_BELOW: u32;
+override LOG2_SLACK_ABOVE: u32;
+
 // log2's state per lane: the mantissa (Q1.31) and the fraction bits so far.
 struct Log2 {
     m: vec2<u32>,
@@ -91,87 +100,68 @@ fn cordic_step(v: Cordic, i: u32, atan_q30: i32) -> Cordic {
     );
 }
 
-// Per lane, log2(u) for 1 <= u <= 2^24 and CORDIC's (cos, sin) of an angle.
-//
-// log2(u) as a fixed-point number with 24 fraction bits: the integer part
-// from the leading bit, each fraction bit by squaring the mantissa (Q1.31)
-// and halving when it reaches 2.
-//
 // (cos, sin) of angle · 2^-30 radians, angle in [0, π/2 · 2^30), each times
 // 2^30: CORDIC, x starting at the CORDIC gain K = 0.60725… (times 2^30),
 // with atan(2^-i) · 2^30 as literals (a constant array indexed in a loop
-// costs software rasterizers a local copy of the whole table per step).
-//
-// All 24 + 30 steps are written out (a loop's bookkeeping costs a CPU
-// rasterizer about as much as a step), and the two computations' steps
-// alternate: each is one long chain of dependent steps, and a CPU overlaps
-// two chains only when their instructions are near each other (8 % off the
-// N(0, 1) fill on lavapipe). The twin keeps them apart, as log2_q24 and
-// cordic_q30.
-struct LogAndTurn {
-    log2: vec2<u32>,
-    turn: Cordic,
-}
-
-fn log2_and_cordic(u: vec2<u32>, angle: vec2<i32>) -> LogAndTurn {
-    let n = firstLeadingBit(u);
-    var s = Log2(u << (vec2<u32>(31u) - n), vec2<u32>(0u));
+// costs software rasterizers a local copy of the whole table per step), all
+// 30 steps written out (a loop's bookkeeping costs a CPU rasterizer about
+// as much as a step).
+fn cordic(angle: vec2<i32>) -> Cordic {
     var v = Cordic(vec2<i32>(652032874), vec2<i32>(0), angle);
-    s = log2_step(s);
     v = cordic_step(v, 0u, 843314857);
-    s = log2_step(s);
     v = cordic_step(v, 1u, 497837829);
-    s = log2_step(s);
     v = cordic_step(v, 2u, 263043837);
-    s = log2_step(s);
     v = cordic_step(v, 3u, 133525159);
-    s = log2_step(s);
     v = cordic_step(v, 4u, 67021687);
-    s = log2_step(s);
     v = cordic_step(v, 5u, 33543516);
-    s = log2_step(s);
     v = cordic_step(v, 6u, 16775851);
-    s = log2_step(s);
     v = cordic_step(v, 7u, 8388437);
-    s = log2_step(s);
     v = cordic_step(v, 8u, 4194283);
-    s = log2_step(s);
     v = cordic_step(v, 9u, 2097149);
-    s = log2_step(s);
     v = cordic_step(v, 10u, 1048576);
-    s = log2_step(s);
     v = cordic_step(v, 11u, 524288);
-    s = log2_step(s);
     v = cordic_step(v, 12u, 262144);
-    s = log2_step(s);
     v = cordic_step(v, 13u, 131072);
-    s = log2_step(s);
     v = cordic_step(v, 14u, 65536);
-    s = log2_step(s);
     v = cordic_step(v, 15u, 32768);
-    s = log2_step(s);
     v = cordic_step(v, 16u, 16384);
-    s = log2_step(s);
     v = cordic_step(v, 17u, 8192);
-    s = log2_step(s);
     v = cordic_step(v, 18u, 4096);
-    s = log2_step(s);
     v = cordic_step(v, 19u, 2048);
-    s = log2_step(s);
     v = cordic_step(v, 20u, 1024);
-    s = log2_step(s);
     v = cordic_step(v, 21u, 512);
-    s = log2_step(s);
     v = cordic_step(v, 22u, 256);
-    s = log2_step(s);
     v = cordic_step(v, 23u, 128);
     v = cordic_step(v, 24u, 64);
     v = cordic_step(v, 25u, 32);
     v = cordic_step(v, 26u, 16);
     v = cordic_step(v, 27u, 8);
     v = cordic_step(v, 28u, 4);
-    v = cordic_step(v, 29u, 2);
-    return LogAndTurn((n << vec2<u32>(24u)) | s.frac, v);
+    return cordic_step(v, 29u, 2);
+}
+
+// log2's shortcut (the host uploads the twin's log2_table; the twin's
+// log2_q24_shortcut mirrors this and a test holds it to the squaring for
+// every input): for a mantissa m in Q1.31, entry i = m's 8 bits after the
+// leading one gives c_i ≈ 256 / (256 + i) in Q1.31 and λ_i = -log2(c_i) ·
+// 2^40; m · c_i = 1 + r with r < 2^-8 + 2^-30, and log2(m) = λ_i + (r -
+// r²/2 + r³/3 - r⁴/4) / ln 2: r / ln 2 in integers, the small rest in f32
+// (its error is within the slack whatever the device's rounding). Returns
+// (the 24 fraction bits, 1) where the sum lies far enough from a step of
+// 2^-24 that the squaring's truncations (they lower the result by at most
+// 739 · 2^-40) cannot cross it, else (_, 0) and the caller squares.
+fn log2_shortcut(m: u32) -> vec2<u32> {
+    let entry = log2_table[(m >> 23u) & 0xFFu];
+    let p = mul64(m, entry.x);
+    let r = ((p.y - 0x40000000u) << 9u) | (p.x >> 23u); // r · 2^39
+    let first = mul64(r, 3098164009u); // round(2^31 / ln 2)
+    let rf = f32(r) * 1.8189894e-12; // 2^-39
+    let rest = rf * rf * (-0.5 + rf * (0.33333334 - rf * 0.25)) * 1.58626e12; // 2^40 / ln 2
+    let sum = add64(entry.yz, vec2<u32>((first.x >> 30u) | (first.y << 2u), first.y >> 30u));
+    let a = sub64(sum, vec2<u32>(u32(i32(-rest)), 0u));
+    let low = a.x & 0xFFFFu;
+    let sure = low >= LOG2_SLACK_BELOW && low <= 0xFFFFu - LOG2_SLACK_ABOVE;
+    return vec2<u32>(((a.x >> 16u) | (a.y << 16u)) & 0xFFFFFFu, select(0u, 1u, sure));
 }
 
 // N(0, 1) from two 32-bit words, per pair of x: r = sqrt(-2 ln u0) with
@@ -182,12 +172,33 @@ fn box_muller(x: vec4<u32>) -> vec4<f32> {
     // The top two bits pick the quadrant; the other 30 the angle inside it.
     let t0 = mul64(x.y & 0x3FFFFFFFu, 3373259426u); // round(π/2 · 2^31)
     let t1 = mul64(x.w & 0x3FFFFFFFu, 3373259426u);
-    let lt = log2_and_cordic((x.xz >> vec2<u32>(8u)) + vec2<u32>(1u), vec2<i32>(
+    let cs = cordic(vec2<i32>(
         i32((t0.y << 1u) | (t0.x >> 31u)),
         i32((t1.y << 1u) | (t1.x >> 31u)),
     ));
-    let d = vec2<u32>(24u << 24u) - lt.log2;
-    let cs = lt.turn;
+    // log2(u) for u = (x0 >> 8) + 1 in 1 ..= 2^24, with 24 fraction bits:
+    // the integer part from the leading bit, the fraction by repeated
+    // squaring of the mantissa (Q1.31), halving it when it reaches 2 —
+    // or, mostly, the shortcut's same bits. A loop, not an if, around the
+    // squaring: a CPU rasterizer runs a loop's body only while some lane
+    // needs it (once, masked, when none does), but both sides of an if.
+    let u = (x.xz >> vec2<u32>(8u)) + vec2<u32>(1u);
+    let n = firstLeadingBit(u);
+    let m = u << (vec2<u32>(31u) - n);
+    let g0 = log2_shortcut(m.x);
+    let g1 = log2_shortcut(m.y);
+    let sure = vec2<u32>(g0.y, g1.y) == vec2<u32>(1u);
+    var s = Log2(m, vec2<u32>(0u));
+    var steps = select(24u, 0u, all(sure));
+    loop {
+        if steps == 0u {
+            break;
+        }
+        s = log2_step(s);
+        steps = steps - 1u;
+    }
+    let frac = select(s.frac, vec2<u32>(g0.x, g1.x), sure);
+    let d = vec2<u32>(24u << 24u) - ((n << vec2<u32>(24u)) | frac);
     let q = x.yw >> vec2<u32>(30u);
     let q1 = q == vec2<u32>(1u);
     let q2 = q == vec2<u32>(2u);

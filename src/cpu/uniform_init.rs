@@ -176,6 +176,66 @@ fn log2_q24(u: u32) -> u32 {
     (n << 24) | frac
 }
 
+/// Entries of the shader's log2 table ([`log2_table`]).
+pub const LOG2_TABLE_LEN: usize = 256;
+
+/// round(2^31 / ln 2): r / ln 2 in units of 2^-40 is R · LOG2_E_Q31 / 2^30
+/// for r = R · 2^-39.
+#[cfg(test)]
+const LOG2_E_Q31: u32 = 3_098_164_009;
+
+/// Where log2's shortcut can't tell which side of a 2^-24 step the
+/// repeated squaring lands, in units of 2^-40 (see [`log2_q24_shortcut`]):
+/// the shader takes these as override constants.
+pub(crate) const LOG2_SLACK_BELOW: u32 = 755;
+pub(crate) const LOG2_SLACK_ABOVE: u32 = 16;
+
+/// The shader's log2 table, entry i for mantissas 1 + i/256 ..: c_i =
+/// ceil(2^31 · 256 / (256 + i)) (a reciprocal in Q1.31, rounded up so that
+/// m · c_i >= 1) and λ_i = log2(2^31 / c_i) · 2^40 rounded, as (c_i, λ_i
+/// low word, λ_i high word, 0).
+pub fn log2_table() -> Vec<[u32; 4]> {
+    (0..LOG2_TABLE_LEN as u64)
+        .map(|i| {
+            let c = ((1u64 << 39) + 255 + i) / (256 + i);
+            let lambda = ((31.0 - (c as f64).log2()) * (1u64 << 40) as f64).round() as u64;
+            [c as u32, lambda as u32, (lambda >> 32) as u32, 0]
+        })
+        .collect()
+}
+
+/// The shader's shortcut to [`log2_q24`]'s 24 fraction bits, mirrored here
+/// so a test can hold it to the repeated squaring for every u: None where
+/// it cannot tell (about 1.2 % of inputs), and the shader squares.
+///
+/// log2(m) = λ_i + log2(1 + r), with m · c_i = 1 + r, 0 <= r < 2^-8 + 2^-30,
+/// and log2(1 + r) = (r - r²/2 + r³/3 - r⁴/4) / ln 2 (the rest is under
+/// 2^-40): r / ln 2 in integers, the small rest in f32. The sum A is L · 2^40
+/// to within 16 (λ's rounding 0.5, r's truncation 2.9, the Q31 constant 1,
+/// the f32 rest 5.5). Squaring truncates m to 31 fraction bits 24 times and
+/// so finds the bits of some L' in [L - 739 · 2^-40, L] (each truncation
+/// lowers log2 m by at most 1.45 · 2^-31, and step j's weighs 2^-j). So
+/// floor(L' · 2^24) is A >> 16 unless A's low 16 bits are within 755 above
+/// or 16 below a step.
+#[cfg(test)]
+pub(crate) fn log2_q24_shortcut(u: u32, table: &[[u32; 4]]) -> Option<u32> {
+    let n = 31 - u.leading_zeros();
+    let m = u << (31 - n);
+    let [c, lambda_lo, lambda_hi, _] = table[((m >> 23) & 0xFF) as usize];
+    // m · c_i in Q2.62 is 1 + r; r · 2^39, which is under 2^31 + 2^9.
+    let r = ((m as u64 * c as u64 - (1 << 62)) >> 23) as u32;
+    let first = (r as u64 * LOG2_E_Q31 as u64) >> 30;
+    let rf = r as f32 * 1.818_989_4e-12; // 2^-39
+    let rest = rf * rf * (-0.5 + rf * (0.333_333_34 - rf * 0.25)) * 1.586_26e12; // 2^40 / ln 2
+    let lambda = ((lambda_hi as u64) << 32) | lambda_lo as u64;
+    let a = (lambda + first).wrapping_sub((-rest) as i32 as u64);
+    let low = a as u32 & 0xFFFF;
+    if !(LOG2_SLACK_BELOW..=0xFFFF - LOG2_SLACK_ABOVE).contains(&low) {
+        return None;
+    }
+    Some((n << 24) | ((a >> 16) as u32 & 0xFF_FFFF))
+}
+
 /// floor(sqrt(x)), two bits at a time.
 fn isqrt64(x: u64) -> u32 {
     let mut num = x;
@@ -289,4 +349,30 @@ pub fn digest() -> u64 {
     let mut t = vec![0.0f32; DIGEST_SHAPE[0] * DIGEST_SHAPE[1]];
     uniform_fill(42, 0, -1.0, 1.0, &mut t);
     fnv1a_f32(&t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shader's log2 shortcut, held to the repeated squaring for every
+    /// input the fill can give it (u = (x >> 8) + 1 for all 2^24 values of
+    /// x >> 8): where it answers, it answers the same bits, and it declines
+    /// rarely enough to be worth taking.
+    #[test]
+    fn log2_shortcut_agrees_with_squaring_for_every_input() {
+        let table = log2_table();
+        let mut declined = 0u32;
+        for u in 1..=1u32 << 24 {
+            match log2_q24_shortcut(u, &table) {
+                Some(bits) => assert_eq!(bits, log2_q24(u), "u = {u}"),
+                None => declined += 1,
+            }
+        }
+        let rate = declined as f64 / (1u32 << 24) as f64;
+        assert!(
+            rate < 0.013,
+            "the shortcut declined {declined} inputs ({rate:.4})"
+        );
+    }
 }

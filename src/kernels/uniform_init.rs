@@ -2,6 +2,7 @@
 //! Shader: `shaders/uniform_init.wgsl`; CPU twin: `cpu::uniform_init`.
 
 use crate::binding;
+use crate::cpu::uniform_init::{LOG2_SLACK_ABOVE, LOG2_SLACK_BELOW};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::{to_u32, WORKGROUP_SIZE};
@@ -201,6 +202,8 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &FillArgs) ->
         jump: 0,
         _pad: [0; 2],
     };
+    // Bound by the NORMAL variants only (the others' layouts drop it).
+    let log2_table = gpu.log2_table()?;
     let mut rec = Recorder::new(gpu, encoder);
     // Unchecked: every storage write is inside begin .. end (checked against
     // the buffer above): the edge dispatch guards each by `position`, the
@@ -212,10 +215,14 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &FillArgs) ->
     let mut launch = |whole_runs: bool, params: Params| {
         rec.launch_checked(
             &specs[whole_runs as usize],
-            &[("AFFINE", affine as u32 as f64)],
+            &[
+                ("AFFINE", affine as u32 as f64),
+                ("LOG2_SLACK_BELOW", LOG2_SLACK_BELOW as f64),
+                ("LOG2_SLACK_ABOVE", LOG2_SLACK_ABOVE as f64),
+            ],
             RuntimeChecks::Unchecked,
             &params,
-            &[(1, args.out.into())],
+            &[(1, args.out.into()), (2, log2_table.into())],
             Work::InvocationsIn {
                 count: params.invocations as u64,
                 workgroup_size: wg,

@@ -333,6 +333,19 @@ impl Gpu {
         self.buffer(what, bytes, STORAGE, Init::Any)
     }
 
+    /// The normal fill's log2 table (see `cpu::uniform_init::log2_table`),
+    /// made on first use and kept for the device's life: a constant of the
+    /// kernel, not a tensor, so outside the memory counters.
+    pub(crate) fn log2_table(&self) -> Result<&wgpu::Buffer> {
+        if let Some(table) = self.inner.log2_table.get() {
+            return Ok(table);
+        }
+        let words = crate::cpu::uniform_init::log2_table();
+        let bytes: &[u8] = bytemuck::cast_slice(&words);
+        let table = self.create("log2 table", bytes.len() as u64, STORAGE, Init::Data(bytes))?;
+        Ok(self.inner.log2_table.get_or_init(|| table))
+    }
+
     /// A small uniform buffer holding a kernel's parameters.
     pub(crate) fn uniform<T: bytemuck::Pod>(
         &self,
