@@ -56,10 +56,7 @@ fn is_zero64(x: vec2<u32>) -> bool {
 
 // Number of significant bits (0 for zero).
 fn bitlen64(x: vec2<u32>) -> u32 {
-    if x.y != 0u {
-        return 64u - countLeadingZeros(x.y);
-    }
-    return 32u - countLeadingZeros(x.x);
+    return select(32u - countLeadingZeros(x.x), 64u - countLeadingZeros(x.y), x.y != 0u);
 }
 
 // x >> n, with every bit shifted out ORed into bit 0 (the sticky bit).
@@ -85,30 +82,19 @@ fn shl64_any(x: vec2<u32>, n: u32) -> vec2<u32> {
 // until its top bit is bit 63: the top 24 bits are kept, bit 39 is the
 // rounding bit and everything below it the sticky bits.
 fn round_pack(neg: bool, mag: vec2<u32>, e: i32) -> f32 {
-    if is_zero64(mag) {
-        return 0.0;
-    }
     let top = bitlen64(mag) - 1u;
     let norm = shl64_any(mag, 63u - top);
-    var keep = norm.y >> 8u;
     let half = (norm.y & 0x80u) != 0u;
     let sticky = (norm.y & 0x7Fu) != 0u || norm.x != 0u;
-    var exp = i32(top) + e;
-    if half && (sticky || (keep & 1u) == 1u) {
-        keep = keep + 1u;
-    }
-    if keep == 0x1000000u {
-        keep = 0x800000u;
-        exp = exp + 1;
-    }
+    // keep is in 2^23 ..= 2^24 after rounding; 2^24 (a carry) is 2^23 at
+    // the next exponent, which the sum below gives for free.
+    let keep = (norm.y >> 8u) + select(0u, 1u, half && (sticky || (norm.y & 0x100u) != 0u));
+    let exp = i32(top) + e + i32(keep >> 24u);
     let sign = select(0u, 0x80000000u, neg);
-    if exp > 127 {
-        return bitcast<f32>(sign | 0x7F800000u);
-    }
-    if exp < -126 {
-        return bitcast<f32>(sign);
-    }
-    return bitcast<f32>(sign | (u32(exp + 127) << 23u) | (keep & 0x7FFFFFu));
+    let bits = sign | ((u32(exp - i32(keep >> 24u) + 126) << 23u) + keep);
+    // Selects, not early returns: a CPU rasterizer runs every branch.
+    let ranged = select(select(bits, sign, exp < -126), sign | 0x7F800000u, exp > 127);
+    return bitcast<f32>(select(ranged, 0u, is_zero64(mag)));
 }
 
 // A finite f32 as (-1)^neg · m · 2^q.

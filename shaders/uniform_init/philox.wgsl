@@ -12,8 +12,10 @@ fn mulhilo(a: u32, b: u32) -> vec2<u32> {
     let p01 = a0 * b1;
     let p10 = a1 * b0;
     let p11 = a1 * b1;
-    let mid = (p00 >> 16u) + (p01 & 0xFFFFu) + (p10 & 0xFFFFu);
-    let hi = p11 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u);
+    // a · b = p11 · 2^32 + (p01 + p10) · 2^16 + p00; t and u cannot overflow.
+    let t = p01 + (p00 >> 16u);
+    let u = p10 + (t & 0xFFFFu);
+    let hi = p11 + (t >> 16u) + (u >> 16u);
     return vec2<u32>(hi, a * b);
 }
 

@@ -286,7 +286,7 @@ fn box_muller(x0: u32, x1: u32) -> (f32, f32) {
     let d = (24u32 << 24) - log2_q24((x0 >> 8) + 1);
     let y = d as u64 * 1_488_522_236; // round(2 ln 2 · 2^30)
     let k = (64 - (64 - y.leading_zeros())) / 2;
-    let r = isqrt64(y << (2 * k));
+    let r = isqrt64(y.checked_shl(2 * k).unwrap_or(0)); // y = 0, k = 32 where u0 = 1
     let quadrant = x1 >> 30;
     let t = (x1 & 0x3FFF_FFFF) as u64 * 3_373_259_426; // round(π/2 · 2^31)
     let (c, s) = cordic_q30((t >> 31) as u32 as i32);
@@ -374,5 +374,13 @@ mod tests {
             rate < 0.013,
             "the shortcut declined {declined} inputs ({rate:.4})"
         );
+    }
+
+    /// u0 = 1 (x0 >= 0xFFFF_FF00) gives radius 0: two zeros, not a shift
+    /// past 64 bits.
+    #[test]
+    fn the_largest_word_gives_zeros() {
+        assert_eq!(box_muller(0xFFFF_FFFF, 0x1234_5678), (0.0, 0.0));
+        assert_eq!(box_muller(0xFFFF_FF00, 0xC000_0000), (0.0, 0.0));
     }
 }

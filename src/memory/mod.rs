@@ -333,17 +333,31 @@ impl Gpu {
         self.buffer(what, bytes, STORAGE, Init::Any)
     }
 
-    /// The normal fill's log2 table (see `cpu::uniform_init::log2_table`),
-    /// made on first use and kept for the device's life: a constant of the
-    /// kernel, not a tensor, so outside the memory counters.
+    /// The normal fill's log2 table (see `cpu::uniform_init::log2_table`), a
+    /// uniform buffer made on first use and kept for the device's life: a
+    /// constant of the kernel, not a tensor, so outside the memory counters.
     pub(crate) fn log2_table(&self) -> Result<&wgpu::Buffer> {
-        if let Some(table) = self.inner.log2_table.get() {
+        self.constants(
+            &self.inner.log2_table,
+            "log2 table",
+            crate::cpu::uniform_init::log2_table,
+        )
+    }
+
+    fn constants<'a>(
+        &self,
+        slot: &'a std::sync::OnceLock<wgpu::Buffer>,
+        what: &'static str,
+        build: fn() -> Vec<[u32; 4]>,
+    ) -> Result<&'a wgpu::Buffer> {
+        if let Some(table) = slot.get() {
             return Ok(table);
         }
-        let words = crate::cpu::uniform_init::log2_table();
+        let words = build();
         let bytes: &[u8] = bytemuck::cast_slice(&words);
-        let table = self.create("log2 table", bytes.len() as u64, STORAGE, Init::Data(bytes))?;
-        Ok(self.inner.log2_table.get_or_init(|| table))
+        let usage = wgpu::BufferUsages::UNIFORM;
+        let table = self.create(what, bytes.len() as u64, usage, Init::Data(bytes))?;
+        Ok(slot.get_or_init(|| table))
     }
 
     /// A small uniform buffer holding a kernel's parameters.
