@@ -9,8 +9,9 @@
 // a * b + c into an FMA and may refactor float expressions (Mesa does:
 // a*b + a*c -> a*(b + c)), and their log/sqrt/sin differ by several ulps. So
 // no float result depends on float arithmetic here: Box–Muller runs in
-// fixed point (log2 by repeated squaring, an exact integer square root
-// whose float first guess is corrected until exact, CORDIC for cos/sin),
+// fixed point (log2 by repeated squaring — or a table and a short series
+// where those settle the same bits —, an exact integer square root whose
+// float first guess is corrected to exact, CORDIC for cos/sin),
 // the result is rounded to f32 once, and the affine step
 // `a + b · x` is a software FMA on the float bits, correctly rounded
 // (results below 2^-126 in magnitude flush to zero). The CPU twin

@@ -1,6 +1,7 @@
 // uniform_init, part 2 of 4 (after shaders/uniform_init.wgsl; host:
 // src/kernels/uniform_init.rs): N(0, 1) from Philox words by Box–Muller in
-// fixed point: log2 by repeated squaring, an exact integer square root,
+// fixed point: log2 by repeated squaring (or its shortcut, where that
+// settles the same bits), an exact integer square root,
 // CORDIC for cos and sin, each result rounded to f32 once (round_pack, in
 // uniform_init/fixed_point.wgsl). The CPU twin (src/cpu/uniform_init.rs)
 // runs the same integer steps.
