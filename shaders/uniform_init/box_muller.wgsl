@@ -209,8 +209,7 @@ fn polar(d: u32, rx: i32, ry: i32) -> vec2<f32> {
     let y = mul64(d, 1488522236u); // round(2 ln 2 · 2^30)
     // sqrt with the input shifted up by an even amount so the root keeps 32 bits.
     let k = (64u - bitlen64(y)) / 2u;
-    // (y is 0, and k 32, only where u0 = 1; shl64_any(0, 64) is 0.)
-    let r = isqrt64(shl64_any(y, 2u * k)); // sqrt(-2 ln u0) · 2^(27 + k)
+    let r = isqrt64(shl64(y, 2u * k)); // sqrt(-2 ln u0) · 2^(27 + k)
     let e = -57 - i32(k);
     return vec2<f32>(
         round_pack(rx < 0, mul64(r, u32(abs(rx))), e),

@@ -11,30 +11,23 @@ fn mul64(a: u32, b: u32) -> vec2<u32> {
     return vec2<u32>(p.y, p.x);
 }
 
+// x << n and x >> n for any n (0 from 64 on), without branches: a CPU
+// rasterizer runs both sides of every branch, and WGSL takes shift amounts
+// modulo 32, hence the selects.
 fn shl64(x: vec2<u32>, n: u32) -> vec2<u32> {
-    if n == 0u {
-        return x;
-    }
-    if n >= 64u {
-        return vec2<u32>(0u, 0u);
-    }
-    if n >= 32u {
-        return vec2<u32>(0u, x.x << (n - 32u));
-    }
-    return vec2<u32>(x.x << n, (x.y << n) | (x.x >> (32u - n)));
+    let m = n & 31u;
+    let carry = select(x.x >> (32u - m), 0u, m == 0u);
+    let small = vec2<u32>(x.x << m, (x.y << m) | carry);
+    let big = vec2<u32>(0u, select(x.x << m, 0u, n >= 64u));
+    return select(small, big, n >= 32u);
 }
 
 fn shr64(x: vec2<u32>, n: u32) -> vec2<u32> {
-    if n == 0u {
-        return x;
-    }
-    if n >= 64u {
-        return vec2<u32>(0u, 0u);
-    }
-    if n >= 32u {
-        return vec2<u32>(x.y >> (n - 32u), 0u);
-    }
-    return vec2<u32>((x.x >> n) | (x.y << (32u - n)), x.y >> n);
+    let m = n & 31u;
+    let carry = select(x.y << (32u - m), 0u, m == 0u);
+    let small = vec2<u32>((x.x >> m) | carry, x.y >> m);
+    let big = vec2<u32>(select(x.y >> m, 0u, n >= 64u), 0u);
+    return select(small, big, n >= 32u);
 }
 
 fn add64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
@@ -68,22 +61,13 @@ fn shr64_sticky(x: vec2<u32>, n: u32) -> vec2<u32> {
 
 // ---- floats from integers, rounded once ----------------------------------
 
-// x << n for n in 0 .. 63, without branches (a CPU rasterizer runs both
-// sides of every branch; WGSL takes shift amounts modulo 32).
-fn shl64_any(x: vec2<u32>, n: u32) -> vec2<u32> {
-    let m = n & 31u;
-    let carry = select(x.x >> (32u - m), 0u, m == 0u);
-    let small = vec2<u32>(x.x << m, (x.y << m) | carry);
-    return select(small, vec2<u32>(0u, x.x << m), n >= 32u);
-}
-
 // The f32 nearest to (-1)^neg · mag · 2^e (ties to even); zero gives +0,
 // overflow ±inf, results below 2^-126 in magnitude ±0. mag is shifted up
 // until its top bit is bit 63: the top 24 bits are kept, bit 39 is the
 // rounding bit and everything below it the sticky bits.
 fn round_pack(neg: bool, mag: vec2<u32>, e: i32) -> f32 {
     let top = bitlen64(mag) - 1u;
-    let norm = shl64_any(mag, 63u - top);
+    let norm = shl64(mag, 63u - top);
     let half = (norm.y & 0x80u) != 0u;
     let sticky = (norm.y & 0x7Fu) != 0u || norm.x != 0u;
     // keep is in 2^23 ..= 2^24 after rounding; 2^24 (a carry) is 2^23 at

@@ -337,26 +337,14 @@ impl Gpu {
     /// uniform buffer made on first use and kept for the device's life: a
     /// constant of the kernel, not a tensor, so outside the memory counters.
     pub(crate) fn log2_table(&self) -> Result<&wgpu::Buffer> {
-        self.constants(
-            &self.inner.log2_table,
-            "log2 table",
-            crate::cpu::uniform_init::log2_table,
-        )
-    }
-
-    fn constants<'a>(
-        &self,
-        slot: &'a std::sync::OnceLock<wgpu::Buffer>,
-        what: &'static str,
-        build: fn() -> Vec<[u32; 4]>,
-    ) -> Result<&'a wgpu::Buffer> {
+        let slot = &self.inner.log2_table;
         if let Some(table) = slot.get() {
             return Ok(table);
         }
-        let words = build();
+        let words = crate::cpu::uniform_init::log2_table();
         let bytes: &[u8] = bytemuck::cast_slice(&words);
         let usage = wgpu::BufferUsages::UNIFORM;
-        let table = self.create(what, bytes.len() as u64, usage, Init::Data(bytes))?;
+        let table = self.create("log2 table", bytes.len() as u64, usage, Init::Data(bytes))?;
         Ok(slot.get_or_init(|| table))
     }
 
