@@ -9,7 +9,8 @@
 #
 # fill: a whole-tensor fill of 2^16 x 128 floats through the public
 # `uniform_init::encode` (wall time of encode + submit + wait, best of 9;
-# the API both commits share), for N(0, 1) (what `Embedding::new` does),
+# the API both commits share; also the process's CPU time per fill, lavapipe's
+# threads included, rows cpu:*, which vary less), for N(0, 1) (what `Embedding::new` does),
 # U(0, 1) and N(0.5, 2), with an FNV-1a hash of each table: equal hashes at
 # both commits show the bits did not change.
 #
@@ -41,6 +42,7 @@ fn main() {
         ("N(0.5,2)", Distribution::Normal { mean: 0.5, std: 2.0 }),
     ] {
         let mut best = f64::MAX;
+        let cpu0 = cpu_ms();
         for _ in 0..9 {
             let s = Instant::now();
             let mut enc = gpu.encoder("fill-ab");
@@ -50,12 +52,21 @@ fn main() {
             gpu.submit_and_wait(enc).unwrap();
             best = best.min(s.elapsed().as_secs_f64());
         }
+        let cpu = (cpu_ms() - cpu0) / 9.0;
         let mut h: u64 = 0xcbf29ce484222325;
         for x in t.to_vec().unwrap() {
             h = (h ^ x.to_bits() as u64).wrapping_mul(0x100000001b3);
         }
         println!("{name} {:.1} ms {h:016x}", best * 1e3);
+        println!("cpu:{name} {cpu:.1} ms -");
     }
+}
+// CPU time of the whole process (lavapipe threads included), in ms: it
+// varies less than wall time on a shared machine.
+fn cpu_ms() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let f: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(" ").collect();
+    (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) * 10.0
 }'
 linear='use std::time::Instant;
 use wgpu_embed::kernels::matmul::{self, MatmulArgs, MatmulOptions};

@@ -92,12 +92,26 @@ fn cordic_step(v: Cordic, i: u32, atan_q30: i32) -> Cordic {
     );
 }
 
+// One CORDIC rotation from step 10 on, where z is no longer kept: `w` (z
+// after step 9, plus 2^21) has bit 31 - i set exactly where step i turns
+// up (see `cordic`).
+fn cordic_tail_step(v: Cordic, i: u32, w: vec2<u32>) -> Cordic {
+    let s = vec2<u32>(i);
+    let xs = v.x >> s;
+    let ys = v.y >> s;
+    let up = bitcast<vec2<i32>>(w << s) < vec2<i32>(0);
+    return Cordic(select(v.x + ys, v.x - ys, up), select(v.y - xs, v.y + xs, up), v.z);
+}
+
 // (cos, sin) of angle · 2^-30 radians, angle in [0, π/2 · 2^30), each times
 // 2^30: CORDIC, x starting at the CORDIC gain K = 0.60725… (times 2^30),
 // with atan(2^-i) · 2^30 as literals (a constant array indexed in a loop
 // costs software rasterizers a local copy of the whole table per step), all
 // 30 steps written out (a loop's bookkeeping costs a CPU rasterizer about
-// as much as a step).
+// as much as a step). From step 10 on atan(2^-i) · 2^30 is 2^(30 - i)
+// exactly and z after step 9 lies within ±2^21, so z's walk is
+// non-restoring binary: step i turns up where bit 31 - i of z + 2^21 is
+// set, and z need not be kept (the twin's test holds this for every z).
 fn cordic(angle: vec2<i32>) -> Cordic {
     var v = Cordic(vec2<i32>(652032874), vec2<i32>(0), angle);
     v = cordic_step(v, 0u, 843314857);
@@ -110,26 +124,27 @@ fn cordic(angle: vec2<i32>) -> Cordic {
     v = cordic_step(v, 7u, 8388437);
     v = cordic_step(v, 8u, 4194283);
     v = cordic_step(v, 9u, 2097149);
-    v = cordic_step(v, 10u, 1048576);
-    v = cordic_step(v, 11u, 524288);
-    v = cordic_step(v, 12u, 262144);
-    v = cordic_step(v, 13u, 131072);
-    v = cordic_step(v, 14u, 65536);
-    v = cordic_step(v, 15u, 32768);
-    v = cordic_step(v, 16u, 16384);
-    v = cordic_step(v, 17u, 8192);
-    v = cordic_step(v, 18u, 4096);
-    v = cordic_step(v, 19u, 2048);
-    v = cordic_step(v, 20u, 1024);
-    v = cordic_step(v, 21u, 512);
-    v = cordic_step(v, 22u, 256);
-    v = cordic_step(v, 23u, 128);
-    v = cordic_step(v, 24u, 64);
-    v = cordic_step(v, 25u, 32);
-    v = cordic_step(v, 26u, 16);
-    v = cordic_step(v, 27u, 8);
-    v = cordic_step(v, 28u, 4);
-    return cordic_step(v, 29u, 2);
+    let w = bitcast<vec2<u32>>(v.z + vec2<i32>(2097152));
+    v = cordic_tail_step(v, 10u, w);
+    v = cordic_tail_step(v, 11u, w);
+    v = cordic_tail_step(v, 12u, w);
+    v = cordic_tail_step(v, 13u, w);
+    v = cordic_tail_step(v, 14u, w);
+    v = cordic_tail_step(v, 15u, w);
+    v = cordic_tail_step(v, 16u, w);
+    v = cordic_tail_step(v, 17u, w);
+    v = cordic_tail_step(v, 18u, w);
+    v = cordic_tail_step(v, 19u, w);
+    v = cordic_tail_step(v, 20u, w);
+    v = cordic_tail_step(v, 21u, w);
+    v = cordic_tail_step(v, 22u, w);
+    v = cordic_tail_step(v, 23u, w);
+    v = cordic_tail_step(v, 24u, w);
+    v = cordic_tail_step(v, 25u, w);
+    v = cordic_tail_step(v, 26u, w);
+    v = cordic_tail_step(v, 27u, w);
+    v = cordic_tail_step(v, 28u, w);
+    return cordic_tail_step(v, 29u, w);
 }
 
 // log2's shortcut (the host uploads the twin's log2_table; the twin's
@@ -175,7 +190,7 @@ fn box_muller(x: vec4<u32>) -> vec4<f32> {
     // squaring: a CPU rasterizer runs a loop's body only while some lane
     // needs it (once, masked, when none does), but both sides of an if.
     let u = (x.xz >> vec2<u32>(8u)) + vec2<u32>(1u);
-    let n = firstLeadingBit(u);
+    let n = vec2<u32>(31u) - vec2<u32>(clz32(u.x), clz32(u.y)); // firstLeadingBit(u), u >= 1
     let m = u << (vec2<u32>(31u) - n);
     let g0 = log2_shortcut(m.x);
     let g1 = log2_shortcut(m.y);

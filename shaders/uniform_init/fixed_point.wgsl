@@ -47,9 +47,21 @@ fn is_zero64(x: vec2<u32>) -> bool {
     return (x.x | x.y) == 0u;
 }
 
+// countLeadingZeros(x), from the float exponent of x's upper half (or of
+// x itself, below 2^16): a CPU rasterizer expands the vector count into
+// about 19 instructions, this into 9. Integers below 2^16 convert to f32
+// exactly on every device, so the result does not depend on its rounding.
+fn clz32(x: u32) -> u32 {
+    let upper = x >> 16u;
+    let high = upper != 0u;
+    let e = bitcast<u32>(f32(i32(select(x, upper, high)))) >> 23u; // 127 + floor(log2), 0 for 0
+    return select(select(158u, 142u, high) - e, 32u, x == 0u);
+}
+
 // Number of significant bits (0 for zero).
 fn bitlen64(x: vec2<u32>) -> u32 {
-    return select(32u - countLeadingZeros(x.x), 64u - countLeadingZeros(x.y), x.y != 0u);
+    let high = x.y != 0u;
+    return select(32u, 64u, high) - clz32(select(x.x, x.y, high));
 }
 
 // x >> n, with every bit shifted out ORed into bit 0 (the sticky bit).
@@ -66,8 +78,13 @@ fn shr64_sticky(x: vec2<u32>, n: u32) -> vec2<u32> {
 // until its top bit is bit 63: the top 24 bits are kept, bit 39 is the
 // rounding bit and everything below it the sticky bits.
 fn round_pack(neg: bool, mag: vec2<u32>, e: i32) -> f32 {
-    let top = bitlen64(mag) - 1u;
-    let norm = shl64(mag, 63u - top);
+    // The top bit to bit 63: a word up where the high word is empty, then
+    // by the high word's leading zeros (one count, no 64-bit shift).
+    let high = mag.y != 0u;
+    let w = select(vec2<u32>(0u, mag.x), mag, high);
+    let c = clz32(w.y);
+    let top = select(31u, 63u, high) - c;
+    let norm = vec2<u32>(w.x << c, (w.y << c) | select(w.x >> (32u - c), 0u, c == 0u));
     let half = (norm.y & 0x80u) != 0u;
     let sticky = (norm.y & 0x7Fu) != 0u || norm.x != 0u;
     // keep is in 2^23 ..= 2^24 after rounding; 2^24 (a carry) is 2^23 at

@@ -376,6 +376,57 @@ mod tests {
         );
     }
 
+    /// The shader's CORDIC reads the turns of steps 10 to 29 from the bits
+    /// of w = z + 2^21 (z after step 9) instead of walking z: for every z
+    /// that step 9 can leave (the bound follows from the angles), step i
+    /// turns up exactly where bit 31 - i of w is set, so (cos, sin) are the
+    /// same.
+    #[test]
+    fn cordic_tail_turns_where_the_bits_say() {
+        // The largest angle: (2^30 - 1) · round(π/2 · 2^31) >> 31. After a
+        // step by ±atan, |z| <= max(atan, bound - atan).
+        let mut bound = ((((1u64 << 30) - 1) * 3_373_259_426) >> 31) as i64;
+        for &atan in &ATAN_Q30[..10] {
+            bound = (atan as i64).max(bound - atan as i64);
+        }
+        assert!(bound < 1 << 21, "z after step 9 reaches {bound}");
+        for z10 in -bound..=bound {
+            let w = (z10 + (1 << 21)) as u32;
+            let mut z = z10 as i32;
+            for (i, &atan) in ATAN_Q30.iter().enumerate().skip(10) {
+                assert_eq!(atan, 1 << (30 - i), "step {i}'s angle is not 2^(30 - i)");
+                let up = z >= 0;
+                assert_eq!(up, ((w << i) as i32) < 0, "z = {z10}, step {i}");
+                z = if up { z - atan } else { z + atan };
+            }
+        }
+    }
+
+    /// The shader's clz32: the leading zeros from the f32 exponent of x's
+    /// upper half, or of x below 2^16 (both convert exactly).
+    fn clz32_by_exponent(x: u32) -> u32 {
+        let upper = x >> 16;
+        let high = upper != 0;
+        let e = ((if high { upper } else { x }) as i32 as f32).to_bits() >> 23;
+        match (x, high) {
+            (0, _) => 32,
+            (_, true) => 142 - e,
+            (_, false) => 158 - e,
+        }
+    }
+
+    /// Every x below 2^16 and every upper half (with the low halves at the
+    /// edges): all the inputs clz32 tells apart.
+    #[test]
+    fn clz32_by_exponent_counts_leading_zeros() {
+        let below = 0..1u32 << 16;
+        let above = (1..1u32 << 16)
+            .flat_map(|upper| [0, 1, 0x7FFF, 0x8000, 0xFFFF].map(|low| (upper << 16) | low));
+        for x in below.chain(above) {
+            assert_eq!(clz32_by_exponent(x), x.leading_zeros(), "x = {x:#x}");
+        }
+    }
+
     /// u0 = 1 (x0 >= 0xFFFF_FF00) gives radius 0: two zeros, not a shift
     /// past 64 bits.
     #[test]
