@@ -45,22 +45,27 @@ fn log2_step(s: Log2) -> Log2 {
 }
 
 // floor(sqrt(x)) for a 64-bit x of 63 or 64 significant bits (its root has
-// 32): a float estimate r0, one Newton step on the exact integer residual,
-// then one exact correction each way. WGSL allows sqrt about 4.5 ulp and
-// division 2.5, so |r0 - sqrt(x)| < 2^12, the Newton step lands within
-// 0.5 + 2^-9 of sqrt(x), and one of r1 - 1, r1 is the root; the second
-// correction is margin. The root is unique, so however the device rounds,
-// the result is the same (the twin takes it digit by digit). No loops: a
-// CPU rasterizer pays for a loop's bookkeeping and the values kept live
-// across it.
+// 32), or 0: a float estimate r0, one Newton step on the exact integer
+// residual, then one exact correction each way. WGSL allows sqrt about 4.5
+// ulp and division 2.5, so |r0 - sqrt(x)| < 2^12 (the estimate reads only
+// x's high word), the Newton step lands within 0.5 + 2^-7 of sqrt(x), and
+// one of r1 - 1, r1 is the root; the second correction is margin. The root
+// is unique, so however the device rounds, the result is the same (the twin
+// takes it digit by digit). Every conversion is between f32 and i32, which
+// a CPU has one instruction for (u32 takes about six). No loops: a CPU
+// rasterizer pays for a loop's bookkeeping and the values kept live across
+// it.
 fn isqrt64(x: vec2<u32>) -> u32 {
-    let xf = f32(x.y) * 4294967296.0 + f32(x.x);
-    let r0 = max(u32(min(sqrt(xf), 4294967040.0)), 1u);
-    let sq0 = mul64(r0, r0);
-    let above = lt64(x, sq0);
-    let e = select(sub64(x, sq0), sub64(sq0, x), above);
-    let step = u32(round((f32(e.y) * 4294967296.0 + f32(e.x)) / (2.0 * f32(r0))));
-    let r1 = select(r0 + min(step, 0xFFFFFFFFu - r0), max(r0 - min(step, r0 - 1u), 1u), above);
+    let xf = f32(i32(x.y >> 1u)) * 8589934592.0; // 2^33
+    // r0 in [2^31, 2^32) as an i32 offset by 2^31 (and 0 for x = 0).
+    let r0 = bitcast<u32>(i32(min(sqrt(xf), 4294967040.0) - 2147483648.0)) + 0x80000000u;
+    // The residual x - r0², two's complement, under 2^45 in magnitude: its
+    // bits from 2^16 up fit an i32.
+    let e = sub64(x, mul64(r0, r0));
+    let eh = bitcast<i32>((e.y << 16u) | (e.x >> 16u));
+    let step = i32(round(f32(eh) * 65536.0 / max(f32(i32(r0 >> 1u)) * 4.0, 1.0)));
+    let sum = r0 + bitcast<u32>(step);
+    let r1 = select(sum, 0xFFFFFFFFu, step > 0 && sum < r0);
     // r = r1 - 1 where r1² > x; then r + 1 where (r + 1)² <= x.
     let sq1 = mul64(r1, r1);
     let down = lt64(x, sq1);
@@ -149,26 +154,27 @@ fn cordic(angle: vec2<i32>) -> Cordic {
 
 // log2's shortcut (the host uploads the twin's log2_table; the twin's
 // log2_q24_shortcut mirrors this and a test holds it to the squaring for
-// every input): for a mantissa m in Q1.31, entry i = m's 8 bits after the
+// every input): the last 21 fraction bits of log2 for the mantissa m (Q1.31)
+// that the first three squarings leave. Entry i = m's 8 bits after the
 // leading one gives c_i ≈ 256 / (256 + i) in Q1.31 and λ_i = -log2(c_i) ·
 // 2^40; m · c_i = 1 + r with r < 2^-8 + 2^-30, and log2(m) = λ_i + (r -
 // r²/2 + r³/3 - r⁴/4) / ln 2: r / ln 2 in integers, the small rest in f32
 // (its error is within the slack whatever the device's rounding). Returns
-// (the 24 fraction bits, 1) where the sum lies far enough from a step of
-// 2^-24 that the squaring's truncations (they lower the result by at most
-// 739 · 2^-40) cannot cross it, else (_, 0) and the caller squares.
+// (the 21 bits, 1) where the sum lies far enough from a step of 2^-21 that
+// the squaring's truncations (they lower the result by at most 739 ·
+// 2^-40) cannot cross it, else (_, 0) and the caller squares on.
 fn log2_shortcut(m: u32) -> vec2<u32> {
     let entry = log2_table[(m >> 23u) & 0xFFu];
     let p = mul64(m, entry.x);
     let r = ((p.y - 0x40000000u) << 9u) | (p.x >> 23u); // r · 2^39
     let first = mul64(r, 3098164009u); // round(2^31 / ln 2)
-    let rf = f32(r) * 1.8189894e-12; // 2^-39
+    let rf = f32(i32(r >> 1u)) * 3.6379788e-12; // 2^-38 (an i32 converts in one instruction)
     let rest = rf * rf * (-0.5 + rf * (0.33333334 - rf * 0.25)) * 1.58626e12; // 2^40 / ln 2
     let sum = add64(entry.yz, vec2<u32>((first.x >> 30u) | (first.y << 2u), first.y >> 30u));
     let a = sub64(sum, vec2<u32>(u32(i32(-rest)), 0u));
-    let low = a.x & 0xFFFFu;
-    let sure = low >= LOG2_SLACK_BELOW && low <= 0xFFFFu - LOG2_SLACK_ABOVE;
-    return vec2<u32>(((a.x >> 16u) | (a.y << 16u)) & 0xFFFFFFu, select(0u, 1u, sure));
+    let low = a.x & 0x7FFFFu;
+    let sure = low >= LOG2_SLACK_BELOW && low <= 0x7FFFFu - LOG2_SLACK_ABOVE;
+    return vec2<u32>(((a.x >> 19u) | (a.y << 13u)) & 0x1FFFFFu, select(0u, 1u, sure));
 }
 
 // N(0, 1) from two 32-bit words, per pair of x: r = sqrt(-2 ln u0) with
@@ -185,18 +191,21 @@ fn box_muller(x: vec4<u32>) -> vec4<f32> {
     ));
     // log2(u) for u = (x0 >> 8) + 1 in 1 ..= 2^24, with 24 fraction bits:
     // the integer part from the leading bit, the fraction by repeated
-    // squaring of the mantissa (Q1.31), halving it when it reaches 2 —
-    // or, mostly, the shortcut's same bits. A loop, not an if, around the
-    // squaring: a CPU rasterizer runs a loop's body only while some lane
-    // needs it (once, masked, when none does), but both sides of an if.
+    // squaring of the mantissa (Q1.31), halving it when it reaches 2: three
+    // steps, then, mostly, the shortcut's same bits for the other 21
+    // (each step first halves how often it cannot tell: 0.15 % of inputs).
+    // A loop, not an if, around the rest of the squaring: a CPU rasterizer
+    // runs a loop's body only while some lane needs it (once, masked, when
+    // none does), but both sides of an if.
     let u = (x.xz >> vec2<u32>(8u)) + vec2<u32>(1u);
     let n = vec2<u32>(31u) - vec2<u32>(clz32(u.x), clz32(u.y)); // firstLeadingBit(u), u >= 1
-    let m = u << (vec2<u32>(31u) - n);
-    let g0 = log2_shortcut(m.x);
-    let g1 = log2_shortcut(m.y);
+    var s = Log2(u << (vec2<u32>(31u) - n), vec2<u32>(0u));
+    s = log2_step(log2_step(log2_step(s)));
+    let head = s.frac;
+    let g0 = log2_shortcut(s.m.x);
+    let g1 = log2_shortcut(s.m.y);
     let sure = vec2<u32>(g0.y, g1.y) == vec2<u32>(1u);
-    var s = Log2(m, vec2<u32>(0u));
-    var steps = select(24u, 0u, all(sure));
+    var steps = select(21u, 0u, all(sure));
     loop {
         if steps == 0u {
             break;
@@ -204,7 +213,7 @@ fn box_muller(x: vec4<u32>) -> vec4<f32> {
         s = log2_step(s);
         steps = steps - 1u;
     }
-    let frac = select(s.frac, vec2<u32>(g0.x, g1.x), sure);
+    let frac = select(s.frac, (head << vec2<u32>(21u)) | vec2<u32>(g0.x, g1.x), sure);
     let d = vec2<u32>(24u << 24u) - ((n << vec2<u32>(24u)) | frac);
     let q = x.yw >> vec2<u32>(30u);
     let q1 = q == vec2<u32>(1u);

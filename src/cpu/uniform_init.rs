@@ -164,16 +164,20 @@ fn log2_q24(u: u32) -> u32 {
     let mut m = u << (31 - n);
     let mut frac = 0u32;
     for _ in 0..24 {
-        let sq = m as u64 * m as u64;
-        frac <<= 1;
-        if sq >> 63 == 1 {
-            frac |= 1;
-            m = (sq >> 32) as u32;
-        } else {
-            m = (sq >> 31) as u32;
-        }
+        (m, frac) = log2_step(m, frac);
     }
     (n << 24) | frac
+}
+
+/// One fraction bit of log2 by squaring the mantissa m (Q1.31, in [1, 2)):
+/// a square of 2 or more is a 1, and is halved; the square is truncated to
+/// 31 fraction bits.
+fn log2_step(m: u32, frac: u32) -> (u32, u32) {
+    let sq = m as u64 * m as u64;
+    match sq >> 63 {
+        1 => ((sq >> 32) as u32, (frac << 1) | 1),
+        _ => ((sq >> 31) as u32, frac << 1),
+    }
 }
 
 /// Entries of the shader's log2 table ([`log2_table`]).
@@ -186,9 +190,13 @@ const LOG2_E_Q31: u32 = 3_098_164_009;
 
 /// Where log2's shortcut can't tell which side of a 2^-24 step the
 /// repeated squaring lands, in units of 2^-40 (see [`log2_q24_shortcut`]):
-/// the shader takes these as override constants.
+/// the shader takes these as override constants. The squaring's first
+/// LOG2_SQUARINGS_FIRST steps run before the shortcut (the shader writes
+/// its three out).
 pub(crate) const LOG2_SLACK_BELOW: u32 = 755;
 pub(crate) const LOG2_SLACK_ABOVE: u32 = 16;
+#[cfg(test)]
+const LOG2_SQUARINGS_FIRST: u32 = 3;
 
 /// The shader's log2 table, entry i for mantissas 1 + i/256 ..: c_i =
 /// ceil(2^31 · 256 / (256 + i)) (a reciprocal in Q1.31, rounded up so that
@@ -205,35 +213,46 @@ pub fn log2_table() -> Vec<[u32; 4]> {
 }
 
 /// The shader's shortcut to [`log2_q24`]'s 24 fraction bits, mirrored here
-/// so a test can hold it to the repeated squaring for every u: None where
-/// it cannot tell (about 1.2 % of inputs), and the shader squares.
+/// so a test can hold it to the repeated squaring for every u: the first
+/// K = [`LOG2_SQUARINGS_FIRST`] squarings, then the other 24 - K bits from
+/// the mantissa m they leave, or None where that cannot tell (about 0.15 %
+/// of inputs), and the shader squares on.
 ///
-/// log2(m) = λ_i + log2(1 + r), with m · c_i = 1 + r, 0 <= r < 2^-8 + 2^-30,
-/// and log2(1 + r) = (r - r²/2 + r³/3 - r⁴/4) / ln 2 (the rest is under
-/// 2^-40): r / ln 2 in integers, the small rest in f32. The sum A is L · 2^40
-/// to within 16 (λ's rounding 0.5, r's truncation 2.9, the Q31 constant 1,
-/// the f32 rest 5.5). Squaring truncates m to 31 fraction bits 24 times and
-/// so finds the bits of some L' in [L - 739 · 2^-40, L] (each truncation
-/// lowers log2 m by at most 1.45 · 2^-31, and step j's weighs 2^-j). So
-/// floor(L' · 2^24) is A >> 16 unless A's low 16 bits are within 755 above
-/// or 16 below a step.
+/// Those bits are the repeated squaring's 24 - K bits of log2(m) (m is a
+/// mantissa in [1, 2) like any other). log2(m) = λ_i + log2(1 + r), with
+/// m · c_i = 1 + r, 0 <= r < 2^-8 + 2^-30, and log2(1 + r) =
+/// (r - r²/2 + r³/3 - r⁴/4) / ln 2 (the rest is under 2^-40): r / ln 2 in
+/// integers, the small rest in f32. The sum A is L · 2^40 to within 16 (λ's rounding 0.5, r's
+/// truncation 2.9, the Q31 constant 1, the f32 rest 5.5). Squaring
+/// truncates m to 31 fraction bits at each step and so finds the bits of
+/// some L' in [L - 739 · 2^-40, L] (each truncation lowers log2 m by at
+/// most 1.45 · 2^-31, and step j's weighs 2^-j). So floor(L' · 2^(24 - K))
+/// is A >> (16 + K) unless A's low 16 + K bits are within 755 above or 16
+/// below a step. (With K = 0 that is 1.2 % of inputs; each squaring first
+/// halves it.)
 #[cfg(test)]
 pub(crate) fn log2_q24_shortcut(u: u32, table: &[[u32; 4]]) -> Option<u32> {
+    const K: u32 = LOG2_SQUARINGS_FIRST;
     let n = 31 - u.leading_zeros();
-    let m = u << (31 - n);
+    let (mut m, mut head) = (u << (31 - n), 0);
+    for _ in 0..K {
+        (m, head) = log2_step(m, head);
+    }
     let [c, lambda_lo, lambda_hi, _] = table[((m >> 23) & 0xFF) as usize];
     // m · c_i in Q2.62 is 1 + r; r · 2^39, which is under 2^31 + 2^9.
     let r = ((m as u64 * c as u64 - (1 << 62)) >> 23) as u32;
     let first = (r as u64 * LOG2_E_Q31 as u64) >> 30;
-    let rf = r as f32 * 1.818_989_4e-12; // 2^-39
+    let rf = (r >> 1) as i32 as f32 / (1u64 << 38) as f32; // · 2^-38, exactly
     let rest = rf * rf * (-0.5 + rf * (0.333_333_34 - rf * 0.25)) * 1.586_26e12; // 2^40 / ln 2
     let lambda = ((lambda_hi as u64) << 32) | lambda_lo as u64;
     let a = (lambda + first).wrapping_sub((-rest) as i32 as u64);
-    let low = a as u32 & 0xFFFF;
-    if !(LOG2_SLACK_BELOW..=0xFFFF - LOG2_SLACK_ABOVE).contains(&low) {
+    let below = (1u32 << (16 + K)) - 1;
+    let low = a as u32 & below;
+    if !(LOG2_SLACK_BELOW..=below - LOG2_SLACK_ABOVE).contains(&low) {
         return None;
     }
-    Some((n << 24) | ((a >> 16) as u32 & 0xFF_FFFF))
+    let last = (a >> (16 + K)) as u32 & ((1 << (24 - K)) - 1);
+    Some((n << 24) | (head << (24 - K)) | last)
 }
 
 /// floor(sqrt(x)), two bits at a time.
@@ -371,7 +390,7 @@ mod tests {
         }
         let rate = declined as f64 / (1u32 << 24) as f64;
         assert!(
-            rate < 0.013,
+            rate < 0.0016,
             "the shortcut declined {declined} inputs ({rate:.4})"
         );
     }
