@@ -222,8 +222,9 @@ pub fn log2_table() -> Vec<[u32; 4]> {
 /// mantissa in [1, 2) like any other). log2(m) = λ_i + log2(1 + r), with
 /// m · c_i = 1 + r, 0 <= r < 2^-8 + 2^-30, and log2(1 + r) =
 /// (r - r²/2 + r³/3 - r⁴/4) / ln 2 (the rest is under 2^-40): r / ln 2 in
-/// integers, the small rest in f32. The sum A is L · 2^40 to within 16 (λ's rounding 0.5, r's
-/// truncation 2.9, the Q31 constant 1, the f32 rest 5.5). Squaring
+/// integers, the small rest in f32. The sum A is L · 2^40 to within 16
+/// (λ's rounding 0.5, r's truncation 2.9, the Q31 constant 1, the f32 rest
+/// 5.5). Squaring
 /// truncates m to 31 fraction bits at each step and so finds the bits of
 /// some L' in [L - 739 · 2^-40, L] (each truncation lowers log2 m by at
 /// most 1.45 · 2^-31, and step j's weighs 2^-j). So floor(L' · 2^(24 - K))
