@@ -35,8 +35,8 @@ struct Params {
     first_t: u32,          // run of invocation 0 (see `fill`)
     head: u32,             // invocations before the jump
     jump: u32,             // runs skipped from invocation `head` on
+    first_q: u32,          // RUNS: the vec4 of `out` run `first_t` starts at
     _pad0: u32,
-    _pad1: u32,
 }
 
 #ifdef BITS
@@ -144,8 +144,9 @@ fn put(p: u32, bits: u32) {
 //
 // Invocation t computes blocks t · ROUNDS .. (t + 1) · ROUNDS, which land at
 // positions begin - skip + 16 t .. + 16. Invocation j of a dispatch is
-// t = first_t + j, plus jump from j = head on: one dispatch covers the
-// whole runs, another the run at each end (see the host).
+// t = first_t + j, plus jump from j = head on: one dispatch (RUNS, no
+// jump, run first_t at vec4 first_q) covers the whole runs, another the
+// run at each end (see the host).
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn fill(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -156,15 +157,18 @@ fn fill(
     if j >= params.invocations {
         return;
     }
-    let t = params.first_t + j + select(0u, params.jump, j >= params.head);
-    let i = t * ROUNDS;
 #ifdef RUNS
-    let q = (params.begin + 16u * t - params.skip) / 4u;
+    // One range of runs, so no jump: each parameter read costs a CPU
+    // rasterizer a load per lane.
+    let i = (params.first_t + j) * ROUNDS;
+    let q = params.first_q + 4u * j;
     put_run(q, i);
     put_run(q + 1u, i + 1u);
     put_run(q + 2u, i + 2u);
     put_run(q + 3u, i + 3u);
 #else
+    let t = params.first_t + j + select(0u, params.jump, j >= params.head);
+    let i = t * ROUNDS;
     put_block(i);
     put_block(i + 1u);
     put_block(i + 2u);

@@ -8,11 +8,18 @@
 
 // ---- Box–Muller in fixed point -------------------------------------------
 
-// log2_shortcut's table: (c_i, λ_i low word, λ_i high word, 0), from the
-// twin's log2_table. A uniform buffer: lavapipe reads one at a lane's own
-// index in a few instructions, a storage buffer in a loop over the lanes
-// with a bounds check each (that made the whole fill 1.6x slower).
-@group(0) @binding(2) var<uniform> log2_table: array<vec4<u32>, 256>;
+// log2_shortcut's table, from the twin's log2_table: entry i's words are
+// w0[i] = c_i << 16 | λ_i's low 16 bits and w1[i] = λ_i >> 16 (four
+// entries to a vec4: a uniform's array stride is 16 bytes). A uniform
+// buffer: lavapipe reads a word at a lane's own index in about 27
+// instructions (so two words, not three), a storage buffer in a loop over
+// the lanes with a bounds check each (that made the whole fill 1.6x
+// slower), a texel of a texture slower still.
+struct Log2Table {
+    w0: array<vec4<u32>, 64>,
+    w1: array<vec4<u32>, 64>,
+}
+@group(0) @binding(2) var<uniform> log2_table: Log2Table;
 
 // The slack around each step, in units of 2^-40 (the host passes the
 // twin's LOG2_SLACK_BELOW and LOG2_SLACK_ABOVE, which its test checks).
@@ -46,15 +53,17 @@ fn log2_step(s: Log2) -> Log2 {
 
 // floor(sqrt(x)) for a 64-bit x of 63 or 64 significant bits (its root has
 // 32), or 0: a float estimate r0, one Newton step on the exact integer
-// residual, then one exact correction each way. WGSL allows sqrt about 4.5
-// ulp and division 2.5, so |r0 - sqrt(x)| < 2^12 (the estimate reads only
-// x's high word), the Newton step lands within 0.5 + 2^-7 of sqrt(x), and
-// one of r1 - 1, r1 is the root; the second correction is margin. The root
-// is unique, so however the device rounds, the result is the same (the twin
-// takes it digit by digit). Every conversion is between f32 and i32, which
-// a CPU has one instruction for (u32 takes about six). No loops: a CPU
-// rasterizer pays for a loop's bookkeeping and the values kept live across
-// it.
+// residual, then one exact correction. WGSL allows sqrt about 4.5 ulp and
+// division 2.5, so |r0 - sqrt(x)| < 2^11 (the estimate reads only x's high
+// word), and the Newton step lands within 0.5 + 2^-7 of sqrt(x): its
+// overshoot (r0 - sqrt(x))² / 2 r0 is under 2^-9, the float quotient's
+// error under 2^-9, the residual's dropped low bits under 2^-16, and the
+// rounding 0.5. So r1 is the root or the root + 1, and r1² > x tells which.
+// The root is unique, so however the device rounds, the result is the same
+// (the twin takes it digit by digit; its isqrt_newton mirrors this one).
+// Every conversion is between f32 and i32, which a CPU has one instruction
+// for (u32 takes about six). No loops: a CPU rasterizer pays for a loop's
+// bookkeeping and the values kept live across it.
 fn isqrt64(x: vec2<u32>) -> u32 {
     let xf = f32(i32(x.y >> 1u)) * 8589934592.0; // 2^33
     // r0 in [2^31, 2^32) as an i32 offset by 2^31 (and 0 for x = 0).
@@ -66,14 +75,7 @@ fn isqrt64(x: vec2<u32>) -> u32 {
     let step = i32(round(f32(eh) * 65536.0 / max(f32(i32(r0 >> 1u)) * 4.0, 1.0)));
     let sum = r0 + bitcast<u32>(step);
     let r1 = select(sum, 0xFFFFFFFFu, step > 0 && sum < r0);
-    // r = r1 - 1 where r1² > x; then r + 1 where (r + 1)² <= x.
-    let sq1 = mul64(r1, r1);
-    let down = lt64(x, sq1);
-    let r = r1 - select(0u, 1u, down);
-    let sq = select(sq1, sub64(sq1, sub64(vec2<u32>(r1 << 1u, r1 >> 31u), vec2<u32>(1u, 0u))), down);
-    let next = add64(sq, add64(vec2<u32>(r << 1u, r >> 31u), vec2<u32>(1u, 0u)));
-    let up = r != 0xFFFFFFFFu && !lt64(x, next);
-    return r + select(0u, 1u, up);
+    return r1 - select(0u, 1u, lt64(x, mul64(r1, r1)));
 }
 
 // CORDIC's state per lane: the vector (x, y) and z, the angle left to turn.
@@ -118,8 +120,8 @@ fn cordic_tail_step(v: Cordic, i: u32, w: vec2<u32>) -> Cordic {
 // non-restoring binary: step i turns up where bit 31 - i of z + 2^21 is
 // set, and z need not be kept (the twin's test holds this for every z).
 fn cordic(angle: vec2<i32>) -> Cordic {
-    var v = Cordic(vec2<i32>(652032874), vec2<i32>(0), angle);
-    v = cordic_step(v, 0u, 843314857);
+    // Step 0 turns up for every angle in [0, π/2): (K, 0) becomes (K, K).
+    var v = Cordic(vec2<i32>(652032874), vec2<i32>(652032874), angle - vec2<i32>(843314857));
     v = cordic_step(v, 1u, 497837829);
     v = cordic_step(v, 2u, 263043837);
     v = cordic_step(v, 3u, 133525159);
@@ -157,20 +159,27 @@ fn cordic(angle: vec2<i32>) -> Cordic {
 // every input): the last 21 fraction bits of log2 for the mantissa m (Q1.31)
 // that the first three squarings leave. Entry i = m's 8 bits after the
 // leading one gives c_i ≈ 256 / (256 + i) in Q1.31 and λ_i = -log2(c_i) ·
-// 2^40; m · c_i = 1 + r with r < 2^-8 + 2^-30, and log2(m) = λ_i + (r -
+// 2^40; m · c_i = 1 + r with r < 2^-8 + 2^-14, and log2(m) = λ_i + (r -
 // r²/2 + r³/3 - r⁴/4) / ln 2: r / ln 2 in integers, the small rest in f32
 // (its error is within the slack whatever the device's rounding). Returns
 // (the 21 bits, 1) where the sum lies far enough from a step of 2^-21 that
 // the squaring's truncations (they lower the result by at most 739 ·
 // 2^-40) cannot cross it, else (_, 0) and the caller squares on.
 fn log2_shortcut(m: u32) -> vec2<u32> {
-    let entry = log2_table[(m >> 23u) & 0xFFu];
-    let p = mul64(m, entry.x);
-    let r = ((p.y - 0x40000000u) << 9u) | (p.x >> 23u); // r · 2^39
+    let i = (m >> 23u) & 0xFFu;
+    let w0 = log2_table.w0[i >> 2u][i & 3u];
+    let w1 = log2_table.w1[i >> 2u][i & 3u];
+    // m · c_i = 1 + r in Q2.62 from m · (c_i in Q1.15), two 16-bit
+    // products: v · 2^16 + (p0's low 16 bits), v = p1 + (p0 >> 16).
+    let c = w0 >> 16u;
+    let p0 = (m & 0xFFFFu) * c;
+    let v = (m >> 16u) * c + (p0 >> 16u);
+    let r = ((v - 0x40000000u) << 9u) | ((p0 & 0xFFFFu) >> 7u); // r · 2^39
     let first = mul64(r, 3098164009u); // round(2^31 / ln 2)
     let rf = f32(i32(r >> 1u)) * 3.6379788e-12; // 2^-38 (an i32 converts in one instruction)
     let rest = rf * rf * (-0.5 + rf * (0.33333334 - rf * 0.25)) * 1.58626e12; // 2^40 / ln 2
-    let sum = add64(entry.yz, vec2<u32>((first.x >> 30u) | (first.y << 2u), first.y >> 30u));
+    let lambda = vec2<u32>((w1 << 16u) | (w0 & 0xFFFFu), w1 >> 16u);
+    let sum = add64(lambda, vec2<u32>((first.x >> 30u) | (first.y << 2u), first.y >> 30u));
     let a = sub64(sum, vec2<u32>(u32(i32(-rest)), 0u));
     let low = a.x & 0x7FFFFu;
     let sure = low >= LOG2_SLACK_BELOW && low <= 0x7FFFFu - LOG2_SLACK_ABOVE;
@@ -230,13 +239,19 @@ fn box_muller(x: vec4<u32>) -> vec4<f32> {
 // r · (rx, ry) rounded to f32, r = sqrt(d · 2 ln 2) in fixed point (d from
 // log2, in units of 2^-24; rx, ry from CORDIC, in units of 2^-30).
 fn polar(d: u32, rx: i32, ry: i32) -> vec2<f32> {
-    let y = mul64(d, 1488522236u); // round(2 ln 2 · 2^30)
-    // sqrt with the input shifted up by an even amount so the root keeps 32 bits.
-    let k = (64u - bitlen64(y)) / 2u;
-    let r = isqrt64(shl64(y, 2u * k)); // sqrt(-2 ln u0) · 2^(27 + k)
+    // y = d · round(2 ln 2 · 2^30), shifted up by an even 2k so that the
+    // root keeps 32 bits (y · 4^k has 63 or 64): d by the even part of its
+    // leading zeros first (a 32-bit shift), then y by 2 more where that
+    // leaves it under 2^62.
+    let j = clz32(d) >> 1u;
+    let y = mul64(d << (2u * j), 1488522236u);
+    let short = y.y < 0x40000000u;
+    let k = j + select(0u, 1u, short);
+    let r = isqrt64(select(y, vec2<u32>(y.x << 2u, (y.y << 2u) | (y.x >> 30u)), short)); // sqrt(-2 ln u0) · 2^(27 + k)
     let e = -57 - i32(k);
+    // |r · rx| · 2^e lies in [2^-89, 2^5] or is 0: no overflow, no subnormals.
     return vec2<f32>(
-        round_pack(rx < 0, mul64(r, u32(abs(rx))), e),
-        round_pack(ry < 0, mul64(r, u32(abs(ry))), e),
+        round_pack_normal(rx < 0, mul64(r, u32(abs(rx))), e),
+        round_pack_normal(ry < 0, mul64(r, u32(abs(ry))), e),
     );
 }

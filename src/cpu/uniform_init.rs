@@ -199,16 +199,33 @@ pub(crate) const LOG2_SLACK_ABOVE: u32 = 16;
 const LOG2_SQUARINGS_FIRST: u32 = 3;
 
 /// The shader's log2 table, entry i for mantissas 1 + i/256 ..: c_i =
-/// ceil(2^31 · 256 / (256 + i)) (a reciprocal in Q1.31, rounded up so that
-/// m · c_i >= 1) and λ_i = log2(2^31 / c_i) · 2^40 rounded, as (c_i, λ_i
-/// low word, λ_i high word, 0).
-pub fn log2_table() -> Vec<[u32; 4]> {
+/// ceil(2^15 · 256 / (256 + i)) (a reciprocal in Q1.15, rounded up so that
+/// m · c_i >= 1) and λ_i = log2(2^15 / c_i) · 2^40 rounded (under 2^40), as
+/// two words: (c_i << 16 | λ_i's low 16 bits, λ_i >> 16). Two words, not
+/// three: a CPU rasterizer reads each word at a lane's own index with a
+/// bounds-checked load per lane, and c_i's 16 bits cost the shortcut nothing
+/// (r < 2^-8 + 2^-14 instead of 2^-8 + 2^-30).
+pub fn log2_table() -> Vec<[u32; 2]> {
     (0..LOG2_TABLE_LEN as u64)
         .map(|i| {
-            let c = ((1u64 << 39) + 255 + i) / (256 + i);
-            let lambda = ((31.0 - (c as f64).log2()) * (1u64 << 40) as f64).round() as u64;
-            [c as u32, lambda as u32, (lambda >> 32) as u32, 0]
+            let c = ((1u64 << 23) + 255 + i) / (256 + i);
+            let lambda = ((15.0 - (c as f64).log2()) * (1u64 << 40) as f64).round() as u64;
+            [
+                ((c << 16) | (lambda & 0xFFFF)) as u32,
+                (lambda >> 16) as u32,
+            ]
         })
+        .collect()
+}
+
+/// The table as the shader's uniform holds it: every entry's first word,
+/// then every entry's second.
+pub(crate) fn log2_table_words() -> Vec<u32> {
+    let table = log2_table();
+    table
+        .iter()
+        .map(|e| e[0])
+        .chain(table.iter().map(|e| e[1]))
         .collect()
 }
 
@@ -220,7 +237,7 @@ pub fn log2_table() -> Vec<[u32; 4]> {
 ///
 /// Those bits are the repeated squaring's 24 - K bits of log2(m) (m is a
 /// mantissa in [1, 2) like any other). log2(m) = λ_i + log2(1 + r), with
-/// m · c_i = 1 + r, 0 <= r < 2^-8 + 2^-30, and log2(1 + r) =
+/// m · c_i = 1 + r, 0 <= r < 2^-8 + 2^-14, and log2(1 + r) =
 /// (r - r²/2 + r³/3 - r⁴/4) / ln 2 (the rest is under 2^-40): r / ln 2 in
 /// integers, the small rest in f32. The sum A is L · 2^40 to within 16
 /// (λ's rounding 0.5, r's truncation 2.9, the Q31 constant 1, the f32 rest
@@ -232,20 +249,21 @@ pub fn log2_table() -> Vec<[u32; 4]> {
 /// below a step. (With K = 0 that is 1.2 % of inputs; each squaring first
 /// halves it.)
 #[cfg(test)]
-pub(crate) fn log2_q24_shortcut(u: u32, table: &[[u32; 4]]) -> Option<u32> {
+pub(crate) fn log2_q24_shortcut(u: u32, table: &[[u32; 2]]) -> Option<u32> {
     const K: u32 = LOG2_SQUARINGS_FIRST;
     let n = 31 - u.leading_zeros();
     let (mut m, mut head) = (u << (31 - n), 0);
     for _ in 0..K {
         (m, head) = log2_step(m, head);
     }
-    let [c, lambda_lo, lambda_hi, _] = table[((m >> 23) & 0xFF) as usize];
-    // m · c_i in Q2.62 is 1 + r; r · 2^39, which is under 2^31 + 2^9.
+    let [w0, w1] = table[((m >> 23) & 0xFF) as usize];
+    let c = w0 & 0xFFFF_0000; // Q1.31
+                              // m · c_i in Q2.62 is 1 + r; r · 2^39, which is under 2^31 + 2^25.
     let r = ((m as u64 * c as u64 - (1 << 62)) >> 23) as u32;
     let first = (r as u64 * LOG2_E_Q31 as u64) >> 30;
     let rf = (r >> 1) as i32 as f32 / (1u64 << 38) as f32; // · 2^-38, exactly
     let rest = rf * rf * (-0.5 + rf * (0.333_333_34 - rf * 0.25)) * 1.586_26e12; // 2^40 / ln 2
-    let lambda = ((lambda_hi as u64) << 32) | lambda_lo as u64;
+    let lambda = ((w1 as u64) << 16) | (w0 & 0xFFFF) as u64;
     let a = (lambda + first).wrapping_sub((-rest) as i32 as u64);
     let below = (1u32 << (16 + K)) - 1;
     let low = a as u32 & below;
@@ -453,5 +471,73 @@ mod tests {
     fn the_largest_word_gives_zeros() {
         assert_eq!(box_muller(0xFFFF_FFFF, 0x1234_5678), (0.0, 0.0));
         assert_eq!(box_muller(0xFFFF_FF00, 0xC000_0000), (0.0, 0.0));
+    }
+
+    /// The shader's isqrt64 (a float estimate, one Newton step on the exact
+    /// residual, one correction down), mirrored with its float results
+    /// pushed by `sqrt_ulps` and `div_ulps` (the error WGSL allows sqrt and
+    /// the quotient, conversions included, is under 5 and 4 ulp).
+    fn isqrt_newton(x: u64, sqrt_ulps: i32, div_ulps: i32) -> u32 {
+        // (0 stays 0: sqrt(0) and 0 / y are exact on every device.)
+        let nudge = |f: f32, ulps: i32| match f {
+            0.0 => f,
+            _ => f32::from_bits((f.to_bits() as i32 + ulps) as u32),
+        };
+        let xf = ((x >> 33) as i32 as f32) * 8_589_934_592.0; // 2^33
+        let s = nudge(xf.sqrt(), sqrt_ulps).min(4_294_967_040.0);
+        let r0 = ((s - 2_147_483_648.0) as i32 as u32).wrapping_add(0x8000_0000);
+        let e = x.wrapping_sub(r0 as u64 * r0 as u64);
+        let eh = (e >> 16) as u32 as i32;
+        let q = (eh as f32 * 65536.0) / (((r0 >> 1) as i32 as f32) * 4.0).max(1.0);
+        let step = nudge(q, div_ulps).round_ties_even() as i32;
+        let sum = r0.wrapping_add(step as u32);
+        let r1 = if step > 0 && sum < r0 { u32::MAX } else { sum };
+        r1 - (x < r1 as u64 * r1 as u64) as u32
+    }
+
+    /// One Newton step and one correction give the exact root for every
+    /// input polar gives isqrt64 (0 or 63 to 64 bits), on any device WGSL
+    /// allows: roots at both ends, squares and their neighbours, and
+    /// scattered x, with the float results pushed either way.
+    #[test]
+    fn isqrt_by_one_newton_step_is_exact() {
+        let mut xs = vec![0u64, 1 << 62, (1 << 62) + 1, u64::MAX, u64::MAX - 1];
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..40_000 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let n = (state >> 32) | 0x8000_0000; // a root of 32 bits
+            let sq = n * n;
+            xs.extend([sq, sq - 1, sq + 1, sq + 2 * n, state | (1 << 62)]);
+        }
+        for &x in &xs {
+            for (sqrt_ulps, div_ulps) in [(0, 0), (5, 4), (5, -4), (-5, 4), (-5, -4)] {
+                assert_eq!(
+                    isqrt_newton(x, sqrt_ulps, div_ulps),
+                    isqrt64(x),
+                    "x = {x:#x}, sqrt {sqrt_ulps:+} ulp, quotient {div_ulps:+} ulp"
+                );
+            }
+        }
+    }
+
+    /// The shader's polar shifts d by the even part of its leading zeros,
+    /// multiplies, then shifts by 2 more where the product is under 2^62:
+    /// the same y · 4^k as the twin's shift by bit length, for every d that
+    /// log2 can give (0 ..= 24 · 2^24; at 0 only the zero matters).
+    #[test]
+    fn polar_normalises_like_the_twin() {
+        for d in 0..=24u32 << 24 {
+            let j = d.leading_zeros() / 2;
+            let y = d.wrapping_shl(2 * j) as u64 * 1_488_522_236;
+            let short = y < 1 << 62;
+            let (big, k) = (if short { y << 2 } else { y }, j + short as u32);
+            let y0 = d as u64 * 1_488_522_236;
+            let k0 = (64 - (64 - y0.leading_zeros())) / 2;
+            let big0 = y0.checked_shl(2 * k0).unwrap_or(0);
+            assert_eq!(big, big0, "d = {d}");
+            assert!(d == 0 || k == k0, "d = {d}: k {k}, the twin's {k0}");
+        }
     }
 }

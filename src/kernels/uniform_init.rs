@@ -106,7 +106,8 @@ struct Params {
     first_t: u32,
     head: u32,
     jump: u32,
-    _pad: [u32; 2],
+    first_q: u32,
+    _pad: u32,
 }
 
 /// Philox blocks per invocation (`ROUNDS` in the shader): invocation `t`
@@ -200,7 +201,8 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &FillArgs) ->
         first_t: 0,
         head: u32::MAX,
         jump: 0,
-        _pad: [0; 2],
+        first_q: 0,
+        _pad: 0,
     };
     // Bound by the NORMAL variants only (the others' layouts drop it).
     let log2_table = gpu.log2_table()?;
@@ -235,6 +237,11 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &FillArgs) ->
             Params {
                 invocations: to_u32("fill runs", (interior.end - interior.start) as usize)?,
                 first_t: interior.start as u32,
+                // The vec4 the first run starts at (the positions are 16-byte aligned).
+                first_q: to_u32(
+                    "fill begin",
+                    ((args.begin as u64 + RUN * interior.start - skip as u64) / 4) as usize,
+                )?,
                 ..base
             },
         )?;

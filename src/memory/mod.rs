@@ -341,7 +341,7 @@ impl Gpu {
         if let Some(table) = slot.get() {
             return Ok(table);
         }
-        let words = crate::cpu::uniform_init::log2_table();
+        let words = crate::cpu::uniform_init::log2_table_words();
         let bytes: &[u8] = bytemuck::cast_slice(&words);
         let usage = wgpu::BufferUsages::UNIFORM;
         let table = self.create("log2 table", bytes.len() as u64, usage, Init::Data(bytes))?;
