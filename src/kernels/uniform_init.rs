@@ -209,11 +209,9 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &FillArgs) ->
     let mut rec = Recorder::new(gpu, encoder);
     // Unchecked: every storage write is inside begin .. end (checked against
     // the buffer above): the edge dispatch guards each by `position`, the
-    // interior one writes whole runs only. The loops have constant trip
-    // counts but isqrt64's corrections, which end when r² <= x < (r + 1)²
-    // (a handful of steps; at most 2^32 for any estimate). wgpu's injected
-    // loop counters would keep the compiler from unrolling Philox's and
-    // log2's loops.
+    // interior one writes whole runs only. The one loop, log2's squaring
+    // where the shortcut declines, runs at most 21 times; wgpu's injected
+    // loop counter would only add work to every SIMD group that enters it.
     let mut launch = |whole_runs: bool, params: Params| {
         rec.launch_checked(
             &specs[whole_runs as usize],
