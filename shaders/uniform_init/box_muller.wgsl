@@ -158,7 +158,7 @@ fn cordic(angle: vec2<i32>) -> Cordic {
 // log2_q24_shortcut mirrors this and a test holds it to the squaring for
 // every input): the last 21 fraction bits of log2 for the mantissa m (Q1.31)
 // that the first three squarings leave. Entry i = m's 8 bits after the
-// leading one gives c_i ≈ 256 / (256 + i) in Q1.31 and λ_i = -log2(c_i) ·
+// leading one gives c_i ≈ 256 / (256 + i) in Q1.15 and λ_i = -log2(c_i) ·
 // 2^40; m · c_i = 1 + r with r < 2^-8 + 2^-14, and log2(m) = λ_i + (r -
 // r²/2 + r³/3 - r⁴/4) / ln 2: r / ln 2 in integers, the small rest in f32
 // (its error is within the slack whatever the device's rounding). Returns

@@ -76,22 +76,24 @@ fn shr64_sticky(x: vec2<u32>, n: u32) -> vec2<u32> {
 // The f32 nearest to (-1)^neg · mag · 2^e (ties to even); zero gives +0,
 // overflow ±inf, results below 2^-126 in magnitude ±0.
 fn round_pack(neg: bool, mag: vec2<u32>, e: i32) -> f32 {
-    let r = rounded(neg, mag, e);
+    let r = rounded(mag, e);
     let sign = select(0u, 0x80000000u, neg);
     // Selects, not early returns: a CPU rasterizer runs every branch.
-    let ranged = select(select(r.x, sign, i32(r.y) < -126), sign | 0x7F800000u, i32(r.y) > 127);
+    let ranged = select(select(sign | r.x, sign, i32(r.y) < -126), sign | 0x7F800000u, i32(r.y) > 127);
     return bitcast<f32>(select(ranged, 0u, is_zero64(mag)));
 }
 
 // round_pack where the result is 0 or known to lie in [2^-126, 2^128).
 fn round_pack_normal(neg: bool, mag: vec2<u32>, e: i32) -> f32 {
-    return bitcast<f32>(select(rounded(neg, mag, e).x, 0u, is_zero64(mag)));
+    let bits = select(0u, 0x80000000u, neg) | rounded(mag, e).x;
+    return bitcast<f32>(select(bits, 0u, is_zero64(mag)));
 }
 
-// round_pack's bits for a nonzero mag in range, and the result's exponent.
-// mag is shifted up until its top bit is bit 63: the top 24 bits are kept,
-// bit 39 is the rounding bit and everything below it the sticky bits.
-fn rounded(neg: bool, mag: vec2<u32>, e: i32) -> vec2<u32> {
+// round_pack's magnitude bits for a nonzero mag in range, and the result's
+// exponent. mag is shifted up until its top bit is bit 63: the top 24 bits
+// are kept, bit 39 is the rounding bit and everything below it the sticky
+// bits.
+fn rounded(mag: vec2<u32>, e: i32) -> vec2<u32> {
     // The top bit to bit 63: a word up where the high word is empty, then
     // by the high word's leading zeros (one count, no 64-bit shift).
     let high = mag.y != 0u;
@@ -105,8 +107,7 @@ fn rounded(neg: bool, mag: vec2<u32>, e: i32) -> vec2<u32> {
     // the next exponent, which the sum below gives for free.
     let keep = (norm.y >> 8u) + select(0u, 1u, half && (sticky || (norm.y & 0x100u) != 0u));
     let exp = i32(top) + e + i32(keep >> 24u);
-    let sign = select(0u, 0x80000000u, neg);
-    let bits = sign | ((u32(exp - i32(keep >> 24u) + 126) << 23u) + keep);
+    let bits = (u32(exp - i32(keep >> 24u) + 126) << 23u) + keep;
     return vec2<u32>(bits, bitcast<u32>(exp));
 }
 

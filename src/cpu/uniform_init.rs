@@ -241,10 +241,9 @@ pub(crate) fn log2_table_words() -> Vec<u32> {
 /// (r - r²/2 + r³/3 - r⁴/4) / ln 2 (the rest is under 2^-40): r / ln 2 in
 /// integers, the small rest in f32. The sum A is L · 2^40 to within 16
 /// (λ's rounding 0.5, r's truncation 2.9, the Q31 constant 1, the f32 rest
-/// 5.5). Squaring
-/// truncates m to 31 fraction bits at each step and so finds the bits of
-/// some L' in [L - 739 · 2^-40, L] (each truncation lowers log2 m by at
-/// most 1.45 · 2^-31, and step j's weighs 2^-j). So floor(L' · 2^(24 - K))
+/// 5.5). Squaring truncates m to 31 fraction bits at each step and so finds
+/// the bits of some L' in [L - 739 · 2^-40, L] (each truncation lowers
+/// log2 m by at most 1.45 · 2^-31, and step j's weighs 2^-j). So floor(L' · 2^(24 - K))
 /// is A >> (16 + K) unless A's low 16 + K bits are within 755 above or 16
 /// below a step. (With K = 0 that is 1.2 % of inputs; each squaring first
 /// halves it.)
@@ -257,8 +256,8 @@ pub(crate) fn log2_q24_shortcut(u: u32, table: &[[u32; 2]]) -> Option<u32> {
         (m, head) = log2_step(m, head);
     }
     let [w0, w1] = table[((m >> 23) & 0xFF) as usize];
-    let c = w0 & 0xFFFF_0000; // Q1.31
-                              // m · c_i in Q2.62 is 1 + r; r · 2^39, which is under 2^31 + 2^25.
+    // c_i in Q1.31; m · c_i in Q2.62 is 1 + r; r · 2^39, which is under 2^31 + 2^25.
+    let c = w0 & 0xFFFF_0000;
     let r = ((m as u64 * c as u64 - (1 << 62)) >> 23) as u32;
     let first = (r as u64 * LOG2_E_Q31 as u64) >> 30;
     let rf = (r >> 1) as i32 as f32 / (1u64 << 38) as f32; // · 2^-38, exactly
