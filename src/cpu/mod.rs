@@ -13,6 +13,7 @@ pub mod embedding_bag;
 pub mod embedding_bag_backward;
 pub mod embedding_gather;
 pub mod embedding_renorm;
+pub mod exact_arith;
 pub mod exclusive_scan;
 pub mod int8_rowwise;
 pub mod matmul;
@@ -39,6 +40,7 @@ pub use embedding_bag_backward::{
 };
 pub use embedding_gather::embedding_gather;
 pub use embedding_renorm::embedding_renorm;
+pub use exact_arith::exact_arith;
 pub use exclusive_scan::exclusive_scan;
 pub use matmul::matmul;
 pub use one_hot::one_hot;

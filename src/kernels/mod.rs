@@ -10,6 +10,7 @@ pub mod embedding_bag;
 pub mod embedding_bag_backward;
 pub mod embedding_gather;
 pub mod embedding_renorm;
+pub mod exact_arith;
 pub mod exclusive_scan;
 pub mod fma_peak;
 pub mod matmul;

@@ -1,0 +1,190 @@
+// exact_arith, the functions (shaders/exact_arith.wgsl is the element-wise
+// kernel that tests them; other kernels take them with a
+// `// with: exact_arith/ops.wgsl` line): f32 ×, ÷ and √ whose results are
+// IEEE 754's, rounded to nearest even, subnormals included, on every device.
+//
+// Why not the operators: WGSL (like Vulkan and SPIR-V without NoContraction,
+// which naga does not emit) lets a compiler turn `a * b + c` into one fused
+// multiply-add, and NVIDIA's does, so `w - lr * g` rounds once there and
+// twice on the CPU twin; and it allows 2.5 ulp for `/` and more for `sqrt`.
+// So:
+// - mul_rn forms the product in integers. Its result reaches the next `+`
+//   as a bitcast, not a product, so nothing is left to fuse.
+// - div_rn and sqrt_rn take a hardware estimate on the integer mantissas,
+//   then settle it with exact integer remainders. Each estimate may be off
+//   by tens of ulps (bounds below); the result is the same.
+// - ±0, ±∞ and NaN follow IEEE's tables, built here, not by the hardware;
+//   every NaN is 0x7FC00000.
+// No loops (Mesa's loop limit counts every iteration; kernels::LOOP_BUDGET),
+// and the CPU twin of every function is Rust's own `*`, `/` and `sqrt`.
+
+// Only the tests set this: it moves div_rn's and sqrt_rn's hardware
+// estimates by this many ulps, to show that the integer correction, not the
+// device's rounding, decides the result (tests/exact_arith.rs).
+override EXACT_ESTIMATE_NUDGE: i32 = 0;
+
+const EXACT_NAN: u32 = 0x7FC00000u;
+const EXACT_INF: u32 = 0x7F800000u;
+
+// A finite nonzero magnitude (sign bit clear) as m · 2^(e − 150) with
+// m in [2^23, 2^24): subnormals are normalised, so no flush-to-zero reaches them.
+struct Finite {
+    m: u32,
+    e: i32,
+}
+
+fn finite_of(x: u32) -> Finite {
+    let field = x >> 23u;
+    let frac = x & 0x7FFFFFu;
+    if field == 0u {
+        // frac · 2^-149 = (frac << s) · 2^(1 − s − 150)
+        let s = countLeadingZeros(frac) - 8u;
+        return Finite(frac << s, 1 - i32(s));
+    }
+    return Finite(frac | 0x800000u, i32(field));
+}
+
+// The f32 nearest (ties to even) to ±(x + ε) · 2^(e − 151), where x is in
+// [2^24, 2^25) (24 bits and the rounding bit) and ε in [0, 1) is nonzero
+// exactly when `sticky`: the one rounding of every function here.
+fn pack_rn(sign: u32, x: u32, sticky: bool, e: i32) -> f32 {
+    // Below the normal range (e ≤ 0) shift right by 1 − e first, every bit
+    // shifted out joining the sticky bits; past 26 nothing is left of x.
+    let t = u32(clamp(1 - e, 0, 26));
+    let y = x >> t;
+    let st = sticky || (x & ((1u << t) - 1u)) != 0u;
+    let up = (y & 1u) != 0u && (st || (y & 2u) != 0u);
+    let m = (y >> 1u) + select(0u, 1u, up);
+    // m is in [2^23, 2^24] for a normal result: the implicit bit adds 1 to
+    // the exponent field, and a carry to 2^24 one more (to ∞ from e = 254).
+    let bits = (u32(max(e, 1) - 1) << 23u) + m;
+    return bitcast<f32>(sign | select(bits, EXACT_INF, e >= 255));
+}
+
+// a · b, rounded once.
+fn mul_rn(a: f32, b: f32) -> f32 {
+    let ua = bitcast<u32>(a);
+    let ub = bitcast<u32>(b);
+    let sign = (ua ^ ub) & 0x80000000u;
+    let xa = ua & 0x7FFFFFFFu;
+    let xb = ub & 0x7FFFFFFFu;
+    if xa > EXACT_INF || xb > EXACT_INF || (xa == EXACT_INF && xb == 0u) || (xb == EXACT_INF && xa == 0u) {
+        return bitcast<f32>(EXACT_NAN);
+    }
+    if xa == EXACT_INF || xb == EXACT_INF {
+        return bitcast<f32>(sign | EXACT_INF);
+    }
+    if xa == 0u || xb == 0u {
+        return bitcast<f32>(sign);
+    }
+    let fa = finite_of(xa);
+    let fb = finite_of(xb);
+    // P = ma · mb in [2^46, 2^48) as hi · 2^32 + lo, from 16-bit pieces
+    // (ma = a1 · 2^16 + a0 with a1 < 2^8).
+    let a0 = fa.m & 0xFFFFu;
+    let a1 = fa.m >> 16u;
+    let b0 = fb.m & 0xFFFFu;
+    let b1 = fb.m >> 16u;
+    let low = a0 * b0;
+    let mid = a1 * b0 + a0 * b1; // < 2^25
+    let lo = low + (mid << 16u);
+    let hi = a1 * b1 + (mid >> 16u) + select(0u, 1u, lo < low);
+    // x: P's top 25 bits (P ≈ x · 2^sh); the bits below are sticky.
+    let sh = select(22u, 23u, hi >= 0x8000u);
+    let x = (hi << (32u - sh)) | (lo >> sh);
+    // a · b = P · 2^(ea + eb − 300) = x · 2^(ea + eb + sh − 300)
+    return pack_rn(sign, x, (lo << (32u - sh)) != 0u, fa.e + fb.e + i32(sh) - 149);
+}
+
+// A hardware estimate, moved by the tests' nudge (0 in every kernel).
+fn nudged(estimate: f32) -> f32 {
+    return bitcast<f32>(bitcast<i32>(estimate) + EXACT_ESTIMATE_NUDGE);
+}
+
+// a / b, rounded once.
+fn div_rn(a: f32, b: f32) -> f32 {
+    let ua = bitcast<u32>(a);
+    let ub = bitcast<u32>(b);
+    let sign = (ua ^ ub) & 0x80000000u;
+    let xa = ua & 0x7FFFFFFFu;
+    let xb = ub & 0x7FFFFFFFu;
+    if xa > EXACT_INF || xb > EXACT_INF || (xa == 0u && xb == 0u) || (xa == EXACT_INF && xb == EXACT_INF) {
+        return bitcast<f32>(EXACT_NAN);
+    }
+    if xa == EXACT_INF || xb == 0u {
+        return bitcast<f32>(sign | EXACT_INF);
+    }
+    if xa == 0u || xb == EXACT_INF {
+        return bitcast<f32>(sign);
+    }
+    let fa = finite_of(xa);
+    let fb = finite_of(xb);
+    // Q = floor(ma · 2^s / mb) in [2^24, 2^25): s = 25 when ma < mb.
+    let s = select(24u, 25u, fa.m < fb.m);
+    // The estimate (ma, mb < 2^24 convert exactly) is within 2.5 ulp, so
+    // q within 6 of Q. R = ma · 2^s − q · mb is below 2^31 in magnitude
+    // for q up to 127 away, so its low 32 bits are all of it.
+    var q = u32(nudged(f32(fa.m) / f32(fb.m)) * f32(1u << s));
+    var r = bitcast<i32>((fa.m << s) - q * fb.m);
+    // q += floor(R / mb): the float quotient is within 1 of it, and the two
+    // exact steps after it finish the job (0 ≤ R < mb).
+    let d = i32(floor(f32(r) / f32(fb.m)));
+    q = u32(i32(q) + d);
+    r = r - d * i32(fb.m);
+    let low = r < 0;
+    q = q - select(0u, 1u, low);
+    r = r + select(0, i32(fb.m), low);
+    let high = r >= i32(fb.m);
+    q = q + select(0u, 1u, high);
+    r = r - select(0, i32(fb.m), high);
+    // a / b = (Q + R / mb) · 2^(ea − eb − s)
+    return pack_rn(sign, q, r != 0, fa.e - fb.e - i32(s) + 151);
+}
+
+// √a, rounded once (−0 for −0; NaN below zero).
+fn sqrt_rn(a: f32) -> f32 {
+    let ua = bitcast<u32>(a);
+    if (ua & 0x7FFFFFFFu) == 0u || ua == EXACT_INF {
+        return a;
+    }
+    if ua > EXACT_INF {
+        return bitcast<f32>(EXACT_NAN);
+    }
+    let f = finite_of(ua);
+    // An even power of two: a = m · 2^p, m in [2^23, 2^25), p even.
+    let odd = ((f.e - 150) & 1) != 0;
+    let m = f.m << select(0u, 1u, odd);
+    let p = f.e - 150 - select(0, 1, odd);
+    // M = m · 2^k in [2^48, 2^50), k even; r = floor(√M) in [2^24, 2^25).
+    let k = select(24u, 26u, m < 0x1000000u);
+    // The estimate (m converts exactly: below 2^24, or even) is within
+    // about 5 ulp, r within 11 of the root; D = M − r² is below 2^31 in
+    // magnitude for r up to 32 away, so its low 32 bits are all of it.
+    var r = u32(nudged(sqrt(f32(m))) * f32(1u << (k / 2u)));
+    var d = bitcast<i32>((m << k) - r * r);
+    // One Newton step, r += D / 2r, leaves r within 1 of the root; then
+    // exact steps until 0 ≤ D ≤ 2r, i.e. r² ≤ M < (r + 1)².
+    r = u32(i32(r) + i32(round(f32(d) / (2.0 * f32(r)))));
+    d = bitcast<i32>((m << k) - r * r);
+    let low = d < 0;
+    r = r - select(0u, 1u, low);
+    d = d + select(0, 2 * i32(r) + 1, low);
+    let high = d > 2 * i32(r);
+    d = d - select(0, 2 * i32(r) + 1, high);
+    r = r + select(0u, 1u, high);
+    // √a = (r + ε) · 2^((p − k) / 2), ε > 0 exactly when D > 0.
+    return pack_rn(0u, r, d != 0, (p - i32(k)) / 2 + 151);
+}
+
+// Element-wise forms for the vec4 kernels.
+fn mul_rn4(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(mul_rn(a.x, b.x), mul_rn(a.y, b.y), mul_rn(a.z, b.z), mul_rn(a.w, b.w));
+}
+
+fn div_rn4(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(div_rn(a.x, b.x), div_rn(a.y, b.y), div_rn(a.z, b.z), div_rn(a.w, b.w));
+}
+
+fn sqrt_rn4(a: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(sqrt_rn(a.x), sqrt_rn(a.y), sqrt_rn(a.z), sqrt_rn(a.w));
+}

@@ -1,0 +1,91 @@
+//! `exact_arith`: f32 `×`, `÷` and `√` rounded once to nearest even, as
+//! IEEE 754 (and Rust) define them, on every adapter: the functions the
+//! update, bag, frequency-scaling, `max_norm` and int8 kernels use wherever
+//! a compiler could otherwise fuse a product into an add or round a quotient
+//! or root its own way (`shaders/exact_arith/ops.wgsl` says why and how).
+//! This entry point runs them element-wise on whole buffers.
+//! Shader: `shaders/exact_arith.wgsl`; CPU twin: `cpu::exact_arith`.
+
+use crate::binding;
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::kernels::to_u32;
+use crate::pipeline::KernelSpec;
+use crate::recorder::{Recorder, Work};
+
+const SPEC: KernelSpec = KernelSpec {
+    name: "exact_arith",
+    source: concat!(
+        include_str!("../../shaders/exact_arith.wgsl"),
+        include_str!("../../shaders/exact_arith/ops.wgsl"),
+    ),
+    entry: "exact_arith",
+    defs: &[],
+};
+
+/// Which operation: `Sqrt` reads only `a`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExactOp {
+    Mul,
+    Div,
+    Sqrt,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    len: u32,
+    op: u32,
+    _pad: [u32; 2],
+}
+
+/// Records `out[i] = a[i] op b[i]` (or `√a[i]`) for the first `len` f32s;
+/// submits nothing. `b` is read only for `Mul` and `Div`, but is bound for
+/// all three (pass `a` again for `Sqrt`).
+pub fn encode(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    op: ExactOp,
+    len: usize,
+    a: &wgpu::Buffer,
+    b: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+) -> Result<()> {
+    encode_nudged(gpu, encoder, op, len, a, b, out, 0)
+}
+
+/// [`encode`] with the hardware estimates inside `÷` and `√` moved by
+/// `ulps`: the results must not change (the tests prove the integer
+/// correction, not the device's own rounding, decides them). A pipeline
+/// variant per nudge: for tests, not for use.
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
+pub fn encode_nudged(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    op: ExactOp,
+    len: usize,
+    a: &wgpu::Buffer,
+    b: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    ulps: i32,
+) -> Result<()> {
+    binding::check_holds("exact_arith a (len f32)", a.size(), len as u64)?;
+    binding::check_holds("exact_arith b (len f32)", b.size(), len as u64)?;
+    binding::check_holds("exact_arith out (len f32)", out.size(), len as u64)?;
+    let params = Params {
+        len: to_u32("exact_arith length", len)?,
+        op: op as u32,
+        _pad: [0; 2],
+    };
+    // A nudge of 0 is the default: the pipeline every kernel shares.
+    let nudge = [("EXACT_ESTIMATE_NUDGE", ulps as f64)];
+    let constants = if ulps == 0 { &nudge[..0] } else { &nudge[..] };
+    Recorder::new(gpu, encoder).launch(
+        &SPEC,
+        constants,
+        &params,
+        &[(1, a.into()), (2, b.into()), (3, out.into())],
+        Work::Invocations(len as u64),
+    )
+}
