@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Public-call timings at two commits, in one run (issue #16's figures).
 #
-#   scripts/api-ab.sh fill|linear BASE [HEAD] [ROUNDS]
+#   scripts/api-ab.sh fill|linear|train BASE [HEAD] [ROUNDS]
 #
 # A lavapipe timing is a CPU timing, and this machine's vary by a third from
 # minute to minute, so the two builds run alternately, ROUNDS times each
@@ -19,10 +19,15 @@
 # bench's row) and `Linear::forward` (fresh y, x·Wᵀ), timed alternately 20
 # times in one process; the ratio is the median of the pairs' ratios.
 #
+# train: the public calls whose kernels take exact_arith's ×, ÷ and √
+# (fused SGD, Adagrad and Adam steps, a scale_grad_by_freq backward, mean
+# and weighted bags, and a plain sum bag beside them), 2^16 ids of a
+# 2^14 x 128 table; wall time, best of 8, and a hash of the result.
+#
 # Worktrees and binaries go to target/api-ab/.
 set -euo pipefail
-what="${1:?usage: scripts/api-ab.sh fill|linear BASE [HEAD] [ROUNDS]}"
-base="${2:?usage: scripts/api-ab.sh fill|linear BASE [HEAD] [ROUNDS]}"
+what="${1:?usage: scripts/api-ab.sh fill|linear|train BASE [HEAD] [ROUNDS]}"
+base="${2:?usage: scripts/api-ab.sh fill|linear|train BASE [HEAD] [ROUNDS]}"
 head="${3:-HEAD}"
 rounds="${4:-5}"
 cd "$(dirname "$0")/.."
@@ -105,7 +110,52 @@ fn main() {
     println!("Linear::forward {:.1} ms -", med(lf));
     println!("ratio {:.3} x -", med(r));
 }'
-probe=$([ "$what" = linear ] && echo "$linear" || echo "$fill")
+train='use std::time::Instant;
+use wgpu_embed::{AdamOptions, BagMode, Embedding, EmbeddingBag, EmbeddingOptions, Gpu, Tensor};
+// The public calls whose kernels round through exact_arith: each timed
+// (wall time, best of 7, after one warm-up call) and the table (or output)
+// hashed after all eight calls, so equal hashes show the same bits.
+fn main() {
+    let gpu = Gpu::new().unwrap();
+    let (vocab, dim, n) = (1usize << 14, 128usize, 1usize << 16);
+    let ids: Vec<u32> = (0..n as u32).map(|i| i.wrapping_mul(2_654_435_761) % vocab as u32).collect();
+    let g: Vec<f32> = (0..n * dim).map(|i| ((i * 7919) % 2001) as f32 * 1e-3 - 1.0).collect();
+    let grad = Tensor::from_slice(&gpu, &g, &[n, dim]).unwrap();
+    let time = |f: &mut dyn FnMut()| {
+        let mut best = f64::MAX;
+        for _ in 0..8 {
+            let s = Instant::now();
+            f();
+            best = best.min(s.elapsed().as_secs_f64());
+        }
+        best * 1e3
+    };
+    let fnv = |v: Vec<f32>| v.iter().fold(0xcbf29ce484222325u64, |h, x| (h ^ x.to_bits() as u64).wrapping_mul(0x100000001b3));
+    let mut emb = Embedding::new(&gpu, vocab, dim).unwrap();
+    let w = emb.weight().to_vec().unwrap();
+    let t = time(&mut || emb.backward_sgd(&ids, &grad, 1e-2).unwrap()); println!("backward_sgd {t:.1} ms {:016x}", fnv(emb.weight().to_vec().unwrap()));
+    let mut emb = Embedding::from_pretrained(&gpu, &w, vocab, dim, false).unwrap();
+    let mut state = emb.adagrad_state().unwrap();
+    let t = time(&mut || emb.backward_adagrad(&ids, &grad, &mut state, 1e-2, 1e-8).unwrap()); println!("backward_adagrad {t:.1} ms {:016x}", fnv(emb.weight().to_vec().unwrap()));
+    let mut emb = Embedding::from_pretrained(&gpu, &w, vocab, dim, false).unwrap();
+    let mut adam = emb.adam_state().unwrap();
+    let opts = AdamOptions::default();
+    let t = time(&mut || emb.backward_adam(&ids, &grad, &mut adam, &opts).unwrap()); println!("backward_adam {t:.1} ms {:016x}", fnv(emb.weight().to_vec().unwrap()));
+    let options = EmbeddingOptions { scale_grad_by_freq: true, ..EmbeddingOptions::default() };
+    let emb = Embedding::from_pretrained_with_options(&gpu, &w, vocab, dim, options).unwrap();
+    let mut last = Vec::new();
+    let t = time(&mut || last = emb.backward(&ids, &grad).unwrap().to_dense_vec(vocab, dim).unwrap()); println!("backward_freq {t:.1} ms {:016x}", fnv(last.clone()));
+    let bags = n / 16;
+    let offsets: Vec<u32> = (0..bags as u32).map(|b| b * 16).collect();
+    let psw: Vec<f32> = (0..n).map(|i| (i % 13) as f32 * 0.125 - 0.5).collect();
+    let mean = EmbeddingBag::from_pretrained(&gpu, &w, vocab, dim, true, BagMode::Mean).unwrap();
+    let mut out = Vec::new();
+    let t = time(&mut || out = mean.forward(&ids, &offsets, None).unwrap().to_vec().unwrap()); println!("bag_mean {t:.1} ms {:016x}", fnv(out.clone()));
+    let sum = EmbeddingBag::from_pretrained(&gpu, &w, vocab, dim, true, BagMode::Sum).unwrap();
+    let t = time(&mut || out = sum.forward(&ids, &offsets, Some(&psw)).unwrap().to_vec().unwrap()); println!("bag_weighted {t:.1} ms {:016x}", fnv(out.clone()));
+    let t = time(&mut || out = sum.forward(&ids, &offsets, None).unwrap().to_vec().unwrap()); println!("bag_sum {t:.1} ms {:016x}", fnv(out.clone()));
+}'
+probe=$([ "$what" = linear ] && echo "$linear" || ([ "$what" = train ] && echo "$train" || echo "$fill"))
 for side in base head; do
     rev=$([ "$side" = base ] && echo "$base" || echo "$head")
     rm -rf "$work/$side"

@@ -2,6 +2,7 @@
 // element (rows the batch did not reference still decay their moments).
 // Four elements per invocation; the update is shaders/adam_step/update.wgsl,
 // which the host appends. CPU twin: cpu::adam_step.
+// with: exact_arith/ops.wgsl
 
 struct Params {
     len: u32,

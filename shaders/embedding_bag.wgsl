@@ -10,9 +10,11 @@
 //                (an index into `indices`) goes to max_pos for the backward
 //                pass; an empty bag's is 0xFFFFFFFF.
 // Positions are visited in ascending order, one accumulator per column, so
-// each output equals the CPU twin's bit for bit wherever the adapter rounds
-// + and * as IEEE does (and / too, for mean: WGSL allows 2.5 ULP there).
-// The weighted product is a separate statement; see the twin about fusion.
+// each output equals the CPU twin's bit for bit on every adapter: + is
+// IEEE's everywhere, and the weighted product, the int8 q · scale and the
+// mean's quotient are exact_arith's (rounded once, never fused into the
+// add after them, whatever the compiler):
+// with: exact_arith/ops.wgsl
 //
 // Entries equal to params.padding_idx (0xFFFFFFFF: none) are skipped; a bag
 // with no other entries, like an empty bag, gives zeros. An index past the
@@ -90,6 +92,8 @@ alias Word = vec4<f32>;
 alias Arg = vec4<u32>;
 alias Mask = vec4<bool>;
 const COLS_PER_WORD: u32 = 4u;
+fn mul_word(a: f32, x: Word) -> Word { return mul_rn4(vec4<f32>(a), x); }
+fn div_word(x: Word, d: f32) -> Word { return div_rn4(x, vec4<f32>(d)); }
 // f32 rows as pairs of vec2<u32> per 4 floats; f16 rows as one vec2<u32> per 4 halves.
 @group(0) @binding(6) var<storage, read> table: array<vec2<u32>>;
 #else
@@ -97,6 +101,8 @@ alias Word = f32;
 alias Arg = u32;
 alias Mask = bool;
 const COLS_PER_WORD: u32 = 1u;
+fn mul_word(a: f32, x: Word) -> Word { return mul_rn(a, x); }
+fn div_word(x: Word, d: f32) -> Word { return div_rn(x, d); }
 // f32 as one u32 per float; f16 as one u32 per 2 halves.
 @group(0) @binding(6) var<storage, read> table: array<u32>;
 #endif
@@ -169,10 +175,10 @@ fn load_int8(r: u32, c: u32) -> Word {
 #ifdef VEC4
     let w = table_u32(base + c);
     let q = vec4<f32>(vec4<u32>(w & 0xffu, (w >> 8u) & 0xffu, (w >> 16u) & 0xffu, w >> 24u));
-    return q * scale + bias;
+    return mul_rn4(q, vec4<f32>(scale)) + bias;
 #else
     let w = table_u32(base + c / 4u);
-    return f32((w >> (8u * (c % 4u))) & 0xffu) * scale + bias;
+    return mul_rn(f32((w >> (8u * (c % 4u))) & 0xffu), scale) + bias;
 #endif
 }
 
@@ -272,15 +278,14 @@ fn bag(
                 acc = select(acc, v, better);
                 arg = select(arg, Arg(p), better);
             } else if WEIGHTED {
-                let wv = per_sample_weights[p - params.pos_base] * v;
-                acc = acc + wv;
+                acc = acc + mul_word(per_sample_weights[p - params.pos_base], v);
             } else {
                 acc = acc + v;
             }
             count += 1u;
         }
         if MODE == MODE_MEAN && r.last && count > 0u {
-            acc = acc / f32(count);
+            acc = div_word(acc, f32(count));
         }
         out[b * words + c] = acc;
         if MODE == MODE_MAX {

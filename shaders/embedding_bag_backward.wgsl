@@ -42,6 +42,9 @@
 // row-blocks runs once per chunk: `table` holds rows row_begin .. row_end and
 // each dispatch fills the positions whose row it holds (padding and
 // out-of-range positions get 0 from every dispatch).
+// Every product and quotient is exact_arith's (rounded once, never fused into
+// an add, on any compiler), so the results are the twin's bits everywhere:
+// with: exact_arith/ops.wgsl
 
 override MODE: u32 = 0u;
 override WEIGHTED: bool = false;
@@ -130,11 +133,11 @@ fn bag_expand(
     let g = grad_out[b * params.dim + c];
     var v: f32;
     if MODE == MODE_MEAN {
-        v = g / f32(offsets[b + 1u] - offsets[b] - pads[b]);
+        v = div_rn(g, f32(offsets[b + 1u] - offsets[b] - pads[b]));
     } else if MODE == MODE_MAX {
         v = select(0.0, g, max_pos[b * params.dim + c] == p);
     } else if WEIGHTED {
-        v = per_sample_weights[local] * g;
+        v = mul_rn(per_sample_weights[local], g);
     } else {
         v = g;
     }
@@ -173,9 +176,8 @@ fn psw_grad(
         acc = psw_out[local];
     }
     for (var c = params.col_begin; c < min(params.col_end, params.dim); c++) {
-        // A separate statement: no a * b + c expression to contract into an FMA.
-        let prod = grad_out[b * params.dim + c] * load((row - params.row_begin) * params.dim + c);
-        acc = acc + prod;
+        // mul_rn: rounded before the add on any compiler, as the twin's.
+        acc = acc + mul_rn(grad_out[b * params.dim + c], load((row - params.row_begin) * params.dim + c));
     }
     psw_out[local] = acc;
 }

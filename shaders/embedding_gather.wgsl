@@ -36,6 +36,8 @@
 //   bound at once, the chunk picked per row (one dispatch for four chunks
 //   instead of one per chunk that reads every index).
 // Every variant binds the table (or chunk 0) at 3 and the output at 4.
+// The int8 load's product is exact_arith's mul_rn:
+// with: exact_arith/ops.wgsl
 
 override THREADS_PER_ROW: u32 = 1u;
 // The row width in vec4s when the host knows it at pipeline creation (0: read
@@ -107,7 +109,9 @@ fn row_words() -> u32 {
 fn load(local: u32, c: u32, words: u32) -> Word {
 #ifdef INT8
     // A row: its codes padded to whole words, then the scale's and the
-    // bias's bits (cpu::int8_rowwise); value = q · scale + bias.
+    // bias's bits (cpu::int8_rowwise); value = q · scale + bias, the
+    // product exact_arith's mul_rn (rounded before the add on any compiler,
+    // as the twin rounds it).
     let stride = (params.dim + 3u) / 4u + 2u;
     let base = local * stride;
     let scale = bitcast<f32>(table[base + stride - 2u]);
@@ -115,10 +119,10 @@ fn load(local: u32, c: u32, words: u32) -> Word {
 #ifdef VEC4
     let w = table[base + c];
     let q = vec4<f32>(vec4<u32>(w & 0xffu, (w >> 8u) & 0xffu, (w >> 16u) & 0xffu, w >> 24u));
-    return q * scale + bias;
+    return mul_rn4(q, vec4<f32>(scale)) + bias;
 #else
     let w = table[base + c / 4u];
-    return f32((w >> (8u * (c % 4u))) & 0xffu) * scale + bias;
+    return mul_rn(f32((w >> (8u * (c % 4u))) & 0xffu), scale) + bias;
 #endif
 #else
 #ifdef F16

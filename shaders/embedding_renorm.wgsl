@@ -10,9 +10,11 @@
 // One invocation loops over its row twice, so on CPU adapters the host
 // refuses rows past 16 384 floats: Mesa's gallivm cuts an invocation's loops short (`kernels::LOOP_BUDGET`), which would leave a wider row half scaled.
 //
-// norm_type 1 and 2 use only additions, multiplications and sqrt; other
-// values use pow, whose precision varies by adapter, so the renormalised rows
-// match the CPU twin to a few ulps rather than bit for bit.
+// norm_type 1 and 2 use only additions and exact_arith's ×, ÷ and √
+// (rounded once, never fused, on every compiler), so their rows match the
+// CPU twin bit for bit everywhere; other values use pow, whose precision
+// varies by adapter, so those rows match it to a few ulps.
+// with: exact_arith/ops.wgsl
 
 
 
@@ -50,21 +52,21 @@ fn embedding_renorm(
         if p == 1.0 {
             acc = acc + x;
         } else if p == 2.0 {
-            acc = acc + x * x;
+            acc = acc + mul_rn(x, x);
         } else if x > 0.0 {
             acc = acc + pow(x, p);
         }
     }
     var norm = acc;
     if p == 2.0 {
-        norm = sqrt(acc);
+        norm = sqrt_rn(acc);
     } else if p != 1.0 && acc > 0.0 {
         norm = pow(acc, 1.0 / p);
     }
     if norm > params.max_norm {
-        let scale = params.max_norm / (norm + 1e-7);
+        let scale = div_rn(params.max_norm, norm + 1e-7);
         for (var c = 0u; c < params.dim; c++) {
-            weight[base + c] = weight[base + c] * scale;
+            weight[base + c] = mul_rn(weight[base + c], scale);
         }
     }
 }

@@ -32,6 +32,9 @@
 //   segment_adam      fused Adam (torch.optim.SparseAdam): the row's weights
 //                     and both moments through the update the host appends:
 // with: adam_step/update.wgsl
+// Every product that meets an add, every quotient and root is exact_arith's,
+// rounded as the twin rounds it on any compiler:
+// with: exact_arith/ops.wgsl
 // F16 (the table is f16; not segment_adam): `out` is f16, packed two per
 // u32, so segment_dense writes an f16 gradient and the fused updates an
 // f16 table, each element's f32 result rounded once (to nearest, or
@@ -156,10 +159,11 @@ fn col(c: u32) -> bool {
 
 fn sum_squares4(acc: f32, v: vec4<f32>, c: u32) -> f32 {
     var s = acc;
-    if col(c) { s = s + v.x * v.x; }
-    if col(c + 1u) { s = s + v.y * v.y; }
-    if col(c + 2u) { s = s + v.z * v.z; }
-    if col(c + 3u) { s = s + v.w * v.w; }
+    let sq = mul_rn4(v, v);
+    if col(c) { s = s + sq.x; }
+    if col(c + 1u) { s = s + sq.y; }
+    if col(c + 2u) { s = s + sq.z; }
+    if col(c + 3u) { s = s + sq.w; }
     return s;
 }
 
@@ -412,7 +416,7 @@ fn segment_adagrad(
         squares[r - params.row_begin] = sum;
         return;
     }
-    state[r] = state[r] + sum / f32(params.dim);
+    state[r] = state[r] + div_rn(sum, f32(params.dim));
 }
 
 // Pass 2, THREADS_PER_ROW invocations per row: the update, with the state
@@ -428,7 +432,7 @@ fn segment_adagrad_apply(
     if !updates(r) {
         return;
     }
-    let multiplier = params.lr / (sqrt(state[r]) + params.eps);
+    let multiplier = div_rn(params.lr, sqrt_rn(state[r]) + params.eps);
     for (var w0 = at.lane * BLOCK_WORDS; w0 < row_words(); w0 += THREADS_PER_ROW * BLOCK_WORDS) {
         let g = row_grad(r, w0);
         let w = out_block(r - params.row_begin, w0);

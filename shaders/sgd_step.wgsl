@@ -1,6 +1,8 @@
-// sgd_step: w[i] = fma(-lr, g[i], w[i]), plain SGD in place. The fused
-// multiply-add is written out so every adapter rounds once, as the CPU
-// twin's mul_add does, and the two agree bit for bit.
+// sgd_step: w[i] = w[i] + (-lr) · g[i], plain SGD in place, the product
+// rounded on its own as in sgd_update and the twin. WGSL's fma may round
+// once or twice (lavapipe's rounds twice); exact_arith's mul_rn rounds once
+// and cannot be fused into the add, so every adapter agrees bit for bit:
+// with: exact_arith/ops.wgsl
 
 
 struct Params {
@@ -24,5 +26,5 @@ fn sgd_step(
     if i >= params.len {
         return;
     }
-    w[i] = fma(params.neg_lr, g[i], w[i]);
+    w[i] = w[i] + mul_rn(params.neg_lr, g[i]);
 }

@@ -10,6 +10,9 @@
 // (two elements); sgd_sparse one per element, writing its half of a word
 // with atomicXor, because with an odd dim two rows share a word.
 // with: uniform_init/philox.wgsl
+// lr · g is exact_arith's mul_rn, rounded on its own before the subtraction
+// (as the twin does) on a compiler that would fuse the two:
+// with: exact_arith/ops.wgsl
 
 
 // `weight` may hold only table rows row_begin .. row_end (one row-block of a
@@ -45,7 +48,7 @@ fn grad_at(i: u32) -> f32 {
 // The new f16 bits of bound weight element i (table row
 // params.row_begin + i / dim) holding `old`, after subtracting lr · g.
 fn step_bits(old: f32, g: f32, i: u32) -> u32 {
-    let x = old - params.lr * g;
+    let x = old - mul_rn(params.lr, g);
     var random = 0u;
     if params.stochastic != 0u {
         let e = element64(params.row_begin + i / params.dim, params.dim, i % params.dim);
@@ -84,7 +87,7 @@ fn sgd_dense(
     if i >= params.len {
         return;
     }
-    weight[i] = weight[i] - params.lr * grad[params.grad_offset + i];
+    weight[i] = weight[i] - mul_rn(params.lr, grad[params.grad_offset + i]);
 #endif
 }
 
@@ -113,6 +116,6 @@ fn sgd_sparse(
     // Only this half changes: the other may be another row's, written at once.
     atomicXor(&weight[w >> 1u], (old ^ fresh) << shift);
 #else
-    weight[w] = weight[w] - params.lr * grad[i * params.dim + c];
+    weight[w] = weight[w] - mul_rn(params.lr, grad[i * params.dim + c]);
 #endif
 }

@@ -26,12 +26,15 @@ struct Adam4 {
 }
 
 fn adam4(a: AdamParams, w: vec4<f32>, g0: vec4<f32>, m: vec4<f32>, v: vec4<f32>) -> Adam4 {
+    // Each ×, ÷ and √ is exact_arith's (exact_arith/ops.wgsl, which every
+    // host of this file composes with it): rounded once, and never fused
+    // into the add after it, as the twin's.
     var g = g0;
     if a.weight_decay != 0.0 {
-        g = g + a.weight_decay * w;
+        g = g + mul_rn4(vec4<f32>(a.weight_decay), w);
     }
-    let m1 = m + (g - m) * a.beta1c;
-    let v1 = v + (g * g - v) * a.beta2c;
-    let denom = sqrt(v1) / a.bias2 + a.eps;
-    return Adam4(w - a.step_size * (m1 / denom), m1, v1);
+    let m1 = m + mul_rn4(g - m, vec4<f32>(a.beta1c));
+    let v1 = v + mul_rn4(mul_rn4(g, g) - v, vec4<f32>(a.beta2c));
+    let denom = div_rn4(sqrt_rn4(v1), vec4<f32>(a.bias2)) + a.eps;
+    return Adam4(w - mul_rn4(vec4<f32>(a.step_size), div_rn4(m1, denom)), m1, v1);
 }

@@ -22,16 +22,19 @@ fn add_block(x: Block, y: Block) -> Block {
 }
 
 fn div_block(x: Block, f: f32) -> Block {
-    return Block(x.a / f, x.b / f, x.c / f, x.d / f);
+    let d = vec4<f32>(f);
+    return Block(div_rn4(x.a, d), div_rn4(x.b, d), div_rn4(x.c, d), div_rn4(x.d, d));
 }
 
 fn stored_block(x: Block) -> Block {
     return Block(stored4(x.a), stored4(x.b), stored4(x.c), stored4(x.d));
 }
 
-// w - m · g, element by element.
+// w - m · g, element by element (the product rounded on its own, as the
+// twin's: exact_arith/ops.wgsl).
 fn step_block(w: Block, m: f32, g: Block) -> Block {
-    return Block(w.a - m * g.a, w.b - m * g.b, w.c - m * g.c, w.d - m * g.d);
+    let v = vec4<f32>(m);
+    return Block(w.a - mul_rn4(v, g.a), w.b - mul_rn4(v, g.b), w.c - mul_rn4(v, g.c), w.d - mul_rn4(v, g.d));
 }
 
 // Whether word w of a row exists (the last block of a row may be short).
@@ -154,16 +157,19 @@ fn add_block(x: Block, y: Block) -> Block {
 }
 
 fn div_block(x: Block, f: f32) -> Block {
-    return Block(x.a / f, x.b / f);
+    let d = vec4<f32>(f);
+    return Block(div_rn4(x.a, d), div_rn4(x.b, d));
 }
 
 fn stored_block(x: Block) -> Block {
     return Block(stored4(x.a), stored4(x.b));
 }
 
-// w - m · g, element by element.
+// w - m · g, element by element (the product rounded on its own, as the
+// twin's: exact_arith/ops.wgsl).
 fn step_block(w: Block, m: f32, g: Block) -> Block {
-    return Block(w.a - m * g.a, w.b - m * g.b);
+    let v = vec4<f32>(m);
+    return Block(w.a - mul_rn4(v, g.a), w.b - mul_rn4(v, g.b));
 }
 
 fn has_word(w: u32) -> bool {

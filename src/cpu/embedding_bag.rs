@@ -39,8 +39,8 @@ pub const NO_POSITION: u32 = u32::MAX;
 /// lowest), [`NO_POSITION`] for an empty bag; other modes leave it alone.
 ///
 /// The weighted sum adds `w * v` rounded on its own (`acc + (w * v)`), never
-/// fused into one FMA; the shader writes the product as a separate statement
-/// so the compiler has no `a * b + c` expression to contract.
+/// fused into one FMA: the shader forms the product with exact_arith's
+/// `mul_rn`, which no compiler can contract into the add.
 #[allow(clippy::too_many_arguments)]
 pub fn embedding_bag<T: Rows + ?Sized>(
     mode: BagMode,

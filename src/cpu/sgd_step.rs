@@ -1,6 +1,7 @@
 //! CPU twin of `shaders/sgd_step.wgsl`.
 
-/// `w[i] = fma(-lr, g[i], w[i])`, rounded once as the shader does.
+/// `w[i] = w[i] + (-lr) · g[i]`, the product rounded on its own, as the
+/// shader (and `sgd_update`) round it.
 pub fn sgd_step(lr: f32, g: &[f32], w: &mut [f32]) {
     assert_eq!(
         g.len(),
@@ -8,6 +9,6 @@ pub fn sgd_step(lr: f32, g: &[f32], w: &mut [f32]) {
         "gradient and weights have the same length"
     );
     for (w, &g) in w.iter_mut().zip(g) {
-        *w = (-lr).mul_add(g, *w);
+        *w += -lr * g;
     }
 }

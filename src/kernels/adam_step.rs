@@ -16,6 +16,7 @@ const SPEC: KernelSpec = KernelSpec {
     source: concat!(
         include_str!("../../shaders/adam_step.wgsl"),
         include_str!("../../shaders/adam_step/update.wgsl"),
+        include_str!("../../shaders/exact_arith/ops.wgsl"),
     ),
     entry: "adam_step",
     defs: &[],

@@ -13,7 +13,10 @@ use crate::pipeline::KernelSpec;
 use crate::recorder::{Recorder, Work};
 use crate::tensor::DType;
 
-const SOURCE: &str = include_str!("../../shaders/embedding_bag.wgsl");
+const SOURCE: &str = concat!(
+    include_str!("../../shaders/embedding_bag.wgsl"),
+    include_str!("../../shaders/exact_arith/ops.wgsl"),
+);
 
 const VEC4: KernelSpec = KernelSpec {
     name: "embedding_bag",

@@ -14,7 +14,10 @@ use crate::pipeline::KernelSpec;
 use crate::recorder::{Recorder, Work};
 use crate::tensor::DType;
 
-const SOURCE: &str = include_str!("../../shaders/embedding_bag_backward.wgsl");
+const SOURCE: &str = concat!(
+    include_str!("../../shaders/embedding_bag_backward.wgsl"),
+    include_str!("../../shaders/exact_arith/ops.wgsl"),
+);
 
 const PADDING: KernelSpec = KernelSpec {
     name: "embedding_bag_backward",

@@ -10,7 +10,10 @@ use crate::recorder::{Recorder, Work};
 use crate::status::Status;
 use crate::tensor::{DType, IndexTensor, Tensor};
 
-const SOURCE: &str = include_str!("../../shaders/embedding_gather.wgsl");
+const SOURCE: &str = concat!(
+    include_str!("../../shaders/embedding_gather.wgsl"),
+    include_str!("../../shaders/exact_arith/ops.wgsl"),
+);
 
 /// The variants of the one `gather` body (see the shader's header).
 const fn spec(defs: &'static [&'static str]) -> KernelSpec {

@@ -12,7 +12,10 @@ use crate::recorder::{Recorder, Work};
 
 const SPEC: KernelSpec = KernelSpec {
     name: "embedding_renorm",
-    source: include_str!("../../shaders/embedding_renorm.wgsl"),
+    source: concat!(
+        include_str!("../../shaders/embedding_renorm.wgsl"),
+        include_str!("../../shaders/exact_arith/ops.wgsl"),
+    ),
     entry: "embedding_renorm",
     defs: &[],
 };

@@ -30,6 +30,7 @@ const SOURCE: &str = concat!(
     include_str!("../../shaders/segment_sum.wgsl"),
     include_str!("../../shaders/segment_sum/blocks.wgsl"),
     include_str!("../../shaders/adam_step/update.wgsl"),
+    include_str!("../../shaders/exact_arith/ops.wgsl"),
     include_str!("../../shaders/sgd_update/f16_round.wgsl"),
     include_str!("../../shaders/uniform_init/philox.wgsl"),
 );

@@ -10,7 +10,10 @@ use crate::recorder::{Recorder, Work};
 
 const SPEC: KernelSpec = KernelSpec {
     name: "sgd_step",
-    source: include_str!("../../shaders/sgd_step.wgsl"),
+    source: concat!(
+        include_str!("../../shaders/sgd_step.wgsl"),
+        include_str!("../../shaders/exact_arith/ops.wgsl"),
+    ),
     entry: "sgd_step",
     defs: &[],
 };

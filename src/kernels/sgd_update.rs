@@ -14,6 +14,7 @@ const SOURCE: &str = concat!(
     include_str!("../../shaders/sgd_update.wgsl"),
     include_str!("../../shaders/sgd_update/f16_round.wgsl"),
     include_str!("../../shaders/uniform_init/philox.wgsl"),
+    include_str!("../../shaders/exact_arith/ops.wgsl"),
 );
 
 const fn spec(entry: &'static str, defs: &'static [&'static str]) -> KernelSpec {

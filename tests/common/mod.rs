@@ -243,30 +243,3 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
         panic!("{what}: element {i}: got {} want {}", got[i], want[i]);
     }
 }
-
-fn ulps(a: f32, b: f32) -> u32 {
-    (a.to_bits() as i32)
-        .wrapping_sub(b.to_bits() as i32)
-        .unsigned_abs()
-}
-
-/// Bag outputs and gradients: bit for bit, except mean mode on non-CPU
-/// adapters, where WGSL lets `/` be 2.5 ULP off. Each contribution may then
-/// be 3 ULP off, and a row's sum of them is off by at most 3 ULP of the sum of
-/// their magnitudes, which the largest output bounds here (sums of at most a
-/// few hundred terms of |x| < 2): 3 ULP, or 1e-5 of the largest output.
-/// (On an H100 the 1e-6 absolute bound of tests/embedding_bag_backward.rs
-/// was too tight: 1.7e-6 on an output of 7.1.)
-pub fn assert_bag_matches(gpu: &Gpu, mean: bool, what: &str, got: &[f32], want: &[f32]) {
-    if !mean || gpu.adapter_info().device_type == wgpu::DeviceType::Cpu {
-        return assert_bits_eq(what, got, want);
-    }
-    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
-    let scale = want.iter().fold(1.0f32, |m, x| m.max(x.abs()));
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!(
-            ulps(*g, *w) <= 3 || (g - w).abs() <= 1e-5 * scale,
-            "{what}: element {i}: got {g} want {w}"
-        );
-    }
-}
