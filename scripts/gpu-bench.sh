@@ -2,6 +2,14 @@
 # Issue #15's figures, ours and PyTorch's, in one call (BENCHMARKS.md).
 #
 #   scripts/gpu-bench.sh [issue|small|tiny] [out-dir]
+#   scripts/gpu-bench.sh pack-tests     # here, before: the test suite, packed
+#
+# pack-tests builds every test binary (`cargo test --release --no-run`),
+# strips them and packs them into target/gpu-tests.tar.xz (one xz stream: the
+# binaries share most of their code, so it stays small enough to carry). When
+# that file is present, the run on the GPU machine also runs the whole suite
+# there on Vulkan (WGPU_BACKEND=vulkan) into out-dir/tests.txt: every
+# bit-exact test must pass on the GPU as on the CPU adapters.
 #
 # On the lent GPU machine, the prepared command carries `.gl` (the Vulkan
 # loader's .debs, see shared PLATFORM notes) and target/release/wgpu-embed;
@@ -10,6 +18,24 @@
 # and writes ours.json, torch.json and table.md into out-dir. Anywhere else
 # it runs on the machine's own Vulkan adapter (lavapipe: use `small`).
 set -uo pipefail
+if [ "${1:-}" = pack-tests ]; then
+    set -e
+    cd "$(dirname "$0")/.."
+    dir=target/gpu-tests
+    rm -rf "$dir" && mkdir -p "$dir"
+    cargo test --release --no-run --message-format=json 2>/dev/null |
+        python3 -c 'import sys, json
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(m["target"]["name"], m["executable"])' |
+        while read -r name exe; do cp "$exe" "$dir/$name"; done
+    strip "$dir"/*
+    pwd > "$dir/built-in.txt" # CARGO_MANIFEST_DIR, compiled into the tests
+    tar -C target -cf - gpu-tests | xz -9e -T1 > target/gpu-tests.tar.xz
+    ls -l target/gpu-tests.tar.xz
+    exit 0
+fi
 size="${1:-issue}"
 out="${2:-target/figures}"
 cd "$(dirname "$0")/.."
@@ -33,5 +59,23 @@ else
 fi
 if [ -f "$out/ours.json" ]; then
     python3 scripts/figures_table.py "$out/ours.json" "$out/torch.json" | tee "$out/table.md"
+fi
+# The whole test suite on the GPU, when pack-tests packed it. The tests find
+# their fixtures and sources through the path they were built in, so that
+# path points here.
+if [ -f target/gpu-tests.tar.xz ]; then
+    tests="$(mktemp -d)"
+    tar -C "$tests" -xJf target/gpu-tests.tar.xz
+    built="$(cat "$tests/gpu-tests/built-in.txt")"
+    rm "$tests/gpu-tests/built-in.txt"
+    if [ -n "$built" ] && [ ! -e "$built" ]; then
+        mkdir -p "$(dirname "$built")" && ln -s "$PWD" "$built"
+    fi
+    : > "$out/tests.txt"
+    for t in "$tests"/gpu-tests/*; do
+        echo "== $(basename "$t")" | tee -a "$out/tests.txt"
+        WGPU_BACKEND=vulkan "$t" 2>&1 | tail -n 40 | tee -a "$out/tests.txt" || status=1
+    done
+    grep -E "^test result|passed, .* failed" "$out/tests.txt"
 fi
 exit "$status"

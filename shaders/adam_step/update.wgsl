@@ -35,6 +35,12 @@ fn adam4(a: AdamParams, w: vec4<f32>, g0: vec4<f32>, m: vec4<f32>, v: vec4<f32>)
     }
     let m1 = m + mul_rn4(g - m, vec4<f32>(a.beta1c));
     let v1 = v + mul_rn4(mul_rn4(g, g) - v, vec4<f32>(a.beta2c));
-    let denom = div_rn4(sqrt_rn4(v1), vec4<f32>(a.bias2)) + a.eps;
+    // SparseAdam folds its bias correction into step_size (bias2 = 1), and
+    // x / 1 is x: a uniform branch skips a quotient per element there.
+    var root = sqrt_rn4(v1);
+    if a.bias2 != 1.0 {
+        root = div_rn4(root, vec4<f32>(a.bias2));
+    }
+    let denom = root + a.eps;
     return Adam4(w - mul_rn4(vec4<f32>(a.step_size), div_rn4(m1, denom)), m1, v1);
 }
