@@ -53,13 +53,13 @@ fn check(gpu: &Gpu, what: &str, op: ExactOp, a: &[f32], b: &[f32], ulps: i32) {
 }
 
 /// A float with a random mantissa of `bits` significant bits (1..=24), a
-/// random sign, and unbiased exponent `e` (may be subnormal: then built
-/// exactly by scaling).
+/// random sign, and unbiased exponent `e` (below -126 the value is
+/// subnormal and keeps only the mantissa bits that fit, rounded by `as f32`).
 fn float_with(rng: &mut Rng, bits: u32, e: i32) -> f32 {
     let m = (1u64 << 23) | (rng.next() & ((1u64 << 23) - 1));
     let m = m >> (24 - bits) << (24 - bits); // keep the top `bits` bits
     let sign = if rng.next() & 1 == 0 { 1.0 } else { -1.0 };
-    // m · 2^(e − 23), scaled in two steps so no step leaves f64's range.
+    // m · 2^(e − 23), exact in f64 for every e the tests use (−149 ..= 127).
     sign * (m as f64 * 2f64.powi(e - 23)) as f32
 }
 

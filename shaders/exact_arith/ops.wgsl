@@ -64,7 +64,8 @@ fn pack_rn(x: u32, sticky: bool, e: i32) -> u32 {
 // whatever it is given, and the special results are selected at the end.
 // Conditions use `|` and `&`, never `||` and `&&`: naga turns each of those
 // into a branch, and SwiftShader's compile time explodes with them (a
-// kernel with eight mul_rn took minutes; with `|`, a tenth of a second).
+// probe kernel with eight mul_rn did not compile within a minute; with `|`
+// and `&`, in a tenth of a second).
 
 // a · b, rounded once.
 fn mul_rn(a: f32, b: f32) -> f32 {
