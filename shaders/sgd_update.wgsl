@@ -1,7 +1,8 @@
-// sgd_update: weight -= lr * grad, for a dense gradient (sgd_dense, one
-// invocation per element) or a sparse one (sgd_sparse, one invocation per
-// (row, column) of `values`; `rows` must be unique, as the backward pass
-// makes them, and rows outside the table are skipped).
+// sgd_update: weight -= lr * grad for an embedding table (or Linear's weight
+// and bias, tables of one row per output), for a dense gradient (sgd_dense,
+// one invocation per element) or a sparse one (sgd_sparse, one invocation
+// per (row, column) of `values`; `rows` must be unique, as the backward
+// pass makes them, and rows outside the table are skipped).
 //
 // F16: the weight and the gradient are f16, packed two per u32 (an f16
 // table and a gradient stored like it; see src/tensor/half.rs). The update

@@ -229,7 +229,7 @@ fn tensors_from_another_gpu_leave_the_weights_alone() {
 fn public_encodes_check_their_buffers() {
     use wgpu_embed::kernels::{
         buffer_copy, embedding_bag, exclusive_scan, one_hot, radix_sort, row_histogram,
-        scatter_add_atomic, segment_sum, sgd_step, sgd_update, uniform_init,
+        scatter_add_atomic, segment_sum, sgd_update, uniform_init,
     };
     use wgpu_embed::{Distribution, RowBlock};
     each_gpu(|gpu| {
@@ -275,7 +275,6 @@ fn public_encodes_check_their_buffers() {
             positions_out: s,
         };
         expect("sort positions", radix_sort::encode(gpu, &mut enc, &sort));
-        expect("sgd_step", sgd_step::encode(gpu, &mut enc, 8, 0.5, b, s));
         expect("one_hot", one_hot::encode(gpu, &mut enc, b, 2, 2, s));
         let fill = uniform_init::FillArgs {
             out: s,

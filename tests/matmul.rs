@@ -1,11 +1,11 @@
-//! `matmul`, `column_sum` and `sgd_step` against their CPU twins on every adapter.
+//! `matmul` and `column_sum` against their CPU twins on every adapter.
 
 mod common;
 
 use common::{assert_bits_eq, data, each_gpu, relative_error};
 use proptest::prelude::*;
 use wgpu_embed::kernels::matmul::{self, MatmulArgs, MatmulOptions, RegisterTile, Tiles};
-use wgpu_embed::kernels::{column_sum, fma_peak, sgd_step};
+use wgpu_embed::kernels::{column_sum, fma_peak};
 use wgpu_embed::{cpu, Error, Gpu, Tensor};
 
 /// The bound every product must meet. f32 sums of K products of values in
@@ -428,27 +428,6 @@ fn column_sum_matches_twin_bit_for_bit() {
             cpu::column_sum(rows, cols, true, &x, &mut twice);
             assert_bits_eq("column_sum accumulate", &out.to_vec().unwrap(), &twice);
         }
-    });
-}
-
-#[test]
-fn sgd_step_matches_twin_bit_for_bit() {
-    each_gpu(|gpu| {
-        let w0 = data(1000, 1);
-        let g = data(1000, 2);
-        let w = Tensor::from_slice(gpu, &w0, &[1000]).unwrap();
-        let tg = Tensor::from_slice(gpu, &g, &[1000]).unwrap();
-        let mut encoder = gpu.encoder("sgd");
-        sgd_step::encode(gpu, &mut encoder, 1000, 0.37, tg.buffer(), w.buffer()).unwrap();
-        gpu.submit_and_wait(encoder).unwrap();
-        let mut want = w0.clone();
-        cpu::sgd_step(0.37, &g, &mut want);
-        // The product is exact_arith's mul_rn, rounded before the add on
-        // every adapter, as the twin rounds it: the same bits.
-        assert_bits_eq("sgd_step", &w.to_vec().unwrap(), &want);
-        let mut encoder = gpu.encoder("sgd nan");
-        let r = sgd_step::encode(gpu, &mut encoder, 1000, f32::NAN, tg.buffer(), w.buffer());
-        assert!(matches!(r, Err(Error::InvalidArgument { .. })));
     });
 }
 

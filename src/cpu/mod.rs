@@ -22,7 +22,6 @@ pub mod radix_sort;
 pub mod row_histogram;
 pub mod scatter_add_atomic;
 pub mod segment_sum;
-pub mod sgd_step;
 pub mod sgd_update;
 pub mod uniform_init;
 
@@ -47,7 +46,6 @@ pub use one_hot::one_hot;
 pub use radix_sort::radix_sort;
 pub use row_histogram::row_histogram;
 pub use scatter_add_atomic::scatter_add_atomic;
-pub use sgd_step::sgd_step;
 pub use sgd_update::{f16_bits, sgd_dense, sgd_sparse, Half, Round16, Weights};
 pub use uniform_init::{bits_fill, normal_fill, philox4x32_10, soft_fma, uniform_fill};
 

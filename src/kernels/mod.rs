@@ -19,7 +19,6 @@ pub mod radix_sort;
 pub mod row_histogram;
 pub mod scatter_add_atomic;
 pub mod segment_sum;
-pub mod sgd_step;
 pub mod sgd_update;
 pub mod uniform_init;
 

@@ -1,11 +1,15 @@
 //! `Linear`: `y = x · Wᵀ + b`, as `torch.nn.Linear`, with its backward pass
-//! and a plain SGD step, all from the `matmul`, `column_sum` and `sgd_step` kernels.
+//! and a plain SGD step, all from the `matmul`, `column_sum` and `sgd_update`
+//! kernels (the last is the embedding tables' own: a parameter is a table of
+//! one row per output).
 
+use crate::binding::RowBlock;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::kernels::column_sum;
 use crate::kernels::matmul::{self, MatmulArgs, MatmulOptions};
+use crate::kernels::sgd_update::{self, SgdArgs, SgdGrad};
 use crate::kernels::uniform_init::{self, Distribution, FillArgs};
-use crate::kernels::{column_sum, sgd_step};
 use crate::tensor::{numel, Tensor};
 
 /// The seed `Linear::new` initialises from, so two runs give the same layer.
@@ -432,7 +436,17 @@ impl Linear {
         let params =
             std::iter::once((&grad.weight, &self.weight)).chain(grad.bias.iter().zip(&self.bias));
         for (g, w) in params {
-            sgd_step::encode(&self.gpu, encoder, w.numel(), lr, g.buffer(), w.buffer())?;
+            // W [out, in] and b [out] as tables of `out` rows.
+            let rows = 0..self.out_features;
+            let args = SgdArgs {
+                weight: RowBlock::new(w.buffer(), rows.clone()),
+                num_embeddings: self.out_features,
+                dim: w.numel() / self.out_features,
+                grad: SgdGrad::Dense(RowBlock::new(g.buffer(), rows)),
+                lr,
+                half: None,
+            };
+            sgd_update::encode(&self.gpu, encoder, &args)?;
         }
         Ok(())
     }
