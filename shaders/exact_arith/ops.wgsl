@@ -15,6 +15,10 @@
 //   by tens of ulps (bounds below); the result is the same.
 // - ±0, ±∞ and NaN follow IEEE's tables, built here, not by the hardware;
 //   every NaN is 0x7FC00000.
+// Integers meet floats through i32, never u32: every value converted here
+// is below 2^31 (and below 2^24, or even, where it becomes an f32, so it
+// converts exactly), and a CPU rasterizer has one vector instruction for
+// i32 ↔ f32 but a sequence for u32 ↔ f32.
 // No loops (Mesa's loop limit counts every iteration; kernels::LOOP_BUDGET),
 // and the CPU twin of every function is Rust's own `*`, `/` and `sqrt`.
 
@@ -37,9 +41,12 @@ struct Finite {
 fn finite_of(x: u32) -> Finite {
     let field = x >> 23u;
     let frac = x & 0x7FFFFFu;
-    // A subnormal: frac · 2^-149 = (frac << s) · 2^(1 − s − 150).
+    // A subnormal: frac · 2^-149 = (frac << s) · 2^(1 − s − 150), s the
+    // shift that brings its leading bit to bit 23: 150 less the float
+    // exponent of frac (exact, as every integer below 2^24 converts), which
+    // a CPU rasterizer computes in a third of a vector countLeadingZeros.
     let sub = field == 0u;
-    let s = select(0u, countLeadingZeros(frac) - 8u, sub);
+    let s = select(0u, 150u - (bitcast<u32>(f32(i32(frac))) >> 23u), sub);
     return Finite(select(frac | 0x800000u, frac << s, sub), select(i32(field), 1 - i32(s), sub));
 }
 
@@ -98,6 +105,11 @@ fn mul_rn(a: f32, b: f32) -> f32 {
     return bitcast<f32>(select(sign | mag, EXACT_NAN, nan));
 }
 
+// 2^n as an f32, for n below 128.
+fn pow2(n: u32) -> f32 {
+    return bitcast<f32>((127u + n) << 23u);
+}
+
 // A hardware estimate, moved by the tests' nudge (0 in every kernel).
 fn nudged(estimate: f32) -> f32 {
     return bitcast<f32>(bitcast<i32>(estimate) + EXACT_ESTIMATE_NUDGE);
@@ -118,11 +130,11 @@ fn div_rn(a: f32, b: f32) -> f32 {
     // The estimate (ma, mb < 2^24 convert exactly) is within 2.5 ulp, so
     // q within 6 of Q. R = ma · 2^s − q · mb is below 2^31 in magnitude
     // for q up to 127 away, so its low 32 bits are all of it.
-    var q = u32(nudged(f32(fa.m) / f32(fb.m)) * f32(1u << s));
+    var q = u32(i32(nudged(f32(i32(fa.m)) / f32(i32(fb.m))) * pow2(s)));
     var r = bitcast<i32>((fa.m << s) - q * fb.m);
     // q += floor(R / mb): the float quotient is within 1 of it, and the two
     // exact steps after it finish the job (0 ≤ R < mb).
-    let d = i32(floor(f32(r) / f32(fb.m)));
+    let d = i32(floor(f32(r) / f32(i32(fb.m))));
     q = u32(i32(q) + d);
     r = r - d * i32(fb.m);
     let low = r < 0;
@@ -155,11 +167,11 @@ fn sqrt_rn(a: f32) -> f32 {
     // The estimate (m converts exactly: below 2^24, or even) is within
     // about 5 ulp, r within 11 of the root; D = M − r² is below 2^31 in
     // magnitude for r up to 32 away, so its low 32 bits are all of it.
-    var r = u32(nudged(sqrt(f32(m))) * f32(1u << (k / 2u)));
+    var r = u32(i32(nudged(sqrt(f32(i32(m)))) * pow2(k / 2u)));
     var d = bitcast<i32>((m << k) - r * r);
     // One Newton step, r += D / 2r, leaves r within 1 of the root; then
     // exact steps until 0 ≤ D ≤ 2r, i.e. r² ≤ M < (r + 1)².
-    r = u32(i32(r) + i32(round(f32(d) / (2.0 * f32(r)))));
+    r = u32(i32(r) + i32(round(f32(d) / (2.0 * f32(i32(r))))));
     d = bitcast<i32>((m << k) - r * r);
     let low = d < 0;
     r = r - select(0u, 1u, low);
