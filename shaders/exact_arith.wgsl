@@ -15,14 +15,32 @@ const OP_SQRT: u32 = 2u;
 struct Params {
     len: u32,
     op: u32,
-    _pad0: u32,
-    _pad1: u32,
+    vec4: u32,  // 1: four elements an invocation, through the vec4 forms
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> a: array<u32>;
 @group(0) @binding(2) var<storage, read> b: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out: array<u32>;
+
+fn one(x: f32, y: f32) -> f32 {
+    if params.op == OP_MUL {
+        return mul_rn(x, y);
+    } else if params.op == OP_DIV {
+        return div_rn(x, y);
+    }
+    return sqrt_rn(x);
+}
+
+fn four(x: vec4<f32>, y: vec4<f32>) -> vec4<f32> {
+    if params.op == OP_MUL {
+        return mul_rn4(x, y);
+    } else if params.op == OP_DIV {
+        return div_rn4(x, y);
+    }
+    return sqrt_rn4(x);
+}
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn exact_arith(
@@ -31,17 +49,29 @@ fn exact_arith(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let i = invocation(wid, nwg, lid);
-    if i >= params.len {
+    if params.vec4 == 0u {
+        if i < params.len {
+            out[i] = bitcast<u32>(one(bitcast<f32>(a[i]), bitcast<f32>(b[i])));
+        }
         return;
     }
-    let x = bitcast<f32>(a[i]);
-    var r: f32;
-    if params.op == OP_MUL {
-        r = mul_rn(x, bitcast<f32>(b[i]));
-    } else if params.op == OP_DIV {
-        r = div_rn(x, bitcast<f32>(b[i]));
-    } else {
-        r = sqrt_rn(x);
+    let i0 = 4u * i;
+    if i0 >= params.len {
+        return;
     }
-    out[i] = bitcast<u32>(r);
+    // Lanes past len compute on zeros and are not stored.
+    var x = vec4<f32>(0.0);
+    var y = vec4<f32>(0.0);
+    for (var k = 0u; k < 4u; k++) {
+        if i0 + k < params.len {
+            x[k] = bitcast<f32>(a[i0 + k]);
+            y[k] = bitcast<f32>(b[i0 + k]);
+        }
+    }
+    let r = four(x, y);
+    for (var k = 0u; k < 4u; k++) {
+        if i0 + k < params.len {
+            out[i0 + k] = bitcast<u32>(r[k]);
+        }
+    }
 }

@@ -46,7 +46,8 @@ fn finite_of(x: u32) -> Finite {
     // exponent of frac (exact, as every integer below 2^24 converts), which
     // a CPU rasterizer computes in a third of a vector countLeadingZeros.
     let sub = field == 0u;
-    let s = select(0u, 150u - (bitcast<u32>(f32(i32(frac))) >> 23u), sub);
+    // (Masked: for a zero, 150 − 0, out of a shift's range.)
+    let s = select(0u, (150u - (bitcast<u32>(f32(i32(frac))) >> 23u)) & 31u, sub);
     return Finite(select(frac | 0x800000u, frac << s, sub), select(i32(field), 1 - i32(s), sub));
 }
 
@@ -74,8 +75,8 @@ fn pack_rn(x: u32, sticky: bool, e: i32) -> u32 {
 // probe kernel with eight mul_rn did not compile within a minute; with `|`
 // and `&`, in a tenth of a second).
 
-// a · b, rounded once.
-fn mul_rn(a: f32, b: f32) -> f32 {
+// a · b, rounded once, for any operands.
+fn mul_general(a: f32, b: f32) -> f32 {
     let ua = bitcast<u32>(a);
     let ub = bitcast<u32>(b);
     let sign = (ua ^ ub) & 0x80000000u;
@@ -110,13 +111,18 @@ fn pow2(n: u32) -> f32 {
     return bitcast<f32>((127u + n) << 23u);
 }
 
-// A hardware estimate, moved by the tests' nudge (0 in every kernel).
+// A hardware estimate, moved by the tests' nudge (0 in every kernel, where
+// this folds away). Zero, ∞ and NaN stay: a candidate within a few ulps of
+// an infinite result is no model of a device.
 fn nudged(estimate: f32) -> f32 {
-    return bitcast<f32>(bitcast<i32>(estimate) + EXACT_ESTIMATE_NUDGE);
+    let bits = bitcast<u32>(estimate);
+    let moved = bitcast<u32>(bitcast<i32>(bits) + EXACT_ESTIMATE_NUDGE);
+    let finite = ((bits << 1u) != 0u) & ((bits & 0x7FFFFFFFu) < EXACT_INF);
+    return bitcast<f32>(select(bits, moved, finite));
 }
 
-// a / b, rounded once.
-fn div_rn(a: f32, b: f32) -> f32 {
+// a / b, rounded once, for any operands.
+fn div_general(a: f32, b: f32) -> f32 {
     let ua = bitcast<u32>(a);
     let ub = bitcast<u32>(b);
     let sign = (ua ^ ub) & 0x80000000u;
@@ -153,8 +159,8 @@ fn div_rn(a: f32, b: f32) -> f32 {
     return bitcast<f32>(select(sign | mag, EXACT_NAN, nan));
 }
 
-// √a, rounded once (−0 for −0; NaN below zero).
-fn sqrt_rn(a: f32) -> f32 {
+// √a, rounded once (−0 for −0; NaN below zero), for any operand.
+fn sqrt_general(a: f32) -> f32 {
     let ua = bitcast<u32>(a);
     // Zero, ∞ and below zero take 1's mantissa on the finite path.
     let f = finite_of(select(ua, 0x3F800000u, (ua >= EXACT_INF) | ((ua & 0x7FFFFFFFu) == 0u)));
@@ -186,15 +192,184 @@ fn sqrt_rn(a: f32) -> f32 {
     return bitcast<f32>(select(select(finite, EXACT_NAN, ua > EXACT_INF), ua, same));
 }
 
-// Element-wise forms for the vec4 kernels.
+// ---- The common case, checked -------------------------------------------
+//
+// Where the operands and the result are normal (or the result is zero), the
+// hardware's own ×, ÷ or √ is taken and then proven: one exact integer
+// residual (its low 32 bits, all of it while the hardware is within 60
+// ulp) says whether it is the IEEE result, one ulp off (then corrected),
+// or further (then the general function above decides). Vulkan already
+// rounds a lone × correctly; the check is what keeps the product from
+// being fused into the next add, since what leaves here is integer
+// arithmetic on its bits, and what makes ÷ and √ exact. Anything else
+// (a subnormal, ∞, NaN, a result past the normal range, a result next to
+// a power of two) is left to the general functions, on every device alike.
+
+// Shift amounts computed from garbage (an operand the result does not take)
+// are masked, as WGSL defines them, whatever the target does past 31.
+struct Checked {
+    bits: u32,
+    ok: bool,
+}
+
+// The biased exponent field and the 24-bit mantissa of a normal x.
+fn field_of(x: u32) -> u32 {
+    return (x >> 23u) & 0xFFu;
+}
+
+fn mantissa_of(x: u32) -> u32 {
+    return (x & 0x7FFFFFu) | 0x800000u;
+}
+
+// Whether an exponent field is a normal number's (1 to 254).
+fn normal_field(e: u32) -> bool {
+    return e - 1u < 254u;
+}
+
+// The IEEE result from a candidate's bits c (normal, mantissa m) and the
+// exact residual of the true value against it, in units where m's ulp is
+// `ulp` and a tie is `2 · res == ulp`: c, or c one ulp up or down (to the
+// nearest, ties to even), ok when that is surely right: within 1.5 ulp and
+// not below a power of two, where the ulp halves.
+fn settle(c: u32, m: u32, res: i32, ulp: i32) -> Checked {
+    let odd = (m & 1u) != 0u;
+    let up = (2 * res > ulp) | ((2 * res == ulp) & odd);
+    let down = (2 * res < -ulp) | ((2 * res == -ulp) & odd);
+    let near = (2 * res < 3 * ulp) & (2 * res > -3 * ulp);
+    let ok = near & !((m == 0x800000u) & (res < 0));
+    return Checked(c + select(0u, 1u, up) - select(0u, 1u, down), ok);
+}
+
+// a · b: a = ma · 2^(ea − 150), b likewise, the hardware's p = mp · 2^(ep − 150),
+// so P = ma · mb = mp · 2^sh + R with sh = ep + 150 − ea − eb (23 or 24).
+fn mul_checked(a: f32, b: f32) -> Checked {
+    let ua = bitcast<u32>(a);
+    let ub = bitcast<u32>(b);
+    let up = bitcast<u32>(nudged(a * b));
+    let ea = field_of(ua);
+    let eb = field_of(ub);
+    let ep = field_of(up);
+    let mp = mantissa_of(up);
+    let sh = ep + 150u - ea - eb;
+    let res = bitcast<i32>(mantissa_of(ua) * mantissa_of(ub) - (mp << (sh & 31u)));
+    let c = settle(up, mp, res, 1 << (sh & 31u));
+    let normal = normal_field(ea) & normal_field(eb) & normal_field(ep) & (sh - 23u < 2u);
+    // An operand zero, the other finite: a signed zero.
+    let zero = (((ua << 1u) == 0u) | ((ub << 1u) == 0u)) & (ea < 255u) & (eb < 255u);
+    return Checked(select(c.bits, (ua ^ ub) & 0x80000000u, zero), (normal & c.ok) | zero);
+}
+
+// a / b: the hardware's q = mq · 2^(eq − 150), so ma · 2^s = mq · mb + R
+// with s = ea + 150 − eb − eq (23 or 24), and a half ulp is R = mb / 2.
+fn div_checked(a: f32, b: f32) -> Checked {
+    let ua = bitcast<u32>(a);
+    let ub = bitcast<u32>(b);
+    let uq = bitcast<u32>(nudged(a / b));
+    let ea = field_of(ua);
+    let eb = field_of(ub);
+    let eq = field_of(uq);
+    let mq = mantissa_of(uq);
+    let mb = mantissa_of(ub);
+    let s = ea + 150u - eb - eq;
+    let res = bitcast<i32>((mantissa_of(ua) << (s & 31u)) - mq * mb);
+    let c = settle(uq, mq, res, i32(mb));
+    let normal = normal_field(ea) & normal_field(eb) & normal_field(eq) & (s - 23u < 2u);
+    // Zero over a finite nonzero: a signed zero.
+    let zero = ((ua << 1u) == 0u) & (eb < 255u) & ((ub << 1u) != 0u);
+    return Checked(select(c.bits, (ua ^ ub) & 0x80000000u, zero), (normal & c.ok) | zero);
+}
+
+// √a for a ≥ 0: the hardware's r = mr · 2^(er − 150), so ma · 2^k = mr² + D
+// with k = ea + 150 − 2 er (23 or 24). M = ma · 2^k is an integer and
+// (mr ± 1/2)² is not, so there are no ties: mr is √M rounded when
+// −mr < D ≤ mr, mr + 1 when mr < D ≤ 2 mr, mr − 1 when −2 mr < D ≤ −mr
+// (each bound well inside the next one's, (mr ± 3/2)² = mr² ± 3 mr + 9/4).
+fn sqrt_checked(a: f32) -> Checked {
+    let ua = bitcast<u32>(a);
+    let ur = bitcast<u32>(nudged(sqrt(a)));
+    let ea = field_of(ua);
+    let er = field_of(ur);
+    let mr = mantissa_of(ur);
+    let k = ea + 150u - 2u * er;
+    let d = bitcast<i32>((mantissa_of(ua) << (k & 31u)) - mr * mr);
+    let r = i32(mr);
+    let bits = ur + select(0u, 1u, d > r) - select(0u, 1u, d <= -r);
+    // Unlike × and ÷, no guard below a power of two: M is a multiple of
+    // 2^23, so for mr = 2^23 no root lies within half an ulp below it, and
+    // the one in the next half ulp, √(2^46 − 2^23), rounds to the float
+    // just below, as settling down by one gives.
+    let near = (d <= 2 * r) & (d > -2 * r);
+    // Positive and normal (the sign bit makes the field test fail).
+    let normal = ((ua >> 23u) - 1u < 254u) & normal_field(er) & (k - 23u < 2u);
+    let zero = (ua << 1u) == 0u; // ±0 is its own root
+    return Checked(select(bits, ua, zero), (normal & near) | zero);
+}
+
+fn mul_rn(a: f32, b: f32) -> f32 {
+    let c = mul_checked(a, b);
+    if c.ok {
+        return bitcast<f32>(c.bits);
+    }
+    return mul_general(a, b);
+}
+
+fn div_rn(a: f32, b: f32) -> f32 {
+    let c = div_checked(a, b);
+    if c.ok {
+        return bitcast<f32>(c.bits);
+    }
+    return div_general(a, b);
+}
+
+fn sqrt_rn(a: f32) -> f32 {
+    let c = sqrt_checked(a);
+    if c.ok {
+        return bitcast<f32>(c.bits);
+    }
+    return sqrt_general(a);
+}
+
+// Element-wise forms for the vec4 kernels: one branch for all four lanes.
+fn checked_values4(c: array<Checked, 4>) -> vec4<f32> {
+    return bitcast<vec4<f32>>(vec4<u32>(c[0].bits, c[1].bits, c[2].bits, c[3].bits));
+}
+
+fn checked_ok4(c: array<Checked, 4>) -> vec4<bool> {
+    return vec4<bool>(c[0].ok, c[1].ok, c[2].ok, c[3].ok);
+}
+
 fn mul_rn4(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
-    return vec4<f32>(mul_rn(a.x, b.x), mul_rn(a.y, b.y), mul_rn(a.z, b.z), mul_rn(a.w, b.w));
+    let c = array<Checked, 4>(mul_checked(a.x, b.x), mul_checked(a.y, b.y),
+                              mul_checked(a.z, b.z), mul_checked(a.w, b.w));
+    var r = checked_values4(c);
+    if !all(checked_ok4(c)) {
+        let g = vec4<f32>(mul_general(a.x, b.x), mul_general(a.y, b.y),
+                          mul_general(a.z, b.z), mul_general(a.w, b.w));
+        r = select(g, r, checked_ok4(c));
+    }
+    return r;
 }
 
 fn div_rn4(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
-    return vec4<f32>(div_rn(a.x, b.x), div_rn(a.y, b.y), div_rn(a.z, b.z), div_rn(a.w, b.w));
+    let c = array<Checked, 4>(div_checked(a.x, b.x), div_checked(a.y, b.y),
+                              div_checked(a.z, b.z), div_checked(a.w, b.w));
+    var r = checked_values4(c);
+    if !all(checked_ok4(c)) {
+        let g = vec4<f32>(div_general(a.x, b.x), div_general(a.y, b.y),
+                          div_general(a.z, b.z), div_general(a.w, b.w));
+        r = select(g, r, checked_ok4(c));
+    }
+    return r;
 }
 
 fn sqrt_rn4(a: vec4<f32>) -> vec4<f32> {
-    return vec4<f32>(sqrt_rn(a.x), sqrt_rn(a.y), sqrt_rn(a.z), sqrt_rn(a.w));
+    let c = array<Checked, 4>(sqrt_checked(a.x), sqrt_checked(a.y),
+                              sqrt_checked(a.z), sqrt_checked(a.w));
+    var r = checked_values4(c);
+    if !all(checked_ok4(c)) {
+        let g = vec4<f32>(sqrt_general(a.x), sqrt_general(a.y),
+                          sqrt_general(a.z), sqrt_general(a.w));
+        r = select(g, r, checked_ok4(c));
+    }
+    return r;
 }

@@ -36,7 +36,8 @@ pub enum ExactOp {
 struct Params {
     len: u32,
     op: u32,
-    _pad: [u32; 2],
+    vec4: u32,
+    _pad: u32,
 }
 
 /// Records `out[i] = a[i] op b[i]` (or `√a[i]`) for the first `len` f32s;
@@ -51,13 +52,14 @@ pub fn encode(
     b: &wgpu::Buffer,
     out: &wgpu::Buffer,
 ) -> Result<()> {
-    encode_nudged(gpu, encoder, op, len, a, b, out, 0)
+    encode_nudged(gpu, encoder, op, len, a, b, out, 0, false)
 }
 
-/// [`encode`] with the hardware estimates inside `÷` and `√` moved by
-/// `ulps`: the results must not change (the tests prove the integer
-/// correction, not the device's own rounding, decides them). A pipeline
-/// variant per nudge: for tests, not for use.
+/// [`encode`] with the hardware's results and estimates inside `×`, `÷` and
+/// `√` moved by `ulps`: the results must not change (the tests prove the
+/// integer checks and corrections, not the device's own rounding, decide
+/// them); with `vec4`, through the four-lane forms the vec4 kernels use. A
+/// pipeline variant per nudge: for tests, not for use.
 #[doc(hidden)]
 #[allow(clippy::too_many_arguments)]
 pub fn encode_nudged(
@@ -69,6 +71,7 @@ pub fn encode_nudged(
     b: &wgpu::Buffer,
     out: &wgpu::Buffer,
     ulps: i32,
+    vec4: bool,
 ) -> Result<()> {
     binding::check_holds("exact_arith a (len f32)", a.size(), len as u64)?;
     binding::check_holds("exact_arith b (len f32)", b.size(), len as u64)?;
@@ -76,7 +79,8 @@ pub fn encode_nudged(
     let params = Params {
         len: to_u32("exact_arith length", len)?,
         op: op as u32,
-        _pad: [0; 2],
+        vec4: vec4 as u32,
+        _pad: 0,
     };
     // A nudge of 0 is the default: the pipeline every kernel shares.
     let nudge = [("EXACT_ESTIMATE_NUDGE", ulps as f64)];
@@ -86,6 +90,6 @@ pub fn encode_nudged(
         constants,
         &params,
         &[(1, a.into()), (2, b.into()), (3, out.into())],
-        Work::Invocations(len as u64),
+        Work::Invocations(if vec4 { len.div_ceil(4) } else { len } as u64),
     )
 }
