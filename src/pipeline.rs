@@ -74,6 +74,7 @@ impl Gpu {
         }
         let bindings = reflect(spec)?;
         let source = composed(spec)?;
+        let constants = &self.with_device_constants(&source, constants)[..];
         let kernel = self.scoped("pipeline creation", || {
             let device = self.device();
             let module = {
@@ -141,6 +142,33 @@ impl Gpu {
             .unwrap_or_else(|p| p.into_inner())
             .insert(key, kernel.clone());
         Ok(kernel)
+    }
+}
+
+/// The override that chooses exact_arith's path (`shaders/exact_arith/ops.wgsl`).
+const EXACT_CHECKED: &str = "EXACT_CHECKED";
+
+impl Gpu {
+    /// `constants` plus the overrides the device decides, for a module that
+    /// declares them and a caller that did not set them: exact_arith's
+    /// checked common case is off on a CPU rasterizer (lavapipe, llvmpipe,
+    /// SwiftShader), which runs both sides of a branch that differs between
+    /// lanes, so there it only adds work (`scripts/api-ab.sh train`: the
+    /// fused Adam step 0.88× with it, against 1.27× for the check alone,
+    /// which cannot stand alone). The bits are the same either way. Part of
+    /// no cache key: it is a function of the device and the module.
+    fn with_device_constants(
+        &self,
+        source: &str,
+        constants: &[(&'static str, f64)],
+    ) -> Vec<(&'static str, f64)> {
+        let mut all = constants.to_vec();
+        let declared = source.contains(&format!("override {EXACT_CHECKED}"));
+        if declared && !constants.iter().any(|(k, _)| *k == EXACT_CHECKED) {
+            let checked = self.adapter_info().device_type != wgpu::DeviceType::Cpu;
+            all.push((EXACT_CHECKED, if checked { 1.0 } else { 0.0 }));
+        }
+        all
     }
 }
 

@@ -10,7 +10,7 @@ mod common;
 
 use common::{each_gpu, Rng};
 use wgpu_embed::cpu;
-use wgpu_embed::kernels::exact_arith::{self, ExactOp};
+use wgpu_embed::kernels::exact_arith::{self, ExactOp, Variant};
 use wgpu_embed::{Gpu, Tensor};
 
 /// Runs `op` on the GPU (estimates nudged by `ulps`) and on the twin, and
@@ -20,11 +20,19 @@ fn check(gpu: &Gpu, what: &str, op: ExactOp, a: &[f32], b: &[f32], ulps: i32) {
     let tb = Tensor::from_slice(gpu, b, &[b.len()]).unwrap();
     let mut want = vec![0.0; a.len()];
     cpu::exact_arith(op, a, b, &mut want);
-    // The scalar functions, and the four-lane forms the vec4 kernels use.
-    for vec4 in [false, true] {
+    // The scalar functions and the four-lane forms the vec4 kernels use,
+    // each with the checked common case and without (pipeline.rs chooses
+    // per adapter; the bits must not depend on it).
+    let variants = [false, true].map(|vec4| [false, true].map(|checked| (vec4, checked)));
+    for (vec4, checked) in variants.into_iter().flatten() {
+        let variant = Variant {
+            nudge: ulps,
+            vec4,
+            checked: Some(checked),
+        };
         let out = Tensor::zeros(gpu, &[a.len()]).unwrap();
         let mut encoder = gpu.encoder("exact_arith test");
-        exact_arith::encode_nudged(
+        exact_arith::encode_variant(
             gpu,
             &mut encoder,
             op,
@@ -32,8 +40,7 @@ fn check(gpu: &Gpu, what: &str, op: ExactOp, a: &[f32], b: &[f32], ulps: i32) {
             ta.buffer(),
             tb.buffer(),
             out.buffer(),
-            ulps,
-            vec4,
+            &variant,
         )
         .unwrap();
         gpu.submit_and_wait(encoder).unwrap();
@@ -43,7 +50,7 @@ fn check(gpu: &Gpu, what: &str, op: ExactOp, a: &[f32], b: &[f32], ulps: i32) {
             let same = g.to_bits() == w.to_bits() || (g.is_nan() && w.is_nan());
             assert!(
                 same,
-                "{what} {op:?} (nudge {ulps}, vec4 {vec4}) of {:e} ({:#010x}) and {:e} \
+                "{what} {op:?} ({variant:?}) of {:e} ({:#010x}) and {:e} \
                  ({:#010x}): got {g:e} ({:#010x}) want {w:e} ({:#010x})",
                 a[i],
                 a[i].to_bits(),

@@ -22,6 +22,14 @@
 // No loops (Mesa's loop limit counts every iteration; kernels::LOOP_BUDGET),
 // and the CPU twin of every function is Rust's own `*`, `/` and `sqrt`.
 
+// Whether mul_rn, div_rn and sqrt_rn try the checked common case (below)
+// before the general functions. The host sets it per adapter
+// (pipeline.rs): off on a CPU rasterizer, which runs both sides of a branch
+// that differs between lanes under a mask, so the check only adds work
+// there; on for a GPU, where a branch no lane takes costs nothing. The
+// results are the same bits either way (tests/exact_arith.rs runs both).
+override EXACT_CHECKED: bool = true;
+
 // Only the tests set this: it moves div_rn's and sqrt_rn's hardware
 // estimates by this many ulps, to show that the integer correction, not the
 // device's rounding, decides the result (tests/exact_arith.rs).
@@ -306,30 +314,72 @@ fn sqrt_checked(a: f32) -> Checked {
 }
 
 fn mul_rn(a: f32, b: f32) -> f32 {
-    let c = mul_checked(a, b);
-    if c.ok {
-        return bitcast<f32>(c.bits);
+    if EXACT_CHECKED {
+        let c = mul_checked(a, b);
+        if c.ok {
+            return bitcast<f32>(c.bits);
+        }
     }
     return mul_general(a, b);
 }
 
 fn div_rn(a: f32, b: f32) -> f32 {
-    let c = div_checked(a, b);
-    if c.ok {
-        return bitcast<f32>(c.bits);
+    if EXACT_CHECKED {
+        let c = div_checked(a, b);
+        if c.ok {
+            return bitcast<f32>(c.bits);
+        }
     }
     return div_general(a, b);
 }
 
 fn sqrt_rn(a: f32) -> f32 {
-    let c = sqrt_checked(a);
-    if c.ok {
-        return bitcast<f32>(c.bits);
+    if EXACT_CHECKED {
+        let c = sqrt_checked(a);
+        if c.ok {
+            return bitcast<f32>(c.bits);
+        }
     }
     return sqrt_general(a);
 }
 
 // Element-wise forms for the vec4 kernels: one branch for all four lanes.
+fn mul_rn4(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+    if EXACT_CHECKED {
+        let c = array<Checked, 4>(mul_checked(a.x, b.x), mul_checked(a.y, b.y),
+                                  mul_checked(a.z, b.z), mul_checked(a.w, b.w));
+        if all(checked_ok4(c)) {
+            return checked_values4(c);
+        }
+        return select(mul_general4(a, b), checked_values4(c), checked_ok4(c));
+    }
+    return mul_general4(a, b);
+}
+
+fn div_rn4(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+    if EXACT_CHECKED {
+        let c = array<Checked, 4>(div_checked(a.x, b.x), div_checked(a.y, b.y),
+                                  div_checked(a.z, b.z), div_checked(a.w, b.w));
+        if all(checked_ok4(c)) {
+            return checked_values4(c);
+        }
+        return select(div_general4(a, b), checked_values4(c), checked_ok4(c));
+    }
+    return div_general4(a, b);
+}
+
+fn sqrt_rn4(a: vec4<f32>) -> vec4<f32> {
+    if EXACT_CHECKED {
+        let c = array<Checked, 4>(sqrt_checked(a.x), sqrt_checked(a.y),
+                                  sqrt_checked(a.z), sqrt_checked(a.w));
+        if all(checked_ok4(c)) {
+            return checked_values4(c);
+        }
+        return select(sqrt_general4(a), checked_values4(c), checked_ok4(c));
+    }
+    return sqrt_general4(a);
+}
+
 fn checked_values4(c: array<Checked, 4>) -> vec4<f32> {
     return bitcast<vec4<f32>>(vec4<u32>(c[0].bits, c[1].bits, c[2].bits, c[3].bits));
 }
@@ -338,38 +388,16 @@ fn checked_ok4(c: array<Checked, 4>) -> vec4<bool> {
     return vec4<bool>(c[0].ok, c[1].ok, c[2].ok, c[3].ok);
 }
 
-fn mul_rn4(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
-    let c = array<Checked, 4>(mul_checked(a.x, b.x), mul_checked(a.y, b.y),
-                              mul_checked(a.z, b.z), mul_checked(a.w, b.w));
-    var r = checked_values4(c);
-    if !all(checked_ok4(c)) {
-        let g = vec4<f32>(mul_general(a.x, b.x), mul_general(a.y, b.y),
-                          mul_general(a.z, b.z), mul_general(a.w, b.w));
-        r = select(g, r, checked_ok4(c));
-    }
-    return r;
+fn mul_general4(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(mul_general(a.x, b.x), mul_general(a.y, b.y),
+                     mul_general(a.z, b.z), mul_general(a.w, b.w));
 }
 
-fn div_rn4(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
-    let c = array<Checked, 4>(div_checked(a.x, b.x), div_checked(a.y, b.y),
-                              div_checked(a.z, b.z), div_checked(a.w, b.w));
-    var r = checked_values4(c);
-    if !all(checked_ok4(c)) {
-        let g = vec4<f32>(div_general(a.x, b.x), div_general(a.y, b.y),
-                          div_general(a.z, b.z), div_general(a.w, b.w));
-        r = select(g, r, checked_ok4(c));
-    }
-    return r;
+fn div_general4(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(div_general(a.x, b.x), div_general(a.y, b.y),
+                     div_general(a.z, b.z), div_general(a.w, b.w));
 }
 
-fn sqrt_rn4(a: vec4<f32>) -> vec4<f32> {
-    let c = array<Checked, 4>(sqrt_checked(a.x), sqrt_checked(a.y),
-                              sqrt_checked(a.z), sqrt_checked(a.w));
-    var r = checked_values4(c);
-    if !all(checked_ok4(c)) {
-        let g = vec4<f32>(sqrt_general(a.x), sqrt_general(a.y),
-                          sqrt_general(a.z), sqrt_general(a.w));
-        r = select(g, r, checked_ok4(c));
-    }
-    return r;
+fn sqrt_general4(a: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(sqrt_general(a.x), sqrt_general(a.y), sqrt_general(a.z), sqrt_general(a.w));
 }

@@ -52,17 +52,30 @@ pub fn encode(
     b: &wgpu::Buffer,
     out: &wgpu::Buffer,
 ) -> Result<()> {
-    encode_nudged(gpu, encoder, op, len, a, b, out, 0, false)
+    encode_variant(gpu, encoder, op, len, a, b, out, &Variant::default())
 }
 
-/// [`encode`] with the hardware's results and estimates inside `×`, `÷` and
-/// `√` moved by `ulps`: the results must not change (the tests prove the
-/// integer checks and corrections, not the device's own rounding, decide
-/// them); with `vec4`, through the four-lane forms the vec4 kernels use. A
-/// pipeline variant per nudge: for tests, not for use.
+/// How the tests run the functions through [`encode_variant`]; the
+/// default is what [`encode`] does.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Variant {
+    /// Moves the hardware's results and estimates inside `×`, `÷` and `√`
+    /// by this many ulps: the results must not change (the integer checks
+    /// and corrections, not the device's own rounding, decide them).
+    pub nudge: i32,
+    /// Four elements an invocation, through the vec4 forms.
+    pub vec4: bool,
+    /// `Some`: the checked common case on or off, whatever the adapter;
+    /// `None`: the adapter's choice (`pipeline.rs`).
+    pub checked: Option<bool>,
+}
+
+/// [`encode`] as `variant` says. A pipeline variant per nudge and choice:
+/// for tests, not for use.
 #[doc(hidden)]
 #[allow(clippy::too_many_arguments)]
-pub fn encode_nudged(
+pub fn encode_variant(
     gpu: &Gpu,
     encoder: &mut wgpu::CommandEncoder,
     op: ExactOp,
@@ -70,8 +83,7 @@ pub fn encode_nudged(
     a: &wgpu::Buffer,
     b: &wgpu::Buffer,
     out: &wgpu::Buffer,
-    ulps: i32,
-    vec4: bool,
+    variant: &Variant,
 ) -> Result<()> {
     binding::check_holds("exact_arith a (len f32)", a.size(), len as u64)?;
     binding::check_holds("exact_arith b (len f32)", b.size(), len as u64)?;
@@ -79,17 +91,23 @@ pub fn encode_nudged(
     let params = Params {
         len: to_u32("exact_arith length", len)?,
         op: op as u32,
-        vec4: vec4 as u32,
+        vec4: variant.vec4 as u32,
         _pad: 0,
     };
-    // A nudge of 0 is the default: the pipeline every kernel shares.
-    let nudge = [("EXACT_ESTIMATE_NUDGE", ulps as f64)];
-    let constants = if ulps == 0 { &nudge[..0] } else { &nudge[..] };
+    // The defaults (no nudge, the adapter's choice) are the pipeline every
+    // kernel shares.
+    let mut constants = Vec::new();
+    if variant.nudge != 0 {
+        constants.push(("EXACT_ESTIMATE_NUDGE", variant.nudge as f64));
+    }
+    if let Some(checked) = variant.checked {
+        constants.push(("EXACT_CHECKED", if checked { 1.0 } else { 0.0 }));
+    }
     Recorder::new(gpu, encoder).launch(
         &SPEC,
-        constants,
+        &constants,
         &params,
         &[(1, a.into()), (2, b.into()), (3, out.into())],
-        Work::Invocations(if vec4 { len.div_ceil(4) } else { len } as u64),
+        Work::Invocations(if variant.vec4 { len.div_ceil(4) } else { len } as u64),
     )
 }
