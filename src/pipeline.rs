@@ -153,9 +153,9 @@ impl Gpu {
     /// declares them and a caller that did not set them: exact_arith's
     /// checked common case is off on a CPU rasterizer (lavapipe, llvmpipe,
     /// SwiftShader), which runs both sides of a branch that differs between
-    /// lanes, so there it only adds work (`scripts/api-ab.sh train`: the
-    /// fused Adam step 0.88× with it, against 1.27× for the check alone,
-    /// which cannot stand alone). The bits are the same either way. Part of
+    /// lanes, so there it only adds work: on lavapipe the fused Adam step
+    /// took 1.16× as long with it always on (3d3ae8b; `scripts/api-ab.sh
+    /// train 6429e85 3d3ae8b`). The bits are the same either way. Part of
     /// no cache key: it is a function of the device and the module.
     fn with_device_constants(
         &self,
