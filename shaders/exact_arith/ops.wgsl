@@ -7,14 +7,20 @@
 // which naga does not emit) lets a compiler turn `a * b + c` into one fused
 // multiply-add, and NVIDIA's does, so `w - lr * g` rounds once there and
 // twice on the CPU twin; and it allows 2.5 ulp for `/` and more for `sqrt`.
-// So:
-// - mul_rn forms the product in integers. Its result reaches the next `+`
-//   as a bitcast, not a product, so nothing is left to fuse.
-// - div_rn and sqrt_rn take a hardware estimate on the integer mantissas,
-//   then settle it with exact integer remainders. Each estimate may be off
-//   by tens of ulps (bounds below); the result is the same.
-// - ±0, ±∞ and NaN follow IEEE's tables, built here, not by the hardware;
-//   every NaN is 0x7FC00000.
+// So, in two layers, each exact on its own:
+// - The general functions (mul_general, div_general, sqrt_general) take any
+//   operands. mul_general forms the product in integers; div_general and
+//   sqrt_general take a hardware estimate on the integer mantissas, then
+//   settle it with exact integer remainders. Each estimate may be off by
+//   tens of ulps (bounds below); the result is the same. ±0, ±∞ and NaN
+//   follow IEEE's tables, built here, not by the hardware; every NaN is
+//   0x7FC00000.
+// - The checked common case (mul_checked, div_checked, sqrt_checked), for
+//   normal operands and results: the hardware's own result, proven or
+//   corrected by one exact integer residual; whatever it cannot prove goes
+//   to the general function. EXACT_CHECKED says whether it is tried.
+// Either way a result reaches the next `+` as integer arithmetic on bits,
+// not as a product, so nothing is left to fuse.
 // Integers meet floats through i32, never u32: every value converted here
 // is below 2^31 (and below 2^24, or even, where it becomes an f32, so it
 // converts exactly), and a CPU rasterizer has one vector instruction for
@@ -30,9 +36,10 @@
 // results are the same bits either way (tests/exact_arith.rs runs both).
 override EXACT_CHECKED: bool = true;
 
-// Only the tests set this: it moves div_rn's and sqrt_rn's hardware
-// estimates by this many ulps, to show that the integer correction, not the
-// device's rounding, decides the result (tests/exact_arith.rs).
+// Only the tests set this: it moves every hardware result and estimate
+// (finite and nonzero) by this many ulps, to show that the integer checks
+// and corrections, not the device's rounding, decide the result
+// (tests/exact_arith.rs).
 override EXACT_ESTIMATE_NUDGE: i32 = 0;
 
 const EXACT_NAN: u32 = 0x7FC00000u;
