@@ -163,7 +163,7 @@ impl Gpu {
         constants: &[(&'static str, f64)],
     ) -> Vec<(&'static str, f64)> {
         let mut all = constants.to_vec();
-        let declared = source.contains(&format!("override {EXACT_CHECKED}"));
+        let declared = source.contains(&format!("override {EXACT_CHECKED}:"));
         if declared && !constants.iter().any(|(k, _)| *k == EXACT_CHECKED) {
             let checked = self.adapter_info().device_type != wgpu::DeviceType::Cpu;
             all.push((EXACT_CHECKED, if checked { 1.0 } else { 0.0 }));

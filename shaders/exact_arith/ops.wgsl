@@ -245,13 +245,15 @@ fn normal_field(e: u32) -> bool {
 // exact residual of the true value against it, in units where m's ulp is
 // `ulp` and a tie is `2 · res == ulp`: c, or c one ulp up or down (to the
 // nearest, ties to even), ok when that is surely right: within 1.5 ulp and
-// not below a power of two, where the ulp halves.
+// not below a power of two, where the ulp halves. That takes m one above
+// the power too: with res below −1 ulp, the truth is under the power (e.g.
+// 0x3FB504F3², a candidate 0x40000001 for a true 0x3FFFFFFF).
 fn settle(c: u32, m: u32, res: i32, ulp: i32) -> Checked {
     let odd = (m & 1u) != 0u;
     let up = (2 * res > ulp) | ((2 * res == ulp) & odd);
     let down = (2 * res < -ulp) | ((2 * res == -ulp) & odd);
     let near = (2 * res < 3 * ulp) & (2 * res > -3 * ulp);
-    let ok = near & !((m == 0x800000u) & (res < 0));
+    let ok = near & !((m - 0x800000u < 2u) & (res < 0));
     return Checked(c + select(0u, 1u, up) - select(0u, 1u, down), ok);
 }
 
@@ -309,10 +311,10 @@ fn sqrt_checked(a: f32) -> Checked {
     let d = bitcast<i32>((mantissa_of(ua) << (k & 31u)) - mr * mr);
     let r = i32(mr);
     let bits = ur + select(0u, 1u, d > r) - select(0u, 1u, d <= -r);
-    // Unlike × and ÷, no guard below a power of two: M is a multiple of
-    // 2^23, so for mr = 2^23 no root lies within half an ulp below it, and
-    // the one in the next half ulp, √(2^46 − 2^23), rounds to the float
-    // just below, as settling down by one gives.
+    // Unlike × and ÷, no guard below a power of two: k's parity follows
+    // ea's, so k in {23, 24} holds only for a candidate in the root's own
+    // binade (one a binade up gives k = 21 or 22), and from mr = 2^23 the
+    // root is never below it.
     let near = (d <= 2 * r) & (d > -2 * r);
     // Positive and normal (the sign bit makes the field test fail).
     let normal = ((ua >> 23u) - 1u < 254u) & normal_field(er) & (k - 23u < 2u);
