@@ -36,6 +36,13 @@ pub struct GpuOptions {
     /// the driver. `Some(0)` turns the cache off. `None`:
     /// [`DEFAULT_CACHE_BYTES`] (1 GiB).
     pub cache_bytes: Option<u64>,
+    /// Whether `exact_arith`'s ×, ÷ and √ try their checked common case
+    /// (the hardware's own result, proven by an exact integer residual)
+    /// before the general integer functions. The bits are the same either
+    /// way; only the speed differs. `None`: on for GPUs, off for CPU
+    /// adapters, which run both sides of a branch that differs between
+    /// lanes (`shaders/exact_arith/ops.wgsl`). Tests force each.
+    pub exact_checked: Option<bool>,
 }
 
 /// The default [`GpuOptions::wait_timeout`]: far past any one call of this
@@ -102,6 +109,8 @@ pub(crate) struct GpuInner {
     // Unread in a page, which never blocks.
     #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     wait_timeout: std::time::Duration,
+    /// [`GpuOptions::exact_checked`], resolved for this adapter.
+    pub(crate) exact_checked: bool,
     pub(crate) id: u64,
 }
 
@@ -255,7 +264,8 @@ impl Gpu {
         }));
         let timeout = options.wait_timeout.unwrap_or(DEFAULT_WAIT_TIMEOUT);
         let cache = options.cache_bytes.unwrap_or(DEFAULT_CACHE_BYTES);
-        Ok(Gpu::wrap(device, queue, info, cap, timeout, cache))
+        let checked = options.exact_checked;
+        Ok(Gpu::wrap(device, queue, info, cap, timeout, cache, checked))
     }
 
     /// Wraps a device and queue the caller already owns (a renderer's, a
@@ -270,6 +280,7 @@ impl Gpu {
             None,
             DEFAULT_WAIT_TIMEOUT,
             DEFAULT_CACHE_BYTES,
+            None,
         )
     }
 
@@ -280,6 +291,7 @@ impl Gpu {
         max_binding_bytes: Option<u64>,
         wait_timeout: std::time::Duration,
         cache_bytes: u64,
+        exact_checked: Option<bool>,
     ) -> Gpu {
         let lost = Arc::new(Mutex::new(None));
         let flag = lost.clone();
@@ -293,6 +305,7 @@ impl Gpu {
                 limits.max_storage_buffer_binding_size.min(cap);
         }
         let features = device.features();
+        let exact_checked = exact_checked.unwrap_or(info.device_type != wgpu::DeviceType::Cpu);
         Gpu {
             inner: Arc::new(GpuInner {
                 device,
@@ -306,6 +319,7 @@ impl Gpu {
                 log2_table: std::sync::OnceLock::new(),
                 lost,
                 wait_timeout,
+                exact_checked,
                 id: NEXT_GPU_ID.fetch_add(1, Ordering::Relaxed),
             }),
         }

@@ -150,13 +150,14 @@ const EXACT_CHECKED: &str = "EXACT_CHECKED";
 
 impl Gpu {
     /// `constants` plus the overrides the device decides, for a module that
-    /// declares them and a caller that did not set them: exact_arith's
-    /// checked common case is off on a CPU rasterizer (lavapipe, llvmpipe,
-    /// SwiftShader), which runs both sides of a branch that differs between
-    /// lanes, so there it only adds work: on lavapipe the fused Adam step
-    /// took 1.16× as long with it always on (3d3ae8b; `scripts/api-ab.sh
-    /// train 6429e85 3d3ae8b`). The bits are the same either way. Part of
-    /// no cache key: it is a function of the device and the module.
+    /// declares them and a caller that did not set them: whether
+    /// exact_arith tries its checked common case ([`crate::GpuOptions::exact_checked`];
+    /// by default off on a CPU rasterizer, which runs both sides of a branch
+    /// that differs between lanes, so there it only adds work: on lavapipe
+    /// the fused Adam step took 1.16× as long with it always on, 3d3ae8b,
+    /// `scripts/api-ab.sh train 6429e85 3d3ae8b`). The bits are the same
+    /// either way. Part of no cache key: it is a function of the device
+    /// and the module.
     fn with_device_constants(
         &self,
         source: &str,
@@ -165,7 +166,7 @@ impl Gpu {
         let mut all = constants.to_vec();
         let declared = source.contains(&format!("override {EXACT_CHECKED}:"));
         if declared && !constants.iter().any(|(k, _)| *k == EXACT_CHECKED) {
-            let checked = self.adapter_info().device_type != wgpu::DeviceType::Cpu;
+            let checked = self.inner.exact_checked;
             all.push((EXACT_CHECKED, if checked { 1.0 } else { 0.0 }));
         }
         all
