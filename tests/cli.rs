@@ -200,6 +200,7 @@ fn figures_writes_every_figure_with_its_reference() {
             "embedding_bag sum dim 16",
             "matmul fp32 64^3",
             "normal fill",
+            "dense Adam step dim 16",
         ]
     );
     for f in figures {

@@ -10,7 +10,8 @@ use wgpu_embed::kernels::embedding_bag::{self, BagArgs};
 use wgpu_embed::kernels::matmul::{self, MatmulArgs, MatmulOptions};
 use wgpu_embed::kernels::uniform_init::{self, FillArgs};
 use wgpu_embed::{
-    ids, BagMode, DType, Distribution, Embedding, Gpu, IndexTensor, Result, Status, Tensor,
+    ids, AdamOptions, BagMode, DType, Distribution, Embedding, Gpu, GpuOptions, IndexTensor,
+    Result, Status, Tensor,
 };
 
 use wgpu_embed::bench::summarize;
@@ -166,6 +167,7 @@ pub fn run(gpu: &Gpu, size: Size, reps: usize) -> Result<Figures> {
     figures.push(bag_figure(gpu, &p, reps, &status)?);
     figures.push(matmul_figure(gpu, p.matmul, reps)?);
     figures.push(fill_figure(gpu, p.fill, reps)?);
+    figures.push(adam_figure(gpu, &p, reps)?);
     let info = gpu.adapter_info();
     Ok(Figures {
         schema: "wgpu-embed/figures/v1",
@@ -275,5 +277,40 @@ fn fill_figure(gpu: &Gpu, floats: usize, reps: usize) -> Result<Figure> {
         // The fill writes the bytes once; a copy reads and writes them.
         reference: Some(format!("copy_buffer_to_buffer of the same {bytes} bytes")),
         reference_ms: Some(copy),
+    })
+}
+
+/// Dense Adam over the whole table (`Embedding::adam_step`, eight of
+/// exact_arith's operations per element), with its checked common case on,
+/// beside the same step with the general functions only: what the check is
+/// worth on this adapter (`GpuOptions::exact_checked`; the bits are the
+/// same). Each side on a device of its own, opened on `gpu`'s adapter.
+fn adam_figure(gpu: &Gpu, p: &Plan, reps: usize) -> Result<Figure> {
+    let dim = p.bag_dim;
+    let n = p.n.min(1 << 16);
+    let info = gpu.adapter_info();
+    let mut ms = [0.0; 2];
+    for (slot, checked) in [(0, true), (1, false)] {
+        let side = Gpu::with_options(&GpuOptions {
+            backends: Some(info.backend.into()),
+            adapter_name: Some(info.name.clone()),
+            exact_checked: Some(checked),
+            ..GpuOptions::default()
+        })?;
+        let emb = Embedding::new(&side, p.vocab, dim)?;
+        let grad_out = Tensor::from_slice(&side, &vec![1e-3; n * dim], &[n, dim])?;
+        let grad = emb.backward(&ids::uniform(n, p.vocab, 4), &grad_out)?;
+        let mut state = emb.adam_state()?;
+        let options = AdamOptions::default();
+        ms[slot] = median_ms(&side, reps, |enc| {
+            emb.encode_adam_step(enc, &grad, &mut state, &options)
+        })?;
+    }
+    Ok(Figure {
+        name: format!("dense Adam step dim {dim}"),
+        params: json!({"vocab": p.vocab, "dim": dim, "exact_checked": true}),
+        ms: ms[0],
+        reference: Some("the same step, exact_arith's general functions only".into()),
+        reference_ms: Some(ms[1]),
     })
 }
