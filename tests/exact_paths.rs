@@ -14,24 +14,8 @@ mod common;
 use common::{assert_bits_eq, Rng};
 use wgpu_embed::cpu::int8_rowwise;
 use wgpu_embed::{
-    AdamOptions, BagMode, DType, Embedding, EmbeddingBag, EmbeddingOptions, Gpu, GpuOptions,
-    Linear, Tensor,
+    AdamOptions, BagMode, DType, Embedding, EmbeddingBag, EmbeddingOptions, Gpu, Linear, Tensor,
 };
-
-/// `shared`'s adapter opened again with the checked path forced `checked`.
-fn reopen(shared: &Gpu, checked: bool) -> Gpu {
-    let info = shared.adapter_info();
-    let options = GpuOptions {
-        backends: Some(info.backend.into()),
-        adapter_name: Some(info.name.clone()),
-        exact_checked: Some(checked),
-        ..Default::default()
-    };
-    let gpu = Gpu::with_options(&options)
-        .unwrap_or_else(|e| panic!("{} failed to open again: {e}", info.name));
-    common::panic_on_escaped_errors(&gpu);
-    gpu
-}
 
 /// Values for tables and gradients: mostly ordinary, with zeros, tiny and
 /// subnormal values, and large ones, so that both paths' edges are met.
@@ -184,8 +168,8 @@ fn results(gpu: &Gpu) -> Vec<(&'static str, Vec<f32>)> {
 fn checked_and_general_paths_give_the_same_bits_in_every_kernel() {
     let _serial = common::serial();
     for shared in common::gpus() {
-        let on = results(&reopen(shared, true));
-        let off = results(&reopen(shared, false));
+        let on = results(&common::reopen(shared, |o| o.exact_checked = Some(true)));
+        let off = results(&common::reopen(shared, |o| o.exact_checked = Some(false)));
         assert_eq!(on.len(), off.len());
         for ((what, a), (_, b)) in on.iter().zip(&off) {
             assert!(!a.is_empty(), "{what}: no results");

@@ -134,13 +134,19 @@ pub fn capped_gpus() -> &'static [Gpu] {
 /// `shared`'s adapter opened again with every storage binding capped at
 /// `cap` bytes, errors escaping the library's scopes panicking.
 fn reopen_capped(shared: &Gpu, cap: u64) -> Gpu {
+    reopen(shared, |o| o.max_binding_bytes = Some(cap))
+}
+
+/// `shared`'s adapter opened again with options `tweak` sets, errors
+/// escaping the library's scopes panicking.
+pub fn reopen(shared: &Gpu, tweak: impl FnOnce(&mut GpuOptions)) -> Gpu {
     let info = shared.adapter_info();
-    let options = GpuOptions {
+    let mut options = GpuOptions {
         backends: Some(info.backend.into()),
         adapter_name: Some(info.name.clone()),
-        max_binding_bytes: Some(cap),
         ..Default::default()
     };
+    tweak(&mut options);
     let gpu = Gpu::with_options(&options)
         .unwrap_or_else(|e| panic!("{} failed to open again: {e}", info.name));
     panic_on_escaped_errors(&gpu);
