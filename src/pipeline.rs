@@ -146,7 +146,7 @@ impl Gpu {
 }
 
 /// The override that chooses exact_arith's path (`shaders/exact_arith/ops.wgsl`).
-const EXACT_CHECKED: &str = "EXACT_CHECKED";
+pub(crate) const EXACT_CHECKED: &str = "EXACT_CHECKED";
 
 impl Gpu {
     /// `constants` plus the overrides the device decides, for a module that

@@ -10,7 +10,7 @@ use crate::binding;
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::kernels::to_u32;
-use crate::pipeline::KernelSpec;
+use crate::pipeline::{KernelSpec, EXACT_CHECKED};
 use crate::recorder::{Recorder, Work};
 
 const SPEC: KernelSpec = KernelSpec {
@@ -101,7 +101,7 @@ pub fn encode_variant(
         constants.push(("EXACT_ESTIMATE_NUDGE", variant.nudge as f64));
     }
     if let Some(checked) = variant.checked {
-        constants.push(("EXACT_CHECKED", if checked { 1.0 } else { 0.0 }));
+        constants.push((EXACT_CHECKED, if checked { 1.0 } else { 0.0 }));
     }
     Recorder::new(gpu, encoder).launch(
         &SPEC,
