@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
+use crate::gl_lock::{GlLock, GlTurn};
 use crate::memory::{MemoryCounters, Pool, Scope, DEFAULT_CACHE_BYTES};
 use crate::pipeline::PipelineCache;
 
@@ -79,9 +80,9 @@ impl GpuOptions {
 /// are per thread in wgpu, so one thread's validation error is never reported
 /// to another. Two exceptions: `forward` with `max_norm` set renormalises rows
 /// in place through `&self` (as PyTorch's forward does), so serialise it with
-/// updates yourself; and wgpu's GL backend panics ("Could not lock adapter
-/// context") when two threads hold a GL adapter for long: on GL, use a `Gpu`
-/// from one thread at a time.
+/// updates yourself. On GL, whose one context wgpu lets a thread wait for
+/// only 6 s before it panics, the library's calls take turns at the device
+/// ([`gl_turn`](Self::gl_turn)), so threads there wait instead.
 ///
 /// Faults: every call checks the device-lost flag first and runs inside
 /// validation and out-of-memory error scopes; what they catch is
@@ -102,6 +103,8 @@ pub(crate) struct GpuInner {
     pub(crate) pipelines: PipelineCache,
     pub(crate) memory: Arc<MemoryCounters>,
     pub(crate) pool: Arc<Pool>,
+    /// Turns at wgpu on GL (`gl_lock.rs`); shared with the pool, which drops buffers.
+    pub(crate) gl: Arc<GlLock>,
     /// The normal fill's constant table, made on first use (`Gpu::log2_table`).
     pub(crate) log2_table: std::sync::OnceLock<wgpu::Buffer>,
     /// Set by the device-lost callback; checked before every operation.
@@ -306,6 +309,7 @@ impl Gpu {
         }
         let features = device.features();
         let exact_checked = exact_checked.unwrap_or(info.device_type != wgpu::DeviceType::Cpu);
+        let gl = Arc::new(GlLock::new(info.backend));
         Gpu {
             inner: Arc::new(GpuInner {
                 device,
@@ -315,7 +319,8 @@ impl Gpu {
                 features,
                 pipelines: PipelineCache::default(),
                 memory: Arc::new(MemoryCounters::default()),
-                pool: Arc::new(Pool::new(cache_bytes)),
+                pool: Arc::new(Pool::new(cache_bytes, gl.clone())),
+                gl,
                 log2_table: std::sync::OnceLock::new(),
                 lost,
                 wait_timeout,
@@ -417,8 +422,24 @@ impl Gpu {
     /// poll) is seen now.
     pub fn check_alive(&self) -> Result<()> {
         self.lost_flag()?;
-        let _ = self.inner.device.poll(wgpu::PollType::Poll);
+        {
+            let _turn = self.gl_turn();
+            let _ = self.inner.device.poll(wgpu::PollType::Poll);
+        }
         self.lost_flag()
+    }
+
+    /// Waits for this thread's turn at the device on a GL adapter, and holds
+    /// it until the returned guard drops; at once, holding nothing, on the
+    /// other backends. wgpu's GL backend panics when a thread waits more than
+    /// 6 s for its one GL context, which Mesa's llvmpipe holds through a
+    /// whole dispatch or pipeline compile; every wgpu call this library makes
+    /// on GL takes a turn first, so its threads wait instead. A program
+    /// that makes wgpu calls of its own on a GL device it shares with the
+    /// library ([`from_wgpu`](Self::from_wgpu)) from other threads takes a
+    /// turn around them too. A thread may take turns inside its own turn.
+    pub fn gl_turn(&self) -> GlTurn<'_> {
+        self.inner.gl.turn()
     }
 
     /// The device-lost flag alone: what every call checks first.
@@ -441,6 +462,7 @@ impl Gpu {
         f: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
         self.lost_flag()?;
+        let _turn = self.gl_turn();
         let device = &self.inner.device;
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -467,6 +489,7 @@ impl Gpu {
         f: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
         self.lost_flag()?;
+        let _turn = self.gl_turn();
         f()
     }
 
@@ -479,8 +502,8 @@ impl Gpu {
     /// Submits `encoder`, behind the clears of cached buffers this thread's
     /// scope allocated as zeros (one submit for both).
     pub(crate) fn submit(&self, encoder: wgpu::CommandEncoder) -> Result<wgpu::SubmissionIndex> {
-        let clears = crate::memory::take_clears(self.inner.id);
         self.scoped("submit", || {
+            let clears = crate::memory::take_clears(self.inner.id);
             if clears.is_empty() {
                 return Ok(self.inner.queue.submit([encoder.finish()]));
             }
@@ -495,22 +518,27 @@ impl Gpu {
     /// Blocks until submission `index` has finished.
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn wait(&self, index: wgpu::SubmissionIndex) -> Result<()> {
-        self.inner
-            .device
-            .poll(wgpu::PollType::Wait {
-                submission_index: Some(index),
-                timeout: Some(self.inner.wait_timeout),
+        let limit = self.inner.wait_timeout;
+        poll_until(limit, |left| {
+            // A turn per poll, not for the whole wait: on GL each poll
+            // returns within about 2 s, and other threads' calls get their
+            // turns in between.
+            let _turn = self.gl_turn();
+            self.inner.device.poll(wgpu::PollType::Wait {
+                submission_index: Some(index.clone()),
+                timeout: Some(left),
             })
-            .map_err(|e| match e {
-                wgpu::PollError::Timeout => Error::Timeout {
-                    during: "wait for the GPU",
-                    seconds: self.inner.wait_timeout.as_secs_f64(),
-                },
-                e => self.check_alive().err().unwrap_or(Error::Gpu {
-                    during: "wait for the GPU",
-                    message: e.to_string(),
-                }),
-            })?;
+        })
+        .map_err(|e| match e {
+            wgpu::PollError::Timeout => Error::Timeout {
+                during: "wait for the GPU",
+                seconds: limit.as_secs_f64(),
+            },
+            e => self.check_alive().err().unwrap_or(Error::Gpu {
+                during: "wait for the GPU",
+                message: e.to_string(),
+            }),
+        })?;
         self.lost_flag()
     }
 
@@ -584,8 +612,78 @@ impl Gpu {
     }
 }
 
+/// Calls `poll` with the time left until it stops timing out or `limit` has
+/// passed. wgpu's GL backend waits at most i32::MAX ns (2.1 s) per poll,
+/// whatever the timeout asked, and then reports a timeout: one poll is not
+/// the whole wait.
+#[cfg(not(target_arch = "wasm32"))]
+fn poll_until<T>(
+    limit: std::time::Duration,
+    mut poll: impl FnMut(std::time::Duration) -> std::result::Result<T, wgpu::PollError>,
+) -> std::result::Result<T, wgpu::PollError> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match poll(left) {
+            Err(wgpu::PollError::Timeout) if !left.is_zero() => continue,
+            done => return done,
+        }
+    }
+}
+
 impl std::fmt::Debug for Gpu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Gpu({})", self.describe())
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::poll_until;
+    use std::time::Duration;
+    use wgpu::PollError;
+
+    #[test]
+    fn a_poll_that_times_out_early_is_retried_until_done() {
+        let mut polls = 0;
+        let out = poll_until(Duration::from_secs(60), |left| {
+            polls += 1;
+            assert!(
+                left > Duration::from_secs(50),
+                "{left:?} left on poll {polls}"
+            );
+            if polls < 3 {
+                Err(PollError::Timeout)
+            } else {
+                Ok(polls)
+            }
+        });
+        assert!(matches!(out, Ok(3)), "{out:?}");
+    }
+
+    #[test]
+    fn the_deadline_ends_the_retries_with_a_timeout() {
+        let mut polls = 0;
+        let start = std::time::Instant::now();
+        let out: Result<(), _> = poll_until(Duration::from_millis(50), |left| {
+            polls += 1;
+            std::thread::sleep(left.min(Duration::from_millis(20)));
+            Err(PollError::Timeout)
+        });
+        assert!(matches!(out, Err(PollError::Timeout)), "{out:?}");
+        assert!(start.elapsed() >= Duration::from_millis(50));
+        // 20 + 20 + 10 ms, then one poll with nothing left (fewer if a sleep overran).
+        assert!((2..=4).contains(&polls), "{polls} polls");
+    }
+
+    #[test]
+    fn other_errors_end_the_wait_at_once() {
+        let mut polls = 0;
+        let out: Result<(), _> = poll_until(Duration::from_secs(60), |_| {
+            polls += 1;
+            Err(PollError::WrongSubmissionIndex(1, 0))
+        });
+        assert!(matches!(out, Err(PollError::WrongSubmissionIndex(..))));
+        assert_eq!(polls, 1);
     }
 }

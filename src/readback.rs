@@ -32,7 +32,8 @@ fn staging(
     Ok((staging, index))
 }
 
-fn finish(staging: &wgpu::Buffer, bytes: u64, what: &'static str) -> Result<Vec<u8>> {
+fn finish(gpu: &Gpu, staging: &wgpu::Buffer, bytes: u64, what: &'static str) -> Result<Vec<u8>> {
+    let _turn = gpu.gl_turn();
     let view = staging
         .slice(..bytes)
         .get_mapped_range()
@@ -56,7 +57,7 @@ fn mapped(
     outcome: Option<std::result::Result<(), wgpu::BufferAsyncError>>,
 ) -> Result<Vec<u8>> {
     let read = match outcome {
-        Some(Ok(())) => finish(staging.mapped(), bytes, what),
+        Some(Ok(())) => finish(gpu, staging.mapped(), bytes, what),
         Some(Err(e)) => Err(Error::Readback {
             what,
             reason: e.to_string(),
@@ -161,12 +162,15 @@ pub(crate) async fn map_after_async(
         return map_after(gpu, staging, bytes, what, index);
     }
     let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
-    staging
-        .mapped()
-        .slice(..bytes)
-        .map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
+    {
+        let _turn = gpu.gl_turn();
+        staging
+            .mapped()
+            .slice(..bytes)
+            .map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
+    }
     let failed = std::sync::Arc::new(std::sync::Mutex::new(None));
     // A wait that fails (a timeout, a lost device) aborts the mapping, so
     // the callback runs and the caller gets the wait's error, not a hang.
@@ -178,6 +182,7 @@ pub(crate) async fn map_after_async(
         std::thread::spawn(move || {
             if let Err(e) = poller.wait(index) {
                 *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                let _turn = poller.gl_turn();
                 pending.unmap();
             }
         });
@@ -211,12 +216,15 @@ pub(crate) fn map_after(
         });
     }
     let (tx, rx) = std::sync::mpsc::channel();
-    staging
-        .mapped()
-        .slice(..bytes)
-        .map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
+    {
+        let _turn = gpu.gl_turn();
+        staging
+            .mapped()
+            .slice(..bytes)
+            .map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
+    }
     if let Err(e) = gpu.wait(index) {
         staging.never_reuse();
         return Err(e);

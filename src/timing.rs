@@ -109,12 +109,27 @@ impl Gpu {
         &self,
         work: impl FnOnce(&mut wgpu::CommandEncoder) -> Result<()>,
     ) -> Result<(crate::memory::GpuBuffer, wgpu::SubmissionIndex)> {
+        let queries = {
+            let _turn = self.gl_turn();
+            self.device().create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("wgpu-embed timer"),
+                ty: wgpu::QueryType::Timestamp,
+                count: 2,
+            })
+        };
+        let out = self.record_between(&queries, work);
+        // The last handle when `work` failed: dropping it is a wgpu call.
+        let _turn = self.gl_turn();
+        drop(queries);
+        out
+    }
+
+    fn record_between(
+        &self,
+        queries: &wgpu::QuerySet,
+        work: impl FnOnce(&mut wgpu::CommandEncoder) -> Result<()>,
+    ) -> Result<(crate::memory::GpuBuffer, wgpu::SubmissionIndex)> {
         let mut encoder = self.encoder("timed");
-        let queries = self.device().create_query_set(&wgpu::QuerySetDescriptor {
-            label: Some("wgpu-embed timer"),
-            ty: wgpu::QueryType::Timestamp,
-            count: 2,
-        });
         let resolve = self.buffer(
             "timestamp resolve",
             16,
@@ -129,12 +144,12 @@ impl Gpu {
         // before and after `work` brackets it the same way.
         let mark = |encoder: &mut wgpu::CommandEncoder, i: u32| {
             if between_passes {
-                encoder.write_timestamp(&queries, i);
+                encoder.write_timestamp(queries, i);
             } else {
                 encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("wgpu-embed timestamp"),
                     timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
-                        query_set: &queries,
+                        query_set: queries,
                         beginning_of_pass_write_index: (i == 0).then_some(0),
                         end_of_pass_write_index: (i == 1).then_some(1),
                     }),
@@ -144,7 +159,7 @@ impl Gpu {
         mark(&mut encoder, 0);
         work(&mut encoder)?;
         mark(&mut encoder, 1);
-        encoder.resolve_query_set(&queries, 0..2, resolve.raw(), 0);
+        encoder.resolve_query_set(queries, 0..2, resolve.raw(), 0);
         encoder.copy_buffer_to_buffer(resolve.raw(), 0, staging.raw(), 0, 16);
         let index = self.submit(encoder)?;
         Ok((staging, index))

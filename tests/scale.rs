@@ -292,3 +292,73 @@ fn after_device_loss_every_call_is_an_error() {
         );
     });
 }
+
+/// wgpu's GL backend guards its one GL context with a lock it waits on for
+/// 6 s and then panics ("Could not lock adapter context"), and Mesa's
+/// llvmpipe runs a dispatch inside the submit, holding that lock. One
+/// thread's long call (10 s of FMAs on GL, sized from a timed launch)
+/// must not make another thread's calls on the same `Gpu` panic: they wait
+/// their turn and return the right bits. Every adapter runs it; GL is the
+/// one that broke.
+#[test]
+fn a_long_call_does_not_break_other_threads() {
+    use wgpu_embed::kernels::fma_peak::{self, FmaPeakShape};
+    let (rows, dim) = (64usize, 8usize);
+    let w = table(rows, dim);
+    let mut saw_gl = false;
+    each_gpu(|gpu| {
+        let saw_gl_here = |gpu: &Gpu| gpu.adapter_info().backend == wgpu::Backend::Gl;
+        saw_gl |= saw_gl_here(gpu);
+        let launch = |shape: FmaPeakShape| {
+            let out = fma_peak::output(gpu, shape).unwrap();
+            let mut encoder = gpu.encoder("long call");
+            fma_peak::encode(gpu, &mut encoder, out.raw(), shape).unwrap();
+            let start = std::time::Instant::now();
+            gpu.submit_and_wait(encoder).unwrap();
+            start.elapsed().as_secs_f64()
+        };
+        let probe = FmaPeakShape {
+            workgroups: 32,
+            iterations: 32_768,
+        };
+        launch(probe); // compiles the pipeline
+        let seconds = launch(probe).max(1e-4);
+        // Well past the 6 s on GL; a short overlap elsewhere.
+        let target = if saw_gl_here(gpu) { 10.0 } else { 2.0 };
+        let long = FmaPeakShape {
+            workgroups: (target / seconds * 32.0).clamp(32.0, 65_535.0) as u32,
+            ..probe
+        };
+        let emb = Embedding::from_pretrained(gpu, &w, rows, dim, false).unwrap();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let calls = std::thread::scope(|s| {
+            let other = s.spawn(|| {
+                let mut calls = 0u32;
+                let mut rng = Rng(7);
+                while !done.load(std::sync::atomic::Ordering::SeqCst) || calls == 0 {
+                    let idx: Vec<u32> = (0..16).map(|_| rng.below(rows) as u32).collect();
+                    let out = emb.forward(&idx).unwrap().to_vec().unwrap();
+                    for (p, &r) in idx.iter().enumerate() {
+                        let r = r as usize;
+                        assert_bits_eq(
+                            &format!("call {calls} position {p}"),
+                            &out[p * dim..(p + 1) * dim],
+                            &w[r * dim..(r + 1) * dim],
+                        );
+                    }
+                    calls += 1;
+                }
+                calls
+            });
+            let took = launch(long);
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            eprintln!("{}: the long call took {took:.1} s", gpu.describe());
+            other.join().unwrap()
+        });
+        assert!(calls > 0);
+    });
+    assert!(
+        saw_gl,
+        "no GL adapter: Mesa's GL driver comes with `apt-get install -y libegl-mesa0 libgl1-mesa-dri`"
+    );
+}

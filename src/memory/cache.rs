@@ -30,6 +30,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::gl_lock::GlLock;
+
 /// Default cap of a `Gpu`'s cache, in bytes ([`crate::GpuOptions::cache_bytes`]).
 pub const DEFAULT_CACHE_BYTES: u64 = 1 << 30;
 
@@ -40,6 +42,8 @@ pub(crate) struct Pool {
     free: Mutex<Free>,
     cached: AtomicU64,
     cap: u64,
+    /// Its `Gpu`'s turns at wgpu on GL: dropping a buffer is a wgpu call.
+    gl: Arc<GlLock>,
 }
 
 #[derive(Default)]
@@ -49,12 +53,17 @@ struct Free {
 }
 
 impl Pool {
-    pub(crate) fn new(cap: u64) -> Pool {
+    pub(crate) fn new(cap: u64, gl: Arc<GlLock>) -> Pool {
         Pool {
             free: Mutex::new(Free::default()),
             cached: AtomicU64::new(0),
             cap,
+            gl,
         }
+    }
+
+    pub(crate) fn gl(&self) -> &GlLock {
+        &self.gl
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Free> {
@@ -79,7 +88,10 @@ impl Pool {
     /// Keeps `buffer` for reuse, first dropping the oldest cached buffers
     /// while the cache would pass its cap; one larger than the cap is dropped.
     pub(crate) fn give(&self, usage: wgpu::BufferUsages, size: u64, buffer: wgpu::Buffer) {
+        // The turn before the pool's own lock, always in that order.
+        let _turn = self.gl.turn();
         if size > self.cap {
+            drop(buffer);
             return;
         }
         let mut free = self.lock();
@@ -106,6 +118,7 @@ impl Pool {
 
     /// Drops every cached buffer (wgpu frees each once nothing uses it).
     pub(crate) fn clear(&self) {
+        let _turn = self.gl.turn();
         let mut free = self.lock();
         free.buffers.clear();
         self.cached.store(0, Ordering::SeqCst);
@@ -167,6 +180,7 @@ pub(crate) struct Clear {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub buffer: wgpu::Buffer,
+    pub pool: Arc<Pool>,
 }
 
 impl Clear {
@@ -174,6 +188,8 @@ impl Clear {
     /// any work that is submitted later).
     pub(crate) fn submit_now(clears: Vec<Clear>) {
         let Some(first) = clears.first() else { return };
+        let pool = first.pool.clone();
+        let _turn = pool.gl().turn();
         let mut encoder = first
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -183,6 +199,7 @@ impl Clear {
             encoder.clear_buffer(&c.buffer, 0, None);
         }
         first.queue.submit([encoder.finish()]);
+        drop(clears);
     }
 }
 

@@ -96,6 +96,9 @@ impl Drop for GpuBuffer {
                 size: self.bytes,
                 buffer,
             });
+        } else {
+            let _turn = self.pool.gl().turn();
+            drop(buffer);
         }
     }
 }
@@ -113,19 +116,21 @@ pub(crate) enum Init<'a> {
 /// A 2-D rgba32float texture counted like [`GpuBuffer`] (16 bytes a texel);
 /// the matmul's texture path packs its operands into these.
 pub(crate) struct GpuTexture {
-    texture: wgpu::Texture,
+    /// `Some` until drop, which hands it to wgpu in a turn (`gl_lock.rs`).
+    texture: Option<wgpu::Texture>,
     bytes: u64,
     counters: Arc<MemoryCounters>,
+    pool: Arc<Pool>,
 }
 
 impl GpuTexture {
     /// The underlying texture (a copy's destination).
     pub(crate) fn raw(&self) -> &wgpu::Texture {
-        &self.texture
+        self.texture.as_ref().expect("present until drop")
     }
     /// A view of the whole texture, for a bind group.
     pub(crate) fn view(&self) -> wgpu::TextureView {
-        self.texture
+        self.raw()
             .create_view(&wgpu::TextureViewDescriptor::default())
     }
 }
@@ -133,6 +138,8 @@ impl GpuTexture {
 impl Drop for GpuTexture {
     fn drop(&mut self) {
         self.counters.sub(self.bytes);
+        let _turn = self.pool.gl().turn();
+        self.texture = None;
     }
 }
 
@@ -246,6 +253,7 @@ impl Gpu {
                     device: self.inner.device.clone(),
                     queue: self.inner.queue.clone(),
                     buffer: buffer.clone(),
+                    pool: self.inner.pool.clone(),
                 });
                 return Ok(buffer);
             }
@@ -306,9 +314,10 @@ impl Gpu {
         let bytes = width as u64 * height as u64 * 16;
         self.inner.memory.add(bytes);
         Ok(GpuTexture {
-            texture,
+            texture: Some(texture),
             bytes,
             counters: self.inner.memory.clone(),
+            pool: self.inner.pool.clone(),
         })
     }
 
@@ -341,6 +350,8 @@ impl Gpu {
         if let Some(table) = slot.get() {
             return Ok(table);
         }
+        // Held to the end: a table another thread made first drops here.
+        let _turn = self.gl_turn();
         let words = crate::cpu::uniform_init::log2_table_words();
         let bytes: &[u8] = bytemuck::cast_slice(&words);
         let usage = wgpu::BufferUsages::UNIFORM;

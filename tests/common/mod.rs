@@ -35,10 +35,10 @@ pub fn panic_on_escaped_errors(gpu: &Gpu) {
     }));
 }
 
-/// One test at a time on the GPUs of a test binary. wgpu's GL backend holds
-/// one context lock per adapter and panics ("Could not lock adapter context")
-/// when another thread holds it for long; serialising the tests avoids that,
-/// and on a 2-core machine costs little.
+/// One test at a time on the GPUs of a test binary: the adapters are shared,
+/// and tests that count a `Gpu`'s bytes and buffers must not see another
+/// test's. On a 2-core machine it costs little. (Threads sharing a `Gpu`
+/// are tested on purpose in `scale.rs`.)
 pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
