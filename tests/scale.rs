@@ -362,3 +362,32 @@ fn a_long_call_does_not_break_other_threads() {
         "no GL adapter: Mesa's GL driver comes with `apt-get install -y libegl-mesa0 libgl1-mesa-dri`"
     );
 }
+
+/// A held `Gpu::gl_turn` keeps the library's calls on other threads waiting
+/// on GL, until it drops; on the other backends it holds nothing.
+#[test]
+fn a_held_gl_turn_holds_other_threads_calls() {
+    use std::time::Duration;
+    each_gpu(|gpu| {
+        let gl = gpu.adapter_info().backend == wgpu::Backend::Gl;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let turn = gpu.gl_turn();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let t = Tensor::from_slice(gpu, &[1.0f32, 2.0], &[2]).unwrap();
+                tx.send(t.to_vec().unwrap()).unwrap();
+            });
+            let early = rx.recv_timeout(Duration::from_millis(if gl { 500 } else { 60_000 }));
+            if gl {
+                assert!(early.is_err(), "a call ran during another thread's turn");
+            } else {
+                assert_eq!(early.unwrap(), [1.0, 2.0]);
+            }
+            drop(turn);
+            if gl {
+                let late = rx.recv_timeout(Duration::from_secs(60));
+                assert_eq!(late.unwrap(), [1.0, 2.0]);
+            }
+        });
+    });
+}
