@@ -1,38 +1,59 @@
-//! One thread at a time in wgpu on a GL adapter.
+//! One thread at a time in wgpu on GL.
 //!
-//! wgpu's GL backend keeps one GL context per adapter behind a lock, and a
-//! thread that waits 6 s for it panics ("Could not lock adapter context.
-//! This is most-likely a deadlock."). Mesa's llvmpipe compiles a pipeline
-//! inside its creation and runs a dispatch inside the submit, both under
-//! that lock, so one thread's long call used to make another thread's next
-//! wgpu call panic, even a buffer's drop.
+//! wgpu's GL backend keeps one GL context per adapter behind a lock, shared
+//! by every device opened on that adapter, and a thread that waits 6 s for
+//! it panics ("Could not lock adapter context. This is most-likely a
+//! deadlock."). Mesa's llvmpipe compiles a pipeline inside its creation and
+//! runs a dispatch inside the submit, both under that lock, so one thread's
+//! long call used to make another thread's next wgpu call panic, even a
+//! buffer's drop.
 //!
-//! So on GL every wgpu call the library makes (creating, writing, submitting,
-//! waiting, mapping, dropping) first takes this lock, which waits as long as
-//! it takes; the context lock behind it is then free whenever the holder
-//! asks. Reentrant, because the library's calls nest (a readback submits
-//! inside its own call). The other backends have no such lock and get none.
+//! So on GL the library's wgpu calls (creating, writing, submitting,
+//! waiting, mapping, and dropping what it owns) first take a turn at this
+//! lock, which waits as long as it takes. It is one lock for every GL `Gpu`
+//! in the process, because two `Gpu`s can share an adapter's context
+//! (`Gpu::from_adapter` twice, or `from_wgpu` on clones of one device);
+//! there is normally one GL adapter, so this costs no parallelism. Reentrant,
+//! because the library's calls nest (a caller's turn around library calls,
+//! `scoped` checking the device inside its turn). The other backends have no
+//! such lock and take no turn.
 //!
-//! The caller's own wgpu calls on a GL device they share with the library
-//! ([`crate::Gpu::from_wgpu`]) are outside it: see [`crate::Gpu::gl_turn`].
+//! What the library cannot reach stays outside: the caller's own wgpu calls
+//! on a device it shares with the library ([`crate::Gpu::gl_turn`] is there
+//! for them), and the last drop of a handle the caller holds (a clone of a
+//! `Tensor`'s buffer, an encoder the library recorded into).
 
 use parking_lot::{ReentrantMutex, ReentrantMutexGuard};
 
-/// The lock, or nothing off GL.
-pub(crate) struct GlLock(Option<ReentrantMutex<()>>);
+static GL: ReentrantMutex<()> = parking_lot::const_reentrant_mutex(());
 
-/// This thread's turn at a GL `Gpu`'s wgpu calls, from [`crate::Gpu::gl_turn`]:
-/// held until dropped. Empty (holding nothing) on the other backends.
+/// Whether a `Gpu` takes turns: on GL only.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct GlLock {
+    gl: bool,
+}
+
+/// A thread's turn at wgpu on GL, from [`crate::Gpu::gl_turn`]: held until
+/// dropped. Empty (holding nothing) on the other backends.
 #[must_use = "the turn ends when this is dropped"]
 pub struct GlTurn<'a>(#[allow(dead_code)] Option<ReentrantMutexGuard<'a, ()>>);
 
 impl GlLock {
     pub(crate) fn new(backend: wgpu::Backend) -> GlLock {
-        GlLock((backend == wgpu::Backend::Gl).then(|| ReentrantMutex::new(())))
+        GlLock {
+            gl: backend == wgpu::Backend::Gl,
+        }
     }
 
     /// Waits for this thread's turn (at once if it already holds one).
-    pub(crate) fn turn(&self) -> GlTurn<'_> {
-        GlTurn(self.0.as_ref().map(|m| m.lock()))
+    pub(crate) fn turn(self) -> GlTurn<'static> {
+        GlTurn(self.gl.then(|| GL.lock()))
+    }
+
+    /// Whether this thread holds a turn. It must then not wait on another
+    /// thread that needs one (the `_async` waits' helper threads): that
+    /// thread would wait for the turn forever.
+    pub(crate) fn held_here(self) -> bool {
+        self.gl && GL.is_owned_by_current_thread()
     }
 }

@@ -1,6 +1,7 @@
 //! The GPU context: adapter selection, the device and queue, limits and
 //! features, the pipeline cache, memory accounting and fault tracking.
 
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -30,7 +31,10 @@ pub struct GpuOptions {
     pub max_binding_bytes: Option<u64>,
     /// How long a call waits for its submission before giving up with
     /// `Error::Timeout` (a GPU that hangs without being lost would otherwise
-    /// block it forever). `None`: [`DEFAULT_WAIT_TIMEOUT`].
+    /// block it forever). `None`: [`DEFAULT_WAIT_TIMEOUT`]. It bounds the
+    /// wait for submitted work, not a GL call's wait for its turn behind
+    /// another thread's ([`Gpu::gl_turn`]), nor a submit that runs the work
+    /// itself (llvmpipe's).
     pub wait_timeout: Option<std::time::Duration>,
     /// Caps the bytes the caching allocator keeps for reuse (dropped
     /// tensors' and temporaries' buffers); past it, the oldest go back to
@@ -78,7 +82,7 @@ impl GpuOptions {
 /// borrow rules then keep a table from being read while it is updated; wrap
 /// a shared layer in a `RwLock` to train it from several threads. Error scopes
 /// are per thread in wgpu, so one thread's validation error is never reported
-/// to another. Two exceptions: `forward` with `max_norm` set renormalises rows
+/// to another. One exception: `forward` with `max_norm` set renormalises rows
 /// in place through `&self` (as PyTorch's forward does), so serialise it with
 /// updates yourself. On GL, whose one context wgpu lets a thread wait for
 /// only 6 s before it panics, the library's calls take turns at the device
@@ -95,16 +99,17 @@ pub struct Gpu {
 }
 
 pub(crate) struct GpuInner {
-    pub(crate) device: wgpu::Device,
-    pub(crate) queue: wgpu::Queue,
+    /// Dropped by hand, in a turn (`Drop for GpuInner`).
+    pub(crate) device: ManuallyDrop<wgpu::Device>,
+    pub(crate) queue: ManuallyDrop<wgpu::Queue>,
     pub(crate) info: wgpu::AdapterInfo,
     pub(crate) limits: wgpu::Limits,
     pub(crate) features: wgpu::Features,
     pub(crate) pipelines: PipelineCache,
     pub(crate) memory: Arc<MemoryCounters>,
     pub(crate) pool: Arc<Pool>,
-    /// Turns at wgpu on GL (`gl_lock.rs`); shared with the pool, which drops buffers.
-    pub(crate) gl: Arc<GlLock>,
+    /// Whether calls take turns at wgpu (GL: `gl_lock.rs`).
+    pub(crate) gl: GlLock,
     /// The normal fill's constant table, made on first use (`Gpu::log2_table`).
     pub(crate) log2_table: std::sync::OnceLock<wgpu::Buffer>,
     /// Set by the device-lost callback; checked before every operation.
@@ -115,6 +120,21 @@ pub(crate) struct GpuInner {
     /// [`GpuOptions::exact_checked`], resolved for this adapter.
     pub(crate) exact_checked: bool,
     pub(crate) id: u64,
+}
+
+impl Drop for GpuInner {
+    /// What the `Gpu` owns goes back to wgpu in one turn (`gl_lock.rs`); the
+    /// pool, which its buffers share, does the same when its last user drops.
+    fn drop(&mut self) {
+        let _turn = self.gl.turn();
+        self.pipelines = PipelineCache::default();
+        self.log2_table.take();
+        // SAFETY: each is dropped once, here, and `self` is not used after.
+        unsafe {
+            ManuallyDrop::drop(&mut self.queue);
+            ManuallyDrop::drop(&mut self.device);
+        }
+    }
 }
 
 static NEXT_GPU_ID: AtomicU64 = AtomicU64::new(1);
@@ -309,17 +329,17 @@ impl Gpu {
         }
         let features = device.features();
         let exact_checked = exact_checked.unwrap_or(info.device_type != wgpu::DeviceType::Cpu);
-        let gl = Arc::new(GlLock::new(info.backend));
+        let gl = GlLock::new(info.backend);
         Gpu {
             inner: Arc::new(GpuInner {
-                device,
-                queue,
+                device: ManuallyDrop::new(device),
+                queue: ManuallyDrop::new(queue),
                 info,
                 limits,
                 features,
                 pipelines: PipelineCache::default(),
                 memory: Arc::new(MemoryCounters::default()),
-                pool: Arc::new(Pool::new(cache_bytes, gl.clone())),
+                pool: Arc::new(Pool::new(cache_bytes, gl)),
                 gl,
                 log2_table: std::sync::OnceLock::new(),
                 lost,
@@ -429,17 +449,28 @@ impl Gpu {
         self.lost_flag()
     }
 
-    /// Waits for this thread's turn at the device on a GL adapter, and holds
-    /// it until the returned guard drops; at once, holding nothing, on the
-    /// other backends. wgpu's GL backend panics when a thread waits more than
-    /// 6 s for its one GL context, which Mesa's llvmpipe holds through a
-    /// whole dispatch or pipeline compile; every wgpu call this library makes
-    /// on GL takes a turn first, so its threads wait instead. A program
-    /// that makes wgpu calls of its own on a GL device it shares with the
-    /// library ([`from_wgpu`](Self::from_wgpu)) from other threads takes a
-    /// turn around them too. A thread may take turns inside its own turn.
+    /// Waits for this thread's turn at wgpu on GL, and holds it until the
+    /// returned guard drops; at once, holding nothing, on the other
+    /// backends. wgpu's GL backend panics when a thread waits more than 6 s
+    /// for an adapter's GL context, which Mesa's llvmpipe holds through a
+    /// whole dispatch or pipeline compile; the library's wgpu calls on GL
+    /// (dropping what it owns included) take a turn first, so its threads
+    /// wait instead, without limit ([`GpuOptions::wait_timeout`] starts once
+    /// the work is submitted). One turn serves every GL `Gpu` in the process.
+    ///
+    /// A program that makes wgpu calls of its own on a GL device it shares
+    /// with the library ([`from_wgpu`](Self::from_wgpu)), from several
+    /// threads, takes a turn around them too, and around the last drop of a
+    /// wgpu handle it holds. Library calls may run inside a turn; awaiting
+    /// an `_async` call, or waiting on another thread that uses the
+    /// library, inside one may deadlock.
     pub fn gl_turn(&self) -> GlTurn<'_> {
         self.inner.gl.turn()
+    }
+
+    /// Whether this thread holds a GL turn (see `gl_lock.rs`).
+    pub(crate) fn gl_held_here(&self) -> bool {
+        self.inner.gl.held_here()
     }
 
     /// The device-lost flag alone: what every call checks first.
@@ -461,8 +492,10 @@ impl Gpu {
         during: &'static str,
         f: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
-        self.lost_flag()?;
+        // The turn first: `f` (an encoder it owns) drops inside it even when
+        // the device is lost.
         let _turn = self.gl_turn();
+        self.lost_flag()?;
         let device = &self.inner.device;
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -488,8 +521,8 @@ impl Gpu {
         _during: &'static str,
         f: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
-        self.lost_flag()?;
         let _turn = self.gl_turn();
+        self.lost_flag()?;
         f()
     }
 
@@ -553,7 +586,9 @@ impl Gpu {
     /// caller: natively a helper thread waits (so a timeout or a lost device
     /// still ends it with an error); in a page the browser's event loop tells.
     pub(crate) async fn wait_async(&self, index: wgpu::SubmissionIndex) -> Result<()> {
-        if crate::readback::blocking() {
+        // Blocking here: a caller inside `readback::block`, or one holding
+        // a GL turn, which the helper thread below would wait for forever.
+        if crate::readback::blocking() || self.gl_held_here() {
             return self.wait(index);
         }
         let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
@@ -561,7 +596,11 @@ impl Gpu {
         {
             let gpu = self.clone();
             std::thread::spawn(move || {
-                let _ = tx.send(gpu.wait(index));
+                let done = gpu.wait(index);
+                // Its clone of the `Gpu` may be the last: drop it in a turn.
+                let _turn = gpu.inner.gl.turn();
+                let _ = tx.send(done);
+                drop(gpu);
             });
         }
         #[cfg(target_arch = "wasm32")]

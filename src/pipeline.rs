@@ -76,6 +76,16 @@ impl Gpu {
         let source = composed(spec)?;
         let constants = &self.with_device_constants(&source, constants)[..];
         let kernel = self.scoped("pipeline creation", || {
+            // On GL a thread that missed the cache may have waited its turn
+            // behind another building this same pipeline.
+            if let Some(k) = cache
+                .pipelines
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&key)
+            {
+                return Ok(k.clone());
+            }
             let device = self.device();
             let module = {
                 let mut modules = cache.modules.lock().unwrap_or_else(|p| p.into_inner());

@@ -158,7 +158,9 @@ pub(crate) async fn map_after_async(
     what: &'static str,
     index: wgpu::SubmissionIndex,
 ) -> Result<Vec<u8>> {
-    if blocking() {
+    // Blocking for a caller holding a GL turn too: the helper thread below
+    // would wait for it forever.
+    if blocking() || gpu.gl_held_here() {
         return map_after(gpu, staging, bytes, what, index);
     }
     let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
@@ -180,11 +182,14 @@ pub(crate) async fn map_after_async(
     {
         let (poller, slot, pending) = (gpu.clone(), failed.clone(), staging.mapped().clone());
         std::thread::spawn(move || {
-            if let Err(e) = poller.wait(index) {
+            let waited = poller.wait(index);
+            // The unmap, and the drops of what may be the last handles, in a turn.
+            let _turn = poller.inner.gl.turn();
+            if let Err(e) = waited {
                 *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                let _turn = poller.gl_turn();
                 pending.unmap();
             }
+            drop((pending, poller));
         });
     }
     #[cfg(target_arch = "wasm32")]

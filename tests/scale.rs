@@ -364,12 +364,30 @@ fn a_long_call_does_not_break_other_threads() {
 }
 
 /// A held `Gpu::gl_turn` keeps the library's calls on other threads waiting
-/// on GL, until it drops; on the other backends it holds nothing.
+/// on GL, until it drops; on the other backends it holds nothing. The
+/// holder's own library calls run, the async forms included (they would
+/// deadlock if their helper thread waited for the turn).
 #[test]
 fn a_held_gl_turn_holds_other_threads_calls() {
     use std::time::Duration;
     each_gpu(|gpu| {
         let gl = gpu.adapter_info().backend == wgpu::Backend::Gl;
+        // On a thread of its own, so that a deadlock fails the test instead of hanging it.
+        let (done, finished) = std::sync::mpsc::channel();
+        let holder = gpu.clone();
+        std::thread::spawn(move || {
+            let _turn = holder.gl_turn();
+            let own = Tensor::from_slice(&holder, &[3.0f32], &[1]).unwrap();
+            let read = pollster::block_on(own.to_vec_async()).unwrap();
+            let digest = wgpu_embed::kernels::uniform_init::digest(&holder).unwrap();
+            done.send((read, digest)).unwrap();
+        });
+        let (read, digest) = finished
+            .recv_timeout(Duration::from_secs(120))
+            .expect("library calls inside a turn did not finish (deadlock?)");
+        assert_eq!(read, [3.0]);
+        assert_eq!(digest, cpu::uniform_init::digest());
+
         let (tx, rx) = std::sync::mpsc::channel();
         let turn = gpu.gl_turn();
         std::thread::scope(|s| {

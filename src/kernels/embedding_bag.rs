@@ -74,7 +74,7 @@ fn plan(dim: usize, tpb: u32) -> (u32, usize) {
 /// The buffers one bag reduction reads and writes.
 pub struct BagArgs<'a> {
     pub mode: BagMode,
-    /// `[num_embeddings, dim]`, f32 or f16 packed two per u32 (see [`crate::nn::HalfTensor`]).
+    /// `[num_embeddings, dim]`, f32 or f16 packed two per u32 (see [`crate::HalfTensor`]).
     pub table: &'a wgpu::Buffer,
     pub dtype: DType,
     pub num_embeddings: usize,

@@ -61,10 +61,12 @@ pub fn threads_per_row(gpu: &Gpu, dim: usize) -> u32 {
     preferred.max(min_threads_per_row(dim))
 }
 
-/// The fewest invocations per row that keep each one's loops within
-/// [`LOOP_BUDGET`]: an invocation may run both its copy loop and the
-/// zero-fill loop of the out-of-range branch (SIMD lanes run both sides of a
-/// branch), each over its share of the row's words. Mesa's gallivm cuts an invocation's loops short (`kernels::LOOP_BUDGET`), which one invocation per row reaches at 65 536 words. A caller's
+/// The fewest invocations per row that keep each one's loops within the
+/// loop budget (`kernels::LOOP_BUDGET`, 32 768 iterations): an invocation
+/// may run both its copy loop and the zero-fill loop of the out-of-range
+/// branch (SIMD lanes run both sides of a branch), each over its share of
+/// the row's words. Mesa's gallivm cuts an invocation's loops short, which
+/// one invocation per row reaches at 65 536 words. A caller's
 /// `threads_per_row` is raised to this too.
 pub fn min_threads_per_row(dim: usize) -> u32 {
     let words = if dim.is_multiple_of(4) { dim / 4 } else { dim };

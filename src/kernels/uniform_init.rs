@@ -264,7 +264,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &FillArgs) ->
 /// from the GPU's table. Equal on every adapter. Blocks; [`digest_async`]
 /// is the page's form.
 pub fn digest(gpu: &Gpu) -> Result<u64> {
-    pollster::block_on(digest_async(gpu))
+    crate::readback::block("the RNG digest", digest_async(gpu))
 }
 
 /// [`digest`] without blocking (a web page's way).

@@ -42,8 +42,8 @@ pub(crate) struct Pool {
     free: Mutex<Free>,
     cached: AtomicU64,
     cap: u64,
-    /// Its `Gpu`'s turns at wgpu on GL: dropping a buffer is a wgpu call.
-    gl: Arc<GlLock>,
+    /// Whether its `Gpu` takes turns at wgpu (GL): dropping a buffer is a wgpu call.
+    gl: GlLock,
 }
 
 #[derive(Default)]
@@ -53,7 +53,7 @@ struct Free {
 }
 
 impl Pool {
-    pub(crate) fn new(cap: u64, gl: Arc<GlLock>) -> Pool {
+    pub(crate) fn new(cap: u64, gl: GlLock) -> Pool {
         Pool {
             free: Mutex::new(Free::default()),
             cached: AtomicU64::new(0),
@@ -62,8 +62,8 @@ impl Pool {
         }
     }
 
-    pub(crate) fn gl(&self) -> &GlLock {
-        &self.gl
+    pub(crate) fn gl(&self) -> GlLock {
+        self.gl
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Free> {
@@ -122,6 +122,14 @@ impl Pool {
         let mut free = self.lock();
         free.buffers.clear();
         self.cached.store(0, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Pool {
+    /// The cached buffers go back to wgpu in a turn (`gl_lock.rs`).
+    fn drop(&mut self) {
+        let _turn = self.gl.turn();
+        self.lock().buffers.clear();
     }
 }
 
@@ -188,8 +196,7 @@ impl Clear {
     /// any work that is submitted later).
     pub(crate) fn submit_now(clears: Vec<Clear>) {
         let Some(first) = clears.first() else { return };
-        let pool = first.pool.clone();
-        let _turn = pool.gl().turn();
+        let _turn = first.pool.gl().turn();
         let mut encoder = first
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {

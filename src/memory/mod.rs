@@ -250,8 +250,8 @@ impl Gpu {
             Init::Zeroed => {
                 cache::clear_before_use(Clear {
                     gpu_id: self.inner.id,
-                    device: self.inner.device.clone(),
-                    queue: self.inner.queue.clone(),
+                    device: self.device().clone(),
+                    queue: self.queue().clone(),
                     buffer: buffer.clone(),
                     pool: self.inner.pool.clone(),
                 });

@@ -114,7 +114,7 @@ fn cpu_rasterizer(gpu: &Gpu) -> bool {
 /// in the same run: 8 × 1 invocations 61 %, 8 × 2 49 %, 8 × 8 55 % (but
 /// 25 % at 256³, too few workgroups for the threads); 16 × 16 register tiles
 /// on the texture path 48 %, 8 × 8 34 %; the workgroup-memory kernel's best
-/// 24 %. [`encode`] falls back to [`buffer_tiles_for`] when a packed operand
+/// 24 %. [`encode`](super::encode) falls back to [`buffer_tiles_for`] when a packed operand
 /// would pass `max_texture_dimension_2d`.
 pub fn tiles_for(gpu: &Gpu) -> Tiles {
     if cpu_rasterizer(gpu) {
