@@ -48,6 +48,13 @@ pub(crate) struct PipelineCache {
     modules: Mutex<HashMap<(ModuleKey, RuntimeChecks), wgpu::ShaderModule>>,
 }
 
+impl PipelineCache {
+    fn get(&self, key: &Key) -> Option<Arc<Kernel>> {
+        let pipelines = self.pipelines.lock().unwrap_or_else(|p| p.into_inner());
+        pipelines.get(key).cloned()
+    }
+}
+
 impl Gpu {
     /// The pipeline for `spec` with `constants` (WGSL `override`s) and a
     /// choice of wgpu's injected runtime checks, built on first use.
@@ -64,13 +71,8 @@ impl Gpu {
             constants.iter().map(|(k, v)| (*k, v.to_bits())).collect(),
         );
         let cache = &self.inner.pipelines;
-        if let Some(k) = cache
-            .pipelines
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
-            return Ok(k.clone());
+        if let Some(k) = cache.get(&key) {
+            return Ok(k);
         }
         let bindings = reflect(spec)?;
         let source = composed(spec)?;
@@ -78,13 +80,8 @@ impl Gpu {
         let kernel = self.scoped("pipeline creation", || {
             // On GL a thread that missed the cache may have waited its turn
             // behind another building this same pipeline.
-            if let Some(k) = cache
-                .pipelines
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&key)
-            {
-                return Ok(k.clone());
+            if let Some(k) = cache.get(&key) {
+                return Ok(k);
             }
             let device = self.device();
             let module = {

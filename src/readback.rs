@@ -47,6 +47,21 @@ fn finish(gpu: &Gpu, staging: &wgpu::Buffer, bytes: u64, what: &'static str) -> 
     Ok(out)
 }
 
+/// Asks wgpu to map `staging`'s first `bytes` for reading (in a GL turn);
+/// `done` hears how it went.
+fn map_read(
+    gpu: &Gpu,
+    staging: &GpuBuffer,
+    bytes: u64,
+    done: impl FnOnce(std::result::Result<(), wgpu::BufferAsyncError>) + wgpu::WasmNotSend + 'static,
+) {
+    let _turn = gpu.gl_turn();
+    staging
+        .mapped()
+        .slice(..bytes)
+        .map_async(wgpu::MapMode::Read, done);
+}
+
 /// What the map callback reported (`None`: it never ran), as the readback's result.
 /// A staging buffer whose map did not finish stays out of the cache.
 fn mapped(
@@ -164,15 +179,9 @@ pub(crate) async fn map_after_async(
         return map_after(gpu, staging, bytes, what, index);
     }
     let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
-    {
-        let _turn = gpu.gl_turn();
-        staging
-            .mapped()
-            .slice(..bytes)
-            .map_async(wgpu::MapMode::Read, move |r| {
-                let _ = tx.send(r);
-            });
-    }
+    map_read(gpu, staging, bytes, move |r| {
+        let _ = tx.send(r);
+    });
     let failed = std::sync::Arc::new(std::sync::Mutex::new(None));
     // A wait that fails (a timeout, a lost device) aborts the mapping, so
     // the callback runs and the caller gets the wait's error, not a hang.
@@ -221,15 +230,9 @@ pub(crate) fn map_after(
         });
     }
     let (tx, rx) = std::sync::mpsc::channel();
-    {
-        let _turn = gpu.gl_turn();
-        staging
-            .mapped()
-            .slice(..bytes)
-            .map_async(wgpu::MapMode::Read, move |r| {
-                let _ = tx.send(r);
-            });
-    }
+    map_read(gpu, staging, bytes, move |r| {
+        let _ = tx.send(r);
+    });
     if let Err(e) = gpu.wait(index) {
         staging.never_reuse();
         return Err(e);

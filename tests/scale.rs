@@ -229,6 +229,18 @@ fn a_batch_past_one_dispatch_dimension() {
     });
 }
 
+/// `out` holds the rows of `w` that `idx` names, bit for bit.
+fn assert_rows(what: &str, idx: &[u32], out: &[f32], w: &[f32], dim: usize) {
+    for (p, &r) in idx.iter().enumerate() {
+        let r = r as usize;
+        assert_bits_eq(
+            &format!("{what} position {p}"),
+            &out[p * dim..(p + 1) * dim],
+            &w[r * dim..(r + 1) * dim],
+        );
+    }
+}
+
 /// 4 threads × 100 forward calls on one shared `Gpu` and one shared table.
 #[test]
 fn four_threads_share_one_gpu() {
@@ -244,14 +256,7 @@ fn four_threads_share_one_gpu() {
                     for call in 0..100 {
                         let idx: Vec<u32> = (0..64).map(|_| rng.below(rows) as u32).collect();
                         let out = emb.forward(&idx).unwrap().to_vec().unwrap();
-                        for (p, &r) in idx.iter().enumerate() {
-                            let r = r as usize;
-                            assert_bits_eq(
-                                &format!("thread {t} call {call} position {p}"),
-                                &out[p * dim..(p + 1) * dim],
-                                &w[r * dim..(r + 1) * dim],
-                            );
-                        }
+                        assert_rows(&format!("thread {t} call {call}"), &idx, &out, w, dim);
                     }
                 });
             }
@@ -338,14 +343,7 @@ fn a_long_call_does_not_break_other_threads() {
                 while !done.load(std::sync::atomic::Ordering::SeqCst) || calls == 0 {
                     let idx: Vec<u32> = (0..16).map(|_| rng.below(rows) as u32).collect();
                     let out = emb.forward(&idx).unwrap().to_vec().unwrap();
-                    for (p, &r) in idx.iter().enumerate() {
-                        let r = r as usize;
-                        assert_bits_eq(
-                            &format!("call {calls} position {p}"),
-                            &out[p * dim..(p + 1) * dim],
-                            &w[r * dim..(r + 1) * dim],
-                        );
-                    }
+                    assert_rows(&format!("call {calls}"), &idx, &out, &w, dim);
                     calls += 1;
                 }
                 calls
