@@ -18,10 +18,12 @@
 //! `scoped` checking the device inside its turn). The other backends have no
 //! such lock and take no turn.
 //!
-//! What the library cannot reach stays outside: the caller's own wgpu calls
-//! on a device it shares with the library ([`crate::Gpu::gl_turn`] is there
-//! for them), and the last drop of a handle the caller holds (a clone of a
-//! `Tensor`'s buffer, an encoder the library recorded into).
+//! What stays outside: the caller's own wgpu calls on a device it shares
+//! with the library ([`crate::Gpu::gl_turn`] is there for them), including
+//! the poll or drop that retires work the library recorded into the
+//! caller's encoder; and an encoder the library drops unsubmitted when a
+//! call fails partway, if it holds the last handle to a temporary (the
+//! matmul's packed textures on CPU adapters).
 
 use parking_lot::{ReentrantMutex, ReentrantMutexGuard};
 
