@@ -188,7 +188,8 @@ pub(crate) struct Clear {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub buffer: wgpu::Buffer,
-    pub pool: Arc<Pool>,
+    /// Whether the clear's submit takes a turn (GL).
+    pub gl: GlLock,
 }
 
 impl Clear {
@@ -196,7 +197,7 @@ impl Clear {
     /// any work that is submitted later).
     pub(crate) fn submit_now(clears: Vec<Clear>) {
         let Some(first) = clears.first() else { return };
-        let _turn = first.pool.gl().turn();
+        let _turn = first.gl.turn();
         let mut encoder = first
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {

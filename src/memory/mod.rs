@@ -253,7 +253,7 @@ impl Gpu {
                     device: self.device().clone(),
                     queue: self.queue().clone(),
                     buffer: buffer.clone(),
-                    pool: self.inner.pool.clone(),
+                    gl: self.inner.gl,
                 });
                 return Ok(buffer);
             }
