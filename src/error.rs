@@ -58,13 +58,24 @@ pub enum Error {
         found: Vec<usize>,
     },
 
-    /// A buffer or binding larger than the adapter allows.
-    #[error(
-        "{what} needs {bytes} bytes, past the adapter's limit of {limit} bytes ({limit_name})"
-    )]
+    /// A buffer, binding or host allocation larger than the adapter (or
+    /// the host) allows, in bytes.
+    #[error("{what} needs {bytes} bytes, past the limit of {limit} bytes ({limit_name})")]
     TooLarge {
         what: &'static str,
         bytes: u64,
+        limit: u64,
+        limit_name: &'static str,
+    },
+
+    /// A count, not bytes, past its limit: a length past the shaders' u32
+    /// arithmetic or the host's `usize`, a texture side past the
+    /// adapter's, workgroups past its dispatch size. `limit_name` says
+    /// which limit, and in what unit; `count` saturates at `u64::MAX`.
+    #[error("{what} is {count}, past the limit of {limit} ({limit_name})")]
+    TooMany {
+        what: &'static str,
+        count: u64,
         limit: u64,
         limit_name: &'static str,
     },

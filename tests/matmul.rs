@@ -162,7 +162,7 @@ fn operands_past_the_texture_limit_fall_back_or_fail_typed() {
             },
         );
         assert!(
-            matches!(r, Err(Error::TooLarge { limit_name, .. }) if limit_name.contains("max_texture_dimension_2d")),
+            matches!(r, Err(Error::TooMany { limit_name, .. }) if limit_name.contains("max_texture_dimension_2d")),
             "{r:?}"
         );
     });

@@ -432,7 +432,10 @@ pub async fn run(
             Ok(()) => match one_hot_path(gpu, plan, &emb, &idx, grad_out.as_ref()).await {
                 Ok(h) => (Some(h), String::new()),
                 Err(
-                    err @ (Error::TooLarge { .. } | Error::Gpu { .. } | Error::ChunkedTable { .. }),
+                    err @ (Error::TooLarge { .. }
+                    | Error::TooMany { .. }
+                    | Error::Gpu { .. }
+                    | Error::ChunkedTable { .. }),
                 ) => (None, format!("not run: {err}")),
                 Err(err) => return Err(err.to_string()),
             },

@@ -213,11 +213,11 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &MatmulArgs) 
     if tiles.register == RegisterTile::Texture32x32 && !texture::fits(gpu, &packed) {
         if args.tiles.is_some() {
             let side = [packed.a.0, packed.a.1, packed.b.0, packed.b.1];
-            return Err(Error::TooLarge {
+            return Err(Error::TooMany {
                 what: "matmul packed operand (texture side)",
-                bytes: side.into_iter().max().unwrap_or(0) as u64,
+                count: side.into_iter().max().unwrap_or(0) as u64,
                 limit: gpu.limits().max_texture_dimension_2d as u64,
-                limit_name: "max_texture_dimension_2d (texels)",
+                limit_name: "max_texture_dimension_2d, in texels",
             });
         }
         tiles = buffer_tiles_for(gpu);
@@ -225,11 +225,11 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &MatmulArgs) 
     }
     let max = gpu.limits().max_compute_workgroups_per_dimension;
     if groups_x > max || groups_y > max {
-        return Err(Error::TooLarge {
+        return Err(Error::TooMany {
             what: "matmul grid",
-            bytes: groups_x.max(groups_y) as u64,
+            count: groups_x.max(groups_y) as u64,
             limit: max as u64,
-            limit_name: "max_compute_workgroups_per_dimension (workgroups)",
+            limit_name: "max_compute_workgroups_per_dimension, in workgroups",
         });
     }
     let o = args.options;

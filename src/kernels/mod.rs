@@ -65,12 +65,12 @@ pub(crate) fn loop_limited(gpu: &crate::gpu::Gpu) -> bool {
     gpu.adapter_info().device_type == wgpu::DeviceType::Cpu
 }
 
-/// Fails with `TooLarge` when a count does not fit the u32 arithmetic of the shaders.
+/// Fails with `TooMany` when a count does not fit the u32 arithmetic of the shaders.
 pub(crate) fn to_u32(what: &'static str, value: usize) -> crate::Result<u32> {
-    u32::try_from(value).map_err(|_| crate::Error::TooLarge {
+    u32::try_from(value).map_err(|_| crate::Error::TooMany {
         what,
-        bytes: value as u64,
+        count: value as u64,
         limit: u32::MAX as u64,
-        limit_name: "u32 element count",
+        limit_name: "the shaders' u32 arithmetic",
     })
 }

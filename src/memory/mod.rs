@@ -286,11 +286,11 @@ impl Gpu {
     ) -> Result<GpuTexture> {
         let max = self.limits().max_texture_dimension_2d;
         if width > max || height > max || width == 0 || height == 0 {
-            return Err(Error::TooLarge {
+            return Err(Error::TooMany {
                 what,
-                bytes: width.max(height) as u64,
+                count: width.max(height) as u64,
                 limit: max as u64,
-                limit_name: "max_texture_dimension_2d (texels; sides must also be at least 1)",
+                limit_name: "max_texture_dimension_2d, in texels; sides must also be at least 1",
             });
         }
         let texture = self.scoped("texture allocation", || {

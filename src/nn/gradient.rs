@@ -89,12 +89,8 @@ impl Gradient {
                         found: values.shape().to_vec(),
                     });
                 }
-                let total = num_embeddings.checked_mul(dim).ok_or(Error::TooLarge {
-                    what: "dense gradient on the host",
-                    bytes: u64::MAX,
-                    limit: usize::MAX as u64,
-                    limit_name: "usize",
-                })?;
+                let total =
+                    crate::tensor::numel("dense gradient on the host", &[num_embeddings, dim])?;
                 let mut out = host_zeros("dense gradient on the host", total)?;
                 let (rows, values) = (rows.to_vec_async().await?, values.to_vec_async().await?);
                 for (i, &r) in rows.iter().enumerate() {
@@ -118,12 +114,7 @@ impl Gradient {
             Gradient::Dense(t) => t.rows_to_vec(first, count),
             Gradient::Sparse { rows, values } => {
                 let dim = Gradient::sparse_dim(rows, values)?;
-                let total = count.checked_mul(dim).ok_or(Error::TooLarge {
-                    what: "gradient rows on the host",
-                    bytes: u64::MAX,
-                    limit: usize::MAX as u64,
-                    limit_name: "usize",
-                })?;
+                let total = crate::tensor::numel("gradient rows on the host", &[count, dim])?;
                 let mut out = host_zeros("gradient rows on the host", total)?;
                 for (i, &r) in rows.to_vec()?.iter().enumerate() {
                     let r = r as usize;

@@ -17,7 +17,7 @@ pub use linear::{Linear, LinearGrad, LinearOptions, DEFAULT_LINEAR_SEED};
 use crate::error::{Error, Result};
 
 /// The first index not below `num_embeddings`, as `IndexOutOfRange` (and a
-/// list past u32 positions as `TooLarge`).
+/// list past u32 positions as `TooMany`).
 pub(crate) fn check_indices(indices: &[u32], num_embeddings: usize) -> Result<()> {
     // Positions are u32 in the kernels: refuse a longer list before it is uploaded.
     crate::kernels::to_u32("index count", indices.len())?;

@@ -32,16 +32,18 @@ pub(crate) fn host_zeros(what: &'static str, n: usize) -> Result<Vec<f32>> {
     Ok(v)
 }
 
-/// Number of elements of `shape`, or `TooLarge` when it overflows.
+/// Number of elements of `shape`, or `TooMany` when it overflows.
 pub(crate) fn numel(what: &'static str, shape: &[usize]) -> Result<usize> {
     shape
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or(Error::TooLarge {
+        .ok_or_else(|| Error::TooMany {
             what,
-            bytes: u64::MAX,
+            count: shape
+                .iter()
+                .fold(1u64, |acc, &d| acc.saturating_mul(d as u64)),
             limit: usize::MAX as u64,
-            limit_name: "usize",
+            limit_name: "elements in a usize, the host's address space",
         })
 }
 
