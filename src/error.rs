@@ -36,6 +36,17 @@ pub enum Error {
         num_embeddings: usize,
     },
 
+    /// A range of rows (`rows_to_vec`) that runs past the tensor's or table's end.
+    #[error(
+        "rows {first}..{} are out of range for {rows} rows",
+        first.saturating_add(*count)
+    )]
+    RowsOutOfRange {
+        first: usize,
+        count: usize,
+        rows: usize,
+    },
+
     /// A table with no rows or no columns.
     #[error(
         "an embedding table needs at least one row and one column, got {num_embeddings} × {dim}"

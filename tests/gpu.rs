@@ -79,10 +79,29 @@ fn async_readback_equals_blocking() {
         let t = Tensor::from_slice(gpu, &data, &[10, 100]).unwrap();
         assert_eq!(pollster::block_on(t.to_vec_async()).unwrap(), data);
         assert_eq!(t.rows_to_vec(3, 2).unwrap(), data[300..500]);
+        let past = t.rows_to_vec(9, 2).unwrap_err();
+        assert_eq!(
+            past,
+            Error::RowsOutOfRange {
+                first: 9,
+                count: 2,
+                rows: 10
+            }
+        );
+        assert_eq!(past.to_string(), "rows 9..11 are out of range for 10 rows");
         assert!(matches!(
-            t.rows_to_vec(9, 2),
-            Err(Error::IndexOutOfRange { .. })
+            t.rows_to_vec(usize::MAX, 2),
+            Err(Error::RowsOutOfRange { .. })
         ));
+        let table = Embedding::from_pretrained(gpu, &data, 10, 100, true).unwrap();
+        assert_eq!(
+            table.weight().rows_to_vec(8, 3).unwrap_err(),
+            Error::RowsOutOfRange {
+                first: 8,
+                count: 3,
+                rows: 10
+            }
+        );
     });
 }
 

@@ -181,11 +181,7 @@ impl Tensor {
         let rows = self.shape.first().copied().unwrap_or(1);
         let end = first.saturating_add(count);
         if end > rows {
-            return Err(Error::IndexOutOfRange {
-                position: 0,
-                index: end.saturating_sub(1) as u64,
-                num_embeddings: rows,
-            });
+            return Err(Error::RowsOutOfRange { first, count, rows });
         }
         let row_bytes = (self.numel() / rows.max(1)) as u64 * 4;
         let _scope = self.gpu.scope();

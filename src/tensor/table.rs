@@ -391,10 +391,10 @@ impl Table {
     pub fn rows_to_vec(&self, first: usize, count: usize) -> Result<Vec<f32>> {
         let end = first.saturating_add(count);
         if end > self.shape[0] {
-            return Err(Error::IndexOutOfRange {
-                position: 0,
-                index: end.saturating_sub(1) as u64,
-                num_embeddings: self.shape[0],
+            return Err(Error::RowsOutOfRange {
+                first,
+                count,
+                rows: self.shape[0],
             });
         }
         let mut out = Vec::with_capacity(count * self.shape[1]);
@@ -431,10 +431,10 @@ impl Table {
         let dim = self.shape[1];
         check_len("table row", data.len(), 1, dim)?;
         let Some(k) = self.block_rows().position(|r| r.contains(&row)) else {
-            return Err(Error::IndexOutOfRange {
-                position: 0,
-                index: row as u64,
-                num_embeddings: self.shape[0],
+            return Err(Error::RowsOutOfRange {
+                first: row,
+                count: 1,
+                rows: self.shape[0],
             });
         };
         let local = row - self.starts[k];
