@@ -37,10 +37,7 @@ pub enum Error {
     },
 
     /// A range of rows (`rows_to_vec`) that runs past the tensor's or table's end.
-    #[error(
-        "rows {first}..{} are out of range for {rows} rows",
-        first.saturating_add(*count)
-    )]
+    #[error("{count} rows from row {first} run past the end of {rows} rows")]
     RowsOutOfRange {
         first: usize,
         count: usize,
@@ -81,15 +78,21 @@ pub enum Error {
 
     /// A count, not bytes, past its limit: a length past the shaders' u32
     /// arithmetic or the host's `usize`, a texture side past the
-    /// adapter's, workgroups past its dispatch size. `limit_name` says
-    /// which limit, and in what unit; `count` saturates at `u64::MAX`.
+    /// adapter's, workgroups past its dispatch size, loop iterations past
+    /// a CPU adapter's budget. `limit_name` says which limit, and in what
+    /// unit; `count` is exact (a u128 holds the product of two `usize`s).
     #[error("{what} is {count}, past the limit of {limit} ({limit_name})")]
     TooMany {
         what: &'static str,
-        count: u64,
+        count: u128,
         limit: u64,
         limit_name: &'static str,
     },
+
+    /// The host's allocator refused a buffer the call needs on the host
+    /// (a readback of a very large tensor), instead of aborting the process.
+    #[error("{what} needs {bytes} bytes of host memory, which the allocator refused")]
+    OutOfHostMemory { what: &'static str, bytes: u64 },
 
     /// `Table::buffer` (or a kernel called directly) on a table stored in
     /// several row-blocks: the one buffer asked for does not exist.

@@ -88,7 +88,10 @@ fn async_readback_equals_blocking() {
                 rows: 10
             }
         );
-        assert_eq!(past.to_string(), "rows 9..11 are out of range for 10 rows");
+        assert_eq!(
+            past.to_string(),
+            "2 rows from row 9 run past the end of 10 rows"
+        );
         assert!(matches!(
             t.rows_to_vec(usize::MAX, 2),
             Err(Error::RowsOutOfRange { .. })

@@ -50,22 +50,22 @@ pub struct RenormArgs<'a> {
 /// (the norm, then the rescale), and Mesa's gallivm cuts an invocation's loops short (`kernels::LOOP_BUDGET`).
 pub const MAX_DIM: usize = LOOP_BUDGET / 2;
 
-/// `TooLarge` for rows past [`MAX_DIM`] on CPU adapters, whose compiler may
+/// `TooMany` for rows past [`MAX_DIM`] on CPU adapters, whose compiler may
 /// cut the loops short; other adapters renormalise rows of any width.
 pub fn check_dim(gpu: &Gpu, dim: usize) -> Result<()> {
     if dim > MAX_DIM && loop_limited(gpu) {
-        return Err(Error::TooLarge {
+        return Err(Error::TooMany {
             what: "max_norm row (one invocation computes its norm and rescales it)",
-            bytes: dim as u64 * 4,
-            limit: MAX_DIM as u64 * 4,
-            limit_name: "a row one invocation can loop over twice on this CPU adapter \
+            count: dim as u128,
+            limit: MAX_DIM as u64,
+            limit_name: "floats in a row one invocation loops over twice on this CPU adapter \
                          (Mesa's gallivm ends an invocation's loops after 65 535 iterations)",
         });
     }
     Ok(())
 }
 
-/// Records the renormalisation into `encoder`; `TooLarge` from [`check_dim`].
+/// Records the renormalisation into `encoder`; `TooMany` from [`check_dim`].
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &RenormArgs) -> Result<()> {
     check_dim(gpu, args.dim)?;
     let rows = args.weight.rows.clone();

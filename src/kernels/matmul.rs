@@ -215,7 +215,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &MatmulArgs) 
             let side = [packed.a.0, packed.a.1, packed.b.0, packed.b.1];
             return Err(Error::TooMany {
                 what: "matmul packed operand (texture side)",
-                count: side.into_iter().max().unwrap_or(0) as u64,
+                count: side.into_iter().max().unwrap_or(0) as u128,
                 limit: gpu.limits().max_texture_dimension_2d as u64,
                 limit_name: "max_texture_dimension_2d, in texels",
             });
@@ -227,7 +227,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &MatmulArgs) 
     if groups_x > max || groups_y > max {
         return Err(Error::TooMany {
             what: "matmul grid",
-            count: groups_x.max(groups_y) as u64,
+            count: groups_x.max(groups_y) as u128,
             limit: max as u64,
             limit_name: "max_compute_workgroups_per_dimension, in workgroups",
         });

@@ -69,7 +69,7 @@ pub(crate) fn loop_limited(gpu: &crate::gpu::Gpu) -> bool {
 pub(crate) fn to_u32(what: &'static str, value: usize) -> crate::Result<u32> {
     u32::try_from(value).map_err(|_| crate::Error::TooMany {
         what,
-        count: value as u64,
+        count: value as u128,
         limit: u32::MAX as u64,
         limit_name: "the shaders' u32 arithmetic",
     })

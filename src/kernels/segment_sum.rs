@@ -350,12 +350,12 @@ pub fn encode(
     // Column blocks one invocation may take within LOOP_BUDGET.
     let cost = block_cost(args.n, chunk, num_tiles);
     if cost > LOOP_BUDGET && loop_limited(gpu) {
-        return Err(Error::TooLarge {
-            what: "segment_sum index list (a row's serial sum: a tile, or one piece per tile)",
-            bytes: args.n as u64 * 4,
-            limit: (MAX_TILES * (LOOP_BUDGET - MAX_TILES - 9)) as u64 * 4,
-            limit_name: "what one invocation can sum before this CPU adapter's loop limit \
-                         (Mesa's gallivm ends an invocation's loops after 65 535 iterations)",
+        return Err(Error::TooMany {
+            what: "segment_sum's serial sum of a row (a tile, or one piece per tile)",
+            count: cost as u128,
+            limit: LOOP_BUDGET as u64,
+            limit_name: "loop iterations one invocation runs reliably on this CPU adapter \
+                         (Mesa's gallivm ends an invocation's loops after 65 535)",
         });
     }
     let blocks_per_invocation = (LOOP_BUDGET / cost).max(1);

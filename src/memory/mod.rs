@@ -288,7 +288,7 @@ impl Gpu {
         if width > max || height > max || width == 0 || height == 0 {
             return Err(Error::TooMany {
                 what,
-                count: width.max(height) as u64,
+                count: width.max(height) as u128,
                 limit: max as u64,
                 limit_name: "max_texture_dimension_2d, in texels; sides must also be at least 1",
             });

@@ -107,8 +107,9 @@ impl Gradient {
 
     /// Rows `first .. first + count` of the dense gradient (`count × dim`
     /// floats), reading only those rows of a dense one: for sampling a
-    /// gradient too large to read back whole. A sparse gradient gives zeros
-    /// for the rows it does not hold.
+    /// gradient too large to read back whole. Past a dense gradient's end:
+    /// `RowsOutOfRange`. A sparse gradient gives zeros for the rows it does
+    /// not hold.
     pub fn rows_to_vec(&self, first: usize, count: usize) -> Result<Vec<f32>> {
         match self {
             Gradient::Dense(t) => t.rows_to_vec(first, count),

@@ -18,16 +18,22 @@ use crate::gpu::Gpu;
 use crate::memory::GpuBuffer;
 use crate::readback;
 
-/// `n` zeroed floats on the host, or `TooLarge` naming `what` when the
-/// host cannot hold them (instead of aborting the process).
+/// `n` zeroed floats on the host; naming `what`, `TooLarge` past what one
+/// allocation may hold, `OutOfHostMemory` when the allocator refuses
+/// (instead of aborting the process).
 pub(crate) fn host_zeros(what: &'static str, n: usize) -> Result<Vec<f32>> {
+    let bytes = (n as u64).saturating_mul(4);
+    if bytes > isize::MAX as u64 {
+        return Err(Error::TooLarge {
+            what,
+            bytes,
+            limit: isize::MAX as u64,
+            limit_name: "isize::MAX, the most one host allocation may hold",
+        });
+    }
     let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|_| Error::TooLarge {
-        what,
-        bytes: (n as u64).saturating_mul(4),
-        limit: isize::MAX as u64,
-        limit_name: "host memory",
-    })?;
+    v.try_reserve_exact(n)
+        .map_err(|_| Error::OutOfHostMemory { what, bytes })?;
     v.resize(n, 0.0);
     Ok(v)
 }
@@ -41,7 +47,7 @@ pub(crate) fn numel(what: &'static str, shape: &[usize]) -> Result<usize> {
             what,
             count: shape
                 .iter()
-                .fold(1u64, |acc, &d| acc.saturating_mul(d as u64)),
+                .fold(1u128, |acc, &d| acc.saturating_mul(d as u128)),
             limit: usize::MAX as u64,
             limit_name: "elements in a usize, the host's address space",
         })
@@ -77,7 +83,7 @@ impl DType {
     pub fn row_bytes(self, dim: usize) -> u64 {
         match self {
             DType::Int8 => crate::cpu::int8_rowwise::words_per_row(dim) as u64 * 4,
-            d => dim as u64 * d.size(),
+            d => (dim as u64).saturating_mul(d.size()),
         }
     }
 }
