@@ -279,9 +279,14 @@ fn unless_step_too_large<T>(
             *ran += 1;
             Some(t)
         }
-        Err(Error::TooLarge { what, .. })
-            if what.contains("offset-alignment step") && gpu.storage_offset_alignment() >= 256 =>
-        {
+        Err(Error::TooLarge {
+            what, bytes, limit, ..
+        }) if what.contains("offset-alignment step") && gpu.storage_offset_alignment() >= 256 => {
+            // The size it names is the one past the limit.
+            assert!(
+                bytes > limit,
+                "{what}: {bytes} bytes within the limit of {limit}"
+            );
             None
         }
         Err(e) => panic!("{e}"),

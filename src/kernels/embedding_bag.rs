@@ -202,13 +202,17 @@ pub(crate) fn windows(
                 .unwrap_or(0),
         }
     };
-    let fits = |w: &BagWindow| {
+    // The largest of what one window binds: outputs, offsets, indices
+    // (and weights, the same size), gathered rows.
+    let largest = |w: &BagWindow| {
         let (bags, positions) = (w.bags.len() as u64, w.positions.len() as u64);
-        bags * row_bytes <= limit
-            && (bags + 1) * 4 <= limit
-            && positions * 4 <= limit
-            && (!gathered || positions * row_bytes <= limit)
+        let rows = if gathered { positions * row_bytes } else { 0 };
+        (bags * row_bytes)
+            .max((bags + 1) * 4)
+            .max(positions * 4)
+            .max(rows)
     };
+    let fits = |w: &BagWindow| largest(w) <= limit;
     let all = window(0, num_bags);
     if fits(&all) {
         return Ok(vec![all]);
@@ -220,8 +224,9 @@ pub(crate) fn windows(
         let first = window(b0, b1);
         if !fits(&first) {
             return Err(Error::TooLarge {
-                what: "a run of bags (one offset-alignment step) with their indices and rows",
-                bytes: first.positions.len() as u64 * if gathered { row_bytes } else { 4 },
+                what: "the largest binding of a run of bags (one offset-alignment step): \
+                       outputs, offsets, indices or gathered rows",
+                bytes: largest(&first),
                 limit,
                 limit_name: "max_storage_buffer_binding_size",
             });
