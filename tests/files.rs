@@ -216,6 +216,25 @@ fn bad_files_are_typed_errors_naming_expected_and_found() {
                 ),
             }
         }
+        // Found by fuzz/npy: a shape whose product passes 64 bits made npyz's
+        // own element count overflow (a panic where overflow checks are on).
+        // Refused before npyz parses the header, naming the shape.
+        let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (6666666666666666666, 5), }";
+        let mut header = dict.as_bytes().to_vec();
+        header.push(b'\n');
+        let mut file = b"\x93NUMPY\x01\x00".to_vec();
+        file.extend((header.len() as u16).to_le_bytes());
+        file.extend(header);
+        file.extend([0u8; 8]);
+        std::fs::write(&cut, &file).unwrap();
+        match Embedding::from_npy(gpu, &cut, true) {
+            Err(Error::FileShape {
+                expected, found, ..
+            }) if expected.contains("multiply within 64 bits") => {
+                assert_eq!(found, [6_666_666_666_666_666_666, 5]);
+            }
+            other => panic!("expected FileShape, got {:?}", other.err()),
+        }
         // Found by fuzz/npy: a descr of deeply nested brackets kept npyz's
         // header parser busy for minutes. Now a typed error at once.
         let nested = format!(

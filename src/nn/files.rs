@@ -181,7 +181,47 @@ fn check_npy_header(path: &Path, file: &[u8]) -> Result<()> {
             found: "a structured or nested dtype header".into(),
         });
     }
-    Ok(())
+    check_npy_shape(path, header)
+}
+
+/// Refuses, before npyz parses it, a shape whose dimensions (the zeros left
+/// out) multiply past 64 bits: npyz multiplies them unchecked, which panics
+/// where overflow checks are on (debug builds, `fuzz/npy`) and wraps where
+/// they are off. NumPy writes the shape as a tuple of decimal integers;
+/// anything else is left to npyz's parser.
+fn check_npy_shape(path: &Path, header: &[u8]) -> Result<()> {
+    let text = String::from_utf8_lossy(header);
+    let Some(tuple) = text
+        .split_once('(')
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(inside, _)| inside)
+    else {
+        return Ok(());
+    };
+    let dims: Option<Vec<u64>> = tuple
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        // Python 2's NumPy wrote longs as `3L`.
+        .map(|d| d.trim_end_matches(['L', 'l']).parse().ok())
+        .collect();
+    let Some(dims) = dims else {
+        return Ok(());
+    };
+    let fits = dims
+        .iter()
+        .filter(|&&d| d != 0)
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d))
+        .is_some();
+    if fits {
+        return Ok(());
+    }
+    Err(Error::FileShape {
+        path: shown(path),
+        tensor: "array".into(),
+        expected: "a shape whose dimensions multiply within 64 bits",
+        found: dims,
+    })
 }
 
 /// The `dim` of an int8 row-wise table stored as `[rows, dim + 8]` bytes.
