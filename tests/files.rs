@@ -28,6 +28,21 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 /// What make_fixtures.py writes: w[i, j] = (i * 7 + j) * 0.25 - 3, 6 × 5.
+/// A version-1 `.npy` file: `dict` as its header (padded to 64 bytes, as
+/// NumPy pads it), then `data`.
+fn npy_file(dict: &str, data: &[u8]) -> Vec<u8> {
+    let mut header = dict.as_bytes().to_vec();
+    while !(10 + header.len() + 1).is_multiple_of(64) {
+        header.push(b' ');
+    }
+    header.push(b'\n');
+    let mut file = b"\x93NUMPY\x01\x00".to_vec();
+    file.extend((header.len() as u16).to_le_bytes());
+    file.extend(header);
+    file.extend(data);
+    file
+}
+
 fn fixture_values() -> Vec<f32> {
     (0..6)
         .flat_map(|i| (0..5).map(move |j| (i * 7 + j) as f32 * 0.25 - 3.0))
@@ -198,16 +213,7 @@ fn bad_files_are_typed_errors_naming_expected_and_found() {
         // bits, with 8 bytes of data: a typed error, not a panic in the transpose.
         for shape in ["(9223372036854775809, 2)", "(4611686018427387905, 4)"] {
             let dict = format!("{{'descr': '<f4', 'fortran_order': True, 'shape': {shape}, }}");
-            let mut header = dict.into_bytes();
-            while (10 + header.len() + 1) % 64 != 0 {
-                header.push(b' ');
-            }
-            header.push(b'\n');
-            let mut file = b"\x93NUMPY\x01\x00".to_vec();
-            file.extend((header.len() as u16).to_le_bytes());
-            file.extend(header);
-            file.extend([0u8; 8]);
-            std::fs::write(&cut, &file).unwrap();
+            std::fs::write(&cut, npy_file(&dict, &[0; 8])).unwrap();
             match Embedding::from_npy(gpu, &cut, true) {
                 Err(Error::FileShape { .. } | Error::FileSize { .. }) => {}
                 other => panic!(
@@ -220,13 +226,7 @@ fn bad_files_are_typed_errors_naming_expected_and_found() {
         // own element count overflow (a panic where overflow checks are on).
         // Refused before npyz parses the header, naming the shape.
         let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (6666666666666666666, 5), }";
-        let mut header = dict.as_bytes().to_vec();
-        header.push(b'\n');
-        let mut file = b"\x93NUMPY\x01\x00".to_vec();
-        file.extend((header.len() as u16).to_le_bytes());
-        file.extend(header);
-        file.extend([0u8; 8]);
-        std::fs::write(&cut, &file).unwrap();
+        std::fs::write(&cut, npy_file(dict, &[0; 8])).unwrap();
         match Embedding::from_npy(gpu, &cut, true) {
             Err(Error::FileShape {
                 expected, found, ..
@@ -241,12 +241,7 @@ fn bad_files_are_typed_errors_naming_expected_and_found() {
             "{{'descr': {}'<i4', 'fortran_order': False, 'shape': (6, 5), }}",
             "[".repeat(70)
         );
-        let mut header = nested.into_bytes();
-        header.push(b'\n');
-        let mut file = b"\x93NUMPY\x01\x00".to_vec();
-        file.extend((header.len() as u16).to_le_bytes());
-        file.extend(header);
-        std::fs::write(&cut, &file).unwrap();
+        std::fs::write(&cut, npy_file(&nested, &[])).unwrap();
         let started = std::time::Instant::now();
         let r = Embedding::from_npy(gpu, &cut, true);
         assert!(matches!(r, Err(Error::FileDType { .. })), "{:?}", r.err());
