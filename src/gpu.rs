@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::gl_lock::{GlLock, GlTurn};
+use crate::gl::{GlLock, GlTurn};
 use crate::memory::{MemoryCounters, Pool, Scope, DEFAULT_CACHE_BYTES};
 use crate::pipeline::PipelineCache;
 
@@ -108,7 +108,7 @@ pub(crate) struct GpuInner {
     pub(crate) pipelines: PipelineCache,
     pub(crate) memory: Arc<MemoryCounters>,
     pub(crate) pool: Arc<Pool>,
-    /// Whether calls take turns at wgpu (GL: `gl_lock.rs`).
+    /// Whether calls take turns at wgpu (GL: `gl.rs`).
     pub(crate) gl: GlLock,
     /// The normal fill's constant table, made on first use (`Gpu::log2_table`).
     pub(crate) log2_table: std::sync::OnceLock<wgpu::Buffer>,
@@ -123,7 +123,7 @@ pub(crate) struct GpuInner {
 }
 
 impl Drop for GpuInner {
-    /// What the `Gpu` owns goes back to wgpu in one turn (`gl_lock.rs`); the
+    /// What the `Gpu` owns goes back to wgpu in one turn (`gl.rs`); the
     /// pool, which its buffers share, does the same when its last user drops.
     fn drop(&mut self) {
         let _turn = self.gl.turn();
@@ -468,7 +468,7 @@ impl Gpu {
         self.inner.gl.turn()
     }
 
-    /// Whether this thread holds a GL turn (see `gl_lock.rs`).
+    /// Whether this thread holds a GL turn (see `gl.rs`).
     pub(crate) fn gl_held_here(&self) -> bool {
         self.inner.gl.held_here()
     }
@@ -552,7 +552,7 @@ impl Gpu {
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn wait(&self, index: wgpu::SubmissionIndex) -> Result<()> {
         let limit = self.inner.wait_timeout;
-        poll_until(limit, |left| {
+        crate::gl::poll_until(limit, |left| {
             // A turn per poll, not for the whole wait: on GL each poll
             // returns within about 2 s, and other threads' calls get their
             // turns in between.
@@ -596,11 +596,9 @@ impl Gpu {
         {
             let gpu = self.clone();
             std::thread::spawn(move || {
-                let done = gpu.wait(index);
-                // Its clone of the `Gpu` may be the last: drop it in a turn.
-                let _turn = gpu.inner.gl.turn();
-                let _ = tx.send(done);
-                drop(gpu);
+                let _ = tx.send(gpu.wait(index));
+                // Its clone of the `Gpu` may be the last.
+                gpu.inner.gl.drop_in_turn(gpu);
             });
         }
         #[cfg(target_arch = "wasm32")]
@@ -651,78 +649,8 @@ impl Gpu {
     }
 }
 
-/// Calls `poll` with the time left until it stops timing out or `limit` has
-/// passed. wgpu's GL backend waits at most i32::MAX ns (2.1 s) per poll,
-/// whatever the timeout asked, and then reports a timeout: one poll is not
-/// the whole wait.
-#[cfg(not(target_arch = "wasm32"))]
-fn poll_until<T>(
-    limit: std::time::Duration,
-    mut poll: impl FnMut(std::time::Duration) -> std::result::Result<T, wgpu::PollError>,
-) -> std::result::Result<T, wgpu::PollError> {
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match poll(left) {
-            Err(wgpu::PollError::Timeout) if !left.is_zero() => continue,
-            done => return done,
-        }
-    }
-}
-
 impl std::fmt::Debug for Gpu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Gpu({})", self.describe())
-    }
-}
-
-#[cfg(all(test, not(target_arch = "wasm32")))]
-mod tests {
-    use super::poll_until;
-    use std::time::Duration;
-    use wgpu::PollError;
-
-    #[test]
-    fn a_poll_that_times_out_early_is_retried_until_done() {
-        let mut polls = 0;
-        let out = poll_until(Duration::from_secs(60), |left| {
-            polls += 1;
-            assert!(
-                left > Duration::from_secs(50),
-                "{left:?} left on poll {polls}"
-            );
-            if polls < 3 {
-                Err(PollError::Timeout)
-            } else {
-                Ok(polls)
-            }
-        });
-        assert!(matches!(out, Ok(3)), "{out:?}");
-    }
-
-    #[test]
-    fn the_deadline_ends_the_retries_with_a_timeout() {
-        let mut polls = 0;
-        let start = std::time::Instant::now();
-        let out: Result<(), _> = poll_until(Duration::from_millis(50), |left| {
-            polls += 1;
-            std::thread::sleep(left.min(Duration::from_millis(20)));
-            Err(PollError::Timeout)
-        });
-        assert!(matches!(out, Err(PollError::Timeout)), "{out:?}");
-        assert!(start.elapsed() >= Duration::from_millis(50));
-        // 20 + 20 + 10 ms, then one poll with nothing left (fewer if a sleep overran).
-        assert!((2..=4).contains(&polls), "{polls} polls");
-    }
-
-    #[test]
-    fn other_errors_end_the_wait_at_once() {
-        let mut polls = 0;
-        let out: Result<(), _> = poll_until(Duration::from_secs(60), |_| {
-            polls += 1;
-            Err(PollError::WrongSubmissionIndex(1, 0))
-        });
-        assert!(matches!(out, Err(PollError::WrongSubmissionIndex(..))));
-        assert_eq!(polls, 1);
     }
 }

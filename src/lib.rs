@@ -40,7 +40,7 @@ pub mod bench;
 mod binding;
 pub mod cpu;
 mod error;
-mod gl_lock;
+mod gl;
 mod gpu;
 pub mod ids;
 pub mod kernels;
@@ -57,7 +57,7 @@ pub mod web;
 
 pub use binding::{RowBlock, Span};
 pub use error::{Error, Result};
-pub use gl_lock::GlTurn;
+pub use gl::GlTurn;
 pub use gpu::{Gpu, GpuOptions, DEFAULT_WAIT_TIMEOUT};
 pub use kernels::uniform_init::Distribution;
 pub use memory::{GpuBuffer, DEFAULT_CACHE_BYTES};

@@ -118,9 +118,8 @@ impl Gpu {
             })
         };
         let out = self.record_between(&queries, work);
-        // The last handle when `work` failed: dropping it is a wgpu call.
-        let _turn = self.gl_turn();
-        drop(queries);
+        // The last handle when `work` failed.
+        self.inner.gl.drop_in_turn(queries);
         out
     }
 

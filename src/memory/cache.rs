@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::gl_lock::GlLock;
+use crate::gl::GlLock;
 
 /// Default cap of a `Gpu`'s cache, in bytes ([`crate::GpuOptions::cache_bytes`]).
 pub const DEFAULT_CACHE_BYTES: u64 = 1 << 30;
@@ -88,12 +88,11 @@ impl Pool {
     /// Keeps `buffer` for reuse, first dropping the oldest cached buffers
     /// while the cache would pass its cap; one larger than the cap is dropped.
     pub(crate) fn give(&self, usage: wgpu::BufferUsages, size: u64, buffer: wgpu::Buffer) {
+        if size > self.cap {
+            return self.gl.drop_in_turn(buffer);
+        }
         // The turn before the pool's own lock, always in that order.
         let _turn = self.gl.turn();
-        if size > self.cap {
-            drop(buffer);
-            return;
-        }
         let mut free = self.lock();
         while self.cached() + size > self.cap {
             let oldest = free
@@ -126,7 +125,7 @@ impl Pool {
 }
 
 impl Drop for Pool {
-    /// The cached buffers go back to wgpu in a turn (`gl_lock.rs`).
+    /// The cached buffers go back to wgpu in a turn (`gl.rs`).
     fn drop(&mut self) {
         let _turn = self.gl.turn();
         self.lock().buffers.clear();

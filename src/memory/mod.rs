@@ -13,6 +13,7 @@ use std::sync::Arc;
 use cache::{Clear, Returned};
 
 use crate::error::{Error, Result};
+use crate::gl::GlLock;
 use crate::gpu::Gpu;
 
 #[derive(Default)]
@@ -97,8 +98,7 @@ impl Drop for GpuBuffer {
                 buffer,
             });
         } else {
-            let _turn = self.pool.gl().turn();
-            drop(buffer);
+            self.pool.gl().drop_in_turn(buffer);
         }
     }
 }
@@ -116,11 +116,11 @@ pub(crate) enum Init<'a> {
 /// A 2-D rgba32float texture counted like [`GpuBuffer`] (16 bytes a texel);
 /// the matmul's texture path packs its operands into these.
 pub(crate) struct GpuTexture {
-    /// `Some` until drop, which hands it to wgpu in a turn (`gl_lock.rs`).
+    /// `Some` until drop, which hands it to wgpu in a turn (`gl.rs`).
     texture: Option<wgpu::Texture>,
     bytes: u64,
     counters: Arc<MemoryCounters>,
-    pool: Arc<Pool>,
+    gl: GlLock,
 }
 
 impl GpuTexture {
@@ -138,8 +138,7 @@ impl GpuTexture {
 impl Drop for GpuTexture {
     fn drop(&mut self) {
         self.counters.sub(self.bytes);
-        let _turn = self.pool.gl().turn();
-        self.texture = None;
+        self.gl.drop_in_turn(self.texture.take());
     }
 }
 
@@ -317,7 +316,7 @@ impl Gpu {
             texture: Some(texture),
             bytes,
             counters: self.inner.memory.clone(),
-            pool: self.inner.pool.clone(),
+            gl: self.inner.gl,
         })
     }
 

@@ -40,17 +40,23 @@ pub(crate) fn host_zeros(what: &'static str, n: usize) -> Result<Vec<f32>> {
 
 /// Number of elements of `shape`, or `TooMany` when it overflows.
 pub(crate) fn numel(what: &'static str, shape: &[usize]) -> Result<usize> {
-    shape
+    let count = shape
         .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| Error::TooMany {
-            what,
-            count: shape
-                .iter()
-                .fold(1u128, |acc, &d| acc.saturating_mul(d as u128)),
-            limit: usize::MAX as u64,
-            limit_name: "elements in a usize, the host's address space",
-        })
+        .fold(1u128, |acc, &d| acc.saturating_mul(d as u128));
+    usize::try_from(count).map_err(|_| Error::TooMany {
+        what,
+        count,
+        limit: usize::MAX as u64,
+        limit_name: "elements in a usize, the host's address space",
+    })
+}
+
+/// `RowsOutOfRange` unless rows `first .. first + count` lie within `rows`.
+pub(crate) fn check_rows(first: usize, count: usize, rows: usize) -> Result<()> {
+    if first.saturating_add(count) > rows {
+        return Err(Error::RowsOutOfRange { first, count, rows });
+    }
+    Ok(())
 }
 
 /// Element type of a table.
@@ -185,10 +191,7 @@ impl Tensor {
     /// Copies rows `first .. first + count` of a 2-D (or higher) tensor to the host.
     pub fn rows_to_vec(&self, first: usize, count: usize) -> Result<Vec<f32>> {
         let rows = self.shape.first().copied().unwrap_or(1);
-        let end = first.saturating_add(count);
-        if end > rows {
-            return Err(Error::RowsOutOfRange { first, count, rows });
-        }
+        check_rows(first, count, rows)?;
         let row_bytes = (self.numel() / rows.max(1)) as u64 * 4;
         let _scope = self.gpu.scope();
         let bytes = readback::read_bytes(

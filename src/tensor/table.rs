@@ -389,14 +389,8 @@ impl Table {
     }
     /// Rows `first .. first + count` as f32, read from whichever blocks hold them.
     pub fn rows_to_vec(&self, first: usize, count: usize) -> Result<Vec<f32>> {
-        let end = first.saturating_add(count);
-        if end > self.shape[0] {
-            return Err(Error::RowsOutOfRange {
-                first,
-                count,
-                rows: self.shape[0],
-            });
-        }
+        super::check_rows(first, count, self.shape[0])?;
+        let end = first + count;
         let mut out = Vec::with_capacity(count * self.shape[1]);
         for (rows, b) in self.block_rows().zip(&self.blocks) {
             let (lo, hi) = (first.max(rows.start), end.min(rows.end));
