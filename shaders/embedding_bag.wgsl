@@ -19,7 +19,10 @@
 // Entries equal to params.padding_idx (0xFFFFFFFF: none) are skipped; a bag
 // with no other entries, like an empty bag, gives zeros. An index past the
 // table is skipped too and its first position recorded in status[0] with
-// atomicMin (the host initialises it to 0xFFFFFFFF).
+// atomicMin (the host initialises it to 0xFFFFFFFF). So is a bag longer than
+// all the dispatches pool together (the caller's max_bag_len was short; the
+// offsets live on the GPU, so only the kernel can see it): the first
+// position left out goes to status[0], and that bag's output is unspecified.
 //
 // THREADS_PER_BAG invocations share one bag and stride over its columns
 // (1 on CPU adapters, where a lane streams a bag; up to 64 on GPUs, where
@@ -78,6 +81,7 @@ struct Params {
     pos_base: u32,       // the position at indices[0] (see Windows above)
     piece_begin: u32,    // this dispatch's positions of each bag (see Long bags)
     piece_len: u32,
+    pooled: u32,         // the positions of each bag all the pieces pool (≥ piece_len)
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -240,6 +244,14 @@ fn bag(
     let lane = g % THREADS_PER_BAG;
     if b >= params.num_bags {
         return;
+    }
+    // The last piece reports a bag it leaves unfinished (pooled - piece_len,
+    // not piece_begin + piece_len: no wrap near 2^32).
+    if lane == 0u && params.piece_begin >= params.pooled - params.piece_len {
+        let all = bag_range(b);
+        if all.y - all.x > params.pooled {
+            atomicMin(&status[0], all.x + params.pooled);
+        }
     }
     let words = params.dim / COLS_PER_WORD;
     let r = piece(b);

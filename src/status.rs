@@ -6,6 +6,9 @@
 //! the table and, on a bad one, skip its work and lower the status word to
 //! its position (atomically: the smallest bad position wins), so the word
 //! reads "first bad position, or none" (`STATUS_OK`, `shaders/prelude.wgsl`).
+//! The low-level `kernels::embedding_bag::encode` also lowers it to the
+//! first position of a bag longer than the `max_bag_len` it was promised,
+//! the first it left unpooled.
 //! The word's copy is recorded into the call's own encoder after the
 //! kernels, so reading it back costs a map, not a second submit. Calls whose
 //! indices were checked on the host never read it back.

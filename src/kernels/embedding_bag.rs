@@ -43,6 +43,7 @@ struct Params {
     pos_base: u32,
     piece_begin: u32,
     piece_len: u32,
+    pooled: u32,
 }
 
 /// Invocations per bag: one on a CPU adapter (each SIMD lane streams its own
@@ -85,14 +86,18 @@ pub struct BagArgs<'a> {
     /// `num_bags + 1` u32 offsets into `indices` (CSR: the last is `n`).
     pub offsets: &'a wgpu::Buffer,
     pub num_bags: usize,
-    /// At least the most positions one bag holds (`n` always is): only
-    /// that many of each bag are pooled. Bags longer than one dispatch's
-    /// piece (31 to 32 767 positions, by dim) take a dispatch per piece.
+    /// At least the most positions one bag holds (`n` always is). Bags
+    /// longer than one dispatch's piece (31 to 32 767 positions, by dim)
+    /// take a dispatch per piece. A bag longer than this value may be left
+    /// unfinished: the kernel then lowers `status` to the first position it
+    /// left out, and that bag's output is unspecified.
     pub max_bag_len: usize,
     /// `n` f32 weights (sum mode), or `None`.
     pub per_sample_weights: Option<&'a wgpu::Buffer>,
     pub padding_idx: Option<u32>,
-    /// One u32 set to `STATUS_OK` that the kernel lowers to the first out-of-range position.
+    /// One u32 set to `STATUS_OK` that the kernel lowers to the first
+    /// position it could not pool: an index past the table, or the first
+    /// position past what it pooled of a bag longer than `max_bag_len`.
     pub status: &'a wgpu::Buffer,
     /// `[num_bags, dim]` u32 winning positions, written in max mode (`None` discards them).
     pub max_positions: Option<&'a wgpu::Buffer>,
@@ -268,6 +273,7 @@ pub(crate) fn encode_window(
         pos_base: to_u32("window first position", window.positions.start)?,
         piece_begin: 0,
         piece_len: piece_len as u32,
+        pooled: (pieces * piece_len).min(u32::MAX as usize) as u32,
     };
     let vec4 = args.dim.is_multiple_of(4);
     let spec = if vec4 { &VEC4 } else { &SCALAR };
