@@ -5,12 +5,14 @@
 //! (on others WGSL allows `/` 2.5 ULP; see `assert_grad_matches`). Also:
 //! offsets edge cases, padding, per-sample weights and their gradient, hot
 //! rows, sparse = dense, a finite-difference check, the fused SGD step, and
-//! bad inputs as typed errors with the weights unchanged.
+//! bad inputs as typed errors with the weights unchanged. A property test
+//! runs forward and backward over random shapes against the twins.
 
 mod common;
 
 use common::{assert_bits_eq, each_gpu};
 use half::f16;
+use proptest::prelude::*;
 use wgpu_embed::cpu::embedding_bag_backward::{psw_grad, psw_grad_f16, BagBatch};
 use wgpu_embed::cpu::BackwardOptions;
 use wgpu_embed::{
@@ -230,6 +232,71 @@ fn every_mode_matches_the_twin() {
             }
         }
     });
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+    /// Forward (output and max's winners) and backward (dense and sparse,
+    /// both offset conventions) against the twins, bit for bit, over random
+    /// shapes: one bag up to hundreds (some empty, some longer than one
+    /// dispatch's piece), uniform or hot ids, padding, per-sample weights.
+    #[test]
+    fn forward_and_backward_match_the_twins_over_shapes(
+        rows in 1usize..=3_000,
+        dim in 1usize..=300,
+        n in 0usize..=3_000,
+        bags in 1usize..=300,
+        mode in 0usize..3,
+        padded in any::<bool>(),
+        weighted in any::<bool>(),
+        hot in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let mut rng = Rng(seed | 1);
+        let mode = MODES[mode];
+        let table = rng.floats(rows * dim);
+        let idx: Vec<u32> = (0..n)
+            .map(|_| if hot { rng.zipf(rows) } else { rng.below(rows) as u32 })
+            .collect();
+        let csr = random_csr(&mut rng, n, bags);
+        let psw = rng.floats(n);
+        let grad_out = rng.floats(bags * dim);
+        let padding = padded.then(|| rng.below(rows) as u32);
+        let case = Case {
+            mode,
+            rows,
+            dim,
+            padding,
+            table: &table,
+            idx: &idx,
+            csr: &csr,
+            psw: (weighted && mode == BagMode::Sum).then_some(&psw[..]),
+            grad_out: &grad_out,
+        };
+        let what = format!(
+            "rows={rows} dim={dim} n={n} bags={bags} {mode:?} padding={padding:?} \
+             weighted={} hot={hot}",
+            case.psw.is_some()
+        );
+        each_gpu(|gpu| {
+            let mut want = vec![0.0; bags * dim];
+            let mut want_pos = vec![0; bags * dim];
+            let mut status = u32::MAX;
+            cpu::embedding_bag(
+                mode, rows, dim, padding, &idx, &csr, case.psw, &mut status, &mut want_pos,
+                &table, &mut want,
+            );
+            let got = case
+                .bag(gpu, false, true)
+                .forward_with_positions(&idx, &csr, case.psw)
+                .unwrap();
+            assert_bits_eq(&what, &got.output.to_vec().unwrap(), &want);
+            if mode == BagMode::Max {
+                assert_eq!(got.max_positions_to_vec().unwrap(), want_pos, "{what}");
+            }
+            case.check(gpu, &what);
+        });
+    }
 }
 
 #[test]
