@@ -1,8 +1,10 @@
 //! Random sequences of public calls on one Embedding (odd shapes, f16 or
-//! f32, small row-blocks, padding, max_norm, sparse gradients; random
-//! indices, lengths, NaNs and rates): every call returns a value or a typed
-//! error, never panics; a failed call leaves the table's bits as they were;
-//! a lookup without max_norm equals the CPU twin's gather of the table.
+//! f32, small row-blocks, padding, max_norm, scale_grad_by_freq, sparse
+//! gradients; random indices, lengths, NaNs, rates and Adam settings): every
+//! call returns a value or a typed error, never panics; a failed call leaves
+//! the table's bits as they were, and the Adam state (step and moments) the
+//! sequence carries; a lookup without max_norm equals the CPU twin's gather
+//! of the table.
 #![no_main]
 
 #[path = "common.rs"]
@@ -10,7 +12,9 @@ mod common;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use wgpu_embed::{cpu, DType, Embedding, EmbeddingOptions, IndexTensor, Tensor};
+use wgpu_embed::{
+    cpu, AdamOptions, AdamState, DType, Embedding, EmbeddingOptions, Error, IndexTensor, Tensor,
+};
 
 #[derive(Arbitrary, Debug)]
 struct Table {
@@ -20,8 +24,29 @@ struct Table {
     block_rows: Option<u8>,
     padding: Option<u8>,
     max_norm: Option<f32>,
+    scale_grad_by_freq: bool,
     sparse: bool,
     seed: u64,
+}
+
+/// Adam's settings, any f64 (NaN and negatives included: typed errors).
+#[derive(Arbitrary, Debug)]
+struct Adam {
+    lr: f64,
+    betas: (f64, f64),
+    eps: f64,
+    weight_decay: f64,
+}
+
+impl Adam {
+    fn options(&self) -> AdamOptions {
+        AdamOptions {
+            lr: self.lr,
+            betas: self.betas,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+        }
+    }
 }
 
 #[derive(Arbitrary, Debug)]
@@ -32,6 +57,8 @@ enum Call {
     BackwardSgd(Vec<u16>, u8, f32),
     BackwardSgdGpu(Vec<u16>, f32),
     BackwardAdagrad(Vec<u16>, f32, f32),
+    BackwardAdam(Vec<u16>, u8, Adam),
+    AdamStep(Vec<u16>, Adam),
     SgdStep(Vec<u16>, f32),
     SetWeight(Vec<f32>),
     Uniform(f32, f32, u64),
@@ -52,6 +79,7 @@ fuzz_target!(|input: (Table, Vec<Call>)| {
         seed: t.seed,
         padding_idx: t.padding.map(|p| p as usize),
         max_norm: t.max_norm,
+        scale_grad_by_freq: t.scale_grad_by_freq,
         sparse: t.sparse,
         dtype: if t.f16 { DType::F16 } else { DType::F32 },
         chunk_bytes: t
@@ -64,8 +92,16 @@ fuzz_target!(|input: (Table, Vec<Call>)| {
     };
     let grad =
         |n: usize, fill: f32| Tensor::from_slice(gpu, &vec![fill; n * dim], &[n, dim]).unwrap();
+    // One Adam state for the whole sequence, as a training loop keeps it
+    // (f32 tables only: an f16 table's is a typed error).
+    let mut adam = match (emb.adam_state(), t.f16) {
+        (Ok(state), false) => Some(state),
+        (Err(Error::InvalidArgument { name: "dtype", .. }), true) => None,
+        (r, _) => panic!("adam_state of an f16={} table: {:?}", t.f16, r.err()),
+    };
     for call in calls.into_iter().take(8) {
         let before = common::bits(&emb);
+        let adam_before = adam.as_ref().map(adam_bits);
         let result = match &call {
             Call::Forward(v) => {
                 let idx = ids(v, rows);
@@ -101,6 +137,24 @@ fuzz_target!(|input: (Table, Vec<Call>)| {
                 let mut state = emb.adagrad_state().unwrap();
                 emb.backward_adagrad(&idx, &grad(idx.len(), 1.5), &mut state, *lr, *eps)
             }
+            Call::BackwardAdam(v, n, o) => {
+                let Some(adam) = adam.as_mut() else { continue };
+                let idx = ids(v, rows);
+                let n = if *n % 4 == 0 {
+                    *n as usize % 5
+                } else {
+                    idx.len()
+                };
+                emb.backward_adam(&idx, &grad(n, -0.75), adam, &o.options())
+            }
+            Call::AdamStep(v, o) => {
+                let Some(adam) = adam.as_mut() else { continue };
+                let idx = ids(v, rows);
+                match emb.backward(&idx, &grad(idx.len(), 0.5)) {
+                    Ok(g) => emb.adam_step(&g, adam, &o.options()),
+                    Err(e) => Err(e),
+                }
+            }
             Call::SgdStep(v, lr) => {
                 let idx = ids(v, rows);
                 match emb.backward(&idx, &grad(idx.len(), 2.0)) {
@@ -118,6 +172,24 @@ fuzz_target!(|input: (Table, Vec<Call>)| {
                 before,
                 "{call:?} failed and changed the table"
             );
+            assert_eq!(
+                adam.as_ref().map(adam_bits),
+                adam_before,
+                "{call:?} failed and changed the Adam state"
+            );
         }
     }
 });
+
+/// The Adam state's step count and the bits of both moments.
+fn adam_bits(state: &AdamState) -> (u64, Vec<u32>, Vec<u32>) {
+    let bits = |t: &wgpu_embed::Table| -> Vec<u32> {
+        let v = t.to_vec().expect("reading a moment back");
+        v.iter().map(|x| x.to_bits()).collect()
+    };
+    (
+        state.step(),
+        bits(state.exp_avg()),
+        bits(state.exp_avg_sq()),
+    )
+}
