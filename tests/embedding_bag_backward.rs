@@ -107,7 +107,8 @@ impl Case<'_> {
         self.csr.len() - 1
     }
 
-    fn max_positions(&self) -> Vec<u32> {
+    /// The forward twin's output and max's winning positions.
+    fn forward_twin(&self) -> (Vec<f32>, Vec<u32>) {
         let mut out = vec![0.0; self.num_bags() * self.dim];
         let mut pos = vec![0; self.num_bags() * self.dim];
         let mut status = u32::MAX;
@@ -125,7 +126,11 @@ impl Case<'_> {
             &mut out,
         );
         assert_eq!(status, u32::MAX, "the twin saw a bad index");
-        pos
+        (out, pos)
+    }
+
+    fn max_positions(&self) -> Vec<u32> {
+        self.forward_twin().1
     }
 
     fn options(&self) -> BackwardOptions {
@@ -279,13 +284,7 @@ proptest! {
             case.psw.is_some()
         );
         each_gpu(|gpu| {
-            let mut want = vec![0.0; bags * dim];
-            let mut want_pos = vec![0; bags * dim];
-            let mut status = u32::MAX;
-            cpu::embedding_bag(
-                mode, rows, dim, padding, &idx, &csr, case.psw, &mut status, &mut want_pos,
-                &table, &mut want,
-            );
+            let (want, want_pos) = case.forward_twin();
             let got = case
                 .bag(gpu, false, true)
                 .forward_with_positions(&idx, &csr, case.psw)
