@@ -3,6 +3,12 @@
 #
 #   scripts/gpu-bench.sh [issue|small|tiny] [out-dir]
 #   scripts/gpu-bench.sh pack-tests     # here, before: the test suite, packed
+#   scripts/gpu-bench.sh prepare        # here, before: everything the GPU run carries
+#
+# prepare downloads the Vulkan loader and the GL dispatch libraries NVIDIA's
+# Vulkan driver needs into .gl/ (the GPU machine has neither, nor internet),
+# builds target/release/wgpu-embed, runs pack-tests, and prints what to
+# carry and the one command to run there.
 #
 # pack-tests builds every test binary (`cargo test --release --no-run`),
 # strips them and packs them into target/gpu-tests.tar.xz (one xz stream: the
@@ -18,6 +24,25 @@
 # and writes ours.json, torch.json and table.md into out-dir. Anywhere else
 # it runs on the machine's own Vulkan adapter (lavapipe: use `small`).
 set -uo pipefail
+if [ "${1:-}" = prepare ]; then
+    set -e
+    cd "$(dirname "$0")/.."
+    if ! ls .gl/*.deb >/dev/null 2>&1; then # .gl/ is in .gitignore
+        lists="$(mktemp -d)"
+        mkdir -p .gl "$lists/partial"
+        o=(-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 "-oDir::State::Lists=$lists")
+        apt-get "${o[@]}" update -qq
+        (cd .gl && apt-get "${o[@]}" download -qq \
+            libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
+    fi
+    ls .gl
+    cargo build --release
+    "$0" pack-tests
+    du -ch .gl target/release/wgpu-embed target/gpu-tests.tar.xz | tail -n 1
+    echo "carry: .gl target/release/wgpu-embed target/gpu-tests.tar.xz"
+    echo "run there: scripts/gpu-bench.sh issue \$OUT/figures"
+    exit 0
+fi
 if [ "${1:-}" = pack-tests ]; then
     set -e
     cd "$(dirname "$0")/.."
