@@ -50,8 +50,10 @@ impl Status {
         Ok(())
     }
 
-    /// The first bad position the kernels recorded, or `None`. Waits for the
-    /// GPU: call it after the submit of the work that used this status.
+    /// The first bad position the kernels recorded, or `None`: an index
+    /// past the table, or (`kernels::embedding_bag` only) the first position
+    /// of a bag past the `max_bag_len` it was given. Waits for the GPU: call
+    /// it after the submit of the work that used this status.
     pub fn read(&self) -> Result<Option<usize>> {
         crate::readback::block("status word", self.read_async())
     }

@@ -433,61 +433,72 @@ fn winners_saved_on_another_gpu_are_refused() {
 fn a_bag_past_max_bag_len_is_reported_by_the_low_level_kernel() {
     use wgpu_embed::kernels::embedding_bag::{self, BagArgs};
     use wgpu_embed::{IndexTensor, Status, Tensor};
-    each_gpu(|gpu| {
-        let (rows, dim) = (6, 4096);
-        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
-        let table: Vec<f32> = (0..rows * dim).map(|_| rng.float()).collect();
+    let (rows, dim) = (6, 4096);
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+    let table: Vec<f32> = (0..rows * dim).map(|_| rng.float()).collect();
+    let idx: Vec<u32> = (0..227).map(|_| rng.below(rows) as u32).collect();
+    // CSR offsets, then max_bag_len → the first position left out (None:
+    // every bag pooled). One piece pools 31 positions of each bag, two 62,
+    // three 93, four 124.
+    let layouts: [(&[u32], &[(usize, Option<usize>)]); 2] = [
         // Bags of 5, 100, 40, 0 and 20 positions.
-        let csr = [0u32, 5, 105, 145, 145, 165];
-        let n = 165;
-        let idx: Vec<u32> = (0..n).map(|_| rng.below(rows) as u32).collect();
+        (
+            &[0, 5, 105, 145, 145, 165],
+            &[
+                (10, Some(5 + 31)),
+                (40, Some(5 + 62)),
+                (62, Some(5 + 62)),
+                (63, Some(5 + 93)),
+                (100, None),
+            ],
+        ),
+        // 62 positions, exactly what two pieces pool: not reported.
+        (&[0, 8, 70], &[(40, None), (31, Some(8 + 31)), (62, None)]),
+    ];
+    each_gpu(|gpu| {
         let table_t = Tensor::from_slice(gpu, &table, &[rows, dim]).unwrap();
         let idx_t = IndexTensor::from_slice(gpu, &idx).unwrap();
-        let csr_t = IndexTensor::from_slice(gpu, &csr).unwrap();
-        // max_bag_len → the first position left out (None: every bag pooled):
-        // one piece pools 31 positions of each bag, two 62, three 93, four 124.
-        let cases = [
-            (10, Some(5 + 31)),
-            (40, Some(5 + 62)),
-            (62, Some(5 + 62)),
-            (63, Some(5 + 93)),
-            (100, None),
-        ];
-        for mode in MODES {
-            let (want, _) = twin(mode, rows, dim, None, &table, &idx, &csr, None);
-            for (max_bag_len, left_out) in cases {
-                let what = format!("{mode:?} max_bag_len={max_bag_len}");
-                let out = Tensor::zeros(gpu, &[csr.len() - 1, dim]).unwrap();
-                let status = Status::new(gpu).unwrap();
-                let args = BagArgs {
-                    mode,
-                    table: table_t.buffer(),
-                    dtype: DType::F32,
-                    num_embeddings: rows,
-                    dim,
-                    indices: idx_t.buffer(),
-                    n,
-                    offsets: csr_t.buffer(),
-                    num_bags: csr.len() - 1,
-                    max_bag_len,
-                    per_sample_weights: None,
-                    padding_idx: None,
-                    status: status.buffer(),
-                    max_positions: None,
-                    out: out.buffer(),
-                    threads_per_bag: Some(1),
-                };
-                let mut enc = gpu.encoder("bag past max_bag_len");
-                embedding_bag::encode(gpu, &mut enc, &args).unwrap();
-                gpu.submit_and_wait(enc).unwrap();
-                assert_eq!(status.read().unwrap(), left_out, "{what}");
-                let got = out.to_vec().unwrap();
-                for b in 0..csr.len() - 1 {
-                    let len = (csr[b + 1] - csr[b]) as usize;
-                    let pooled = max_bag_len.div_ceil(31).max(1) * 31;
-                    if len <= pooled {
-                        let at = b * dim..(b + 1) * dim;
-                        assert_bits_eq(&format!("{what} bag {b}"), &got[at.clone()], &want[at]);
+        for (csr, cases) in layouts {
+            let n = *csr.last().unwrap() as usize;
+            let idx = &idx[..n];
+            let csr_t = IndexTensor::from_slice(gpu, csr).unwrap();
+            for mode in MODES {
+                let (want, _) = twin(mode, rows, dim, None, &table, idx, csr, None);
+                for &(max_bag_len, left_out) in cases {
+                    let what = format!("{mode:?} bags {csr:?} max_bag_len={max_bag_len}");
+                    let out = Tensor::zeros(gpu, &[csr.len() - 1, dim]).unwrap();
+                    let status = Status::new(gpu).unwrap();
+                    let args = BagArgs {
+                        mode,
+                        table: table_t.buffer(),
+                        dtype: DType::F32,
+                        num_embeddings: rows,
+                        dim,
+                        indices: idx_t.buffer(),
+                        n,
+                        offsets: csr_t.buffer(),
+                        num_bags: csr.len() - 1,
+                        max_bag_len,
+                        per_sample_weights: None,
+                        padding_idx: None,
+                        status: status.buffer(),
+                        max_positions: None,
+                        out: out.buffer(),
+                        threads_per_bag: Some(1),
+                    };
+                    let mut enc = gpu.encoder("bag past max_bag_len");
+                    embedding_bag::encode(gpu, &mut enc, &args).unwrap();
+                    gpu.submit_and_wait(enc).unwrap();
+                    assert_eq!(status.read().unwrap(), left_out, "{what}");
+                    // The bags it finished are the twin's.
+                    let got = out.to_vec().unwrap();
+                    let pooled = max_bag_len.div_ceil(31) * 31;
+                    for b in 0..csr.len() - 1 {
+                        if (csr[b + 1] - csr[b]) as usize <= pooled {
+                            let at = b * dim..(b + 1) * dim;
+                            let what = format!("{what} bag {b}");
+                            assert_bits_eq(&what, &got[at.clone()], &want[at]);
+                        }
                     }
                 }
             }

@@ -243,20 +243,28 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
     /// Forward (output and max's winners) and backward (dense and sparse,
     /// both offset conventions) against the twins, bit for bit, over random
-    /// shapes: one bag up to hundreds (some empty, some longer than one
-    /// dispatch's piece), uniform or hot ids, padding, per-sample weights.
+    /// shapes: one bag up to hundreds (some empty), uniform or hot ids,
+    /// padding, per-sample weights. `long` makes bags longer than one
+    /// dispatch's piece on CPU adapters (one invocation per bag: 108 to 503
+    /// positions at dim 257 to 299): 1 to 4 bags of 1 000 to 3 000 ids.
     #[test]
     fn forward_and_backward_match_the_twins_over_shapes(
         rows in 1usize..=3_000,
         dim in 1usize..=300,
         n in 0usize..=3_000,
         bags in 1usize..=300,
+        long in any::<bool>(),
         mode in 0usize..3,
         padded in any::<bool>(),
         weighted in any::<bool>(),
         hot in any::<bool>(),
         seed in any::<u64>(),
     ) {
+        let (dim, n, bags) = if long {
+            (257 + dim % 43, 1_000 + n % 2_001, 1 + bags % 4)
+        } else {
+            (dim, n, bags)
+        };
         let mut rng = Rng(seed | 1);
         let mode = MODES[mode];
         let table = rng.floats(rows * dim);
@@ -280,18 +288,21 @@ proptest! {
         };
         let what = format!(
             "rows={rows} dim={dim} n={n} bags={bags} {mode:?} padding={padding:?} \
-             weighted={} hot={hot}",
+             weighted={} hot={hot} long={long}",
             case.psw.is_some()
         );
         each_gpu(|gpu| {
             let (want, want_pos) = case.forward_twin();
-            let got = case
-                .bag(gpu, false, true)
-                .forward_with_positions(&idx, &csr, case.psw)
-                .unwrap();
-            assert_bits_eq(&what, &got.output.to_vec().unwrap(), &want);
-            if mode == BagMode::Max {
-                assert_eq!(got.max_positions_to_vec().unwrap(), want_pos, "{what}");
+            for include_last in [false, true] {
+                let what = format!("{what} forward include_last_offset={include_last}");
+                let got = case
+                    .bag(gpu, false, include_last)
+                    .forward_with_positions(&idx, case.offsets(include_last), case.psw)
+                    .unwrap();
+                assert_bits_eq(&what, &got.output.to_vec().unwrap(), &want);
+                if mode == BagMode::Max {
+                    assert_eq!(got.max_positions_to_vec().unwrap(), want_pos, "{what}");
+                }
             }
             case.check(gpu, &what);
         });

@@ -273,7 +273,7 @@ pub(crate) fn encode_window(
         pos_base: to_u32("window first position", window.positions.start)?,
         piece_begin: 0,
         piece_len: piece_len as u32,
-        pooled: (pieces * piece_len).min(u32::MAX as usize) as u32,
+        pooled: pieces.saturating_mul(piece_len).min(u32::MAX as usize) as u32,
     };
     let vec4 = args.dim.is_multiple_of(4);
     let spec = if vec4 { &VEC4 } else { &SCALAR };
