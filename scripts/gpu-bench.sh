@@ -27,17 +27,20 @@ set -uo pipefail
 if [ "${1:-}" = prepare ]; then
     set -e
     cd "$(dirname "$0")/.."
-    if ! ls .gl/*.deb >/dev/null 2>&1; then # .gl/ is in .gitignore
+    debs=(libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
+    if [ "$(ls .gl/*.deb 2>/dev/null | wc -l)" -lt "${#debs[@]}" ]; then # .gl/ is in .gitignore
         lists="$(mktemp -d)"
-        mkdir -p .gl "$lists/partial"
+        trap 'rm -rf "$lists"' EXIT
+        mkdir -p "$lists/partial" "$lists/debs"
         o=(-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 "-oDir::State::Lists=$lists")
         apt-get "${o[@]}" update -qq
-        (cd .gl && apt-get "${o[@]}" download -qq \
-            libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
+        # Into a scratch folder first: .gl/ gets all of them or none.
+        (cd "$lists/debs" && apt-get "${o[@]}" download -qq "${debs[@]}")
+        rm -rf .gl && mkdir .gl && mv "$lists"/debs/*.deb .gl/
     fi
     ls .gl
     cargo build --release
-    "$0" pack-tests
+    scripts/gpu-bench.sh pack-tests
     du -ch .gl target/release/wgpu-embed target/gpu-tests.tar.xz | tail -n 1
     echo "carry: .gl target/release/wgpu-embed target/gpu-tests.tar.xz"
     echo "run there: scripts/gpu-bench.sh issue \$OUT/figures"
