@@ -437,10 +437,12 @@ fn a_bag_past_max_bag_len_is_reported_by_the_low_level_kernel() {
     let mut rng = Rng(0x2545_F491_4F6C_DD1D);
     let table: Vec<f32> = (0..rows * dim).map(|_| rng.float()).collect();
     let idx: Vec<u32> = (0..227).map(|_| rng.below(rows) as u32).collect();
-    // CSR offsets, then max_bag_len → the first position left out (None:
-    // every bag pooled). One piece pools 31 positions of each bag, two 62,
-    // three 93, four 124.
-    let layouts: [(&[u32], &[(usize, Option<usize>)]); 2] = [
+    // A max_bag_len and the first position it leaves out (None: every bag
+    // pooled). One piece pools 31 positions of each bag, two 62, three 93,
+    // four 124.
+    type Case = (usize, Option<usize>);
+    // CSR offsets and their cases.
+    let layouts: [(&[u32], &[Case]); 2] = [
         // Bags of 5, 100, 40, 0 and 20 positions.
         (
             &[0, 5, 105, 145, 145, 165],

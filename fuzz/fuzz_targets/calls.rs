@@ -29,22 +29,32 @@ struct Table {
     seed: u64,
 }
 
-/// Adam's settings, any f64 (NaN and negatives included: typed errors).
+/// Adam's settings: mostly in PyTorch's valid ranges (so steps run), or
+/// `raw`, any f64 (NaN and negatives included: typed errors).
 #[derive(Arbitrary, Debug)]
 struct Adam {
-    lr: f64,
-    betas: (f64, f64),
-    eps: f64,
-    weight_decay: f64,
+    lr: u8,
+    betas: (u8, u8),
+    eps: u8,
+    weight_decay: u8,
+    raw: Option<(f64, (f64, f64), f64, f64)>,
 }
 
 impl Adam {
     fn options(&self) -> AdamOptions {
+        if let Some((lr, betas, eps, weight_decay)) = self.raw {
+            return AdamOptions {
+                lr,
+                betas,
+                eps,
+                weight_decay,
+            };
+        }
         AdamOptions {
-            lr: self.lr,
-            betas: self.betas,
-            eps: self.eps,
-            weight_decay: self.weight_decay,
+            lr: self.lr as f64 / 64.0,
+            betas: (self.betas.0 as f64 / 256.0, self.betas.1 as f64 / 256.0),
+            eps: 10f64.powi(-(self.eps as i32 % 13)),
+            weight_decay: self.weight_decay as f64 / 128.0,
         }
     }
 }
@@ -166,6 +176,15 @@ fuzz_target!(|input: (Table, Vec<Call>)| {
             Call::Uniform(lo, hi, seed) => emb.uniform_(*lo, *hi, *seed),
             Call::Normal(mean, std, seed) => emb.normal_(*mean, *std, *seed),
         };
+        let adam_after = adam.as_ref().map(adam_bits);
+        if let (Ok(()), Call::BackwardAdam(..) | Call::AdamStep(..)) = (&result, &call) {
+            let (before, after) = (adam_before.as_ref(), adam_after.as_ref());
+            assert_eq!(
+                after.map(|a| a.0),
+                before.map(|b| b.0 + 1),
+                "{call:?} succeeded: one more step"
+            );
+        }
         if result.is_err() {
             assert_eq!(
                 common::bits(&emb),
@@ -173,8 +192,7 @@ fuzz_target!(|input: (Table, Vec<Call>)| {
                 "{call:?} failed and changed the table"
             );
             assert_eq!(
-                adam.as_ref().map(adam_bits),
-                adam_before,
+                adam_after, adam_before,
                 "{call:?} failed and changed the Adam state"
             );
         }
