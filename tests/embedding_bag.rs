@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{assert_bits_eq, each_gpu};
+use common::{assert_bits_eq, bag_twin, each_gpu, Rng};
 use half::f16;
 use wgpu_embed::cpu::embedding_bag::NO_POSITION;
 use wgpu_embed::{
@@ -13,56 +13,6 @@ use wgpu_embed::{
 };
 
 const MODES: [BagMode; 3] = [BagMode::Sum, BagMode::Mean, BagMode::Max];
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    /// A float in [-2, 2) with a full mantissa, so sums round.
-    fn float(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0
-    }
-}
-
-/// The twin's output and max positions for CSR `offsets`.
-#[allow(clippy::too_many_arguments)]
-fn twin(
-    mode: BagMode,
-    rows: usize,
-    dim: usize,
-    padding: Option<u32>,
-    table: &[f32],
-    idx: &[u32],
-    csr: &[u32],
-    psw: Option<&[f32]>,
-) -> (Vec<f32>, Vec<u32>) {
-    let bags = csr.len() - 1;
-    let mut out = vec![0.0; bags * dim];
-    let mut pos = vec![0; bags * dim];
-    let mut status = u32::MAX;
-    cpu::embedding_bag(
-        mode,
-        rows,
-        dim,
-        padding,
-        idx,
-        csr,
-        psw,
-        &mut status,
-        &mut pos,
-        table,
-        &mut out,
-    );
-    assert_eq!(status, u32::MAX, "the twin saw a bad index");
-    (out, pos)
-}
 
 /// Random bags (some empty) over `n` indices: CSR offsets.
 fn random_csr(rng: &mut Rng, n: usize, bags: usize) -> Vec<u32> {
@@ -105,7 +55,8 @@ fn every_mode_and_option_matches_the_twin() {
                     let what = format!("{mode:?} dim={dim} padding={padding:?}");
                     let got = bag.forward_with_positions(&idx, &csr, None).unwrap();
                     assert_eq!(got.output.shape(), [csr.len() - 1, dim]);
-                    let (want, want_pos) = twin(mode, rows, dim, padding, &table, &idx, &csr, None);
+                    let (want, want_pos) =
+                        bag_twin(mode, rows, dim, padding, &table, &idx, &csr, None);
                     assert_bits_eq(&what, &got.output.to_vec().unwrap(), &want);
                     if mode == BagMode::Max {
                         assert_eq!(got.max_positions_to_vec().unwrap(), want_pos, "{what}");
@@ -114,7 +65,7 @@ fn every_mode_and_option_matches_the_twin() {
                         // Product then add, never fused: bit for bit on both adapters.
                         let got = bag.forward(&idx, &csr, Some(&psw)).unwrap();
                         let (want, _) =
-                            twin(mode, rows, dim, padding, &table, &idx, &csr, Some(&psw));
+                            bag_twin(mode, rows, dim, padding, &table, &idx, &csr, Some(&psw));
                         assert_bits_eq(&format!("{what} weighted"), &got.to_vec().unwrap(), &want);
                     }
                 }
@@ -399,7 +350,7 @@ fn max_norm_renormalises_the_referenced_rows_before_pooling() {
             assert_bits_eq(&what, &bag.weight().to_vec().unwrap(), &renormed);
             assert!(renormed != table, "{what}: the table was renormalised");
             // …then pooled: the bag's output, as PyTorch's embedding_bag does.
-            let (want, _) = twin(mode, rows, dim, None, &renormed, &idx, &csr, None);
+            let (want, _) = bag_twin(mode, rows, dim, None, &renormed, &idx, &csr, None);
             assert_bits_eq(&what, &got, &want);
         }
     });
@@ -465,7 +416,7 @@ fn a_bag_past_max_bag_len_is_reported_by_the_low_level_kernel() {
             let idx = &idx[..n];
             let csr_t = IndexTensor::from_slice(gpu, csr).unwrap();
             for mode in MODES {
-                let (want, _) = twin(mode, rows, dim, None, &table, idx, csr, None);
+                let (want, _) = bag_twin(mode, rows, dim, None, &table, idx, csr, None);
                 for &(max_bag_len, left_out) in cases {
                     let what = format!("{mode:?} bags {csr:?} max_bag_len={max_bag_len}");
                     let out = Tensor::zeros(gpu, &[csr.len() - 1, dim]).unwrap();

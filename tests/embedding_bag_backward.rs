@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{assert_bits_eq, each_gpu};
+use common::{assert_bits_eq, bag_twin, each_gpu, Rng};
 use half::f16;
 use proptest::prelude::*;
 use wgpu_embed::cpu::embedding_bag_backward::{psw_grad, psw_grad_f16, BagBatch};
@@ -21,34 +21,6 @@ use wgpu_embed::{
 };
 
 const MODES: [BagMode; 3] = [BagMode::Sum, BagMode::Mean, BagMode::Max];
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    /// A float in [-2, 2) with a full mantissa, so sums round.
-    fn float(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0
-    }
-    fn floats(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.float()).collect()
-    }
-    /// Zipf-ish ids: row 0 about a third of the time, then 1, 2, ... thinning out.
-    fn zipf(&mut self, rows: usize) -> u32 {
-        let mut r = 0;
-        while r + 1 < rows && self.below(3) != 0 {
-            r += 1 + self.below(2);
-        }
-        r.min(rows - 1) as u32
-    }
-}
 
 /// Random bags (some empty) over `n` indices: CSR offsets.
 fn random_csr(rng: &mut Rng, n: usize, bags: usize) -> Vec<u32> {
@@ -109,24 +81,16 @@ impl Case<'_> {
 
     /// The forward twin's output and max's winning positions.
     fn forward_twin(&self) -> (Vec<f32>, Vec<u32>) {
-        let mut out = vec![0.0; self.num_bags() * self.dim];
-        let mut pos = vec![0; self.num_bags() * self.dim];
-        let mut status = u32::MAX;
-        cpu::embedding_bag(
+        bag_twin(
             self.mode,
             self.rows,
             self.dim,
             self.padding,
+            self.table,
             self.idx,
             self.csr,
             self.psw,
-            &mut status,
-            &mut pos,
-            self.table,
-            &mut out,
-        );
-        assert_eq!(status, u32::MAX, "the twin saw a bad index");
-        (out, pos)
+        )
     }
 
     fn max_positions(&self) -> Vec<u32> {

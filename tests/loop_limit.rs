@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{assert_bits_eq, data, each_gpu};
+use common::{assert_bits_eq, bag_twin, data, each_gpu};
 use wgpu_embed::cpu::embedding_bag_backward::{psw_grad, BagBatch};
 use wgpu_embed::cpu::BackwardOptions;
 use wgpu_embed::kernels::embedding_gather::STATUS_OK;
@@ -124,38 +124,6 @@ fn gather_of_rows_wider_than_one_loop_may_copy() {
             assert_bits_eq(&format!("gather dim={dim} {dtype:?}"), &got, &want);
         });
     }
-}
-
-/// The twin's bag output and max positions.
-#[allow(clippy::too_many_arguments)]
-fn bag_twin(
-    mode: BagMode,
-    rows: usize,
-    dim: usize,
-    padding: Option<u32>,
-    table: &[f32],
-    idx: &[u32],
-    csr: &[u32],
-    psw: Option<&[f32]>,
-) -> (Vec<f32>, Vec<u32>) {
-    let bags = csr.len() - 1;
-    let mut out = vec![0.0; bags * dim];
-    let mut pos = vec![0; bags * dim];
-    let mut status = u32::MAX;
-    cpu::embedding_bag(
-        mode,
-        rows,
-        dim,
-        padding,
-        idx,
-        csr,
-        psw,
-        &mut status,
-        &mut pos,
-        table,
-        &mut out,
-    );
-    (out, pos)
 }
 
 /// Every mode (and weighted sum) of one batch against the twin, bit for bit

@@ -3,29 +3,11 @@
 
 mod common;
 
-use common::{assert_bits_eq, each_gpu, table};
+use common::{assert_bits_eq, each_gpu, table, Rng};
 use wgpu_embed::cpu::{self, BackwardOptions};
 use wgpu_embed::{Embedding, EmbeddingOptions, Error, Gpu, GpuOptions, IndexTensor, Tensor};
 
 /// SplitMix64: test data from a seed, identical everywhere.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    /// Multiples of 1/64 in [-8, 8): sums of a few stay exact.
-    fn grad(&mut self) -> f32 {
-        (self.below(1024) as f32 - 512.0) / 64.0
-    }
-}
-
 /// Rows either side of every chunk boundary, the first and last row, and a few others.
 fn sampled_rows(starts: &[usize], rows: usize, rng: &mut Rng) -> Vec<usize> {
     let mut out = vec![0, 1, rows - 2, rows - 1];

@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use wgpu_embed::{Gpu, GpuOptions};
+use wgpu_embed::{cpu, BagMode, Gpu, GpuOptions};
 
 /// Every adapter of the machine (lavapipe and llvmpipe-GL here and in CI).
 pub fn gpus() -> &'static [Gpu] {
@@ -203,6 +203,10 @@ impl Rng {
     pub fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
+    /// An f64 in [0, 1) with 53 random bits.
+    pub fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
     /// A float in [-2, 2) with a full mantissa, so sums round.
     pub fn float(&mut self) -> f32 {
         (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 4.0 - 2.0
@@ -228,6 +232,14 @@ impl Rng {
             })
             .collect()
     }
+    /// Zipf-ish ids: row 0 about a third of the time, then 1, 2, ... thinning out.
+    pub fn zipf(&mut self, rows: usize) -> u32 {
+        let mut r = 0;
+        while r + 1 < rows && self.below(3) != 0 {
+            r += 1 + self.below(2);
+        }
+        r.min(rows - 1) as u32
+    }
 }
 
 /// Rows either side of every chunk boundary of `row_starts` (its last entry
@@ -248,4 +260,39 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
     if let Some(i) = (0..got.len()).find(|&i| (got[i] - want[i]).abs() > tol * scale) {
         panic!("{what}: element {i}: got {} want {}", got[i], want[i]);
     }
+}
+
+/// The bag twin's output and max's winning positions for CSR `offsets`
+/// (`csr` has one more entry than there are bags), checking that it saw no
+/// bad index.
+#[allow(clippy::too_many_arguments)]
+pub fn bag_twin(
+    mode: BagMode,
+    rows: usize,
+    dim: usize,
+    padding: Option<u32>,
+    table: &[f32],
+    idx: &[u32],
+    csr: &[u32],
+    psw: Option<&[f32]>,
+) -> (Vec<f32>, Vec<u32>) {
+    let bags = csr.len() - 1;
+    let mut out = vec![0.0; bags * dim];
+    let mut pos = vec![0; bags * dim];
+    let mut status = u32::MAX;
+    cpu::embedding_bag(
+        mode,
+        rows,
+        dim,
+        padding,
+        idx,
+        csr,
+        psw,
+        &mut status,
+        &mut pos,
+        table,
+        &mut out,
+    );
+    assert_eq!(status, u32::MAX, "the twin saw a bad index");
+    (out, pos)
 }
