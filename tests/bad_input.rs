@@ -376,6 +376,153 @@ fn public_encodes_check_their_buffers() {
     });
 }
 
+/// The bag backward's kernels refuse what they would read wrongly without a
+/// word: max mode without the forward's winning positions (each element
+/// would read a placeholder), and an int8 table for `psw_grad` (its rows
+/// would be read as f32). Nothing is recorded.
+#[test]
+fn bag_backward_kernels_refuse_inputs_they_would_misread() {
+    use wgpu_embed::kernels::embedding_bag_backward::{self, BagLayout, ExpandArgs};
+    use wgpu_embed::{BagMode, DType, RowBlock};
+    each_gpu(|gpu| {
+        let big = Tensor::zeros(gpu, &[4096]).unwrap();
+        let b = big.buffer();
+        let expanded = Tensor::from_slice(gpu, &[5.0; 8], &[8]).unwrap();
+        let layout = BagLayout {
+            num_embeddings: 4,
+            dim: 2,
+            indices: b,
+            n: 4,
+            offsets: b,
+            num_bags: 2,
+            padding_idx: None,
+            grad_out: b,
+        };
+        let mut enc = gpu.encoder("bag backward refusals");
+        let max = ExpandArgs {
+            mode: BagMode::Max,
+            per_sample_weights: None,
+            max_positions: None,
+            expanded: expanded.buffer(),
+        };
+        let r = embedding_bag_backward::encode_expand(gpu, &mut enc, &layout, &max);
+        assert!(
+            matches!(
+                &r,
+                Err(Error::InvalidArgument {
+                    name: "max_positions",
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+        // The same call with the positions records the expansion.
+        let positions = ExpandArgs {
+            max_positions: Some(b),
+            ..max
+        };
+        let table = [RowBlock::new(b, 0..4)];
+        let r = embedding_bag_backward::encode_psw_grad(
+            gpu,
+            &mut enc,
+            &layout,
+            &table,
+            DType::Int8,
+            expanded.buffer(),
+        );
+        assert!(
+            matches!(&r, Err(Error::InvalidArgument { name: "dtype", .. })),
+            "{r:?}"
+        );
+        gpu.submit_and_wait(enc).unwrap();
+        assert_eq!(expanded.to_vec().unwrap(), [5.0; 8], "nothing was recorded");
+        let mut enc = gpu.encoder("bag backward with positions");
+        embedding_bag_backward::encode_expand(gpu, &mut enc, &layout, &positions).unwrap();
+        gpu.submit_and_wait(enc).unwrap();
+        assert_ne!(expanded.to_vec().unwrap(), [5.0; 8], "the expansion ran");
+    });
+}
+
+/// A sparse gradient's `rows` buffer shorter than its `values`: only the
+/// slots both hold are written. Before, the kernel wrote every slot `values`
+/// held and each later row id went past `rows`' end (clamped or dropped by
+/// the driver), so a short buffer gave rows and values that disagree.
+#[test]
+fn a_sparse_gradient_writes_only_the_slots_rows_and_values_both_hold() {
+    use wgpu_embed::kernels::{exclusive_scan, radix_sort, row_histogram, segment_sum};
+    use wgpu_embed::Status;
+    each_gpu(|gpu| {
+        let (v, dim) = (4, 2);
+        // Rows 2, 0, 2, 3: three referenced rows, so three slots (0, 2, 3).
+        let idx = IndexTensor::from_slice(gpu, &[2, 0, 2, 3]).unwrap();
+        let n = idx.len();
+        let grad_out: Vec<f32> = (0..n * dim).map(|i| i as f32 + 1.0).collect();
+        let grad_out = Tensor::from_slice(gpu, &grad_out, &[n, dim]).unwrap();
+        let u32s = |len: usize| IndexTensor::from_slice(gpu, &vec![0; len]).unwrap();
+        let (counts, offsets, ranks) = (u32s(v), u32s(v + 1), u32s(v + 1));
+        let (keys, positions) = (u32s(n), u32s(n));
+        let rows = IndexTensor::from_slice(gpu, &[777]).unwrap(); // one slot
+        let values = Tensor::from_slice(gpu, &[-1.0; 6], &[3, dim]).unwrap(); // three
+        let status = Status::new(gpu).unwrap();
+        let mut enc = gpu.encoder("sparse gradient, short rows");
+        row_histogram::encode(
+            gpu,
+            &mut enc,
+            &row_histogram::HistogramArgs {
+                indices: idx.buffer(),
+                n,
+                num_embeddings: v,
+                status: status.buffer(),
+                counts: counts.buffer(),
+            },
+        )
+        .unwrap();
+        for (out, flags) in [(&offsets, false), (&ranks, true)] {
+            let scan = exclusive_scan::ScanArgs {
+                input: counts.buffer(),
+                len: v,
+                out: out.buffer(),
+                exclude: None,
+                flags,
+            };
+            exclusive_scan::encode(gpu, &mut enc, &scan).unwrap();
+        }
+        let sort = radix_sort::SortArgs {
+            keys: idx.buffer(),
+            n,
+            key_bound: v,
+            keys_out: keys.buffer(),
+            positions_out: positions.buffer(),
+        };
+        radix_sort::encode(gpu, &mut enc, &sort).unwrap();
+        let seg = segment_sum::SegmentArgs {
+            n,
+            dim,
+            num_embeddings: v,
+            padding_idx: None,
+            scale_by_freq: false,
+            status: status.buffer(),
+            offsets: offsets.buffer(),
+            sorted_keys: keys.buffer(),
+            sorted_positions: positions.buffer(),
+            grad_out: grad_out.buffer(),
+            chunk: None,
+            half: None,
+        };
+        let out = [segment_sum::SegmentOutput::Sparse {
+            ranks: ranks.buffer(),
+            rows: rows.buffer(),
+            values: values.buffer(),
+        }];
+        segment_sum::encode(gpu, &mut enc, &seg, &out).unwrap();
+        gpu.submit_and_wait(enc).unwrap();
+        assert_eq!(ranks.to_vec().unwrap(), [0, 1, 1, 2, 3]);
+        assert_eq!(rows.to_vec().unwrap(), [0], "slot 0 holds row 0");
+        // Row 0 is position 1's gradient; the slots past `rows` stay as they were.
+        assert_eq!(values.to_vec().unwrap(), [3.0, 4.0, -1.0, -1.0, -1.0, -1.0]);
+    });
+}
+
 /// A key bound past 2^32 once asked for more radix passes than u32 keys
 /// have digits; WGSL takes shifts modulo 32, so the extra passes re-sorted
 /// by the low digits and scrambled the order.

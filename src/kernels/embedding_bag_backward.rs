@@ -7,7 +7,7 @@
 use crate::cpu::embedding_bag::BagMode;
 
 use crate::binding::{self, RowBlock, Span};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::{to_u32, LOOP_BUDGET};
 use crate::pipeline::KernelSpec;
@@ -63,14 +63,22 @@ struct Params {
 
 /// The bag layout both passes read.
 pub struct BagLayout<'a> {
+    /// Rows in the table; `psw_grad` gives 0 to a position whose index is
+    /// at or past it.
     pub num_embeddings: usize,
+    /// Elements per row of the table, `grad_out` and `expanded`.
     pub dim: usize,
     /// u32 row ids, `n` of them (already checked against the table).
     pub indices: &'a wgpu::Buffer,
+    /// Number of indices (positions) in the batch, all bags together.
     pub n: usize,
     /// `num_bags + 1` CSR offsets (validated: ascending, the last `n`).
     pub offsets: &'a wgpu::Buffer,
+    /// Number of bags, and so of rows in `grad_out`.
     pub num_bags: usize,
+    /// Row id whose entries get a zero gradient and, in mean mode, are not
+    /// counted in their bag's divisor (as in the forward). `None`: no
+    /// padding row.
     pub padding_idx: Option<u32>,
     /// `[num_bags, dim]` f32.
     pub grad_out: &'a wgpu::Buffer,
@@ -78,6 +86,7 @@ pub struct BagLayout<'a> {
 
 /// What `bag_expand` needs beyond the layout.
 pub struct ExpandArgs<'a> {
+    /// The forward's reduction, which decides each position's share.
     pub mode: BagMode,
     /// `n` f32 weights (sum mode), or `None`.
     pub per_sample_weights: Option<&'a wgpu::Buffer>,
@@ -146,9 +155,21 @@ pub fn encode_expand(
             layout.n as u64,
         )?;
     }
-    if let Some(p) = args.max_positions {
-        let out = (layout.num_bags as u64).saturating_mul(layout.dim as u64);
-        binding::check_holds("bag_expand max_positions (num_bags × dim)", p.size(), out)?;
+    match (args.mode, args.max_positions) {
+        (_, Some(p)) => {
+            let out = (layout.num_bags as u64).saturating_mul(layout.dim as u64);
+            binding::check_holds("bag_expand max_positions (num_bags × dim)", p.size(), out)?;
+        }
+        // Without them each gradient element would read a placeholder's
+        // clamped word: a wrong gradient, not an error, so refuse.
+        (BagMode::Max, None) => {
+            return Err(Error::InvalidArgument {
+                name: "max_positions",
+                reason: "max mode routes each gradient element to the position that won it:                          pass the forward's winning positions ([num_bags, dim] u32)"
+                    .into(),
+            })
+        }
+        _ => {}
     }
     if layout.n == 0 || layout.dim == 0 {
         return Ok(());
@@ -245,6 +266,13 @@ pub fn encode_psw_grad(
 ) -> Result<()> {
     check_layout(layout)?;
     binding::check_holds("psw_grad out (n f32)", out.size(), layout.n as u64)?;
+    // The shader reads f32 or f16 words; int8 rows would be read as f32.
+    if dtype == DType::Int8 {
+        return Err(Error::InvalidArgument {
+            name: "dtype",
+            reason: "psw_grad reads f32 or f16 tables, not int8 row-wise ones".into(),
+        });
+    }
     let constants = [("HALF", if dtype == DType::F16 { 1.0 } else { 0.0 })];
     let mut rec = Recorder::new(gpu, encoder);
     let windows = binding::windows(

@@ -148,45 +148,85 @@ struct Params {
 /// one call per block of a large table).
 pub enum SegmentOutput<'a> {
     /// Every row of the block written (untouched rows 0).
-    Dense { grad: RowBlock<'a> },
+    Dense {
+        /// The gradient's row-block, `[rows, dim]` row-major: f32, or f16
+        /// packed two per u32 when [`SegmentArgs::half`] is set.
+        grad: RowBlock<'a>,
+    },
     /// Row `r` with `rank = ranks[r]` (exclusive scan of the referenced-row
     /// flags, padding excluded) writes `rows[rank] = r` and `values[rank, :]`.
     Sparse {
+        /// `num_embeddings + 1` u32s: each row's slot, from `exclusive_scan`
+        /// with `flags` and the padding row excluded; the last is the
+        /// number of slots.
         ranks: &'a wgpu::Buffer,
+        /// One u32 per slot: the table row it holds (rows ascending).
         rows: &'a wgpu::Buffer,
+        /// `[slots, dim]` row-major, f32 or f16 packed two per u32 (see
+        /// [`SegmentArgs::half`]); only the slots that fit both `rows` and
+        /// `values` are written.
         values: &'a wgpu::Buffer,
     },
     /// `weight[r] -= lr * grad[r]` for referenced rows.
-    Sgd { weight: RowBlock<'a>, lr: f32 },
+    Sgd {
+        /// The table's row-block, updated in place (f32, or f16 when
+        /// [`SegmentArgs::half`] is set).
+        weight: RowBlock<'a>,
+        /// Learning rate.
+        lr: f32,
+    },
     /// FBGEMM EXACT_ROWWISE_ADAGRAD on referenced rows; `state` is one f32 per row.
     Adagrad {
+        /// The table's row-block, updated in place (f32, or f16 when
+        /// [`SegmentArgs::half`] is set).
         weight: RowBlock<'a>,
+        /// `num_embeddings` f32s indexed by table row (not by block): each
+        /// referenced row's mean squared gradient is added to its entry.
         state: &'a wgpu::Buffer,
+        /// Learning rate.
         lr: f32,
+        /// Added to `sqrt(state[r])` in the step's denominator.
         eps: f32,
     },
     /// Fused Adam on referenced rows (`shaders/adam_step/update.wgsl`);
     /// the moments are stored like the table, in the same row-blocks.
     Adam {
+        /// The table's row-block, f32 (an f16 table is refused), updated in
+        /// place.
         weight: RowBlock<'a>,
+        /// First moment: f32, the same rows as `weight`, updated in place.
         exp_avg: RowBlock<'a>,
+        /// Second moment: f32, the same rows as `weight`, updated in place.
         exp_avg_sq: RowBlock<'a>,
+        /// This step's constants; the layer passes SparseAdam's
+        /// ([`AdamArgs::for_step`](crate::cpu::AdamArgs::for_step) with
+        /// `sparse: true`).
         adam: crate::cpu::AdamArgs,
     },
 }
 
 /// The inputs of the segment reduction (see the shader's header).
 pub struct SegmentArgs<'a> {
+    /// Number of positions: rows of `grad_out`, entries of the sorted lists.
     pub n: usize,
+    /// Elements per row of `grad_out` and of every output.
     pub dim: usize,
+    /// Rows in the whole table.
     pub num_embeddings: usize,
+    /// The row that gets no gradient: zero in a dense output, no slot in a
+    /// sparse one, no update in a fused one. `None`: no padding row.
     pub padding_idx: Option<usize>,
+    /// Divide each row's sum by its count (the row's number of positions),
+    /// as PyTorch's `scale_grad_by_freq`.
     pub scale_by_freq: bool,
     /// Written by `row_histogram`; every entry point skips all writes unless it is `STATUS_OK`.
     pub status: &'a wgpu::Buffer,
     /// `num_embeddings + 1` u32s: where each row's segment starts.
     pub offsets: &'a wgpu::Buffer,
+    /// `n` u32 row ids in ascending order (`radix_sort`'s `keys_out`).
     pub sorted_keys: &'a wgpu::Buffer,
+    /// `n` u32s: the position in `grad_out` of each sorted entry, ascending
+    /// within a row (`radix_sort`'s `positions_out`).
     pub sorted_positions: &'a wgpu::Buffer,
     /// `[n, dim]` f32; past one binding it is first gathered into sorted
     /// order (a second buffer of its size) and read in windows.

@@ -75,9 +75,11 @@ pub(super) fn encode_rows(
         (true, true) => half_wide,
     };
     let sparse = matches!(target, SegmentOutput::Sparse { .. });
-    // Windows of what `out` holds: table rows, or sparse slots.
-    let items = if sparse {
-        (out.size / out_bytes.max(1)) as usize
+    // Windows of what `out` holds: table rows, or the sparse slots that
+    // both `values` and `rows` hold (a slot past either is not written,
+    // rather than clamped onto the last one).
+    let items = if let SegmentOutput::Sparse { rows, .. } = target {
+        (out.size / out_bytes.max(1)).min(rows.size() / 4) as usize
     } else {
         rows.len()
     };
