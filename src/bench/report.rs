@@ -9,18 +9,32 @@ pub const SCHEMA: &str = "wgpu-embed/bench/v1";
 /// A whole run: where it ran, its ceilings, and one row per (vocabulary, path).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Results {
+    /// The schema this file follows: [`SCHEMA`] (`read_json` refuses any other).
     pub schema: String,
-    /// Who produced it: "wgpu-embed" or "pytorch".
+    /// Who produced it: `"wgpu-embed"`, or `"pytorch <version>"`
+    /// (`scripts/torch_reference.py`).
     pub producer: String,
+    /// The adapter's name, as `Gpu::name` gives it.
     pub adapter: String,
+    /// The wgpu backend it ran on, as `wgpu::Backend`'s `Debug` writes it
+    /// ("Vulkan", "Metal", ...).
     pub backend: String,
+    /// The adapter's `wgpu::DeviceType`, as its `Debug` writes it
+    /// ("DiscreteGpu", "Cpu", ...).
     pub device_type: String,
-    /// "gpu timestamps" or "wall time".
+    /// "gpu timestamps" or "wall time" ([`Clock`](crate::Clock)'s `Display`),
+    /// or "cuda events" from `scripts/torch_reference.py`.
     pub clock: String,
+    /// Indices per lookup: rows of the output.
     pub batch: usize,
+    /// Values per table row.
     pub dim: usize,
+    /// Timed runs per path and direction; the times are summarized over these.
     pub reps: usize,
+    /// The ceilings the fractions in `rows` are taken of; `None` where they
+    /// were not measured.
     pub roofline: Option<Roofline>,
+    /// One per (vocabulary, path), vocabularies in the order swept.
     pub rows: Vec<Row>,
 }
 
@@ -41,14 +55,24 @@ pub struct Roofline {
 /// path did not run (see `note`).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Row {
+    /// Rows of the table.
     pub vocab: usize,
-    /// "gather" or "one_hot".
+    /// "gather", "one_hot", "gather_f16" (an f16 table) or "gather_int8"
+    /// (an int8 row-wise table, forward only).
     pub path: String,
+    /// Median of the timed forward runs (the index upload included), in
+    /// milliseconds.
     pub forward_ms_median: Option<f64>,
+    /// Fastest timed forward run, in milliseconds.
     pub forward_ms_min: Option<f64>,
+    /// Slowest timed forward run, in milliseconds.
     pub forward_ms_max: Option<f64>,
+    /// Median of the timed backward runs, in milliseconds; `None` also when
+    /// the backward was not run (`Plan::backward` off, or a path without one).
     pub backward_ms_median: Option<f64>,
+    /// Fastest timed backward run, in milliseconds.
     pub backward_ms_min: Option<f64>,
+    /// Slowest timed backward run, in milliseconds.
     pub backward_ms_max: Option<f64>,
     /// Peak bytes the library held while this path ran (table included).
     pub peak_bytes: Option<u64>,
@@ -57,20 +81,27 @@ pub struct Row {
     pub forward_extra_bytes: Option<u64>,
     /// Bytes the path needs by formula (table included).
     pub formula_bytes: u64,
-    /// Forward: bytes moved / time, as a fraction of `copy_bytes_per_s` (gather);
-    /// FLOP/s as a fraction of `fma_flops_per_s` (one_hot's matmul).
+    /// Forward: bytes moved / time, as a fraction of `copy_bytes_per_s` (the
+    /// gather paths, f32, f16 and int8); FLOP/s as a fraction of
+    /// `fma_flops_per_s` (one_hot's matmul).
     pub forward_fraction_of_ceiling: Option<f64>,
+    /// Backward, measured the same way: the scatter-add's bytes moved / time
+    /// as a fraction of `copy_bytes_per_s` (gather); FLOP/s as a fraction of
+    /// `fma_flops_per_s` (one_hot's transposed matmul).
     pub backward_fraction_of_ceiling: Option<f64>,
     /// Why a value is missing, or how the two paths compared.
     pub note: String,
 }
 
 impl Results {
+    /// Writes the results to `path` as pretty-printed JSON, replacing the file.
     pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         std::fs::write(path, text + "\n")
     }
 
+    /// Reads a results file, refusing one whose `schema` is not [`SCHEMA`];
+    /// the error names the file and the cause.
     pub fn read_json(path: &Path) -> Result<Results, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -197,16 +228,20 @@ fn csv_text(s: &str) -> String {
     }
 }
 
-/// (median, min, max) of the samples, in milliseconds.
-pub fn summarize(seconds: &mut [f64]) -> (f64, f64, f64) {
+/// (median, min, max) of the samples (seconds), in milliseconds; `None`
+/// for no samples. Sorts `seconds`.
+pub fn summarize(seconds: &mut [f64]) -> Option<(f64, f64, f64)> {
     seconds.sort_by(f64::total_cmp);
     let n = seconds.len();
+    if n == 0 {
+        return None;
+    }
     let median = if n % 2 == 1 {
         seconds[n / 2]
     } else {
         (seconds[n / 2 - 1] + seconds[n / 2]) / 2.0
     };
-    (median * 1e3, seconds[0] * 1e3, seconds[n - 1] * 1e3)
+    Some((median * 1e3, seconds[0] * 1e3, seconds[n - 1] * 1e3))
 }
 
 #[cfg(test)]
@@ -271,10 +306,11 @@ mod tests {
 
     #[test]
     fn summary_is_median_min_max_in_ms() {
-        assert_eq!(summarize(&mut [0.003, 0.001, 0.002]), (2.0, 1.0, 3.0));
+        assert_eq!(summarize(&mut [0.003, 0.001, 0.002]), Some((2.0, 1.0, 3.0)));
         assert_eq!(
             summarize(&mut [0.004, 0.001, 0.002, 0.003]),
-            (2.5, 1.0, 4.0)
+            Some((2.5, 1.0, 4.0))
         );
+        assert_eq!(summarize(&mut []), None);
     }
 }

@@ -25,7 +25,8 @@ async fn median_seconds(
     for _ in 0..reps.max(1) {
         s.push(gpu.time_async(&mut work).await?.seconds);
     }
-    Ok(summarize(&mut s).0 * 1e-3)
+    let (median, ..) = summarize(&mut s).expect("reps.max(1) samples");
+    Ok(median * 1e-3)
 }
 
 /// Measures copy, shader-copy, FMA and RNG-fill ceilings with `reps` samples

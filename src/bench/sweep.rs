@@ -12,12 +12,19 @@ use super::roofline;
 /// and the page's URL override each field.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
+    /// Table sizes to sweep, in rows, in the order they run.
     pub vocab: Vec<usize>,
+    /// Indices per lookup: rows of the output and of dY.
     pub batch: usize,
+    /// Values per table row.
     pub dim: usize,
+    /// Whether to time the backward passes too (and compare their gradients).
     pub backward: bool,
+    /// Timed runs per path and direction (the ceilings take at least 3).
     pub reps: usize,
+    /// Untimed runs before the timed ones.
     pub warmup: usize,
+    /// Seeds the table's initialization, the index list and dY.
     pub seed: u64,
 }
 
@@ -56,8 +63,11 @@ impl Plan {
 /// Where a sweep is, for a progress bar: `done` of `total` steps, and what runs now.
 #[derive(Clone, Debug)]
 pub struct Progress {
+    /// Steps finished.
     pub done: u64,
+    /// Steps in the whole sweep ([`Plan::steps`]).
     pub total: u64,
+    /// The step starting now, or "done" at the end.
     pub message: String,
 }
 
@@ -300,20 +310,12 @@ fn rel_error(got: &[f32], want: &[f32]) -> f64 {
 }
 
 fn row(vocab: usize, path: &str, r: Option<&PathResult>, formula: u64, note: String) -> Row {
-    let (fm, fmin, fmax) = match r {
-        Some(r) => {
-            let (a, b, c) = summarize(&mut r.forward.clone());
-            (Some(a), Some(b), Some(c))
-        }
+    let split = |s: Option<(f64, f64, f64)>| match s {
+        Some((median, min, max)) => (Some(median), Some(min), Some(max)),
         None => (None, None, None),
     };
-    let (bm, bmin, bmax) = match r.and_then(|r| r.backward.clone()) {
-        Some(mut b) => {
-            let (a, b2, c) = summarize(&mut b);
-            (Some(a), Some(b2), Some(c))
-        }
-        None => (None, None, None),
-    };
+    let (fm, fmin, fmax) = split(r.and_then(|r| summarize(&mut r.forward.clone())));
+    let (bm, bmin, bmax) = split(r.and_then(|r| summarize(&mut r.backward.clone()?)));
     Row {
         vocab,
         path: path.into(),

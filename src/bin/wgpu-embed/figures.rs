@@ -10,7 +10,7 @@ use wgpu_embed::kernels::embedding_bag::{self, BagArgs};
 use wgpu_embed::kernels::matmul::{self, MatmulArgs, MatmulOptions};
 use wgpu_embed::kernels::uniform_init::{self, FillArgs};
 use wgpu_embed::{
-    ids, AdamOptions, BagMode, DType, Distribution, Embedding, Gpu, GpuOptions, IndexTensor,
+    ids, AdamOptions, BagMode, DType, Distribution, Embedding, Error, Gpu, GpuOptions, IndexTensor,
     Result, Status, Tensor,
 };
 
@@ -108,7 +108,11 @@ fn median_ms(
     let mut s: Vec<f64> = (0..reps)
         .map(|_| gpu.time(&mut work).map(|t| t.seconds))
         .collect::<Result<_>>()?;
-    Ok(summarize(&mut s).0)
+    let (median, ..) = summarize(&mut s).ok_or_else(|| Error::InvalidArgument {
+        name: "reps",
+        reason: "no samples: reps must be at least 1".into(),
+    })?;
+    Ok(median)
 }
 
 /// `copy_buffer_to_buffer` of `bytes`, in ms.
