@@ -17,8 +17,12 @@ use crate::gpu::Gpu;
 /// `size` bytes of `buffer` from `offset`, bound as one binding.
 #[derive(Clone, Copy, Debug)]
 pub struct Span<'a> {
+    /// The buffer the binding is a window of.
     pub buffer: &'a wgpu::Buffer,
+    /// Where the window starts, in bytes (a multiple of the adapter's
+    /// `min_storage_buffer_offset_alignment` when it is bound).
     pub offset: u64,
+    /// The window's length in bytes.
     pub size: u64,
 }
 
@@ -77,7 +81,9 @@ impl<'a> Span<'a> {
 /// or write table rows take one of these (or a list), never a bare buffer.
 #[derive(Clone, Debug)]
 pub struct RowBlock<'a> {
+    /// The table rows this block holds, `rows.start` at the span's first byte.
     pub rows: Range<usize>,
+    /// The bytes that hold them.
     pub span: Span<'a>,
 }
 

@@ -35,6 +35,9 @@
 //! `max_buffer_size` are the limits that remain; the README's "Known limits"
 //! lists the arrays that must still fit one binding.
 
+// Every public item is documented; CI's clippy -D warnings holds it.
+#![warn(missing_docs)]
+
 #[cfg(feature = "bench")]
 pub mod bench;
 mod binding;
@@ -68,3 +71,9 @@ pub use nn::{
 pub use status::{Status, STATUS_OK};
 pub use tensor::{DType, HalfTensor, IndexTensor, Int8Tensor, Table, Tensor};
 pub use timing::{Clock, Timing};
+
+/// The README's Rust examples, compiled and run by `cargo test --doc` so
+/// the first code a newcomer copies keeps working.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

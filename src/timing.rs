@@ -30,7 +30,9 @@ impl std::fmt::Display for Clock {
 /// One measurement of recorded work.
 #[derive(Clone, Copy, Debug)]
 pub struct Timing {
+    /// How long the work took, in seconds.
     pub seconds: f64,
+    /// Which clock measured it.
     pub clock: Clock,
 }
 

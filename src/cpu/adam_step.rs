@@ -4,13 +4,20 @@
 /// One Adam step's constants (see [`AdamArgs::for_step`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamArgs {
+    /// What the step `m' / (sqrt(v') / bias2 + eps)` is multiplied by:
+    /// `lr / (1 − β1^t)` for Adam, `lr · sqrt(1 − β2^t) / (1 − β1^t)` for
+    /// SparseAdam.
     pub step_size: f32,
+    /// The divisor of `sqrt(v')`: `sqrt(1 − β2^t)` for Adam, 1 for SparseAdam.
     pub bias2: f32,
+    /// Added to the denominator after the square root.
     pub eps: f32,
     /// 1 − β1.
     pub beta1c: f32,
     /// 1 − β2.
     pub beta2c: f32,
+    /// L2 penalty: the gradient becomes `g + weight_decay · w` before the
+    /// moments; 0 leaves it unchanged.
     pub weight_decay: f32,
 }
 

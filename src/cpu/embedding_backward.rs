@@ -11,7 +11,11 @@ use crate::kernels::segment_sum::{tile_len, CHUNK};
 /// The gradient options that change the arithmetic.
 #[derive(Clone, Copy, Debug)]
 pub struct BackwardOptions {
+    /// A row that gets no gradient (PyTorch's `padding_idx`): zero in the
+    /// dense gradient, left out of the sparse one and of the fused updates.
     pub padding_idx: Option<usize>,
+    /// Divide each row's summed gradient by how many entries of the batch
+    /// name that row (PyTorch's `scale_grad_by_freq`).
     pub scale_grad_by_freq: bool,
     /// Tile length of the segment split (the GPU uses [`CHUNK`]); a batch
     /// of more than `MAX_TILES` of them gets longer tiles, as on the GPU
@@ -31,14 +35,22 @@ impl Default for BackwardOptions {
 
 /// The batch grouped by row: what the sort stage hands the segment stage.
 pub struct SortedBatch {
+    /// `u32::MAX` when every index is inside the table, else the smallest
+    /// position of one that is not; the segment stage then writes nothing.
     pub status: u32,
+    /// Entries per row (`num_embeddings` of them); out-of-range indices are
+    /// not counted.
     pub counts: Vec<u32>,
     /// `num_embeddings + 1` entries.
     pub offsets: Vec<u32>,
+    /// The indices sorted ascending (stable), `n` of them.
     pub sorted_keys: Vec<u32>,
+    /// For each entry of `sorted_keys`, its position in the unsorted batch.
     pub sorted_pos: Vec<u32>,
     /// Pieces of the segments that cross tiles.
     pub partials: Vec<f32>,
+    /// The segment stage's parameters, with the tile length already raised
+    /// by [`tile_len`].
     pub params: SegmentParams,
 }
 

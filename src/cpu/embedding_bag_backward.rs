@@ -153,12 +153,18 @@ pub fn psw_grad_f16(
 /// A bag batch as the backward sees it.
 #[derive(Clone, Copy, Debug)]
 pub struct BagBatch<'a> {
+    /// How the forward reduced each bag.
     pub mode: BagMode,
+    /// Rows of the table.
     pub num_embeddings: usize,
+    /// Values per row.
     pub dim: usize,
+    /// The table rows of every bag, one after another (`n` entries).
     pub indices: &'a [u32],
     /// CSR offsets: `num_bags + 1`, the last `indices.len()`.
     pub offsets: &'a [u32],
+    /// Sum mode: one weight per entry of `indices`, the factor its row had
+    /// in the forward; ignored in the other modes.
     pub per_sample_weights: Option<&'a [f32]>,
     /// Max mode: the forward's winning positions (`[num_bags, dim]`); else empty.
     pub max_positions: &'a [u32],

@@ -99,6 +99,7 @@ pub fn from_words(words: &[u32], dim: usize) -> Vec<u8> {
 /// A table in FBGEMM's layout, for the twins that take any [`Rows`](super::Rows).
 #[derive(Clone, Copy, Debug)]
 pub struct Int8Rows<'a> {
+    /// The rows as [`quantize`] writes them: `rows × (dim + 8)` bytes.
     pub fused: &'a [u8],
 }
 

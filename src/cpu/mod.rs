@@ -49,8 +49,6 @@ pub use scatter_add_atomic::scatter_add_atomic;
 pub use sgd_update::{f16_bits, sgd_dense, sgd_sparse, Half, Round16, Weights};
 pub use uniform_init::{bits_fill, normal_fill, philox4x32_10, soft_fma, uniform_fill};
 
-/// An element of a stored table: f32, or f16 that the kernels widen to f32
-/// on load (exactly). The twins of kernels that read either take `&[T]`.
 /// A table the lookup twins read: rows of `dim` values, each as f32 (f32
 /// and f16 slices element by element, an int8 table through its row's
 /// scale and bias).
@@ -79,6 +77,8 @@ impl<T: Element> Rows for Vec<T> {
     }
 }
 
+/// An element of a stored table: f32, or f16 that the kernels widen to f32
+/// on load (exactly). The twins of kernels that read either take `&[T]`.
 pub trait Element: Copy {
     /// The value as f32.
     fn widen(self) -> f32;

@@ -4,13 +4,18 @@
 /// The shader's uniform parameters.
 #[derive(Clone, Copy, Debug)]
 pub struct SegmentParams {
+    /// Entries in the batch: indices, and rows of `grad_out`.
     pub n: usize,
+    /// Values per row of `grad_out` and of the table.
     pub dim: usize,
+    /// Rows of the table.
     pub num_embeddings: usize,
     /// Tile length in sorted entries (`kernels::segment_sum::tile_len` of
     /// the requested one, by default `CHUNK`).
     pub chunk: usize,
+    /// A row that gets no gradient and no update.
     pub padding_idx: Option<usize>,
+    /// Divide each row's sum by its count (entries of the batch naming it).
     pub scale_by_freq: bool,
 }
 

@@ -10,7 +10,12 @@ pub enum Round16 {
     Nearest,
     /// Up with probability (x − down) / (up − down), from Philox bits keyed
     /// by `seed`, this update's `step` and the element (see [`f16_random`]).
-    Stochastic { seed: u64, step: u64 },
+    Stochastic {
+        /// The Philox key.
+        seed: u64,
+        /// The update's number, in the counter's upper 64 bits (top bit set).
+        step: u64,
+    },
 }
 
 impl Round16 {
@@ -110,8 +115,11 @@ impl Weights for Vec<f32> {
 /// of `data` is table element `first + i`, the element the stochastic
 /// rounding keys on.
 pub struct Half<'a> {
+    /// The elements, row-major.
     pub data: &'a mut [f16],
+    /// How each stored result is rounded.
     pub round: Round16,
+    /// Table element (row · dim + col) of `data[0]`.
     pub first: u64,
 }
 

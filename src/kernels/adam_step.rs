@@ -37,11 +37,19 @@ struct Params {
 
 /// The four buffers of one dense step, `len` f32 each.
 pub struct AdamStepArgs<'a> {
+    /// Number of elements to update (f32s, from the start of each buffer);
+    /// every buffer must hold at least this many.
     pub len: usize,
+    /// The dense gradient, read only.
     pub grad: &'a wgpu::Buffer,
+    /// The weights, updated in place.
     pub weight: &'a wgpu::Buffer,
+    /// First moment (`m`, PyTorch's `exp_avg`), updated in place.
     pub exp_avg: &'a wgpu::Buffer,
+    /// Second moment (`v`, PyTorch's `exp_avg_sq`), updated in place.
     pub exp_avg_sq: &'a wgpu::Buffer,
+    /// This step's constants, from [`AdamArgs::for_step`] with
+    /// `sparse: false` for `torch.optim.Adam`'s bias correction.
     pub adam: AdamArgs,
 }
 

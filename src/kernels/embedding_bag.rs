@@ -74,17 +74,27 @@ fn plan(dim: usize, tpb: u32) -> (u32, usize) {
 
 /// The buffers one bag reduction reads and writes.
 pub struct BagArgs<'a> {
+    /// How each bag's rows reduce to one: sum, mean or max.
     pub mode: BagMode,
-    /// `[num_embeddings, dim]`, f32 or f16 packed two per u32 (see [`crate::HalfTensor`]).
+    /// `[num_embeddings, dim]` in `dtype`: f32, f16 packed two per u32 (see
+    /// [`crate::HalfTensor`]), or int8 row-wise rows.
     pub table: &'a wgpu::Buffer,
+    /// Element type of `table`; [`DType::Int8`] reads int8 row-wise rows
+    /// (codes padded to whole words, then scale and bias, see
+    /// [`crate::cpu::int8_rowwise`]).
     pub dtype: DType,
+    /// Rows in `table`; an index at or past it is skipped and reported in
+    /// `status`.
     pub num_embeddings: usize,
+    /// Elements per row of `table` and of `out`.
     pub dim: usize,
     /// u32 row ids, `n` of them.
     pub indices: &'a wgpu::Buffer,
+    /// Number of indices (positions) in the batch, all bags together.
     pub n: usize,
     /// `num_bags + 1` u32 offsets into `indices` (CSR: the last is `n`).
     pub offsets: &'a wgpu::Buffer,
+    /// Number of bags, and so of output rows.
     pub num_bags: usize,
     /// At least the most positions one bag holds (`n` always is). Bags
     /// longer than one dispatch's piece (31 to 32 767 positions, by dim)
@@ -94,6 +104,8 @@ pub struct BagArgs<'a> {
     pub max_bag_len: usize,
     /// `n` f32 weights (sum mode), or `None`.
     pub per_sample_weights: Option<&'a wgpu::Buffer>,
+    /// Row id whose entries are skipped: they add nothing and, in mean mode,
+    /// are not counted. `None`: no padding row.
     pub padding_idx: Option<u32>,
     /// One u32 set to `STATUS_OK` that the kernel lowers to the first
     /// position it could not pool: an index past the table, or the first

@@ -82,14 +82,24 @@ pub struct GatherArgs<'a> {
     /// The table's row-blocks in row order (one for a table in one binding;
     /// see [`crate::Table::blocks`]).
     pub table: &'a [RowBlock<'a>],
-    /// Element type of the table: f32, or f16 packed two per u32 (as
-    /// [`crate::HalfTensor`] stores them). The output is f32 either way.
+    /// Element type of the table: f32, f16 packed two per u32 (as
+    /// [`crate::HalfTensor`] stores them), or int8 row-wise rows (see
+    /// [`crate::cpu::int8_rowwise`]). The output is f32 in every case.
     pub dtype: DType,
+    /// Rows in the whole table (every block's rows lie below it); an index
+    /// at or past it is out of range: its output row is zero-filled and its
+    /// position reported in `status`.
     pub num_embeddings: usize,
+    /// Elements per row of the table and of `out`.
     pub dim: usize,
+    /// u32 row ids, `n` of them.
     pub indices: &'a wgpu::Buffer,
+    /// Number of indices (positions), and so of output rows.
     pub n: usize,
+    /// One u32, initialised by the caller to [`STATUS_OK`]; the kernel
+    /// lowers it (atomic min) to the first out-of-range position.
     pub status: &'a wgpu::Buffer,
+    /// `[n, dim]` f32, row-major: row `p` receives `table[indices[p], :]`.
     pub out: &'a wgpu::Buffer,
     /// Invocations per row; `None` picks [`threads_per_row`]. Never fewer
     /// than [`min_threads_per_row`].

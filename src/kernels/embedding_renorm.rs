@@ -34,9 +34,15 @@ struct Params {
 
 /// The buffers of one renormalisation.
 pub struct RenormArgs<'a> {
+    /// Rows in the whole table, and u32 entries in `counts`; rows of
+    /// `weight` at or past it are left alone.
     pub num_embeddings: usize,
+    /// f32 elements per row; past [`MAX_DIM`] is refused on CPU adapters.
     pub dim: usize,
+    /// A row whose norm exceeds this is scaled down to it.
     pub max_norm: f32,
+    /// The `p` of the p-norm; finite and positive (the layer checks). 1 and
+    /// 2 match the CPU twin bit for bit, other values (`pow`) to a few ulps.
     pub norm_type: f32,
     /// Nothing is written unless this is `STATUS_OK`.
     pub status: &'a wgpu::Buffer,

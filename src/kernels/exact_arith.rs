@@ -26,8 +26,11 @@ const SPEC: KernelSpec = KernelSpec {
 /// Which operation: `Sqrt` reads only `a`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExactOp {
+    /// `a[i] × b[i]`, rounded once (never fused into a later add).
     Mul,
+    /// `a[i] ÷ b[i]`, rounded once.
     Div,
+    /// `√a[i]`, rounded once; `b` is bound but not read.
     Sqrt,
 }
 

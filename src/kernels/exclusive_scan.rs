@@ -56,8 +56,13 @@ struct Params {
 
 /// One scan. `out` holds `len + 1` u32s and must not alias `input`.
 pub struct ScanArgs<'a> {
+    /// The u32 elements to scan, `len` of them from the buffer's start.
     pub input: &'a wgpu::Buffer,
+    /// Number of elements scanned; up to [`SINGLE_MAX`] takes one dispatch,
+    /// more take three.
     pub len: usize,
+    /// `len + 1` u32s: `out[i]` is the sum of elements `0..i` (wrapping, as
+    /// u32 arithmetic does), `out[len]` the total.
     pub out: &'a wgpu::Buffer,
     /// This element reads as zero (the padding row when ranking rows).
     pub exclude: Option<usize>,

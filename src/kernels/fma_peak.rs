@@ -23,7 +23,11 @@ const CHAINS: u64 = 8;
 /// One FMA-peak launch: `workgroups · 64` invocations of `iterations` rounds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FmaPeakShape {
+    /// Workgroups dispatched, 64 invocations each; the output holds one f32
+    /// per invocation.
     pub workgroups: u32,
+    /// FMA rounds per invocation, each one FMA on each of 8 vec4 chains.
+    /// Past `kernels::LOOP_BUDGET` (32 768) is refused on CPU adapters.
     pub iterations: u32,
 }
 
@@ -37,8 +41,8 @@ impl FmaPeakShape {
     }
 }
 
-/// Enough work to fill every lane of a big GPU (1 024 workgroups) and to
-/// last long enough on a CPU rasterizer for the launch overhead to vanish.
+/// Enough work to fill every lane of a big GPU (16 384 workgroups) and to
+/// last long enough on a CPU rasterizer (64) for the launch overhead to vanish.
 pub fn default_shape(gpu: &Gpu) -> FmaPeakShape {
     if gpu.adapter_info().device_type == wgpu::DeviceType::Cpu {
         FmaPeakShape {

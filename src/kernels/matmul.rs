@@ -148,13 +148,22 @@ pub struct MatmulOptions {
 
 /// The buffers of one product. `bias`, when given, holds `n` floats added to every row.
 pub struct MatmulArgs<'a> {
+    /// Rows of op(A) and of C.
     pub m: usize,
+    /// Columns of op(B) and of C.
     pub n: usize,
+    /// The inner dimension: columns of op(A), rows of op(B).
     pub k: usize,
+    /// f32, row-major: `[m, k]`, or `[k, m]` with `options.trans_a`.
     pub a: &'a wgpu::Buffer,
+    /// f32, row-major: `[k, n]`, or `[n, k]` with `options.trans_b`.
     pub b: &'a wgpu::Buffer,
+    /// `n` f32s added to every row of the product, or `None`.
     pub bias: Option<&'a wgpu::Buffer>,
+    /// `[m, n]` f32, row-major: written, or added to with
+    /// `options.accumulate`. Must not alias `a`, `b` or `bias`.
     pub c: &'a wgpu::Buffer,
+    /// Transposes and accumulation.
     pub options: MatmulOptions,
     /// `None` picks [`tiles_for`].
     pub tiles: Option<Tiles>,

@@ -52,10 +52,15 @@ pub fn passes(key_bound: usize) -> u32 {
 pub struct SortArgs<'a> {
     /// `n` u32 keys (the indices); read, never written.
     pub keys: &'a wgpu::Buffer,
+    /// Number of (key, position) pairs sorted.
     pub n: usize,
+    /// One past the largest key (the table's `num_embeddings` when sorting
+    /// row ids): it sets the number of 4-bit passes ([`passes`]).
     pub key_bound: usize,
     /// `n` u32s each: the keys ascending, and the positions they came from.
     pub keys_out: &'a wgpu::Buffer,
+    /// `n` u32s: for each sorted key, its position in `keys` (equal keys in
+    /// ascending position order: the sort is stable).
     pub positions_out: &'a wgpu::Buffer,
 }
 

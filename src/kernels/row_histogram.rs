@@ -27,9 +27,15 @@ struct Params {
 /// The buffers of one histogram. `status` is one u32 the caller set to
 /// `STATUS_OK`; the kernel lowers it to the first out-of-range position.
 pub struct HistogramArgs<'a> {
+    /// u32 row ids, `n` of them.
     pub indices: &'a wgpu::Buffer,
+    /// Number of indices (positions) counted.
     pub n: usize,
+    /// Rows in the table: an index at or past it is not counted but
+    /// reported in `status`.
     pub num_embeddings: usize,
+    /// One u32, set by the caller to `STATUS_OK`; lowered (atomic min) to
+    /// the first out-of-range position.
     pub status: &'a wgpu::Buffer,
     /// `num_embeddings` u32s; cleared here before counting.
     pub counts: &'a wgpu::Buffer,

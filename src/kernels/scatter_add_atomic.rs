@@ -36,14 +36,24 @@ struct Params {
 
 /// The buffers of one atomic scatter-add.
 pub struct AtomicArgs<'a> {
+    /// u32 row ids, `n` of them.
     pub indices: &'a wgpu::Buffer,
+    /// Number of indices (positions), and so of rows in `grad_out`.
     pub n: usize,
+    /// Rows in the whole table (and u32 entries in `counts`): an index at
+    /// or past it adds nothing and is reported in `status`.
     pub num_embeddings: usize,
+    /// Elements per row of `grad_out` and `grad`.
     pub dim: usize,
+    /// The row that receives no gradient, or `None`.
     pub padding_idx: Option<usize>,
     /// Row counts (`row_histogram`), read only when `scale_by_freq`.
     pub counts: &'a wgpu::Buffer,
+    /// Divide each position's term by its row's count (at least 1) before
+    /// adding it, as PyTorch's `scale_grad_by_freq`.
     pub scale_by_freq: bool,
+    /// One u32, set by the caller to `STATUS_OK`; lowered (atomic min) to
+    /// the first out-of-range position.
     pub status: &'a wgpu::Buffer,
     /// `[n, dim]`; past one binding, read in windows of positions.
     pub grad_out: &'a wgpu::Buffer,

@@ -65,18 +65,30 @@ pub enum SgdGrad<'a> {
     Dense(RowBlock<'a>),
     /// `count` unique rows and their `[count, dim]` values.
     Sparse {
+        /// `count` u32 table rows, each at most once (two updates of one row
+        /// would race); rows outside the table or the weight block are
+        /// skipped.
         rows: &'a wgpu::Buffer,
+        /// `[count, dim]` row-major: f32, or f16 packed two per u32 when
+        /// [`SgdArgs::half`] is set.
         values: &'a wgpu::Buffer,
+        /// Number of rows in the sparse gradient.
         count: usize,
     },
 }
 
 /// One update of one row-block of a `[num_embeddings, dim]` table.
 pub struct SgdArgs<'a> {
+    /// The row-block updated in place: its rows (clipped to
+    /// `num_embeddings`) × `dim` elements, f32 or f16 as `half` says.
     pub weight: RowBlock<'a>,
+    /// Rows in the whole table.
     pub num_embeddings: usize,
+    /// Elements per row of the weight and the gradient.
     pub dim: usize,
+    /// The gradient subtracted, in the weight's element type.
     pub grad: SgdGrad<'a>,
+    /// Learning rate: each element moves by `lr · grad`.
     pub lr: f32,
     /// `Some`: the weight and the gradient are f16 (packed two per u32) and
     /// the result is rounded so; `None`: f32.

@@ -36,9 +36,21 @@ const BITS: [KernelSpec; 2] = [spec(&["BITS"]), spec(&["BITS", "RUNS"])];
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Distribution {
     /// `lo + (hi − lo) · U[0, 1)` (24 random bits per value).
-    Uniform { lo: f32, hi: f32 },
+    Uniform {
+        /// Lower end of the range, included; finite and at most `hi`.
+        lo: f32,
+        /// Upper end of the range; finite, with `hi − lo` finite. Values lie
+        /// below it, but for rounding, which can reach it when `hi − lo`
+        /// is small next to `lo`.
+        hi: f32,
+    },
     /// `mean + std · N(0, 1)` by Box–Muller.
-    Normal { mean: f32, std: f32 },
+    Normal {
+        /// Mean of the values; finite.
+        mean: f32,
+        /// Standard deviation; finite and at least 0.
+        std: f32,
+    },
     /// The raw 32-bit Philox words (for testing the stream; the buffer holds u32).
     Bits,
 }
@@ -118,11 +130,21 @@ const RUN: u64 = 4 * ROUNDS;
 /// One fill: positions `begin .. end` of `out`, where position `p` takes the
 /// random element `counter_base + p` of stream `seed`.
 pub struct FillArgs<'a> {
+    /// The buffer filled: f32 elements (u32 for [`Distribution::Bits`]),
+    /// at least `end` of them; positions outside `begin .. end` are left
+    /// alone.
     pub out: &'a wgpu::Buffer,
+    /// First position written (an element index, not bytes).
     pub begin: usize,
+    /// One past the last position written; nothing is written when it is
+    /// at most `begin`.
     pub end: usize,
+    /// The stream element of position 0; `counter_base + end` must fit
+    /// the 64-bit element counter.
     pub counter_base: u64,
+    /// The Philox key: which stream the values come from.
     pub seed: u64,
+    /// What the random elements are turned into.
     pub distribution: Distribution,
     /// Invocations per workgroup; `None` is 256. Values never depend on it.
     pub workgroup_size: Option<u32>,

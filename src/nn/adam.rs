@@ -15,9 +15,12 @@ use crate::tensor::Table;
 /// f32 than PyTorch's).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamOptions {
+    /// Learning rate (finite, ≥ 0).
     pub lr: f64,
     /// (β1, β2), each in [0, 1).
     pub betas: (f64, f64),
+    /// Added to the bias-corrected second moment's square root before
+    /// dividing by it, as PyTorch (finite, ≥ 0).
     pub eps: f64,
     /// L2 penalty added to the gradient (`g + weight_decay · w`), as
     /// `torch.optim.Adam`; the fused sparse step applies it to the rows the

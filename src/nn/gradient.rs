@@ -33,7 +33,12 @@ pub enum Gradient {
     /// and `[rows.len(), dim]` summed gradients, one row each, stored like
     /// the table (f32, or f16 for an f16 table) in one block. One made by
     /// hand from a [`Tensor`](crate::Tensor) of values: `values: t.into()`.
-    Sparse { rows: IndexTensor, values: Table },
+    Sparse {
+        /// The referenced rows, ascending and unique.
+        rows: IndexTensor,
+        /// `[rows.len(), dim]`: row `k` is the gradient of table row `rows[k]`.
+        values: Table,
+    },
 }
 
 impl std::fmt::Debug for Gradient {

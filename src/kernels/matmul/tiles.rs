@@ -35,9 +35,14 @@ impl RegisterTile {
 /// `(r·wg_y + r·wg_x) · bk` floats of workgroup memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Tiles {
+    /// Invocations per workgroup along x, which walks the columns of C (N).
     pub wg_x: u32,
+    /// Invocations per workgroup along y, which walks the rows of C (M).
     pub wg_y: u32,
+    /// K-slab depth: elements of K each workgroup-memory slab holds per
+    /// step (at least 1; unused by the texture path's product).
     pub bk: u32,
+    /// The outputs each invocation computes, and so the entry point.
     pub register: RegisterTile,
 }
 

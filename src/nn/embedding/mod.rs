@@ -133,7 +133,10 @@ pub enum F16Rounding {
     /// average instead of rounding away. The random bits come from Philox
     /// keyed by (`seed`, the table's update count, the element), so a run is
     /// bit-reproducible on every adapter (`cpu::Round16` is the twin).
-    Stochastic { seed: u64 },
+    Stochastic {
+        /// The Philox key's seed: the same seed, update count and element give the same rounding.
+        seed: u64,
+    },
 }
 
 /// A `[num_embeddings, dim]` table on the GPU; `forward` gathers rows.
