@@ -17,14 +17,15 @@ pub enum Error {
          install the lavapipe software Vulkan driver: `apt-get install -y mesa-vulkan-drivers`"
     )]
     NoAdapter {
-        /// The wgpu backends that were searched (e.g. `VULKAN | GL`).
+        /// The wgpu backends that were searched, as `wgpu::Backends`' `Debug`
+        /// writes them.
         backends: String,
     },
 
     /// `WGPU_ADAPTER_NAME` / `--adapter` matched nothing.
     #[error("no adapter name contains {wanted:?}; adapters found: {available}")]
     AdapterNotFound {
-        /// The substring asked for.
+        /// The substring asked for, lowercased (names match case-insensitively).
         wanted: String,
         /// Every adapter found, each with its backend.
         available: String,
@@ -81,9 +82,10 @@ pub enum Error {
     LengthMismatch {
         /// The argument or buffer, and how its length is counted.
         what: &'static str,
-        /// The length it must have, in elements.
+        /// The length it must have, in the unit `what` names: elements, u32
+        /// words for a GPU buffer (two f16s a word), bytes for int8 row-wise data.
         expected: usize,
-        /// The length it has, in elements.
+        /// The length it has, in the same unit.
         found: usize,
     },
 

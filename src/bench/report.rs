@@ -86,7 +86,8 @@ pub struct Row {
     /// `fma_flops_per_s` (one_hot's matmul).
     pub forward_fraction_of_ceiling: Option<f64>,
     /// Backward, measured the same way: the scatter-add's bytes moved / time
-    /// as a fraction of `copy_bytes_per_s` (gather); FLOP/s as a fraction of
+    /// as a fraction of `copy_bytes_per_s` (the gather paths, f32 and f16;
+    /// int8 has no backward); FLOP/s as a fraction of
     /// `fma_flops_per_s` (one_hot's transposed matmul).
     pub backward_fraction_of_ceiling: Option<f64>,
     /// Why a value is missing, or how the two paths compared.

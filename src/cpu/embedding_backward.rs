@@ -43,7 +43,8 @@ pub struct SortedBatch {
     pub counts: Vec<u32>,
     /// `num_embeddings + 1` entries.
     pub offsets: Vec<u32>,
-    /// The indices sorted ascending (stable), `n` of them.
+    /// The indices sorted ascending (stable), `n` of them, when `status`
+    /// is `u32::MAX` (an out-of-range key is sorted by its low bits only).
     pub sorted_keys: Vec<u32>,
     /// For each entry of `sorted_keys`, its position in the unsorted batch.
     pub sorted_pos: Vec<u32>,

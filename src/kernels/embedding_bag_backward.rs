@@ -165,7 +165,8 @@ pub fn encode_expand(
         (BagMode::Max, None) => {
             return Err(Error::InvalidArgument {
                 name: "max_positions",
-                reason: "max mode routes each gradient element to the position that won it:                          pass the forward's winning positions ([num_bags, dim] u32)"
+                reason: "max mode routes each gradient element to the position that won it: \
+                         pass the forward's winning positions ([num_bags, dim] u32)"
                     .into(),
             })
         }

@@ -39,7 +39,8 @@ pub struct RenormArgs<'a> {
     pub num_embeddings: usize,
     /// f32 elements per row; past [`MAX_DIM`] is refused on CPU adapters.
     pub dim: usize,
-    /// A row whose norm exceeds this is scaled down to it.
+    /// A row whose norm exceeds this is scaled by `max_norm / (norm + 1e-7)`,
+    /// as PyTorch's `embedding_renorm_`.
     pub max_norm: f32,
     /// The `p` of the p-norm; finite and positive (the layer checks). 1 and
     /// 2 match the CPU twin bit for bit, other values (`pow`) to a few ulps.

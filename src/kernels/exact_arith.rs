@@ -30,7 +30,8 @@ pub enum ExactOp {
     Mul,
     /// `a[i] ÷ b[i]`, rounded once.
     Div,
-    /// `√a[i]`, rounded once; `b` is bound but not read.
+    /// `√a[i]`, rounded once; `b` is bound (and must still hold `len`
+    /// f32s) but not read: pass `a` again.
     Sqrt,
 }
 

@@ -19,8 +19,10 @@ pub struct AdamOptions {
     pub lr: f64,
     /// (β1, β2), each in [0, 1).
     pub betas: (f64, f64),
-    /// Added to the bias-corrected second moment's square root before
-    /// dividing by it, as PyTorch (finite, ≥ 0).
+    /// Added to the denominator after the square root (finite, ≥ 0):
+    /// `sqrt(v̂) + eps` in `adam_step` (`torch.optim.Adam`); `sqrt(v) + eps`
+    /// in `backward_adam`, whose bias correction is folded into the step
+    /// size (`torch.optim.SparseAdam`).
     pub eps: f64,
     /// L2 penalty added to the gradient (`g + weight_decay · w`), as
     /// `torch.optim.Adam`; the fused sparse step applies it to the rows the
