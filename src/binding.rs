@@ -119,6 +119,22 @@ pub(crate) fn check_holds(what: &'static str, size: u64, words: u64) -> Result<(
     Ok(())
 }
 
+/// `TooLarge` naming `what` unless `size` bytes fit one storage binding:
+/// for a buffer a kernel binds whole, checked before anything is recorded
+/// (the bind group would refuse it later, after earlier work).
+pub(crate) fn check_fits(gpu: &Gpu, what: &'static str, size: u64) -> Result<()> {
+    let limit = gpu.max_binding_bytes();
+    if size > limit {
+        return Err(Error::TooLarge {
+            what,
+            bytes: size,
+            limit,
+            limit_name: "max_storage_buffer_binding_size (one binding)",
+        });
+    }
+    Ok(())
+}
+
 fn gcd(a: u64, b: u64) -> u64 {
     if b == 0 {
         a

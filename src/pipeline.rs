@@ -259,6 +259,26 @@ impl Kernel {
     /// before they get here.
     pub(crate) fn bind_spans(&self, gpu: &Gpu, spans: &[(u32, Span)]) -> Result<wgpu::BindGroup> {
         let limit = gpu.max_binding_bytes();
+        for &(_, span) in spans {
+            // A span a caller built by hand (a `RowBlock` of their own) that
+            // is not inside its buffer: a typed error, not wgpu's validation.
+            if span
+                .offset
+                .checked_add(span.size)
+                .is_none_or(|end| end > span.buffer.size())
+            {
+                return Err(Error::InvalidArgument {
+                    name: "buffer span",
+                    reason: format!(
+                        "{}: bytes {}..+{} are not inside a buffer of {} bytes",
+                        self.name,
+                        span.offset,
+                        span.size,
+                        span.buffer.size()
+                    ),
+                });
+            }
+        }
         for &(binding, span) in spans {
             let storage = self
                 .bindings

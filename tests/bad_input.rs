@@ -523,6 +523,246 @@ fn a_sparse_gradient_writes_only_the_slots_rows_and_values_both_hold() {
     });
 }
 
+/// A gather over row-blocks of unequal sizes (a caller's own layout) reads
+/// the right rows: the grouped shader, which divides by the first block's
+/// rows, takes only even layouts; this one, whose last block is longer,
+/// once read row 15 for index 25.
+#[test]
+fn a_gather_over_uneven_row_blocks_reads_the_right_rows() {
+    use wgpu_embed::kernels::embedding_gather::{self, GatherArgs};
+    use wgpu_embed::{DType, RowBlock, Status};
+    each_gpu(|gpu| {
+        let (v, dim) = (100, 4);
+        let table: Vec<f32> = (0..v * dim).map(|i| i as f32).collect();
+        let first = Tensor::from_slice(gpu, &table[..10 * dim], &[10, dim]).unwrap();
+        let rest = Tensor::from_slice(gpu, &table[10 * dim..], &[90, dim]).unwrap();
+        let blocks = [
+            RowBlock::new(first.buffer(), 0..10),
+            RowBlock::new(rest.buffer(), 10..100),
+        ];
+        let ids = [25u32, 5, 99, 10, 9, 60];
+        let idx = IndexTensor::from_slice(gpu, &ids).unwrap();
+        let out = Tensor::zeros(gpu, &[ids.len(), dim]).unwrap();
+        let status = Status::new(gpu).unwrap();
+        let args = GatherArgs {
+            table: &blocks,
+            dtype: DType::F32,
+            num_embeddings: v,
+            dim,
+            indices: idx.buffer(),
+            n: ids.len(),
+            status: status.buffer(),
+            out: out.buffer(),
+            threads_per_row: None,
+            workgroup_size: None,
+            const_dim: false,
+        };
+        let mut enc = gpu.encoder("uneven gather");
+        embedding_gather::encode(gpu, &mut enc, &args).unwrap();
+        gpu.submit_and_wait(enc).unwrap();
+        let want: Vec<f32> = ids
+            .iter()
+            .flat_map(|&r| table[r as usize * dim..][..dim].to_vec())
+            .collect();
+        assert_eq!(out.to_vec().unwrap(), want);
+        assert_eq!(status.read().unwrap(), None);
+        // No blocks at all: nothing would be written or reported.
+        let none = GatherArgs { table: &[], ..args };
+        let mut enc = gpu.encoder("gather without blocks");
+        let r = embedding_gather::encode(gpu, &mut enc, &none);
+        assert!(
+            matches!(&r, Err(Error::InvalidArgument { name: "table", .. })),
+            "{r:?}"
+        );
+        // A block whose span runs past its buffer: a typed error, not wgpu's.
+        let past = [RowBlock {
+            rows: 0..100,
+            span: wgpu_embed::Span {
+                buffer: first.buffer(),
+                offset: 0,
+                size: (v * dim * 4) as u64,
+            },
+        }];
+        let r = embedding_gather::encode(
+            gpu,
+            &mut enc,
+            &GatherArgs {
+                table: &past,
+                ..args
+            },
+        );
+        assert!(
+            matches!(
+                &r,
+                Err(Error::InvalidArgument {
+                    name: "buffer span",
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+        gpu.submit_and_wait(enc).unwrap();
+    });
+}
+
+/// Low-level kernels refuse, before recording anything, what the layers
+/// refuse and what the shaders would read past: per-sample weights outside
+/// sum mode, an int8 table whose last word the vec4 bag path would read
+/// past, a `psw_grad` block shorter than its rows, `max_norm` / `norm_type`
+/// that are not finite and positive, an f16 target beside a fused Adam one,
+/// and a padding row past u32 after the atomic gradient's clear.
+#[test]
+fn low_level_kernels_check_everything_before_recording() {
+    use wgpu_embed::kernels::embedding_bag_backward::{self, BagLayout, ExpandArgs};
+    use wgpu_embed::kernels::{embedding_bag, embedding_renorm, scatter_add_atomic, segment_sum};
+    use wgpu_embed::{BagMode, DType, RowBlock};
+    each_gpu(|gpu| {
+        let big = Tensor::zeros(gpu, &[4096]).unwrap();
+        let b = big.buffer();
+        let kept = Tensor::from_slice(gpu, &[5.0; 64], &[64]).unwrap();
+        let k = kept.buffer();
+        let invalid = |what: &str, name: &str, r: wgpu_embed::Result<()>| match &r {
+            Err(Error::InvalidArgument { name: n, .. }) if *n == name => {}
+            _ => panic!("{what}: {r:?}"),
+        };
+        let mut enc = gpu.encoder("refusals");
+        let bag = embedding_bag::BagArgs {
+            mode: BagMode::Mean,
+            table: b,
+            dtype: DType::F32,
+            num_embeddings: 4,
+            dim: 4,
+            indices: b,
+            n: 4,
+            offsets: b,
+            num_bags: 2,
+            max_bag_len: 4,
+            per_sample_weights: Some(b),
+            padding_idx: None,
+            status: b,
+            max_positions: None,
+            out: k,
+            threads_per_bag: None,
+        };
+        let r = embedding_bag::encode(gpu, &mut enc, &bag);
+        invalid("mean bag with weights", "per_sample_weights", r);
+        // dim 4 int8: 3 words a row, so one row is 12 bytes; the vec4 path
+        // reads whole vec2<u32>s.
+        let row = Tensor::zeros(gpu, &[3]).unwrap();
+        let int8 = embedding_bag::BagArgs {
+            mode: BagMode::Sum,
+            table: row.buffer(),
+            dtype: DType::Int8,
+            num_embeddings: 1,
+            per_sample_weights: None,
+            ..bag
+        };
+        let r = embedding_bag::encode(gpu, &mut enc, &int8);
+        assert!(
+            matches!(
+                &r,
+                Err(Error::LengthMismatch {
+                    expected: 4,
+                    found: 3,
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+        let layout = BagLayout {
+            num_embeddings: 4,
+            dim: 2,
+            indices: b,
+            n: 4,
+            offsets: b,
+            num_bags: 2,
+            padding_idx: None,
+            grad_out: b,
+        };
+        let expand = ExpandArgs {
+            mode: BagMode::Mean,
+            per_sample_weights: Some(b),
+            max_positions: None,
+            expanded: k,
+        };
+        let r = embedding_bag_backward::encode_expand(gpu, &mut enc, &layout, &expand);
+        invalid("mean expand with weights", "per_sample_weights", r);
+        let short = [RowBlock::new(row.buffer(), 0..4)]; // 4 rows × 2 in 3 words
+        let r =
+            embedding_bag_backward::encode_psw_grad(gpu, &mut enc, &layout, &short, DType::F32, k);
+        assert!(matches!(&r, Err(Error::LengthMismatch { .. })), "{r:?}");
+        for (max_norm, norm_type) in [
+            (1.0, 0.0),
+            (-1.0, 2.0),
+            (f32::NAN, 2.0),
+            (1.0, f32::INFINITY),
+        ] {
+            let renorm = embedding_renorm::RenormArgs {
+                num_embeddings: 4,
+                dim: 2,
+                max_norm,
+                norm_type,
+                status: b,
+                counts: b,
+                weight: RowBlock::new(k, 0..4),
+            };
+            let r = embedding_renorm::encode(gpu, &mut enc, &renorm);
+            let name = if norm_type == 2.0 {
+                "max_norm"
+            } else {
+                "norm_type"
+            };
+            invalid(&format!("renorm {max_norm} {norm_type}"), name, r);
+        }
+        let seg = segment_sum::SegmentArgs {
+            n: 4,
+            dim: 2,
+            num_embeddings: 4,
+            padding_idx: None,
+            scale_by_freq: false,
+            status: b,
+            offsets: b,
+            sorted_keys: b,
+            sorted_positions: b,
+            grad_out: b,
+            chunk: None,
+            half: Some(wgpu_embed::cpu::Round16::Nearest),
+        };
+        let adam = wgpu_embed::cpu::AdamArgs::for_step(1, 1e-3, (0.9, 0.999), 1e-8, 0.0, true);
+        let targets = [
+            segment_sum::SegmentOutput::Dense {
+                grad: RowBlock::new(k, 0..4),
+            },
+            segment_sum::SegmentOutput::Adam {
+                weight: RowBlock::new(b, 0..4),
+                exp_avg: RowBlock::new(b, 0..4),
+                exp_avg_sq: RowBlock::new(b, 0..4),
+                adam,
+            },
+        ];
+        let r = segment_sum::encode(gpu, &mut enc, &seg, &targets);
+        invalid("f16 beside Adam", "dtype", r);
+        if gpu.has_float_atomics() {
+            let atomic = scatter_add_atomic::AtomicArgs {
+                indices: b,
+                n: 4,
+                num_embeddings: 4,
+                dim: 2,
+                padding_idx: Some(1 << 33),
+                counts: b,
+                scale_by_freq: false,
+                status: b,
+                grad_out: b,
+                grad: RowBlock::new(k, 0..4),
+            };
+            let r = scatter_add_atomic::encode(gpu, &mut enc, &atomic);
+            assert!(matches!(&r, Err(Error::TooMany { .. })), "{r:?}");
+        }
+        gpu.submit_and_wait(enc).unwrap();
+        assert_eq!(kept.to_vec().unwrap(), [5.0; 64], "nothing was recorded");
+    });
+}
+
 /// A key bound past 2^32 once asked for more radix passes than u32 keys
 /// have digits; WGSL takes shifts modulo 32, so the extra passes re-sorted
 /// by the low digits and scrambled the order.

@@ -140,16 +140,24 @@ pub const MAX_THREADS_PER_BAG: u32 = 1024;
 fn check_sizes(args: &BagArgs) -> Result<()> {
     let (n, dim, bags) = (args.n as u64, args.dim as u64, args.num_bags as u64);
     let table = (args.num_embeddings as u64).saturating_mul(dim);
-    let table = match args.dtype {
-        DType::F32 => table,
-        DType::F16 => table.div_ceil(2),
-        DType::Int8 => DType::Int8.row_bytes(args.dim) / 4 * args.num_embeddings as u64,
+    let (what, table) = match args.dtype {
+        DType::F32 => ("embedding_bag table (num_embeddings × dim)", table),
+        DType::F16 => (
+            "embedding_bag table (num_embeddings × dim)",
+            table.div_ceil(2),
+        ),
+        // The vec4 path (dim % 4 == 0) reads the table as vec2<u32>s, so an
+        // odd last word would be past the binding's end (`Int8Tensor` pads
+        // to 8 bytes for this).
+        DType::Int8 => (
+            "embedding_bag int8 table (num_embeddings × words per row, \
+             to a whole 8 bytes when dim % 4 == 0)",
+            (DType::Int8.row_bytes(args.dim) / 4)
+                .saturating_mul(args.num_embeddings as u64)
+                .next_multiple_of(if dim % 4 == 0 { 2 } else { 1 }),
+        ),
     };
-    binding::check_holds(
-        "embedding_bag table (num_embeddings × dim)",
-        args.table.size(),
-        table,
-    )?;
+    binding::check_holds(what, args.table.size(), table)?;
     binding::check_holds("embedding_bag indices (n u32)", args.indices.size(), n)?;
     binding::check_holds(
         "embedding_bag offsets (num_bags + 1 u32)",
@@ -161,6 +169,16 @@ fn check_sizes(args: &BagArgs) -> Result<()> {
     binding::check_holds("embedding_bag out (num_bags × dim)", args.out.size(), out)?;
     if let Some(w) = args.per_sample_weights {
         binding::check_holds("embedding_bag per_sample_weights (n f32)", w.size(), n)?;
+        // As PyTorch: mean would divide a weighted sum, max ignore them.
+        if args.mode != BagMode::Sum {
+            return Err(Error::InvalidArgument {
+                name: "per_sample_weights",
+                reason: format!(
+                    "only mode Sum takes per-sample weights (as in PyTorch); mode is {:?}",
+                    args.mode
+                ),
+            });
+        }
     }
     if let Some(p) = args.max_positions {
         binding::check_holds(

@@ -154,6 +154,16 @@ pub fn encode_expand(
             w.size(),
             layout.n as u64,
         )?;
+        // The expansion reads them only in sum mode (as the forward takes them).
+        if args.mode != BagMode::Sum {
+            return Err(Error::InvalidArgument {
+                name: "per_sample_weights",
+                reason: format!(
+                    "only mode Sum takes per-sample weights (as in PyTorch); mode is {:?}",
+                    args.mode
+                ),
+            });
+        }
     }
     match (args.mode, args.max_positions) {
         (_, Some(p)) => {
@@ -175,6 +185,15 @@ pub fn encode_expand(
     if layout.n == 0 || layout.dim == 0 {
         return Ok(());
     }
+    // What can fail, before the clear below is recorded.
+    params(layout)?;
+    let row_bytes = layout.dim as u64 * 4;
+    let windows = binding::windows(
+        gpu,
+        layout.n,
+        &[4, 4, row_bytes],
+        "bag_expand window (indices, weights and per-position gradient rows)",
+    )?;
     let pads = gpu.storage(
         "embedding_bag_backward padding counts",
         (layout.num_bags as u64 * 4).max(4),
@@ -195,13 +214,6 @@ pub fn encode_expand(
             },
         ),
     ];
-    let row_bytes = layout.dim as u64 * 4;
-    let windows = binding::windows(
-        gpu,
-        layout.n,
-        &[4, 4, row_bytes],
-        "bag_expand window (indices, weights and per-position gradient rows)",
-    )?;
     if args.mode == BagMode::Mean && layout.padding_idx.is_some() {
         for w in &windows {
             let mut p = params(layout)?;
@@ -273,6 +285,24 @@ pub fn encode_psw_grad(
             name: "dtype",
             reason: "psw_grad reads f32 or f16 tables, not int8 row-wise ones".into(),
         });
+    }
+    if table.is_empty() && layout.n > 0 {
+        return Err(Error::InvalidArgument {
+            name: "table",
+            reason: format!("no row-blocks given for {} positions", layout.n),
+        });
+    }
+    for block in table {
+        let elements = (block.rows.len() as u64).saturating_mul(layout.dim as u64);
+        let words = match dtype {
+            DType::F16 => elements.div_ceil(2),
+            _ => elements,
+        };
+        binding::check_holds(
+            "psw_grad table block (its rows × dim)",
+            block.span.size,
+            words,
+        )?;
     }
     let constants = [("HALF", if dtype == DType::F16 { 1.0 } else { 0.0 })];
     let mut rec = Recorder::new(gpu, encoder);

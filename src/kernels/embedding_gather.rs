@@ -155,6 +155,14 @@ fn check_sizes(args: &GatherArgs) -> Result<()> {
     let (n, dim) = (args.n as u64, args.dim as u64);
     binding::check_holds("embedding_gather indices (n u32)", args.indices.size(), n)?;
     binding::check_holds("embedding_gather status (one u32)", args.status.size(), 1)?;
+    // Without a block no dispatch runs: the output would stay unwritten
+    // and an out-of-range index unreported.
+    if args.table.is_empty() && n > 0 {
+        return Err(Error::InvalidArgument {
+            name: "table",
+            reason: format!("no row-blocks given to gather {n} indices from"),
+        });
+    }
     let out = n.saturating_mul(dim);
     binding::check_holds("embedding_gather out (n × dim f32)", args.out.size(), out)?;
     // Consecutive rows (a caller may pass some of a table's blocks, or one).
@@ -164,7 +172,9 @@ fn check_sizes(args: &GatherArgs) -> Result<()> {
         let words = match args.dtype {
             DType::F32 => elements,
             DType::F16 => elements.div_ceil(2),
-            DType::Int8 => DType::Int8.row_bytes(args.dim) / 4 * block.rows.len() as u64,
+            DType::Int8 => {
+                (DType::Int8.row_bytes(args.dim) / 4).saturating_mul(block.rows.len() as u64)
+            }
         };
         binding::check_holds(
             "embedding_gather table block (its rows × dim)",
@@ -211,24 +221,21 @@ pub(crate) fn encode_windows(
     let vec4 = args.dim.is_multiple_of(4);
     let half = args.dim > 0 && args.dtype == DType::F16;
     let int8 = args.dim > 0 && args.dtype == DType::Int8;
-    let grouped = args.table.len() > 1 && !half && !int8 && vec4;
+    // The grouped shader finds a row's block by dividing by the first
+    // block's rows, so it takes only tables whose blocks all hold that many
+    // (at least one), but for a last that may hold fewer (as `Table` makes
+    // them); any other layout gets a dispatch per block.
+    let even = args.table.split_first().is_some_and(|(first, rest)| {
+        let rows = first.rows.len();
+        rows > 0
+            && rest.iter().enumerate().all(|(k, b)| {
+                let last = k + 1 == rest.len();
+                b.rows.len() == rows || (last && b.rows.len() <= rows)
+            })
+    });
+    let grouped = args.table.len() > 1 && !half && !int8 && vec4 && even;
     let group_len = if grouped { CHUNKS_PER_DISPATCH } else { 1 };
-    // Every block of a bound group but the last holds the same rows.
-    for group in args.table.chunks(group_len) {
-        let block_rows = group[0].rows.len();
-        let uneven = group[..group.len() - 1]
-            .iter()
-            .any(|b| b.rows.len() != block_rows);
-        if grouped && (uneven || block_rows == 0) {
-            return Err(Error::InvalidArgument {
-                name: "table blocks",
-                reason: "bound row-blocks must hold the same number of rows (at least one), \
-                         but for the last"
-                    .into(),
-            });
-        }
-    }
-    if windows.is_empty() || args.table.is_empty() {
+    if windows.is_empty() {
         return Ok(());
     }
     let tpr = args

@@ -72,9 +72,26 @@ pub fn check_dim(gpu: &Gpu, dim: usize) -> Result<()> {
     Ok(())
 }
 
-/// Records the renormalisation into `encoder`; `TooMany` from [`check_dim`].
+/// `max_norm` and `norm_type` finite and positive: a norm of order 0 is
+/// infinite (every row scaled to 0) and a negative `max_norm` flips signs.
+pub(crate) fn check_norm(max_norm: f32, norm_type: f32) -> Result<()> {
+    for (name, value) in [("max_norm", max_norm), ("norm_type", norm_type)] {
+        if !(value.is_finite() && value > 0.0) {
+            return Err(Error::InvalidArgument {
+                name,
+                reason: format!("must be finite and positive, got {value}"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Records the renormalisation into `encoder`; `TooMany` from [`check_dim`],
+/// `InvalidArgument` for a `max_norm` or `norm_type` that is not finite and
+/// positive.
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &RenormArgs) -> Result<()> {
     check_dim(gpu, args.dim)?;
+    check_norm(args.max_norm, args.norm_type)?;
     let rows = args.weight.rows.clone();
     let rows = rows.start.min(args.num_embeddings)..rows.end.min(args.num_embeddings);
     let words = (rows.len() as u64).saturating_mul(args.dim as u64);

@@ -57,9 +57,17 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &HistogramArg
         args.counts.size(),
         rows,
     )?;
+    // What can fail, before the clear: `counts` is bound whole.
+    binding::check_fits(
+        gpu,
+        "row_histogram counts (bound whole)",
+        args.counts.size(),
+    )?;
+    to_u32("num_embeddings", args.num_embeddings)?;
+    let windows = binding::windows(gpu, args.n, &[4], "row_histogram indices")?;
     let mut rec = Recorder::new(gpu, encoder);
     rec.encoder().clear_buffer(args.counts, 0, None);
-    for window in binding::windows(gpu, args.n, &[4], "row_histogram indices")? {
+    for window in windows {
         let params = Params {
             n: to_u32("index count", window.len())?,
             num_embeddings: to_u32("num_embeddings", args.num_embeddings)?,

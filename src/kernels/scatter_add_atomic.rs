@@ -105,26 +105,37 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &AtomicArgs) 
         let counts = args.num_embeddings as u64;
         binding::check_holds("scatter_add_atomic counts", args.counts.size(), counts)?;
     }
+    // Everything that can fail comes before the clear, so an error leaves
+    // the caller's encoder without any of this call's work.
+    to_u32("index count", args.n)?;
+    to_u32("table chunk elements", rows.len().saturating_mul(args.dim))?;
+    to_u32("embedding dim", args.dim)?;
+    to_u32("num_embeddings", args.num_embeddings)?;
+    to_u32("chunk end row", rows.end)?;
+    if let Some(p) = args.padding_idx {
+        to_u32("padding_idx", p)?;
+    }
+    let (row_windows, positions) = if args.n == 0 {
+        (Vec::new(), Vec::new())
+    } else {
+        (
+            binding::windows(gpu, rows.len(), &[row_bytes], "gradient rows")?,
+            binding::windows(
+                gpu,
+                args.n,
+                &[4, row_bytes],
+                "scatter_add_atomic window (indices and grad_out rows)",
+            )?,
+        )
+    };
     let grad = args.grad.span;
     encoder.clear_buffer(
         grad.buffer,
         grad.offset,
         Some(rows.len() as u64 * row_bytes),
     );
-    if args.n == 0 {
-        return Ok(());
-    }
-    to_u32("index count", args.n)?;
-    to_u32("table chunk elements", rows.len().saturating_mul(args.dim))?;
     let blocks = args.dim.div_ceil(COL_BLOCK).max(1);
     let mut rec = Recorder::new(gpu, encoder);
-    let row_windows = binding::windows(gpu, rows.len(), &[row_bytes], "gradient rows")?;
-    let positions = binding::windows(
-        gpu,
-        args.n,
-        &[4, row_bytes],
-        "scatter_add_atomic window (indices and grad_out rows)",
-    )?;
     for rw in &row_windows {
         for pw in &positions {
             let params = Params {

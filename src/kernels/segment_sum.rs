@@ -346,6 +346,14 @@ fn check_sizes(args: &SegmentArgs, targets: &[SegmentOutput]) -> Result<()> {
             ..
         } = target
         {
+            // Here, not when the target's pass is recorded: by then the
+            // partials and earlier targets would be in the encoder.
+            if args.half.is_some() {
+                return Err(Error::InvalidArgument {
+                    name: "dtype",
+                    reason: "the fused Adam update needs an f32 table".into(),
+                });
+            }
             for m in [exp_avg, exp_avg_sq] {
                 if m.rows != weight.rows || m.span.size < weight.span.size {
                     return Err(Error::ShapeMismatch {

@@ -122,7 +122,12 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SgdArgs) -> 
     };
     let weight = args.weight.span;
     // The words of `count` rows: f32s, or halves two per word.
-    let words = |count: u64| (count.saturating_mul(args.dim as u64) * elem).div_ceil(4);
+    let words = |count: u64| {
+        count
+            .saturating_mul(args.dim as u64)
+            .saturating_mul(elem)
+            .div_ceil(4)
+    };
     binding::check_holds(
         "sgd_update weight (its rows × dim)",
         weight.size,
@@ -172,7 +177,11 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SgdArgs) -> 
                     "gradient rows",
                 )?;
                 for w in windows {
-                    let start = grad.span.offset + skip + w.start as u64 * row_bytes;
+                    let start = grad
+                        .span
+                        .offset
+                        .saturating_add(skip)
+                        .saturating_add(w.start as u64 * row_bytes);
                     let offset = start / align * align;
                     let size = w.len() as u64 * row_bytes + (start - offset);
                     let mut p = params;

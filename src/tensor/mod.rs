@@ -88,7 +88,7 @@ impl DType {
     /// padded to a word, then the scale and bias).
     pub fn row_bytes(self, dim: usize) -> u64 {
         match self {
-            DType::Int8 => crate::cpu::int8_rowwise::words_per_row(dim) as u64 * 4,
+            DType::Int8 => (crate::cpu::int8_rowwise::words_per_row(dim) as u64).saturating_mul(4),
             d => (dim as u64).saturating_mul(d.size()),
         }
     }

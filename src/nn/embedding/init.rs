@@ -300,19 +300,5 @@ fn check_options(options: &EmbeddingOptions, num_embeddings: usize) -> Result<()
             });
         }
     }
-    if let Some(m) = options.max_norm {
-        if !(m.is_finite() && m > 0.0) {
-            return Err(Error::InvalidArgument {
-                name: "max_norm",
-                reason: format!("must be finite and positive, got {m}"),
-            });
-        }
-    }
-    if !(options.norm_type.is_finite() && options.norm_type > 0.0) {
-        return Err(Error::InvalidArgument {
-            name: "norm_type",
-            reason: format!("must be finite and positive, got {}", options.norm_type),
-        });
-    }
-    Ok(())
+    crate::kernels::embedding_renorm::check_norm(options.max_norm.unwrap_or(1.0), options.norm_type)
 }
