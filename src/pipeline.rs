@@ -279,6 +279,37 @@ impl Kernel {
                 });
             }
         }
+        // wgpu refuses a buffer bound both read-only and read-write in one
+        // dispatch, but only when the encoder is finished: the caller's
+        // whole encoder would be lost. Refuse it here, naming the kernel.
+        let access = |binding: u32| {
+            self.bindings
+                .iter()
+                .find(|&&(b, _)| b == binding)
+                .map(|&(_, a)| a)
+        };
+        for (i, &(bi, si)) in spans.iter().enumerate() {
+            for &(bj, sj) in &spans[i + 1..] {
+                let pair = (access(bi), access(bj));
+                let conflict = matches!(
+                    pair,
+                    (Some(Access::Read), Some(Access::ReadWrite))
+                        | (Some(Access::ReadWrite), Some(Access::Read))
+                );
+                if conflict && si.buffer == sj.buffer {
+                    return Err(Error::InvalidArgument {
+                        name: "buffers",
+                        reason: format!(
+                            "{}: one buffer is bound both as an input (binding {}) and as an \
+                             output (binding {}) of one dispatch; pass distinct buffers",
+                            self.name,
+                            if pair.0 == Some(Access::Read) { bi } else { bj },
+                            if pair.0 == Some(Access::Read) { bj } else { bi },
+                        ),
+                    });
+                }
+            }
+        }
         for &(binding, span) in spans {
             let storage = self
                 .bindings

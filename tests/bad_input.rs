@@ -758,6 +758,19 @@ fn low_level_kernels_check_everything_before_recording() {
             let r = scatter_add_atomic::encode(gpu, &mut enc, &atomic);
             assert!(matches!(&r, Err(Error::TooMany { .. })), "{r:?}");
         }
+        // One buffer as a dispatch's input and output: wgpu would refuse
+        // it only when the encoder is finished, losing all of it.
+        let scan = wgpu_embed::kernels::exclusive_scan::ScanArgs {
+            input: k,
+            len: 8,
+            out: k,
+            exclude: None,
+            flags: false,
+        };
+        let r = wgpu_embed::kernels::exclusive_scan::encode(gpu, &mut enc, &scan);
+        invalid("scan in place", "buffers", r);
+        let r = wgpu_embed::kernels::buffer_copy::encode(gpu, &mut enc, k, k, 64);
+        invalid("copy onto itself", "buffers", r);
         gpu.submit_and_wait(enc).unwrap();
         assert_eq!(kept.to_vec().unwrap(), [5.0; 64], "nothing was recorded");
     });
