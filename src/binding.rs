@@ -56,11 +56,17 @@ impl<'a> Span<'a> {
         }
         // Whole words (a binding's size is a multiple of 4; f16 items of an
         // odd row width end mid-word), within the span.
-        let skip = range.start as u64 * item_bytes;
-        let size = (range.len() as u64 * item_bytes).next_multiple_of(4);
+        // Saturating: a range past any buffer makes a span the bind group
+        // refuses with a typed error, never an overflow.
+        let skip = (range.start as u64).saturating_mul(item_bytes);
+        let size = (range.len() as u64)
+            .saturating_mul(item_bytes)
+            .saturating_add(3)
+            / 4
+            * 4;
         Span {
             buffer: self.buffer,
-            offset: self.offset + skip,
+            offset: self.offset.saturating_add(skip),
             size: size.min(self.size.saturating_sub(skip)),
         }
     }

@@ -828,6 +828,19 @@ fn counts_past_their_integers_are_refused_or_saturate() {
         iterations: u32::MAX,
     };
     assert_eq!(huge.flops(), u64::MAX);
+    use wgpu_embed::kernels::matmul::{RegisterTile, Tiles};
+    let tiles = Tiles {
+        wg_x: u32::MAX,
+        wg_y: u32::MAX,
+        bk: u32::MAX,
+        register: RegisterTile::R8x8,
+    };
+    assert_eq!(tiles.workgroup_bytes(), u64::MAX, "saturates, never wraps");
+    // Items past any buffer: a span the bind group refuses, not a wrap.
+    let gpu = &gpus()[0];
+    let t = Tensor::zeros(gpu, &[4]).unwrap();
+    let span = wgpu_embed::Span::whole(t.buffer()).slice(&(usize::MAX - 1..usize::MAX), 1 << 40);
+    assert_eq!(span.offset, u64::MAX);
     each_gpu(|gpu| {
         let options = EmbeddingOptions {
             dtype: wgpu_embed::DType::F16,

@@ -340,7 +340,7 @@ pub fn fill_range(
 /// The raw Philox words of elements `counter_base .. counter_base + len` of stream `seed`.
 pub fn bits(gpu: &Gpu, seed: u64, counter_base: u64, len: usize) -> Result<Vec<u32>> {
     let _scope = crate::memory::Scope::enter();
-    let out = gpu.storage("uniform_init bits", len as u64 * 4)?;
+    let out = gpu.storage("uniform_init bits", (len as u64).saturating_mul(4))?;
     let mut encoder = gpu.encoder("uniform_init bits");
     encode(
         gpu,

@@ -62,7 +62,9 @@ impl Tiles {
         if self.register == RegisterTile::Texture32x32 {
             return 0;
         }
-        (self.block_m() + self.block_n()) * self.bk as u64 * 4
+        (self.block_m() + self.block_n())
+            .saturating_mul(self.bk as u64)
+            .saturating_mul(4)
     }
 
     pub(super) fn check(&self, gpu: &Gpu) -> Result<()> {
