@@ -376,28 +376,36 @@ fn public_encodes_check_their_buffers() {
     });
 }
 
+/// Two bags of four positions, dim 2, over a 4-row table, every buffer `b`
+/// (large enough for each).
+fn small_bag_layout(
+    b: &wgpu::Buffer,
+) -> wgpu_embed::kernels::embedding_bag_backward::BagLayout<'_> {
+    wgpu_embed::kernels::embedding_bag_backward::BagLayout {
+        num_embeddings: 4,
+        dim: 2,
+        indices: b,
+        n: 4,
+        offsets: b,
+        num_bags: 2,
+        padding_idx: None,
+        grad_out: b,
+    }
+}
+
 /// The bag backward's kernels refuse what they would read wrongly without a
 /// word: max mode without the forward's winning positions (each element
 /// would read a placeholder), and an int8 table for `psw_grad` (its rows
 /// would be read as f32). Nothing is recorded.
 #[test]
 fn bag_backward_kernels_refuse_inputs_they_would_misread() {
-    use wgpu_embed::kernels::embedding_bag_backward::{self, BagLayout, ExpandArgs};
+    use wgpu_embed::kernels::embedding_bag_backward::{self, ExpandArgs};
     use wgpu_embed::{BagMode, DType, RowBlock};
     each_gpu(|gpu| {
         let big = Tensor::zeros(gpu, &[4096]).unwrap();
         let b = big.buffer();
         let expanded = Tensor::from_slice(gpu, &[5.0; 8], &[8]).unwrap();
-        let layout = BagLayout {
-            num_embeddings: 4,
-            dim: 2,
-            indices: b,
-            n: 4,
-            offsets: b,
-            num_bags: 2,
-            padding_idx: None,
-            grad_out: b,
-        };
+        let layout = small_bag_layout(b);
         let mut enc = gpu.encoder("bag backward refusals");
         let max = ExpandArgs {
             mode: BagMode::Max,
@@ -613,7 +621,7 @@ fn a_gather_over_uneven_row_blocks_reads_the_right_rows() {
 /// and a padding row past u32 after the atomic gradient's clear.
 #[test]
 fn low_level_kernels_check_everything_before_recording() {
-    use wgpu_embed::kernels::embedding_bag_backward::{self, BagLayout, ExpandArgs};
+    use wgpu_embed::kernels::embedding_bag_backward::{self, ExpandArgs};
     use wgpu_embed::kernels::{embedding_bag, embedding_renorm, scatter_add_atomic, segment_sum};
     use wgpu_embed::{BagMode, DType, RowBlock};
     each_gpu(|gpu| {
@@ -669,16 +677,7 @@ fn low_level_kernels_check_everything_before_recording() {
             ),
             "{r:?}"
         );
-        let layout = BagLayout {
-            num_embeddings: 4,
-            dim: 2,
-            indices: b,
-            n: 4,
-            offsets: b,
-            num_bags: 2,
-            padding_idx: None,
-            grad_out: b,
-        };
+        let layout = small_bag_layout(b);
         let expand = ExpandArgs {
             mode: BagMode::Mean,
             per_sample_weights: Some(b),

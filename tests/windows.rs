@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{assert_bits_eq, assert_close, each_capped_gpu, Rng, CAPPED_BINDING};
+use common::{assert_bits_eq, assert_close, bag_twin, each_capped_gpu, Rng, CAPPED_BINDING};
 use wgpu_embed::cpu::embedding_bag_backward::{psw_grad, BagBatch};
 use wgpu_embed::cpu::{self, BackwardOptions};
 use wgpu_embed::{
@@ -318,22 +318,7 @@ fn bags_past_a_binding_pool_in_windows() {
             for mode in [BagMode::Sum, BagMode::Mean, BagMode::Max] {
                 let what = format!("{rows}x{dim} {n} ids in {bags} bags, {mode:?}");
                 let weights = (mode == BagMode::Sum).then_some(psw.as_slice());
-                let mut want = vec![0.0; bags * dim];
-                let mut pos = vec![0; bags * dim];
-                let mut status = u32::MAX;
-                cpu::embedding_bag(
-                    mode,
-                    rows,
-                    dim,
-                    Some(2),
-                    &idx,
-                    &csr,
-                    weights,
-                    &mut status,
-                    &mut pos,
-                    &table,
-                    &mut want,
-                );
+                let (want, pos) = bag_twin(mode, rows, dim, Some(2), &table, &idx, &csr, weights);
                 let emb = Embedding::from_pretrained_with_options(
                     gpu,
                     &table,

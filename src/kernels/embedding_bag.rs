@@ -137,6 +137,20 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &BagArgs) -> 
 /// The most invocations one bag may take: a workgroup's worth.
 pub const MAX_THREADS_PER_BAG: u32 = 1024;
 
+/// Per-sample weights only in sum mode, as PyTorch: mean would divide a
+/// weighted sum, max would ignore them (and the backward with it).
+pub(crate) fn check_weighted_mode(mode: BagMode) -> Result<()> {
+    if mode != BagMode::Sum {
+        return Err(Error::InvalidArgument {
+            name: "per_sample_weights",
+            reason: format!(
+                "only mode Sum takes per-sample weights (as in PyTorch); mode is {mode:?}"
+            ),
+        });
+    }
+    Ok(())
+}
+
 fn check_sizes(args: &BagArgs) -> Result<()> {
     let (n, dim, bags) = (args.n as u64, args.dim as u64, args.num_bags as u64);
     let table = (args.num_embeddings as u64).saturating_mul(dim);
@@ -169,16 +183,7 @@ fn check_sizes(args: &BagArgs) -> Result<()> {
     binding::check_holds("embedding_bag out (num_bags × dim)", args.out.size(), out)?;
     if let Some(w) = args.per_sample_weights {
         binding::check_holds("embedding_bag per_sample_weights (n f32)", w.size(), n)?;
-        // As PyTorch: mean would divide a weighted sum, max ignore them.
-        if args.mode != BagMode::Sum {
-            return Err(Error::InvalidArgument {
-                name: "per_sample_weights",
-                reason: format!(
-                    "only mode Sum takes per-sample weights (as in PyTorch); mode is {:?}",
-                    args.mode
-                ),
-            });
-        }
+        check_weighted_mode(args.mode)?;
     }
     if let Some(p) = args.max_positions {
         binding::check_holds(

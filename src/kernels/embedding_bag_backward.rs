@@ -154,16 +154,7 @@ pub fn encode_expand(
             w.size(),
             layout.n as u64,
         )?;
-        // The expansion reads them only in sum mode (as the forward takes them).
-        if args.mode != BagMode::Sum {
-            return Err(Error::InvalidArgument {
-                name: "per_sample_weights",
-                reason: format!(
-                    "only mode Sum takes per-sample weights (as in PyTorch); mode is {:?}",
-                    args.mode
-                ),
-            });
-        }
+        crate::kernels::embedding_bag::check_weighted_mode(args.mode)?;
     }
     match (args.mode, args.max_positions) {
         (_, Some(p)) => {

@@ -134,14 +134,7 @@ impl EmbeddingBag {
     pub(super) fn check_weights(&self, n: usize, per_sample_weights: Option<&[f32]>) -> Result<()> {
         let mode = self.options.mode;
         if let Some(w) = per_sample_weights {
-            if mode != BagMode::Sum {
-                return Err(Error::InvalidArgument {
-                    name: "per_sample_weights",
-                    reason: format!(
-                        "only mode Sum takes per-sample weights (as in PyTorch); mode is {mode:?}"
-                    ),
-                });
-            }
+            crate::kernels::embedding_bag::check_weighted_mode(mode)?;
             if w.len() != n {
                 return Err(Error::LengthMismatch {
                     what: "per_sample_weights (one per index)",
