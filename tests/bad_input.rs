@@ -613,6 +613,46 @@ fn a_gather_over_uneven_row_blocks_reads_the_right_rows() {
     });
 }
 
+/// A gather whose second row-block is past one binding is refused before
+/// the first block's dispatch is recorded (it used to be recorded, then the
+/// second block's bind group failed: the caller's encoder held half a call).
+#[test]
+fn a_gather_checks_every_block_against_the_binding_before_recording() {
+    use wgpu_embed::kernels::embedding_gather::{self, GatherArgs};
+    use wgpu_embed::{DType, RowBlock, Status};
+    common::each_capped_gpu(|gpu| {
+        let dim = 4;
+        let rows = (common::CAPPED_BINDING as usize / (dim * 4)) + 1; // past one binding
+        let first = Tensor::from_slice(gpu, &[1.0; 4], &[1, dim]).unwrap();
+        let rest = Tensor::zeros(gpu, &[rows, dim]).unwrap();
+        let blocks = [
+            RowBlock::new(first.buffer(), 0..1),
+            RowBlock::new(rest.buffer(), 1..1 + rows),
+        ];
+        let idx = IndexTensor::from_slice(gpu, &[0]).unwrap();
+        let out = Tensor::from_slice(gpu, &[5.0; 4], &[1, dim]).unwrap();
+        let status = Status::new(gpu).unwrap();
+        let args = GatherArgs {
+            table: &blocks,
+            dtype: DType::F32,
+            num_embeddings: 1 + rows,
+            dim,
+            indices: idx.buffer(),
+            n: 1,
+            status: status.buffer(),
+            out: out.buffer(),
+            threads_per_row: None,
+            workgroup_size: None,
+            const_dim: false,
+        };
+        let mut enc = gpu.encoder("a block past one binding");
+        let r = embedding_gather::encode(gpu, &mut enc, &args);
+        assert!(matches!(&r, Err(Error::TooLarge { .. })), "{r:?}");
+        gpu.submit_and_wait(enc).unwrap();
+        assert_eq!(out.to_vec().unwrap(), [5.0; 4], "nothing was recorded");
+    });
+}
+
 /// Low-level kernels refuse, before recording anything, what the layers
 /// refuse and what the shaders would read past: per-sample weights outside
 /// sum mode, an int8 table whose last word the vec4 bag path would read

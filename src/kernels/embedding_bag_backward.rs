@@ -294,6 +294,8 @@ pub fn encode_psw_grad(
             block.span.size,
             words,
         )?;
+        // Bound whole, block after block: check them all before recording.
+        binding::check_fits(gpu, "psw_grad table block (bound whole)", block.span.size)?;
     }
     let constants = [("HALF", if dtype == DType::F16 { 1.0 } else { 0.0 })];
     let mut rec = Recorder::new(gpu, encoder);

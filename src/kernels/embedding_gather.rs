@@ -144,14 +144,14 @@ pub(crate) fn windows<'a>(gpu: &Gpu, args: &GatherArgs<'a>) -> Result<Vec<Window
 /// checked against `n`, `dim` and its rows first. CPU twin:
 /// `cpu::embedding_gather` (for f32 and f16 tables).
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &GatherArgs) -> Result<()> {
-    check_sizes(args)?;
+    check_sizes(gpu, args)?;
     encode_windows(gpu, encoder, args, &windows(gpu, args)?)
 }
 
 /// The most invocations one row may take: a workgroup's worth.
 pub const MAX_THREADS_PER_ROW: u32 = 1024;
 
-fn check_sizes(args: &GatherArgs) -> Result<()> {
+fn check_sizes(gpu: &Gpu, args: &GatherArgs) -> Result<()> {
     let (n, dim) = (args.n as u64, args.dim as u64);
     binding::check_holds("embedding_gather indices (n u32)", args.indices.size(), n)?;
     binding::check_holds("embedding_gather status (one u32)", args.status.size(), 1)?;
@@ -180,6 +180,13 @@ fn check_sizes(args: &GatherArgs) -> Result<()> {
             "embedding_gather table block (its rows × dim)",
             block.span.size,
             words,
+        )?;
+        // Each block is bound whole: a later one too large would fail after
+        // the earlier blocks' dispatches were recorded.
+        binding::check_fits(
+            gpu,
+            "embedding_gather table block (bound whole)",
+            block.span.size,
         )?;
         if block.rows.start != next || block.rows.end > args.num_embeddings {
             return Err(Error::InvalidArgument {
