@@ -125,6 +125,53 @@ pub(crate) fn check_holds(what: &'static str, size: u64, words: u64) -> Result<(
     Ok(())
 }
 
+/// `InvalidArgument` naming `what` unless `span` (a caller's `RowBlock`)
+/// can be bound: inside its buffer, at an offset the adapter binds at
+/// (`min_storage_buffer_offset_alignment`), whole words long. Checked before
+/// anything is recorded; the bind group would refuse it only later, after
+/// the call's earlier dispatches.
+pub(crate) fn check_span(gpu: &Gpu, what: &'static str, span: &Span) -> Result<()> {
+    let align = gpu.storage_offset_alignment();
+    let inside = span
+        .offset
+        .checked_add(span.size)
+        .is_some_and(|end| end <= span.buffer.size());
+    if !inside || !span.offset.is_multiple_of(align) || !span.size.is_multiple_of(4) {
+        return Err(Error::InvalidArgument {
+            name: "buffer span",
+            reason: format!(
+                "{what}: bytes {}..+{} of a buffer of {} bytes: a span must lie inside its \
+                 buffer, start at a multiple of {align} (min_storage_buffer_offset_alignment) \
+                 and be whole u32 words",
+                span.offset,
+                span.size,
+                span.buffer.size()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// `InvalidArgument` naming `kernel` when a buffer it reads is also one it
+/// writes: wgpu refuses that in one dispatch, and a kernel that records a
+/// clear or an earlier dispatch first must refuse it before them.
+pub(crate) fn check_no_alias(
+    kernel: &'static str,
+    reads: &[&wgpu::Buffer],
+    writes: &[&wgpu::Buffer],
+) -> Result<()> {
+    if reads.iter().any(|r| writes.contains(r)) {
+        return Err(Error::InvalidArgument {
+            name: "buffers",
+            reason: format!(
+                "{kernel}: one buffer is passed both as an input and as an output; pass \
+                 distinct buffers"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// `TooLarge` naming `what` unless `size` bytes fit one storage binding:
 /// for a buffer a kernel binds whole, checked before anything is recorded
 /// (the bind group would refuse it later, after earlier work).

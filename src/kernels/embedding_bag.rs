@@ -126,6 +126,11 @@ pub struct BagArgs<'a> {
 /// splits larger batches with the host's copy of the offsets).
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &BagArgs) -> Result<()> {
     check_sizes(args)?;
+    let mut reads = vec![args.table, args.indices, args.offsets];
+    reads.extend(args.per_sample_weights);
+    let mut writes = vec![args.status, args.out];
+    writes.extend(args.max_positions);
+    binding::check_no_alias("embedding_bag", &reads, &writes)?;
     let window = BagWindow {
         bags: 0..args.num_bags,
         positions: 0..args.n,

@@ -178,6 +178,10 @@ pub fn encode_expand(
     }
     // What can fail, before the clear below is recorded.
     params(layout)?;
+    let mut reads = vec![layout.indices, layout.offsets, layout.grad_out];
+    reads.extend(args.per_sample_weights);
+    reads.extend(args.max_positions);
+    binding::check_no_alias("bag_expand", &reads, &[args.expanded])?;
     let row_bytes = layout.dim as u64 * 4;
     let windows = binding::windows(
         gpu,
@@ -283,7 +287,11 @@ pub fn encode_psw_grad(
             reason: format!("no row-blocks given for {} positions", layout.n),
         });
     }
+    let mut reads = vec![layout.indices, layout.offsets, layout.grad_out];
+    reads.extend(table.iter().map(|b| b.span.buffer));
+    binding::check_no_alias("psw_grad", &reads, &[out])?;
     for block in table {
+        binding::check_span(gpu, "psw_grad table block", &block.span)?;
         let elements = (block.rows.len() as u64).saturating_mul(layout.dim as u64);
         let words = match dtype {
             DType::F16 => elements.div_ceil(2),

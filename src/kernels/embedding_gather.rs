@@ -145,6 +145,10 @@ pub(crate) fn windows<'a>(gpu: &Gpu, args: &GatherArgs<'a>) -> Result<Vec<Window
 /// `cpu::embedding_gather` (for f32 and f16 tables).
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &GatherArgs) -> Result<()> {
     check_sizes(gpu, args)?;
+    // Up front: a later block's dispatch would find it after earlier ones.
+    let mut reads: Vec<&wgpu::Buffer> = args.table.iter().map(|b| b.span.buffer).collect();
+    reads.push(args.indices);
+    binding::check_no_alias("embedding_gather", &reads, &[args.status, args.out])?;
     encode_windows(gpu, encoder, args, &windows(gpu, args)?)
 }
 
@@ -168,6 +172,7 @@ fn check_sizes(gpu: &Gpu, args: &GatherArgs) -> Result<()> {
     // Consecutive rows (a caller may pass some of a table's blocks, or one).
     let mut next = args.table.first().map_or(0, |b| b.rows.start);
     for block in args.table {
+        binding::check_span(gpu, "embedding_gather table block", &block.span)?;
         let elements = (block.rows.len() as u64).saturating_mul(dim);
         let words = match args.dtype {
             DType::F32 => elements,

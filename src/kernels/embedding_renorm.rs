@@ -92,6 +92,7 @@ pub(crate) fn check_norm(max_norm: f32, norm_type: f32) -> Result<()> {
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &RenormArgs) -> Result<()> {
     check_dim(gpu, args.dim)?;
     check_norm(args.max_norm, args.norm_type)?;
+    binding::check_span(gpu, "embedding_renorm weight", &args.weight.span)?;
     let rows = args.weight.rows.clone();
     let rows = rows.start.min(args.num_embeddings)..rows.end.min(args.num_embeddings);
     let words = (rows.len() as u64).saturating_mul(args.dim as u64);

@@ -75,6 +75,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &ScanArgs) ->
     let len = args.len as u64;
     binding::check_holds("exclusive_scan input (len u32)", args.input.size(), len)?;
     binding::check_holds("exclusive_scan out (len + 1 u32)", args.out.size(), len + 1)?;
+    binding::check_no_alias("exclusive_scan", &[args.input], &[args.out])?;
     record(&mut Recorder::new(gpu, encoder), args)
 }
 

@@ -58,6 +58,11 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &HistogramArg
         rows,
     )?;
     // What can fail, before the clear: `counts` is bound whole.
+    binding::check_no_alias(
+        "row_histogram",
+        &[args.indices],
+        &[args.status, args.counts],
+    )?;
     binding::check_fits(
         gpu,
         "row_histogram counts (bound whole)",

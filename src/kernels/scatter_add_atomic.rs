@@ -107,6 +107,12 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &AtomicArgs) 
     }
     // Everything that can fail comes before the clear, so an error leaves
     // the caller's encoder without any of this call's work.
+    binding::check_span(gpu, "scatter_add_atomic grad", &args.grad.span)?;
+    binding::check_no_alias(
+        "scatter_add_atomic",
+        &[args.indices, args.counts, args.grad_out],
+        &[args.status, args.grad.span.buffer],
+    )?;
     to_u32("index count", args.n)?;
     to_u32("table chunk elements", rows.len().saturating_mul(args.dim))?;
     to_u32("embedding dim", args.dim)?;

@@ -302,7 +302,7 @@ fn encode_presort(
     Ok(sorted)
 }
 
-fn check_sizes(args: &SegmentArgs, targets: &[SegmentOutput]) -> Result<()> {
+fn check_sizes(gpu: &Gpu, args: &SegmentArgs, targets: &[SegmentOutput]) -> Result<()> {
     let (n, dim, rows) = (args.n as u64, args.dim as u64, args.num_embeddings as u64);
     binding::check_holds("segment_sum status (one u32)", args.status.size(), 1)?;
     binding::check_holds(
@@ -326,7 +326,62 @@ fn check_sizes(args: &SegmentArgs, targets: &[SegmentOutput]) -> Result<()> {
         args.grad_out.size(),
         grad_out,
     )?;
+    // The inputs every pass reads, against every target's outputs (and the
+    // sparse ranks they read), up front: the partials pass and earlier
+    // targets would be recorded before a later target's dispatch found it.
+    let mut reads = vec![
+        args.status,
+        args.offsets,
+        args.sorted_keys,
+        args.sorted_positions,
+        args.grad_out,
+    ];
+    let mut writes = Vec::new();
     for target in targets {
+        match target {
+            SegmentOutput::Dense { grad: b } => writes.push(b.span.buffer),
+            SegmentOutput::Sgd { weight: b, .. } => writes.push(b.span.buffer),
+            SegmentOutput::Adagrad { weight, state, .. } => {
+                writes.extend([weight.span.buffer, *state])
+            }
+            SegmentOutput::Adam {
+                weight,
+                exp_avg,
+                exp_avg_sq,
+                ..
+            } => writes.extend([
+                weight.span.buffer,
+                exp_avg.span.buffer,
+                exp_avg_sq.span.buffer,
+            ]),
+            SegmentOutput::Sparse {
+                ranks,
+                rows: r,
+                values,
+            } => {
+                reads.push(ranks);
+                writes.extend([*r, *values]);
+            }
+        }
+    }
+    binding::check_no_alias("segment_sum", &reads, &writes)?;
+    for target in targets {
+        let blocks = match target {
+            SegmentOutput::Dense { grad } => vec![grad],
+            SegmentOutput::Sgd { weight, .. } | SegmentOutput::Adagrad { weight, .. } => {
+                vec![weight]
+            }
+            SegmentOutput::Adam {
+                weight,
+                exp_avg,
+                exp_avg_sq,
+                ..
+            } => vec![weight, exp_avg, exp_avg_sq],
+            SegmentOutput::Sparse { .. } => vec![],
+        };
+        for block in blocks {
+            binding::check_span(gpu, "segment_sum output block", &block.span)?;
+        }
         if let SegmentOutput::Dense { grad: block }
         | SegmentOutput::Sgd { weight: block, .. }
         | SegmentOutput::Adagrad { weight: block, .. }
@@ -391,7 +446,7 @@ pub fn encode(
     args: &SegmentArgs,
     targets: &[SegmentOutput],
 ) -> Result<()> {
-    check_sizes(args, targets)?;
+    check_sizes(gpu, args, targets)?;
     let chunk = tile_len(args.chunk.unwrap_or(CHUNK), args.n);
     let num_tiles = args.n.div_ceil(chunk);
     let row_bytes = args.dim as u64 * 4;

@@ -121,6 +121,15 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SgdArgs) -> 
         step,
     };
     let weight = args.weight.span;
+    binding::check_span(gpu, "sgd_update weight", &weight)?;
+    let reads = match &args.grad {
+        SgdGrad::Dense(grad) => {
+            binding::check_span(gpu, "sgd_update dense gradient", &grad.span)?;
+            vec![grad.span.buffer]
+        }
+        SgdGrad::Sparse { rows, values, .. } => vec![*rows, *values],
+    };
+    binding::check_no_alias("sgd_update", &reads, &[weight.buffer])?;
     // The words of `count` rows: f32s, or halves two per word.
     let words = |count: u64| {
         count
