@@ -768,19 +768,35 @@ fn low_level_kernels_check_everything_before_recording() {
             half: Some(wgpu_embed::cpu::Round16::Nearest),
         };
         let adam = wgpu_embed::cpu::AdamArgs::for_step(1, 1e-3, (0.9, 0.999), 1e-8, 0.0, true);
+        // Outputs apart from the inputs (`b`), so the dtype is what is refused.
+        let moments = Tensor::zeros(gpu, &[64]).unwrap();
+        let m = moments.buffer();
         let targets = [
             segment_sum::SegmentOutput::Dense {
                 grad: RowBlock::new(k, 0..4),
             },
             segment_sum::SegmentOutput::Adam {
-                weight: RowBlock::new(b, 0..4),
-                exp_avg: RowBlock::new(b, 0..4),
-                exp_avg_sq: RowBlock::new(b, 0..4),
+                weight: RowBlock::new(m, 0..4),
+                exp_avg: RowBlock::new(m, 0..4),
+                exp_avg_sq: RowBlock::new(m, 0..4),
                 adam,
             },
         ];
         let r = segment_sum::encode(gpu, &mut enc, &seg, &targets);
         invalid("f16 beside Adam", "dtype", r);
+        // A later target written into an input: refused before the partials
+        // and the first target are recorded.
+        let into_input = [
+            segment_sum::SegmentOutput::Dense {
+                grad: RowBlock::new(k, 0..4),
+            },
+            segment_sum::SegmentOutput::Dense {
+                grad: RowBlock::new(b, 0..4),
+            },
+        ];
+        let f32_seg = segment_sum::SegmentArgs { half: None, ..seg };
+        let r = segment_sum::encode(gpu, &mut enc, &f32_seg, &into_input);
+        invalid("segment_sum into its grad_out", "buffers", r);
         if gpu.has_float_atomics() {
             let atomic = scatter_add_atomic::AtomicArgs {
                 indices: b,
@@ -790,7 +806,7 @@ fn low_level_kernels_check_everything_before_recording() {
                 padding_idx: Some(1 << 33),
                 counts: b,
                 scale_by_freq: false,
-                status: b,
+                status: m,
                 grad_out: b,
                 grad: RowBlock::new(k, 0..4),
             };
