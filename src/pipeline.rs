@@ -259,26 +259,6 @@ impl Kernel {
     /// before they get here.
     pub(crate) fn bind_spans(&self, gpu: &Gpu, spans: &[(u32, Span)]) -> Result<wgpu::BindGroup> {
         let limit = gpu.max_binding_bytes();
-        for &(_, span) in spans {
-            // A span a caller built by hand (a `RowBlock` of their own) that
-            // is not inside its buffer: a typed error, not wgpu's validation.
-            if span
-                .offset
-                .checked_add(span.size)
-                .is_none_or(|end| end > span.buffer.size())
-            {
-                return Err(Error::InvalidArgument {
-                    name: "buffer span",
-                    reason: format!(
-                        "{}: bytes {}..+{} are not inside a buffer of {} bytes",
-                        self.name,
-                        span.offset,
-                        span.size,
-                        span.buffer.size()
-                    ),
-                });
-            }
-        }
         // wgpu refuses a buffer bound both read-only and read-write in one
         // dispatch, but only when the encoder is finished: the caller's
         // whole encoder would be lost. Refuse it here, naming the kernel.
@@ -315,6 +295,11 @@ impl Kernel {
                 .bindings
                 .iter()
                 .any(|&(b, access)| b == binding && access != Access::Uniform);
+            // A span a caller built by hand that wgpu would refuse: a typed
+            // error naming the kernel, not wgpu's validation.
+            if storage {
+                crate::binding::check_span(gpu, self.name, &span)?;
+            }
             if storage && span.size > limit {
                 return Err(Error::TooLarge {
                     what: self.name,

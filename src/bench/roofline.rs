@@ -1,7 +1,7 @@
 //! The adapter's ceilings, measured in the same run as the kernels they judge.
 
 use crate::kernels::{buffer_copy, fma_peak, uniform_init};
-use crate::{Distribution, Gpu, Result, Tensor};
+use crate::{Distribution, Error, Gpu, Result, Tensor};
 
 use super::report::{summarize, Roofline};
 
@@ -21,11 +21,14 @@ async fn median_seconds(
     mut work: impl FnMut(&mut wgpu::CommandEncoder) -> Result<()>,
 ) -> Result<f64> {
     gpu.time_async(&mut work).await?; // warm-up: pipeline creation, first touch of the pages
-    let mut s = Vec::with_capacity(reps.max(1));
-    for _ in 0..reps.max(1) {
+    let mut s = Vec::with_capacity(reps);
+    for _ in 0..reps {
         s.push(gpu.time_async(&mut work).await?.seconds);
     }
-    let (median, ..) = summarize(&mut s).expect("reps.max(1) samples");
+    let (median, ..) = summarize(&mut s).ok_or_else(|| Error::InvalidArgument {
+        name: "reps",
+        reason: "no samples: reps must be at least 1".into(),
+    })?;
     Ok(median * 1e-3)
 }
 
@@ -35,7 +38,8 @@ pub fn measure(gpu: &Gpu, reps: usize) -> Result<Roofline> {
     crate::readback::block("the roofline", measure_async(gpu, reps))
 }
 
-/// Measures copy, shader-copy, FMA and RNG-fill ceilings with `reps` samples each.
+/// Measures copy, shader-copy, FMA and RNG-fill ceilings with `reps` samples
+/// each (at least one: `reps = 0` is `InvalidArgument`).
 pub async fn measure_async(gpu: &Gpu, reps: usize) -> Result<Roofline> {
     let bytes = probe_bytes(gpu);
     let floats = (bytes / 4) as usize;

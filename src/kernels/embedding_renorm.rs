@@ -72,16 +72,14 @@ pub fn check_dim(gpu: &Gpu, dim: usize) -> Result<()> {
     Ok(())
 }
 
-/// `max_norm` and `norm_type` finite and positive: a norm of order 0 is
+/// `max_norm` or `norm_type` finite and positive: a norm of order 0 is
 /// infinite (every row scaled to 0) and a negative `max_norm` flips signs.
-pub(crate) fn check_norm(max_norm: f32, norm_type: f32) -> Result<()> {
-    for (name, value) in [("max_norm", max_norm), ("norm_type", norm_type)] {
-        if !(value.is_finite() && value > 0.0) {
-            return Err(Error::InvalidArgument {
-                name,
-                reason: format!("must be finite and positive, got {value}"),
-            });
-        }
+pub(crate) fn check_positive(name: &'static str, value: f32) -> Result<()> {
+    if !(value.is_finite() && value > 0.0) {
+        return Err(Error::InvalidArgument {
+            name,
+            reason: format!("must be finite and positive, got {value}"),
+        });
     }
     Ok(())
 }
@@ -91,7 +89,8 @@ pub(crate) fn check_norm(max_norm: f32, norm_type: f32) -> Result<()> {
 /// positive.
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &RenormArgs) -> Result<()> {
     check_dim(gpu, args.dim)?;
-    check_norm(args.max_norm, args.norm_type)?;
+    check_positive("max_norm", args.max_norm)?;
+    check_positive("norm_type", args.norm_type)?;
     binding::check_span(gpu, "embedding_renorm weight", &args.weight.span)?;
     let rows = args.weight.rows.clone();
     let rows = rows.start.min(args.num_embeddings)..rows.end.min(args.num_embeddings);

@@ -122,13 +122,8 @@ pub(super) fn encode_rows(
             params.beta2c = adam.beta2c;
             params.bias2 = adam.bias2;
             params.weight_decay = adam.weight_decay;
+            // An f16 table was refused by `check_sizes`.
             moments = Some((exp_avg.span, exp_avg_sq.span));
-            if half {
-                return Err(Error::InvalidArgument {
-                    name: "dtype",
-                    reason: "the fused Adam update needs an f32 table".into(),
-                });
-            }
             one(pick([&ADAM, &ADAM4, &ADAM, &ADAM4]), vec![])
         }
         SegmentOutput::Dense { .. } => one(pick([&DENSE, &DENSE4, &DENSE16, &DENSE16_4]), vec![]),

@@ -300,5 +300,9 @@ fn check_options(options: &EmbeddingOptions, num_embeddings: usize) -> Result<()
             });
         }
     }
-    crate::kernels::embedding_renorm::check_norm(options.max_norm.unwrap_or(1.0), options.norm_type)
+    use crate::kernels::embedding_renorm::check_positive;
+    if let Some(m) = options.max_norm {
+        check_positive("max_norm", m)?;
+    }
+    check_positive("norm_type", options.norm_type)
 }
