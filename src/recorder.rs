@@ -1,11 +1,19 @@
-//! One way to dispatch. A kernel's `encode` states its parameters (the
+//! One way to dispatch. A kernel's `record` states its parameters (the
 //! uniform at binding 0), its other bindings and the work it needs; a
 //! [`Recorder`] owns the rest: the pipeline lookup, the workgroup size, the
 //! grid (folded into 2-D past `max_compute_workgroups_per_dimension`, which
 //! the shaders undo with the prelude's `workgroup_index`) and the compute
-//! pass. Every dispatch of one call goes into one pass: wgpu orders the
-//! dispatches of a pass and makes each see the writes of the ones before,
-//! so only copies and clears (encoder commands) end it.
+//! pass.
+//!
+//! A recorder records all or nothing. It holds the commands of one call
+//! (dispatches, clears, copies) until [`record`] has seen the whole call
+//! succeed, and only then writes them into the caller's encoder; a call that
+//! fails part way (a binding past a limit found at the third of five
+//! dispatches, say) leaves the encoder as it was, so submitting it anyway
+//! cannot half-update a table. Replayed, every run of dispatches goes into
+//! one pass: wgpu orders the dispatches of a pass and makes each see the
+//! writes of the ones before, so only copies and clears (encoder commands)
+//! end it.
 
 use crate::binding::Span;
 use crate::error::{Error, Result};
@@ -94,21 +102,50 @@ fn grid(workgroups: u64, max_per_dim: u32) -> (u32, u32) {
     }
 }
 
-/// Records the dispatches of one call into the caller's encoder, in one
-/// compute pass; submits nothing. The pass ends when the recorder is dropped
-/// or when [`Recorder::encoder`] is asked for.
+/// One command of a call, held until the whole call has recorded.
+enum Command {
+    Dispatch {
+        pipeline: wgpu::ComputePipeline,
+        bind: wgpu::BindGroup,
+        grid: (u32, u32),
+    },
+    ClearBuffer {
+        buffer: wgpu::Buffer,
+        offset: u64,
+        size: Option<u64>,
+    },
+    CopyBufferToTexture {
+        buffer: wgpu::Buffer,
+        layout: wgpu::TexelCopyBufferLayout,
+        texture: wgpu::Texture,
+        size: wgpu::Extent3d,
+    },
+}
+
+/// Records `body`'s commands and writes them into `encoder` only when it
+/// returns `Ok`: on `Err` the encoder is left as it was. Submits nothing.
+pub(crate) fn record<T>(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    body: impl FnOnce(&mut Recorder) -> Result<T>,
+) -> Result<T> {
+    let mut rec = Recorder::new(gpu);
+    let value = body(&mut rec)?;
+    rec.replay(encoder);
+    Ok(value)
+}
+
+/// The commands of one call, not yet in any encoder ([`record`] writes them).
 pub(crate) struct Recorder<'a> {
     gpu: &'a Gpu,
-    encoder: &'a mut wgpu::CommandEncoder,
-    pass: Option<wgpu::ComputePass<'static>>,
+    commands: Vec<Command>,
 }
 
 impl<'a> Recorder<'a> {
-    pub fn new(gpu: &'a Gpu, encoder: &'a mut wgpu::CommandEncoder) -> Recorder<'a> {
+    fn new(gpu: &'a Gpu) -> Recorder<'a> {
         Recorder {
             gpu,
-            encoder,
-            pass: None,
+            commands: Vec::new(),
         }
     }
 
@@ -116,11 +153,32 @@ impl<'a> Recorder<'a> {
         self.gpu
     }
 
-    /// The encoder, for a copy or a clear between dispatches: ends the open
-    /// pass (the next dispatch opens another).
-    pub fn encoder(&mut self) -> &mut wgpu::CommandEncoder {
-        self.pass = None;
-        self.encoder
+    /// Zeroes `size` bytes of `buffer` from `offset` (all the rest for
+    /// `None`), as `wgpu::CommandEncoder::clear_buffer`; an encoder command,
+    /// so it ends the pass it falls in.
+    pub fn clear_buffer(&mut self, buffer: &wgpu::Buffer, offset: u64, size: Option<u64>) {
+        self.commands.push(Command::ClearBuffer {
+            buffer: buffer.clone(),
+            offset,
+            size,
+        });
+    }
+
+    /// Copies `buffer` (laid out as `layout`) into the first `size` texels of
+    /// `texture`'s mip 0.
+    pub fn copy_buffer_to_texture(
+        &mut self,
+        buffer: &wgpu::Buffer,
+        layout: wgpu::TexelCopyBufferLayout,
+        texture: &wgpu::Texture,
+        size: wgpu::Extent3d,
+    ) {
+        self.commands.push(Command::CopyBufferToTexture {
+            buffer: buffer.clone(),
+            layout,
+            texture: texture.clone(),
+            size,
+        });
     }
 
     /// Records `spec` with `constants` (the workgroup size is added for 1-D
@@ -191,19 +249,148 @@ impl<'a> Recorder<'a> {
     /// caller's (texture bindings); nothing when `work` is empty.
     pub fn dispatch(&mut self, kernel: &Kernel, bind: &wgpu::BindGroup, work: Work) {
         let max = self.gpu.limits().max_compute_workgroups_per_dimension;
-        let Some((x, y)) = work.grid(max) else {
+        let Some(grid) = work.grid(max) else {
             return;
         };
-        let pass = self.pass.get_or_insert_with(|| {
-            self.encoder
-                .begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: None,
-                    timestamp_writes: None,
-                })
-                .forget_lifetime()
+        self.commands.push(Command::Dispatch {
+            pipeline: kernel.pipeline.clone(),
+            bind: bind.clone(),
+            grid,
         });
-        pass.set_pipeline(&kernel.pipeline);
-        pass.set_bind_group(0, bind, &[]);
-        pass.dispatch_workgroups(x, y, 1);
+    }
+
+    /// Writes the commands into `encoder`, each run of dispatches in one pass.
+    fn replay(self, encoder: &mut wgpu::CommandEncoder) {
+        // Passes forget the encoder's borrow (wgpu checks at run time that
+        // one ends before the next encoder command) so clears can interleave.
+        let mut pass: Option<wgpu::ComputePass<'static>> = None;
+        for command in self.commands {
+            match command {
+                Command::Dispatch {
+                    pipeline,
+                    bind,
+                    grid: (x, y),
+                } => {
+                    let pass = pass.get_or_insert_with(|| {
+                        encoder
+                            .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                                label: None,
+                                timestamp_writes: None,
+                            })
+                            .forget_lifetime()
+                    });
+                    pass.set_pipeline(&pipeline);
+                    pass.set_bind_group(0, &bind, &[]);
+                    pass.dispatch_workgroups(x, y, 1);
+                }
+                Command::ClearBuffer {
+                    buffer,
+                    offset,
+                    size,
+                } => {
+                    pass = None;
+                    encoder.clear_buffer(&buffer, offset, size);
+                }
+                Command::CopyBufferToTexture {
+                    buffer,
+                    layout,
+                    texture,
+                    size,
+                } => {
+                    pass = None;
+                    encoder.copy_buffer_to_texture(
+                        wgpu::TexelCopyBufferInfo {
+                            buffer: &buffer,
+                            layout,
+                        },
+                        texture.as_image_copy(),
+                        size,
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::record;
+    use crate::error::Error;
+    use crate::kernels::buffer_copy;
+    use crate::{Gpu, GpuOptions, Tensor};
+
+    fn gpus() -> Vec<Gpu> {
+        let gpus: Vec<Gpu> = Gpu::all(&GpuOptions::default())
+            .unwrap_or_else(|e| panic!("GPU tests need an adapter and found none: {e}"))
+            .into_iter()
+            .map(|g| g.unwrap_or_else(|e| panic!("an adapter failed to open: {e}")))
+            .collect();
+        assert!(
+            !gpus.is_empty(),
+            "no GPU adapter: install lavapipe with `apt-get install -y mesa-vulkan-drivers`"
+        );
+        gpus
+    }
+
+    /// Copies `src` into `a`, clears `src`, copies it into `b`: two dispatches
+    /// a clear apart, so the replay must split the pass and keep the order.
+    fn copy_clear_copy(gpu: &Gpu, fail: bool) -> (Result<(), Error>, [Vec<f32>; 3]) {
+        let ones: Vec<f32> = (1..=64).map(|i| i as f32).collect();
+        let src = Tensor::from_slice(gpu, &ones, &[64]).unwrap();
+        let a = Tensor::from_slice(gpu, &[-1.0; 64], &[64]).unwrap();
+        let b = Tensor::from_slice(gpu, &[-2.0; 64], &[64]).unwrap();
+        let mut encoder = gpu.encoder("recorder test");
+        let result = record(gpu, &mut encoder, |rec| {
+            buffer_copy::record_with(rec, src.buffer(), a.buffer(), 256, 1)?;
+            rec.clear_buffer(src.buffer(), 0, None);
+            buffer_copy::record_with(rec, src.buffer(), b.buffer(), 256, 1)?;
+            match fail {
+                true => Err(Error::InvalidArgument {
+                    name: "test",
+                    reason: "fails after three commands".into(),
+                }),
+                false => Ok(()),
+            }
+        });
+        // Submitted either way: a caller may submit an encoder after an error.
+        gpu.submit_and_wait(encoder).unwrap();
+        let read = [
+            src.to_vec().unwrap(),
+            a.to_vec().unwrap(),
+            b.to_vec().unwrap(),
+        ];
+        (result, read)
+    }
+
+    #[test]
+    fn a_failed_call_leaves_the_encoder_as_it_was() {
+        for gpu in gpus() {
+            let (result, [src, a, b]) = copy_clear_copy(&gpu, true);
+            assert!(matches!(
+                result,
+                Err(Error::InvalidArgument { name: "test", .. })
+            ));
+            let ones: Vec<f32> = (1..=64).map(|i| i as f32).collect();
+            assert_eq!(src, ones, "{}: the clear ran", gpu.describe());
+            assert_eq!(a, vec![-1.0; 64], "{}: the first copy ran", gpu.describe());
+            assert_eq!(b, vec![-2.0; 64], "{}: the second copy ran", gpu.describe());
+        }
+    }
+
+    #[test]
+    fn a_call_that_succeeds_replays_its_commands_in_order() {
+        for gpu in gpus() {
+            let (result, [src, a, b]) = copy_clear_copy(&gpu, false);
+            result.unwrap();
+            let ones: Vec<f32> = (1..=64).map(|i| i as f32).collect();
+            assert_eq!(src, vec![0.0; 64], "{}", gpu.describe());
+            assert_eq!(a, ones, "{}: the copy before the clear", gpu.describe());
+            assert_eq!(
+                b,
+                vec![0.0; 64],
+                "{}: the copy after the clear",
+                gpu.describe()
+            );
+        }
     }
 }

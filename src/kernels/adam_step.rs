@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::kernels::to_u32;
 use crate::pipeline::KernelSpec;
-use crate::recorder::{Recorder, Work};
+use crate::recorder::{self, Recorder, Work};
 
 const SPEC: KernelSpec = KernelSpec {
     name: "adam_step",
@@ -55,6 +55,11 @@ pub struct AdamStepArgs<'a> {
 
 /// Records one Adam step over the first `len` elements; submits nothing.
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &AdamStepArgs) -> Result<()> {
+    recorder::record(gpu, encoder, |rec| record(rec, args))
+}
+
+/// [`encode`] into a recorder other kernels of the same call share.
+pub(crate) fn record(rec: &mut Recorder, args: &AdamStepArgs) -> Result<()> {
     let len = args.len as u64;
     binding::check_holds("adam_step gradient (len f32)", args.grad.size(), len)?;
     binding::check_holds("adam_step weights (len f32)", args.weight.size(), len)?;
@@ -78,7 +83,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &AdamStepArgs
         weight_decay: a.weight_decay,
         _pad: 0,
     };
-    Recorder::new(gpu, encoder).launch(
+    rec.launch(
         &SPEC,
         &[],
         &params,

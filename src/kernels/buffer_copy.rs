@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::{loop_limited, to_u32, LOOP_BUDGET};
 use crate::pipeline::KernelSpec;
-use crate::recorder::{Recorder, Work};
+use crate::recorder::{self, Recorder, Work};
 
 const SPEC: KernelSpec = KernelSpec {
     name: "buffer_copy",
@@ -52,6 +52,20 @@ pub fn encode_with(
     bytes: u64,
     per_invocation: u32,
 ) -> Result<()> {
+    recorder::record(gpu, encoder, |rec| {
+        record_with(rec, src, dst, bytes, per_invocation)
+    })
+}
+
+/// [`encode_with`] into a recorder other kernels of the same call share.
+pub(crate) fn record_with(
+    rec: &mut Recorder,
+    src: &wgpu::Buffer,
+    dst: &wgpu::Buffer,
+    bytes: u64,
+    per_invocation: u32,
+) -> Result<()> {
+    let gpu = rec.gpu();
     if !bytes.is_multiple_of(16) {
         return Err(Error::InvalidArgument {
             name: "bytes",
@@ -72,7 +86,7 @@ pub fn encode_with(
     }
     let per_invocation = per_invocation.max(1);
     let len4 = to_u32("vec4 count", (bytes / 16) as usize)?;
-    Recorder::new(gpu, encoder).launch(
+    rec.launch(
         &SPEC,
         &[("VEC4_PER_INVOCATION", per_invocation as f64)],
         &Params { len4, _pad: [0; 3] },

@@ -6,7 +6,7 @@ use crate::gpu::Gpu;
 use crate::kernels::{to_u32, LOOP_BUDGET};
 use crate::memory::GpuBuffer;
 use crate::pipeline::KernelSpec;
-use crate::recorder::{Recorder, Work};
+use crate::recorder::{self, Recorder, Work};
 use crate::tensor::Tensor;
 
 const SPEC: KernelSpec = KernelSpec {
@@ -44,6 +44,21 @@ pub fn encode(
     x: &wgpu::Buffer,
     out: &wgpu::Buffer,
 ) -> Result<()> {
+    recorder::record(gpu, encoder, |rec| {
+        record(rec, rows, cols, accumulate, x, out)
+    })
+}
+
+/// [`encode`] into a recorder other kernels of the same call share.
+pub(crate) fn record(
+    rec: &mut Recorder,
+    rows: usize,
+    cols: usize,
+    accumulate: bool,
+    x: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+) -> Result<()> {
+    let gpu = rec.gpu();
     if cols == 0 {
         return Ok(());
     }
@@ -71,19 +86,18 @@ pub fn encode(
         let blocks = rows.div_ceil(BLOCK_ROWS);
         let sums = gpu.storage("column_sum block sums", (blocks * cols) as u64 * 4)?;
         let src = levels.last().map_or(x, |l| l.raw());
-        encode_pass(gpu, encoder, rows, cols, false, src, sums.raw())?;
+        record_pass(rec, rows, cols, false, src, sums.raw())?;
         levels.push(sums);
         rows = blocks;
     }
     let src = levels.last().map_or(x, |l| l.raw());
-    encode_pass(gpu, encoder, rows, cols, accumulate, src, out)
+    record_pass(rec, rows, cols, accumulate, src, out)
 }
 
 /// One dispatch: the sums of blocks of [`BLOCK_ROWS`] rows of `x` into
 /// `out[block, col]`; one block (and `accumulate`) adds to `out`.
-fn encode_pass(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+fn record_pass(
+    rec: &mut Recorder,
     rows: usize,
     cols: usize,
     accumulate: bool,
@@ -96,7 +110,7 @@ fn encode_pass(
         block_rows: BLOCK_ROWS as u32,
         _pad: 0,
     };
-    Recorder::new(gpu, encoder).launch(
+    rec.launch(
         &SPEC,
         &[("ACCUMULATE", if accumulate { 1.0 } else { 0.0 })],
         &params,

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::{to_u32, LOOP_BUDGET};
 use crate::pipeline::KernelSpec;
-use crate::recorder::{Recorder, Work};
+use crate::recorder::{self, Recorder, Work};
 use crate::tensor::DType;
 
 const SOURCE: &str = concat!(
@@ -125,6 +125,11 @@ pub struct BagArgs<'a> {
 /// clamps them to the index list. Every buffer in one binding (the layer
 /// splits larger batches with the host's copy of the offsets).
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &BagArgs) -> Result<()> {
+    recorder::record(gpu, encoder, |rec| record(rec, args))
+}
+
+/// [`encode`] into a recorder other kernels of the same call share.
+pub(crate) fn record(rec: &mut Recorder, args: &BagArgs) -> Result<()> {
     check_sizes(args)?;
     let mut reads = vec![args.table, args.indices, args.offsets];
     reads.extend(args.per_sample_weights);
@@ -136,7 +141,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &BagArgs) -> 
         positions: 0..args.n,
         longest: args.max_bag_len.min(args.n),
     };
-    encode_window(gpu, encoder, args, &window, false)
+    record_window(rec, args, &window, false)
 }
 
 /// The most invocations one bag may take: a workgroup's worth.
@@ -287,13 +292,13 @@ pub(crate) fn windows(
 
 /// One window of bags. `gathered`: `args.table` is the scratch the
 /// batch's rows were gathered into, row `k` for position `positions.start + k`.
-pub(crate) fn encode_window(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+pub(crate) fn record_window(
+    rec: &mut Recorder,
     args: &BagArgs,
     window: &BagWindow,
     gathered: bool,
 ) -> Result<()> {
+    let gpu = rec.gpu();
     if window.bags.is_empty() || args.dim == 0 {
         return Ok(());
     }
@@ -354,7 +359,6 @@ pub(crate) fn encode_window(
         size: (bags.len() as u64 + 1) * 4,
     };
     let work = Work::Invocations(bags.len() as u64 * tpb as u64);
-    let mut rec = Recorder::new(gpu, encoder);
     for piece in 0..pieces {
         params.piece_begin = to_u32("bag piece", piece * piece_len)?;
         rec.launch(

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::{to_u32, LOOP_BUDGET};
 use crate::pipeline::KernelSpec;
-use crate::recorder::{Recorder, Work};
+use crate::recorder::{self, Recorder, Work};
 use crate::tensor::DType;
 
 const SOURCE: &str = concat!(
@@ -145,6 +145,16 @@ pub fn encode_expand(
     layout: &BagLayout,
     args: &ExpandArgs,
 ) -> Result<()> {
+    recorder::record(gpu, encoder, |rec| record_expand(rec, layout, args))
+}
+
+/// [`encode_expand`] into a recorder other kernels of the same call share.
+pub(crate) fn record_expand(
+    rec: &mut Recorder,
+    layout: &BagLayout,
+    args: &ExpandArgs,
+) -> Result<()> {
+    let gpu = rec.gpu();
     check_layout(layout)?;
     let words = (layout.n as u64).saturating_mul(layout.dim as u64);
     binding::check_holds("bag_expand expanded (n × dim)", args.expanded.size(), words)?;
@@ -193,8 +203,7 @@ pub fn encode_expand(
         "embedding_bag_backward padding counts",
         (layout.num_bags as u64 * 4).max(4),
     )?;
-    let mut rec = Recorder::new(gpu, encoder);
-    rec.encoder().clear_buffer(pads.raw(), 0, None);
+    rec.clear_buffer(pads.raw(), 0, None);
     // Bindings the chosen mode never reads still need a buffer.
     let unused_weights = gpu.storage("embedding_bag_backward unused weights", 4)?;
     let unused_positions = gpu.storage("embedding_bag_backward unused positions", 4)?;
@@ -272,6 +281,20 @@ pub fn encode_psw_grad(
     dtype: DType,
     out: &wgpu::Buffer,
 ) -> Result<()> {
+    recorder::record(gpu, encoder, |rec| {
+        record_psw_grad(rec, layout, table, dtype, out)
+    })
+}
+
+/// [`encode_psw_grad`] into a recorder other kernels of the same call share.
+pub(crate) fn record_psw_grad(
+    rec: &mut Recorder,
+    layout: &BagLayout,
+    table: &[RowBlock],
+    dtype: DType,
+    out: &wgpu::Buffer,
+) -> Result<()> {
+    let gpu = rec.gpu();
     check_layout(layout)?;
     binding::check_holds("psw_grad out (n f32)", out.size(), layout.n as u64)?;
     // The shader reads f32 or f16 words; int8 rows would be read as f32.
@@ -306,7 +329,6 @@ pub fn encode_psw_grad(
         binding::check_fits(gpu, "psw_grad table block (bound whole)", block.span.size)?;
     }
     let constants = [("HALF", if dtype == DType::F16 { 1.0 } else { 0.0 })];
-    let mut rec = Recorder::new(gpu, encoder);
     let windows = binding::windows(
         gpu,
         layout.n,

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::{to_u32, LOOP_BUDGET, WORKGROUP_SIZE};
 use crate::pipeline::KernelSpec;
-use crate::recorder::{Recorder, Work};
+use crate::recorder::{self, Recorder, Work};
 use crate::status::Status;
 use crate::tensor::{DType, IndexTensor, Tensor};
 
@@ -144,12 +144,18 @@ pub(crate) fn windows<'a>(gpu: &Gpu, args: &GatherArgs<'a>) -> Result<Vec<Window
 /// checked against `n`, `dim` and its rows first. CPU twin:
 /// `cpu::embedding_gather` (for f32 and f16 tables).
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &GatherArgs) -> Result<()> {
+    recorder::record(gpu, encoder, |rec| record(rec, args))
+}
+
+/// [`encode`] into a recorder other kernels of the same call share.
+pub(crate) fn record(rec: &mut Recorder, args: &GatherArgs) -> Result<()> {
+    let gpu = rec.gpu();
     check_sizes(gpu, args)?;
     // Up front: a later block's dispatch would find it after earlier ones.
     let mut reads: Vec<&wgpu::Buffer> = args.table.iter().map(|b| b.span.buffer).collect();
     reads.push(args.indices);
     binding::check_no_alias("embedding_gather", &reads, &[args.status, args.out])?;
-    encode_windows(gpu, encoder, args, &windows(gpu, args)?)
+    record_windows(rec, args, &windows(gpu, args)?)
 }
 
 /// The most invocations one row may take: a workgroup's worth.
@@ -223,12 +229,12 @@ pub const CHUNKS_PER_DISPATCH: usize = 4;
 /// examples/chunked_gather.rs: fewer passes over the indices won), else one
 /// dispatch per block. Each dispatch writes the output rows whose index
 /// falls in its blocks and zero-fills out-of-range ones.
-pub(crate) fn encode_windows(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+pub(crate) fn record_windows(
+    rec: &mut Recorder,
     args: &GatherArgs,
     windows: &[Window],
 ) -> Result<()> {
+    let gpu = rec.gpu();
     to_u32("index count", args.n)?;
     let vec4 = args.dim.is_multiple_of(4);
     let half = args.dim > 0 && args.dtype == DType::F16;
@@ -270,7 +276,6 @@ pub(crate) fn encode_windows(
     };
     let constants = [("THREADS_PER_ROW", tpr as f64), ("DIM4", dim4 as f64)];
     let wg = args.workgroup_size.unwrap_or_else(|| workgroup_size(gpu));
-    let mut rec = Recorder::new(gpu, encoder);
     for group in args.table.chunks(group_len) {
         let rows = group[0].rows.start..group[group.len() - 1].rows.end;
         // Unused slots repeat the last block: the shader never picks them.

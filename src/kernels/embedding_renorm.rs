@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::{loop_limited, to_u32, LOOP_BUDGET};
 use crate::pipeline::KernelSpec;
-use crate::recorder::{Recorder, Work};
+use crate::recorder::{self, Recorder, Work};
 
 const SPEC: KernelSpec = KernelSpec {
     name: "embedding_renorm",
@@ -88,6 +88,12 @@ pub(crate) fn check_positive(name: &'static str, value: f32) -> Result<()> {
 /// `InvalidArgument` for a `max_norm` or `norm_type` that is not finite and
 /// positive.
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &RenormArgs) -> Result<()> {
+    recorder::record(gpu, encoder, |rec| record(rec, args))
+}
+
+/// [`encode`] into a recorder other kernels of the same call share.
+pub(crate) fn record(rec: &mut Recorder, args: &RenormArgs) -> Result<()> {
+    let gpu = rec.gpu();
     check_dim(gpu, args.dim)?;
     check_positive("max_norm", args.max_norm)?;
     check_positive("norm_type", args.norm_type)?;
@@ -117,7 +123,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &RenormArgs) 
         row_end: to_u32("chunk end row", rows.end)?,
         _pad: [0; 2],
     };
-    Recorder::new(gpu, encoder).launch(
+    rec.launch(
         &SPEC,
         &[],
         &params,

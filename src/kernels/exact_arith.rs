@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::kernels::to_u32;
 use crate::pipeline::{KernelSpec, EXACT_CHECKED};
-use crate::recorder::{Recorder, Work};
+use crate::recorder::{self, Recorder, Work};
 
 const SPEC: KernelSpec = KernelSpec {
     name: "exact_arith",
@@ -89,6 +89,21 @@ pub fn encode_variant(
     out: &wgpu::Buffer,
     variant: &Variant,
 ) -> Result<()> {
+    recorder::record(gpu, encoder, |rec| {
+        record_variant(rec, op, len, a, b, out, variant)
+    })
+}
+
+/// [`encode_variant`] into a recorder other kernels of the same call share.
+pub(super) fn record_variant(
+    rec: &mut Recorder,
+    op: ExactOp,
+    len: usize,
+    a: &wgpu::Buffer,
+    b: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+    variant: &Variant,
+) -> Result<()> {
     binding::check_holds("exact_arith a (len f32)", a.size(), len as u64)?;
     binding::check_holds("exact_arith b (len f32)", b.size(), len as u64)?;
     binding::check_holds("exact_arith out (len f32)", out.size(), len as u64)?;
@@ -107,7 +122,7 @@ pub fn encode_variant(
     if let Some(checked) = variant.checked {
         constants.push((EXACT_CHECKED, if checked { 1.0 } else { 0.0 }));
     }
-    Recorder::new(gpu, encoder).launch(
+    rec.launch(
         &SPEC,
         &constants,
         &params,

@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::kernels::to_u32;
 use crate::pipeline::KernelSpec;
-use crate::recorder::{Recorder, Work};
+use crate::recorder::{self, Recorder, Work};
 
 const SOURCE: &str = include_str!("../../shaders/exclusive_scan.wgsl");
 const REDUCE: KernelSpec = KernelSpec {
@@ -72,15 +72,15 @@ pub struct ScanArgs<'a> {
 
 /// Records the scan's dispatches into `encoder` (allocating the block sums).
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &ScanArgs) -> Result<()> {
+    recorder::record(gpu, encoder, |rec| record(rec, args))
+}
+
+/// [`encode`] into a recorder other kernels of the same call share.
+pub(crate) fn record(rec: &mut Recorder, args: &ScanArgs) -> Result<()> {
     let len = args.len as u64;
     binding::check_holds("exclusive_scan input (len u32)", args.input.size(), len)?;
     binding::check_holds("exclusive_scan out (len + 1 u32)", args.out.size(), len + 1)?;
     binding::check_no_alias("exclusive_scan", &[args.input], &[args.out])?;
-    record(&mut Recorder::new(gpu, encoder), args)
-}
-
-/// [`encode`] into a pass other kernels of the same call share.
-pub(crate) fn record(rec: &mut Recorder, args: &ScanArgs) -> Result<()> {
     let num_blocks = args.len.div_ceil(BLOCK);
     let params = Params {
         len: to_u32("scan length", args.len)?,

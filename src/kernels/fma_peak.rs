@@ -7,7 +7,7 @@ use crate::gpu::Gpu;
 use crate::kernels::{loop_limited, LOOP_BUDGET};
 use crate::memory::GpuBuffer;
 use crate::pipeline::{KernelSpec, RuntimeChecks};
-use crate::recorder::{Recorder, Work};
+use crate::recorder::{self, Recorder, Work};
 
 const SPEC: KernelSpec = KernelSpec {
     name: "fma_peak",
@@ -72,6 +72,12 @@ pub fn encode(
     out: &wgpu::Buffer,
     shape: FmaPeakShape,
 ) -> Result<()> {
+    recorder::record(gpu, encoder, |rec| record(rec, out, shape))
+}
+
+/// [`encode`] into a recorder other kernels of the same call share.
+pub(super) fn record(rec: &mut Recorder, out: &wgpu::Buffer, shape: FmaPeakShape) -> Result<()> {
+    let gpu = rec.gpu();
     if out.size() < shape.workgroups as u64 * WORKGROUP_SIZE as u64 * 4 {
         return Err(Error::LengthMismatch {
             what: "fma_peak output",
@@ -96,7 +102,6 @@ pub fn encode(
         count: shape.workgroups as u64 * WORKGROUP_SIZE as u64,
         workgroup_size: WORKGROUP_SIZE,
     };
-    let mut rec = Recorder::new(gpu, encoder);
     let kernel = rec.kernel(
         &SPEC,
         &[("ITERATIONS", shape.iterations as f64)],

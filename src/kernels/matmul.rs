@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::to_u32;
 use crate::pipeline::{KernelSpec, RuntimeChecks};
-use crate::recorder::{Recorder, Work};
+use crate::recorder::{self, Recorder, Work};
 use crate::tensor::Tensor;
 
 /// The shader in two files: the workgroup-memory tiles and the epilogue,
@@ -191,6 +191,12 @@ fn at_least(what: &'static str, buffer: &wgpu::Buffer, elements: usize) -> Resul
 /// what they would have: every buffer holds at least the elements the shapes
 /// say, and every element count fits the shader's u32 arithmetic.
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &MatmulArgs) -> Result<()> {
+    recorder::record(gpu, encoder, |rec| record(rec, args))
+}
+
+/// [`encode`] into a recorder other kernels of the same call share.
+pub(crate) fn record(rec: &mut Recorder, args: &MatmulArgs) -> Result<()> {
+    let gpu = rec.gpu();
     let (m, n, k) = (args.m, args.n, args.k);
     if m == 0 || n == 0 {
         return Ok(());
@@ -284,11 +290,9 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &MatmulArgs) 
         true => Some(gpu.storage_uninit("matmul product before the epilogue", (m * n) as u64 * 4)?),
         false => None,
     };
-    let mut rec = Recorder::new(gpu, encoder);
     if tiles.register == RegisterTile::Texture32x32 {
-        return texture::encode(
-            gpu,
-            &mut rec,
+        return texture::record(
+            rec,
             &texture::TextureArgs {
                 dispatches: &dispatches,
                 a: args.a,
@@ -321,7 +325,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &MatmulArgs) 
             Work::Grid(groups_x, groups_y),
         )?;
         if let (Some(s), true) = (&scratch, d.epilogue) {
-            epilogue(&mut rec, d, bias, s.raw(), args.c)?;
+            epilogue(rec, d, bias, s.raw(), args.c)?;
         }
     }
     Ok(())

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::to_u32;
 use crate::pipeline::KernelSpec;
-use crate::recorder::{Recorder, Work};
+use crate::recorder::{self, Recorder, Work};
 use crate::tensor::Tensor;
 
 const SPEC: KernelSpec = KernelSpec {
@@ -34,6 +34,19 @@ pub fn encode(
     num_classes: usize,
     out: &wgpu::Buffer,
 ) -> Result<()> {
+    recorder::record(gpu, encoder, |rec| {
+        record(rec, indices, n, num_classes, out)
+    })
+}
+
+/// [`encode`] into a recorder other kernels of the same call share.
+pub(super) fn record(
+    rec: &mut Recorder,
+    indices: &wgpu::Buffer,
+    n: usize,
+    num_classes: usize,
+    out: &wgpu::Buffer,
+) -> Result<()> {
     binding::check_holds("one_hot indices (n u32)", indices.size(), n as u64)?;
     let out_words = (n as u64).saturating_mul(num_classes as u64);
     binding::check_holds("one_hot out (n × num_classes f32)", out.size(), out_words)?;
@@ -48,7 +61,7 @@ pub fn encode(
         _pad: 0,
     };
     to_u32("one-hot elements", n * num_classes)?;
-    Recorder::new(gpu, encoder).launch(
+    rec.launch(
         &SPEC,
         &[],
         &params,

@@ -8,7 +8,7 @@ use crate::gpu::Gpu;
 use crate::kernels::exclusive_scan::{self, ScanArgs};
 use crate::kernels::to_u32;
 use crate::pipeline::KernelSpec;
-use crate::recorder::{Recorder, Work};
+use crate::recorder::{self, Recorder, Work};
 
 const SOURCE: &str = include_str!("../../shaders/radix_sort.wgsl");
 
@@ -66,6 +66,12 @@ pub struct SortArgs<'a> {
 
 /// Records every pass into `encoder` (allocating ping-pong and histogram scratch).
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SortArgs) -> Result<()> {
+    recorder::record(gpu, encoder, |rec| record(rec, args))
+}
+
+/// [`encode`] into a recorder other kernels of the same call share.
+pub(crate) fn record(rec: &mut Recorder, args: &SortArgs) -> Result<()> {
+    let gpu = rec.gpu();
     for (what, buffer) in [
         ("radix_sort keys (n u32)", args.keys),
         ("radix_sort keys_out (n u32)", args.keys_out),
@@ -90,7 +96,6 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SortArgs) ->
     } else {
         (None, None)
     };
-    let mut rec = Recorder::new(gpu, encoder);
     let mut src: (&wgpu::Buffer, &wgpu::Buffer) = (args.keys, args.keys);
     for pass in 0..passes {
         // The last pass must land in the outputs; alternate backwards from there.
@@ -117,7 +122,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SortArgs) ->
             blocks,
         )?;
         exclusive_scan::record(
-            &mut rec,
+            rec,
             &ScanArgs {
                 input: hist.raw(),
                 len: hist_len,

@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::kernels::to_u32;
 use crate::pipeline::KernelSpec;
-use crate::recorder::{Recorder, Work};
+use crate::recorder::{self, Recorder, Work};
 
 const SPEC: KernelSpec = KernelSpec {
     name: "row_histogram",
@@ -44,6 +44,12 @@ pub struct HistogramArgs<'a> {
 /// Records the clear of `counts` and the histogram into `encoder`; an index
 /// list past one binding is counted in windows.
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &HistogramArgs) -> Result<()> {
+    recorder::record(gpu, encoder, |rec| record(rec, args))
+}
+
+/// [`encode`] into a recorder other kernels of the same call share.
+pub(crate) fn record(rec: &mut Recorder, args: &HistogramArgs) -> Result<()> {
+    let gpu = rec.gpu();
     to_u32("index count", args.n)?;
     binding::check_holds(
         "row_histogram indices (n u32)",
@@ -70,8 +76,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &HistogramArg
     )?;
     to_u32("num_embeddings", args.num_embeddings)?;
     let windows = binding::windows(gpu, args.n, &[4], "row_histogram indices")?;
-    let mut rec = Recorder::new(gpu, encoder);
-    rec.encoder().clear_buffer(args.counts, 0, None);
+    rec.clear_buffer(args.counts, 0, None);
     for window in windows {
         let params = Params {
             n: to_u32("index count", window.len())?,

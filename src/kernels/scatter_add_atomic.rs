@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::{to_u32, LOOP_BUDGET};
 use crate::pipeline::KernelSpec;
-use crate::recorder::{Recorder, Work};
+use crate::recorder::{self, Recorder, Work};
 
 const SPEC: KernelSpec = KernelSpec {
     name: "scatter_add_atomic",
@@ -82,6 +82,12 @@ pub fn check_supported(gpu: &Gpu) -> Result<()> {
 /// Records the clear of `grad` and the scatter-add into `encoder`: one
 /// dispatch per window of `grad` rows and window of positions.
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &AtomicArgs) -> Result<()> {
+    recorder::record(gpu, encoder, |rec| record(rec, args))
+}
+
+/// [`encode`] into a recorder other kernels of the same call share.
+pub(crate) fn record(rec: &mut Recorder, args: &AtomicArgs) -> Result<()> {
+    let gpu = rec.gpu();
     check_supported(gpu)?;
     let rows = args.grad.rows.clone();
     let rows = rows.start.min(args.num_embeddings)..rows.end.min(args.num_embeddings);
@@ -105,8 +111,8 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &AtomicArgs) 
         let counts = args.num_embeddings as u64;
         binding::check_holds("scatter_add_atomic counts", args.counts.size(), counts)?;
     }
-    // Everything that can fail comes before the clear, so an error leaves
-    // the caller's encoder without any of this call's work.
+    // Everything that can fail comes before the clear and the windows' bind
+    // groups are made (the recorder keeps a failed call out of the encoder).
     binding::check_span(gpu, "scatter_add_atomic grad", &args.grad.span)?;
     binding::check_no_alias(
         "scatter_add_atomic",
@@ -135,13 +141,12 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &AtomicArgs) 
         )
     };
     let grad = args.grad.span;
-    encoder.clear_buffer(
+    rec.clear_buffer(
         grad.buffer,
         grad.offset,
         Some(rows.len() as u64 * row_bytes),
     );
     let blocks = args.dim.div_ceil(COL_BLOCK).max(1);
-    let mut rec = Recorder::new(gpu, encoder);
     for rw in &row_windows {
         for pw in &positions {
             let params = Params {

@@ -17,7 +17,7 @@ use crate::kernels::sgd_update::round_fields;
 use crate::kernels::{loop_limited, to_u32, LOOP_BUDGET};
 use crate::memory::GpuBuffer;
 use crate::pipeline::KernelSpec;
-use crate::recorder::{Recorder, Work};
+use crate::recorder::{self, Recorder, Work};
 use crate::tensor::DType;
 
 mod rows;
@@ -265,11 +265,8 @@ fn vec4_path(args: &SegmentArgs) -> bool {
 
 /// `grad_out` in sorted order: `out[i] = grad_out[sorted_positions[i]]`, an
 /// `embedding_gather` that reads `grad_out` as a table in windows.
-fn encode_presort(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
-    args: &SegmentArgs,
-) -> Result<GpuBuffer> {
+fn record_presort(rec: &mut Recorder, args: &SegmentArgs) -> Result<GpuBuffer> {
+    let gpu = rec.gpu();
     let row_bytes = args.dim as u64 * 4;
     // Every row is gathered into it (the positions are a permutation).
     let sorted = gpu.storage_uninit(
@@ -298,7 +295,7 @@ fn encode_presort(
         workgroup_size: None,
         const_dim: false,
     };
-    embedding_gather::encode(gpu, encoder, &gather)?;
+    embedding_gather::record(rec, &gather)?;
     Ok(sorted)
 }
 
@@ -431,6 +428,16 @@ pub fn encode(
     args: &SegmentArgs,
     targets: &[SegmentOutput],
 ) -> Result<()> {
+    recorder::record(gpu, encoder, |rec| record(rec, args, targets))
+}
+
+/// [`encode`] into a recorder other kernels of the same call share.
+pub(crate) fn record(
+    rec: &mut Recorder,
+    args: &SegmentArgs,
+    targets: &[SegmentOutput],
+) -> Result<()> {
+    let gpu = rec.gpu();
     check_sizes(gpu, args, targets)?;
     let chunk = tile_len(args.chunk.unwrap_or(CHUNK), args.n);
     let num_tiles = args.n.div_ceil(chunk);
@@ -486,7 +493,7 @@ pub fn encode(
     to_u32("grad_out elements", args.n.saturating_mul(args.dim))?;
     let presorted = (args.n as u64).saturating_mul(row_bytes) > gpu.max_binding_bytes();
     let sorted = if presorted {
-        Some(encode_presort(gpu, encoder, args)?)
+        Some(record_presort(rec, args)?)
     } else {
         None
     };
@@ -511,7 +518,6 @@ pub fn encode(
     let partials_bytes = (num_tiles as u64 * 2 * row_bytes).max(16);
     let partials = gpu.storage("segment_sum partials", partials_bytes)?;
     let tpr = threads_per_row(gpu, args.dim).max(min_tpr);
-    let mut rec = Recorder::new(gpu, encoder);
     if args.n > chunk {
         let constants = [("THREADS_PER_ROW", tpr as f64)];
         let spec = if vec4_path(args) {
@@ -539,7 +545,7 @@ pub fn encode(
     }
     for target in targets {
         encode_rows(
-            &mut rec,
+            rec,
             args,
             target,
             params,

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::to_u32;
 use crate::pipeline::KernelSpec;
-use crate::recorder::{Recorder, Work};
+use crate::recorder::{self, Recorder, Work};
 
 /// The update, its f16 rounding, and the Philox that rounding draws from.
 const SOURCE: &str = concat!(
@@ -98,6 +98,12 @@ pub struct SgdArgs<'a> {
 /// Records the update into `encoder`: one dispatch, or one per window where
 /// the gradient is past one storage binding.
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SgdArgs) -> Result<()> {
+    recorder::record(gpu, encoder, |rec| record(rec, args))
+}
+
+/// [`encode`] into a recorder other kernels of the same call share.
+pub(crate) fn record(rec: &mut Recorder, args: &SgdArgs) -> Result<()> {
+    let gpu = rec.gpu();
     let range = &args.weight.rows;
     let range = range.start.min(args.num_embeddings)..range.end.min(args.num_embeddings);
     to_u32(
@@ -246,7 +252,6 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &SgdArgs) -> 
         (false, true) => &DENSE16,
         (true, true) => &SPARSE16,
     };
-    let mut rec = Recorder::new(gpu, encoder);
     for (p, grad, weight, rows) in dispatches {
         // Sparse: one invocation per value; dense: per element, or per
         // word of two halves.

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::{to_u32, WORKGROUP_SIZE};
 use crate::pipeline::{KernelSpec, RuntimeChecks};
-use crate::recorder::{Recorder, Work};
+use crate::recorder::{self, Recorder, Work};
 use crate::tensor::Tensor;
 
 const SOURCE: &str = concat!(
@@ -152,6 +152,12 @@ pub struct FillArgs<'a> {
 
 /// Records the fill into `encoder`; submits nothing.
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &FillArgs) -> Result<()> {
+    recorder::record(gpu, encoder, |rec| record(rec, args))
+}
+
+/// [`encode`] into a recorder other kernels of the same call share.
+pub(crate) fn record(rec: &mut Recorder, args: &FillArgs) -> Result<()> {
+    let gpu = rec.gpu();
     args.distribution.check()?;
     binding::check_holds(
         "uniform_init out (end words)",
@@ -228,7 +234,6 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &FillArgs) ->
     };
     // Bound by the NORMAL variants only (the others' layouts drop it).
     let log2_table = gpu.log2_table()?;
-    let mut rec = Recorder::new(gpu, encoder);
     // Unchecked: every storage write is inside begin .. end (checked against
     // the buffer above): the edge dispatch guards each by `position`, the
     // interior one writes whole runs only. The one loop, log2's squaring

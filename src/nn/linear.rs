@@ -10,6 +10,7 @@ use crate::kernels::column_sum;
 use crate::kernels::matmul::{self, MatmulArgs, MatmulOptions};
 use crate::kernels::sgd_update::{self, SgdArgs, SgdGrad};
 use crate::kernels::uniform_init::{self, Distribution, FillArgs};
+use crate::recorder::{self, Recorder};
 use crate::tensor::{numel, Tensor};
 
 /// The seed `Linear::new` initialises from, so two runs give the same layer.
@@ -223,7 +224,9 @@ impl Linear {
         // The matmul writes every element.
         let y = Tensor::uninit(&self.gpu, &Linear::with_last(x.shape(), self.out_features))?;
         let mut encoder = self.gpu.encoder("Linear::forward");
-        self.record_forward(&mut encoder, x, &y, batch)?;
+        recorder::record(&self.gpu, &mut encoder, |rec| {
+            self.record_forward(rec, x, &y, batch)
+        })?;
         self.gpu.submit_and_wait(encoder)?;
         Ok(y)
     }
@@ -236,25 +239,26 @@ impl Linear {
         x: &Tensor,
         y: &Tensor,
     ) -> Result<()> {
-        let batch = self.batch_of(x, "Linear::forward input [*, in_features]")?;
-        self.check_like(
-            y,
-            &Linear::with_last(x.shape(), self.out_features),
-            "Linear::forward output",
-        )?;
-        self.record_forward(encoder, x, y, batch)
+        recorder::record(&self.gpu, encoder, |rec| {
+            let batch = self.batch_of(x, "Linear::forward input [*, in_features]")?;
+            self.check_like(
+                y,
+                &Linear::with_last(x.shape(), self.out_features),
+                "Linear::forward output",
+            )?;
+            self.record_forward(rec, x, y, batch)
+        })
     }
 
     fn record_forward(
         &self,
-        encoder: &mut wgpu::CommandEncoder,
+        rec: &mut Recorder,
         x: &Tensor,
         y: &Tensor,
         batch: usize,
     ) -> Result<()> {
-        matmul::encode(
-            &self.gpu,
-            encoder,
+        matmul::record(
+            rec,
             &MatmulArgs {
                 m: batch,
                 n: self.out_features,
@@ -300,7 +304,9 @@ impl Linear {
             },
         };
         let mut encoder = self.gpu.encoder("Linear::backward");
-        self.record_backward(&mut encoder, x, grad_y, &grad, false, batch)?;
+        recorder::record(&self.gpu, &mut encoder, |rec| {
+            self.record_backward(rec, x, grad_y, &grad, false, batch)
+        })?;
         self.gpu.submit_and_wait(encoder)?;
         Ok(grad)
     }
@@ -317,10 +323,12 @@ impl Linear {
         grad: &LinearGrad,
         accumulate: bool,
     ) -> Result<()> {
-        let batch = self.check_backward(x, grad_y)?;
-        self.check_like(&grad.input, x.shape(), "Linear::backward input gradient")?;
-        self.check_params_grad(grad, "Linear::backward weight or bias gradient")?;
-        self.record_backward(encoder, x, grad_y, grad, accumulate, batch)
+        recorder::record(&self.gpu, encoder, |rec| {
+            let batch = self.check_backward(x, grad_y)?;
+            self.check_like(&grad.input, x.shape(), "Linear::backward input gradient")?;
+            self.check_params_grad(grad, "Linear::backward weight or bias gradient")?;
+            self.record_backward(rec, x, grad_y, grad, accumulate, batch)
+        })
     }
 
     /// The batch of `x`, after checking `x` and `grad_y` (the output's shape).
@@ -351,7 +359,7 @@ impl Linear {
     /// The three gradients, after the checks.
     fn record_backward(
         &self,
-        encoder: &mut wgpu::CommandEncoder,
+        rec: &mut Recorder,
         x: &Tensor,
         grad_y: &Tensor,
         grad: &LinearGrad,
@@ -359,9 +367,8 @@ impl Linear {
         batch: usize,
     ) -> Result<()> {
         // dx [batch, in] = dy [batch, out] · W [out, in]
-        matmul::encode(
-            &self.gpu,
-            encoder,
+        matmul::record(
+            rec,
             &MatmulArgs {
                 m: batch,
                 n: self.in_features,
@@ -376,9 +383,8 @@ impl Linear {
             },
         )?;
         // dW [out, in] = dyᵀ (dy stored [batch, out]) · x [batch, in]
-        matmul::encode(
-            &self.gpu,
-            encoder,
+        matmul::record(
+            rec,
             &MatmulArgs {
                 m: self.out_features,
                 n: self.in_features,
@@ -397,9 +403,8 @@ impl Linear {
             },
         )?;
         if let Some(gb) = &grad.bias {
-            column_sum::encode(
-                &self.gpu,
-                encoder,
+            column_sum::record(
+                rec,
                 batch,
                 self.out_features,
                 accumulate,
@@ -426,29 +431,31 @@ impl Linear {
         grad: &LinearGrad,
         lr: f32,
     ) -> Result<()> {
-        self.check_params_grad(grad, "Linear::sgd_step weight or bias gradient")?;
-        if !lr.is_finite() {
-            return Err(Error::InvalidArgument {
-                name: "lr",
-                reason: format!("must be finite, got {lr}"),
-            });
-        }
-        let params =
-            std::iter::once((&grad.weight, &self.weight)).chain(grad.bias.iter().zip(&self.bias));
-        for (g, w) in params {
-            // W [out, in] and b [out] as tables of `out` rows.
-            let rows = 0..self.out_features;
-            let args = SgdArgs {
-                weight: RowBlock::new(w.buffer(), rows.clone()),
-                num_embeddings: self.out_features,
-                dim: w.numel() / self.out_features,
-                grad: SgdGrad::Dense(RowBlock::new(g.buffer(), rows)),
-                lr,
-                half: None,
-            };
-            sgd_update::encode(&self.gpu, encoder, &args)?;
-        }
-        Ok(())
+        recorder::record(&self.gpu, encoder, |rec| {
+            self.check_params_grad(grad, "Linear::sgd_step weight or bias gradient")?;
+            if !lr.is_finite() {
+                return Err(Error::InvalidArgument {
+                    name: "lr",
+                    reason: format!("must be finite, got {lr}"),
+                });
+            }
+            let params = std::iter::once((&grad.weight, &self.weight))
+                .chain(grad.bias.iter().zip(&self.bias));
+            for (g, w) in params {
+                // W [out, in] and b [out] as tables of `out` rows.
+                let rows = 0..self.out_features;
+                let args = SgdArgs {
+                    weight: RowBlock::new(w.buffer(), rows.clone()),
+                    num_embeddings: self.out_features,
+                    dim: w.numel() / self.out_features,
+                    grad: SgdGrad::Dense(RowBlock::new(g.buffer(), rows)),
+                    lr,
+                    half: None,
+                };
+                sgd_update::record(rec, &args)?;
+            }
+            Ok(())
+        })
     }
 }
 

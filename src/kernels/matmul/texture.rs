@@ -122,16 +122,14 @@ fn pack(
         if bytes_per_row.is_multiple_of(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT as u64)
             && source.buffer.usage().contains(wgpu::BufferUsages::COPY_SRC)
         {
-            rec.encoder().copy_buffer_to_texture(
-                wgpu::TexelCopyBufferInfo {
-                    buffer: source.buffer,
-                    layout: wgpu::TexelCopyBufferLayout {
-                        offset: 0,
-                        bytes_per_row: Some(bytes_per_row as u32),
-                        rows_per_image: Some(rows),
-                    },
+            rec.copy_buffer_to_texture(
+                source.buffer,
+                wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(bytes_per_row as u32),
+                    rows_per_image: Some(rows),
                 },
-                texture.raw().as_image_copy(),
+                texture.raw(),
                 wgpu::Extent3d {
                     width: cols / 4,
                     height: rows,
@@ -192,7 +190,8 @@ fn only(constants: &[(&'static str, f64)], names: &[&str]) -> Vec<(&'static str,
 }
 
 /// Records the two packing passes and the product (one dispatch per K range).
-pub(super) fn encode(gpu: &Gpu, rec: &mut Recorder, args: &TextureArgs) -> Result<()> {
+pub(super) fn record(rec: &mut Recorder, args: &TextureArgs) -> Result<()> {
+    let gpu = rec.gpu();
     let Some(first) = args.dispatches.first().map(|d| &d.params) else {
         return Ok(());
     };

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::kernels::adam_step::{self, AdamStepArgs};
 use crate::nn::adam::{AdamOptions, AdamState};
 use crate::nn::{Embedding, Gradient};
+use crate::recorder::{self, Recorder};
 use crate::status::Status;
 use crate::tensor::{IndexTensor, Tensor};
 
@@ -90,17 +91,13 @@ impl Embedding {
         options: &AdamOptions,
         status: &Status,
     ) -> Result<()> {
-        self.check_adam(state, options)?;
-        let adam = options.args(state.step, true);
-        self.encode_fused(
-            encoder,
-            indices,
-            grad_out,
-            Fused::Adam { state, adam },
-            status,
-        )?;
-        state.step += 1;
-        Ok(())
+        recorder::record(&self.gpu, encoder, |rec| {
+            self.check_adam(state, options)?;
+            let adam = options.args(state.step, true);
+            self.record_fused_checked(rec, indices, grad_out, Fused::Adam { state, adam }, status)?;
+            state.step += 1;
+            Ok(())
+        })
     }
 
     /// `torch.optim.Adam`'s step with a dense gradient (as `backward` makes
@@ -114,7 +111,9 @@ impl Embedding {
     ) -> Result<()> {
         let _scope = self.gpu.scope();
         let mut encoder = self.gpu.encoder("Embedding::adam_step");
-        self.record_adam_step(&mut encoder, grad, state, options)?;
+        recorder::record(&self.gpu, &mut encoder, |rec| {
+            self.record_adam_step(rec, grad, state, options)
+        })?;
         self.gpu.submit_and_wait(encoder)?;
         state.step += 1;
         Ok(())
@@ -129,15 +128,17 @@ impl Embedding {
         state: &mut AdamState,
         options: &AdamOptions,
     ) -> Result<()> {
-        self.record_adam_step(encoder, grad, state, options)?;
-        state.step += 1;
-        Ok(())
+        recorder::record(&self.gpu, encoder, |rec| {
+            self.record_adam_step(rec, grad, state, options)?;
+            state.step += 1;
+            Ok(())
+        })
     }
 
     /// The checked dense step, recorded; the step count is the caller's to advance.
     fn record_adam_step(
         &self,
-        encoder: &mut wgpu::CommandEncoder,
+        rec: &mut Recorder,
         grad: &Gradient,
         state: &AdamState,
         options: &AdamOptions,
@@ -167,9 +168,8 @@ impl Embedding {
         let adam = options.args(state.step, false);
         let (m, v) = (state.exp_avg.blocks(), state.exp_avg_sq.blocks());
         for (((w, g), m), v) in blocks.iter().zip(&grads).zip(&m).zip(&v) {
-            adam_step::encode(
-                &self.gpu,
-                encoder,
+            adam_step::record(
+                rec,
                 &AdamStepArgs {
                     len: w.rows.len() * self.dim,
                     grad: g.span.buffer,

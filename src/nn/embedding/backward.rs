@@ -23,7 +23,7 @@
 //! the order above and rounded once, to nearest. It always takes the sorted
 //! path (there is no f16 atomic add).
 
-use super::sort::encode_sort;
+use super::sort::record_sort;
 use super::IndexCheck;
 use crate::binding::RowBlock;
 use crate::error::{Error, Result};
@@ -32,6 +32,7 @@ use crate::kernels::scatter_add_atomic::{self, AtomicArgs};
 use crate::kernels::segment_sum::{self, SegmentOutput};
 use crate::nn::check_indices;
 use crate::nn::{Embedding, Gradient, GradientMode};
+use crate::recorder::{self, Recorder};
 use crate::status::Status;
 use crate::tensor::{DType, HalfTensor, IndexTensor, Table, Tensor};
 
@@ -149,7 +150,9 @@ impl Embedding {
         let grad = self.weight.zeros_like()?;
         let mut encoder = self.gpu.encoder("Embedding::backward");
         let blocks = grad.blocks();
-        self.record_backward(&mut encoder, indices, grad_out, blocks, status.buffer())?;
+        recorder::record(&self.gpu, &mut encoder, |rec| {
+            self.record_backward(rec, indices, grad_out, blocks, status.buffer())
+        })?;
         self.submit_checked(encoder, status, indices, check).await?;
         Ok(grad)
     }
@@ -183,35 +186,35 @@ impl Embedding {
             _ => gpu.storage("sparse gradient values", elements * 4)?,
         };
         let mut encoder = gpu.encoder("Embedding::backward (sparse)");
-        let batch = encode_sort(gpu, &mut encoder, indices, v, status.buffer())?;
-        exclusive_scan::encode(
-            gpu,
-            &mut encoder,
-            &ScanArgs {
-                input: batch.counts.raw(),
-                len: v,
-                out: ranks.raw(),
-                exclude: self.options.padding_idx,
-                flags: true,
-            },
-        )?;
-        let target = SegmentOutput::Sparse {
-            ranks: ranks.raw(),
-            rows: rows.raw(),
-            values: values.raw(),
-        };
-        segment_sum::encode(
-            gpu,
-            &mut encoder,
-            &self.segment_args(
-                &batch,
-                indices,
-                grad_out,
-                status.buffer(),
-                self.gradient_rounding(),
-            ),
-            &[target],
-        )?;
+        recorder::record(gpu, &mut encoder, |rec| {
+            let batch = record_sort(rec, indices, v, status.buffer())?;
+            exclusive_scan::record(
+                rec,
+                &ScanArgs {
+                    input: batch.counts.raw(),
+                    len: v,
+                    out: ranks.raw(),
+                    exclude: self.options.padding_idx,
+                    flags: true,
+                },
+            )?;
+            let target = SegmentOutput::Sparse {
+                ranks: ranks.raw(),
+                rows: rows.raw(),
+                values: values.raw(),
+            };
+            segment_sum::record(
+                rec,
+                &self.segment_args(
+                    &batch,
+                    indices,
+                    grad_out,
+                    status.buffer(),
+                    self.gradient_rounding(),
+                ),
+                &[target],
+            )
+        })?;
         self.submit_checked(encoder, status, indices, check).await?;
         let unique_bytes = crate::readback::read_bytes_async(
             gpu,
@@ -273,14 +276,16 @@ impl Embedding {
         grad: &Gradient,
         status: &Status,
     ) -> Result<()> {
-        indices.check_gpu(&self.gpu, "indices")?;
-        status.check_gpu(&self.gpu, "status")?;
-        self.check_backward(indices.len(), grad_out)?;
-        let blocks = self.dense_blocks(
-            grad,
-            "Embedding::encode_backward grad ([num_embeddings, dim])",
-        )?;
-        self.record_backward(encoder, indices, grad_out, blocks, status.buffer())
+        recorder::record(&self.gpu, encoder, |rec| {
+            indices.check_gpu(&self.gpu, "indices")?;
+            status.check_gpu(&self.gpu, "status")?;
+            self.check_backward(indices.len(), grad_out)?;
+            let blocks = self.dense_blocks(
+                grad,
+                "Embedding::encode_backward grad ([num_embeddings, dim])",
+            )?;
+            self.record_backward(rec, indices, grad_out, blocks, status.buffer())
+        })
     }
 
     /// Whether the gradient takes the float-atomic path: asked for, and an
@@ -294,7 +299,7 @@ impl Embedding {
     /// by the options' gradient mode, after the caller's checks.
     pub(super) fn record_backward(
         &self,
-        encoder: &mut wgpu::CommandEncoder,
+        rec: &mut Recorder,
         indices: &IndexTensor,
         grad_out: &Tensor,
         blocks: Vec<RowBlock>,
@@ -305,15 +310,14 @@ impl Embedding {
             scatter_add_atomic::check_supported(gpu)?;
             // The counts are read only to scale by frequency; else a placeholder.
             let counts = if self.options.scale_grad_by_freq {
-                self.record_histogram(encoder, indices, status)?
+                self.record_histogram(rec, indices, status)?
             } else {
                 gpu.storage("gradient row counts", self.num_embeddings as u64 * 4)?
             };
             // One scatter per block of the gradient, each adding only its rows.
             for block in blocks {
-                scatter_add_atomic::encode(
-                    gpu,
-                    encoder,
+                scatter_add_atomic::record(
+                    rec,
                     &AtomicArgs {
                         indices: indices.buffer(),
                         n: indices.len(),
@@ -330,13 +334,13 @@ impl Embedding {
             }
             return Ok(());
         }
-        let batch = encode_sort(gpu, encoder, indices, self.num_embeddings, status)?;
+        let batch = record_sort(rec, indices, self.num_embeddings, status)?;
         let targets: Vec<SegmentOutput> = blocks
             .into_iter()
             .map(|grad| SegmentOutput::Dense { grad })
             .collect();
         let args = self.segment_args(&batch, indices, grad_out, status, self.gradient_rounding());
-        segment_sum::encode(gpu, encoder, &args, &targets)
+        segment_sum::record(rec, &args, &targets)
     }
 
     /// The row-blocks of a dense gradient, after checking its Gpu, dtype and shape.

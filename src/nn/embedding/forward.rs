@@ -8,6 +8,7 @@ use crate::kernels::embedding_renorm::{self, RenormArgs};
 use crate::kernels::row_histogram::{self, HistogramArgs};
 use crate::memory::GpuBuffer;
 use crate::nn::check_indices;
+use crate::recorder::{self, Recorder};
 use crate::status::Status;
 use crate::tensor::{IndexTensor, Tensor};
 
@@ -80,39 +81,41 @@ impl Embedding {
         out: &Tensor,
         status: &Status,
     ) -> Result<()> {
-        indices.check_gpu(&self.gpu, "indices")?;
-        status.check_gpu(&self.gpu, "status")?;
-        let status = status.buffer();
-        out.check_gpu(&self.gpu, "output tensor")?;
-        if out.shape() != [indices.len(), self.dim] {
-            return Err(Error::ShapeMismatch {
-                what: "Embedding::encode_forward output",
-                expected: vec![indices.len(), self.dim],
-                found: out.shape().to_vec(),
-            });
-        }
-        // The output and index list in windows of positions that fit one
-        // binding; the table in its row-blocks, up to four bound per dispatch.
-        let blocks = self.weight.blocks();
-        let args = GatherArgs {
-            table: &blocks,
-            dtype: self.weight.dtype(),
-            num_embeddings: self.num_embeddings,
-            dim: self.dim,
-            indices: indices.buffer(),
-            n: indices.len(),
-            status,
-            out: out.buffer(),
-            threads_per_row: None,
-            workgroup_size: None,
-            const_dim: false,
-        };
-        let windows = embedding_gather::windows(&self.gpu, &args)?;
-        // Everything that can fail is checked above and here, before anything
-        // is recorded: a failed call leaves the encoder without half of a lookup.
-        self.check_renorm()?;
-        self.record_renorm(encoder, indices, status)?;
-        embedding_gather::encode_windows(&self.gpu, encoder, &args, &windows)
+        recorder::record(&self.gpu, encoder, |rec| {
+            indices.check_gpu(&self.gpu, "indices")?;
+            status.check_gpu(&self.gpu, "status")?;
+            let status = status.buffer();
+            out.check_gpu(&self.gpu, "output tensor")?;
+            if out.shape() != [indices.len(), self.dim] {
+                return Err(Error::ShapeMismatch {
+                    what: "Embedding::encode_forward output",
+                    expected: vec![indices.len(), self.dim],
+                    found: out.shape().to_vec(),
+                });
+            }
+            // The output and index list in windows of positions that fit one
+            // binding; the table in its row-blocks, up to four bound per dispatch.
+            let blocks = self.weight.blocks();
+            let args = GatherArgs {
+                table: &blocks,
+                dtype: self.weight.dtype(),
+                num_embeddings: self.num_embeddings,
+                dim: self.dim,
+                indices: indices.buffer(),
+                n: indices.len(),
+                status,
+                out: out.buffer(),
+                threads_per_row: None,
+                workgroup_size: None,
+                const_dim: false,
+            };
+            let windows = embedding_gather::windows(&self.gpu, &args)?;
+            // Checked before the renormalisation's histogram and buffers are
+            // made (the recorder keeps a failed call out of the encoder anyway).
+            self.check_renorm()?;
+            self.record_renorm(rec, indices, status)?;
+            embedding_gather::record_windows(rec, &args, &windows)
+        })
     }
 
     /// Records `row_histogram` of `indices` (how often each row occurs; it
@@ -120,16 +123,15 @@ impl Embedding {
     /// buffer of one u32 per row.
     pub(super) fn record_histogram(
         &self,
-        encoder: &mut wgpu::CommandEncoder,
+        rec: &mut Recorder,
         indices: &IndexTensor,
         status: &wgpu::Buffer,
     ) -> Result<GpuBuffer> {
         let counts = self
             .gpu
             .storage("row counts", self.num_embeddings as u64 * 4)?;
-        row_histogram::encode(
-            &self.gpu,
-            encoder,
+        row_histogram::record(
+            rec,
             &HistogramArgs {
                 indices: indices.buffer(),
                 n: indices.len(),
@@ -156,18 +158,17 @@ impl Embedding {
     /// pooling, as PyTorch does.
     pub(in crate::nn) fn record_renorm(
         &self,
-        encoder: &mut wgpu::CommandEncoder,
+        rec: &mut Recorder,
         indices: &IndexTensor,
         status: &wgpu::Buffer,
     ) -> Result<()> {
         let Some(max_norm) = self.options.max_norm else {
             return Ok(());
         };
-        let counts = self.record_histogram(encoder, indices, status)?;
+        let counts = self.record_histogram(rec, indices, status)?;
         for weight in self.weight.blocks() {
-            embedding_renorm::encode(
-                &self.gpu,
-                encoder,
+            embedding_renorm::record(
+                rec,
                 &RenormArgs {
                     num_embeddings: self.num_embeddings,
                     dim: self.dim,

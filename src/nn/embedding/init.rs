@@ -5,6 +5,7 @@ use super::{Embedding, EmbeddingOptions};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::uniform_init::{self, Distribution, FillArgs};
+use crate::recorder;
 use crate::tensor::{host_zeros, rows_per_block, DType, Table};
 
 impl Embedding {
@@ -231,32 +232,34 @@ impl Embedding {
         seed: u64,
         distribution: Distribution,
     ) -> Result<()> {
-        if self.weight.dtype() != DType::F32 {
-            return Err(Error::InvalidArgument {
-                name: "encode_init",
-                reason: "the init kernel writes f32; fill an f16 table with uniform_ or normal_"
-                    .into(),
-            });
-        }
-        // Block by block: element e of the table is random element e of the
-        // stream wherever it is stored (counter_base = the block's first
-        // element), so a table in blocks equals one filled at once.
-        for block in self.weight.blocks() {
-            uniform_init::encode(
-                &self.gpu,
-                encoder,
-                &FillArgs {
-                    out: block.span.buffer,
-                    begin: 0,
-                    end: block.rows.len() * self.dim,
-                    counter_base: (block.rows.start * self.dim) as u64,
-                    seed,
-                    distribution,
-                    workgroup_size: None,
-                },
-            )?;
-        }
-        Ok(())
+        recorder::record(&self.gpu, encoder, |rec| {
+            if self.weight.dtype() != DType::F32 {
+                return Err(Error::InvalidArgument {
+                    name: "encode_init",
+                    reason:
+                        "the init kernel writes f32; fill an f16 table with uniform_ or normal_"
+                            .into(),
+                });
+            }
+            // Block by block: element e of the table is random element e of the
+            // stream wherever it is stored (counter_base = the block's first
+            // element), so a table in blocks equals one filled at once.
+            for block in self.weight.blocks() {
+                uniform_init::record(
+                    rec,
+                    &FillArgs {
+                        out: block.span.buffer,
+                        begin: 0,
+                        end: block.rows.len() * self.dim,
+                        counter_base: (block.rows.start * self.dim) as u64,
+                        seed,
+                        distribution,
+                        workgroup_size: None,
+                    },
+                )?;
+            }
+            Ok(())
+        })
     }
 }
 

@@ -1,17 +1,17 @@
 //! The sort stage of the deterministic gradient, shared by the backward
 //! (`backward.rs`) and the fused updates (`update.rs`): `row_histogram` →
 //! `exclusive_scan` → `radix_sort` group a batch's positions by row
-//! ([`encode_sort`]), and [`Embedding::segment_args`] hands the sorted batch
+//! ([`record_sort`]), and [`Embedding::segment_args`] hands the sorted batch
 //! to `segment_sum`, which each caller points at its own output.
 
 use crate::error::Result;
-use crate::gpu::Gpu;
 use crate::kernels::exclusive_scan::{self, ScanArgs};
 use crate::kernels::radix_sort::{self, SortArgs};
 use crate::kernels::row_histogram::{self, HistogramArgs};
 use crate::kernels::segment_sum::SegmentArgs;
 use crate::memory::GpuBuffer;
 use crate::nn::Embedding;
+use crate::recorder::Recorder;
 use crate::tensor::{IndexTensor, Tensor};
 
 /// What the sort stage leaves for the segment stage.
@@ -22,22 +22,21 @@ pub(super) struct SortedBatch {
     positions: GpuBuffer,
 }
 
-pub(super) fn encode_sort(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
+pub(super) fn record_sort(
+    rec: &mut Recorder,
     indices: &IndexTensor,
     num_embeddings: usize,
     status: &wgpu::Buffer,
 ) -> Result<SortedBatch> {
+    let gpu = rec.gpu();
     let n = indices.len();
     let counts = gpu.storage("gradient row counts", num_embeddings as u64 * 4)?;
     let offsets = gpu.storage("gradient row offsets", (num_embeddings as u64 + 1) * 4)?;
     // A permutation of all n: the sort writes every element.
     let keys = gpu.storage_uninit("gradient sorted rows", n as u64 * 4)?;
     let positions = gpu.storage_uninit("gradient sorted positions", n as u64 * 4)?;
-    row_histogram::encode(
-        gpu,
-        encoder,
+    row_histogram::record(
+        rec,
         &HistogramArgs {
             indices: indices.buffer(),
             n,
@@ -46,9 +45,8 @@ pub(super) fn encode_sort(
             counts: counts.raw(),
         },
     )?;
-    exclusive_scan::encode(
-        gpu,
-        encoder,
+    exclusive_scan::record(
+        rec,
         &ScanArgs {
             input: counts.raw(),
             len: num_embeddings,
@@ -57,9 +55,8 @@ pub(super) fn encode_sort(
             flags: false,
         },
     )?;
-    radix_sort::encode(
-        gpu,
-        encoder,
+    radix_sort::record(
+        rec,
         &SortArgs {
             keys: indices.buffer(),
             n,

@@ -7,13 +7,14 @@
 //! unchecked work (`record_*`); the `encode_*` forms do the same into the
 //! caller's encoder.
 
-use super::sort::encode_sort;
+use super::sort::record_sort;
 use super::IndexCheck;
 use crate::error::{Error, Result};
 use crate::kernels::segment_sum::{self, SegmentOutput};
 use crate::kernels::sgd_update::{self, SgdArgs, SgdGrad};
 use crate::nn::check_indices;
 use crate::nn::{Embedding, Gradient};
+use crate::recorder::{self, Recorder};
 use crate::status::Status;
 use crate::tensor::{IndexTensor, Tensor};
 
@@ -43,7 +44,9 @@ impl Embedding {
         let _scope = self.gpu.scope();
         let grads = self.check_sgd_step(grad, lr)?;
         let mut encoder = self.gpu.encoder("Embedding::sgd_step");
-        self.record_sgd_step(&mut encoder, grads, lr)?;
+        recorder::record(&self.gpu, &mut encoder, |rec| {
+            self.record_sgd_step(rec, grads, lr)
+        })?;
         self.gpu.submit_and_wait(encoder)?;
         self.count_update();
         Ok(())
@@ -56,10 +59,12 @@ impl Embedding {
         grad: &Gradient,
         lr: f32,
     ) -> Result<()> {
-        let grads = self.check_sgd_step(grad, lr)?;
-        self.record_sgd_step(encoder, grads, lr)?;
-        self.count_update();
-        Ok(())
+        recorder::record(&self.gpu, encoder, |rec| {
+            let grads = self.check_sgd_step(grad, lr)?;
+            self.record_sgd_step(rec, grads, lr)?;
+            self.count_update();
+            Ok(())
+        })
     }
 
     /// Checks an SGD step and returns the gradient each row-block of the
@@ -126,17 +131,11 @@ impl Embedding {
         Ok(grads)
     }
 
-    fn record_sgd_step(
-        &self,
-        encoder: &mut wgpu::CommandEncoder,
-        grads: Vec<SgdGrad>,
-        lr: f32,
-    ) -> Result<()> {
+    fn record_sgd_step(&self, rec: &mut Recorder, grads: Vec<SgdGrad>, lr: f32) -> Result<()> {
         let half = self.update_rounding();
         for (weight, grad) in self.weight.blocks().into_iter().zip(grads) {
-            sgd_update::encode(
-                &self.gpu,
-                encoder,
+            sgd_update::record(
+                rec,
                 &SgdArgs {
                     weight,
                     num_embeddings: self.num_embeddings,
@@ -196,7 +195,9 @@ impl Embedding {
         lr: f32,
         status: &Status,
     ) -> Result<()> {
-        self.encode_fused(encoder, indices, grad_out, Fused::Sgd { lr }, status)
+        recorder::record(&self.gpu, encoder, |rec| {
+            self.record_fused_checked(rec, indices, grad_out, Fused::Sgd { lr }, status)
+        })
     }
 
     /// A zeroed row-wise Adagrad state: one f32 per row.
@@ -264,8 +265,10 @@ impl Embedding {
         eps: f32,
         status: &Status,
     ) -> Result<()> {
-        let fused = Fused::Adagrad { state, lr, eps };
-        self.encode_fused(encoder, indices, grad_out, fused, status)
+        recorder::record(&self.gpu, encoder, |rec| {
+            let fused = Fused::Adagrad { state, lr, eps };
+            self.record_fused_checked(rec, indices, grad_out, fused, status)
+        })
     }
 
     /// [`backward_sgd`](Self::backward_sgd) of indices the caller checked
@@ -310,9 +313,9 @@ impl Embedding {
             .await
     }
 
-    pub(super) fn encode_fused(
+    pub(super) fn record_fused_checked(
         &self,
-        encoder: &mut wgpu::CommandEncoder,
+        rec: &mut Recorder,
         indices: &IndexTensor,
         grad_out: &Tensor,
         fused: Fused,
@@ -321,7 +324,7 @@ impl Embedding {
         status.check_gpu(&self.gpu, "status")?;
         indices.check_gpu(&self.gpu, "indices")?;
         self.check_fused(indices.len(), grad_out, fused)?;
-        self.record_fused(encoder, indices, grad_out, fused, status.buffer())?;
+        self.record_fused(rec, indices, grad_out, fused, status.buffer())?;
         self.count_update();
         Ok(())
     }
@@ -359,11 +362,15 @@ impl Embedding {
                 .await?;
             let mut encoder = self.gpu.encoder("Embedding::sgd_step");
             let grads = grad.blocks().into_iter().map(SgdGrad::Dense).collect();
-            self.record_sgd_step(&mut encoder, grads, lr)?;
+            recorder::record(&self.gpu, &mut encoder, |rec| {
+                self.record_sgd_step(rec, grads, lr)
+            })?;
             self.gpu.submit_and_wait(encoder)?;
         } else {
             let mut encoder = self.gpu.encoder("Embedding fused backward and update");
-            self.record_fused(&mut encoder, indices, grad_out, fused, status.buffer())?;
+            recorder::record(&self.gpu, &mut encoder, |rec| {
+                self.record_fused(rec, indices, grad_out, fused, status.buffer())
+            })?;
             self.submit_checked(encoder, &status, indices, check)
                 .await?;
         }
@@ -374,13 +381,13 @@ impl Embedding {
     /// The sort and partials once; the update once per row-block of the table.
     fn record_fused(
         &self,
-        encoder: &mut wgpu::CommandEncoder,
+        rec: &mut Recorder,
         indices: &IndexTensor,
         grad_out: &Tensor,
         fused: Fused,
         status: &wgpu::Buffer,
     ) -> Result<()> {
-        let batch = encode_sort(&self.gpu, encoder, indices, self.num_embeddings, status)?;
+        let batch = record_sort(rec, indices, self.num_embeddings, status)?;
         let weights = self.weight.blocks().into_iter();
         let targets: Vec<SegmentOutput> = match fused {
             Fused::Sgd { lr } => weights
@@ -407,7 +414,7 @@ impl Embedding {
                 .collect(),
         };
         let args = self.segment_args(&batch, indices, grad_out, status, self.update_rounding());
-        segment_sum::encode(&self.gpu, encoder, &args, &targets)
+        segment_sum::record(rec, &args, &targets)
     }
 
     fn check_state(&self, state: &Tensor) -> Result<()> {

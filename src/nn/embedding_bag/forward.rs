@@ -10,6 +10,7 @@ use crate::kernels::embedding_bag::{self, BagArgs, BagWindow};
 use crate::kernels::embedding_gather::{self, GatherArgs, Window, STATUS_OK};
 use crate::memory::GpuBuffer;
 use crate::nn::check_indices;
+use crate::recorder::{self, Recorder};
 use crate::tensor::{DType, IndexTensor, Tensor};
 
 /// The CSR offsets of `shape[0]` bags of `shape[1]` ids (PyTorch's 2-D input).
@@ -197,42 +198,44 @@ impl EmbeddingBag {
             None
         };
         let mut encoder = gpu.encoder("EmbeddingBag::forward");
-        if renorm {
-            emb.record_renorm(&mut encoder, &idx, status.raw())?;
-        }
-        for window in &windows {
-            let table = match &scratch {
-                Some(scratch) => {
-                    self.encode_gather_window(&mut encoder, &idx, status.raw(), scratch, window)?;
-                    scratch.raw()
-                }
-                None => emb.weight().buffer()?,
-            };
-            embedding_bag::encode_window(
-                gpu,
-                &mut encoder,
-                &BagArgs {
-                    mode,
-                    table,
-                    dtype: if gathered { DType::F32 } else { emb.dtype() },
-                    num_embeddings: emb.num_embeddings(),
-                    dim,
-                    indices: idx.buffer(),
-                    n: indices.len(),
-                    offsets: offsets.raw(),
-                    num_bags,
-                    max_bag_len: window.longest,
-                    per_sample_weights: weights.as_ref().map(|w| w.raw()),
-                    padding_idx: emb.options().padding_idx.map(|p| p as u32),
-                    status: status.raw(),
-                    max_positions: max_positions.as_ref().map(|m| m.raw()),
-                    out: output.buffer(),
-                    threads_per_bag: None,
-                },
-                window,
-                gathered,
-            )?;
-        }
+        recorder::record(gpu, &mut encoder, |rec| {
+            if renorm {
+                emb.record_renorm(rec, &idx, status.raw())?;
+            }
+            for window in &windows {
+                let table = match &scratch {
+                    Some(scratch) => {
+                        self.record_gather_window(rec, &idx, status.raw(), scratch, window)?;
+                        scratch.raw()
+                    }
+                    None => emb.weight().buffer()?,
+                };
+                embedding_bag::record_window(
+                    rec,
+                    &BagArgs {
+                        mode,
+                        table,
+                        dtype: if gathered { DType::F32 } else { emb.dtype() },
+                        num_embeddings: emb.num_embeddings(),
+                        dim,
+                        indices: idx.buffer(),
+                        n: indices.len(),
+                        offsets: offsets.raw(),
+                        num_bags,
+                        max_bag_len: window.longest,
+                        per_sample_weights: weights.as_ref().map(|w| w.raw()),
+                        padding_idx: emb.options().padding_idx.map(|p| p as u32),
+                        status: status.raw(),
+                        max_positions: max_positions.as_ref().map(|m| m.raw()),
+                        out: output.buffer(),
+                        threads_per_bag: None,
+                    },
+                    window,
+                    gathered,
+                )?;
+            }
+            Ok(())
+        })?;
         gpu.submit_and_wait(encoder)?;
         Ok(BagOutput {
             output,
@@ -242,9 +245,9 @@ impl EmbeddingBag {
 
     /// Gathers the rows of a window's positions from the table's row-blocks
     /// into `scratch`, row `k` for position `window.positions.start + k`.
-    fn encode_gather_window(
+    fn record_gather_window(
         &self,
-        encoder: &mut wgpu::CommandEncoder,
+        rec: &mut Recorder,
         idx: &IndexTensor,
         status: &wgpu::Buffer,
         scratch: &GpuBuffer,
@@ -276,6 +279,6 @@ impl EmbeddingBag {
             pos_base: positions.start,
             n: positions.len(),
         };
-        embedding_gather::encode_windows(emb.gpu(), encoder, &args, &[gather_window])
+        embedding_gather::record_windows(rec, &args, &[gather_window])
     }
 }
