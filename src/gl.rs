@@ -22,9 +22,8 @@
 //! What stays outside: the caller's own wgpu calls on a device it shares
 //! with the library ([`crate::Gpu::gl_turn`] is there for them), including
 //! the poll or drop that retires work the library recorded into the
-//! caller's encoder; and an encoder the library drops unsubmitted when a
-//! call fails partway, if it holds the last handle to a temporary (the
-//! matmul's packed textures on CPU adapters).
+//! caller's encoder. (A call that fails partway records nothing: its
+//! recorder drops the commands it held, in a turn.)
 //!
 //! A wait on GL is also capped: wgpu-hal waits at most i32::MAX ns (2.1 s)
 //! per poll, whatever the timeout asked, and then reports a timeout, so

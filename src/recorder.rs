@@ -260,11 +260,11 @@ impl<'a> Recorder<'a> {
     }
 
     /// Writes the commands into `encoder`, each run of dispatches in one pass.
-    fn replay(self, encoder: &mut wgpu::CommandEncoder) {
+    fn replay(mut self, encoder: &mut wgpu::CommandEncoder) {
         // Passes forget the encoder's borrow (wgpu checks at run time that
         // one ends before the next encoder command) so clears can interleave.
         let mut pass: Option<wgpu::ComputePass<'static>> = None;
-        for command in self.commands {
+        for command in std::mem::take(&mut self.commands) {
             match command {
                 Command::Dispatch {
                     pipeline,
@@ -308,6 +308,18 @@ impl<'a> Recorder<'a> {
                     );
                 }
             }
+        }
+    }
+}
+
+impl Drop for Recorder<'_> {
+    /// A failed call's commands drop here, some holding the last handle to a
+    /// temporary (a bind group, a packed texture): on GL that drop is a wgpu
+    /// call, so it takes a turn (`gl.rs`).
+    fn drop(&mut self) {
+        if !self.commands.is_empty() {
+            let _turn = self.gpu.gl_turn();
+            self.commands.clear();
         }
     }
 }
