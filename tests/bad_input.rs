@@ -658,7 +658,8 @@ fn a_gather_checks_every_block_against_the_binding_before_recording() {
 /// sum mode, an int8 table whose last word the vec4 bag path would read
 /// past, a `psw_grad` block shorter than its rows, `max_norm` / `norm_type`
 /// that are not finite and positive, an f16 target beside a fused Adam one,
-/// and a padding row past u32 after the atomic gradient's clear.
+/// and a padding row past u32 (bags, their backward, and the atomic
+/// gradient after its clear).
 #[test]
 fn low_level_kernels_check_everything_before_recording() {
     use wgpu_embed::kernels::embedding_bag_backward::{self, ExpandArgs};
@@ -717,6 +718,39 @@ fn low_level_kernels_check_everything_before_recording() {
             ),
             "{r:?}"
         );
+        // A padding row past the shaders' u32 rows: TooMany, as the
+        // gradient kernels (the argument is a usize in every kernel).
+        let status = Tensor::zeros(gpu, &[4]).unwrap();
+        let far = embedding_bag::BagArgs {
+            mode: BagMode::Sum,
+            per_sample_weights: None,
+            padding_idx: Some(1 << 33),
+            status: status.buffer(),
+            ..bag
+        };
+        let r = embedding_bag::encode(gpu, &mut enc, &far);
+        let too_many = |r: &wgpu_embed::Result<()>| {
+            matches!(
+                r,
+                Err(Error::TooMany {
+                    what: "padding_idx",
+                    ..
+                })
+            )
+        };
+        assert!(too_many(&r), "bag padding past u32: {r:?}");
+        let far_layout = wgpu_embed::kernels::embedding_bag_backward::BagLayout {
+            padding_idx: Some(1 << 33),
+            ..small_bag_layout(b)
+        };
+        let sum_expand = ExpandArgs {
+            mode: BagMode::Sum,
+            per_sample_weights: None,
+            max_positions: None,
+            expanded: k,
+        };
+        let r = embedding_bag_backward::encode_expand(gpu, &mut enc, &far_layout, &sum_expand);
+        assert!(too_many(&r), "expand padding past u32: {r:?}");
         let layout = small_bag_layout(b);
         let expand = ExpandArgs {
             mode: BagMode::Mean,

@@ -298,7 +298,7 @@ impl BagCase {
             mode,
             self.rows,
             self.dim,
-            padding.map(|p| p as u32),
+            padding,
             &self.idx,
             &self.csr,
             psw,
@@ -379,7 +379,7 @@ fn bags_on_a_chunked_table_match_the_twin_forward_and_backward() {
                         psw_grad(
                             rows,
                             dim,
-                            padding.map(|p| p as u32),
+                            padding,
                             &case.idx,
                             &case.csr,
                             &case.grad_out,

@@ -37,10 +37,10 @@ fn every_mode_and_option_matches_the_twin() {
             let idx: Vec<u32> = (0..n).map(|_| rng.below(rows) as u32).collect();
             let csr = random_csr(&mut rng, n, 40);
             let psw: Vec<f32> = (0..n).map(|_| rng.float()).collect();
-            for padding in [None, Some(3u32)] {
+            for padding in [None, Some(3usize)] {
                 for mode in MODES {
                     let opts = EmbeddingOptions {
-                        padding_idx: padding.map(|p| p as usize),
+                        padding_idx: padding,
                         ..Default::default()
                     };
                     let emb = Embedding::from_pretrained_with_options(gpu, &table, rows, dim, opts)

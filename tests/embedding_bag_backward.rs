@@ -39,7 +39,7 @@ struct Case<'a> {
     mode: BagMode,
     rows: usize,
     dim: usize,
-    padding: Option<u32>,
+    padding: Option<usize>,
     table: &'a [f32],
     idx: &'a [u32],
     /// CSR offsets (`num_bags + 1`).
@@ -51,7 +51,7 @@ struct Case<'a> {
 impl Case<'_> {
     fn bag(&self, gpu: &Gpu, sparse: bool, include_last_offset: bool) -> EmbeddingBag {
         let opts = EmbeddingOptions {
-            padding_idx: self.padding.map(|p| p as usize),
+            padding_idx: self.padding,
             sparse,
             ..Default::default()
         };
@@ -99,7 +99,7 @@ impl Case<'_> {
 
     fn options(&self) -> BackwardOptions {
         BackwardOptions {
-            padding_idx: self.padding.map(|p| p as usize),
+            padding_idx: self.padding,
             ..Default::default()
         }
     }
@@ -175,7 +175,7 @@ fn every_mode_matches_the_twin() {
             let csr = random_csr(&mut rng, n, 40);
             let psw = rng.floats(n);
             let grad_out = rng.floats((csr.len() - 1) * dim);
-            for padding in [None, Some(3u32)] {
+            for padding in [None, Some(3usize)] {
                 for mode in MODES {
                     let case = Case {
                         mode,
@@ -238,7 +238,7 @@ proptest! {
         let csr = random_csr(&mut rng, n, bags);
         let psw = rng.floats(n);
         let grad_out = rng.floats(bags * dim);
-        let padding = padded.then(|| rng.below(rows) as u32);
+        let padding = padded.then(|| rng.below(rows));
         let case = Case {
             mode,
             rows,
@@ -293,7 +293,7 @@ fn offsets_edge_cases() {
         for csr in layouts {
             let grad_out = rng.floats((csr.len() - 1) * dim);
             let psw = rng.floats(idx.len());
-            for padding in [None, Some(0u32)] {
+            for padding in [None, Some(0usize)] {
                 for mode in MODES {
                     let case = Case {
                         mode,
@@ -348,7 +348,7 @@ fn hot_rows_repeated_across_bags() {
         let grad_out = rng.floats((csr.len() - 1) * dim);
         let psw = rng.floats(n);
         for mode in MODES {
-            for padding in [None, Some(1u32)] {
+            for padding in [None, Some(1usize)] {
                 let case = Case {
                     mode,
                     rows,
@@ -438,10 +438,10 @@ fn per_sample_weights_gradient_matches_the_twin() {
             let idx: Vec<u32> = (0..n).map(|_| rng.zipf(rows)).collect();
             let csr = random_csr(&mut rng, n, 60);
             let grad_out = rng.floats((csr.len() - 1) * dim);
-            for padding in [None, Some(2u32)] {
+            for padding in [None, Some(2usize)] {
                 for dtype in [DType::F32, DType::F16] {
                     let opts = EmbeddingOptions {
-                        padding_idx: padding.map(|p| p as usize),
+                        padding_idx: padding,
                         dtype,
                         ..Default::default()
                     };
@@ -471,7 +471,7 @@ fn per_sample_weights_gradient_matches_the_twin() {
                     }
                     if let Some(p) = padding {
                         for (i, &r) in idx.iter().enumerate() {
-                            if r == p {
+                            if r as usize == p {
                                 assert_eq!(want[i], 0.0, "padding entries get no gradient");
                             }
                         }

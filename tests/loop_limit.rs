@@ -131,10 +131,10 @@ fn gather_of_rows_wider_than_one_loop_may_copy() {
 fn check_bags(gpu: &Gpu, rows: usize, dim: usize, idx: &[u32], csr: &[u32], what: &str) {
     let table = data(rows * dim, 4);
     let psw = data(idx.len(), 5);
-    for padding in [None, Some(7u32)] {
+    for padding in [None, Some(7usize)] {
         for mode in [BagMode::Sum, BagMode::Mean, BagMode::Max] {
             let opts = EmbeddingOptions {
-                padding_idx: padding.map(|p| p as usize),
+                padding_idx: padding,
                 ..Default::default()
             };
             let emb =

@@ -80,7 +80,7 @@ fuzz_target!(|input: Input| {
         let mut want = vec![0.0; bags * dim];
         let mut positions = vec![0; bags * dim];
         let mut status = u32::MAX;
-        let padding = bag.embedding().options().padding_idx.map(|p| p as u32);
+        let padding = bag.embedding().options().padding_idx;
         cpu::embedding_bag(
             mode,
             rows,

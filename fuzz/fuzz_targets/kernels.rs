@@ -287,7 +287,7 @@ fn layout<'a>(pool: &'a Pool, l: &Layout) -> BagLayout<'a> {
         n: l.n as usize,
         offsets: pool.get(l.offsets),
         num_bags: l.num_bags as usize,
-        padding_idx: l.padding_idx.map(u32::from),
+        padding_idx: l.padding_idx.map(usize::from),
         grad_out: pool.get(l.grad_out),
     }
 }
@@ -358,7 +358,7 @@ fn call(gpu: &Gpu, pool: &Pool, enc: &mut wgpu::CommandEncoder, c: &Call) -> wgp
                 num_bags: *num_bags as usize,
                 max_bag_len: *max_bag_len as usize,
                 per_sample_weights: weights.map(|w| pool.get(w)),
-                padding_idx: padding_idx.map(u32::from),
+                padding_idx: padding_idx.map(usize::from),
                 status: pool.get(*status),
                 max_positions: max_positions.map(|p| pool.get(p)),
                 out: pool.get(*out),

@@ -46,7 +46,7 @@ pub fn embedding_bag<T: Rows + ?Sized>(
     mode: BagMode,
     num_embeddings: usize,
     dim: usize,
-    padding_idx: Option<u32>,
+    padding_idx: Option<usize>,
     indices: &[u32],
     offsets: &[u32],
     per_sample_weights: Option<&[f32]>,
@@ -79,7 +79,7 @@ pub fn embedding_bag<T: Rows + ?Sized>(
             let mut count = 0u32;
             for p in start..end {
                 let row = indices[p];
-                if Some(row) == padding_idx {
+                if Some(row as usize) == padding_idx {
                     continue;
                 }
                 if row as usize >= num_embeddings {

@@ -25,9 +25,9 @@ fn bag_of(offsets: &[u32], p: u32) -> usize {
 
 /// `pads[b]` += 1 for each padding entry of bag `b`, one position at a time
 /// (`pads` starts at 0); mean mode divides by the bag's length less this.
-pub fn bag_padding(padding_idx: Option<u32>, indices: &[u32], offsets: &[u32], pads: &mut [u32]) {
+pub fn bag_padding(padding_idx: Option<usize>, indices: &[u32], offsets: &[u32], pads: &mut [u32]) {
     for (p, &row) in indices.iter().enumerate() {
-        if Some(row) == padding_idx {
+        if Some(row as usize) == padding_idx {
             pads[bag_of(offsets, p as u32)] += 1;
         }
     }
@@ -39,7 +39,7 @@ pub fn bag_padding(padding_idx: Option<u32>, indices: &[u32], offsets: &[u32], p
 pub fn bag_expand(
     mode: BagMode,
     dim: usize,
-    padding_idx: Option<u32>,
+    padding_idx: Option<usize>,
     indices: &[u32],
     offsets: &[u32],
     per_sample_weights: Option<&[f32]>,
@@ -51,7 +51,7 @@ pub fn bag_expand(
     for (p, &row) in indices.iter().enumerate() {
         for c in 0..dim {
             let e = p * dim + c;
-            if Some(row) == padding_idx {
+            if Some(row as usize) == padding_idx {
                 expanded[e] = 0.0;
                 continue;
             }
@@ -80,7 +80,7 @@ pub fn bag_expand(
 fn psw_grad_with(
     num_embeddings: usize,
     dim: usize,
-    padding_idx: Option<u32>,
+    padding_idx: Option<usize>,
     indices: &[u32],
     offsets: &[u32],
     grad_out: &[f32],
@@ -88,7 +88,7 @@ fn psw_grad_with(
     out: &mut [f32],
 ) {
     for (p, &row) in indices.iter().enumerate() {
-        if Some(row) == padding_idx || row as usize >= num_embeddings {
+        if Some(row as usize) == padding_idx || row as usize >= num_embeddings {
             out[p] = 0.0;
             continue;
         }
@@ -107,7 +107,7 @@ fn psw_grad_with(
 pub fn psw_grad(
     num_embeddings: usize,
     dim: usize,
-    padding_idx: Option<u32>,
+    padding_idx: Option<usize>,
     indices: &[u32],
     offsets: &[u32],
     grad_out: &[f32],
@@ -131,7 +131,7 @@ pub fn psw_grad(
 pub fn psw_grad_f16(
     num_embeddings: usize,
     dim: usize,
-    padding_idx: Option<u32>,
+    padding_idx: Option<usize>,
     indices: &[u32],
     offsets: &[u32],
     grad_out: &[f32],
@@ -175,16 +175,15 @@ pub struct BagBatch<'a> {
 /// `bag_padding` then `bag_expand`: the `[n, dim]` per-position gradient.
 pub fn expand(batch: &BagBatch, padding_idx: Option<usize>) -> Vec<f32> {
     let num_bags = batch.offsets.len() - 1;
-    let padding = padding_idx.map(|p| p as u32);
     let mut pads = vec![0u32; num_bags];
     if batch.mode == BagMode::Mean {
-        bag_padding(padding, batch.indices, batch.offsets, &mut pads);
+        bag_padding(padding_idx, batch.indices, batch.offsets, &mut pads);
     }
     let mut expanded = vec![0.0f32; batch.indices.len() * batch.dim];
     bag_expand(
         batch.mode,
         batch.dim,
-        padding,
+        padding_idx,
         batch.indices,
         batch.offsets,
         batch.per_sample_weights,

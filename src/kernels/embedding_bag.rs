@@ -8,7 +8,7 @@ use std::ops::Range;
 use crate::binding::{self, Span};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::{to_u32, LOOP_BUDGET};
+use crate::kernels::{padding_word, to_u32, LOOP_BUDGET};
 use crate::pipeline::KernelSpec;
 use crate::recorder::{self, Recorder, Work};
 use crate::tensor::DType;
@@ -106,7 +106,7 @@ pub struct BagArgs<'a> {
     pub per_sample_weights: Option<&'a wgpu::Buffer>,
     /// Row id whose entries are skipped: they add nothing and, in mean mode,
     /// are not counted. `None`: no padding row.
-    pub padding_idx: Option<u32>,
+    pub padding_idx: Option<usize>,
     /// One u32 set to `STATUS_OK` that the kernel lowers to the first
     /// position it could not pool: an index past the table, or the first
     /// position past what it pooled of a bag longer than `max_bag_len`.
@@ -314,7 +314,7 @@ pub(crate) fn record_window(
         dim: to_u32("embedding dim", args.dim)?,
         num_embeddings: to_u32("num_embeddings", args.num_embeddings)?,
         n: to_u32("index count", window.positions.end)?,
-        padding_idx: args.padding_idx.unwrap_or(u32::MAX),
+        padding_idx: padding_word(args.padding_idx)?,
         pos_base: to_u32("window first position", window.positions.start)?,
         piece_begin: 0,
         piece_len: piece_len as u32,

@@ -9,7 +9,7 @@ use crate::cpu::embedding_bag::BagMode;
 use crate::binding::{self, RowBlock, Span};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::{to_u32, LOOP_BUDGET};
+use crate::kernels::{padding_word, to_u32, LOOP_BUDGET};
 use crate::pipeline::KernelSpec;
 use crate::recorder::{self, Recorder, Work};
 use crate::tensor::DType;
@@ -79,7 +79,7 @@ pub struct BagLayout<'a> {
     /// Row id whose entries get a zero gradient and, in mean mode, are not
     /// counted in their bag's divisor (as in the forward). `None`: no
     /// padding row.
-    pub padding_idx: Option<u32>,
+    pub padding_idx: Option<usize>,
     /// `[num_bags, dim]` f32.
     pub grad_out: &'a wgpu::Buffer,
 }
@@ -109,7 +109,7 @@ fn params(layout: &BagLayout) -> Result<Params> {
         num_bags: to_u32("bag count", layout.num_bags)?,
         dim: to_u32("embedding dim", layout.dim)?,
         n: to_u32("index count", layout.n)?,
-        padding_idx: layout.padding_idx.unwrap_or(u32::MAX),
+        padding_idx: padding_word(layout.padding_idx)?,
         num_embeddings: to_u32("num_embeddings", layout.num_embeddings)?,
         row_begin: 0,
         row_end: to_u32("num_embeddings", layout.num_embeddings)?,

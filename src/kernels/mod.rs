@@ -65,6 +65,15 @@ pub(crate) fn loop_limited(gpu: &crate::gpu::Gpu) -> bool {
     gpu.adapter_info().device_type == wgpu::DeviceType::Cpu
 }
 
+/// The shaders' padding word: the row, or `u32::MAX` for none (no index
+/// reaches it: indices are below `num_embeddings`, itself a u32).
+pub(crate) fn padding_word(padding_idx: Option<usize>) -> crate::Result<u32> {
+    match padding_idx {
+        Some(p) => to_u32("padding_idx", p),
+        None => Ok(u32::MAX),
+    }
+}
+
 /// Fails with `TooMany` when a count does not fit the u32 arithmetic of the shaders.
 pub(crate) fn to_u32(what: &'static str, value: usize) -> crate::Result<u32> {
     u32::try_from(value).map_err(|_| crate::Error::TooMany {

@@ -7,7 +7,7 @@
 use crate::binding::{self, RowBlock, Span};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::{to_u32, LOOP_BUDGET};
+use crate::kernels::{padding_word, to_u32, LOOP_BUDGET};
 use crate::pipeline::KernelSpec;
 use crate::recorder::{self, Recorder, Work};
 
@@ -124,9 +124,7 @@ pub(crate) fn record(rec: &mut Recorder, args: &AtomicArgs) -> Result<()> {
     to_u32("embedding dim", args.dim)?;
     to_u32("num_embeddings", args.num_embeddings)?;
     to_u32("chunk end row", rows.end)?;
-    if let Some(p) = args.padding_idx {
-        to_u32("padding_idx", p)?;
-    }
+    let padding_idx = padding_word(args.padding_idx)?;
     let (row_windows, positions) = if args.n == 0 {
         (Vec::new(), Vec::new())
     } else {
@@ -153,10 +151,7 @@ pub(crate) fn record(rec: &mut Recorder, args: &AtomicArgs) -> Result<()> {
                 n: to_u32("index count", pw.len())?,
                 dim: to_u32("embedding dim", args.dim)?,
                 num_embeddings: to_u32("num_embeddings", args.num_embeddings)?,
-                padding_idx: match args.padding_idx {
-                    Some(p) => to_u32("padding_idx", p)?,
-                    None => u32::MAX,
-                },
+                padding_idx,
                 scale_by_freq: args.scale_by_freq as u32,
                 row_begin: to_u32("chunk first row", rows.start + rw.start)?,
                 row_end: to_u32("chunk end row", rows.start + rw.end)?,

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::embedding_gather::{self, GatherArgs, STATUS_OK};
 use crate::kernels::sgd_update::round_fields;
-use crate::kernels::{loop_limited, to_u32, LOOP_BUDGET};
+use crate::kernels::{loop_limited, padding_word, to_u32, LOOP_BUDGET};
 use crate::memory::GpuBuffer;
 use crate::pipeline::KernelSpec;
 use crate::recorder::{self, Recorder, Work};
@@ -462,10 +462,7 @@ pub(crate) fn record(
         num_embeddings: to_u32("num_embeddings", args.num_embeddings)?,
         chunk: to_u32("segment chunk", chunk)?,
         num_tiles: to_u32("segment tiles", num_tiles)?,
-        padding_idx: match args.padding_idx {
-            Some(p) => to_u32("padding_idx", p)?,
-            None => u32::MAX,
-        },
+        padding_idx: padding_word(args.padding_idx)?,
         scale_by_freq: args.scale_by_freq as u32,
         _pad: 0,
         lr: 0.0,

@@ -270,7 +270,7 @@ pub fn bag_twin(
     mode: BagMode,
     rows: usize,
     dim: usize,
-    padding: Option<u32>,
+    padding: Option<usize>,
     table: &[f32],
     idx: &[u32],
     csr: &[u32],

@@ -232,7 +232,7 @@ impl EmbeddingBag {
             n: idx.len(),
             offsets: offsets.raw(),
             num_bags,
-            padding_idx: emb.options().padding_idx.map(|p| p as u32),
+            padding_idx: emb.options().padding_idx,
             grad_out: grad_out.buffer(),
         }
     }

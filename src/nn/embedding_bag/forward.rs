@@ -224,7 +224,7 @@ impl EmbeddingBag {
                         num_bags,
                         max_bag_len: window.longest,
                         per_sample_weights: weights.as_ref().map(|w| w.raw()),
-                        padding_idx: emb.options().padding_idx.map(|p| p as u32),
+                        padding_idx: emb.options().padding_idx,
                         status: status.raw(),
                         max_positions: max_positions.as_ref().map(|m| m.raw()),
                         out: output.buffer(),
