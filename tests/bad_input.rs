@@ -395,8 +395,9 @@ fn small_bag_layout(
 
 /// The bag backward's kernels refuse what they would read wrongly without a
 /// word: max mode without the forward's winning positions (each element
-/// would read a placeholder), and an int8 table for `psw_grad` (its rows
-/// would be read as f32). Nothing is recorded.
+/// would read a placeholder), an int8 table for `psw_grad` (its rows
+/// would be read as f32), and positions with no bag to belong to. Nothing
+/// is recorded.
 #[test]
 fn bag_backward_kernels_refuse_inputs_they_would_misread() {
     use wgpu_embed::kernels::embedding_bag_backward::{self, ExpandArgs};
@@ -442,6 +443,31 @@ fn bag_backward_kernels_refuse_inputs_they_would_misread() {
             matches!(&r, Err(Error::InvalidArgument { name: "dtype", .. })),
             "{r:?}"
         );
+        // Positions but no bag: each would read bag 0's missing grad_out row.
+        let bagless = wgpu_embed::kernels::embedding_bag_backward::BagLayout {
+            num_bags: 0,
+            ..small_bag_layout(b)
+        };
+        let r = embedding_bag_backward::encode_expand(gpu, &mut enc, &bagless, &positions);
+        let no_bag = |r: &wgpu_embed::Result<()>| {
+            matches!(
+                r,
+                Err(Error::InvalidArgument {
+                    name: "num_bags",
+                    ..
+                })
+            )
+        };
+        assert!(no_bag(&r), "expand without bags: {r:?}");
+        let r = embedding_bag_backward::encode_psw_grad(
+            gpu,
+            &mut enc,
+            &bagless,
+            &table,
+            DType::F32,
+            expanded.buffer(),
+        );
+        assert!(no_bag(&r), "psw_grad without bags: {r:?}");
         gpu.submit_and_wait(enc).unwrap();
         assert_eq!(expanded.to_vec().unwrap(), [5.0; 8], "nothing was recorded");
         let mut enc = gpu.encoder("bag backward with positions");

@@ -123,6 +123,14 @@ fn params(layout: &BagLayout) -> Result<Params> {
 /// The buffers every bag backward kernel reads, against the layout's sizes.
 fn check_layout(layout: &BagLayout) -> Result<()> {
     let (n, bags) = (layout.n as u64, layout.num_bags as u64);
+    // CSR offsets end at n: positions with no bag would each find bag 0 and
+    // read a `grad_out` row that is not there.
+    if bags == 0 && n > 0 {
+        return Err(Error::InvalidArgument {
+            name: "num_bags",
+            reason: format!("{n} positions need at least one bag to belong to; num_bags is 0"),
+        });
+    }
     binding::check_holds("bag backward indices (n u32)", layout.indices.size(), n)?;
     binding::check_holds(
         "bag backward offsets (num_bags + 1)",
