@@ -1,8 +1,9 @@
 // one_hot: out[p, c] = 1.0 if indices[p] == c else 0.0, an n × num_classes
 // matrix. The baseline the benchmark holds gather against: it materialises
 // exactly what an embedding avoids. Each invocation writes four neighbouring
-// columns of one row. Out-of-range indices give an all-zero row (the host
-// validates host-side index lists first).
+// columns of one row. An out-of-range index gives an all-zero row and
+// lowers status[0] to its position with atomicMin (the host initialises it
+// to STATUS_OK), as the gather does: the smallest bad position wins.
 
 
 struct Params {
@@ -15,6 +16,7 @@ struct Params {
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> indices: array<u32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<storage, read_write> status: array<atomic<u32>>;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn one_hot(
@@ -29,6 +31,9 @@ fn one_hot(
     }
     let c0 = (g % params.quads_per_row) * 4u;
     let hot = indices[pos];
+    if c0 == 0u && hot >= params.num_classes {
+        atomicMin(&status[0], pos);
+    }
     let base = pos * params.num_classes;
     for (var c = c0; c < min(c0 + 4u, params.num_classes); c++) {
         out[base + c] = select(0.0, 1.0, c == hot);

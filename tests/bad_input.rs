@@ -282,7 +282,15 @@ fn public_encodes_check_their_buffers() {
             positions_out: s,
         };
         expect("sort positions", radix_sort::encode(gpu, &mut enc, &sort));
-        expect("one_hot", one_hot::encode(gpu, &mut enc, b, 2, 2, s));
+        let word = Tensor::zeros(gpu, &[1]).unwrap();
+        let hot = one_hot::OneHotArgs {
+            indices: b,
+            n: 2,
+            num_classes: 2,
+            status: word.buffer(),
+            out: s, // needs n × num_classes
+        };
+        expect("one_hot out", one_hot::encode(gpu, &mut enc, &hot));
         let fill = uniform_init::FillArgs {
             out: s,
             begin: 0,

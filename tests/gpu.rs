@@ -4,7 +4,7 @@ mod common;
 
 use common::{assert_bits_eq, each_gpu};
 use wgpu_embed::kernels::{embedding_gather, one_hot};
-use wgpu_embed::{cpu, Embedding, Error, Gpu, GpuOptions, Tensor};
+use wgpu_embed::{cpu, Embedding, Error, Gpu, GpuOptions, IndexTensor, Tensor, STATUS_OK};
 
 #[test]
 fn gpu_and_layers_are_send_and_sync() {
@@ -153,13 +153,53 @@ fn one_hot_matches_twin() {
             let got = one_hot::one_hot(gpu, &idx, classes).unwrap();
             assert_eq!(got.shape(), [n, classes]);
             let mut want = vec![0.0; n * classes];
-            cpu::one_hot(&idx, classes, &mut want);
+            let mut status = STATUS_OK;
+            cpu::one_hot(&idx, classes, &mut status, &mut want);
+            assert_eq!(status, STATUS_OK);
             assert_bits_eq(
                 &format!("one_hot {n}×{classes}"),
                 &got.to_vec().unwrap(),
                 &want,
             );
+            let on_gpu = IndexTensor::from_slice(gpu, &idx).unwrap();
+            let got = one_hot::one_hot_gpu(&on_gpu, classes).unwrap();
+            assert_bits_eq("one_hot_gpu", &got.to_vec().unwrap(), &want);
         }
+        // Ids on the GPU are checked by the kernel: the first bad position
+        // wins, as in the twin, and its row stays zero.
+        let bad = [2u32, 9, 1, 7, 40];
+        let mut status = STATUS_OK;
+        let mut want = vec![0.0; bad.len() * 5];
+        cpu::one_hot(&bad, 5, &mut status, &mut want);
+        assert_eq!(status, 1, "the twin's first bad position");
+        let on_gpu = IndexTensor::from_slice(gpu, &bad).unwrap();
+        let r = one_hot::one_hot_gpu(&on_gpu, 5);
+        assert!(
+            matches!(
+                r,
+                Err(Error::IndexOutOfRange {
+                    position: 1,
+                    index: 9,
+                    num_embeddings: 5
+                })
+            ),
+            "{r:?}"
+        );
+        // The low-level call leaves the bad rows zero and the word at position 1.
+        let word = wgpu_embed::Status::new(gpu).unwrap();
+        let out = Tensor::from_slice(gpu, &[7.0; 25], &[5, 5]).unwrap();
+        let mut enc = gpu.encoder("one_hot with bad ids");
+        let args = one_hot::OneHotArgs {
+            indices: on_gpu.buffer(),
+            n: bad.len(),
+            num_classes: 5,
+            status: word.buffer(),
+            out: out.buffer(),
+        };
+        one_hot::encode(gpu, &mut enc, &args).unwrap();
+        gpu.submit_and_wait(enc).unwrap();
+        assert_eq!(word.read().unwrap(), Some(1));
+        assert_bits_eq("one_hot bad ids", &out.to_vec().unwrap(), &want);
         assert!(matches!(
             one_hot::one_hot(gpu, &[0, 3], 3),
             Err(Error::IndexOutOfRange {

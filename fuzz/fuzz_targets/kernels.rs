@@ -182,6 +182,7 @@ enum Call {
         indices: Buf,
         n: u16,
         num_classes: u16,
+        status: Buf,
         out: Buf,
     },
     Fill {
@@ -604,14 +605,18 @@ fn call(gpu: &Gpu, pool: &Pool, enc: &mut wgpu::CommandEncoder, c: &Call) -> wgp
             indices,
             n,
             num_classes,
+            status,
             out,
         } => one_hot::encode(
             gpu,
             enc,
-            pool.get(*indices),
-            *n as usize,
-            *num_classes as usize,
-            pool.get(*out),
+            &one_hot::OneHotArgs {
+                indices: pool.get(*indices),
+                n: *n as usize,
+                num_classes: *num_classes as usize,
+                status: pool.get(*status),
+                out: pool.get(*out),
+            },
         ),
         Call::Fill {
             out,

@@ -7,7 +7,8 @@ use crate::gpu::Gpu;
 use crate::kernels::to_u32;
 use crate::pipeline::KernelSpec;
 use crate::recorder::{self, Recorder, Work};
-use crate::tensor::Tensor;
+use crate::status::Status;
+use crate::tensor::{IndexTensor, Tensor};
 
 const SPEC: KernelSpec = KernelSpec {
     name: "one_hot",
@@ -25,31 +26,39 @@ struct Params {
     _pad: u32,
 }
 
-/// Records the one-hot fill of `out` (`n × num_classes` floats) into `encoder`.
-pub fn encode(
-    gpu: &Gpu,
-    encoder: &mut wgpu::CommandEncoder,
-    indices: &wgpu::Buffer,
-    n: usize,
-    num_classes: usize,
-    out: &wgpu::Buffer,
-) -> Result<()> {
-    recorder::record(gpu, encoder, |rec| {
-        record(rec, indices, n, num_classes, out)
-    })
+/// What one one-hot fill reads and writes.
+#[derive(Clone, Copy)]
+pub struct OneHotArgs<'a> {
+    /// `n` u32 class ids.
+    pub indices: &'a wgpu::Buffer,
+    /// Number of ids, and so of rows of `out`.
+    pub n: usize,
+    /// Columns of `out`; an id at or past it is out of range.
+    pub num_classes: usize,
+    /// One u32 ([`crate::Status::buffer`]): lowered to the first position
+    /// whose id is out of range (that row is left all zero).
+    pub status: &'a wgpu::Buffer,
+    /// `n × num_classes` f32, every element written.
+    pub out: &'a wgpu::Buffer,
+}
+
+/// Records the one-hot fill of `out` into `encoder`; submits nothing.
+pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &OneHotArgs) -> Result<()> {
+    recorder::record(gpu, encoder, |rec| record(rec, args))
 }
 
 /// [`encode`] into a recorder other kernels of the same call share.
-pub(super) fn record(
-    rec: &mut Recorder,
-    indices: &wgpu::Buffer,
-    n: usize,
-    num_classes: usize,
-    out: &wgpu::Buffer,
-) -> Result<()> {
-    binding::check_holds("one_hot indices (n u32)", indices.size(), n as u64)?;
+pub(super) fn record(rec: &mut Recorder, args: &OneHotArgs) -> Result<()> {
+    let (n, num_classes) = (args.n, args.num_classes);
+    binding::check_holds("one_hot indices (n u32)", args.indices.size(), n as u64)?;
+    binding::check_holds("one_hot status (one u32)", args.status.size(), 1)?;
     let out_words = (n as u64).saturating_mul(num_classes as u64);
-    binding::check_holds("one_hot out (n × num_classes f32)", out.size(), out_words)?;
+    binding::check_holds(
+        "one_hot out (n × num_classes f32)",
+        args.out.size(),
+        out_words,
+    )?;
+    binding::check_no_alias("one_hot", &[args.indices], &[args.status, args.out])?;
     if n == 0 || num_classes == 0 {
         return Ok(());
     }
@@ -65,7 +74,11 @@ pub(super) fn record(
         &SPEC,
         &[],
         &params,
-        &[(1, indices.into()), (2, out.into())],
+        &[
+            (1, args.indices.into()),
+            (2, args.out.into()),
+            (3, args.status.into()),
+        ],
         Work::Invocations(n as u64 * quads as u64),
     )
 }
@@ -74,28 +87,71 @@ pub(super) fn record(
 /// checked against `num_classes` first.
 pub fn one_hot(gpu: &Gpu, indices: &[u32], num_classes: usize) -> Result<Tensor> {
     let _scope = gpu.scope();
+    check_classes(num_classes)?;
+    crate::nn::check_indices(indices, num_classes)?;
+    let idx = IndexTensor::from_slice(gpu, indices)?;
+    let (out, status, encoder) = record_fill(gpu, &idx, num_classes)?;
+    // Checked above: the status word cannot be lowered, so it is not read.
+    drop(status);
+    gpu.submit_and_wait(encoder)?;
+    Ok(out)
+}
+
+/// The one-hot matrix of indices already on the GPU: an id at or past
+/// `num_classes` is `IndexOutOfRange`, naming the first such position and
+/// its id (found by the kernel, as `torch.nn.functional.one_hot` refuses it).
+pub fn one_hot_gpu(indices: &IndexTensor, num_classes: usize) -> Result<Tensor> {
+    crate::readback::block("one_hot_gpu", one_hot_gpu_async(indices, num_classes))
+}
+
+/// [`one_hot_gpu`] without blocking (a web page's way).
+pub async fn one_hot_gpu_async(indices: &IndexTensor, num_classes: usize) -> Result<Tensor> {
+    let gpu = indices.gpu();
+    check_classes(num_classes)?;
+    // Recorded and submitted in one scope; only the readback is awaited.
+    let (out, status, staging, index) = {
+        let _scope = gpu.scope();
+        let (out, status, encoder) = record_fill(gpu, indices, num_classes)?;
+        let (staging, index) = status.submit_with_copy(encoder)?;
+        (out, status, staging, index)
+    };
+    status
+        .check_async(staging, index, indices, num_classes)
+        .await?;
+    Ok(out)
+}
+
+fn check_classes(num_classes: usize) -> Result<()> {
     if num_classes == 0 {
         return Err(Error::InvalidArgument {
             name: "num_classes",
             reason: "must be at least 1".into(),
         });
     }
-    crate::nn::check_indices(indices, num_classes)?;
-    let bytes = (indices.len() as u64)
+    Ok(())
+}
+
+/// A zeroed `[n, num_classes]` output, a status word and an encoder holding the fill.
+fn record_fill(
+    gpu: &Gpu,
+    indices: &IndexTensor,
+    num_classes: usize,
+) -> Result<(Tensor, Status, wgpu::CommandEncoder)> {
+    let n = indices.len();
+    let bytes = (n as u64)
         .saturating_mul(num_classes as u64)
         .saturating_mul(4);
     gpu.check_size("one-hot matrix", bytes, true)?;
-    let out = Tensor::zeros(gpu, &[indices.len(), num_classes])?;
-    let idx = gpu.storage_from("one_hot indices", indices)?;
+    let out = Tensor::zeros(gpu, &[n, num_classes])?;
+    let status = Status::new(gpu)?;
     let mut encoder = gpu.encoder("one_hot");
-    encode(
-        gpu,
-        &mut encoder,
-        idx.raw(),
-        indices.len(),
+    let args = OneHotArgs {
+        indices: indices.buffer(),
+        n,
         num_classes,
-        out.buffer(),
-    )?;
-    gpu.submit_and_wait(encoder)?;
-    Ok(out)
+        status: status.buffer(),
+        out: out.buffer(),
+    };
+    encode(gpu, &mut encoder, &args)?;
+    Ok((out, status, encoder))
 }

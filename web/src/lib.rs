@@ -560,9 +560,13 @@ async fn more_lines(gpu: &Gpu, table: &[f32], ids: &[u32]) -> Vec<Value> {
 
     // one_hot and column_sum (Linear's bias gradient).
     let mut want = vec![0.0; ids.len() * ROWS];
-    cpu::one_hot(ids, ROWS, &mut want);
+    let mut status = wgpu_embed::STATUS_OK;
+    cpu::one_hot(ids, ROWS, &mut status, &mut want);
+    // Ids on the GPU: the kernel's status word is read back, as for a lookup.
     let got = async {
-        wgpu_embed::kernels::one_hot::one_hot(gpu, ids, ROWS)?
+        let on_gpu = IndexTensor::from_slice(gpu, ids)?;
+        wgpu_embed::kernels::one_hot::one_hot_gpu_async(&on_gpu, ROWS)
+            .await?
             .to_vec_async()
             .await
     }
