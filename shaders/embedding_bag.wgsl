@@ -275,13 +275,15 @@ fn bag(
         }
         for (var p = r.s; p < r.e; p++) {
             let row = indices[p - params.pos_base];
-            if row == params.padding_idx {
-                continue;
-            }
+            // The range first: the padding word is 0xFFFFFFFF for none, an
+            // id that must be reported, not skipped.
             if row >= params.num_embeddings {
                 if c == lane {
                     atomicMin(&status[0], p);
                 }
+                continue;
+            }
+            if row == params.padding_idx {
                 continue;
             }
             let v = load_cell(source_row(row, p), c, words);

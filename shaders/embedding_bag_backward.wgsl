@@ -98,6 +98,12 @@ fn bag_of(p: u32) -> u32 {
     return lo;
 }
 
+// Whether `row` is the padding row. With none the word is 0xFFFFFFFF, which
+// an id past the table may also be: such an id is not padding.
+fn is_padding(row: u32) -> bool {
+    return row == params.padding_idx && row < params.num_embeddings;
+}
+
 // pads[b] += 1 for each padding entry of bag b (the host clears `pads`).
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn bag_padding(
@@ -106,7 +112,7 @@ fn bag_padding(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let local = invocation(wid, nwg, lid);
-    if local >= params.n || indices[local] != params.padding_idx {
+    if local >= params.n || !is_padding(indices[local]) {
         return;
     }
     atomicAdd(&pad_counts[bag_of(params.pos_base + local)], 1u);
@@ -125,7 +131,7 @@ fn bag_expand(
     let local = e / params.dim;
     let p = params.pos_base + local;
     let c = e % params.dim;
-    if indices[local] == params.padding_idx {
+    if is_padding(indices[local]) {
         expanded[e] = 0.0;
         return;
     }

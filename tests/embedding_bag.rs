@@ -458,3 +458,125 @@ fn a_bag_past_max_bag_len_is_reported_by_the_low_level_kernel() {
         }
     });
 }
+
+/// An id of 0xFFFFFFFF is out of range, not the padding row, though the
+/// shaders' word for "no padding" is the same number: the forward reports
+/// it and pools the rest as the twin does, and the backward neither counts
+/// it as padding in a mean bag's divisor nor zeroes its gradient. A padding
+/// row past the table is refused.
+#[test]
+fn an_id_of_all_ones_is_out_of_range_not_padding() {
+    use wgpu_embed::kernels::embedding_bag::{self, BagArgs};
+    use wgpu_embed::kernels::embedding_bag_backward::{self, BagLayout, ExpandArgs};
+    use wgpu_embed::{IndexTensor, Status, Tensor};
+    let (rows, dim) = (4, 4);
+    let table: Vec<f32> = (0..rows * dim).map(|i| i as f32 + 0.5).collect();
+    let idx = [1, u32::MAX, 2, 3];
+    let csr = [0u32, 3, 4];
+    let grad_out: Vec<f32> = (0..2 * dim).map(|i| (i + 1) as f32).collect();
+    each_gpu(|gpu| {
+        let table_t = Tensor::from_slice(gpu, &table, &[rows, dim]).unwrap();
+        let idx_t = IndexTensor::from_slice(gpu, &idx).unwrap();
+        let csr_t = IndexTensor::from_slice(gpu, &csr).unwrap();
+        for mode in [BagMode::Sum, BagMode::Mean] {
+            let out = Tensor::zeros(gpu, &[2, dim]).unwrap();
+            let status = Status::new(gpu).unwrap();
+            let args = BagArgs {
+                mode,
+                table: table_t.buffer(),
+                dtype: DType::F32,
+                num_embeddings: rows,
+                dim,
+                indices: idx_t.buffer(),
+                n: idx.len(),
+                offsets: csr_t.buffer(),
+                num_bags: 2,
+                max_bag_len: 3,
+                per_sample_weights: None,
+                padding_idx: None,
+                status: status.buffer(),
+                max_positions: None,
+                out: out.buffer(),
+                threads_per_bag: None,
+            };
+            let mut enc = gpu.encoder("all-ones id");
+            embedding_bag::encode(gpu, &mut enc, &args).unwrap();
+            gpu.submit_and_wait(enc).unwrap();
+            assert_eq!(status.read().unwrap(), Some(1), "{mode:?}: reported");
+            let mut want = vec![0.0; 2 * dim];
+            let mut twin_status = u32::MAX;
+            cpu::embedding_bag(
+                mode,
+                rows,
+                dim,
+                None,
+                &idx,
+                &csr,
+                None,
+                &mut twin_status,
+                &mut vec![0; 2 * dim],
+                &table,
+                &mut want,
+            );
+            assert_eq!(twin_status, 1);
+            assert_bits_eq(&format!("{mode:?} forward"), &out.to_vec().unwrap(), &want);
+            // The backward's per-position gradient: the twin's, so the mean
+            // divides bag 0 by 3 (no padding) and position 1 gets its share.
+            let go = Tensor::from_slice(gpu, &grad_out, &[2, dim]).unwrap();
+            let expanded = Tensor::zeros(gpu, &[idx.len(), dim]).unwrap();
+            let layout = BagLayout {
+                num_embeddings: rows,
+                dim,
+                indices: idx_t.buffer(),
+                n: idx.len(),
+                offsets: csr_t.buffer(),
+                num_bags: 2,
+                padding_idx: None,
+                grad_out: go.buffer(),
+            };
+            let expand = ExpandArgs {
+                mode,
+                per_sample_weights: None,
+                max_positions: None,
+                expanded: expanded.buffer(),
+            };
+            let mut enc = gpu.encoder("all-ones id backward");
+            embedding_bag_backward::encode_expand(gpu, &mut enc, &layout, &expand).unwrap();
+            gpu.submit_and_wait(enc).unwrap();
+            let batch = cpu::embedding_bag_backward::BagBatch {
+                mode,
+                num_embeddings: rows,
+                dim,
+                indices: &idx,
+                offsets: &csr,
+                per_sample_weights: None,
+                max_positions: &[],
+                grad_out: &grad_out,
+            };
+            let want = cpu::embedding_bag_backward::expand(&batch, None);
+            assert_ne!(want[dim..2 * dim], [0.0; 4], "the twin gives it a share");
+            assert_bits_eq(
+                &format!("{mode:?} expand"),
+                &expanded.to_vec().unwrap(),
+                &want,
+            );
+            // A padding row that is not a row of the table.
+            let far = BagArgs {
+                padding_idx: Some(rows),
+                ..args
+            };
+            let mut enc = gpu.encoder("padding past the table");
+            let r = embedding_bag::encode(gpu, &mut enc, &far);
+            assert!(
+                matches!(
+                    r,
+                    Err(Error::InvalidArgument {
+                        name: "padding_idx",
+                        ..
+                    })
+                ),
+                "{r:?}"
+            );
+        }
+    });
+}

@@ -79,11 +79,11 @@ pub fn embedding_bag<T: Rows + ?Sized>(
             let mut count = 0u32;
             for p in start..end {
                 let row = indices[p];
-                if Some(row as usize) == padding_idx {
-                    continue;
-                }
                 if row as usize >= num_embeddings {
                     *status = (*status).min(p as u32);
+                    continue;
+                }
+                if Some(row as usize) == padding_idx {
                     continue;
                 }
                 let v = table.value(row as usize, c, dim);

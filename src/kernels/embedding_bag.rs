@@ -314,7 +314,7 @@ pub(crate) fn record_window(
         dim: to_u32("embedding dim", args.dim)?,
         num_embeddings: to_u32("num_embeddings", args.num_embeddings)?,
         n: to_u32("index count", window.positions.end)?,
-        padding_idx: padding_word(args.padding_idx)?,
+        padding_idx: padding_word(args.padding_idx, args.num_embeddings)?,
         pos_base: to_u32("window first position", window.positions.start)?,
         piece_begin: 0,
         piece_len: piece_len as u32,

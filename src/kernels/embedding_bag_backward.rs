@@ -109,7 +109,7 @@ fn params(layout: &BagLayout) -> Result<Params> {
         num_bags: to_u32("bag count", layout.num_bags)?,
         dim: to_u32("embedding dim", layout.dim)?,
         n: to_u32("index count", layout.n)?,
-        padding_idx: padding_word(layout.padding_idx)?,
+        padding_idx: padding_word(layout.padding_idx, layout.num_embeddings)?,
         num_embeddings: to_u32("num_embeddings", layout.num_embeddings)?,
         row_begin: 0,
         row_end: to_u32("num_embeddings", layout.num_embeddings)?,

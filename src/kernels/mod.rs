@@ -65,13 +65,25 @@ pub(crate) fn loop_limited(gpu: &crate::gpu::Gpu) -> bool {
     gpu.adapter_info().device_type == wgpu::DeviceType::Cpu
 }
 
-/// The shaders' padding word: the row, or `u32::MAX` for none (no index
-/// reaches it: indices are below `num_embeddings`, itself a u32).
-pub(crate) fn padding_word(padding_idx: Option<usize>) -> crate::Result<u32> {
-    match padding_idx {
-        Some(p) => to_u32("padding_idx", p),
-        None => Ok(u32::MAX),
+/// The shaders' padding word: a row of the table, or `u32::MAX` for none.
+/// An id of `0xFFFFFFFF` is past every table (`num_embeddings` is a u32),
+/// and the shaders test an id's range before comparing it with the padding
+/// row, so that id is reported out of range, never taken for padding.
+pub(crate) fn padding_word(
+    padding_idx: Option<usize>,
+    num_embeddings: usize,
+) -> crate::Result<u32> {
+    let Some(p) = padding_idx else {
+        return Ok(u32::MAX);
+    };
+    let word = to_u32("padding_idx", p)?;
+    if p >= num_embeddings {
+        return Err(crate::Error::InvalidArgument {
+            name: "padding_idx",
+            reason: format!("{p} is not a row of the {num_embeddings}-row table"),
+        });
     }
+    Ok(word)
 }
 
 /// Fails with `TooMany` when a count does not fit the u32 arithmetic of the shaders.

@@ -33,7 +33,7 @@ pub struct OneHotArgs<'a> {
     pub indices: &'a wgpu::Buffer,
     /// Number of ids, and so of rows of `out`.
     pub n: usize,
-    /// Columns of `out`; an id at or past it is out of range.
+    /// Columns of `out`, at least 1; an id at or past it is out of range.
     pub num_classes: usize,
     /// One u32 ([`crate::Status::buffer`]): lowered to the first position
     /// whose id is out of range (that row is left all zero).
@@ -59,7 +59,9 @@ pub(super) fn record(rec: &mut Recorder, args: &OneHotArgs) -> Result<()> {
         out_words,
     )?;
     binding::check_no_alias("one_hot", &[args.indices], &[args.status, args.out])?;
-    if n == 0 || num_classes == 0 {
+    // With no class every id is out of range (the twin would say so).
+    check_classes(num_classes)?;
+    if n == 0 {
         return Ok(());
     }
     let quads = num_classes.div_ceil(4);

@@ -124,7 +124,7 @@ pub(crate) fn record(rec: &mut Recorder, args: &AtomicArgs) -> Result<()> {
     to_u32("embedding dim", args.dim)?;
     to_u32("num_embeddings", args.num_embeddings)?;
     to_u32("chunk end row", rows.end)?;
-    let padding_idx = padding_word(args.padding_idx)?;
+    let padding_idx = padding_word(args.padding_idx, args.num_embeddings)?;
     let (row_windows, positions) = if args.n == 0 {
         (Vec::new(), Vec::new())
     } else {

@@ -383,8 +383,8 @@ fn check_sizes(gpu: &Gpu, args: &SegmentArgs, targets: &[SegmentOutput]) -> Resu
             ..
         } = target
         {
-            // Here, not when the target's pass is recorded: by then the
-            // partials and earlier targets would be in the encoder.
+            // Here, with the other checks: before the sort's partials and
+            // the earlier targets are recorded and their buffers made.
             if args.half.is_some() {
                 return Err(Error::InvalidArgument {
                     name: "dtype",
@@ -462,7 +462,7 @@ pub(crate) fn record(
         num_embeddings: to_u32("num_embeddings", args.num_embeddings)?,
         chunk: to_u32("segment chunk", chunk)?,
         num_tiles: to_u32("segment tiles", num_tiles)?,
-        padding_idx: padding_word(args.padding_idx)?,
+        padding_idx: padding_word(args.padding_idx, args.num_embeddings)?,
         scale_by_freq: args.scale_by_freq as u32,
         _pad: 0,
         lr: 0.0,
