@@ -262,9 +262,9 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], tol: f32) {
     }
 }
 
-/// The bag twin's output and max's winning positions for CSR `offsets`
-/// (`csr` has one more entry than there are bags), checking that it saw no
-/// bad index.
+/// `cpu::embedding_bag` over `table` (`[rows, dim]`): the pooled
+/// `[bags, dim]` output and the winning positions (`csr` has one more entry
+/// than there are bags), checking that it saw no bad index.
 #[allow(clippy::too_many_arguments)]
 pub fn bag_twin(
     mode: BagMode,
@@ -276,6 +276,24 @@ pub fn bag_twin(
     csr: &[u32],
     psw: Option<&[f32]>,
 ) -> (Vec<f32>, Vec<u32>) {
+    let (out, pos, status) = bag_twin_status(mode, rows, dim, padding, table, idx, csr, psw);
+    assert_eq!(status, u32::MAX, "the twin saw a bad index");
+    (out, pos)
+}
+
+/// [`bag_twin`] that returns the twin's status word (the first bad
+/// position, or `STATUS_OK`) instead of checking it.
+#[allow(clippy::too_many_arguments)]
+pub fn bag_twin_status(
+    mode: BagMode,
+    rows: usize,
+    dim: usize,
+    padding: Option<usize>,
+    table: &[f32],
+    idx: &[u32],
+    csr: &[u32],
+    psw: Option<&[f32]>,
+) -> (Vec<f32>, Vec<u32>, u32) {
     let bags = csr.len() - 1;
     let mut out = vec![0.0; bags * dim];
     let mut pos = vec![0; bags * dim];
@@ -293,6 +311,5 @@ pub fn bag_twin(
         table,
         &mut out,
     );
-    assert_eq!(status, u32::MAX, "the twin saw a bad index");
-    (out, pos)
+    (out, pos, status)
 }
