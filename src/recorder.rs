@@ -60,15 +60,21 @@ impl Work {
     }
 
     /// `InvalidArgument` naming `kernel` when the work does not fit one
-    /// dispatch: past 2^32 invocations (a shader's invocation index is a
-    /// u32, and would wrap) or a grid past the adapter's workgroups per
-    /// dimension (a truncated height would leave work undone).
+    /// dispatch: a folded grid launching past 2^32 invocations (a shader's
+    /// invocation index is a u32: the extra invocations would wrap onto
+    /// real ones and run their work twice) or a grid past the adapter's
+    /// workgroups per dimension (a truncated height would leave work undone).
     fn check(self, kernel: &'static str, max_per_dim: u32) -> Result<()> {
         let max = max_per_dim.max(1) as u64;
         let fits = match self {
-            Work::Invocations(n) | Work::InvocationsIn { count: n, .. } if n > 1 << 32 => false,
             Work::Grid(x, y) => x <= max_per_dim && y <= max_per_dim,
-            _ => self.workgroups().unwrap_or(0).div_ceil(max) <= max,
+            Work::Invocations(_) | Work::InvocationsIn { .. } => {
+                let groups = self.workgroups().unwrap_or(0);
+                let size = self.workgroup_size().unwrap_or(1) as u64;
+                let (x, y) = grid(groups, max_per_dim);
+                groups.div_ceil(max) <= max && x as u64 * y as u64 * size <= 1 << 32
+            }
+            Work::Workgroups(_) => self.workgroups().unwrap_or(0).div_ceil(max) <= max,
         };
         if !fits {
             return Err(Error::InvalidArgument {
@@ -326,7 +332,7 @@ impl Drop for Recorder<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::record;
+    use super::{record, Work};
     use crate::error::Error;
     use crate::kernels::buffer_copy;
     use crate::{Gpu, GpuOptions, Tensor};
@@ -404,5 +410,29 @@ mod tests {
                 gpu.describe()
             );
         }
+    }
+
+    /// A folded grid whose padding would carry invocation indices past
+    /// 2^32 is refused: they would wrap onto real ones and run them twice.
+    #[test]
+    fn work_whose_folded_grid_wraps_the_invocation_index_is_refused() {
+        let max = 65535;
+        // 2^24 workgroups of 256 fold into 65535 × 257: 4 311 678 720 launched.
+        assert!(Work::Invocations(1 << 32).check("t", max).is_err());
+        // 65535 × 256 workgroups fold exactly: 4 294 901 760 launched.
+        assert!(Work::Invocations(65535 * 256 * 256).check("t", max).is_ok());
+        assert!(Work::Invocations(65535 * 256 * 256 + 1)
+            .check("t", max)
+            .is_err());
+        let wide = Work::InvocationsIn {
+            count: 1 << 31,
+            workgroup_size: 1024,
+        };
+        assert!(
+            wide.check("t", max).is_ok(),
+            "2^21 groups: 65535 × 33 × 1024 < 2^32"
+        );
+        assert!(Work::Grid(max, max).check("t", max).is_ok());
+        assert!(Work::Grid(max + 1, 1).check("t", max).is_err());
     }
 }

@@ -692,8 +692,8 @@ fn a_gather_checks_every_block_against_the_binding_before_recording() {
 /// sum mode, an int8 table whose last word the vec4 bag path would read
 /// past, a `psw_grad` block shorter than its rows, `max_norm` / `norm_type`
 /// that are not finite and positive, an f16 target beside a fused Adam one,
-/// and a padding row past u32 (bags, their backward, and the atomic
-/// gradient after its clear).
+/// a padding row past u32 (bags, their backward, and the atomic
+/// gradient after its clear), and an atomic gradient block of no rows.
 #[test]
 fn low_level_kernels_check_everything_before_recording() {
     use wgpu_embed::kernels::embedding_bag_backward::{self, ExpandArgs};
@@ -880,6 +880,15 @@ fn low_level_kernels_check_everything_before_recording() {
             };
             let r = scatter_add_atomic::encode(gpu, &mut enc, &atomic);
             assert!(matches!(&r, Err(Error::TooMany { .. })), "{r:?}");
+            // A block of no rows would dispatch nothing, so no bad index
+            // could be reported.
+            let empty = scatter_add_atomic::AtomicArgs {
+                padding_idx: None,
+                grad: RowBlock::new(k, 4..4),
+                ..atomic
+            };
+            let r = scatter_add_atomic::encode(gpu, &mut enc, &empty);
+            invalid("scatter into no rows", "grad", r);
         }
         // One buffer as a dispatch's input and output: wgpu would refuse
         // it only when the encoder is finished, losing all of it.

@@ -91,6 +91,17 @@ pub(crate) fn record(rec: &mut Recorder, args: &AtomicArgs) -> Result<()> {
     check_supported(gpu)?;
     let rows = args.grad.rows.clone();
     let rows = rows.start.min(args.num_embeddings)..rows.end.min(args.num_embeddings);
+    // The shader reports a bad index only from a dispatch, and a block of
+    // no rows records none: refused, where the twin would report it.
+    if rows.is_empty() && args.n > 0 {
+        return Err(Error::InvalidArgument {
+            name: "grad",
+            reason: format!(
+                "its rows {:?} hold none of the table's {} rows",
+                args.grad.rows, args.num_embeddings
+            ),
+        });
+    }
     let row_bytes = args.dim as u64 * 4;
     let (n, dim) = (args.n as u64, args.dim as u64);
     binding::check_holds("scatter_add_atomic indices (n u32)", args.indices.size(), n)?;
