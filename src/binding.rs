@@ -172,6 +172,27 @@ pub(crate) fn check_no_alias(
     Ok(())
 }
 
+/// `InvalidArgument` naming `kernel` when one buffer is passed for two of
+/// its outputs. For kernels whose outputs are whole buffers (or a status
+/// word bound whole beside them), where one buffer in two roles always
+/// overlaps: wgpu allows two read-write bindings of one buffer, and the
+/// kernel would race on it where the twin, with a slice per output, cannot.
+pub(crate) fn check_distinct_outputs(kernel: &'static str, writes: &[&wgpu::Buffer]) -> Result<()> {
+    let twice = writes
+        .iter()
+        .enumerate()
+        .any(|(i, w)| writes[i + 1..].contains(w));
+    if twice {
+        return Err(Error::InvalidArgument {
+            name: "buffers",
+            reason: format!(
+                "{kernel}: one buffer is passed for two outputs; pass a buffer per output"
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// `TooLarge` naming `what` unless `size` bytes fit one storage binding:
 /// for a buffer a kernel binds whole, checked before anything is recorded
 /// (the bind group would refuse it later, after earlier work).

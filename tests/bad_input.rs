@@ -693,7 +693,8 @@ fn a_gather_checks_every_block_against_the_binding_before_recording() {
 /// past, a `psw_grad` block shorter than its rows, `max_norm` / `norm_type`
 /// that are not finite and positive, an f16 target beside a fused Adam one,
 /// a padding row past u32 (bags, their backward, and the atomic
-/// gradient after its clear), and an atomic gradient block of no rows.
+/// gradient after its clear), an atomic gradient block of no rows, and one
+/// buffer passed for two outputs.
 #[test]
 fn low_level_kernels_check_everything_before_recording() {
     use wgpu_embed::kernels::embedding_bag_backward::{self, ExpandArgs};
@@ -903,6 +904,36 @@ fn low_level_kernels_check_everything_before_recording() {
         invalid("scan in place", "buffers", r);
         let r = wgpu_embed::kernels::buffer_copy::encode(gpu, &mut enc, k, k, 64);
         invalid("copy onto itself", "buffers", r);
+        // One buffer for two outputs: wgpu allows two read-write bindings of
+        // it, and the kernel would race on it.
+        let adam_step = wgpu_embed::kernels::adam_step::AdamStepArgs {
+            len: 8,
+            grad: b,
+            weight: k,
+            exp_avg: m,
+            exp_avg_sq: m,
+            adam,
+        };
+        let r = wgpu_embed::kernels::adam_step::encode(gpu, &mut enc, &adam_step);
+        invalid("exp_avg is exp_avg_sq", "buffers", r);
+        let sort = wgpu_embed::kernels::radix_sort::SortArgs {
+            keys: b,
+            n: 8,
+            key_bound: 8,
+            keys_out: k,
+            positions_out: k,
+        };
+        let r = wgpu_embed::kernels::radix_sort::encode(gpu, &mut enc, &sort);
+        invalid("keys_out is positions_out", "buffers", r);
+        let hot = wgpu_embed::kernels::one_hot::OneHotArgs {
+            indices: b,
+            n: 2,
+            num_classes: 2,
+            status: k,
+            out: k,
+        };
+        let r = wgpu_embed::kernels::one_hot::encode(gpu, &mut enc, &hot);
+        invalid("one_hot status is out", "buffers", r);
         gpu.submit_and_wait(enc).unwrap();
         assert_eq!(kept.to_vec().unwrap(), [5.0; 64], "nothing was recorded");
     });

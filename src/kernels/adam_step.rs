@@ -69,6 +69,9 @@ pub(crate) fn record(rec: &mut Recorder, args: &AdamStepArgs) -> Result<()> {
         args.exp_avg_sq.size(),
         len,
     )?;
+    let outputs = [args.weight, args.exp_avg, args.exp_avg_sq];
+    binding::check_no_alias("adam_step", &[args.grad], &outputs)?;
+    binding::check_distinct_outputs("adam_step", &outputs)?;
     if args.len == 0 {
         return Ok(());
     }

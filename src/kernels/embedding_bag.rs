@@ -136,6 +136,7 @@ pub(crate) fn record(rec: &mut Recorder, args: &BagArgs) -> Result<()> {
     let mut writes = vec![args.status, args.out];
     writes.extend(args.max_positions);
     binding::check_no_alias("embedding_bag", &reads, &writes)?;
+    binding::check_distinct_outputs("embedding_bag", &writes)?;
     let window = BagWindow {
         bags: 0..args.num_bags,
         positions: 0..args.n,

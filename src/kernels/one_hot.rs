@@ -59,6 +59,7 @@ pub(super) fn record(rec: &mut Recorder, args: &OneHotArgs) -> Result<()> {
         out_words,
     )?;
     binding::check_no_alias("one_hot", &[args.indices], &[args.status, args.out])?;
+    binding::check_distinct_outputs("one_hot", &[args.status, args.out])?;
     // With no class every id is out of range (the twin would say so).
     check_classes(num_classes)?;
     if n == 0 {
