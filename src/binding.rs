@@ -153,9 +153,36 @@ pub(crate) fn check_span(gpu: &Gpu, what: &'static str, span: &Span) -> Result<(
 }
 
 /// `InvalidArgument` naming `kernel` when a buffer it reads is also one it
-/// writes: wgpu refuses that in one dispatch, and a kernel that records a
-/// clear or an earlier dispatch first must refuse it before them.
+/// writes (wgpu refuses that in one dispatch, and a kernel that records a
+/// clear or an earlier dispatch first must refuse it before them), or when
+/// one buffer is passed for two outputs: wgpu allows two read-write bindings
+/// of one buffer, and the kernel would race on it where the twin, with a
+/// slice per output, cannot. For outputs that are whole buffers, or a
+/// status word bound whole beside them, where two roles always overlap.
 pub(crate) fn check_no_alias(
+    kernel: &'static str,
+    reads: &[&wgpu::Buffer],
+    writes: &[&wgpu::Buffer],
+) -> Result<()> {
+    check_inputs_apart(kernel, reads, writes)?;
+    let twice = writes
+        .iter()
+        .enumerate()
+        .any(|(i, w)| writes[i + 1..].contains(w));
+    if twice {
+        return Err(Error::InvalidArgument {
+            name: "buffers",
+            reason: format!(
+                "{kernel}: one buffer is passed for two outputs; pass a buffer per output"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The first half of [`check_no_alias`], for a kernel whose outputs may be
+/// disjoint spans of one buffer (`segment_sum`'s row-block targets).
+pub(crate) fn check_inputs_apart(
     kernel: &'static str,
     reads: &[&wgpu::Buffer],
     writes: &[&wgpu::Buffer],
@@ -166,27 +193,6 @@ pub(crate) fn check_no_alias(
             reason: format!(
                 "{kernel}: one buffer is passed both as an input and as an output; pass \
                  distinct buffers"
-            ),
-        });
-    }
-    Ok(())
-}
-
-/// `InvalidArgument` naming `kernel` when one buffer is passed for two of
-/// its outputs. For kernels whose outputs are whole buffers (or a status
-/// word bound whole beside them), where one buffer in two roles always
-/// overlaps: wgpu allows two read-write bindings of one buffer, and the
-/// kernel would race on it where the twin, with a slice per output, cannot.
-pub(crate) fn check_distinct_outputs(kernel: &'static str, writes: &[&wgpu::Buffer]) -> Result<()> {
-    let twice = writes
-        .iter()
-        .enumerate()
-        .any(|(i, w)| writes[i + 1..].contains(w));
-    if twice {
-        return Err(Error::InvalidArgument {
-            name: "buffers",
-            reason: format!(
-                "{kernel}: one buffer is passed for two outputs; pass a buffer per output"
             ),
         });
     }

@@ -71,7 +71,6 @@ pub(crate) fn record(rec: &mut Recorder, args: &AdamStepArgs) -> Result<()> {
     )?;
     let outputs = [args.weight, args.exp_avg, args.exp_avg_sq];
     binding::check_no_alias("adam_step", &[args.grad], &outputs)?;
-    binding::check_distinct_outputs("adam_step", &outputs)?;
     if args.len == 0 {
         return Ok(());
     }

@@ -125,24 +125,20 @@ pub struct BagArgs<'a> {
 /// clamps them to the index list. Every buffer in one binding (the layer
 /// splits larger batches with the host's copy of the offsets).
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &BagArgs) -> Result<()> {
-    recorder::record(gpu, encoder, |rec| record(rec, args))
-}
-
-/// [`encode`] into a recorder other kernels of the same call share.
-pub(crate) fn record(rec: &mut Recorder, args: &BagArgs) -> Result<()> {
-    check_sizes(args)?;
-    let mut reads = vec![args.table, args.indices, args.offsets];
-    reads.extend(args.per_sample_weights);
-    let mut writes = vec![args.status, args.out];
-    writes.extend(args.max_positions);
-    binding::check_no_alias("embedding_bag", &reads, &writes)?;
-    binding::check_distinct_outputs("embedding_bag", &writes)?;
-    let window = BagWindow {
-        bags: 0..args.num_bags,
-        positions: 0..args.n,
-        longest: args.max_bag_len.min(args.n),
-    };
-    record_window(rec, args, &window, false)
+    recorder::record(gpu, encoder, |rec| {
+        check_sizes(args)?;
+        let mut reads = vec![args.table, args.indices, args.offsets];
+        reads.extend(args.per_sample_weights);
+        let mut writes = vec![args.status, args.out];
+        writes.extend(args.max_positions);
+        binding::check_no_alias("embedding_bag", &reads, &writes)?;
+        let window = BagWindow {
+            bags: 0..args.num_bags,
+            positions: 0..args.n,
+            longest: args.max_bag_len.min(args.n),
+        };
+        record_window(rec, args, &window, false)
+    })
 }
 
 /// The most invocations one bag may take: a workgroup's worth.

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::{padding_word, to_u32, LOOP_BUDGET};
 use crate::pipeline::KernelSpec;
-use crate::recorder::{self, Recorder, Work};
+use crate::recorder::{self, Work};
 use crate::tensor::DType;
 
 const SOURCE: &str = concat!(
@@ -153,127 +153,119 @@ pub fn encode_expand(
     layout: &BagLayout,
     args: &ExpandArgs,
 ) -> Result<()> {
-    recorder::record(gpu, encoder, |rec| record_expand(rec, layout, args))
-}
-
-/// [`encode_expand`] into a recorder other kernels of the same call share.
-pub(crate) fn record_expand(
-    rec: &mut Recorder,
-    layout: &BagLayout,
-    args: &ExpandArgs,
-) -> Result<()> {
-    let gpu = rec.gpu();
-    check_layout(layout)?;
-    let words = (layout.n as u64).saturating_mul(layout.dim as u64);
-    binding::check_holds("bag_expand expanded (n × dim)", args.expanded.size(), words)?;
-    if let Some(w) = args.per_sample_weights {
-        binding::check_holds(
-            "bag_expand per_sample_weights (n f32)",
-            w.size(),
-            layout.n as u64,
-        )?;
-        crate::kernels::embedding_bag::check_weighted_mode(args.mode)?;
-    }
-    match (args.mode, args.max_positions) {
-        (_, Some(p)) => {
-            let out = (layout.num_bags as u64).saturating_mul(layout.dim as u64);
-            binding::check_holds("bag_expand max_positions (num_bags × dim)", p.size(), out)?;
+    recorder::record(gpu, encoder, |rec| {
+        check_layout(layout)?;
+        let words = (layout.n as u64).saturating_mul(layout.dim as u64);
+        binding::check_holds("bag_expand expanded (n × dim)", args.expanded.size(), words)?;
+        if let Some(w) = args.per_sample_weights {
+            binding::check_holds(
+                "bag_expand per_sample_weights (n f32)",
+                w.size(),
+                layout.n as u64,
+            )?;
+            crate::kernels::embedding_bag::check_weighted_mode(args.mode)?;
         }
-        // Without them each gradient element would read a placeholder's
-        // clamped word: a wrong gradient, not an error, so refuse.
-        (BagMode::Max, None) => {
-            return Err(Error::InvalidArgument {
-                name: "max_positions",
-                reason: "max mode routes each gradient element to the position that won it: \
+        match (args.mode, args.max_positions) {
+            (_, Some(p)) => {
+                let out = (layout.num_bags as u64).saturating_mul(layout.dim as u64);
+                binding::check_holds("bag_expand max_positions (num_bags × dim)", p.size(), out)?;
+            }
+            // Without them each gradient element would read a placeholder's
+            // clamped word: a wrong gradient, not an error, so refuse.
+            (BagMode::Max, None) => {
+                return Err(Error::InvalidArgument {
+                    name: "max_positions",
+                    reason: "max mode routes each gradient element to the position that won it: \
                          pass the forward's winning positions ([num_bags, dim] u32)"
-                    .into(),
-            })
+                        .into(),
+                })
+            }
+            _ => {}
         }
-        _ => {}
-    }
-    if layout.n == 0 || layout.dim == 0 {
-        return Ok(());
-    }
-    // What can fail, before the clear below is recorded.
-    params(layout)?;
-    let mut reads = vec![layout.indices, layout.offsets, layout.grad_out];
-    reads.extend(args.per_sample_weights);
-    reads.extend(args.max_positions);
-    binding::check_no_alias("bag_expand", &reads, &[args.expanded])?;
-    let row_bytes = layout.dim as u64 * 4;
-    let windows = binding::windows(
-        gpu,
-        layout.n,
-        &[4, 4, row_bytes],
-        "bag_expand window (indices, weights and per-position gradient rows)",
-    )?;
-    let pads = gpu.storage(
-        "embedding_bag_backward padding counts",
-        (layout.num_bags as u64 * 4).max(4),
-    )?;
-    rec.clear_buffer(pads.raw(), 0, None);
-    // Bindings the chosen mode never reads still need a buffer.
-    let unused_weights = gpu.storage("embedding_bag_backward unused weights", 4)?;
-    let unused_positions = gpu.storage("embedding_bag_backward unused positions", 4)?;
-    let constants = [
-        ("MODE", args.mode.code() as f64),
-        (
-            "WEIGHTED",
-            if args.per_sample_weights.is_some() {
-                1.0
-            } else {
-                0.0
-            },
-        ),
-    ];
-    if args.mode == BagMode::Mean && layout.padding_idx.is_some() {
-        for w in &windows {
+        if layout.n == 0 || layout.dim == 0 {
+            return Ok(());
+        }
+        // What can fail, before the clear below is recorded.
+        params(layout)?;
+        let mut reads = vec![layout.indices, layout.offsets, layout.grad_out];
+        reads.extend(args.per_sample_weights);
+        reads.extend(args.max_positions);
+        binding::check_no_alias("bag_expand", &reads, &[args.expanded])?;
+        let row_bytes = layout.dim as u64 * 4;
+        let windows = binding::windows(
+            gpu,
+            layout.n,
+            &[4, 4, row_bytes],
+            "bag_expand window (indices, weights and per-position gradient rows)",
+        )?;
+        let pads = gpu.storage(
+            "embedding_bag_backward padding counts",
+            (layout.num_bags as u64 * 4).max(4),
+        )?;
+        rec.clear_buffer(pads.raw(), 0, None);
+        // Bindings the chosen mode never reads still need a buffer.
+        let unused_weights = gpu.storage("embedding_bag_backward unused weights", 4)?;
+        let unused_positions = gpu.storage("embedding_bag_backward unused positions", 4)?;
+        let constants = [
+            ("MODE", args.mode.code() as f64),
+            (
+                "WEIGHTED",
+                if args.per_sample_weights.is_some() {
+                    1.0
+                } else {
+                    0.0
+                },
+            ),
+        ];
+        if args.mode == BagMode::Mean && layout.padding_idx.is_some() {
+            for w in &windows {
+                let mut p = params(layout)?;
+                p.n = to_u32("index count", w.len())?;
+                p.pos_base = to_u32("window first position", w.start)?;
+                rec.launch(
+                    &PADDING,
+                    &constants,
+                    &p,
+                    &[
+                        (1, Span::items(layout.indices, w, 4)),
+                        (2, layout.offsets.into()),
+                        (10, pads.raw().into()),
+                    ],
+                    Work::Invocations(w.len() as u64),
+                )?;
+            }
+        }
+        for w in windows {
             let mut p = params(layout)?;
             p.n = to_u32("index count", w.len())?;
             p.pos_base = to_u32("window first position", w.start)?;
             rec.launch(
-                &PADDING,
+                &EXPAND,
                 &constants,
                 &p,
                 &[
-                    (1, Span::items(layout.indices, w, 4)),
+                    (1, Span::items(layout.indices, &w, 4)),
                     (2, layout.offsets.into()),
-                    (10, pads.raw().into()),
+                    (
+                        3,
+                        match args.per_sample_weights {
+                            Some(weights) => Span::items(weights, &w, 4),
+                            None => unused_weights.raw().into(),
+                        },
+                    ),
+                    (
+                        4,
+                        args.max_positions.unwrap_or(unused_positions.raw()).into(),
+                    ),
+                    (5, layout.grad_out.into()),
+                    (6, pads.raw().into()),
+                    (7, Span::items(args.expanded, &w, row_bytes)),
                 ],
-                Work::Invocations(w.len() as u64),
+                Work::Invocations(w.len() as u64 * layout.dim as u64),
             )?;
         }
-    }
-    for w in windows {
-        let mut p = params(layout)?;
-        p.n = to_u32("index count", w.len())?;
-        p.pos_base = to_u32("window first position", w.start)?;
-        rec.launch(
-            &EXPAND,
-            &constants,
-            &p,
-            &[
-                (1, Span::items(layout.indices, &w, 4)),
-                (2, layout.offsets.into()),
-                (
-                    3,
-                    match args.per_sample_weights {
-                        Some(weights) => Span::items(weights, &w, 4),
-                        None => unused_weights.raw().into(),
-                    },
-                ),
-                (
-                    4,
-                    args.max_positions.unwrap_or(unused_positions.raw()).into(),
-                ),
-                (5, layout.grad_out.into()),
-                (6, pads.raw().into()),
-                (7, Span::items(args.expanded, &w, row_bytes)),
-            ],
-            Work::Invocations(w.len() as u64 * layout.dim as u64),
-        )?;
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Records `psw_grad` into `encoder`: `out[p]` (`n` f32) = the gradient of
@@ -290,86 +282,74 @@ pub fn encode_psw_grad(
     out: &wgpu::Buffer,
 ) -> Result<()> {
     recorder::record(gpu, encoder, |rec| {
-        record_psw_grad(rec, layout, table, dtype, out)
-    })
-}
-
-/// [`encode_psw_grad`] into a recorder other kernels of the same call share.
-pub(crate) fn record_psw_grad(
-    rec: &mut Recorder,
-    layout: &BagLayout,
-    table: &[RowBlock],
-    dtype: DType,
-    out: &wgpu::Buffer,
-) -> Result<()> {
-    let gpu = rec.gpu();
-    check_layout(layout)?;
-    binding::check_holds("psw_grad out (n f32)", out.size(), layout.n as u64)?;
-    // The shader reads f32 or f16 words; int8 rows would be read as f32.
-    if dtype == DType::Int8 {
-        return Err(Error::InvalidArgument {
-            name: "dtype",
-            reason: "psw_grad reads f32 or f16 tables, not int8 row-wise ones".into(),
-        });
-    }
-    if table.is_empty() && layout.n > 0 {
-        return Err(Error::InvalidArgument {
-            name: "table",
-            reason: format!("no row-blocks given for {} positions", layout.n),
-        });
-    }
-    let mut reads = vec![layout.indices, layout.offsets, layout.grad_out];
-    reads.extend(table.iter().map(|b| b.span.buffer));
-    binding::check_no_alias("psw_grad", &reads, &[out])?;
-    for block in table {
-        binding::check_span(gpu, "psw_grad table block", &block.span)?;
-        let elements = (block.rows.len() as u64).saturating_mul(layout.dim as u64);
-        let words = match dtype {
-            DType::F16 => elements.div_ceil(2),
-            _ => elements,
-        };
-        binding::check_holds(
-            "psw_grad table block (its rows × dim)",
-            block.span.size,
-            words,
-        )?;
-        // Bound whole, block after block: check them all before recording.
-        binding::check_fits(gpu, "psw_grad table block (bound whole)", block.span.size)?;
-    }
-    let constants = [("HALF", if dtype == DType::F16 { 1.0 } else { 0.0 })];
-    let windows = binding::windows(
-        gpu,
-        layout.n,
-        &[4, 4],
-        "psw_grad window (indices and weight gradients)",
-    )?;
-    for (block, w) in table
-        .iter()
-        .flat_map(|b| windows.iter().map(move |w| (b, w)))
-    {
-        let rows = &block.rows;
-        for c0 in (0..layout.dim.max(1)).step_by(PSW_COLUMNS) {
-            let mut p = params(layout)?;
-            p.n = to_u32("index count", w.len())?;
-            p.pos_base = to_u32("window first position", w.start)?;
-            p.row_begin = to_u32("chunk first row", rows.start)?;
-            p.row_end = to_u32("chunk end row", rows.end)?;
-            p.col_begin = to_u32("embedding dim", c0)?;
-            p.col_end = to_u32("embedding dim", (c0 + PSW_COLUMNS).min(layout.dim))?;
-            rec.launch(
-                &PSW_GRAD,
-                &constants,
-                &p,
-                &[
-                    (1, Span::items(layout.indices, w, 4)),
-                    (2, layout.offsets.into()),
-                    (5, layout.grad_out.into()),
-                    (8, block.span),
-                    (9, Span::items(out, w, 4)),
-                ],
-                Work::Invocations(w.len() as u64),
-            )?;
+        check_layout(layout)?;
+        binding::check_holds("psw_grad out (n f32)", out.size(), layout.n as u64)?;
+        // The shader reads f32 or f16 words; int8 rows would be read as f32.
+        if dtype == DType::Int8 {
+            return Err(Error::InvalidArgument {
+                name: "dtype",
+                reason: "psw_grad reads f32 or f16 tables, not int8 row-wise ones".into(),
+            });
         }
-    }
-    Ok(())
+        if table.is_empty() && layout.n > 0 {
+            return Err(Error::InvalidArgument {
+                name: "table",
+                reason: format!("no row-blocks given for {} positions", layout.n),
+            });
+        }
+        let mut reads = vec![layout.indices, layout.offsets, layout.grad_out];
+        reads.extend(table.iter().map(|b| b.span.buffer));
+        binding::check_no_alias("psw_grad", &reads, &[out])?;
+        for block in table {
+            binding::check_span(gpu, "psw_grad table block", &block.span)?;
+            let elements = (block.rows.len() as u64).saturating_mul(layout.dim as u64);
+            let words = match dtype {
+                DType::F16 => elements.div_ceil(2),
+                _ => elements,
+            };
+            binding::check_holds(
+                "psw_grad table block (its rows × dim)",
+                block.span.size,
+                words,
+            )?;
+            // Bound whole, block after block: check them all before recording.
+            binding::check_fits(gpu, "psw_grad table block (bound whole)", block.span.size)?;
+        }
+        let constants = [("HALF", if dtype == DType::F16 { 1.0 } else { 0.0 })];
+        let windows = binding::windows(
+            gpu,
+            layout.n,
+            &[4, 4],
+            "psw_grad window (indices and weight gradients)",
+        )?;
+        for (block, w) in table
+            .iter()
+            .flat_map(|b| windows.iter().map(move |w| (b, w)))
+        {
+            let rows = &block.rows;
+            for c0 in (0..layout.dim.max(1)).step_by(PSW_COLUMNS) {
+                let mut p = params(layout)?;
+                p.n = to_u32("index count", w.len())?;
+                p.pos_base = to_u32("window first position", w.start)?;
+                p.row_begin = to_u32("chunk first row", rows.start)?;
+                p.row_end = to_u32("chunk end row", rows.end)?;
+                p.col_begin = to_u32("embedding dim", c0)?;
+                p.col_end = to_u32("embedding dim", (c0 + PSW_COLUMNS).min(layout.dim))?;
+                rec.launch(
+                    &PSW_GRAD,
+                    &constants,
+                    &p,
+                    &[
+                        (1, Span::items(layout.indices, w, 4)),
+                        (2, layout.offsets.into()),
+                        (5, layout.grad_out.into()),
+                        (8, block.span),
+                        (9, Span::items(out, w, 4)),
+                    ],
+                    Work::Invocations(w.len() as u64),
+                )?;
+            }
+        }
+        Ok(())
+    })
 }

@@ -155,7 +155,6 @@ pub(crate) fn record(rec: &mut Recorder, args: &GatherArgs) -> Result<()> {
     let mut reads: Vec<&wgpu::Buffer> = args.table.iter().map(|b| b.span.buffer).collect();
     reads.push(args.indices);
     binding::check_no_alias("embedding_gather", &reads, &[args.status, args.out])?;
-    binding::check_distinct_outputs("embedding_gather", &[args.status, args.out])?;
     record_windows(rec, args, &windows(gpu, args)?)
 }
 

@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::kernels::to_u32;
 use crate::pipeline::{KernelSpec, EXACT_CHECKED};
-use crate::recorder::{self, Recorder, Work};
+use crate::recorder::{self, Work};
 
 const SPEC: KernelSpec = KernelSpec {
     name: "exact_arith",
@@ -90,43 +90,30 @@ pub fn encode_variant(
     variant: &Variant,
 ) -> Result<()> {
     recorder::record(gpu, encoder, |rec| {
-        record_variant(rec, op, len, a, b, out, variant)
+        binding::check_holds("exact_arith a (len f32)", a.size(), len as u64)?;
+        binding::check_holds("exact_arith b (len f32)", b.size(), len as u64)?;
+        binding::check_holds("exact_arith out (len f32)", out.size(), len as u64)?;
+        let params = Params {
+            len: to_u32("exact_arith length", len)?,
+            op: op as u32,
+            vec4: variant.vec4 as u32,
+            _pad: 0,
+        };
+        // The defaults (no nudge, the adapter's choice) are the pipeline every
+        // kernel shares.
+        let mut constants = Vec::new();
+        if variant.nudge != 0 {
+            constants.push(("EXACT_ESTIMATE_NUDGE", variant.nudge as f64));
+        }
+        if let Some(checked) = variant.checked {
+            constants.push((EXACT_CHECKED, if checked { 1.0 } else { 0.0 }));
+        }
+        rec.launch(
+            &SPEC,
+            &constants,
+            &params,
+            &[(1, a.into()), (2, b.into()), (3, out.into())],
+            Work::Invocations(if variant.vec4 { len.div_ceil(4) } else { len } as u64),
+        )
     })
-}
-
-/// [`encode_variant`] into a recorder other kernels of the same call share.
-pub(super) fn record_variant(
-    rec: &mut Recorder,
-    op: ExactOp,
-    len: usize,
-    a: &wgpu::Buffer,
-    b: &wgpu::Buffer,
-    out: &wgpu::Buffer,
-    variant: &Variant,
-) -> Result<()> {
-    binding::check_holds("exact_arith a (len f32)", a.size(), len as u64)?;
-    binding::check_holds("exact_arith b (len f32)", b.size(), len as u64)?;
-    binding::check_holds("exact_arith out (len f32)", out.size(), len as u64)?;
-    let params = Params {
-        len: to_u32("exact_arith length", len)?,
-        op: op as u32,
-        vec4: variant.vec4 as u32,
-        _pad: 0,
-    };
-    // The defaults (no nudge, the adapter's choice) are the pipeline every
-    // kernel shares.
-    let mut constants = Vec::new();
-    if variant.nudge != 0 {
-        constants.push(("EXACT_ESTIMATE_NUDGE", variant.nudge as f64));
-    }
-    if let Some(checked) = variant.checked {
-        constants.push((EXACT_CHECKED, if checked { 1.0 } else { 0.0 }));
-    }
-    rec.launch(
-        &SPEC,
-        &constants,
-        &params,
-        &[(1, a.into()), (2, b.into()), (3, out.into())],
-        Work::Invocations(if variant.vec4 { len.div_ceil(4) } else { len } as u64),
-    )
 }

@@ -7,7 +7,7 @@ use crate::gpu::Gpu;
 use crate::kernels::{loop_limited, LOOP_BUDGET};
 use crate::memory::GpuBuffer;
 use crate::pipeline::{KernelSpec, RuntimeChecks};
-use crate::recorder::{self, Recorder, Work};
+use crate::recorder::{self, Work};
 
 const SPEC: KernelSpec = KernelSpec {
     name: "fma_peak",
@@ -72,45 +72,41 @@ pub fn encode(
     out: &wgpu::Buffer,
     shape: FmaPeakShape,
 ) -> Result<()> {
-    recorder::record(gpu, encoder, |rec| record(rec, out, shape))
-}
-
-/// [`encode`] into a recorder other kernels of the same call share.
-pub(super) fn record(rec: &mut Recorder, out: &wgpu::Buffer, shape: FmaPeakShape) -> Result<()> {
-    let gpu = rec.gpu();
-    if out.size() < shape.workgroups as u64 * WORKGROUP_SIZE as u64 * 4 {
-        return Err(Error::LengthMismatch {
-            what: "fma_peak output",
-            expected: shape.workgroups as usize * WORKGROUP_SIZE as usize,
-            found: (out.size() / 4) as usize,
-        });
-    }
-    // Mesa's gallivm cuts an invocation's loops short (`kernels::LOOP_BUDGET`): more would be measured as done.
-    if shape.iterations as usize > LOOP_BUDGET && loop_limited(gpu) {
-        return Err(Error::InvalidArgument {
-            name: "FmaPeakShape::iterations",
-            reason: format!(
-                "{} rounds per invocation is past {LOOP_BUDGET}, the most a CPU adapter runs \
+    recorder::record(gpu, encoder, |rec| {
+        if out.size() < shape.workgroups as u64 * WORKGROUP_SIZE as u64 * 4 {
+            return Err(Error::LengthMismatch {
+                what: "fma_peak output",
+                expected: shape.workgroups as usize * WORKGROUP_SIZE as usize,
+                found: (out.size() / 4) as usize,
+            });
+        }
+        // Mesa's gallivm cuts an invocation's loops short (`kernels::LOOP_BUDGET`): more would be measured as done.
+        if shape.iterations as usize > LOOP_BUDGET && loop_limited(gpu) {
+            return Err(Error::InvalidArgument {
+                name: "FmaPeakShape::iterations",
+                reason: format!(
+                    "{} rounds per invocation is past {LOOP_BUDGET}, the most a CPU adapter runs \
                  reliably (Mesa's gallivm ends an invocation's loops after 65 535 iterations); \
                  raise `workgroups` instead",
-                shape.iterations
-            ),
-        });
-    }
-    // No uniform: the one binding is the output.
-    let work = Work::InvocationsIn {
-        count: shape.workgroups as u64 * WORKGROUP_SIZE as u64,
-        workgroup_size: WORKGROUP_SIZE,
-    };
-    let kernel = rec.kernel(
-        &SPEC,
-        &[("ITERATIONS", shape.iterations as f64)],
-        RuntimeChecks::Checked,
-        work,
-    )?;
-    let bind = kernel.bind(gpu, &[(0, out)])?;
-    rec.dispatch(&kernel, &bind, work);
-    Ok(())
+                    shape.iterations
+                ),
+            });
+        }
+        // No uniform: the one binding is the output.
+        let work = Work::InvocationsIn {
+            count: shape.workgroups as u64 * WORKGROUP_SIZE as u64,
+            workgroup_size: WORKGROUP_SIZE,
+        };
+        let kernel = rec.kernel(
+            &SPEC,
+            &[("ITERATIONS", shape.iterations as f64)],
+            RuntimeChecks::Checked,
+            work,
+        )?;
+        let bind = kernel.bind(gpu, &[(0, out)])?;
+        rec.dispatch(&kernel, &bind, work);
+        Ok(())
+    })
 }
 
 /// Measures the FMA rate in FLOP/s: the best of `runs` timed launches of

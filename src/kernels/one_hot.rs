@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::to_u32;
 use crate::pipeline::KernelSpec;
-use crate::recorder::{self, Recorder, Work};
+use crate::recorder::{self, Work};
 use crate::status::Status;
 use crate::tensor::{IndexTensor, Tensor};
 
@@ -44,46 +44,42 @@ pub struct OneHotArgs<'a> {
 
 /// Records the one-hot fill of `out` into `encoder`; submits nothing.
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &OneHotArgs) -> Result<()> {
-    recorder::record(gpu, encoder, |rec| record(rec, args))
-}
-
-/// [`encode`] into a recorder other kernels of the same call share.
-pub(super) fn record(rec: &mut Recorder, args: &OneHotArgs) -> Result<()> {
-    let (n, num_classes) = (args.n, args.num_classes);
-    binding::check_holds("one_hot indices (n u32)", args.indices.size(), n as u64)?;
-    binding::check_holds("one_hot status (one u32)", args.status.size(), 1)?;
-    let out_words = (n as u64).saturating_mul(num_classes as u64);
-    binding::check_holds(
-        "one_hot out (n × num_classes f32)",
-        args.out.size(),
-        out_words,
-    )?;
-    binding::check_no_alias("one_hot", &[args.indices], &[args.status, args.out])?;
-    binding::check_distinct_outputs("one_hot", &[args.status, args.out])?;
-    // With no class every id is out of range (the twin would say so).
-    check_classes(num_classes)?;
-    if n == 0 {
-        return Ok(());
-    }
-    let quads = num_classes.div_ceil(4);
-    let params = Params {
-        n: to_u32("index count", n)?,
-        num_classes: to_u32("num_classes", num_classes)?,
-        quads_per_row: to_u32("num_classes", quads)?,
-        _pad: 0,
-    };
-    to_u32("one-hot elements", n * num_classes)?;
-    rec.launch(
-        &SPEC,
-        &[],
-        &params,
-        &[
-            (1, args.indices.into()),
-            (2, args.out.into()),
-            (3, args.status.into()),
-        ],
-        Work::Invocations(n as u64 * quads as u64),
-    )
+    recorder::record(gpu, encoder, |rec| {
+        let (n, num_classes) = (args.n, args.num_classes);
+        binding::check_holds("one_hot indices (n u32)", args.indices.size(), n as u64)?;
+        binding::check_holds("one_hot status (one u32)", args.status.size(), 1)?;
+        let out_words = (n as u64).saturating_mul(num_classes as u64);
+        binding::check_holds(
+            "one_hot out (n × num_classes f32)",
+            args.out.size(),
+            out_words,
+        )?;
+        binding::check_no_alias("one_hot", &[args.indices], &[args.status, args.out])?;
+        // With no class every id is out of range (the twin would say so).
+        check_classes(num_classes)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let quads = num_classes.div_ceil(4);
+        let params = Params {
+            n: to_u32("index count", n)?,
+            num_classes: to_u32("num_classes", num_classes)?,
+            quads_per_row: to_u32("num_classes", quads)?,
+            _pad: 0,
+        };
+        to_u32("one-hot elements", n * num_classes)?;
+        rec.launch(
+            &SPEC,
+            &[],
+            &params,
+            &[
+                (1, args.indices.into()),
+                (2, args.out.into()),
+                (3, args.status.into()),
+            ],
+            Work::Invocations(n as u64 * quads as u64),
+        )
+    })
 }
 
 /// The one-hot matrix `[indices.len(), num_classes]` of host indices, each

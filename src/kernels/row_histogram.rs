@@ -64,7 +64,6 @@ pub(crate) fn record(rec: &mut Recorder, args: &HistogramArgs) -> Result<()> {
         rows,
     )?;
     // What can fail, before the clear: `counts` is bound whole.
-    binding::check_distinct_outputs("row_histogram", &[args.status, args.counts])?;
     binding::check_no_alias(
         "row_histogram",
         &[args.indices],

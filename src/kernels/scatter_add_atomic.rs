@@ -130,8 +130,6 @@ pub(crate) fn record(rec: &mut Recorder, args: &AtomicArgs) -> Result<()> {
         &[args.indices, args.counts, args.grad_out],
         &[args.status, args.grad.span.buffer],
     )?;
-    // The status word is bound whole: it overlaps any span of its buffer.
-    binding::check_distinct_outputs("scatter_add_atomic", &[args.status, args.grad.span.buffer])?;
     to_u32("index count", args.n)?;
     to_u32("table chunk elements", rows.len().saturating_mul(args.dim))?;
     to_u32("embedding dim", args.dim)?;

@@ -416,7 +416,7 @@ fn check_sizes(gpu: &Gpu, args: &SegmentArgs, targets: &[SegmentOutput]) -> Resu
             )?;
         }
     }
-    binding::check_no_alias("segment_sum", &reads, &writes)
+    binding::check_inputs_apart("segment_sum", &reads, &writes)
 }
 
 /// Records the partials pass (when any segment crosses a tile) once, then the
