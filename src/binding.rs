@@ -181,7 +181,8 @@ pub(crate) fn check_no_alias(
 }
 
 /// The first half of [`check_no_alias`], for a kernel whose outputs may be
-/// disjoint spans of one buffer (`segment_sum`'s row-block targets).
+/// disjoint spans of one buffer (`segment_sum`'s row-block targets), which
+/// checks them with [`check_spans_apart`].
 pub(crate) fn check_inputs_apart(
     kernel: &'static str,
     reads: &[&wgpu::Buffer],
@@ -193,6 +194,33 @@ pub(crate) fn check_inputs_apart(
             reason: format!(
                 "{kernel}: one buffer is passed both as an input and as an output; pass \
                  distinct buffers"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// `InvalidArgument` naming `kernel` when two output spans of one buffer
+/// share a byte: the rest of [`check_no_alias`] for a kernel whose outputs
+/// may be disjoint spans of one buffer. Overlapping outputs would race in a
+/// dispatch (or one target would overwrite another's rows) where the twin,
+/// with a slice per output, cannot.
+pub(crate) fn check_spans_apart(kernel: &'static str, spans: &[Span]) -> Result<()> {
+    let overlap = |a: &Span, b: &Span| {
+        a.buffer == b.buffer
+            && a.offset < b.offset.saturating_add(b.size)
+            && b.offset < a.offset.saturating_add(a.size)
+    };
+    let clash = spans
+        .iter()
+        .enumerate()
+        .any(|(i, a)| spans[i + 1..].iter().any(|b| overlap(a, b)));
+    if clash {
+        return Err(Error::InvalidArgument {
+            name: "buffers",
+            reason: format!(
+                "{kernel}: two outputs share bytes of one buffer; pass disjoint spans or \
+                 a buffer per output"
             ),
         });
     }

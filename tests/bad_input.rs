@@ -565,6 +565,131 @@ fn a_sparse_gradient_writes_only_the_slots_rows_and_values_both_hold() {
     });
 }
 
+/// `segment_sum`'s outputs may be disjoint spans of one buffer (a caller's
+/// own table layout): two dense row-blocks side by side get the right rows,
+/// and blocks that share bytes, or a sparse target's rows and values in one
+/// buffer, are refused before anything is recorded.
+#[test]
+fn segment_sum_outputs_may_share_a_buffer_but_not_its_bytes() {
+    use wgpu_embed::kernels::{exclusive_scan, radix_sort, row_histogram, segment_sum};
+    use wgpu_embed::{Span, Status};
+    each_gpu(|gpu| {
+        let (v, dim) = (4, 2);
+        let idx = IndexTensor::from_slice(gpu, &[2, 0, 2, 3]).unwrap();
+        let n = idx.len();
+        let grad_out: Vec<f32> = (0..n * dim).map(|i| i as f32 + 1.0).collect();
+        let grad_out = Tensor::from_slice(gpu, &grad_out, &[n, dim]).unwrap();
+        let u32s = |len: usize| IndexTensor::from_slice(gpu, &vec![0; len]).unwrap();
+        let (counts, offsets) = (u32s(v), u32s(v + 1));
+        let (keys, positions) = (u32s(n), u32s(n));
+        let status = Status::new(gpu).unwrap();
+        let mut enc = gpu.encoder("dense gradient into spans of one buffer");
+        row_histogram::encode(
+            gpu,
+            &mut enc,
+            &row_histogram::HistogramArgs {
+                indices: idx.buffer(),
+                n,
+                num_embeddings: v,
+                status: status.buffer(),
+                counts: counts.buffer(),
+            },
+        )
+        .unwrap();
+        let scan = exclusive_scan::ScanArgs {
+            input: counts.buffer(),
+            len: v,
+            out: offsets.buffer(),
+            exclude: None,
+            flags: false,
+        };
+        exclusive_scan::encode(gpu, &mut enc, &scan).unwrap();
+        let sort = radix_sort::SortArgs {
+            keys: idx.buffer(),
+            n,
+            key_bound: v,
+            keys_out: keys.buffer(),
+            positions_out: positions.buffer(),
+        };
+        radix_sort::encode(gpu, &mut enc, &sort).unwrap();
+        let seg = segment_sum::SegmentArgs {
+            n,
+            dim,
+            num_embeddings: v,
+            padding_idx: None,
+            scale_by_freq: false,
+            status: status.buffer(),
+            offsets: offsets.buffer(),
+            sorted_keys: keys.buffer(),
+            sorted_positions: positions.buffer(),
+            grad_out: grad_out.buffer(),
+            chunk: None,
+            half: None,
+        };
+        // Rows 0..2 from byte 0, rows 2..4 from the next aligned offset.
+        let align = gpu.limits().min_storage_buffer_offset_alignment.max(16) as usize;
+        let words = align / 4 + 2 * dim;
+        let out = Tensor::from_slice(gpu, &vec![-1.0; words], &[words]).unwrap();
+        let span = |offset: usize| Span {
+            buffer: out.buffer(),
+            offset: offset as u64,
+            size: (2 * dim * 4) as u64,
+        };
+        let block = |rows: std::ops::Range<usize>, offset| wgpu_embed::RowBlock {
+            rows,
+            span: span(offset),
+        };
+        let overlapping = [
+            segment_sum::SegmentOutput::Dense {
+                grad: block(0..2, 0),
+            },
+            segment_sum::SegmentOutput::Dense {
+                grad: block(2..4, 0),
+            },
+        ];
+        let r = segment_sum::encode(gpu, &mut enc, &seg, &overlapping);
+        match &r {
+            Err(Error::InvalidArgument { name, reason }) => {
+                assert_eq!(*name, "buffers");
+                assert!(reason.contains("share bytes"), "{reason}");
+            }
+            other => panic!("overlapping dense blocks: {other:?}"),
+        }
+        let one = u32s(2 * dim);
+        let sparse = [segment_sum::SegmentOutput::Sparse {
+            ranks: offsets.buffer(),
+            rows: one.buffer(),
+            values: one.buffer(),
+        }];
+        let r = segment_sum::encode(gpu, &mut enc, &seg, &sparse);
+        assert!(
+            matches!(
+                &r,
+                Err(Error::InvalidArgument {
+                    name: "buffers",
+                    ..
+                })
+            ),
+            "sparse rows and values in one buffer: {r:?}"
+        );
+        let apart = [
+            segment_sum::SegmentOutput::Dense {
+                grad: block(0..2, 0),
+            },
+            segment_sum::SegmentOutput::Dense {
+                grad: block(2..4, align),
+            },
+        ];
+        segment_sum::encode(gpu, &mut enc, &seg, &apart).unwrap();
+        gpu.submit_and_wait(enc).unwrap();
+        // Row 0: position 1; row 1: none; row 2: positions 0 and 2; row 3: position 3.
+        let mut want = vec![-1.0; words];
+        want[..4].copy_from_slice(&[3.0, 4.0, 0.0, 0.0]);
+        want[align / 4..].copy_from_slice(&[6.0, 8.0, 7.0, 8.0]);
+        assert_eq!(out.to_vec().unwrap(), want);
+    });
+}
+
 /// A gather over row-blocks of unequal sizes (a caller's own layout) reads
 /// the right rows: the grouped shader, which divides by the first block's
 /// rows, takes only even layouts; this one, whose last block is longer,
@@ -863,6 +988,17 @@ fn low_level_kernels_check_everything_before_recording() {
                 grad: RowBlock::new(b, 0..4),
             },
         ];
+        // The shader rounds a gradient to nearest: a stochastic request
+        // beside one is refused, not quietly dropped.
+        let stochastic = segment_sum::SegmentArgs {
+            half: Some(wgpu_embed::cpu::Round16::Stochastic { seed: 1, step: 1 }),
+            ..seg
+        };
+        let grads = [segment_sum::SegmentOutput::Dense {
+            grad: RowBlock::new(k, 0..4),
+        }];
+        let r = segment_sum::encode(gpu, &mut enc, &stochastic, &grads);
+        invalid("stochastic gradient", "half", r);
         let f32_seg = segment_sum::SegmentArgs { half: None, ..seg };
         let r = segment_sum::encode(gpu, &mut enc, &f32_seg, &into_input);
         invalid("segment_sum into its grad_out", "buffers", r);

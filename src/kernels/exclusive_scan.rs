@@ -64,7 +64,8 @@ pub struct ScanArgs<'a> {
     /// `len + 1` u32s: `out[i]` is the sum of elements `0..i` (wrapping, as
     /// u32 arithmetic does), `out[len]` the total.
     pub out: &'a wgpu::Buffer,
-    /// This element reads as zero (the padding row when ranking rows).
+    /// This element reads as zero (the padding row when ranking rows); one
+    /// at or past `len` excludes nothing.
     pub exclude: Option<usize>,
     /// Scan `input[i] != 0` (as 0/1) instead of `input[i]`.
     pub flags: bool,
@@ -85,9 +86,11 @@ pub(crate) fn record(rec: &mut Recorder, args: &ScanArgs) -> Result<()> {
     let params = Params {
         len: to_u32("scan length", args.len)?,
         num_blocks: to_u32("scan blocks", num_blocks)?,
+        // An element past `len` excludes nothing, as in the twin (and may
+        // be past u32: the padding row of a table past 2^32 rows).
         exclude: match args.exclude {
-            Some(e) => to_u32("scan exclude", e)?,
-            None => u32::MAX,
+            Some(e) if e < args.len => e as u32,
+            _ => u32::MAX,
         },
         flags: args.flags as u32,
     };

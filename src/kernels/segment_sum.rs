@@ -235,7 +235,10 @@ pub struct SegmentArgs<'a> {
     /// often. Raised to [`tile_len`] for batches past `MAX_TILES` tiles.
     pub chunk: Option<usize>,
     /// `Some`: every output is f16 (the gradient, sparse values or table of
-    /// an f16 table), each element rounded once by this; `None`: f32.
+    /// an f16 table), each element rounded once; `None`: f32. A gradient
+    /// (dense or sparse) rounds to nearest, as the table's gradient is stored
+    /// (`Round16::Stochastic` beside one is refused); the fused updates round
+    /// by this.
     pub half: Option<Round16>,
 }
 
@@ -334,9 +337,28 @@ fn check_sizes(gpu: &Gpu, args: &SegmentArgs, targets: &[SegmentOutput]) -> Resu
         args.grad_out,
     ];
     let mut writes = Vec::new();
+    let mut spans = Vec::new();
+    let mut states = Vec::new();
     for target in targets {
+        let gradient = matches!(
+            target,
+            SegmentOutput::Dense { .. } | SegmentOutput::Sparse { .. }
+        );
+        if gradient && matches!(args.half, Some(Round16::Stochastic { .. })) {
+            // The shader rounds a gradient to nearest whatever `stochastic`
+            // says; taking the request would write other bits than asked.
+            return Err(Error::InvalidArgument {
+                name: "half",
+                reason: "a dense or sparse gradient rounds to nearest; stochastic \
+                         rounding is for the fused updates (Sgd, Adagrad)"
+                    .into(),
+            });
+        }
         match target {
-            SegmentOutput::Adagrad { state, .. } => writes.push(*state),
+            SegmentOutput::Adagrad { state, .. } => {
+                writes.push(*state);
+                states.push(Span::whole(state));
+            }
             SegmentOutput::Sparse {
                 ranks,
                 rows: r,
@@ -344,6 +366,7 @@ fn check_sizes(gpu: &Gpu, args: &SegmentArgs, targets: &[SegmentOutput]) -> Resu
             } => {
                 reads.push(ranks);
                 writes.extend([*r, *values]);
+                spans.extend([Span::whole(r), Span::whole(values)]);
             }
             _ => {}
         }
@@ -363,6 +386,15 @@ fn check_sizes(gpu: &Gpu, args: &SegmentArgs, targets: &[SegmentOutput]) -> Resu
         for block in blocks {
             binding::check_span(gpu, "segment_sum output block", &block.span)?;
             writes.push(block.span.buffer);
+            // The bytes its rows are written to (an empty block writes none).
+            let bytes = (block.rows.len() as u64).saturating_mul(args.out_row_bytes());
+            if bytes > 0 {
+                let written = bytes.saturating_add(3) / 4 * 4;
+                spans.push(Span {
+                    size: block.span.size.min(written),
+                    ..block.span
+                });
+            }
         }
         if let SegmentOutput::Dense { grad: block }
         | SegmentOutput::Sgd { weight: block, .. }
@@ -416,7 +448,19 @@ fn check_sizes(gpu: &Gpu, args: &SegmentArgs, targets: &[SegmentOutput]) -> Resu
             )?;
         }
     }
-    binding::check_inputs_apart("segment_sum", &reads, &writes)
+    binding::check_inputs_apart("segment_sum", &reads, &writes)?;
+    // Outputs may be disjoint spans of one buffer (the row-blocks of a
+    // table), never overlapping ones, within a target or across them. The
+    // Adagrad state is indexed by table row, so every row-block's target
+    // shares the one state buffer (each writes its own rows' entries); it
+    // must only stay apart from the other outputs.
+    binding::check_spans_apart("segment_sum", &spans)?;
+    for state in states {
+        let mut with = spans.clone();
+        with.push(state);
+        binding::check_spans_apart("segment_sum", &with)?;
+    }
+    Ok(())
 }
 
 /// Records the partials pass (when any segment crosses a tile) once, then the

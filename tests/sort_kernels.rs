@@ -1,0 +1,152 @@
+//! The sort that the deterministic gradients start from, kernel by kernel,
+//! against the CPU twins: `row_histogram`, `exclusive_scan` (one dispatch,
+//! and the three-pass form past `SINGLE_MAX`, with `exclude` and `flags`)
+//! and `radix_sort` (1 to 8 passes). All of it is integer work, so every
+//! output must match bit for bit on every adapter.
+
+mod common;
+
+use common::{each_gpu, Rng};
+use proptest::prelude::*;
+use wgpu_embed::kernels::embedding_gather::STATUS_OK;
+use wgpu_embed::kernels::exclusive_scan::{self, ScanArgs, SINGLE_MAX};
+use wgpu_embed::kernels::radix_sort::{self, SortArgs};
+use wgpu_embed::kernels::row_histogram::{self, HistogramArgs};
+use wgpu_embed::{cpu, Gpu, IndexTensor};
+
+fn upload(gpu: &Gpu, v: &[u32]) -> IndexTensor {
+    IndexTensor::from_slice(gpu, v).unwrap()
+}
+
+/// `exclusive_scan` of `input` on the GPU.
+fn gpu_scan(gpu: &Gpu, input: &[u32], exclude: Option<usize>, flags: bool) -> Vec<u32> {
+    let (inp, out) = (upload(gpu, input), upload(gpu, &vec![7; input.len() + 1]));
+    let mut enc = gpu.encoder("scan");
+    let args = ScanArgs {
+        input: inp.buffer(),
+        len: input.len(),
+        out: out.buffer(),
+        exclude,
+        flags,
+    };
+    exclusive_scan::encode(gpu, &mut enc, &args).unwrap();
+    gpu.submit_and_wait(enc).unwrap();
+    out.to_vec().unwrap()
+}
+
+fn twin_scan(input: &[u32], exclude: Option<usize>, flags: bool) -> Vec<u32> {
+    let mut out = vec![0; input.len() + 1];
+    cpu::exclusive_scan(input, exclude, flags, &mut out);
+    out
+}
+
+/// Scans of every size class: one element, one block, the single-dispatch
+/// limit and just past it (three passes, a partial last block), with
+/// `exclude` inside, at and past `len` (past u32 too, where the low 32
+/// bits name a nonzero element: still nothing excluded),
+/// and counts that wrap u32.
+#[test]
+fn exclusive_scan_matches_the_twin_at_its_size_boundaries() {
+    let mut rng = Rng(11);
+    each_gpu(|gpu| {
+        for len in [
+            1,
+            4095,
+            4096,
+            4097,
+            SINGLE_MAX,
+            SINGLE_MAX + 1,
+            3 * SINGLE_MAX + 5,
+        ] {
+            let input: Vec<u32> = (0..len)
+                .map(|i| match i % 5 {
+                    0 => 0,
+                    // Large counts: the running sum wraps, as u32 arithmetic does.
+                    1 => u32::MAX - rng.below(1000) as u32,
+                    _ => rng.below(9) as u32,
+                })
+                .collect();
+            for exclude in [
+                None,
+                Some(0),
+                Some(len / 2),
+                Some(len - 1),
+                Some(len),
+                Some((1 << 32) + 1),
+            ] {
+                for flags in [false, true] {
+                    let got = gpu_scan(gpu, &input, exclude, flags);
+                    let want = twin_scan(&input, exclude, flags);
+                    assert!(
+                        got == want,
+                        "len {len}, exclude {exclude:?}, flags {flags}: first difference at {:?}",
+                        got.iter().zip(&want).position(|(a, b)| a != b)
+                    );
+                }
+            }
+        }
+    });
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// The histogram, both scans and the sort of one batch, as the layers
+    /// chain them, bit for bit; ids past the table are counted nowhere and
+    /// reported at the first one's position.
+    #[test]
+    fn the_sort_pipeline_matches_the_twins(
+        rows in prop_oneof![1usize..40, 15usize..18, 250usize..260, 65_530usize..65_540, Just(1 << 20)],
+        n in 1usize..3000,
+        bad in prop::option::of(0usize..3000),
+        seed in any::<u64>(),
+    ) {
+        let mut rng = Rng(seed);
+        let mut ids: Vec<u32> = (0..n).map(|_| rng.below(rows) as u32).collect();
+        if let Some(p) = bad.filter(|&p| p < n) {
+            ids[p] = rows as u32 + rng.below(5) as u32;
+        }
+        let mut status = STATUS_OK;
+        let mut counts = vec![0; rows];
+        cpu::row_histogram(rows, &ids, &mut status, &mut counts);
+        let offsets = twin_scan(&counts, None, false);
+        let exclude = Some(rng.below(rows));
+        let ranks = twin_scan(&counts, exclude, true);
+        // The sort takes ids within the bound (the layers sort only after
+        // the status says so).
+        let in_range: Vec<u32> = ids.iter().map(|&i| i % rows as u32).collect();
+        let (mut keys, mut positions) = (vec![0; n], vec![0; n]);
+        cpu::radix_sort(&in_range, rows, &mut keys, &mut positions);
+        each_gpu(|gpu| {
+            let (idx, sorted_in) = (upload(gpu, &ids), upload(gpu, &in_range));
+            let st = upload(gpu, &[STATUS_OK]);
+            let c = upload(gpu, &vec![9; rows]);
+            let (k, p) = (upload(gpu, &vec![0; n]), upload(gpu, &vec![0; n]));
+            let mut enc = gpu.encoder("sort pipeline");
+            let hist = HistogramArgs {
+                indices: idx.buffer(),
+                n,
+                num_embeddings: rows,
+                status: st.buffer(),
+                counts: c.buffer(),
+            };
+            row_histogram::encode(gpu, &mut enc, &hist).unwrap();
+            let sort = SortArgs {
+                keys: sorted_in.buffer(),
+                n,
+                key_bound: rows,
+                keys_out: k.buffer(),
+                positions_out: p.buffer(),
+            };
+            radix_sort::encode(gpu, &mut enc, &sort).unwrap();
+            gpu.submit_and_wait(enc).unwrap();
+            assert_eq!(st.to_vec().unwrap(), [status], "status");
+            let got_counts = c.to_vec().unwrap();
+            assert!(got_counts == counts, "counts");
+            assert!(gpu_scan(gpu, &got_counts, None, false) == offsets, "offsets");
+            assert!(gpu_scan(gpu, &got_counts, exclude, true) == ranks, "ranks");
+            assert!(k.to_vec().unwrap() == keys, "sorted keys");
+            assert!(p.to_vec().unwrap() == positions, "sorted positions (stable)");
+        });
+    }
+}
