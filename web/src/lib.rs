@@ -571,7 +571,16 @@ async fn more_lines(gpu: &Gpu, table: &[f32], ids: &[u32]) -> Vec<Value> {
             .await
     }
     .await;
-    out.push(result_line("one_hot", got, &want));
+    if status == wgpu_embed::STATUS_OK {
+        out.push(result_line("one_hot", got, &want));
+    } else {
+        // The ids are the self-check's own, all in range: a twin that
+        // reports one is a broken reference, not a pass.
+        out.push(failed(
+            "one_hot",
+            format!("the CPU twin reported position {status} out of range"),
+        ));
+    }
     let mut want = vec![0.0; DIM];
     cpu::column_sum(ids.len(), DIM, false, &go, &mut want);
     let got = async {
