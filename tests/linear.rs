@@ -7,7 +7,7 @@ mod common;
 use common::{data, each_gpu, relative_error};
 
 use wgpu_embed::kernels::one_hot::one_hot;
-use wgpu_embed::{cpu, Embedding, Error, Gpu, Linear, LinearOptions, Tensor};
+use wgpu_embed::{cpu, Embedding, Error, Gpu, Linear, LinearGrad, LinearOptions, Tensor};
 
 /// The matmul bound (tests/matmul.rs): f32 sums of a few hundred products
 /// stay within about √K · 2⁻²⁴ of the f64 twin.
@@ -363,6 +363,51 @@ fn shape_mismatches_are_typed_errors_naming_both_shapes() {
             lin.bias().unwrap().to_vec().unwrap(),
         );
         assert_eq!(after, before, "a refused step changes no weight");
+
+        // Buffers shared between inputs and outputs: refused before anything
+        // is recorded, so the caller's encoder stays usable. A square layer,
+        // where x, dy and dx share a shape.
+        let sq = Linear::new(gpu, 4, 4, true).unwrap();
+        let x = Tensor::from_slice(gpu, &[1.0; 8], &[2, 4]).unwrap();
+        let dy = Tensor::from_slice(gpu, &[1.0; 8], &[2, 4]).unwrap();
+        let g = sq.backward(&x, &dy).unwrap();
+        let mut encoder = gpu.encoder("aliased outputs");
+        let aliased = |input: Tensor| LinearGrad {
+            input,
+            weight: g.weight.clone(),
+            bias: g.bias.clone(),
+        };
+        // dx into x: dW would read the new dx as x.
+        for (what, grad) in [
+            ("dx into x", aliased(x.clone())),
+            ("dx into dy", aliased(dy.clone())),
+        ] {
+            let r = sq.encode_backward(&mut encoder, &x, &dy, &grad, false);
+            assert!(
+                matches!(
+                    &r,
+                    Err(Error::InvalidArgument {
+                        name: "buffers",
+                        ..
+                    })
+                ),
+                "{what}: {r:?}"
+            );
+        }
+        // The forward's output in its input: the matmul refuses it.
+        let r = sq.encode_forward(&mut encoder, &x, &x);
+        assert!(
+            matches!(
+                &r,
+                Err(Error::InvalidArgument {
+                    name: "buffers",
+                    ..
+                })
+            ),
+            "forward into its input: {r:?}"
+        );
+        gpu.submit_and_wait(encoder).unwrap();
+        assert_eq!(x.to_vec().unwrap(), [1.0; 8], "x unchanged");
     });
 }
 

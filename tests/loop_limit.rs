@@ -546,3 +546,66 @@ fn benchmark_kernels_refuse_loops_past_the_limit_on_cpu_adapters() {
         assert!(matches!(r, Err(Error::InvalidArgument { .. })), "{r:?}");
     });
 }
+
+/// A matmul's K is cut into dispatches that keep each invocation's loops
+/// under the limit whatever tile shape a caller passes: one invocation per
+/// workgroup copies whole K slabs alone (the longest copy loops), and a deep
+/// `bk` on the texture path, where it only sets the K step. Compared with
+/// the f64 twin within f32 drift: a term dropped by a cut loop is far past it.
+#[test]
+fn matmul_long_k_with_the_loopiest_tiles() {
+    use wgpu_embed::kernels::matmul::{self, MatmulArgs, MatmulOptions, RegisterTile, Tiles};
+    // B stored [N, K] (the texture path packs it K / 4 texels long, within
+    // every adapter's 8192-texel side; untransposed it would take K texels).
+    let (m, n, k) = (16, 16, 32_000);
+    let a = data(m * k, 3);
+    let b = data(n * k, 4);
+    let mut want = vec![0.0; m * n];
+    cpu::matmul(m, n, k, false, true, false, &a, &b, None, &mut want);
+    each_gpu(|gpu| {
+        let ta = Tensor::from_slice(gpu, &a, &[m, k]).unwrap();
+        let tb = Tensor::from_slice(gpu, &b, &[n, k]).unwrap();
+        let tile = |wg: u32, bk: u32, register| Tiles {
+            wg_x: wg,
+            wg_y: wg,
+            bk,
+            register,
+        };
+        let mut shapes = vec![
+            tile(1, 32, RegisterTile::R8x8),
+            tile(1, 10_000, RegisterTile::Texture32x32),
+        ];
+        // Mesa's GLSL compiler takes minutes over the 16 × 16 entry point.
+        if gpu.adapter_info().backend != wgpu::Backend::Gl {
+            shapes.push(tile(1, 32, RegisterTile::R16x16));
+        }
+        for tiles in shapes {
+            let c = Tensor::zeros(gpu, &[m, n]).unwrap();
+            let mut encoder = gpu.encoder("long K");
+            let args = MatmulArgs {
+                m,
+                n,
+                k,
+                a: ta.buffer(),
+                b: tb.buffer(),
+                bias: None,
+                c: c.buffer(),
+                options: MatmulOptions {
+                    trans_b: true,
+                    ..MatmulOptions::default()
+                },
+                tiles: Some(tiles),
+                fuse_extras: None,
+            };
+            matmul::encode(gpu, &mut encoder, &args).unwrap();
+            gpu.submit_and_wait(encoder).unwrap();
+            let err = common::relative_error(&c.to_vec().unwrap(), &want);
+            // √K · 2⁻²⁴ ≈ 1e-5 of drift; one of 32 000 terms lost is ~1e-3.
+            assert!(
+                err <= 5e-5,
+                "{} {tiles:?}: relative error {err:e}",
+                gpu.describe()
+            );
+        }
+    });
+}

@@ -4,7 +4,11 @@
 /// plain triple loop with the sum in f64: the reference the tiled kernel is
 /// measured against. `op(a)` is `a` (`[m, k]`) or, with `trans_a`, `aᵀ` of
 /// `a` stored `[k, m]`; `op(b)` is `b` (`[k, n]`) or, with `trans_b`, `bᵀ` of
-/// `b` stored `[n, k]`. Extras are added in the shader's order: bias, then C.
+/// `b` stored `[n, k]`. Extras are added in the shader's order: bias, then C
+/// (on CPU adapters a K past one dispatch adds them after the first range's
+/// sum and the later ranges after them). Not bit-exact, by design: the f64
+/// sum is the exact-ish answer an f32 kernel is measured against, and it
+/// does not overflow where an f32 running sum would.
 #[allow(clippy::too_many_arguments)]
 pub fn matmul(
     m: usize,

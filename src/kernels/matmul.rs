@@ -9,9 +9,10 @@ mod tiles;
 
 pub use tiles::{buffer_tiles_for, tiles_for, RegisterTile, Tiles};
 
+use crate::binding;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::kernels::to_u32;
+use crate::kernels::{loop_limited, to_u32, LOOP_BUDGET};
 use crate::pipeline::{KernelSpec, RuntimeChecks};
 use crate::recorder::{self, Recorder, Work};
 use crate::tensor::Tensor;
@@ -101,19 +102,43 @@ pub(super) fn epilogue(
 
 /// Products of K per dispatch on CPU rasterizers, which cut an invocation's
 /// loops short (`kernels::LOOP_BUDGET`; a 1 × 1 × 40 000 product summed
-/// 30 833 terms on the texture path before this split). 8 192 keeps every matmul entry point, at any
-/// tile shape the checks allow, under 50 000 iterations.
+/// 30 833 terms on the texture path before this split). At most 8 192, and
+/// fewer where a workgroup-memory slab costs an invocation many loop steps
+/// (see [`slab_loops`]).
 const CPU_K_CHUNK: usize = 8192;
 
+/// Loop iterations one invocation runs per K slab of the workgroup-memory
+/// kernels: the slab loop's own, its share of the two slab copies (each
+/// `bk · side/4 · wg` vec4s over `wg_x · wg_y` invocations) and the `bk`
+/// steps of the product. One invocation per workgroup copying 32-deep slabs
+/// of 16 × 16 tiles alone runs 289 a slab, so 256 slabs (8 192 of K) ran
+/// past Mesa's limit and dropped a third of the sum.
+fn slab_loops(tiles: &Tiles) -> usize {
+    let q = tiles.register.side() as usize / 4;
+    let (wg_x, wg_y, bk) = (tiles.wg_x as usize, tiles.wg_y as usize, tiles.bk as usize);
+    let wg = (wg_x * wg_y).max(1);
+    1 + bk + (bk * q * wg_y).div_ceil(wg) + (bk * q * wg_x).div_ceil(wg)
+}
+
 /// The K ranges of the dispatches: all of K at once on GPUs; on CPU
-/// rasterizers ranges of at most [`CPU_K_CHUNK`], each a whole number of K
-/// slabs (and of 4-wide texels), so no slab straddles two dispatches.
+/// rasterizers ranges of at most [`CPU_K_CHUNK`], and of at most
+/// `LOOP_BUDGET` loop steps an invocation, each a whole number of K slabs
+/// (and of 4-wide texels), so no slab straddles two dispatches. The texture
+/// path has no slabs: its step is one texel whatever `bk` says.
 fn k_chunks(gpu: &Gpu, k: usize, tiles: &Tiles) -> Vec<std::ops::Range<usize>> {
-    if gpu.adapter_info().device_type != wgpu::DeviceType::Cpu || k <= CPU_K_CHUNK {
+    if !loop_limited(gpu) || k == 0 {
         return std::iter::once(0..k).collect();
     }
-    let step = tiles.bk.max(1) as usize * 4;
-    let chunk = (CPU_K_CHUNK / step * step).max(step);
+    let (step, chunk) = if tiles.register == RegisterTile::Texture32x32 {
+        (4, CPU_K_CHUNK)
+    } else {
+        let bk = tiles.bk.max(1) as usize;
+        // One slab's loops fit the budget at any tile shape workgroup memory
+        // admits (2 561 for one invocation of 8 × 8 tiles 512 deep, in 32 KiB).
+        let slabs = (LOOP_BUDGET / slab_loops(tiles)).max(1);
+        (bk * 4, CPU_K_CHUNK.min(slabs * bk))
+    };
+    let chunk = (chunk / step * step).max(step);
     (0..k.div_ceil(chunk))
         .map(|i| i * chunk..((i + 1) * chunk).min(k))
         .collect()
@@ -210,6 +235,11 @@ pub(crate) fn record(rec: &mut Recorder, args: &MatmulArgs) -> Result<()> {
     if let Some(bias) = args.bias {
         at_least("matmul bias elements", bias, n)?;
     }
+    // Here, not left to the bind group: the texture path binds C beside the
+    // operands through bind_resources, where wgpu finds the conflict only
+    // when the caller's encoder is finished, losing all of it.
+    let reads: Vec<&wgpu::Buffer> = [args.a, args.b].into_iter().chain(args.bias).collect();
+    binding::check_no_alias("matmul", &reads, &[args.c])?;
     let mut tiles = args.tiles.unwrap_or_else(|| tiles_for(gpu));
     tiles.check(gpu)?;
     let grid = |tiles: &Tiles| -> Result<(u32, u32)> {

@@ -3,7 +3,7 @@
 //! kernels (the last is the embedding tables' own: a parameter is a table of
 //! one row per output).
 
-use crate::binding::RowBlock;
+use crate::binding::{self, RowBlock};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::column_sum;
@@ -193,7 +193,8 @@ impl Linear {
     fn batch_of(&self, x: &Tensor, what: &'static str) -> Result<usize> {
         x.check_gpu(&self.gpu, what)?;
         match x.shape().split_last() {
-            Some((&last, lead)) if last == self.in_features => Ok(lead.iter().product()),
+            // Checked: a tensor of no elements may have huge other dimensions.
+            Some((&last, lead)) if last == self.in_features => numel(what, lead),
             _ => {
                 let mut expected = x.shape().to_vec();
                 match expected.last_mut() {
@@ -327,6 +328,13 @@ impl Linear {
             let batch = self.check_backward(x, grad_y)?;
             self.check_like(&grad.input, x.shape(), "Linear::backward input gradient")?;
             self.check_params_grad(grad, "Linear::backward weight or bias gradient")?;
+            // Each product is checked alone, but dx is written before dW
+            // reads x: a gradient sharing an input's buffer would change it.
+            let mut reads = vec![x.buffer(), grad_y.buffer(), self.weight.buffer()];
+            reads.extend(self.bias.as_ref().map(|b| b.buffer()));
+            let mut writes = vec![grad.input.buffer(), grad.weight.buffer()];
+            writes.extend(grad.bias.as_ref().map(|b| b.buffer()));
+            binding::check_no_alias("Linear::encode_backward", &reads, &writes)?;
             self.record_backward(rec, x, grad_y, grad, accumulate, batch)
         })
     }

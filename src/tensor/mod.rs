@@ -154,6 +154,11 @@ impl Tensor {
     }
     /// Number of elements.
     pub fn numel(&self) -> usize {
+        // A shape with a 0 may multiply past usize in its other dimensions
+        // (creation checked the product, which is 0); any other fits.
+        if self.shape.contains(&0) {
+            return 0;
+        }
         self.shape.iter().product()
     }
     /// Bytes of data (not of the allocation, which is padded to at least 4).
