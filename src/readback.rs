@@ -63,7 +63,8 @@ fn map_read(
 }
 
 /// What the map callback reported (`None`: it never ran), as the readback's result.
-/// A staging buffer whose map did not finish stays out of the cache.
+/// A staging buffer whose map did not finish stays out of the cache (as one
+/// whose async wait was cancelled does: see [`map_after_async`]).
 fn mapped(
     gpu: &Gpu,
     staging: &GpuBuffer,
@@ -178,6 +179,10 @@ pub(crate) async fn map_after_async(
     if blocking() || gpu.gl_held_here() {
         return map_after(gpu, staging, bytes, what, index);
     }
+    // A caller that drops this future mid-wait (a timeout, a page moving
+    // on) leaves the map pending: the buffer must not go back to the cache,
+    // where a later submit would find it mapped. Disarmed once it is read.
+    let cancelled = Unmapped(staging);
     let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
     map_read(gpu, staging, bytes, move |r| {
         let _ = tx.send(r);
@@ -204,11 +209,22 @@ pub(crate) async fn map_after_async(
     #[cfg(target_arch = "wasm32")]
     let _ = index;
     let outcome = rx.receive().await;
+    std::mem::forget(cancelled);
     if let Some(e) = failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
         staging.never_reuse();
         return Err(e);
     }
     mapped(gpu, staging, bytes, what, outcome)
+}
+
+/// Keeps a staging buffer out of the cache if dropped: held across the
+/// await of a map, which a cancelled future leaves pending.
+struct Unmapped<'a>(&'a GpuBuffer);
+
+impl Drop for Unmapped<'_> {
+    fn drop(&mut self) {
+        self.0.never_reuse();
+    }
 }
 
 /// Maps `staging` (MAP_READ), whose copy is in submission `index`, waits

@@ -108,6 +108,34 @@ fn async_readback_equals_blocking() {
     });
 }
 
+/// A readback future dropped mid-wait (a timeout, a page that moves on)
+/// leaves its staging buffer's map pending: that buffer must not come back
+/// from the cache, where every later read of its size would fail on a
+/// mapped buffer.
+#[test]
+fn a_cancelled_async_readback_does_not_break_later_ones() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    each_gpu(|gpu| {
+        let data: Vec<f32> = (0..4096).map(|i| i as f32).collect();
+        let t = Tensor::from_slice(gpu, &data, &[4096]).unwrap();
+        let mut cancelled = 0;
+        for _ in 0..8 {
+            let mut read = std::pin::pin!(t.to_vec_async());
+            let mut cx = Context::from_waker(Waker::noop());
+            if let Poll::Pending = read.as_mut().poll(&mut cx) {
+                cancelled += 1;
+            }
+            // Dropped here, mid-wait when it was pending.
+        }
+        assert!(cancelled > 0, "no readback was still waiting when dropped");
+        for _ in 0..8 {
+            assert_eq!(t.to_vec().unwrap(), data);
+            assert_eq!(pollster::block_on(t.to_vec_async()).unwrap(), data);
+        }
+    });
+}
+
 #[test]
 fn shape_and_length_errors_for_tensors() {
     each_gpu(|gpu| {
