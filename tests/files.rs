@@ -250,7 +250,65 @@ fn bad_files_are_typed_errors_naming_expected_and_found() {
             "took {:?}",
             started.elapsed()
         );
+        // A shape npyz would evaluate but this check could not bound (hex,
+        // a sum): refused, not left to npyz's unchecked product.
+        for shape in ["(0x100000000, 0x100000000)", "(4294967296+0, 4294967296)"] {
+            let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+            std::fs::write(&cut, npy_file(&dict, &[0; 8])).unwrap();
+            match Embedding::from_npy(gpu, &cut, true) {
+                Err(Error::File { reason, .. }) => {
+                    assert!(reason.contains("decimal integers"), "{shape}: {reason}")
+                }
+                other => panic!("{shape}: expected File, got {:?}", other.err()),
+            }
+        }
+        // A version-2 header declaring 4 GiB in a 12-byte file: refused at
+        // once (npyz allocated the declared length before reading it).
+        std::fs::write(&cut, b"\x93NUMPY\x02\x00\xff\xff\xff\xff").unwrap();
+        match Embedding::from_npy(gpu, &cut, true) {
+            Err(Error::File { reason, .. }) => assert!(
+                reason.contains("4294967295 bytes from byte 12, past the file's 12 bytes"),
+                "{reason}"
+            ),
+            other => panic!("expected File, got {:?}", other.err()),
+        }
         let _ = std::fs::remove_file(cut);
         let _ = std::fs::remove_file(cut_st);
+    });
+}
+
+/// A save replaces the file whole: over an old file it leaves the new
+/// table; one that fails (here the path is a directory) leaves what was
+/// there and no partial file beside it.
+#[test]
+fn saves_replace_the_file_whole_or_not_at_all() {
+    each_gpu(|gpu| {
+        let values = fixture_values();
+        let emb = Embedding::from_pretrained(gpu, &values, 6, 5, true).unwrap();
+        let other: Vec<f32> = values.iter().map(|v| v + 1.0).collect();
+        let newer = Embedding::from_pretrained(gpu, &other, 6, 5, true).unwrap();
+        let npy = scratch("replace.npy");
+        let st = scratch("replace.safetensors");
+        emb.save_npy(&npy).unwrap();
+        emb.save_safetensors(&st, "weight").unwrap();
+        newer.save_npy(&npy).unwrap();
+        newer.save_safetensors(&st, "weight").unwrap();
+        let back = Embedding::from_npy(gpu, &npy, true).unwrap();
+        assert_eq!(back.weight().to_vec().unwrap(), other);
+        let back = Embedding::from_safetensors(gpu, &st, "weight", true).unwrap();
+        assert_eq!(back.weight().to_vec().unwrap(), other);
+        let dir = scratch("a-directory");
+        std::fs::create_dir_all(dir.join("kept")).unwrap();
+        for r in [emb.save_npy(&dir), emb.save_safetensors(&dir, "weight")] {
+            assert!(matches!(r, Err(Error::File { .. })), "{r:?}");
+        }
+        assert!(dir.join("kept").is_dir(), "the directory is untouched");
+        let mut partial = dir.clone().into_os_string();
+        partial.push(".partial");
+        assert!(!PathBuf::from(partial).exists(), "no partial file is left");
+        for f in [npy, st] {
+            let _ = std::fs::remove_file(f);
+        }
+        let _ = std::fs::remove_dir_all(dir);
     });
 }

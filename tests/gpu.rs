@@ -115,7 +115,7 @@ fn async_readback_equals_blocking() {
 #[test]
 fn a_cancelled_async_readback_does_not_break_later_ones() {
     use std::future::Future;
-    use std::task::{Context, Poll, Waker};
+    use std::task::{Context, Waker};
     each_gpu(|gpu| {
         let data: Vec<f32> = (0..4096).map(|i| i as f32).collect();
         let t = Tensor::from_slice(gpu, &data, &[4096]).unwrap();
@@ -123,7 +123,7 @@ fn a_cancelled_async_readback_does_not_break_later_ones() {
         for _ in 0..8 {
             let mut read = std::pin::pin!(t.to_vec_async());
             let mut cx = Context::from_waker(Waker::noop());
-            if let Poll::Pending = read.as_mut().poll(&mut cx) {
+            if read.as_mut().poll(&mut cx).is_pending() {
                 cancelled += 1;
             }
             // Dropped here, mid-wait when it was pending.

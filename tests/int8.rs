@@ -11,7 +11,7 @@ use common::*;
 use serde_json::Value;
 use wgpu_embed::cpu::int8_rowwise::{self, Int8Rows};
 use wgpu_embed::cpu::{self, BagMode};
-use wgpu_embed::{DType, Embedding, EmbeddingBag, EmbeddingOptions, Error, Tensor};
+use wgpu_embed::{DType, Embedding, EmbeddingBag, EmbeddingOptions, Error, Int8Tensor, Tensor};
 
 fn fixture() -> Value {
     serde_json::from_str(include_str!("data/int8.json")).expect("tests/data/int8.json is JSON")
@@ -314,5 +314,36 @@ fn training_an_int8_table_is_a_typed_error_and_changes_nothing() {
             })
         ));
         assert_eq!(emb.weight().to_int8_rowwise().unwrap().unwrap(), before);
+    });
+}
+
+/// The public constructors take any shape: one whose rows would pass every
+/// buffer is a typed error before any host copy (its `dim + 8` row once
+/// wrapped to a byte, and the conversion then asked for 2^62 words).
+#[test]
+fn int8_tensors_of_huge_shapes_are_typed_errors() {
+    each_gpu(|gpu| {
+        for shape in [[1, usize::MAX - 6], [2, usize::MAX / 2], [usize::MAX, 4]] {
+            let r = Int8Tensor::from_fused(gpu, &[0u8], shape);
+            assert!(
+                matches!(r, Err(Error::TooLarge { .. })),
+                "{shape:?}: {:?}",
+                r.err()
+            );
+            let r = Int8Tensor::quantize(gpu, &[], shape);
+            assert!(
+                matches!(r, Err(Error::TooLarge { .. })),
+                "{shape:?}: {:?}",
+                r.err()
+            );
+        }
+        // No rows: nothing to hold, whatever the width.
+        let empty = Int8Tensor::quantize(gpu, &[], [0, usize::MAX]);
+        assert!(empty.is_ok(), "{:?}", empty.err());
+        // A right shape still round-trips through the fused bytes.
+        let data: Vec<f32> = (0..12).map(|i| i as f32 * 0.5 - 2.0).collect();
+        let fused = int8_rowwise::quantize(&data, 4);
+        let t = Int8Tensor::from_fused(gpu, &fused, [3, 4]).unwrap();
+        assert_eq!(t.to_fused_vec().unwrap(), fused);
     });
 }

@@ -11,7 +11,8 @@
 
 /// Bytes of one row in FBGEMM's layout: the codes, scale and bias.
 pub fn fused_row_bytes(dim: usize) -> usize {
-    dim + 8
+    // Saturating: a caller's huge dim is refused by a length check, not a wrap.
+    dim.saturating_add(8)
 }
 
 /// u32 words of one row on the GPU: the codes padded to a word, scale, bias.

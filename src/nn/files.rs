@@ -1,9 +1,11 @@
 //! Embedding tables from and to files: safetensors (the `safetensors` crate)
-//! and NumPy `.npy` (the `npyz` crate), f32 or f16 on disk. Files are
-//! memory-mapped, so a large table is read once, straight into the upload.
+//! and NumPy `.npy` (the `npyz` crate): f32, f16, or an int8 row-wise table
+//! as `[rows, dim + 8]` bytes. Files are memory-mapped and converted once
+//! into the host copy that is uploaded (plus a transpose for Fortran order,
+//! or a conversion where `options.dtype` differs from the file's).
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use half::f16;
@@ -156,8 +158,8 @@ fn size_error(path: &Path, file: &[u8]) -> Error {
 /// inside (a structured dtype, or a crafted one; found by `fuzz/npy`). A
 /// plain float array's header holds one `{`, one `(` (the shape) and no `[`.
 fn check_npy_header(path: &Path, file: &[u8]) -> Result<()> {
-    let header = || -> Option<&[u8]> {
-        let (start, len): (usize, usize) = match *file.get(6)? {
+    let header = || -> Option<(usize, usize)> {
+        Some(match *file.get(6)? {
             1 => (
                 10,
                 u16::from_le_bytes(file.get(8..10)?.try_into().ok()?) as usize,
@@ -166,12 +168,24 @@ fn check_npy_header(path: &Path, file: &[u8]) -> Result<()> {
                 12,
                 u32::from_le_bytes(file.get(8..12)?.try_into().ok()?) as usize,
             ),
-        };
-        file.get(start..start.checked_add(len)?.min(file.len()))
+        })
     };
-    let Some(header) = header() else {
+    let Some((start, len)) = header() else {
         return Ok(()); // too short to hold a header: npyz says what is wrong
     };
+    // npyz allocates the declared length before reading it: up to 4 GiB
+    // for a 12-byte file.
+    let end = start.saturating_add(len);
+    if end > file.len() {
+        return Err(file_error(
+            path,
+            format_args!(
+                "the header declares {len} bytes from byte {start}, past the file's {} bytes",
+                file.len()
+            ),
+        ));
+    }
+    let header = &file[start..end];
     let count = |c: u8| header.iter().filter(|&&b| b == c).count();
     if count(b'[') > 0 || count(b'(') > 1 || count(b'{') > 1 {
         return Err(Error::FileDType {
@@ -187,8 +201,9 @@ fn check_npy_header(path: &Path, file: &[u8]) -> Result<()> {
 /// Refuses, before npyz parses it, a shape whose dimensions (the zeros left
 /// out) multiply past 64 bits: npyz multiplies them unchecked, which panics
 /// where overflow checks are on (debug builds, `fuzz/npy`) and wraps where
-/// they are off. NumPy writes the shape as a tuple of decimal integers;
-/// anything else is left to npyz's parser.
+/// they are off. NumPy writes the shape as a tuple of decimal integers; a
+/// dimension written any other way (hex, `2**40`, `1_0`, which npyz's
+/// parser evaluates) is refused too, as this check could not bound it.
 fn check_npy_shape(path: &Path, header: &[u8]) -> Result<()> {
     let text = String::from_utf8_lossy(header);
     let Some(tuple) = text
@@ -198,15 +213,26 @@ fn check_npy_shape(path: &Path, header: &[u8]) -> Result<()> {
     else {
         return Ok(());
     };
-    let dims: Option<Vec<u64>> = tuple
+    let words: Vec<&str> = tuple
         .split(',')
         .map(str::trim)
         .filter(|d| !d.is_empty())
         // Python 2's NumPy wrote longs as `3L`.
-        .map(|d| d.trim_end_matches(['L', 'l']).parse().ok())
+        .map(|d| d.trim_end_matches(['L', 'l']))
+        .collect();
+    let decimal = |d: &str| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit());
+    let dims: Option<Vec<u64>> = words
+        .iter()
+        .map(|d| decimal(d).then(|| d.parse().ok()).flatten())
         .collect();
     let Some(dims) = dims else {
-        return Ok(());
+        return Err(file_error(
+            path,
+            format_args!(
+                "the shape ({}) is not a tuple of decimal integers, as NumPy writes it",
+                tuple.chars().take(60).collect::<String>()
+            ),
+        ));
     };
     let fits = dims
         .iter()
@@ -310,8 +336,9 @@ fn transpose<T: Copy>(v: &[T], rows: usize, dim: usize) -> Vec<T> {
 }
 
 impl Embedding {
-    /// The 2-D tensor `tensor_name` of a safetensors file (F32 or F16), in the
-    /// file's dtype, as `Embedding.from_pretrained`. The file is memory-mapped.
+    /// The 2-D tensor `tensor_name` of a safetensors file (F32, F16, or U8
+    /// `[rows, dim + 8]` for an int8 row-wise table), in the file's dtype, as
+    /// `Embedding.from_pretrained`. The file is memory-mapped.
     pub fn from_safetensors(
         gpu: &Gpu,
         path: impl AsRef<Path>,
@@ -335,8 +362,9 @@ impl Embedding {
         from_loaded(gpu, read_safetensors(path.as_ref(), tensor_name)?, options)
     }
 
-    /// The 2-D array of a `.npy` file (`<f4`/`>f4` or `<f2`/`>f2`, C or
-    /// Fortran order), in the file's dtype. The file is memory-mapped.
+    /// The 2-D array of a `.npy` file (`<f4`/`>f4`, `<f2`/`>f2`, or `|u1`
+    /// `[rows, dim + 8]` for an int8 row-wise table; C or Fortran order), in
+    /// the file's dtype. The file is memory-mapped.
     pub fn from_npy(gpu: &Gpu, path: impl AsRef<Path>, freeze: bool) -> Result<Embedding> {
         let loaded = read_npy(path.as_ref())?;
         let dtype = loaded.dtype();
@@ -353,13 +381,15 @@ impl Embedding {
     }
 
     /// Writes the table as tensor `tensor_name` of a safetensors file, in the
-    /// table's dtype (F32 or F16).
+    /// table's dtype (F32, F16, or an int8 row-wise table's `[rows, dim + 8]`
+    /// U8 bytes). The table is read first and the file replaced whole (written
+    /// beside it, then renamed): an error leaves any file at `path` as it was.
     pub fn save_safetensors(&self, path: impl AsRef<Path>, tensor_name: &str) -> Result<()> {
         let path = path.as_ref();
-        let shape = vec![self.num_embeddings(), self.dim()];
-        let (dtype, bytes): (StDtype, Vec<u8>) = match self.dtype() {
+        let (dtype, cols, bytes): (StDtype, usize, Vec<u8>) = match self.dtype() {
             DType::F32 => (
                 StDtype::F32,
+                self.dim(),
                 self.weight()
                     .to_vec()?
                     .iter()
@@ -368,6 +398,7 @@ impl Embedding {
             ),
             DType::F16 => (
                 StDtype::F16,
+                self.dim(),
                 self.weight()
                     .to_f16_vec()?
                     .iter()
@@ -376,59 +407,69 @@ impl Embedding {
             ),
             DType::Int8 => (
                 StDtype::U8,
+                self.dim() + 8,
                 self.weight().to_int8_rowwise()?.unwrap_or_default(),
             ),
         };
-        let shape = match self.dtype() {
-            DType::Int8 => vec![self.num_embeddings(), self.dim() + 8],
-            _ => shape,
-        };
+        let shape = vec![self.num_embeddings(), cols];
         let view = TensorView::new(dtype, shape, &bytes).map_err(|e| file_error(path, e))?;
-        safetensors::tensor::serialize_to_file([(tensor_name, view)], None, path)
-            .map_err(|e| file_error(path, e))
+        let file = safetensors::tensor::serialize([(tensor_name, view)], None)
+            .map_err(|e| file_error(path, e))?;
+        replace_file(path, |out| out.write_all(&file))
     }
 
-    /// Writes the table as a `.npy` file (`<f4` or `<f2`, C order).
+    /// Writes the table as a `.npy` file (`<f4`, `<f2`, or an int8 row-wise
+    /// table's `[rows, dim + 8]` `|u1` bytes; C order). As
+    /// [`save_safetensors`](Self::save_safetensors), the table is read first
+    /// and the file replaced whole.
     pub fn save_npy(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let shape = [self.num_embeddings() as u64, self.dim() as u64];
-        let file = File::create(path).map_err(|e| file_error(path, e))?;
-        let out = BufWriter::new(file);
-        let io = |e: std::io::Error| file_error(path, e);
+        let rows = self.num_embeddings() as u64;
         match self.dtype() {
-            DType::F32 => {
-                let mut w = npyz::WriteOptions::<f32>::new()
-                    .default_dtype()
-                    .shape(&shape)
-                    .writer(out)
-                    .begin_nd()
-                    .map_err(io)?;
-                w.extend(self.weight().to_vec()?).map_err(io)?;
-                w.finish().map_err(io)
-            }
-            DType::F16 => {
-                let mut w = npyz::WriteOptions::<f16>::new()
-                    .default_dtype()
-                    .shape(&shape)
-                    .writer(out)
-                    .begin_nd()
-                    .map_err(io)?;
-                w.extend(self.weight().to_f16_vec()?).map_err(io)?;
-                w.finish().map_err(io)
-            }
-            DType::Int8 => {
-                let mut w = npyz::WriteOptions::<u8>::new()
-                    .default_dtype()
-                    .shape(&[shape[0], shape[1] + 8])
-                    .writer(out)
-                    .begin_nd()
-                    .map_err(io)?;
-                w.extend(self.weight().to_int8_rowwise()?.unwrap_or_default())
-                    .map_err(io)?;
-                w.finish().map_err(io)
-            }
+            DType::F32 => write_npy(path, [rows, self.dim() as u64], self.weight().to_vec()?),
+            DType::F16 => write_npy(path, [rows, self.dim() as u64], self.weight().to_f16_vec()?),
+            DType::Int8 => write_npy(
+                path,
+                [rows, self.dim() as u64 + 8],
+                self.weight().to_int8_rowwise()?.unwrap_or_default(),
+            ),
         }
     }
+}
+
+/// `values` as a C-order `.npy` array of `shape`, replacing `path` whole.
+fn write_npy<T: npyz::AutoSerialize>(path: &Path, shape: [u64; 2], values: Vec<T>) -> Result<()> {
+    replace_file(path, |out| {
+        let mut w = npyz::WriteOptions::<T>::new()
+            .default_dtype()
+            .shape(&shape)
+            .writer(out)
+            .begin_nd()?;
+        w.extend(values)?;
+        w.finish()
+    })
+}
+
+/// Writes a file beside `path` with `write`, then renames it over `path`: a
+/// failure at any point (a full disk, a bad directory) leaves what was at
+/// `path` untouched and removes the partial file.
+fn replace_file(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
+) -> Result<()> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
+    let written = (|| {
+        let mut out = BufWriter::new(File::create(&partial)?);
+        write(&mut out)?;
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&partial, path)
+    })();
+    written.map_err(|e| {
+        let _ = std::fs::remove_file(&partial);
+        file_error(path, e)
+    })
 }
 
 impl Loaded {

@@ -21,13 +21,21 @@ pub struct Int8Tensor {
 
 /// Allocation size of `rows` rows: a multiple of 8 bytes, because the vec4
 /// bag kernel reads tables as `array<vec2<u32>>`.
+/// Saturating, so that a caller's huge shape reaches the size check.
 fn int8_bytes(rows: usize, dim: usize) -> u64 {
-    (rows as u64 * words_per_row(dim) as u64 * 4).div_ceil(8) * 8
+    (rows as u64)
+        .saturating_mul(words_per_row(dim) as u64)
+        .saturating_mul(4)
+        .saturating_add(7)
+        / 8
+        * 8
 }
 
 impl Int8Tensor {
     /// Uploads rows in FBGEMM's layout (`rows × (dim + 8)` bytes).
     pub fn from_fused(gpu: &Gpu, fused: &[u8], [rows, dim]: [usize; 2]) -> Result<Int8Tensor> {
+        let bytes = int8_bytes(rows, dim);
+        gpu.check_size("int8 row-wise tensor", bytes, true)?;
         let want = rows.saturating_mul(int8_rowwise::fused_row_bytes(dim));
         if fused.len() != want {
             return Err(Error::LengthMismatch {
@@ -36,8 +44,6 @@ impl Int8Tensor {
                 found: fused.len(),
             });
         }
-        let bytes = int8_bytes(rows, dim);
-        gpu.check_size("int8 row-wise tensor", bytes, true)?;
         let mut words = int8_rowwise::to_words(fused, dim);
         words.resize((bytes / 4) as usize, 0);
         let buffer = gpu.storage_from("int8 row-wise tensor", &words)?;
@@ -50,6 +56,7 @@ impl Int8Tensor {
 
     /// Quantizes `data` (`rows × dim` f32, FBGEMM's quantizer) and uploads it.
     pub fn quantize(gpu: &Gpu, data: &[f32], shape: [usize; 2]) -> Result<Int8Tensor> {
+        gpu.check_size("int8 row-wise tensor", int8_bytes(shape[0], shape[1]), true)?;
         if data.len() != shape[0].saturating_mul(shape[1]) {
             return Err(Error::LengthMismatch {
                 what: "data to quantize (rows × dim)",

@@ -21,8 +21,10 @@ use half::f16;
 
 use super::{DType, HalfTensor, Int8Tensor, Tensor};
 use crate::binding::{RowBlock, Span};
+use crate::cpu::int8_rowwise;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::memory::GpuBuffer;
 
 /// One block's storage.
 #[derive(Clone)]
@@ -80,6 +82,40 @@ impl Block {
             Block::F32(t) => t.write(data),
             Block::F16(t) => t.write(data),
             Block::Int8(t) => t.write(data),
+        }
+    }
+    /// `data` (this block's rows) in a new buffer, as the block stores it,
+    /// and its length in bytes: the first half of a write that must change
+    /// every block or none (see [`Table::write_blocks`]).
+    fn stage(&self, gpu: &Gpu, data: &[f32]) -> Result<(GpuBuffer, u64)> {
+        let numel = match self {
+            Block::F32(t) => t.numel(),
+            Block::F16(t) => t.numel(),
+            Block::Int8(t) => t.shape().iter().product(),
+        };
+        if data.len() != numel {
+            return Err(Error::LengthMismatch {
+                what: "table block write data",
+                expected: numel,
+                found: data.len(),
+            });
+        }
+        let what = "table write staging";
+        match self {
+            Block::F32(_) => Ok((gpu.storage_from(what, data)?, data.len() as u64 * 4)),
+            Block::F16(_) => {
+                let mut halves: Vec<f16> = data.iter().map(|&x| f16::from_f32(x)).collect();
+                // Whole words, as the block's buffer holds them.
+                if halves.len() % 2 == 1 {
+                    halves.push(f16::ZERO);
+                }
+                Ok((gpu.storage_from(what, &halves)?, halves.len() as u64 * 2))
+            }
+            Block::Int8(t) => {
+                let dim = t.shape()[1];
+                let words = int8_rowwise::to_words(&int8_rowwise::quantize(data, dim), dim);
+                Ok((gpu.storage_from(what, &words)?, words.len() as u64 * 4))
+            }
         }
     }
     /// `count` rows from block row `first` (an f16 block is read whole: its
@@ -402,23 +438,35 @@ impl Table {
     }
     /// Overwrites the table with `data` (row-major, every row; rounded to
     /// f16 for an f16 table), in queue order.
+    /// Every block changes or none: see [`write_blocks`](Self::write_blocks).
     pub fn write(&self, data: &[f32]) -> Result<()> {
         check_len("table write data", data.len(), self.shape[0], self.shape[1])?;
         let dim = self.shape[1];
-        for (rows, b) in self.block_rows().zip(&self.blocks) {
-            b.write(&data[rows.start * dim..rows.end * dim])?;
-        }
-        Ok(())
+        self.write_blocks(|_, rows| Ok(data[rows.start * dim..rows.end * dim].to_vec()))
     }
-    /// Overwrites block `k` with `data` (its rows, row-major).
-    pub(crate) fn write_block(&self, k: usize, data: &[f32]) -> Result<()> {
-        match self.blocks.get(k) {
-            Some(b) => b.write(data),
-            None => Err(Error::InvalidArgument {
-                name: "block",
-                reason: format!("{k} is not a block of a table of {}", self.blocks.len()),
-            }),
+    /// Overwrites every block with `rows_of(k, rows)` (block `k`'s rows,
+    /// row-major), all or nothing: one block's write is one `write_buffer`;
+    /// several are staged in buffers of their own first (the host holding
+    /// one block's values at a time), then copied in one submission, so
+    /// an error staging a later block (out of memory) leaves the table as
+    /// it was, not half written.
+    pub(crate) fn write_blocks(
+        &self,
+        mut rows_of: impl FnMut(usize, Range<usize>) -> Result<Vec<f32>>,
+    ) -> Result<()> {
+        if let [only] = &self.blocks[..] {
+            return only.write(&rows_of(0, 0..self.shape[0])?);
         }
+        let _scope = self.gpu.scope();
+        let mut staged = Vec::with_capacity(self.blocks.len());
+        for (k, (rows, b)) in self.block_rows().zip(&self.blocks).enumerate() {
+            staged.push(b.stage(&self.gpu, &rows_of(k, rows)?)?);
+        }
+        let mut encoder = self.gpu.encoder("table write");
+        for (b, (buffer, bytes)) in self.blocks.iter().zip(&staged) {
+            encoder.copy_buffer_to_buffer(buffer.raw(), 0, b.buffer(), 0, *bytes);
+        }
+        self.gpu.submit(encoder).map(drop)
     }
     /// Overwrites row `row` with `data` (`dim` values).
     pub(crate) fn write_row(&self, row: usize, data: &[f32]) -> Result<()> {
@@ -523,5 +571,53 @@ impl std::fmt::Debug for Table {
             self.blocks.len(),
             self.gpu.describe()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Table;
+    use crate::error::Error;
+    use crate::tensor::DType;
+    use crate::{Gpu, GpuOptions};
+
+    /// A write of several blocks that fails at a later block (here the
+    /// values of block 2 cannot be made) changes no block; one that
+    /// succeeds writes every block as its dtype stores it.
+    #[test]
+    fn a_multi_block_write_changes_every_block_or_none() {
+        let gpus = Gpu::all(&GpuOptions::default())
+            .unwrap_or_else(|e| panic!("GPU tests need an adapter and found none: {e}"));
+        assert!(
+            !gpus.is_empty(),
+            "no GPU adapter: install lavapipe with `apt-get install -y mesa-vulkan-drivers`"
+        );
+        for gpu in gpus {
+            let gpu = gpu.unwrap_or_else(|e| panic!("an adapter failed to open: {e}"));
+            for dtype in [DType::F32, DType::F16, DType::Int8] {
+                let (rows, dim) = (10, 3);
+                let old: Vec<f32> = (0..rows * dim).map(|i| i as f32 * 0.5).collect();
+                let table = Table::from_f32(&gpu, &old, [rows, dim], dtype, 4).unwrap();
+                assert_eq!(table.num_blocks(), 3);
+                let before = table.to_vec().unwrap();
+                let r = table.write_blocks(|k, rows| match k {
+                    2 => Err(Error::InvalidArgument {
+                        name: "test",
+                        reason: "block 2 fails".into(),
+                    }),
+                    _ => Ok(vec![-1.0; rows.len() * dim]),
+                });
+                assert!(matches!(r, Err(Error::InvalidArgument { .. })), "{r:?}");
+                assert_eq!(table.to_vec().unwrap(), before, "{dtype:?}: unchanged");
+                let new: Vec<f32> = (0..rows * dim).map(|i| 8.0 - i as f32 * 0.25).collect();
+                table.write(&new).unwrap();
+                let want = Table::from_f32(&gpu, &new, [rows, dim], dtype, 4).unwrap();
+                assert_eq!(
+                    table.to_vec().unwrap(),
+                    want.to_vec().unwrap(),
+                    "{dtype:?}: written as stored"
+                );
+            }
+        }
     }
 }

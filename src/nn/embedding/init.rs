@@ -197,13 +197,14 @@ impl Embedding {
         }
         // An f16 table is filled by the CPU twin (bit-identical to the
         // kernel, which writes f32 only) and rounded once, a block at a time
-        // so the host holds one block's floats, not the table's.
-        for (k, rows) in self.weight.block_rows().enumerate() {
-            let mut w = host_zeros("host copy of one f16 table block", rows.len() * self.dim)?;
-            distribution.fill_cpu(seed, (rows.start * self.dim) as u64, &mut w)?;
-            self.weight.write_block(k, &w)?;
-        }
-        Ok(())
+        // so the host holds one block's floats, not the table's; every
+        // block changes or none.
+        let dim = self.dim;
+        self.weight.write_blocks(|_, rows| {
+            let mut w = host_zeros("host copy of one f16 table block", rows.len() * dim)?;
+            distribution.fill_cpu(seed, (rows.start * dim) as u64, &mut w)?;
+            Ok(w)
+        })
     }
 
     /// Replaces the weights (row-major, `num_embeddings × dim`): PyTorch's
