@@ -438,7 +438,8 @@ impl Table {
     }
     /// Overwrites the table with `data` (row-major, every row; rounded to
     /// f16 for an f16 table), in queue order.
-    /// Every block changes or none: see [`write_blocks`](Self::write_blocks).
+    /// Every block changes or none (several are staged, then copied in one
+    /// submission).
     pub fn write(&self, data: &[f32]) -> Result<()> {
         check_len("table write data", data.len(), self.shape[0], self.shape[1])?;
         let dim = self.shape[1];
