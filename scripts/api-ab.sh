@@ -155,7 +155,12 @@ fn main() {
     let t = time(&mut || out = sum.forward(&ids, &offsets, Some(&psw)).unwrap().to_vec().unwrap()); println!("bag_weighted {t:.1} ms {:016x}", fnv(out.clone()));
     let t = time(&mut || out = sum.forward(&ids, &offsets, None).unwrap().to_vec().unwrap()); println!("bag_sum {t:.1} ms {:016x}", fnv(out.clone()));
 }'
-probe=$([ "$what" = linear ] && echo "$linear" || ([ "$what" = train ] && echo "$train" || echo "$fill"))
+case "$what" in
+    fill) probe="$fill" ;;
+    linear) probe="$linear" ;;
+    train) probe="$train" ;;
+    *) echo "unknown probe '$what': fill, linear or train" >&2; exit 2 ;;
+esac
 for side in base head; do
     rev=$([ "$side" = base ] && echo "$base" || echo "$head")
     rm -rf "$work/$side"

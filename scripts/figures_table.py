@@ -40,6 +40,13 @@ def met(value, target):
     return "yes" if (value >= float(bound) if op == ">=" else value <= float(bound)) else "no"
 
 
+def same_size(ours, torch):
+    """Whether two figures of one name measured the same sizes: the
+    parameters both record agree (a figure's name does not say its size)."""
+    a, b = ours.get("params", {}), torch.get("params", {})
+    return all(a[k] == b[k] for k in a.keys() & b.keys())
+
+
 def main():
     ours = json.load(open(sys.argv[1]))
     torch = {}
@@ -52,6 +59,9 @@ def main():
     print("|---|---|---|---|---|---|---|")
     for f in ours["figures"]:
         t = torch.get(f["name"])
+        if t and not same_size(f, t):
+            print(f"(PyTorch's {f['name']} ran at other sizes: {t.get('params')}; not compared)")
+            t = None
         for measure, value, target in goal(f["name"], f, t):
             shown = "n/a" if value is None else f"{value:.3g}"
             tms = f"{t['ms']:.3f}" if t else "n/a"

@@ -78,15 +78,17 @@ if [ -f "$nvidia" ]; then
 fi
 bin="${WGPU_EMBED_BIN:-target/release/wgpu-embed}"
 status=0
-"$bin" adapters | tee "$out/adapters.txt"
+"$bin" adapters | tee "$out/adapters.txt" || status=1
 "$bin" figures --size "$size" --backend vulkan --out "$out/ours.json" || status=1
+# A torch.json left by an earlier run must not pair with this run's figures.
+rm -f "$out/torch.json"
 if python3 -c "import torch" 2>/dev/null; then
     python3 scripts/torch_figures.py --size "$size" --out "$out/torch.json" || status=1
 else
     echo "no PyTorch here: the table has our side only" >&2
 fi
 if [ -f "$out/ours.json" ]; then
-    python3 scripts/figures_table.py "$out/ours.json" "$out/torch.json" | tee "$out/table.md"
+    python3 scripts/figures_table.py "$out/ours.json" "$out/torch.json" | tee "$out/table.md" || status=1
 fi
 # The whole test suite on the GPU, when pack-tests packed it. The tests find
 # their fixtures and sources through the path they were built in, so that

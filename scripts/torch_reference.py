@@ -37,9 +37,13 @@ def parse_args():
     # The same adapter-dependent defaults as wgpu-embed.
     a.vocab = [int(v) for v in a.vocab.split(",")] if a.vocab else (
         [1_000, 10_000, 100_000, 1_000_000] if gpu else [1_000, 3_000, 10_000, 30_000, 100_000])
-    a.batch = a.batch or (16384 if gpu else 2048)
-    a.dim = a.dim or (128 if gpu else 64)
-    a.reps = a.reps or (20 if gpu else 5)
+    # `is None`, not `or`: an explicit 0 must reach the check below.
+    if a.batch is None:
+        a.batch = 16384 if gpu else 2048
+    if a.dim is None:
+        a.dim = 128 if gpu else 64
+    if a.reps is None:
+        a.reps = 20 if gpu else 5
     for name in ("batch", "dim", "reps"):
         if getattr(a, name) < 1:
             p.error(f"--{name} must be at least 1")

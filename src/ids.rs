@@ -19,19 +19,24 @@ impl SplitMix64 {
     }
 }
 
-/// `n` ids uniform over `0 .. vocab`.
+/// Ids are u32: a vocabulary past 2^32 rows draws from the first 2^32.
+fn id_range(vocab: usize) -> u64 {
+    (vocab as u64).clamp(1, 1 << 32)
+}
+
+/// `n` ids uniform over `0 .. vocab` (at most 2^32 rows: ids are u32).
 pub fn uniform(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
     let mut rng = SplitMix64(seed);
-    (0..n)
-        .map(|_| (rng.next_u64() % vocab.max(1) as u64) as u32)
-        .collect()
+    let range = id_range(vocab);
+    (0..n).map(|_| (rng.next_u64() % range) as u32).collect()
 }
 
 /// `n` ids from Zipf(`s`) over ranks `1 ..= vocab`, rank k as row k - 1 (row
 /// 0 the most frequent: about 14 % of the batch for s = 1.1 and vocab 2^16),
-/// by inverse CDF.
+/// by inverse CDF over a table of `vocab` f64s (at most 2^32 rows, as
+/// [`uniform`]).
 pub fn zipf(n: usize, vocab: usize, s: f64, seed: u64) -> Vec<u32> {
-    let vocab = vocab.max(1);
+    let vocab = id_range(vocab) as usize;
     let mut cdf = Vec::with_capacity(vocab);
     let mut total = 0.0f64;
     for k in 1..=vocab {

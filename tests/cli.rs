@@ -35,6 +35,22 @@ fn bad_arguments_fail_with_clear_messages() {
         stderr(&o)
     );
 
+    // A count of samples past what the host would keep: refused by the
+    // parser, not a capacity panic (or an abort) in the first measurement.
+    for args in [
+        &["--reps", "18446744073709551615"][..],
+        &["roofline", "--reps", "1000000000000"],
+        &["figures", "--reps", "2000000"],
+    ] {
+        let o = wgpu_embed(args);
+        assert!(!o.status.success(), "{args:?}");
+        let e = stderr(&o);
+        assert!(
+            e.contains("1000000") && !e.contains("panicked"),
+            "{args:?}: {e}"
+        );
+    }
+
     let o = wgpu_embed(&["--backend", "glide"]);
     assert!(!o.status.success());
     assert!(

@@ -356,3 +356,32 @@ fn forward_gpu_async_looks_up_and_reports_bad_indices() {
         );
     });
 }
+
+/// As PyTorch, `norm_type` is read only with a `max_norm`: without one any
+/// value is accepted; with one it must be positive and finite.
+#[test]
+fn norm_type_matters_only_with_max_norm() {
+    each_gpu(|gpu| {
+        let no_max = EmbeddingOptions {
+            norm_type: 0.0,
+            ..EmbeddingOptions::default()
+        };
+        assert!(Embedding::with_options(gpu, 4, 2, no_max).is_ok());
+        let with_max = EmbeddingOptions {
+            norm_type: 0.0,
+            max_norm: Some(1.0),
+            ..EmbeddingOptions::default()
+        };
+        let r = Embedding::with_options(gpu, 4, 2, with_max).map(drop);
+        assert!(
+            matches!(
+                r,
+                Err(Error::InvalidArgument {
+                    name: "norm_type",
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+    });
+}

@@ -723,6 +723,31 @@ fn bad_inputs_are_typed_errors_and_leave_the_weights() {
                 let wrong = Tensor::zeros(gpu, &[2, dim + 1]).unwrap();
                 let err = bag.per_sample_weights_grad(&idx, &csr, &wrong).unwrap_err();
                 assert!(matches!(err, Error::ShapeMismatch { .. }), "{err}");
+                // A weighted forward's output cannot stand in for the weights:
+                // its backward would be the unweighted sum's.
+                let weighted = bag
+                    .forward_with_positions(&idx, &csr, Some(&[0.5; 4]))
+                    .unwrap();
+                let err = bag
+                    .backward_with_positions(&idx, &csr, &weighted, &good)
+                    .unwrap_err();
+                assert!(
+                    matches!(err, Error::InvalidArgument { name: "saved", .. }),
+                    "{err}"
+                );
+                let unweighted = bag.forward_with_positions(&idx, &csr, None).unwrap();
+                let g = Tensor::from_slice(gpu, &rng.floats(2 * dim), &[2, dim]).unwrap();
+                let via_saved = bag
+                    .backward_with_positions(&idx, &csr, &unweighted, &g)
+                    .unwrap()
+                    .to_dense_vec(rows, dim)
+                    .unwrap();
+                let direct = bag
+                    .backward(&idx, &csr, None, &g)
+                    .unwrap()
+                    .to_dense_vec(rows, dim)
+                    .unwrap();
+                assert_bits_eq("sum backward via saved", &via_saved, &direct);
             }
             if mode == BagMode::Max {
                 // Winners saved from a forward of another batch shape.

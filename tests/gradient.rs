@@ -573,6 +573,25 @@ fn bad_input_is_an_error_and_changes_nothing() {
             emb.backward_sgd(&[1, 2, 3], &g3, f32::NAN),
             Err(Error::InvalidArgument { .. })
         ));
+        // Negative rates, as PyTorch's SGD and Adagrad refuse them (a
+        // negative eps could make Adagrad divide by 0).
+        assert!(matches!(
+            emb.backward_sgd(&[1, 2, 3], &g3, -0.1),
+            Err(Error::InvalidArgument { name: "lr", .. })
+        ));
+        let mut state = emb.adagrad_state().unwrap();
+        for (lr, eps, name) in [(-0.1, 1e-8, "lr"), (0.1, -1.0, "eps")] {
+            let r = emb.backward_adagrad(&[1, 2, 3], &g3, &mut state, lr, eps);
+            assert!(
+                matches!(r, Err(Error::InvalidArgument { name: n, .. }) if n == name),
+                "{lr} {eps}: {r:?}"
+            );
+        }
+        let dense = Gradient::Dense(Tensor::zeros(gpu, &[vocab, dim]).unwrap().into());
+        assert!(matches!(
+            emb.sgd_step(&dense, -1.0),
+            Err(Error::InvalidArgument { name: "lr", .. })
+        ));
         let wrong = Gradient::Dense(Tensor::zeros(gpu, &[vocab, dim + 1]).unwrap().into());
         assert!(matches!(
             emb.sgd_step(&wrong, 0.1),

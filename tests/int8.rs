@@ -296,6 +296,12 @@ fn training_an_int8_table_is_a_typed_error_and_changes_nothing() {
         )));
         // Adam refuses the table when its state is made.
         assert!(dtype_error(emb.adam_state().map(drop)));
+        // The usual int8 tables are frozen as well: the dtype is what is named.
+        let quantized = Embedding::from_pretrained(gpu, &table, rows, dim, false)
+            .unwrap()
+            .quantize_int8()
+            .unwrap();
+        assert!(dtype_error(quantized.backward(&[1, 2], &g).map(|_| ())));
         assert!(matches!(
             Embedding::from_pretrained_with_options(
                 gpu,

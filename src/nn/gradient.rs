@@ -24,7 +24,7 @@ pub enum GradientMode {
 /// `weight.grad`. A dense gradient is stored like the table it belongs to.
 #[derive(Clone)]
 pub enum Gradient {
-    /// `[num_embeddings, dim]` f32; rows the batch did not reference are
+    /// `[num_embeddings, dim]`, f32 or f16 like its table; rows the batch did not reference are
     /// zero. Stored in the table's row-blocks when made by `backward` (a
     /// gradient is as large as its table); one made by hand from a
     /// [`Tensor`](crate::Tensor) (`Gradient::Dense(t.into())`) is one block.

@@ -441,12 +441,7 @@ impl Linear {
     ) -> Result<()> {
         recorder::record(&self.gpu, encoder, |rec| {
             self.check_params_grad(grad, "Linear::sgd_step weight or bias gradient")?;
-            if !lr.is_finite() {
-                return Err(Error::InvalidArgument {
-                    name: "lr",
-                    reason: format!("must be finite, got {lr}"),
-                });
-            }
+            super::check_rate("lr", lr)?;
             let params = std::iter::once((&grad.weight, &self.weight))
                 .chain(grad.bias.iter().zip(&self.bias));
             for (g, w) in params {

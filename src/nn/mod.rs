@@ -30,3 +30,16 @@ pub(crate) fn check_indices(indices: &[u32], num_embeddings: usize) -> Result<()
         None => Ok(()),
     }
 }
+
+/// A learning rate or `eps` of the SGD and Adagrad steps: finite and not
+/// negative, as PyTorch's optimizers require (a negative `eps` can make
+/// Adagrad's denominator 0 and write ±∞ into the weights).
+pub(crate) fn check_rate(name: &'static str, value: f32) -> Result<()> {
+    if value.is_finite() && value >= 0.0 {
+        return Ok(());
+    }
+    Err(Error::InvalidArgument {
+        name,
+        reason: format!("must be finite and at least 0, got {value}"),
+    })
+}

@@ -98,10 +98,12 @@ pub async fn run_bench(plan: String, progress: js_sys::Function) -> Result<Strin
     let count = |k: &str| -> Result<Option<usize>, JsValue> {
         match &o[k] {
             Value::Null => Ok(None),
+            // usize is 32 bits here: a larger number is refused, not wrapped.
             v => v
                 .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
                 .filter(|&n| n > 0)
-                .map(|n| Some(n as usize))
+                .map(Some)
                 .ok_or_else(|| {
                     js(format!(
                         "plan field {k} must be a positive whole number, not {v}"
@@ -114,8 +116,8 @@ pub async fn run_bench(plan: String, progress: js_sys::Function) -> Result<Strin
             .iter()
             .map(|x| {
                 x.as_u64()
+                    .and_then(|n| usize::try_from(n).ok())
                     .filter(|&n| n > 0)
-                    .map(|n| n as usize)
                     .ok_or_else(|| {
                         js(format!(
                             "vocabulary sizes must be positive whole numbers, not {x}"
@@ -158,7 +160,14 @@ fn line(kernel: &str, got: &[f32], want: &[f32], tolerance: Option<f32>) -> Valu
         .iter()
         .zip(want)
         .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
+        // NaN wins (f32::max would skip it): reported as null.
+        .fold(0.0f32, |m, d| {
+            if m.is_nan() || d.is_nan() {
+                f32::NAN
+            } else {
+                m.max(d)
+            }
+        });
     let scale = want.iter().fold(0.0f32, |m, x| m.max(x.abs())).max(1.0);
     let pass = got.len() == want.len()
         && match tolerance {
@@ -166,7 +175,11 @@ fn line(kernel: &str, got: &[f32], want: &[f32], tolerance: Option<f32>) -> Valu
                 .iter()
                 .zip(want)
                 .all(|(a, b)| a.to_bits() == b.to_bits()),
-            Some(t) => max_abs_diff <= t * scale,
+            // Element by element: a NaN fails (the fold above skips it).
+            Some(t) => got
+                .iter()
+                .zip(want)
+                .all(|(a, b)| (a - b).abs() <= t * scale),
         };
     json!({"kernel": kernel, "pass": pass, "max_abs_diff": max_abs_diff})
 }

@@ -44,7 +44,7 @@ enum Command {
         #[command(flatten)]
         adapter: AdapterArgs,
         /// Samples per measurement.
-        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=MAX_REPS as u64))]
         reps: u64,
     },
     /// Two results.json files side by side (e.g. ours and scripts/torch_reference.py's).
@@ -58,7 +58,7 @@ enum Command {
         #[arg(long, value_enum, default_value = "issue")]
         size: figures::Size,
         /// Samples per figure (after one warm-up).
-        #[arg(long, default_value_t = 10, value_parser = positive)]
+        #[arg(long, default_value_t = 10, value_parser = reps)]
         reps: usize,
         /// Where to write the JSON.
         #[arg(long, default_value = "target/figures/ours.json")]
@@ -99,6 +99,17 @@ impl AdapterArgs {
     }
 }
 
+/// The most samples a measurement takes: each is kept (and sorted) on the
+/// host, and a million already runs for hours at the smallest sizes.
+const MAX_REPS: usize = 1_000_000;
+
+fn reps(s: &str) -> Result<usize, String> {
+    match positive(s)? {
+        r if r > MAX_REPS => Err(format!("{r} is past the most samples taken, {MAX_REPS}")),
+        r => Ok(r),
+    }
+}
+
 fn positive(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(0) => Err("must be at least 1".into()),
@@ -127,7 +138,7 @@ struct BenchArgs {
     #[arg(long)]
     no_backward: bool,
     /// Timed runs per measurement, after warm-up [default: 5 on a CPU adapter, 20 on a GPU].
-    #[arg(long, value_parser = positive)]
+    #[arg(long, value_parser = reps)]
     reps: Option<usize>,
     /// Seed of the table and the index list.
     #[arg(long, default_value_t = 42)]
@@ -284,8 +295,20 @@ fn run_figures(gpu: &Gpu, size: figures::Size, reps: usize, out: &PathBuf) -> Re
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    std::fs::write(out, b"").map_err(|e| format!("cannot write {}: {e}", out.display()))?;
-    let figures = figures::run(gpu, size, reps).map_err(|e| e.to_string())?;
+    // Opened without truncating: a run that fails keeps the last results
+    // (and leaves no empty file where there was none).
+    let existed = out.exists();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(out)
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    let figures = figures::run(gpu, size, reps).map_err(|e| {
+        if !existed {
+            let _ = std::fs::remove_file(out);
+        }
+        e.to_string()
+    })?;
     for f in &figures.figures {
         match (&f.reference, f.reference_ms) {
             (Some(r), Some(ms)) => out!("{:<42} {:10.3} ms   ({r}: {ms:.3} ms)", f.name, f.ms),

@@ -38,9 +38,8 @@ use crate::tensor::{DType, HalfTensor, IndexTensor, Table, Tensor};
 
 impl Embedding {
     pub(in crate::nn) fn check_trainable(&self) -> Result<()> {
-        if self.options.freeze {
-            return Err(Error::Frozen);
-        }
+        // The dtype first: an int8 table is frozen too (from_int8_rowwise,
+        // quantize_int8), and unfreezing it would not make it trainable.
         if self.weight.dtype() == DType::Int8 {
             return Err(Error::InvalidArgument {
                 name: "dtype",
@@ -48,6 +47,9 @@ impl Embedding {
                          need an f32 or f16 table"
                     .into(),
             });
+        }
+        if self.options.freeze {
+            return Err(Error::Frozen);
         }
         Ok(())
     }

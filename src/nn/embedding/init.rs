@@ -148,6 +148,9 @@ impl Embedding {
     /// This table quantized to int8 row-wise (FBGEMM's reference quantizer,
     /// row by row: scale = (max − min) / 255, bias = min), as a frozen table
     /// for inference with the same rows, padding row and row-block size.
+    /// The rows are quantized as stored: an int8 table takes no `max_norm`,
+    /// so a `max_norm` table's rows that no lookup has renormalized yet keep
+    /// their norms (look them up first to quantize them renormalized).
     pub fn quantize_int8(&self) -> Result<Embedding> {
         crate::readback::block("quantize_int8", self.quantize_int8_async())
     }
@@ -305,8 +308,10 @@ fn check_options(options: &EmbeddingOptions, num_embeddings: usize) -> Result<()
         }
     }
     use crate::kernels::embedding_renorm::check_positive;
+    // As PyTorch, norm_type matters (and is checked) only with a max_norm.
     if let Some(m) = options.max_norm {
         check_positive("max_norm", m)?;
+        check_positive("norm_type", options.norm_type)?;
     }
-    check_positive("norm_type", options.norm_type)
+    Ok(())
 }

@@ -12,7 +12,7 @@ use super::IndexCheck;
 use crate::error::{Error, Result};
 use crate::kernels::segment_sum::{self, SegmentOutput};
 use crate::kernels::sgd_update::{self, SgdArgs, SgdGrad};
-use crate::nn::check_indices;
+use crate::nn::{check_indices, check_rate};
 use crate::nn::{Embedding, Gradient};
 use crate::recorder::{self, Recorder};
 use crate::status::Status;
@@ -455,15 +455,4 @@ fn check_sparse_rows(rows: &[u32], num_embeddings: usize) -> Result<()> {
         });
     }
     Ok(())
-}
-
-fn check_rate(name: &'static str, value: f32) -> Result<()> {
-    if value.is_finite() {
-        Ok(())
-    } else {
-        Err(Error::InvalidArgument {
-            name,
-            reason: format!("must be finite, got {value}"),
-        })
-    }
 }

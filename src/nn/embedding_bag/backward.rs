@@ -56,7 +56,7 @@ impl EmbeddingBag {
     ///   reuses the ones a forward already returned.
     ///
     /// Padding entries and empty bags contribute nothing; the padding row's
-    /// gradient is zero. Errors, all before any work: a frozen or f16 table,
+    /// gradient is zero. Errors, all before any work: a frozen or int8 table,
     /// `grad_out` of the wrong shape ([`Error::ShapeMismatch`]), and
     /// everything [`forward`](Self::forward) rejects.
     pub fn backward(
@@ -89,7 +89,8 @@ impl EmbeddingBag {
     /// Max mode's [`backward`](Self::backward) with the winners `saved` by
     /// [`forward_with_positions`](Self::forward_with_positions) on the same
     /// batch (other modes ignore `saved`). `saved` from another mode, or of
-    /// another shape, is an error.
+    /// another shape, is an error; so is one from a forward with per-sample
+    /// weights, which this form cannot apply (use `backward` with them).
     pub fn backward_with_positions(
         &self,
         indices: &[u32],
@@ -162,12 +163,7 @@ impl EmbeddingBag {
         lr: f32,
     ) -> Result<()> {
         self.table.check_trainable()?;
-        if !lr.is_finite() {
-            return Err(Error::InvalidArgument {
-                name: "lr",
-                reason: format!("must be finite, got {lr}"),
-            });
-        }
+        crate::nn::check_rate("lr", lr)?;
         let csr = self.csr_offsets(offsets, indices.len())?;
         let e = self.expand(indices, &csr, per_sample_weights, None, grad_out)?;
         self.table.backward_sgd_checked(&e.indices, &e.grad, lr)
@@ -195,6 +191,14 @@ impl EmbeddingBag {
         saved
             .output
             .check_gpu(self.table.gpu(), "saved forward output")?;
+        if saved.weighted {
+            // The gradient would silently be the unweighted sum's.
+            return Err(Error::InvalidArgument {
+                name: "saved",
+                reason: "this output's forward scaled rows by per-sample weights; pass                          them to backward(indices, offsets, Some(weights), grad_out)"
+                    .into(),
+            });
+        }
         if self.options.mode != BagMode::Max {
             return Ok(None);
         }

@@ -240,6 +240,7 @@ impl EmbeddingBag {
         Ok(BagOutput {
             output,
             max_positions,
+            weighted: per_sample_weights.is_some(),
         })
     }
 

@@ -42,6 +42,9 @@ pub struct BagOutput {
     /// [`crate::cpu::embedding_bag::NO_POSITION`] where the bag had no
     /// non-padding entry. `None` in the other modes.
     pub max_positions: Option<GpuBuffer>,
+    /// Whether the forward scaled rows by per-sample weights: a backward
+    /// from this output must be given them again.
+    pub(crate) weighted: bool,
 }
 
 impl BagOutput {
