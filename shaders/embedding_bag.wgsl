@@ -299,7 +299,7 @@ fn bag(
             count += 1u;
         }
         if MODE == MODE_MEAN && r.last && count > 0u {
-            acc = div_word(acc, f32(count));
+            acc = div_word(acc, f32_of_count(count));
         }
         out[b * words + c] = acc;
         if MODE == MODE_MAX {

@@ -139,7 +139,7 @@ fn bag_expand(
     let g = grad_out[b * params.dim + c];
     var v: f32;
     if MODE == MODE_MEAN {
-        v = div_rn(g, f32(offsets[b + 1u] - offsets[b] - pads[b]));
+        v = div_rn(g, f32_of_count(offsets[b + 1u] - offsets[b] - pads[b]));
     } else if MODE == MODE_MAX {
         v = select(0.0, g, max_pos[b * params.dim + c] == p);
     } else if WEIGHTED {

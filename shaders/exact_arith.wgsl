@@ -1,5 +1,6 @@
 // exact_arith: out[i] = a[i] × b[i], a[i] ÷ b[i] or √a[i], each rounded
-// once to nearest even as IEEE 754 says, on every device. The functions are
+// once to nearest even as IEEE 754 says, on every device (or a[i]'s bits, a
+// u32 count, as f32 rounded the same way). The functions are
 // in exact_arith/ops.wgsl, which the kernels that need them (the updates,
 // mean bags, per-sample weights, frequency scaling, max_norm, the int8
 // load) take with a `// with:` line; this entry point runs them on whole
@@ -11,6 +12,7 @@
 const OP_MUL: u32 = 0u;
 const OP_DIV: u32 = 1u;
 const OP_SQRT: u32 = 2u;
+const OP_COUNT: u32 = 3u;
 
 struct Params {
     len: u32,
@@ -49,6 +51,18 @@ fn exact_arith(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let i = invocation(wid, nwg, lid);
+    if params.op == OP_COUNT {
+        // a's bits as a u32 count; one element at a time either way (the
+        // conversion has no vec4 form).
+        let lanes = select(1u, 4u, params.vec4 != 0u);
+        for (var k = 0u; k < lanes; k++) {
+            let j = i * lanes + k;
+            if j < params.len {
+                out[j] = bitcast<u32>(f32_of_count(a[j]));
+            }
+        }
+        return;
+    }
     if params.vec4 == 0u {
         if i < params.len {
             out[i] = bitcast<u32>(one(bitcast<f32>(a[i]), bitcast<f32>(b[i])));

@@ -229,7 +229,7 @@ fn row_grad(r: u32, w0: u32) -> Block {
     let v = row_sum(r, w0);
     let count = offsets[r + 1u] - offsets[r];
     if params.scale_by_freq != 0u && count > 1u {
-        return stored_block(div_block(v, f32(count)));
+        return stored_block(div_block(v, f32_of_count(count)));
     }
     return stored_block(v);
 }
@@ -416,7 +416,7 @@ fn segment_adagrad(
         squares[r - params.row_begin] = sum;
         return;
     }
-    state[r] = state[r] + div_rn(sum, f32(params.dim));
+    state[r] = state[r] + div_rn(sum, f32_of_count(params.dim));
 }
 
 // Pass 2, THREADS_PER_ROW invocations per row: the update, with the state

@@ -293,7 +293,11 @@ impl Gpu {
 
     /// Wraps a device and queue the caller already owns (a renderer's, a
     /// trainer's). The library records into that device; it does not replace
-    /// the caller's uncaptured-error handler.
+    /// the caller's uncaptured-error handler. It does set the device's
+    /// lost-device callback, of which wgpu keeps one per device: wrap a
+    /// device once and clone the `Gpu` (a second `from_wgpu` of the same
+    /// device, or a later `set_device_lost_callback`, leaves the first
+    /// `Gpu` unaware of a loss).
     pub fn from_wgpu(device: wgpu::Device, queue: wgpu::Queue) -> Gpu {
         let info = device.adapter_info();
         Gpu::wrap(
@@ -474,7 +478,7 @@ impl Gpu {
     }
 
     /// The device-lost flag alone: what every call checks first.
-    fn lost_flag(&self) -> Result<()> {
+    pub(crate) fn lost_flag(&self) -> Result<()> {
         let slot = self.inner.lost.lock().unwrap_or_else(|p| p.into_inner());
         match &*slot {
             Some(reason) => Err(Error::DeviceLost {
@@ -493,8 +497,10 @@ impl Gpu {
         f: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
         // The turn first: `f` (an encoder it owns) drops inside it even when
-        // the device is lost.
+        // the device is lost (moved into a local declared after the turn,
+        // so it drops first; a parameter would drop after it).
         let _turn = self.gl_turn();
+        let f = f;
         self.lost_flag()?;
         let device = &self.inner.device;
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
@@ -522,6 +528,7 @@ impl Gpu {
         f: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
         let _turn = self.gl_turn();
+        let f = f;
         self.lost_flag()?;
         f()
     }

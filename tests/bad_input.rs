@@ -768,6 +768,29 @@ fn a_gather_over_uneven_row_blocks_reads_the_right_rows() {
             ),
             "{r:?}"
         );
+        // A workgroup size the adapter cannot run: refused here, not left
+        // to pipeline creation (which a page does not check).
+        let max = gpu.limits().max_compute_invocations_per_workgroup;
+        for wg in [0, max + 1] {
+            let r = embedding_gather::encode(
+                gpu,
+                &mut enc,
+                &GatherArgs {
+                    workgroup_size: Some(wg),
+                    ..args
+                },
+            );
+            assert!(
+                matches!(
+                    &r,
+                    Err(Error::InvalidArgument {
+                        name: "workgroup_size",
+                        ..
+                    })
+                ),
+                "{wg}: {r:?}"
+            );
+        }
         gpu.submit_and_wait(enc).unwrap();
     });
 }
@@ -924,6 +947,23 @@ fn low_level_kernels_check_everything_before_recording() {
         let r =
             embedding_bag_backward::encode_psw_grad(gpu, &mut enc, &layout, &short, DType::F32, k);
         assert!(matches!(&r, Err(Error::LengthMismatch { .. })), "{r:?}");
+        // Blocks that leave rows out: their positions would keep whatever
+        // `out` held, where the twin writes a product.
+        for blocks in [
+            vec![RowBlock::new(b, 0..2)],
+            vec![RowBlock::new(b, 0..2), RowBlock::new(b, 3..4)],
+            vec![RowBlock::new(b, 1..4)],
+        ] {
+            let r = embedding_bag_backward::encode_psw_grad(
+                gpu,
+                &mut enc,
+                &layout,
+                &blocks,
+                DType::F32,
+                k,
+            );
+            invalid("psw_grad over some rows", "table blocks", r);
+        }
         for (max_norm, norm_type) in [
             (1.0, 0.0),
             (-1.0, 2.0),

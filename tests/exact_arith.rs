@@ -130,6 +130,23 @@ fn special_pairs() -> (Vec<f32>, Vec<f32>) {
     (a, b)
 }
 
+/// Counts as f32 (a mean bag's ids, a row's positions): `as f32`'s bits on
+/// every adapter, where WGSL's own conversion may take either neighbour
+/// past 2^24. Small counts, every tie class near 2^24, 2^25 and 2^31, the
+/// top of u32, and random words.
+#[test]
+fn counts_convert_as_rust_converts_them() {
+    let mut rng = Rng(0x0063_6f75_6e74);
+    let mut counts: Vec<u32> = (0..64).collect();
+    for base in [1u32 << 24, 1 << 25, 1 << 31, u32::MAX - 64] {
+        counts.extend((0..64).map(|k| base.wrapping_sub(32).wrapping_add(k)));
+    }
+    counts.extend((0..512).map(|_| rng.next() as u32));
+    counts.push(u32::MAX);
+    let a: Vec<f32> = counts.iter().map(|&c| f32::from_bits(c)).collect();
+    each_gpu(|gpu| check(gpu, "counts", ExactOp::Count, &a, &a, 0));
+}
+
 #[test]
 fn products_are_ieee_products_on_every_adapter() {
     let mut rng = Rng(0x6d75_6c5f_726e);

@@ -14,6 +14,33 @@ fn gpu_and_layers_are_send_and_sync() {
     check::<Embedding>();
 }
 
+/// The async calls' futures are Send, so an executor may move them between
+/// threads (tokio::spawn). A cache scope, which is per thread and not Send,
+/// held across an await made them not; it also covered other tasks'
+/// buffers on the thread while the call waited.
+#[test]
+fn async_calls_are_send_futures() {
+    fn send<F: std::future::Future + Send>(_: F) {}
+    each_gpu(|gpu| {
+        let mut emb = Embedding::new(gpu, 8, 4).unwrap();
+        let ids = [1u32, 2, 1];
+        let on_gpu = IndexTensor::from_slice(gpu, &ids).unwrap();
+        let g = Tensor::zeros(gpu, &[3, 4]).unwrap();
+        send(emb.forward_gpu_async(&on_gpu));
+        send(emb.backward_async(&ids, &g));
+        send(emb.backward_gpu_async(&on_gpu, &g));
+        send(emb.quantize_int8_async());
+        send(g.to_vec_async());
+        send(one_hot::one_hot_gpu_async(&on_gpu, 8));
+        send(emb.backward_sgd_gpu_async(&on_gpu, &g, 0.1));
+        let mut state = emb.adagrad_state().unwrap();
+        send(emb.backward_adagrad_gpu_async(&on_gpu, &g, &mut state, 0.1, 1e-8));
+        let mut adam = emb.adam_state().unwrap();
+        let options = wgpu_embed::AdamOptions::default();
+        send(emb.backward_adam_gpu_async(&on_gpu, &g, &mut adam, &options));
+    });
+}
+
 #[test]
 fn wraps_a_device_the_caller_owns() {
     let instance =
@@ -132,6 +159,30 @@ fn a_cancelled_async_readback_does_not_break_later_ones() {
         for _ in 0..8 {
             assert_eq!(t.to_vec().unwrap(), data);
             assert_eq!(pollster::block_on(t.to_vec_async()).unwrap(), data);
+        }
+    });
+}
+
+/// Inside the library's own scope (here `Gpu::time`'s closure), a tensor
+/// from the cache is cleared by a command riding in front of the next
+/// submit; a `write` to it runs before that submit's command buffers, so
+/// the clear must go first or it wipes the written values.
+#[test]
+fn a_write_to_a_cached_tensor_is_not_cleared_after_it() {
+    each_gpu(|gpu| {
+        let data: Vec<f32> = (0..64).map(|i| i as f32 + 0.5).collect();
+        let out = Tensor::zeros(gpu, &[64]).unwrap();
+        for _ in 0..3 {
+            // Dropped unused: its buffer goes back to the cache for the next one.
+            drop(Tensor::zeros(gpu, &[64]).unwrap());
+            gpu.time(|encoder| {
+                let t = Tensor::zeros(gpu, &[64])?;
+                t.write(&data)?;
+                encoder.copy_buffer_to_buffer(t.buffer(), 0, out.buffer(), 0, 256);
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(out.to_vec().unwrap(), data);
         }
     });
 }

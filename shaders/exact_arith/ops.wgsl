@@ -45,6 +45,15 @@ override EXACT_ESTIMATE_NUDGE: i32 = 0;
 const EXACT_NAN: u32 = 0x7FC00000u;
 const EXACT_INF: u32 = 0x7F800000u;
 
+// A count (a bag's ids, a row's positions, a width) as f32, rounded to
+// nearest even as the twin's `as f32` rounds it, on every device: WGSL lets
+// a u32 past 2^24 convert to either neighbour. Both halves convert exactly
+// (through i32), the product by 4096 is exact, and the one `+` rounds once
+// (fused or not).
+fn f32_of_count(u: u32) -> f32 {
+    return f32(i32(u >> 12u)) * 4096.0 + f32(i32(u & 4095u));
+}
+
 // A finite nonzero magnitude (sign bit clear) as m · 2^(e − 150) with
 // m in [2^23, 2^24): subnormals are normalised, so no flush-to-zero reaches
 // them. (Zero, ∞ and NaN give garbage the callers select away.)

@@ -15,6 +15,7 @@ pub fn exact_arith(op: ExactOp, a: &[f32], b: &[f32], out: &mut [f32]) {
             ExactOp::Mul => x * y,
             ExactOp::Div => x / y,
             ExactOp::Sqrt => x.sqrt(),
+            ExactOp::Count => x.to_bits() as f32,
         };
     }
 }

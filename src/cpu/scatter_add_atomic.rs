@@ -1,6 +1,8 @@
 //! CPU twin of `shaders/scatter_add_atomic.wgsl`. The GPU adds in whatever
 //! order its invocations arrive; this twin takes one of those orders
-//! (ascending positions), so comparisons against it need a tolerance.
+//! (ascending positions), and with `scale_by_freq` divides with IEEE's `/`
+//! where the shader's WGSL `/` may be 2.5 ulp off, so comparisons against
+//! it need a tolerance.
 
 /// `grad[indices[p], :] += grad_out[p, :] / scale` over positions in order,
 /// where `scale` is the row's count when `scale_by_freq`, else 1. The padding

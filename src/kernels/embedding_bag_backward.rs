@@ -297,6 +297,27 @@ pub fn encode_psw_grad(
                 reason: format!("no row-blocks given for {} positions", layout.n),
             });
         }
+        // Each dispatch writes only the positions whose row its block holds,
+        // and `out` is not cleared: blocks that left rows out would leave
+        // those positions' old contents where the twin writes a product.
+        let mut next = 0;
+        for block in table {
+            if block.rows.start != next {
+                break;
+            }
+            next = block.rows.end;
+        }
+        if next != layout.num_embeddings && layout.n > 0 {
+            return Err(Error::InvalidArgument {
+                name: "table blocks",
+                reason: format!(
+                    "psw_grad needs blocks of consecutive rows covering all {} rows; they \
+                     hold {:?}",
+                    layout.num_embeddings,
+                    table.iter().map(|b| b.rows.clone()).collect::<Vec<_>>()
+                ),
+            });
+        }
         let mut reads = vec![layout.indices, layout.offsets, layout.grad_out];
         reads.extend(table.iter().map(|b| b.span.buffer));
         binding::check_no_alias("psw_grad", &reads, &[out])?;

@@ -211,6 +211,20 @@ fn check_sizes(gpu: &Gpu, args: &GatherArgs) -> Result<()> {
         }
         next = block.rows.end;
     }
+    // Checked here as uniform_init checks it: in a page, whose calls run
+    // without error scopes, a refused pipeline would record nothing silently.
+    if let Some(wg) = args.workgroup_size {
+        let l = gpu.limits();
+        let max = l
+            .max_compute_invocations_per_workgroup
+            .min(l.max_compute_workgroup_size_x);
+        if wg == 0 || wg > max {
+            return Err(Error::InvalidArgument {
+                name: "workgroup_size",
+                reason: format!("{wg} is outside 1..={max} for this adapter"),
+            });
+        }
+    }
     match args.threads_per_row {
         Some(t) if t == 0 || t > MAX_THREADS_PER_ROW => Err(Error::InvalidArgument {
             name: "threads_per_row",

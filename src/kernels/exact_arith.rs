@@ -33,6 +33,11 @@ pub enum ExactOp {
     /// `√a[i]`, rounded once; `b` is bound (and must still hold `len`
     /// f32s) but not read: pass `a` again.
     Sqrt,
+    /// `a[i]`'s bits read as a u32 count, as f32 rounded once to nearest
+    /// even (Rust's `as f32`; WGSL's own conversion may take either
+    /// neighbour past 2^24): how mean bags and frequency scaling divide.
+    /// `b` as for `Sqrt`.
+    Count,
 }
 
 #[repr(C)]

@@ -226,6 +226,21 @@ pub(crate) fn clear_before_use(clear: Clear) {
     }
 }
 
+/// Submits this thread's queued clears for `gpu_id` now: before a
+/// `write_buffer`, which wgpu runs ahead of every command buffer of the
+/// next submit, so a clear riding in that submit would wipe the write.
+pub(crate) fn flush_clears(gpu_id: u64) {
+    let mine = SCOPE.with(|s| {
+        let mut s = s.borrow_mut();
+        let (mine, others): (Vec<Clear>, Vec<Clear>) = std::mem::take(&mut s.clears)
+            .into_iter()
+            .partition(|c| c.gpu_id == gpu_id);
+        s.clears = others;
+        mine
+    });
+    Clear::submit_now(mine);
+}
+
 /// The clears queued for `gpu_id`, taken (to record in front of its submit).
 pub(crate) fn take_clears(gpu_id: u64) -> Vec<wgpu::Buffer> {
     SCOPE.with(|s| {

@@ -187,6 +187,8 @@ impl Gpu {
         // wgpu needs sizes in multiples of 4 and rejects empty bindings.
         let size = bytes.max(4).div_ceil(4).saturating_mul(4);
         self.check_size(what, size, false)?;
+        // A cache hit makes no wgpu call that would notice a lost device.
+        self.lost_flag()?;
         let buffer = match self.inner.pool.take(usage, size) {
             Some(buffer) => self.refill(buffer, size, init)?,
             None => {
@@ -267,11 +269,25 @@ impl Gpu {
             padded = [data, &vec![0; size as usize - data.len()]].concat();
             &padded
         };
-        self.scoped("upload", || {
-            self.inner.queue.write_buffer(&buffer, 0, words);
-            Ok(())
-        })?;
+        self.write_buffer("upload", &buffer, 0, words)?;
         Ok(buffer)
+    }
+
+    /// `queue.write_buffer` of `bytes` at `offset`, after this thread's
+    /// queued clears for this device are submitted (see `cache::flush_clears`):
+    /// every write into a buffer of ours goes through here.
+    pub(crate) fn write_buffer(
+        &self,
+        during: &'static str,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        bytes: &[u8],
+    ) -> Result<()> {
+        self.scoped(during, || {
+            cache::flush_clears(self.inner.id);
+            self.inner.queue.write_buffer(buffer, offset, bytes);
+            Ok(())
+        })
     }
 
     /// A `width × height` rgba32float texture a kernel writes (storage) and

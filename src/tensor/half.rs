@@ -136,12 +136,12 @@ impl HalfTensor {
             halves.push(f16::ZERO);
         }
         let _scope = self.gpu.scope();
-        self.gpu.scoped("f16 tensor write", || {
-            self.gpu
-                .queue()
-                .write_buffer(self.buffer(), 0, bytemuck::cast_slice(&halves));
-            Ok(())
-        })
+        self.gpu.write_buffer(
+            "f16 tensor write",
+            self.buffer(),
+            0,
+            bytemuck::cast_slice(&halves),
+        )
     }
 }
 

@@ -114,12 +114,12 @@ impl Int8Tensor {
         }
         let words = int8_rowwise::to_words(&int8_rowwise::quantize(data, dim), dim);
         let _scope = self.gpu.scope();
-        self.gpu.scoped("int8 tensor write", || {
-            self.gpu
-                .queue()
-                .write_buffer(self.buffer(), 0, bytemuck::cast_slice(&words));
-            Ok(())
-        })
+        self.gpu.write_buffer(
+            "int8 tensor write",
+            self.buffer(),
+            0,
+            bytemuck::cast_slice(&words),
+        )
     }
 
     /// The values, dequantized as the shaders do (`q · scale + bias`).

@@ -221,12 +221,8 @@ impl Tensor {
         // Queue order puts the write after any work already submitted: no
         // encoder of the caller's is involved, so the buffer stays reusable.
         let _scope = self.gpu.scope();
-        self.gpu.scoped("tensor write", || {
-            self.gpu
-                .queue()
-                .write_buffer(self.buffer(), 0, bytemuck::cast_slice(data));
-            Ok(())
-        })
+        self.gpu
+            .write_buffer("tensor write", self.buffer(), 0, bytemuck::cast_slice(data))
     }
 
     pub(crate) fn check_gpu(&self, gpu: &Gpu, what: &'static str) -> Result<()> {

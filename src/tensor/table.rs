@@ -483,12 +483,12 @@ impl Table {
         let local = row - self.starts[k];
         let _scope = self.gpu.scope();
         match &self.blocks[k] {
-            Block::F32(t) => self.gpu.scoped("table row write", || {
-                let offset = (local * dim * 4) as u64;
-                let bytes = bytemuck::cast_slice(data);
-                self.gpu.queue().write_buffer(t.buffer(), offset, bytes);
-                Ok(())
-            }),
+            Block::F32(t) => self.gpu.write_buffer(
+                "table row write",
+                t.buffer(),
+                (local * dim * 4) as u64,
+                bytemuck::cast_slice(data),
+            ),
             // An f16 row need not start on the 4-byte boundary write_buffer
             // needs: rewrite its block.
             Block::F16(t) => {

@@ -148,14 +148,20 @@ impl Embedding {
         status: &Status,
         check: IndexCheck,
     ) -> Result<Table> {
-        let _scope = self.gpu.scope();
-        let grad = self.weight.zeros_like()?;
-        let mut encoder = self.gpu.encoder("Embedding::backward");
-        let blocks = grad.blocks();
-        recorder::record(&self.gpu, &mut encoder, |rec| {
-            self.record_backward(rec, indices, grad_out, blocks, status.buffer())
-        })?;
-        self.submit_checked(encoder, status, indices, check).await?;
+        // Allocated, recorded and submitted in one scope; only the check is
+        // awaited (see `submit_for_check`).
+        let (grad, submitted) = {
+            let _scope = self.gpu.scope();
+            let grad = self.weight.zeros_like()?;
+            let mut encoder = self.gpu.encoder("Embedding::backward");
+            let blocks = grad.blocks();
+            recorder::record(&self.gpu, &mut encoder, |rec| {
+                self.record_backward(rec, indices, grad_out, blocks, status.buffer())
+            })?;
+            let submitted = self.submit_for_check(encoder, status, check)?;
+            (grad, submitted)
+        };
+        self.check_submitted(submitted, status, indices).await?;
         Ok(grad)
     }
 
@@ -172,10 +178,12 @@ impl Embedding {
         status: &Status,
         check: IndexCheck,
     ) -> Result<Gradient> {
-        let _scope = self.gpu.scope();
         let gpu = &self.gpu;
         let (v, dim) = (self.num_embeddings, self.dim);
         let capacity = indices.len().min(v);
+        // Scopes only around what records and submits, never across an
+        // await (see `submit_for_check`).
+        let scope = gpu.scope();
         let ranks = gpu.storage("sparse gradient ranks", (v as u64 + 1) * 4)?;
         let rows = gpu.storage("sparse gradient rows", capacity as u64 * 4)?;
         let elements = capacity as u64 * dim as u64;
@@ -217,21 +225,29 @@ impl Embedding {
                 &[target],
             )
         })?;
-        self.submit_checked(encoder, status, indices, check).await?;
-        let unique_bytes = crate::readback::read_bytes_async(
-            gpu,
-            ranks.raw(),
-            v as u64 * 4,
-            4,
-            "sparse row count",
-        )
-        .await?;
+        let submitted = self.submit_for_check(encoder, status, check)?;
+        let ranks_raw = ranks.raw();
+        drop(scope);
+        self.check_submitted(submitted, status, indices).await?;
+        // The copy into the staging buffer is submitted before the first await.
+        let unique_bytes =
+            crate::readback::read_bytes_async(gpu, ranks_raw, v as u64 * 4, 4, "sparse row count")
+                .await?;
         let unique = (bytemuck::pod_read_unaligned::<u32>(&unique_bytes) as usize).min(capacity);
         let row_tensor = IndexTensor::from_slice(gpu, &vec![0u32; unique])?;
         if unique > 0 {
-            let mut copy = gpu.encoder("sparse gradient rows");
-            copy.copy_buffer_to_buffer(rows.raw(), 0, row_tensor.buffer(), 0, unique as u64 * 4);
-            let index = gpu.submit(copy)?;
+            let index = {
+                let _scope = gpu.scope();
+                let mut copy = gpu.encoder("sparse gradient rows");
+                copy.copy_buffer_to_buffer(
+                    rows.raw(),
+                    0,
+                    row_tensor.buffer(),
+                    0,
+                    unique as u64 * 4,
+                );
+                gpu.submit(copy)?
+            };
             gpu.settle(index).await?;
         }
         let values = match self.dtype() {

@@ -42,30 +42,55 @@ pub(super) enum IndexCheck {
 }
 
 impl Embedding {
-    /// Submits `encoder` and waits for it; with [`IndexCheck::Gpu`], also
-    /// reads the status word back and turns a bad index into
-    /// `IndexOutOfRange`. Async: the blocking calls run it through
-    /// `readback::block`, a page awaits it.
-    pub(super) async fn submit_checked(
+    /// Submits `encoder`, with the status word's copy when the GPU checks
+    /// the indices: the synchronous half of a checked call, made inside the
+    /// caller's cache scope. [`check_submitted`](Self::check_submitted)
+    /// awaits it outside any scope: a scope is a per-thread count, and one
+    /// held across an await would cover other tasks' buffers on this
+    /// thread while this call waits (their clears deferred, their raw
+    /// buffers not marked as theirs).
+    pub(super) fn submit_for_check(
         &self,
         encoder: wgpu::CommandEncoder,
         status: &Status,
-        indices: &IndexTensor,
         check: IndexCheck,
-    ) -> Result<()> {
-        match check {
-            IndexCheck::Host => {
-                let index = self.gpu.submit(encoder)?;
-                self.gpu.settle(index).await
-            }
+    ) -> Result<Submitted> {
+        Ok(match check {
+            IndexCheck::Host => Submitted::Host(self.gpu.submit(encoder)?),
             IndexCheck::Gpu => {
                 let (staging, index) = status.submit_with_copy(encoder)?;
+                Submitted::Gpu(staging, index)
+            }
+        })
+    }
+
+    /// Waits for a [`submit_for_check`](Self::submit_for_check) submission
+    /// and, when the GPU checked the indices, reads the status word back
+    /// and turns a bad index into `IndexOutOfRange`. Async: the blocking
+    /// calls run it through `readback::block`, a page awaits it.
+    pub(super) async fn check_submitted(
+        &self,
+        submitted: Submitted,
+        status: &Status,
+        indices: &IndexTensor,
+    ) -> Result<()> {
+        match submitted {
+            Submitted::Host(index) => self.gpu.settle(index).await,
+            Submitted::Gpu(staging, index) => {
                 status
                     .check_async(staging, index, indices, self.num_embeddings)
                     .await
             }
         }
     }
+}
+
+/// A checked call's submission, waiting to be checked.
+pub(super) enum Submitted {
+    /// The host checked the indices: only the work's completion.
+    Host(wgpu::SubmissionIndex),
+    /// The status word's staging copy, in this submission.
+    Gpu(crate::memory::GpuBuffer, wgpu::SubmissionIndex),
 }
 
 /// The seed `Embedding::new` initialises from, so two runs give the same table.

@@ -353,13 +353,15 @@ impl Embedding {
         fused: Fused<'_>,
         check: IndexCheck,
     ) -> Result<()> {
-        let _scope = self.gpu.scope();
+        // Scopes only around what records and submits, never across an
+        // await (see `submit_for_check`).
         let status = Status::new(&self.gpu)?;
         let atomic = self.atomic_gradient();
         if let (Fused::Sgd { lr }, true) = (fused, atomic) {
             let grad = self
                 .dense_backward(indices, grad_out, &status, check)
                 .await?;
+            let _scope = self.gpu.scope();
             let mut encoder = self.gpu.encoder("Embedding::sgd_step");
             let grads = grad.blocks().into_iter().map(SgdGrad::Dense).collect();
             recorder::record(&self.gpu, &mut encoder, |rec| {
@@ -367,12 +369,15 @@ impl Embedding {
             })?;
             self.gpu.submit_and_wait(encoder)?;
         } else {
-            let mut encoder = self.gpu.encoder("Embedding fused backward and update");
-            recorder::record(&self.gpu, &mut encoder, |rec| {
-                self.record_fused(rec, indices, grad_out, fused, status.buffer())
-            })?;
-            self.submit_checked(encoder, &status, indices, check)
-                .await?;
+            let submitted = {
+                let _scope = self.gpu.scope();
+                let mut encoder = self.gpu.encoder("Embedding fused backward and update");
+                recorder::record(&self.gpu, &mut encoder, |rec| {
+                    self.record_fused(rec, indices, grad_out, fused, status.buffer())
+                })?;
+                self.submit_for_check(encoder, &status, check)?
+            };
+            self.check_submitted(submitted, &status, indices).await?;
         }
         self.count_update();
         Ok(())
