@@ -14,7 +14,7 @@ pub enum Error {
     /// No adapter at all: on a machine without a GPU install a software one.
     #[error(
         "no GPU adapter found (backends searched: {backends}). On a machine without a GPU, \
-         install the lavapipe software Vulkan driver: `apt-get install -y mesa-vulkan-drivers`"
+         install the lavapipe software Vulkan driver: `apt-get update && apt-get install -y mesa-vulkan-drivers`"
     )]
     NoAdapter {
         /// The wgpu backends that were searched, as `wgpu::Backends`' `Debug`

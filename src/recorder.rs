@@ -345,7 +345,7 @@ mod tests {
             .collect();
         assert!(
             !gpus.is_empty(),
-            "no GPU adapter: install lavapipe with `apt-get install -y mesa-vulkan-drivers`"
+            "no GPU adapter: install lavapipe with `apt-get update && apt-get install -y mesa-vulkan-drivers`"
         );
         gpus
     }

@@ -15,7 +15,9 @@ fn fresh(cache_bytes: Option<u64>) -> Vec<Gpu> {
         ..Default::default()
     };
     let gpus: Vec<Gpu> = Gpu::all(&options)
-        .expect("GPU tests need an adapter: `apt-get install -y mesa-vulkan-drivers`")
+        .expect(
+            "GPU tests need an adapter: `apt-get update && apt-get install -y mesa-vulkan-drivers`",
+        )
         .into_iter()
         .map(|g| g.expect("an adapter failed to open"))
         .collect();

@@ -47,7 +47,7 @@ fn wraps_a_device_the_caller_owns() {
         wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     let adapter =
         pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
-            .expect("no adapter: install lavapipe with `apt-get install -y mesa-vulkan-drivers`");
+            .expect("no adapter: install lavapipe with `apt-get update && apt-get install -y mesa-vulkan-drivers`");
     let (device, queue) =
         pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).unwrap();
     let gpu = Gpu::from_wgpu(device.clone(), queue.clone());
@@ -364,7 +364,7 @@ fn rejected_resources_on_a_callers_device_are_errors_not_panics() {
         wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     let adapter =
         pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions::default()))
-            .expect("no adapter: install lavapipe with `apt-get install -y mesa-vulkan-drivers`");
+            .expect("no adapter: install lavapipe with `apt-get update && apt-get install -y mesa-vulkan-drivers`");
     let open = || pollster::block_on(adapter.request_device(&Default::default())).unwrap();
     let (device, queue) = open();
     // The caller's handler: any error our calls let escape fails the test.

@@ -1,4 +1,4 @@
-//! The naming rule (STYLE.md): every kernel has one name across
+//! The naming rule (the README's Layout): every kernel has one name across
 //! `shaders/<name>.wgsl`, `src/kernels/<name>.rs` (or `<name>/mod.rs`) and
 //! `src/cpu/<name>.rs`, and its host module compiles exactly that shader.
 //! Runs without a GPU: it reads the source tree.

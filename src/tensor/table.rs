@@ -591,7 +591,7 @@ mod tests {
             .unwrap_or_else(|e| panic!("GPU tests need an adapter and found none: {e}"));
         assert!(
             !gpus.is_empty(),
-            "no GPU adapter: install lavapipe with `apt-get install -y mesa-vulkan-drivers`"
+            "no GPU adapter: install lavapipe with `apt-get update && apt-get install -y mesa-vulkan-drivers`"
         );
         for gpu in gpus {
             let gpu = gpu.unwrap_or_else(|e| panic!("an adapter failed to open: {e}"));

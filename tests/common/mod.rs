@@ -18,7 +18,7 @@ pub fn gpus() -> &'static [Gpu] {
             .collect();
         assert!(
             !gpus.is_empty(),
-            "no GPU adapter: install lavapipe with `apt-get install -y mesa-vulkan-drivers`"
+            "no GPU adapter: install lavapipe with `apt-get update && apt-get install -y mesa-vulkan-drivers`"
         );
         gpus.iter().for_each(panic_on_escaped_errors);
         gpus
@@ -175,7 +175,7 @@ pub fn each_vulkan_gpu_binding_128_mib(f: impl FnMut(&Gpu)) {
             .collect();
         assert!(
             !vulkan.is_empty(),
-            "this test needs lavapipe (Vulkan): apt-get install -y mesa-vulkan-drivers"
+            "this test needs lavapipe (Vulkan): apt-get update && apt-get install -y mesa-vulkan-drivers"
         );
         vulkan
     });
