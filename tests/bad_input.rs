@@ -108,8 +108,8 @@ proptest! {
             let on_gpu = IndexTensor::from_slice(gpu, &idx).unwrap();
             expect_index_error(emb.forward_gpu(&on_gpu), &idx, rows);
 
-            // Backward and updates: NaN/Inf gradients propagate into the
-            // weights like PyTorch; bad indices and bad lr leave them untouched.
+            // Backward and updates: NaN/Inf gradients are accepted (as in
+            // PyTorch); bad indices and a bad lr leave the weights untouched.
             let grad_out = Tensor::from_slice(gpu, &g, &[idx.len(), dim]).unwrap();
             let r = keeps_weights_on_error(&mut emb, |e| e.backward_sgd(&idx, &grad_out, lr));
             if lr.is_finite() {

@@ -144,6 +144,68 @@ fn bad_indices_are_typed_errors_and_lose_nothing() {
     });
 }
 
+/// With `max_norm` a lookup writes the table (it renormalises the rows it
+/// reads), so a failed lookup is where weights could change: GPU-resident
+/// ids with one out of range renormalise nothing, through every form of the
+/// lookup (the renorm kernel must skip on the status word); the same lookup
+/// of good ids renormalises the rows it reads.
+#[test]
+fn a_failed_max_norm_lookup_renormalises_nothing() {
+    use wgpu_embed::{Status, Tensor};
+    each_gpu(|gpu| {
+        let (rows, dim) = (8, 4);
+        // Every row's norm is past 1.
+        let weights: Vec<f32> = (0..rows * dim).map(|i| 1.0 + i as f32 * 0.25).collect();
+        let options = EmbeddingOptions {
+            max_norm: Some(1.0),
+            ..EmbeddingOptions::default()
+        };
+        let emb =
+            Embedding::from_pretrained_with_options(gpu, &weights, rows, dim, options).unwrap();
+        let bad = IndexTensor::from_slice(gpu, &[1, 2, 8, 3]).unwrap();
+        let out_of_range = |r: Result<(), Error>, what: &str| {
+            assert!(
+                matches!(
+                    r,
+                    Err(Error::IndexOutOfRange {
+                        position: 2,
+                        index: 8,
+                        ..
+                    })
+                ),
+                "{what}: {r:?}"
+            );
+            assert_bits_eq(what, &emb.weight().to_vec().unwrap(), &weights);
+        };
+        out_of_range(emb.forward_gpu(&bad).map(drop), "forward_gpu");
+        let out = Tensor::zeros(gpu, &[4, dim]).unwrap();
+        out_of_range(emb.forward_into(&bad, &out), "forward_into");
+        out_of_range(
+            pollster::block_on(emb.forward_gpu_async(&bad)).map(drop),
+            "forward_gpu_async",
+        );
+        let status = Status::new(gpu).unwrap();
+        let mut encoder = gpu.encoder("max_norm lookup");
+        emb.encode_forward(&mut encoder, &bad, &out, &status)
+            .unwrap();
+        gpu.submit_and_wait(encoder).unwrap();
+        assert_eq!(status.read().unwrap(), Some(2));
+        assert_bits_eq("encode_forward", &emb.weight().to_vec().unwrap(), &weights);
+        // The control: in range, rows 1, 2 and 3 are renormalised, the rest kept.
+        let good = IndexTensor::from_slice(gpu, &[1, 2, 3]).unwrap();
+        emb.forward_gpu(&good).unwrap();
+        let after = emb.weight().to_vec().unwrap();
+        for r in 0..rows {
+            let row = &after[r * dim..(r + 1) * dim];
+            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+            match r {
+                1..=3 => assert!(norm <= 1.0 + 1e-6, "row {r}: norm {norm}"),
+                _ => assert_bits_eq("untouched row", row, &weights[r * dim..(r + 1) * dim]),
+            }
+        }
+    });
+}
+
 #[test]
 fn bad_shapes_lengths_and_arguments() {
     each_gpu(|gpu| {

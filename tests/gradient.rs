@@ -505,6 +505,13 @@ fn atomic_path_where_supported_missing_feature_elsewhere() {
     });
     let expected = gpus().iter().filter(|g| g.has_float_atomics()).count();
     assert_eq!(atomic_adapters, expected);
+    // Else every adapter took the MissingFeature branch and the atomic
+    // gradient itself went untested.
+    assert!(
+        atomic_adapters > 0,
+        "no adapter has float atomics, so the atomic gradient went untested: lavapipe has \
+         SHADER_FLOAT32_ATOMIC (apt-get update && apt-get install -y mesa-vulkan-drivers)"
+    );
 }
 
 #[test]
@@ -775,11 +782,15 @@ fn a_hand_built_sparse_step_with_bad_rows_is_refused_and_changes_nothing() {
             );
             assert_bits_eq(what, &emb.weight().to_vec().unwrap(), &before);
         }
-        // Rows as backward makes them still step.
+        // Rows as backward makes them still step, as the twin steps them.
         let g = Gradient::Sparse {
             rows: IndexTensor::from_slice(gpu, &[0, 5]).unwrap(),
             values: values.into(),
         };
         emb.sgd_step(&g, 0.5).unwrap();
+        let mut want = before.clone();
+        cpu::sgd_sparse(vocab, dim, 0.5, &[1.0; 6], &mut want[..], &[0, 5]);
+        assert_ne!(want, before, "the step moves rows 0 and 5");
+        assert_bits_eq("after a good step", &emb.weight().to_vec().unwrap(), &want);
     });
 }

@@ -137,10 +137,15 @@ fn forward_and_backward_match_the_twins() {
             lin.encode_backward(&mut encoder, &tx, &tdy, &g, true)
                 .unwrap();
             gpu.submit_and_wait(encoder).unwrap();
-            let (_, dw, _) = twin_backward(batch, inp, out, &x, &w, &dy);
+            let (_, dw, mut db) = twin_backward(batch, inp, out, &x, &w, &dy);
             let doubled: Vec<f32> = dw.iter().map(|v| v * 2.0).collect();
             let err = relative_error(&g.weight.to_vec().unwrap(), &doubled);
             assert!(err <= TOLERANCE, "accumulated dW: {err:e}");
+            if let Some(gb) = &g.bias {
+                // The bias gradient accumulates too, as column_sum's twin adds.
+                cpu::column_sum(batch, out, true, &dy, &mut db);
+                common::assert_bits_eq("accumulated db", &gb.to_vec().unwrap(), &db);
+            }
 
             // SGD: W ← W − lr · dW (twice the gradient now).
             // The product is exact_arith's mul_rn, rounded before the

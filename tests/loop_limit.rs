@@ -252,11 +252,39 @@ fn bag_backward_of_one_long_bag() {
                 );
                 let what = format!("bag backward {mode:?} weighted={}", weights.is_some());
                 let got = got.to_dense_vec(rows, dim).unwrap();
-                if mode == BagMode::Sum && weights.is_none() {
+                if mode == BagMode::Sum && weights.is_none() || is_cpu(gpu) {
                     assert_bits_eq(&what, &got, &want);
                 } else {
-                    // A division or product per position, 70 000 of them.
-                    assert_near(gpu, &what, &got, &want, 1e-6 * n as f32);
+                    // A division or product per position (exact_arith's, so
+                    // the bits should match here too): bounded by an ulp a
+                    // term of each element's own sum of magnitudes (the twin
+                    // on |terms|; ~700 terms an element, 4e-5 of it), while
+                    // one dropped term is ~1/700 of it and a wrong divisor more.
+                    let abs_psw: Option<Vec<f32>> =
+                        weights.map(|w| w.iter().map(|x| x.abs()).collect());
+                    let abs_grad: Vec<f32> = grad_out.iter().map(|x| x.abs()).collect();
+                    let magnitude = cpu::embedding_bag_backward_dense(
+                        &BagBatch {
+                            mode,
+                            num_embeddings: rows,
+                            dim,
+                            indices: &idx,
+                            offsets: &csr,
+                            per_sample_weights: abs_psw.as_deref(),
+                            max_positions: &[],
+                            grad_out: &abs_grad,
+                        },
+                        &BackwardOptions {
+                            padding_idx: padding,
+                            ..Default::default()
+                        },
+                    );
+                    for (i, ((g, w), m)) in got.iter().zip(&want).zip(&magnitude).enumerate() {
+                        assert!(
+                            (g - w).abs() <= 5e-5 * m,
+                            "{what}: element {i}: got {g} want {w} (sum of magnitudes {m})"
+                        );
+                    }
                 }
             }
         }
@@ -447,10 +475,8 @@ fn atomic_gradient_of_a_wide_row() {
     let grad_out = data(idx.len() * dim, 18);
     // Two terms per element: a + b in either order is the same float.
     let want = cpu::embedding_backward_dense(vocab, dim, &idx, &grad_out, &Default::default());
+    let mut ran = 0;
     each_gpu(|gpu| {
-        if !gpu.has_float_atomics() {
-            return;
-        }
         let opts = EmbeddingOptions {
             gradient_mode: GradientMode::Atomic,
             ..Default::default()
@@ -459,13 +485,16 @@ fn atomic_gradient_of_a_wide_row() {
             Embedding::from_pretrained_with_options(gpu, &vec![0.0; vocab * dim], vocab, dim, opts)
                 .unwrap();
         let g = Tensor::from_slice(gpu, &grad_out, &[idx.len(), dim]).unwrap();
-        let got = emb
-            .backward(&idx, &g)
-            .unwrap()
-            .to_dense_vec(vocab, dim)
-            .unwrap();
+        let r = emb.backward(&idx, &g);
+        if !gpu.has_float_atomics() {
+            assert!(matches!(r, Err(Error::MissingFeature { .. })), "{r:?}");
+            return;
+        }
+        ran += 1;
+        let got = r.unwrap().to_dense_vec(vocab, dim).unwrap();
         assert_bits_eq("atomic gradient at dim 70 000", &got, &want);
     });
+    assert!(ran > 0, "no adapter has float atomics (lavapipe has them)");
 }
 
 #[test]

@@ -74,6 +74,11 @@ fn exclusive_scan_matches_the_twin_at_its_size_boundaries() {
                 Some(len),
                 Some((1 << 32) + 1),
             ] {
+                // The excluded element is nonzero: excluding a zero changes nothing.
+                let mut input = input.clone();
+                if let Some(e) = exclude.filter(|&e| e < len) {
+                    input[e] = 5;
+                }
                 for flags in [false, true] {
                     let got = gpu_scan(gpu, &input, exclude, flags);
                     let want = twin_scan(&input, exclude, flags);
@@ -86,6 +91,43 @@ fn exclusive_scan_matches_the_twin_at_its_size_boundaries() {
             }
         }
     });
+}
+
+/// The sort's widest key bounds, 6 to 8 four-bit passes (tables past 2^20
+/// rows, up to ids anywhere in u32), over several 1024-key blocks with
+/// duplicates spread across them: keys and positions (stability) both.
+#[test]
+fn radix_sort_of_wide_keys_matches_the_twin() {
+    let mut rng = Rng(0x7769_6465);
+    let n = 3000;
+    for bound in [1usize << 21, 1 << 28, 1 << 32] {
+        // Some keys drawn twice, far apart, so stability is tested.
+        let mut keys: Vec<u32> = (0..n).map(|_| (rng.next() % bound as u64) as u32).collect();
+        for i in (0..n).step_by(7) {
+            keys[(i * 13) % n] = keys[i];
+        }
+        let (mut want_keys, mut want_positions) = (vec![0; n], vec![0; n]);
+        cpu::radix_sort(&keys, bound, &mut want_keys, &mut want_positions);
+        each_gpu(|gpu| {
+            let k = upload(gpu, &keys);
+            let (ko, po) = (upload(gpu, &vec![0; n]), upload(gpu, &vec![0; n]));
+            let mut enc = gpu.encoder("wide sort");
+            let sort = SortArgs {
+                keys: k.buffer(),
+                n,
+                key_bound: bound,
+                keys_out: ko.buffer(),
+                positions_out: po.buffer(),
+            };
+            radix_sort::encode(gpu, &mut enc, &sort).unwrap();
+            gpu.submit_and_wait(enc).unwrap();
+            assert!(ko.to_vec().unwrap() == want_keys, "bound {bound}: keys");
+            assert!(
+                po.to_vec().unwrap() == want_positions,
+                "bound {bound}: positions"
+            );
+        });
+    }
 }
 
 proptest! {

@@ -63,10 +63,16 @@ fn run_on(gpus: &[Gpu], how: &str, mut f: impl FnMut(&Gpu)) {
     }
 }
 
-/// A deterministic table whose every value is distinct and exactly representable.
+/// A deterministic table whose every value is distinct and exactly
+/// representable: halves from -1000 for the first 2^24 elements, then
+/// distinct floats at or below -2048 (bit patterns counting up), so an
+/// element read from 2^24 places away never matches.
 pub fn table(rows: usize, dim: usize) -> Vec<f32> {
     (0..rows * dim)
-        .map(|i| (i % 16_777_216) as f32 * 0.5 - 1000.0)
+        .map(|i| match i.checked_sub(1 << 24) {
+            None => i as f32 * 0.5 - 1000.0,
+            Some(j) => f32::from_bits(0xC500_0000 + j as u32),
+        })
         .collect()
 }
 
