@@ -7,7 +7,7 @@ mod common;
 
 use common::{each_gpu, gpus};
 use proptest::prelude::*;
-use wgpu_embed::{Embedding, EmbeddingOptions, Error, IndexTensor, Tensor};
+use wgpu_embed::{Embedding, EmbeddingOptions, Error, Gpu, IndexTensor, Tensor};
 
 fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
@@ -489,74 +489,111 @@ fn bag_backward_kernels_refuse_inputs_they_would_misread() {
 /// slots both hold are written. Before, the kernel wrote every slot `values`
 /// held and each later row id went past `rows`' end (clamped or dropped by
 /// the driver), so a short buffer gave rows and values that disagree.
-#[test]
-fn a_sparse_gradient_writes_only_the_slots_rows_and_values_both_hold() {
-    use wgpu_embed::kernels::{exclusive_scan, radix_sort, row_histogram, segment_sum};
-    use wgpu_embed::Status;
-    each_gpu(|gpu| {
-        let (v, dim) = (4, 2);
-        // Rows 2, 0, 2, 3: three referenced rows, so three slots (0, 2, 3).
-        let idx = IndexTensor::from_slice(gpu, &[2, 0, 2, 3]).unwrap();
-        let n = idx.len();
-        let grad_out: Vec<f32> = (0..n * dim).map(|i| i as f32 + 1.0).collect();
-        let grad_out = Tensor::from_slice(gpu, &grad_out, &[n, dim]).unwrap();
-        let u32s = |len: usize| IndexTensor::from_slice(gpu, &vec![0; len]).unwrap();
-        let (counts, offsets, ranks) = (u32s(v), u32s(v + 1), u32s(v + 1));
-        let (keys, positions) = (u32s(n), u32s(n));
-        let rows = IndexTensor::from_slice(gpu, &[777]).unwrap(); // one slot
-        let values = Tensor::from_slice(gpu, &[-1.0; 6], &[3, dim]).unwrap(); // three
-        let status = Status::new(gpu).unwrap();
-        let mut enc = gpu.encoder("sparse gradient, short rows");
-        row_histogram::encode(
-            gpu,
-            &mut enc,
-            &row_histogram::HistogramArgs {
-                indices: idx.buffer(),
-                n,
-                num_embeddings: v,
-                status: status.buffer(),
-                counts: counts.buffer(),
-            },
-        )
-        .unwrap();
-        for (out, flags) in [(&offsets, false), (&ranks, true)] {
-            let scan = exclusive_scan::ScanArgs {
-                input: counts.buffer(),
-                len: v,
-                out: out.buffer(),
-                exclude: None,
-                flags,
-            };
-            exclusive_scan::encode(gpu, &mut enc, &scan).unwrap();
-        }
-        let sort = radix_sort::SortArgs {
-            keys: idx.buffer(),
-            n,
-            key_bound: v,
-            keys_out: keys.buffer(),
-            positions_out: positions.buffer(),
-        };
-        radix_sort::encode(gpu, &mut enc, &sort).unwrap();
-        let seg = segment_sum::SegmentArgs {
-            n,
-            dim,
-            num_embeddings: v,
+/// The ids 2, 0, 2, 3 of a 4-row table and a 4 × 2 `grad_out` (1, 2, …),
+/// sorted on the GPU as the deterministic backward sorts them: the
+/// histogram, its scan into `offsets` and the radix sort, recorded into
+/// `enc`. Three rows are referenced: 0 (position 1), 2 (positions 0 and 2)
+/// and 3 (position 3).
+struct SortedBatch {
+    idx: IndexTensor,
+    grad_out: Tensor,
+    status: wgpu_embed::Status,
+    counts: IndexTensor,
+    offsets: IndexTensor,
+    keys: IndexTensor,
+    positions: IndexTensor,
+}
+
+const SORTED_ROWS: usize = 4;
+const SORTED_DIM: usize = 2;
+
+fn sorted_batch(gpu: &Gpu, enc: &mut wgpu::CommandEncoder) -> SortedBatch {
+    use wgpu_embed::kernels::{exclusive_scan, radix_sort, row_histogram};
+    let (v, dim) = (SORTED_ROWS, SORTED_DIM);
+    let idx = IndexTensor::from_slice(gpu, &[2, 0, 2, 3]).unwrap();
+    let n = idx.len();
+    let grad_out: Vec<f32> = (0..n * dim).map(|i| i as f32 + 1.0).collect();
+    let u32s = |len: usize| IndexTensor::from_slice(gpu, &vec![0; len]).unwrap();
+    let b = SortedBatch {
+        grad_out: Tensor::from_slice(gpu, &grad_out, &[n, dim]).unwrap(),
+        status: wgpu_embed::Status::new(gpu).unwrap(),
+        counts: u32s(v),
+        offsets: u32s(v + 1),
+        keys: u32s(n),
+        positions: u32s(n),
+        idx,
+    };
+    let hist = row_histogram::HistogramArgs {
+        indices: b.idx.buffer(),
+        n,
+        num_embeddings: v,
+        status: b.status.buffer(),
+        counts: b.counts.buffer(),
+    };
+    row_histogram::encode(gpu, enc, &hist).unwrap();
+    let scan = exclusive_scan::ScanArgs {
+        input: b.counts.buffer(),
+        len: v,
+        out: b.offsets.buffer(),
+        exclude: None,
+        flags: false,
+    };
+    exclusive_scan::encode(gpu, enc, &scan).unwrap();
+    let sort = radix_sort::SortArgs {
+        keys: b.idx.buffer(),
+        n,
+        key_bound: v,
+        keys_out: b.keys.buffer(),
+        positions_out: b.positions.buffer(),
+    };
+    radix_sort::encode(gpu, enc, &sort).unwrap();
+    b
+}
+
+impl SortedBatch {
+    /// `segment_sum`'s inputs for this batch (f32, no padding or scaling).
+    fn segment_args(&self) -> wgpu_embed::kernels::segment_sum::SegmentArgs<'_> {
+        wgpu_embed::kernels::segment_sum::SegmentArgs {
+            n: self.idx.len(),
+            dim: SORTED_DIM,
+            num_embeddings: SORTED_ROWS,
             padding_idx: None,
             scale_by_freq: false,
-            status: status.buffer(),
-            offsets: offsets.buffer(),
-            sorted_keys: keys.buffer(),
-            sorted_positions: positions.buffer(),
-            grad_out: grad_out.buffer(),
+            status: self.status.buffer(),
+            offsets: self.offsets.buffer(),
+            sorted_keys: self.keys.buffer(),
+            sorted_positions: self.positions.buffer(),
+            grad_out: self.grad_out.buffer(),
             chunk: None,
             half: None,
+        }
+    }
+}
+
+#[test]
+fn a_sparse_gradient_writes_only_the_slots_rows_and_values_both_hold() {
+    use wgpu_embed::kernels::{exclusive_scan, segment_sum};
+    each_gpu(|gpu| {
+        let (v, dim) = (SORTED_ROWS, SORTED_DIM);
+        let mut enc = gpu.encoder("sparse gradient, short rows");
+        let batch = sorted_batch(gpu, &mut enc);
+        let ranks = IndexTensor::from_slice(gpu, &[0; SORTED_ROWS + 1]).unwrap();
+        let rows = IndexTensor::from_slice(gpu, &[777]).unwrap(); // one slot
+        let values = Tensor::from_slice(gpu, &[-1.0; 6], &[3, dim]).unwrap(); // three
+        let scan = exclusive_scan::ScanArgs {
+            input: batch.counts.buffer(),
+            len: v,
+            out: ranks.buffer(),
+            exclude: None,
+            flags: true,
         };
+        exclusive_scan::encode(gpu, &mut enc, &scan).unwrap();
         let out = [segment_sum::SegmentOutput::Sparse {
             ranks: ranks.buffer(),
             rows: rows.buffer(),
             values: values.buffer(),
         }];
-        segment_sum::encode(gpu, &mut enc, &seg, &out).unwrap();
+        segment_sum::encode(gpu, &mut enc, &batch.segment_args(), &out).unwrap();
         gpu.submit_and_wait(enc).unwrap();
         assert_eq!(ranks.to_vec().unwrap(), [0, 1, 1, 2, 3]);
         assert_eq!(rows.to_vec().unwrap(), [0], "slot 0 holds row 0");
@@ -571,61 +608,14 @@ fn a_sparse_gradient_writes_only_the_slots_rows_and_values_both_hold() {
 /// buffer, are refused before anything is recorded.
 #[test]
 fn segment_sum_outputs_may_share_a_buffer_but_not_its_bytes() {
-    use wgpu_embed::kernels::{exclusive_scan, radix_sort, row_histogram, segment_sum};
-    use wgpu_embed::{Span, Status};
+    use wgpu_embed::kernels::segment_sum;
+    use wgpu_embed::Span;
     each_gpu(|gpu| {
-        let (v, dim) = (4, 2);
-        let idx = IndexTensor::from_slice(gpu, &[2, 0, 2, 3]).unwrap();
-        let n = idx.len();
-        let grad_out: Vec<f32> = (0..n * dim).map(|i| i as f32 + 1.0).collect();
-        let grad_out = Tensor::from_slice(gpu, &grad_out, &[n, dim]).unwrap();
-        let u32s = |len: usize| IndexTensor::from_slice(gpu, &vec![0; len]).unwrap();
-        let (counts, offsets) = (u32s(v), u32s(v + 1));
-        let (keys, positions) = (u32s(n), u32s(n));
-        let status = Status::new(gpu).unwrap();
+        let dim = SORTED_DIM;
         let mut enc = gpu.encoder("dense gradient into spans of one buffer");
-        row_histogram::encode(
-            gpu,
-            &mut enc,
-            &row_histogram::HistogramArgs {
-                indices: idx.buffer(),
-                n,
-                num_embeddings: v,
-                status: status.buffer(),
-                counts: counts.buffer(),
-            },
-        )
-        .unwrap();
-        let scan = exclusive_scan::ScanArgs {
-            input: counts.buffer(),
-            len: v,
-            out: offsets.buffer(),
-            exclude: None,
-            flags: false,
-        };
-        exclusive_scan::encode(gpu, &mut enc, &scan).unwrap();
-        let sort = radix_sort::SortArgs {
-            keys: idx.buffer(),
-            n,
-            key_bound: v,
-            keys_out: keys.buffer(),
-            positions_out: positions.buffer(),
-        };
-        radix_sort::encode(gpu, &mut enc, &sort).unwrap();
-        let seg = segment_sum::SegmentArgs {
-            n,
-            dim,
-            num_embeddings: v,
-            padding_idx: None,
-            scale_by_freq: false,
-            status: status.buffer(),
-            offsets: offsets.buffer(),
-            sorted_keys: keys.buffer(),
-            sorted_positions: positions.buffer(),
-            grad_out: grad_out.buffer(),
-            chunk: None,
-            half: None,
-        };
+        let batch = sorted_batch(gpu, &mut enc);
+        let seg = batch.segment_args();
+        let u32s = |len: usize| IndexTensor::from_slice(gpu, &vec![0; len]).unwrap();
         // Rows 0..2 from byte 0, rows 2..4 from the next aligned offset.
         let align = gpu.limits().min_storage_buffer_offset_alignment.max(16) as usize;
         let words = align / 4 + 2 * dim;
@@ -657,7 +647,7 @@ fn segment_sum_outputs_may_share_a_buffer_but_not_its_bytes() {
         }
         let one = u32s(2 * dim);
         let sparse = [segment_sum::SegmentOutput::Sparse {
-            ranks: offsets.buffer(),
+            ranks: batch.offsets.buffer(),
             rows: one.buffer(),
             values: one.buffer(),
         }];

@@ -234,22 +234,25 @@ fn bag_backward_of_one_long_bag() {
                 );
                 let g = Tensor::from_slice(gpu, &grad_out, &[1, dim]).unwrap();
                 let got = bag.backward(&idx, &csr, weights, &g).unwrap();
-                let want = cpu::embedding_bag_backward_dense(
-                    &BagBatch {
+                // The twin of this batch, on these weights and this grad_out.
+                let twin = |w: Option<&[f32]>, grad: &[f32]| {
+                    let batch = BagBatch {
                         mode,
                         num_embeddings: rows,
                         dim,
                         indices: &idx,
                         offsets: &csr,
-                        per_sample_weights: weights,
+                        per_sample_weights: w,
                         max_positions: &[],
-                        grad_out: &grad_out,
-                    },
-                    &BackwardOptions {
+                        grad_out: grad,
+                    };
+                    let options = BackwardOptions {
                         padding_idx: padding,
                         ..Default::default()
-                    },
-                );
+                    };
+                    cpu::embedding_bag_backward_dense(&batch, &options)
+                };
+                let want = twin(weights, &grad_out);
                 let what = format!("bag backward {mode:?} weighted={}", weights.is_some());
                 let got = got.to_dense_vec(rows, dim).unwrap();
                 if mode == BagMode::Sum && weights.is_none() || is_cpu(gpu) {
@@ -263,22 +266,7 @@ fn bag_backward_of_one_long_bag() {
                     let abs_psw: Option<Vec<f32>> =
                         weights.map(|w| w.iter().map(|x| x.abs()).collect());
                     let abs_grad: Vec<f32> = grad_out.iter().map(|x| x.abs()).collect();
-                    let magnitude = cpu::embedding_bag_backward_dense(
-                        &BagBatch {
-                            mode,
-                            num_embeddings: rows,
-                            dim,
-                            indices: &idx,
-                            offsets: &csr,
-                            per_sample_weights: abs_psw.as_deref(),
-                            max_positions: &[],
-                            grad_out: &abs_grad,
-                        },
-                        &BackwardOptions {
-                            padding_idx: padding,
-                            ..Default::default()
-                        },
-                    );
+                    let magnitude = twin(abs_psw.as_deref(), &abs_grad);
                     for (i, ((g, w), m)) in got.iter().zip(&want).zip(&magnitude).enumerate() {
                         assert!(
                             (g - w).abs() <= 5e-5 * m,
