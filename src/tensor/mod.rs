@@ -18,6 +18,16 @@ use crate::gpu::Gpu;
 use crate::memory::GpuBuffer;
 use crate::readback;
 
+/// An empty `Vec` with room for `n` items on the host, or `OutOfHostMemory`
+/// naming `what` when the allocator refuses (instead of aborting the process).
+pub(crate) fn host_vec<T>(what: &'static str, n: usize) -> Result<Vec<T>> {
+    let bytes = (n as u64).saturating_mul(std::mem::size_of::<T>() as u64);
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| Error::OutOfHostMemory { what, bytes })?;
+    Ok(v)
+}
+
 /// `n` zeroed floats on the host; naming `what`, `TooLarge` past what one
 /// allocation may hold, `OutOfHostMemory` when the allocator refuses
 /// (instead of aborting the process).
@@ -31,9 +41,7 @@ pub(crate) fn host_zeros(what: &'static str, n: usize) -> Result<Vec<f32>> {
             limit_name: "isize::MAX, the most one host allocation may hold",
         });
     }
-    let mut v = Vec::new();
-    v.try_reserve_exact(n)
-        .map_err(|_| Error::OutOfHostMemory { what, bytes })?;
+    let mut v = host_vec(what, n)?;
     v.resize(n, 0.0);
     Ok(v)
 }

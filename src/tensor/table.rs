@@ -383,7 +383,7 @@ impl Table {
 
     /// The whole table on the host as f32 (f16 widened exactly).
     pub fn to_vec(&self) -> Result<Vec<f32>> {
-        let mut out = Vec::with_capacity(self.numel());
+        let mut out = super::host_vec("host copy of a table", self.numel())?;
         for b in &self.blocks {
             out.extend(b.to_vec()?);
         }
@@ -391,7 +391,7 @@ impl Table {
     }
     /// The async form of [`Table::to_vec`], for a page.
     pub async fn to_vec_async(&self) -> Result<Vec<f32>> {
-        let mut out = Vec::with_capacity(self.numel());
+        let mut out = super::host_vec("host copy of a table", self.numel())?;
         for b in &self.blocks {
             out.extend(b.to_vec_async().await?);
         }
@@ -399,7 +399,7 @@ impl Table {
     }
     /// The whole table on the host as f16 (f32 rounded to nearest, ties to even).
     pub fn to_f16_vec(&self) -> Result<Vec<f16>> {
-        let mut out = Vec::with_capacity(self.numel());
+        let mut out = super::host_vec("host copy of a table", self.numel())?;
         for b in &self.blocks {
             match b {
                 Block::F16(t) => out.extend(t.to_f16_vec()?),
