@@ -206,15 +206,13 @@ pub(crate) fn check_inputs_apart(
 /// dispatch (or one target would overwrite another's rows) where the twin,
 /// with a slice per output, cannot.
 pub(crate) fn check_spans_apart(kernel: &'static str, spans: &[Span]) -> Result<()> {
-    let overlap = |a: &Span, b: &Span| {
-        a.buffer == b.buffer
-            && a.offset < b.offset.saturating_add(b.size)
-            && b.offset < a.offset.saturating_add(a.size)
-    };
-    let clash = spans
-        .iter()
-        .enumerate()
-        .any(|(i, a)| spans[i + 1..].iter().any(|b| overlap(a, b)));
+    // Sorted by buffer, then offset: only neighbours can overlap first
+    // (a table of many row-blocks makes many spans).
+    let mut sorted: Vec<&Span> = spans.iter().collect();
+    sorted.sort_by(|a, b| a.buffer.cmp(b.buffer).then(a.offset.cmp(&b.offset)));
+    let clash = sorted
+        .windows(2)
+        .any(|w| w[0].buffer == w[1].buffer && w[1].offset < w[0].offset.saturating_add(w[0].size));
     if clash {
         return Err(Error::InvalidArgument {
             name: "buffers",

@@ -303,9 +303,13 @@ fn saves_replace_the_file_whole_or_not_at_all() {
             assert!(matches!(r, Err(Error::File { .. })), "{r:?}");
         }
         assert!(dir.join("kept").is_dir(), "the directory is untouched");
-        let mut partial = dir.clone().into_os_string();
-        partial.push(".partial");
-        assert!(!PathBuf::from(partial).exists(), "no partial file is left");
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let left: Vec<String> = std::fs::read_dir(dir.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|f| f.starts_with(&name) && f.ends_with(".partial"))
+            .collect();
+        assert!(left.is_empty(), "partial files left: {left:?}");
         for f in [npy, st] {
             let _ = std::fs::remove_file(f);
         }

@@ -273,6 +273,33 @@ impl Gpu {
         Ok(buffer)
     }
 
+    /// A host-visible buffer holding `bytes` (a multiple of 4), to copy from
+    /// in an encoder: staging like `write_buffer`'s own, outside the memory
+    /// counters and the cache (it lives until its copies have run).
+    pub(crate) fn upload_staging(&self, what: &'static str, bytes: &[u8]) -> Result<wgpu::Buffer> {
+        let size = (bytes.len() as u64).max(4).div_ceil(4) * 4;
+        self.check_size(what, size, false)?;
+        self.scoped(what, || {
+            let buffer = self.device().create_buffer(&wgpu::BufferDescriptor {
+                label: Some(what),
+                size,
+                usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::MAP_WRITE,
+                mapped_at_creation: true,
+            });
+            let mut view = buffer
+                .slice(..)
+                .get_mapped_range_mut()
+                .map_err(|e| Error::Gpu {
+                    during: "upload",
+                    message: e.to_string(),
+                })?;
+            view.slice(..bytes.len()).copy_from_slice(bytes);
+            drop(view);
+            buffer.unmap();
+            Ok(buffer)
+        })
+    }
+
     /// `queue.write_buffer` of `bytes` at `offset`, after this thread's
     /// queued clears for this device are submitted (see `cache::flush_clears`):
     /// every write into a buffer of ours goes through here.

@@ -158,6 +158,9 @@ fn size_error(path: &Path, file: &[u8]) -> Error {
 /// inside (a structured dtype, or a crafted one; found by `fuzz/npy`). A
 /// plain float array's header holds one `{`, one `(` (the shape) and no `[`.
 fn check_npy_header(path: &Path, file: &[u8]) -> Result<()> {
+    if !file.starts_with(b"\x93NUMPY") {
+        return Ok(()); // not a .npy file at all: npyz says so
+    }
     let header = || -> Option<(usize, usize)> {
         Some(match *file.get(6)? {
             1 => (
@@ -413,9 +416,10 @@ impl Embedding {
         };
         let shape = vec![self.num_embeddings(), cols];
         let view = TensorView::new(dtype, shape, &bytes).map_err(|e| file_error(path, e))?;
-        let file = safetensors::tensor::serialize([(tensor_name, view)], None)
-            .map_err(|e| file_error(path, e))?;
-        replace_file(path, |out| out.write_all(&file))
+        replace_file(path, |partial| {
+            safetensors::tensor::serialize_to_file([(tensor_name, view)], None, partial)
+                .map_err(|e| file_error(path, e))
+        })
     }
 
     /// Writes the table as a `.npy` file (`<f4`, `<f2`, or an int8 row-wise
@@ -439,37 +443,46 @@ impl Embedding {
 
 /// `values` as a C-order `.npy` array of `shape`, replacing `path` whole.
 fn write_npy<T: npyz::AutoSerialize>(path: &Path, shape: [u64; 2], values: Vec<T>) -> Result<()> {
-    replace_file(path, |out| {
+    replace_file(path, |partial| {
+        let io = |e: std::io::Error| file_error(path, e);
+        let mut out = BufWriter::new(File::create(partial).map_err(io)?);
         let mut w = npyz::WriteOptions::<T>::new()
             .default_dtype()
             .shape(&shape)
-            .writer(out)
-            .begin_nd()?;
-        w.extend(values)?;
-        w.finish()
+            .writer(&mut out)
+            .begin_nd()
+            .map_err(io)?;
+        w.extend(values).map_err(io)?;
+        w.finish().map_err(io)?;
+        out.flush().map_err(io)
     })
 }
 
-/// Writes a file beside `path` with `write`, then renames it over `path`: a
-/// failure at any point (a full disk, a bad directory) leaves what was at
-/// `path` untouched and removes the partial file.
-fn replace_file(
-    path: &Path,
-    write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
-) -> Result<()> {
+/// Writes a file beside `path` with `write` (given its path), then renames
+/// it over `path`: a failure at any point (a full disk, a bad directory)
+/// leaves what was at `path` untouched and removes the partial file. The
+/// partial file's name is this process's and this call's own.
+fn replace_file(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CALLS: AtomicU64 = AtomicU64::new(0);
     let mut partial = path.as_os_str().to_owned();
-    partial.push(".partial");
+    partial.push(format!(
+        ".{}-{}.partial",
+        std::process::id(),
+        CALLS.fetch_add(1, Ordering::Relaxed)
+    ));
     let partial = std::path::PathBuf::from(partial);
-    let written = (|| {
-        let mut out = BufWriter::new(File::create(&partial)?);
-        write(&mut out)?;
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&partial, path)
-    })();
-    written.map_err(|e| {
+    let written = write(&partial).and_then(|()| {
+        // On disk before it replaces the old file.
+        File::open(&partial)
+            .and_then(|f| f.sync_all())
+            .and_then(|()| std::fs::rename(&partial, path))
+            .map_err(|e| file_error(path, e))
+    });
+    if written.is_err() {
         let _ = std::fs::remove_file(&partial);
-        file_error(path, e)
-    })
+    }
+    written
 }
 
 impl Loaded {

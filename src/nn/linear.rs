@@ -330,8 +330,9 @@ impl Linear {
             self.check_params_grad(grad, "Linear::backward weight or bias gradient")?;
             // Each product is checked alone, but dx is written before dW
             // reads x: a gradient sharing an input's buffer would change it.
-            let mut reads = vec![x.buffer(), grad_y.buffer(), self.weight.buffer()];
-            reads.extend(self.bias.as_ref().map(|b| b.buffer()));
+            // (The bias is not read: left out, so its buffer is not marked
+            // as the caller's.)
+            let reads = [x.buffer(), grad_y.buffer(), self.weight.buffer()];
             let mut writes = vec![grad.input.buffer(), grad.weight.buffer()];
             writes.extend(grad.bias.as_ref().map(|b| b.buffer()));
             binding::check_no_alias("Linear::encode_backward", &reads, &writes)?;

@@ -15,6 +15,7 @@
 //! in the same row-blocks, and updates compute in f32 and round once
 //! (`shaders/sgd_update/f16_round.wgsl`).
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use half::f16;
@@ -24,7 +25,6 @@ use crate::binding::{RowBlock, Span};
 use crate::cpu::int8_rowwise;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::memory::GpuBuffer;
 
 /// One block's storage.
 #[derive(Clone)]
@@ -84,10 +84,11 @@ impl Block {
             Block::Int8(t) => t.write(data),
         }
     }
-    /// `data` (this block's rows) in a new buffer, as the block stores it,
-    /// and its length in bytes: the first half of a write that must change
-    /// every block or none (see [`Table::write_blocks`]).
-    fn stage(&self, gpu: &Gpu, data: &[f32]) -> Result<(GpuBuffer, u64)> {
+    /// `data` (this block's rows) as the block stores it, in a host-visible
+    /// staging buffer (as `write_buffer`'s own, not device memory), and its
+    /// length in bytes: the first half of a write that must change every
+    /// block or none (see [`Table::write_blocks`]).
+    fn stage(&self, gpu: &Gpu, data: &[f32]) -> Result<(wgpu::Buffer, u64)> {
         let numel = match self {
             Block::F32(t) => t.numel(),
             Block::F16(t) => t.numel(),
@@ -101,22 +102,23 @@ impl Block {
             });
         }
         let what = "table write staging";
-        match self {
-            Block::F32(_) => Ok((gpu.storage_from(what, data)?, data.len() as u64 * 4)),
+        let bytes: std::borrow::Cow<[u8]> = match self {
+            Block::F32(_) => bytemuck::cast_slice(data).into(),
             Block::F16(_) => {
                 let mut halves: Vec<f16> = data.iter().map(|&x| f16::from_f32(x)).collect();
                 // Whole words, as the block's buffer holds them.
                 if halves.len() % 2 == 1 {
                     halves.push(f16::ZERO);
                 }
-                Ok((gpu.storage_from(what, &halves)?, halves.len() as u64 * 2))
+                bytemuck::cast_slice(&halves).to_vec().into()
             }
             Block::Int8(t) => {
                 let dim = t.shape()[1];
                 let words = int8_rowwise::to_words(&int8_rowwise::quantize(data, dim), dim);
-                Ok((gpu.storage_from(what, &words)?, words.len() as u64 * 4))
+                bytemuck::cast_slice(&words).to_vec().into()
             }
-        }
+        };
+        Ok((gpu.upload_staging(what, &bytes)?, bytes.len() as u64))
     }
     /// `count` rows from block row `first` (an f16 block is read whole: its
     /// rows need not start on a 4-byte boundary).
@@ -443,17 +445,17 @@ impl Table {
     pub fn write(&self, data: &[f32]) -> Result<()> {
         check_len("table write data", data.len(), self.shape[0], self.shape[1])?;
         let dim = self.shape[1];
-        self.write_blocks(|_, rows| Ok(data[rows.start * dim..rows.end * dim].to_vec()))
+        self.write_blocks(|_, rows| Ok(data[rows.start * dim..rows.end * dim].into()))
     }
     /// Overwrites every block with `rows_of(k, rows)` (block `k`'s rows,
     /// row-major), all or nothing: one block's write is one `write_buffer`;
-    /// several are staged in buffers of their own first (the host holding
-    /// one block's values at a time), then copied in one submission, so
-    /// an error staging a later block (out of memory) leaves the table as
-    /// it was, not half written.
-    pub(crate) fn write_blocks(
+    /// several are staged first (host-visible staging, as `write_buffer`'s,
+    /// the host holding one block's values at a time), then copied in one
+    /// submission, so an error staging a later block (out of memory) leaves
+    /// the table as it was, not half written.
+    pub(crate) fn write_blocks<'a>(
         &self,
-        mut rows_of: impl FnMut(usize, Range<usize>) -> Result<Vec<f32>>,
+        mut rows_of: impl FnMut(usize, Range<usize>) -> Result<Cow<'a, [f32]>>,
     ) -> Result<()> {
         if let [only] = &self.blocks[..] {
             return only.write(&rows_of(0, 0..self.shape[0])?);
@@ -465,9 +467,13 @@ impl Table {
         }
         let mut encoder = self.gpu.encoder("table write");
         for (b, (buffer, bytes)) in self.blocks.iter().zip(&staged) {
-            encoder.copy_buffer_to_buffer(buffer.raw(), 0, b.buffer(), 0, *bytes);
+            encoder.copy_buffer_to_buffer(buffer, 0, b.buffer(), 0, *bytes);
         }
-        self.gpu.submit(encoder).map(drop)
+        let submitted = self.gpu.submit(encoder).map(drop);
+        // wgpu keeps them until the copies have run; dropped in a turn (GL).
+        let _turn = self.gpu.gl_turn();
+        drop(staged);
+        submitted
     }
     /// Overwrites row `row` with `data` (`dim` values).
     pub(crate) fn write_row(&self, row: usize, data: &[f32]) -> Result<()> {
@@ -606,7 +612,7 @@ mod tests {
                         name: "test",
                         reason: "block 2 fails".into(),
                     }),
-                    _ => Ok(vec![-1.0; rows.len() * dim]),
+                    _ => Ok(vec![-1.0; rows.len() * dim].into()),
                 });
                 assert!(matches!(r, Err(Error::InvalidArgument { .. })), "{r:?}");
                 assert_eq!(table.to_vec().unwrap(), before, "{dtype:?}: unchanged");

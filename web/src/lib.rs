@@ -179,7 +179,7 @@ fn line(kernel: &str, got: &[f32], want: &[f32], tolerance: Option<f32>) -> Valu
             Some(t) => got
                 .iter()
                 .zip(want)
-                .all(|(a, b)| (a - b).abs() <= t * scale),
+                .all(|(a, b)| a.to_bits() == b.to_bits() || (a - b).abs() <= t * scale),
         };
     json!({"kernel": kernel, "pass": pass, "max_abs_diff": max_abs_diff})
 }

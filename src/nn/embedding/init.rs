@@ -206,7 +206,7 @@ impl Embedding {
         self.weight.write_blocks(|_, rows| {
             let mut w = host_zeros("host copy of one f16 table block", rows.len() * dim)?;
             distribution.fill_cpu(seed, (rows.start * dim) as u64, &mut w)?;
-            Ok(w)
+            Ok(w.into())
         })
     }
 

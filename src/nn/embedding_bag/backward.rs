@@ -195,7 +195,8 @@ impl EmbeddingBag {
             // The gradient would silently be the unweighted sum's.
             return Err(Error::InvalidArgument {
                 name: "saved",
-                reason: "this output's forward scaled rows by per-sample weights; pass                          them to backward(indices, offsets, Some(weights), grad_out)"
+                reason: "this output's forward scaled rows by per-sample weights; pass \
+                         them to backward(indices, offsets, Some(weights), grad_out)"
                     .into(),
             });
         }
