@@ -279,25 +279,9 @@ impl Gpu {
     pub(crate) fn upload_staging(&self, what: &'static str, bytes: &[u8]) -> Result<wgpu::Buffer> {
         let size = (bytes.len() as u64).max(4).div_ceil(4) * 4;
         self.check_size(what, size, false)?;
-        self.scoped(what, || {
-            let buffer = self.device().create_buffer(&wgpu::BufferDescriptor {
-                label: Some(what),
-                size,
-                usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::MAP_WRITE,
-                mapped_at_creation: true,
-            });
-            let mut view = buffer
-                .slice(..)
-                .get_mapped_range_mut()
-                .map_err(|e| Error::Gpu {
-                    during: "upload",
-                    message: e.to_string(),
-                })?;
-            view.slice(..bytes.len()).copy_from_slice(bytes);
-            drop(view);
-            buffer.unmap();
-            Ok(buffer)
-        })
+        // Not from the cache (a staging buffer's usage is its own).
+        let usage = wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::MAP_WRITE;
+        self.create(what, size, usage, Init::Data(bytes))
     }
 
     /// `queue.write_buffer` of `bytes` at `offset`, after this thread's
