@@ -109,6 +109,20 @@ impl<'a> From<&'a wgpu::Buffer> for Span<'a> {
     }
 }
 
+/// The rows `blocks` hold together, when each block starts where the one
+/// before it ends; `None` at a gap or an overlap (no blocks: `0..0`).
+pub(crate) fn consecutive_rows(blocks: &[RowBlock]) -> Option<Range<usize>> {
+    let start = blocks.first().map_or(0, |b| b.rows.start);
+    let mut end = start;
+    for block in blocks {
+        if block.rows.start != end {
+            return None;
+        }
+        end = block.rows.end;
+    }
+    Some(start..end)
+}
+
 /// `LengthMismatch` naming `what` unless a binding of `size` bytes holds
 /// `words` u32 or f32 words: the check a public `encode` makes on each buffer
 /// a caller passes, so that a short buffer is an error, not a kernel that

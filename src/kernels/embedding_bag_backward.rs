@@ -300,14 +300,8 @@ pub fn encode_psw_grad(
         // Each dispatch writes only the positions whose row its block holds,
         // and `out` is not cleared: blocks that left rows out would leave
         // those positions' old contents where the twin writes a product.
-        let mut next = 0;
-        for block in table {
-            if block.rows.start != next {
-                break;
-            }
-            next = block.rows.end;
-        }
-        if next != layout.num_embeddings && layout.n > 0 {
+        let all = Some(0..layout.num_embeddings);
+        if binding::consecutive_rows(table) != all && layout.n > 0 {
             return Err(Error::InvalidArgument {
                 name: "table blocks",
                 reason: format!(

@@ -175,8 +175,6 @@ fn check_sizes(gpu: &Gpu, args: &GatherArgs) -> Result<()> {
     }
     let out = n.saturating_mul(dim);
     binding::check_holds("embedding_gather out (n × dim f32)", args.out.size(), out)?;
-    // Consecutive rows (a caller may pass some of a table's blocks, or one).
-    let mut next = args.table.first().map_or(0, |b| b.rows.start);
     for block in args.table {
         binding::check_span(gpu, "embedding_gather table block", &block.span)?;
         let elements = (block.rows.len() as u64).saturating_mul(dim);
@@ -199,31 +197,26 @@ fn check_sizes(gpu: &Gpu, args: &GatherArgs) -> Result<()> {
             "embedding_gather table block (bound whole)",
             block.span.size,
         )?;
-        if block.rows.start != next || block.rows.end > args.num_embeddings {
+    }
+    // Consecutive rows (a caller may pass some of a table's blocks, or one).
+    match binding::consecutive_rows(args.table) {
+        Some(rows) if rows.end <= args.num_embeddings => {}
+        _ => {
             return Err(Error::InvalidArgument {
                 name: "table blocks",
                 reason: format!(
-                    "blocks must hold consecutive rows within {} rows; one holds {:?} \
-                     after row {next}",
-                    args.num_embeddings, block.rows
+                    "blocks must hold consecutive rows within {} rows; they hold {:?}",
+                    args.num_embeddings,
+                    args.table
+                        .iter()
+                        .map(|b| b.rows.clone())
+                        .collect::<Vec<_>>()
                 ),
-            });
+            })
         }
-        next = block.rows.end;
     }
-    // Checked here as uniform_init checks it: in a page, whose calls run
-    // without error scopes, a refused pipeline would record nothing silently.
     if let Some(wg) = args.workgroup_size {
-        let l = gpu.limits();
-        let max = l
-            .max_compute_invocations_per_workgroup
-            .min(l.max_compute_workgroup_size_x);
-        if wg == 0 || wg > max {
-            return Err(Error::InvalidArgument {
-                name: "workgroup_size",
-                reason: format!("{wg} is outside 1..={max} for this adapter"),
-            });
-        }
+        super::check_workgroup_size(gpu, wg)?;
     }
     match args.threads_per_row {
         Some(t) if t == 0 || t > MAX_THREADS_PER_ROW => Err(Error::InvalidArgument {

@@ -65,6 +65,23 @@ pub(crate) fn loop_limited(gpu: &crate::gpu::Gpu) -> bool {
     gpu.adapter_info().device_type == wgpu::DeviceType::Cpu
 }
 
+/// `InvalidArgument` unless a caller's 1-D workgroup size is one the adapter
+/// runs: checked before recording, not left to pipeline creation (which a
+/// page, whose calls run without error scopes, would let fail silently).
+pub(crate) fn check_workgroup_size(gpu: &crate::gpu::Gpu, wg: u32) -> crate::Result<()> {
+    let l = gpu.limits();
+    let max = l
+        .max_compute_invocations_per_workgroup
+        .min(l.max_compute_workgroup_size_x);
+    if wg == 0 || wg > max {
+        return Err(crate::Error::InvalidArgument {
+            name: "workgroup_size",
+            reason: format!("{wg} is outside 1..={max} for this adapter"),
+        });
+    }
+    Ok(())
+}
+
 /// The shaders' padding word: a row of the table, or `u32::MAX` for none.
 /// An id of `0xFFFFFFFF` is past every table (`num_embeddings` is a u32),
 /// and the shaders test an id's range before comparing it with the padding

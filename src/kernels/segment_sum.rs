@@ -339,21 +339,23 @@ fn check_sizes(gpu: &Gpu, args: &SegmentArgs, targets: &[SegmentOutput]) -> Resu
     let mut writes = Vec::new();
     let mut spans = Vec::new();
     let mut states = Vec::new();
-    for target in targets {
-        let gradient = matches!(
-            target,
+    let gradient = |t: &SegmentOutput| {
+        matches!(
+            t,
             SegmentOutput::Dense { .. } | SegmentOutput::Sparse { .. }
-        );
-        if gradient && matches!(args.half, Some(Round16::Stochastic { .. })) {
-            // The shader rounds a gradient to nearest whatever `stochastic`
-            // says; taking the request would write other bits than asked.
-            return Err(Error::InvalidArgument {
-                name: "half",
-                reason: "a dense or sparse gradient rounds to nearest; stochastic \
-                         rounding is for the fused updates (Sgd, Adagrad)"
-                    .into(),
-            });
-        }
+        )
+    };
+    if matches!(args.half, Some(Round16::Stochastic { .. })) && targets.iter().any(gradient) {
+        // The shader rounds a gradient to nearest whatever `stochastic`
+        // says; taking the request would write other bits than asked.
+        return Err(Error::InvalidArgument {
+            name: "half",
+            reason: "a dense or sparse gradient rounds to nearest; stochastic \
+                     rounding is for the fused updates (Sgd, Adagrad)"
+                .into(),
+        });
+    }
+    for target in targets {
         match target {
             SegmentOutput::Adagrad { state, .. } => {
                 writes.push(*state);

@@ -188,16 +188,7 @@ pub(crate) fn record(rec: &mut Recorder, args: &FillArgs) -> Result<()> {
         Distribution::Bits => (&BITS, 0.0, 0.0),
     };
     let wg = args.workgroup_size.unwrap_or(WORKGROUP_SIZE);
-    let max_wg = gpu
-        .limits()
-        .max_compute_invocations_per_workgroup
-        .min(gpu.limits().max_compute_workgroup_size_x);
-    if wg == 0 || wg > max_wg {
-        return Err(Error::InvalidArgument {
-            name: "workgroup_size",
-            reason: format!("{wg} is outside 1..={max_wg} for this adapter"),
-        });
-    }
+    super::check_workgroup_size(gpu, wg)?;
     // 0 + 1 · x is x: the default N(0, 1) and U(0, 1) compile without the
     // software FMA (bits, not values, so a = -0 keeps it: -0 + 1 · +0 = -0).
     let affine = !matches!(args.distribution, Distribution::Bits)

@@ -230,26 +230,23 @@ pub(crate) fn clear_before_use(clear: Clear) {
 /// `write_buffer`, which wgpu runs ahead of every command buffer of the
 /// next submit, so a clear riding in that submit would wipe the write.
 pub(crate) fn flush_clears(gpu_id: u64) {
-    let mine = SCOPE.with(|s| {
-        let mut s = s.borrow_mut();
-        let (mine, others): (Vec<Clear>, Vec<Clear>) = std::mem::take(&mut s.clears)
-            .into_iter()
-            .partition(|c| c.gpu_id == gpu_id);
-        s.clears = others;
-        mine
-    });
-    Clear::submit_now(mine);
+    Clear::submit_now(take_mine(gpu_id));
 }
 
 /// The clears queued for `gpu_id`, taken (to record in front of its submit).
 pub(crate) fn take_clears(gpu_id: u64) -> Vec<wgpu::Buffer> {
+    take_mine(gpu_id).into_iter().map(|c| c.buffer).collect()
+}
+
+/// This thread's queued clears for `gpu_id`, taken; the others stay queued.
+fn take_mine(gpu_id: u64) -> Vec<Clear> {
     SCOPE.with(|s| {
         let mut s = s.borrow_mut();
         let (mine, others): (Vec<Clear>, Vec<Clear>) = std::mem::take(&mut s.clears)
             .into_iter()
             .partition(|c| c.gpu_id == gpu_id);
         s.clears = others;
-        mine.into_iter().map(|c| c.buffer).collect()
+        mine
     })
 }
 

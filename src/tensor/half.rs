@@ -123,6 +123,15 @@ impl HalfTensor {
 
     /// Overwrites the contents with `data` rounded to f16, in queue order.
     pub fn write(&self, data: &[f32]) -> Result<()> {
+        let bytes = self.stored(data)?;
+        let _scope = self.gpu.scope();
+        self.gpu
+            .write_buffer("f16 tensor write", self.buffer(), 0, &bytes)
+    }
+
+    /// The bytes [`write`](Self::write) puts in the buffer for `data`:
+    /// halves, padded to whole words as the buffer holds them.
+    pub(crate) fn stored(&self, data: &[f32]) -> Result<std::borrow::Cow<'static, [u8]>> {
         if data.len() != self.numel() {
             return Err(Error::LengthMismatch {
                 what: "HalfTensor::write data",
@@ -131,17 +140,10 @@ impl HalfTensor {
             });
         }
         let mut halves: Vec<f16> = data.iter().map(|&x| f16::from_f32(x)).collect();
-        // write_buffer needs a multiple of 4 bytes.
         if halves.len() % 2 == 1 {
             halves.push(f16::ZERO);
         }
-        let _scope = self.gpu.scope();
-        self.gpu.write_buffer(
-            "f16 tensor write",
-            self.buffer(),
-            0,
-            bytemuck::cast_slice(&halves),
-        )
+        Ok(bytemuck::cast_slice(&halves).to_vec().into())
     }
 }
 

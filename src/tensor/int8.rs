@@ -104,6 +104,15 @@ impl Int8Tensor {
     /// Overwrites the rows with `data` (`rows × dim` f32) quantized by
     /// FBGEMM's quantizer, in queue order.
     pub fn write(&self, data: &[f32]) -> Result<()> {
+        let bytes = self.stored(data)?;
+        let _scope = self.gpu.scope();
+        self.gpu
+            .write_buffer("int8 tensor write", self.buffer(), 0, &bytes)
+    }
+
+    /// The bytes [`write`](Self::write) puts in the buffer for `data`: the
+    /// quantized rows as the shaders read them.
+    pub(crate) fn stored(&self, data: &[f32]) -> Result<std::borrow::Cow<'static, [u8]>> {
         let [rows, dim] = self.shape;
         if data.len() != rows * dim {
             return Err(Error::LengthMismatch {
@@ -113,13 +122,7 @@ impl Int8Tensor {
             });
         }
         let words = int8_rowwise::to_words(&int8_rowwise::quantize(data, dim), dim);
-        let _scope = self.gpu.scope();
-        self.gpu.write_buffer(
-            "int8 tensor write",
-            self.buffer(),
-            0,
-            bytemuck::cast_slice(&words),
-        )
+        Ok(bytemuck::cast_slice(&words).to_vec().into())
     }
 
     /// The values, dequantized as the shaders do (`q · scale + bias`).

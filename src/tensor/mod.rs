@@ -219,6 +219,16 @@ impl Tensor {
 
     /// Overwrites the contents with `data` (same length), in queue order.
     pub fn write(&self, data: &[f32]) -> Result<()> {
+        let bytes = self.stored(data)?;
+        // Queue order puts the write after any work already submitted: no
+        // encoder of the caller's is involved, so the buffer stays reusable.
+        let _scope = self.gpu.scope();
+        self.gpu
+            .write_buffer("tensor write", self.buffer(), 0, &bytes)
+    }
+
+    /// The bytes [`write`](Self::write) puts in the buffer for `data`.
+    pub(crate) fn stored<'a>(&self, data: &'a [f32]) -> Result<std::borrow::Cow<'a, [u8]>> {
         if data.len() != self.numel() {
             return Err(Error::LengthMismatch {
                 what: "Tensor::write data",
@@ -226,11 +236,7 @@ impl Tensor {
                 found: data.len(),
             });
         }
-        // Queue order puts the write after any work already submitted: no
-        // encoder of the caller's is involved, so the buffer stays reusable.
-        let _scope = self.gpu.scope();
-        self.gpu
-            .write_buffer("tensor write", self.buffer(), 0, bytemuck::cast_slice(data))
+        Ok(bytemuck::cast_slice(data).into())
     }
 
     pub(crate) fn check_gpu(&self, gpu: &Gpu, what: &'static str) -> Result<()> {

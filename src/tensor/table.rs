@@ -22,7 +22,6 @@ use half::f16;
 
 use super::{DType, HalfTensor, Int8Tensor, Tensor};
 use crate::binding::{RowBlock, Span};
-use crate::cpu::int8_rowwise;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 
@@ -89,36 +88,13 @@ impl Block {
     /// length in bytes: the first half of a write that must change every
     /// block or none (see [`Table::write_blocks`]).
     fn stage(&self, gpu: &Gpu, data: &[f32]) -> Result<(wgpu::Buffer, u64)> {
-        let numel = match self {
-            Block::F32(t) => t.numel(),
-            Block::F16(t) => t.numel(),
-            Block::Int8(t) => t.shape().iter().product(),
+        let bytes = match self {
+            Block::F32(t) => t.stored(data)?,
+            Block::F16(t) => t.stored(data)?,
+            Block::Int8(t) => t.stored(data)?,
         };
-        if data.len() != numel {
-            return Err(Error::LengthMismatch {
-                what: "table block write data",
-                expected: numel,
-                found: data.len(),
-            });
-        }
-        let what = "table write staging";
-        let bytes: std::borrow::Cow<[u8]> = match self {
-            Block::F32(_) => bytemuck::cast_slice(data).into(),
-            Block::F16(_) => {
-                let mut halves: Vec<f16> = data.iter().map(|&x| f16::from_f32(x)).collect();
-                // Whole words, as the block's buffer holds them.
-                if halves.len() % 2 == 1 {
-                    halves.push(f16::ZERO);
-                }
-                bytemuck::cast_slice(&halves).to_vec().into()
-            }
-            Block::Int8(t) => {
-                let dim = t.shape()[1];
-                let words = int8_rowwise::to_words(&int8_rowwise::quantize(data, dim), dim);
-                bytemuck::cast_slice(&words).to_vec().into()
-            }
-        };
-        Ok((gpu.upload_staging(what, &bytes)?, bytes.len() as u64))
+        let staging = gpu.upload_staging("table write staging", &bytes)?;
+        Ok((staging, bytes.len() as u64))
     }
     /// `count` rows from block row `first` (an f16 block is read whole: its
     /// rows need not start on a 4-byte boundary).
