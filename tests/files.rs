@@ -316,3 +316,41 @@ fn saves_replace_the_file_whole_or_not_at_all() {
         let _ = std::fs::remove_dir_all(dir);
     });
 }
+
+/// A save through a symlink replaces the file the link names and leaves the
+/// link a link; the replaced file keeps its permissions.
+#[cfg(unix)]
+#[test]
+fn saves_follow_symlinks_and_keep_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    each_gpu(|gpu| {
+        let values = fixture_values();
+        let emb = Embedding::from_pretrained(gpu, &values, 6, 5, true).unwrap();
+        for npy in [true, false] {
+            let file = scratch("linked-target");
+            let link = scratch("the-link");
+            std::fs::write(&file, b"old").unwrap();
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+            std::os::unix::fs::symlink(&file, &link).unwrap();
+            match npy {
+                true => emb.save_npy(&link).unwrap(),
+                false => emb.save_safetensors(&link, "weight").unwrap(),
+            }
+            let meta = std::fs::symlink_metadata(&link).unwrap();
+            assert!(
+                meta.file_type().is_symlink(),
+                "the link was replaced by a file"
+            );
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o640, "the file's permissions changed");
+            let back = match npy {
+                true => Embedding::from_npy(gpu, &file, true).unwrap(),
+                false => Embedding::from_safetensors(gpu, &file, "weight", true).unwrap(),
+            };
+            assert_eq!(back.weight().to_vec().unwrap(), values);
+            for f in [link, file] {
+                let _ = std::fs::remove_file(f);
+            }
+        }
+    });
+}

@@ -462,10 +462,22 @@ fn write_npy<T: npyz::AutoSerialize>(path: &Path, shape: [u64; 2], values: Vec<T
 /// it over `path`: a failure at any point (a full disk, a bad directory)
 /// leaves what was at `path` untouched and removes the partial file. The
 /// partial file's name is this process's and this call's own.
+///
+/// As an in-place write would, a save through a symlink replaces the file it
+/// names (the link stays a link), and the replaced file keeps its
+/// permissions.
 fn replace_file(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static CALLS: AtomicU64 = AtomicU64::new(0);
-    let mut partial = path.as_os_str().to_owned();
+    let is_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    // A dangling link has nothing to resolve to: the link itself is replaced.
+    let target = if is_link {
+        std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+    } else {
+        path.to_path_buf()
+    };
+    let kept = std::fs::metadata(&target).ok().map(|m| m.permissions());
+    let mut partial = target.as_os_str().to_owned();
     partial.push(format!(
         ".{}-{}.partial",
         std::process::id(),
@@ -473,10 +485,15 @@ fn replace_file(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<
     ));
     let partial = std::path::PathBuf::from(partial);
     let written = write(&partial).and_then(|()| {
+        let keep = |()| match &kept {
+            Some(p) => std::fs::set_permissions(&partial, p.clone()),
+            None => Ok(()),
+        };
         // On disk before it replaces the old file.
         File::open(&partial)
             .and_then(|f| f.sync_all())
-            .and_then(|()| std::fs::rename(&partial, path))
+            .and_then(keep)
+            .and_then(|()| std::fs::rename(&partial, &target))
             .map_err(|e| file_error(path, e))
     });
     if written.is_err() {

@@ -169,7 +169,9 @@ impl Tensor {
         }
         self.shape.iter().product()
     }
-    /// Bytes of data (not of the allocation, which is padded to at least 4).
+    /// Bytes of data (not of the allocation, which is padded to at least 4
+    /// and may be larger: a sparse gradient's values sit in a buffer sized
+    /// for every row the batch could have touched).
     pub fn bytes(&self) -> u64 {
         self.numel() as u64 * 4
     }
@@ -278,6 +280,16 @@ impl IndexTensor {
             sorted_below: None,
         })
     }
+    /// The first `len` u32 words of `buffer` (which may hold more), as the
+    /// library's own lists are made on the GPU.
+    pub(crate) fn from_parts(gpu: &Gpu, buffer: GpuBuffer, len: usize) -> IndexTensor {
+        IndexTensor {
+            gpu: gpu.clone(),
+            buffer: Arc::new(buffer),
+            len,
+            sorted_below: None,
+        }
+    }
     /// Marks the values as ascending, unique and below `bound` (the library's
     /// own sparse gradient rows).
     pub(crate) fn known_sorted_below(mut self, bound: usize) -> IndexTensor {
@@ -296,7 +308,8 @@ impl IndexTensor {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
-    /// The wgpu buffer (u32 elements).
+    /// The wgpu buffer (u32 elements; the first [`len`](Self::len) are the
+    /// indices, and the buffer may be longer).
     pub fn buffer(&self) -> &wgpu::Buffer {
         self.buffer.raw()
     }

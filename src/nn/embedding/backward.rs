@@ -234,22 +234,8 @@ impl Embedding {
             crate::readback::read_bytes_async(gpu, ranks_raw, v as u64 * 4, 4, "sparse row count")
                 .await?;
         let unique = (bytemuck::pod_read_unaligned::<u32>(&unique_bytes) as usize).min(capacity);
-        let row_tensor = IndexTensor::from_slice(gpu, &vec![0u32; unique])?;
-        if unique > 0 {
-            let index = {
-                let _scope = gpu.scope();
-                let mut copy = gpu.encoder("sparse gradient rows");
-                copy.copy_buffer_to_buffer(
-                    rows.raw(),
-                    0,
-                    row_tensor.buffer(),
-                    0,
-                    unique as u64 * 4,
-                );
-                gpu.submit(copy)?
-            };
-            gpu.settle(index).await?;
-        }
+        // The rows and values stay where the kernels wrote them: no copy.
+        let row_tensor = IndexTensor::from_parts(gpu, rows, unique);
         let values = match self.dtype() {
             DType::F16 => HalfTensor::from_parts(gpu, values, vec![unique, dim]).into(),
             _ => Tensor::from_parts(gpu, values, vec![unique, dim]).into(),
