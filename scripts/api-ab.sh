@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Public-call timings at two commits, in one run (issue #16's figures).
 #
-#   scripts/api-ab.sh fill|linear|train BASE [HEAD] [ROUNDS]
+#   scripts/api-ab.sh fill|linear|train|sparse BASE [HEAD] [ROUNDS]
 #
 # A lavapipe timing is a CPU timing, and this machine's vary by a third from
 # minute to minute, so the two builds run alternately, ROUNDS times each
@@ -24,10 +24,14 @@
 # and weighted bags, and a plain sum bag beside them), 2^16 ids of a
 # 2^14 x 128 table; wall time, best of 8, and a hash of the result.
 #
+# sparse: `Embedding::backward` with `sparse: true` and the SGD step on
+# its gradient, at 256 ids (where the host's waits weigh most) and 2^16
+# ids, of a 2^14 x 64 table; wall time, best of 8, and a hash of the table.
+#
 # Worktrees and binaries go to target/api-ab/.
 set -euo pipefail
-what="${1:?usage: scripts/api-ab.sh fill|linear|train BASE [HEAD] [ROUNDS]}"
-base="${2:?usage: scripts/api-ab.sh fill|linear|train BASE [HEAD] [ROUNDS]}"
+what="${1:?usage: scripts/api-ab.sh fill|linear|train|sparse BASE [HEAD] [ROUNDS]}"
+base="${2:?usage: scripts/api-ab.sh fill|linear|train|sparse BASE [HEAD] [ROUNDS]}"
 head="${3:-HEAD}"
 rounds="${4:-5}"
 cd "$(dirname "$0")/.."
@@ -155,11 +159,34 @@ fn main() {
     let t = time(&mut || out = sum.forward(&ids, &offsets, Some(&psw)).unwrap().to_vec().unwrap()); println!("bag_weighted {t:.1} ms {:016x}", fnv(out.clone()));
     let t = time(&mut || out = sum.forward(&ids, &offsets, None).unwrap().to_vec().unwrap()); println!("bag_sum {t:.1} ms {:016x}", fnv(out.clone()));
 }'
+sparse='use std::time::Instant;
+use wgpu_embed::{Embedding, EmbeddingOptions, Gpu, Tensor};
+fn main() {
+    let gpu = Gpu::new().unwrap();
+    let (vocab, dim) = (1usize << 14, 64usize);
+    let fnv = |v: Vec<f32>| v.iter().fold(0xcbf29ce484222325u64, |h, x| (h ^ x.to_bits() as u64).wrapping_mul(0x100000001b3));
+    for n in [256usize, 1 << 16] {
+        let ids: Vec<u32> = (0..n as u32).map(|i| i.wrapping_mul(2_654_435_761) % vocab as u32).collect();
+        let g: Vec<f32> = (0..n * dim).map(|i| ((i * 7919) % 2001) as f32 * 1e-3 - 1.0).collect();
+        let grad = Tensor::from_slice(&gpu, &g, &[n, dim]).unwrap();
+        let options = EmbeddingOptions { sparse: true, ..EmbeddingOptions::default() };
+        let mut emb = Embedding::with_options(&gpu, vocab, dim, options).unwrap();
+        let mut best = f64::MAX;
+        for _ in 0..9 {
+            let s = Instant::now();
+            let g = emb.backward(&ids, &grad).unwrap();
+            emb.sgd_step(&g, 1e-2).unwrap();
+            best = best.min(s.elapsed().as_secs_f64());
+        }
+        println!("sparse_step_{n} {:.2} ms {:016x}", best * 1e3, fnv(emb.weight().to_vec().unwrap()));
+    }
+}'
 case "$what" in
     fill) probe="$fill" ;;
     linear) probe="$linear" ;;
     train) probe="$train" ;;
-    *) echo "unknown probe '$what': fill, linear or train" >&2; exit 2 ;;
+    sparse) probe="$sparse" ;;
+    *) echo "unknown probe '$what': fill, linear, train or sparse" >&2; exit 2 ;;
 esac
 for side in base head; do
     rev=$([ "$side" = base ] && echo "$base" || echo "$head")

@@ -202,6 +202,70 @@ fn degenerate_and_huge_shapes_are_typed_errors() {
     });
 }
 
+/// Fixed-length bags of no ids agree with any bag count: a count past the
+/// output's buffer, or past u32, is a typed error before the host builds an
+/// offset per bag. Max mode refuses a frequency-scaled gradient, as PyTorch
+/// does, with the weights unchanged.
+#[test]
+fn bag_shapes_and_options_past_what_works_are_typed_errors() {
+    use wgpu_embed::{BagMode, EmbeddingBag, EmbeddingBagOptions};
+    each_gpu(|gpu| {
+        let bag = EmbeddingBag::new(gpu, 4, 8, BagMode::Sum).unwrap();
+        let g = Tensor::zeros(gpu, &[0, 8]).unwrap();
+        for bags in [
+            usize::MAX,
+            1 << 40,
+            (gpu.max_buffer_bytes() / 32 + 1) as usize,
+        ] {
+            let r = bag.forward_2d(&[], [bags, 0], None);
+            assert!(
+                matches!(r, Err(Error::TooLarge { .. } | Error::TooMany { .. })),
+                "forward_2d of {bags} empty bags: {:?}",
+                r.map(|t| t.shape().to_vec())
+            );
+            let r = bag.backward_2d(&[], [bags, 0], None, &g);
+            assert!(
+                matches!(r, Err(Error::TooLarge { .. } | Error::TooMany { .. })),
+                "backward_2d of {bags} empty bags: {r:?}"
+            );
+        }
+        // A few empty bags are zeros, as PyTorch gives.
+        let out = bag.forward_2d(&[], [3, 0], None).unwrap();
+        assert_eq!(out.shape(), [3, 8]);
+        assert!(out.to_vec().unwrap().iter().all(|&x| x == 0.0));
+
+        let table = EmbeddingOptions {
+            scale_grad_by_freq: true,
+            ..EmbeddingOptions::default()
+        };
+        let options = EmbeddingBagOptions {
+            mode: BagMode::Max,
+            ..Default::default()
+        };
+        let mut max = EmbeddingBag::with_options(gpu, 4, 8, table, options).unwrap();
+        let before = bits(&max.weight().to_vec().unwrap());
+        let (idx, offsets) = ([0u32, 1, 2], [0u32, 2]);
+        assert_eq!(max.forward(&idx, &offsets, None).unwrap().shape(), [2, 8]);
+        let g = Tensor::zeros(gpu, &[2, 8]).unwrap();
+        let refused = |r: wgpu_embed::Result<()>| {
+            assert!(
+                matches!(
+                    &r,
+                    Err(Error::InvalidArgument {
+                        name: "scale_grad_by_freq",
+                        ..
+                    })
+                ),
+                "{r:?}"
+            )
+        };
+        refused(max.backward(&idx, &offsets, None, &g).map(drop));
+        refused(max.backward_2d(&[0, 1], [2, 1], None, &g).map(drop));
+        refused(max.backward_sgd(&idx, &offsets, None, &g, 0.5));
+        assert_eq!(bits(&max.weight().to_vec().unwrap()), before);
+    });
+}
+
 #[test]
 fn tensors_from_another_gpu_leave_the_weights_alone() {
     let all = gpus();

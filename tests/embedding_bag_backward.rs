@@ -424,6 +424,15 @@ fn max_mode_routes_to_the_winner_lowest_position_on_ties() {
             .to_dense_vec(3, 2)
             .unwrap();
         assert_bits_eq("max with saved positions", &got, &want);
+        // Winners of another batch with as many bags: refused, not misrouted.
+        for (other_idx, other_csr) in [(&[0u32, 1, 2, 0][..], &csr[..]), (&idx[..], &[0, 1, 4][..])]
+        {
+            let r = bag.backward_with_positions(other_idx, other_csr, &saved, &g);
+            assert!(
+                matches!(&r, Err(Error::InvalidArgument { name: "saved", .. })),
+                "{other_idx:?} {other_csr:?}: {r:?}"
+            );
+        }
     });
 }
 

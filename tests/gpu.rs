@@ -123,6 +123,32 @@ fn async_readback_equals_blocking() {
             t.rows_to_vec(usize::MAX, 2),
             Err(Error::RowsOutOfRange { .. })
         ));
+        // f16 rows of odd width start mid-word, int8 rows carry their scale
+        // and bias: every range reads only its words, and equals the slice
+        // of the whole table.
+        for dim in [1, 3, 4] {
+            let values: Vec<f32> = (0..7 * dim).map(|i| i as f32 * 0.375 - 2.0).collect();
+            let options = wgpu_embed::EmbeddingOptions {
+                dtype: wgpu_embed::DType::F16,
+                freeze: true,
+                ..Default::default()
+            };
+            let f16 =
+                Embedding::from_pretrained_with_options(gpu, &values, 7, dim, options).unwrap();
+            let int8 = f16.quantize_int8().unwrap();
+            for t in [&f16, &int8] {
+                let all = t.weight().to_vec().unwrap();
+                for first in 0..7 {
+                    for count in 0..=7 - first {
+                        assert_bits_eq(
+                            &format!("{:?} dim {dim} rows {first}+{count}", t.dtype()),
+                            &t.weight().rows_to_vec(first, count).unwrap(),
+                            &all[first * dim..(first + count) * dim],
+                        );
+                    }
+                }
+            }
+        }
         let table = Embedding::from_pretrained(gpu, &data, 10, 100, true).unwrap();
         assert_eq!(
             table.weight().rows_to_vec(8, 3).unwrap_err(),

@@ -753,6 +753,34 @@ fn caller_built_sparse_gradients_are_checked_not_trusted() {
         ));
         let want = [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0];
         assert_bits_eq("sparse rows", &g.rows_to_vec(0, 2).unwrap(), &want);
+        // A row past the dense table is an error naming it, not dropped.
+        assert_eq!(
+            g.to_dense_vec(3, 4).unwrap_err(),
+            Error::IndexOutOfRange {
+                position: 1,
+                index: 3,
+                num_embeddings: 3
+            }
+        );
+        // Repeated or descending rows have no one dense row each.
+        for bad in [[2u32, 2], [3, 1]] {
+            let g = Gradient::Sparse {
+                rows: IndexTensor::from_slice(gpu, &bad).unwrap(),
+                values: Tensor::from_slice(gpu, &[1.0; 8], &[2, 4]).unwrap().into(),
+            };
+            for r in [g.to_dense_vec(4, 4), g.rows_to_vec(0, 4)] {
+                assert!(
+                    matches!(
+                        &r,
+                        Err(Error::InvalidArgument {
+                            name: "sparse gradient rows",
+                            ..
+                        })
+                    ),
+                    "{bad:?}: {r:?}"
+                );
+            }
+        }
     });
 }
 

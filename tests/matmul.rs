@@ -547,3 +547,38 @@ fn an_operand_past_one_binding_is_too_large_not_a_gpu_error() {
         assert!(matches!(r, Err(Error::TooLarge { .. })), "{:?}", r.err());
     });
 }
+
+/// An A past one storage binding whose rows the texture path copies (4096
+/// columns: 16 KiB rows, a multiple of 256 bytes) is never bound, with a
+/// bias or without (A once stood in for the missing bias and was bound
+/// whole, a GPU error). The workgroup-memory kernels bind A: `TooLarge`.
+#[test]
+fn an_operand_the_texture_path_copies_may_be_past_one_binding() {
+    each_gpu(|gpu| {
+        let (m, k, n) = (gpu.max_binding_bytes() as usize / (4096 * 4) + 1, 4096, 4);
+        let Ok(a) = Tensor::zeros(gpu, &[m, k]) else {
+            // SwiftShader binds as much as one buffer holds.
+            assert!((m * k * 4) as u64 > gpu.max_buffer_bytes());
+            return;
+        };
+        assert!(a.bytes() > gpu.max_binding_bytes());
+        let b = Tensor::from_slice(gpu, &vec![1.0; k * n], &[k, n]).unwrap();
+        let bias = Tensor::from_slice(gpu, &[1.0, 2.0, 3.0, 4.0], &[n]).unwrap();
+        let texture = matmul::tiles_for(gpu).register == RegisterTile::Texture32x32;
+        for with_bias in [false, true] {
+            let r = matmul::matmul(&a, &b, with_bias.then_some(&bias), MatmulOptions::default());
+            if !texture {
+                assert!(matches!(r, Err(Error::TooLarge { .. })), "{:?}", r.err());
+                continue;
+            }
+            let c = r.unwrap_or_else(|e| panic!("bias {with_bias}: {e}"));
+            let row: &[f32] = if with_bias {
+                &[1.0, 2.0, 3.0, 4.0]
+            } else {
+                &[0.0; 4]
+            };
+            let want: Vec<f32> = row.iter().copied().cycle().take(m * n).collect();
+            assert_bits_eq(&format!("bias {with_bias}"), &c.to_vec().unwrap(), &want);
+        }
+    });
+}

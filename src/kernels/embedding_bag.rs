@@ -243,11 +243,19 @@ pub(crate) fn windows(
         BagWindow {
             bags: b0..b1,
             positions: s0..csr[b1] as usize,
-            longest: (b0..b1)
-                .map(|b| csr[b + 1].saturating_sub(csr[b]) as usize)
-                .max()
-                .unwrap_or(0),
+            longest: 0,
         }
+    };
+    // Only for a window kept: the growth below probes many (a scan per
+    // probe made it quadratic in the bags of a window).
+    let finish = |w: BagWindow| BagWindow {
+        longest: w
+            .bags
+            .clone()
+            .map(|b| csr[b + 1].saturating_sub(csr[b]) as usize)
+            .max()
+            .unwrap_or(0),
+        ..w
     };
     // The largest of what one window binds: outputs, offsets, indices
     // (and weights, the same size), gathered rows.
@@ -262,7 +270,7 @@ pub(crate) fn windows(
     let fits = |w: &BagWindow| largest(w) <= limit;
     let all = window(0, num_bags);
     if fits(&all) {
-        return Ok(vec![all]);
+        return Ok(vec![finish(all)]);
     }
     let mut out = Vec::new();
     let mut b0 = 0;
@@ -281,7 +289,7 @@ pub(crate) fn windows(
         while b1 < num_bags && fits(&window(b0, (b1 + bag_step).min(num_bags))) {
             b1 = (b1 + bag_step).min(num_bags);
         }
-        out.push(window(b0, b1));
+        out.push(finish(window(b0, b1)));
         b0 = b1;
     }
     Ok(out)

@@ -313,8 +313,17 @@ pub(crate) fn record(rec: &mut Recorder, args: &MatmulArgs) -> Result<()> {
             }
         })
         .collect();
-    // Without a bias the shader never reads binding 3; A stands in for it.
-    let bias = args.bias.unwrap_or(args.a);
+    // Without a bias the shader never reads binding 3, but the layout has
+    // it: a 4-byte buffer stands in (not A, which the texture path packs so
+    // that it need not fit one binding).
+    let unused_bias;
+    let bias = match args.bias {
+        Some(bias) => bias,
+        None => {
+            unused_bias = gpu.storage("matmul unused bias", 4)?;
+            unused_bias.raw()
+        }
+    };
     // The products that leave the extras to the epilogue write here.
     let scratch = match dispatches.iter().any(|d| d.epilogue) {
         true => Some(gpu.storage_uninit("matmul product before the epilogue", (m * n) as u64 * 4)?),

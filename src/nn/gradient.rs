@@ -67,7 +67,9 @@ impl Gradient {
     }
 
     /// The dense gradient as a host vector (`num_embeddings × dim`), either
-    /// variant, blocking until it arrives.
+    /// variant, blocking until it arrives. Sparse rows must be ascending,
+    /// unique and below `num_embeddings`, as `backward` makes them (a row
+    /// past the table is `IndexOutOfRange`, not dropped).
     pub fn to_dense_vec(&self, num_embeddings: usize, dim: usize) -> Result<Vec<f32>> {
         crate::readback::block("gradient", self.to_dense_vec_async(num_embeddings, dim))
     }
@@ -97,13 +99,13 @@ impl Gradient {
                 let total =
                     crate::tensor::numel("dense gradient on the host", &[num_embeddings, dim])?;
                 let mut out = host_zeros("dense gradient on the host", total)?;
-                let (rows, values) = (rows.to_vec_async().await?, values.to_vec_async().await?);
+                let rows = rows.to_vec_async().await?;
+                // A row past the table, or twice, has no place in the dense one.
+                check_sparse_rows(&rows, num_embeddings)?;
+                let values = values.to_vec_async().await?;
                 for (i, &r) in rows.iter().enumerate() {
                     let r = r as usize;
-                    if r < num_embeddings {
-                        out[r * dim..(r + 1) * dim]
-                            .copy_from_slice(&values[i * dim..(i + 1) * dim]);
-                    }
+                    out[r * dim..(r + 1) * dim].copy_from_slice(&values[i * dim..(i + 1) * dim]);
                 }
                 Ok(out)
             }
@@ -114,7 +116,7 @@ impl Gradient {
     /// floats), reading only those rows of a dense one: for sampling a
     /// gradient too large to read back whole. Past a dense gradient's end:
     /// `RowsOutOfRange`. A sparse gradient gives zeros for the rows it does
-    /// not hold.
+    /// not hold; its rows must ascend without repeats, as `backward` makes them.
     pub fn rows_to_vec(&self, first: usize, count: usize) -> Result<Vec<f32>> {
         match self {
             Gradient::Dense(t) => t.rows_to_vec(first, count),
@@ -122,15 +124,58 @@ impl Gradient {
                 let dim = Gradient::sparse_dim(rows, values)?;
                 let total = crate::tensor::numel("gradient rows on the host", &[count, dim])?;
                 let mut out = host_zeros("gradient rows on the host", total)?;
-                for (i, &r) in rows.to_vec()?.iter().enumerate() {
-                    let r = r as usize;
-                    if (first..first.saturating_add(count)).contains(&r) {
-                        let row = values.rows_to_vec(i, 1)?;
-                        out[(r - first) * dim..(r - first + 1) * dim].copy_from_slice(&row);
-                    }
+                let wanted = first..first.saturating_add(count);
+                let rows = rows.to_vec()?;
+                check_sparse_rows(&rows, usize::MAX)?;
+                let held: Vec<(usize, usize)> = rows
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &r)| (i, r as usize))
+                    .filter(|(_, r)| wanted.contains(r))
+                    .collect();
+                // One read of the values from the first to the last row held
+                // (one run, when the rows ascend as `backward` makes them).
+                let (Some(lo), Some(hi)) = (
+                    held.iter().map(|&(i, _)| i).min(),
+                    held.iter().map(|&(i, _)| i).max(),
+                ) else {
+                    return Ok(out);
+                };
+                let values = values.rows_to_vec(lo, hi + 1 - lo)?;
+                for (i, r) in held {
+                    let k = i - lo;
+                    out[(r - first) * dim..(r - first + 1) * dim]
+                        .copy_from_slice(&values[k * dim..(k + 1) * dim]);
                 }
                 Ok(out)
             }
         }
     }
+}
+
+/// The rows of a sparse gradient as `backward` makes them: ascending,
+/// unique and in the table. A gradient built by hand (or by another table's
+/// backward) is read back and held to that, one small readback per step:
+/// the update kernel gives each row one invocation, so a repeated row would
+/// race and an out-of-range one would be skipped without a word.
+pub(crate) fn check_sparse_rows(rows: &[u32], num_embeddings: usize) -> Result<()> {
+    if let Some(position) = rows.iter().position(|&r| r as usize >= num_embeddings) {
+        return Err(Error::IndexOutOfRange {
+            position,
+            index: rows[position] as u64,
+            num_embeddings,
+        });
+    }
+    if let Some(k) = rows.windows(2).position(|w| w[0] >= w[1]) {
+        return Err(Error::InvalidArgument {
+            name: "sparse gradient rows",
+            reason: format!(
+                "must be ascending and unique, as backward makes them; rows[{k}] = {} then rows[{}] = {}",
+                rows[k],
+                k + 1,
+                rows[k + 1]
+            ),
+        });
+    }
+    Ok(())
 }

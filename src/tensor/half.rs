@@ -121,6 +121,31 @@ impl HalfTensor {
             .collect())
     }
 
+    /// Rows `first .. first + count` (along the first axis), widened to f32:
+    /// only the words that hold them are read (a row may start mid-word).
+    pub fn rows_to_vec(&self, first: usize, count: usize) -> Result<Vec<f32>> {
+        let rows = self.shape.first().copied().unwrap_or(1);
+        super::check_rows(first, count, rows)?;
+        let per_row = (self.numel() / rows.max(1)) as u64;
+        let (begin, end) = (first as u64 * per_row, (first + count) as u64 * per_row);
+        // Whole words: copies move multiples of 4 bytes from 4-byte offsets.
+        let (w0, w1) = (begin / 2, end.div_ceil(2));
+        let _scope = self.gpu.scope();
+        let bytes = readback::read_bytes(
+            &self.gpu,
+            self.buffer(),
+            w0 * 4,
+            (w1 - w0) * 4,
+            "f16 tensor rows",
+        )?;
+        let halves: Vec<f16> = bytemuck::pod_collect_to_vec(&bytes);
+        let skip = (begin - w0 * 2) as usize;
+        Ok(halves[skip..skip + (end - begin) as usize]
+            .iter()
+            .map(|h| h.to_f32())
+            .collect())
+    }
+
     /// Overwrites the contents with `data` rounded to f16, in queue order.
     pub fn write(&self, data: &[f32]) -> Result<()> {
         let bytes = self.stored(data)?;

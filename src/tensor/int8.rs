@@ -101,6 +101,26 @@ impl Int8Tensor {
         Ok(int8_rowwise::from_words(&words, self.shape[1]))
     }
 
+    /// Rows `first .. first + count`, dequantized: only their words are read.
+    pub fn rows_to_vec(&self, first: usize, count: usize) -> Result<Vec<f32>> {
+        let [rows, dim] = self.shape;
+        super::check_rows(first, count, rows)?;
+        let row_bytes = words_per_row(dim) as u64 * 4;
+        let _scope = self.gpu.scope();
+        let bytes = readback::read_bytes(
+            &self.gpu,
+            self.buffer(),
+            first as u64 * row_bytes,
+            count as u64 * row_bytes,
+            "int8 tensor rows",
+        )?;
+        let words: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes);
+        Ok(int8_rowwise::dequantize(
+            &int8_rowwise::from_words(&words, dim),
+            dim,
+        ))
+    }
+
     /// Overwrites the rows with `data` (`rows × dim` f32) quantized by
     /// FBGEMM's quantizer, in queue order.
     pub fn write(&self, data: &[f32]) -> Result<()> {

@@ -96,13 +96,12 @@ impl Block {
         let staging = gpu.upload_staging("table write staging", &bytes)?;
         Ok((staging, bytes.len() as u64))
     }
-    /// `count` rows from block row `first` (an f16 block is read whole: its
-    /// rows need not start on a 4-byte boundary).
-    fn rows_to_vec(&self, first: usize, count: usize, dim: usize) -> Result<Vec<f32>> {
+    /// `count` rows from block row `first`, reading only their words.
+    fn rows_to_vec(&self, first: usize, count: usize) -> Result<Vec<f32>> {
         match self {
             Block::F32(t) => t.rows_to_vec(first, count),
-            Block::F16(t) => Ok(t.to_vec()?[first * dim..(first + count) * dim].to_vec()),
-            Block::Int8(t) => Ok(t.to_vec()?[first * dim..(first + count) * dim].to_vec()),
+            Block::F16(t) => t.rows_to_vec(first, count),
+            Block::Int8(t) => t.rows_to_vec(first, count),
         }
     }
 }
@@ -405,11 +404,11 @@ impl Table {
     pub fn rows_to_vec(&self, first: usize, count: usize) -> Result<Vec<f32>> {
         super::check_rows(first, count, self.shape[0])?;
         let end = first + count;
-        let mut out = Vec::with_capacity(count * self.shape[1]);
+        let mut out = super::host_vec("table rows on the host", count * self.shape[1])?;
         for (rows, b) in self.block_rows().zip(&self.blocks) {
             let (lo, hi) = (first.max(rows.start), end.min(rows.end));
             if lo < hi {
-                out.extend(b.rows_to_vec(lo - rows.start, hi - lo, self.shape[1])?);
+                out.extend(b.rows_to_vec(lo - rows.start, hi - lo)?);
             }
         }
         Ok(out)

@@ -118,7 +118,7 @@ impl Embedding {
                 // Rows backward made for a table this size are known good;
                 // others are read back and checked.
                 if rows.sorted_below().is_none_or(|b| b > self.num_embeddings) {
-                    check_sparse_rows(&rows.to_vec()?, self.num_embeddings)?;
+                    crate::nn::gradient::check_sparse_rows(&rows.to_vec()?, self.num_embeddings)?;
                 }
                 let sparse = SgdGrad::Sparse {
                     rows: rows.buffer(),
@@ -433,31 +433,4 @@ impl Embedding {
         }
         Ok(())
     }
-}
-
-/// The rows of a sparse gradient as `backward` makes them: ascending,
-/// unique and in the table. A gradient built by hand (or by another table's
-/// backward) is read back and held to that, one small readback per step:
-/// the update kernel gives each row one invocation, so a repeated row would
-/// race and an out-of-range one would be skipped without a word.
-fn check_sparse_rows(rows: &[u32], num_embeddings: usize) -> Result<()> {
-    if let Some(position) = rows.iter().position(|&r| r as usize >= num_embeddings) {
-        return Err(Error::IndexOutOfRange {
-            position,
-            index: rows[position] as u64,
-            num_embeddings,
-        });
-    }
-    if let Some(k) = rows.windows(2).position(|w| w[0] >= w[1]) {
-        return Err(Error::InvalidArgument {
-            name: "sparse gradient rows",
-            reason: format!(
-                "must be ascending and unique, as backward makes them; rows[{k}] = {} then rows[{}] = {}",
-                rows[k],
-                k + 1,
-                rows[k + 1]
-            ),
-        });
-    }
-    Ok(())
 }

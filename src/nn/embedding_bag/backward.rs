@@ -57,6 +57,7 @@ impl EmbeddingBag {
     ///
     /// Padding entries and empty bags contribute nothing; the padding row's
     /// gradient is zero. Errors, all before any work: a frozen or int8 table,
+    /// max mode with `scale_grad_by_freq` (which PyTorch refuses too),
     /// `grad_out` of the wrong shape ([`Error::ShapeMismatch`]), and
     /// everything [`forward`](Self::forward) rejects.
     pub fn backward(
@@ -66,7 +67,7 @@ impl EmbeddingBag {
         per_sample_weights: Option<&[f32]>,
         grad_out: &Tensor,
     ) -> Result<Gradient> {
-        self.table.check_trainable()?;
+        self.check_trainable()?;
         let csr = self.csr_offsets(offsets, indices.len())?;
         let e = self.expand(indices, &csr, per_sample_weights, None, grad_out)?;
         self.table.backward_with_blocking(&e.indices, &e.grad)
@@ -80,17 +81,18 @@ impl EmbeddingBag {
         per_sample_weights: Option<&[f32]>,
         grad_out: &Tensor,
     ) -> Result<Gradient> {
-        self.table.check_trainable()?;
-        let csr = csr_2d(indices.len(), shape)?;
+        self.check_trainable()?;
+        let csr = csr_2d(self.table.gpu(), self.table.dim(), indices.len(), shape)?;
         let e = self.expand(indices, &csr, per_sample_weights, None, grad_out)?;
         self.table.backward_with_blocking(&e.indices, &e.grad)
     }
 
     /// Max mode's [`backward`](Self::backward) with the winners `saved` by
     /// [`forward_with_positions`](Self::forward_with_positions) on the same
-    /// batch (other modes ignore `saved`). `saved` from another mode, or of
-    /// another shape, is an error; so is one from a forward with per-sample
-    /// weights, which this form cannot apply (use `backward` with them).
+    /// batch (other modes ignore `saved`). `saved` from another mode, of
+    /// another shape or (in max mode) of another batch is an error; so is
+    /// one from a forward with per-sample weights, which this form cannot
+    /// apply (use `backward` with them).
     pub fn backward_with_positions(
         &self,
         indices: &[u32],
@@ -98,9 +100,17 @@ impl EmbeddingBag {
         saved: &BagOutput,
         grad_out: &Tensor,
     ) -> Result<Gradient> {
-        self.table.check_trainable()?;
+        self.check_trainable()?;
         let csr = self.csr_offsets(offsets, indices.len())?;
         let positions = self.saved_positions(saved, csr.len() - 1)?;
+        if positions.is_some() && saved.batch != super::forward::batch_fingerprint(indices, &csr) {
+            return Err(Error::InvalidArgument {
+                name: "saved",
+                reason: "these winners are another batch's: pass the indices and offsets \
+                         of the forward that returned them"
+                    .into(),
+            });
+        }
         let e = self.expand(indices, &csr, None, positions, grad_out)?;
         self.table.backward_with_blocking(&e.indices, &e.grad)
     }
@@ -162,11 +172,28 @@ impl EmbeddingBag {
         grad_out: &Tensor,
         lr: f32,
     ) -> Result<()> {
-        self.table.check_trainable()?;
+        self.check_trainable()?;
         crate::nn::check_rate("lr", lr)?;
         let csr = self.csr_offsets(offsets, indices.len())?;
         let e = self.expand(indices, &csr, per_sample_weights, None, grad_out)?;
         self.table.backward_sgd_checked(&e.indices, &e.grad, lr)
+    }
+
+    /// The table's checks, then PyTorch's refusal of a frequency-scaled
+    /// gradient in max mode (`F.embedding_bag`). Only the backward reads the
+    /// option, so such a bag still pools. (PyTorch also refuses a sparse max
+    /// gradient; here it is the dense one's rows, checked against the twin.)
+    fn check_trainable(&self) -> Result<()> {
+        self.table.check_trainable()?;
+        if self.options.mode == BagMode::Max && self.table.options().scale_grad_by_freq {
+            return Err(Error::InvalidArgument {
+                name: "scale_grad_by_freq",
+                reason: "max mode does not support scaling the gradient by the frequency \
+                         (as torch.nn.functional.embedding_bag)"
+                    .into(),
+            });
+        }
+        Ok(())
     }
 
     fn check_bag_grad(&self, num_bags: usize, grad_out: &Tensor) -> Result<()> {

@@ -6,6 +6,7 @@ use super::{BagOutput, EmbeddingBag};
 use crate::binding::Span;
 use crate::cpu::embedding_bag::BagMode;
 use crate::error::{Error, Result};
+use crate::gpu::Gpu;
 use crate::kernels::embedding_bag::{self, BagArgs, BagWindow};
 use crate::kernels::embedding_gather::{self, GatherArgs, Window, STATUS_OK};
 use crate::memory::GpuBuffer;
@@ -14,7 +15,10 @@ use crate::recorder::{self, Recorder};
 use crate::tensor::{DType, IndexTensor, Tensor};
 
 /// The CSR offsets of `shape[0]` bags of `shape[1]` ids (PyTorch's 2-D input).
-pub(super) fn csr_2d(n: usize, shape: [usize; 2]) -> Result<Vec<u32>> {
+/// Empty bags make any count of them agree with no ids, so the count is
+/// checked against the output's buffer (`[bags, dim]`) and the offsets' own
+/// before the host builds `bags + 1` offsets.
+pub(super) fn csr_2d(gpu: &Gpu, dim: usize, n: usize, shape: [usize; 2]) -> Result<Vec<u32>> {
     let [bags, len] = shape;
     if bags.checked_mul(len) != Some(n) {
         return Err(Error::ShapeMismatch {
@@ -23,9 +27,34 @@ pub(super) fn csr_2d(n: usize, shape: [usize; 2]) -> Result<Vec<u32>> {
             found: vec![n],
         });
     }
-    (0..=bags)
-        .map(|b| crate::kernels::to_u32("offset", b * len))
-        .collect()
+    crate::kernels::to_u32("bag count", bags)?;
+    let bytes = |per: u64| (bags as u64).saturating_mul(per);
+    gpu.check_size(
+        "embedding_bag output ([bags, dim])",
+        bytes(dim as u64 * 4),
+        false,
+    )?;
+    gpu.check_size(
+        "embedding_bag offsets (bags + 1 u32)",
+        bytes(4).saturating_add(4),
+        false,
+    )?;
+    let mut csr = crate::tensor::host_vec("embedding_bag offsets", bags + 1)?;
+    for b in 0..=bags {
+        csr.push(crate::kernels::to_u32("offset", b * len)?);
+    }
+    Ok(csr)
+}
+
+/// A hash of a batch (its ids and CSR offsets), kept with a forward's
+/// winners so that a backward on another batch of the same bag count is
+/// refused rather than routed by winners that are not its own.
+pub(super) fn batch_fingerprint(indices: &[u32], csr: &[u32]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    indices.hash(&mut h);
+    csr.hash(&mut h);
+    h.finish()
 }
 
 impl EmbeddingBag {
@@ -54,7 +83,7 @@ impl EmbeddingBag {
         shape: [usize; 2],
         per_sample_weights: Option<&[f32]>,
     ) -> Result<Tensor> {
-        let csr = csr_2d(indices.len(), shape)?;
+        let csr = csr_2d(self.table.gpu(), self.table.dim(), indices.len(), shape)?;
         Ok(self.run(indices, &csr, per_sample_weights, true)?.output)
     }
 
@@ -241,6 +270,7 @@ impl EmbeddingBag {
             output,
             max_positions,
             weighted: per_sample_weights.is_some(),
+            batch: batch_fingerprint(indices, csr),
         })
     }
 

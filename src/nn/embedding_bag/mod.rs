@@ -45,6 +45,8 @@ pub struct BagOutput {
     /// Whether the forward scaled rows by per-sample weights: a backward
     /// from this output must be given them again.
     pub(crate) weighted: bool,
+    /// `forward::batch_fingerprint` of the batch it pooled.
+    pub(crate) batch: u64,
 }
 
 impl BagOutput {
