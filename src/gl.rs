@@ -80,9 +80,13 @@ pub(crate) fn poll_until<T>(
     limit: std::time::Duration,
     mut poll: impl FnMut(std::time::Duration) -> std::result::Result<T, wgpu::PollError>,
 ) -> std::result::Result<T, wgpu::PollError> {
-    let deadline = std::time::Instant::now() + limit;
+    // A limit past what an Instant holds (`Duration::MAX`, "no limit") has
+    // no deadline: each poll is given the whole limit.
+    let deadline = std::time::Instant::now().checked_add(limit);
     loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let left = deadline.map_or(limit, |d| {
+            d.saturating_duration_since(std::time::Instant::now())
+        });
         match poll(left) {
             Err(wgpu::PollError::Timeout) if !left.is_zero() => continue,
             done => return done,
@@ -112,6 +116,21 @@ mod tests {
             }
         });
         assert!(matches!(out, Ok(3)), "{out:?}");
+    }
+
+    #[test]
+    fn a_limit_past_any_instant_waits_without_a_deadline() {
+        let mut polls = 0;
+        let out = poll_until(Duration::MAX, |left| {
+            polls += 1;
+            assert_eq!(left, Duration::MAX);
+            if polls < 2 {
+                Err(PollError::Timeout)
+            } else {
+                Ok(polls)
+            }
+        });
+        assert!(matches!(out, Ok(2)), "{out:?}");
     }
 
     #[test]

@@ -99,6 +99,16 @@ pub(crate) fn blocking() -> bool {
     BLOCKING.with(|b| b.get())
 }
 
+/// Runs `call` to its end on this thread, its waits too (no helper
+/// thread): the caller asked to block, and nothing else runs on it meanwhile.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn block_here<F: std::future::Future>(call: F) -> F::Output {
+    let outer = BLOCKING.with(|b| b.replace(true));
+    let out = pollster::block_on(call);
+    BLOCKING.with(|b| b.set(outer));
+    out
+}
+
 /// Runs an `_async` call to completion: the blocking form of every call that
 /// waits on the GPU is this around its async form. A page cannot block, so
 /// there it is an error that names the async form to use.
@@ -109,12 +119,7 @@ pub(crate) fn block<T>(
     #[cfg(not(target_arch = "wasm32"))]
     {
         let _ = what;
-        // Inside, the waits happen on this thread (no helper thread): the
-        // caller asked to block, and nothing else runs on it meanwhile.
-        let outer = BLOCKING.with(|b| b.replace(true));
-        let out = pollster::block_on(call);
-        BLOCKING.with(|b| b.set(outer));
-        out
+        block_here(call)
     }
     // A page runs the call as far as it goes without waiting: calls that
     // only record and submit finish; one that must wait for the GPU is an error.

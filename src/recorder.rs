@@ -232,7 +232,10 @@ impl<'a> Recorder<'a> {
         Ok(())
     }
 
-    /// The pipeline for `spec`, with the workgroup size of `work` added to `constants`.
+    /// The pipeline for `spec`, with the workgroup size of `work` added to
+    /// `constants`. `work` is checked against the grid's limits here too, so
+    /// a kernel that dispatches through [`dispatch`](Self::dispatch) (its own
+    /// bind group) is refused what [`launch`](Self::launch) refuses.
     pub fn kernel(
         &self,
         spec: &KernelSpec,
@@ -240,6 +243,8 @@ impl<'a> Recorder<'a> {
         checks: RuntimeChecks,
         work: Work,
     ) -> Result<std::sync::Arc<Kernel>> {
+        let max = self.gpu.limits().max_compute_workgroups_per_dimension;
+        work.check(spec.name, max)?;
         match work.workgroup_size() {
             Some(size) => {
                 let mut all = Vec::with_capacity(constants.len() + 1);

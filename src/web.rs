@@ -9,8 +9,11 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, GpuOptions};
 
 impl Gpu {
-    /// The best adapter, opened without blocking: in a web page, the
-    /// browser's WebGPU adapter (the only way to open one there).
+    /// An adapter opened without blocking: in a web page, the browser's
+    /// WebGPU adapter (the only way to open one there). Natively it is the
+    /// one wgpu's `request_adapter` picks for high performance, from
+    /// `WGPU_BACKEND`'s backends; [`Gpu::new`] ranks every adapter and
+    /// honours `WGPU_ADAPTER_NAME` as well.
     pub async fn new_async() -> Result<Gpu> {
         let options = GpuOptions::default();
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();

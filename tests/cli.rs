@@ -82,6 +82,46 @@ fn adapters_lists_every_adapter() {
     assert!(text.contains("max storage binding"), "{text}");
 }
 
+/// A vocabulary this adapter cannot hold (2^33 rows: past the kernels' u32
+/// rows) does not lose the sweep: its rows say "not run" and why, and the
+/// sizes before it keep their figures, in the table, the JSON and the chart.
+#[test]
+fn a_vocabulary_past_the_adapter_is_not_run_and_the_rest_is_kept() {
+    let dir = out_dir("cli-not-run");
+    let d = dir.to_str().unwrap();
+    let o = wgpu_embed(&[
+        "--vocab",
+        "10,8589934592",
+        "--batch",
+        "16",
+        "--dim",
+        "4",
+        "--reps",
+        "1",
+        "--quiet",
+        "--out",
+        d,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    let rows = json["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 8, "two vocabularies × four paths");
+    for r in rows {
+        let measured = r["forward_ms_median"].as_f64().is_some();
+        if r["vocab"] == 10 {
+            assert!(measured, "{r}");
+        } else {
+            assert!(!measured, "{r}");
+            let note = r["note"].as_str().unwrap_or_default();
+            assert!(
+                note.starts_with("not run: ") && note.contains("8589934592"),
+                "{r}"
+            );
+        }
+    }
+}
+
 #[test]
 fn a_small_run_writes_results_that_read_back() {
     let dir = out_dir("cli-small-run");

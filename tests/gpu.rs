@@ -384,6 +384,30 @@ fn a_wait_past_the_timeout_is_an_error_not_a_hang() {
     });
 }
 
+/// `Duration::MAX` ("no limit") is past what an `Instant` holds: the waits
+/// run without a deadline instead of panicking on the addition.
+#[test]
+fn a_wait_timeout_of_duration_max_waits_without_limit() {
+    each_gpu(|shared| {
+        let info = shared.adapter_info();
+        let options = GpuOptions {
+            backends: Some(info.backend.into()),
+            adapter_name: Some(info.name.clone()),
+            wait_timeout: Some(std::time::Duration::MAX),
+            ..Default::default()
+        };
+        let gpu = Gpu::with_options(&options).unwrap();
+        let t = Tensor::from_slice(&gpu, &[1.0, 2.0, 3.0], &[3]).unwrap();
+        assert_eq!(t.to_vec().unwrap(), [1.0, 2.0, 3.0]);
+        assert_eq!(
+            pollster::block_on(t.to_vec_async()).unwrap(),
+            [1.0, 2.0, 3.0]
+        );
+        let emb = Embedding::from_pretrained(&gpu, &[1.0, 2.0], 2, 1, true).unwrap();
+        assert_eq!(emb.forward(&[1, 0]).unwrap().to_vec().unwrap(), [2.0, 1.0]);
+    });
+}
+
 #[test]
 fn rejected_resources_on_a_callers_device_are_errors_not_panics() {
     let instance =
@@ -441,4 +465,25 @@ fn rejected_resources_on_a_callers_device_are_errors_not_panics() {
         );
         assert!(matches!(r, Err(Error::Gpu { .. })), "{what}: {r:?}");
     }
+}
+
+/// The benchmark's library entry points bound their samples as the CLI
+/// does: past `MAX_REPS` is an error before any measurement, not a
+/// capacity panic (a page passes its own `reps=`).
+#[test]
+fn the_benchmark_library_refuses_reps_past_its_cap() {
+    use wgpu_embed::bench;
+    each_gpu(|gpu| {
+        let mut plan = bench::Plan::for_adapter(gpu);
+        plan.reps = bench::MAX_REPS + 1;
+        let mut steps = 0;
+        let r = pollster::block_on(bench::run(gpu, &plan, &mut |_| steps += 1));
+        let message = r.map(drop).expect_err("a refusal");
+        assert!(message.contains("past the most samples"), "{message}");
+        assert_eq!(steps, 0, "nothing was measured");
+        assert!(matches!(
+            bench::measure_roofline(gpu, usize::MAX),
+            Err(Error::InvalidArgument { name: "reps", .. })
+        ));
+    });
 }

@@ -13,4 +13,6 @@ mod sweep;
 pub use chart::svg;
 pub use report::{summarize, Results, Roofline, Row, SCHEMA};
 pub use roofline::{measure as measure_roofline, measure_async as measure_roofline_async};
-pub use sweep::{run, Plan, Progress, BACKWARD_TOLERANCE};
+#[cfg(not(target_arch = "wasm32"))]
+pub use sweep::run_blocking;
+pub use sweep::{run, Plan, Progress, BACKWARD_TOLERANCE, MAX_REPS};

@@ -20,6 +20,12 @@ async fn median_seconds(
     reps: usize,
     mut work: impl FnMut(&mut wgpu::CommandEncoder) -> Result<()>,
 ) -> Result<f64> {
+    if reps > super::MAX_REPS {
+        return Err(Error::InvalidArgument {
+            name: "reps",
+            reason: format!("{reps} is past the most samples taken, {}", super::MAX_REPS),
+        });
+    }
     gpu.time_async(&mut work).await?; // warm-up: pipeline creation, first touch of the pages
     let mut s = Vec::with_capacity(reps);
     for _ in 0..reps {
@@ -39,7 +45,8 @@ pub fn measure(gpu: &Gpu, reps: usize) -> Result<Roofline> {
 }
 
 /// Measures copy, shader-copy, FMA and RNG-fill ceilings with `reps` samples
-/// each (at least one: `reps = 0` is `InvalidArgument`).
+/// each (at least one and at most [`MAX_REPS`](super::MAX_REPS), else
+/// `InvalidArgument`).
 pub async fn measure_async(gpu: &Gpu, reps: usize) -> Result<Roofline> {
     let bytes = probe_bytes(gpu);
     let floats = (bytes / 4) as usize;

@@ -28,6 +28,11 @@ pub struct Plan {
     pub seed: u64,
 }
 
+/// The most timed runs a measurement takes: each sample is kept (and
+/// sorted) on the host, and a million already runs for hours at the
+/// smallest sizes.
+pub const MAX_REPS: usize = 1_000_000;
+
 impl Plan {
     /// The defaults for `gpu`: sizes a CPU adapter (lavapipe, llvmpipe,
     /// SwiftShader, natively or behind a browser's WebGPU) finishes in a
@@ -142,7 +147,7 @@ async fn gather_path(
         emb.encode_forward(enc, &idx_buf, &out, &status)
     })
     .await?;
-    let forward_extra = gpu.memory_peak() - before;
+    let forward_extra = gpu.memory_peak().saturating_sub(before);
     // A dense gradient is as large as the table, and stored like it (in
     // row-blocks past one binding).
     let (backward, grad) = match grad_out {
@@ -217,7 +222,7 @@ async fn one_hot_path(
         )
     })
     .await?;
-    let forward_extra = gpu.memory_peak() - before;
+    let forward_extra = gpu.memory_peak().saturating_sub(before);
     let (backward, grad) = if let Some(grad_out) = grad_out {
         // dW[vocab, dim] = one_hotᵀ · dY: the one-hot matrix is the saved activation.
         let dw = Tensor::zeros(gpu, &[vocab, dim])?;
@@ -269,7 +274,7 @@ async fn one_hot_path(
 fn storage_row(
     vocab: usize,
     path: &str,
-    r: &PathResult,
+    r: Option<&PathResult>,
     plan: &Plan,
     dtype: DType,
     note: String,
@@ -277,13 +282,13 @@ fn storage_row(
 ) -> Row {
     let (n64, d64) = (plan.batch as u64, plan.dim as u64);
     let table = vocab as u64 * dtype.row_bytes(plan.dim);
-    let bwd = if r.backward.is_some() {
-        table + n64 * d64 * 4
-    } else {
-        0
-    };
+    // An int8 table is forward only.
+    let backward = r.map_or(plan.backward && dtype != DType::Int8, |r| {
+        r.backward.is_some()
+    });
+    let bwd = if backward { table + n64 * d64 * 4 } else { 0 };
     let formula = table + n64 * 4 * 2 + n64 * d64 * 4 + bwd;
-    let mut row = row(vocab, path, Some(r), formula, note);
+    let mut row = row(vocab, path, r, formula, note);
     let moved = (n64 * (dtype.row_bytes(plan.dim) + d64 * 4) + n64 * 4) as f64;
     row.forward_fraction_of_ceiling = row
         .forward_ms_median
@@ -293,6 +298,20 @@ fn storage_row(
         .backward_ms_median
         .map(|ms| scatter / (ms * 1e-3) / copy_bytes_per_s);
     row
+}
+
+/// A path's error as a row's note when it is a size this adapter cannot
+/// run (its limits, its memory, the host's): the sweep goes on to the next
+/// path, keeping what it measured. Anything else ends the sweep.
+fn not_run(err: Error) -> std::result::Result<String, String> {
+    match err {
+        Error::TooLarge { .. }
+        | Error::TooMany { .. }
+        | Error::OutOfHostMemory { .. }
+        | Error::Gpu { .. }
+        | Error::ChunkedTable { .. } => Ok(format!("not run: {err}")),
+        err => Err(err.to_string()),
+    }
 }
 
 /// The deterministic scatter-add: dW[vocab, dim] from dY, every row written.
@@ -373,8 +392,22 @@ fn check_sizes(gpu: &Gpu, plan: &Plan) -> std::result::Result<(), String> {
     }
 }
 
+/// [`run`], blocking this thread until it ends (native only; a page awaits
+/// [`run`]). Its waits for the GPU run on this thread, so a wall-clock
+/// sample (an adapter without timestamps) holds no helper thread's start.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn run_blocking(
+    gpu: &Gpu,
+    plan: &Plan,
+    progress: &mut dyn FnMut(Progress),
+) -> std::result::Result<Results, String> {
+    crate::readback::block_here(run(gpu, plan, progress))
+}
+
 /// Runs the whole sweep, telling `progress` before each step. A mismatch
-/// between the paths is an error: the run fails loudly.
+/// between the paths is an error: the run fails loudly. A path past what
+/// the adapter holds (a limit, its memory or the host's) is a row noted
+/// "not run: …", and the sweep goes on.
 pub async fn run(
     gpu: &Gpu,
     plan: &Plan,
@@ -401,6 +434,12 @@ pub async fn run(
             plan.reps
         ));
     }
+    if plan.reps > MAX_REPS {
+        return Err(format!(
+            "{} reps is past the most samples taken, {MAX_REPS}",
+            plan.reps
+        ));
+    }
     step("measuring the adapter's ceilings".into());
     let ceilings = roofline::measure_async(gpu, plan.reps.max(3))
         .await
@@ -412,21 +451,7 @@ pub async fn run(
             seed: plan.seed,
             ..EmbeddingOptions::default()
         };
-        let emb = Embedding::with_options(gpu, vocab, dim, options).map_err(e)?;
         let idx = indices(plan, vocab);
-        // dY, shared by both backward paths (and counted in both peaks).
-        let grad_out = if plan.backward {
-            let t = Tensor::zeros(gpu, &[n, dim]).map_err(e)?;
-            let normal = crate::Distribution::Normal {
-                mean: 0.0,
-                std: 1.0,
-            };
-            crate::kernels::uniform_init::fill(&t, plan.seed ^ 0xD1, normal).map_err(e)?;
-            Some(t)
-        } else {
-            None
-        };
-
         let (n64, d64, v64) = (n as u64, dim as u64, vocab as u64);
         let table = v64 * d64 * 4;
         let bwd_extra = if plan.backward {
@@ -438,23 +463,46 @@ pub async fn run(
         let hot_bytes = n64 * v64 * 4;
         let one_hot_formula = table + n64 * 4 * 2 + hot_bytes + n64 * d64 * 4 + bwd_extra;
 
-        step(format!("vocab {vocab}: gather"));
-        let g = gather_path(gpu, plan, &emb, &idx, grad_out.as_ref())
-            .await
-            .map_err(e)?;
+        let first = async {
+            let emb = Embedding::with_options(gpu, vocab, dim, options)?;
+            // dY, shared by both backward paths (and counted in both peaks).
+            let grad_out = if plan.backward {
+                let t = Tensor::zeros(gpu, &[n, dim])?;
+                let normal = crate::Distribution::Normal {
+                    mean: 0.0,
+                    std: 1.0,
+                };
+                crate::kernels::uniform_init::fill(&t, plan.seed ^ 0xD1, normal)?;
+                Some(t)
+            } else {
+                None
+            };
+            step(format!("vocab {vocab}: gather"));
+            let g = gather_path(gpu, plan, &emb, &idx, grad_out.as_ref()).await?;
+            Ok((emb, grad_out, g))
+        };
+        let (emb, grad_out, g) = match first.await {
+            Ok(done) => done,
+            // A size this adapter cannot hold: this vocabulary's rows say
+            // why, and the finished ones are kept.
+            Err(err) => {
+                let note = not_run(err)?;
+                rows.push(row(vocab, "gather", None, gather_formula, note.clone()));
+                rows.push(row(vocab, "one_hot", None, one_hot_formula, note.clone()));
+                for (path, dtype) in [("gather_f16", DType::F16), ("gather_int8", DType::Int8)] {
+                    let c = ceilings.copy_bytes_per_s;
+                    rows.push(storage_row(vocab, path, None, plan, dtype, note.clone(), c));
+                }
+                continue;
+            }
+        };
         step(format!("vocab {vocab}: one-hot"));
         let fits = gpu.check_size("one-hot matrix", hot_bytes, true);
         let (h, note) = match fits {
             Err(err) => (None, format!("not run: {err}")),
             Ok(()) => match one_hot_path(gpu, plan, &emb, &idx, grad_out.as_ref()).await {
                 Ok(h) => (Some(h), String::new()),
-                Err(
-                    err @ (Error::TooLarge { .. }
-                    | Error::TooMany { .. }
-                    | Error::Gpu { .. }
-                    | Error::ChunkedTable { .. }),
-                ) => (None, format!("not run: {err}")),
-                Err(err) => return Err(err.to_string()),
+                Err(err) => (None, not_run(err)?),
             },
         };
         let mut gather_note = String::new();
@@ -516,50 +564,87 @@ pub async fn run(
             dtype: DType::F16,
             ..EmbeddingOptions::default()
         };
-        let table16 = Embedding::with_options(gpu, vocab, dim, half_options).map_err(e)?;
         step(format!("vocab {vocab}: gather from an f16 table"));
-        let r = gather_path(gpu, plan, &table16, &idx, grad_out.as_ref())
-            .await
-            .map_err(e)?;
-        // The f16 table of a seed is its f32 table rounded once: so is the lookup.
-        if r.output
-            .iter()
-            .zip(&f32_out)
-            .any(|(&a, &b)| a.to_bits() != half::f16::from_f32(b).to_f32().to_bits())
-        {
-            return Err(format!(
-                "vocab {vocab}: the f16 table's lookup is not the f32 lookup rounded to f16"
-            ));
+        let f16_path = async {
+            let table16 = Embedding::with_options(gpu, vocab, dim, half_options)?;
+            gather_path(gpu, plan, &table16, &idx, grad_out.as_ref()).await
+        };
+        let c = ceilings.copy_bytes_per_s;
+        match f16_path.await {
+            Ok(r) => {
+                // The f16 table of a seed is its f32 table rounded once: so is the lookup.
+                if r.output
+                    .iter()
+                    .zip(&f32_out)
+                    .any(|(&a, &b)| a.to_bits() != half::f16::from_f32(b).to_f32().to_bits())
+                {
+                    return Err(format!(
+                        "vocab {vocab}: the f16 table's lookup is not the f32 lookup rounded to f16"
+                    ));
+                }
+                let note = "f32 rows rounded once".into();
+                rows.push(storage_row(
+                    vocab,
+                    "gather_f16",
+                    Some(&r),
+                    plan,
+                    DType::F16,
+                    note,
+                    c,
+                ));
+            }
+            Err(err) => {
+                let note = not_run(err)?;
+                rows.push(storage_row(
+                    vocab,
+                    "gather_f16",
+                    None,
+                    plan,
+                    DType::F16,
+                    note,
+                    c,
+                ));
+            }
         }
-        rows.push(storage_row(
-            vocab,
-            "gather_f16",
-            &r,
-            plan,
-            DType::F16,
-            "f32 rows rounded once".into(),
-            ceilings.copy_bytes_per_s,
-        ));
-        drop((table16, grad_out));
-        let int8 = Embedding::from_int8_rowwise(gpu, &fused, vocab, dim).map_err(e)?;
-        drop(fused);
+        drop(grad_out);
         step(format!("vocab {vocab}: gather from an int8 row-wise table"));
-        let r = gather_path(gpu, plan, &int8, &idx, None).await.map_err(e)?;
-        let worst = r
-            .output
-            .iter()
-            .zip(&f32_out)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
-        rows.push(storage_row(
-            vocab,
-            "gather_int8",
-            &r,
-            plan,
-            DType::Int8,
-            format!("dequantized; max |error| {worst:.1e} vs f32"),
-            ceilings.copy_bytes_per_s,
-        ));
+        let quantized = async {
+            let int8 = Embedding::from_int8_rowwise(gpu, &fused, vocab, dim)?;
+            drop(fused);
+            gather_path(gpu, plan, &int8, &idx, None).await
+        };
+        match quantized.await {
+            Ok(r) => {
+                let worst = r
+                    .output
+                    .iter()
+                    .zip(&f32_out)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0f32, f32::max);
+                let note = format!("dequantized; max |error| {worst:.1e} vs f32");
+                rows.push(storage_row(
+                    vocab,
+                    "gather_int8",
+                    Some(&r),
+                    plan,
+                    DType::Int8,
+                    note,
+                    c,
+                ));
+            }
+            Err(err) => {
+                let note = not_run(err)?;
+                rows.push(storage_row(
+                    vocab,
+                    "gather_int8",
+                    None,
+                    plan,
+                    DType::Int8,
+                    note,
+                    c,
+                ));
+            }
+        }
     }
     progress(Progress {
         done: total,

@@ -26,7 +26,7 @@
 //! so exact matching is what it needs.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -48,7 +48,9 @@ pub(crate) struct Pool {
 
 #[derive(Default)]
 struct Free {
-    buffers: HashMap<Key, Vec<(u64, wgpu::Buffer)>>,
+    /// Oldest first; a size with none left has no entry (so the eviction's
+    /// scan is over what the cache holds, not every size it ever saw).
+    buffers: HashMap<Key, VecDeque<(u64, wgpu::Buffer)>>,
     tick: u64,
 }
 
@@ -78,9 +80,13 @@ impl Pool {
     /// A cached buffer of exactly `size` bytes and `usage`, if there is one.
     pub(crate) fn take(&self, usage: wgpu::BufferUsages, size: u64) -> Option<wgpu::Buffer> {
         let mut free = self.lock();
-        let list = free.buffers.get_mut(&(usage.bits(), size))?;
+        let key = (usage.bits(), size);
+        let list = free.buffers.get_mut(&key)?;
         // The most recently returned first: the likeliest to be in cache.
-        let (_, buffer) = list.pop()?;
+        let (_, buffer) = list.pop_back()?;
+        if list.is_empty() {
+            free.buffers.remove(&key);
+        }
         self.cached.fetch_sub(size, Ordering::SeqCst);
         Some(buffer)
     }
@@ -98,11 +104,14 @@ impl Pool {
             let oldest = free
                 .buffers
                 .iter()
-                .filter_map(|(key, list)| list.first().map(|(tick, _)| (*tick, *key)))
+                .filter_map(|(key, list)| list.front().map(|(tick, _)| (*tick, *key)))
                 .min();
             let Some((_, key)) = oldest else { break };
             if let Some(list) = free.buffers.get_mut(&key) {
-                list.remove(0);
+                list.pop_front();
+                if list.is_empty() {
+                    free.buffers.remove(&key);
+                }
                 self.cached.fetch_sub(key.1, Ordering::SeqCst);
             }
         }
@@ -111,7 +120,7 @@ impl Pool {
         free.buffers
             .entry((usage.bits(), size))
             .or_default()
-            .push((tick, buffer));
+            .push_back((tick, buffer));
         self.cached.fetch_add(size, Ordering::SeqCst);
     }
 

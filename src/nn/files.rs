@@ -100,21 +100,27 @@ fn read_safetensors(path: &Path, name: &str) -> Result<Loaded> {
     let values = match view.dtype() {
         StDtype::U8 => {
             dim = int8_dim(path, name, &shape)?;
-            Values::Int8(bytes.to_vec())
+            Values::Int8(host_collect(
+                "int8 table from the file",
+                bytes.len(),
+                bytes.iter().copied(),
+            )?)
         }
         // safetensors stores little-endian whatever the host.
-        StDtype::F32 => Values::F32(
+        StDtype::F32 => Values::F32(host_collect(
+            "f32 table from the file",
+            bytes.len() / 4,
             bytes
                 .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-        ),
-        StDtype::F16 => Values::F16(
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        )?),
+        StDtype::F16 => Values::F16(host_collect(
+            "f16 table from the file",
+            bytes.len() / 2,
             bytes
                 .chunks_exact(2)
-                .map(|b| f16::from_le_bytes([b[0], b[1]]))
-                .collect(),
-        ),
+                .map(|b| f16::from_le_bytes([b[0], b[1]])),
+        )?),
         other => {
             return Err(Error::FileDType {
                 path: shown(path),
@@ -312,8 +318,9 @@ fn read_npy(path: &Path) -> Result<Loaded> {
     let fortran = header.order() == npyz::Order::Fortran;
     let npy = npyz::NpyFile::with_header(header, data);
     let bad = |e: std::io::Error| file_error(path, e);
+    let n = rows.saturating_mul(dim);
     let values = if size == 1 {
-        let v: Vec<u8> = data.to_vec();
+        let v = host_collect("int8 table from the file", data.len(), data.iter().copied())?;
         let v = if fortran { transpose(&v, rows, dim) } else { v };
         let int8 = int8_dim(path, tensor, &[rows as u64, dim as u64])?;
         return Ok(Loaded {
@@ -322,10 +329,16 @@ fn read_npy(path: &Path) -> Result<Loaded> {
             dim: int8,
         });
     } else if size == 4 {
-        let v: Vec<f32> = npy.into_vec().map_err(bad)?;
+        let mut v = crate::tensor::host_vec("f32 table from the file", n)?;
+        for x in npy.data::<f32>().map_err(|e| file_error(path, e))? {
+            v.push(x.map_err(bad)?);
+        }
         Values::F32(if fortran { transpose(&v, rows, dim) } else { v })
     } else {
-        let v: Vec<f16> = npy.into_vec().map_err(bad)?;
+        let mut v = crate::tensor::host_vec("f16 table from the file", n)?;
+        for x in npy.data::<f16>().map_err(|e| file_error(path, e))? {
+            v.push(x.map_err(bad)?);
+        }
         Values::F16(if fortran { transpose(&v, rows, dim) } else { v })
     };
     Ok(Loaded { values, rows, dim })
@@ -390,24 +403,22 @@ impl Embedding {
     pub fn save_safetensors(&self, path: impl AsRef<Path>, tensor_name: &str) -> Result<()> {
         let path = path.as_ref();
         let (dtype, cols, bytes): (StDtype, usize, Vec<u8>) = match self.dtype() {
-            DType::F32 => (
-                StDtype::F32,
-                self.dim(),
-                self.weight()
-                    .to_vec()?
-                    .iter()
-                    .flat_map(|x| x.to_le_bytes())
-                    .collect(),
-            ),
-            DType::F16 => (
-                StDtype::F16,
-                self.dim(),
-                self.weight()
-                    .to_f16_vec()?
-                    .iter()
-                    .flat_map(|x| x.to_le_bytes())
-                    .collect(),
-            ),
+            DType::F32 => (StDtype::F32, self.dim(), {
+                let w = self.weight().to_vec()?;
+                host_collect(
+                    "the file's bytes",
+                    w.len() * 4,
+                    w.iter().flat_map(|x| x.to_le_bytes()),
+                )?
+            }),
+            DType::F16 => (StDtype::F16, self.dim(), {
+                let w = self.weight().to_f16_vec()?;
+                host_collect(
+                    "the file's bytes",
+                    w.len() * 2,
+                    w.iter().flat_map(|x| x.to_le_bytes()),
+                )?
+            }),
             DType::Int8 => (
                 StDtype::U8,
                 self.dim() + 8,
@@ -520,6 +531,15 @@ fn options(freeze: bool, dtype: DType) -> EmbeddingOptions {
     }
 }
 
+/// `items` (`n` of them) collected into a `Vec` sized up front, or
+/// `OutOfHostMemory` naming `what` when the host cannot hold it: a file past
+/// the host's memory is an error, not an abort.
+fn host_collect<T>(what: &'static str, n: usize, items: impl Iterator<Item = T>) -> Result<Vec<T>> {
+    let mut out = crate::tensor::host_vec(what, n)?;
+    out.extend(items);
+    Ok(out)
+}
+
 fn from_loaded(gpu: &Gpu, loaded: Loaded, options: EmbeddingOptions) -> Result<Embedding> {
     let Loaded { values, rows, dim } = loaded;
     match (values, options.dtype) {
@@ -528,7 +548,11 @@ fn from_loaded(gpu: &Gpu, loaded: Loaded, options: EmbeddingOptions) -> Result<E
             Embedding::from_f16_with_options(gpu, &v, rows, dim, options)
         }
         (Values::F16(v), DType::F32) => {
-            let wide: Vec<f32> = v.iter().map(|h| h.to_f32()).collect();
+            let wide = host_collect(
+                "the f16 table widened",
+                v.len(),
+                v.iter().map(|h| h.to_f32()),
+            )?;
             Embedding::from_pretrained_with_options(gpu, &wide, rows, dim, options)
         }
         (Values::F32(v), _) => Embedding::from_pretrained_with_options(gpu, &v, rows, dim, options),
@@ -541,7 +565,11 @@ fn from_loaded(gpu: &Gpu, loaded: Loaded, options: EmbeddingOptions) -> Result<E
             Embedding::from_pretrained_with_options(gpu, &wide, rows, dim, options)
         }
         (Values::F16(v), DType::Int8) => {
-            let wide: Vec<f32> = v.iter().map(|h| h.to_f32()).collect();
+            let wide = host_collect(
+                "the f16 table widened",
+                v.len(),
+                v.iter().map(|h| h.to_f32()),
+            )?;
             Embedding::from_pretrained_with_options(gpu, &wide, rows, dim, options)
         }
     }

@@ -72,6 +72,11 @@ impl HalfTensor {
     }
     /// Number of elements.
     pub fn numel(&self) -> usize {
+        // As `Tensor::numel`: a shape with a 0 may multiply past usize in
+        // its other dimensions.
+        if self.shape.contains(&0) {
+            return 0;
+        }
         self.shape.iter().product()
     }
     /// Bytes of data (the allocation is padded to a multiple of 8).
@@ -126,24 +131,56 @@ impl HalfTensor {
     pub fn rows_to_vec(&self, first: usize, count: usize) -> Result<Vec<f32>> {
         let rows = self.shape.first().copied().unwrap_or(1);
         super::check_rows(first, count, rows)?;
-        let per_row = (self.numel() / rows.max(1)) as u64;
-        let (begin, end) = (first as u64 * per_row, (first + count) as u64 * per_row);
-        // Whole words: copies move multiples of 4 bytes from 4-byte offsets.
-        let (w0, w1) = (begin / 2, end.div_ceil(2));
-        let _scope = self.gpu.scope();
-        let bytes = readback::read_bytes(
-            &self.gpu,
-            self.buffer(),
-            w0 * 4,
-            (w1 - w0) * 4,
-            "f16 tensor rows",
-        )?;
-        let halves: Vec<f16> = bytemuck::pod_collect_to_vec(&bytes);
-        let skip = (begin - w0 * 2) as usize;
-        Ok(halves[skip..skip + (end - begin) as usize]
+        let per_row = self.numel() / rows.max(1);
+        let (begin, end) = (first * per_row, (first + count) * per_row);
+        let (halves, skip) = self.words_holding(begin, end)?;
+        Ok(halves[skip..skip + (end - begin)]
             .iter()
             .map(|h| h.to_f32())
             .collect())
+    }
+
+    /// Elements `begin .. end` and their neighbours in the same words
+    /// (copies move whole words), and where `begin` falls among them.
+    fn words_holding(&self, begin: usize, end: usize) -> Result<(Vec<f16>, usize)> {
+        let (w0, w1) = (begin as u64 / 2, (end as u64).div_ceil(2));
+        let _scope = self.gpu.scope();
+        let bytes =
+            readback::read_bytes(&self.gpu, self.buffer(), w0 * 4, (w1 - w0) * 4, "f16 words")?;
+        Ok((
+            bytemuck::pod_collect_to_vec(&bytes),
+            begin - w0 as usize * 2,
+        ))
+    }
+
+    /// Overwrites elements `begin .. begin + data.len()` with `data` rounded
+    /// to f16, in queue order, leaving every other element as it is. Only
+    /// a run that starts or ends mid-word reads back its two edge words
+    /// (whose other halves it keeps); a word-aligned one is only written.
+    pub(crate) fn write_elements(&self, begin: usize, data: &[f32]) -> Result<()> {
+        let end = begin.saturating_add(data.len());
+        if end > self.numel() {
+            return Err(Error::RowsOutOfRange {
+                first: begin,
+                count: data.len(),
+                rows: self.numel(),
+            });
+        }
+        let (mut halves, skip) = if begin.is_multiple_of(2) && end.is_multiple_of(2) {
+            (vec![f16::ZERO; data.len()], 0)
+        } else {
+            self.words_holding(begin, end)?
+        };
+        for (h, &x) in halves[skip..].iter_mut().zip(data) {
+            *h = f16::from_f32(x);
+        }
+        let _scope = self.gpu.scope();
+        self.gpu.write_buffer(
+            "f16 elements write",
+            self.buffer(),
+            begin as u64 / 2 * 4,
+            bytemuck::cast_slice(&halves),
+        )
     }
 
     /// Overwrites the contents with `data` rounded to f16, in queue order.

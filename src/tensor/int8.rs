@@ -121,6 +121,29 @@ impl Int8Tensor {
         ))
     }
 
+    /// Overwrites row `row` with `data` (`dim` values) quantized on its own,
+    /// as [`write`](Self::write) quantizes each row: the other rows are not
+    /// touched (each row is whole words, scale and bias its own).
+    pub(crate) fn write_row(&self, row: usize, data: &[f32]) -> Result<()> {
+        let [rows, dim] = self.shape;
+        super::check_rows(row, 1, rows)?;
+        if data.len() != dim {
+            return Err(Error::LengthMismatch {
+                what: "Int8Tensor row (dim values)",
+                expected: dim,
+                found: data.len(),
+            });
+        }
+        let words = int8_rowwise::to_words(&int8_rowwise::quantize(data, dim), dim);
+        let _scope = self.gpu.scope();
+        self.gpu.write_buffer(
+            "int8 row write",
+            self.buffer(),
+            (row * words_per_row(dim) * 4) as u64,
+            bytemuck::cast_slice(&words),
+        )
+    }
+
     /// Overwrites the rows with `data` (`rows × dim` f32) quantized by
     /// FBGEMM's quantizer, in queue order.
     pub fn write(&self, data: &[f32]) -> Result<()> {

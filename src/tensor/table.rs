@@ -470,20 +470,10 @@ impl Table {
                 (local * dim * 4) as u64,
                 bytemuck::cast_slice(data),
             ),
-            // An f16 row need not start on the 4-byte boundary write_buffer
-            // needs: rewrite its block.
-            Block::F16(t) => {
-                let mut w = t.to_vec()?;
-                w[local * dim..(local + 1) * dim].copy_from_slice(data);
-                t.write(&w)
-            }
-            // Other rows keep their codes: requantizing a dequantized row
-            // gives it back (its min and max are codes 0 and 255).
-            Block::Int8(t) => {
-                let mut w = t.to_vec()?;
-                w[local * dim..(local + 1) * dim].copy_from_slice(data);
-                t.write(&w)
-            }
+            // An f16 row may start or end mid-word: only those edge words
+            // are read back (a whole, word-aligned row is only written).
+            Block::F16(t) => t.write_elements(local * dim, data),
+            Block::Int8(t) => t.write_row(local, data),
         }
     }
 

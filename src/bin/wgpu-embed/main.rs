@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use wgpu_embed::bench;
+use wgpu_embed::bench::MAX_REPS;
 use wgpu_embed::kernels::uniform_init;
 use wgpu_embed::{Gpu, GpuOptions};
 
@@ -98,10 +99,6 @@ impl AdapterArgs {
         }
     }
 }
-
-/// The most samples a measurement takes: each is kept (and sorted) on the
-/// host, and a million already runs for hours at the smallest sizes.
-const MAX_REPS: usize = 1_000_000;
 
 fn reps(s: &str) -> Result<usize, String> {
     match positive(s)? {
@@ -235,7 +232,7 @@ fn run_with_bar(gpu: &Gpu, plan: &bench::Plan, quiet: bool) -> Result<bench::Res
         bar.set_position(p.done);
         bar.set_message(p.message);
     };
-    let results = pollster::block_on(bench::run(gpu, plan, &mut show));
+    let results = bench::run_blocking(gpu, plan, &mut show);
     bar.finish_and_clear();
     results
 }
