@@ -11,9 +11,10 @@
 // refuses rows past 16 384 floats: Mesa's gallivm cuts an invocation's loops short (`kernels::LOOP_BUDGET`), which would leave a wider row half scaled.
 //
 // norm_type 1 and 2 use only additions and exact_arith's ×, ÷ and √
-// (rounded once, never fused, on every compiler), so their rows match the
-// CPU twin bit for bit everywhere; other values use pow, whose precision
-// varies by adapter, so those rows match it to a few ulps.
+// (rounded once, never fused, on every compiler), and infinity (the largest
+// magnitude) only comparisons, so their rows match the CPU twin bit for bit
+// everywhere; other values use pow, whose precision varies by adapter, so
+// those rows match it to a few ulps.
 // with: exact_arith/ops.wgsl
 
 
@@ -46,6 +47,9 @@ fn embedding_renorm(
     }
     let base = (r - params.row_begin) * params.dim;
     let p = params.norm_type;
+    // Tested on the bits: a compiler may assume no infinities or NaNs in
+    // float comparisons.
+    let p_inf = bitcast<u32>(p) == 0x7f800000u;
     var acc = 0.0;
     for (var c = 0u; c < params.dim; c++) {
         let x = abs(weight[base + c]);
@@ -53,6 +57,13 @@ fn embedding_renorm(
             acc = acc + x;
         } else if p == 2.0 {
             acc = acc + mul_rn(x, x);
+        } else if p_inf {
+            // The largest |x|; a NaN stays, as torch.norm's would.
+            let nan = bitcast<u32>(x) > 0x7f800000u;
+            let acc_nan = bitcast<u32>(acc) > 0x7f800000u;
+            if nan || (!acc_nan && x > acc) {
+                acc = x;
+            }
         } else if x > 0.0 {
             acc = acc + pow(x, p);
         }
@@ -60,7 +71,7 @@ fn embedding_renorm(
     var norm = acc;
     if p == 2.0 {
         norm = sqrt_rn(acc);
-    } else if p != 1.0 && acc > 0.0 {
+    } else if p != 1.0 && !p_inf && acc > 0.0 {
         norm = pow(acc, 1.0 / p);
     }
     if norm > params.max_norm {

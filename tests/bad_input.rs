@@ -1022,7 +1022,10 @@ fn low_level_kernels_check_everything_before_recording() {
             (1.0, 0.0),
             (-1.0, 2.0),
             (f32::NAN, 2.0),
-            (1.0, f32::INFINITY),
+            (f32::INFINITY, 2.0),
+            (1.0, f32::NAN),
+            (1.0, f32::NEG_INFINITY),
+            (1.0, -2.0),
         ] {
             let renorm = embedding_renorm::RenormArgs {
                 num_embeddings: 4,

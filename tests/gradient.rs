@@ -293,7 +293,7 @@ fn max_norm_renormalises_each_referenced_row_once() {
         .map(|_| (rng.unit() * 2.0 - 1.0) as f32 * 3.0)
         .collect();
     let indices = [3u32, 3, 5, 3, 1, 5];
-    for norm_type in [2.0f32, 1.0, 3.0] {
+    for norm_type in [2.0f32, 1.0, 3.0, f32::INFINITY] {
         let options = EmbeddingOptions {
             max_norm: Some(1.0),
             norm_type,
@@ -311,7 +311,8 @@ fn max_norm_renormalises_each_referenced_row_once() {
             // Norm types 1 and 2 take only +, and exact_arith's ×, ÷ and √:
             // the twin's bits on every adapter. Others take pow, whose
             // precision differs by adapter: a few ulps of tolerance.
-            if norm_type == 1.0 || norm_type == 2.0 {
+            // The infinity norm compares only.
+            if norm_type == 1.0 || norm_type == 2.0 || norm_type == f32::INFINITY {
                 assert_bits_eq(&format!("renormalised (p = {norm_type})"), &after, &want);
             }
             for (i, (&got, &w)) in after.iter().zip(&want).enumerate() {
@@ -329,11 +330,14 @@ fn max_norm_renormalises_each_referenced_row_once() {
                         &weights[r * dim..(r + 1) * dim],
                     );
                 } else {
-                    let norm: f32 = row
-                        .iter()
-                        .map(|x| x.abs().powf(norm_type))
-                        .sum::<f32>()
-                        .powf(1.0 / norm_type);
+                    let norm: f32 = if norm_type == f32::INFINITY {
+                        row.iter().fold(0.0, |m, x| m.max(x.abs()))
+                    } else {
+                        row.iter()
+                            .map(|x| x.abs().powf(norm_type))
+                            .sum::<f32>()
+                            .powf(1.0 / norm_type)
+                    };
                     assert!(norm <= 1.0 + 1e-5, "row {r} norm {norm} above max_norm");
                 }
             }
@@ -345,6 +349,37 @@ fn max_norm_renormalises_each_referenced_row_once() {
                     &after[r * dim..(r + 1) * dim],
                 );
             }
+        });
+    }
+}
+
+/// `max_norm = 0`, which PyTorch allows: every referenced row with a norm
+/// becomes zeros (keeping each element's sign), the rest stay as they were.
+#[test]
+fn a_max_norm_of_zero_zeroes_the_referenced_rows() {
+    let (vocab, dim) = (4, 3);
+    let weights = [
+        1.0, -2.0, 0.5, 0.0, 0.0, -0.0, 3.0, 3.0, 3.0, -1.0, 0.25, 8.0,
+    ];
+    for norm_type in [2.0f32, 1.0, f32::INFINITY] {
+        let options = EmbeddingOptions {
+            max_norm: Some(0.0),
+            norm_type,
+            ..EmbeddingOptions::default()
+        };
+        each_gpu(|gpu| {
+            let emb = table(gpu, &weights, vocab, dim, options.clone());
+            let out = emb.forward(&[0, 1, 3]).unwrap().to_vec().unwrap();
+            let want = [
+                0.0, -0.0, 0.0, 0.0, 0.0, -0.0, 3.0, 3.0, 3.0, -0.0, 0.0, 0.0,
+            ];
+            let after = emb.weight().to_vec().unwrap();
+            assert_bits_eq(&format!("max_norm 0, p = {norm_type}"), &after, &want);
+            let rows: Vec<f32> = [0, 1, 3]
+                .iter()
+                .flat_map(|&r| want[r * dim..(r + 1) * dim].to_vec())
+                .collect();
+            assert_bits_eq("forward reads the zeroed rows", &out, &rows);
         });
     }
 }

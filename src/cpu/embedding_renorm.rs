@@ -2,7 +2,8 @@
 
 /// Scales each row with `counts[r] > 0` whose `norm_type`-norm exceeds
 /// `max_norm` by `max_norm / (norm + 1e-7)`, as PyTorch's `embedding_renorm_`
-/// (in f32, summing the row's columns in ascending order).
+/// (in f32, summing the row's columns in ascending order; `norm_type`
+/// infinite: the largest magnitude).
 pub fn embedding_renorm(
     num_embeddings: usize,
     dim: usize,
@@ -28,13 +29,18 @@ pub fn embedding_renorm(
                 acc += x;
             } else if p == 2.0 {
                 acc += x * x;
+            } else if p == f32::INFINITY {
+                // The largest |x|; a NaN stays, as torch.norm's would.
+                if x > acc || x.is_nan() {
+                    acc = x;
+                }
             } else if x > 0.0 {
                 acc += x.powf(p);
             }
         }
         let norm = if p == 2.0 {
             acc.sqrt()
-        } else if p != 1.0 && acc > 0.0 {
+        } else if p != 1.0 && p != f32::INFINITY && acc > 0.0 {
             acc.powf(1.0 / p)
         } else {
             acc

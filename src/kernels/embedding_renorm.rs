@@ -40,10 +40,11 @@ pub struct RenormArgs<'a> {
     /// f32 elements per row; past [`MAX_DIM`] is refused on CPU adapters.
     pub dim: usize,
     /// A row whose norm exceeds this is scaled by `max_norm / (norm + 1e-7)`,
-    /// as PyTorch's `embedding_renorm_`.
+    /// as PyTorch's `embedding_renorm_`; finite and at least 0.
     pub max_norm: f32,
-    /// The `p` of the p-norm; finite and positive (the layer checks). 1 and
-    /// 2 match the CPU twin bit for bit, other values (`pow`) to a few ulps.
+    /// The `p` of the p-norm: positive, finite or `f32::INFINITY` (the
+    /// largest magnitude). 1, 2 and infinity match the CPU twin bit for bit,
+    /// other values (`pow`) to a few ulps.
     pub norm_type: f32,
     /// Nothing is written unless this is `STATUS_OK`.
     pub status: &'a wgpu::Buffer,
@@ -72,21 +73,29 @@ pub fn check_dim(gpu: &Gpu, dim: usize) -> Result<()> {
     Ok(())
 }
 
-/// `max_norm` or `norm_type` finite and positive: a norm of order 0 is
-/// infinite (every row scaled to 0) and a negative `max_norm` flips signs.
-pub(crate) fn check_positive(name: &'static str, value: f32) -> Result<()> {
-    if !(value.is_finite() && value > 0.0) {
+/// `max_norm` finite and at least 0 (0, as PyTorch allows, zeroes every
+/// referenced row with a norm; a negative one would flip signs), and
+/// `norm_type` positive, finite or `+∞` (the largest magnitude; a norm of
+/// order 0 or below is not one).
+pub(crate) fn check_norms(max_norm: f32, norm_type: f32) -> Result<()> {
+    if !(max_norm.is_finite() && max_norm >= 0.0) {
         return Err(Error::InvalidArgument {
-            name,
-            reason: format!("must be finite and positive, got {value}"),
+            name: "max_norm",
+            reason: format!("must be finite and at least 0, got {max_norm}"),
+        });
+    }
+    if norm_type.is_nan() || norm_type <= 0.0 {
+        return Err(Error::InvalidArgument {
+            name: "norm_type",
+            reason: format!("must be positive (finite, or infinity), got {norm_type}"),
         });
     }
     Ok(())
 }
 
 /// Records the renormalisation into `encoder`; `TooMany` from [`check_dim`],
-/// `InvalidArgument` for a `max_norm` or `norm_type` that is not finite and
-/// positive.
+/// `InvalidArgument` for a `max_norm` that is not finite and at least 0 or
+/// a `norm_type` that is not positive (`+∞` is the largest magnitude).
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &RenormArgs) -> Result<()> {
     recorder::record(gpu, encoder, |rec| record(rec, args))
 }
@@ -95,8 +104,7 @@ pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &RenormArgs) 
 pub(crate) fn record(rec: &mut Recorder, args: &RenormArgs) -> Result<()> {
     let gpu = rec.gpu();
     check_dim(gpu, args.dim)?;
-    check_positive("max_norm", args.max_norm)?;
-    check_positive("norm_type", args.norm_type)?;
+    check_norms(args.max_norm, args.norm_type)?;
     binding::check_span(gpu, "embedding_renorm weight", &args.weight.span)?;
     let rows = args.weight.rows.clone();
     let rows = rows.start.min(args.num_embeddings)..rows.end.min(args.num_embeddings);

@@ -307,11 +307,9 @@ fn check_options(options: &EmbeddingOptions, num_embeddings: usize) -> Result<()
             });
         }
     }
-    use crate::kernels::embedding_renorm::check_positive;
     // As PyTorch, norm_type matters (and is checked) only with a max_norm.
     if let Some(m) = options.max_norm {
-        check_positive("max_norm", m)?;
-        check_positive("norm_type", options.norm_type)?;
+        crate::kernels::embedding_renorm::check_norms(m, options.norm_type)?;
     }
     Ok(())
 }

@@ -106,7 +106,8 @@ pub struct EmbeddingOptions {
     /// `forward` renormalises, in place, each referenced row whose
     /// `norm_type`-norm exceeds this (a repeated row once), as PyTorch does.
     pub max_norm: Option<f32>,
-    /// The p of the p-norm used with `max_norm`.
+    /// The p of the p-norm used with `max_norm`: positive, finite or
+    /// `f32::INFINITY` (the largest magnitude), as `torch.norm`'s `p`.
     pub norm_type: f32,
     /// Divide each row's gradient by how often the row occurs in the batch.
     pub scale_grad_by_freq: bool,
