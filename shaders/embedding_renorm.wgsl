@@ -47,8 +47,10 @@ fn embedding_renorm(
     }
     let base = (r - params.row_begin) * params.dim;
     let p = params.norm_type;
-    // Tested on the bits: a compiler may assume no infinities or NaNs in
-    // float comparisons.
+    // Infinities, NaNs and subnormals are told apart on the bits: a compiler
+    // may assume float comparisons see none, and a device may flush
+    // subnormals. For magnitudes (sign bit clear) the bits order as the
+    // values, and every NaN sorts above +inf.
     let p_inf = bitcast<u32>(p) == 0x7f800000u;
     var acc = 0.0;
     for (var c = 0u; c < params.dim; c++) {
@@ -59,11 +61,8 @@ fn embedding_renorm(
             acc = acc + mul_rn(x, x);
         } else if p_inf {
             // The largest |x|; a NaN stays, as torch.norm's would.
-            let nan = bitcast<u32>(x) > 0x7f800000u;
-            let acc_nan = bitcast<u32>(acc) > 0x7f800000u;
-            if nan || (!acc_nan && x > acc) {
-                acc = x;
-            }
+            let bits = bitcast<u32>(weight[base + c]) & 0x7fffffffu;
+            acc = bitcast<f32>(max(bitcast<u32>(acc), bits));
         } else if x > 0.0 {
             acc = acc + pow(x, p);
         }
@@ -74,7 +73,9 @@ fn embedding_renorm(
     } else if p != 1.0 && !p_inf && acc > 0.0 {
         norm = pow(acc, 1.0 / p);
     }
-    if norm > params.max_norm {
+    // norm > max_norm, both non-negative: false for a NaN norm.
+    let norm_bits = bitcast<u32>(norm);
+    if norm_bits <= 0x7f800000u && norm_bits > bitcast<u32>(params.max_norm) {
         let scale = div_rn(params.max_norm, norm + 1e-7);
         for (var c = 0u; c < params.dim; c++) {
             weight[base + c] = mul_rn(weight[base + c], scale);

@@ -131,8 +131,9 @@ pub enum Error {
         limit_name: &'static str,
     },
 
-    /// The host's allocator refused a buffer the call needs on the host
-    /// (a readback of a very large tensor), instead of aborting the process.
+    /// The host's allocator refused a buffer the call needs on the host (a
+    /// readback of a very large tensor, a table loaded from a file, a 2-D
+    /// bag batch's offsets), instead of aborting the process.
     #[error("{what} needs {bytes} bytes of host memory, which the allocator refused")]
     OutOfHostMemory {
         /// The host buffer.
@@ -186,10 +187,21 @@ pub enum Error {
     #[error("the embedding is frozen (freeze = true): it has no gradient and cannot be updated")]
     Frozen,
 
-    /// wgpu reported a validation error or ran out of memory.
+    /// wgpu reported a validation error (or another error of the device
+    /// that is not a lack of memory).
     #[error("GPU error during {during}: {message}")]
     Gpu {
         /// The call or step that was recording or submitting.
+        during: &'static str,
+        /// wgpu's message.
+        message: String,
+    },
+
+    /// The device ran out of memory (wgpu's out-of-memory error scope
+    /// caught it): free tensors, or use smaller ones; nothing else is wrong.
+    #[error("the GPU ran out of memory during {during}: {message}")]
+    OutOfDeviceMemory {
+        /// The call or step that was allocating, recording or submitting.
         during: &'static str,
         /// wgpu's message.
         message: String,

@@ -34,7 +34,7 @@ pub struct GpuOptions {
     /// block it forever). `None`: [`DEFAULT_WAIT_TIMEOUT`]. It bounds the
     /// wait for submitted work, not a GL call's wait for its turn behind
     /// another thread's ([`Gpu::gl_turn`]), nor a submit that runs the work
-    /// itself (llvmpipe's).
+    /// itself (llvmpipe's). `Some(Duration::MAX)` waits without limit.
     pub wait_timeout: Option<std::time::Duration>,
     /// Caps the bytes the caching allocator keeps for reuse (dropped
     /// tensors' and temporaries' buffers); past it, the oldest go back to
@@ -90,7 +90,7 @@ impl GpuOptions {
 ///
 /// Faults: every call checks the device-lost flag first and runs inside
 /// validation and out-of-memory error scopes; what they catch is
-/// `Error::Gpu`, and once the device is lost (driver reset, or
+/// `Error::Gpu` or `Error::OutOfDeviceMemory`, and once the device is lost (driver reset, or
 /// `device().destroy()`) every call returns `Error::DeviceLost` instead of
 /// waiting on a device that will never answer.
 #[derive(Clone)]
@@ -489,7 +489,7 @@ impl Gpu {
     }
 
     /// Runs `f` inside validation and out-of-memory error scopes and turns what
-    /// they catch into `Error::Gpu`.
+    /// they catch into `Error::Gpu` or `Error::OutOfDeviceMemory`.
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn scoped<T>(
         &self,
@@ -508,9 +508,16 @@ impl Gpu {
         let out = f();
         let v = pollster::block_on(validation.pop());
         let o = pollster::block_on(oom.pop());
-        if let Some(e) = v.or(o) {
+        if let Some(e) = v {
             self.check_alive()?;
             return Err(Error::Gpu {
+                during,
+                message: e.to_string(),
+            });
+        }
+        if let Some(e) = o {
+            self.check_alive()?;
+            return Err(Error::OutOfDeviceMemory {
                 during,
                 message: e.to_string(),
             });

@@ -103,10 +103,16 @@ pub(crate) fn blocking() -> bool {
 /// thread): the caller asked to block, and nothing else runs on it meanwhile.
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn block_here<F: std::future::Future>(call: F) -> F::Output {
-    let outer = BLOCKING.with(|b| b.replace(true));
-    let out = pollster::block_on(call);
-    BLOCKING.with(|b| b.set(outer));
-    out
+    // Restored by a guard: a panic in `call` that the caller catches must
+    // not leave this thread marked as blocking.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            BLOCKING.with(|b| b.set(self.0));
+        }
+    }
+    let _restore = Restore(BLOCKING.with(|b| b.replace(true)));
+    pollster::block_on(call)
 }
 
 /// Runs an `_async` call to completion: the blocking form of every call that

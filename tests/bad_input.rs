@@ -246,7 +246,8 @@ fn bag_shapes_and_options_past_what_works_are_typed_errors() {
         let before = bits(&max.weight().to_vec().unwrap());
         let (idx, offsets) = ([0u32, 1, 2], [0u32, 2]);
         assert_eq!(max.forward(&idx, &offsets, None).unwrap().shape(), [2, 8]);
-        let g = Tensor::zeros(gpu, &[2, 8]).unwrap();
+        // A gradient a wrongly run step would move the weights by.
+        let g = Tensor::from_slice(gpu, &[1.0; 16], &[2, 8]).unwrap();
         let refused = |r: wgpu_embed::Result<()>| {
             assert!(
                 matches!(
@@ -892,8 +893,9 @@ fn a_gather_checks_every_block_against_the_binding_before_recording() {
 /// Low-level kernels refuse, before recording anything, what the layers
 /// refuse and what the shaders would read past: per-sample weights outside
 /// sum mode, an int8 table whose last word the vec4 bag path would read
-/// past, a `psw_grad` block shorter than its rows, `max_norm` / `norm_type`
-/// that are not finite and positive, an f16 target beside a fused Adam one,
+/// past, a `psw_grad` block shorter than its rows, a `max_norm` that is not
+/// finite and at least +0 or a `norm_type` that is not positive (+∞ is
+/// allowed), an f16 target beside a fused Adam one,
 /// a padding row past u32 (bags, their backward, and the atomic
 /// gradient after its clear), an atomic gradient block of no rows, and one
 /// buffer passed for two outputs.
@@ -1023,6 +1025,7 @@ fn low_level_kernels_check_everything_before_recording() {
             (-1.0, 2.0),
             (f32::NAN, 2.0),
             (f32::INFINITY, 2.0),
+            (-0.0, 2.0),
             (1.0, f32::NAN),
             (1.0, f32::NEG_INFINITY),
             (1.0, -2.0),

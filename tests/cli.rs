@@ -103,6 +103,10 @@ fn a_vocabulary_past_the_adapter_is_not_run_and_the_rest_is_kept() {
         d,
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("not run"), "{table}");
+    let svg = std::fs::read_to_string(dir.join("chart.svg")).unwrap();
+    assert!(svg.starts_with("<svg"), "not the chart");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
     let rows = json["rows"].as_array().unwrap();

@@ -420,7 +420,7 @@ fn forward_gpu_async_looks_up_and_reports_bad_indices() {
 }
 
 /// As PyTorch, `norm_type` is read only with a `max_norm`: without one any
-/// value is accepted; with one it must be positive and finite.
+/// value is accepted; with one it must be positive (finite, or +∞).
 #[test]
 fn norm_type_matters_only_with_max_norm() {
     each_gpu(|gpu| {

@@ -348,7 +348,28 @@ fn saves_follow_symlinks_and_keep_permissions() {
                 false => Embedding::from_safetensors(gpu, &file, "weight", true).unwrap(),
             };
             assert_eq!(back.weight().to_vec().unwrap(), values);
-            for f in [link, file] {
+            // A plain file keeps its mode too; a read-only one is refused
+            // and left as it was, as an in-place write would leave it.
+            let plain = scratch("plain");
+            std::fs::write(&plain, b"old").unwrap();
+            std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o600)).unwrap();
+            let save = |path: &std::path::Path| match npy {
+                true => emb.save_npy(path),
+                false => emb.save_safetensors(path, "weight"),
+            };
+            save(&plain).unwrap();
+            let mode = std::fs::metadata(&plain).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "the plain file's permissions changed");
+            std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o444)).unwrap();
+            let before = std::fs::read(&plain).unwrap();
+            let r = save(&plain);
+            assert!(matches!(r, Err(Error::File { .. })), "{r:?}");
+            assert_eq!(
+                std::fs::read(&plain).unwrap(),
+                before,
+                "a read-only file changed"
+            );
+            for f in [link, file, plain] {
                 let _ = std::fs::remove_file(f);
             }
         }

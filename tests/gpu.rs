@@ -4,7 +4,7 @@ mod common;
 
 use common::{assert_bits_eq, each_gpu};
 use wgpu_embed::kernels::{embedding_gather, one_hot};
-use wgpu_embed::{cpu, Embedding, Error, Gpu, GpuOptions, IndexTensor, Tensor, STATUS_OK};
+use wgpu_embed::{cpu, DType, Embedding, Error, Gpu, GpuOptions, IndexTensor, Tensor, STATUS_OK};
 
 #[test]
 fn gpu_and_layers_are_send_and_sync() {
@@ -129,7 +129,7 @@ fn async_readback_equals_blocking() {
         for dim in [1, 3, 4] {
             let values: Vec<f32> = (0..7 * dim).map(|i| i as f32 * 0.375 - 2.0).collect();
             let options = wgpu_embed::EmbeddingOptions {
-                dtype: wgpu_embed::DType::F16,
+                dtype: DType::F16,
                 freeze: true,
                 ..Default::default()
             };
@@ -140,14 +140,41 @@ fn async_readback_equals_blocking() {
                 let all = t.weight().to_vec().unwrap();
                 for first in 0..7 {
                     for count in 0..=7 - first {
-                        assert_bits_eq(
-                            &format!("{:?} dim {dim} rows {first}+{count}", t.dtype()),
-                            &t.weight().rows_to_vec(first, count).unwrap(),
-                            &all[first * dim..(first + count) * dim],
+                        let what = format!("{:?} dim {dim} rows {first}+{count}", t.dtype());
+                        // The staging buffer holds only the rows' words
+                        // (f16: one more where a row starts mid-word).
+                        let words = match t.dtype() {
+                            DType::F16 => (count * dim).div_ceil(2) + 1,
+                            _ => count * wgpu_embed::cpu::int8_rowwise::words_per_row(dim),
+                        };
+                        gpu.reset_memory_peak();
+                        let base = gpu.memory_live();
+                        let got = t.weight().rows_to_vec(first, count).unwrap();
+                        let staged = gpu.memory_peak() - base;
+                        assert!(
+                            staged <= (words as u64 * 4).max(4),
+                            "{what}: {staged} bytes"
                         );
+                        assert_bits_eq(&what, &got, &all[first * dim..(first + count) * dim]);
                     }
                 }
             }
+        }
+        // A table made from a tensor of another shape is one row of all its
+        // elements (1-D) or of the product of its shape: so is its row.
+        for shape in [&[12][..], &[2, 2, 3]] {
+            let t = Tensor::from_slice(gpu, &data[..12], shape).unwrap();
+            let table: wgpu_embed::Table = t.into();
+            assert_eq!(table.rows_to_vec(0, 1).unwrap(), data[..12], "{shape:?}");
+            let halves: Vec<half::f16> =
+                data[..12].iter().map(|&x| half::f16::from_f32(x)).collect();
+            let h = wgpu_embed::HalfTensor::from_f16(gpu, &halves, shape).unwrap();
+            let table: wgpu_embed::Table = h.into();
+            assert_eq!(
+                table.rows_to_vec(0, 1).unwrap(),
+                data[..12],
+                "f16 {shape:?}"
+            );
         }
         let table = Embedding::from_pretrained(gpu, &data, 10, 100, true).unwrap();
         assert_eq!(
@@ -365,9 +392,16 @@ fn a_wait_past_the_timeout_is_an_error_not_a_hang() {
             .find(|a| a.is_err())
             .unwrap_or(r_async);
         if info.backend == wgpu::Backend::Gl {
-            // wgpu's GL backend finishes work before its waits return, so
-            // there is nothing to time out (the README says so).
-            assert!(r.is_ok() && r_async.is_ok(), "{r:?} {r_async:?}");
+            // On llvmpipe the submit runs the work itself: nothing is left
+            // to time out (the README says so). A hardware GL driver may
+            // finish in time or time out; either is not a hang.
+            if info.device_type == wgpu::DeviceType::Cpu {
+                assert!(r.is_ok() && r_async.is_ok(), "{r:?} {r_async:?}");
+            } else {
+                for r in [&r, &r_async] {
+                    assert!(matches!(r, Ok(()) | Err(Error::Timeout { .. })), "{r:?}");
+                }
+            }
             return;
         }
         assert!(
@@ -470,20 +504,23 @@ fn rejected_resources_on_a_callers_device_are_errors_not_panics() {
 /// The benchmark's library entry points bound their samples as the CLI
 /// does: past `MAX_REPS` is an error before any measurement, not a
 /// capacity panic (a page passes its own `reps=`).
+#[cfg(feature = "bench")]
 #[test]
 fn the_benchmark_library_refuses_reps_past_its_cap() {
     use wgpu_embed::bench;
     each_gpu(|gpu| {
-        let mut plan = bench::Plan::for_adapter(gpu);
-        plan.reps = bench::MAX_REPS + 1;
-        let mut steps = 0;
-        let r = pollster::block_on(bench::run(gpu, &plan, &mut |_| steps += 1));
-        let message = r.map(drop).expect_err("a refusal");
-        assert!(message.contains("past the most samples"), "{message}");
-        assert_eq!(steps, 0, "nothing was measured");
         assert!(matches!(
             bench::measure_roofline(gpu, usize::MAX),
             Err(Error::InvalidArgument { name: "reps", .. })
         ));
+        let mut plan = bench::Plan::for_adapter(gpu);
+        plan.reps = bench::MAX_REPS + 1;
+        // The first step is told before anything is measured: reaching it
+        // fails the test at once rather than after hours of samples.
+        let r = pollster::block_on(bench::run(gpu, &plan, &mut |p| {
+            panic!("measured past the cap: {}", p.message)
+        }));
+        let message = r.map(drop).expect_err("a refusal");
+        assert!(message.contains("past the most samples"), "{message}");
     });
 }

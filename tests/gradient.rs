@@ -384,6 +384,62 @@ fn a_max_norm_of_zero_zeroes_the_referenced_rows() {
     }
 }
 
+/// The infinity norm on the values a float comparison may mishandle: a NaN
+/// row keeps its norm NaN and is left alone, an infinite one is scaled (by
+/// 0), subnormal rows are compared exactly (on SwiftShader, which flushes
+/// subnormals, too): the twin's result, NaN for NaN and every other
+/// element bit for bit.
+#[test]
+fn the_infinity_norm_on_nan_inf_and_subnormal_rows_matches_the_twin() {
+    let (vocab, dim) = (4, 3);
+    #[rustfmt::skip]
+    let weights = [
+        f32::NAN, 5.0, -7.0,
+        f32::INFINITY, 1.0, -1.0,
+        1e-40, -3e-40, 0.0,
+        0.5, -4.0, 2.0,
+    ];
+    for max_norm in [1.0f32, 0.0] {
+        let options = EmbeddingOptions {
+            max_norm: Some(max_norm),
+            norm_type: f32::INFINITY,
+            ..EmbeddingOptions::default()
+        };
+        let mut want = weights.to_vec();
+        cpu::embedding_renorm(
+            vocab,
+            dim,
+            max_norm,
+            f32::INFINITY,
+            u32::MAX,
+            &[1; 4],
+            &mut want,
+        );
+        // The twin itself: the NaN row is untouched, the subnormal one only
+        // under max_norm 0, the infinite one becomes [NaN, 0, -0].
+        assert_eq!(want[1].to_bits(), 5.0f32.to_bits());
+        assert!(
+            want[3].is_nan() && want[4].to_bits() == 0 && want[5].to_bits() == (-0.0f32).to_bits()
+        );
+        let subnormal_kept = want[6..9]
+            .iter()
+            .zip(&weights[6..9])
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert_eq!(subnormal_kept, max_norm == 1.0);
+        each_gpu(|gpu| {
+            let emb = table(gpu, &weights, vocab, dim, options.clone());
+            emb.forward(&[0, 1, 2, 3]).unwrap();
+            let after = emb.weight().to_vec().unwrap();
+            for (i, (g, w)) in after.iter().zip(&want).enumerate() {
+                assert!(
+                    (g.is_nan() && w.is_nan()) || g.to_bits() == w.to_bits(),
+                    "max_norm {max_norm}, element {i}: got {g:e} want {w:e}"
+                );
+            }
+        });
+    }
+}
+
 #[test]
 fn fused_updates_match_the_twin() {
     // 19 columns run the scalar entry points, 36 (nine vec4s: two full

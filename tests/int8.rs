@@ -353,3 +353,50 @@ fn int8_tensors_of_huge_shapes_are_typed_errors() {
         assert_eq!(t.to_fused_vec().unwrap(), fused);
     });
 }
+
+/// An int8 table's padding row is quantized and written alone: it reads
+/// back as zeros, and every other row keeps the codes, scale and bias of
+/// the same seed's table without one (in one block and in one-row blocks).
+#[test]
+fn an_int8_padding_row_is_written_alone() {
+    each_gpu(|gpu| {
+        for dim in [1, 3, 4, 5] {
+            let rows = 7;
+            for one_row_blocks in [false, true] {
+                let options = EmbeddingOptions {
+                    dtype: DType::Int8,
+                    seed: 11,
+                    chunk_bytes: one_row_blocks
+                        .then(|| DType::Int8.row_bytes(dim).next_multiple_of(8)),
+                    ..EmbeddingOptions::default()
+                };
+                let plain = Embedding::with_options(gpu, rows, dim, options.clone()).unwrap();
+                let padded = EmbeddingOptions {
+                    padding_idx: Some(2),
+                    ..options
+                };
+                let emb = Embedding::with_options(gpu, rows, dim, padded).unwrap();
+                let what = format!("dim {dim}, one-row blocks {one_row_blocks}");
+                let (want, got) = (
+                    plain.weight().to_int8_rowwise().unwrap().unwrap(),
+                    emb.weight().to_int8_rowwise().unwrap().unwrap(),
+                );
+                let stride = int8_rowwise::fused_row_bytes(dim);
+                for r in 0..rows {
+                    let row = &got[r * stride..(r + 1) * stride];
+                    if r == 2 {
+                        assert_eq!(
+                            row,
+                            &int8_rowwise::quantize(&vec![0.0; dim], dim)[..],
+                            "{what}"
+                        );
+                    } else {
+                        assert_eq!(row, &want[r * stride..(r + 1) * stride], "{what}: row {r}");
+                    }
+                }
+                let zeros = emb.weight().rows_to_vec(2, 1).unwrap();
+                assert!(zeros.iter().all(|&x| x == 0.0), "{what}: {zeros:?}");
+            }
+        }
+    });
+}

@@ -1,7 +1,7 @@
 //! The gather-vs-one-hot benchmark (`cargo run --release`, and the web
 //! page): one sweep, one JSON schema, one chart, wherever it runs. The sweep
 //! is async so a page can run it without blocking; the command-line program
-//! drives it with `pollster`.
+//! drives it with [`run_blocking`].
 //!
 //! Feature `bench` (on with the default `cli`).
 

@@ -20,7 +20,8 @@ pub struct Plan {
     pub dim: usize,
     /// Whether to time the backward passes too (and compare their gradients).
     pub backward: bool,
-    /// Timed runs per path and direction (the ceilings take at least 3).
+    /// Timed runs per path and direction (the ceilings take at least 3); at
+    /// most [`MAX_REPS`], more is an error from [`run`].
     pub reps: usize,
     /// Untimed runs before the timed ones.
     pub warmup: usize,
@@ -281,19 +282,25 @@ fn storage_row(
     copy_bytes_per_s: f64,
 ) -> Row {
     let (n64, d64) = (plan.batch as u64, plan.dim as u64);
-    let table = vocab as u64 * dtype.row_bytes(plan.dim);
+    let table = (vocab as u64).saturating_mul(dtype.row_bytes(plan.dim));
     // An int8 table is forward only.
     let backward = r.map_or(plan.backward && dtype != DType::Int8, |r| {
         r.backward.is_some()
     });
-    let bwd = if backward { table + n64 * d64 * 4 } else { 0 };
-    let formula = table + n64 * 4 * 2 + n64 * d64 * 4 + bwd;
+    let bwd = if backward {
+        table.saturating_add(n64 * d64 * 4)
+    } else {
+        0
+    };
+    let formula = table
+        .saturating_add(n64 * 4 * 2 + n64 * d64 * 4)
+        .saturating_add(bwd);
     let mut row = row(vocab, path, r, formula, note);
     let moved = (n64 * (dtype.row_bytes(plan.dim) + d64 * 4) + n64 * 4) as f64;
     row.forward_fraction_of_ceiling = row
         .forward_ms_median
         .map(|ms| moved / (ms * 1e-3) / copy_bytes_per_s);
-    let scatter = (n64 * d64 * 4 + n64 * 4 + table) as f64;
+    let scatter = (n64 * d64 * 4 + n64 * 4) as f64 + table as f64;
     row.backward_fraction_of_ceiling = row
         .backward_ms_median
         .map(|ms| scatter / (ms * 1e-3) / copy_bytes_per_s);
@@ -302,13 +309,14 @@ fn storage_row(
 
 /// A path's error as a row's note when it is a size this adapter cannot
 /// run (its limits, its memory, the host's): the sweep goes on to the next
-/// path, keeping what it measured. Anything else ends the sweep.
+/// path, keeping what it measured. Anything else (a validation error, a
+/// lost device) ends the sweep.
 fn not_run(err: Error) -> std::result::Result<String, String> {
     match err {
         Error::TooLarge { .. }
         | Error::TooMany { .. }
         | Error::OutOfHostMemory { .. }
-        | Error::Gpu { .. }
+        | Error::OutOfDeviceMemory { .. }
         | Error::ChunkedTable { .. } => Ok(format!("not run: {err}")),
         err => Err(err.to_string()),
     }
@@ -425,7 +433,12 @@ pub async fn run(
         done += 1;
     };
     check_sizes(gpu, plan)?;
-    if plan.vocab.is_empty() || plan.batch == 0 || plan.dim == 0 || plan.reps == 0 {
+    if plan.vocab.is_empty()
+        || plan.vocab.contains(&0)
+        || plan.batch == 0
+        || plan.dim == 0
+        || plan.reps == 0
+    {
         return Err(format!(
             "nothing to measure: {} vocabulary sizes, batch {}, dim {}, {} reps (each must be at least 1)",
             plan.vocab.len(),
@@ -452,17 +465,21 @@ pub async fn run(
             ..EmbeddingOptions::default()
         };
         let idx = indices(plan, vocab);
+        // Saturating: a vocabulary past the adapter (a "not run" row) may
+        // be past u64 bytes too.
         let (n64, d64, v64) = (n as u64, dim as u64, vocab as u64);
-        let table = v64 * d64 * 4;
+        let table = v64.saturating_mul(d64).saturating_mul(4);
         let bwd_extra = if plan.backward {
-            table + n64 * d64 * 4
+            table.saturating_add(n64 * d64 * 4)
         } else {
             0
         };
-        let gather_formula = table + n64 * 4 * 2 + n64 * d64 * 4 + bwd_extra;
-        let hot_bytes = n64 * v64 * 4;
-        let one_hot_formula = table + n64 * 4 * 2 + hot_bytes + n64 * d64 * 4 + bwd_extra;
+        let io = n64 * 4 * 2 + n64 * d64 * 4;
+        let gather_formula = table.saturating_add(io).saturating_add(bwd_extra);
+        let hot_bytes = n64.saturating_mul(v64).saturating_mul(4);
+        let one_hot_formula = gather_formula.saturating_add(hot_bytes);
 
+        step(format!("vocab {vocab}: gather"));
         let first = async {
             let emb = Embedding::with_options(gpu, vocab, dim, options)?;
             // dY, shared by both backward paths (and counted in both peaks).
@@ -477,7 +494,6 @@ pub async fn run(
             } else {
                 None
             };
-            step(format!("vocab {vocab}: gather"));
             let g = gather_path(gpu, plan, &emb, &idx, grad_out.as_ref()).await?;
             Ok((emb, grad_out, g))
         };
@@ -487,6 +503,10 @@ pub async fn run(
             // why, and the finished ones are kept.
             Err(err) => {
                 let note = not_run(err)?;
+                // The steps this vocabulary will not take, told as such.
+                for path in ["one-hot", "f16 table", "int8 table"] {
+                    step(format!("vocab {vocab}: {path}: not run"));
+                }
                 rows.push(row(vocab, "gather", None, gather_formula, note.clone()));
                 rows.push(row(vocab, "one_hot", None, one_hot_formula, note.clone()));
                 for (path, dtype) in [("gather_f16", DType::F16), ("gather_int8", DType::Int8)] {
@@ -541,7 +561,7 @@ pub async fn run(
             .map(|ms| scatter_bytes / (ms * 1e-3) / ceilings.copy_bytes_per_s);
         rows.push(gr);
         let mut hr = row(vocab, "one_hot", h.as_ref(), one_hot_formula, note);
-        let flops = 2.0 * (n64 * v64 * d64) as f64;
+        let flops = 2.0 * n64 as f64 * v64 as f64 * d64 as f64;
         hr.forward_fraction_of_ceiling = hr
             .forward_ms_median
             .map(|ms| flops / (ms * 1e-3) / ceilings.fma_flops_per_s);

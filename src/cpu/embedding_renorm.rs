@@ -30,10 +30,9 @@ pub fn embedding_renorm(
             } else if p == 2.0 {
                 acc += x * x;
             } else if p == f32::INFINITY {
-                // The largest |x|; a NaN stays, as torch.norm's would.
-                if x > acc || x.is_nan() {
-                    acc = x;
-                }
+                // The largest |x| on the bits, as the shader: a NaN stays,
+                // as torch.norm's would.
+                acc = f32::from_bits(acc.to_bits().max(x.to_bits()));
             } else if x > 0.0 {
                 acc += x.powf(p);
             }

@@ -73,15 +73,16 @@ pub fn check_dim(gpu: &Gpu, dim: usize) -> Result<()> {
     Ok(())
 }
 
-/// `max_norm` finite and at least 0 (0, as PyTorch allows, zeroes every
+/// `max_norm` finite and at least +0 (0, as PyTorch allows, zeroes every
 /// referenced row with a norm; a negative one would flip signs), and
 /// `norm_type` positive, finite or `+∞` (the largest magnitude; a norm of
 /// order 0 or below is not one).
 pub(crate) fn check_norms(max_norm: f32, norm_type: f32) -> Result<()> {
-    if !(max_norm.is_finite() && max_norm >= 0.0) {
+    // -0 too: its scale would flip every element's sign.
+    if !max_norm.is_finite() || max_norm.is_sign_negative() {
         return Err(Error::InvalidArgument {
             name: "max_norm",
-            reason: format!("must be finite and at least 0, got {max_norm}"),
+            reason: format!("must be finite and at least +0, got {max_norm}"),
         });
     }
     if norm_type.is_nan() || norm_type <= 0.0 {

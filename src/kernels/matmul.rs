@@ -320,7 +320,7 @@ pub(crate) fn record(rec: &mut Recorder, args: &MatmulArgs) -> Result<()> {
     let bias = match args.bias {
         Some(bias) => bias,
         None => {
-            unused_bias = gpu.storage("matmul unused bias", 4)?;
+            unused_bias = gpu.storage_uninit("matmul unused bias", 4)?;
             unused_bias.raw()
         }
     };

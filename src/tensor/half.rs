@@ -132,9 +132,14 @@ impl HalfTensor {
         let rows = self.shape.first().copied().unwrap_or(1);
         super::check_rows(first, count, rows)?;
         let per_row = self.numel() / rows.max(1);
-        let (begin, end) = (first * per_row, (first + count) * per_row);
-        let (halves, skip) = self.words_holding(begin, end)?;
-        Ok(halves[skip..skip + (end - begin)]
+        self.elements_to_vec(first * per_row, count * per_row)
+    }
+
+    /// Elements `begin .. begin + count` widened to f32 (in bounds: the
+    /// caller checked), reading only the words that hold them.
+    pub(crate) fn elements_to_vec(&self, begin: usize, count: usize) -> Result<Vec<f32>> {
+        let (halves, skip) = self.words_holding(begin, begin + count)?;
+        Ok(halves[skip..skip + count]
             .iter()
             .map(|h| h.to_f32())
             .collect())
@@ -154,9 +159,10 @@ impl HalfTensor {
     }
 
     /// Overwrites elements `begin .. begin + data.len()` with `data` rounded
-    /// to f16, in queue order, leaving every other element as it is. Only
-    /// a run that starts or ends mid-word reads back its two edge words
-    /// (whose other halves it keeps); a word-aligned one is only written.
+    /// to f16, in queue order, leaving every other element as it is. A run
+    /// that starts or ends mid-word first reads back the words that hold it
+    /// (one readback, keeping its neighbours' halves); a word-aligned one is
+    /// only written.
     pub(crate) fn write_elements(&self, begin: usize, data: &[f32]) -> Result<()> {
         let end = begin.saturating_add(data.len());
         if end > self.numel() {

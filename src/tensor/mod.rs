@@ -207,13 +207,18 @@ impl Tensor {
     pub fn rows_to_vec(&self, first: usize, count: usize) -> Result<Vec<f32>> {
         let rows = self.shape.first().copied().unwrap_or(1);
         check_rows(first, count, rows)?;
-        let row_bytes = (self.numel() / rows.max(1)) as u64 * 4;
+        let per_row = self.numel() / rows.max(1);
+        self.elements_to_vec(first * per_row, count * per_row)
+    }
+
+    /// Elements `begin .. begin + count` (in bounds: the caller checked).
+    pub(crate) fn elements_to_vec(&self, begin: usize, count: usize) -> Result<Vec<f32>> {
         let _scope = self.gpu.scope();
         let bytes = readback::read_bytes(
             &self.gpu,
             self.buffer(),
-            first as u64 * row_bytes,
-            count as u64 * row_bytes,
+            begin as u64 * 4,
+            count as u64 * 4,
             "tensor rows",
         )?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))

@@ -96,11 +96,13 @@ impl Block {
         let staging = gpu.upload_staging("table write staging", &bytes)?;
         Ok((staging, bytes.len() as u64))
     }
-    /// `count` rows from block row `first`, reading only their words.
-    fn rows_to_vec(&self, first: usize, count: usize) -> Result<Vec<f32>> {
+    /// `count` rows of `dim` from block row `first`, reading only their
+    /// words. By elements: a block made from a tensor of another shape
+    /// (`Gradient::Dense(t.into())` of a 1-D `t`) has the table's rows.
+    fn rows_to_vec(&self, first: usize, count: usize, dim: usize) -> Result<Vec<f32>> {
         match self {
-            Block::F32(t) => t.rows_to_vec(first, count),
-            Block::F16(t) => t.rows_to_vec(first, count),
+            Block::F32(t) => t.elements_to_vec(first * dim, count * dim),
+            Block::F16(t) => t.elements_to_vec(first * dim, count * dim),
             Block::Int8(t) => t.rows_to_vec(first, count),
         }
     }
@@ -408,7 +410,7 @@ impl Table {
         for (rows, b) in self.block_rows().zip(&self.blocks) {
             let (lo, hi) = (first.max(rows.start), end.min(rows.end));
             if lo < hi {
-                out.extend(b.rows_to_vec(lo - rows.start, hi - lo)?);
+                out.extend(b.rows_to_vec(lo - rows.start, hi - lo, self.shape[1])?);
             }
         }
         Ok(out)
@@ -470,8 +472,8 @@ impl Table {
                 (local * dim * 4) as u64,
                 bytemuck::cast_slice(data),
             ),
-            // An f16 row may start or end mid-word: only those edge words
-            // are read back (a whole, word-aligned row is only written).
+            // An f16 row may start or end mid-word: then the words that hold
+            // it are read back first (a word-aligned row is only written).
             Block::F16(t) => t.write_elements(local * dim, data),
             Block::Int8(t) => t.write_row(local, data),
         }

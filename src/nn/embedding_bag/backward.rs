@@ -73,7 +73,8 @@ impl EmbeddingBag {
         self.table.backward_with_blocking(&e.indices, &e.grad)
     }
 
-    /// [`backward`](Self::backward) for fixed-length bags (`forward_2d`).
+    /// [`backward`](Self::backward) for fixed-length bags (`forward_2d`), with
+    /// its errors and [`forward_2d`](Self::forward_2d)'s.
     pub fn backward_2d(
         &self,
         indices: &[u32],
@@ -163,7 +164,9 @@ impl EmbeddingBag {
 
     /// Backward and SGD (`weight[r] -= lr * grad[r]`) in one call, through the
     /// embedding's fused update (no dense gradient; tables in row-blocks too).
-    /// Every input is checked first; on any error the weights are unchanged.
+    /// Every input is checked first (as [`backward`](Self::backward), max
+    /// mode with `scale_grad_by_freq` included); on any error the weights
+    /// are unchanged.
     pub fn backward_sgd(
         &mut self,
         indices: &[u32],

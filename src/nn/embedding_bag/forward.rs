@@ -76,7 +76,10 @@ impl EmbeddingBag {
     }
 
     /// Pools fixed-length bags (PyTorch's 2-D input): `indices` holds
-    /// `shape[0]` bags of `shape[1]` ids, row-major; no offsets.
+    /// `shape[0]` bags of `shape[1]` ids, row-major; no offsets. Beside
+    /// [`forward`](Self::forward)'s errors: a shape that is not the ids'
+    /// (`ShapeMismatch`), and a bag count past u32 (`TooMany`) or whose
+    /// `[bags, dim]` output is past `max_buffer_size` (`TooLarge`).
     pub fn forward_2d(
         &self,
         indices: &[u32],
@@ -270,7 +273,11 @@ impl EmbeddingBag {
             output,
             max_positions,
             weighted: per_sample_weights.is_some(),
-            batch: batch_fingerprint(indices, csr),
+            // Only max mode's winners are tied to their batch.
+            batch: match mode {
+                BagMode::Max => batch_fingerprint(indices, csr),
+                _ => 0,
+            },
         })
     }
 

@@ -26,7 +26,10 @@ mod forward;
 /// (`padding_idx`, the seed, `freeze` and the dtype are in [`EmbeddingOptions`].)
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct EmbeddingBagOptions {
-    /// How a bag's rows reduce (PyTorch's default: mean).
+    /// How a bag's rows reduce (PyTorch's default: mean). Max mode with the
+    /// table's `scale_grad_by_freq` pools, but its backward calls refuse it
+    /// (`InvalidArgument`), as `F.embedding_bag` does (PyTorch refuses it
+    /// at the forward already); a sparse max gradient is allowed here.
     pub mode: BagMode,
     /// `offsets` has one more entry than there are bags, the last equal to
     /// the number of indices (CSR form).
