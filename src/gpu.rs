@@ -508,16 +508,18 @@ impl Gpu {
         let out = f();
         let v = pollster::block_on(validation.pop());
         let o = pollster::block_on(oom.pop());
-        if let Some(e) = v {
+        // Out of memory first: a failed allocation can bring validation
+        // errors about the invalid buffer after it, in the same scope.
+        if let Some(e) = o {
             self.check_alive()?;
-            return Err(Error::Gpu {
+            return Err(Error::OutOfDeviceMemory {
                 during,
                 message: e.to_string(),
             });
         }
-        if let Some(e) = o {
+        if let Some(e) = v {
             self.check_alive()?;
-            return Err(Error::OutOfDeviceMemory {
+            return Err(Error::Gpu {
                 during,
                 message: e.to_string(),
             });

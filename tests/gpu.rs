@@ -423,14 +423,7 @@ fn a_wait_past_the_timeout_is_an_error_not_a_hang() {
 #[test]
 fn a_wait_timeout_of_duration_max_waits_without_limit() {
     each_gpu(|shared| {
-        let info = shared.adapter_info();
-        let options = GpuOptions {
-            backends: Some(info.backend.into()),
-            adapter_name: Some(info.name.clone()),
-            wait_timeout: Some(std::time::Duration::MAX),
-            ..Default::default()
-        };
-        let gpu = Gpu::with_options(&options).unwrap();
+        let gpu = common::reopen(shared, |o| o.wait_timeout = Some(std::time::Duration::MAX));
         let t = Tensor::from_slice(&gpu, &[1.0, 2.0, 3.0], &[3]).unwrap();
         assert_eq!(t.to_vec().unwrap(), [1.0, 2.0, 3.0]);
         assert_eq!(

@@ -464,6 +464,10 @@ pub async fn run(
             seed: plan.seed,
             ..EmbeddingOptions::default()
         };
+        // The last vocabulary's buffers go back to the driver: each size
+        // starts from the same empty cache, and none is "not run" for
+        // memory the cache held.
+        gpu.empty_cache();
         let idx = indices(plan, vocab);
         // Saturating: a vocabulary past the adapter (a "not run" row) may
         // be past u64 bytes too.
@@ -575,7 +579,18 @@ pub async fn run(
         // own table live, so the memory columns show the saving.
         // The int8 table is made after the f16 path: here only its bytes,
         // on the host (live, it would count in the f16 path's peak).
-        let weights = emb.weight().to_vec_async().await.map_err(e)?;
+        let weights = match emb.weight().to_vec_async().await {
+            Ok(w) => w,
+            Err(err) => {
+                let note = not_run(err)?;
+                let c = ceilings.copy_bytes_per_s;
+                for (path, dtype) in [("gather_f16", DType::F16), ("gather_int8", DType::Int8)] {
+                    step(format!("vocab {vocab}: {path}: not run"));
+                    rows.push(storage_row(vocab, path, None, plan, dtype, note.clone(), c));
+                }
+                continue;
+            }
+        };
         let fused = crate::cpu::int8_rowwise::quantize(&weights, dim);
         drop((weights, emb));
         let f32_out = g.output;
@@ -685,4 +700,35 @@ pub async fn run(
         roofline: Some(ceilings),
         rows,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::not_run;
+    use crate::Error;
+
+    /// Sizes are "not run" rows; a validation error or a lost device ends
+    /// the sweep.
+    #[test]
+    fn only_sizes_the_adapter_cannot_hold_are_not_run() {
+        let oom = Error::OutOfDeviceMemory {
+            during: "buffer allocation",
+            message: "out of memory".into(),
+        };
+        assert!(not_run(oom).is_ok_and(|n| n.starts_with("not run: ")));
+        let host = Error::OutOfHostMemory {
+            what: "table",
+            bytes: 1 << 40,
+        };
+        assert!(not_run(host).is_ok());
+        let invalid = Error::Gpu {
+            during: "submit",
+            message: "validation".into(),
+        };
+        assert!(not_run(invalid).is_err());
+        let lost = Error::DeviceLost {
+            reason: "gone".into(),
+        };
+        assert!(not_run(lost).is_err());
+    }
 }

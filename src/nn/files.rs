@@ -476,7 +476,7 @@ fn write_npy<T: npyz::AutoSerialize>(path: &Path, shape: [u64; 2], values: Vec<T
 ///
 /// As an in-place write would, a save through a symlink replaces the file it
 /// names (the link stays a link), the replaced file keeps its permissions,
-/// and a read-only file is refused.
+/// and a file this process cannot write is refused.
 fn replace_file(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static CALLS: AtomicU64 = AtomicU64::new(0);
@@ -488,12 +488,13 @@ fn replace_file(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<
         path.to_path_buf()
     };
     let kept = std::fs::metadata(&target).ok().map(|m| m.permissions());
-    // As an in-place write would be: a read-only file is not replaced.
-    if kept.as_ref().is_some_and(|p| p.readonly()) {
-        return Err(file_error(
-            path,
-            "the file is read-only; it was left as it is",
-        ));
+    // A file this process could not write in place is not replaced either
+    // (opening it for writing changes nothing; a rename would get past its
+    // permissions).
+    if kept.is_some() {
+        if let Err(e) = std::fs::OpenOptions::new().write(true).open(&target) {
+            return Err(file_error(path, format!("{e}; the file was left as it is")));
+        }
     }
     let mut partial = target.as_os_str().to_owned();
     partial.push(format!(

@@ -251,7 +251,8 @@ impl Embedding {
     /// mode. `status` ([`Status::new`]) records the first out-of-range
     /// position for [`Status::read`] after the submit. `grad` may be past one
     /// storage binding (it is written in windows); for a gradient past one
-    /// buffer use [`encode_backward_into`](Self::encode_backward_into).
+    /// buffer, or an f16 table's (whose gradient is f16, not a `Tensor`),
+    /// use [`encode_backward_into`](Self::encode_backward_into).
     pub fn encode_backward(
         &self,
         encoder: &mut wgpu::CommandEncoder,

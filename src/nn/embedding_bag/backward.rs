@@ -56,7 +56,10 @@ impl EmbeddingBag {
     ///   reuses the ones a forward already returned.
     ///
     /// Padding entries and empty bags contribute nothing; the padding row's
-    /// gradient is zero. Errors, all before any work: a frozen or int8 table,
+    /// gradient is zero. Errors, all before any weight or state changes
+    /// (most before any GPU work; a missing float-atomics feature for
+    /// `GradientMode::Atomic`, or a sparse gradient past a limit, is found
+    /// after the per-position gradient was built): a frozen or int8 table,
     /// max mode with `scale_grad_by_freq` (which PyTorch refuses too),
     /// `grad_out` of the wrong shape ([`Error::ShapeMismatch`]), and
     /// everything [`forward`](Self::forward) rejects.
