@@ -307,6 +307,16 @@ fn storage_row(
     row
 }
 
+/// The f16 and int8 rows of a vocabulary whose tables did not run, noted why.
+fn storage_rows_not_run(vocab: usize, plan: &Plan, note: &str) -> [Row; 2] {
+    // No times: the ceiling the fractions are taken of does not matter.
+    let row = |path, dtype| storage_row(vocab, path, None, plan, dtype, note.into(), 1.0);
+    [
+        row("gather_f16", DType::F16),
+        row("gather_int8", DType::Int8),
+    ]
+}
+
 /// A path's error as a row's note when it is a size this adapter cannot
 /// run (its limits, its memory, the host's): the sweep goes on to the next
 /// path, keeping what it measured. Anything else (a validation error, a
@@ -513,10 +523,7 @@ pub async fn run(
                 }
                 rows.push(row(vocab, "gather", None, gather_formula, note.clone()));
                 rows.push(row(vocab, "one_hot", None, one_hot_formula, note.clone()));
-                for (path, dtype) in [("gather_f16", DType::F16), ("gather_int8", DType::Int8)] {
-                    let c = ceilings.copy_bytes_per_s;
-                    rows.push(storage_row(vocab, path, None, plan, dtype, note.clone(), c));
-                }
+                rows.extend(storage_rows_not_run(vocab, plan, &note));
                 continue;
             }
         };
@@ -583,11 +590,10 @@ pub async fn run(
             Ok(w) => w,
             Err(err) => {
                 let note = not_run(err)?;
-                let c = ceilings.copy_bytes_per_s;
-                for (path, dtype) in [("gather_f16", DType::F16), ("gather_int8", DType::Int8)] {
+                for path in ["f16 table", "int8 table"] {
                     step(format!("vocab {vocab}: {path}: not run"));
-                    rows.push(storage_row(vocab, path, None, plan, dtype, note.clone(), c));
                 }
+                rows.extend(storage_rows_not_run(vocab, plan, &note));
                 continue;
             }
         };

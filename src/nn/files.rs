@@ -317,7 +317,6 @@ fn read_npy(path: &Path) -> Result<Loaded> {
     }
     let fortran = header.order() == npyz::Order::Fortran;
     let npy = npyz::NpyFile::with_header(header, data);
-    let bad = |e: std::io::Error| file_error(path, e);
     let n = rows.saturating_mul(dim);
     let values = if size == 1 {
         let v = host_collect("int8 table from the file", data.len(), data.iter().copied())?;
@@ -329,16 +328,10 @@ fn read_npy(path: &Path) -> Result<Loaded> {
             dim: int8,
         });
     } else if size == 4 {
-        let mut v = crate::tensor::host_vec("f32 table from the file", n)?;
-        for x in npy.data::<f32>().map_err(|e| file_error(path, e))? {
-            v.push(x.map_err(bad)?);
-        }
+        let v = npy_values::<f32>(path, npy, n, "f32 table from the file")?;
         Values::F32(if fortran { transpose(&v, rows, dim) } else { v })
     } else {
-        let mut v = crate::tensor::host_vec("f16 table from the file", n)?;
-        for x in npy.data::<f16>().map_err(|e| file_error(path, e))? {
-            v.push(x.map_err(bad)?);
-        }
+        let v = npy_values::<f16>(path, npy, n, "f16 table from the file")?;
         Values::F16(if fortran { transpose(&v, rows, dim) } else { v })
     };
     Ok(Loaded { values, rows, dim })
@@ -403,22 +396,16 @@ impl Embedding {
     pub fn save_safetensors(&self, path: impl AsRef<Path>, tensor_name: &str) -> Result<()> {
         let path = path.as_ref();
         let (dtype, cols, bytes): (StDtype, usize, Vec<u8>) = match self.dtype() {
-            DType::F32 => (StDtype::F32, self.dim(), {
-                let w = self.weight().to_vec()?;
-                host_collect(
-                    "the file's bytes",
-                    w.len() * 4,
-                    w.iter().flat_map(|x| x.to_le_bytes()),
-                )?
-            }),
-            DType::F16 => (StDtype::F16, self.dim(), {
-                let w = self.weight().to_f16_vec()?;
-                host_collect(
-                    "the file's bytes",
-                    w.len() * 2,
-                    w.iter().flat_map(|x| x.to_le_bytes()),
-                )?
-            }),
+            DType::F32 => (
+                StDtype::F32,
+                self.dim(),
+                le_bytes(&self.weight().to_vec()?, |x| x.to_le_bytes())?,
+            ),
+            DType::F16 => (
+                StDtype::F16,
+                self.dim(),
+                le_bytes(&self.weight().to_f16_vec()?, |x| x.to_le_bytes())?,
+            ),
             DType::Int8 => (
                 StDtype::U8,
                 self.dim() + 8,
@@ -548,6 +535,31 @@ fn host_collect<T>(what: &'static str, n: usize, items: impl Iterator<Item = T>)
     Ok(out)
 }
 
+/// `values` as little-endian bytes (safetensors' order whatever the host),
+/// `N` per value, in a fallible host allocation.
+fn le_bytes<T, const N: usize>(values: &[T], bytes: impl Fn(&T) -> [u8; N]) -> Result<Vec<u8>> {
+    host_collect(
+        "the file's bytes",
+        values.len().saturating_mul(N),
+        values.iter().flat_map(bytes),
+    )
+}
+
+/// An npy file's `n` values, in a fallible host allocation (npyz's
+/// `into_vec` would abort where the host cannot hold them).
+fn npy_values<T: npyz::Deserialize>(
+    path: &Path,
+    npy: npyz::NpyFile<&[u8]>,
+    n: usize,
+    what: &'static str,
+) -> Result<Vec<T>> {
+    let mut v = crate::tensor::host_vec(what, n)?;
+    for x in npy.data::<T>().map_err(|e| file_error(path, e))? {
+        v.push(x.map_err(|e| file_error(path, e))?);
+    }
+    Ok(v)
+}
+
 fn from_loaded(gpu: &Gpu, loaded: Loaded, options: EmbeddingOptions) -> Result<Embedding> {
     let Loaded { values, rows, dim } = loaded;
     match (values, options.dtype) {
@@ -555,7 +567,8 @@ fn from_loaded(gpu: &Gpu, loaded: Loaded, options: EmbeddingOptions) -> Result<E
         (Values::F16(v), DType::F16) => {
             Embedding::from_f16_with_options(gpu, &v, rows, dim, options)
         }
-        (Values::F16(v), DType::F32) => {
+        // f16 → f32 or int8: widened exactly, then stored (or quantized) as asked.
+        (Values::F16(v), DType::F32 | DType::Int8) => {
             let wide = host_collect(
                 "the f16 table widened",
                 v.len(),
@@ -570,14 +583,6 @@ fn from_loaded(gpu: &Gpu, loaded: Loaded, options: EmbeddingOptions) -> Result<E
         }
         (Values::Int8(v), _) => {
             let wide = crate::cpu::int8_rowwise::dequantize(&v, dim);
-            Embedding::from_pretrained_with_options(gpu, &wide, rows, dim, options)
-        }
-        (Values::F16(v), DType::Int8) => {
-            let wide = host_collect(
-                "the f16 table widened",
-                v.len(),
-                v.iter().map(|h| h.to_f32()),
-            )?;
             Embedding::from_pretrained_with_options(gpu, &wide, rows, dim, options)
         }
     }

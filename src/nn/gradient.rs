@@ -124,28 +124,19 @@ impl Gradient {
                 let dim = Gradient::sparse_dim(rows, values)?;
                 let total = crate::tensor::numel("gradient rows on the host", &[count, dim])?;
                 let mut out = host_zeros("gradient rows on the host", total)?;
-                let wanted = first..first.saturating_add(count);
                 let rows = rows.to_vec()?;
                 check_sparse_rows(&rows, usize::MAX)?;
-                let held: Vec<(usize, usize)> = rows
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &r)| (i, r as usize))
-                    .filter(|(_, r)| wanted.contains(r))
-                    .collect();
-                // One read of the values from the first to the last row held
-                // (one run, when the rows ascend as `backward` makes them).
-                let (Some(lo), Some(hi)) = (
-                    held.iter().map(|&(i, _)| i).min(),
-                    held.iter().map(|&(i, _)| i).max(),
-                ) else {
+                // The rows ascend: those wanted are one run of them, and
+                // their values one read.
+                let below = |end: usize| rows.partition_point(|&r| (r as usize) < end);
+                let (lo, hi) = (below(first), below(first.saturating_add(count)));
+                if lo == hi {
                     return Ok(out);
-                };
-                let values = values.rows_to_vec(lo, hi + 1 - lo)?;
-                for (i, r) in held {
-                    let k = i - lo;
-                    out[(r - first) * dim..(r - first + 1) * dim]
-                        .copy_from_slice(&values[k * dim..(k + 1) * dim]);
+                }
+                let values = values.rows_to_vec(lo, hi - lo)?;
+                for (k, &r) in rows[lo..hi].iter().enumerate() {
+                    let r = r as usize - first;
+                    out[r * dim..(r + 1) * dim].copy_from_slice(&values[k * dim..(k + 1) * dim]);
                 }
                 Ok(out)
             }

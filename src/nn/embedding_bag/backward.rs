@@ -106,15 +106,7 @@ impl EmbeddingBag {
     ) -> Result<Gradient> {
         self.check_trainable()?;
         let csr = self.csr_offsets(offsets, indices.len())?;
-        let positions = self.saved_positions(saved, csr.len() - 1)?;
-        if positions.is_some() && saved.batch != super::forward::batch_fingerprint(indices, &csr) {
-            return Err(Error::InvalidArgument {
-                name: "saved",
-                reason: "these winners are another batch's: pass the indices and offsets \
-                         of the forward that returned them"
-                    .into(),
-            });
-        }
+        let positions = self.saved_positions(saved, indices, &csr)?;
         let e = self.expand(indices, &csr, None, positions, grad_out)?;
         self.table.backward_with_blocking(&e.indices, &e.grad)
     }
@@ -218,8 +210,10 @@ impl EmbeddingBag {
     fn saved_positions<'a>(
         &self,
         saved: &'a BagOutput,
-        num_bags: usize,
+        indices: &[u32],
+        csr: &[u32],
     ) -> Result<Option<&'a GpuBuffer>> {
+        let num_bags = csr.len() - 1;
         // Its winners are bound beside this table's buffers: they must live on its device.
         saved
             .output
@@ -250,6 +244,14 @@ impl EmbeddingBag {
                 what: "EmbeddingBag saved forward output ([num_bags, dim])",
                 expected: shape.to_vec(),
                 found: saved.output.shape().to_vec(),
+            });
+        }
+        if saved.batch != Some(super::forward::batch_fingerprint(indices, csr)) {
+            return Err(Error::InvalidArgument {
+                name: "saved",
+                reason: "these winners are another batch's: pass the indices and offsets \
+                         of the forward that returned them"
+                    .into(),
             });
         }
         Ok(Some(positions))

@@ -274,10 +274,7 @@ impl EmbeddingBag {
             max_positions,
             weighted: per_sample_weights.is_some(),
             // Only max mode's winners are tied to their batch.
-            batch: match mode {
-                BagMode::Max => batch_fingerprint(indices, csr),
-                _ => 0,
-            },
+            batch: (mode == BagMode::Max).then(|| batch_fingerprint(indices, csr)),
         })
     }
 

@@ -49,7 +49,7 @@ pub struct BagOutput {
     /// from this output must be given them again.
     pub(crate) weighted: bool,
     /// `forward::batch_fingerprint` of the batch it pooled.
-    pub(crate) batch: u64,
+    pub(crate) batch: Option<u64>,
 }
 
 impl BagOutput {
