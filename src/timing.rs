@@ -1,10 +1,11 @@
 //! Timing GPU work: timestamp queries where the adapter writes them inside
 //! command encoders, otherwise wall time around submit-and-wait. Every
-//! measurement says which clock it came from.
+//! measurement says which clock it came from (a timestamp pair a driver
+//! cannot order falls back to the wall time around the same submit).
 
 use web_time::Instant;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::readback;
 
@@ -83,7 +84,7 @@ impl Gpu {
                 })
             }
             Clock::GpuTimestamp => {
-                let (staging, index) = {
+                let (staging, index, start) = {
                     let _scope = self.scope();
                     self.record_timed(work)?
                 };
@@ -91,15 +92,18 @@ impl Gpu {
                     readback::map_after_async(self, &staging, 16, "timestamps", index).await?;
                 let ticks: [u64; 2] = bytemuck::pod_read_unaligned(&bytes);
                 let period = self.queue().get_timestamp_period() as f64;
-                if ticks[1] < ticks[0] {
-                    return Err(Error::Gpu {
-                        during: "timestamp query",
-                        message: format!("end timestamp {} precedes start {}", ticks[1], ticks[0]),
-                    });
-                }
-                Ok(Timing {
-                    seconds: (ticks[1] - ticks[0]) as f64 * period * 1e-9,
-                    clock: Clock::GpuTimestamp,
+                Ok(match ticks_elapsed(ticks) {
+                    Some(ticks) => Timing {
+                        seconds: ticks as f64 * period * 1e-9,
+                        clock: Clock::GpuTimestamp,
+                    },
+                    // A driver may write a pair it cannot order (a counter
+                    // reset between passes, or nothing at all): the work
+                    // ran, so its wall time stands in, said to be one.
+                    None => Timing {
+                        seconds: start.elapsed().as_secs_f64(),
+                        clock: Clock::Wall,
+                    },
                 })
             }
         }
@@ -110,7 +114,7 @@ impl Gpu {
     fn record_timed(
         &self,
         work: impl FnOnce(&mut wgpu::CommandEncoder) -> Result<()>,
-    ) -> Result<(crate::memory::GpuBuffer, wgpu::SubmissionIndex)> {
+    ) -> Result<(crate::memory::GpuBuffer, wgpu::SubmissionIndex, Instant)> {
         let queries = {
             let _turn = self.gl_turn();
             self.device().create_query_set(&wgpu::QuerySetDescriptor {
@@ -129,7 +133,7 @@ impl Gpu {
         &self,
         queries: &wgpu::QuerySet,
         work: impl FnOnce(&mut wgpu::CommandEncoder) -> Result<()>,
-    ) -> Result<(crate::memory::GpuBuffer, wgpu::SubmissionIndex)> {
+    ) -> Result<(crate::memory::GpuBuffer, wgpu::SubmissionIndex, Instant)> {
         let mut encoder = self.encoder("timed");
         let resolve = self.buffer(
             "timestamp resolve",
@@ -162,7 +166,31 @@ impl Gpu {
         mark(&mut encoder, 1);
         encoder.resolve_query_set(queries, 0..2, resolve.raw(), 0);
         encoder.copy_buffer_to_buffer(resolve.raw(), 0, staging.raw(), 0, 16);
+        let start = Instant::now();
         let index = self.submit(encoder)?;
-        Ok((staging, index))
+        Ok((staging, index, start))
+    }
+}
+
+/// Ticks from a start and end timestamp, or `None` for a pair that measures
+/// nothing: the end before the start, or both zero (never written).
+fn ticks_elapsed([start, end]: [u64; 2]) -> Option<u64> {
+    match (start, end) {
+        (0, 0) => None,
+        _ => end.checked_sub(start),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ticks_elapsed;
+
+    #[test]
+    fn only_ordered_written_pairs_are_timestamps() {
+        assert_eq!(ticks_elapsed([10, 35]), Some(25));
+        assert_eq!(ticks_elapsed([7, 7]), Some(0));
+        assert_eq!(ticks_elapsed([35, 10]), None);
+        assert_eq!(ticks_elapsed([0, 0]), None);
+        assert_eq!(ticks_elapsed([0, 5]), Some(5));
     }
 }

@@ -26,10 +26,11 @@ async fn median_seconds(
             reason: format!("{reps} is past the most samples taken, {}", super::MAX_REPS),
         });
     }
-    gpu.time_async(&mut work).await?; // warm-up: pipeline creation, first touch of the pages
+    // Warm-up: pipeline creation, first touch of the pages.
+    super::sample_seconds(gpu, &mut work).await?;
     let mut s = Vec::with_capacity(reps);
     for _ in 0..reps {
-        s.push(gpu.time_async(&mut work).await?.seconds);
+        s.push(super::sample_seconds(gpu, &mut work).await?);
     }
     let (median, ..) = summarize(&mut s).ok_or_else(|| Error::InvalidArgument {
         name: "reps",

@@ -89,11 +89,11 @@ async fn sample(
     mut work: impl FnMut(&mut wgpu::CommandEncoder) -> Result<()>,
 ) -> Result<Vec<f64>> {
     for _ in 0..plan.warmup {
-        gpu.time_async(&mut work).await?;
+        super::sample_seconds(gpu, &mut work).await?;
     }
     let mut seconds = Vec::with_capacity(plan.reps);
     for _ in 0..plan.reps {
-        seconds.push(gpu.time_async(&mut work).await?.seconds);
+        seconds.push(super::sample_seconds(gpu, &mut work).await?);
     }
     Ok(seconds)
 }

@@ -52,11 +52,16 @@ pub fn value(fused: &[u8], dim: usize, row: usize, col: usize) -> f32 {
 
 /// The whole table as f32 (`rows × dim`).
 pub fn dequantize(fused: &[u8], dim: usize) -> Vec<f32> {
+    dequantized(fused, dim).collect()
+}
+
+/// [`dequantize`]'s values in order, for a caller that allocates them
+/// itself (the library, fallibly).
+pub fn dequantized(fused: &[u8], dim: usize) -> impl Iterator<Item = f32> + '_ {
     let rows = fused.len() / fused_row_bytes(dim);
     (0..rows)
-        .flat_map(|r| (0..dim).map(move |c| (r, c)))
-        .map(|(r, c)| value(fused, dim, r, c))
-        .collect()
+        .flat_map(move |r| (0..dim).map(move |c| (r, c)))
+        .map(move |(r, c)| value(fused, dim, r, c))
 }
 
 /// FBGEMM rows as the GPU holds them: codes padded to whole words, then

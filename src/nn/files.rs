@@ -320,7 +320,7 @@ fn read_npy(path: &Path) -> Result<Loaded> {
     let n = rows.saturating_mul(dim);
     let values = if size == 1 {
         let v = host_collect("int8 table from the file", data.len(), data.iter().copied())?;
-        let v = if fortran { transpose(&v, rows, dim) } else { v };
+        let v = if fortran { transpose(v, rows, dim)? } else { v };
         let int8 = int8_dim(path, tensor, &[rows as u64, dim as u64])?;
         return Ok(Loaded {
             values: Values::Int8(v),
@@ -329,19 +329,22 @@ fn read_npy(path: &Path) -> Result<Loaded> {
         });
     } else if size == 4 {
         let v = npy_values::<f32>(path, npy, n, "f32 table from the file")?;
-        Values::F32(if fortran { transpose(&v, rows, dim) } else { v })
+        Values::F32(if fortran { transpose(v, rows, dim)? } else { v })
     } else {
         let v = npy_values::<f16>(path, npy, n, "f16 table from the file")?;
-        Values::F16(if fortran { transpose(&v, rows, dim) } else { v })
+        Values::F16(if fortran { transpose(v, rows, dim)? } else { v })
     };
     Ok(Loaded { values, rows, dim })
 }
 
-/// Column-major `[rows, dim]` (NumPy's `fortran_order`) to row-major.
-fn transpose<T: Copy>(v: &[T], rows: usize, dim: usize) -> Vec<T> {
-    (0..rows * dim)
-        .map(|i| v[(i % dim) * rows + i / dim])
-        .collect()
+/// Column-major `[rows, dim]` (NumPy's `fortran_order`) to row-major, in
+/// a fallible host allocation (the caller checked `v.len() == rows × dim`).
+fn transpose<T: Copy>(v: Vec<T>, rows: usize, dim: usize) -> Result<Vec<T>> {
+    host_collect(
+        "the table transposed from Fortran order",
+        v.len(),
+        (0..v.len()).map(|i| v[(i % dim) * rows + i / dim]),
+    )
 }
 
 impl Embedding {
@@ -582,7 +585,12 @@ fn from_loaded(gpu: &Gpu, loaded: Loaded, options: EmbeddingOptions) -> Result<E
             Embedding::from_int8_with_options(gpu, &v, rows, dim, options)
         }
         (Values::Int8(v), _) => {
-            let wide = crate::cpu::int8_rowwise::dequantize(&v, dim);
+            let rows = v.len() / crate::cpu::int8_rowwise::fused_row_bytes(dim);
+            let wide = host_collect(
+                "the int8 table dequantized",
+                rows.saturating_mul(dim),
+                crate::cpu::int8_rowwise::dequantized(&v, dim),
+            )?;
             Embedding::from_pretrained_with_options(gpu, &wide, rows, dim, options)
         }
     }

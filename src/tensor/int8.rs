@@ -115,10 +115,7 @@ impl Int8Tensor {
             "int8 tensor rows",
         )?;
         let words: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes);
-        Ok(int8_rowwise::dequantize(
-            &int8_rowwise::from_words(&words, dim),
-            dim,
-        ))
+        dequantize(&int8_rowwise::from_words(&words, dim), dim)
     }
 
     /// Overwrites row `row` with `data` (`dim` values) quantized on its own,
@@ -170,17 +167,21 @@ impl Int8Tensor {
 
     /// The values, dequantized as the shaders do (`q · scale + bias`).
     pub fn to_vec(&self) -> Result<Vec<f32>> {
-        Ok(int8_rowwise::dequantize(
-            &self.to_fused_vec()?,
-            self.shape[1],
-        ))
+        dequantize(&self.to_fused_vec()?, self.shape[1])
     }
 
     /// The async form of [`Int8Tensor::to_vec`].
     pub async fn to_vec_async(&self) -> Result<Vec<f32>> {
-        Ok(int8_rowwise::dequantize(
-            &self.to_fused_vec_async().await?,
-            self.shape[1],
-        ))
+        dequantize(&self.to_fused_vec_async().await?, self.shape[1])
     }
+}
+
+/// FBGEMM rows as f32, in a fallible host allocation: the values are four
+/// times the codes' bytes, so a table the host could read back may still
+/// not fit widened.
+fn dequantize(fused: &[u8], dim: usize) -> Result<Vec<f32>> {
+    let rows = fused.len() / int8_rowwise::fused_row_bytes(dim);
+    let mut out = super::host_vec("int8 table dequantized", rows.saturating_mul(dim))?;
+    out.extend(int8_rowwise::dequantized(fused, dim));
+    Ok(out)
 }

@@ -14,7 +14,7 @@ use wgpu_embed::{
     Result, Status, Tensor,
 };
 
-use wgpu_embed::bench::summarize;
+use wgpu_embed::bench::{sample_seconds_blocking, summarize};
 
 /// The sizes of one run: the issue's, or smaller ones for CPU adapters.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -104,9 +104,9 @@ fn median_ms(
     reps: usize,
     mut work: impl FnMut(&mut wgpu::CommandEncoder) -> Result<()>,
 ) -> Result<f64> {
-    gpu.time(&mut work)?;
+    sample_seconds_blocking(gpu, &mut work)?;
     let mut s: Vec<f64> = (0..reps)
-        .map(|_| gpu.time(&mut work).map(|t| t.seconds))
+        .map(|_| sample_seconds_blocking(gpu, &mut work))
         .collect::<Result<_>>()?;
     let (median, ..) = summarize(&mut s).ok_or_else(|| Error::InvalidArgument {
         name: "reps",
