@@ -9,7 +9,7 @@ fn main() -> Result<(), Error> {
     let gpu = Gpu::new()?; // the best adapter; WGPU_BACKEND / WGPU_ADAPTER_NAME choose another
     println!("adapter: {}", gpu.describe());
 
-    let mut emb = Embedding::new(&gpu, 10_000, 64)?; // N(0, 1) weights from a fixed seed
+    let mut emb = Embedding::new(&gpu, 10_000, 64)?; // N(0, 1), the seed drawn from the Gpu
     emb.uniform_(-1.0, 1.0, 42)?; // the same numbers on every device
     let ids = [0, 1, 9_999];
     let out = emb.forward(&ids)?; // a [3, 64] tensor on the GPU

@@ -46,7 +46,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         2,
         LinearOptions {
             bias: false,
-            seed: 1,
+            seed: Some(1),
         },
     )?;
     let w = fc.weight().to_vec()?; // [out = 2, in = 2]

@@ -120,6 +120,8 @@ pub(crate) struct GpuInner {
     /// [`GpuOptions::exact_checked`], resolved for this adapter.
     pub(crate) exact_checked: bool,
     pub(crate) id: u64,
+    /// Layers initialised from a drawn seed so far (`Gpu::draw_seed`).
+    seeds_drawn: AtomicU64,
 }
 
 impl Drop for GpuInner {
@@ -350,8 +352,20 @@ impl Gpu {
                 wait_timeout,
                 exact_checked,
                 id: NEXT_GPU_ID.fetch_add(1, Ordering::Relaxed),
+                seeds_drawn: AtomicU64::new(0),
             }),
         }
+    }
+
+    /// The seed of a layer built without one: the k-th draw on this `Gpu`
+    /// (its clones share the count) is
+    /// [`DEFAULT_SEED`](crate::nn::DEFAULT_SEED) + k · 0x9E37_79B9_7F4A_7C15
+    /// (wrapping). Like PyTorch's global generator, two layers differ and a
+    /// program that builds its layers in the same order gets the same
+    /// weights, on every adapter.
+    pub(crate) fn draw_seed(&self) -> u64 {
+        let k = self.inner.seeds_drawn.fetch_add(1, Ordering::Relaxed);
+        crate::nn::DEFAULT_SEED.wrapping_add(k.wrapping_mul(0x9E37_79B9_7F4A_7C15))
     }
 
     /// The wgpu device, to share with the caller's own work.
@@ -488,8 +502,9 @@ impl Gpu {
         }
     }
 
-    /// Runs `f` inside validation and out-of-memory error scopes and turns what
-    /// they catch into `Error::Gpu` or `Error::OutOfDeviceMemory`.
+    /// Runs `f` inside out-of-memory, validation and internal error scopes
+    /// and turns what they catch into `Error::OutOfDeviceMemory` or
+    /// `Error::Gpu`.
     #[cfg(not(target_arch = "wasm32"))]
     pub(crate) fn scoped<T>(
         &self,
@@ -505,7 +520,12 @@ impl Gpu {
         let device = &self.inner.device;
         let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        // A backend's own failure (a pipeline its compiler rejects: GLSL
+        // that does not link, MSL or HLSL it cannot generate) is "internal":
+        // uncaught, it would panic in wgpu's default handler.
+        let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
         let out = f();
+        let i = pollster::block_on(internal.pop());
         let v = pollster::block_on(validation.pop());
         let o = pollster::block_on(oom.pop());
         // Out of memory first: a failed allocation can bring validation
@@ -517,7 +537,7 @@ impl Gpu {
                 message: e.to_string(),
             });
         }
-        if let Some(e) = v {
+        if let Some(e) = v.or(i) {
             self.check_alive()?;
             return Err(Error::Gpu {
                 during,

@@ -14,7 +14,7 @@
 //! use wgpu_embed::{Embedding, Error, Gpu};
 //! # fn main() -> Result<(), Error> {
 //! let gpu = Gpu::new()?;                               // best adapter; honours WGPU_BACKEND
-//! let mut emb = Embedding::new(&gpu, 10_000, 64)?;     // N(0, 1) from a fixed seed
+//! let mut emb = Embedding::new(&gpu, 10_000, 64)?;     // N(0, 1), seed drawn from the Gpu
 //! emb.uniform_(-1.0, 1.0, 42)?;                        // same numbers on every device
 //! let out = emb.forward(&[0, 1, 9_999])?;              // [3, 64]
 //! let rows: Vec<f32> = out.to_vec()?;

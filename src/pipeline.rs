@@ -77,6 +77,49 @@ impl Gpu {
         let bindings = reflect(spec)?;
         let source = composed(spec)?;
         let constants = &self.with_device_constants(&source, constants)[..];
+        // The module in a scope of its own, kept only once it compiled: a
+        // failed one cached would fail every later pipeline without its
+        // WGSL diagnostics.
+        let module_key = (module_key(spec), checks);
+        let cached = cache
+            .modules
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&module_key)
+            .cloned();
+        let module = match cached {
+            Some(m) => m,
+            None => {
+                let module = self.scoped("shader module creation", || {
+                    let desc = wgpu::ShaderModuleDescriptor {
+                        label: Some(spec.name),
+                        source: wgpu::ShaderSource::Wgsl(source.into()),
+                    };
+                    Ok(match checks {
+                        RuntimeChecks::Checked => self.device().create_shader_module(desc),
+                        // SAFETY: `Unchecked` is only passed for shaders whose
+                        // indexing is proven in range (see `RuntimeChecks`).
+                        RuntimeChecks::Unchecked => unsafe {
+                            self.device().create_shader_module_trusted(
+                                desc,
+                                wgpu::ShaderRuntimeChecks::unchecked(),
+                            )
+                        },
+                    })
+                })?;
+                let mut modules = cache.modules.lock().unwrap_or_else(|p| p.into_inner());
+                match modules.entry(module_key) {
+                    std::collections::hash_map::Entry::Vacant(e) => e.insert(module).clone(),
+                    // Another thread compiled it meanwhile: keep one.
+                    std::collections::hash_map::Entry::Occupied(e) => {
+                        let kept = e.get().clone();
+                        drop(modules);
+                        self.inner.gl.drop_in_turn(module);
+                        kept
+                    }
+                }
+            }
+        };
         let kernel = self.scoped("pipeline creation", || {
             // On GL a thread that missed the cache may have waited its turn
             // behind another building this same pipeline.
@@ -84,29 +127,6 @@ impl Gpu {
                 return Ok(k);
             }
             let device = self.device();
-            let module = {
-                let mut modules = cache.modules.lock().unwrap_or_else(|p| p.into_inner());
-                modules
-                    .entry((module_key(spec), checks))
-                    .or_insert_with(|| {
-                        let desc = wgpu::ShaderModuleDescriptor {
-                            label: Some(spec.name),
-                            source: wgpu::ShaderSource::Wgsl(source.into()),
-                        };
-                        match checks {
-                            RuntimeChecks::Checked => device.create_shader_module(desc),
-                            // SAFETY: `Unchecked` is only passed for shaders whose
-                            // indexing is proven in range (see `RuntimeChecks`).
-                            RuntimeChecks::Unchecked => unsafe {
-                                device.create_shader_module_trusted(
-                                    desc,
-                                    wgpu::ShaderRuntimeChecks::unchecked(),
-                                )
-                            },
-                        }
-                    })
-                    .clone()
-            };
             let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
                 .iter()
                 .map(|&(binding, access)| wgpu::BindGroupLayoutEntry {

@@ -203,3 +203,35 @@ fn a_training_loop_allocates_nothing_after_its_first_step() {
         );
     }
 }
+
+#[test]
+fn a_tensor_kept_in_a_thread_local_goes_back_to_the_pool_at_thread_exit() {
+    // A thread keeps a reused output in its own thread-local, registered
+    // before the library's: at exit the library's state is destroyed first,
+    // and the tensor's drop must not touch it (that aborted the process).
+    use std::cell::RefCell;
+    thread_local! {
+        static KEPT: RefCell<Option<Tensor>> = const { RefCell::new(None) };
+    }
+    let _serial = serial();
+    for gpu in fresh(None) {
+        let name = gpu.describe();
+        let live = gpu.memory_live();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                KEPT.with(|_| {}); // registered first, destroyed last
+                let t = Tensor::from_slice(&gpu, &[1.5; 1024], &[1024]).unwrap();
+                assert_eq!(t.to_vec().unwrap(), vec![1.5; 1024]);
+                KEPT.with(|k| *k.borrow_mut() = Some(t));
+            })
+            .join()
+            .unwrap_or_else(|_| panic!("{name}: the thread panicked"));
+        });
+        assert_eq!(
+            gpu.memory_live(),
+            live,
+            "{name}: the tensor was not released"
+        );
+        assert!(gpu.memory_cached() >= 4096, "{name}: not back in the pool");
+    }
+}

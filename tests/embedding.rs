@@ -37,7 +37,7 @@ fn the_documented_example() {
 fn default_init_is_seeded_normal_and_padding_row_is_zero() {
     each_gpu(|gpu| {
         let opts = EmbeddingOptions {
-            seed: 99,
+            seed: Some(99),
             padding_idx: Some(3),
             ..Default::default()
         };
@@ -47,18 +47,32 @@ fn default_init_is_seeded_normal_and_padding_row_is_zero() {
         cpu::normal_fill(99, 0, 0.0, 1.0, &mut want);
         want[18..24].fill(0.0);
         assert_bits_eq("seeded init with padding row", &w, &want);
-        // Embedding::new uses the fixed default seed: two tables are equal.
-        let a = Embedding::new(gpu, 20, 3)
-            .unwrap()
-            .weight()
-            .to_vec()
-            .unwrap();
-        let b = Embedding::new(gpu, 20, 3)
-            .unwrap()
-            .weight()
-            .to_vec()
-            .unwrap();
-        assert_bits_eq("default seed", &a, &b);
+        // The options keep the seed given.
+        assert_eq!(emb.options().seed, Some(99));
+        // Embedding::new draws its seed from the Gpu: two tables differ (as
+        // two `nn.Embedding`s do), the seeds step by the documented stride,
+        // each table is its seed's normal fill, and its seed builds it again.
+        let a = Embedding::new(gpu, 20, 3).unwrap();
+        let b = Embedding::new(gpu, 20, 3).unwrap();
+        let (sa, sb) = (a.options().seed.unwrap(), b.options().seed.unwrap());
+        assert_eq!(sb.wrapping_sub(sa), 0x9E37_79B9_7F4A_7C15);
+        let drawn = |k: u64| {
+            wgpu_embed::nn::DEFAULT_SEED.wrapping_add(k.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        };
+        assert!(
+            (0..10_000).any(|k| drawn(k) == sa),
+            "seed {sa:#x} is not a draw"
+        );
+        let (wa, wb) = (a.weight().to_vec().unwrap(), b.weight().to_vec().unwrap());
+        assert_ne!(wa, wb);
+        let mut want = vec![0.0; 60];
+        cpu::normal_fill(sa, 0, 0.0, 1.0, &mut want);
+        assert_bits_eq("drawn seed", &wa, &want);
+        let again = Embedding::with_options(gpu, 20, 3, a.options().clone()).unwrap();
+        assert_bits_eq("drawn seed, again", &again.weight().to_vec().unwrap(), &wa);
+        // A pretrained table draws none.
+        let pre = Embedding::from_pretrained(gpu, &wa, 20, 3, false).unwrap();
+        assert_eq!(pre.options().seed, None);
     });
 }
 

@@ -112,7 +112,7 @@ fn save_then_load_round_trips_both_formats_and_dtypes() {
                 let rows = 11;
                 let opts = EmbeddingOptions {
                     dtype,
-                    seed: 3,
+                    seed: Some(3),
                     ..Default::default()
                 };
                 let emb = Embedding::with_options(gpu, rows, dim, opts).unwrap();

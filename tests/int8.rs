@@ -365,7 +365,7 @@ fn an_int8_padding_row_is_written_alone() {
             for one_row_blocks in [false, true] {
                 let options = EmbeddingOptions {
                     dtype: DType::Int8,
-                    seed: 11,
+                    seed: Some(11),
                     chunk_bytes: one_row_blocks
                         .then(|| DType::Int8.row_bytes(dim).next_multiple_of(8)),
                     ..EmbeddingOptions::default()

@@ -51,17 +51,18 @@ fn init_is_pytorch_default_uniform_and_seeded() {
             "mean {mean} var {var}"
         );
         assert_ne!(&w[..30], &b[..]);
-        // The same seed gives the same layer; the twin gives the same numbers.
-        let again = Linear::new(gpu, 100, 30, true).unwrap();
+        // A second default layer draws the next seed: different weights, as
+        // two `nn.Linear`s differ. Its seed builds the first layer again, and
+        // the twin gives the same numbers.
+        let next = Linear::new(gpu, 100, 30, true).unwrap();
+        assert_ne!(next.seed(), lin.seed());
+        assert_ne!(next.weight().to_vec().unwrap(), w);
+        let seed = Some(lin.seed());
+        let again = Linear::with_options(gpu, 100, 30, LinearOptions { bias: true, seed }).unwrap();
         assert_eq!(again.weight().to_vec().unwrap(), w);
+        assert_eq!(again.bias().unwrap().to_vec().unwrap(), b);
         let mut want = vec![0.0; 3000 + 30];
-        cpu::uniform_fill(
-            wgpu_embed::nn::DEFAULT_LINEAR_SEED,
-            0,
-            -bound,
-            bound,
-            &mut want,
-        );
+        cpu::uniform_fill(lin.seed(), 0, -bound, bound, &mut want);
         assert_eq!(&want[..3000], &w[..]);
         assert_eq!(&want[3000..], &b[..]);
         let other = Linear::with_options(
@@ -70,7 +71,7 @@ fn init_is_pytorch_default_uniform_and_seeded() {
             30,
             LinearOptions {
                 bias: false,
-                seed: 9,
+                seed: Some(9),
             },
         )
         .unwrap();
@@ -87,8 +88,16 @@ fn forward_and_backward_match_the_twins() {
             (37, 61, 29, true),
             (130, 257, 70, false),
         ] {
-            let mut lin =
-                Linear::with_options(gpu, inp, out, LinearOptions { bias, seed: 3 }).unwrap();
+            let mut lin = Linear::with_options(
+                gpu,
+                inp,
+                out,
+                LinearOptions {
+                    bias,
+                    seed: Some(3),
+                },
+            )
+            .unwrap();
             let w = data(out * inp, 1);
             let b = data(out, 2);
             lin.set_weight(&w).unwrap();
@@ -436,7 +445,7 @@ fn linear_on_one_hot_equals_embedding() {
             d,
             LinearOptions {
                 bias: false,
-                seed: 21,
+                seed: Some(21),
             },
         )
         .unwrap();

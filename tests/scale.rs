@@ -39,7 +39,7 @@ fn a_small_chunked_table_matches_the_twin_everywhere() {
                 Err(Error::ChunkedTable { .. })
             ));
             let mut want = vec![0.0f32; rows * dim];
-            cpu::normal_fill(options.seed, 0, 0.0, 1.0, &mut want);
+            cpu::normal_fill(emb.options().seed.unwrap(), 0, 0.0, 1.0, &mut want);
             want[chunk_rows * dim..(chunk_rows + 1) * dim].fill(0.0);
             assert_bits_eq("normal init", &emb.weight().to_vec().unwrap(), &want);
             emb.uniform_(-2.0, 3.0, 99).unwrap();
@@ -127,7 +127,7 @@ fn a_300_mb_table_spans_chunks_and_matches_the_twin() {
         assert!(bytes > 2 * gpu.max_binding_bytes());
         let seed = 0x300;
         let options = EmbeddingOptions {
-            seed,
+            seed: Some(seed),
             ..EmbeddingOptions::default()
         };
         let mut emb = Embedding::with_options(gpu, rows, dim, options).unwrap();
@@ -291,7 +291,12 @@ fn mixed_round(gpu: &Gpu, w: &[f32], rows: usize, dim: usize, round: u32) -> Vec
     let lookup = Embedding::from_pretrained(gpu, w, rows, dim, true).unwrap();
     let rows_out = lookup.forward(&ids).unwrap().to_vec().unwrap();
     assert_rows(&format!("round {round}"), &ids, &rows_out, w, dim);
-    let linear = Linear::new(gpu, dim, 4, true).unwrap();
+    // Seeded: a default layer would draw a new seed each round.
+    let options = wgpu_embed::LinearOptions {
+        bias: true,
+        seed: Some(5),
+    };
+    let linear = Linear::with_options(gpu, dim, 4, options).unwrap();
     let x = Tensor::from_slice(gpu, &rows_out, &[ids.len(), dim]).unwrap();
     let y = linear.forward(&x).unwrap().to_vec().unwrap();
     let bag = EmbeddingBag::from_pretrained(gpu, w, rows, dim, true, BagMode::Mean).unwrap();

@@ -86,7 +86,7 @@ fuzz_target!(|input: (Table, Vec<Call>)| {
     let (rows, dim) = (t.rows as usize % 20 + 1, t.dim as usize % 12 + 1);
     let elem = if t.f16 { 2 } else { 4 };
     let options = EmbeddingOptions {
-        seed: t.seed,
+        seed: Some(t.seed),
         padding_idx: t.padding.map(|p| p as usize),
         max_norm: t.max_norm,
         scale_grad_by_freq: t.scale_grad_by_freq,

@@ -471,7 +471,7 @@ pub async fn run(
     let mut rows = Vec::new();
     for &vocab in &plan.vocab {
         let options = EmbeddingOptions {
-            seed: plan.seed,
+            seed: Some(plan.seed),
             ..EmbeddingOptions::default()
         };
         // The last vocabulary's buffers go back to the driver: each size
@@ -601,7 +601,7 @@ pub async fn run(
         drop((weights, emb));
         let f32_out = g.output;
         let half_options = EmbeddingOptions {
-            seed: plan.seed,
+            seed: Some(plan.seed),
             dtype: DType::F16,
             ..EmbeddingOptions::default()
         };

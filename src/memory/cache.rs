@@ -171,18 +171,19 @@ thread_local! {
 
 /// Whether this thread is recording work the library submits itself.
 pub(crate) fn in_scope() -> bool {
-    SCOPE.with(|s| s.borrow().depth > 0)
+    // `try_with`: a tensor kept in another thread-local may be touched or
+    // dropped after this one is gone, at thread exit; `with` would abort.
+    SCOPE.try_with(|s| s.borrow().depth > 0).unwrap_or(false)
 }
 
 /// Hands `returned` to its pool now, or when this thread's scope ends.
 pub(crate) fn release(returned: Returned) {
-    let returned = SCOPE.with(|s| {
+    let mut returned = Some(returned);
+    // At thread exit (the state already gone) it goes straight back.
+    let _ = SCOPE.try_with(|s| {
         let mut s = s.borrow_mut();
         if s.depth > 0 {
-            s.held.push(returned);
-            None
-        } else {
-            Some(returned)
+            s.held.extend(returned.take());
         }
     });
     if let Some(r) = returned {

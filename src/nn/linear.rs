@@ -13,9 +13,6 @@ use crate::kernels::uniform_init::{self, Distribution, FillArgs};
 use crate::recorder::{self, Recorder};
 use crate::tensor::{numel, Tensor};
 
-/// The seed `Linear::new` initialises from, so two runs give the same layer.
-pub const DEFAULT_LINEAR_SEED: u64 = 0x5EED_0000_0000_0002;
-
 /// Options of `torch.nn.Linear` beyond the sizes, plus the initialisation seed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LinearOptions {
@@ -23,15 +20,18 @@ pub struct LinearOptions {
     pub bias: bool,
     /// Seed of the U(−1/√in, 1/√in) initial weight and bias. The weight takes
     /// elements `0 .. out·in` of the Philox stream, the bias the elements
-    /// after them, so the two never share random numbers.
-    pub seed: u64,
+    /// after them, so the two never share random numbers. `None` (default):
+    /// drawn from the `Gpu`, as an embedding's is
+    /// ([`EmbeddingOptions::seed`](crate::nn::EmbeddingOptions::seed)), so
+    /// two layers differ; [`Linear::seed`] says which was used.
+    pub seed: Option<u64>,
 }
 
 impl Default for LinearOptions {
     fn default() -> Self {
         LinearOptions {
             bias: true,
-            seed: DEFAULT_LINEAR_SEED,
+            seed: None,
         }
     }
 }
@@ -53,11 +53,13 @@ pub struct Linear {
     bias: Option<Tensor>,
     in_features: usize,
     out_features: usize,
+    seed: u64,
 }
 
 impl Linear {
     /// A layer with PyTorch's default initialisation, U(−1/√in, 1/√in) for
-    /// weight and bias, from [`DEFAULT_LINEAR_SEED`].
+    /// weight and bias, from a seed drawn from the `Gpu` (see
+    /// [`LinearOptions::seed`]).
     pub fn new(gpu: &Gpu, in_features: usize, out_features: usize, bias: bool) -> Result<Linear> {
         Linear::with_options(
             gpu,
@@ -70,7 +72,8 @@ impl Linear {
         )
     }
 
-    /// A layer initialised U(−1/√in, 1/√in) from `options.seed`.
+    /// A layer initialised U(−1/√in, 1/√in) from `options.seed` (or, where
+    /// that is `None`, one drawn from the `Gpu`).
     pub fn with_options(
         gpu: &Gpu,
         in_features: usize,
@@ -92,6 +95,8 @@ impl Linear {
         } else {
             None
         };
+        // Drawn only once the sizes passed their checks.
+        let seed = options.seed.unwrap_or_else(|| gpu.draw_seed());
         let bound = 1.0 / (in_features as f32).sqrt();
         let distribution = Distribution::Uniform {
             lo: -bound,
@@ -106,7 +111,7 @@ impl Linear {
                 begin: 0,
                 end: weight_len,
                 counter_base: 0,
-                seed: options.seed,
+                seed,
                 distribution,
                 workgroup_size: None,
             },
@@ -120,7 +125,7 @@ impl Linear {
                     begin: 0,
                     end: out_features,
                     counter_base: weight_len as u64,
-                    seed: options.seed,
+                    seed,
                     distribution,
                     workgroup_size: None,
                 },
@@ -133,7 +138,14 @@ impl Linear {
             bias,
             in_features,
             out_features,
+            seed,
         })
+    }
+
+    /// The seed the layer was initialised from (drawn, unless the options
+    /// gave one): [`LinearOptions`] with it build the same layer again.
+    pub fn seed(&self) -> u64 {
+        self.seed
     }
 
     /// Input features.

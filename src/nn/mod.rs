@@ -12,7 +12,7 @@ pub use adam::{AdamOptions, AdamState};
 pub use embedding::{Embedding, EmbeddingOptions, F16Rounding, DEFAULT_SEED};
 pub use embedding_bag::{BagOutput, EmbeddingBag, EmbeddingBagOptions};
 pub use gradient::{Gradient, GradientMode};
-pub use linear::{Linear, LinearGrad, LinearOptions, DEFAULT_LINEAR_SEED};
+pub use linear::{Linear, LinearGrad, LinearOptions};
 
 use crate::error::{Error, Result};
 

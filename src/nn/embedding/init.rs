@@ -9,12 +9,14 @@ use crate::recorder;
 use crate::tensor::{host_zeros, rows_per_block, DType, Table};
 
 impl Embedding {
-    /// A table with N(0, 1) weights from [`DEFAULT_SEED`](super::DEFAULT_SEED), as PyTorch initialises it.
+    /// A table with N(0, 1) weights, as PyTorch initialises it, from a seed
+    /// drawn from the `Gpu` (see [`EmbeddingOptions::seed`]).
     pub fn new(gpu: &Gpu, num_embeddings: usize, dim: usize) -> Result<Embedding> {
         Embedding::with_options(gpu, num_embeddings, dim, EmbeddingOptions::default())
     }
 
-    /// A table with N(0, 1) weights from `options.seed`; the `padding_idx` row is zero.
+    /// A table with N(0, 1) weights from `options.seed` (or, where that is
+    /// `None`, one drawn from the `Gpu`); the `padding_idx` row is zero.
     pub fn with_options(
         gpu: &Gpu,
         num_embeddings: usize,
@@ -22,7 +24,8 @@ impl Embedding {
         options: EmbeddingOptions,
     ) -> Result<Embedding> {
         let mut emb = Embedding::empty(gpu, num_embeddings, dim, options)?;
-        let seed = emb.options.seed;
+        // Drawn only once the shape and options passed their checks.
+        let seed = *emb.options.seed.get_or_insert_with(|| gpu.draw_seed());
         emb.normal_(0.0, 1.0, seed)?;
         emb.zero_padding_row()?;
         Ok(emb)

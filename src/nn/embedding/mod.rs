@@ -93,14 +93,22 @@ pub(super) enum Submitted {
     Gpu(crate::memory::GpuBuffer, wgpu::SubmissionIndex),
 }
 
-/// The seed `Embedding::new` initialises from, so two runs give the same table.
+/// The first seed a `Gpu` draws for a layer built without one (the first
+/// `Embedding::new`, say); the next draws step from it (see
+/// [`EmbeddingOptions::seed`]), so two runs give the same tables.
 pub const DEFAULT_SEED: u64 = 0x5EED_0000_0000_0001;
 
 /// Options of `torch.nn.Embedding`, plus the initialisation seed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct EmbeddingOptions {
-    /// Seed of the N(0, 1) initial weights.
-    pub seed: u64,
+    /// Seed of the N(0, 1) initial weights. `None` (default): drawn from
+    /// the `Gpu`, as PyTorch draws from its global generator: the k-th layer
+    /// built without a seed on a `Gpu` gets [`DEFAULT_SEED`] + k ·
+    /// 0x9E37_79B9_7F4A_7C15 (wrapping), so two tables differ and a program
+    /// that builds them in the same order gets the same bits on every
+    /// adapter. The table's [`options`](Embedding::options) then hold the
+    /// seed drawn (a pretrained table draws none).
+    pub seed: Option<u64>,
     /// This row starts at zero (and, once gradients exist, never receives one).
     pub padding_idx: Option<usize>,
     /// `forward` renormalises, in place, each referenced row whose
@@ -132,7 +140,7 @@ pub struct EmbeddingOptions {
 impl Default for EmbeddingOptions {
     fn default() -> Self {
         EmbeddingOptions {
-            seed: DEFAULT_SEED,
+            seed: None,
             padding_idx: None,
             max_norm: None,
             norm_type: 2.0,

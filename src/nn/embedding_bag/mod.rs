@@ -79,7 +79,8 @@ pub struct EmbeddingBag {
 }
 
 impl EmbeddingBag {
-    /// N(0, 1) weights from the default seed, as PyTorch initialises them.
+    /// N(0, 1) weights, as PyTorch initialises them, from a seed drawn from
+    /// the `Gpu` (see [`EmbeddingOptions::seed`]).
     pub fn new(
         gpu: &Gpu,
         num_embeddings: usize,
@@ -98,7 +99,8 @@ impl EmbeddingBag {
         )
     }
 
-    /// N(0, 1) weights from `table.seed`; the `padding_idx` row is zero.
+    /// N(0, 1) weights from `table.seed` (or one drawn from the `Gpu`); the
+    /// `padding_idx` row is zero.
     pub fn with_options(
         gpu: &Gpu,
         num_embeddings: usize,
