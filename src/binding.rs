@@ -71,12 +71,14 @@ impl<'a> Span<'a> {
         }
     }
 
-    /// The binding resource.
+    /// The binding resource. An empty span binds one word (a zero size
+    /// would mean "to the buffer's end" to wgpu): a kernel given no items
+    /// reads none, and one at the buffer's end is refused, not widened.
     pub fn binding(&self) -> wgpu::BindingResource<'a> {
         wgpu::BindingResource::Buffer(wgpu::BufferBinding {
             buffer: self.buffer,
             offset: self.offset,
-            size: std::num::NonZeroU64::new(self.size),
+            size: std::num::NonZeroU64::new(self.size.max(4)),
         })
     }
 }
@@ -141,7 +143,7 @@ pub(crate) fn check_holds(what: &'static str, size: u64, words: u64) -> Result<(
 
 /// `InvalidArgument` naming `what` unless `span` (a caller's `RowBlock`)
 /// can be bound: inside its buffer, at an offset the adapter binds at
-/// (`min_storage_buffer_offset_alignment`), whole words long. Checked before
+/// (`min_storage_buffer_offset_alignment`), one or more whole words long. Checked before
 /// anything is recorded; the bind group would refuse it only later, after
 /// the call's earlier dispatches.
 pub(crate) fn check_span(gpu: &Gpu, what: &'static str, span: &Span) -> Result<()> {
@@ -150,13 +152,15 @@ pub(crate) fn check_span(gpu: &Gpu, what: &'static str, span: &Span) -> Result<(
         .offset
         .checked_add(span.size)
         .is_some_and(|end| end <= span.buffer.size());
-    if !inside || !span.offset.is_multiple_of(align) || !span.size.is_multiple_of(4) {
+    // Empty is refused too: wgpu binds a zero size as "to the buffer's end".
+    let words = span.size > 0 && span.size.is_multiple_of(4);
+    if !inside || !span.offset.is_multiple_of(align) || !words {
         return Err(Error::InvalidArgument {
             name: "buffer span",
             reason: format!(
                 "{what}: bytes {}..+{} of a buffer of {} bytes: a span must lie inside its \
                  buffer, start at a multiple of {align} (min_storage_buffer_offset_alignment) \
-                 and be whole u32 words",
+                 and be one or more whole u32 words",
                 span.offset,
                 span.size,
                 span.buffer.size()

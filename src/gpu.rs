@@ -528,8 +528,15 @@ impl Gpu {
         let i = pollster::block_on(internal.pop());
         let v = pollster::block_on(validation.pop());
         let o = pollster::block_on(oom.pop());
-        // Out of memory first: a failed allocation can bring validation
-        // errors about the invalid buffer after it, in the same scope.
+        self.caught(during, [o, v, i])?;
+        out
+    }
+
+    /// What a call's error scopes caught (out of memory, validation,
+    /// internal) as its error. Out of memory first: a failed allocation can
+    /// bring validation errors about the invalid buffer after it, in the
+    /// same scope.
+    fn caught(&self, during: &'static str, [o, v, i]: [Option<wgpu::Error>; 3]) -> Result<()> {
         if let Some(e) = o {
             self.check_alive()?;
             return Err(Error::OutOfDeviceMemory {
@@ -544,6 +551,27 @@ impl Gpu {
                 message: e.to_string(),
             });
         }
+        Ok(())
+    }
+
+    /// In a page, `f` inside error scopes whose pops are awaited (a page
+    /// cannot block on them, but an async call can): how a readback learns
+    /// that its copy was refused instead of mapping a stale staging buffer.
+    #[cfg(target_arch = "wasm32")]
+    pub(crate) async fn scoped_async<T>(
+        &self,
+        during: &'static str,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        self.lost_flag()?;
+        let device = &self.inner.device;
+        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
+        let out = f();
+        let (i, v, o) = (internal.pop(), validation.pop(), oom.pop());
+        let caught = [o.await, v.await, i.await];
+        self.caught(during, caught)?;
         out
     }
 

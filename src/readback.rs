@@ -32,7 +32,14 @@ fn staging(
     Ok((staging, index))
 }
 
-fn finish(gpu: &Gpu, staging: &wgpu::Buffer, bytes: u64, what: &'static str) -> Result<Vec<u8>> {
+/// The mapped bytes as `T`s, copied once into a fallible host allocation
+/// (a table past the host's memory is `OutOfHostMemory`, not an abort).
+fn finish<T: bytemuck::Pod>(
+    gpu: &Gpu,
+    staging: &wgpu::Buffer,
+    bytes: u64,
+    what: &'static str,
+) -> Result<Vec<T>> {
     let _turn = gpu.gl_turn();
     let view = staging
         .slice(..bytes)
@@ -41,10 +48,16 @@ fn finish(gpu: &Gpu, staging: &wgpu::Buffer, bytes: u64, what: &'static str) -> 
             what,
             reason: e.to_string(),
         })?;
-    let out = view.to_vec();
+    let n = view.len() / std::mem::size_of::<T>();
+    let copied = crate::tensor::host_vec(what, n).map(|mut out: Vec<T>| {
+        out.resize(n, T::zeroed());
+        bytemuck::cast_slice_mut::<T, u8>(&mut out)
+            .copy_from_slice(&view[..n * std::mem::size_of::<T>()]);
+        out
+    });
     drop(view);
     staging.unmap();
-    Ok(out)
+    copied
 }
 
 /// Asks wgpu to map `staging`'s first `bytes` for reading (in a GL turn);
@@ -65,13 +78,13 @@ fn map_read(
 /// What the map callback reported (`None`: it never ran), as the readback's result.
 /// A staging buffer whose map did not finish stays out of the cache (as one
 /// whose async wait was cancelled does: see [`map_after_async`]).
-fn mapped(
+fn mapped<T: bytemuck::Pod>(
     gpu: &Gpu,
     staging: &GpuBuffer,
     bytes: u64,
     what: &'static str,
     outcome: Option<std::result::Result<(), wgpu::BufferAsyncError>>,
-) -> Result<Vec<u8>> {
+) -> Result<Vec<T>> {
     let read = match outcome {
         Some(Ok(())) => finish(gpu, staging.mapped(), bytes, what),
         Some(Err(e)) => Err(Error::Readback {
@@ -144,15 +157,16 @@ pub(crate) fn block<T>(
     }
 }
 
-/// Reads `bytes` bytes of `src` from `offset`, blocking until they arrive.
-/// `offset` and `bytes` must be multiples of 4 (the crate's buffers always are).
-pub(crate) fn read_bytes(
+/// Reads `bytes` bytes of `src` from `offset` as `T`s, blocking until they
+/// arrive, copied once from the mapped range into the result. `offset` and
+/// `bytes` must be multiples of 4 (the crate's buffers always are).
+pub(crate) fn read<T: bytemuck::Pod>(
     gpu: &Gpu,
     src: &wgpu::Buffer,
     offset: u64,
     bytes: u64,
     what: &'static str,
-) -> Result<Vec<u8>> {
+) -> Result<Vec<T>> {
     if bytes == 0 {
         return Ok(Vec::new());
     }
@@ -160,8 +174,7 @@ pub(crate) fn read_bytes(
     map_after(gpu, &staging, bytes, what, index)
 }
 
-/// The async form of [`read_bytes`]: a helper thread drives the device until
-/// the copy lands, so the caller's executor is never blocked.
+/// The async form of [`read`], in bytes.
 pub(crate) async fn read_bytes_async(
     gpu: &Gpu,
     src: &wgpu::Buffer,
@@ -169,22 +182,41 @@ pub(crate) async fn read_bytes_async(
     bytes: u64,
     what: &'static str,
 ) -> Result<Vec<u8>> {
+    read_async(gpu, src, offset, bytes, what).await
+}
+
+/// The async form of [`read`]: a helper thread drives the device until the
+/// copy lands, so the caller's executor is never blocked.
+pub(crate) async fn read_async<T: bytemuck::Pod>(
+    gpu: &Gpu,
+    src: &wgpu::Buffer,
+    offset: u64,
+    bytes: u64,
+    what: &'static str,
+) -> Result<Vec<T>> {
     if bytes == 0 {
         return Ok(Vec::new());
     }
+    #[cfg(not(target_arch = "wasm32"))]
     let (staging, index) = staging(gpu, src, offset, bytes)?;
+    // A page's calls run without error scopes (it cannot block on them): a
+    // copy refused there would map the staging buffer's old bytes as Ok.
+    #[cfg(target_arch = "wasm32")]
+    let (staging, index) = gpu
+        .scoped_async("readback copy", || staging(gpu, src, offset, bytes))
+        .await?;
     map_after_async(gpu, &staging, bytes, what, index).await
 }
 
 /// The async form of [`map_after`]: maps `staging`, whose copy is in
 /// submission `index`, and copies `bytes` out without blocking the caller.
-pub(crate) async fn map_after_async(
+pub(crate) async fn map_after_async<T: bytemuck::Pod>(
     gpu: &Gpu,
     staging: &GpuBuffer,
     bytes: u64,
     what: &'static str,
     index: wgpu::SubmissionIndex,
-) -> Result<Vec<u8>> {
+) -> Result<Vec<T>> {
     // Blocking for a caller holding a GL turn too: the helper thread below
     // would wait for it forever.
     if blocking() || gpu.gl_held_here() {
@@ -195,24 +227,41 @@ pub(crate) async fn map_after_async(
     // where a later submit would find it mapped. Disarmed once it is read.
     let cancelled = Unmapped(staging);
     let (tx, rx) = futures_intrusive::channel::shared::oneshot_channel();
+    // Who settles the map first: its callback (the copy landed) or the
+    // helper's failed wait below. Only the helper that wins unmaps, so a
+    // late unmap never hits a buffer already read and back in the cache.
+    let state = std::sync::Arc::new(std::sync::Mutex::new(MapState::Pending));
+    let settled = state.clone();
     map_read(gpu, staging, bytes, move |r| {
+        let mut s = settled.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(*s, MapState::Pending) {
+            *s = MapState::Settled;
+        }
+        drop(s);
         let _ = tx.send(r);
     });
-    let failed = std::sync::Arc::new(std::sync::Mutex::new(None));
     // A wait that fails (a timeout, a lost device) aborts the mapping, so
     // the callback runs and the caller gets the wait's error, not a hang.
     // In a browser the page's event loop drives the device instead (and
     // wgpu's objects there cannot cross threads).
     #[cfg(not(target_arch = "wasm32"))]
     {
-        let (poller, slot, pending) = (gpu.clone(), failed.clone(), staging.mapped().clone());
+        let (poller, slot, pending) = (gpu.clone(), state.clone(), staging.mapped().clone());
         std::thread::spawn(move || {
             let waited = poller.wait(index);
             // The unmap, and the drops of what may be the last handles, in a turn.
             let _turn = poller.inner.gl.turn();
             if let Err(e) = waited {
-                *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-                pending.unmap();
+                let mut s = slot.lock().unwrap_or_else(|p| p.into_inner());
+                let won = matches!(*s, MapState::Pending);
+                if won {
+                    *s = MapState::Failed(e);
+                }
+                // Unlocked first: the unmap runs the callback, which locks.
+                drop(s);
+                if won {
+                    pending.unmap();
+                }
             }
             drop((pending, poller));
         });
@@ -221,11 +270,25 @@ pub(crate) async fn map_after_async(
     let _ = index;
     let outcome = rx.receive().await;
     std::mem::forget(cancelled);
-    if let Some(e) = failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+    let failed = std::mem::replace(
+        &mut *state.lock().unwrap_or_else(|p| p.into_inner()),
+        MapState::Settled,
+    );
+    if let MapState::Failed(e) = failed {
         staging.never_reuse();
         return Err(e);
     }
     mapped(gpu, staging, bytes, what, outcome)
+}
+
+/// How an async map was settled: by its callback (whatever it heard), or
+/// by a failed wait (whose error the caller gets).
+enum MapState {
+    Pending,
+    Settled,
+    // Natively only: a page has no helper thread whose wait can fail.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+    Failed(Error),
 }
 
 /// Keeps a staging buffer out of the cache if dropped: held across the
@@ -241,13 +304,13 @@ impl Drop for Unmapped<'_> {
 /// Maps `staging` (MAP_READ), whose copy is in submission `index`, waits
 /// for that submission and copies `bytes` out. Also how a copy that rode in
 /// a call's own submit is read (`Status`).
-pub(crate) fn map_after(
+pub(crate) fn map_after<T: bytemuck::Pod>(
     gpu: &Gpu,
     staging: &GpuBuffer,
     bytes: u64,
     what: &'static str,
     index: wgpu::SubmissionIndex,
-) -> Result<Vec<u8>> {
+) -> Result<Vec<T>> {
     // A page cannot block: its readbacks are the `_async` forms.
     if cfg!(target_arch = "wasm32") {
         staging.never_reuse();

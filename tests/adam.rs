@@ -347,6 +347,41 @@ fn bad_input_is_a_typed_error_and_changes_nothing() {
             before,
             "bad options changed something"
         );
+        // SparseAdam's own refusals: lr and eps above 0 (eps as an f32 too:
+        // with 0, a zero gradient on zero moments is 0/0 and the row NaN).
+        for (name, opts) in [
+            (
+                "lr",
+                AdamOptions {
+                    lr: 0.0,
+                    ..AdamOptions::default()
+                },
+            ),
+            (
+                "eps",
+                AdamOptions {
+                    eps: 0.0,
+                    ..AdamOptions::default()
+                },
+            ),
+            (
+                "eps",
+                AdamOptions {
+                    eps: 1e-50,
+                    ..AdamOptions::default()
+                },
+            ),
+        ] {
+            match emb.backward_adam(&[1, 2, 3], &g, &mut state, &opts) {
+                Err(Error::InvalidArgument { name: n, .. }) if n == name => {}
+                other => panic!("sparse {name}: expected InvalidArgument, got {other:?}"),
+            }
+        }
+        assert_eq!(
+            snapshot(&emb, &state),
+            before,
+            "SparseAdam's refusals changed something"
+        );
 
         // Out of range: host indices, then GPU indices (found by the kernels).
         assert!(matches!(
@@ -370,6 +405,28 @@ fn bad_input_is_a_typed_error_and_changes_nothing() {
             snapshot(&emb, &state),
             before,
             "a bad index changed something"
+        );
+        // Recorded into the caller's encoder, the bad batch is found when it
+        // runs: weights and moments stay, the count moved, set_step takes it back.
+        let status = wgpu_embed::Status::new(gpu).unwrap();
+        let mut encoder = gpu.encoder("bad adam batch");
+        emb.encode_backward_adam(
+            &mut encoder,
+            &on_gpu,
+            &g,
+            &mut state,
+            &AdamOptions::default(),
+            &status,
+        )
+        .unwrap();
+        gpu.submit_and_wait(encoder).unwrap();
+        assert_eq!(status.read().unwrap(), Some(2));
+        assert_eq!(state.step(), before.3 + 1);
+        state.set_step(before.3);
+        assert_eq!(
+            snapshot(&emb, &state),
+            before,
+            "a bad recorded batch changed something"
         );
 
         // Another table's state, a wrong grad_out, a sparse gradient to adam_step.

@@ -416,3 +416,31 @@ fn bags_on_a_chunked_table_match_the_twin_forward_and_backward() {
         }
     });
 }
+
+#[test]
+fn an_empty_batch_on_a_chunked_table_gives_empty_bags() {
+    // No ids at all: the gathered-rows scratch of a chunked table was a
+    // 4-byte buffer, too short for the shader's vec4 or vec2 binding.
+    each_gpu(|gpu| {
+        for (rows, dim, chunk_rows) in SHAPES {
+            let case = BagCase::new(gpu, rows, dim, chunk_rows, 0xE0 + dim as u64);
+            for mode in [BagMode::Sum, BagMode::Mean, BagMode::Max] {
+                let what = format!("{rows}x{dim} {mode:?}");
+                let bag = case.bag(gpu, chunk_rows, mode, None, false);
+                // include_last_offset: two empty bags.
+                let saved = bag.forward_with_positions(&[], &[0, 0, 0], None).unwrap();
+                assert_eq!(saved.output.shape(), &[2, dim], "{what}");
+                assert_bits_eq(&what, &saved.output.to_vec().unwrap(), &vec![0.0; 2 * dim]);
+                let two_d = bag.forward_2d(&[], [2, 0], None).unwrap();
+                assert_bits_eq(&what, &two_d.to_vec().unwrap(), &vec![0.0; 2 * dim]);
+                let g = Tensor::from_slice(gpu, &vec![1.0; 2 * dim], &[2, dim]).unwrap();
+                let grad = bag.backward(&[], &[0, 0, 0], None, &g).unwrap();
+                assert_bits_eq(
+                    &what,
+                    &grad.to_dense_vec(rows, dim).unwrap(),
+                    &vec![0.0; rows * dim],
+                );
+            }
+        }
+    });
+}

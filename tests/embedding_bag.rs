@@ -304,6 +304,37 @@ fn bad_inputs_are_typed_errors_and_change_nothing() {
         // And it still works.
         let ok = bag.forward(&idx, &[0, 2], None).unwrap().to_vec().unwrap();
         assert_eq!(ok, [3.0, 30.0, -3.0, 1.0, 7.0, 70.0, -7.0, 1.0]);
+
+        // A bag whose forward writes the table (max_norm renormalises the
+        // rows it reads, in place): the same errors leave it as it was,
+        // and a good call does renormalise (so the check above can fail).
+        let table = bag.weight().to_vec().unwrap();
+        let opts = EmbeddingOptions {
+            max_norm: Some(2.0),
+            ..Default::default()
+        };
+        let emb = Embedding::from_pretrained_with_options(gpu, &table, 6, 4, opts).unwrap();
+        let renorming = EmbeddingBag::from_embedding(emb, EmbeddingBagOptions::default());
+        for r in [
+            renorming.forward(&idx, &[0, 3, 2], None),
+            renorming.forward(&idx, &[], None),
+            renorming.forward(&[1, 9, 2], &[0], None),
+            renorming.forward(&idx, &[0], Some(&[1.0, 2.0])),
+            renorming.forward_2d(&idx, [3, 2], None),
+        ] {
+            assert!(r.is_err(), "{:?}", r.map(|t| t.shape().to_vec()));
+        }
+        assert_bits_eq(
+            "renorming bag after errors",
+            &renorming.weight().to_vec().unwrap(),
+            &table,
+        );
+        renorming.forward(&idx, &[0], None).unwrap();
+        assert_ne!(
+            renorming.weight().to_vec().unwrap(),
+            table,
+            "the renorm did not run"
+        );
     });
 }
 

@@ -433,6 +433,14 @@ fn max_mode_routes_to_the_winner_lowest_position_on_ties() {
                 "{other_idx:?} {other_csr:?}: {r:?}"
             );
         }
+        // The same batch's winners from another bag (same shape, its own
+        // table): refused too; they name positions that won over other rows.
+        let other = case.bag(gpu, false, true);
+        let r = other.backward_with_positions(&idx, &csr, &saved, &g);
+        assert!(
+            matches!(&r, Err(Error::InvalidArgument { name: "saved", .. })),
+            "another bag: {r:?}"
+        );
     });
 }
 

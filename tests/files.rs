@@ -168,7 +168,11 @@ fn bad_files_are_typed_errors_naming_expected_and_found() {
             matches!(&e, Error::FileDType { found, .. } if found == "I64"),
             "{e:?}"
         );
-        assert!(e.to_string().contains("expected F32, F16, or U8"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("expected F32, F16, BF16 or F64, or U8"),
+            "{e}"
+        );
 
         match Embedding::from_npy(gpu, data("bad_3d.npy"), true).err() {
             Some(Error::FileShape { found, .. }) => assert_eq!(found, [6, 5, 1]),
@@ -376,9 +380,81 @@ fn saves_follow_symlinks_and_keep_permissions() {
                     "a read-only file changed"
                 );
             }
-            for f in [link, file, plain] {
+            // A new file gets what a plain create gives it (the umask's
+            // mode; safetensors' own temporary file was owner-only).
+            let new = scratch("new-file");
+            let _ = std::fs::remove_file(&new);
+            let probe = scratch("probe");
+            std::fs::File::create(&probe).unwrap();
+            save(&new).unwrap();
+            let mode =
+                |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&new), mode(&probe), "a new file's permissions");
+            for f in [link, file, plain, new, probe] {
                 let _ = std::fs::remove_file(f);
             }
         }
     });
+}
+
+/// What most checkpoints and NumPy hold: BF16 and F64 safetensors, `<f8`
+/// and `>f8` npy (NumPy's default float) load as f32 tables: bf16 widened
+/// exactly, f64 rounded once to the nearest f32 (as `tensor.float()`).
+#[test]
+fn bf16_and_f64_files_load_as_f32() {
+    use safetensors::tensor::{Dtype, TensorView};
+    // f64 values most of which no f32 holds: each must round once.
+    let wide: Vec<f64> = fixture_values().iter().map(|&v| v as f64 + 0.1).collect();
+    let rounded: Vec<f32> = wide.iter().map(|&v| v as f32).collect();
+    assert!(wide.iter().zip(&rounded).any(|(&w, &r)| r as f64 != w));
+    let halves: Vec<half::bf16> = wide.iter().map(|&v| half::bf16::from_f64(v)).collect();
+    let widened: Vec<f32> = halves.iter().map(|h| h.to_f32()).collect();
+    let f64_bytes: Vec<u8> = wide.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let bf16_bytes: Vec<u8> = halves.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let st = scratch("wide.safetensors");
+    let views = [
+        (
+            "w64",
+            TensorView::new(Dtype::F64, vec![6, 5], &f64_bytes).unwrap(),
+        ),
+        (
+            "wbf16",
+            TensorView::new(Dtype::BF16, vec![6, 5], &bf16_bytes).unwrap(),
+        ),
+    ];
+    safetensors::tensor::serialize_to_file(views, None, &st).unwrap();
+    let le = scratch("wide-le.npy");
+    let dict = "{'descr': '<f8', 'fortran_order': False, 'shape': (6, 5), }";
+    std::fs::write(&le, npy_file(dict, &f64_bytes)).unwrap();
+    let be = scratch("wide-be.npy");
+    let be_bytes: Vec<u8> = wide.iter().flat_map(|v| v.to_be_bytes()).collect();
+    let dict = "{'descr': '>f8', 'fortran_order': False, 'shape': (6, 5), }";
+    std::fs::write(&be, npy_file(dict, &be_bytes)).unwrap();
+    each_gpu(|gpu| {
+        for (what, emb, want) in [
+            (
+                "F64",
+                Embedding::from_safetensors(gpu, &st, "w64", true),
+                &rounded,
+            ),
+            (
+                "BF16",
+                Embedding::from_safetensors(gpu, &st, "wbf16", true),
+                &widened,
+            ),
+            ("<f8", Embedding::from_npy(gpu, &le, true), &rounded),
+            (">f8", Embedding::from_npy(gpu, &be, true), &rounded),
+        ] {
+            let emb = emb.unwrap();
+            assert_eq!(
+                (emb.num_embeddings(), emb.dim(), emb.dtype()),
+                (6, 5, DType::F32),
+                "{what}"
+            );
+            assert_bits_eq(what, &emb.weight().to_vec().unwrap(), want);
+        }
+    });
+    for f in [st, le, be] {
+        let _ = std::fs::remove_file(f);
+    }
 }

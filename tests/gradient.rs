@@ -678,7 +678,9 @@ fn bad_input_is_an_error_and_changes_nothing() {
             Err(Error::InvalidArgument { name: "lr", .. })
         ));
         let mut state = emb.adagrad_state().unwrap();
-        for (lr, eps, name) in [(-0.1, 1e-8, "lr"), (0.1, -1.0, "eps")] {
+        // And eps 0, which the row-wise step refuses: a zero gradient on a
+        // zero state would be 0/0 (NaN).
+        for (lr, eps, name) in [(-0.1, 1e-8, "lr"), (0.1, -1.0, "eps"), (0.1, 0.0, "eps")] {
             let r = emb.backward_adagrad(&[1, 2, 3], &g3, &mut state, lr, eps);
             assert!(
                 matches!(r, Err(Error::InvalidArgument { name: n, .. }) if n == name),

@@ -82,6 +82,15 @@ pub struct Progress {
 /// they agree to a few ulps of the largest row sum, not bit for bit.
 pub const BACKWARD_TOLERANCE: f64 = 1e-5;
 
+/// The fraction of `ceiling` (per second) that `work` in `ms` reaches;
+/// none for a time below the clock's resolution (a page's timestamps are
+/// quantised: a short kernel can measure 0), which no rate comes from.
+fn fraction(work: f64, ms: Option<f64>, ceiling: f64) -> Option<f64> {
+    ms.filter(|&ms| ms > 0.0)
+        .map(|ms| work / (ms * 1e-3) / ceiling)
+        .filter(|f| f.is_finite())
+}
+
 /// Times `work` `reps` times after `warmup` runs; seconds per run.
 async fn sample(
     gpu: &Gpu,
@@ -297,13 +306,9 @@ fn storage_row(
         .saturating_add(bwd);
     let mut row = row(vocab, path, r, formula, note);
     let moved = (n64 * (dtype.row_bytes(plan.dim) + d64 * 4) + n64 * 4) as f64;
-    row.forward_fraction_of_ceiling = row
-        .forward_ms_median
-        .map(|ms| moved / (ms * 1e-3) / copy_bytes_per_s);
+    row.forward_fraction_of_ceiling = fraction(moved, row.forward_ms_median, copy_bytes_per_s);
     let scatter = (n64 * d64 * 4 + n64 * 4) as f64 + table as f64;
-    row.backward_fraction_of_ceiling = row
-        .backward_ms_median
-        .map(|ms| scatter / (ms * 1e-3) / copy_bytes_per_s);
+    row.backward_fraction_of_ceiling = fraction(scatter, row.backward_ms_median, copy_bytes_per_s);
     row
 }
 
@@ -562,23 +567,25 @@ pub async fn run(
         let mut gr = row(vocab, "gather", Some(&g), gather_formula, gather_note);
         // Gather moves the rows read, the rows written and the indices.
         let gather_bytes = (2 * n64 * d64 * 4 + n64 * 4) as f64;
-        gr.forward_fraction_of_ceiling = gr
-            .forward_ms_median
-            .map(|ms| gather_bytes / (ms * 1e-3) / ceilings.copy_bytes_per_s);
+        gr.forward_fraction_of_ceiling = fraction(
+            gather_bytes,
+            gr.forward_ms_median,
+            ceilings.copy_bytes_per_s,
+        );
         // Scatter-add reads dY and the indices and writes the dense gradient.
         let scatter_bytes = (n64 * d64 * 4 + n64 * 4 + table) as f64;
-        gr.backward_fraction_of_ceiling = gr
-            .backward_ms_median
-            .map(|ms| scatter_bytes / (ms * 1e-3) / ceilings.copy_bytes_per_s);
+        gr.backward_fraction_of_ceiling = fraction(
+            scatter_bytes,
+            gr.backward_ms_median,
+            ceilings.copy_bytes_per_s,
+        );
         rows.push(gr);
         let mut hr = row(vocab, "one_hot", h.as_ref(), one_hot_formula, note);
         let flops = 2.0 * n64 as f64 * v64 as f64 * d64 as f64;
-        hr.forward_fraction_of_ceiling = hr
-            .forward_ms_median
-            .map(|ms| flops / (ms * 1e-3) / ceilings.fma_flops_per_s);
-        hr.backward_fraction_of_ceiling = hr
-            .backward_ms_median
-            .map(|ms| flops / (ms * 1e-3) / ceilings.fma_flops_per_s);
+        hr.forward_fraction_of_ceiling =
+            fraction(flops, hr.forward_ms_median, ceilings.fma_flops_per_s);
+        hr.backward_fraction_of_ceiling =
+            fraction(flops, hr.backward_ms_median, ceilings.fma_flops_per_s);
         rows.push(hr);
 
         // The same lookup from smaller tables: f16 (trains too) and FBGEMM's

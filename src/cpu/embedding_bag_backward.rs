@@ -11,6 +11,11 @@ use half::f16;
 /// The bag owning position `p`: the largest `b` with `offsets[b] <= p`
 /// (the same binary search as the shader's `bag_of`).
 fn bag_of(offsets: &[u32], p: u32) -> usize {
+    assert!(
+        offsets.len() >= 2,
+        "a position needs a bag: CSR offsets of at least one bag (2 or more), got {}",
+        offsets.len()
+    );
     let (mut lo, mut hi) = (0usize, offsets.len() - 1);
     while hi - lo > 1 {
         let mid = lo + (hi - lo) / 2;

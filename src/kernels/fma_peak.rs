@@ -128,9 +128,16 @@ pub async fn measure_async(gpu: &Gpu, runs: usize) -> Result<f64> {
         let t = gpu
             .time_async(|encoder| encode(gpu, encoder, out.raw(), shape))
             .await?;
-        if run > 0 {
+        // A run below the clock's resolution (0 s) gives no rate.
+        if run > 0 && t.seconds > 0.0 {
             best = best.min(t.seconds);
         }
+    }
+    if best == f64::INFINITY {
+        return Err(Error::Gpu {
+            during: "fma_peak timing",
+            message: "every run measured 0 s: below this clock's resolution".into(),
+        });
     }
     Ok(shape.flops() as f64 / best)
 }

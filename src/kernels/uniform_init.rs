@@ -352,6 +352,5 @@ pub fn bits(gpu: &Gpu, seed: u64, counter_base: u64, len: usize) -> Result<Vec<u
         },
     )?;
     gpu.submit_and_wait(encoder)?;
-    let bytes = crate::readback::read_bytes(gpu, out.raw(), 0, len as u64 * 4, "random bits")?;
-    Ok(bytemuck::pod_collect_to_vec(&bytes))
+    crate::readback::read(gpu, out.raw(), 0, len as u64 * 4, "random bits")
 }

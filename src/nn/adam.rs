@@ -15,11 +15,13 @@ use crate::tensor::Table;
 /// f32 than PyTorch's).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamOptions {
-    /// Learning rate (finite, ≥ 0).
+    /// Learning rate (finite, ≥ 0; above 0 for `backward_adam`, as
+    /// SparseAdam requires).
     pub lr: f64,
     /// (β1, β2), each in [0, 1).
     pub betas: (f64, f64),
-    /// Added to the denominator after the square root (finite, ≥ 0):
+    /// Added to the denominator after the square root (finite, ≥ 0; above 0
+    /// for `backward_adam`, as SparseAdam requires):
     /// `sqrt(v̂) + eps` in `adam_step` (`torch.optim.Adam`); `sqrt(v) + eps`
     /// in `backward_adam`, whose bias correction is folded into the step
     /// size (`torch.optim.SparseAdam`).
@@ -69,6 +71,31 @@ impl AdamOptions {
         Ok(())
     }
 
+    /// `torch.optim.SparseAdam`'s checks, which [`backward_adam`]'s fused
+    /// step makes: those of [`check`](Self::check), and lr and eps above 0
+    /// (eps as the f32 the kernel adds: with 0, a row the batch references
+    /// with a zero gradient and zero moments would divide 0 by 0 and its
+    /// weights turn NaN).
+    ///
+    /// [`backward_adam`]: crate::Embedding::backward_adam
+    pub fn check_sparse(&self) -> Result<()> {
+        self.check()?;
+        for (name, v, as_f32) in [
+            ("lr", self.lr, self.lr as f32),
+            ("eps", self.eps, self.eps as f32),
+        ] {
+            if as_f32 <= 0.0 {
+                return Err(Error::InvalidArgument {
+                    name,
+                    reason: format!(
+                        "SparseAdam (backward_adam) needs it above 0 (and above 0 as an f32), got {v}"
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The constants of the step after `done` steps: SparseAdam's bias
     /// correction when `sparse`, Adam's otherwise.
     pub(crate) fn args(&self, done: u64, sparse: bool) -> AdamArgs {
@@ -96,6 +123,14 @@ impl AdamState {
     /// Steps taken (PyTorch's `state['step']`).
     pub fn step(&self) -> u64 {
         self.step
+    }
+    /// Sets the steps taken (the next step's bias correction uses `step + 1`):
+    /// to resume from a checkpoint, or to take back the count of a step
+    /// recorded into an encoder that was then dropped, or whose batch its
+    /// `Status` reported bad (the weights and moments did not move; the
+    /// count did, when the step was recorded).
+    pub fn set_step(&mut self, step: u64) {
+        self.step = step;
     }
     /// The first moment.
     pub fn exp_avg(&self) -> &Table {

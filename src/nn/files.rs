@@ -1,6 +1,7 @@
 //! Embedding tables from and to files: safetensors (the `safetensors` crate)
 //! and NumPy `.npy` (the `npyz` crate): f32, f16, or an int8 row-wise table
-//! as `[rows, dim + 8]` bytes. Files are memory-mapped and converted once
+//! as `[rows, dim + 8]` bytes; bf16 and f64 files load as f32 (bf16 widened
+//! exactly, f64 rounded once). Files are memory-mapped and converted once
 //! into the host copy that is uploaded (plus a transpose for Fortran order,
 //! or a conversion where `options.dtype` differs from the file's).
 
@@ -17,8 +18,8 @@ use crate::gpu::Gpu;
 use crate::nn::{Embedding, EmbeddingOptions};
 use crate::tensor::DType;
 
-const EXPECTED_DTYPE: &str =
-    "F32, F16, or U8 rows of dim + 8 bytes (int8 row-wise) (npy: '<f4', '<f2' or '|u1')";
+const EXPECTED_DTYPE: &str = "F32, F16, BF16 or F64, or U8 rows of dim + 8 bytes (int8 \
+     row-wise) (npy: '<f4', '<f2', '<f8' or '|u1')";
 const EXPECTED_SHAPE: &str = "2-D [num_embeddings, dim]";
 
 /// A table as read from disk, in the file's element type.
@@ -120,6 +121,22 @@ fn read_safetensors(path: &Path, name: &str) -> Result<Loaded> {
             bytes
                 .chunks_exact(2)
                 .map(|b| f16::from_le_bytes([b[0], b[1]])),
+        )?),
+        // Most checkpoints: widened to f32 exactly (bf16 is f32's top half).
+        StDtype::BF16 => Values::F32(host_collect(
+            "bf16 table from the file, widened to f32",
+            bytes.len() / 2,
+            bytes
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()),
+        )?),
+        // Rounded once to the nearest f32, as `tensor.float()`.
+        StDtype::F64 => Values::F32(host_collect(
+            "f64 table from the file, rounded to f32",
+            bytes.len() / 8,
+            bytes.chunks_exact(8).map(|b| {
+                f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32
+            }),
         )?),
         other => {
             return Err(Error::FileDType {
@@ -286,7 +303,7 @@ fn read_npy(path: &Path) -> Result<Loaded> {
         npyz::DType::Plain(t) if t.type_char() == npyz::TypeChar::Uint && t.size_field() == 1 => 1,
         _ => 0,
     };
-    if size != 4 && size != 2 && size != 1 {
+    if ![8, 4, 2, 1].contains(&size) {
         return Err(Error::FileDType {
             path: shown(path),
             tensor: tensor.into(),
@@ -327,6 +344,17 @@ fn read_npy(path: &Path) -> Result<Loaded> {
             rows,
             dim: int8,
         });
+    } else if size == 8 {
+        // NumPy's default float: rounded once to the nearest f32, as
+        // `torch.from_numpy(a).float()`.
+        let wide = npy_values::<f64>(path, npy, n, "f64 table from the file")?;
+        let v = host_collect(
+            "the f64 table rounded to f32",
+            wide.len(),
+            wide.iter().map(|&x| x as f32),
+        )?;
+        drop(wide);
+        Values::F32(if fortran { transpose(v, rows, dim)? } else { v })
     } else if size == 4 {
         let v = npy_values::<f32>(path, npy, n, "f32 table from the file")?;
         Values::F32(if fortran { transpose(v, rows, dim)? } else { v })
@@ -350,7 +378,9 @@ fn transpose<T: Copy>(v: Vec<T>, rows: usize, dim: usize) -> Result<Vec<T>> {
 impl Embedding {
     /// The 2-D tensor `tensor_name` of a safetensors file (F32, F16, or U8
     /// `[rows, dim + 8]` for an int8 row-wise table), in the file's dtype, as
-    /// `Embedding.from_pretrained`. The file is memory-mapped.
+    /// `Embedding.from_pretrained`; a BF16 tensor (most checkpoints) is
+    /// widened to f32 exactly, an F64 one rounded once to f32. The file is
+    /// memory-mapped.
     pub fn from_safetensors(
         gpu: &Gpu,
         path: impl AsRef<Path>,
@@ -376,7 +406,8 @@ impl Embedding {
 
     /// The 2-D array of a `.npy` file (`<f4`/`>f4`, `<f2`/`>f2`, or `|u1`
     /// `[rows, dim + 8]` for an int8 row-wise table; C or Fortran order), in
-    /// the file's dtype. The file is memory-mapped.
+    /// the file's dtype; `<f8`/`>f8` (NumPy's default float) is rounded once
+    /// to f32. The file is memory-mapped.
     pub fn from_npy(gpu: &Gpu, path: impl AsRef<Path>, freeze: bool) -> Result<Embedding> {
         let loaded = read_npy(path.as_ref())?;
         let dtype = loaded.dtype();
@@ -465,8 +496,9 @@ fn write_npy<T: npyz::AutoSerialize>(path: &Path, shape: [u64; 2], values: Vec<T
 /// partial file's name is this process's and this call's own.
 ///
 /// As an in-place write would, a save through a symlink replaces the file it
-/// names (the link stays a link), the replaced file keeps its permissions,
-/// and a file this process cannot write is refused.
+/// names (the link stays a link), the replaced file keeps its permissions
+/// (a new one gets those of a plain create), and a file this process cannot
+/// write is refused.
 fn replace_file(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static CALLS: AtomicU64 = AtomicU64::new(0);
@@ -493,15 +525,25 @@ fn replace_file(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<
         CALLS.fetch_add(1, Ordering::Relaxed)
     ));
     let partial = std::path::PathBuf::from(partial);
-    let written = write(&partial).and_then(|()| {
-        let keep = |()| match &kept {
-            Some(p) => std::fs::set_permissions(&partial, p.clone()),
-            None => Ok(()),
-        };
-        // On disk before it replaces the old file.
-        File::open(&partial)
+    // A new file gets the permissions a plain create gives (the umask's),
+    // learnt from the partial file made first: safetensors writes through
+    // a temporary file that only its owner may read.
+    let permissions = match kept {
+        Some(p) => Ok(p),
+        None => File::create(&partial)
+            .and_then(|f| f.metadata())
+            .map(|m| m.permissions())
+            .map_err(|e| file_error(path, e)),
+    };
+    let written = permissions.and_then(|permissions| {
+        write(&partial)?;
+        // On disk before it replaces the old file, through a handle that
+        // may write (Windows refuses to flush a read-only one).
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&partial)
             .and_then(|f| f.sync_all())
-            .and_then(keep)
+            .and_then(|()| std::fs::set_permissions(&partial, permissions))
             .and_then(|()| std::fs::rename(&partial, &target))
             .map_err(|e| file_error(path, e))
     });

@@ -105,8 +105,8 @@ impl HalfTensor {
             let _scope = self.gpu.scope();
             self.buffer()
         };
-        let bytes = readback::read_bytes_async(&self.gpu, src, 0, padded, "f16 tensor").await?;
-        let mut out: Vec<f16> = bytemuck::pod_collect_to_vec(&bytes);
+        let mut out: Vec<f16> =
+            readback::read_async(&self.gpu, src, 0, padded, "f16 tensor").await?;
         out.truncate(n);
         Ok(out)
     }
@@ -150,12 +150,8 @@ impl HalfTensor {
     fn words_holding(&self, begin: usize, end: usize) -> Result<(Vec<f16>, usize)> {
         let (w0, w1) = (begin as u64 / 2, (end as u64).div_ceil(2));
         let _scope = self.gpu.scope();
-        let bytes =
-            readback::read_bytes(&self.gpu, self.buffer(), w0 * 4, (w1 - w0) * 4, "f16 words")?;
-        Ok((
-            bytemuck::pod_collect_to_vec(&bytes),
-            begin - w0 as usize * 2,
-        ))
+        let halves = readback::read(&self.gpu, self.buffer(), w0 * 4, (w1 - w0) * 4, "f16 words")?;
+        Ok((halves, begin - w0 as usize * 2))
     }
 
     /// Overwrites elements `begin .. begin + data.len()` with `data` rounded

@@ -95,9 +95,8 @@ impl Int8Tensor {
             let _scope = self.gpu.scope();
             self.buffer()
         };
-        let bytes =
-            readback::read_bytes_async(&self.gpu, src, 0, self.bytes(), "int8 tensor").await?;
-        let words: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes);
+        let words: Vec<u32> =
+            readback::read_async(&self.gpu, src, 0, self.bytes(), "int8 tensor").await?;
         Ok(int8_rowwise::from_words(&words, self.shape[1]))
     }
 
@@ -107,14 +106,13 @@ impl Int8Tensor {
         super::check_rows(first, count, rows)?;
         let row_bytes = words_per_row(dim) as u64 * 4;
         let _scope = self.gpu.scope();
-        let bytes = readback::read_bytes(
+        let words: Vec<u32> = readback::read(
             &self.gpu,
             self.buffer(),
             first as u64 * row_bytes,
             count as u64 * row_bytes,
             "int8 tensor rows",
         )?;
-        let words: Vec<u32> = bytemuck::pod_collect_to_vec(&bytes);
         dequantize(&int8_rowwise::from_words(&words, dim), dim)
     }
 

@@ -187,8 +187,7 @@ impl Tensor {
     /// Copies the tensor to the host, blocking until it arrives.
     pub fn to_vec(&self) -> Result<Vec<f32>> {
         let _scope = self.gpu.scope();
-        let bytes = readback::read_bytes(&self.gpu, self.buffer(), 0, self.bytes(), "tensor")?;
-        Ok(bytemuck::pod_collect_to_vec(&bytes))
+        readback::read(&self.gpu, self.buffer(), 0, self.bytes(), "tensor")
     }
 
     /// Copies the tensor to the host without blocking the caller's executor.
@@ -199,8 +198,7 @@ impl Tensor {
             let _scope = self.gpu.scope();
             self.buffer()
         };
-        let bytes = readback::read_bytes_async(&self.gpu, src, 0, self.bytes(), "tensor").await?;
-        Ok(bytemuck::pod_collect_to_vec(&bytes))
+        readback::read_async(&self.gpu, src, 0, self.bytes(), "tensor").await
     }
 
     /// Copies rows `first .. first + count` of a 2-D (or higher) tensor to the host.
@@ -214,14 +212,13 @@ impl Tensor {
     /// Elements `begin .. begin + count` (in bounds: the caller checked).
     pub(crate) fn elements_to_vec(&self, begin: usize, count: usize) -> Result<Vec<f32>> {
         let _scope = self.gpu.scope();
-        let bytes = readback::read_bytes(
+        readback::read(
             &self.gpu,
             self.buffer(),
             begin as u64 * 4,
             count as u64 * 4,
             "tensor rows",
-        )?;
-        Ok(bytemuck::pod_collect_to_vec(&bytes))
+        )
     }
 
     /// Overwrites the contents with `data` (same length), in queue order.
@@ -325,9 +322,7 @@ impl IndexTensor {
     /// Copies the indices to the host, blocking until they arrive.
     pub fn to_vec(&self) -> Result<Vec<u32>> {
         let _scope = self.gpu.scope();
-        let bytes =
-            readback::read_bytes(&self.gpu, self.buffer(), 0, self.len as u64 * 4, "indices")?;
-        Ok(bytemuck::pod_collect_to_vec(&bytes))
+        readback::read(&self.gpu, self.buffer(), 0, self.len as u64 * 4, "indices")
     }
     /// Copies the indices to the host without blocking the caller's executor.
     pub async fn to_vec_async(&self) -> Result<Vec<u32>> {
@@ -339,15 +334,14 @@ impl IndexTensor {
             let _scope = self.gpu.scope();
             self.buffer()
         };
-        let bytes = readback::read_bytes_async(
+        readback::read_async(
             &self.gpu,
             src,
             first as u64 * 4,
             count as u64 * 4,
             "indices",
         )
-        .await?;
-        Ok(bytemuck::pod_collect_to_vec(&bytes))
+        .await
     }
     pub(crate) fn check_gpu(&self, gpu: &Gpu, what: &'static str) -> Result<()> {
         if self.gpu.same(gpu) {

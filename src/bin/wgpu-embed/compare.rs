@@ -6,11 +6,12 @@ use wgpu_embed::bench::Results;
 
 pub fn run(a: &Path, b: &Path) -> Result<(), String> {
     let (ra, rb) = (Results::read_json(a)?, Results::read_json(b)?);
-    print!("{}", table(&ra, &rb));
-    Ok(())
+    // As every command prints: a closed pipe (`| head`) ends it quietly.
+    crate::say(format_args!("{}", table(&ra, &rb).trim_end()))
 }
 
-/// The side-by-side table: rows matched by (vocab, path); ratio = b / a.
+/// The side-by-side table: rows matched by (vocab, path), A's order then
+/// B's rows that A lacks; ratio = b / a.
 pub fn table(a: &Results, b: &Results) -> String {
     let mut s = format!(
         "A: {} — {} [{}], {}\n",
@@ -55,6 +56,26 @@ pub fn table(a: &Results, b: &Results) -> String {
             ms(bb),
             ratio(ra.backward_ms_median, bb)
         );
+    }
+    // B's rows that A lacks (another vocabulary list): shown, not dropped.
+    for rb in &b.rows {
+        if !a
+            .rows
+            .iter()
+            .any(|r| r.vocab == rb.vocab && r.path == rb.path)
+        {
+            s += &format!(
+                "{:>9} {:<11} {:>10} {:>10} {:>7} {:>10} {:>10} {:>7}\n",
+                rb.vocab,
+                rb.path,
+                "—",
+                ms(rb.forward_ms_median),
+                "—",
+                "—",
+                ms(rb.backward_ms_median),
+                "—"
+            );
+        }
     }
     s
 }

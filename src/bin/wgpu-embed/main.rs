@@ -157,7 +157,7 @@ macro_rules! out {
     };
 }
 
-fn say(line: std::fmt::Arguments) -> Result<(), String> {
+pub(crate) fn say(line: std::fmt::Arguments) -> Result<(), String> {
     use std::io::Write;
     match writeln!(std::io::stdout().lock(), "{line}") {
         Ok(()) => Ok(()),

@@ -36,7 +36,7 @@ impl Embedding {
         state: &mut AdamState,
         options: &AdamOptions,
     ) -> Result<()> {
-        self.check_adam(state, options)?;
+        self.check_adam(state, options, true)?;
         let adam = options.args(state.step, true);
         crate::readback::block(
             "backward_adam",
@@ -69,7 +69,7 @@ impl Embedding {
         state: &mut AdamState,
         options: &AdamOptions,
     ) -> Result<()> {
-        self.check_adam(state, options)?;
+        self.check_adam(state, options, true)?;
         let adam = options.args(state.step, true);
         self.fused_gpu(indices, grad_out, Fused::Adam { state, adam })
             .await?;
@@ -81,7 +81,8 @@ impl Embedding {
     /// encoder. The update skips every write when `status` reports an
     /// out-of-range index, but the step count advances when this records:
     /// after a bad batch (see [`Status::read`]) the moments and weights are
-    /// as they were and `state.step()` is one ahead.
+    /// as they were and `state.step()` is one ahead, which
+    /// [`AdamState::set_step`] takes back.
     pub fn encode_backward_adam(
         &self,
         encoder: &mut wgpu::CommandEncoder,
@@ -92,7 +93,7 @@ impl Embedding {
         status: &Status,
     ) -> Result<()> {
         recorder::record(&self.gpu, encoder, |rec| {
-            self.check_adam(state, options)?;
+            self.check_adam(state, options, true)?;
             let adam = options.args(state.step, true);
             self.record_fused_checked(rec, indices, grad_out, Fused::Adam { state, adam }, status)?;
             state.step += 1;
@@ -143,7 +144,7 @@ impl Embedding {
         state: &AdamState,
         options: &AdamOptions,
     ) -> Result<()> {
-        self.check_adam(state, options)?;
+        self.check_adam(state, options, false)?;
         if !matches!(grad, Gradient::Dense(_)) {
             return Err(Error::InvalidArgument {
                 name: "grad",
@@ -201,10 +202,16 @@ impl Embedding {
         })
     }
 
-    fn check_adam(&self, state: &AdamState, options: &AdamOptions) -> Result<()> {
+    /// The table, the options (SparseAdam's when `sparse`: the fused
+    /// step) and the state, before anything is recorded.
+    fn check_adam(&self, state: &AdamState, options: &AdamOptions, sparse: bool) -> Result<()> {
         self.check_trainable()?;
         self.check_adam_dtype()?;
-        options.check()?;
+        if sparse {
+            options.check_sparse()?;
+        } else {
+            options.check()?;
+        }
         for (what, m) in [
             ("Adam exp_avg", &state.exp_avg),
             ("Adam exp_avg_sq", &state.exp_avg_sq),

@@ -78,7 +78,7 @@ impl Embedding {
         make: impl FnOnce(DType, usize) -> Result<Table>,
     ) -> Result<Embedding> {
         check_shape(num_embeddings, dim)?;
-        check_options(&options, num_embeddings)?;
+        check_options(gpu, &options, num_embeddings, dim)?;
         let per_block =
             rows_per_block(gpu, options.dtype, num_embeddings, dim, options.chunk_bytes)?;
         let weight = make(options.dtype, per_block)?;
@@ -292,7 +292,12 @@ fn check_len(data: &[f32], num_embeddings: usize, dim: usize, what: &'static str
     Ok(())
 }
 
-fn check_options(options: &EmbeddingOptions, num_embeddings: usize) -> Result<()> {
+fn check_options(
+    gpu: &Gpu,
+    options: &EmbeddingOptions,
+    num_embeddings: usize,
+    dim: usize,
+) -> Result<()> {
     if options.max_norm.is_some() && options.dtype != DType::F32 {
         return Err(Error::InvalidArgument {
             name: "max_norm",
@@ -313,6 +318,9 @@ fn check_options(options: &EmbeddingOptions, num_embeddings: usize) -> Result<()
     // As PyTorch, norm_type matters (and is checked) only with a max_norm.
     if let Some(m) = options.max_norm {
         crate::kernels::embedding_renorm::check_norms(m, options.norm_type)?;
+        // Here, not at the first lookup: a table whose every forward
+        // would fail is refused when it is made.
+        crate::kernels::embedding_renorm::check_dim(gpu, dim)?;
     }
     Ok(())
 }

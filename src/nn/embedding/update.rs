@@ -208,8 +208,9 @@ impl Embedding {
     /// Backward and row-wise Adagrad (FBGEMM's EXACT_ROWWISE_ADAGRAD) in one
     /// pass, without a dense gradient: for each referenced row,
     /// `state[r] += mean(g_r²)` and `w_r -= lr · g_r / (sqrt(state[r]) + eps)`.
-    /// `state` holds one f32 per row ([`adagrad_state`](Self::adagrad_state)).
-    /// Always the deterministic path. On any error weights and state are unchanged.
+    /// `state` holds one f32 per row ([`adagrad_state`](Self::adagrad_state));
+    /// `eps` is above 0 (FBGEMM's default is 1e-8). Always the deterministic
+    /// path. On any error weights and state are unchanged.
     pub fn backward_adagrad(
         &mut self,
         indices: &[u32],
@@ -336,7 +337,19 @@ impl Embedding {
             Fused::Adagrad { state, lr, eps } => {
                 self.check_state(state)?;
                 check_rate("lr", lr)?;
-                check_rate("eps", eps)
+                check_rate("eps", eps)?;
+                // FBGEMM's row-wise Adagrad takes eps > 0 (1e-8 by default):
+                // at 0, a referenced row whose gradient is zero on a zero
+                // state divides 0 by 0 and its weights turn NaN.
+                if eps == 0.0 {
+                    return Err(crate::error::Error::InvalidArgument {
+                        name: "eps",
+                        reason: "row-wise Adagrad needs eps above 0 (a zero gradient on a \
+                                 zero state would make the row NaN); FBGEMM's default is 1e-8"
+                            .into(),
+                    });
+                }
+                Ok(())
             }
             // Checked by `check_adam` when the step's constants were made.
             Fused::Adam { .. } => Ok(()),

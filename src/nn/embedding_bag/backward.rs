@@ -246,11 +246,12 @@ impl EmbeddingBag {
                 found: saved.output.shape().to_vec(),
             });
         }
-        if saved.batch != Some(super::forward::batch_fingerprint(indices, csr)) {
+        if saved.batch != Some(super::forward::batch_fingerprint(&self.table, indices, csr)) {
             return Err(Error::InvalidArgument {
                 name: "saved",
-                reason: "these winners are another batch's: pass the indices and offsets \
-                         of the forward that returned them"
+                reason: "these winners are another batch's or another bag's: pass the \
+                         indices and offsets of the forward that returned them, to the \
+                         bag that ran it"
                     .into(),
             });
         }

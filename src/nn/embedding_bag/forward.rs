@@ -10,7 +10,7 @@ use crate::gpu::Gpu;
 use crate::kernels::embedding_bag::{self, BagArgs, BagWindow};
 use crate::kernels::embedding_gather::{self, GatherArgs, Window, STATUS_OK};
 use crate::memory::GpuBuffer;
-use crate::nn::check_indices;
+use crate::nn::{check_indices, Embedding};
 use crate::recorder::{self, Recorder};
 use crate::tensor::{DType, IndexTensor, Tensor};
 
@@ -46,12 +46,19 @@ pub(super) fn csr_2d(gpu: &Gpu, dim: usize, n: usize, shape: [usize; 2]) -> Resu
     Ok(csr)
 }
 
-/// A hash of a batch (its ids and CSR offsets), kept with a forward's
-/// winners so that a backward on another batch of the same bag count is
-/// refused rather than routed by winners that are not its own.
-pub(super) fn batch_fingerprint(indices: &[u32], csr: &[u32]) -> u64 {
+/// A hash of a batch (its ids and CSR offsets) and of the table it was
+/// pooled from (its buffers and padding row), kept with a forward's winners
+/// so that a backward on another batch of the same bag count, or by
+/// another bag, is refused rather than routed by winners that are not its
+/// own. The weights' values are not in it: as with PyTorch's saved
+/// tensors, an update between forward and backward keeps the winners.
+pub(super) fn batch_fingerprint(table: &Embedding, indices: &[u32], csr: &[u32]) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
+    for block in table.weight().blocks() {
+        block.span.buffer.hash(&mut h);
+    }
+    table.options().padding_idx.hash(&mut h);
     indices.hash(&mut h);
     csr.hash(&mut h);
     h.finish()
@@ -221,10 +228,12 @@ impl EmbeddingBag {
             .transpose()?;
         let status = gpu.storage_from("embedding_bag status", &[STATUS_OK])?;
         let scratch = if gathered {
+            // At least one row: the shader reads it as vec4 or vec2 words,
+            // a binding an empty batch's 4-byte buffer is too short for.
             let rows = windows.iter().map(|w| w.positions.len()).max().unwrap_or(0);
             Some(gpu.storage(
                 "embedding_bag gathered rows",
-                (rows as u64).saturating_mul(row_bytes),
+                (rows.max(1) as u64).saturating_mul(row_bytes),
             )?)
         } else {
             None
@@ -274,7 +283,7 @@ impl EmbeddingBag {
             max_positions,
             weighted: per_sample_weights.is_some(),
             // Only max mode's winners are tied to their batch.
-            batch: (mode == BagMode::Max).then(|| batch_fingerprint(indices, csr)),
+            batch: (mode == BagMode::Max).then(|| batch_fingerprint(emb, indices, csr)),
         })
     }
 

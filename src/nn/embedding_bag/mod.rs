@@ -58,14 +58,13 @@ impl BagOutput {
         match &self.max_positions {
             Some(buffer) => {
                 let _scope = self.output.gpu().scope();
-                let bytes = crate::readback::read_bytes(
+                crate::readback::read(
                     self.output.gpu(),
                     buffer.raw(),
                     0,
                     self.output.numel() as u64 * 4,
                     "max positions",
-                )?;
-                Ok(bytemuck::pod_collect_to_vec(&bytes))
+                )
             }
             None => Ok(Vec::new()),
         }
