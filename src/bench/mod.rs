@@ -11,7 +11,7 @@ mod roofline;
 mod sweep;
 
 pub use chart::svg;
-pub use report::{summarize, Results, Roofline, Row, SCHEMA};
+pub use report::{summarize, write_file, Results, Roofline, Row, SCHEMA};
 pub use roofline::{measure as measure_roofline, measure_async as measure_roofline_async};
 #[cfg(not(target_arch = "wasm32"))]
 pub use sweep::run_blocking;

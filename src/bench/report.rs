@@ -94,11 +94,25 @@ pub struct Row {
     pub note: String,
 }
 
+/// Writes `bytes` beside `path` and renames them over it: a run killed or a
+/// disk filled mid-write leaves the last results, not half of new ones.
+pub fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(format!(".{}.partial", std::process::id()));
+    let partial = std::path::PathBuf::from(partial);
+    let written = std::fs::write(&partial, bytes).and_then(|()| std::fs::rename(&partial, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    written
+}
+
 impl Results {
-    /// Writes the results to `path` as pretty-printed JSON, replacing the file.
+    /// Writes the results to `path` as pretty-printed JSON, replacing the
+    /// file whole ([`write_file`]).
     pub fn write_json(&self, path: &Path) -> std::io::Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        std::fs::write(path, text + "\n")
+        write_file(path, (text + "\n").as_bytes())
     }
 
     /// Reads a results file, refusing one whose `schema` is not [`SCHEMA`];
@@ -130,16 +144,16 @@ impl Results {
         for r in &self.rows {
             s += &format!(
                 "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
-                self.schema,
-                self.producer,
+                csv_text(&self.schema),
+                csv_text(&self.producer),
                 csv_text(&self.adapter),
-                self.backend,
-                self.clock,
+                csv_text(&self.backend),
+                csv_text(&self.clock),
                 self.batch,
                 self.dim,
                 self.reps,
                 r.vocab,
-                r.path,
+                csv_text(&r.path),
                 opt(r.forward_ms_median),
                 opt(r.forward_ms_min),
                 opt(r.forward_ms_max),

@@ -202,9 +202,9 @@ fn run_bench(args: &BenchArgs) -> Result<(), String> {
     results
         .write_json(&json)
         .map_err(|e| format!("cannot write {}: {e}", json.display()))?;
-    std::fs::write(&csv, results.to_csv())
+    bench::write_file(&csv, results.to_csv().as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", csv.display()))?;
-    std::fs::write(&svg, bench::svg(&results)?)
+    bench::write_file(&svg, bench::svg(&results)?.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", svg.display()))?;
     out!(
         "wrote {}, {} and {}",
@@ -313,7 +313,8 @@ fn run_figures(gpu: &Gpu, size: figures::Size, reps: usize, out: &PathBuf) -> Re
         }
     }
     let json = serde_json::to_string_pretty(&figures).map_err(|e| e.to_string())?;
-    std::fs::write(out, json).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    bench::write_file(out, json.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     out!("wrote {}", out.display());
     Ok(())
 }
