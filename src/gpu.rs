@@ -517,19 +517,34 @@ impl Gpu {
         let _turn = self.gl_turn();
         let f = f;
         self.lost_flag()?;
-        let device = &self.inner.device;
-        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        // A backend's own failure (a pipeline its compiler rejects: GLSL
-        // that does not link, MSL or HLSL it cannot generate) is "internal":
-        // uncaught, it would panic in wgpu's default handler.
-        let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
+        let scopes = self.push_scopes();
         let out = f();
-        let i = pollster::block_on(internal.pop());
-        let v = pollster::block_on(validation.pop());
-        let o = pollster::block_on(oom.pop());
-        self.caught(during, [o, v, i])?;
+        self.caught(during, Self::pop_scopes(scopes).map(pollster::block_on))?;
         out
+    }
+
+    /// Out-of-memory, validation and internal error scopes, pushed in that
+    /// order. Internal: a backend's own failure (a pipeline its compiler
+    /// rejects: GLSL that does not link, MSL or HLSL it cannot generate);
+    /// uncaught, it would panic in wgpu's default handler.
+    fn push_scopes(&self) -> [wgpu::ErrorScopeGuard; 3] {
+        let device = &self.inner.device;
+        [
+            wgpu::ErrorFilter::OutOfMemory,
+            wgpu::ErrorFilter::Validation,
+            wgpu::ErrorFilter::Internal,
+        ]
+        .map(|filter| device.push_error_scope(filter))
+    }
+
+    /// Pops [`push_scopes`](Self::push_scopes)' scopes, the last pushed
+    /// first; what each caught, in push order.
+    fn pop_scopes(
+        [o, v, i]: [wgpu::ErrorScopeGuard; 3],
+    ) -> [impl std::future::Future<Output = Option<wgpu::Error>>; 3] {
+        let i = i.pop();
+        let v = v.pop();
+        [o.pop(), v, i]
     }
 
     /// What a call's error scopes caught (out of memory, validation,
@@ -564,12 +579,9 @@ impl Gpu {
         f: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
         self.lost_flag()?;
-        let device = &self.inner.device;
-        let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
+        let scopes = self.push_scopes();
         let out = f();
-        let (i, v, o) = (internal.pop(), validation.pop(), oom.pop());
+        let [o, v, i] = Self::pop_scopes(scopes);
         let caught = [o.await, v.await, i.await];
         self.caught(during, caught)?;
         out

@@ -167,11 +167,7 @@ pub(crate) fn read<T: bytemuck::Pod>(
     bytes: u64,
     what: &'static str,
 ) -> Result<Vec<T>> {
-    if bytes == 0 {
-        return Ok(Vec::new());
-    }
-    let (staging, index) = staging(gpu, src, offset, bytes)?;
-    map_after(gpu, &staging, bytes, what, index)
+    block(what, read_async(gpu, src, offset, bytes, what))
 }
 
 /// The async form of [`read`], in bytes.
