@@ -29,14 +29,18 @@ fn gpu() -> Gpu {
 }
 
 /// Sums GPU time over `iters` runs of `record` (timestamps where the
-/// adapter writes them, else wall time around the submit).
+/// adapter writes them, else wall time around the submit; never a mix:
+/// `bench::sample_seconds` takes again a sample its driver could not time).
 fn gpu_time(
     gpu: &Gpu,
     iters: u64,
     mut record: impl FnMut(&mut wgpu::CommandEncoder) -> wgpu_embed::Result<()>,
 ) -> Duration {
     (0..iters)
-        .map(|_| Duration::from_secs_f64(gpu.time(&mut record).expect("timed work").seconds))
+        .map(|_| {
+            let s = wgpu_embed::bench::sample_seconds_blocking(gpu, &mut record);
+            Duration::from_secs_f64(s.expect("timed work"))
+        })
         .sum()
 }
 
@@ -98,14 +102,9 @@ fn lookup_and_step(c: &mut Criterion, gpu: &Gpu) {
                 let gather = gpu_time(gpu, iters, |enc| {
                     emb.encode_forward(enc, &idx, &out, &status)
                 });
-                let update = (0..iters)
-                    .map(|_| {
-                        let t = gpu
-                            .time(|enc| emb.encode_backward_sgd(enc, &idx, &grad, 1e-3, &status))
-                            .expect("timed backward_sgd");
-                        Duration::from_secs_f64(t.seconds)
-                    })
-                    .sum::<Duration>();
+                let update = gpu_time(gpu, iters, |enc| {
+                    emb.encode_backward_sgd(enc, &idx, &grad, 1e-3, &status)
+                });
                 gather + update
             })
         },

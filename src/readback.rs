@@ -87,10 +87,12 @@ fn mapped<T: bytemuck::Pod>(
 ) -> Result<Vec<T>> {
     let read = match outcome {
         Some(Ok(())) => finish(gpu, staging.mapped(), bytes, what),
-        Some(Err(e)) => Err(Error::Readback {
+        // A lost device aborts the map too: said as such, as the blocking
+        // path (which waits first) says it.
+        Some(Err(e)) => Err(gpu.check_alive().err().unwrap_or(Error::Readback {
             what,
             reason: e.to_string(),
-        }),
+        })),
         None => Err(gpu.check_alive().err().unwrap_or(Error::Readback {
             what,
             reason: "the map callback never ran".into(),

@@ -99,7 +99,8 @@ impl Gpu {
                     },
                     // A driver may write a pair it cannot order (a counter
                     // reset between passes, or nothing at all): the work
-                    // ran, so its wall time stands in, said to be one.
+                    // ran, so its wall time (submit to readback of the
+                    // timestamps) stands in, said to be one.
                     None => Timing {
                         seconds: start.elapsed().as_secs_f64(),
                         clock: Clock::Wall,

@@ -441,6 +441,17 @@ fn max_mode_routes_to_the_winner_lowest_position_on_ties() {
             matches!(&r, Err(Error::InvalidArgument { name: "saved", .. })),
             "another bag: {r:?}"
         );
+        // Even one made after the first was dropped, whose table may reuse
+        // the first one's buffers from the cache.
+        let first = case.bag(gpu, false, true);
+        let kept = first.forward_with_positions(&idx, &csr, None).unwrap();
+        drop(first);
+        let second = case.bag(gpu, false, true);
+        let r = second.backward_with_positions(&idx, &csr, &kept, &g);
+        assert!(
+            matches!(&r, Err(Error::InvalidArgument { name: "saved", .. })),
+            "a later bag: {r:?}"
+        );
     });
 }
 

@@ -73,7 +73,8 @@ impl AdamOptions {
 
     /// `torch.optim.SparseAdam`'s checks, which [`backward_adam`]'s fused
     /// step makes: those of [`check`](Self::check), and lr and eps above 0
-    /// (eps as the f32 the kernel adds: with 0, a row the batch references
+    /// (as f32s, normal ones: a GPU may flush a subnormal to 0; with eps 0,
+    /// a row the batch references
     /// with a zero gradient and zero moments would divide 0 by 0 and its
     /// weights turn NaN).
     ///
@@ -84,11 +85,13 @@ impl AdamOptions {
             ("lr", self.lr, self.lr as f32),
             ("eps", self.eps, self.eps as f32),
         ] {
-            if as_f32 <= 0.0 {
+            // A normal f32: a subnormal one a GPU may flush to 0.
+            if as_f32 < f32::MIN_POSITIVE {
                 return Err(Error::InvalidArgument {
                     name,
                     reason: format!(
-                        "SparseAdam (backward_adam) needs it above 0 (and above 0 as an f32), got {v}"
+                        "SparseAdam (backward_adam) needs it above 0, and at least the \
+                         smallest normal f32 (a subnormal one may be flushed to 0), got {v}"
                     ),
                 });
             }

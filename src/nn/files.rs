@@ -530,18 +530,24 @@ fn replace_file(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<
     // a temporary file that only its owner may read.
     let permissions = match kept {
         Some(p) => Ok(p),
+        // Removed at once: `write` makes the file its own way, and one
+        // left here could be unwritable under a umask without owner write.
         None => File::create(&partial)
             .and_then(|f| f.metadata())
             .map(|m| m.permissions())
+            .and_then(|p| std::fs::remove_file(&partial).map(|()| p))
             .map_err(|e| file_error(path, e)),
     };
     let written = permissions.and_then(|permissions| {
         write(&partial)?;
-        // On disk before it replaces the old file, through a handle that
-        // may write (Windows refuses to flush a read-only one).
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&partial)
+        // On disk before it replaces the old file. Windows flushes only
+        // through a handle that may write; elsewhere a read-only one does,
+        // and works whatever mode the umask gave the new file.
+        #[cfg(windows)]
+        let handle = std::fs::OpenOptions::new().write(true).open(&partial);
+        #[cfg(not(windows))]
+        let handle = File::open(&partial);
+        handle
             .and_then(|f| f.sync_all())
             .and_then(|()| std::fs::set_permissions(&partial, permissions))
             .and_then(|()| std::fs::rename(&partial, &target))

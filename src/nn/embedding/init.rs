@@ -89,6 +89,10 @@ impl Embedding {
             dim,
             options,
             updates: Default::default(),
+            id: {
+                static TABLES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+                TABLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
         })
     }
 

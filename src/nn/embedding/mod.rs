@@ -183,6 +183,9 @@ pub struct Embedding {
     /// Updates recorded on this table: the `step` of an f16 table's
     /// stochastic rounding (see [`Embedding::update_count`]).
     updates: AtomicU64,
+    /// This table among every table the process made: what a max bag's
+    /// saved winners name (buffers are recycled, this is not).
+    pub(in crate::nn) id: u64,
 }
 
 impl Embedding {

@@ -341,11 +341,13 @@ impl Embedding {
                 // FBGEMM's row-wise Adagrad takes eps > 0 (1e-8 by default):
                 // at 0, a referenced row whose gradient is zero on a zero
                 // state divides 0 by 0 and its weights turn NaN.
-                if eps == 0.0 {
+                // A subnormal eps is 0 on a GPU that flushes them.
+                if eps < f32::MIN_POSITIVE {
                     return Err(crate::error::Error::InvalidArgument {
                         name: "eps",
-                        reason: "row-wise Adagrad needs eps above 0 (a zero gradient on a \
-                                 zero state would make the row NaN); FBGEMM's default is 1e-8"
+                        reason: "row-wise Adagrad needs eps of at least the smallest normal \
+                                 f32 (a zero gradient on a zero state would make the row NaN); \
+                                 FBGEMM's default is 1e-8"
                             .into(),
                     });
                 }

@@ -47,7 +47,7 @@ pub(super) fn csr_2d(gpu: &Gpu, dim: usize, n: usize, shape: [usize; 2]) -> Resu
 }
 
 /// A hash of a batch (its ids and CSR offsets) and of the table it was
-/// pooled from (its buffers and padding row), kept with a forward's winners
+/// pooled from (its id and padding row), kept with a forward's winners
 /// so that a backward on another batch of the same bag count, or by
 /// another bag, is refused rather than routed by winners that are not its
 /// own. The weights' values are not in it: as with PyTorch's saved
@@ -55,9 +55,7 @@ pub(super) fn csr_2d(gpu: &Gpu, dim: usize, n: usize, shape: [usize; 2]) -> Resu
 pub(super) fn batch_fingerprint(table: &Embedding, indices: &[u32], csr: &[u32]) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    for block in table.weight().blocks() {
-        block.span.buffer.hash(&mut h);
-    }
+    table.id.hash(&mut h);
     table.options().padding_idx.hash(&mut h);
     indices.hash(&mut h);
     csr.hash(&mut h);
