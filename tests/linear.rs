@@ -345,10 +345,6 @@ fn shape_mismatches_are_typed_errors_naming_both_shapes() {
             lin.sgd_step(&g, 0.1),
             Err(Error::ShapeMismatch { .. })
         ));
-        assert!(matches!(
-            Linear::new(gpu, 0, 3, true),
-            Err(Error::InvalidArgument { .. })
-        ));
         // A step whose weight gradient is right but bias gradient wrong, or
         // whose rate is not finite, records nothing: the weights keep their bits.
         let before = (
@@ -492,5 +488,51 @@ fn linear_on_one_hot_equals_embedding() {
                 "row {row}"
             );
         }
+    });
+}
+
+#[test]
+fn layers_of_no_features_are_pytorchs() {
+    // nn.Linear(0, 3): no weights, the bias U(-0, 0) = zeros (PyTorch's
+    // bound is 0 without inputs), so y is the bias; nn.Linear(4, 0): y has
+    // no columns. Backward and a step run and change nothing they lack.
+    each_gpu(|gpu| {
+        let batch = 2;
+        let none_in = Linear::new(gpu, 0, 3, true).unwrap();
+        assert_eq!(none_in.weight().shape(), &[3, 0]);
+        let b = none_in.bias().unwrap().to_vec().unwrap();
+        assert!(b.iter().all(|v| v.to_bits() == 0), "bias {b:?}");
+        let x = Tensor::zeros(gpu, &[batch, 0]).unwrap();
+        let y = none_in.forward(&x).unwrap();
+        assert_eq!(y.shape(), &[batch, 3]);
+        assert_eq!(y.to_vec().unwrap(), vec![0.0; batch * 3]);
+        let mut with_bias = Linear::new(gpu, 0, 3, true).unwrap();
+        with_bias.set_bias(&[1.0, -2.0, 0.5]).unwrap();
+        let y = with_bias.forward(&x).unwrap().to_vec().unwrap();
+        assert_eq!(y, [1.0, -2.0, 0.5, 1.0, -2.0, 0.5]);
+        let dy = Tensor::from_slice(gpu, &data(batch * 3, 5), &[batch, 3]).unwrap();
+        let g = with_bias.backward(&x, &dy).unwrap();
+        assert_eq!(g.input.shape(), &[batch, 0]);
+        assert_eq!(g.weight.shape(), &[3, 0]);
+        let dyv = dy.to_vec().unwrap();
+        let db: Vec<f32> = (0..3).map(|c| dyv[c] + dyv[3 + c]).collect();
+        assert_eq!(g.bias.as_ref().unwrap().to_vec().unwrap(), db);
+        with_bias.sgd_step(&g, 0.5).unwrap();
+        let stepped: Vec<f32> = [1.0f32, -2.0, 0.5]
+            .iter()
+            .zip(&db)
+            .map(|(b, d)| b - 0.5 * d)
+            .collect();
+        assert_eq!(with_bias.bias().unwrap().to_vec().unwrap(), stepped);
+
+        let mut none_out = Linear::new(gpu, 4, 0, true).unwrap();
+        let x = Tensor::from_slice(gpu, &data(batch * 4, 6), &[batch, 4]).unwrap();
+        let y = none_out.forward(&x).unwrap();
+        assert_eq!(y.shape(), &[batch, 0]);
+        assert!(y.to_vec().unwrap().is_empty());
+        let dy = Tensor::zeros(gpu, &[batch, 0]).unwrap();
+        let g = none_out.backward(&x, &dy).unwrap();
+        assert_eq!(g.input.to_vec().unwrap(), vec![0.0; batch * 4]);
+        none_out.sgd_step(&g, 0.5).unwrap();
     });
 }

@@ -81,12 +81,6 @@ impl Linear {
         options: LinearOptions,
     ) -> Result<Linear> {
         let _scope = gpu.scope();
-        if in_features == 0 || out_features == 0 {
-            return Err(Error::InvalidArgument {
-                name: "Linear features",
-                reason: format!("in_features and out_features must be at least 1, got {in_features} and {out_features}"),
-            });
-        }
         let weight_len = numel("Linear weight", &[out_features, in_features])?;
         gpu.check_size("Linear weight", (weight_len as u64).saturating_mul(4), true)?;
         let weight = Tensor::zeros(gpu, &[out_features, in_features])?;
@@ -97,9 +91,16 @@ impl Linear {
         };
         // Drawn only once the sizes passed their checks.
         let seed = options.seed.unwrap_or_else(|| gpu.draw_seed());
-        let bound = 1.0 / (in_features as f32).sqrt();
+        // PyTorch's bound, 0 without inputs (its bias is then zeros, and a
+        // layer of no features is allowed, as nn.Linear(0, n) or (n, 0)).
+        let bound = match in_features {
+            0 => 0.0,
+            n => 1.0 / (n as f32).sqrt(),
+        };
         let distribution = Distribution::Uniform {
-            lo: -bound,
+            // +0 without inputs, as PyTorch's integer bound 0 gives (−0.0
+            // would fill −0s).
+            lo: 0.0 - bound,
             hi: bound,
         };
         let mut encoder = gpu.encoder("Linear init");
@@ -457,7 +458,8 @@ impl Linear {
             super::check_rate("lr", lr)?;
             let params = std::iter::once((&grad.weight, &self.weight))
                 .chain(grad.bias.iter().zip(&self.bias));
-            for (g, w) in params {
+            // A parameter of no elements (a layer of no features) has nothing to step.
+            for (g, w) in params.filter(|(_, w)| w.numel() > 0) {
                 // W [out, in] and b [out] as tables of `out` rows.
                 let rows = 0..self.out_features;
                 let args = SgdArgs {
