@@ -78,7 +78,9 @@ struct Params {
     trans_b: u32,
     has_bias: u32,   // matmul_epilogue only
     accumulate: u32, // matmul_epilogue only
-    _pad0: u32,
+    // The first row-block of this dispatch: a grid past the per-dimension
+    // workgroup limit is cut into dispatches over row ranges.
+    block_row0: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -157,7 +159,7 @@ fn matmul_8x8(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
 ) {
-    let row0 = wid.y * BM4 * 4u;
+    let row0 = (params.block_row0 + wid.y) * BM4 * 4u;
     let col0 = wid.x * BN4 * 4u;
     // acc[8·h + 4·g + i]: row i of quad (g, h).
     var acc: array<vec4<f32>, 16>;
@@ -206,7 +208,7 @@ fn matmul_16x16(
     @builtin(local_invocation_id) lid: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
 ) {
-    let row0 = wid.y * BM4 * 4u;
+    let row0 = (params.block_row0 + wid.y) * BM4 * 4u;
     let col0 = wid.x * BN4 * 4u;
     // acc[16·h + 4·g + i]: row i of quad (g, h).
     var acc: array<vec4<f32>, 64>;

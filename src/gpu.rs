@@ -29,6 +29,12 @@ pub struct GpuOptions {
     /// as on an adapter with that limit. `None`: the adapter's own limit.
     /// Tests use a small cap to run the split paths on small data.
     pub max_binding_bytes: Option<u64>,
+    /// Caps the workgroups the library dispatches along one dimension,
+    /// below the adapter's `max_compute_workgroups_per_dimension`: grids
+    /// past it are folded or cut exactly as on an adapter with that limit
+    /// (at least 1). `None`: the adapter's own limit. Tests use a small cap
+    /// to run the folded paths on small data.
+    pub max_workgroups_per_dimension: Option<u32>,
     /// How long a call waits for its submission before giving up with
     /// `Error::Timeout` (a GPU that hangs without being lost would otherwise
     /// block it forever). `None`: [`DEFAULT_WAIT_TIMEOUT`]. It bounds the
@@ -255,15 +261,18 @@ impl Gpu {
 
     /// [`open`](Self::open) without blocking (a web page cannot block).
     pub(crate) async fn open_async(adapter: &wgpu::Adapter, options: &GpuOptions) -> Result<Gpu> {
-        let cap = match options.max_binding_bytes {
-            Some(bytes) if bytes < 4 => {
-                return Err(Error::InvalidArgument {
-                    name: "max_binding_bytes",
-                    reason: format!("a storage binding needs at least 4 bytes, got {bytes}"),
-                })
-            }
-            cap => cap.map(|b| b / 4 * 4),
-        };
+        if let Some(bytes) = options.max_binding_bytes.filter(|&b| b < 4) {
+            return Err(Error::InvalidArgument {
+                name: "max_binding_bytes",
+                reason: format!("a storage binding needs at least 4 bytes, got {bytes}"),
+            });
+        }
+        if options.max_workgroups_per_dimension == Some(0) {
+            return Err(Error::InvalidArgument {
+                name: "max_workgroups_per_dimension",
+                reason: "a dispatch needs at least 1 workgroup per dimension, got 0".into(),
+            });
+        }
         let info = adapter.get_info();
         let features = adapter.features() & WANTED_FEATURES;
         let desc = wgpu::DeviceDescriptor {
@@ -287,10 +296,7 @@ impl Gpu {
         device.on_uncaptured_error(Arc::new(|e| {
             eprintln!("wgpu-embed: uncaptured GPU error: {e}");
         }));
-        let timeout = options.wait_timeout.unwrap_or(DEFAULT_WAIT_TIMEOUT);
-        let cache = options.cache_bytes.unwrap_or(DEFAULT_CACHE_BYTES);
-        let checked = options.exact_checked;
-        Ok(Gpu::wrap(device, queue, info, cap, timeout, cache, checked))
+        Ok(Gpu::wrap(device, queue, info, options))
     }
 
     /// Wraps a device and queue the caller already owns (a renderer's, a
@@ -302,26 +308,19 @@ impl Gpu {
     /// `Gpu` unaware of a loss).
     pub fn from_wgpu(device: wgpu::Device, queue: wgpu::Queue) -> Gpu {
         let info = device.adapter_info();
-        Gpu::wrap(
-            device,
-            queue,
-            info,
-            None,
-            DEFAULT_WAIT_TIMEOUT,
-            DEFAULT_CACHE_BYTES,
-            None,
-        )
+        Gpu::wrap(device, queue, info, &GpuOptions::default())
     }
 
+    /// The `Gpu` of a device, with `options`' caps, timeout, cache and
+    /// exact-arithmetic path (its adapter choice was made before).
     fn wrap(
         device: wgpu::Device,
         queue: wgpu::Queue,
         info: wgpu::AdapterInfo,
-        max_binding_bytes: Option<u64>,
-        wait_timeout: std::time::Duration,
-        cache_bytes: u64,
-        exact_checked: Option<bool>,
+        options: &GpuOptions,
     ) -> Gpu {
+        let wait_timeout = options.wait_timeout.unwrap_or(DEFAULT_WAIT_TIMEOUT);
+        let cache_bytes = options.cache_bytes.unwrap_or(DEFAULT_CACHE_BYTES);
         let lost = Arc::new(Mutex::new(None));
         let flag = lost.clone();
         device.set_device_lost_callback(move |reason, message| {
@@ -329,12 +328,18 @@ impl Gpu {
             *slot = Some(format!("{reason:?}: {message}"));
         });
         let mut limits = device.limits();
-        if let Some(cap) = max_binding_bytes {
+        if let Some(cap) = options.max_binding_bytes {
             limits.max_storage_buffer_binding_size =
-                limits.max_storage_buffer_binding_size.min(cap);
+                limits.max_storage_buffer_binding_size.min(cap / 4 * 4);
+        }
+        if let Some(cap) = options.max_workgroups_per_dimension {
+            limits.max_compute_workgroups_per_dimension =
+                limits.max_compute_workgroups_per_dimension.min(cap.max(1));
         }
         let features = device.features();
-        let exact_checked = exact_checked.unwrap_or(info.device_type != wgpu::DeviceType::Cpu);
+        let exact_checked = options
+            .exact_checked
+            .unwrap_or(info.device_type != wgpu::DeviceType::Cpu);
         let gl = GlLock::new(info.backend);
         Gpu {
             inner: Arc::new(GpuInner {

@@ -588,3 +588,36 @@ fn an_operand_the_texture_path_copies_may_be_past_one_binding() {
         }
     });
 }
+
+#[test]
+fn rows_past_the_workgroup_limit_are_cut_into_dispatches() {
+    // 4000 rows are more row-blocks than 16 workgroups along one dimension
+    // at any tile height: the product runs as several dispatches over row
+    // ranges (the texture path, which packs for one grid, takes the buffer
+    // tiles). Where an adapter once refused "matmul grid", the product matches
+    // the twin, and on Vulkan (the same tiles either way) the uncapped bits.
+    let _serial = common::serial();
+    let (m, n, k) = (4000, 16, 33);
+    for shared in common::gpus() {
+        let capped = common::reopen(shared, |o| o.max_workgroups_per_dimension = Some(16));
+        for (i, (trans_a, trans_b)) in [(false, false), (true, true)].into_iter().enumerate() {
+            let o = MatmulOptions {
+                trans_a,
+                trans_b,
+                accumulate: i == 1,
+            };
+            check_product(&capped, m, n, k, o, true, 70 + i as u64);
+        }
+        if shared.adapter_info().backend == wgpu::Backend::Vulkan {
+            let product = |gpu: &Gpu| {
+                let a = Tensor::from_slice(gpu, &data(m * k, 80), &[m, k]).unwrap();
+                let b = Tensor::from_slice(gpu, &data(k * n, 81), &[k, n]).unwrap();
+                let bias = Tensor::from_slice(gpu, &data(n, 82), &[n]).unwrap();
+                let c = Tensor::zeros(gpu, &[m, n]).unwrap();
+                matmul::matmul_into(&a, &b, Some(&bias), &c, MatmulOptions::default()).unwrap();
+                c.to_vec().unwrap()
+            };
+            common::assert_bits_eq("capped vs uncapped", &product(&capped), &product(shared));
+        }
+    }
+}

@@ -52,7 +52,10 @@ struct Params {
     /// `matmul_epilogue` only: add the bias, add the old C.
     has_bias: u32,
     accumulate: u32,
-    _pad: [u32; 3],
+    /// The product only: its first row-block (rows past the per-dimension
+    /// workgroup limit are cut into dispatches; see [`row_pieces`]).
+    block_row0: u32,
+    _pad: [u32; 2],
 }
 
 /// One dispatch of the product over a K range, with its override constants;
@@ -142,6 +145,13 @@ fn k_chunks(gpu: &Gpu, k: usize, tiles: &Tiles) -> Vec<std::ops::Range<usize>> {
     (0..k.div_ceil(chunk))
         .map(|i| i * chunk..((i + 1) * chunk).min(k))
         .collect()
+}
+
+/// `groups_y` row-blocks as dispatches of at most `max` each: (first
+/// block, blocks). One piece within the limit, as before the cut.
+fn row_pieces(groups_y: u32, max: u32) -> impl Iterator<Item = (u32, u32)> {
+    let max = max.max(1);
+    (0..groups_y.div_ceil(max)).map(move |i| (i * max, max.min(groups_y - i * max)))
 }
 
 /// The override constants of one dispatch: the tile shape, the bias and
@@ -255,7 +265,12 @@ pub(crate) fn record(rec: &mut Recorder, args: &MatmulArgs) -> Result<()> {
         (groups_x, groups_y),
         (tiles.wg_x, tiles.wg_y),
     );
-    if tiles.register == RegisterTile::Texture32x32 && !texture::fits(gpu, &packed) {
+    let max = gpu.limits().max_compute_workgroups_per_dimension;
+    // The texture path packs its operands for one grid: rows past the
+    // per-dimension limit take the buffer tiles, which cut them.
+    if tiles.register == RegisterTile::Texture32x32
+        && (!texture::fits(gpu, &packed) || groups_y > max)
+    {
         if args.tiles.is_some() {
             let side = [packed.a.0, packed.a.1, packed.b.0, packed.b.1];
             return Err(Error::TooMany {
@@ -268,11 +283,12 @@ pub(crate) fn record(rec: &mut Recorder, args: &MatmulArgs) -> Result<()> {
         tiles = buffer_tiles_for(gpu);
         (groups_x, groups_y) = grid(&tiles)?;
     }
-    let max = gpu.limits().max_compute_workgroups_per_dimension;
-    if groups_x > max || groups_y > max {
+    // Columns are not cut: N past the limit's blocks (millions of output
+    // features) is refused.
+    if groups_x > max {
         return Err(Error::TooMany {
-            what: "matmul grid",
-            count: groups_x.max(groups_y) as u128,
+            what: "matmul column blocks",
+            count: groups_x as u128,
             limit: max as u64,
             limit_name: "max_compute_workgroups_per_dimension, in workgroups",
         });
@@ -299,7 +315,8 @@ pub(crate) fn record(rec: &mut Recorder, args: &MatmulArgs) -> Result<()> {
                 trans_b: o.trans_b.into(),
                 has_bias: has_bias.into(),
                 accumulate: accumulate.into(),
-                _pad: [0; 3],
+                block_row0: 0,
+                _pad: [0; 2],
             };
             let constants = if epilogue {
                 constants(&tiles, false, false)
@@ -350,19 +367,24 @@ pub(crate) fn record(rec: &mut Recorder, args: &MatmulArgs) -> Result<()> {
             (Some(s), true) => s.raw(),
             _ => args.c,
         };
-        rec.launch_checked(
-            &product_spec(tiles.register),
-            &d.constants,
-            RuntimeChecks::Unchecked,
-            &d.params,
-            &[
-                (1, args.a.into()),
-                (2, args.b.into()),
-                (3, bias.into()),
-                (4, out.into()),
-            ],
-            Work::Grid(groups_x, groups_y),
-        )?;
+        for (block_row0, blocks) in row_pieces(groups_y, max) {
+            rec.launch_checked(
+                &product_spec(tiles.register),
+                &d.constants,
+                RuntimeChecks::Unchecked,
+                &Params {
+                    block_row0,
+                    ..d.params
+                },
+                &[
+                    (1, args.a.into()),
+                    (2, args.b.into()),
+                    (3, bias.into()),
+                    (4, out.into()),
+                ],
+                Work::Grid(groups_x, blocks),
+            )?;
+        }
         if let (Some(s), true) = (&scratch, d.epilogue) {
             epilogue(rec, d, bias, s.raw(), args.c)?;
         }
@@ -475,4 +497,17 @@ pub fn encode_tensors(
             fuse_extras: None,
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn row_pieces_cover_the_rows_once_within_the_limit() {
+        let pieces = |g, max| super::row_pieces(g, max).collect::<Vec<_>>();
+        assert_eq!(pieces(5, 16), [(0, 5)]);
+        assert_eq!(pieces(16, 16), [(0, 16)]);
+        assert_eq!(pieces(33, 16), [(0, 16), (16, 16), (32, 1)]);
+        assert_eq!(pieces(0, 16), []);
+        assert_eq!(pieces(u32::MAX, u32::MAX), [(0, u32::MAX)]);
+    }
 }
