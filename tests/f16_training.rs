@@ -305,16 +305,25 @@ fn f16_updates_match_their_twins_to_nearest_and_stochastic() {
 }
 
 #[test]
-fn f16_updates_in_several_row_blocks_match_one_block() {
+fn f16_updates_in_several_row_blocks_match_the_twins() {
     // 61 rows of 5 halves (10 bytes) per block: odd rows per block, so a
     // block's last row ends mid-word; and 64-wide rows, 16 per block.
     for (dim, rows_per_block) in [(5usize, 61u64), (64, 16)] {
         let c = case(300, dim, 2000, 7 + dim as u64);
         for rounding in [F16Rounding::Nearest, F16Rounding::Stochastic { seed: SEED }] {
+            // Blocks are cut at multiples of 8 bytes: 616 holds 61 rows of 10.
             let o = EmbeddingOptions {
-                chunk_bytes: Some(rows_per_block * dim as u64 * 2),
+                chunk_bytes: Some((rows_per_block * dim as u64 * 2).next_multiple_of(8)),
                 ..options(rounding)
             };
+            each_gpu(|gpu| {
+                let t = c.table(gpu, &o);
+                let starts = t.weight().row_starts().to_vec();
+                assert_eq!(
+                    starts[1], rows_per_block as usize,
+                    "rows per block: {starts:?}"
+                );
+            });
             each_gpu(|gpu| assert!(c.table(gpu, &o).weight().num_blocks() > 1, "several blocks"));
             updates_case(&c, &o);
         }
@@ -566,5 +575,45 @@ fn bad_f16_training_input_is_an_error_and_changes_nothing() {
         assert!(emb.backward_sgd(&c.indices, &g, f32::NAN).is_err());
         assert_eq!(emb.weight().to_f16_vec().unwrap(), before);
         assert_eq!(emb.update_count(), 0, "failed updates do not count");
+    });
+}
+
+#[test]
+fn past_the_largest_f16_stochastic_rounding_saturates_and_nearest_overflows() {
+    // Rows at ±65504 (the largest f16) stepped outward: rounding to nearest
+    // gives ±inf (as `.half()`), stochastic rounding ±65504 (as FBGEMM's,
+    // which converts toward zero), in the fused update and in sgd_step.
+    let mut init = vec![65504.0f32; 4];
+    init.extend([-65504.0; 4]);
+    init.extend([0.0; 4]);
+    each_gpu(|gpu| {
+        for rounding in [F16Rounding::Nearest, F16Rounding::Stochastic { seed: SEED }] {
+            let want: Vec<f32> = match rounding {
+                F16Rounding::Nearest => [f32::INFINITY, f32::NEG_INFINITY],
+                F16Rounding::Stochastic { .. } => [65504.0, -65504.0],
+            }
+            .iter()
+            .flat_map(|&v| [v; 4])
+            .chain([0.0; 4])
+            .collect();
+            let mut g = vec![-100.0f32; 4];
+            g.extend([100.0; 4]);
+            let g = Tensor::from_slice(gpu, &g, &[2, 4]).unwrap();
+            let mut fused =
+                Embedding::from_pretrained_with_options(gpu, &init, 3, 4, options(rounding))
+                    .unwrap();
+            fused.backward_sgd(&[0, 1], &g, 1.0).unwrap();
+            assert_eq!(fused.weight().to_vec().unwrap(), want, "fused {rounding:?}");
+            let mut stepped =
+                Embedding::from_pretrained_with_options(gpu, &init, 3, 4, options(rounding))
+                    .unwrap();
+            let grad = stepped.backward(&[0, 1], &g).unwrap();
+            stepped.sgd_step(&grad, 1.0).unwrap();
+            assert_eq!(
+                stepped.weight().to_vec().unwrap(),
+                want,
+                "sgd_step {rounding:?}"
+            );
+        }
     });
 }

@@ -15,8 +15,10 @@
 // key = seed: the top bit keeps them apart from uniform_init's streams
 // (counter words 2 and 3 zero), and nothing depends on the dispatch.
 
-// The f16 bits of x: NaN stays NaN (quiet), overflow gives ±inf, f16
-// subnormals are kept. `random` is only read when `stochastic`.
+// The f16 bits of x: NaN stays NaN (quiet), f16 subnormals are kept;
+// overflow gives ±inf to nearest (as `.half()`), and ±65504 stochastically
+// (as FBGEMM, whose stochastic rounding converts toward zero: a finite
+// weight never becomes inf). `random` is only read when `stochastic`.
 fn f16_bits(x: f32, random: u32, stochastic: bool) -> u32 {
     let b = bitcast<u32>(x);
     let sign = (b >> 16u) & 0x8000u;
@@ -47,9 +49,10 @@ fn f16_bits(x: f32, random: u32, stochastic: bool) -> u32 {
         }
     }
     // q counts f16 ulps from the binade's start (the implicit bit included,
-    // so a carry moves into the exponent); past 65504 it reaches inf.
+    // so a carry moves into the exponent); past 65504 it reaches inf, or
+    // stays at 65504 stochastically.
     let bits = q + (u32(max(e + 14, 0)) << 10u);
-    return sign | min(bits, 0x7C00u);
+    return sign | min(bits, select(0x7C00u, 0x7BFFu, stochastic));
 }
 
 // Element `row · dim + col` of a table as a 64-bit (lo, hi) pair.

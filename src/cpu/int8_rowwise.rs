@@ -122,6 +122,17 @@ impl super::Rows for Int8Rows<'_> {
 mod tests {
     use super::*;
 
+    /// FBGEMM rounds codes with lrintf: to nearest, ties to even. A range
+    /// of 255 makes the inverse exactly 1, so 0.5 and 2.5 are ties (ties
+    /// away from zero would give 1 and 3).
+    #[test]
+    fn codes_round_ties_to_even() {
+        let fused = quantize(&[0.0, 0.5, 2.5, 255.0], 4);
+        assert_eq!(&fused[..4], [0, 0, 2, 255]);
+        assert_eq!(f32::from_le_bytes(fused[4..8].try_into().unwrap()), 1.0);
+        assert_eq!(f32::from_le_bytes(fused[8..12].try_into().unwrap()), 0.0);
+    }
+
     #[test]
     fn quantize_keeps_each_value_within_half_a_step() {
         let dim = 7;

@@ -33,7 +33,9 @@ impl Round16 {
 
 /// The f16 bits of `x`, as the shader's `f16_bits`: to nearest (ties to
 /// even) or, when `stochastic`, up when the dropped bits plus the top bits
-/// of `random` carry. NaN gives a quiet NaN, overflow ±inf.
+/// of `random` carry. NaN gives a quiet NaN; overflow ±inf to nearest, and
+/// ±65504 stochastically (FBGEMM converts toward zero there: a finite weight
+/// never becomes inf).
 pub fn f16_bits(x: f32, random: u32, stochastic: bool) -> u16 {
     let b = x.to_bits();
     let sign = ((b >> 16) & 0x8000) as u16;
@@ -60,7 +62,7 @@ pub fn f16_bits(x: f32, random: u32, stochastic: bool) -> u16 {
         }
     }
     let bits = q + (((e + 14).max(0) as u32) << 10);
-    sign | bits.min(0x7C00) as u16
+    sign | bits.min(if stochastic { 0x7BFF } else { 0x7C00 }) as u16
 }
 
 /// The random bits of table element `element` at update `step`: lane
@@ -238,6 +240,26 @@ mod tests {
             let bound = 5.0 * ulp / (2.0 * (draws as f64).sqrt());
             assert!((mean - x.abs() as f64).abs() < bound, "{x}: mean {mean}");
         }
+        // Past the largest f16, stochastic rounding saturates (FBGEMM
+        // converts toward zero) where rounding to nearest overflows.
+        for (i, x) in [65504.5f32, 65519.0, -65530.0, 1.0e9, f32::MAX]
+            .into_iter()
+            .enumerate()
+        {
+            let r = Round16::Stochastic { seed: 7, step: 3 }.round(x, i as u64);
+            assert_eq!(
+                r.to_bits(),
+                0x7BFF | if x < 0.0 { 0x8000 } else { 0 },
+                "{x}"
+            );
+        }
+        assert_eq!(Round16::Nearest.round(65530.0, 0).to_bits(), 0x7C00);
+        assert_eq!(
+            Round16::Stochastic { seed: 7, step: 3 }
+                .round(f32::INFINITY, 0)
+                .to_bits(),
+            0x7C00
+        );
         for h in [0x3C00u16, 0x0001, 0x7BFF, 0x8400, 0x0000] {
             let x = f16::from_bits(h).to_f32();
             for e in 0..100 {

@@ -106,10 +106,9 @@ pub(crate) fn record(rec: &mut Recorder, args: &SgdArgs) -> Result<()> {
     let gpu = rec.gpu();
     let range = &args.weight.rows;
     let range = range.start.min(args.num_embeddings)..range.end.min(args.num_embeddings);
-    to_u32(
-        "table elements",
-        args.num_embeddings.saturating_mul(args.dim),
-    )?;
+    // Per block, not the whole table: the shader indexes within its block
+    // (the Philox element key is 64-bit), so a table past 2^32 elements in
+    // several blocks steps as the fused updates do.
     to_u32("table block elements", range.len().saturating_mul(args.dim))?;
     let elem = if args.half.is_some() { 2 } else { 4 };
     let row_bytes = args.dim as u64 * elem;

@@ -23,10 +23,18 @@ pub struct HalfTensor {
 /// kernels read f16 tables as `array<vec2<u32>>` and a runtime array's length
 /// is the binding size divided by 8, rounded down.
 pub(crate) fn half_bytes(n: usize) -> u64 {
-    (n as u64 * 2).div_ceil(8) * 8
+    (n as u64).saturating_mul(2).div_ceil(8).saturating_mul(8)
 }
 
 impl HalfTensor {
+    /// A tensor of `shape` of +0s: a zeroed buffer (nothing built on the host).
+    pub(crate) fn zeros(gpu: &Gpu, shape: &[usize]) -> Result<HalfTensor> {
+        let bytes = half_bytes(numel("f16 tensor", shape)?);
+        gpu.check_size("f16 tensor", bytes, true)?;
+        let buffer = gpu.storage("f16 tensor", bytes)?;
+        Ok(HalfTensor::from_parts(gpu, buffer, shape.to_vec()))
+    }
+
     /// Uploads `data` (already f16) as a tensor of `shape`.
     pub fn from_f16(gpu: &Gpu, data: &[f16], shape: &[usize]) -> Result<HalfTensor> {
         let n = numel("f16 tensor", shape)?;

@@ -32,6 +32,19 @@ fn int8_bytes(rows: usize, dim: usize) -> u64 {
 }
 
 impl Int8Tensor {
+    /// `rows` rows of zeros, as FBGEMM's quantizer stores them (codes 0,
+    /// scale +0, bias +0: every word 0): a zeroed buffer, nothing built on
+    /// the host.
+    pub(crate) fn zeros(gpu: &Gpu, [rows, dim]: [usize; 2]) -> Result<Int8Tensor> {
+        let bytes = int8_bytes(rows, dim);
+        gpu.check_size("int8 row-wise tensor", bytes, true)?;
+        Ok(Int8Tensor {
+            gpu: gpu.clone(),
+            buffer: Arc::new(gpu.storage("int8 row-wise tensor", bytes)?),
+            shape: [rows, dim],
+        })
+    }
+
     /// Uploads rows in FBGEMM's layout (`rows × (dim + 8)` bytes).
     pub fn from_fused(gpu: &Gpu, fused: &[u8], [rows, dim]: [usize; 2]) -> Result<Int8Tensor> {
         let bytes = int8_bytes(rows, dim);

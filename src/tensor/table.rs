@@ -37,15 +37,10 @@ impl Block {
     fn zeros(gpu: &Gpu, dtype: DType, shape: [usize; 2]) -> Result<Block> {
         Ok(match dtype {
             DType::F32 => Block::F32(Tensor::zeros(gpu, &shape)?),
-            DType::F16 => {
-                let zeros = vec![f16::ZERO; shape[0] * shape[1]];
-                Block::F16(HalfTensor::from_f16(gpu, &zeros, &shape)?)
-            }
-            DType::Int8 => Block::Int8(Int8Tensor::quantize(
-                gpu,
-                &vec![0.0; shape[0] * shape[1]],
-                shape,
-            )?),
+            // Zeroed buffers: +0 halves, and FBGEMM's rows of zeros (codes 0,
+            // scale and bias +0) are all-zero words too.
+            DType::F16 => Block::F16(HalfTensor::zeros(gpu, &shape)?),
+            DType::Int8 => Block::Int8(Int8Tensor::zeros(gpu, shape)?),
         })
     }
     fn buffer(&self) -> &wgpu::Buffer {

@@ -166,7 +166,9 @@ pub enum F16Rounding {
     /// probability (x − down) / (up − down), so small updates survive on
     /// average instead of rounding away. The random bits come from Philox
     /// keyed by (`seed`, the table's update count, the element), so a run is
-    /// bit-reproducible on every adapter (`cpu::Round16` is the twin).
+    /// bit-reproducible on every adapter (`cpu::Round16` is the twin). A
+    /// finite result past the largest f16 saturates at ±65504, as FBGEMM's
+    /// (which converts toward zero) does, where rounding to nearest gives ±inf.
     Stochastic {
         /// The Philox key's seed: the same seed, update count and element give the same rounding.
         seed: u64,
