@@ -386,7 +386,9 @@ impl Gpu {
         &self.inner.info
     }
     /// The limits the device was opened with (`max_storage_buffer_binding_size`
-    /// lowered to [`GpuOptions::max_binding_bytes`] when that is set).
+    /// lowered to [`GpuOptions::max_binding_bytes`] and
+    /// `max_compute_workgroups_per_dimension` to
+    /// [`GpuOptions::max_workgroups_per_dimension`] when those are set).
     pub fn limits(&self) -> &wgpu::Limits {
         &self.inner.limits
     }

@@ -172,17 +172,6 @@ pub(crate) fn read<T: bytemuck::Pod>(
     block(what, read_async(gpu, src, offset, bytes, what))
 }
 
-/// The async form of [`read`], in bytes.
-pub(crate) async fn read_bytes_async(
-    gpu: &Gpu,
-    src: &wgpu::Buffer,
-    offset: u64,
-    bytes: u64,
-    what: &'static str,
-) -> Result<Vec<u8>> {
-    read_async(gpu, src, offset, bytes, what).await
-}
-
 /// The async form of [`read`]: a helper thread drives the device until the
 /// copy lands, so the caller's executor is never blocked.
 pub(crate) async fn read_async<T: bytemuck::Pod>(

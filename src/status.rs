@@ -60,10 +60,9 @@ impl Status {
 
     /// [`read`](Self::read) without blocking (a web page's way).
     pub async fn read_async(&self) -> Result<Option<usize>> {
-        let bytes =
-            crate::readback::read_bytes_async(&self.gpu, self.word.raw(), 0, 4, "status word")
-                .await?;
-        Ok(bad_position(&bytes))
+        let word =
+            crate::readback::read_async(&self.gpu, self.word.raw(), 0, 4, "status word").await?;
+        Ok(bad_position(&word))
     }
 
     /// Records the word's copy into `encoder` (after the kernels), submits
@@ -106,9 +105,9 @@ impl Status {
         indices: &IndexTensor,
         num_embeddings: usize,
     ) -> Result<()> {
-        let bytes =
+        let word =
             crate::readback::map_after_async(&self.gpu, &staging, 4, "status word", index).await?;
-        match bad_position(&bytes) {
+        match bad_position(&word) {
             None => Ok(()),
             Some(position) => {
                 let at = indices.to_vec_range_async(position, 1).await?;
@@ -123,8 +122,8 @@ impl Status {
 }
 
 /// The first bad position a status word read back holds, if any.
-fn bad_position(word: &[u8]) -> Option<usize> {
-    let word: u32 = bytemuck::pod_read_unaligned(word);
+fn bad_position(word: &[u32]) -> Option<usize> {
+    let word = word.first().copied().unwrap_or(STATUS_OK);
     (word != STATUS_OK).then_some(word as usize)
 }
 

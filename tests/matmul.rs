@@ -608,6 +608,41 @@ fn rows_past_the_workgroup_limit_are_cut_into_dispatches() {
             };
             check_product(&capped, m, n, k, o, true, 70 + i as u64);
         }
+        // Texture tiles asked for by name cannot cut their grid: refused,
+        // naming the workgroup limit (their packing grids count too: 500
+        // rows are 16 row-blocks, but packing A takes 32 workgroups each).
+        for m in [4000, 500] {
+            let (a, b, c) = (
+                Tensor::zeros(&capped, &[m, k]).unwrap(),
+                Tensor::zeros(&capped, &[k, n]).unwrap(),
+                Tensor::zeros(&capped, &[m, n]).unwrap(),
+            );
+            let r = matmul::encode(
+                &capped,
+                &mut capped.encoder("texture tiles past the cap"),
+                &MatmulArgs {
+                    m,
+                    n,
+                    k,
+                    a: a.buffer(),
+                    b: b.buffer(),
+                    bias: None,
+                    c: c.buffer(),
+                    options: MatmulOptions::default(),
+                    tiles: Some(Tiles {
+                        wg_x: 8,
+                        wg_y: 1,
+                        bk: 1,
+                        register: RegisterTile::Texture32x32,
+                    }),
+                    fuse_extras: None,
+                },
+            );
+            assert!(
+                matches!(&r, Err(Error::TooMany { limit_name, .. }) if limit_name.contains("max_compute_workgroups_per_dimension")),
+                "m {m}: {r:?}"
+            );
+        }
         if shared.adapter_info().backend == wgpu::Backend::Vulkan {
             let product = |gpu: &Gpu| {
                 let a = Tensor::from_slice(gpu, &data(m * k, 80), &[m, k]).unwrap();

@@ -266,18 +266,29 @@ pub(crate) fn record(rec: &mut Recorder, args: &MatmulArgs) -> Result<()> {
         (tiles.wg_x, tiles.wg_y),
     );
     let max = gpu.limits().max_compute_workgroups_per_dimension;
-    // The texture path packs its operands for one grid: rows past the
-    // per-dimension limit take the buffer tiles, which cut them.
+    // The texture path packs its operands for one grid: a grid past the
+    // per-dimension limit (its packing kernels' included) takes the buffer
+    // tiles, which cut the rows.
+    let texture_grid =
+        texture::largest_grid(&packed, (groups_x, groups_y), (tiles.wg_x, tiles.wg_y));
     if tiles.register == RegisterTile::Texture32x32
-        && (!texture::fits(gpu, &packed) || groups_y > max)
+        && (!texture::fits(gpu, &packed) || texture_grid > max)
     {
-        if args.tiles.is_some() {
+        if args.tiles.is_some() && !texture::fits(gpu, &packed) {
             let side = [packed.a.0, packed.a.1, packed.b.0, packed.b.1];
             return Err(Error::TooMany {
                 what: "matmul packed operand (texture side)",
                 count: side.into_iter().max().unwrap_or(0) as u128,
                 limit: gpu.limits().max_texture_dimension_2d as u64,
                 limit_name: "max_texture_dimension_2d, in texels",
+            });
+        }
+        if args.tiles.is_some() {
+            return Err(Error::TooMany {
+                what: "matmul grid on the texture path (one grid, its packing included)",
+                count: texture_grid as u128,
+                limit: max as u64,
+                limit_name: "max_compute_workgroups_per_dimension, in workgroups",
             });
         }
         tiles = buffer_tiles_for(gpu);

@@ -18,7 +18,8 @@ use crate::tensor::{numel, Tensor};
 pub struct LinearOptions {
     /// Add a learnable bias of `out_features` values.
     pub bias: bool,
-    /// Seed of the U(−1/√in, 1/√in) initial weight and bias. The weight takes
+    /// Seed of the U(−1/√in, 1/√in) initial weight and bias (a bound of 0,
+    /// so a +0 bias, without inputs: PyTorch's). The weight takes
     /// elements `0 .. out·in` of the Philox stream, the bias the elements
     /// after them, so the two never share random numbers. `None` (default):
     /// drawn from the `Gpu`, as an embedding's is

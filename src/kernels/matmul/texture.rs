@@ -65,6 +65,17 @@ pub(super) fn packed_sizes(k: usize, trans_b: bool, groups: (u32, u32), wg: (u32
     }
 }
 
+/// The largest dimension of the path's grids: the product's `groups`, and
+/// the packing kernels', one invocation per `wg` block of texels.
+pub(super) fn largest_grid(packed: &Packed, groups: (u32, u32), wg: (u32, u32)) -> u32 {
+    let packing = |(x, y): (u32, u32)| x.div_ceil(wg.0.max(1)).max(y.div_ceil(wg.1.max(1)));
+    groups
+        .0
+        .max(groups.1)
+        .max(packing(packed.a))
+        .max(packing(packed.b))
+}
+
 /// Whether both packed operands fit the adapter's texture limit.
 pub(super) fn fits(gpu: &Gpu, packed: &Packed) -> bool {
     let max = gpu.limits().max_texture_dimension_2d;

@@ -230,10 +230,10 @@ impl Embedding {
         drop(scope);
         self.check_submitted(submitted, status, indices).await?;
         // The copy into the staging buffer is submitted before the first await.
-        let unique_bytes =
-            crate::readback::read_bytes_async(gpu, ranks_raw, v as u64 * 4, 4, "sparse row count")
+        let unique: Vec<u32> =
+            crate::readback::read_async(gpu, ranks_raw, v as u64 * 4, 4, "sparse row count")
                 .await?;
-        let unique = (bytemuck::pod_read_unaligned::<u32>(&unique_bytes) as usize).min(capacity);
+        let unique = (unique.first().copied().unwrap_or(0) as usize).min(capacity);
         // The rows and values stay where the kernels wrote them: no copy.
         let row_tensor = IndexTensor::from_parts(gpu, rows, unique);
         let values = match self.dtype() {
@@ -319,7 +319,7 @@ impl Embedding {
             } else {
                 // One word: a table too large for one binding of counts
                 // is not refused for a buffer the shader never reads.
-                gpu.storage("gradient row counts (unread)", 4)?
+                gpu.storage_uninit("gradient row counts (unread)", 4)?
             };
             // One scatter per block of the gradient, each adding only its rows.
             for block in blocks {
