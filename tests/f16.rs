@@ -218,3 +218,39 @@ fn an_f16_table_in_row_blocks_gives_the_bits_of_one_in_one_block() {
         }
     });
 }
+
+#[test]
+fn f16_subnormals_survive_the_gather_and_the_update() {
+    // The smallest and the largest-magnitude negative f16 subnormals, the
+    // smallest normal and 1, gathered exactly (as `.half().float()`); then
+    // 2^-14 stepped down by 2^-15 lands on the subnormal 2^-15 (0x0200),
+    // as the twin rounds it, not on 0.
+    let bits = [0x0001u16, 0x83FF, 0x0400, 0x3C00];
+    let values: Vec<f32> = bits.iter().map(|&b| f16::from_bits(b).to_f32()).collect();
+    each_gpu(|gpu| {
+        let mut emb =
+            Embedding::from_pretrained_with_options(gpu, &values, 2, 2, f16_options()).unwrap();
+        let got = emb.forward(&[0, 1]).unwrap().to_vec().unwrap();
+        assert_bits_eq("f16 subnormals gathered", &got, &values);
+        let g =
+            wgpu_embed::Tensor::from_slice(gpu, &[0.0, 0.0, 2f32.powi(-15), 0.0], &[2, 2]).unwrap();
+        emb.backward_sgd(&[0, 1], &g, 1.0).unwrap();
+        let stepped: Vec<u16> = emb
+            .weight()
+            .to_f16_vec()
+            .unwrap()
+            .iter()
+            .map(|h| h.to_bits())
+            .collect();
+        let twin = cpu::Round16::Nearest
+            .round(values[2] - 2f32.powi(-15), 2)
+            .to_bits();
+        assert_eq!(twin, 0x0200);
+        assert_eq!(
+            stepped,
+            [0x0001, 0x83FF, twin, 0x3C00],
+            "{}",
+            gpu.describe()
+        );
+    });
+}
