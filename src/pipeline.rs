@@ -17,7 +17,7 @@ pub(crate) use crate::shader::{Access, KernelSpec};
 pub(crate) struct Kernel {
     pub pipeline: wgpu::ComputePipeline,
     pub layout: wgpu::BindGroupLayout,
-    name: &'static str,
+    pub name: &'static str,
     bindings: Bindings,
 }
 

@@ -228,8 +228,7 @@ impl<'a> Recorder<'a> {
         all.push((0, uniform.raw().into()));
         all.extend_from_slice(bindings);
         let bind = kernel.bind_spans(self.gpu, &all)?;
-        self.dispatch(&kernel, &bind, work);
-        Ok(())
+        self.dispatch(&kernel, &bind, work)
     }
 
     /// The pipeline for `spec`, with the workgroup size of `work` added to
@@ -257,17 +256,21 @@ impl<'a> Recorder<'a> {
     }
 
     /// Records one dispatch of a built kernel with a bind group of the
-    /// caller's (texture bindings); nothing when `work` is empty.
-    pub fn dispatch(&mut self, kernel: &Kernel, bind: &wgpu::BindGroup, work: Work) {
+    /// caller's (texture bindings); nothing when `work` is empty. A grid
+    /// past the per-dimension limit is refused here, whatever built the
+    /// kernel, so no dispatch the call records can exceed it.
+    pub fn dispatch(&mut self, kernel: &Kernel, bind: &wgpu::BindGroup, work: Work) -> Result<()> {
         let max = self.gpu.limits().max_compute_workgroups_per_dimension;
+        work.check(kernel.name, max)?;
         let Some(grid) = work.grid(max) else {
-            return;
+            return Ok(());
         };
         self.commands.push(Command::Dispatch {
             pipeline: kernel.pipeline.clone(),
             bind: bind.clone(),
             grid,
         });
+        Ok(())
     }
 
     /// Writes the commands into `encoder`, each run of dispatches in one pass.

@@ -129,6 +129,35 @@ fn aligned_operands_every_transpose_combination() {
     });
 }
 
+/// `m × k` by `k × n` zeros recorded with the texture tiles asked for by
+/// name (no fallback to the buffer tiles): what the limits allow them.
+fn encode_with_texture_tiles(gpu: &Gpu, m: usize, n: usize, k: usize) -> wgpu_embed::Result<()> {
+    let a = Tensor::zeros(gpu, &[m, k]).unwrap();
+    let b = Tensor::zeros(gpu, &[k, n]).unwrap();
+    let c = Tensor::zeros(gpu, &[m, n]).unwrap();
+    matmul::encode(
+        gpu,
+        &mut gpu.encoder("texture tiles"),
+        &MatmulArgs {
+            m,
+            n,
+            k,
+            a: a.buffer(),
+            b: b.buffer(),
+            bias: None,
+            c: c.buffer(),
+            options: MatmulOptions::default(),
+            tiles: Some(Tiles {
+                wg_x: 8,
+                wg_y: 1,
+                bk: 1,
+                register: RegisterTile::Texture32x32,
+            }),
+            fuse_extras: None,
+        },
+    )
+}
+
 #[test]
 fn operands_past_the_texture_limit_fall_back_or_fail_typed() {
     each_gpu(|gpu| {
@@ -136,31 +165,7 @@ fn operands_past_the_texture_limit_fall_back_or_fail_typed() {
         // row than a texture holds.
         let k = 4 * gpu.limits().max_texture_dimension_2d as usize + 8;
         check_product(gpu, 2, 3, k, MatmulOptions::default(), true, 400);
-        let a = Tensor::zeros(gpu, &[2, k]).unwrap();
-        let b = Tensor::zeros(gpu, &[k, 3]).unwrap();
-        let c = Tensor::zeros(gpu, &[2, 3]).unwrap();
-        let mut encoder = gpu.encoder("texture limit");
-        let r = matmul::encode(
-            gpu,
-            &mut encoder,
-            &MatmulArgs {
-                m: 2,
-                n: 3,
-                k,
-                a: a.buffer(),
-                b: b.buffer(),
-                bias: None,
-                c: c.buffer(),
-                options: MatmulOptions::default(),
-                tiles: Some(Tiles {
-                    wg_x: 8,
-                    wg_y: 1,
-                    bk: 1,
-                    register: RegisterTile::Texture32x32,
-                }),
-                fuse_extras: None,
-            },
-        );
+        let r = encode_with_texture_tiles(gpu, 2, 3, k);
         assert!(
             matches!(r, Err(Error::TooMany { limit_name, .. }) if limit_name.contains("max_texture_dimension_2d")),
             "{r:?}"
@@ -612,32 +617,7 @@ fn rows_past_the_workgroup_limit_are_cut_into_dispatches() {
         // naming the workgroup limit (their packing grids count too: 500
         // rows are 16 row-blocks, but packing A takes 32 workgroups each).
         for m in [4000, 500] {
-            let (a, b, c) = (
-                Tensor::zeros(&capped, &[m, k]).unwrap(),
-                Tensor::zeros(&capped, &[k, n]).unwrap(),
-                Tensor::zeros(&capped, &[m, n]).unwrap(),
-            );
-            let r = matmul::encode(
-                &capped,
-                &mut capped.encoder("texture tiles past the cap"),
-                &MatmulArgs {
-                    m,
-                    n,
-                    k,
-                    a: a.buffer(),
-                    b: b.buffer(),
-                    bias: None,
-                    c: c.buffer(),
-                    options: MatmulOptions::default(),
-                    tiles: Some(Tiles {
-                        wg_x: 8,
-                        wg_y: 1,
-                        bk: 1,
-                        register: RegisterTile::Texture32x32,
-                    }),
-                    fuse_extras: None,
-                },
-            );
+            let r = encode_with_texture_tiles(&capped, m, n, k);
             assert!(
                 matches!(&r, Err(Error::TooMany { limit_name, .. }) if limit_name.contains("max_compute_workgroups_per_dimension")),
                 "m {m}: {r:?}"

@@ -533,13 +533,13 @@ pub async fn run(
             }
         };
         step(format!("vocab {vocab}: one-hot"));
-        let fits = gpu.check_size("one-hot matrix", hot_bytes, true);
-        let (h, note) = match fits {
-            Err(err) => (None, format!("not run: {err}")),
-            Ok(()) => match one_hot_path(gpu, plan, &emb, &idx, grad_out.as_ref()).await {
-                Ok(h) => (Some(h), String::new()),
-                Err(err) => (None, not_run(err)?),
-            },
+        let one_hot = async {
+            gpu.check_size("one-hot matrix", hot_bytes, true)?;
+            one_hot_path(gpu, plan, &emb, &idx, grad_out.as_ref()).await
+        };
+        let (h, note) = match one_hot.await {
+            Ok(h) => (Some(h), String::new()),
+            Err(err) => (None, not_run(err)?),
         };
         let mut gather_note = String::new();
         if let Some(h) = &h {
@@ -618,7 +618,7 @@ pub async fn run(
             gather_path(gpu, plan, &table16, &idx, grad_out.as_ref()).await
         };
         let c = ceilings.copy_bytes_per_s;
-        match f16_path.await {
+        let (r, note) = match f16_path.await {
             Ok(r) => {
                 // The f16 table of a seed is its f32 table rounded once: so is the lookup.
                 if r.output
@@ -630,30 +630,12 @@ pub async fn run(
                         "vocab {vocab}: the f16 table's lookup is not the f32 lookup rounded to f16"
                     ));
                 }
-                let note = "f32 rows rounded once".into();
-                rows.push(storage_row(
-                    vocab,
-                    "gather_f16",
-                    Some(&r),
-                    plan,
-                    DType::F16,
-                    note,
-                    c,
-                ));
+                (Some(r), "f32 rows rounded once".into())
             }
-            Err(err) => {
-                let note = not_run(err)?;
-                rows.push(storage_row(
-                    vocab,
-                    "gather_f16",
-                    None,
-                    plan,
-                    DType::F16,
-                    note,
-                    c,
-                ));
-            }
-        }
+            Err(err) => (None, not_run(err)?),
+        };
+        let f16_row = storage_row(vocab, "gather_f16", r.as_ref(), plan, DType::F16, note, c);
+        rows.push(f16_row);
         drop(grad_out);
         step(format!("vocab {vocab}: gather from an int8 row-wise table"));
         let quantized = async {
@@ -661,7 +643,7 @@ pub async fn run(
             drop(fused);
             gather_path(gpu, plan, &int8, &idx, None).await
         };
-        match quantized.await {
+        let (r, note) = match quantized.await {
             Ok(r) => {
                 let worst = r
                     .output
@@ -669,30 +651,15 @@ pub async fn run(
                     .zip(&f32_out)
                     .map(|(a, b)| (a - b).abs())
                     .fold(0.0f32, f32::max);
-                let note = format!("dequantized; max |error| {worst:.1e} vs f32");
-                rows.push(storage_row(
-                    vocab,
-                    "gather_int8",
-                    Some(&r),
-                    plan,
-                    DType::Int8,
-                    note,
-                    c,
-                ));
+                (
+                    Some(r),
+                    format!("dequantized; max |error| {worst:.1e} vs f32"),
+                )
             }
-            Err(err) => {
-                let note = not_run(err)?;
-                rows.push(storage_row(
-                    vocab,
-                    "gather_int8",
-                    None,
-                    plan,
-                    DType::Int8,
-                    note,
-                    c,
-                ));
-            }
-        }
+            Err(err) => (None, not_run(err)?),
+        };
+        let int8_row = storage_row(vocab, "gather_int8", r.as_ref(), plan, DType::Int8, note, c);
+        rows.push(int8_row);
     }
     progress(Progress {
         done: total,

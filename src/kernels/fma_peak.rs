@@ -104,8 +104,7 @@ pub fn encode(
             work,
         )?;
         let bind = kernel.bind(gpu, &[(0, out)])?;
-        rec.dispatch(&kernel, &bind, work);
-        Ok(())
+        rec.dispatch(&kernel, &bind, work)
     })
 }
 

@@ -271,10 +271,9 @@ pub(crate) fn record(rec: &mut Recorder, args: &MatmulArgs) -> Result<()> {
     // tiles, which cut the rows.
     let texture_grid =
         texture::largest_grid(&packed, (groups_x, groups_y), (tiles.wg_x, tiles.wg_y));
-    if tiles.register == RegisterTile::Texture32x32
-        && (!texture::fits(gpu, &packed) || texture_grid > max)
-    {
-        if args.tiles.is_some() && !texture::fits(gpu, &packed) {
+    let fits = texture::fits(gpu, &packed);
+    if tiles.register == RegisterTile::Texture32x32 && (!fits || texture_grid > max) {
+        if args.tiles.is_some() && !fits {
             let side = [packed.a.0, packed.a.1, packed.b.0, packed.b.1];
             return Err(Error::TooMany {
                 what: "matmul packed operand (texture side)",

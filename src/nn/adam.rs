@@ -81,22 +81,10 @@ impl AdamOptions {
     /// [`backward_adam`]: crate::Embedding::backward_adam
     pub fn check_sparse(&self) -> Result<()> {
         self.check()?;
-        for (name, v, as_f32) in [
-            ("lr", self.lr, self.lr as f32),
-            ("eps", self.eps, self.eps as f32),
-        ] {
-            // A normal f32: a subnormal one a GPU may flush to 0.
-            if as_f32 < f32::MIN_POSITIVE {
-                return Err(Error::InvalidArgument {
-                    name,
-                    reason: format!(
-                        "SparseAdam (backward_adam) needs it above 0, and at least the \
-                         smallest normal f32 (a subnormal one may be flushed to 0), got {v}"
-                    ),
-                });
-            }
-        }
-        Ok(())
+        // As the f32s the kernel uses.
+        let step = "SparseAdam (backward_adam)";
+        crate::nn::check_above_zero(step, "lr", self.lr as f32)?;
+        crate::nn::check_above_zero(step, "eps", self.eps as f32)
     }
 
     /// The constants of the step after `done` steps: SparseAdam's bias

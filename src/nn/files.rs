@@ -108,35 +108,27 @@ fn read_safetensors(path: &Path, name: &str) -> Result<Loaded> {
             )?)
         }
         // safetensors stores little-endian whatever the host.
-        StDtype::F32 => Values::F32(host_collect(
+        StDtype::F32 => Values::F32(from_le(
             "f32 table from the file",
-            bytes.len() / 4,
-            bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            bytes,
+            f32::from_le_bytes,
         )?),
-        StDtype::F16 => Values::F16(host_collect(
+        StDtype::F16 => Values::F16(from_le(
             "f16 table from the file",
-            bytes.len() / 2,
-            bytes
-                .chunks_exact(2)
-                .map(|b| f16::from_le_bytes([b[0], b[1]])),
+            bytes,
+            f16::from_le_bytes,
         )?),
         // Most checkpoints: widened to f32 exactly (bf16 is f32's top half).
-        StDtype::BF16 => Values::F32(host_collect(
+        StDtype::BF16 => Values::F32(from_le(
             "bf16 table from the file, widened to f32",
-            bytes.len() / 2,
-            bytes
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()),
+            bytes,
+            |b| half::bf16::from_le_bytes(b).to_f32(),
         )?),
         // Rounded once to the nearest f32, as `tensor.float()`.
-        StDtype::F64 => Values::F32(host_collect(
+        StDtype::F64 => Values::F32(from_le(
             "f64 table from the file, rounded to f32",
-            bytes.len() / 8,
-            bytes.chunks_exact(8).map(|b| {
-                f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32
-            }),
+            bytes,
+            |b| f64::from_le_bytes(b) as f32,
         )?),
         other => {
             return Err(Error::FileDType {
@@ -347,19 +339,13 @@ fn read_npy(path: &Path) -> Result<Loaded> {
     } else if size == 8 {
         // NumPy's default float: rounded once to the nearest f32, as
         // `torch.from_numpy(a).float()`.
-        let wide = npy_values::<f64>(path, npy, n, "f64 table from the file")?;
-        let v = host_collect(
-            "the f64 table rounded to f32",
-            wide.len(),
-            wide.iter().map(|&x| x as f32),
-        )?;
-        drop(wide);
+        let v = npy_values(path, npy, n, "f64 table from the file", |x: f64| x as f32)?;
         Values::F32(if fortran { transpose(v, rows, dim)? } else { v })
     } else if size == 4 {
-        let v = npy_values::<f32>(path, npy, n, "f32 table from the file")?;
+        let v = npy_values(path, npy, n, "f32 table from the file", |x: f32| x)?;
         Values::F32(if fortran { transpose(v, rows, dim)? } else { v })
     } else {
-        let v = npy_values::<f16>(path, npy, n, "f16 table from the file")?;
+        let v = npy_values(path, npy, n, "f16 table from the file", |x: f16| x)?;
         Values::F16(if fortran { transpose(v, rows, dim)? } else { v })
     };
     Ok(Loaded { values, rows, dim })
@@ -586,6 +572,20 @@ fn host_collect<T>(what: &'static str, n: usize, items: impl Iterator<Item = T>)
     Ok(out)
 }
 
+/// Little-endian `bytes` (safetensors' order whatever the host), `N` per
+/// value, as values, in a fallible host allocation: [`le_bytes`] reversed.
+fn from_le<T, const N: usize>(
+    what: &'static str,
+    bytes: &[u8],
+    value: impl Fn([u8; N]) -> T,
+) -> Result<Vec<T>> {
+    host_collect(
+        what,
+        bytes.len() / N,
+        bytes.as_chunks::<N>().0.iter().map(|&b| value(b)),
+    )
+}
+
 /// `values` as little-endian bytes (safetensors' order whatever the host),
 /// `N` per value, in a fallible host allocation.
 fn le_bytes<T, const N: usize>(values: &[T], bytes: impl Fn(&T) -> [u8; N]) -> Result<Vec<u8>> {
@@ -596,17 +596,19 @@ fn le_bytes<T, const N: usize>(values: &[T], bytes: impl Fn(&T) -> [u8; N]) -> R
     )
 }
 
-/// An npy file's `n` values, in a fallible host allocation (npyz's
+/// An npy file's `n` values, each through `into` (f64 rounded to f32, say:
+/// no f64 copy of the table), in a fallible host allocation (npyz's
 /// `into_vec` would abort where the host cannot hold them).
-fn npy_values<T: npyz::Deserialize>(
+fn npy_values<T: npyz::Deserialize, U>(
     path: &Path,
     npy: npyz::NpyFile<&[u8]>,
     n: usize,
     what: &'static str,
-) -> Result<Vec<T>> {
+    into: impl Fn(T) -> U,
+) -> Result<Vec<U>> {
     let mut v = crate::tensor::host_vec(what, n)?;
     for x in npy.data::<T>().map_err(|e| file_error(path, e))? {
-        v.push(x.map_err(|e| file_error(path, e))?);
+        v.push(into(x.map_err(|e| file_error(path, e))?));
     }
     Ok(v)
 }
@@ -633,12 +635,7 @@ fn from_loaded(gpu: &Gpu, loaded: Loaded, options: EmbeddingOptions) -> Result<E
             Embedding::from_int8_with_options(gpu, &v, rows, dim, options)
         }
         (Values::Int8(v), _) => {
-            let rows = v.len() / crate::cpu::int8_rowwise::fused_row_bytes(dim);
-            let wide = host_collect(
-                "the int8 table dequantized",
-                rows.saturating_mul(dim),
-                crate::cpu::int8_rowwise::dequantized(&v, dim),
-            )?;
+            let wide = crate::tensor::dequantize(&v, dim)?;
             Embedding::from_pretrained_with_options(gpu, &wide, rows, dim, options)
         }
     }

@@ -43,3 +43,20 @@ pub(crate) fn check_rate(name: &'static str, value: f32) -> Result<()> {
         reason: format!("must be finite and at least 0, got {value}"),
     })
 }
+
+/// An `eps` that `step` divides by (or SparseAdam's lr, which PyTorch also
+/// wants above 0): finite and a normal f32. At 0 a referenced row whose
+/// gradient is zero on a zero state divides 0 by 0 and its weights turn
+/// NaN; a subnormal one is 0 on a GPU that flushes them.
+pub(crate) fn check_above_zero(step: &str, name: &'static str, value: f32) -> Result<()> {
+    if value.is_finite() && value >= f32::MIN_POSITIVE {
+        return Ok(());
+    }
+    Err(Error::InvalidArgument {
+        name,
+        reason: format!(
+            "{step} needs it finite and at least the smallest normal f32 (0 would make \
+             a row with a zero gradient NaN; a GPU may flush a subnormal one to 0), got {value}"
+        ),
+    })
+}

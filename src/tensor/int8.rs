@@ -190,7 +190,7 @@ impl Int8Tensor {
 /// FBGEMM rows as f32, in a fallible host allocation: the values are four
 /// times the codes' bytes, so a table the host could read back may still
 /// not fit widened.
-fn dequantize(fused: &[u8], dim: usize) -> Result<Vec<f32>> {
+pub(crate) fn dequantize(fused: &[u8], dim: usize) -> Result<Vec<f32>> {
     let rows = fused.len() / int8_rowwise::fused_row_bytes(dim);
     let mut out = super::host_vec("int8 table dequantized", rows.saturating_mul(dim))?;
     out.extend(int8_rowwise::dequantized(fused, dim));

@@ -186,7 +186,7 @@ fn pack(
         &kernel,
         &bind,
         Work::Grid(size.0.div_ceil(args.wg.0), size.1.div_ceil(args.wg.1)),
-    );
+    )?;
     Ok(texture)
 }
 
@@ -281,7 +281,7 @@ pub(super) fn record(rec: &mut Recorder, args: &TextureArgs) -> Result<()> {
                 },
             ],
         )?;
-        rec.dispatch(&kernel, &bind, Work::Grid(args.groups.0, args.groups.1));
+        rec.dispatch(&kernel, &bind, Work::Grid(args.groups.0, args.groups.1))?;
         if let (Some(scratch), true) = (args.scratch, d.epilogue) {
             super::epilogue(rec, d, args.bias, scratch, args.c)?;
         }

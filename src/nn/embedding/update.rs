@@ -337,21 +337,8 @@ impl Embedding {
             Fused::Adagrad { state, lr, eps } => {
                 self.check_state(state)?;
                 check_rate("lr", lr)?;
-                check_rate("eps", eps)?;
-                // FBGEMM's row-wise Adagrad takes eps > 0 (1e-8 by default):
-                // at 0, a referenced row whose gradient is zero on a zero
-                // state divides 0 by 0 and its weights turn NaN.
-                // A subnormal eps is 0 on a GPU that flushes them.
-                if eps < f32::MIN_POSITIVE {
-                    return Err(crate::error::Error::InvalidArgument {
-                        name: "eps",
-                        reason: "row-wise Adagrad needs eps of at least the smallest normal \
-                                 f32 (a zero gradient on a zero state would make the row NaN); \
-                                 FBGEMM's default is 1e-8"
-                            .into(),
-                    });
-                }
-                Ok(())
+                // FBGEMM's row-wise Adagrad takes eps > 0 (1e-8 by default).
+                crate::nn::check_above_zero("row-wise Adagrad", "eps", eps)
             }
             // Checked by `check_adam` when the step's constants were made.
             Fused::Adam { .. } => Ok(()),
