@@ -9,9 +9,13 @@
 //   scan_apply       block b rescans its elements, offset by block_sums[b]
 // Integer sums: the grouping cannot change the result.
 //
-// Two input transforms serve the backward pass: `flags != 0` counts nonzero
+// Input transforms (`mode`) serve the backward pass: 1 counts nonzero
 // elements instead of summing them (the rank of each referenced row among the
-// referenced rows), and element `exclude` reads as zero (the padding row).
+// referenced rows, over row counts), and element `exclude` reads as zero (the
+// padding row); 2 counts the elements that start a run of equal values
+// (over sorted keys: the slot of each row's run among the runs, so a sparse
+// gradient ranks its rows in O(batch), not O(rows)), a run of value
+// `exclude` (the padding row) counting zero.
 
 const WG: u32 = 256u;
 const ITEMS: u32 = 16u;
@@ -21,7 +25,7 @@ struct Params {
     len: u32,        // elements of `input`
     num_blocks: u32, // ceil(len / BLOCK)
     exclude: u32,    // element read as zero; 0xFFFFFFFF for none
-    flags: u32,      // 1: scan (input != 0) instead of input
+    mode: u32,       // 0: input, 1: input != 0, 2: input starts a run
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -32,11 +36,18 @@ struct Params {
 var<workgroup> shared_sums: array<u32, WG>;
 
 fn element(i: u32) -> u32 {
-    if i >= params.len || i == params.exclude {
+    if i >= params.len {
         return 0u;
     }
     let v = input[i];
-    if params.flags != 0u {
+    if params.mode == 2u {
+        let starts = i == 0u || input[i - 1u] != v;
+        return select(0u, 1u, starts && v != params.exclude);
+    }
+    if i == params.exclude {
+        return 0u;
+    }
+    if params.mode == 1u {
         return select(0u, 1u, v != 0u);
     }
     return v;

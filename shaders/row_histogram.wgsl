@@ -27,6 +27,29 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> status: array<atomic<u32>>;
 @group(0) @binding(3) var<storage, read_write> counts: array<atomic<u32>>;
 
+// Whether position p is in range, lowering status[0] when it is not.
+fn checked(p: u32) -> bool {
+    if indices[p] >= params.num_embeddings {
+        atomicMin(&status[0], params.pos_base + p);
+        return false;
+    }
+    return true;
+}
+
+// Only the check (no counts): what a fused update needs, in O(n) rather
+// than a pass over the table's rows.
+@compute @workgroup_size(WORKGROUP_SIZE)
+fn row_check(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let p = invocation(wid, nwg, lid);
+    if p < params.n {
+        checked(p);
+    }
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn row_histogram(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -37,10 +60,7 @@ fn row_histogram(
     if p >= params.n {
         return;
     }
-    let row = indices[p];
-    if row >= params.num_embeddings {
-        atomicMin(&status[0], params.pos_base + p);
-        return;
+    if checked(p) {
+        atomicAdd(&counts[indices[p]], 1u);
     }
-    atomicAdd(&counts[row], 1u);
 }

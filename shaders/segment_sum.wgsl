@@ -1,8 +1,10 @@
 // segment_sum: the reduction half of the deterministic embedding backward.
 //
 // Input: the positions sorted by row (radix_sort, stable, so each row's
-// positions are ascending) and offsets[r] = where row r's segment starts in
-// that order (exclusive_scan of row_histogram; offsets[r + 1] ends it).
+// positions are ascending) with their keys, where a row's segment (its run)
+// is found by binary search; segment_dense, which writes every row, also
+// takes offsets[r] = where row r's segment starts in that order
+// (exclusive_scan of row_histogram; offsets[r + 1] ends it).
 // Each row's gradient is the sum of grad_out over its segment, added in
 // ascending position order, so every adapter and the CPU twin
 // (src/cpu/segment_sum.rs) produce the same bits.
@@ -32,6 +34,9 @@
 //   segment_adam      fused Adam (torch.optim.SparseAdam): the row's weights
 //                     and both moments through the update the host appends:
 // with: adam_step/update.wgsl
+// segment_dense runs one row per item (it writes every row); the others one
+// sorted entry per item, the entry that starts a row's run handling the row
+// (see segment_at), so a training step costs the batch, not the vocabulary.
 // Every product that meets an add, every quotient and root is exact_arith's,
 // rounded as the twin rounds it on any compiler:
 // with: exact_arith/ops.wgsl
@@ -41,7 +46,7 @@
 // stochastically for the updates when params.stochastic = 1):
 // with: sgd_update/f16_round.wgsl
 // with: uniform_init/philox.wgsl
-// segment_dense, segment_sgd and segment_adagrad handle rows
+// segment_dense, segment_sgd, segment_adagrad and segment_adam handle rows
 // row_begin .. row_end, stored from row 0 of `out`: a table past one storage
 // binding is updated one row-block per dispatch (the whole table is one chunk).
 // The padding row gets no gradient; with scale_by_freq each row's sum is
@@ -57,8 +62,8 @@
 // entries entry_base .. ; each dispatch then handles the tiles tile_begin ..
 // tile_end, and each row pass the rows whose segment starts in those tiles
 // (a single-tile segment lies inside its tile; a longer one reads only
-// partials). Rows with no entries belong to the window of tile 0. In one
-// binding: presorted = 0, one window of every tile.
+// partials). segment_dense's rows with no entries (zeros) belong to the
+// window of tile 0. In one binding: presorted = 0, one window of every tile.
 //
 // THREADS_PER_ROW invocations share a row, striding over blocks of 8
 // columns (1 on CPU adapters: each SIMD lane streams its own row). Per
@@ -189,6 +194,80 @@ fn run_sum(s: u32, e: u32, w0: u32) -> Block {
     return acc;
 }
 
+// Row r's run of sorted entries s .. e (e == s: the batch has none).
+struct Segment {
+    r: u32,
+    s: u32,
+    e: u32,
+}
+
+// segment_dense's rows: row r's run, from the row offsets.
+fn segment_of_row(r: u32) -> Segment {
+    return Segment(r, offsets[r], offsets[r + 1u]);
+}
+
+// Sorted entries of this dispatch's tiles (all of them in one binding).
+fn window_entries() -> u32 {
+    let begin = params.tile_begin * params.chunk;
+    if params.tile_end < params.num_tiles {
+        return (params.tile_end - params.tile_begin) * params.chunk;
+    }
+    return params.n - min(begin, params.n);
+}
+
+// Binary searches over the ascending keys (at most 32 steps each): the
+// first entry of lo .. hi past row r's run (hi when the run reaches it), and
+// the first of r's run, which holds entry hi.
+fn first_entry_after(r: u32, lo_in: u32, hi_in: u32) -> u32 {
+    var lo = lo_in;
+    var hi = hi_in;
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2u;
+        if sorted_keys[mid] == r {
+            lo = mid + 1u;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+fn first_entry_of(r: u32, lo_in: u32, hi_in: u32) -> u32 {
+    var lo = lo_in;
+    var hi = hi_in;
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2u;
+        if sorted_keys[mid] == r {
+            hi = mid;
+        } else {
+            lo = mid + 1u;
+        }
+    }
+    return lo;
+}
+
+// The update entries (sparse, sgd, adagrad, adam) run over sorted entries,
+// not table rows, so a step costs the batch, not the vocabulary: item k is
+// entry i of this dispatch's tiles, and the entry that starts its row's run
+// handles the row (every other entry of the run returns). So each
+// referenced row is handled once, by the dispatch whose tiles hold its
+// start, as `owns` decides for segment_dense. The run ends at the first
+// entry past i with another key, found by binary search: these entries bind
+// the keys, not the row offsets (their storage buffers are at the limit of
+// 8, and a fused update needs no vocabulary-sized scan at all).
+fn segment_at(item: u32) -> Segment {
+    let none = Segment(0u, 0u, 0u);
+    if item >= window_entries() || status[0] != STATUS_OK {
+        return none;
+    }
+    let i = params.tile_begin * params.chunk + item;
+    let r = sorted_keys[i];
+    if i > 0u && sorted_keys[i - 1u] == r {
+        return none;
+    }
+    return Segment(r, i, first_entry_after(r, i + 1u, params.n));
+}
+
 // Whether this dispatch's tiles hold row r's segment start (see the header).
 fn owns(r: u32) -> bool {
     let s = offsets[r];
@@ -199,10 +278,10 @@ fn owns(r: u32) -> bool {
     return t0 >= params.tile_begin && t0 < params.tile_end;
 }
 
-// Row r's gradient (before scaling), one block.
-fn row_sum(r: u32, w0: u32) -> Block {
-    let s = offsets[r];
-    let e = offsets[r + 1u];
+// A run's gradient (before scaling), one block.
+fn row_sum(seg: Segment, w0: u32) -> Block {
+    let s = seg.s;
+    let e = seg.e;
     if e == s {
         return zero_block();
     }
@@ -218,16 +297,16 @@ fn row_sum(r: u32, w0: u32) -> Block {
     return acc;
 }
 
-// The gradient of row r (scaled by 1 / count when asked), one block.
+// The gradient of a run's row (scaled by 1 / count when asked), one block.
 // F16: rounded to f16 (to nearest) and widened back, exactly, because an
 // f16 table's gradient is f16: the fused updates step by the gradient
 // `backward` would return, so fused and unfused give the same bits.
-fn row_grad(r: u32, w0: u32) -> Block {
-    if r == params.padding_idx {
+fn row_grad(seg: Segment, w0: u32) -> Block {
+    if seg.r == params.padding_idx {
         return zero_block();
     }
-    let v = row_sum(r, w0);
-    let count = offsets[r + 1u] - offsets[r];
+    let v = row_sum(seg, w0);
+    let count = seg.e - seg.s;
     if params.scale_by_freq != 0u && count > 1u {
         return stored_block(div_block(v, f32_of_count(count)));
     }
@@ -235,7 +314,7 @@ fn row_grad(r: u32, w0: u32) -> Block {
 }
 
 struct Lane {
-    item: u32, // row (or tile piece)
+    item: u32, // row, sorted entry or tile piece
     lane: u32, // which of THREADS_PER_ROW
 }
 
@@ -275,7 +354,8 @@ fn piece_of(slot: u32) -> Piece {
     let begin = t * params.chunk;
     let end = min(begin + params.chunk, params.n);
     if slot % 2u == 0u {
-        // Head: the row at `begin` started in an earlier tile.
+        // Head: the row at `begin` started in an earlier tile; its piece
+        // ends at the tile's end or the first entry with another key.
         if begin == 0u {
             return none;
         }
@@ -283,17 +363,21 @@ fn piece_of(slot: u32) -> Piece {
         if sorted_keys[begin - 1u] != r {
             return none;
         }
-        return Piece(r, begin, min(end, offsets[r + 1u]));
+        return Piece(r, begin, first_entry_after(r, begin, end));
     }
     // Tail: the row at `end - 1` continues past the tile and started inside it.
     if end >= params.n {
         return none;
     }
     let r = sorted_keys[end - 1u];
-    if sorted_keys[end] != r || offsets[r] < begin {
-        return none; // no tail, or the head piece covers the whole tile
+    if sorted_keys[end] != r {
+        return none;
     }
-    return Piece(r, offsets[r], end);
+    let s = first_entry_of(r, begin, end - 1u);
+    if s == begin && begin > 0u && sorted_keys[begin - 1u] == r {
+        return none; // the head piece covers the whole tile
+    }
+    return Piece(r, s, end);
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -327,20 +411,18 @@ fn segment_dense(
     if r >= params.row_end || status[0] != STATUS_OK || !owns(r) {
         return;
     }
+    let seg = segment_of_row(r);
     for (var w0 = at.lane * BLOCK_WORDS; w0 < row_words(); w0 += THREADS_PER_ROW * BLOCK_WORDS) {
-        store_out_block(r - params.row_begin, w0, row_grad(r, w0));
+        store_out_block(r - params.row_begin, w0, row_grad(seg, w0));
     }
 }
 
-// Whether row r gets a sparse slot and that slot is in this dispatch's window.
-fn in_sparse_window(r: u32) -> bool {
-    if r >= params.num_embeddings || status[0] != STATUS_OK {
+// Whether a run's row gets a sparse slot and that slot is in this dispatch's window.
+fn in_sparse_window(seg: Segment) -> bool {
+    if seg.e == seg.s || seg.r >= params.num_embeddings || seg.r == params.padding_idx {
         return false;
     }
-    if offsets[r + 1u] == offsets[r] || r == params.padding_idx || !owns(r) {
-        return false;
-    }
-    let slot = ranks[r];
+    let slot = ranks[seg.s];
     return slot >= params.slot_begin && slot < params.slot_end;
 }
 
@@ -351,25 +433,24 @@ fn segment_sparse(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let at = lane_of(wid, nwg, lid);
-    let r = at.item;
-    if !in_sparse_window(r) {
+    let seg = segment_at(at.item);
+    if !in_sparse_window(seg) {
         return;
     }
-    let slot = ranks[r];
+    let slot = ranks[seg.s];
     if at.lane == 0u {
-        rows_out[slot] = r;
+        rows_out[slot] = seg.r;
     }
     for (var w0 = at.lane * BLOCK_WORDS; w0 < row_words(); w0 += THREADS_PER_ROW * BLOCK_WORDS) {
-        store_out_block(slot - params.slot_begin, w0, row_grad(r, w0));
+        store_out_block(slot - params.slot_begin, w0, row_grad(seg, w0));
     }
 }
 
-// Whether row r gets an update from this dispatch (segment_sgd, both Adagrad passes).
-fn updates(r: u32) -> bool {
-    if r >= params.row_end || status[0] != STATUS_OK {
-        return false;
-    }
-    return offsets[r + 1u] != offsets[r] && r != params.padding_idx && owns(r);
+// Whether a run's row gets an update from this dispatch (segment_sgd, both
+// Adagrad passes, segment_adam): a row of this dispatch's row-block.
+fn updates(seg: Segment) -> bool {
+    return seg.e != seg.s && seg.r >= params.row_begin && seg.r < params.row_end
+        && seg.r != params.padding_idx;
 }
 
 @compute @workgroup_size(WORKGROUP_SIZE)
@@ -379,14 +460,15 @@ fn segment_sgd(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let at = lane_of(wid, nwg, lid);
-    let r = at.item + params.row_begin;
-    if !updates(r) {
+    let seg = segment_at(at.item);
+    if !updates(seg) {
         return;
     }
+    let row = seg.r - params.row_begin;
     for (var w0 = at.lane * BLOCK_WORDS; w0 < row_words(); w0 += THREADS_PER_ROW * BLOCK_WORDS) {
-        let g = row_grad(r, w0);
-        let w = out_block(r - params.row_begin, w0);
-        store_out_block(r - params.row_begin, w0, step_block(w, params.lr, g));
+        let g = row_grad(seg, w0);
+        let w = out_block(row, w0);
+        store_out_block(row, w0, step_block(w, params.lr, g));
     }
 }
 
@@ -400,23 +482,24 @@ fn segment_adagrad(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let at = lane_of(wid, nwg, lid);
-    let r = at.item + params.row_begin;
-    if at.lane != 0u || !updates(r) {
+    let seg = segment_at(at.item);
+    if at.lane != 0u || !updates(seg) {
         return;
     }
+    let row = seg.r - params.row_begin;
     var sum = 0.0;
     if params.col_begin > 0u {
-        sum = squares[r - params.row_begin];
+        sum = squares[row];
     }
     let end = min(params.col_end, params.dim) / COLS_PER_WORD;
     for (var w0 = params.col_begin / COLS_PER_WORD; w0 < end; w0 += BLOCK_WORDS) {
-        sum = sum_squares_block(sum, row_grad(r, w0), w0 * COLS_PER_WORD);
+        sum = sum_squares_block(sum, row_grad(seg, w0), w0 * COLS_PER_WORD);
     }
     if end < row_words() {
-        squares[r - params.row_begin] = sum;
+        squares[row] = sum;
         return;
     }
-    state[r] = state[r] + div_rn(sum, f32_of_count(params.dim));
+    state[seg.r] = state[seg.r] + div_rn(sum, f32_of_count(params.dim));
 }
 
 // Pass 2, THREADS_PER_ROW invocations per row: the update, with the state
@@ -428,15 +511,16 @@ fn segment_adagrad_apply(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let at = lane_of(wid, nwg, lid);
-    let r = at.item + params.row_begin;
-    if !updates(r) {
+    let seg = segment_at(at.item);
+    if !updates(seg) {
         return;
     }
-    let multiplier = div_rn(params.lr, sqrt_rn(state[r]) + params.eps);
+    let multiplier = div_rn(params.lr, sqrt_rn(state[seg.r]) + params.eps);
+    let row = seg.r - params.row_begin;
     for (var w0 = at.lane * BLOCK_WORDS; w0 < row_words(); w0 += THREADS_PER_ROW * BLOCK_WORDS) {
-        let g = row_grad(r, w0);
-        let w = out_block(r - params.row_begin, w0);
-        store_out_block(r - params.row_begin, w0, step_block(w, multiplier, g));
+        let g = row_grad(seg, w0);
+        let w = out_block(row, w0);
+        store_out_block(row, w0, step_block(w, multiplier, g));
     }
 }
 
@@ -450,15 +534,15 @@ fn segment_adam(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let at = lane_of(wid, nwg, lid);
-    let r = at.item + params.row_begin;
-    if !updates(r) {
+    let seg = segment_at(at.item);
+    if !updates(seg) {
         return;
     }
     let a = AdamParams(params.lr, params.bias2, params.eps, params.beta1c, params.beta2c,
                        params.weight_decay);
-    let row = r - params.row_begin;
+    let row = seg.r - params.row_begin;
     for (var w0 = at.lane * BLOCK_WORDS; w0 < row_words(); w0 += THREADS_PER_ROW * BLOCK_WORDS) {
-        adam_block(a, row, w0, row_grad(r, w0));
+        adam_block(a, row, w0, row_grad(seg, w0));
     }
 }
 #endif

@@ -323,18 +323,18 @@ fn public_encodes_check_their_buffers() {
         };
         expect(
             "histogram indices",
-            row_histogram::encode(gpu, &mut enc, &hist(s, b)),
+            row_histogram::encode(gpu, &mut enc, &hist(s, Some(b))),
         );
         expect(
             "histogram counts",
-            row_histogram::encode(gpu, &mut enc, &hist(b, s)),
+            row_histogram::encode(gpu, &mut enc, &hist(b, Some(s))),
         );
         let scan = exclusive_scan::ScanArgs {
             input: b,
             len: 3,
             out: s, // needs len + 1
             exclude: None,
-            flags: false,
+            mode: Default::default(),
         };
         expect("scan out", exclusive_scan::encode(gpu, &mut enc, &scan));
         let sort = radix_sort::SortArgs {
@@ -423,7 +423,7 @@ fn public_encodes_check_their_buffers() {
             padding_idx: None,
             scale_by_freq: false,
             status: b,
-            offsets: b,
+            offsets: Some(b),
             sorted_keys: b,
             sorted_positions: s, // needs n
             grad_out: b,
@@ -591,7 +591,7 @@ fn sorted_batch(gpu: &Gpu, enc: &mut wgpu::CommandEncoder) -> SortedBatch {
         n,
         num_embeddings: v,
         status: b.status.buffer(),
-        counts: b.counts.buffer(),
+        counts: Some(b.counts.buffer()),
     };
     row_histogram::encode(gpu, enc, &hist).unwrap();
     let scan = exclusive_scan::ScanArgs {
@@ -599,7 +599,7 @@ fn sorted_batch(gpu: &Gpu, enc: &mut wgpu::CommandEncoder) -> SortedBatch {
         len: v,
         out: b.offsets.buffer(),
         exclude: None,
-        flags: false,
+        mode: exclusive_scan::ScanMode::Sum,
     };
     exclusive_scan::encode(gpu, enc, &scan).unwrap();
     let sort = radix_sort::SortArgs {
@@ -623,7 +623,7 @@ impl SortedBatch {
             padding_idx: None,
             scale_by_freq: false,
             status: self.status.buffer(),
-            offsets: self.offsets.buffer(),
+            offsets: Some(self.offsets.buffer()),
             sorted_keys: self.keys.buffer(),
             sorted_positions: self.positions.buffer(),
             grad_out: self.grad_out.buffer(),
@@ -637,18 +637,20 @@ impl SortedBatch {
 fn a_sparse_gradient_writes_only_the_slots_rows_and_values_both_hold() {
     use wgpu_embed::kernels::{exclusive_scan, segment_sum};
     each_gpu(|gpu| {
-        let (v, dim) = (SORTED_ROWS, SORTED_DIM);
+        let dim = SORTED_DIM;
         let mut enc = gpu.encoder("sparse gradient, short rows");
         let batch = sorted_batch(gpu, &mut enc);
-        let ranks = IndexTensor::from_slice(gpu, &[0; SORTED_ROWS + 1]).unwrap();
+        // One slot per sorted entry (keys 0, 2, 2, 3), and the total.
+        let n = batch.idx.len();
+        let ranks = IndexTensor::from_slice(gpu, &vec![0; n + 1]).unwrap();
         let rows = IndexTensor::from_slice(gpu, &[777]).unwrap(); // one slot
         let values = Tensor::from_slice(gpu, &[-1.0; 6], &[3, dim]).unwrap(); // three
         let scan = exclusive_scan::ScanArgs {
-            input: batch.counts.buffer(),
-            len: v,
+            input: batch.keys.buffer(),
+            len: n,
             out: ranks.buffer(),
             exclude: None,
-            flags: true,
+            mode: exclusive_scan::ScanMode::RunStarts,
         };
         exclusive_scan::encode(gpu, &mut enc, &scan).unwrap();
         let out = [segment_sum::SegmentOutput::Sparse {
@@ -658,7 +660,7 @@ fn a_sparse_gradient_writes_only_the_slots_rows_and_values_both_hold() {
         }];
         segment_sum::encode(gpu, &mut enc, &batch.segment_args(), &out).unwrap();
         gpu.submit_and_wait(enc).unwrap();
-        assert_eq!(ranks.to_vec().unwrap(), [0, 1, 1, 2, 3]);
+        assert_eq!(ranks.to_vec().unwrap(), [0, 1, 2, 2, 3]);
         assert_eq!(rows.to_vec().unwrap(), [0], "slot 0 holds row 0");
         // Row 0 is position 1's gradient; the slots past `rows` stay as they were.
         assert_eq!(values.to_vec().unwrap(), [3.0, 4.0, -1.0, -1.0, -1.0, -1.0]);
@@ -1061,7 +1063,7 @@ fn low_level_kernels_check_everything_before_recording() {
             padding_idx: None,
             scale_by_freq: false,
             status: b,
-            offsets: b,
+            offsets: Some(b),
             sorted_keys: b,
             sorted_positions: b,
             grad_out: b,
@@ -1141,7 +1143,7 @@ fn low_level_kernels_check_everything_before_recording() {
             len: 8,
             out: k,
             exclude: None,
-            flags: false,
+            mode: Default::default(),
         };
         let r = wgpu_embed::kernels::exclusive_scan::encode(gpu, &mut enc, &scan);
         invalid("scan in place", "buffers", r);

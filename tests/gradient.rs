@@ -915,3 +915,110 @@ fn a_hand_built_sparse_step_with_bad_rows_is_refused_and_changes_nothing() {
         assert_bits_eq("after a good step", &emb.weight().to_vec().unwrap(), &want);
     });
 }
+
+#[test]
+fn a_training_step_allocates_for_the_batch_not_the_vocabulary() {
+    // 2^20 rows and a batch of 64: the fused updates and a sparse gradient
+    // find each row's segment in the sorted keys, so their scratch is a few
+    // u32s per id. A per-row count and scan (what a dense gradient needs,
+    // and these took before) would be 8 MiB. Each result is checked against
+    // the twin on the rows the batch names, so the small scratch is the
+    // right work too.
+    let (vocab, dim, n) = (1usize << 20, 4, 64);
+    let mut rng = Rng(0x5ca1e);
+    let indices: Vec<u32> = (0..n).map(|_| rng.below(vocab) as u32).collect();
+    let grad_out = floats(&mut rng, n * dim);
+    let twin = twin_options(&EmbeddingOptions::default());
+    let (want_rows, want_values) =
+        cpu::embedding_backward_sparse(vocab, dim, &indices, &grad_out, &twin);
+    // The batch's own buffers, with room for the sort's and the scans'.
+    let bound = (n * dim * 4 * 4 + n * 4 * 16 + (64 << 10)) as u64;
+    each_gpu(|gpu| {
+        let g = Tensor::from_slice(gpu, &grad_out, &[n, dim]).unwrap();
+        let options = EmbeddingOptions {
+            seed: Some(3),
+            ..EmbeddingOptions::default()
+        };
+        let mut emb = Embedding::with_options(gpu, vocab, dim, options.clone()).unwrap();
+        let start = emb.weight().to_vec().unwrap();
+        let mut state = emb.adagrad_state().unwrap();
+        let mut adam = emb.adam_state().unwrap();
+        let sparse = Embedding::from_pretrained_with_options(
+            gpu,
+            &vec![0.0; vocab * dim],
+            vocab,
+            dim,
+            EmbeddingOptions {
+                sparse: true,
+                ..options
+            },
+        )
+        .unwrap();
+        let adam_options = wgpu_embed::AdamOptions::default();
+        let scratch = |what: &str, step: &mut dyn FnMut()| {
+            let live = gpu.memory_live();
+            gpu.reset_memory_peak();
+            step();
+            let used = gpu.memory_peak() - live;
+            assert!(
+                used <= bound,
+                "{what}: {used} bytes of scratch for {n} ids, more than {bound}"
+            );
+        };
+        let mut sparse_grad = None;
+        scratch("sparse backward", &mut || {
+            sparse_grad = Some(sparse.backward(&indices, &g).unwrap())
+        });
+        let Some(Gradient::Sparse { rows, values }) = sparse_grad else {
+            panic!("sparse = true must give a sparse gradient");
+        };
+        assert_eq!(rows.to_vec().unwrap(), want_rows);
+        assert_bits_eq(
+            "sparse values vs twin",
+            &values.to_vec().unwrap(),
+            &want_values,
+        );
+        scratch("backward_sgd", &mut || {
+            emb.backward_sgd(&indices, &g, 0.5).unwrap()
+        });
+        scratch("backward_adagrad", &mut || {
+            emb.backward_adagrad(&indices, &g, &mut state, 0.1, 1e-8)
+                .unwrap()
+        });
+        scratch("backward_adam", &mut || {
+            emb.backward_adam(&indices, &g, &mut adam, &adam_options)
+                .unwrap()
+        });
+        // The same three steps on the twin, compared row by row.
+        let mut want = start.clone();
+        cpu::embedding_backward_sgd(vocab, dim, &indices, &grad_out, &twin, &mut want, 0.5);
+        let mut want_state = vec![0.0f32; vocab];
+        cpu::embedding_backward_adagrad(
+            vocab,
+            dim,
+            &indices,
+            &grad_out,
+            &twin,
+            &mut want,
+            &mut want_state,
+            0.1,
+            1e-8,
+        );
+        let (mut m, mut v) = (vec![0.0f32; vocab * dim], vec![0.0f32; vocab * dim]);
+        let o = &adam_options;
+        let args = cpu::AdamArgs::for_step(1, o.lr, o.betas, o.eps, o.weight_decay, true);
+        cpu::embedding_backward_adam(
+            vocab, dim, &indices, &grad_out, &twin, &mut want, &mut m, &mut v, &args,
+        );
+        assert_bits_eq(
+            "three fused steps vs twin",
+            &emb.weight().to_vec().unwrap(),
+            &want,
+        );
+        assert_bits_eq(
+            "adagrad state vs twin",
+            &state.to_vec().unwrap(),
+            &want_state,
+        );
+    });
+}

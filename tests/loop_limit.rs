@@ -420,7 +420,7 @@ fn a_hot_row_asked_for_one_entry_tiles_gets_the_most_tiles() {
     let mut counts = vec![0u32; vocab];
     cpu::row_histogram(vocab, &idx, &mut status, &mut counts);
     let mut offsets = vec![0u32; vocab + 1];
-    cpu::exclusive_scan(&counts, None, false, &mut offsets);
+    cpu::exclusive_scan(&counts, None, cpu::ScanMode::Sum, &mut offsets);
     let mut keys = vec![0u32; n];
     let mut positions = vec![0u32; n];
     cpu::radix_sort(&idx, vocab, &mut keys, &mut positions);
@@ -437,7 +437,7 @@ fn a_hot_row_asked_for_one_entry_tiles_gets_the_most_tiles() {
             padding_idx: None,
             scale_by_freq: false,
             status: status.buffer(),
-            offsets: offsets.buffer(),
+            offsets: Some(offsets.buffer()),
             sorted_keys: keys.buffer(),
             sorted_positions: positions.buffer(),
             grad_out: g.buffer(),

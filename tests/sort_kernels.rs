@@ -1,7 +1,8 @@
 //! The sort that the deterministic gradients start from, kernel by kernel,
-//! against the CPU twins: `row_histogram`, `exclusive_scan` (one dispatch,
-//! and the three-pass form past `SINGLE_MAX`, with `exclude` and `flags`)
-//! and `radix_sort` (1 to 8 passes). All of it is integer work, so every
+//! against the CPU twins: `row_histogram` (and its check alone),
+//! `exclusive_scan` (one dispatch, and the three-pass form past
+//! `SINGLE_MAX`, with `exclude` and each mode) and `radix_sort` (1 to 8
+//! passes). All of it is integer work, so every
 //! output must match bit for bit on every adapter.
 
 mod common;
@@ -9,7 +10,7 @@ mod common;
 use common::{each_gpu, Rng};
 use proptest::prelude::*;
 use wgpu_embed::kernels::embedding_gather::STATUS_OK;
-use wgpu_embed::kernels::exclusive_scan::{self, ScanArgs, SINGLE_MAX};
+use wgpu_embed::kernels::exclusive_scan::{self, ScanArgs, ScanMode, SINGLE_MAX};
 use wgpu_embed::kernels::radix_sort::{self, SortArgs};
 use wgpu_embed::kernels::row_histogram::{self, HistogramArgs};
 use wgpu_embed::{cpu, Gpu, IndexTensor};
@@ -19,7 +20,7 @@ fn upload(gpu: &Gpu, v: &[u32]) -> IndexTensor {
 }
 
 /// `exclusive_scan` of `input` on the GPU.
-fn gpu_scan(gpu: &Gpu, input: &[u32], exclude: Option<usize>, flags: bool) -> Vec<u32> {
+fn gpu_scan(gpu: &Gpu, input: &[u32], exclude: Option<usize>, mode: ScanMode) -> Vec<u32> {
     let (inp, out) = (upload(gpu, input), upload(gpu, &vec![7; input.len() + 1]));
     let mut enc = gpu.encoder("scan");
     let args = ScanArgs {
@@ -27,16 +28,16 @@ fn gpu_scan(gpu: &Gpu, input: &[u32], exclude: Option<usize>, flags: bool) -> Ve
         len: input.len(),
         out: out.buffer(),
         exclude,
-        flags,
+        mode,
     };
     exclusive_scan::encode(gpu, &mut enc, &args).unwrap();
     gpu.submit_and_wait(enc).unwrap();
     out.to_vec().unwrap()
 }
 
-fn twin_scan(input: &[u32], exclude: Option<usize>, flags: bool) -> Vec<u32> {
+fn twin_scan(input: &[u32], exclude: Option<usize>, mode: ScanMode) -> Vec<u32> {
     let mut out = vec![0; input.len() + 1];
-    cpu::exclusive_scan(input, exclude, flags, &mut out);
+    cpu::exclusive_scan(input, exclude, mode, &mut out);
     out
 }
 
@@ -79,15 +80,68 @@ fn exclusive_scan_matches_the_twin_at_its_size_boundaries() {
                 if let Some(e) = exclude.filter(|&e| e < len) {
                     input[e] = 5;
                 }
-                for flags in [false, true] {
-                    let got = gpu_scan(gpu, &input, exclude, flags);
-                    let want = twin_scan(&input, exclude, flags);
+                for mode in [ScanMode::Sum, ScanMode::Nonzero] {
+                    let got = gpu_scan(gpu, &input, exclude, mode);
+                    let want = twin_scan(&input, exclude, mode);
                     assert!(
                         got == want,
-                        "len {len}, exclude {exclude:?}, flags {flags}: first difference at {:?}",
+                        "len {len}, exclude {exclude:?}, {mode:?}: first difference at {:?}",
                         got.iter().zip(&want).position(|(a, b)| a != b)
                     );
                 }
+            }
+        }
+    });
+}
+
+/// `RunStarts` over sorted keys (a sparse gradient's slots): runs of 1 to
+/// 300 equal keys, some crossing the 4096-element blocks of the three-pass
+/// form, the excluded value (the padding row) absent, first, in the middle
+/// and last; the total is the number of runs, less the excluded one.
+#[test]
+fn run_start_scan_counts_the_runs_of_sorted_keys() {
+    let mut rng = Rng(0x52_554e);
+    each_gpu(|gpu| {
+        for len in [1, 4097, SINGLE_MAX + 3, 3 * SINGLE_MAX + 5] {
+            let mut keys = Vec::with_capacity(len);
+            let mut key = rng.below(3) as u32;
+            while keys.len() < len {
+                let run = 1 + rng.below(300);
+                keys.extend(std::iter::repeat_n(key, run.min(len - keys.len())));
+                key += 1 + rng.below(4) as u32;
+            }
+            let runs = 1 + keys.windows(2).filter(|w| w[0] != w[1]).count();
+            let (first, last) = (keys[0] as usize, keys[len - 1] as usize);
+            for exclude in [
+                None,
+                Some(first),
+                Some(keys[len / 2] as usize),
+                Some(last),
+                Some(last + 1),
+            ] {
+                let got = gpu_scan(gpu, &keys, exclude, ScanMode::RunStarts);
+                let want = twin_scan(&keys, exclude, ScanMode::RunStarts);
+                assert!(
+                    got == want,
+                    "len {len}, exclude {exclude:?}: first difference at {:?}",
+                    got.iter().zip(&want).position(|(a, b)| a != b)
+                );
+                let excluded = exclude.is_some_and(|e| keys.contains(&(e as u32)));
+                assert_eq!(
+                    want[len] as usize,
+                    runs - excluded as usize,
+                    "len {len}: total"
+                );
+                // Each run's first entry holds its slot: consecutive from 0.
+                let slots: Vec<u32> = (0..len)
+                    .filter(|&i| i == 0 || keys[i - 1] != keys[i])
+                    .filter(|&i| Some(keys[i] as usize) != exclude)
+                    .map(|i| want[i])
+                    .collect();
+                assert!(
+                    slots.iter().enumerate().all(|(k, &s)| s as usize == k),
+                    "slots"
+                );
             }
         }
     });
@@ -151,9 +205,9 @@ proptest! {
         let mut status = STATUS_OK;
         let mut counts = vec![0; rows];
         cpu::row_histogram(rows, &ids, &mut status, &mut counts);
-        let offsets = twin_scan(&counts, None, false);
+        let offsets = twin_scan(&counts, None, ScanMode::Sum);
         let exclude = Some(rng.below(rows));
-        let ranks = twin_scan(&counts, exclude, true);
+        let ranks = twin_scan(&counts, exclude, ScanMode::Nonzero);
         // The sort takes ids within the bound (the layers sort only after
         // the status says so).
         let in_range: Vec<u32> = ids.iter().map(|&i| i % rows as u32).collect();
@@ -170,7 +224,7 @@ proptest! {
                 n,
                 num_embeddings: rows,
                 status: st.buffer(),
-                counts: c.buffer(),
+                counts: Some(c.buffer()),
             };
             row_histogram::encode(gpu, &mut enc, &hist).unwrap();
             let sort = SortArgs {
@@ -185,9 +239,23 @@ proptest! {
             assert_eq!(st.to_vec().unwrap(), [status], "status");
             let got_counts = c.to_vec().unwrap();
             assert!(got_counts == counts, "counts");
-            assert!(gpu_scan(gpu, &got_counts, None, false) == offsets, "offsets");
-            assert!(gpu_scan(gpu, &got_counts, exclude, true) == ranks, "ranks");
+            assert!(gpu_scan(gpu, &got_counts, None, ScanMode::Sum) == offsets, "offsets");
+            assert!(gpu_scan(gpu, &got_counts, exclude, ScanMode::Nonzero) == ranks, "ranks");
             assert!(k.to_vec().unwrap() == keys, "sorted keys");
+            let runs = twin_scan(&keys, exclude, ScanMode::RunStarts);
+            assert!(gpu_scan(gpu, &keys, exclude, ScanMode::RunStarts) == runs, "run slots");
+            // The check alone (the fused updates' pass): the same status,
+            // no counts bound.
+            let st2 = upload(gpu, &[STATUS_OK]);
+            let mut enc = gpu.encoder("row check");
+            let check = HistogramArgs {
+                status: st2.buffer(),
+                counts: None,
+                ..hist
+            };
+            row_histogram::encode(gpu, &mut enc, &check).unwrap();
+            gpu.submit_and_wait(enc).unwrap();
+            assert_eq!(st2.to_vec().unwrap(), [status], "status of the check alone");
             assert!(p.to_vec().unwrap() == positions, "sorted positions (stable)");
         });
     }

@@ -3,7 +3,7 @@
 //! `row_histogram` → `exclusive_scan` → `radix_sort` → `segment_sum`.
 //! This is the oracle the GPU gradient is compared with, bit for bit.
 
-use super::{exclusive_scan, radix_sort, row_histogram, segment_sum};
+use super::{exclusive_scan, radix_sort, row_histogram, segment_sum, ScanMode};
 use crate::cpu::segment_sum::SegmentParams;
 use crate::cpu::sgd_update::Weights;
 use crate::kernels::segment_sum::{tile_len, CHUNK};
@@ -69,7 +69,7 @@ pub fn sort_batch(
     let mut counts = vec![0u32; num_embeddings];
     row_histogram(num_embeddings, indices, &mut status, &mut counts);
     let mut offsets = vec![0u32; num_embeddings + 1];
-    exclusive_scan(&counts, None, false, &mut offsets);
+    exclusive_scan(&counts, None, ScanMode::Sum, &mut offsets);
     let mut sorted_keys = vec![0u32; n];
     let mut sorted_pos = vec![0u32; n];
     radix_sort(indices, num_embeddings, &mut sorted_keys, &mut sorted_pos);
@@ -85,7 +85,6 @@ pub fn sort_batch(
     segment_sum::segment_partials(
         &params,
         status,
-        &offsets,
         &sorted_keys,
         &sorted_pos,
         grad_out,
@@ -135,15 +134,17 @@ pub fn embedding_backward_sparse(
     options: &BackwardOptions,
 ) -> (Vec<u32>, Vec<f32>) {
     let b = sort_batch(num_embeddings, dim, indices, grad_out, options);
-    let mut ranks = vec![0u32; num_embeddings + 1];
-    exclusive_scan(&b.counts, options.padding_idx, true, &mut ranks);
-    let unique = ranks[num_embeddings] as usize;
+    // Each sorted entry's slot: the runs (rows) before it, padding excluded.
+    let mut ranks = vec![0u32; b.params.n + 1];
+    let padding = options.padding_idx;
+    exclusive_scan(&b.sorted_keys, padding, ScanMode::RunStarts, &mut ranks);
+    let unique = ranks[b.params.n] as usize;
     let mut rows = vec![0u32; unique];
     let mut values = vec![0.0f32; unique * dim];
     segment_sum::segment_sparse(
         &b.params,
         b.status,
-        &b.offsets,
+        &b.sorted_keys,
         &b.sorted_pos,
         grad_out,
         &b.partials,
@@ -168,7 +169,7 @@ pub fn embedding_backward_sgd<W: Weights + ?Sized>(
     segment_sum::segment_sgd(
         &b.params,
         b.status,
-        &b.offsets,
+        &b.sorted_keys,
         &b.sorted_pos,
         grad_out,
         &b.partials,
@@ -195,7 +196,7 @@ pub fn embedding_backward_adagrad<W: Weights + ?Sized>(
     segment_sum::segment_adagrad(
         &b.params,
         b.status,
-        &b.offsets,
+        &b.sorted_keys,
         &b.sorted_pos,
         grad_out,
         &b.partials,
@@ -224,7 +225,7 @@ pub fn embedding_backward_adam(
     segment_sum::segment_adam(
         &b.params,
         b.status,
-        &b.offsets,
+        &b.sorted_keys,
         &b.sorted_pos,
         grad_out,
         &b.partials,

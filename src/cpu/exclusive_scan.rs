@@ -1,20 +1,25 @@
 //! CPU twin of `shaders/exclusive_scan.wgsl` (integer sums: the GPU's
 //! block grouping cannot change the result, so one loop is the whole twin).
 
+pub use crate::kernels::exclusive_scan::ScanMode;
+
 /// `out[i]` = sum of the first `i` elements for `i` in `0..=input.len()`.
-/// With `flags`, element `x` counts as `(x != 0) as u32`; element `exclude`
-/// counts as zero.
-pub fn exclusive_scan(input: &[u32], exclude: Option<usize>, flags: bool, out: &mut [u32]) {
+/// With `Nonzero`, element `x` counts as `(x != 0) as u32`; with `RunStarts`
+/// as 1 when it starts a run of equal values and is not `exclude` (a value
+/// then); otherwise element `exclude` counts as zero.
+pub fn exclusive_scan(input: &[u32], exclude: Option<usize>, mode: ScanMode, out: &mut [u32]) {
     assert_eq!(out.len(), input.len() + 1, "out holds len + 1 entries");
     let mut running = 0u32;
     for (i, &x) in input.iter().enumerate() {
         out[i] = running;
-        let v = if Some(i) == exclude {
-            0
-        } else if flags {
-            (x != 0) as u32
-        } else {
-            x
+        let v = match mode {
+            ScanMode::RunStarts => {
+                let starts = i == 0 || input[i - 1] != x;
+                (starts && Some(x as usize) != exclude) as u32
+            }
+            _ if Some(i) == exclude => 0,
+            ScanMode::Nonzero => (x != 0) as u32,
+            ScanMode::Sum => x,
         };
         running = running.wrapping_add(v);
     }

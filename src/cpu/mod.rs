@@ -40,7 +40,7 @@ pub use embedding_bag_backward::{
 pub use embedding_gather::embedding_gather;
 pub use embedding_renorm::embedding_renorm;
 pub use exact_arith::exact_arith;
-pub use exclusive_scan::exclusive_scan;
+pub use exclusive_scan::{exclusive_scan, ScanMode};
 pub use matmul::matmul;
 pub use one_hot::one_hot;
 pub use radix_sort::radix_sort;

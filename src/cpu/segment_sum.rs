@@ -51,7 +51,6 @@ fn run_sum(
 pub fn segment_partials(
     p: &SegmentParams,
     status: u32,
-    offsets: &[u32],
     sorted_keys: &[u32],
     sorted_pos: &[u32],
     grad_out: &[f32],
@@ -64,22 +63,24 @@ pub fn segment_partials(
         let begin = t * p.chunk;
         let end = (begin + p.chunk).min(p.n);
         for piece in 0..2 {
+            // The piece's ends by binary search over the keys, as the shader's.
             let (r, s, e) = if piece == 0 {
                 if begin == 0 || sorted_keys[begin - 1] != sorted_keys[begin] {
                     continue;
                 }
-                let r = sorted_keys[begin] as usize;
-                (r, begin, end.min(offsets[r + 1] as usize))
+                let r = sorted_keys[begin];
+                let e = begin + sorted_keys[begin..end].partition_point(|&k| k == r);
+                (r as usize, begin, e)
             } else {
                 if end >= p.n || sorted_keys[end] != sorted_keys[end - 1] {
                     continue;
                 }
-                let r = sorted_keys[end - 1] as usize;
-                let s = offsets[r] as usize;
-                if s < begin {
-                    continue;
+                let r = sorted_keys[end - 1];
+                let s = begin + sorted_keys[begin..end - 1].partition_point(|&k| k != r);
+                if s == begin && begin > 0 && sorted_keys[begin - 1] == r {
+                    continue; // the head piece covers the whole tile
                 }
-                (r, s, end)
+                (r as usize, s, end)
             };
             if Some(r) == p.padding_idx {
                 continue;
@@ -92,21 +93,55 @@ pub fn segment_partials(
     }
 }
 
-/// Row `r`'s gradient: its segment summed (directly, or its pieces in tile
-/// order), zero for the padding row, divided by its count with `scale_by_freq`.
+/// Row `r`'s run of sorted entries `s..e` (`e == s`: the batch has none).
+#[derive(Clone, Copy)]
+struct Segment {
+    r: usize,
+    s: usize,
+    e: usize,
+}
+
+/// `segment_dense`'s rows: row `r`'s run, from the row offsets.
+fn segment_of_row(r: usize, offsets: &[u32]) -> Segment {
+    Segment {
+        r,
+        s: offsets[r] as usize,
+        e: offsets[r + 1] as usize,
+    }
+}
+
+/// The update entries' runs (the shader's `segment_at`): every sorted entry
+/// that starts its row's run, in sorted order (so rows ascending), each
+/// with the run's end found by binary search over the ascending keys. The
+/// cost is the batch's, not the vocabulary's.
+fn runs(sorted_keys: &[u32]) -> impl Iterator<Item = Segment> + '_ {
+    (0..sorted_keys.len())
+        .filter(|&i| i == 0 || sorted_keys[i - 1] != sorted_keys[i])
+        .map(|i| {
+            let r = sorted_keys[i];
+            let e = i + 1 + sorted_keys[i + 1..].partition_point(|&k| k == r);
+            Segment {
+                r: r as usize,
+                s: i,
+                e,
+            }
+        })
+}
+
+/// A run's gradient: summed (directly, or its pieces in tile order), zero
+/// for the padding row, divided by its count with `scale_by_freq`.
 fn row_grad(
     p: &SegmentParams,
-    r: usize,
-    offsets: &[u32],
+    seg: Segment,
     sorted_pos: &[u32],
     grad_out: &[f32],
     partials: &[f32],
 ) -> Vec<f32> {
     let mut g = vec![0.0f32; p.dim];
-    if Some(r) == p.padding_idx {
+    if Some(seg.r) == p.padding_idx {
         return g;
     }
-    let (s, e) = (offsets[r] as usize, offsets[r + 1] as usize);
+    let (s, e) = (seg.s, seg.e);
     if e == s {
         return g;
     }
@@ -130,8 +165,9 @@ fn row_grad(
     g
 }
 
-fn referenced(p: &SegmentParams, r: usize, offsets: &[u32]) -> bool {
-    offsets[r + 1] != offsets[r] && Some(r) != p.padding_idx
+/// Whether a run's row gets a sparse row or an update.
+fn referenced(p: &SegmentParams, seg: Segment) -> bool {
+    seg.e != seg.s && Some(seg.r) != p.padding_idx
 }
 
 /// The dense `[num_embeddings, dim]` gradient; rows nobody references are 0.
@@ -149,20 +185,27 @@ pub fn segment_dense<W: Weights + ?Sized>(
         return;
     }
     for r in 0..p.num_embeddings {
-        let g = row_grad(p, r, offsets, sorted_pos, grad_out, partials);
+        let g = row_grad(
+            p,
+            segment_of_row(r, offsets),
+            sorted_pos,
+            grad_out,
+            partials,
+        );
         for (c, &gc) in g.iter().enumerate() {
             out.store(r * p.dim + c, gc);
         }
     }
 }
 
-/// The sparse gradient: `rows[ranks[r]] = r` and `values[ranks[r], :]` for
-/// every referenced row except the padding row.
+/// The sparse gradient: `rows[ranks[s]] = r` and `values[ranks[s], :]` for
+/// every referenced row `r` except the padding row, `s` its run's first
+/// sorted entry (`ranks`: the scan of the keys' run starts).
 #[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 pub fn segment_sparse<W: Weights + ?Sized>(
     p: &SegmentParams,
     status: u32,
-    offsets: &[u32],
+    sorted_keys: &[u32],
     sorted_pos: &[u32],
     grad_out: &[f32],
     partials: &[f32],
@@ -173,13 +216,13 @@ pub fn segment_sparse<W: Weights + ?Sized>(
     if status != STATUS_OK {
         return;
     }
-    for r in 0..p.num_embeddings {
-        if !referenced(p, r, offsets) {
+    for seg in runs(sorted_keys) {
+        if !referenced(p, seg) {
             continue;
         }
-        let slot = ranks[r] as usize;
-        rows[slot] = r as u32;
-        let g = row_grad(p, r, offsets, sorted_pos, grad_out, partials);
+        let slot = ranks[seg.s] as usize;
+        rows[slot] = seg.r as u32;
+        let g = row_grad(p, seg, sorted_pos, grad_out, partials);
         for (c, &gc) in g.iter().enumerate() {
             values.store(slot * p.dim + c, gc);
         }
@@ -192,7 +235,7 @@ pub fn segment_sparse<W: Weights + ?Sized>(
 pub fn segment_sgd<W: Weights + ?Sized>(
     p: &SegmentParams,
     status: u32,
-    offsets: &[u32],
+    sorted_keys: &[u32],
     sorted_pos: &[u32],
     grad_out: &[f32],
     partials: &[f32],
@@ -202,11 +245,11 @@ pub fn segment_sgd<W: Weights + ?Sized>(
     if status != STATUS_OK {
         return;
     }
-    for r in 0..p.num_embeddings {
-        if !referenced(p, r, offsets) {
+    for seg in runs(sorted_keys) {
+        if !referenced(p, seg) {
             continue;
         }
-        let g = row_grad(p, r, offsets, sorted_pos, grad_out, partials);
+        let (r, g) = (seg.r, row_grad(p, seg, sorted_pos, grad_out, partials));
         for (c, &gc) in g.iter().enumerate() {
             let (w, gc) = (weight.load(r * p.dim + c), weight.as_gradient(gc));
             weight.store(r * p.dim + c, w - lr * gc);
@@ -221,7 +264,7 @@ pub fn segment_sgd<W: Weights + ?Sized>(
 pub fn segment_adagrad<W: Weights + ?Sized>(
     p: &SegmentParams,
     status: u32,
-    offsets: &[u32],
+    sorted_keys: &[u32],
     sorted_pos: &[u32],
     grad_out: &[f32],
     partials: &[f32],
@@ -233,12 +276,13 @@ pub fn segment_adagrad<W: Weights + ?Sized>(
     if status != STATUS_OK {
         return;
     }
-    for r in 0..p.num_embeddings {
-        if !referenced(p, r, offsets) {
+    for seg in runs(sorted_keys) {
+        if !referenced(p, seg) {
             continue;
         }
+        let r = seg.r;
         // An f16 table's gradient is f16 (see `Weights::as_gradient`).
-        let g: Vec<f32> = row_grad(p, r, offsets, sorted_pos, grad_out, partials)
+        let g: Vec<f32> = row_grad(p, seg, sorted_pos, grad_out, partials)
             .into_iter()
             .map(|x| weight.as_gradient(x))
             .collect();
@@ -264,7 +308,7 @@ pub fn segment_adagrad<W: Weights + ?Sized>(
 pub fn segment_adam(
     p: &SegmentParams,
     status: u32,
-    offsets: &[u32],
+    sorted_keys: &[u32],
     sorted_pos: &[u32],
     grad_out: &[f32],
     partials: &[f32],
@@ -276,13 +320,13 @@ pub fn segment_adam(
     if status != STATUS_OK {
         return;
     }
-    for r in 0..p.num_embeddings {
-        if !referenced(p, r, offsets) {
+    for seg in runs(sorted_keys) {
+        if !referenced(p, seg) {
             continue;
         }
-        let g = row_grad(p, r, offsets, sorted_pos, grad_out, partials);
+        let g = row_grad(p, seg, sorted_pos, grad_out, partials);
         for (c, &gc) in g.iter().enumerate() {
-            let i = r * p.dim + c;
+            let i = seg.r * p.dim + c;
             (weight[i], exp_avg[i], exp_avg_sq[i]) =
                 crate::cpu::adam_step::adam_update(a, weight[i], gc, exp_avg[i], exp_avg_sq[i]);
         }

@@ -51,7 +51,22 @@ struct Params {
     len: u32,
     num_blocks: u32,
     exclude: u32,
-    flags: u32,
+    mode: u32,
+}
+
+/// What each element adds to the running sum.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ScanMode {
+    /// Its value.
+    #[default]
+    Sum,
+    /// 1 when it is nonzero: over row counts, each referenced row's rank
+    /// among the referenced rows.
+    Nonzero,
+    /// 1 when it starts a run of equal values (the first element, or one
+    /// unlike the element before it): over sorted keys, each run's slot
+    /// among the runs, in O(elements) rather than O(rows).
+    RunStarts,
 }
 
 /// One scan. `out` holds `len + 1` u32s and must not alias `input`.
@@ -64,11 +79,12 @@ pub struct ScanArgs<'a> {
     /// `len + 1` u32s: `out[i]` is the sum of elements `0..i` (wrapping, as
     /// u32 arithmetic does), `out[len]` the total.
     pub out: &'a wgpu::Buffer,
-    /// This element reads as zero (the padding row when ranking rows); one
-    /// at or past `len` excludes nothing.
+    /// The padding row when ranking rows: with `Sum` and `Nonzero` the
+    /// element at this index reads as zero (one at or past `len` excludes
+    /// nothing); with `RunStarts` a run of this value counts zero.
     pub exclude: Option<usize>,
-    /// Scan `input[i] != 0` (as 0/1) instead of `input[i]`.
-    pub flags: bool,
+    /// What each element adds (its value by default).
+    pub mode: ScanMode,
 }
 
 /// Records the scan's dispatches into `encoder` (allocating the block sums).
@@ -88,11 +104,16 @@ pub(crate) fn record(rec: &mut Recorder, args: &ScanArgs) -> Result<()> {
         num_blocks: to_u32("scan blocks", num_blocks)?,
         // An element past `len` excludes nothing, as in the twin (and may
         // be past u32: the padding row of a table past 2^32 rows).
-        exclude: match args.exclude {
-            Some(e) if e < args.len => e as u32,
+        exclude: match (args.mode, args.exclude) {
+            (ScanMode::RunStarts, Some(e)) => u32::try_from(e).unwrap_or(u32::MAX),
+            (_, Some(e)) if e < args.len => e as u32,
             _ => u32::MAX,
         },
-        flags: args.flags as u32,
+        mode: match args.mode {
+            ScanMode::Sum => 0,
+            ScanMode::Nonzero => 1,
+            ScanMode::RunStarts => 2,
+        },
     };
     let block_sums = rec
         .gpu()

@@ -5,7 +5,7 @@
 use crate::binding;
 use crate::error::Result;
 use crate::gpu::Gpu;
-use crate::kernels::exclusive_scan::{self, ScanArgs};
+use crate::kernels::exclusive_scan::{self, ScanArgs, ScanMode};
 use crate::kernels::to_u32;
 use crate::pipeline::KernelSpec;
 use crate::recorder::{self, Recorder, Work};
@@ -130,7 +130,7 @@ pub(crate) fn record(rec: &mut Recorder, args: &SortArgs) -> Result<()> {
                 len: hist_len,
                 out: hist_scan.raw(),
                 exclude: None,
-                flags: false,
+                mode: ScanMode::Sum,
             },
         )?;
         rec.launch(

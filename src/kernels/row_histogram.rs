@@ -1,4 +1,5 @@
-//! `row_histogram`: `counts[r]` = how many positions hold index `r`.
+//! `row_histogram`: `counts[r]` = how many positions hold index `r`; the
+//! first out-of-range position in `status` (`row_check`: only that).
 //! Shader: `shaders/row_histogram.wgsl`; CPU twin: `cpu::row_histogram`.
 
 use crate::binding::{self, Span};
@@ -13,6 +14,12 @@ const SPEC: KernelSpec = KernelSpec {
     source: include_str!("../../shaders/row_histogram.wgsl"),
     entry: "row_histogram",
     defs: &[],
+};
+
+/// The same pass without `counts`: only the index check (`row_check`).
+const CHECK: KernelSpec = KernelSpec {
+    entry: "row_check",
+    ..SPEC
 };
 
 #[repr(C)]
@@ -37,8 +44,10 @@ pub struct HistogramArgs<'a> {
     /// One u32, set by the caller to `STATUS_OK`; lowered (atomic min) to
     /// the first out-of-range position.
     pub status: &'a wgpu::Buffer,
-    /// `num_embeddings` u32s; cleared here before counting.
-    pub counts: &'a wgpu::Buffer,
+    /// `num_embeddings` u32s; cleared here before counting. `None`: only
+    /// the check of the indices, without a pass over the table's rows (a
+    /// fused update finds each row's segment in the sorted keys instead).
+    pub counts: Option<&'a wgpu::Buffer>,
 }
 
 /// Records the clear of `counts` and the histogram into `encoder`; an index
@@ -58,25 +67,23 @@ pub(crate) fn record(rec: &mut Recorder, args: &HistogramArgs) -> Result<()> {
     )?;
     binding::check_holds("row_histogram status (one u32)", args.status.size(), 1)?;
     let rows = args.num_embeddings as u64;
-    binding::check_holds(
-        "row_histogram counts (num_embeddings u32)",
-        args.counts.size(),
-        rows,
-    )?;
+    if let Some(counts) = args.counts {
+        binding::check_holds(
+            "row_histogram counts (num_embeddings u32)",
+            counts.size(),
+            rows,
+        )?;
+        binding::check_fits(gpu, "row_histogram counts (bound whole)", counts.size())?;
+    }
     // What can fail, before the clear: `counts` is bound whole.
-    binding::check_no_alias(
-        "row_histogram",
-        &[args.indices],
-        &[args.status, args.counts],
-    )?;
-    binding::check_fits(
-        gpu,
-        "row_histogram counts (bound whole)",
-        args.counts.size(),
-    )?;
+    let mut writes = vec![args.status];
+    writes.extend(args.counts);
+    binding::check_no_alias("row_histogram", &[args.indices], &writes)?;
     to_u32("num_embeddings", args.num_embeddings)?;
     let windows = binding::windows(gpu, args.n, &[4], "row_histogram indices")?;
-    rec.clear_buffer(args.counts, 0, None);
+    if let Some(counts) = args.counts {
+        rec.clear_buffer(counts, 0, None);
+    }
     for window in windows {
         let params = Params {
             n: to_u32("index count", window.len())?,
@@ -84,15 +91,17 @@ pub(crate) fn record(rec: &mut Recorder, args: &HistogramArgs) -> Result<()> {
             pos_base: to_u32("window first position", window.start)?,
             _pad1: 0,
         };
+        let mut spans = vec![
+            (1, Span::items(args.indices, &window, 4)),
+            (2, args.status.into()),
+        ];
+        spans.extend(args.counts.map(|c| (3, c.into())));
+        let spec = if args.counts.is_some() { &SPEC } else { &CHECK };
         rec.launch(
-            &SPEC,
+            spec,
             &[],
             &params,
-            &[
-                (1, Span::items(args.indices, &window, 4)),
-                (2, args.status.into()),
-                (3, args.counts.into()),
-            ],
+            &spans,
             Work::Invocations(window.len() as u64),
         )?;
     }

@@ -153,12 +153,12 @@ pub enum SegmentOutput<'a> {
         /// packed two per u32 when [`SegmentArgs::half`] is set.
         grad: RowBlock<'a>,
     },
-    /// Row `r` with `rank = ranks[r]` (exclusive scan of the referenced-row
-    /// flags, padding excluded) writes `rows[rank] = r` and `values[rank, :]`.
+    /// Row `r`, whose run of sorted entries starts at `s`, with
+    /// `rank = ranks[s]` writes `rows[rank] = r` and `values[rank, :]`.
     Sparse {
-        /// `num_embeddings + 1` u32s: each row's slot, from `exclusive_scan`
-        /// with `flags` and the padding row excluded; the last is the
-        /// number of slots.
+        /// `n + 1` u32s: each sorted entry's slot, from `exclusive_scan` of
+        /// the sorted keys in `RunStarts` mode with the padding row
+        /// excluded; the last is the number of slots.
         ranks: &'a wgpu::Buffer,
         /// One u32 per slot: the table row it holds (rows ascending).
         rows: &'a wgpu::Buffer,
@@ -221,8 +221,12 @@ pub struct SegmentArgs<'a> {
     pub scale_by_freq: bool,
     /// Written by `row_histogram`; every entry point skips all writes unless it is `STATUS_OK`.
     pub status: &'a wgpu::Buffer,
-    /// `num_embeddings + 1` u32s: where each row's segment starts.
-    pub offsets: &'a wgpu::Buffer,
+    /// `num_embeddings + 1` u32s: where each row's segment starts
+    /// (`exclusive_scan` of `row_histogram`'s counts). Only a `Dense` target
+    /// reads them (it writes every row); the others find a row's segment in
+    /// `sorted_keys`, so a fused update or a sparse gradient needs no
+    /// vocabulary-sized scan. `None` beside a `Dense` target is refused.
+    pub offsets: Option<&'a wgpu::Buffer>,
     /// `n` u32 row ids in ascending order (`radix_sort`'s `keys_out`).
     pub sorted_keys: &'a wgpu::Buffer,
     /// `n` u32s: the position in `grad_out` of each sorted entry, ascending
@@ -305,11 +309,23 @@ fn record_presort(rec: &mut Recorder, args: &SegmentArgs) -> Result<GpuBuffer> {
 fn check_sizes(gpu: &Gpu, args: &SegmentArgs, targets: &[SegmentOutput]) -> Result<()> {
     let (n, dim, rows) = (args.n as u64, args.dim as u64, args.num_embeddings as u64);
     binding::check_holds("segment_sum status (one u32)", args.status.size(), 1)?;
-    binding::check_holds(
-        "segment_sum offsets (num_embeddings + 1)",
-        args.offsets.size(),
-        rows + 1,
-    )?;
+    if let Some(offsets) = args.offsets {
+        binding::check_holds(
+            "segment_sum offsets (num_embeddings + 1)",
+            offsets.size(),
+            rows + 1,
+        )?;
+    } else if targets
+        .iter()
+        .any(|t| matches!(t, SegmentOutput::Dense { .. }))
+    {
+        return Err(Error::InvalidArgument {
+            name: "offsets",
+            reason: "a dense gradient writes every row, so it reads each row's \
+                     segment from the offsets: pass them"
+                .into(),
+        });
+    }
     binding::check_holds(
         "segment_sum sorted_keys (n u32)",
         args.sorted_keys.size(),
@@ -331,11 +347,11 @@ fn check_sizes(gpu: &Gpu, args: &SegmentArgs, targets: &[SegmentOutput]) -> Resu
     // targets would be recorded before a later target's dispatch found it.
     let mut reads = vec![
         args.status,
-        args.offsets,
         args.sorted_keys,
         args.sorted_positions,
         args.grad_out,
     ];
+    reads.extend(args.offsets);
     let mut writes = Vec::new();
     let mut spans = Vec::new();
     let mut states = Vec::new();
@@ -443,11 +459,7 @@ fn check_sizes(gpu: &Gpu, args: &SegmentArgs, targets: &[SegmentOutput]) -> Resu
             )?;
         }
         if let SegmentOutput::Sparse { ranks, .. } = target {
-            binding::check_holds(
-                "segment_sum ranks (num_embeddings + 1)",
-                ranks.size(),
-                rows + 1,
-            )?;
+            binding::check_holds("segment_sum ranks (n + 1)", ranks.size(), n + 1)?;
         }
     }
     binding::check_inputs_apart("segment_sum", &reads, &writes)?;
@@ -574,7 +586,6 @@ pub(crate) fn record(
                 &p,
                 &[
                     (1, args.status.into()),
-                    (2, args.offsets.into()),
                     (3, args.sorted_keys.into()),
                     (4, args.sorted_positions.into()),
                     (5, *grad),

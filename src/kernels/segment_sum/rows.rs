@@ -75,6 +75,11 @@ pub(super) fn encode_rows(
         (true, true) => half_wide,
     };
     let sparse = matches!(target, SegmentOutput::Sparse { .. });
+    // segment_dense runs over table rows (it writes every one, zeros
+    // included); the other entries over the sorted entries of a dispatch's
+    // tiles, one of which handles each referenced row (see the shader's
+    // `segment_at`): a step costs the batch, not the vocabulary.
+    let by_entry = !matches!(target, SegmentOutput::Dense { .. });
     // Windows of what `out` holds: table rows, or the sparse slots that
     // both `values` and `rows` hold (a slot past either is not written,
     // rather than clamped onto the last one).
@@ -195,9 +200,22 @@ pub(super) fn encode_rows(
                 let mut p = window_params(params, tiles, chunk, presorted);
                 p.col_begin = to_u32("embedding dim", pass.columns.start)?;
                 p.col_end = to_u32("embedding dim", pass.columns.end)?;
+                // The row offsets, or (by entry) the sorted keys.
+                let (rows_of, items) = if by_entry {
+                    let entries =
+                        (tiles.end * chunk).min(args.n) - (tiles.start * chunk).min(args.n);
+                    ((3, args.sorted_keys.into()), entries as u64)
+                } else {
+                    // `check_sizes` refused a dense target without them.
+                    let offsets = args.offsets.ok_or_else(|| Error::InvalidArgument {
+                        name: "offsets",
+                        reason: "a dense gradient reads the row offsets".into(),
+                    })?;
+                    ((2, offsets.into()), dispatch_rows.len() as u64)
+                };
                 let mut spans: Vec<(u32, Span)> = vec![
                     (1, args.status.into()),
-                    (2, args.offsets.into()),
+                    rows_of,
                     (4, args.sorted_positions.into()),
                     (5, *grad),
                     (6, partials.into()),
@@ -217,7 +235,7 @@ pub(super) fn encode_rows(
                     &[("THREADS_PER_ROW", pass.tpr as f64)],
                     &p,
                     &spans,
-                    Work::Invocations(dispatch_rows.len() as u64 * pass.tpr as u64),
+                    Work::Invocations(items * pass.tpr as u64),
                 )?;
             }
         }

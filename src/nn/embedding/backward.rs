@@ -3,10 +3,14 @@
 //!
 //! The deterministic path (the default, every adapter) records:
 //! `row_histogram` (row counts; checks every index) → `exclusive_scan`
-//! (each row's segment offset) → `radix_sort` (positions grouped by row,
-//! stable, so ascending within a row) → `segment_sum` (each row's segment
-//! summed in ascending position order, long segments split into tiles and
-//! recombined in tile order). Every adapter and `cpu::embedding_backward_*`
+//! (each row's segment offset) →
+//! `radix_sort` (positions grouped by row, stable, so ascending within a
+//! row) → `segment_sum` (each row's segment summed in ascending position
+//! order, long segments split into tiles and recombined in tile order). A
+//! sparse gradient and the fused updates only check the indices
+//! (`row_check`) and find each row's segment in the sorted keys (a sparse
+//! gradient's slots: `exclusive_scan` of the keys' run starts), so they cost
+//! the batch, not the table's rows. Every adapter and `cpu::embedding_backward_*`
 //! produce the same bits. The atomic path (`GradientMode::Atomic`) is one
 //! float `atomicAdd` per element: faster where the adapter has it, but the
 //! order of the additions, and so the rounding, changes from run to run.
@@ -23,11 +27,10 @@
 //! the order above and rounded once, to nearest. It always takes the sorted
 //! path (there is no f16 atomic add).
 
-use super::sort::record_sort;
+use super::sort::{record_sort, PerRow};
 use super::IndexCheck;
 use crate::binding::RowBlock;
 use crate::error::{Error, Result};
-use crate::kernels::exclusive_scan::{self, ScanArgs};
 use crate::kernels::scatter_add_atomic::{self, AtomicArgs};
 use crate::kernels::segment_sum::{self, SegmentOutput};
 use crate::nn::check_indices;
@@ -184,7 +187,9 @@ impl Embedding {
         // Scopes only around what records and submits, never across an
         // await (see `submit_for_check`).
         let scope = gpu.scope();
-        let ranks = gpu.storage("sparse gradient ranks", (v as u64 + 1) * 4)?;
+        // One slot per sorted entry, and the number of rows last.
+        let n = indices.len() as u64;
+        let ranks = gpu.storage("sparse gradient ranks", (n + 1) * 4)?;
         let rows = gpu.storage("sparse gradient rows", capacity as u64 * 4)?;
         let elements = capacity as u64 * dim as u64;
         let values = match self.dtype() {
@@ -197,17 +202,11 @@ impl Embedding {
         };
         let mut encoder = gpu.encoder("Embedding::backward (sparse)");
         recorder::record(gpu, &mut encoder, |rec| {
-            let batch = record_sort(rec, indices, v, status.buffer())?;
-            exclusive_scan::record(
-                rec,
-                &ScanArgs {
-                    input: batch.counts.raw(),
-                    len: v,
-                    out: ranks.raw(),
-                    exclude: self.options.padding_idx,
-                    flags: true,
-                },
-            )?;
+            let per_row = PerRow::Ranks {
+                out: ranks.raw(),
+                padding_idx: self.options.padding_idx,
+            };
+            let batch = record_sort(rec, indices, v, status.buffer(), per_row)?;
             let target = SegmentOutput::Sparse {
                 ranks: ranks.raw(),
                 rows: rows.raw(),
@@ -231,8 +230,7 @@ impl Embedding {
         self.check_submitted(submitted, status, indices).await?;
         // The copy into the staging buffer is submitted before the first await.
         let unique: Vec<u32> =
-            crate::readback::read_async(gpu, ranks_raw, v as u64 * 4, 4, "sparse row count")
-                .await?;
+            crate::readback::read_async(gpu, ranks_raw, n * 4, 4, "sparse row count").await?;
         let unique = (unique.first().copied().unwrap_or(0) as usize).min(capacity);
         // The rows and values stay where the kernels wrote them: no copy.
         let row_tensor = IndexTensor::from_parts(gpu, rows, unique);
@@ -341,7 +339,7 @@ impl Embedding {
             }
             return Ok(());
         }
-        let batch = record_sort(rec, indices, self.num_embeddings, status)?;
+        let batch = record_sort(rec, indices, self.num_embeddings, status, PerRow::Offsets)?;
         let targets: Vec<SegmentOutput> = blocks
             .into_iter()
             .map(|grad| SegmentOutput::Dense { grad })

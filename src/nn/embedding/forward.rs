@@ -137,7 +137,7 @@ impl Embedding {
                 n: indices.len(),
                 num_embeddings: self.num_embeddings,
                 status,
-                counts: counts.raw(),
+                counts: Some(counts.raw()),
             },
         )?;
         Ok(counts)

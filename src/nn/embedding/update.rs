@@ -7,7 +7,7 @@
 //! unchecked work (`record_*`); the `encode_*` forms do the same into the
 //! caller's encoder.
 
-use super::sort::record_sort;
+use super::sort::{record_sort, PerRow};
 use super::IndexCheck;
 use crate::error::{Error, Result};
 use crate::kernels::segment_sum::{self, SegmentOutput};
@@ -394,7 +394,7 @@ impl Embedding {
         fused: Fused,
         status: &wgpu::Buffer,
     ) -> Result<()> {
-        let batch = record_sort(rec, indices, self.num_embeddings, status)?;
+        let batch = record_sort(rec, indices, self.num_embeddings, status, PerRow::Nothing)?;
         let weights = self.weight.blocks().into_iter();
         let targets: Vec<SegmentOutput> = match fused {
             Fused::Sgd { lr } => weights
