@@ -1,9 +1,10 @@
 //! A training step against the vocabulary: the same batch (N = 1024 ids,
-//! dim 16) through the fused updates and the sparse backward on tables of
-//! V = 2^10 … 2^22 rows, through the public API (host indices, allocation
-//! included). What grows with V is what a step spends on the table rather
-//! than the batch: the row histogram and scan (one u32 per row each) and,
-//! before the update entries ran over sorted entries, a pass over every row.
+//! dim 16) through the fused updates, the sparse backward and a `max_norm`
+//! lookup on tables of V = 2^10 … 2^22 rows, through the public API (host
+//! indices, allocation included). What grows with V is what a call spends
+//! on the table rather than the batch: before these ran per id, a row
+//! histogram, a scan and a pass over every row; now at most a clear of one
+//! u32 per row (`max_norm`'s claims).
 //!
 //! Wall times around each call (criterion's clock); on lavapipe they are
 //! CPU figures: compare the rows of one run, never runs.
@@ -37,8 +38,8 @@ fn bench(c: &mut Criterion) {
     println!("adapter: {}", gpu.describe());
     let grad = Tensor::from_slice(&gpu, &vec![1e-3; N * DIM], &[N, DIM]).unwrap();
     let options = AdamOptions::default();
-    // (V, [sgd, adagrad, adam, sparse backward]) medians, ms.
-    let mut summary: Vec<(usize, [f64; 4])> = Vec::new();
+    // (V, [sgd, adagrad, adam, sparse backward, max_norm forward]) medians, ms.
+    let mut summary: Vec<(usize, [f64; 5])> = Vec::new();
     for v in VOCABS {
         let ids = wgpu_embed::ids::uniform(N, v, 7);
         let mut emb = Embedding::new(&gpu, v, DIM).unwrap();
@@ -50,6 +51,16 @@ fn bench(c: &mut Criterion) {
             DIM,
             EmbeddingOptions {
                 sparse: true,
+                ..EmbeddingOptions::default()
+            },
+        )
+        .unwrap();
+        let renorm = Embedding::with_options(
+            &gpu,
+            v,
+            DIM,
+            EmbeddingOptions {
+                max_norm: Some(1.0),
                 ..EmbeddingOptions::default()
             },
         )
@@ -74,6 +85,9 @@ fn bench(c: &mut Criterion) {
         group.bench_function("backward (sparse)", |b| {
             b.iter(|| sparse.backward(&ids, &grad).unwrap())
         });
+        group.bench_function("forward (max_norm)", |b| {
+            b.iter(|| renorm.forward(&ids).unwrap())
+        });
         group.finish();
         summary.push((
             v,
@@ -87,6 +101,9 @@ fn bench(c: &mut Criterion) {
                 median_ms(|| {
                     sparse.backward(&ids, &grad).unwrap();
                 }),
+                median_ms(|| {
+                    renorm.forward(&ids).unwrap();
+                }),
             ],
         ));
     }
@@ -96,11 +113,17 @@ fn bench(c: &mut Criterion) {
     );
     let base = summary[0].1;
     for (v, ms) in &summary {
-        let cells: Vec<String> = ["sgd", "adagrad", "adam", "sparse backward"]
-            .iter()
-            .zip(ms.iter().zip(base))
-            .map(|(name, (m, b))| format!("{name} {m:.2} ({:.1}x)", m / b))
-            .collect();
+        let cells: Vec<String> = [
+            "sgd",
+            "adagrad",
+            "adam",
+            "sparse backward",
+            "max_norm forward",
+        ]
+        .iter()
+        .zip(ms.iter().zip(base))
+        .map(|(name, (m, b))| format!("{name} {m:.2} ({:.1}x)", m / b))
+        .collect();
         println!("  V=2^{:<2} {}", v.ilog2(), cells.join("  "));
     }
 }

@@ -1,11 +1,16 @@
 // embedding_renorm: max_norm, as PyTorch's embedding_renorm_. Every row the
-// batch references (counts[r] > 0: a row repeated in the batch is visited
-// once) whose norm_type-norm exceeds max_norm is scaled in place by
-// max_norm / (norm + 1e-7). Runs before the gather, in the same encoder.
+// batch references whose norm_type-norm exceeds max_norm is scaled in place
+// by max_norm / (norm + 1e-7). Runs before the gather, in the same encoder.
+//
+// One invocation per id of the batch, not per table row, so a lookup costs
+// the batch: the invocation that claims a row first (atomicExchange on
+// `claims`, one u32 per row, cleared by the host) renormalises it, so a row
+// the batch repeats is scaled once, by one invocation, whichever it is.
 //
 // A table past one storage binding is renormalised one row-block per
 // dispatch: `weight` holds table rows row_begin .. row_end from its start
-// (the whole table is one chunk); `counts` is indexed by table row.
+// (the whole table is one chunk), and ids of other rows are skipped before
+// they claim anything; an id list past one binding is read in windows.
 //
 // One invocation loops over its row twice, so on CPU adapters the host
 // refuses rows past 16 384 floats: Mesa's gallivm cuts an invocation's loops short (`kernels::LOOP_BUDGET`), which would leave a wider row half scaled.
@@ -26,14 +31,15 @@ struct Params {
     norm_type: f32,
     row_begin: u32,
     row_end: u32,
-    _pad0: u32,
+    n: u32,        // ids in this window of `indices`
     _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> status: array<u32>;
-@group(0) @binding(2) var<storage, read> counts: array<u32>;
+@group(0) @binding(2) var<storage, read> indices: array<u32>;
 @group(0) @binding(3) var<storage, read_write> weight: array<f32>;
+@group(0) @binding(4) var<storage, read_write> claims: array<atomic<u32>>;
 
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn embedding_renorm(
@@ -41,9 +47,16 @@ fn embedding_renorm(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let r = params.row_begin + invocation(wid, nwg, lid);
-    if r >= params.row_end || r >= params.num_embeddings || status[0] != STATUS_OK || counts[r] == 0u {
+    let i = invocation(wid, nwg, lid);
+    if i >= params.n || status[0] != STATUS_OK {
         return;
+    }
+    let r = indices[i];
+    if r < params.row_begin || r >= params.row_end || r >= params.num_embeddings {
+        return;
+    }
+    if atomicExchange(&claims[r], 1u) != 0u {
+        return; // another id of the batch has this row
     }
     let base = (r - params.row_begin) * params.dim;
     let p = params.norm_type;

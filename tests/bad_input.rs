@@ -1045,8 +1045,9 @@ fn low_level_kernels_check_everything_before_recording() {
                 max_norm,
                 norm_type,
                 status: b,
-                counts: b,
-                weight: RowBlock::new(k, 0..4),
+                indices: b,
+                n: 4,
+                blocks: &[RowBlock::new(k, 0..4)],
             };
             let r = embedding_renorm::encode(gpu, &mut enc, &renorm);
             let name = if norm_type == 2.0 {

@@ -190,7 +190,7 @@ fn max_norm_renormalises_referenced_rows_in_every_chunk() {
                 let mut status = u32::MAX;
                 cpu::row_histogram(rows, &idx, &mut status, &mut counts);
                 let mut want = w.clone();
-                cpu::embedding_renorm(rows, dim, 1.0, norm_type, status, &counts, &mut want);
+                cpu::embedding_renorm(rows, dim, 1.0, norm_type, status, &idx, &mut want);
 
                 let out = emb.forward(&idx).unwrap().to_vec().unwrap();
                 let after = emb.weight().to_vec().unwrap();

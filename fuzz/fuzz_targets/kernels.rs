@@ -173,8 +173,9 @@ enum Call {
         max_norm: f32,
         norm_type: f32,
         status: Buf,
-        counts: Buf,
-        weight: Block,
+        indices: Buf,
+        n: u16,
+        weights: Vec<Block>,
     },
     AdamStep {
         len: u16,
@@ -581,21 +582,26 @@ fn call(gpu: &Gpu, pool: &Pool, enc: &mut wgpu::CommandEncoder, c: &Call) -> wgp
             max_norm,
             norm_type,
             status,
-            counts,
-            weight,
-        } => embedding_renorm::encode(
-            gpu,
-            enc,
-            &embedding_renorm::RenormArgs {
-                num_embeddings: *num_embeddings as usize,
-                dim: *dim as usize,
-                max_norm: *max_norm,
-                norm_type: *norm_type,
-                status: pool.get(*status),
-                counts: pool.get(*counts),
-                weight: pool.block(gpu, weight),
-            },
-        ),
+            indices,
+            n,
+            weights,
+        } => {
+            let blocks: Vec<RowBlock> = weights.iter().take(4).map(|w| pool.block(gpu, w)).collect();
+            embedding_renorm::encode(
+                gpu,
+                enc,
+                &embedding_renorm::RenormArgs {
+                    num_embeddings: *num_embeddings as usize,
+                    dim: *dim as usize,
+                    max_norm: *max_norm,
+                    norm_type: *norm_type,
+                    status: pool.get(*status),
+                    indices: pool.get(*indices),
+                    n: *n as usize,
+                    blocks: &blocks,
+                },
+            )
+        }
         Call::AdamStep { len, bufs } => adam_step::encode(
             gpu,
             enc,

@@ -1,24 +1,28 @@
 //! CPU twin of `shaders/embedding_renorm.wgsl`.
 
-/// Scales each row with `counts[r] > 0` whose `norm_type`-norm exceeds
-/// `max_norm` by `max_norm / (norm + 1e-7)`, as PyTorch's `embedding_renorm_`
-/// (in f32, summing the row's columns in ascending order; `norm_type`
-/// infinite: the largest magnitude).
+/// Scales each row `indices` names (once, however often; ids past the table
+/// are skipped) whose `norm_type`-norm exceeds `max_norm` by
+/// `max_norm / (norm + 1e-7)`, as PyTorch's `embedding_renorm_` (in f32,
+/// summing the row's columns in ascending order; `norm_type` infinite: the
+/// largest magnitude). The shader's invocation per id claims its row first;
+/// here, the id that names it first.
 pub fn embedding_renorm(
     num_embeddings: usize,
     dim: usize,
     max_norm: f32,
     norm_type: f32,
     status: u32,
-    counts: &[u32],
+    indices: &[u32],
     weight: &mut [f32],
 ) {
     if status != u32::MAX {
         return;
     }
     let p = norm_type;
-    for r in 0..num_embeddings {
-        if counts[r] == 0 {
+    let mut claims = vec![false; num_embeddings];
+    for &r in indices {
+        let r = r as usize;
+        if r >= num_embeddings || std::mem::replace(&mut claims[r], true) {
             continue;
         }
         let row = &mut weight[r * dim..(r + 1) * dim];

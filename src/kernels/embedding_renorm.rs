@@ -1,9 +1,11 @@
 //! `embedding_renorm`: `max_norm`, as PyTorch's `embedding_renorm_`: each
 //! referenced row whose norm exceeds `max_norm` is scaled in place by
-//! `max_norm / (norm + 1e-7)`, once however often the batch repeats it.
+//! `max_norm / (norm + 1e-7)`, once however often the batch repeats it: one
+//! invocation per id, so a lookup with `max_norm` costs the batch, not the
+//! table (beside one clear of a u32 per row).
 //! Shader: `shaders/embedding_renorm.wgsl`; CPU twin: `cpu::embedding_renorm`.
 
-use crate::binding::{self, RowBlock};
+use crate::binding::{self, RowBlock, Span};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::kernels::{loop_limited, to_u32, LOOP_BUDGET};
@@ -29,13 +31,14 @@ struct Params {
     norm_type: f32,
     row_begin: u32,
     row_end: u32,
-    _pad: [u32; 2],
+    n: u32,
+    _pad: u32,
 }
 
 /// The buffers of one renormalisation.
 pub struct RenormArgs<'a> {
-    /// Rows in the whole table, and u32 entries in `counts`; rows of
-    /// `weight` at or past it are left alone.
+    /// Rows in the whole table; ids and rows of a block at or past it are
+    /// left alone.
     pub num_embeddings: usize,
     /// f32 elements per row; past [`MAX_DIM`] is refused on CPU adapters.
     pub dim: usize,
@@ -46,12 +49,16 @@ pub struct RenormArgs<'a> {
     /// largest magnitude). 1, 2 and infinity match the CPU twin bit for bit,
     /// other values (`pow`) to a few ulps.
     pub norm_type: f32,
-    /// Nothing is written unless this is `STATUS_OK`.
+    /// Nothing is written unless this is `STATUS_OK` (the caller's
+    /// `row_histogram` or `row_check` of the same ids).
     pub status: &'a wgpu::Buffer,
-    /// `row_histogram` of the batch: rows with a nonzero count are renormalised.
-    pub counts: &'a wgpu::Buffer,
-    /// The row-block renormalised (one call per block of a large table).
-    pub weight: RowBlock<'a>,
+    /// The batch's u32 row ids, `n` of them: each row they name is
+    /// renormalised once, however often it occurs.
+    pub indices: &'a wgpu::Buffer,
+    /// Number of ids.
+    pub n: usize,
+    /// The table's row-blocks (one for a table within one binding).
+    pub blocks: &'a [RowBlock<'a>],
 }
 
 /// The widest row one invocation renormalises: it loops over the row twice
@@ -106,41 +113,66 @@ pub(crate) fn record(rec: &mut Recorder, args: &RenormArgs) -> Result<()> {
     let gpu = rec.gpu();
     check_dim(gpu, args.dim)?;
     check_norms(args.max_norm, args.norm_type)?;
-    binding::check_span(gpu, "embedding_renorm weight", &args.weight.span)?;
-    let rows = args.weight.rows.clone();
-    let rows = rows.start.min(args.num_embeddings)..rows.end.min(args.num_embeddings);
-    let words = (rows.len() as u64).saturating_mul(args.dim as u64);
-    binding::check_holds(
-        "embedding_renorm weight (its rows × dim)",
-        args.weight.span.size,
-        words,
-    )?;
     binding::check_holds("embedding_renorm status (one u32)", args.status.size(), 1)?;
-    let counts = args.num_embeddings as u64;
     binding::check_holds(
-        "embedding_renorm counts (num_embeddings u32)",
-        args.counts.size(),
-        counts,
+        "embedding_renorm indices (n u32)",
+        args.indices.size(),
+        args.n as u64,
     )?;
-    to_u32("table chunk elements", rows.len().saturating_mul(args.dim))?;
-    let params = Params {
-        num_embeddings: to_u32("num_embeddings", args.num_embeddings)?,
-        dim: to_u32("embedding dim", args.dim)?,
-        max_norm: args.max_norm,
-        norm_type: args.norm_type,
-        row_begin: to_u32("chunk first row", rows.start)?,
-        row_end: to_u32("chunk end row", rows.end)?,
-        _pad: [0; 2],
-    };
-    rec.launch(
-        &SPEC,
-        &[],
-        &params,
-        &[
-            (1, args.status.into()),
-            (2, args.counts.into()),
-            (3, args.weight.span),
-        ],
-        Work::Invocations(rows.len() as u64),
-    )
+    let num_embeddings = to_u32("num_embeddings", args.num_embeddings)?;
+    let mut blocks = Vec::with_capacity(args.blocks.len());
+    for block in args.blocks {
+        binding::check_span(gpu, "embedding_renorm weight", &block.span)?;
+        let rows =
+            block.rows.start.min(args.num_embeddings)..block.rows.end.min(args.num_embeddings);
+        let words = (rows.len() as u64).saturating_mul(args.dim as u64);
+        binding::check_holds(
+            "embedding_renorm weight (its rows × dim)",
+            block.span.size,
+            words,
+        )?;
+        to_u32("table chunk elements", rows.len().saturating_mul(args.dim))?;
+        blocks.push((
+            to_u32("chunk first row", rows.start)?,
+            to_u32("chunk end row", rows.end)?,
+            block.span,
+        ));
+    }
+    let windows = binding::windows(gpu, args.n, &[4], "embedding_renorm indices")?;
+    // One claim per table row, bound whole and cleared once for every block.
+    let claim_bytes = (args.num_embeddings as u64 * 4).max(4);
+    binding::check_fits(
+        gpu,
+        "embedding_renorm claims (one u32 per row)",
+        claim_bytes,
+    )?;
+    let claims = gpu.storage("embedding_renorm claims", claim_bytes)?;
+    rec.clear_buffer(claims.raw(), 0, None);
+    for (row_begin, row_end, span) in blocks {
+        for window in &windows {
+            let params = Params {
+                num_embeddings,
+                dim: to_u32("embedding dim", args.dim)?,
+                max_norm: args.max_norm,
+                norm_type: args.norm_type,
+                row_begin,
+                row_end,
+                n: to_u32("index count", window.len())?,
+                _pad: 0,
+            };
+            rec.launch(
+                &SPEC,
+                &[],
+                &params,
+                &[
+                    (1, args.status.into()),
+                    (2, Span::items(args.indices, window, 4)),
+                    (3, span),
+                    (4, claims.raw().into()),
+                ],
+                Work::Invocations(window.len() as u64),
+            )?;
+        }
+    }
+    Ok(())
 }

@@ -72,7 +72,7 @@ impl Embedding {
     /// Records the lookup into the caller's encoder: `out` must be
     /// `[indices.len(), dim]`; `status` ([`Status::new`]) records the first
     /// out-of-range position for [`Status::read`] after the submit. With `max_norm`, the
-    /// renormalisation (`row_histogram` then `embedding_renorm`, skipped
+    /// renormalisation (`row_check` then `embedding_renorm`, per id, skipped
     /// entirely when an index is out of range) is recorded before the gather.
     pub fn encode_forward(
         &self,
@@ -152,9 +152,9 @@ impl Embedding {
     }
 
     /// With `max_norm`: records the renormalisation, in place, of every row
-    /// `indices` references whose norm exceeds it (`row_histogram`, then
-    /// `embedding_renorm` per row-block; nothing at all when an index is out
-    /// of range). Without: records nothing. `EmbeddingBag` runs it before
+    /// `indices` references whose norm exceeds it (`row_check`, then
+    /// `embedding_renorm`, one invocation per id; nothing at all when an
+    /// index is out of range). Without: records nothing. `EmbeddingBag` runs it before
     /// pooling, as PyTorch does.
     pub(in crate::nn) fn record_renorm(
         &self,
@@ -165,22 +165,30 @@ impl Embedding {
         let Some(max_norm) = self.options.max_norm else {
             return Ok(());
         };
-        let counts = self.record_histogram(rec, indices, status)?;
-        for weight in self.weight.blocks() {
-            embedding_renorm::record(
-                rec,
-                &RenormArgs {
-                    num_embeddings: self.num_embeddings,
-                    dim: self.dim,
-                    max_norm,
-                    norm_type: self.options.norm_type,
-                    status,
-                    counts: counts.raw(),
-                    weight,
-                },
-            )?;
-        }
-        Ok(())
+        // The index check alone: the renormalisation claims its rows itself.
+        row_histogram::record(
+            rec,
+            &HistogramArgs {
+                indices: indices.buffer(),
+                n: indices.len(),
+                num_embeddings: self.num_embeddings,
+                status,
+                counts: None,
+            },
+        )?;
+        embedding_renorm::record(
+            rec,
+            &RenormArgs {
+                num_embeddings: self.num_embeddings,
+                dim: self.dim,
+                max_norm,
+                norm_type: self.options.norm_type,
+                status,
+                indices: indices.buffer(),
+                n: indices.len(),
+                blocks: &self.weight.blocks(),
+            },
+        )
     }
 
     /// The `[n, dim]` output: up to `max_buffer_size`, gathered in windows
