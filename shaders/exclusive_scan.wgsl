@@ -24,7 +24,8 @@ const BLOCK: u32 = 4096u; // WG * ITEMS
 struct Params {
     len: u32,        // elements of `input`
     num_blocks: u32, // ceil(len / BLOCK)
-    exclude: u32,    // element read as zero; 0xFFFFFFFF for none
+    exclude: u32,    // modes 0, 1: element read as zero; 2: value whose run
+                     // counts zero; 0xFFFFFFFF for none
     mode: u32,       // 0: input, 1: input != 0, 2: input starts a run
 }
 
@@ -42,7 +43,8 @@ fn element(i: u32) -> u32 {
     let v = input[i];
     if params.mode == 2u {
         let starts = i == 0u || input[i - 1u] != v;
-        return select(0u, 1u, starts && v != params.exclude);
+        let excluded = v == params.exclude && params.exclude != 0xFFFFFFFFu;
+        return select(0u, 1u, starts && !excluded);
     }
     if i == params.exclude {
         return 0u;

@@ -150,7 +150,8 @@ struct Params {
 @group(0) @binding(11) var<storage, read_write> exp_avg: array<Word>;
 @group(0) @binding(12) var<storage, read_write> exp_avg_sq: array<Word>;
 // segment_adagrad: the sum of squares so far of rows whose columns take
-// several dispatches (see the header's loop budget).
+// several dispatches (see the header's loop budget), by the sorted entry
+// (of the dispatch's tile window) that starts the row's run.
 @group(0) @binding(14) var<storage, read_write> squares: array<f32>;
 
 // The block helpers (zero_block, grad_block, store_out_block, …), the only
@@ -486,17 +487,17 @@ fn segment_adagrad(
     if at.lane != 0u || !updates(seg) {
         return;
     }
-    let row = seg.r - params.row_begin;
+    // The sum so far is kept by the run's first entry (in this tile window).
     var sum = 0.0;
     if params.col_begin > 0u {
-        sum = squares[row];
+        sum = squares[at.item];
     }
     let end = min(params.col_end, params.dim) / COLS_PER_WORD;
     for (var w0 = params.col_begin / COLS_PER_WORD; w0 < end; w0 += BLOCK_WORDS) {
         sum = sum_squares_block(sum, row_grad(seg, w0), w0 * COLS_PER_WORD);
     }
     if end < row_words() {
-        squares[row] = sum;
+        squares[at.item] = sum;
         return;
     }
     state[seg.r] = state[seg.r] + div_rn(sum, f32_of_count(params.dim));

@@ -15,7 +15,9 @@ pub fn exclusive_scan(input: &[u32], exclude: Option<usize>, mode: ScanMode, out
         let v = match mode {
             ScanMode::RunStarts => {
                 let starts = i == 0 || input[i - 1] != x;
-                (starts && Some(x as usize) != exclude) as u32
+                // As the shader's word: none, or one past u32, excludes nothing.
+                let excluded = exclude.filter(|&e| e < u32::MAX as usize) == Some(x as usize);
+                (starts && !excluded) as u32
             }
             _ if Some(i) == exclude => 0,
             ScanMode::Nonzero => (x != 0) as u32,

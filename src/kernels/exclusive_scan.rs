@@ -105,6 +105,7 @@ pub(crate) fn record(rec: &mut Recorder, args: &ScanArgs) -> Result<()> {
         // An element past `len` excludes nothing, as in the twin (and may
         // be past u32: the padding row of a table past 2^32 rows).
         exclude: match (args.mode, args.exclude) {
+            // A value; u32::MAX (no key reaches it) stands for none.
             (ScanMode::RunStarts, Some(e)) => u32::try_from(e).unwrap_or(u32::MAX),
             (_, Some(e)) if e < args.len => e as u32,
             _ => u32::MAX,

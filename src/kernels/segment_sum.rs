@@ -155,6 +155,8 @@ pub enum SegmentOutput<'a> {
     },
     /// Row `r`, whose run of sorted entries starts at `s`, with
     /// `rank = ranks[s]` writes `rows[rank] = r` and `values[rank, :]`.
+    /// Not a scan of per-row counts (one slot per table row): such ranks
+    /// pass the size check when `num_embeddings ≥ n` but name wrong slots.
     Sparse {
         /// `n + 1` u32s: each sorted entry's slot, from `exclusive_scan` of
         /// the sorted keys in `RunStarts` mode with the padding row

@@ -109,8 +109,9 @@ pub(super) fn encode_rows(
             writes_out: true,
         }]
     };
-    // Adagrad's sum of squares so far, per row of an output window, when
-    // pass 1 takes more than one dispatch.
+    // Adagrad's sum of squares so far, per sorted entry of a tile window
+    // (the entry that starts the row's run), when pass 1 takes more than
+    // one dispatch: scratch for the batch, not the table.
     let mut squares = None;
     // Adam's moments: sliced by the same windows as the weights.
     let mut moments = None;
@@ -148,7 +149,11 @@ pub(super) fn encode_rows(
                 .step_by(width)
                 .map(|c| c..(c + width).min(args.dim))
                 .collect();
-            let longest = out_windows.iter().map(|w| w.len()).max().unwrap_or(0);
+            let longest = tile_windows
+                .iter()
+                .map(|(t, _)| (t.end * chunk).min(args.n) - (t.start * chunk).min(args.n))
+                .max()
+                .unwrap_or(0);
             let scratch = gpu.storage(
                 "segment_sum adagrad squares",
                 if ranges.len() > 1 {

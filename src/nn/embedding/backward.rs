@@ -19,8 +19,8 @@
 //! row-blocks has the same blocks (see [`crate::Table`]), and each kernel
 //! writes one block per dispatch; a `grad_out`, a one-tensor gradient or sparse values
 //! past one binding are read and written in windows (see `segment_sum`).
-//! The per-row arrays (`num_embeddings + 1` u32s) and the sort's index list
-//! must each fit one binding.
+//! A dense gradient's per-row arrays (`num_embeddings + 1` u32s) and the
+//! sort's index list must each fit one binding.
 //!
 //! An f16 table's gradient is f16, stored like the table (dense: its
 //! row-blocks; sparse: `[rows, dim]` halves): each element summed in f32 in

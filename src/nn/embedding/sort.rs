@@ -1,10 +1,10 @@
 //! The sort stage of the deterministic gradient, shared by the backward
-//! (`backward.rs`) and the fused updates (`update.rs`): `radix_sort` groups
-//! a batch's positions by row, `row_histogram` checks the indices (and,
-//! for a dense gradient, counts them for `exclusive_scan`'s row offsets; a
-//! sparse gradient's slots are a scan of the sorted keys) ([`record_sort`]), and [`Embedding::segment_args`]
-//! hands the sorted batch to `segment_sum`, which each caller points at its
-//! own output.
+//! (`backward.rs`) and the fused updates (`update.rs`): `row_histogram`
+//! checks the indices (and, for a dense gradient, counts them for
+//! `exclusive_scan`'s row offsets), `radix_sort` groups a batch's positions
+//! by row, and a sparse gradient's slots are a scan of the sorted keys' run
+//! starts ([`record_sort`]); [`Embedding::segment_args`] hands the sorted
+//! batch to `segment_sum`, which each caller points at its own output.
 
 use crate::error::Result;
 use crate::kernels::exclusive_scan::{self, ScanArgs, ScanMode};

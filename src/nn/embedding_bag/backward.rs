@@ -7,9 +7,9 @@
 //! `shaders/embedding_bag_backward.wgsl`). So the backward records
 //! `bag_padding` (mean) → `bag_expand`, then hands `expanded` to the
 //! embedding's deterministic path (`row_histogram` → `radix_sort` →
-//! `segment_sum`, see `nn/embedding/backward.rs`): each row's positions are added in ascending
-//! position order, long segments in fixed tiles, the same bits on every
-//! adapter and in `cpu::embedding_bag_backward`. Dense or sparse output,
+//! `segment_sum`, see `nn/embedding/backward.rs`): each row's positions are
+//! added in ascending position order, long segments in fixed tiles, the same
+//! bits on every adapter and in `cpu::embedding_bag_backward`. Dense or sparse output,
 //! `scale_grad_by_freq`, the padding row, fused SGD and tables in row-blocks
 //! come with it unchanged. The price is one `[indices.len(), dim]` f32
 //! buffer, the size of a plain lookup's `grad_out`.
