@@ -6,7 +6,11 @@
 //! same for every kernel, so the ratios are fair). On lavapipe they are CPU
 //! figures, not GPU performance. `cargo bench --bench gradient`.
 
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Duration;
+
+use common::median_ms;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use wgpu_embed::{ids, Embedding, Gpu, GradientMode, IndexTensor, Tensor};
@@ -76,19 +80,6 @@ impl Setup {
             .unwrap();
         self.gpu.submit_and_wait(enc).unwrap();
     }
-}
-
-fn median_ms(mut f: impl FnMut()) -> f64 {
-    f();
-    let mut times: Vec<f64> = (0..7)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    times.sort_by(|a, b| a.total_cmp(b));
-    times[times.len() / 2]
 }
 
 fn bench(c: &mut Criterion) {

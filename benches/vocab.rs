@@ -10,7 +10,11 @@
 //! CPU figures: compare the rows of one run, never runs.
 //! `cargo bench --bench vocab`.
 
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Duration;
+
+use common::median_ms;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use wgpu_embed::{AdamOptions, Embedding, EmbeddingOptions, Gpu, Tensor};
@@ -18,19 +22,6 @@ use wgpu_embed::{AdamOptions, Embedding, EmbeddingOptions, Gpu, Tensor};
 const N: usize = 1024;
 const DIM: usize = 16;
 const VOCABS: [usize; 4] = [1 << 10, 1 << 14, 1 << 18, 1 << 22];
-
-fn median_ms(mut f: impl FnMut()) -> f64 {
-    f();
-    let mut times: Vec<f64> = (0..7)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    times.sort_by(|a, b| a.total_cmp(b));
-    times[times.len() / 2]
-}
 
 fn bench(c: &mut Criterion) {
     let gpu = Gpu::new()

@@ -216,32 +216,20 @@ fn window_entries() -> u32 {
     return params.n - min(begin, params.n);
 }
 
-// Binary searches over the ascending keys (at most 32 steps each): the
-// first entry of lo .. hi past row r's run (hi when the run reaches it), and
-// the first of r's run, which holds entry hi.
-fn first_entry_after(r: u32, lo_in: u32, hi_in: u32) -> u32 {
+// An edge of row r's run in the ascending keys, by binary search (at most
+// 32 steps): the first entry of lo .. hi (hi if none) whose key is r when
+// `in_run`, is not r otherwise, every entry before it answering the other
+// way. So from inside the run, `in_run` false finds the first entry past
+// it; from before it, `in_run` true finds its first entry.
+fn run_edge(r: u32, lo_in: u32, hi_in: u32, in_run: bool) -> u32 {
     var lo = lo_in;
     var hi = hi_in;
     while lo < hi {
         let mid = lo + (hi - lo) / 2u;
-        if sorted_keys[mid] == r {
+        if (sorted_keys[mid] == r) != in_run {
             lo = mid + 1u;
         } else {
             hi = mid;
-        }
-    }
-    return lo;
-}
-
-fn first_entry_of(r: u32, lo_in: u32, hi_in: u32) -> u32 {
-    var lo = lo_in;
-    var hi = hi_in;
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2u;
-        if sorted_keys[mid] == r {
-            hi = mid;
-        } else {
-            lo = mid + 1u;
         }
     }
     return lo;
@@ -266,7 +254,7 @@ fn segment_at(item: u32) -> Segment {
     if i > 0u && sorted_keys[i - 1u] == r {
         return none;
     }
-    return Segment(r, i, first_entry_after(r, i + 1u, params.n));
+    return Segment(r, i, run_edge(r, i + 1u, params.n, false));
 }
 
 // Whether this dispatch's tiles hold row r's segment start (see the header).
@@ -364,7 +352,7 @@ fn piece_of(slot: u32) -> Piece {
         if sorted_keys[begin - 1u] != r {
             return none;
         }
-        return Piece(r, begin, first_entry_after(r, begin, end));
+        return Piece(r, begin, run_edge(r, begin, end, false));
     }
     // Tail: the row at `end - 1` continues past the tile and started inside it.
     if end >= params.n {
@@ -374,7 +362,7 @@ fn piece_of(slot: u32) -> Piece {
     if sorted_keys[end] != r {
         return none;
     }
-    let s = first_entry_of(r, begin, end - 1u);
+    let s = run_edge(r, begin, end - 1u, true);
     if s == begin && begin > 0u && sorted_keys[begin - 1u] == r {
         return none; // the head piece covers the whole tile
     }

@@ -904,7 +904,8 @@ fn a_gather_checks_every_block_against_the_binding_before_recording() {
 /// sum mode, an int8 table whose last word the vec4 bag path would read
 /// past, a `psw_grad` block shorter than its rows, a `max_norm` that is not
 /// finite and at least +0 or a `norm_type` that is not positive (+∞ is
-/// allowed), an f16 target beside a fused Adam one,
+/// allowed) and its blocks not a table's consecutive rows or in the ids'
+/// buffer, an f16 target beside a fused Adam one,
 /// a padding row past u32 (bags, their backward, and the atomic
 /// gradient after its clear), an atomic gradient block of no rows, and one
 /// buffer passed for two outputs.
@@ -1057,6 +1058,34 @@ fn low_level_kernels_check_everything_before_recording() {
             };
             invalid(&format!("renorm {max_norm} {norm_type}"), name, r);
         }
+        // Blocks that overlap or leave a gap (the claims are cleared once, so
+        // a row in two blocks would be scaled in one), and a block in the
+        // ids' buffer.
+        fn renorm_of<'a>(
+            b: &'a wgpu::Buffer,
+            blocks: &'a [RowBlock<'a>],
+        ) -> embedding_renorm::RenormArgs<'a> {
+            embedding_renorm::RenormArgs {
+                num_embeddings: 4,
+                dim: 2,
+                max_norm: 1.0,
+                norm_type: 2.0,
+                status: b,
+                indices: b,
+                n: 4,
+                blocks,
+            }
+        }
+        for blocks in [
+            vec![RowBlock::new(k, 0..3), RowBlock::new(k, 2..4)],
+            vec![RowBlock::new(k, 0..1), RowBlock::new(k, 2..4)],
+            vec![RowBlock::new(k, 0..5)],
+        ] {
+            let r = embedding_renorm::encode(gpu, &mut enc, &renorm_of(b, &blocks));
+            invalid("renorm blocks", "table blocks", r);
+        }
+        let r = embedding_renorm::encode(gpu, &mut enc, &renorm_of(b, &[RowBlock::new(b, 0..4)]));
+        invalid("renorm of the ids' buffer", "buffers", r);
         let seg = segment_sum::SegmentArgs {
             n: 4,
             dim: 2,

@@ -102,8 +102,11 @@ pub(crate) fn check_norms(max_norm: f32, norm_type: f32) -> Result<()> {
 }
 
 /// Records the renormalisation into `encoder`; `TooMany` from [`check_dim`],
-/// `InvalidArgument` for a `max_norm` that is not finite and at least 0 or
-/// a `norm_type` that is not positive (`+∞` is the largest magnitude).
+/// `InvalidArgument` for a `max_norm` that is not finite and at least 0, a
+/// `norm_type` that is not positive (`+∞` is the largest magnitude), blocks
+/// that are not consecutive rows of the table or share a buffer with the
+/// ids or the status; `LengthMismatch` for a buffer shorter than its role;
+/// `TooLarge` for a table whose claims (one u32 per row) pass one binding.
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &RenormArgs) -> Result<()> {
     recorder::record(gpu, encoder, |rec| record(rec, args))
 }
@@ -120,6 +123,28 @@ pub(crate) fn record(rec: &mut Recorder, args: &RenormArgs) -> Result<()> {
         args.n as u64,
     )?;
     let num_embeddings = to_u32("num_embeddings", args.num_embeddings)?;
+    // Consecutive rows, as a table's blocks hold them: the claims are
+    // cleared once, so a row in two blocks would be scaled in only one.
+    match binding::consecutive_rows(args.blocks) {
+        Some(rows) if rows.end <= args.num_embeddings => {}
+        _ => {
+            return Err(Error::InvalidArgument {
+                name: "table blocks",
+                reason: format!(
+                    "blocks must hold consecutive rows within {} rows; they hold {:?}",
+                    args.num_embeddings,
+                    args.blocks
+                        .iter()
+                        .map(|b| b.rows.clone())
+                        .collect::<Vec<_>>()
+                ),
+            });
+        }
+    }
+    let outputs: Vec<&wgpu::Buffer> = args.blocks.iter().map(|b| b.span.buffer).collect();
+    binding::check_inputs_apart("embedding_renorm", &[args.indices, args.status], &outputs)?;
+    let spans: Vec<_> = args.blocks.iter().map(|b| b.span).collect();
+    binding::check_spans_apart("embedding_renorm", &spans)?;
     let mut blocks = Vec::with_capacity(args.blocks.len());
     for block in args.blocks {
         binding::check_span(gpu, "embedding_renorm weight", &block.span)?;
@@ -139,6 +164,9 @@ pub(crate) fn record(rec: &mut Recorder, args: &RenormArgs) -> Result<()> {
         ));
     }
     let windows = binding::windows(gpu, args.n, &[4], "embedding_renorm indices")?;
+    if args.n == 0 || args.blocks.is_empty() {
+        return Ok(()); // no id, or no row: nothing to claim
+    }
     // One claim per table row, bound whole and cleared once for every block.
     let claim_bytes = (args.num_embeddings as u64 * 4).max(4);
     binding::check_fits(

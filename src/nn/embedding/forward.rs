@@ -130,6 +130,20 @@ impl Embedding {
         let counts = self
             .gpu
             .storage("row counts", self.num_embeddings as u64 * 4)?;
+        self.record_check(rec, indices, status, Some(counts.raw()))?;
+        Ok(counts)
+    }
+
+    /// Records `row_histogram` of `indices` into `counts`, or with `None`
+    /// its check alone (`row_check`): either lowers `status` at the first
+    /// index out of range.
+    fn record_check(
+        &self,
+        rec: &mut Recorder,
+        indices: &IndexTensor,
+        status: &wgpu::Buffer,
+        counts: Option<&wgpu::Buffer>,
+    ) -> Result<()> {
         row_histogram::record(
             rec,
             &HistogramArgs {
@@ -137,10 +151,9 @@ impl Embedding {
                 n: indices.len(),
                 num_embeddings: self.num_embeddings,
                 status,
-                counts: Some(counts.raw()),
+                counts,
             },
-        )?;
-        Ok(counts)
+        )
     }
 
     /// What `max_norm` needs of the table, checked before anything is recorded.
@@ -166,16 +179,7 @@ impl Embedding {
             return Ok(());
         };
         // The index check alone: the renormalisation claims its rows itself.
-        row_histogram::record(
-            rec,
-            &HistogramArgs {
-                indices: indices.buffer(),
-                n: indices.len(),
-                num_embeddings: self.num_embeddings,
-                status,
-                counts: None,
-            },
-        )?;
+        self.record_check(rec, indices, status, None)?;
         embedding_renorm::record(
             rec,
             &RenormArgs {
