@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """The `wgpu-embed bench` sweep in PyTorch: F.embedding (+ backward) against
-F.one_hot(...).float() @ W (+ backward), at each vocabulary size. Writes the
+F.one_hot(...).float() @ W (+ backward), and the step of an
+nn.Embedding(sparse=True) under optim.SGD (gather_sgd: no dense gradient),
+at each vocabulary size. Writes the
 same JSON schema (wgpu-embed/bench/v1), so the two runs compare with
 
     wgpu-embed compare target/wgpu-embed/results.json target/torch/results.json
@@ -138,6 +140,7 @@ def main():
                 weight.grad = None
                 out.backward(grad_out, retain_graph=True)
             bwd = sample(once, gather_bwd, a.warmup, a.reps)
+        gather_fwd_times = fwd
         gather_out = out.detach()
         gather_grad = weight.grad.detach().clone() if backward else None
         rows.append(row(vocab, "gather", fwd, bwd, peak(a.device), gather_formula))
@@ -166,6 +169,31 @@ def main():
         except (torch.cuda.OutOfMemoryError, RuntimeError) as e:
             rows.append(row(vocab, "one_hot", [], [], None, one_hot_formula,
                             f"not run: {type(e).__name__}: {str(e).splitlines()[0][:160]}"))
+        # gather_sgd: nn.Embedding(sparse=True) under optim.SGD, sharing the
+        # table (it changes it, so last): the sparse gradient, no dense dW,
+        # and the step. Its forward is the gather row's.
+        if backward:
+            weight.grad = None
+            out = None
+            peak_reset(a.device)
+            try:
+                emb = torch.nn.Embedding.from_pretrained(weight.detach(), freeze=False, sparse=True)
+                opt = torch.optim.SGD(emb.parameters(), lr=1e-3)
+                step_out = emb(idx)
+
+                def sgd_step():
+                    opt.zero_grad(set_to_none=True)
+                    step_out.backward(grad_out, retain_graph=True)
+                    opt.step()
+
+                bwd = sample(once, sgd_step, a.warmup, a.reps)
+                step_formula = table + n * 8 * 2 + n * d * 4 + n * (d * 4 + 8)
+                rows.append(row(vocab, "gather_sgd", gather_fwd_times, bwd, peak(a.device),
+                                step_formula, "forward: the gather row's; backward: sparse grad + SGD step"))
+                del emb, opt, step_out
+            except (torch.cuda.OutOfMemoryError, RuntimeError) as e:
+                rows.append(row(vocab, "gather_sgd", [], [], None, table,
+                                f"not run: {type(e).__name__}: {str(e).splitlines()[0][:160]}"))
         del out, weight, idx, grad_out
         if a.device == "cuda":
             torch.cuda.empty_cache()

@@ -110,7 +110,7 @@ fn a_vocabulary_past_the_adapter_is_not_run_and_the_rest_is_kept() {
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
     let rows = json["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 8, "two vocabularies × four paths");
+    assert_eq!(rows.len(), 10, "two vocabularies × five paths");
     for r in rows {
         let measured = r["forward_ms_median"].as_f64().is_some();
         if r["vocab"] == 10 {
@@ -145,7 +145,15 @@ fn a_small_run_writes_results_that_read_back() {
     assert_eq!(json["schema"], "wgpu-embed/bench/v1");
     assert_eq!(json["batch"], 64);
     let rows = json["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 8, "two vocabularies × four paths");
+    assert_eq!(rows.len(), 10, "two vocabularies × five paths");
+    // The fused step: no dense gradient, so its peak is below the gather's.
+    let peak = |path: &str, vocab: u64| {
+        rows.iter()
+            .find(|r| r["path"] == path && r["vocab"] == vocab)
+            .and_then(|r| r["peak_bytes"].as_u64())
+            .unwrap()
+    };
+    assert!(peak("gather_sgd", 300) < peak("gather", 300));
     for r in rows {
         assert!(r["forward_ms_median"].as_f64().unwrap() > 0.0, "{r}");
         // An int8 table is for inference: no backward.
@@ -161,7 +169,7 @@ fn a_small_run_writes_results_that_read_back() {
         );
     }
     let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 9, "header + 8 rows:\n{csv}");
+    assert_eq!(csv.lines().count(), 11, "header + 10 rows:\n{csv}");
     assert!(csv.starts_with("schema,producer,adapter"));
     let svg = std::fs::read_to_string(dir.join("chart.svg")).unwrap();
     assert!(

@@ -120,6 +120,11 @@ fn draw(results: &Results, out: &mut String) -> Result<(), String> {
             series(results, "gather", |r| r.backward_ms_median),
         ),
         (
+            "gather SGD step (fused, no dense dW)".to_string(),
+            RGBColor(44, 160, 44),
+            series(results, "gather_sgd", |r| r.backward_ms_median),
+        ),
+        (
             "one-hot forward".to_string(),
             one_hot,
             series(results, "one_hot", |r| r.forward_ms_median),

@@ -57,8 +57,10 @@ pub struct Roofline {
 pub struct Row {
     /// Rows of the table.
     pub vocab: usize,
-    /// "gather", "one_hot", "gather_f16" (an f16 table) or "gather_int8"
-    /// (an int8 row-wise table, forward only).
+    /// "gather", "one_hot", "gather_sgd" (the gather's lookup, and as its
+    /// backward the fused training step: sorted backward with SGD in place,
+    /// no dense gradient), "gather_f16" (an f16 table) or "gather_int8" (an
+    /// int8 row-wise table, forward only).
     pub path: String,
     /// Median of the timed forward runs (the index upload included), in
     /// milliseconds.

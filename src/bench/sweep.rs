@@ -59,10 +59,11 @@ impl Plan {
         }
     }
 
-    /// Measurements the sweep takes: the ceilings, then four paths per
-    /// vocabulary (gather, one-hot, and gather from f16 and int8 tables).
+    /// Measurements the sweep takes: the ceilings, then five paths per
+    /// vocabulary (gather, one-hot, the fused SGD step, and gather from f16
+    /// and int8 tables).
     pub fn steps(&self) -> u64 {
-        self.vocab.len() as u64 * 4 + 1
+        self.vocab.len() as u64 * 5 + 1
     }
 }
 
@@ -354,6 +355,31 @@ async fn gather_backward(
     Ok((times, grad))
 }
 
+/// The learning rate of the timed SGD steps (the table is not read after).
+const STEP_LR: f32 = 1e-3;
+
+/// The training step that needs no dense gradient: the fused backward (ids
+/// sorted, each row's gradient summed in id order, the bits of the dense
+/// one) with SGD applied in place, as a sparse-gradient `nn.Embedding`
+/// under `optim.SGD`. Its times, and the peak bytes while it ran.
+async fn sgd_step_path(
+    gpu: &Gpu,
+    plan: &Plan,
+    emb: &Embedding,
+    idx: &[u32],
+    grad_out: &Tensor,
+) -> Result<(Vec<f64>, u64)> {
+    gpu.reset_memory_peak();
+    // The ids in place, as the gather's backward reads them.
+    let idx = IndexTensor::from_slice(gpu, idx)?;
+    let status = crate::Status::new(gpu)?;
+    let times = sample(gpu, plan, |enc| {
+        emb.encode_backward_sgd(enc, &idx, grad_out, STEP_LR, &status)
+    })
+    .await?;
+    Ok((times, gpu.memory_peak()))
+}
+
 /// The index list twice: an upload buffer and the buffer the kernels read.
 fn index_buffers(gpu: &Gpu, idx: &[u32]) -> Result<(IndexTensor, IndexTensor)> {
     Ok((
@@ -497,6 +523,9 @@ pub async fn run(
         let gather_formula = table.saturating_add(io).saturating_add(bwd_extra);
         let hot_bytes = n64.saturating_mul(v64).saturating_mul(4);
         let one_hot_formula = gather_formula.saturating_add(hot_bytes);
+        // The step: the table, dY, the ids, and the sort's keys and
+        // positions (no dense dW).
+        let step_formula = table.saturating_add(n64 * d64 * 4 + n64 * 4 * 3);
 
         step(format!("vocab {vocab}: gather"));
         let first = async {
@@ -523,11 +552,12 @@ pub async fn run(
             Err(err) => {
                 let note = not_run(err)?;
                 // The steps this vocabulary will not take, told as such.
-                for path in ["one-hot", "f16 table", "int8 table"] {
+                for path in ["one-hot", "fused SGD step", "f16 table", "int8 table"] {
                     step(format!("vocab {vocab}: {path}: not run"));
                 }
                 rows.push(row(vocab, "gather", None, gather_formula, note.clone()));
                 rows.push(row(vocab, "one_hot", None, one_hot_formula, note.clone()));
+                rows.push(row(vocab, "gather_sgd", None, step_formula, note.clone()));
                 rows.extend(storage_rows_not_run(vocab, plan, &note));
                 continue;
             }
@@ -597,13 +627,49 @@ pub async fn run(
             Ok(w) => w,
             Err(err) => {
                 let note = not_run(err)?;
-                for path in ["f16 table", "int8 table"] {
+                for path in ["fused SGD step", "f16 table", "int8 table"] {
                     step(format!("vocab {vocab}: {path}: not run"));
                 }
+                rows.push(row(vocab, "gather_sgd", None, step_formula, note.clone()));
                 rows.extend(storage_rows_not_run(vocab, plan, &note));
                 continue;
             }
         };
+        // The fused step, after the weights are read (it changes them): its
+        // forward is the gather row's (the same lookup of the same table).
+        step(format!("vocab {vocab}: fused SGD step"));
+        let (step_times, step_peak, step_note) = match &grad_out {
+            Some(grad_out) => match sgd_step_path(gpu, plan, &emb, &idx, grad_out).await {
+                Ok((times, peak)) => (
+                    Some(times),
+                    peak,
+                    "forward: the gather row's; backward: sorted, fused with SGD in place \
+                     (no dense dW)"
+                        .to_string(),
+                ),
+                Err(err) => (None, 0, not_run(err)?),
+            },
+            None => (None, 0, "backward not asked for".to_string()),
+        };
+        let ran = step_times.is_some();
+        let stepped = PathResult {
+            forward: g.forward.clone(),
+            backward: step_times,
+            peak: step_peak,
+            forward_extra: g.forward_extra,
+            output: Vec::new(),
+            grad: None,
+        };
+        let mut sr = row(vocab, "gather_sgd", Some(&stepped), step_formula, step_note);
+        if !ran {
+            sr.peak_bytes = None; // nothing ran to hold any
+        }
+        sr.forward_fraction_of_ceiling = fraction(
+            gather_bytes,
+            sr.forward_ms_median,
+            ceilings.copy_bytes_per_s,
+        );
+        rows.push(sr);
         let fused = crate::cpu::int8_rowwise::quantize(&weights, dim);
         drop((weights, emb));
         let f32_out = g.output;

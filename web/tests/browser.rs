@@ -29,7 +29,7 @@ async fn the_benchmark_sweep_runs_and_draws_its_chart() {
     let seen = steps.clone();
     let progress = wasm_bindgen::closure::Closure::<dyn FnMut(f64, f64, String)>::new(
         move |_done: f64, total: f64, _message: String| {
-            assert_eq!(total, 9.0);
+            assert_eq!(total, 11.0);
             seen.set(seen.get() + 1);
         },
     );
@@ -44,7 +44,7 @@ async fn the_benchmark_sweep_runs_and_draws_its_chart() {
     assert_eq!(r["schema"], "wgpu-embed/bench/v1");
     assert_eq!(r["batch"], 64);
     let rows = r["rows"].as_array().unwrap();
-    assert_eq!(rows.len(), 8, "{r}");
+    assert_eq!(rows.len(), 10, "{r}");
     for row in rows {
         assert!(row["forward_ms_median"].as_f64().unwrap() > 0.0, "{row}");
         // An int8 table is for inference: no backward.
@@ -61,11 +61,11 @@ async fn the_benchmark_sweep_runs_and_draws_its_chart() {
             );
         }
     }
-    // The ceilings, four paths per size, and "done".
-    assert_eq!(steps.get(), 10);
+    // The ceilings, five paths per size, and "done".
+    assert_eq!(steps.get(), 12);
     let svg = v["svg"].as_str().unwrap();
     assert!(
-        svg.starts_with("<svg") && svg.contains("gather forward"),
+        svg.starts_with("<svg") && svg.contains("gather forward") && svg.contains("SGD step"),
         "{svg:.200}"
     );
     assert!(v["table"].as_str().unwrap().contains("one_hot"));
