@@ -172,9 +172,14 @@ def main():
         # gather_sgd: nn.Embedding(sparse=True) under optim.SGD, sharing the
         # table (it changes it, so last): the sparse gradient, no dense dW,
         # and the step. Its forward is the gather row's.
+        step_formula = table + n * 8 * 2 + n * d * 4
         if backward:
+            # The output, dY and the sparse gradient (values and int64 rows).
+            step_formula += n * d * 4 + n * (d * 4 + 8)
+            # Nothing table-sized from the earlier paths stays live.
             weight.grad = None
-            out = None
+            out = gather_out = gather_grad = None
+            emb = opt = step_out = None
             peak_reset(a.device)
             try:
                 emb = torch.nn.Embedding.from_pretrained(weight.detach(), freeze=False, sparse=True)
@@ -187,13 +192,18 @@ def main():
                     opt.step()
 
                 bwd = sample(once, sgd_step, a.warmup, a.reps)
-                step_formula = table + n * 8 * 2 + n * d * 4 + n * (d * 4 + 8)
                 rows.append(row(vocab, "gather_sgd", gather_fwd_times, bwd, peak(a.device),
                                 step_formula, "forward: the gather row's; backward: sparse grad + SGD step"))
-                del emb, opt, step_out
             except (torch.cuda.OutOfMemoryError, RuntimeError) as e:
-                rows.append(row(vocab, "gather_sgd", [], [], None, table,
-                                f"not run: {type(e).__name__}: {str(e).splitlines()[0][:160]}"))
+                rows.append(row(vocab, "gather_sgd", gather_fwd_times, [], None, step_formula,
+                                "forward: the gather row's; backward not run: "
+                                f"{type(e).__name__}: {str(e).splitlines()[0][:160]}"))
+            finally:
+                # emb shares the table's storage: drop it, or it outlives `del weight`.
+                emb = opt = step_out = None
+        else:
+            rows.append(row(vocab, "gather_sgd", gather_fwd_times, [], None, step_formula,
+                            "forward: the gather row's; backward not asked for"))
         del out, weight, idx, grad_out
         if a.device == "cuda":
             torch.cuda.empty_cache()
