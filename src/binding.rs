@@ -125,6 +125,22 @@ pub(crate) fn consecutive_rows(blocks: &[RowBlock]) -> Option<Range<usize>> {
     Some(start..end)
 }
 
+/// `InvalidArgument` ("table blocks") unless `blocks` hold consecutive rows
+/// ending within `num_embeddings` (a caller may pass some of a table's
+/// blocks, or one; none is `0..0`).
+pub(crate) fn check_consecutive_rows(blocks: &[RowBlock], num_embeddings: usize) -> Result<()> {
+    match consecutive_rows(blocks) {
+        Some(rows) if rows.end <= num_embeddings => Ok(()),
+        _ => Err(Error::InvalidArgument {
+            name: "table blocks",
+            reason: format!(
+                "blocks must hold consecutive rows within {num_embeddings} rows; they hold {:?}",
+                blocks.iter().map(|b| b.rows.clone()).collect::<Vec<_>>()
+            ),
+        }),
+    }
+}
+
 /// `LengthMismatch` naming `what` unless a binding of `size` bytes holds
 /// `words` u32 or f32 words: the check a public `encode` makes on each buffer
 /// a caller passes, so that a short buffer is an error, not a kernel that

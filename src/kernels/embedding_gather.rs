@@ -198,23 +198,7 @@ fn check_sizes(gpu: &Gpu, args: &GatherArgs) -> Result<()> {
             block.span.size,
         )?;
     }
-    // Consecutive rows (a caller may pass some of a table's blocks, or one).
-    match binding::consecutive_rows(args.table) {
-        Some(rows) if rows.end <= args.num_embeddings => {}
-        _ => {
-            return Err(Error::InvalidArgument {
-                name: "table blocks",
-                reason: format!(
-                    "blocks must hold consecutive rows within {} rows; they hold {:?}",
-                    args.num_embeddings,
-                    args.table
-                        .iter()
-                        .map(|b| b.rows.clone())
-                        .collect::<Vec<_>>()
-                ),
-            })
-        }
-    }
+    binding::check_consecutive_rows(args.table, args.num_embeddings)?;
     if let Some(wg) = args.workgroup_size {
         super::check_workgroup_size(gpu, wg)?;
     }

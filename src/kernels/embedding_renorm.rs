@@ -123,24 +123,10 @@ pub(crate) fn record(rec: &mut Recorder, args: &RenormArgs) -> Result<()> {
         args.n as u64,
     )?;
     let num_embeddings = to_u32("num_embeddings", args.num_embeddings)?;
+    let dim = to_u32("embedding dim", args.dim)?;
     // Consecutive rows, as a table's blocks hold them: the claims are
     // cleared once, so a row in two blocks would be scaled in only one.
-    match binding::consecutive_rows(args.blocks) {
-        Some(rows) if rows.end <= args.num_embeddings => {}
-        _ => {
-            return Err(Error::InvalidArgument {
-                name: "table blocks",
-                reason: format!(
-                    "blocks must hold consecutive rows within {} rows; they hold {:?}",
-                    args.num_embeddings,
-                    args.blocks
-                        .iter()
-                        .map(|b| b.rows.clone())
-                        .collect::<Vec<_>>()
-                ),
-            });
-        }
-    }
+    binding::check_consecutive_rows(args.blocks, args.num_embeddings)?;
     let outputs: Vec<&wgpu::Buffer> = args.blocks.iter().map(|b| b.span.buffer).collect();
     binding::check_inputs_apart("embedding_renorm", &[args.indices, args.status], &outputs)?;
     let spans: Vec<_> = args.blocks.iter().map(|b| b.span).collect();
@@ -180,7 +166,7 @@ pub(crate) fn record(rec: &mut Recorder, args: &RenormArgs) -> Result<()> {
         for window in &windows {
             let params = Params {
                 num_embeddings,
-                dim: to_u32("embedding dim", args.dim)?,
+                dim,
                 max_norm: args.max_norm,
                 norm_type: args.norm_type,
                 row_begin,
