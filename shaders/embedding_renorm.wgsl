@@ -3,9 +3,12 @@
 // by max_norm / (norm + 1e-7). Runs before the gather, in the same encoder.
 //
 // One invocation per id of the batch, not per table row, so a lookup costs
-// the batch: the invocation that claims a row first (atomicExchange on
-// `claims`, one u32 per row, cleared by the host) renormalises it, so a row
-// the batch repeats is scaled once, by one invocation, whichever it is.
+// the batch: the invocation that claims a row first renormalises it, so a
+// row the batch repeats is scaled once, by one invocation, whichever it is.
+// A claim writes this call's epoch into the row's u32 of `claims`; the row is
+// taken if it held the epoch already. The host gives each call on a buffer
+// a new nonzero epoch, so the buffer is cleared once, when it is made, and
+// not on every lookup (which would cost the table, not the batch).
 //
 // A table past one storage binding is renormalised one row-block per
 // dispatch: `weight` holds table rows row_begin .. row_end from its start
@@ -13,7 +16,8 @@
 // they claim anything; an id list past one binding is read in windows.
 //
 // One invocation loops over its row twice, so on CPU adapters the host
-// refuses rows past 16 384 floats: Mesa's gallivm cuts an invocation's loops short (`kernels::LOOP_BUDGET`), which would leave a wider row half scaled.
+// refuses rows past 16 384 floats: Mesa's gallivm cuts an invocation's loops
+// short (`kernels::LOOP_BUDGET`), which would leave a wider row half scaled.
 //
 // norm_type 1 and 2 use only additions and exact_arith's ×, ÷ and √
 // (rounded once, never fused, on every compiler), and infinity (the largest
@@ -32,7 +36,7 @@ struct Params {
     row_begin: u32,
     row_end: u32,
     n: u32,        // ids in this window of `indices`
-    _pad1: u32,
+    epoch: u32,    // this call's claim mark: nonzero, new to `claims`
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -55,7 +59,7 @@ fn embedding_renorm(
     if r < params.row_begin || r >= params.row_end || r >= params.num_embeddings {
         return;
     }
-    if atomicExchange(&claims[r], 1u) != 0u {
+    if atomicExchange(&claims[r], params.epoch) == params.epoch {
         return; // another id of the batch has this row
     }
     let base = (r - params.row_begin) * params.dim;

@@ -737,3 +737,19 @@ impl std::fmt::Debug for Gpu {
         write!(f, "Gpu({})", self.describe())
     }
 }
+
+/// Every adapter, opened, for the crate's unit tests; none is a failure
+/// that says how to get one (a skipped GPU test checks nothing).
+#[cfg(test)]
+pub(crate) fn test_gpus() -> Vec<Gpu> {
+    let gpus: Vec<Gpu> = Gpu::all(&GpuOptions::default())
+        .unwrap_or_else(|e| panic!("GPU tests need an adapter and found none: {e}"))
+        .into_iter()
+        .map(|g| g.unwrap_or_else(|e| panic!("an adapter failed to open: {e}")))
+        .collect();
+    assert!(
+        !gpus.is_empty(),
+        "no GPU adapter: install lavapipe with `apt-get update && apt-get install -y mesa-vulkan-drivers`"
+    );
+    gpus
+}

@@ -342,21 +342,9 @@ impl Drop for Recorder<'_> {
 mod tests {
     use super::{record, Work};
     use crate::error::Error;
+    use crate::gpu::test_gpus as gpus;
     use crate::kernels::buffer_copy;
-    use crate::{Gpu, GpuOptions, Tensor};
-
-    fn gpus() -> Vec<Gpu> {
-        let gpus: Vec<Gpu> = Gpu::all(&GpuOptions::default())
-            .unwrap_or_else(|e| panic!("GPU tests need an adapter and found none: {e}"))
-            .into_iter()
-            .map(|g| g.unwrap_or_else(|e| panic!("an adapter failed to open: {e}")))
-            .collect();
-        assert!(
-            !gpus.is_empty(),
-            "no GPU adapter: install lavapipe with `apt-get update && apt-get install -y mesa-vulkan-drivers`"
-        );
-        gpus
-    }
+    use crate::{Gpu, Tensor};
 
     /// Copies `src` into `a`, clears `src`, copies it into `b`: two dispatches
     /// a clear apart, so the replay must split the pass and keep the order.

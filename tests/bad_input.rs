@@ -904,8 +904,9 @@ fn a_gather_checks_every_block_against_the_binding_before_recording() {
 /// sum mode, an int8 table whose last word the vec4 bag path would read
 /// past, a `psw_grad` block shorter than its rows, a `max_norm` that is not
 /// finite and at least +0 or a `norm_type` that is not positive (+∞ is
-/// allowed) and its blocks not a table's consecutive rows or in the ids'
-/// buffer, an f16 target beside a fused Adam one,
+/// allowed), its blocks not a table's consecutive rows or in the ids'
+/// buffer, and its kept claims at epoch 0, short, or in the table's or the
+/// ids' buffer, an f16 target beside a fused Adam one,
 /// a padding row past u32 (bags, their backward, and the atomic
 /// gradient after its clear), an atomic gradient block of no rows, and one
 /// buffer passed for two outputs.
@@ -1049,6 +1050,7 @@ fn low_level_kernels_check_everything_before_recording() {
                 indices: b,
                 n: 4,
                 blocks: &[RowBlock::new(k, 0..4)],
+                claims: None,
             };
             let r = embedding_renorm::encode(gpu, &mut enc, &renorm);
             let name = if norm_type == 2.0 {
@@ -1058,9 +1060,9 @@ fn low_level_kernels_check_everything_before_recording() {
             };
             invalid(&format!("renorm {max_norm} {norm_type}"), name, r);
         }
-        // Blocks that overlap or leave a gap (the claims are cleared once, so
-        // a row in two blocks would be scaled in one), and a block in the
-        // ids' buffer.
+        // Blocks that overlap or leave a gap (every block claims with one
+        // epoch, so a row in two blocks would be scaled in one), and a block
+        // in the ids' buffer.
         fn renorm_of<'a>(
             b: &'a wgpu::Buffer,
             blocks: &'a [RowBlock<'a>],
@@ -1074,6 +1076,7 @@ fn low_level_kernels_check_everything_before_recording() {
                 indices: b,
                 n: 4,
                 blocks,
+                claims: None,
             }
         }
         for blocks in [
@@ -1086,6 +1089,40 @@ fn low_level_kernels_check_everything_before_recording() {
         }
         let r = embedding_renorm::encode(gpu, &mut enc, &renorm_of(b, &[RowBlock::new(b, 0..4)]));
         invalid("renorm of the ids' buffer", "buffers", r);
+        // Kept claims: epoch 0 (what a zeroed buffer holds), one u32 short of
+        // the table's rows, or in the table's or the ids' buffer.
+        let claims = Tensor::zeros(gpu, &[4]).unwrap();
+        let short = Tensor::zeros(gpu, &[3]).unwrap();
+        let table = [RowBlock::new(k, 0..4)];
+        fn with<'a>(
+            b: &'a wgpu::Buffer,
+            table: &'a [RowBlock<'a>],
+            buffer: &'a wgpu::Buffer,
+            epoch: u32,
+        ) -> embedding_renorm::RenormArgs<'a> {
+            embedding_renorm::RenormArgs {
+                claims: Some(embedding_renorm::RenormClaims { buffer, epoch }),
+                ..renorm_of(b, table)
+            }
+        }
+        let r = embedding_renorm::encode(gpu, &mut enc, &with(b, &table, claims.buffer(), 0));
+        invalid("renorm claims at epoch 0", "epoch", r);
+        let r = embedding_renorm::encode(gpu, &mut enc, &with(b, &table, short.buffer(), 1));
+        assert!(
+            matches!(
+                &r,
+                Err(Error::LengthMismatch {
+                    expected: 4,
+                    found: 3,
+                    ..
+                })
+            ),
+            "short renorm claims: {r:?}"
+        );
+        for alias in [k, b] {
+            let r = embedding_renorm::encode(gpu, &mut enc, &with(b, &table, alias, 1));
+            invalid("renorm claims in the table's or ids' buffer", "buffers", r);
+        }
         let seg = segment_sum::SegmentArgs {
             n: 4,
             dim: 2,

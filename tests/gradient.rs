@@ -353,6 +353,63 @@ fn max_norm_renormalises_each_referenced_row_once() {
     }
 }
 
+/// Every lookup renormalises the rows it references, however many lookups
+/// came before: the table keeps its claims buffer and each lookup claims
+/// with a new epoch, so rows grown back past `max_norm` (by `set_weight`,
+/// as an update would) are scaled again. Also two lookups recorded into
+/// two encoders and submitted in the other order. The twin's bits.
+#[test]
+fn max_norm_renormalises_again_on_every_lookup() {
+    let (vocab, dim) = (8, 5);
+    let mut rng = Rng(15);
+    let weights: Vec<f32> = (0..vocab * dim)
+        .map(|_| (rng.unit() * 2.0 - 1.0) as f32 * 3.0)
+        .collect();
+    let options = EmbeddingOptions {
+        max_norm: Some(1.0),
+        ..EmbeddingOptions::default()
+    };
+    let renormed = |ids: &[&[u32]]| {
+        let mut want = weights.clone();
+        for ids in ids {
+            cpu::embedding_renorm(vocab, dim, 1.0, 2.0, u32::MAX, ids, &mut want);
+        }
+        want
+    };
+    each_gpu(|gpu| {
+        let mut emb = table(gpu, &weights, vocab, dim, options.clone());
+        for ids in [&[3u32, 5, 3][..], &[3, 1, 5], &[5, 3], &[3]] {
+            emb.set_weight(&weights).unwrap();
+            emb.forward(ids).unwrap();
+            let after = emb.weight().to_vec().unwrap();
+            assert_bits_eq(&format!("lookup of {ids:?}"), &after, &renormed(&[ids]));
+        }
+        emb.set_weight(&weights).unwrap();
+        let (first, second) = ([3u32, 5], [5u32, 1, 3]);
+        let encode = |ids: &[u32]| {
+            let idx = IndexTensor::from_slice(gpu, ids).unwrap();
+            let out = Tensor::zeros(gpu, &[ids.len(), dim]).unwrap();
+            let status = wgpu_embed::Status::new(gpu).unwrap();
+            let mut encoder = gpu.encoder("max_norm lookup");
+            emb.encode_forward(&mut encoder, &idx, &out, &status)
+                .unwrap();
+            (encoder, idx, out, status)
+        };
+        let (a, _ia, _oa, sa) = encode(&first);
+        let (b, _ib, _ob, sb) = encode(&second);
+        gpu.queue().submit([b.finish()]);
+        gpu.queue().submit([a.finish()]);
+        assert_eq!(sa.read().unwrap(), None);
+        assert_eq!(sb.read().unwrap(), None);
+        let after = emb.weight().to_vec().unwrap();
+        assert_bits_eq(
+            "two encoders submitted in reverse",
+            &after,
+            &renormed(&[&second, &first]),
+        );
+    });
+}
+
 /// `max_norm = 0`, which PyTorch allows: every referenced row with a norm
 /// becomes zeros (keeping each element's sign), the rest stay as they were.
 #[test]

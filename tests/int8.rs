@@ -323,6 +323,77 @@ fn training_an_int8_table_is_a_typed_error_and_changes_nothing() {
     });
 }
 
+/// Rows int8 row-wise cannot hold (a NaN, an infinity, or values whose
+/// max − min overflows f32: FBGEMM's min and max skip a NaN, and an
+/// infinite scale or bias makes the whole row NaN) are refused with an error
+/// that names the table's row, in a table of one block and of one-row
+/// blocks, by every path that quantizes: the constructors, `set_weight`,
+/// `Int8Tensor::write`, and `quantize_int8` of an f32 table. Nothing is
+/// written.
+#[test]
+fn rows_int8_cannot_hold_are_refused_by_row() {
+    let (rows, dim) = (6, 3);
+    let good: Vec<f32> = (0..rows * dim).map(|i| i as f32 * 0.25 - 2.0).collect();
+    let refused = |what: &str, row: usize, r: wgpu_embed::Result<()>| match &r {
+        Err(Error::InvalidArgument {
+            name: "int8 row-wise data",
+            reason,
+        }) if reason.starts_with(&format!("row {row}:")) => {}
+        _ => panic!("{what}: want row {row} refused, got {r:?}"),
+    };
+    each_gpu(|gpu| {
+        for (bad_row, values) in [
+            (4, [1.0, f32::NAN, 2.0]),
+            (1, [f32::INFINITY, 0.0, 0.0]),
+            (5, [-0.0, f32::NEG_INFINITY, 1.0]),
+            (3, [-3e38, 0.0, 3e38]),
+        ] {
+            let mut bad = good.clone();
+            bad[bad_row * dim..(bad_row + 1) * dim].copy_from_slice(&values);
+            let what = format!("row {bad_row} = {values:?}");
+            let r = Int8Tensor::quantize(gpu, &bad, [rows, dim]).map(drop);
+            refused(&format!("Int8Tensor::quantize, {what}"), bad_row, r);
+            let tensor = Int8Tensor::quantize(gpu, &good, [rows, dim]).unwrap();
+            let before = tensor.to_fused_vec().unwrap();
+            refused(
+                &format!("Int8Tensor::write, {what}"),
+                bad_row,
+                tensor.write(&bad),
+            );
+            assert_eq!(tensor.to_fused_vec().unwrap(), before, "{what}");
+            for one_row_blocks in [false, true] {
+                let options = EmbeddingOptions {
+                    dtype: DType::Int8,
+                    chunk_bytes: one_row_blocks
+                        .then(|| DType::Int8.row_bytes(dim).next_multiple_of(8)),
+                    ..EmbeddingOptions::default()
+                };
+                let what = format!("{what}, one-row blocks {one_row_blocks}");
+                let r =
+                    Embedding::from_pretrained_with_options(gpu, &bad, rows, dim, options.clone());
+                refused(&format!("int8 table of {what}"), bad_row, r.map(drop));
+                let mut emb =
+                    Embedding::from_pretrained_with_options(gpu, &good, rows, dim, options)
+                        .unwrap();
+                assert_eq!(
+                    emb.weight().blocks().len(),
+                    if one_row_blocks { rows } else { 1 }
+                );
+                let before = emb.weight().to_int8_rowwise().unwrap();
+                refused(
+                    &format!("set_weight, {what}"),
+                    bad_row,
+                    emb.set_weight(&bad),
+                );
+                assert_eq!(emb.weight().to_int8_rowwise().unwrap(), before, "{what}");
+                let f32_table = Embedding::from_pretrained(gpu, &bad, rows, dim, false).unwrap();
+                let r = f32_table.quantize_int8().map(drop);
+                refused(&format!("quantize_int8, {what}"), bad_row, r);
+            }
+        }
+    });
+}
+
 /// The public constructors take any shape: one whose rows would pass every
 /// buffer is a typed error before any host copy (its `dim + 8` row once
 /// wrapped to a byte, and the conversion then asked for 2^62 words).

@@ -176,6 +176,7 @@ enum Call {
         indices: Buf,
         n: u16,
         weights: Vec<Block>,
+        claims: Option<(Buf, u32)>,
     },
     AdamStep {
         len: u16,
@@ -585,6 +586,7 @@ fn call(gpu: &Gpu, pool: &Pool, enc: &mut wgpu::CommandEncoder, c: &Call) -> wgp
             indices,
             n,
             weights,
+            claims,
         } => {
             let blocks: Vec<RowBlock> = weights.iter().take(4).map(|w| pool.block(gpu, w)).collect();
             embedding_renorm::encode(
@@ -599,6 +601,10 @@ fn call(gpu: &Gpu, pool: &Pool, enc: &mut wgpu::CommandEncoder, c: &Call) -> wgp
                     indices: pool.get(*indices),
                     n: *n as usize,
                     blocks: &blocks,
+                    claims: claims.map(|(b, epoch)| embedding_renorm::RenormClaims {
+                        buffer: pool.get(b),
+                        epoch,
+                    }),
                 },
             )
         }

@@ -2,7 +2,9 @@
 //! referenced row whose norm exceeds `max_norm` is scaled in place by
 //! `max_norm / (norm + 1e-7)`, once however often the batch repeats it: one
 //! invocation per id, so a lookup with `max_norm` costs the batch, not the
-//! table (beside one clear of a u32 per row).
+//! table: each row's claim (one u32 per row) is this call's epoch, so a
+//! claims buffer kept across calls ([`RenormClaims`]) is cleared once, not
+//! per lookup.
 //! Shader: `shaders/embedding_renorm.wgsl`; CPU twin: `cpu::embedding_renorm`.
 
 use crate::binding::{self, RowBlock, Span};
@@ -32,7 +34,7 @@ struct Params {
     row_begin: u32,
     row_end: u32,
     n: u32,
-    _pad: u32,
+    epoch: u32,
 }
 
 /// The buffers of one renormalisation.
@@ -59,6 +61,24 @@ pub struct RenormArgs<'a> {
     pub n: usize,
     /// The table's row-blocks (one for a table within one binding).
     pub blocks: &'a [RowBlock<'a>],
+    /// Where the rows are claimed: a buffer the caller keeps across calls,
+    /// or `None` for one made and cleared for this call (a write of 4 bytes
+    /// per table row, which a kept buffer saves).
+    pub claims: Option<RenormClaims<'a>>,
+}
+
+/// A claims buffer kept across calls, and this call's epoch on it: a row
+/// whose u32 already holds the epoch counts as claimed, so every call on
+/// one buffer needs an epoch that no earlier call since the buffer was
+/// zeroed used (the layers count up from 1 and make a new buffer when the
+/// count wraps).
+#[derive(Clone, Copy)]
+pub struct RenormClaims<'a> {
+    /// One u32 per table row (at least `num_embeddings × 4` bytes), zeros
+    /// when first used.
+    pub buffer: &'a wgpu::Buffer,
+    /// Nonzero (a zeroed buffer holds 0 in every row).
+    pub epoch: u32,
 }
 
 /// The widest row one invocation renormalises: it loops over the row twice
@@ -105,8 +125,9 @@ pub(crate) fn check_norms(max_norm: f32, norm_type: f32) -> Result<()> {
 /// `InvalidArgument` for a `max_norm` that is not finite and at least 0, a
 /// `norm_type` that is not positive (`+∞` is the largest magnitude), blocks
 /// that are not consecutive rows of the table or share a buffer with the
-/// ids or the status; `LengthMismatch` for a buffer shorter than its role;
-/// `TooLarge` for a table whose claims (one u32 per row) pass one binding.
+/// ids, the status or the claims, and an epoch of 0; `LengthMismatch` for a
+/// buffer shorter than its role; `TooLarge` for a table whose claims (one
+/// u32 per row) pass one binding.
 pub fn encode(gpu: &Gpu, encoder: &mut wgpu::CommandEncoder, args: &RenormArgs) -> Result<()> {
     recorder::record(gpu, encoder, |rec| record(rec, args))
 }
@@ -124,12 +145,34 @@ pub(crate) fn record(rec: &mut Recorder, args: &RenormArgs) -> Result<()> {
     )?;
     let num_embeddings = to_u32("num_embeddings", args.num_embeddings)?;
     let dim = to_u32("embedding dim", args.dim)?;
-    // Consecutive rows, as a table's blocks hold them: the claims are
-    // cleared once, so a row in two blocks would be scaled in only one.
+    // Consecutive rows, as a table's blocks hold them: every block of a
+    // call claims with one epoch, so a row in two blocks would be scaled in
+    // only one.
     binding::check_consecutive_rows(args.blocks, args.num_embeddings)?;
-    let outputs: Vec<&wgpu::Buffer> = args.blocks.iter().map(|b| b.span.buffer).collect();
+    // One claim per table row, bound whole for every block.
+    let claim_bytes = (args.num_embeddings as u64 * 4).max(4);
+    if let Some(claims) = args.claims {
+        if claims.epoch == 0 {
+            return Err(Error::InvalidArgument {
+                name: "epoch",
+                reason: "must be nonzero: a zeroed claims buffer holds 0 for every row, \
+                         which would count as claimed"
+                    .into(),
+            });
+        }
+        binding::check_holds(
+            "embedding_renorm claims (one u32 per row)",
+            claims.buffer.size(),
+            claim_bytes / 4,
+        )?;
+    }
+    let mut outputs: Vec<&wgpu::Buffer> = args.blocks.iter().map(|b| b.span.buffer).collect();
+    let mut spans: Vec<_> = args.blocks.iter().map(|b| b.span).collect();
+    if let Some(claims) = args.claims {
+        outputs.push(claims.buffer);
+        spans.push(claims.buffer.into());
+    }
     binding::check_inputs_apart("embedding_renorm", &[args.indices, args.status], &outputs)?;
-    let spans: Vec<_> = args.blocks.iter().map(|b| b.span).collect();
     binding::check_spans_apart("embedding_renorm", &spans)?;
     let mut blocks = Vec::with_capacity(args.blocks.len());
     for block in args.blocks {
@@ -153,15 +196,20 @@ pub(crate) fn record(rec: &mut Recorder, args: &RenormArgs) -> Result<()> {
     if args.n == 0 || args.blocks.is_empty() {
         return Ok(()); // no id, or no row: nothing to claim
     }
-    // One claim per table row, bound whole and cleared once for every block.
-    let claim_bytes = (args.num_embeddings as u64 * 4).max(4);
     binding::check_fits(
         gpu,
         "embedding_renorm claims (one u32 per row)",
         claim_bytes,
     )?;
-    let claims = gpu.storage("embedding_renorm claims", claim_bytes)?;
-    rec.clear_buffer(claims.raw(), 0, None);
+    // Without a kept buffer, a zeroed one of this call's own and epoch 1.
+    let own;
+    let (claims, epoch) = match args.claims {
+        Some(c) => (c.buffer, c.epoch),
+        None => {
+            own = gpu.storage("embedding_renorm claims", claim_bytes)?;
+            (own.raw(), 1)
+        }
+    };
     for (row_begin, row_end, span) in blocks {
         for window in &windows {
             let params = Params {
@@ -172,7 +220,7 @@ pub(crate) fn record(rec: &mut Recorder, args: &RenormArgs) -> Result<()> {
                 row_begin,
                 row_end,
                 n: to_u32("index count", window.len())?,
-                _pad: 0,
+                epoch,
             };
             rec.launch(
                 &SPEC,
@@ -182,7 +230,14 @@ pub(crate) fn record(rec: &mut Recorder, args: &RenormArgs) -> Result<()> {
                     (1, args.status.into()),
                     (2, Span::items(args.indices, window, 4)),
                     (3, span),
-                    (4, claims.raw().into()),
+                    (
+                        4,
+                        Span {
+                            buffer: claims,
+                            offset: 0,
+                            size: claim_bytes,
+                        },
+                    ),
                 ],
                 Work::Invocations(window.len() as u64),
             )?;

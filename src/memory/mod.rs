@@ -362,6 +362,15 @@ impl Gpu {
         self.buffer(what, bytes, STORAGE, Init::Zeroed)
     }
 
+    /// A storage buffer of `bytes` zeros that work any thread submits later
+    /// sees zeroed: a recycled buffer's clear is submitted now, not queued
+    /// in front of this thread's next submit (for a buffer kept and shared).
+    pub(crate) fn storage_zeroed_now(&self, what: &'static str, bytes: u64) -> Result<GpuBuffer> {
+        let buffer = self.storage(what, bytes)?;
+        cache::flush_clears(self.inner.id);
+        Ok(buffer)
+    }
+
     /// A storage buffer of `bytes` the first kernel to use it writes in
     /// full: a cached one is not cleared first.
     pub(crate) fn storage_uninit(&self, what: &'static str, bytes: u64) -> Result<GpuBuffer> {

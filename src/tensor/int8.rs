@@ -67,8 +67,21 @@ impl Int8Tensor {
         })
     }
 
-    /// Quantizes `data` (`rows × dim` f32, FBGEMM's quantizer) and uploads it.
+    /// Quantizes `data` (`rows × dim` f32, FBGEMM's quantizer) and uploads
+    /// it; a row with a NaN or an infinity, or whose max − min overflows f32,
+    /// is refused (`InvalidArgument` naming the row).
     pub fn quantize(gpu: &Gpu, data: &[f32], shape: [usize; 2]) -> Result<Int8Tensor> {
+        Int8Tensor::quantize_rows(gpu, data, shape, 0)
+    }
+
+    /// [`quantize`](Self::quantize) of table rows `first_row ..`: an error
+    /// names the table's row.
+    pub(crate) fn quantize_rows(
+        gpu: &Gpu,
+        data: &[f32],
+        shape: [usize; 2],
+        first_row: usize,
+    ) -> Result<Int8Tensor> {
         gpu.check_size("int8 row-wise tensor", int8_bytes(shape[0], shape[1]), true)?;
         if data.len() != shape[0].saturating_mul(shape[1]) {
             return Err(Error::LengthMismatch {
@@ -77,6 +90,7 @@ impl Int8Tensor {
                 found: data.len(),
             });
         }
+        check_quantizable(data, shape[1], first_row)?;
         Int8Tensor::from_fused(gpu, &int8_rowwise::quantize(data, shape[1]), shape)
     }
 
@@ -131,7 +145,8 @@ impl Int8Tensor {
 
     /// Overwrites row `row` with `data` (`dim` values) quantized on its own,
     /// as [`write`](Self::write) quantizes each row: the other rows are not
-    /// touched (each row is whole words, scale and bias its own).
+    /// touched (each row is whole words, scale and bias its own). The caller
+    /// has checked the row (`check_quantizable`, with the table's row).
     pub(crate) fn write_row(&self, row: usize, data: &[f32]) -> Result<()> {
         let [rows, dim] = self.shape;
         super::check_rows(row, 1, rows)?;
@@ -153,17 +168,23 @@ impl Int8Tensor {
     }
 
     /// Overwrites the rows with `data` (`rows × dim` f32) quantized by
-    /// FBGEMM's quantizer, in queue order.
+    /// FBGEMM's quantizer, in queue order; nothing is written if a row is
+    /// refused (as [`quantize`](Self::quantize) refuses it).
     pub fn write(&self, data: &[f32]) -> Result<()> {
-        let bytes = self.stored(data)?;
+        let bytes = self.stored(data, 0)?;
         let _scope = self.gpu.scope();
         self.gpu
             .write_buffer("int8 tensor write", self.buffer(), 0, &bytes)
     }
 
     /// The bytes [`write`](Self::write) puts in the buffer for `data`: the
-    /// quantized rows as the shaders read them.
-    pub(crate) fn stored(&self, data: &[f32]) -> Result<std::borrow::Cow<'static, [u8]>> {
+    /// quantized rows as the shaders read them; an error names the row
+    /// counted from `first_row` (the block's first table row).
+    pub(crate) fn stored(
+        &self,
+        data: &[f32],
+        first_row: usize,
+    ) -> Result<std::borrow::Cow<'static, [u8]>> {
         let [rows, dim] = self.shape;
         if data.len() != rows * dim {
             return Err(Error::LengthMismatch {
@@ -172,6 +193,7 @@ impl Int8Tensor {
                 found: data.len(),
             });
         }
+        check_quantizable(data, dim, first_row)?;
         let words = int8_rowwise::to_words(&int8_rowwise::quantize(data, dim), dim);
         Ok(bytemuck::cast_slice(&words).to_vec().into())
     }
@@ -195,4 +217,32 @@ pub(crate) fn dequantize(fused: &[u8], dim: usize) -> Result<Vec<f32>> {
     let mut out = super::host_vec("int8 table dequantized", rows.saturating_mul(dim))?;
     out.extend(int8_rowwise::dequantized(fused, dim));
     Ok(out)
+}
+
+/// `InvalidArgument` naming the first row of `data` (`dim` values a row,
+/// numbered from `first_row`) that int8 row-wise cannot hold: one with a
+/// NaN or an infinity (FBGEMM's min and max skip a NaN, so its codes would
+/// be garbage, and an infinite bias or scale makes every value of the row
+/// NaN), or whose max − min overflows f32 (an infinite scale does too).
+pub(crate) fn check_quantizable(data: &[f32], dim: usize, first_row: usize) -> Result<()> {
+    for (i, row) in data.chunks(dim.max(1)).enumerate() {
+        let bad = |reason: String| Error::InvalidArgument {
+            name: "int8 row-wise data",
+            reason: format!("row {}: {reason}", first_row + i),
+        };
+        if let Some((c, x)) = row.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+            return Err(bad(format!(
+                "element {c} is {x}; int8 row-wise holds finite values only"
+            )));
+        }
+        let min = row.iter().copied().fold(f32::INFINITY, f32::min);
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        if !(max - min).is_finite() {
+            return Err(bad(format!(
+                "its values span {min:e} to {max:e}: max − min overflows f32, \
+                 so its scale (max − min) / 255 would be infinite"
+            )));
+        }
+    }
+    Ok(())
 }

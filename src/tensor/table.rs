@@ -81,12 +81,13 @@ impl Block {
     /// `data` (this block's rows) as the block stores it, in a host-visible
     /// staging buffer (as `write_buffer`'s own, not device memory), and its
     /// length in bytes: the first half of a write that must change every
-    /// block or none (see [`Table::write_blocks`]).
-    fn stage(&self, gpu: &Gpu, data: &[f32]) -> Result<(wgpu::Buffer, u64)> {
+    /// block or none (see [`Table::write_blocks`]). `first_row`, the
+    /// block's first table row, numbers the row an int8 block refuses.
+    fn stage(&self, gpu: &Gpu, data: &[f32], first_row: usize) -> Result<(wgpu::Buffer, u64)> {
         let bytes = match self {
             Block::F32(t) => t.stored(data)?,
             Block::F16(t) => t.stored(data)?,
-            Block::Int8(t) => t.stored(data)?,
+            Block::Int8(t) => t.stored(data, first_row)?,
         };
         let staging = gpu.upload_staging("table write staging", &bytes)?;
         Ok((staging, bytes.len() as u64))
@@ -228,7 +229,7 @@ impl Table {
             Ok(match dtype {
                 DType::F32 => Block::F32(Tensor::from_slice(gpu, part, &shape)?),
                 DType::F16 => Block::F16(HalfTensor::from_f32(gpu, part, &shape)?),
-                DType::Int8 => Block::Int8(Int8Tensor::quantize(gpu, part, shape)?),
+                DType::Int8 => Block::Int8(Int8Tensor::quantize_rows(gpu, part, shape, r.start)?),
             })
         })
     }
@@ -437,7 +438,8 @@ impl Table {
         let _scope = self.gpu.scope();
         let mut staged = Vec::with_capacity(self.blocks.len());
         for (k, (rows, b)) in self.block_rows().zip(&self.blocks).enumerate() {
-            staged.push(b.stage(&self.gpu, &rows_of(k, rows)?)?);
+            let first = rows.start;
+            staged.push(b.stage(&self.gpu, &rows_of(k, rows)?, first)?);
         }
         let mut encoder = self.gpu.encoder("table write");
         for (b, (buffer, bytes)) in self.blocks.iter().zip(&staged) {
@@ -472,7 +474,10 @@ impl Table {
             // An f16 row may start or end mid-word: then the words that hold
             // it are read back first (a word-aligned row is only written).
             Block::F16(t) => t.write_elements(local * dim, data),
-            Block::Int8(t) => t.write_row(local, data),
+            Block::Int8(t) => {
+                super::check_quantizable(data, dim, row)?;
+                t.write_row(local, data)
+            }
         }
     }
 

@@ -2,15 +2,23 @@
 //! `max_norm` renormalisation when the options ask for it.
 
 use super::Embedding;
+use crate::binding;
 use crate::error::{Error, Result};
 use crate::kernels::embedding_gather::{self, GatherArgs};
-use crate::kernels::embedding_renorm::{self, RenormArgs};
+use crate::kernels::embedding_renorm::{self, RenormArgs, RenormClaims};
 use crate::kernels::row_histogram::{self, HistogramArgs};
 use crate::memory::GpuBuffer;
 use crate::nn::check_indices;
 use crate::recorder::{self, Recorder};
 use crate::status::Status;
 use crate::tensor::{IndexTensor, Tensor};
+
+/// An [`Embedding`]'s `max_norm` claims: one u32 per row, and the epoch
+/// the next lookup claims with (see `shaders/embedding_renorm.wgsl`).
+pub(super) struct RenormState {
+    buffer: GpuBuffer,
+    next: u32,
+}
 
 impl Embedding {
     /// Looks up `indices`: a `[indices.len(), dim]` tensor. Every index is
@@ -180,6 +188,12 @@ impl Embedding {
         };
         // The index check alone: the renormalisation claims its rows itself.
         self.record_check(rec, indices, status, None)?;
+        // A GL turn before the claims' lock, as every library call takes
+        // them: making or dropping the buffer under the lock takes one, and
+        // a caller holding a turn may be waiting for the lock.
+        let _turn = self.gpu.gl_turn();
+        let mut slot = self.renorm.lock().unwrap_or_else(|p| p.into_inner());
+        let (claims, epoch) = self.renorm_epoch(&mut slot)?;
         embedding_renorm::record(
             rec,
             &RenormArgs {
@@ -191,8 +205,40 @@ impl Embedding {
                 indices: indices.buffer(),
                 n: indices.len(),
                 blocks: &self.weight.blocks(),
+                claims: Some(RenormClaims {
+                    buffer: claims.raw(),
+                    epoch,
+                }),
             },
         )
+    }
+
+    /// The kept claims buffer and this lookup's epoch on it (the next
+    /// count). The buffer is made, zeroed, at the first lookup and again
+    /// when the count wraps past `u32::MAX` (an old epoch would match rows
+    /// claimed 2^32 lookups ago); the old one is then never recycled, as
+    /// encoders recorded with it may still be waiting to be submitted.
+    fn renorm_epoch<'s>(&self, slot: &'s mut Option<RenormState>) -> Result<(&'s GpuBuffer, u32)> {
+        if slot.as_ref().is_none_or(|s| s.next == 0) {
+            let bytes = (self.num_embeddings as u64 * 4).max(4);
+            binding::check_fits(
+                &self.gpu,
+                "embedding_renorm claims (one u32 per row)",
+                bytes,
+            )?;
+            // Zeroed before any thread's next submit: a lookup on another
+            // thread may record this buffer as soon as the lock is free.
+            let buffer = self
+                .gpu
+                .storage_zeroed_now("embedding_renorm claims", bytes)?;
+            if let Some(old) = slot.replace(RenormState { buffer, next: 1 }) {
+                old.buffer.never_reuse();
+            }
+        }
+        let state = slot.as_mut().expect("made above");
+        let epoch = state.next;
+        state.next = state.next.wrapping_add(1);
+        Ok((&state.buffer, epoch))
     }
 
     /// The `[n, dim]` output: up to `max_buffer_size`, gathered in windows
@@ -202,5 +248,60 @@ impl Embedding {
         self.gpu.check_size("embedding output", bytes, false)?;
         // The gather writes every element (a failed lookup drops the output).
         Tensor::uninit(&self.gpu, &[n, self.dim])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gpu::test_gpus;
+    use crate::{Embedding, EmbeddingOptions};
+
+    /// When the epoch count wraps, the lookup after epoch `u32::MAX` claims
+    /// in a new zeroed buffer from epoch 1: the old buffer's rows hold 1
+    /// (row 0, from the first lookup) and `u32::MAX`, so reusing it, or
+    /// claiming with 0 (which every row never claimed holds: row 3), would
+    /// leave a row unscaled. The twin's bits after each lookup.
+    #[test]
+    fn max_norm_claims_start_again_at_the_epoch_wrap() {
+        let (vocab, dim) = (6, 3);
+        let weights: Vec<f32> = (0..vocab * dim).map(|i| 2.0 + i as f32).collect();
+        let options = EmbeddingOptions {
+            max_norm: Some(1.0),
+            ..EmbeddingOptions::default()
+        };
+        for gpu in test_gpus() {
+            let name = gpu.describe();
+            let mut emb = Embedding::from_pretrained_with_options(
+                &gpu,
+                &weights,
+                vocab,
+                dim,
+                options.clone(),
+            )
+            .unwrap();
+            for (ids, next) in [
+                (&[0u32][..], None),
+                (&[0, 1], Some(u32::MAX)),
+                (&[0, 1, 3, 1], None),
+            ] {
+                emb.set_weight(&weights).unwrap();
+                if let Some(next) = next {
+                    let mut slot = emb.renorm.lock().unwrap();
+                    slot.as_mut().expect("made by the first lookup").next = next;
+                }
+                emb.forward(ids).unwrap();
+                let mut want = weights.clone();
+                crate::cpu::embedding_renorm(vocab, dim, 1.0, 2.0, u32::MAX, ids, &mut want);
+                let got = emb.weight().to_vec().unwrap();
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{name}: lookup of {ids:?}");
+            }
+            let slot = emb.renorm.lock().unwrap();
+            assert_eq!(
+                slot.as_ref().unwrap().next,
+                2,
+                "{name}: epoch 1 of a new buffer"
+            );
+        }
     }
 }

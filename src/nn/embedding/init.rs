@@ -89,6 +89,7 @@ impl Embedding {
             dim,
             options,
             updates: Default::default(),
+            renorm: Default::default(),
             id: {
                 static TABLES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
                 TABLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -166,6 +167,7 @@ impl Embedding {
     /// page's way: the table is read back, then quantized on the host).
     pub async fn quantize_int8_async(&self) -> Result<Embedding> {
         let weights = self.weight.to_vec_async().await?;
+        crate::tensor::check_quantizable(&weights, self.dim, 0)?;
         let fused = crate::cpu::int8_rowwise::quantize(&weights, self.dim);
         let options = EmbeddingOptions {
             freeze: true,

@@ -10,11 +10,13 @@
 //! - `sort.rs`: the sort stage of the deterministic gradient, shared by
 //!   `backward.rs` and the fused updates;
 //! - `update.rs`: SGD and row-wise Adagrad, alone or fused with the backward.
+//! - `adam.rs`: the fused backward + `SparseAdam` step, and dense Adam.
 //!
 //! Loading from and saving to files is in `nn/files.rs`; the gradient's
 //! types, [`Gradient`](crate::nn::Gradient) and [`GradientMode`], in `nn/gradient.rs`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use crate::cpu::Round16;
 use crate::error::Result;
@@ -185,6 +187,10 @@ pub struct Embedding {
     /// Updates recorded on this table: the `step` of an f16 table's
     /// stochastic rounding (see [`Embedding::update_count`]).
     updates: AtomicU64,
+    /// `max_norm`'s row claims, kept across lookups so they are cleared
+    /// once, not per lookup (`forward.rs`, `renorm_epoch`); `None` until
+    /// the first lookup that renormalises.
+    renorm: Mutex<Option<forward::RenormState>>,
     /// This table among every table the process made: what a max bag's
     /// saved winners name (buffers are recycled, this is not).
     pub(in crate::nn) id: u64,
