@@ -1,4 +1,4 @@
-//! The README's example, as a program: look rows up, train them one step,
+//! The crate docs' example (`src/lib.rs`), as a program: look rows up, train them one step,
 //! and see a bad index come back as an error.
 //!
 //! cargo run --release --example quickstart

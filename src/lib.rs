@@ -4,8 +4,8 @@
 //! seeded initialisation, lookup (gather), pooled lookup (bags), the
 //! deterministic scatter-add gradient, updates, and the dense matmul of a
 //! Linear layer — on any adapter wgpu reaches (Vulkan, Metal, DX12, GL,
-//! software rasterizers). Every kernel has a CPU twin in [`cpu`] that is its
-//! specification and its test oracle.
+//! software rasterizers). Every kernel but the `fma_peak` probe has a CPU
+//! twin in [`cpu`] that is its specification and its test oracle.
 //!
 //! An embedding is a Linear layer applied to a one-hot vector that never
 //! builds the one-hot vector: it just reads a row.

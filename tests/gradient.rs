@@ -357,7 +357,10 @@ fn max_norm_renormalises_each_referenced_row_once() {
 /// came before: the table keeps its claims buffer and each lookup claims
 /// with a new epoch, so rows grown back past `max_norm` (by `set_weight`,
 /// as an update would) are scaled again. Also two lookups recorded into
-/// two encoders and submitted in the other order. The twin's bits.
+/// two encoders and submitted in the other order, the weights written
+/// back between them: the first-recorded lookup, run last, must still
+/// scale its rows (the later-recorded one's epoch is not its own). The
+/// twin's bits.
 #[test]
 fn max_norm_renormalises_again_on_every_lookup() {
     let (vocab, dim) = (8, 5);
@@ -398,6 +401,8 @@ fn max_norm_renormalises_again_on_every_lookup() {
         let (a, _ia, _oa, sa) = encode(&first);
         let (b, _ib, _ob, sb) = encode(&second);
         gpu.queue().submit([b.finish()]);
+        // In queue order: after b's lookup, before a's.
+        emb.weight().write(&weights).unwrap();
         gpu.queue().submit([a.finish()]);
         assert_eq!(sa.read().unwrap(), None);
         assert_eq!(sb.read().unwrap(), None);
@@ -405,8 +410,61 @@ fn max_norm_renormalises_again_on_every_lookup() {
         assert_bits_eq(
             "two encoders submitted in reverse",
             &after,
-            &renormed(&[&second, &first]),
+            &renormed(&[&first]),
         );
+    });
+}
+
+/// The renorm kernel called directly: without kept claims each call makes
+/// its own zeroed buffer (a recycled one too: the second call takes the
+/// first's back from the cache), so both calls scale their rows; with kept
+/// claims a new epoch scales again, and an epoch used before on the buffer
+/// counts its rows as taken (the caller's contract, checked here so the
+/// docs say what the kernel does). The twin's bits.
+#[test]
+fn the_renorm_kernel_claims_in_its_own_buffer_or_a_kept_one() {
+    use wgpu_embed::kernels::embedding_renorm::{self, RenormArgs, RenormClaims};
+    use wgpu_embed::{RowBlock, STATUS_OK};
+    let (vocab, dim) = (8, 5);
+    let mut rng = Rng(16);
+    let weights: Vec<f32> = (0..vocab * dim)
+        .map(|_| (rng.unit() * 2.0 - 1.0) as f32 * 3.0)
+        .collect();
+    let ids = [3u32, 5, 3, 0];
+    let mut renormed = weights.clone();
+    cpu::embedding_renorm(vocab, dim, 1.0, 2.0, STATUS_OK, &ids, &mut renormed);
+    each_gpu(|gpu| {
+        let table = Tensor::from_slice(gpu, &weights, &[vocab, dim]).unwrap();
+        let status = Tensor::from_slice(gpu, &[f32::from_bits(STATUS_OK)], &[1]).unwrap();
+        let idx = IndexTensor::from_slice(gpu, &ids).unwrap();
+        let kept = Tensor::zeros(gpu, &[vocab]).unwrap();
+        let blocks = [RowBlock::new(table.buffer(), 0..vocab)];
+        let run = |claims: Option<u32>| {
+            table.write(&weights).unwrap();
+            let mut encoder = gpu.encoder("renorm");
+            let args = RenormArgs {
+                num_embeddings: vocab,
+                dim,
+                max_norm: 1.0,
+                norm_type: 2.0,
+                status: status.buffer(),
+                indices: idx.buffer(),
+                n: ids.len(),
+                blocks: &blocks,
+                claims: claims.map(|epoch| RenormClaims {
+                    buffer: kept.buffer(),
+                    epoch,
+                }),
+            };
+            embedding_renorm::encode(gpu, &mut encoder, &args).unwrap();
+            gpu.submit_and_wait(encoder).unwrap();
+            table.to_vec().unwrap()
+        };
+        assert_bits_eq("own claims", &run(None), &renormed);
+        assert_bits_eq("own claims again", &run(None), &renormed);
+        assert_bits_eq("kept claims, epoch 1", &run(Some(1)), &renormed);
+        assert_bits_eq("kept claims, epoch 2", &run(Some(2)), &renormed);
+        assert_bits_eq("kept claims, epoch 2 again", &run(Some(2)), &weights);
     });
 }
 

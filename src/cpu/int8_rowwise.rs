@@ -23,6 +23,9 @@ pub fn words_per_row(dim: usize) -> usize {
 /// FBGEMM's reference quantizer, row by row: `scale = (max − min) / 255`,
 /// `bias = min`, `q = round_half_even((x − min) · 255 / (max − min + 1e-8))`.
 /// `data` is `rows × dim` f32; the result is `rows × (dim + 8)` bytes.
+/// A row with a NaN or an infinity, or whose max − min overflows f32, gets
+/// meaningless codes or a NaN scale, as FBGEMM's does: the library's
+/// quantizing calls refuse such rows before they come here.
 pub fn quantize(data: &[f32], dim: usize) -> Vec<u8> {
     let rows = data.len().checked_div(dim).unwrap_or(0);
     let mut out = Vec::with_capacity(rows * fused_row_bytes(dim));

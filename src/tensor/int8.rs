@@ -45,7 +45,9 @@ impl Int8Tensor {
         })
     }
 
-    /// Uploads rows in FBGEMM's layout (`rows × (dim + 8)` bytes).
+    /// Uploads rows in FBGEMM's layout (`rows × (dim + 8)` bytes), scales
+    /// and biases as they are (a NaN or infinite one makes its row's values
+    /// NaN or infinite, as in FBGEMM).
     pub fn from_fused(gpu: &Gpu, fused: &[u8], [rows, dim]: [usize; 2]) -> Result<Int8Tensor> {
         let bytes = int8_bytes(rows, dim);
         gpu.check_size("int8 row-wise tensor", bytes, true)?;

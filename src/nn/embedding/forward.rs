@@ -186,14 +186,26 @@ impl Embedding {
         let Some(max_norm) = self.options.max_norm else {
             return Ok(());
         };
+        if indices.is_empty() {
+            return Ok(()); // no row to claim: no claims buffer either
+        }
         // The index check alone: the renormalisation claims its rows itself.
         self.record_check(rec, indices, status, None)?;
         // A GL turn before the claims' lock, as every library call takes
         // them: making or dropping the buffer under the lock takes one, and
-        // a caller holding a turn may be waiting for the lock.
+        // a caller holding a turn may be waiting for the lock. Held to the
+        // end, for the drop of the handle below (the last one if another
+        // thread's lookup has wrapped the epoch since).
         let _turn = self.gpu.gl_turn();
-        let mut slot = self.renorm.lock().unwrap_or_else(|p| p.into_inner());
-        let (claims, epoch) = self.renorm_epoch(&mut slot)?;
+        // The lock only while the epoch is taken, not while recording (a
+        // first lookup compiles the pipeline): other threads' lookups on
+        // this table take the next epochs meanwhile, and a buffer replaced
+        // at a wrap is never recycled, so this handle stays ours.
+        let (claims, epoch) = {
+            let mut slot = self.renorm.lock().unwrap_or_else(|p| p.into_inner());
+            let (buffer, epoch) = self.renorm_epoch(&mut slot)?;
+            (buffer.raw().clone(), epoch)
+        };
         embedding_renorm::record(
             rec,
             &RenormArgs {
@@ -206,7 +218,7 @@ impl Embedding {
                 n: indices.len(),
                 blocks: &self.weight.blocks(),
                 claims: Some(RenormClaims {
-                    buffer: claims.raw(),
+                    buffer: &claims,
                     epoch,
                 }),
             },
@@ -258,9 +270,10 @@ mod tests {
 
     /// When the epoch count wraps, the lookup after epoch `u32::MAX` claims
     /// in a new zeroed buffer from epoch 1: the old buffer's rows hold 1
-    /// (row 0, from the first lookup) and `u32::MAX`, so reusing it, or
-    /// claiming with 0 (which every row never claimed holds: row 3), would
-    /// leave a row unscaled. The twin's bits after each lookup.
+    /// (row 0, from the first lookup), `u32::MAX` (rows 1 and 2) and 0 (row
+    /// 3, never claimed), so reusing it from epoch 1 (row 0), or claiming
+    /// with 0 (row 3), would leave a row unscaled. The twin's bits after
+    /// each lookup, and a new buffer.
     #[test]
     fn max_norm_claims_start_again_at_the_epoch_wrap() {
         let (vocab, dim) = (6, 3);
@@ -279,15 +292,18 @@ mod tests {
                 options.clone(),
             )
             .unwrap();
+            let mut old = None;
             for (ids, next) in [
                 (&[0u32][..], None),
-                (&[0, 1], Some(u32::MAX)),
+                (&[1, 2], Some(u32::MAX)),
                 (&[0, 1, 3, 1], None),
             ] {
                 emb.set_weight(&weights).unwrap();
                 if let Some(next) = next {
                     let mut slot = emb.renorm.lock().unwrap();
-                    slot.as_mut().expect("made by the first lookup").next = next;
+                    let state = slot.as_mut().expect("made by the first lookup");
+                    state.next = next;
+                    old = Some(state.buffer.raw().clone());
                 }
                 emb.forward(ids).unwrap();
                 let mut want = weights.clone();
@@ -301,6 +317,10 @@ mod tests {
                 slot.as_ref().unwrap().next,
                 2,
                 "{name}: epoch 1 of a new buffer"
+            );
+            assert!(
+                old.as_ref() != Some(slot.as_ref().unwrap().buffer.raw()),
+                "{name}: the wrap made a new buffer"
             );
         }
     }

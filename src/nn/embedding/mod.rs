@@ -115,6 +115,10 @@ pub struct EmbeddingOptions {
     pub padding_idx: Option<usize>,
     /// `forward` renormalises, in place, each referenced row whose
     /// `norm_type`-norm exceeds this (a repeated row once), as PyTorch does.
+    /// The table's first such lookup allocates one u32 per row, kept with
+    /// the table (counted in [`Gpu::memory_live`]), where each lookup
+    /// marks the rows it has taken: a lookup then costs the batch, with no
+    /// per-row work.
     pub max_norm: Option<f32>,
     /// The p of the p-norm used with `max_norm`: positive, finite or
     /// `f32::INFINITY` (the largest magnitude), as `torch.norm`'s `p`.
