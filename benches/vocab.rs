@@ -6,7 +6,9 @@
 //! a pass over every row, and for `max_norm` a clear of one u32 per row on
 //! every lookup; now only the sort's passes grow (one per 4 bits of the
 //! table's row count: 3 at 2^10 rows, 6 at 2^22), and `max_norm`'s claims
-//! are cleared once, when the table's first such lookup makes them.
+//! are cleared once, when the table's first such lookup makes them. A
+//! plain lookup of the same ids is the control: what it gains with V is the
+//! memory hierarchy (random rows of a larger table), not work per row.
 //!
 //! Wall times around each call (criterion's clock); on lavapipe they are
 //! CPU figures: compare the rows of one run, never runs.
@@ -31,8 +33,11 @@ fn bench(c: &mut Criterion) {
     println!("adapter: {}", gpu.describe());
     let grad = Tensor::from_slice(&gpu, &vec![1e-3; N * DIM], &[N, DIM]).unwrap();
     let options = AdamOptions::default();
-    // (V, [sgd, adagrad, adam, sparse backward, max_norm forward]) medians, ms.
-    let mut summary: Vec<(usize, [f64; 5])> = Vec::new();
+    // (V, [sgd, adagrad, adam, sparse backward, max_norm forward, plain
+    // forward]) medians, ms. The plain lookup is the control: its rows are
+    // read at random from a larger table as V grows (on a CPU adapter, from
+    // caches, then from memory), which max_norm's lookup does too.
+    let mut summary: Vec<(usize, [f64; 6])> = Vec::new();
     for v in VOCABS {
         let ids = wgpu_embed::ids::uniform(N, v, 7);
         let mut emb = Embedding::new(&gpu, v, DIM).unwrap();
@@ -81,6 +86,7 @@ fn bench(c: &mut Criterion) {
         group.bench_function("forward (max_norm)", |b| {
             b.iter(|| renorm.forward(&ids).unwrap())
         });
+        group.bench_function("forward", |b| b.iter(|| emb.forward(&ids).unwrap()));
         group.finish();
         summary.push((
             v,
@@ -97,6 +103,9 @@ fn bench(c: &mut Criterion) {
                 median_ms(|| {
                     renorm.forward(&ids).unwrap();
                 }),
+                median_ms(|| {
+                    emb.forward(&ids).unwrap();
+                }),
             ],
         ));
     }
@@ -112,6 +121,7 @@ fn bench(c: &mut Criterion) {
             "adam",
             "sparse backward",
             "max_norm forward",
+            "forward",
         ]
         .iter()
         .zip(ms.iter().zip(base))
