@@ -924,6 +924,18 @@ fn low_level_kernels_check_everything_before_recording() {
             Err(Error::InvalidArgument { name: n, .. }) if *n == name => {}
             _ => panic!("{what}: {r:?}"),
         };
+        // A buffer of 3 words where 4 are needed.
+        let four_for_three = |what: &str, r: wgpu_embed::Result<()>| {
+            let want = matches!(
+                &r,
+                Err(Error::LengthMismatch {
+                    expected: 4,
+                    found: 3,
+                    ..
+                })
+            );
+            assert!(want, "{what}: {r:?}");
+        };
         let mut enc = gpu.encoder("refusals");
         let bag = embedding_bag::BagArgs {
             mode: BagMode::Mean,
@@ -957,17 +969,7 @@ fn low_level_kernels_check_everything_before_recording() {
             ..bag
         };
         let r = embedding_bag::encode(gpu, &mut enc, &int8);
-        assert!(
-            matches!(
-                &r,
-                Err(Error::LengthMismatch {
-                    expected: 4,
-                    found: 3,
-                    ..
-                })
-            ),
-            "{r:?}"
-        );
+        four_for_three("int8 bag of a 12-byte row", r);
         // A padding row past the shaders' u32 rows: TooMany, as the
         // gradient kernels (the argument is a usize in every kernel).
         let status = Tensor::zeros(gpu, &[4]).unwrap();
@@ -1108,17 +1110,7 @@ fn low_level_kernels_check_everything_before_recording() {
         let r = embedding_renorm::encode(gpu, &mut enc, &with(b, &table, claims.buffer(), 0));
         invalid("renorm claims at epoch 0", "epoch", r);
         let r = embedding_renorm::encode(gpu, &mut enc, &with(b, &table, short.buffer(), 1));
-        assert!(
-            matches!(
-                &r,
-                Err(Error::LengthMismatch {
-                    expected: 4,
-                    found: 3,
-                    ..
-                })
-            ),
-            "short renorm claims: {r:?}"
-        );
+        four_for_three("short renorm claims", r);
         for alias in [k, b] {
             let r = embedding_renorm::encode(gpu, &mut enc, &with(b, &table, alias, 1));
             invalid("renorm claims in the table's or ids' buffer", "buffers", r);

@@ -285,13 +285,19 @@ fn sparse_case(dim: usize) {
     }
 }
 
+/// `len` values in (−3, 3) from `seed`: most rows of a few of them have
+/// norms past a `max_norm` of 1.
+fn past_max_norm(seed: u64, len: usize) -> Vec<f32> {
+    floats(&mut Rng(seed), len)
+        .iter()
+        .map(|x| x * 3.0)
+        .collect()
+}
+
 #[test]
 fn max_norm_renormalises_each_referenced_row_once() {
     let (vocab, dim) = (8, 5);
-    let mut rng = Rng(14);
-    let weights: Vec<f32> = (0..vocab * dim)
-        .map(|_| (rng.unit() * 2.0 - 1.0) as f32 * 3.0)
-        .collect();
+    let weights = past_max_norm(14, vocab * dim);
     let indices = [3u32, 3, 5, 3, 1, 5];
     for norm_type in [2.0f32, 1.0, 3.0, f32::INFINITY] {
         let options = EmbeddingOptions {
@@ -364,10 +370,7 @@ fn max_norm_renormalises_each_referenced_row_once() {
 #[test]
 fn max_norm_renormalises_again_on_every_lookup() {
     let (vocab, dim) = (8, 5);
-    let mut rng = Rng(15);
-    let weights: Vec<f32> = (0..vocab * dim)
-        .map(|_| (rng.unit() * 2.0 - 1.0) as f32 * 3.0)
-        .collect();
+    let weights = past_max_norm(15, vocab * dim);
     let options = EmbeddingOptions {
         max_norm: Some(1.0),
         ..EmbeddingOptions::default()
@@ -426,10 +429,7 @@ fn the_renorm_kernel_claims_in_its_own_buffer_or_a_kept_one() {
     use wgpu_embed::kernels::embedding_renorm::{self, RenormArgs, RenormClaims};
     use wgpu_embed::{RowBlock, STATUS_OK};
     let (vocab, dim) = (8, 5);
-    let mut rng = Rng(16);
-    let weights: Vec<f32> = (0..vocab * dim)
-        .map(|_| (rng.unit() * 2.0 - 1.0) as f32 * 3.0)
-        .collect();
+    let weights = past_max_norm(16, vocab * dim);
     let ids = [3u32, 5, 3, 0];
     let mut renormed = weights.clone();
     cpu::embedding_renorm(vocab, dim, 1.0, 2.0, STATUS_OK, &ids, &mut renormed);
