@@ -418,6 +418,61 @@ fn max_norm_renormalises_again_on_every_lookup() {
     });
 }
 
+/// `max_norm` lookups recorded on one table from several threads at once:
+/// each takes its own epoch under the table's lock (the first makes the
+/// claims buffer, zeroed before any of them runs). The encoders are then
+/// submitted one by one with the weights written back before each, so a
+/// lookup that shared an epoch with one submitted before it would find its
+/// rows taken and leave them unscaled. The threads' ids overlap. The
+/// twin's bits after each submit.
+#[test]
+fn max_norm_lookups_recorded_on_several_threads_take_their_own_epochs() {
+    let (vocab, dim, threads) = (16, 4, 4);
+    let weights = past_max_norm(17, vocab * dim);
+    let options = EmbeddingOptions {
+        max_norm: Some(1.0),
+        ..EmbeddingOptions::default()
+    };
+    // Overlapping: thread t looks up rows t .. t + 8, backwards, twice.
+    let ids_of = |t: usize| -> Vec<u32> {
+        let rows = (t as u32..t as u32 + 8).rev();
+        rows.clone().chain(rows).collect()
+    };
+    each_gpu(|gpu| {
+        let emb = table(gpu, &weights, vocab, dim, options.clone());
+        let recorded: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let emb = &emb;
+                    s.spawn(move || {
+                        let ids = ids_of(t);
+                        let idx = IndexTensor::from_slice(gpu, &ids).unwrap();
+                        let out = Tensor::zeros(gpu, &[ids.len(), dim]).unwrap();
+                        let status = wgpu_embed::Status::new(gpu).unwrap();
+                        let mut encoder = gpu.encoder("max_norm lookup");
+                        emb.encode_forward(&mut encoder, &idx, &out, &status)
+                            .unwrap();
+                        (t, encoder, idx, out, status)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (t, encoder, _idx, _out, status) in recorded {
+            emb.weight().write(&weights).unwrap();
+            gpu.queue().submit([encoder.finish()]);
+            assert_eq!(status.read().unwrap(), None);
+            let mut want = weights.clone();
+            cpu::embedding_renorm(vocab, dim, 1.0, 2.0, u32::MAX, &ids_of(t), &mut want);
+            assert_bits_eq(
+                &format!("thread {t}'s lookup"),
+                &emb.weight().to_vec().unwrap(),
+                &want,
+            );
+        }
+    });
+}
+
 /// The renorm kernel called directly: without kept claims each call makes
 /// its own zeroed buffer (a recycled one too: the second call takes the
 /// first's back from the cache), so both calls scale their rows; with kept
