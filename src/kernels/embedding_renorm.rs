@@ -100,6 +100,23 @@ pub fn check_dim(gpu: &Gpu, dim: usize) -> Result<()> {
     Ok(())
 }
 
+/// The name a claims buffer's errors give it.
+const CLAIMS: &str = "embedding_renorm claims (one u32 per row)";
+
+/// Bytes of a claims buffer: one u32 per table row (a binding takes at
+/// least one word).
+fn claims_bytes(num_embeddings: usize) -> u64 {
+    (num_embeddings as u64 * 4).max(4)
+}
+
+/// [`claims_bytes`], or `TooLarge` where they pass one binding: checked
+/// before a layer makes the buffer it keeps, and before every call.
+pub(crate) fn claims_fit(gpu: &Gpu, num_embeddings: usize) -> Result<u64> {
+    let bytes = claims_bytes(num_embeddings);
+    binding::check_fits(gpu, CLAIMS, bytes)?;
+    Ok(bytes)
+}
+
 /// `max_norm` finite and at least +0 (0, as PyTorch allows, zeroes every
 /// referenced row with a norm; a negative one would flip signs), and
 /// `norm_type` positive, finite or `+∞` (the largest magnitude; a norm of
@@ -149,8 +166,8 @@ pub(crate) fn record(rec: &mut Recorder, args: &RenormArgs) -> Result<()> {
     // call claims with one epoch, so a row in two blocks would be scaled in
     // only one.
     binding::check_consecutive_rows(args.blocks, args.num_embeddings)?;
-    // One claim per table row, bound whole for every block.
-    let claim_bytes = (args.num_embeddings as u64 * 4).max(4);
+    let mut outputs: Vec<&wgpu::Buffer> = args.blocks.iter().map(|b| b.span.buffer).collect();
+    let mut spans: Vec<_> = args.blocks.iter().map(|b| b.span).collect();
     if let Some(claims) = args.claims {
         if claims.epoch == 0 {
             return Err(Error::InvalidArgument {
@@ -160,15 +177,8 @@ pub(crate) fn record(rec: &mut Recorder, args: &RenormArgs) -> Result<()> {
                     .into(),
             });
         }
-        binding::check_holds(
-            "embedding_renorm claims (one u32 per row)",
-            claims.buffer.size(),
-            claim_bytes / 4,
-        )?;
-    }
-    let mut outputs: Vec<&wgpu::Buffer> = args.blocks.iter().map(|b| b.span.buffer).collect();
-    let mut spans: Vec<_> = args.blocks.iter().map(|b| b.span).collect();
-    if let Some(claims) = args.claims {
+        let words = claims_bytes(args.num_embeddings) / 4;
+        binding::check_holds(CLAIMS, claims.buffer.size(), words)?;
         outputs.push(claims.buffer);
         spans.push(claims.buffer.into());
     }
@@ -196,17 +206,14 @@ pub(crate) fn record(rec: &mut Recorder, args: &RenormArgs) -> Result<()> {
     if args.n == 0 || args.blocks.is_empty() {
         return Ok(()); // no id, or no row: nothing to claim
     }
-    binding::check_fits(
-        gpu,
-        "embedding_renorm claims (one u32 per row)",
-        claim_bytes,
-    )?;
+    // One claim per table row, bound whole for every block.
+    let claim_bytes = claims_fit(gpu, args.num_embeddings)?;
     // Without a kept buffer, a zeroed one of this call's own and epoch 1.
     let own;
     let (claims, epoch) = match args.claims {
         Some(c) => (c.buffer, c.epoch),
         None => {
-            own = gpu.storage("embedding_renorm claims", claim_bytes)?;
+            own = gpu.storage(CLAIMS, claim_bytes)?;
             (own.raw(), 1)
         }
     };

@@ -92,8 +92,7 @@ impl Int8Tensor {
                 found: data.len(),
             });
         }
-        check_quantizable(data, shape[1], first_row)?;
-        Int8Tensor::from_fused(gpu, &int8_rowwise::quantize(data, shape[1]), shape)
+        Int8Tensor::from_fused(gpu, &quantize(data, shape[1], first_row)?, shape)
     }
 
     /// `[rows, dim]`.
@@ -147,9 +146,9 @@ impl Int8Tensor {
 
     /// Overwrites row `row` with `data` (`dim` values) quantized on its own,
     /// as [`write`](Self::write) quantizes each row: the other rows are not
-    /// touched (each row is whole words, scale and bias its own). The caller
-    /// has checked the row (`check_quantizable`, with the table's row).
-    pub(crate) fn write_row(&self, row: usize, data: &[f32]) -> Result<()> {
+    /// touched (each row is whole words, scale and bias its own). A refused
+    /// row is named `table_row` (its row in the table the tensor is a block of).
+    pub(crate) fn write_row(&self, row: usize, data: &[f32], table_row: usize) -> Result<()> {
         let [rows, dim] = self.shape;
         super::check_rows(row, 1, rows)?;
         if data.len() != dim {
@@ -159,7 +158,7 @@ impl Int8Tensor {
                 found: data.len(),
             });
         }
-        let words = int8_rowwise::to_words(&int8_rowwise::quantize(data, dim), dim);
+        let words = int8_rowwise::to_words(&quantize(data, dim, table_row)?, dim);
         let _scope = self.gpu.scope();
         self.gpu.write_buffer(
             "int8 row write",
@@ -195,8 +194,7 @@ impl Int8Tensor {
                 found: data.len(),
             });
         }
-        check_quantizable(data, dim, first_row)?;
-        let words = int8_rowwise::to_words(&int8_rowwise::quantize(data, dim), dim);
+        let words = int8_rowwise::to_words(&quantize(data, dim, first_row)?, dim);
         Ok(bytemuck::cast_slice(&words).to_vec().into())
     }
 
@@ -221,12 +219,14 @@ pub(crate) fn dequantize(fused: &[u8], dim: usize) -> Result<Vec<f32>> {
     Ok(out)
 }
 
-/// `InvalidArgument` naming the first row of `data` (`dim` values a row,
-/// numbered from `first_row`) that int8 row-wise cannot hold: one with a
-/// NaN or an infinity (FBGEMM's min and max skip a NaN, so its codes would
-/// be garbage, and an infinite bias or scale makes every value of the row
+/// FBGEMM's quantizer (`cpu::int8_rowwise::quantize`) where every row of
+/// `data` can be held: the library's one way to quantize. Otherwise
+/// `InvalidArgument` naming the first row (`dim` values a row, numbered
+/// from `first_row`) that int8 row-wise cannot hold: one with a NaN or an
+/// infinity (FBGEMM's min and max skip a NaN, so its codes would be
+/// garbage, and an infinite bias or scale makes every value of the row
 /// NaN), or whose max − min overflows f32 (an infinite scale does too).
-pub(crate) fn check_quantizable(data: &[f32], dim: usize, first_row: usize) -> Result<()> {
+pub(crate) fn quantize(data: &[f32], dim: usize, first_row: usize) -> Result<Vec<u8>> {
     for (i, row) in data.chunks(dim.max(1)).enumerate() {
         let bad = |reason: String| Error::InvalidArgument {
             name: "int8 row-wise data",
@@ -246,5 +246,5 @@ pub(crate) fn check_quantizable(data: &[f32], dim: usize, first_row: usize) -> R
             )));
         }
     }
-    Ok(())
+    Ok(int8_rowwise::quantize(data, dim))
 }

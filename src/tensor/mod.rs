@@ -8,7 +8,7 @@ mod table;
 pub(crate) use half::half_bytes;
 pub use half::HalfTensor;
 pub use int8::Int8Tensor;
-pub(crate) use int8::{check_quantizable, dequantize};
+pub(crate) use int8::{dequantize, quantize};
 pub(crate) use table::rows_per_block;
 pub use table::Table;
 

@@ -474,10 +474,7 @@ impl Table {
             // An f16 row may start or end mid-word: then the words that hold
             // it are read back first (a word-aligned row is only written).
             Block::F16(t) => t.write_elements(local * dim, data),
-            Block::Int8(t) => {
-                super::check_quantizable(data, dim, row)?;
-                t.write_row(local, data)
-            }
+            Block::Int8(t) => t.write_row(local, data, row),
         }
     }
 

@@ -2,7 +2,6 @@
 //! `max_norm` renormalisation when the options ask for it.
 
 use super::Embedding;
-use crate::binding;
 use crate::error::{Error, Result};
 use crate::kernels::embedding_gather::{self, GatherArgs};
 use crate::kernels::embedding_renorm::{self, RenormArgs, RenormClaims};
@@ -197,15 +196,7 @@ impl Embedding {
         // end, for the drop of the handle below (the last one if another
         // thread's lookup has wrapped the epoch since).
         let _turn = self.gpu.gl_turn();
-        // The lock only while the epoch is taken, not while recording (a
-        // first lookup compiles the pipeline): other threads' lookups on
-        // this table take the next epochs meanwhile, and a buffer replaced
-        // at a wrap is never recycled, so this handle stays ours.
-        let (claims, epoch) = {
-            let mut slot = self.renorm.lock().unwrap_or_else(|p| p.into_inner());
-            let (buffer, epoch) = self.renorm_epoch(&mut slot)?;
-            (buffer.raw().clone(), epoch)
-        };
+        let (claims, epoch) = self.renorm_epoch()?;
         embedding_renorm::record(
             rec,
             &RenormArgs {
@@ -230,14 +221,14 @@ impl Embedding {
     /// when the count wraps past `u32::MAX` (an old epoch would match rows
     /// claimed 2^32 lookups ago); the old one is then never recycled, as
     /// encoders recorded with it may still be waiting to be submitted.
-    fn renorm_epoch<'s>(&self, slot: &'s mut Option<RenormState>) -> Result<(&'s GpuBuffer, u32)> {
+    /// The lock is held only while the epoch is taken, not while the
+    /// caller records (a first lookup compiles the pipeline): other
+    /// threads' lookups take the next epochs meanwhile, and the handle
+    /// returned stays valid past a wrap (its buffer is never recycled).
+    fn renorm_epoch(&self) -> Result<(wgpu::Buffer, u32)> {
+        let mut slot = self.renorm.lock().unwrap_or_else(|p| p.into_inner());
         if slot.as_ref().is_none_or(|s| s.next == 0) {
-            let bytes = (self.num_embeddings as u64 * 4).max(4);
-            binding::check_fits(
-                &self.gpu,
-                "embedding_renorm claims (one u32 per row)",
-                bytes,
-            )?;
+            let bytes = embedding_renorm::claims_fit(&self.gpu, self.num_embeddings)?;
             // Zeroed before any thread's next submit: a lookup on another
             // thread may record this buffer as soon as the lock is free.
             let buffer = self
@@ -250,7 +241,7 @@ impl Embedding {
         let state = slot.as_mut().expect("made above");
         let epoch = state.next;
         state.next = state.next.wrapping_add(1);
-        Ok((&state.buffer, epoch))
+        Ok((state.buffer.raw().clone(), epoch))
     }
 
     /// The `[n, dim]` output: up to `max_buffer_size`, gathered in windows

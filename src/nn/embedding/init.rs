@@ -167,8 +167,7 @@ impl Embedding {
     /// page's way: the table is read back, then quantized on the host).
     pub async fn quantize_int8_async(&self) -> Result<Embedding> {
         let weights = self.weight.to_vec_async().await?;
-        crate::tensor::check_quantizable(&weights, self.dim, 0)?;
-        let fused = crate::cpu::int8_rowwise::quantize(&weights, self.dim);
+        let fused = crate::tensor::quantize(&weights, self.dim, 0)?;
         let options = EmbeddingOptions {
             freeze: true,
             max_norm: None,
